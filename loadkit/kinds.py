@@ -1,0 +1,53 @@
+"""Error kinds: the vocabulary shared by the service's error bodies, its logs and the harness.
+
+DESIGN.md, contract 2. The service keeps its own copy of the server-side kinds (``service`` never
+imports ``loadkit``); a test checks that the two lists agree.
+"""
+
+from enum import StrEnum
+
+
+class ErrorKind(StrEnum):
+    """Why a request failed, as the service or the client saw it."""
+
+    # Server-side kinds, carried in {"error": {"kind": ...}}.
+    STORAGE_LOCK_TIMEOUT = "storage_lock_timeout"
+    DATABASE_ERROR = "database_error"
+    DB_POOL_EXHAUSTED = "db_pool_exhausted"
+    QUERY_TIMEOUT = "query_timeout"
+    OVERLOADED = "overloaded"
+    RATE_LIMITED = "rate_limited"
+    INVALID_CREDENTIALS = "invalid_credentials"
+    UNAUTHORIZED = "unauthorized"
+    VALIDATION_ERROR = "validation_error"
+    NOT_FOUND = "not_found"
+    CONFLICT = "conflict"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    INTERNAL_ERROR = "internal_error"
+    # Client-side kinds: what the harness sees when no kind can be read from a response.
+    TIMEOUT = "timeout"
+    CONNECT_ERROR = "connect_error"
+    CONNECTION_RESET = "connection_reset"
+    PROTOCOL_ERROR = "protocol_error"
+    HTTP2_INTERNAL_ERROR = "http2_internal_error"
+    UNEXPECTED_STATUS = "unexpected_status"
+
+
+SERVER_KINDS: frozenset[str] = frozenset(
+    k.value
+    for k in ErrorKind
+    if k
+    not in {
+        ErrorKind.TIMEOUT,
+        ErrorKind.CONNECT_ERROR,
+        ErrorKind.CONNECTION_RESET,
+        ErrorKind.PROTOCOL_ERROR,
+        ErrorKind.HTTP2_INTERNAL_ERROR,
+        ErrorKind.UNEXPECTED_STATUS,
+    }
+)
+"""Kinds the service may put in an error body."""
+
+CLIENT_KINDS: frozenset[str] = frozenset(k.value for k in ErrorKind) - SERVER_KINDS
+"""Kinds only the client can observe (no response, or a response without a kind)."""

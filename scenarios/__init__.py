@@ -1,0 +1,1 @@
+"""Locust scenarios: plain locustfiles that `locust -f scenarios/<name>.py` also runs."""

@@ -1,0 +1,1 @@
+"""The bundled "engines" API service that loadkit was first built to rescue."""
