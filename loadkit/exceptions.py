@@ -1,6 +1,6 @@
 """The one exception family of loadkit.
 
-Modules raise these; only the CLI turns them into exit codes (see ``EXIT_CODES`` in ``loadkit.cli``).
+Modules raise these; only the CLI turns them into exit codes (``EXIT_CODES`` in ``loadkit.cli``).
 Every message names what was wrong (file, key, value) and what to do about it.
 """
 
@@ -14,7 +14,7 @@ class ConfigError(LoadkitError):
 
 
 class InputError(LoadkitError):
-    """An input file (results, logs, sources) cannot be read or is not what it should be (exit 2)."""
+    """An input file (results, logs, sources) cannot be read or is not what it claims (exit 2)."""
 
 
 class TargetUnreachableError(LoadkitError):
