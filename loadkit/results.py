@@ -1,0 +1,298 @@
+"""The results file, ``loadkit.results/1``: what smoke, load and the lock audit hand to the gate.
+
+DESIGN.md, contract 1; the schema is documented in docs/results.md. Files are written atomically
+(temp file + rename, so a crash or Ctrl-C never leaves half a file) and validated when read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from loadkit.exceptions import InputError
+
+SCHEMA_PREFIX = "loadkit.results/"
+SCHEMA_VERSION = 1
+SCHEMA = f"{SCHEMA_PREFIX}{SCHEMA_VERSION}"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LatencySummary(_Model):
+    """Latency in milliseconds, from an HDR histogram (3 significant digits).
+
+    Percentiles are the upper end of their HDR bucket (never below the true value, at most 0.1 %
+    above it), capped at the exact maximum, so that no percentile is ever reported above max.
+    ``mean``, ``min`` and ``max`` are exact. All are None when nothing was recorded.
+    """
+
+    count: int = Field(ge=0)
+    min: float | None = None
+    mean: float | None = None
+    p50: float | None = None
+    p90: float | None = None
+    p95: float | None = None
+    p99: float | None = None
+    p999: float | None = None
+    max: float | None = None
+
+
+class EncodedHistogram(_Model):
+    """An HDR histogram of latencies in integer microseconds, in the HdrHistogram V2 encoding.
+
+    Histograms from several processes merge exactly: decode each and add. The exact count, sum,
+    min and max ride along because the histogram itself only knows them to bucket precision.
+    ``clamped`` counts values outside [lowest_us, highest_us] that were recorded at the bound.
+    """
+
+    encoding: Literal["hdrhistogram-v2-base64"] = "hdrhistogram-v2-base64"
+    lowest_us: int
+    highest_us: int
+    significant_digits: int
+    count: int = Field(ge=0)
+    sum_us: float = Field(ge=0)
+    min_us: float | None = None
+    max_us: float | None = None
+    clamped: int = Field(default=0, ge=0)
+    data: str
+
+
+class Totals(_Model):
+    """Request counts over the whole run."""
+
+    requests: int = Field(ge=0)
+    ok: int = Field(ge=0)
+    errors: int = Field(ge=0)
+    error_rate: float = Field(ge=0, le=1)
+    rps: float = Field(ge=0)
+
+
+class EndpointResults(_Model):
+    """Figures for one endpoint (a route template such as ``POST /api/auth/login``)."""
+
+    name: str
+    requests: int = Field(ge=0)
+    ok: int = Field(ge=0)
+    errors: int = Field(ge=0)
+    error_rate: float = Field(ge=0, le=1)
+    latency_ms: LatencySummary
+    histogram: EncodedHistogram
+
+
+class ErrorGroup(_Model):
+    """All errors of one kind on one endpoint."""
+
+    endpoint: str
+    kind: str
+    count: int = Field(ge=1)
+    status_codes: dict[str, int] = Field(
+        default_factory=dict, description='HTTP status → count; "none" when no response came'
+    )
+    example_trace_id: str | None = None
+    example_message: str | None = None
+    first_s: float = Field(description="seconds from the run's start to the first occurrence")
+    last_s: float
+
+
+class TimelinePoint(_Model):
+    """One second of the run: what completed in it."""
+
+    t_s: int = Field(ge=0, description="seconds since the run's start")
+    completions: int = Field(ge=0)
+    errors: int = Field(ge=0)
+    p95_ms: float | None = None
+
+
+class Stall(_Model):
+    """A span in which no request completed while requests were in flight."""
+
+    start_s: float = Field(description="seconds since the run's start")
+    end_s: float
+    duration_s: float = Field(ge=0)
+
+
+class GeneratorHealth(_Model):
+    """Whether the load generator itself could be trusted."""
+
+    overloaded: bool = False
+    cpu_warnings: int = Field(default=0, ge=0)
+    max_cpu_percent: float | None = None
+    notes: list[str] = Field(default_factory=list)
+
+
+class _TrafficResults(_Model):
+    """What every run that sends requests reports."""
+
+    schema_: str = Field(default=SCHEMA, alias="schema")
+    target: str
+    started_at: datetime
+    duration_s: float = Field(ge=0)
+    config: dict[str, Any] = Field(default_factory=dict)
+    totals: Totals
+    latency_ms: LatencySummary
+    histogram: EncodedHistogram
+    endpoints: list[EndpointResults] = Field(default_factory=list)
+    errors: list[ErrorGroup] = Field(default_factory=list)
+    timeline: list[TimelinePoint] = Field(default_factory=list)
+    longest_stall: Stall | None = None
+    generator: GeneratorHealth = Field(default_factory=GeneratorHealth)
+    aborted: bool = False
+    invalid_reasons: list[str] = Field(default_factory=list)
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @property
+    def valid(self) -> bool:
+        """False for a run nobody should gate on (aborted, generator overloaded, ...)."""
+        return not (self.aborted or self.generator.overloaded or self.invalid_reasons)
+
+
+class SmokeCheckResult(_Model):
+    """The outcome of one smoke check."""
+
+    name: str
+    method: str
+    path: str
+    expected_status: int
+    status: int | None = None
+    passed: bool
+    latency_ms: float | None = None
+    error_kind: str | None = None
+    trace_id: str | None = None
+    message: str | None = None
+
+
+class SmokeResults(_TrafficResults):
+    """Results of ``loadkit smoke``."""
+
+    kind: Literal["smoke"] = "smoke"
+    checks: list[SmokeCheckResult] = Field(default_factory=list)
+
+    @property
+    def checks_passed(self) -> int:
+        """How many checks got what they expected."""
+        return sum(1 for c in self.checks if c.passed)
+
+
+class LoadResults(_TrafficResults):
+    """Results of ``loadkit load`` (single process or merged from distributed workers)."""
+
+    kind: Literal["load"] = "load"
+
+
+class LockFinding(_Model):
+    """One lock-safety finding."""
+
+    path: str
+    line: int = Field(ge=1)
+    col: int = Field(ge=0)
+    code: str
+    message: str
+    lock_line: int | None = None
+
+
+class LockAuditResults(_Model):
+    """Results of ``loadkit audit-locks``."""
+
+    schema_: str = Field(default=SCHEMA, alias="schema")
+    kind: Literal["lock_audit"] = "lock_audit"
+    target: str = Field(description="the paths audited, joined by spaces")
+    started_at: datetime
+    duration_s: float = Field(ge=0)
+    config: dict[str, Any] = Field(default_factory=dict)
+    files_checked: int = Field(ge=0)
+    suppressed: int = Field(default=0, ge=0)
+    violations: int = Field(ge=0)
+    findings: list[LockFinding] = Field(default_factory=list)
+    aborted: bool = False
+    invalid_reasons: list[str] = Field(default_factory=list)
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @property
+    def valid(self) -> bool:
+        """False when the audit did not complete."""
+        return not (self.aborted or self.invalid_reasons)
+
+
+Results = Annotated[SmokeResults | LoadResults | LockAuditResults, Field(discriminator="kind")]
+_RESULTS_ADAPTER: TypeAdapter[SmokeResults | LoadResults | LockAuditResults] = TypeAdapter(Results)
+
+
+def dump_results(results: SmokeResults | LoadResults | LockAuditResults) -> bytes:
+    """Serialise results to the JSON of the results file (indented, UTF-8)."""
+    data = results.model_dump(mode="json", by_alias=True)
+    return orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n"
+
+
+def write_results(path: Path, results: SmokeResults | LoadResults | LockAuditResults) -> Path:
+    """Write a results file atomically: a temp file in the same folder, then a rename."""
+    write_bytes_atomically(path, dump_results(results))
+    return path
+
+
+def write_bytes_atomically(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` so that readers see either the old file or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def parse_results(data: object, *, source: str) -> SmokeResults | LoadResults | LockAuditResults:
+    """Validate a decoded results document; ``source`` names it in error messages."""
+    if not isinstance(data, dict) or not isinstance(data.get("schema"), str):
+        raise InputError(f'{source}: not a loadkit results file (no "schema" field)')
+    schema = data["schema"]
+    if not schema.startswith(SCHEMA_PREFIX):
+        raise InputError(f"{source}: not a loadkit results file (schema {schema!r})")
+    version_text = schema.removeprefix(SCHEMA_PREFIX)
+    if not version_text.isdigit():
+        raise InputError(f"{source}: unknown results schema {schema!r}")
+    if int(version_text) > SCHEMA_VERSION:
+        raise InputError(
+            f"{source}: written by a newer loadkit (schema {schema!r}; this one reads "
+            f"{SCHEMA!r}); upgrade loadkit to read it"
+        )
+    if int(version_text) < SCHEMA_VERSION:
+        raise InputError(f"{source}: results schema {schema!r} is no longer supported")
+    try:
+        return _RESULTS_ADAPTER.validate_python(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
+            for err in exc.errors()[:5]
+        )
+        raise InputError(f"{source}: invalid loadkit results file: {problems}") from None
+
+
+def read_results(path: Path) -> SmokeResults | LoadResults | LockAuditResults:
+    """Read and validate a results file."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such results file") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InputError(f"{path}: not a loadkit results file (not JSON: {exc})") from None
+    return parse_results(data, source=str(path))
