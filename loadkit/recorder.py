@@ -1,0 +1,619 @@
+"""The measurement core: every latency into HDR histograms, every error by endpoint and kind.
+
+Pure: no I/O, no clock of its own. Callers pass times in seconds on one run clock (see
+``RunClock``) and latencies in seconds; the recorder turns them into integer microseconds, the unit
+of its histograms (1 µs to 60 s, 3 significant digits). Values outside that range are clamped to it
+and counted, never dropped.
+
+Recorders merge exactly: ``to_share()`` encodes everything (histograms in the HdrHistogram V2
+encoding) into plain data that crosses process boundaries (Locust's worker reports), and
+``merge_share()`` adds it, so N processes' shares add up to what one process would have recorded.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from hdrh.histogram import HdrHistogram
+
+from loadkit.exceptions import InputError
+from loadkit.results import (
+    EncodedHistogram,
+    EndpointResults,
+    ErrorGroup,
+    LatencySummary,
+    Stall,
+    TimelinePoint,
+    Totals,
+)
+
+LOWEST_US = 1
+HIGHEST_US = 60_000_000
+SIGNIFICANT_DIGITS = 3
+PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
+
+STALL_FLOOR_S = 0.1
+"""Gaps between completions shorter than this are not kept: countless, and no gate cares."""
+MAX_GAPS = 10_000
+"""At most this many gaps are kept per source (the longest ones), so memory stays flat."""
+
+SHARE_VERSION = 1
+
+
+class RunClock:
+    """Seconds since the epoch, advanced by a monotonic clock.
+
+    Durations measured on it are monotonic (immune to wall-clock steps), while readings from
+    processes on one machine still line up, which the merge of distributed shares relies on.
+    """
+
+    def __init__(self) -> None:
+        self._wall0 = time.time()
+        self._mono0 = time.perf_counter()
+
+    def now(self) -> float:
+        """The current time on this clock, in seconds since the epoch."""
+        return self._wall0 + (time.perf_counter() - self._mono0)
+
+
+class LatencyHistogram:
+    """An HDR histogram of latencies (µs) with the exact count, sum, min and max beside it."""
+
+    __slots__ = ("_hist", "clamped", "count", "max_us", "min_us", "sum_us")
+
+    def __init__(self) -> None:
+        self._hist = HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
+        self.count = 0
+        self.sum_us = 0.0
+        self.min_us: float | None = None
+        self.max_us: float | None = None
+        self.clamped = 0
+
+    def record_us(self, value_us: float) -> None:
+        """Record one latency in microseconds (clamped into range, and counted if it was)."""
+        value_us = max(value_us, 0.0)
+        self.count += 1
+        self.sum_us += value_us
+        if self.min_us is None or value_us < self.min_us:
+            self.min_us = value_us
+        if self.max_us is None or value_us > self.max_us:
+            self.max_us = value_us
+        # hdrh wants ints (a float is accepted silently and mis-bucketed) and drops values out
+        # of range by returning False: clamp first so that nothing is lost without a trace.
+        value = round(value_us)
+        if value < LOWEST_US:
+            value = LOWEST_US
+            self.clamped += 1
+        elif value > HIGHEST_US:
+            value = HIGHEST_US
+            self.clamped += 1
+        self._hist.record_value(value)
+
+    def add(self, other: LatencyHistogram) -> None:
+        """Add another histogram's values to this one (exact)."""
+        if other.count == 0:
+            return
+        self._hist.add(other._hist)
+        self.count += other.count
+        self.sum_us += other.sum_us
+        self.clamped += other.clamped
+        if other.min_us is not None and (self.min_us is None or other.min_us < self.min_us):
+            self.min_us = other.min_us
+        if other.max_us is not None and (self.max_us is None or other.max_us > self.max_us):
+            self.max_us = other.max_us
+
+    def percentiles_us(self, percentiles: tuple[float, ...] = PERCENTILES) -> dict[float, float]:
+        """Values at the given percentiles, each the upper end of its bucket capped at max."""
+        if self.count == 0 or self.max_us is None:
+            return {}
+        # One scan for all percentiles: get_value_at_percentile costs a full scan each.
+        raw = self._hist.get_percentile_to_value_dict(list(percentiles))
+        top = self.max_us
+        bottom = self.min_us if self.min_us is not None else 0.0
+        return {p: max(min(float(raw[p]), top), bottom) for p in percentiles}
+
+    def summary(self) -> LatencySummary:
+        """Latency in milliseconds: exact count, min, mean, max; percentiles to HDR precision."""
+        if self.count == 0:
+            return LatencySummary(count=0)
+        values = self.percentiles_us()
+        return LatencySummary(
+            count=self.count,
+            min=_ms(self.min_us),
+            mean=_ms(self.sum_us / self.count),
+            p50=_ms(values[50.0]),
+            p90=_ms(values[90.0]),
+            p95=_ms(values[95.0]),
+            p99=_ms(values[99.0]),
+            p999=_ms(values[99.9]),
+            max=_ms(self.max_us),
+        )
+
+    def encode(self) -> EncodedHistogram:
+        """The histogram in its portable, mergeable form."""
+        return EncodedHistogram(
+            lowest_us=LOWEST_US,
+            highest_us=HIGHEST_US,
+            significant_digits=SIGNIFICANT_DIGITS,
+            count=self.count,
+            sum_us=self.sum_us,
+            min_us=self.min_us,
+            max_us=self.max_us,
+            clamped=self.clamped,
+            data=self._hist.encode().decode("ascii"),
+        )
+
+    @classmethod
+    def decode(cls, encoded: EncodedHistogram) -> LatencyHistogram:
+        """Rebuild a histogram from ``encode()``; refuses another layout (it would not merge)."""
+        layout = (encoded.lowest_us, encoded.highest_us, encoded.significant_digits)
+        if layout != (LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS):
+            raise InputError(
+                f"histogram layout {layout} differs from loadkit's "
+                f"{(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)}; it cannot be merged exactly"
+            )
+        histogram = cls()
+        try:
+            decoded = HdrHistogram.decode(encoded.data.encode("ascii"))
+        except Exception as exc:  # hdrh raises TypeError, zlib.error and its own cookie errors
+            raise InputError(f"histogram data cannot be decoded: {exc}") from None
+        if decoded.get_total_count() != encoded.count:
+            raise InputError(
+                f"histogram data holds {decoded.get_total_count()} values but says {encoded.count}"
+            )
+        if encoded.count:
+            histogram._hist.add(decoded)
+        histogram.count = encoded.count
+        histogram.sum_us = encoded.sum_us
+        histogram.min_us = encoded.min_us
+        histogram.max_us = encoded.max_us
+        histogram.clamped = encoded.clamped
+        return histogram
+
+
+def _ms(value_us: float | None) -> float | None:
+    # Microsecond resolution is all the input has; more digits would be noise.
+    return None if value_us is None else round(value_us / 1000.0, 3)
+
+
+@dataclass
+class _Endpoint:
+    histogram: LatencyHistogram = field(default_factory=LatencyHistogram)
+    ok: int = 0
+    errors: int = 0
+
+
+@dataclass
+class _ErrorGroupState:
+    count: int = 0
+    status_codes: Counter[str] = field(default_factory=Counter)
+    example_trace_id: str | None = None
+    example_message: str | None = None
+    first: float = float("inf")
+    last: float = float("-inf")
+
+    def add(
+        self,
+        *,
+        count: int,
+        statuses: dict[str, int],
+        trace_id: str | None,
+        message: str | None,
+        first: float,
+        last: float,
+    ) -> None:
+        self.count += count
+        self.status_codes.update(statuses)
+        if self.example_trace_id is None and trace_id:
+            self.example_trace_id = trace_id
+        if self.example_message is None and message:
+            self.example_message = message
+        self.first = min(self.first, first)
+        self.last = max(self.last, last)
+
+
+@dataclass
+class _Second:
+    completions: int = 0
+    errors: int = 0
+    histograms: list[EncodedHistogram] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SecondStats:
+    """What completed in one closed second (for live progress lines)."""
+
+    t: int
+    completions: int
+    errors: int
+    p95_ms: float | None
+
+
+class LatencyRecorder:
+    """Records request outcomes of one run (or of one process's share of it)."""
+
+    def __init__(self, *, start: float, source: str = "local") -> None:
+        """``start``: the run's start on the run clock; ``source`` names this process's share."""
+        self.start = start
+        self.source = source
+        self.end: float | None = None
+        self._endpoints: dict[str, _Endpoint] = {}
+        self._errors: dict[tuple[str, str], _ErrorGroupState] = {}
+        self._seconds: dict[int, _Second] = {}
+        self._open_t: int | None = None
+        self._open = _Second()
+        self._open_hist = LatencyHistogram()
+        self._last_closed: SecondStats | None = None
+        self._last_completion = start
+        self._gaps: dict[str, list[tuple[float, float]]] = {}
+        # Shares that recorded requests: one that never went quiet rules out a merged stall.
+        self._sources: set[str] = set()
+
+    # --- recording -------------------------------------------------------------------------
+
+    def record(
+        self,
+        *,
+        endpoint: str,
+        latency_s: float,
+        end: float,
+        error_kind: str | None = None,
+        status: int | None = None,
+        trace_id: str | None = None,
+        message: str | None = None,
+    ) -> None:
+        """Record one completed request: ``end`` on the run clock, ``error_kind`` None when ok."""
+        latency_us = latency_s * 1_000_000.0
+        self._sources.add(self.source)
+        state = self._endpoints.get(endpoint)
+        if state is None:
+            state = self._endpoints[endpoint] = _Endpoint()
+        state.histogram.record_us(latency_us)
+        failed = error_kind is not None
+        if failed:
+            state.errors += 1
+            key = (endpoint, str(error_kind))
+            group = self._errors.get(key)
+            if group is None:
+                group = self._errors[key] = _ErrorGroupState()
+            group.add(
+                count=1,
+                statuses={str(status) if status is not None else "none": 1},
+                trace_id=trace_id,
+                message=message,
+                first=end,
+                last=end,
+            )
+        else:
+            state.ok += 1
+        self._record_second(end, latency_us, failed)
+        self._record_gap(end, latency_s)
+
+    def _record_second(self, end: float, latency_us: float, failed: bool) -> None:
+        t = max(int(end - self.start), 0)
+        if self._open_t is None:
+            self._open_t = t
+        elif t > self._open_t:
+            self._close_open_second()
+            self._open_t = t
+        # A completion stamped before the open second (out of order) is counted in the open one:
+        # requests complete in time order within one process, so this only absorbs clock jitter.
+        self._open.completions += 1
+        if failed:
+            self._open.errors += 1
+        self._open_hist.record_us(latency_us)
+
+    def _close_open_second(self) -> None:
+        if self._open_t is None:
+            return
+        if self._open.completions:
+            p95 = self._open_hist.percentiles_us((95.0,)).get(95.0)
+            self._last_closed = SecondStats(
+                t=self._open_t,
+                completions=self._open.completions,
+                errors=self._open.errors,
+                p95_ms=_ms(p95),
+            )
+            self._open.histograms.append(self._open_hist.encode())
+            self._merge_second(self._open_t, self._open)
+        self._open = _Second()
+        self._open_hist = LatencyHistogram()
+        self._open_t = None
+
+    def _merge_second(self, t: int, second: _Second) -> None:
+        target = self._seconds.get(t)
+        if target is None:
+            self._seconds[t] = second
+            return
+        target.completions += second.completions
+        target.errors += second.errors
+        target.histograms.extend(second.histograms)
+
+    def _record_gap(self, end: float, latency_s: float) -> None:
+        if end < self._last_completion:
+            return
+        # The request completing now was in flight since end - latency; nothing completed since
+        # the last completion: the overlap of the two is a span with work pending and no progress.
+        gap_start = max(self._last_completion, end - latency_s)
+        if end - gap_start >= STALL_FLOOR_S:
+            self._add_gap(self.source, gap_start, end)
+        self._last_completion = end
+
+    def _add_gap(self, source: str, start: float, end: float) -> None:
+        gaps = self._gaps.setdefault(source, [])
+        gaps.append((start, end))
+        if len(gaps) > MAX_GAPS:
+            gaps.sort(key=lambda g: g[1] - g[0], reverse=True)
+            del gaps[MAX_GAPS // 2 :]
+            gaps.sort()
+
+    def finish(self, *, end: float, in_flight: int = 0) -> None:
+        """Close the run at ``end``; with requests still in flight, the silence since the last
+        completion is a stall too (a freeze that lasted until the end of the run)."""
+        self._close_open_second()
+        if in_flight > 0 and end - self._last_completion >= STALL_FLOOR_S:
+            self._add_gap(self.source, self._last_completion, end)
+            self._last_completion = end
+        self.end = end if self.end is None else max(self.end, end)
+
+    @property
+    def last_second(self) -> SecondStats | None:
+        """The most recent closed second (what a live progress line shows)."""
+        return self._last_closed
+
+    # --- reading ---------------------------------------------------------------------------
+
+    @property
+    def requests(self) -> int:
+        """Requests recorded so far (ok and failed)."""
+        return sum(e.ok + e.errors for e in self._endpoints.values())
+
+    @property
+    def errors(self) -> int:
+        """Failed requests recorded so far."""
+        return sum(e.errors for e in self._endpoints.values())
+
+    def overall_histogram(self) -> LatencyHistogram:
+        """All endpoints' latencies in one histogram."""
+        total = LatencyHistogram()
+        for state in self._endpoints.values():
+            total.add(state.histogram)
+        return total
+
+    def duration_s(self) -> float:
+        """Seconds from start to ``finish()`` (0 before it)."""
+        return max((self.end or self.start) - self.start, 0.0)
+
+    def totals(self) -> Totals:
+        """Request counts and rates over the run."""
+        requests = self.requests
+        errors = self.errors
+        duration = self.duration_s()
+        return Totals(
+            requests=requests,
+            ok=requests - errors,
+            errors=errors,
+            error_rate=errors / requests if requests else 0.0,
+            rps=requests / duration if duration > 0 else 0.0,
+        )
+
+    def endpoint_results(self) -> list[EndpointResults]:
+        """Per-endpoint figures, busiest endpoint first."""
+        rows = []
+        for name, state in self._endpoints.items():
+            requests = state.ok + state.errors
+            rows.append(
+                EndpointResults(
+                    name=name,
+                    requests=requests,
+                    ok=state.ok,
+                    errors=state.errors,
+                    error_rate=state.errors / requests if requests else 0.0,
+                    latency_ms=state.histogram.summary(),
+                    histogram=state.histogram.encode(),
+                )
+            )
+        rows.sort(key=lambda r: (-r.requests, r.name))
+        return rows
+
+    def error_groups(self) -> list[ErrorGroup]:
+        """Errors grouped by (endpoint, kind), most frequent first."""
+        groups = [
+            ErrorGroup(
+                endpoint=endpoint,
+                kind=kind,
+                count=state.count,
+                status_codes=dict(sorted(state.status_codes.items())),
+                example_trace_id=state.example_trace_id,
+                example_message=state.example_message,
+                first_s=round(max(state.first - self.start, 0.0), 6),
+                last_s=round(max(state.last - self.start, 0.0), 6),
+            )
+            for (endpoint, kind), state in self._errors.items()
+        ]
+        groups.sort(key=lambda g: (-g.count, g.endpoint, g.kind))
+        return groups
+
+    def timeline(self) -> list[TimelinePoint]:
+        """One point per second from the start to the end, seconds with no completion included."""
+        self._close_open_second()
+        last = max(self._seconds, default=-1)
+        if self.end is not None:
+            last = max(last, int(self.duration_s()) - (1 if self.duration_s().is_integer() else 0))
+        points = []
+        for t in range(0, last + 1):
+            second = self._seconds.get(t)
+            if second is None or second.completions == 0:
+                points.append(TimelinePoint(t_s=t, completions=0, errors=0, p95_ms=None))
+                continue
+            histogram = LatencyHistogram()
+            for encoded in second.histograms:
+                histogram.add(LatencyHistogram.decode(encoded))
+            # Keep one merged histogram per second from now on: later calls are cheaper.
+            second.histograms = [histogram.encode()]
+            p95 = histogram.percentiles_us((95.0,)).get(95.0)
+            points.append(
+                TimelinePoint(
+                    t_s=t, completions=second.completions, errors=second.errors, p95_ms=_ms(p95)
+                )
+            )
+        return points
+
+    def longest_stall(self) -> Stall | None:
+        """The longest span with no completion anywhere while requests were in flight.
+
+        With several shares (processes), a span counts only when no share completed anything in
+        it: the intersection of their gaps. Gaps under ``STALL_FLOOR_S`` are not tracked.
+        """
+        if not self._gaps:
+            return None
+        spans: list[tuple[float, float]] | None = None
+        for source in self._sources | set(self._gaps):
+            merged = _union(self._gaps.get(source, []))
+            spans = merged if spans is None else _intersect(spans, merged)
+        if not spans:
+            return None
+        start, end = max(spans, key=lambda s: s[1] - s[0])
+        return Stall(
+            start_s=round(start - self.start, 6),
+            end_s=round(end - self.start, 6),
+            duration_s=round(end - start, 6),
+        )
+
+    # --- merging ---------------------------------------------------------------------------
+
+    def to_share(self) -> dict[str, Any]:
+        """Everything recorded, as plain data (JSON/msgpack-safe) for ``merge_share``."""
+        self._close_open_second()
+        return {
+            "version": SHARE_VERSION,
+            "source": self.source,
+            "start": self.start,
+            "end": self.end,
+            "endpoints": {
+                name: {
+                    "ok": state.ok,
+                    "errors": state.errors,
+                    "histogram": state.histogram.encode().model_dump(),
+                }
+                for name, state in self._endpoints.items()
+            },
+            "errors": [
+                {
+                    "endpoint": endpoint,
+                    "kind": kind,
+                    "count": state.count,
+                    "status_codes": dict(state.status_codes),
+                    "example_trace_id": state.example_trace_id,
+                    "example_message": state.example_message,
+                    "first": state.first,
+                    "last": state.last,
+                }
+                for (endpoint, kind), state in self._errors.items()
+            ],
+            "seconds": {
+                str(t): {
+                    "completions": s.completions,
+                    "errors": s.errors,
+                    "histograms": [h.model_dump() for h in s.histograms],
+                }
+                for t, s in self._seconds.items()
+            },
+            "gaps": {source: [list(g) for g in gaps] for source, gaps in self._gaps.items()},
+            "sources": sorted(self._sources),
+        }
+
+    def drain_share(self) -> dict[str, Any]:
+        """``to_share()``, then forget what was shared (a worker's periodic report).
+
+        The clock state (last completion) is kept, so a stall across two reports is still seen
+        whole; gaps are shipped as they are found and the receiver joins them per source.
+        """
+        share = self.to_share()
+        self._endpoints = {}
+        self._errors = {}
+        self._seconds = {}
+        self._gaps = {}
+        self._sources = set()
+        return share
+
+    def merge_share(self, share: dict[str, Any]) -> None:
+        """Add a share from ``to_share()``/``drain_share()`` of another recorder (exact)."""
+        if share.get("version") != SHARE_VERSION:
+            raise InputError(f"recorder share version {share.get('version')!r} is not supported")
+        start_shift = float(share["start"]) - self.start
+        for name, data in share["endpoints"].items():
+            state = self._endpoints.get(name)
+            if state is None:
+                state = self._endpoints[name] = _Endpoint()
+            state.ok += int(data["ok"])
+            state.errors += int(data["errors"])
+            encoded = EncodedHistogram.model_validate(data["histogram"])
+            state.histogram.add(LatencyHistogram.decode(encoded))
+        for data in share["errors"]:
+            key = (str(data["endpoint"]), str(data["kind"]))
+            group = self._errors.get(key)
+            if group is None:
+                group = self._errors[key] = _ErrorGroupState()
+            group.add(
+                count=int(data["count"]),
+                statuses={str(k): int(v) for k, v in data["status_codes"].items()},
+                trace_id=data["example_trace_id"],
+                message=data["example_message"],
+                first=float(data["first"]),
+                last=float(data["last"]),
+            )
+        for t_text, data in share["seconds"].items():
+            # Seconds are counted from each share's own start; shift onto this recorder's.
+            t = max(int(int(t_text) + start_shift), 0)
+            self._merge_second(
+                t,
+                _Second(
+                    completions=int(data["completions"]),
+                    errors=int(data["errors"]),
+                    histograms=[EncodedHistogram.model_validate(h) for h in data["histograms"]],
+                ),
+            )
+        self._sources.update(str(source) for source in share["sources"])
+        for source, gaps in share["gaps"].items():
+            for start, end in gaps:
+                self._add_gap(str(source), float(start), float(end))
+        if share.get("end") is not None:
+            end = float(share["end"])
+            self.end = end if self.end is None else max(self.end, end)
+
+    @property
+    def started_at(self) -> datetime:
+        """The run's start as an aware UTC datetime."""
+        return datetime.fromtimestamp(self.start, tz=UTC)
+
+
+def _union(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    merged: list[tuple[float, float]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _intersect(
+    a: list[tuple[float, float]], b: list[tuple[float, float]]
+) -> list[tuple[float, float]]:
+    out: list[tuple[float, float]] = []
+    i = j = 0
+    while i < len(a) and j < len(b):
+        start = max(a[i][0], b[j][0])
+        end = min(a[i][1], b[j][1])
+        if end > start:
+            out.append((start, end))
+        if a[i][1] < b[j][1]:
+            i += 1
+        else:
+            j += 1
+    return out
