@@ -178,14 +178,39 @@ class LoadProfile(_Section):
 
 
 class LockAuditConfig(_Section):
-    """``[lock_audit]``: which files ``loadkit audit-locks`` checks and what counts as what."""
+    """``[lock_audit]``: which files ``loadkit audit-locks`` checks and what counts as what.
 
-    paths: tuple[str, ...] = ("service",)
-    lock_patterns: tuple[str, ...] = ("*lock*", "*mutex*", "*_storage*")
-    lock_exclude_patterns: tuple[str, ...] = ("*lockfile*",)
+    Patterns are shell globs (``fnmatch``). Lock patterns are matched, case-insensitively, against
+    the last component of a name (``self._storage_lock`` → ``_storage_lock``). Call patterns are
+    matched against the dotted call name and each of its dotted suffixes, after resolving import
+    aliases, so ``hash_password`` also matches ``security.hash_password``.
+    """
+
+    paths: tuple[str, ...] = Field(default=("service",), min_length=1)
+    lock_patterns: tuple[str, ...] = ("*lock*", "*mutex*", "*semaphore*", "*_storage*")
+    lock_exclude_patterns: tuple[str, ...] = ("*lockfile*", "*unlock*", "*block*", "*clock*")
+    lock_constructors: tuple[str, ...] = (
+        "threading.Lock",
+        "threading.RLock",
+        "threading.Semaphore",
+        "threading.BoundedSemaphore",
+        "threading.Condition",
+        "asyncio.Lock",
+        "asyncio.Semaphore",
+        "asyncio.BoundedSemaphore",
+        "asyncio.Condition",
+        "anyio.Lock",
+        "anyio.Semaphore",
+        "anyio.CapacityLimiter",
+        "multiprocessing.Lock",
+        "multiprocessing.RLock",
+    )
     storage_helpers: tuple[str, ...] = ("with_storage", "with_storage_traced")
     slow_call_patterns: tuple[str, ...] = (
         "bcrypt.*",
+        "passlib.*",
+        "hashlib.pbkdf2_hmac",
+        "hashlib.scrypt",
         "hash_password",
         "verify_password",
         "jwt.encode",
@@ -195,7 +220,9 @@ class LockAuditConfig(_Section):
         "aiohttp.*",
         "urllib.*",
         "*.execute",
+        "*.executemany",
         "*.commit",
+        "*.rollback",
         "*.scalars",
         "*.scalar",
         "*.flush",
@@ -204,6 +231,7 @@ class LockAuditConfig(_Section):
         "engine.*",
         "time.sleep",
         "subprocess.*",
+        "socket.*",
         "open",
         "*.read_text",
         "*.read_bytes",
@@ -211,7 +239,32 @@ class LockAuditConfig(_Section):
         "*.write_bytes",
     )
     await_allow: tuple[str, ...] = ()
-    timeout_wrappers: tuple[str, ...] = ("asyncio.timeout", "asyncio.wait_for", "anyio.fail_after")
+    timeout_wrappers: tuple[str, ...] = (
+        "asyncio.timeout",
+        "asyncio.timeout_at",
+        "asyncio.wait_for",
+        "anyio.fail_after",
+        "anyio.move_on_after",
+        "async_timeout.timeout",
+    )
+
+    @field_validator(
+        "paths",
+        "lock_patterns",
+        "lock_exclude_patterns",
+        "lock_constructors",
+        "storage_helpers",
+        "slow_call_patterns",
+        "await_allow",
+        "timeout_wrappers",
+    )
+    @classmethod
+    def _no_blank_entries(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        # An empty string would silently match nothing (or, as a path, the working directory).
+        for index, entry in enumerate(value):
+            if not entry.strip():
+                raise ValueError(f"entry [{index}] is empty; remove it or give a pattern")
+        return value
 
 
 # --- the file ------------------------------------------------------------------------------------
