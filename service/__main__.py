@@ -1,0 +1,51 @@
+"""``python -m service [--host H] [--port P]``: run the service under uvicorn.
+
+Settings come from ``ENGINES_*`` variables; they are validated before uvicorn starts, so a bad
+setting is one clear line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import uvicorn
+from pydantic import ValidationError
+
+from service.app import create_app
+from service.settings import Settings
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line: where to listen."""
+    parser = argparse.ArgumentParser(
+        prog="python -m service", description="Run the engines API service."
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (loopback default)")
+    parser.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Validate settings, then serve until SIGINT/SIGTERM; returns the exit code."""
+    args = parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        for problem in error.errors():
+            field = ".".join(str(p) for p in problem["loc"]) or "settings"
+            print(f"error: invalid setting {field}: {problem['msg']}", file=sys.stderr)
+        return 2
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        access_log=False,  # the service writes its own request lines (service.logs)
+        timeout_graceful_shutdown=int(settings.shutdown_grace_s),
+        log_level="info",
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

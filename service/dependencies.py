@@ -1,0 +1,51 @@
+"""The composition root (``Services``) and the FastAPI dependencies routes declare."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from service.database import Database
+from service.errors import Unauthorized
+from service.passwords import PasswordHasher
+from service.settings import Settings
+from service.storage import Storage
+from service.tokens import TokenClaims, TokenIssuer
+
+
+@dataclass(frozen=True)
+class Services:
+    """Everything a request handler may use, built once per app by ``create_app``."""
+
+    settings: Settings
+    database: Database
+    storage: Storage
+    passwords: PasswordHasher
+    tokens: TokenIssuer
+    started_at: datetime
+
+
+def get_services(request: Request) -> Services:
+    """The app's services (``app.state.services``)."""
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_current_claims(request: Request, services: ServicesDep) -> TokenClaims:
+    """The verified claims of the request's ``Authorization: Bearer`` token."""
+    header = request.headers.get("authorization")
+    if header is None:
+        raise Unauthorized("missing bearer token")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Authorization header must be 'Bearer <token>'")
+    return services.tokens.verify(token.strip())
+
+
+CurrentClaims = Annotated[TokenClaims, Depends(get_current_claims)]

@@ -1,0 +1,142 @@
+"""ASGI middleware: trace ids, the request log line, unhandled errors, and the body-size limit.
+
+Order (outermost first): ``RequestContextMiddleware`` → ``BodySizeLimitMiddleware`` → the app.
+Middleware added later (issue 3: in-flight limit, fault injection) belongs between the two:
+whatever it raises as a ``ServiceError`` is answered with the error envelope, a trace id and a
+log line by ``RequestContextMiddleware``.
+"""
+
+from __future__ import annotations
+
+import time
+
+import structlog
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.context import TRACE_HEADER, RequestContext, trace_id_from
+from service.errors import InternalError, PayloadTooLarge, ServiceError, classify, error_response
+from service.logs import LEVELS, get_logger
+
+UNMATCHED_ENDPOINT = "unmatched"
+"""The endpoint logged for a request that matched no route (never the raw path: unbounded)."""
+
+
+def endpoint_of(scope: Scope) -> str:
+    """The route template the request matched, e.g. ``/api/items/{item_id}``."""
+    route = scope.get("route")
+    template = getattr(route, "path_format", None) or getattr(route, "path", None)
+    return template if isinstance(template, str) else UNMATCHED_ENDPOINT
+
+
+class RequestContextMiddleware:
+    """Gives every request a trace id (echoed in ``X-Trace-Id``), answers anything the app
+    raised with the error envelope, and writes the request's log line."""
+
+    def __init__(self, app: ASGIApp, *, access_log_level: str, retry_after_s: int) -> None:
+        self.app = app
+        self.access_level = LEVELS[access_log_level]
+        self.retry_after_s = retry_after_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        context = RequestContext(trace_id=trace_id_from(scope))
+        scope.setdefault("state", {})["request_context"] = context
+        status_code = 0
+
+        async def send_with_trace_id(message: Message) -> None:
+            nonlocal status_code
+            if message["type"] == "http.response.start":
+                status_code = message["status"]
+                MutableHeaders(scope=message)[TRACE_HEADER] = context.trace_id
+            await send(message)
+
+        with structlog.contextvars.bound_contextvars(trace_id=context.trace_id):
+            try:
+                await self.app(scope, receive, send_with_trace_id)
+            except Exception as exc:
+                error = classify(exc)
+                context.error_kind = error.kind.value
+                context.error_message = error.message
+                if isinstance(error, InternalError) and not isinstance(exc, ServiceError):
+                    get_logger().error(
+                        "unhandled_exception",
+                        method=scope["method"],
+                        endpoint=endpoint_of(scope),
+                        exc_info=exc,
+                    )
+                if status_code:
+                    # The response has started: nothing can be sent any more; the server
+                    # closes the connection. The log line below still records the failure.
+                    status_code = error.status_code
+                else:
+                    response = error_response(
+                        error, trace_id=context.trace_id, retry_after_s=self.retry_after_s
+                    )
+                    await response(scope, receive, send_with_trace_id)
+            finally:
+                self._log_request(scope, context, status_code)
+
+    def _log_request(self, scope: Scope, context: RequestContext, status_code: int) -> None:
+        if status_code >= 500:
+            level = LEVELS["error"]
+        elif context.error_kind is not None or status_code >= 400:
+            level = LEVELS["warning"]
+        else:
+            level = self.access_level
+        fields: dict[str, object] = {
+            "method": scope["method"],
+            "endpoint": endpoint_of(scope),
+            "status_code": status_code,
+            "error_kind": context.error_kind,
+            "duration_ms": round((time.perf_counter() - context.started) * 1000, 3),
+        }
+        if context.error_message is not None:
+            fields["message"] = context.error_message
+        get_logger().log(level, "request", **fields)
+
+
+class BodySizeLimitMiddleware:
+    """Refuses bodies over ``max_body_bytes`` with payload_too_large (413): by Content-Length
+    when declared, else by counting the streamed body before the app sees any of it."""
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_large = PayloadTooLarge(f"request body is over {self.max_body_bytes} bytes")
+        declared = dict(scope.get("headers", ())).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            raise too_large
+        # Buffer the (bounded) body first, so an oversized stream is refused before any
+        # handler has read part of it, then replay it to the app.
+        chunks: list[bytes] = []
+        size = 0
+        more_body = True
+        while more_body:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away before sending its body
+            chunk: bytes = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise too_large
+            chunks.append(chunk)
+            more_body = message.get("more_body", False)
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay_body() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay_body, send)

@@ -1,0 +1,93 @@
+"""/api/auth: register, login, me.
+
+Each handler goes acquire → read → drop → work → reacquire → write: the storage lock is held only
+for the dict reads and writes inside ``with_storage_traced``; bcrypt (worker thread), JWT and the
+database all run with the lock released.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from service.dependencies import CurrentClaims, ServicesDep
+from service.errors import Conflict, InvalidCredentials, Unauthorized
+from service.models import User
+from service.schemas import Credentials, TokenOut, UserOut
+from service.storage import UserRecord
+
+router = APIRouter(prefix="/api/auth", tags=["auth"])
+
+
+@router.post("/register", status_code=status.HTTP_201_CREATED, response_model=UserOut)
+async def register(body: Credentials, services: ServicesDep) -> UserOut:
+    """Create an account: 201, or 409 conflict when the email is taken."""
+    storage = services.storage
+    known = await storage.with_storage_traced("register", lambda c: body.email in c.users)
+    if known:
+        raise Conflict("email already registered")
+    password_hash = await services.passwords.hash(body.password)
+    user = User(email=body.email, password_hash=password_hash)
+    try:
+        async with services.database.write_session() as session:
+            session.add(user)
+            await session.flush()
+            record = user.record()
+    except IntegrityError:
+        raise Conflict("email already registered") from None
+    await storage.with_storage_traced("register", lambda c: c.users.put(record.email, record))
+    return _user_out(record)
+
+
+@router.post("/login", response_model=TokenOut)
+async def login(body: Credentials, services: ServicesDep) -> TokenOut:
+    """Exchange credentials for a bearer token.
+
+    An unknown email costs the same bcrypt check (against a dummy hash) and gets the same 401 body
+    as a wrong password, so neither the body nor the timing tells whether the account exists.
+    """
+    storage = services.storage
+    record = await storage.with_storage_traced("login", lambda c: c.users.get(body.email))
+    if record is None:
+        record = await _load_user_by_email(services, body.email)
+        if record is not None:
+            found = record
+            await storage.with_storage_traced("login", lambda c: c.users.put(found.email, found))
+    ok = await services.passwords.verify(
+        body.password, record.password_hash if record is not None else None
+    )
+    if record is None or not ok:
+        raise InvalidCredentials()
+    token = services.tokens.issue(user_id=record.id, email=record.email)
+    return TokenOut(access_token=token, expires_in=services.tokens.ttl_s)
+
+
+@router.get("/me", response_model=UserOut)
+async def me(claims: CurrentClaims, services: ServicesDep) -> UserOut:
+    """The account the bearer token belongs to."""
+    storage = services.storage
+    record = await storage.with_storage_traced("me", lambda c: c.users.get(claims.email))
+    if record is None or record.id != claims.user_id:
+        record = await _load_user_by_id(services, claims.user_id)
+        if record is None:
+            raise Unauthorized("the token's user no longer exists")
+        found = record
+        await storage.with_storage_traced("me", lambda c: c.users.put(found.email, found))
+    return _user_out(record)
+
+
+async def _load_user_by_email(services: ServicesDep, email: str) -> UserRecord | None:
+    async with services.database.read_session() as session:
+        user = await session.scalar(select(User).where(User.email == email))
+        return user.record() if user is not None else None
+
+
+async def _load_user_by_id(services: ServicesDep, user_id: int) -> UserRecord | None:
+    async with services.database.read_session() as session:
+        user = await session.get(User, user_id)
+        return user.record() if user is not None else None
+
+
+def _user_out(record: UserRecord) -> UserOut:
+    return UserOut(id=record.id, email=record.email, created_at=record.created_at)

@@ -1,0 +1,118 @@
+"""/api/items: the caller's own items (create, list, get, delete).
+
+Reads go to the storage cache first and fill it from the database on a miss; writes go to the
+database first and then to the cache (write-through). Another user's item is a 404, exactly as a
+missing one.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
+from service.dependencies import CurrentClaims, ServicesDep
+from service.errors import NotFound, Unauthorized
+from service.models import Item
+from service.schemas import ItemIn, ItemOut, ItemPage
+from service.storage import ItemRecord
+
+router = APIRouter(prefix="/api/items", tags=["items"])
+
+ITEM_NOT_FOUND = "item not found"
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=ItemOut)
+async def create_item(body: ItemIn, claims: CurrentClaims, services: ServicesDep) -> ItemOut:
+    """Create an item owned by the caller."""
+    item = Item(owner_id=claims.user_id, name=body.name, description=body.description)
+    try:
+        async with services.database.write_session() as session:
+            session.add(item)
+            await session.flush()
+            record = item.record()
+    except IntegrityError:
+        # The foreign key failed: a validly signed token for a user the database lacks.
+        raise Unauthorized("the token's user no longer exists") from None
+    await services.storage.with_storage_traced(
+        "create_item", lambda c: c.items.put(record.id, record)
+    )
+    return _item_out(record)
+
+
+@router.get("", response_model=ItemPage)
+async def list_items(
+    claims: CurrentClaims,
+    services: ServicesDep,
+    limit: Annotated[int, Query(ge=1, description="Page size; capped by the server.")] = 20,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> ItemPage:
+    """The caller's items, oldest first, at most ENGINES_ITEMS_PAGE_MAX per page."""
+    limit = min(limit, services.settings.items_page_max)
+    async with services.database.read_session() as session:
+        rows = await session.scalars(
+            select(Item)
+            .where(Item.owner_id == claims.user_id)
+            .order_by(Item.id)
+            .offset(offset)
+            .limit(limit + 1)  # one more tells whether a next page exists
+        )
+        records = [row.record() for row in rows]
+    has_more = len(records) > limit
+    return ItemPage(
+        items=[_item_out(r) for r in records[:limit]],
+        limit=limit,
+        offset=offset,
+        next_offset=offset + limit if has_more else None,
+    )
+
+
+@router.get("/{item_id}", response_model=ItemOut)
+async def get_item(item_id: int, claims: CurrentClaims, services: ServicesDep) -> ItemOut:
+    """One of the caller's items."""
+    return _item_out(await _owned_item(services, claims.user_id, item_id, "get_item"))
+
+
+@router.delete("/{item_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_item(item_id: int, claims: CurrentClaims, services: ServicesDep) -> Response:
+    """Delete one of the caller's items."""
+    async with services.database.write_session() as session:
+        result = await session.execute(
+            delete(Item).where(Item.id == item_id, Item.owner_id == claims.user_id)
+        )
+        deleted = getattr(result, "rowcount", 0)
+    if not deleted:
+        raise NotFound(ITEM_NOT_FOUND)
+    await services.storage.with_storage_traced("delete_item", lambda c: c.forget_item(item_id))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+async def _owned_item(
+    services: ServicesDep, user_id: int, item_id: int, endpoint: str
+) -> ItemRecord:
+    storage = services.storage
+    record, generation = await storage.with_storage_traced(
+        endpoint, lambda c: c.item_lookup(item_id)
+    )
+    if record is None:
+        async with services.database.read_session() as session:
+            item = await session.get(Item, item_id)
+            record = item.record() if item is not None else None
+        if record is not None:
+            found = record
+            await storage.with_storage_traced(endpoint, lambda c: c.fill_item(found, generation))
+    if record is None or record.owner_id != user_id:
+        raise NotFound(ITEM_NOT_FOUND)
+    return record
+
+
+def _item_out(record: ItemRecord) -> ItemOut:
+    return ItemOut(
+        id=record.id,
+        owner_id=record.owner_id,
+        name=record.name,
+        description=record.description,
+        created_at=record.created_at,
+    )

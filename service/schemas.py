@@ -1,0 +1,101 @@
+"""Request and response bodies shared by the routes."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from service.passwords import MAX_PASSWORD_BYTES
+
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+MIN_PASSWORD_CHARS = 8
+
+
+def _normalise_email(value: str) -> str:
+    value = value.strip().lower()
+    if not _EMAIL.fullmatch(value):
+        raise ValueError("not an email address")
+    return value
+
+
+def _bcrypt_sized(value: str) -> str:
+    if len(value.encode()) > MAX_PASSWORD_BYTES:
+        raise ValueError(f"must be at most {MAX_PASSWORD_BYTES} bytes in UTF-8 (bcrypt's limit)")
+    return value
+
+
+Email = Annotated[str, Field(min_length=3, max_length=320), AfterValidator(_normalise_email)]
+Password = Annotated[str, Field(min_length=MIN_PASSWORD_CHARS), AfterValidator(_bcrypt_sized)]
+
+
+class StrictBody(BaseModel):
+    """Request bodies refuse unknown fields and coercions (a number is not a string)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Credentials(StrictBody):
+    """Body of register and login."""
+
+    email: Email
+    password: Password
+
+
+class UserOut(BaseModel):
+    """A user as the API shows it (never the hash)."""
+
+    id: int
+    email: str
+    created_at: datetime
+
+
+class TokenOut(BaseModel):
+    """A login's answer."""
+
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int
+
+
+class ItemIn(StrictBody):
+    """Body of item creation."""
+
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    description: Annotated[str, Field(max_length=2000)] = ""
+
+
+class ItemOut(BaseModel):
+    """An item as the API shows it."""
+
+    id: int
+    owner_id: int
+    name: str
+    description: str
+    created_at: datetime
+
+
+class ItemPage(BaseModel):
+    """One page of the caller's items, oldest first."""
+
+    items: list[ItemOut]
+    limit: int
+    offset: int
+    next_offset: int | None
+
+
+class Health(BaseModel):
+    """GET /health."""
+
+    status: str
+
+
+class VersionOut(BaseModel):
+    """GET /version."""
+
+    version: str
+    git_commit: str
+    python: str
+    started_at: datetime

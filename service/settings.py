@@ -1,0 +1,83 @@
+"""Service settings, read from ``ENGINES_*`` environment variables (pydantic-settings).
+
+One ``Settings`` object is built by the caller (``python -m service`` or a test) and handed to
+``create_app``; nothing here is read at import time.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_ENV = "dev"
+DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me-0000"
+"""Accepted only when ENGINES_ENV=dev (the default), so a newcomer can run the service at once."""
+
+MIN_SECRET_BYTES = 32
+"""HS256 keys shorter than the hash output (32 bytes) are weak; PyJWT warns about them too."""
+
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
+class Settings(BaseSettings):
+    """Everything the service can be told, with the defaults a fresh clone runs on."""
+
+    model_config = SettingsConfigDict(env_prefix="ENGINES_", extra="ignore", frozen=True)
+
+    env: str = Field(
+        default=DEV_ENV,
+        description="Deployment name; anything but 'dev' refuses the dev JWT secret.",
+    )
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///./engines.db",
+        description="SQLAlchemy async URL: sqlite+aiosqlite:///path or postgresql+asyncpg://...",
+    )
+    db_pool_size: int = Field(default=5, ge=1, description="Connections kept in the pool.")
+    db_max_overflow: int = Field(default=10, ge=0, description="Extra connections past the pool.")
+    db_pool_timeout_s: float = Field(
+        default=30.0, gt=0, description="How long a request waits for a pooled connection."
+    )
+    sqlite_busy_timeout_ms: int = Field(
+        default=5000, ge=0, description="How long SQLite waits for a write lock before failing."
+    )
+    jwt_secret: str = Field(default=DEV_JWT_SECRET, description="HS256 signing key, >= 32 bytes.")
+    jwt_ttl_s: int = Field(default=3600, ge=1, description="Lifetime of an access token.")
+    bcrypt_rounds: int = Field(default=10, ge=4, le=31, description="bcrypt cost factor.")
+    storage_lock_timeout_s: float = Field(
+        default=2.0, gt=0, description="How long with_storage() waits for the storage lock."
+    )
+    retry_after_s: int = Field(
+        default=1, ge=1, description="Retry-After (seconds) sent with 503 responses."
+    )
+    max_body_bytes: int = Field(default=65_536, ge=1, description="Request bodies past this: 413.")
+    items_page_max: int = Field(default=100, ge=1, description="Cap on ?limit= when listing items.")
+    cache_max_entries: int = Field(
+        default=100_000, ge=1, description="Entries per storage-cache table before eviction."
+    )
+    log_level: LogLevel = Field(default="info", description="Lowest level written to stdout.")
+    access_log_level: LogLevel = Field(
+        default="debug",
+        description="Level of the log line for a successful request (errors are always logged).",
+    )
+    git_commit: str = Field(default="unknown", description="Reported by GET /version.")
+    shutdown_grace_s: float = Field(
+        default=10.0, gt=0, description="On SIGTERM, how long requests in flight may finish."
+    )
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_secret(self) -> Settings:
+        secret_bytes = len(self.jwt_secret.encode())
+        if secret_bytes < MIN_SECRET_BYTES:
+            raise ValueError(
+                f"ENGINES_JWT_SECRET is {secret_bytes} bytes; it must be at least "
+                f"{MIN_SECRET_BYTES}: make one with `python -c "
+                "'import secrets; print(secrets.token_hex(32))'`"
+            )
+        if self.jwt_secret == DEV_JWT_SECRET and self.env != DEV_ENV:
+            raise ValueError(
+                f"ENGINES_ENV is {self.env!r} but ENGINES_JWT_SECRET is the dev default; "
+                "set ENGINES_JWT_SECRET to a secret of at least 32 bytes"
+            )
+        return self

@@ -1,0 +1,52 @@
+"""Access tokens: JWT signed with HS256 (PyJWT); ``exp``, ``iat`` and ``sub`` are required."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import jwt
+
+from service.errors import Unauthorized
+
+ALGORITHM = "HS256"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenClaims:
+    """What a verified token says."""
+
+    user_id: int
+    email: str
+
+
+class TokenIssuer:
+    """Issues and verifies the service's bearer tokens."""
+
+    def __init__(self, secret: str, ttl_s: int) -> None:
+        self._secret = secret
+        self.ttl_s = ttl_s
+
+    def issue(self, *, user_id: int, email: str) -> str:
+        """A signed token for the user, valid for ``ttl_s`` seconds."""
+        now = int(time.time())
+        claims = {"sub": str(user_id), "email": email, "iat": now, "exp": now + self.ttl_s}
+        return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
+
+    def verify(self, token: str) -> TokenClaims:
+        """The token's claims; raises ``Unauthorized`` if it is bad, expired or unsigned."""
+        try:
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[ALGORITHM],  # never "none", never a key-confusion algorithm
+                options={"require": ["exp", "iat", "sub"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthorized("token expired") from None
+        except jwt.InvalidTokenError:
+            raise Unauthorized("invalid token") from None
+        sub, email = claims.get("sub"), claims.get("email")
+        if not isinstance(sub, str) or not sub.isdigit() or not isinstance(email, str):
+            raise Unauthorized("invalid token")
+        return TokenClaims(user_id=int(sub), email=email)
