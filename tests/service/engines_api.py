@@ -1,0 +1,57 @@
+"""Helpers for talking to the service in tests (imported by the test modules of this folder)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from service.settings import Settings
+
+TEST_PASSWORD = "correct horse battery"
+SettingsFactory = Callable[..., Settings]
+
+
+async def open_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """Run the app's lifespan around an ASGI client."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://engines.test") as client:
+            yield client
+
+
+async def register(
+    client: httpx.AsyncClient, email: str, password: str = TEST_PASSWORD
+) -> httpx.Response:
+    """POST /api/auth/register."""
+    return await client.post("/api/auth/register", json={"email": email, "password": password})
+
+
+async def login(
+    client: httpx.AsyncClient, email: str, password: str = TEST_PASSWORD
+) -> httpx.Response:
+    """POST /api/auth/login."""
+    return await client.post("/api/auth/login", json={"email": email, "password": password})
+
+
+async def auth_headers(client: httpx.AsyncClient, email: str) -> dict[str, str]:
+    """Register ``email`` and log in: the bearer header."""
+    assert (await register(client, email)).status_code == 201
+    response = await login(client, email)
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def assert_error(response: httpx.Response, status: int, kind: str) -> dict[str, Any]:
+    """The response is the error envelope with this status and kind; returns the error object."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"}, body
+    error: dict[str, Any] = body["error"]
+    assert set(error) == {"kind", "message", "trace_id"}, error
+    assert error["kind"] == kind, error
+    assert isinstance(error["message"], str) and error["message"]
+    assert error["trace_id"] == response.headers["X-Trace-Id"]
+    return error

@@ -1,0 +1,189 @@
+"""Register, login and /me: success and failure paths, JWT negatives, the 72-byte rule, and no
+user enumeration."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import jwt
+import pytest
+from engines_api import TEST_PASSWORD, assert_error, auth_headers, login, register
+
+from service.settings import Settings
+
+EMAIL = "ada@example.org"
+
+
+async def test_register_returns_the_user_without_its_hash(client: httpx.AsyncClient) -> None:
+    response = await register(client, "Ada@Example.org")
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert set(body) == {"id", "email", "created_at"}
+    assert body["email"] == EMAIL  # normalised to lower case
+
+
+async def test_duplicate_registration_is_a_409_conflict(client: httpx.AsyncClient) -> None:
+    assert (await register(client, EMAIL)).status_code == 201
+    assert_error(await register(client, EMAIL), 409, "conflict")
+    assert_error(await register(client, EMAIL.upper()), 409, "conflict")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"email": EMAIL},
+        {"password": TEST_PASSWORD},
+        {},
+        {"email": 12, "password": TEST_PASSWORD},
+        {"email": EMAIL, "password": 12345678},
+        {"email": "not-an-email", "password": TEST_PASSWORD},
+        {"email": EMAIL, "password": "short"},
+        {"email": EMAIL, "password": TEST_PASSWORD, "admin": True},
+        [EMAIL, TEST_PASSWORD],
+    ],
+)
+async def test_bad_register_bodies_are_422_validation_error(
+    client: httpx.AsyncClient, body: object
+) -> None:
+    assert_error(await client.post("/api/auth/register", json=body), 422, "validation_error")
+
+
+async def test_malformed_json_is_422_validation_error(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/api/auth/register", content=b'{"email": ', headers={"Content-Type": "application/json"}
+    )
+    assert_error(response, 422, "validation_error")
+
+
+async def test_password_of_72_bytes_works_and_73_is_422(client: httpx.AsyncClient) -> None:
+    exactly_72 = "é" * 36  # 2 bytes each in UTF-8
+    assert (await register(client, EMAIL, exactly_72)).status_code == 201
+    assert (await login(client, EMAIL, exactly_72)).status_code == 200
+
+    over = "é" * 36 + "x"  # 73 bytes but only 37 characters
+    error = assert_error(await register(client, "b@example.org", over), 422, "validation_error")
+    assert "72 bytes" in error["message"]
+    assert_error(await login(client, EMAIL, over), 422, "validation_error")
+
+
+async def test_login_returns_a_bearer_token(client: httpx.AsyncClient, settings: Settings) -> None:
+    await register(client, EMAIL)
+    response = await login(client, EMAIL)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["token_type"] == "bearer"
+    assert body["expires_in"] == settings.jwt_ttl_s
+    claims = jwt.decode(body["access_token"], settings.jwt_secret, algorithms=["HS256"])
+    assert claims["email"] == EMAIL and "exp" in claims
+
+
+async def test_unknown_user_and_wrong_password_get_the_same_answer(
+    client: httpx.AsyncClient,
+) -> None:
+    await register(client, EMAIL)
+    wrong_password = await login(client, EMAIL, "not the password")
+    unknown_user = await login(client, "nobody@example.org", "not the password")
+    assert_error(wrong_password, 401, "invalid_credentials")
+    assert_error(unknown_user, 401, "invalid_credentials")
+    assert wrong_password.status_code == unknown_user.status_code
+    assert wrong_password.json()["error"]["message"] == unknown_user.json()["error"]["message"]
+    assert set(wrong_password.headers) == set(unknown_user.headers)
+
+
+async def test_unknown_user_login_does_a_bcrypt_check(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The enumeration-by-timing defence: an unknown email still costs one bcrypt check."""
+    import bcrypt
+
+    calls: list[bytes] = []
+    real_checkpw = bcrypt.checkpw
+
+    def counting_checkpw(password: bytes, hashed: bytes) -> bool:
+        calls.append(hashed)
+        return real_checkpw(password, hashed)
+
+    monkeypatch.setattr(bcrypt, "checkpw", counting_checkpw)
+    assert_error(await login(client, "nobody@example.org"), 401, "invalid_credentials")
+    assert len(calls) == 1
+
+
+async def test_me_returns_the_token_owner(client: httpx.AsyncClient) -> None:
+    headers = await auth_headers(client, EMAIL)
+    response = await client.get("/api/auth/me", headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["email"] == EMAIL
+
+
+async def test_me_after_a_cache_miss_reads_the_database(
+    client: httpx.AsyncClient, app: object
+) -> None:
+    headers = await auth_headers(client, EMAIL)
+    services = app.state.services  # type: ignore[attr-defined]
+    await services.storage.with_storage(lambda cache: cache.users.clear())
+    response = await client.get("/api/auth/me", headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["email"] == EMAIL
+
+
+def _token(settings: Settings, **claims: object) -> str:
+    now = int(time.time())
+    payload: dict[str, object] = {"sub": "1", "email": EMAIL, "iat": now, "exp": now + 60}
+    payload.update(claims)
+    return jwt.encode({k: v for k, v in payload.items() if v is not None}, settings.jwt_secret)
+
+
+@pytest.mark.parametrize(
+    "make_header",
+    [
+        pytest.param(lambda s: None, id="missing"),
+        pytest.param(lambda s: "Token abc", id="wrong-scheme"),
+        pytest.param(lambda s: "Bearer", id="empty-token"),
+        pytest.param(lambda s: "Bearer not.a.jwt", id="garbage"),
+        pytest.param(
+            lambda s: "Bearer " + jwt.encode({"sub": "1", "exp": 2**31}, "x" * 40),
+            id="wrong-key",
+        ),
+        pytest.param(
+            lambda s: "Bearer " + _token(s, exp=int(time.time()) - 10, iat=0), id="expired"
+        ),
+        pytest.param(lambda s: "Bearer " + _token(s, exp=None), id="no-exp"),
+        pytest.param(lambda s: "Bearer " + _token(s, sub="abc"), id="bad-sub"),
+        pytest.param(
+            lambda s: "Bearer " + jwt.encode({"sub": "1", "exp": 2**31}, None, algorithm="none"),
+            id="alg-none",
+        ),
+        pytest.param(
+            lambda s: (
+                "Bearer "
+                + jwt.encode(
+                    {"sub": "1", "email": EMAIL, "exp": 2**31, "iat": 0},
+                    s.jwt_secret,
+                    algorithm="HS512",
+                )
+            ),
+            id="other-alg",
+        ),
+    ],
+)
+async def test_bad_tokens_are_401_unauthorized(
+    client: httpx.AsyncClient, settings: Settings, make_header: object
+) -> None:
+    await register(client, EMAIL)
+    header = make_header(settings)  # type: ignore[operator]
+    headers = {} if header is None else {"Authorization": header}
+    for method, path in [("GET", "/api/auth/me"), ("GET", "/api/items"), ("POST", "/api/items")]:
+        response = await client.request(method, path, headers=headers, json={"name": "x"})
+        assert_error(response, 401, "unauthorized")
+        assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+async def test_token_of_a_user_the_database_lacks_is_401(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    headers = {"Authorization": "Bearer " + _token(settings, sub="999", email="ghost@example.org")}
+    assert_error(await client.get("/api/auth/me", headers=headers), 401, "unauthorized")
+    assert_error(
+        await client.post("/api/items", headers=headers, json={"name": "x"}), 401, "unauthorized"
+    )
