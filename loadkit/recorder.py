@@ -12,10 +12,12 @@ encoding) into plain data that crosses process boundaries (Locust's worker repor
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from fractions import Fraction
 from typing import Any
 
 from hdrh.histogram import HdrHistogram
@@ -40,6 +42,9 @@ STALL_FLOOR_S = 0.1
 """Gaps between completions shorter than this are not kept: countless, and no gate cares."""
 MAX_GAPS = 10_000
 """At most this many gaps are kept per source (the longest ones), so memory stays flat."""
+RESHIP_WINDOW_S = 120.0
+"""``drain_share`` keeps (and ships again) gaps this recent: a request still in flight may yet
+show that one of them was a stall. Longer than any latency the histograms can hold (60 s)."""
 
 SHARE_VERSION = 1
 
@@ -63,28 +68,41 @@ class RunClock:
 class LatencyHistogram:
     """An HDR histogram of latencies (µs) with the exact count, sum, min and max beside it."""
 
-    __slots__ = ("_hist", "clamped", "count", "max_us", "min_us", "sum_us")
+    __slots__ = ("_hist", "_sum_ns", "clamped", "count", "max_us", "min_us")
 
     def __init__(self) -> None:
         self._hist = HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
         self.count = 0
-        self.sum_us = 0.0
+        # The sum is kept in integer nanoseconds so that adding shares in any order gives the
+        # same total (float sums depend on the order), hence the same mean after a merge.
+        self._sum_ns = 0
         self.min_us: float | None = None
         self.max_us: float | None = None
         self.clamped = 0
+
+    @property
+    def sum_us(self) -> float:
+        """The exact sum of the recorded latencies, in microseconds (to the nanosecond)."""
+        return self._sum_ns / 1000.0
+
+    @sum_us.setter
+    def sum_us(self, value: float) -> None:
+        self._sum_ns = round(value * 1000.0)
 
     def record_us(self, value_us: float) -> None:
         """Record one latency in microseconds (clamped into range, and counted if it was)."""
         value_us = max(value_us, 0.0)
         self.count += 1
-        self.sum_us += value_us
+        self._sum_ns += round(value_us * 1000.0)
         if self.min_us is None or value_us < self.min_us:
             self.min_us = value_us
         if self.max_us is None or value_us > self.max_us:
             self.max_us = value_us
         # hdrh wants ints (a float is accepted silently and mis-bucketed) and drops values out
         # of range by returning False: clamp first so that nothing is lost without a trace.
-        value = round(value_us)
+        # Rounding up keeps every bucket's upper end at or above the true value, so a reported
+        # percentile is never below the true one.
+        value = math.ceil(value_us)
         if value < LOWEST_US:
             value = LOWEST_US
             self.clamped += 1
@@ -99,7 +117,7 @@ class LatencyHistogram:
             return
         self._hist.add(other._hist)
         self.count += other.count
-        self.sum_us += other.sum_us
+        self._sum_ns += other._sum_ns
         self.clamped += other.clamped
         if other.min_us is not None and (self.min_us is None or other.min_us < self.min_us):
             self.min_us = other.min_us
@@ -107,14 +125,45 @@ class LatencyHistogram:
             self.max_us = other.max_us
 
     def percentiles_us(self, percentiles: tuple[float, ...] = PERCENTILES) -> dict[float, float]:
-        """Values at the given percentiles, each the upper end of its bucket capped at max."""
+        """Values at the given percentiles by nearest rank, to HDR precision.
+
+        The value at percentile p is the one at rank ceil(p/100 * count) in sorted order (so at
+        least p % of the values are at or below it). It is reported as the upper end of its HDR
+        bucket: never below the true value, at most one bucket width (under 0.1 %) plus 1 µs above
+        it, and capped at the exact maximum, so no percentile is ever above max.
+        """
         if self.count == 0 or self.max_us is None:
             return {}
-        # One scan for all percentiles: get_value_at_percentile costs a full scan each.
-        raw = self._hist.get_percentile_to_value_dict(list(percentiles))
+        hist = self._hist
+        total_count = hist.get_total_count()
+        # hdrh's own percentile functions round the rank half up (int(x + 0.5)): with 11 values
+        # its P95 is the 10th, which only 91 % of the values are at or below. Nearest rank
+        # instead, computed exactly (99.9 % of 1000 is 999, not 999.0000000000001).
+        targets = sorted(
+            (max(math.ceil(Fraction(str(p)) * total_count / 100), 1), p) for p in percentiles
+        )
+        values: dict[float, float] = {}
+        if total_count == 0:
+            return values
+        counts = hist.counts
+        seen = 0
+        next_target = 0
+        # One scan for all percentiles, up to the highest bucket in use.
+        top_index = hist.get_counts_array_index(min(math.ceil(self.max_us), HIGHEST_US)) + 1
+        for index in range(min(top_index, hist.counts_len)):
+            count = counts[index]
+            if not count:
+                continue
+            seen += count
+            while next_target < len(targets) and seen >= targets[next_target][0]:
+                value = hist.get_highest_equivalent_value(hist.get_value_from_index(index))
+                values[targets[next_target][1]] = float(value)
+                next_target += 1
+            if next_target == len(targets):
+                break
         top = self.max_us
         bottom = self.min_us if self.min_us is not None else 0.0
-        return {p: max(min(float(raw[p]), top), bottom) for p in percentiles}
+        return {p: max(min(values.get(p, top), top), bottom) for p in percentiles}
 
     def summary(self) -> LatencySummary:
         """Latency in milliseconds: exact count, min, mean, max; percentiles to HDR precision."""
@@ -125,11 +174,11 @@ class LatencyHistogram:
             count=self.count,
             min=_ms(self.min_us),
             mean=_ms(self.sum_us / self.count),
-            p50=_ms(values[50.0]),
-            p90=_ms(values[90.0]),
-            p95=_ms(values[95.0]),
-            p99=_ms(values[99.0]),
-            p999=_ms(values[99.9]),
+            p50=_ms(values.get(50.0)),
+            p90=_ms(values.get(90.0)),
+            p95=_ms(values.get(95.0)),
+            p99=_ms(values.get(99.0)),
+            p999=_ms(values.get(99.9)),
             max=_ms(self.max_us),
         )
 
@@ -249,7 +298,13 @@ class LatencyRecorder:
         self._open_hist = LatencyHistogram()
         self._last_closed: SecondStats | None = None
         self._last_completion = start
-        self._gaps: dict[str, list[tuple[float, float]]] = {}
+        # This process's quiet spans: [previous completion, next completion, in flight from],
+        # in completion order; "in flight from" is the earliest start of a request that was
+        # pending across the span (== the span's end while none is known to have been).
+        self._quiet: list[list[float]] = []
+        # Merged shares' spans by source: quiet (no completion) and stalled (quiet, in flight).
+        self._shared_quiet: dict[str, list[tuple[float, float]]] = {}
+        self._shared_stalls: dict[str, list[tuple[float, float]]] = {}
         # Shares that recorded requests: one that never went quiet rules out a merged stall.
         self._sources: set[str] = set()
 
@@ -334,29 +389,35 @@ class LatencyRecorder:
         target.histograms.extend(second.histograms)
 
     def _record_gap(self, end: float, latency_s: float) -> None:
-        if end < self._last_completion:
-            return
-        # The request completing now was in flight since end - latency; nothing completed since
-        # the last completion: the overlap of the two is a span with work pending and no progress.
-        gap_start = max(self._last_completion, end - latency_s)
-        if end - gap_start >= STALL_FLOOR_S:
-            self._add_gap(self.source, gap_start, end)
-        self._last_completion = end
+        quiet = self._quiet
+        if end >= self._last_completion:
+            if end - self._last_completion >= STALL_FLOOR_S:
+                quiet.append([self._last_completion, end, end])
+                if len(quiet) > MAX_GAPS:
+                    self._trim_quiet()
+            self._last_completion = end
+        # The request completing now was in flight since ``sent``: every quiet span it overlaps
+        # had work pending, also spans that ended before now (a slow request that outlived a
+        # few fast ones). Spans are in completion order, so this usually looks at one entry.
+        sent = end - latency_s
+        for span in reversed(quiet):
+            if span[1] <= sent:
+                break
+            span[2] = max(span[0], min(span[2], sent))
 
-    def _add_gap(self, source: str, start: float, end: float) -> None:
-        gaps = self._gaps.setdefault(source, [])
-        gaps.append((start, end))
-        if len(gaps) > MAX_GAPS:
-            gaps.sort(key=lambda g: g[1] - g[0], reverse=True)
-            del gaps[MAX_GAPS // 2 :]
-            gaps.sort()
+    def _trim_quiet(self) -> None:
+        # Keep the longest half, still in completion order.
+        longest = sorted(self._quiet, key=lambda q: q[1] - q[0], reverse=True)[: MAX_GAPS // 2]
+        self._quiet = sorted(longest, key=lambda q: q[1])
 
     def finish(self, *, end: float, in_flight: int = 0) -> None:
         """Close the run at ``end``; with requests still in flight, the silence since the last
         completion is a stall too (a freeze that lasted until the end of the run)."""
         self._close_open_second()
-        if in_flight > 0 and end - self._last_completion >= STALL_FLOOR_S:
-            self._add_gap(self.source, self._last_completion, end)
+        if end - self._last_completion >= STALL_FLOOR_S:
+            # When the pending requests were sent is unknown: count them from the last completion.
+            pending_from = self._last_completion if in_flight > 0 else end
+            self._quiet.append([self._last_completion, end, pending_from])
             self._last_completion = end
         self.end = end if self.end is None else max(self.end, end)
 
@@ -466,15 +527,18 @@ class LatencyRecorder:
     def longest_stall(self) -> Stall | None:
         """The longest span with no completion anywhere while requests were in flight.
 
-        With several shares (processes), a span counts only when no share completed anything in
-        it: the intersection of their gaps. Gaps under ``STALL_FLOOR_S`` are not tracked.
+        With several shares (processes), a span counts when no share completed anything in it
+        (the intersection of their quiet spans) and some share had a request in flight (the
+        union of their stalled spans). Each share needs its own ``source`` name. Quiet spans
+        under ``STALL_FLOOR_S`` are not tracked.
         """
-        if not self._gaps:
+        quiet_by_source, stalls_by_source = self._spans_by_source()
+        stalled = _union([s for spans in stalls_by_source.values() for s in spans])
+        if not stalled:
             return None
-        spans: list[tuple[float, float]] | None = None
-        for source in self._sources | set(self._gaps):
-            merged = _union(self._gaps.get(source, []))
-            spans = merged if spans is None else _intersect(spans, merged)
+        spans = stalled
+        for source in self._sources | set(quiet_by_source):
+            spans = _intersect(spans, _union(quiet_by_source.get(source, [])))
         if not spans:
             return None
         start, end = max(spans, key=lambda s: s[1] - s[0])
@@ -484,11 +548,24 @@ class LatencyRecorder:
             duration_s=round(end - start, 6),
         )
 
+    def _spans_by_source(
+        self,
+    ) -> tuple[dict[str, list[tuple[float, float]]], dict[str, list[tuple[float, float]]]]:
+        quiet = {source: list(spans) for source, spans in self._shared_quiet.items()}
+        stalls = {source: list(spans) for source, spans in self._shared_stalls.items()}
+        if self._quiet:
+            quiet.setdefault(self.source, []).extend((q[0], q[1]) for q in self._quiet)
+            stalls.setdefault(self.source, []).extend(
+                (q[2], q[1]) for q in self._quiet if q[2] < q[1]
+            )
+        return quiet, stalls
+
     # --- merging ---------------------------------------------------------------------------
 
     def to_share(self) -> dict[str, Any]:
         """Everything recorded, as plain data (JSON/msgpack-safe) for ``merge_share``."""
         self._close_open_second()
+        quiet, stalls = self._spans_by_source()
         return {
             "version": SHARE_VERSION,
             "source": self.source,
@@ -523,7 +600,9 @@ class LatencyRecorder:
                 }
                 for t, s in self._seconds.items()
             },
-            "gaps": {source: [list(g) for g in gaps] for source, gaps in self._gaps.items()},
+            # Stalled spans ("gaps") and quiet spans by source; see longest_stall.
+            "gaps": {source: [list(g) for g in gaps] for source, gaps in stalls.items()},
+            "quiet": {source: [list(g) for g in spans] for source, spans in quiet.items()},
             "sources": sorted(self._sources),
         }
 
@@ -531,13 +610,18 @@ class LatencyRecorder:
         """``to_share()``, then forget what was shared (a worker's periodic report).
 
         The clock state (last completion) is kept, so a stall across two reports is still seen
-        whole; gaps are shipped as they are found and the receiver joins them per source.
+        whole; spans are shipped as they are found and the receiver joins them per source. Recent
+        quiet spans are kept and shipped again, because a request completing later may show that
+        work was pending in them; shipping a span twice changes nothing.
         """
         share = self.to_share()
         self._endpoints = {}
         self._errors = {}
         self._seconds = {}
-        self._gaps = {}
+        horizon = self._last_completion - RESHIP_WINDOW_S
+        self._quiet = [q for q in self._quiet if q[1] > horizon]
+        self._shared_quiet = {}
+        self._shared_stalls = {}
         self._sources = set()
         return share
 
@@ -579,9 +663,12 @@ class LatencyRecorder:
                 ),
             )
         self._sources.update(str(source) for source in share["sources"])
-        for source, gaps in share["gaps"].items():
-            for start, end in gaps:
-                self._add_gap(str(source), float(start), float(end))
+        # A share without "quiet" spans (none are written so) is read as quiet only where stalled.
+        quiet = share.get("quiet", share["gaps"])
+        for source, spans in quiet.items():
+            _add_spans(self._shared_quiet.setdefault(str(source), []), spans)
+        for source, spans in share["gaps"].items():
+            _add_spans(self._shared_stalls.setdefault(str(source), []), spans)
         if share.get("end") is not None:
             end = float(share["end"])
             self.end = end if self.end is None else max(self.end, end)
@@ -592,10 +679,20 @@ class LatencyRecorder:
         return datetime.fromtimestamp(self.start, tz=UTC)
 
 
+def _add_spans(target: list[tuple[float, float]], spans: list[list[float]]) -> None:
+    target.extend((float(start), float(end)) for start, end in spans)
+    if len(target) > 2 * MAX_GAPS:
+        # Re-shipped spans repeat: join them, then keep the longest if there are still too many.
+        target[:] = _union(target)
+        if len(target) > MAX_GAPS:
+            target[:] = sorted(sorted(target, key=lambda g: g[1] - g[0])[-MAX_GAPS:])
+
+
 def _union(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
     merged: list[tuple[float, float]] = []
     for start, end in sorted(spans):
-        if merged and start <= merged[-1][1]:
+        # Spans that only touch stay apart: they touch at a completion, which ends a stall.
+        if merged and start < merged[-1][1]:
             merged[-1] = (merged[-1][0], max(merged[-1][1], end))
         else:
             merged.append((start, end))
