@@ -7,7 +7,6 @@ Every line has ``ts``, ``level`` and ``event``; request lines add ``trace_id``, 
 from __future__ import annotations
 
 import logging
-import sys
 from typing import TextIO
 
 import structlog
@@ -21,7 +20,8 @@ LEVELS: dict[str, int] = {
 
 
 def configure_logging(level: str = "info", *, stream: TextIO | None = None) -> None:
-    """Send structlog output to ``stream`` (stdout at call time) as JSON lines.
+    """Send structlog output to ``stream`` as JSON lines; by default to whatever ``sys.stdout``
+    is when a line is written (so redirections, e.g. pytest's capture, are honoured).
 
     Called by ``create_app``; logging is process-wide, so the last app built decides.
     """
@@ -34,7 +34,7 @@ def configure_logging(level: str = "info", *, stream: TextIO | None = None) -> N
             structlog.processors.JSONRenderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(LEVELS[level]),
-        logger_factory=structlog.WriteLoggerFactory(file=stream or sys.stdout),
+        logger_factory=structlog.WriteLoggerFactory(file=stream),
         cache_logger_on_first_use=False,
     )
 
