@@ -57,5 +57,5 @@ def services(app: FastAPI) -> Services:
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """A client of the started app (tables created, dummy hash made)."""
-    async for c in open_client(app):
+    async with open_client(app) as c:
         yield c

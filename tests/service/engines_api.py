@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -14,6 +15,7 @@ TEST_PASSWORD = "correct horse battery"
 SettingsFactory = Callable[..., Settings]
 
 
+@asynccontextmanager
 async def open_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """Run the app's lifespan around an ASGI client."""
     async with app.router.lifespan_context(app):

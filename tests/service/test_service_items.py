@@ -56,7 +56,7 @@ async def test_list_pages_are_capped(make_settings: SettingsFactory) -> None:
     from service.app import create_app
 
     app = create_app(make_settings(items_page_max=3))
-    async for client in open_client(app):
+    async with open_client(app) as client:
         headers = await auth_headers(client, "pages@example.org")
         ids = [await create(client, headers, f"item {n}") for n in range(5)]
 

@@ -1,0 +1,84 @@
+"""The request log line: one JSON object per line on stdout with DESIGN.md contract 3's fields."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+from engines_api import SettingsFactory, auth_headers, login, open_client
+
+from service.app import create_app
+
+REQUEST_FIELDS = {
+    "ts",
+    "level",
+    "event",
+    "trace_id",
+    "method",
+    "endpoint",
+    "status_code",
+    "error_kind",
+    "duration_ms",
+}
+
+
+def request_lines(out: str) -> list[dict[str, Any]]:
+    lines = [json.loads(line) for line in out.splitlines() if line.strip()]
+    return [line for line in lines if line["event"] == "request"]
+
+
+async def test_error_lines_carry_every_contract_field(
+    client: httpx.AsyncClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    headers = await auth_headers(client, "log@example.org")
+    capsys.readouterr()
+    await login(client, "log@example.org", "wrong password")
+    await client.get("/api/items/12345", headers=headers)
+    await client.get("/not/a/route/7", headers={"X-Request-Id": "logged-404"})
+
+    lines = request_lines(capsys.readouterr().out)
+    assert [line["status_code"] for line in lines] == [401, 404, 404]
+    for line in lines:
+        assert set(line) >= REQUEST_FIELDS, line
+        assert line["level"] == "warning"
+        assert isinstance(line["duration_ms"], float) and line["duration_ms"] >= 0
+        assert line["ts"].endswith("Z")
+    login_line, item_line, route_line = lines
+    assert (login_line["method"], login_line["endpoint"]) == ("POST", "/api/auth/login")
+    assert login_line["error_kind"] == "invalid_credentials"
+    assert item_line["endpoint"] == "/api/items/{item_id}"  # the template, not /api/items/12345
+    assert item_line["error_kind"] == "not_found"
+    assert route_line["endpoint"] == "unmatched"
+    assert route_line["trace_id"] == "logged-404"
+
+
+async def test_trace_id_in_the_log_matches_the_response(
+    client: httpx.AsyncClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    response = await client.get("/api/auth/me")
+    (line,) = request_lines(capsys.readouterr().out)
+    assert line["trace_id"] == response.headers["X-Trace-Id"]
+    assert line["error_kind"] == "unauthorized"
+
+
+async def test_success_lines_follow_the_access_log_level(
+    make_settings: SettingsFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = create_app(make_settings(log_level="info", access_log_level="debug"))
+    async with open_client(app) as client:
+        capsys.readouterr()
+        await client.get("/health")
+        await client.get("/nope")
+    lines = request_lines(capsys.readouterr().out)
+    assert [line["status_code"] for line in lines] == [404]  # the 200 was at debug: filtered
+
+    app = create_app(make_settings(log_level="info", access_log_level="info"))
+    async with open_client(app) as client:
+        capsys.readouterr()
+        await client.get("/health")
+    (line,) = request_lines(capsys.readouterr().out)
+    assert (line["status_code"], line["error_kind"], line["level"]) == (200, None, "info")
+    assert line["endpoint"] == "/health"
