@@ -124,6 +124,54 @@ def serve(
 
 # --- audit-locks -------------------------------------------------------------------------------
 
+
+@app.command("audit-locks")
+def audit_locks(
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Files or directories to audit (default: [lock_audit].paths)."),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="The acceptance file with the [lock_audit] section (default: ./acceptance.toml "
+            "when it exists, else built-in defaults).",
+        ),
+    ] = None,
+    output_format: Annotated[
+        str,
+        typer.Option(
+            "--format", help="text (path:line:col: CODE message), json, or github annotations."
+        ),
+    ] = "text",
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Also write a results file for the gate (lock_violations)."),
+    ] = None,
+) -> None:
+    """Find locks held during slow work or awaits, and locks taken without a timeout.
+
+    Rules: LK001 slow call under a lock, LK002 await under a lock, LK003 acquire without a
+    timeout, LK004 release() not in a finally. Silence one line with
+    `# lockaudit: ignore[LK001] <reason>`. Exit 0 when clean, 1 on findings, 2 on bad
+    configuration or a file that does not parse.
+    """
+    from loadkit.lockaudit_run import audit_paths, audit_scope, to_results
+    from loadkit.report.locks import parse_format, render
+    from loadkit.results import write_results
+
+    with exit_on_error():
+        fmt = parse_format(output_format)
+        settings, targets = audit_scope(paths or [], config, default_config=DEFAULT_CONFIG)
+        run = audit_paths(targets, settings)
+        typer.echo(render(run.summary, fmt), nl=False)
+        if out is not None:
+            write_results(out, to_results(run, settings))
+    if run.summary.violations:
+        raise typer.Exit(code=EXIT_FAILED)
+
+
 # --- errors ------------------------------------------------------------------------------------
 
 
