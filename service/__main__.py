@@ -7,13 +7,32 @@ setting is one clear line on stderr and exit code 2.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+from types import FrameType
 
 import uvicorn
 from pydantic import ValidationError
 
 from service.app import create_app
 from service.settings import Settings
+
+EXIT_STARTUP_FAILED = 3
+"""As ``uvicorn.run``: the lifespan start-up failed (e.g. the database could not be opened)."""
+
+
+class GracefulServer(uvicorn.Server):
+    """A uvicorn server for which SIGTERM is an ordinary, successful stop.
+
+    uvicorn re-raises a captured signal once it has shut down gracefully, so the process would die
+    by SIGTERM (exit -15) even after draining every request; supervisors and ``loadkit serve``
+    expect exit 0 after a graceful stop. SIGINT keeps uvicorn's behaviour.
+    """
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        if sig == signal.SIGTERM and sig in self._captured_signals:
+            self._captured_signals.remove(sig)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -36,15 +55,17 @@ def main(argv: list[str] | None = None) -> int:
             field = ".".join(str(p) for p in problem["loc"]) or "settings"
             print(f"error: invalid setting {field}: {problem['msg']}", file=sys.stderr)
         return 2
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings),
         host=args.host,
         port=args.port,
         access_log=False,  # the service writes its own request lines (service.logs)
-        timeout_graceful_shutdown=int(settings.shutdown_grace_s),
+        timeout_graceful_shutdown=settings.shutdown_grace_s,
         log_level="info",
     )
-    return 0
+    server = GracefulServer(config)
+    server.run()
+    return 0 if server.started else EXIT_STARTUP_FAILED
 
 
 if __name__ == "__main__":

@@ -62,8 +62,8 @@ class Settings(BaseSettings):
         description="Level of the log line for a successful request (errors are always logged).",
     )
     git_commit: str = Field(default="unknown", description="Reported by GET /version.")
-    shutdown_grace_s: float = Field(
-        default=10.0, gt=0, description="On SIGTERM, how long requests in flight may finish."
+    shutdown_grace_s: int = Field(
+        default=10, ge=1, description="On SIGTERM, how long requests in flight may finish."
     )
 
     @model_validator(mode="after")
