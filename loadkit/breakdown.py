@@ -1,0 +1,573 @@
+"""The error breakdown: service log objects in, errors by kind, endpoint and offender out.
+
+Pure: it is handed log objects (``loadkit.logscan``) and results models, and returns plain frozen
+data that ``loadkit.report.errors`` renders. Memory is flat in the number of lines: per group of
+(endpoint, kind) it keeps counters and one HDR histogram of durations, never the lines themselves,
+and the number of groups is capped.
+
+With ``--results``, the client's view is joined in by ``loadkit.errorjoin`` (see there for what
+the join can and cannot say): the builder hands it each error line as it streams past.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from loadkit.errorjoin import ClientComparison, ClientView
+from loadkit.exceptions import ConfigError
+from loadkit.kinds import ErrorKind
+from loadkit.logscan import ScanCounts
+from loadkit.recorder import LatencyHistogram
+
+REQUEST_EVENT = "request"
+POOL_EVENT = "db_pool"
+
+DEFAULT_TOP = 5
+MAX_GROUPS = 2_000
+"""Distinct (endpoint, kind) groups kept; each holds an HDR histogram (~140 KB). A log whose
+endpoints are raw paths instead of route templates would otherwise grow without bound."""
+MAX_ENDPOINTS = 10_000
+MAX_KINDS = 200
+OTHER_ENDPOINTS = "(other endpoints)"
+OTHER_KINDS = "(other kinds)"
+UNKNOWN_KIND = ErrorKind.UNEXPECTED_STATUS.value
+"""The kind of an error line that carries a 4xx/5xx status but no kind (as the harness does)."""
+
+# Field names of the pool line (issue 3), with the spellings SQLAlchemy and other services use.
+POOL_FIELDS: dict[str, tuple[str, ...]] = {
+    "size": ("size", "pool_size"),
+    "max_size": ("max_size", "pool_max_size", "max"),
+    "in_use": ("checked_out", "checkedout", "in_use", "busy"),
+    "idle": ("checked_in", "checkedin", "idle"),
+    "overflow": ("overflow",),
+    "waiting": ("waiting", "waited", "waiters"),
+}
+
+_RELATIVE = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|h|d)")
+_UNIT_S = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+# --- time -----------------------------------------------------------------------------------
+
+
+def parse_time_bound(text: str, *, now: float, option: str = "--since") -> float:
+    """Seconds since the epoch for ``--since``/``--until``.
+
+    Accepts an ISO 8601 time (``2026-11-28T12:00:00Z``; without an offset it is UTC, as the
+    service logs) or a span back from ``now`` (``90s``, ``15m``, ``2h``, ``1d``).
+    """
+    value = text.strip()
+    match = _RELATIVE.fullmatch(value)
+    if match:
+        return now - float(match.group(1)) * _UNIT_S[match.group(2)]
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(
+            f"{option} {text!r}: not a time; give an ISO 8601 time such as "
+            "2026-11-28T12:00:00Z, or a span back from now such as 15m, 2h or 1d"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def epoch_of(ts: object) -> float | None:
+    """A log line's ``ts`` (ISO 8601, or a number of seconds since the epoch) in epoch seconds."""
+    if isinstance(ts, str):
+        try:
+            moment = datetime.fromisoformat(ts)
+        except ValueError:
+            return None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.timestamp()
+    if isinstance(ts, int | float) and not isinstance(ts, bool):
+        return float(ts)
+    return None
+
+
+def iso(epoch: float | None) -> str | None:
+    """An epoch time as ISO 8601 UTC to the millisecond, the way a reader compares log lines."""
+    if epoch is None:
+        return None
+    text = datetime.fromtimestamp(epoch, tz=UTC).isoformat(timespec="milliseconds")
+    return text.replace("+00:00", "Z")  # as the service writes its ts
+
+
+# --- the result -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InputSummary:
+    """What was read, and what of it could not be used."""
+
+    sources: list[str]
+    lines: int
+    log_lines: int
+    request_lines: int
+    success_lines: int
+    pool_lines: int
+    other_events: int
+    blank: int
+    not_json: int
+    foreign: int
+    incomplete: int
+    """Request lines without an endpoint or status code (logged, but unusable)."""
+    outside_window: int
+    """Log lines outside --since/--until (or without a readable ``ts`` while a bound was set)."""
+
+    @property
+    def skipped(self) -> int:
+        """Lines that held something but could not be used (malformed, foreign, incomplete)."""
+        return self.not_json + self.foreign + self.incomplete
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Requests and errors the log shows."""
+
+    requests: int
+    errors: int
+    error_rate: float | None
+    """None when the log holds no success lines: the rate would be 100 % by construction."""
+    first_seen: str | None
+    last_seen: str | None
+
+
+@dataclass(frozen=True)
+class KindRow:
+    """All errors of one kind."""
+
+    kind: str
+    count: int
+    share_of_errors: float
+    share_of_requests: float | None
+    status_codes: dict[str, int]
+    endpoints: int
+    first_seen: str | None
+    last_seen: str | None
+
+
+@dataclass(frozen=True)
+class EndpointRow:
+    """Requests and errors of one endpoint (``METHOD /route/template``)."""
+
+    endpoint: str
+    requests: int
+    errors: int
+    error_rate: float | None
+    top_kind: str | None
+    top_kind_count: int
+
+
+@dataclass(frozen=True)
+class Offender:
+    """One (endpoint, kind) group: the unit a fix targets."""
+
+    endpoint: str
+    kind: str
+    count: int
+    share_of_errors: float
+    status_codes: dict[str, int]
+    p95_ms: float | None
+    max_ms: float | None
+    first_seen: str | None
+    last_seen: str | None
+    example_trace_id: str | None
+    example_message: str | None
+
+
+@dataclass(frozen=True)
+class PoolSummary:
+    """The database pool lines (event ``db_pool``), reduced to what correlates with errors."""
+
+    lines: int
+    size: int | None
+    max_size: int | None
+    max_in_use: int | None
+    max_overflow: int | None
+    max_waiting: int | None
+    total_waiting: int | None
+    saturated_lines: int
+    """Lines with every connection in use (in use >= max size) or requests waiting."""
+    first_saturated: str | None
+    last_saturated: str | None
+
+
+@dataclass(frozen=True)
+class ErrorBreakdown:
+    """Everything ``loadkit errors`` reports."""
+
+    inputs: InputSummary
+    since: str | None
+    until: str | None
+    totals: Totals
+    by_kind: list[KindRow]
+    by_endpoint: list[EndpointRow]
+    top: list[Offender]
+    top_n: int
+    groups: int
+    pool: PoolSummary | None
+    client: ClientComparison | None
+
+    @property
+    def empty(self) -> bool:
+        """True when neither a service log line nor a client run was found: nothing to say."""
+        return self.inputs.log_lines == 0 and self.client is None
+
+
+# --- aggregation ----------------------------------------------------------------------------
+
+
+@dataclass
+class _Group:
+    count: int = 0
+    statuses: Counter[str] = field(default_factory=Counter)
+    durations: LatencyHistogram = field(default_factory=LatencyHistogram)
+    first: float | None = None
+    last: float | None = None
+    example_trace_id: str | None = None
+    example_message: str | None = None
+
+
+@dataclass
+class _Kind:
+    count: int = 0
+    statuses: Counter[str] = field(default_factory=Counter)
+    endpoints: set[str] = field(default_factory=set)
+    first: float | None = None
+    last: float | None = None
+
+
+@dataclass
+class _Pool:
+    lines: int = 0
+    size: int | None = None
+    max_size: int | None = None
+    max_in_use: int | None = None
+    max_overflow: int | None = None
+    max_waiting: int | None = None
+    total_waiting: int | None = None
+    saturated: int = 0
+    first_saturated: float | None = None
+    last_saturated: float | None = None
+
+
+class BreakdownBuilder:
+    """Accumulates log objects one at a time; ``result()`` makes the breakdown.
+
+    ``since``/``until`` (epoch seconds) keep only lines in that span; ``client`` adds the join.
+    """
+
+    def __init__(
+        self,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        client: ClientView | None = None,
+    ) -> None:
+        """See the class docstring."""
+        self.since = since
+        self.until = until
+        self.client = client
+        self._filtered = since is not None or until is not None
+        self._requests = 0
+        self._success = 0
+        self._errors = 0
+        self._pool_lines = 0
+        self._other = 0
+        self._incomplete = 0
+        self._outside = 0
+        self._log_lines = 0
+        self._first: float | None = None
+        self._last: float | None = None
+        self._endpoints: dict[str, list[int]] = {}  # endpoint → [requests, errors]
+        self._groups: dict[tuple[str, str], _Group] = {}
+        self._kinds: dict[str, _Kind] = {}
+        self._pool = _Pool()
+
+    def add_all(self, objects: Iterable[Mapping[str, Any]]) -> None:
+        """``add`` each object."""
+        for obj in objects:
+            self.add(obj)
+
+    def add(self, obj: Mapping[str, Any]) -> None:
+        """Account for one service log object (a dict with an ``event``)."""
+        epoch = epoch_of(obj.get("ts"))
+        if self._filtered and (
+            epoch is None
+            or (self.since is not None and epoch < self.since)
+            or (self.until is not None and epoch > self.until)
+        ):
+            self._outside += 1
+            return
+        self._log_lines += 1
+        if epoch is not None:
+            if self._first is None or epoch < self._first:
+                self._first = epoch
+            if self._last is None or epoch > self._last:
+                self._last = epoch
+        event = obj.get("event")
+        if event == REQUEST_EVENT:
+            self._add_request(obj, epoch)
+        elif event == POOL_EVENT:
+            self._add_pool(obj, epoch)
+        else:
+            self._other += 1
+
+    def _add_request(self, obj: Mapping[str, Any], epoch: float | None) -> None:
+        route = obj.get("endpoint")
+        status = obj.get("status_code")
+        if not isinstance(route, str) or not isinstance(status, int) or isinstance(status, bool):
+            self._incomplete += 1
+            return
+        method = obj.get("method")
+        # The client names endpoints "METHOD /route/template": use the same names, so the two
+        # views line up and GET and DELETE of one route are told apart.
+        endpoint = f"{method} {route}" if isinstance(method, str) else route
+        self._requests += 1
+        counts = self._endpoints.get(endpoint)
+        if counts is None:
+            if len(self._endpoints) >= MAX_ENDPOINTS:
+                endpoint = OTHER_ENDPOINTS
+                counts = self._endpoints.setdefault(endpoint, [0, 0])
+            else:
+                counts = self._endpoints[endpoint] = [0, 0]
+        counts[0] += 1
+        kind = obj.get("error_kind")
+        trace_id = obj.get("trace_id")
+        client = self.client
+        if kind is None and status < 400:
+            self._success += 1
+            if client is not None:
+                client.observe_success(trace_id, status)
+            return
+        if not isinstance(kind, str):
+            kind = UNKNOWN_KIND
+        counts[1] += 1
+        self._errors += 1
+        self._add_error(endpoint, kind, status, epoch, obj, trace_id)
+        if client is not None:
+            client.observe_error(endpoint, kind, status, epoch, trace_id)
+
+    def _add_error(
+        self,
+        endpoint: str,
+        kind: str,
+        status: int,
+        epoch: float | None,
+        obj: Mapping[str, Any],
+        trace_id: object,
+    ) -> None:
+        kind_state = self._kinds.get(kind)
+        if kind_state is None:
+            if len(self._kinds) >= MAX_KINDS:
+                kind = OTHER_KINDS
+                kind_state = self._kinds.setdefault(kind, _Kind())
+            else:
+                kind_state = self._kinds[kind] = _Kind()
+        status_text = str(status)
+        kind_state.count += 1
+        kind_state.statuses[status_text] += 1
+        if len(kind_state.endpoints) < MAX_ENDPOINTS:
+            kind_state.endpoints.add(endpoint)
+        key = (endpoint, kind)
+        group = self._groups.get(key)
+        if group is None:
+            if len(self._groups) >= MAX_GROUPS:
+                key = (OTHER_ENDPOINTS, kind)
+                group = self._groups.setdefault(key, _Group())
+            else:
+                group = self._groups[key] = _Group()
+        group.count += 1
+        group.statuses[status_text] += 1
+        duration = obj.get("duration_ms")
+        if isinstance(duration, int | float) and not isinstance(duration, bool):
+            group.durations.record_us(duration * 1000.0)
+        if epoch is not None:
+            if group.first is None or epoch < group.first:
+                group.first = epoch
+            if group.last is None or epoch > group.last:
+                group.last = epoch
+            if kind_state.first is None or epoch < kind_state.first:
+                kind_state.first = epoch
+            if kind_state.last is None or epoch > kind_state.last:
+                kind_state.last = epoch
+        if group.example_trace_id is None and isinstance(trace_id, str):
+            group.example_trace_id = trace_id
+            message = obj.get("message")
+            group.example_message = message if isinstance(message, str) else None
+
+    def _add_pool(self, obj: Mapping[str, Any], epoch: float | None) -> None:
+        self._pool_lines += 1
+        pool = self._pool
+        pool.lines += 1
+        figures = {name: _pool_figure(obj, keys) for name, keys in POOL_FIELDS.items()}
+        size, max_size = figures["size"], figures["max_size"]
+        in_use, overflow, waiting = figures["in_use"], figures["overflow"], figures["waiting"]
+        if size is not None:
+            pool.size = size
+        if max_size is not None:
+            pool.max_size = max_size if pool.max_size is None else max(pool.max_size, max_size)
+        pool.max_in_use = _max(pool.max_in_use, in_use)
+        pool.max_overflow = _max(pool.max_overflow, overflow)
+        pool.max_waiting = _max(pool.max_waiting, waiting)
+        if waiting is not None:
+            pool.total_waiting = (pool.total_waiting or 0) + waiting
+        limit = max_size if max_size is not None else pool.max_size
+        saturated = (waiting is not None and waiting > 0) or (
+            in_use is not None and limit is not None and in_use >= limit
+        )
+        if saturated:
+            pool.saturated += 1
+            if epoch is not None:
+                pool.first_saturated = (
+                    epoch if pool.first_saturated is None else pool.first_saturated
+                )
+                pool.last_saturated = epoch
+
+    # --- the result -------------------------------------------------------------------------
+
+    def result(
+        self,
+        *,
+        top: int = DEFAULT_TOP,
+        counts: ScanCounts | None = None,
+        sources: list[str] | None = None,
+    ) -> ErrorBreakdown:
+        """The breakdown of everything added so far; ``counts`` are the reader's line counts."""
+        counts = counts or ScanCounts(lines=self._log_lines, log_lines=self._log_lines)
+        requests, errors = self._requests, self._errors
+        have_success = self._success > 0
+        totals = Totals(
+            requests=requests,
+            errors=errors,
+            error_rate=_ratio(errors, requests) if have_success else None,
+            first_seen=iso(self._first),
+            last_seen=iso(self._last),
+        )
+        by_kind = [
+            KindRow(
+                kind=kind,
+                count=state.count,
+                share_of_errors=_ratio(state.count, errors) or 0.0,
+                share_of_requests=_ratio(state.count, requests) if have_success else None,
+                status_codes=dict(sorted(state.statuses.items())),
+                endpoints=len(state.endpoints),
+                first_seen=iso(state.first),
+                last_seen=iso(state.last),
+            )
+            for kind, state in self._kinds.items()
+        ]
+        by_kind.sort(key=lambda row: (-row.count, row.kind))
+        by_endpoint = [
+            self._endpoint_row(endpoint, requests_n, errors_n, have_success)
+            for endpoint, (requests_n, errors_n) in self._endpoints.items()
+            if errors_n or have_success
+        ]
+        by_endpoint.sort(key=lambda row: (-row.errors, -row.requests, row.endpoint))
+        ranked = sorted(self._groups.items(), key=lambda item: (-item[1].count, item[0]))
+        offenders = [self._offender(key, group, errors) for key, group in ranked[: max(top, 0)]]
+        inputs = InputSummary(
+            sources=list(sources or []),
+            lines=counts.lines,
+            log_lines=self._log_lines,
+            request_lines=requests + self._incomplete,
+            success_lines=self._success,
+            pool_lines=self._pool_lines,
+            other_events=self._other,
+            blank=counts.blank,
+            not_json=counts.not_json,
+            foreign=counts.foreign,
+            incomplete=self._incomplete,
+            outside_window=self._outside,
+        )
+        return ErrorBreakdown(
+            inputs=inputs,
+            since=iso(self.since),
+            until=iso(self.until),
+            totals=totals,
+            by_kind=by_kind,
+            by_endpoint=by_endpoint,
+            top=offenders,
+            top_n=top,
+            groups=len(self._groups),
+            pool=self._pool_summary(),
+            client=(
+                self.client.compare(have_success=have_success, first=self._first, last=self._last)
+                if self.client is not None
+                else None
+            ),
+        )
+
+    def _endpoint_row(
+        self, endpoint: str, requests: int, errors: int, have_success: bool
+    ) -> EndpointRow:
+        kinds = [(g.count, kind) for (ep, kind), g in self._groups.items() if ep == endpoint]
+        top_count, top_kind = max(kinds, key=lambda k: (k[0], k[1]), default=(0, None))
+        return EndpointRow(
+            endpoint=endpoint,
+            requests=requests,
+            errors=errors,
+            error_rate=_ratio(errors, requests) if have_success else None,
+            top_kind=top_kind,
+            top_kind_count=top_count,
+        )
+
+    @staticmethod
+    def _offender(key: tuple[str, str], group: _Group, errors: int) -> Offender:
+        summary = group.durations.summary() if group.durations.count else None
+        return Offender(
+            endpoint=key[0],
+            kind=key[1],
+            count=group.count,
+            share_of_errors=_ratio(group.count, errors) or 0.0,
+            status_codes=dict(sorted(group.statuses.items())),
+            p95_ms=summary.p95 if summary else None,
+            max_ms=summary.max if summary else None,
+            first_seen=iso(group.first),
+            last_seen=iso(group.last),
+            example_trace_id=group.example_trace_id,
+            example_message=group.example_message,
+        )
+
+    def _pool_summary(self) -> PoolSummary | None:
+        pool = self._pool
+        if not pool.lines:
+            return None
+        return PoolSummary(
+            lines=pool.lines,
+            size=pool.size,
+            max_size=pool.max_size,
+            max_in_use=pool.max_in_use,
+            max_overflow=pool.max_overflow,
+            max_waiting=pool.max_waiting,
+            total_waiting=pool.total_waiting,
+            saturated_lines=pool.saturated,
+            first_saturated=iso(pool.first_saturated),
+            last_saturated=iso(pool.last_saturated),
+        )
+
+
+def _pool_figure(obj: Mapping[str, Any], keys: tuple[str, ...]) -> int | None:
+    for key in keys:
+        value = obj.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return int(value)
+    return None
+
+
+def _max(current: int | None, value: int | None) -> int | None:
+    if value is None:
+        return current
+    return value if current is None else max(current, value)
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
