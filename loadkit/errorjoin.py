@@ -156,7 +156,7 @@ class ClientView:
                 group = self.groups[key] = _ClientGroup(error.endpoint, error.kind)
             group.count += error.count
             group.status_codes.update(error.status_codes)
-            sample = [error.example_trace_id, *getattr(error, "trace_ids", ())]
+            sample = [error.example_trace_id, *error.trace_ids]
             for trace_id in sample:
                 if trace_id and trace_id not in self.trace_to_group:
                     self.trace_to_group[trace_id] = key

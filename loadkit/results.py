@@ -99,6 +99,11 @@ class ErrorGroup(_Model):
     )
     example_trace_id: str | None = None
     example_message: str | None = None
+    trace_ids: list[str] = Field(
+        default_factory=list,
+        description="optional bounded sample of this group's trace ids, for the join with "
+        "server logs (loadkit errors --results); empty when the writer keeps none",
+    )
     first_s: float = Field(description="seconds from the run's start to the first occurrence")
     last_s: float
 
