@@ -6,6 +6,7 @@ is a ``ConfigError`` that names the file, the key and what was expected.
 
 from __future__ import annotations
 
+import math
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -53,6 +54,9 @@ ENDPOINT_METRICS: frozenset[str] = frozenset(
 SMOKE_METRICS: frozenset[str] = frozenset({"checks_failed", "checks_passed", "pass_ratio"})
 LOCK_AUDIT_METRICS: frozenset[str] = frozenset({"lock_violations"})
 
+FRACTION_METRICS: frozenset[str] = frozenset({"error_rate", "pass_ratio"})
+"""Metrics that are fractions from 0 to 1 (not percentages)."""
+
 METRICS_BY_KIND: dict[ResultsKind, frozenset[str]] = {
     "smoke": SMOKE_METRICS,
     "load": LOAD_METRICS,
@@ -85,6 +89,31 @@ class Criterion(_Section):
             known = ", ".join(sorted(METRICS_BY_KIND[kind]))
             raise ValueError(f"unknown {kind} metric {metric!r}; known: {known}")
         return value
+
+    @field_validator("threshold")
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        # TOML accepts nan and inf; a comparison with nan is always False, so `!= nan` would
+        # always pass and `< nan` always fail: neither is a criterion anyone meant.
+        if not math.isfinite(value):
+            raise ValueError(f"threshold must be a finite number, not {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _threshold_possible(self) -> Criterion:
+        # Every metric is a count, a rate, a latency or a ratio: none can be negative. A fraction
+        # above 1 is almost always a percentage written as such (10 for 10 %), which would make
+        # `error_rate < 10` pass every run.
+        if self.threshold < 0:
+            raise ValueError(
+                f"threshold {self.threshold:g} is negative; {self.metric} is never below 0"
+            )
+        if self.metric_name in FRACTION_METRICS and self.threshold > 1:
+            raise ValueError(
+                f"threshold {self.threshold:g} is above 1; {self.metric} is a fraction from 0 to 1 "
+                "(write 10 % as 0.10)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _endpoint_applies(self) -> Criterion:

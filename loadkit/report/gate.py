@@ -1,0 +1,297 @@
+"""Rendering of the gate's verdicts: a terminal table, Markdown, JUnit XML and a JSON verdict.
+
+Nothing here judges; it shows what ``loadkit.gate`` decided. Every format carries the same
+facts: per criterion the threshold, the measured value, the margin and the verdict, and for each
+failure the evidence (error groups, the stall's window, the lock sites).
+"""
+
+from __future__ import annotations
+
+import os
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+from tabulate import tabulate
+
+from loadkit.gate import Evidence, GateReport, Verdict, format_delta, format_value
+from loadkit.results import write_bytes_atomically
+
+VERDICT_SCHEMA = "loadkit.verdict/1"
+STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
+
+_STATUS_TEXT = {
+    "passed": "PASS",
+    "failed": "FAIL",
+    "invalid": "INVALID",
+    "not_evaluated": "not evaluated",
+}
+_STATUS_MARK = {
+    "passed": "✅ pass",
+    "failed": "❌ FAIL",
+    "invalid": "⚠️ INVALID",
+    "not_evaluated": "➖ not evaluated",
+}
+
+
+# --- cells -----------------------------------------------------------------------------------
+
+
+def _threshold(verdict: Verdict) -> str:
+    c = verdict.criterion
+    return f"{c.op} {format_value(c.metric_name, c.threshold)}"
+
+
+def _measured(verdict: Verdict) -> str:
+    if verdict.measured is None:
+        return "—"
+    return format_value(verdict.criterion.metric_name, verdict.measured)
+
+
+def _margin(verdict: Verdict) -> str:
+    if verdict.margin is None:
+        return "—"
+    sign = "+" if verdict.margin > 0 else "-" if verdict.margin < 0 else "±"
+    text = sign + format_delta(verdict.criterion.metric_name, abs(verdict.margin))
+    percent = verdict.margin_percent
+    if percent is not None and verdict.margin != 0:
+        text += f" ({percent:+.1f} %)"
+    return text
+
+
+def _criterion(verdict: Verdict) -> str:
+    c = verdict.criterion
+    text = c.label
+    if c.name:
+        where = f"[{c.endpoint}]" if c.endpoint else ""
+        text += f" ({c.metric}{where})"
+    return text
+
+
+def _rows(report: GateReport, marks: Mapping[str, str]) -> list[list[str]]:
+    many = len(report.runs) > 1
+    rows = []
+    for v in report.verdicts:
+        row = [_criterion(v), _threshold(v), _measured(v), _margin(v), marks[v.status]]
+        if many:
+            row.append(v.source or "—")
+        rows.append(row)
+    return rows
+
+
+def _headers(report: GateReport) -> list[str]:
+    headers = ["criterion", "threshold", "measured", "margin", "verdict"]
+    if len(report.runs) > 1:
+        headers.append("results")
+    return headers
+
+
+def _evidence_cells(evidence: Evidence) -> list[list[str]]:
+    return [["—" if cell is None else str(cell) for cell in row] for row in evidence.rows]
+
+
+# --- terminal ------------------------------------------------------------------------------------
+
+
+def render_gate_table(report: GateReport) -> str:
+    """The verdict as the terminal shows it: table, evidence of each failure, headline."""
+    parts = [tabulate(_rows(report, _STATUS_TEXT), headers=_headers(report), tablefmt="simple")]
+    for run in report.runs:
+        if not run.valid:
+            parts.append(f"INVALID RUN {run.source}: {'; '.join(run.reasons)}")
+    for verdict in report.with_status("failed"):
+        parts.append(_evidence_text(verdict))
+    parts.extend(f"note: {note}" for note in report.notes)
+    parts.append(report.headline())
+    return "\n\n".join(parts) + "\n"
+
+
+def _evidence_text(verdict: Verdict) -> str:
+    lines = [f"✗ {verdict.criterion.label}: {verdict.reason}"]
+    if verdict.source:
+        lines[0] += f"  [{verdict.source}]"
+    for evidence in verdict.evidence:
+        lines.append(f"  {evidence.title}:")
+        if evidence.rows:
+            table = tabulate(_evidence_cells(evidence), headers=evidence.columns, tablefmt="simple")
+            lines.extend("    " + line for line in table.splitlines())
+        else:
+            lines.append("    (none recorded)")
+        if evidence.omitted:
+            lines.append(f"    … and {evidence.omitted} more")
+    return "\n".join(lines)
+
+
+# --- Markdown ------------------------------------------------------------------------------------
+
+
+def render_gate_markdown(report: GateReport, *, title: str = "Acceptance gate") -> str:
+    """The verdict as GitHub-flavoured Markdown (a CI step summary, a PR comment)."""
+    outcome = {"passed": "✅ PASSED", "failed": "❌ FAILED", "invalid": "⚠️ INVALID"}[report.outcome]
+    parts = [f"## {title}: {outcome}", _md_escape(report.headline())]
+    parts.append(tabulate(_rows(report, _STATUS_MARK), headers=_headers(report), tablefmt="github"))
+    invalid = [run for run in report.runs if not run.valid]
+    if invalid:
+        parts.append(
+            "\n".join(f"- **invalid run** `{r.source}`: {'; '.join(r.reasons)}" for r in invalid)
+        )
+    for verdict in report.with_status("failed"):
+        parts.append(f"### ❌ {_md_escape(verdict.criterion.label)}")
+        parts.append(
+            _md_escape(verdict.reason) + (f" — `{verdict.source}`" if verdict.source else "")
+        )
+        for evidence in verdict.evidence:
+            parts.append(f"**{_md_escape(evidence.title)}**")
+            if evidence.rows:
+                cells = [[_md_escape(c) for c in row] for row in _evidence_cells(evidence)]
+                parts.append(tabulate(cells, headers=evidence.columns, tablefmt="github"))
+            else:
+                parts.append("(none recorded)")
+            if evidence.omitted:
+                parts.append(f"… and {evidence.omitted} more")
+    if report.notes:
+        parts.append("\n".join(f"- note: {_md_escape(n)}" for n in report.notes))
+    return "\n\n".join(parts) + "\n"
+
+
+def _md_escape(text: str) -> str:
+    # A pipe would end a table cell early; Markdown has no other character that breaks these.
+    return text.replace("|", "\\|")
+
+
+# --- JUnit XML -----------------------------------------------------------------------------------
+
+
+def render_gate_junit(report: GateReport, *, suite: str = "loadkit acceptance") -> str:
+    """JUnit XML: one test case per criterion (and per results file it was judged on).
+
+    failed → ``<failure>``, invalid run → ``<error>``, not evaluated → ``<skipped>``, so CI systems
+    show the gate as tests with no plug-in.
+    """
+    failures = len(report.with_status("failed"))
+    errors = len(report.with_status("invalid"))
+    skipped = len(report.with_status("not_evaluated"))
+    counts = {
+        "tests": str(len(report.verdicts)),
+        "failures": str(failures),
+        "errors": str(errors),
+        "skipped": str(skipped),
+        "time": "0",
+    }
+    root = ET.Element("testsuites", {"name": suite, **counts})
+    testsuite = ET.SubElement(root, "testsuite", {"name": suite, **counts})
+    many = len(report.runs) > 1
+    for verdict in report.verdicts:
+        name = verdict.criterion.label
+        if many and verdict.source:
+            name += f" [{verdict.source}]"
+        case = ET.SubElement(
+            testsuite,
+            "testcase",
+            {"classname": f"loadkit.gate.{verdict.criterion.results_kind}", "name": name},
+        )
+        case.set("time", "0")
+        message = f"{verdict.criterion.metric} {_threshold(verdict)}: {verdict.reason}"
+        if verdict.status == "failed":
+            failure = ET.SubElement(case, "failure", {"message": message, "type": "criterion"})
+            failure.text = _evidence_text(verdict)
+        elif verdict.status == "invalid":
+            error = ET.SubElement(case, "error", {"message": message, "type": "invalid_run"})
+            error.text = message
+        elif verdict.status == "not_evaluated":
+            ET.SubElement(case, "skipped", {"message": verdict.reason})
+        if verdict.measured is not None:
+            out = ET.SubElement(case, "system-out")
+            out.text = (
+                f"measured {_measured(verdict)}, threshold {_threshold(verdict)}, "
+                f"margin {_margin(verdict)}, results {verdict.source}"
+            )
+    ET.indent(root)
+    body = ET.tostring(root, encoding="unicode")
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + body + "\n"
+
+
+# --- JSON ----------------------------------------------------------------------------------------
+
+
+def gate_verdict_data(report: GateReport) -> dict[str, Any]:
+    """The verdict as plain data (the ``--json`` file)."""
+    return {
+        "schema": VERDICT_SCHEMA,
+        "outcome": report.outcome,
+        "headline": report.headline(),
+        "runs": [
+            {"source": r.source, "kind": r.kind, "valid": r.valid, "reasons": list(r.reasons)}
+            for r in report.runs
+        ],
+        "criteria": [
+            {
+                "label": v.criterion.label,
+                "name": v.criterion.name,
+                "metric": v.criterion.metric,
+                "endpoint": v.criterion.endpoint,
+                "op": v.criterion.op,
+                "threshold": v.criterion.threshold,
+                "status": v.status,
+                "source": v.source,
+                "measured": v.measured,
+                "margin": v.margin,
+                "margin_percent": v.margin_percent,
+                "reason": v.reason,
+                "evidence": [
+                    {
+                        "title": e.title,
+                        "columns": list(e.columns),
+                        "rows": [list(row) for row in e.rows],
+                        "omitted": e.omitted,
+                    }
+                    for e in v.evidence
+                ],
+            }
+            for v in report.verdicts
+        ],
+        "notes": list(report.notes),
+    }
+
+
+def render_gate_json(report: GateReport) -> bytes:
+    """The JSON verdict file's bytes."""
+    return orjson.dumps(gate_verdict_data(report), option=orjson.OPT_INDENT_2) + b"\n"
+
+
+# --- files ---------------------------------------------------------------------------------------
+
+
+def write_gate_reports(
+    report: GateReport,
+    *,
+    markdown: Path | None = None,
+    junit: Path | None = None,
+    json: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> list[Path]:
+    """Write the requested report files (atomically) and append the Markdown to the CI step
+    summary when ``$GITHUB_STEP_SUMMARY`` is set. Returns the files written."""
+    written: list[Path] = []
+    text = render_gate_markdown(report)
+    if markdown is not None:
+        write_bytes_atomically(markdown, text.encode())
+        written.append(markdown)
+    if junit is not None:
+        write_bytes_atomically(junit, render_gate_junit(report).encode())
+        written.append(junit)
+    if json is not None:
+        write_bytes_atomically(json, render_gate_json(report))
+        written.append(json)
+    summary = (os.environ if environ is None else environ).get(STEP_SUMMARY_ENV)
+    if summary:
+        append_step_summary(Path(summary), text)
+    return written
+
+
+def append_step_summary(path: Path, markdown: str) -> None:
+    """Append Markdown to a GitHub Actions step summary file (appended: steps share it)."""
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(markdown + "\n")

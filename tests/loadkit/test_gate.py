@@ -1,0 +1,553 @@
+"""The gate on crafted results: verdicts at and around each threshold, invalid runs, missing
+measurements, criteria not evaluated, several files of one kind, the evidence of each failure."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from loadkit.config import AcceptanceConfig, Criterion, parse_config
+from loadkit.exceptions import ConfigError, CriteriaNotMetError, InputError, InvalidRunError
+from loadkit.gate import GateReport, evaluate_criteria, format_value, raise_for_outcome
+from loadkit.recorder import LatencyRecorder
+from loadkit.results import (
+    GeneratorHealth,
+    LatencySummary,
+    LoadResults,
+    LockAuditResults,
+    LockFinding,
+    SmokeCheckResult,
+    SmokeResults,
+    Stall,
+)
+
+T0 = 1_800_000_000.0
+LOGIN = "POST /api/auth/login"
+ITEMS = "GET /api/items"
+
+SEED = parse_config(
+    {
+        "criteria": [
+            {"name": "smoke 10/10", "metric": "smoke.checks_passed", "op": ">=", "threshold": 10},
+            {"metric": "smoke.checks_failed", "op": "==", "threshold": 0},
+            {"metric": "load.error_rate", "op": "<", "threshold": 0.10},
+            {"metric": "load.p95_ms", "op": "<", "threshold": 1000},
+            {"metric": "load.http2_internal_errors", "op": "==", "threshold": 0},
+            {"metric": "load.max_stall_s", "op": "<", "threshold": 5},
+            {"metric": "lock_audit.lock_violations", "op": "==", "threshold": 0},
+        ]
+    },
+    source="seed",
+).criteria
+
+
+# --- crafted results ---------------------------------------------------------------------------
+
+
+def crafted_load(
+    *,
+    ok: int = 90,
+    errors: tuple[tuple[str, str, int], ...] = ((LOGIN, "storage_lock_timeout", 5),),
+    latency_s: float = 0.05,
+    duration_s: float = 10.0,
+    stall: tuple[float, float] | None = None,
+) -> LoadResults:
+    """A load run recorded through the real recorder: ``ok`` fast successes spread over the run
+    (alternating two endpoints), the given error groups, and optionally one request that was in
+    flight through a silent span ``(from_s, to_s)``."""
+    recorder = LatencyRecorder(start=T0)
+    total = ok + sum(count for _, _, count in errors)
+    step = duration_s / (total + 1)
+    t = T0
+    outcomes: list[tuple[str, str | None]] = [
+        (LOGIN if i % 2 == 0 else ITEMS, None) for i in range(ok)
+    ]
+    for endpoint, kind, count in errors:
+        outcomes.extend((endpoint, kind) for _ in range(count))
+    for index, (endpoint, kind) in enumerate(outcomes):
+        t = T0 + (index + 1) * step
+        if stall is not None and stall[0] <= t - T0 < stall[1]:
+            t = T0 + stall[1] + 0.001 * index  # nothing completes inside the stall
+        recorder.record(
+            endpoint=endpoint,
+            latency_s=latency_s,
+            end=t,
+            error_kind=kind,
+            status=503 if kind else 200,
+            trace_id=f"trace-{index}" if kind else None,
+            message=f"{kind} on {endpoint}" if kind else None,
+        )
+    if stall is not None:
+        recorder.record(endpoint=ITEMS, latency_s=stall[1] - stall[0], end=T0 + stall[1] + 0.0005)
+    recorder.finish(end=T0 + max(duration_s, t - T0 + 0.01))
+    return LoadResults(
+        target="http://127.0.0.1:1",
+        started_at=recorder.started_at,
+        duration_s=recorder.duration_s(),
+        config={"scenario": "login", "concurrency": 10},
+        totals=recorder.totals(),
+        latency_ms=recorder.overall_histogram().summary(),
+        histogram=recorder.overall_histogram().encode(),
+        endpoints=recorder.endpoint_results(),
+        errors=recorder.error_groups(),
+        timeline=recorder.timeline(),
+        longest_stall=recorder.longest_stall(),
+    )
+
+
+def with_latency(results: LoadResults, **percentiles: float) -> LoadResults:
+    """The same run with some latency figures overridden (to sit exactly on a threshold)."""
+    latency = results.latency_ms.model_copy(update=percentiles)
+    return results.model_copy(update={"latency_ms": latency})
+
+
+def crafted_smoke(*, passed: int = 10, failed: int = 0) -> SmokeResults:
+    """A smoke run with the given numbers of passed and failed checks."""
+    checks = [
+        SmokeCheckResult(
+            name=f"check {i}",
+            method="GET",
+            path=f"/c/{i}",
+            expected_status=200,
+            status=200,
+            passed=True,
+        )
+        for i in range(passed)
+    ] + [
+        SmokeCheckResult(
+            name=f"broken {i}",
+            method="POST",
+            path="/api/auth/login",
+            expected_status=200,
+            status=500,
+            passed=False,
+            error_kind="internal_error",
+            trace_id=f"t-{i}",
+            message="boom",
+        )
+        for i in range(failed)
+    ]
+    recorder = LatencyRecorder(start=T0)
+    recorder.record(endpoint="GET /health", latency_s=0.01, end=T0 + 0.1)
+    recorder.finish(end=T0 + 0.2)
+    return SmokeResults(
+        target="http://127.0.0.1:1",
+        started_at=recorder.started_at,
+        duration_s=0.2,
+        totals=recorder.totals(),
+        latency_ms=recorder.overall_histogram().summary(),
+        histogram=recorder.overall_histogram().encode(),
+        checks=checks,
+    )
+
+
+def crafted_audit(*, violations: int = 0, aborted: bool = False) -> LockAuditResults:
+    """A lock audit with ``violations`` LK001 findings."""
+    findings = [
+        LockFinding(
+            path="service/storage.py",
+            line=40 + i,
+            col=8,
+            code="LK001",
+            message="bcrypt.hashpw called while holding _storage_lock",
+            lock_line=38,
+        )
+        for i in range(violations)
+    ]
+    return LockAuditResults(
+        target="service",
+        started_at=datetime.fromtimestamp(T0, tz=UTC),
+        duration_s=0.1,
+        files_checked=12,
+        violations=violations,
+        findings=findings,
+        aborted=aborted,
+    )
+
+
+def criterion(metric: str, op: str, threshold: float, **extra: Any) -> Criterion:
+    """One criterion, validated as acceptance.toml would be."""
+    return Criterion.model_validate({"metric": metric, "op": op, "threshold": threshold, **extra})
+
+
+def judge(crit: Criterion, *results: Any) -> GateReport:
+    """Evaluate one criterion on results named by their kind."""
+    return evaluate_criteria([crit], [(f"{r.kind}.json", r) for r in results])
+
+
+def only(report: GateReport) -> Any:
+    (verdict,) = report.verdicts
+    return verdict
+
+
+# --- the seed criteria on healthy results -------------------------------------------------------
+
+
+def test_crafted_results_are_what_they_claim() -> None:
+    run = crafted_load()
+    assert run.totals.requests == 95
+    assert run.totals.errors == 5
+    assert run.longest_stall is None or run.longest_stall.duration_s < 0.1
+    assert run.valid
+    assert LoadResults.model_validate(run.model_dump(by_alias=True)) == run
+
+
+def test_healthy_results_pass_every_seed_criterion() -> None:
+    report = evaluate_criteria(
+        SEED,
+        [
+            ("smoke.json", crafted_smoke()),
+            ("load.json", crafted_load()),
+            ("locks.json", crafted_audit()),
+        ],
+    )
+    assert [v.status for v in report.verdicts] == ["passed"] * 7
+    assert report.outcome == "passed"
+    assert report.headline().startswith("PASSED: 7 of 7")
+    raise_for_outcome(report)  # no exception
+
+
+# --- at and around each threshold ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("ok", "errors", "status"),
+    [
+        (90, 10, "failed"),  # exactly 0.10: `<` is strict
+        (901, 99, "passed"),  # 0.099
+        (899, 101, "failed"),  # 0.101
+        (100, 0, "passed"),
+    ],
+)
+def test_error_rate_is_strict(ok: int, errors: int, status: str) -> None:
+    run = crafted_load(ok=ok, errors=((LOGIN, "storage_lock_timeout", errors),) if errors else ())
+    verdict = only(judge(criterion("load.error_rate", "<", 0.10), run))
+    assert verdict.measured == errors / (ok + errors)
+    assert verdict.status == status
+
+
+def test_error_rate_exactly_at_threshold_says_the_comparison_is_strict() -> None:
+    verdict = only(
+        judge(
+            criterion("load.error_rate", "<", 0.10),
+            crafted_load(ok=90, errors=((LOGIN, "database_error", 10),)),
+        )
+    )
+    assert verdict.measured == 0.10
+    assert verdict.margin == 0
+    assert "exactly at the threshold" in verdict.reason
+    assert "strict" in verdict.reason
+
+
+@pytest.mark.parametrize(
+    ("p95", "status"),
+    [
+        (999.0, "passed"),
+        (999.9, "passed"),
+        (1000.0, "failed"),
+        (1000.1, "failed"),
+        (1040.0, "failed"),
+    ],
+)
+def test_p95_threshold(p95: float, status: str) -> None:
+    run = with_latency(crafted_load(), p95=p95, p99=max(p95, 1100.0), max=1200.0)
+    verdict = only(judge(criterion("load.p95_ms", "<", 1000), run))
+    assert verdict.measured == p95
+    assert verdict.status == status
+    assert math.isclose(verdict.margin, 1000.0 - p95)
+
+
+def test_p95_failure_says_by_how_much_and_shows_slowest_endpoints() -> None:
+    run = with_latency(crafted_load(), p95=1040.0)
+    verdict = only(judge(criterion("load.p95_ms", "<", 1000), run))
+    assert verdict.status == "failed"
+    assert "40.0 ms (4.0 %) over" in verdict.reason
+    titles = [e.title for e in verdict.evidence]
+    assert any("Slowest endpoints" in t for t in titles)
+    assert {row[0] for row in verdict.evidence[0].rows} == {LOGIN, ITEMS}
+
+
+def test_p95_just_under_one_second_from_the_recorder_passes() -> None:
+    # All requests at 999.9 ms: the HDR bucket's upper end is capped at the exact max.
+    run = crafted_load(latency_s=0.9999, errors=())
+    assert run.latency_ms.p95 == 999.9
+    assert only(judge(criterion("load.p95_ms", "<", 1000), run)).status == "passed"
+    slow = crafted_load(latency_s=1.0, errors=())
+    assert only(judge(criterion("load.p95_ms", "<", 1000), slow)).status == "failed"
+
+
+def test_http2_internal_errors_counts_that_kind_and_names_the_endpoint() -> None:
+    clean = crafted_load()
+    assert only(judge(criterion("load.http2_internal_errors", "==", 0), clean)).status == "passed"
+    broken = crafted_load(
+        errors=((LOGIN, "storage_lock_timeout", 5), (ITEMS, "http2_internal_error", 2))
+    )
+    verdict = only(judge(criterion("load.http2_internal_errors", "==", 0), broken))
+    assert verdict.status == "failed"
+    assert verdict.measured == 2
+    (evidence,) = verdict.evidence
+    assert [row[:3] for row in evidence.rows] == [(ITEMS, "http2_internal_error", 2)]
+
+
+def test_error_rate_failure_shows_top_error_kinds_by_endpoint() -> None:
+    run = crafted_load(
+        ok=80,
+        errors=(
+            (LOGIN, "storage_lock_timeout", 12),
+            (LOGIN, "invalid_credentials", 3),
+            (ITEMS, "db_pool_exhausted", 5),
+        ),
+    )
+    verdict = only(judge(criterion("load.error_rate", "<", 0.10), run))
+    assert verdict.status == "failed"
+    (evidence,) = verdict.evidence
+    assert [row[:3] for row in evidence.rows] == [
+        (LOGIN, "storage_lock_timeout", 12),
+        (ITEMS, "db_pool_exhausted", 5),
+        (LOGIN, "invalid_credentials", 3),
+    ]
+    assert evidence.rows[0][3] == "60.0 %"  # share of the errors
+    assert evidence.rows[0][4] == "503×12"
+    assert evidence.rows[0][6] is not None  # an example trace id to look up
+
+
+@pytest.mark.parametrize(
+    ("stall", "status"),
+    [(None, "passed"), ((2.0, 6.5), "passed"), ((2.0, 7.5), "failed"), ((2.0, 9.0), "failed")],
+)
+def test_max_stall_threshold(stall: tuple[float, float] | None, status: str) -> None:
+    run = crafted_load(stall=stall, duration_s=12.0)
+    verdict = only(judge(criterion("load.max_stall_s", "<", 5), run))
+    assert verdict.status == status
+    if stall is None:
+        assert verdict.measured < 0.1
+    else:
+        assert verdict.measured == pytest.approx(stall[1] - stall[0], abs=0.2)
+
+
+def test_no_stall_recorded_in_a_valid_run_measures_zero() -> None:
+    run = crafted_load().model_copy(update={"longest_stall": None})
+    verdict = only(judge(criterion("load.max_stall_s", "<", 5), run))
+    assert verdict.measured == 0.0
+    assert verdict.status == "passed"
+
+
+def test_stall_exactly_five_seconds_fails_and_shows_the_window() -> None:
+    run = crafted_load().model_copy(
+        update={"longest_stall": Stall(start_s=3.0, end_s=8.0, duration_s=5.0)}
+    )
+    verdict = only(judge(criterion("load.max_stall_s", "<", 5), run))
+    assert verdict.status == "failed"
+    window = verdict.evidence[0]
+    assert window.rows[0][:3] == ("3.00 s", "8.00 s", "5.00 s")
+    seconds = verdict.evidence[1]
+    assert [row[0] for row in seconds.rows] == list(range(2, 10))
+
+
+def test_lock_violations_fail_with_the_sites() -> None:
+    assert (
+        only(judge(criterion("lock_audit.lock_violations", "==", 0), crafted_audit())).status
+        == "passed"
+    )
+    verdict = only(
+        judge(criterion("lock_audit.lock_violations", "==", 0), crafted_audit(violations=2))
+    )
+    assert verdict.status == "failed"
+    assert verdict.measured == 2
+    (evidence,) = verdict.evidence
+    assert [row[0] for row in evidence.rows] == [
+        "service/storage.py:40:8",
+        "service/storage.py:41:8",
+    ]
+    assert evidence.rows[0][1] == "LK001"
+
+
+def test_smoke_ten_of_ten() -> None:
+    crit = criterion("smoke.checks_passed", ">=", 10)
+    assert only(judge(crit, crafted_smoke(passed=10))).status == "passed"
+    verdict = only(judge(crit, crafted_smoke(passed=9, failed=1)))
+    assert verdict.status == "failed"
+    (evidence,) = verdict.evidence
+    assert evidence.rows[0][:4] == ("broken 0", "POST /api/auth/login", 200, 500)
+    ratio = only(judge(criterion("smoke.pass_ratio", "==", 1), crafted_smoke(passed=9, failed=1)))
+    assert ratio.measured == 0.9
+    assert ratio.status == "failed"
+
+
+@pytest.mark.parametrize(("op", "value", "met"), [
+    (">", 95, False), (">", 94, True), (">=", 95, True), ("<=", 95, True), ("<=", 94, False),
+    ("==", 95, True), ("==", 96, False), ("!=", 95, False), ("!=", 96, True),
+])  # fmt: skip
+def test_every_operator_as_written(op: str, value: float, met: bool) -> None:
+    verdict = only(judge(criterion("load.requests", op, value), crafted_load()))
+    assert verdict.measured == 95
+    assert verdict.status == ("passed" if met else "failed")
+
+
+def test_per_endpoint_and_per_kind_criteria() -> None:
+    run = crafted_load(ok=90, errors=((LOGIN, "storage_lock_timeout", 10), (ITEMS, "not_found", 1)))
+    login_rate = only(judge(criterion("load.error_rate", "<", 0.1, endpoint=LOGIN), run))
+    assert login_rate.measured == 10 / 55
+    assert login_rate.status == "failed"
+    assert {row[0] for row in login_rate.evidence[0].rows} == {LOGIN}
+    items_rate = only(judge(criterion("load.error_rate", "<", 0.1, endpoint=ITEMS), run))
+    assert items_rate.measured == 1 / 46
+    assert items_rate.status == "passed"
+    capped = only(judge(criterion("load.errors.storage_lock_timeout", "<=", 5), run))
+    assert capped.measured == 10
+    assert capped.status == "failed"
+    absent = only(judge(criterion("load.errors.query_timeout", "==", 0), run))
+    assert absent.measured == 0  # errors are grouped exhaustively: an absent kind is 0
+    assert absent.status == "passed"
+    rps = only(judge(criterion("load.rps", ">=", 5), run))
+    assert rps.measured == pytest.approx(run.totals.rps)
+
+
+# --- invalid runs never pass --------------------------------------------------------------------
+
+
+def test_overloaded_generator_makes_the_gate_invalid_even_when_every_criterion_is_met() -> None:
+    run = crafted_load().model_copy(
+        update={"generator": GeneratorHealth(overloaded=True, cpu_warnings=2, max_cpu_percent=97)}
+    )
+    assert not run.valid
+    report = evaluate_criteria(SEED, [("load.json", run)])
+    assert report.outcome == "invalid"
+    judged = [v for v in report.verdicts if v.source == "load.json"]
+    assert {v.status for v in judged} == {"invalid"}
+    assert all("would have passed" in v.reason for v in judged)
+    assert "load generator overloaded (CPU up to 97 %)" in report.headline()
+    with pytest.raises(InvalidRunError):
+        raise_for_outcome(report)
+
+
+def test_aborted_run_is_invalid_and_outranks_a_failure() -> None:
+    report = evaluate_criteria(
+        SEED,
+        [
+            ("load.json", crafted_load().model_copy(update={"aborted": True})),
+            ("locks.json", crafted_audit(violations=1)),
+        ],
+    )
+    assert report.outcome == "invalid"
+    assert "run aborted" in report.headline()
+    assert "also failed: lock_audit.lock_violations" in report.headline()  # the failure is still named
+    with pytest.raises(InvalidRunError):
+        raise_for_outcome(report)
+
+
+def test_aborted_lock_audit_is_invalid() -> None:
+    report = judge(criterion("lock_audit.lock_violations", "==", 0), crafted_audit(aborted=True))
+    assert report.outcome == "invalid"
+
+
+def test_invalid_reasons_recorded_by_the_runner_are_shown() -> None:
+    run = crafted_load().model_copy(update={"invalid_reasons": ["only 3 of 10 users spawned"]})
+    report = judge(criterion("load.p95_ms", "<", 1000), run)
+    assert report.outcome == "invalid"
+    assert report.runs[0].reasons == ("only 3 of 10 users spawned",)
+
+
+# --- missing measurements are errors, never passes ----------------------------------------------
+
+
+def test_no_requests_means_no_p95_and_no_error_rate() -> None:
+    empty = crafted_load(ok=0, errors=())
+    assert empty.totals.requests == 0
+    with pytest.raises(InputError, match=r"load\.json: no measurement of load\.p95_ms"):
+        judge(criterion("load.p95_ms", "<", 1000), empty)
+    with pytest.raises(InputError, match="no measurement of load.error_rate"):
+        judge(criterion("load.error_rate", "<", 0.1), empty)
+
+
+def test_unknown_endpoint_is_missing_not_passed() -> None:
+    with pytest.raises(
+        InputError, match=r"for endpoint 'GET /nope'.*it has: 'POST /api/auth/login'"
+    ):
+        judge(criterion("load.p95_ms", "<", 1000, endpoint="GET /nope"), crafted_load())
+
+
+def test_missing_latency_figure_is_an_error() -> None:
+    run = crafted_load().model_copy(update={"latency_ms": LatencySummary(count=95)})
+    with pytest.raises(InputError, match="missing measurement is never a pass"):
+        judge(criterion("load.p99_ms", "<", 2000), run)
+
+
+def test_smoke_without_checks_has_no_pass_ratio() -> None:
+    with pytest.raises(InputError, match="pass_ratio"):
+        judge(criterion("smoke.pass_ratio", "==", 1), crafted_smoke(passed=0))
+
+
+# --- what was not given is not evaluated --------------------------------------------------------
+
+
+def test_criteria_of_a_kind_not_given_are_not_evaluated() -> None:
+    report = evaluate_criteria(SEED, [("load.json", crafted_load())])
+    statuses = {v.criterion.metric: v.status for v in report.verdicts}
+    assert statuses["smoke.checks_passed"] == "not_evaluated"
+    assert statuses["lock_audit.lock_violations"] == "not_evaluated"
+    assert statuses["load.p95_ms"] == "passed"
+    assert report.outcome == "passed"
+    assert "4 of 4 criteria met; 3 not evaluated" in report.headline()
+
+
+def test_gating_nothing_is_an_error() -> None:
+    load_only = [c for c in SEED if c.results_kind == "load"]
+    with pytest.raises(InputError, match="none of the 4 criteria applies"):
+        evaluate_criteria(load_only, [("locks.json", crafted_audit())])
+    with pytest.raises(ConfigError, match="no \\[\\[criteria\\]\\]"):
+        evaluate_criteria([], [("load.json", crafted_load())])
+
+
+def test_several_files_of_one_kind_are_each_judged_and_the_worst_decides() -> None:
+    good = crafted_load()
+    bad = with_latency(crafted_load(), p95=1500.0)
+    report = evaluate_criteria(
+        [criterion("load.p95_ms", "<", 1000)], [("a.json", good), ("b.json", bad)]
+    )
+    assert [(v.source, v.status) for v in report.verdicts] == [
+        ("a.json", "passed"),
+        ("b.json", "failed"),
+    ]
+    assert report.outcome == "failed"
+    with pytest.raises(CriteriaNotMetError, match="P95|p95"):
+        raise_for_outcome(report)
+
+
+# --- criteria are validated on load --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"metric": "load.error_rate", "op": "<", "threshold": 10}, "criteria.[0]: Value"),
+        ({"metric": "load.p95_ms", "op": "<", "threshold": -1}, "negative"),
+        ({"metric": "load.p95_ms", "op": "<", "threshold": float("nan")}, "finite"),
+        ({"metric": "load.p95_ms", "op": "=<", "threshold": 1}, "criteria[0].op"),
+        ({"metric": "load.p96_ms", "op": "<", "threshold": 1}, "unknown load metric 'p96_ms'"),
+        ({"metric": "load.p95_ms", "op": "<", "threshold": "fast"}, "criteria[0].threshold"),
+        ({"metric": "load.p95_ms", "op": "<", "threshold": 1, "treshold": 2}, "treshold: unknown"),
+        ({"metric": "load.rps", "op": ">", "threshold": 1, "endpoint": LOGIN}, "endpoint applies"),
+    ],
+)
+def test_bad_criteria_are_config_errors_naming_the_key(entry: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config({"criteria": [entry]}, source="acceptance.toml")
+    text = str(info.value)
+    assert text.startswith("acceptance.toml is invalid")
+    assert "criteria[0]" in text
+    if message != "criteria.[0]: Value":
+        assert message in text
+    else:
+        assert "above 1" in text and "0.10" in text
+
+
+def test_format_value_units() -> None:
+    assert format_value("error_rate", 0.1) == "10.00 %"
+    assert format_value("load.p95_ms", 999.9) == "999.9 ms"
+    assert format_value("max_stall_s", 6) == "6.00 s"
+    assert format_value("errors.timeout", 3) == "3"
+    assert isinstance(AcceptanceConfig().criteria, tuple)
