@@ -173,11 +173,64 @@ class SmokeCheck(_Section):
         return value
 
 
+_CREDENTIALS = {"email": "{email}", "password": "{password}"}
+
+DEFAULT_SMOKE_CHECKS: tuple[SmokeCheck, ...] = tuple(
+    SmokeCheck.model_validate(check)
+    for check in (
+        {"name": "health", "path": "/health", "expect_status": 200},
+        {"name": "version", "path": "/version", "expect_status": 200},
+        {
+            "name": "register",
+            "method": "POST",
+            "path": "/api/auth/register",
+            "expect_status": 201,
+            "json": {"email": "{new_email}", "password": "{password}"},
+        },
+        {
+            "name": "login",
+            "method": "POST",
+            "path": "/api/auth/login",
+            "expect_status": 200,
+            "json": _CREDENTIALS,
+        },
+        {"name": "me", "path": "/api/auth/me", "expect_status": 200, "auth": True},
+        {
+            "name": "items_create",
+            "method": "POST",
+            "path": "/api/items",
+            "expect_status": 201,
+            "json": {"name": "smoke item"},
+            "auth": True,
+        },
+        {"name": "items_list", "path": "/api/items", "expect_status": 200, "auth": True},
+        {"name": "items_get", "path": "/api/items/{item_id}", "expect_status": 200, "auth": True},
+        {
+            "name": "items_delete",
+            "method": "DELETE",
+            "path": "/api/items/{item_id}",
+            "expect_status": 204,
+            "auth": True,
+        },
+        {
+            "name": "login_bad_password",
+            "method": "POST",
+            "path": "/api/auth/login",
+            "expect_status": 401,
+            "json": {"email": "{email}", "password": "not-the-password"},
+        },
+    )
+)
+"""The built-in suite (also written out in acceptance.toml): health, version, register, login,
+me, items create/list/get/delete, and a wrong password answered 401."""
+
+
 class SmokeConfig(_Section):
-    """``[smoke]``: the checks ``loadkit smoke`` runs, concurrently."""
+    """``[smoke]``: the checks ``loadkit smoke`` runs, concurrently (the built-in suite when the
+    section gives none)."""
 
     timeout_s: float = Field(default=10.0, gt=0)
-    checks: tuple[SmokeCheck, ...] = ()
+    checks: tuple[SmokeCheck, ...] = Field(default=DEFAULT_SMOKE_CHECKS, min_length=1)
 
     @model_validator(mode="after")
     def _unique_names(self) -> SmokeConfig:
@@ -209,10 +262,11 @@ class LoadProfile(_Section):
 class LockAuditConfig(_Section):
     """``[lock_audit]``: which files ``loadkit audit-locks`` checks and what counts as what.
 
-    Patterns are shell globs (``fnmatch``). Lock patterns are matched, case-insensitively, against
-    the last component of a name (``self._storage_lock`` → ``_storage_lock``). Call patterns are
-    matched against the dotted call name and each of its dotted suffixes, after resolving import
-    aliases, so ``hash_password`` also matches ``security.hash_password``.
+    Patterns are shell globs (``fnmatch``). A pattern without a dot matches the last component of
+    a name (``*lock*`` matches ``self._storage_lock``; ``hash_password`` matches
+    ``security.hash_password``); a pattern with a dot matches the whole dotted name, after import
+    aliases are resolved (``bcrypt.*`` matches ``bc.hashpw`` after ``import bcrypt as bc``).
+    Lock patterns ignore case; call patterns do not.
     """
 
     paths: tuple[str, ...] = Field(default=("service",), min_length=1)

@@ -120,7 +120,7 @@ def _suppressions(source: str, path: str) -> tuple[dict[int, _Suppression], list
     """The valid suppression comments by line, and a finding for each invalid one."""
     valid: dict[int, _Suppression] = {}
     problems: list[Finding] = []
-    example = "`# lockaudit: ignore[LK001] <why holding the lock here is safe>`"
+    example = "write `# lockaudit: ignore[LK001] <why holding the lock here is safe>`"
     for line, col, text in _comments(source):
         directive = _DIRECTIVE.search(text)
         if directive is None:
@@ -131,18 +131,18 @@ def _suppressions(source: str, path: str) -> tuple[dict[int, _Suppression], list
 
         ignore = _IGNORE.match(directive.group("rest").strip())
         if ignore is None:
-            problem(f"malformed lockaudit comment; write {example}")
+            problem(f"malformed lockaudit comment: {example}")
             continue
         codes = frozenset(c for c in re.split(r"[\s,]+", ignore.group("codes").upper()) if c)
         unknown = sorted(c for c in codes if c not in RULES or c == BAD_SUPPRESSION)
         reason = ignore.group("reason").strip(_REASON_PUNCTUATION)
         if not codes:
-            problem(f"suppression names no code; write {example}")
+            problem(f"suppression names no code: {example}")
         elif unknown:
             problem(f"suppression names unknown code {', '.join(unknown)}; known: LK001-LK004")
         elif not any(ch.isalpha() for ch in reason):
             named = ",".join(sorted(codes))
-            problem(f"suppression of {named} has no reason, so it suppresses nothing; {example}")
+            problem(f"suppression of {named} has no reason, so it suppresses nothing: {example}")
         else:
             valid[line] = _Suppression(line, codes)
     return valid, problems

@@ -44,8 +44,9 @@ def last_component(name: str) -> str:
 
 
 class Patterns:
-    """Shell-glob patterns over names: dotless ones match a name's last component, dotted ones
-    the whole name (also without a leading ``self.``/``cls.``)."""
+    """Shell-glob patterns over names: dotless ones match a name's last component (so
+    ``hash_password`` matches ``security.hash_password``), dotted ones the whole name (so
+    ``requests.*`` matches the module, not ``self.requests.append``)."""
 
     def __init__(self, patterns: Iterable[str], *, ignore_case: bool = False) -> None:
         flags = re.IGNORECASE if ignore_case else 0
@@ -64,10 +65,8 @@ class Patterns:
         for name in names:
             if self._simple is not None and self._simple.match(last_component(name)):
                 return True
-            if self._dotted is not None:
-                bare = name.removeprefix("self.").removeprefix("cls.")
-                if self._dotted.match(name) or self._dotted.match(bare):
-                    return True
+            if self._dotted is not None and self._dotted.match(name):
+                return True
         return False
 
 

@@ -242,7 +242,8 @@ class _ModuleChecker:
                 reported = self._scan_all([expr], held, scope, timed=timed)
                 allowed = name is not None and self.rules.await_allow.match(name, canonical)
                 if is_async and held and not reported and not allowed:
-                    self._report_await(stmt, f"async with {name or '(…)'}", held)
+                    shown = f"{name}()" if isinstance(expr, ast.Call) else name
+                    self._report_await(stmt, f"async with {shown or '(…)'}", held)
             if item.optional_vars is not None:
                 self._scan_all([item.optional_vars], held, scope, timed=timed)
         self._check_block(stmt.body, held, scope, timed=timed)
