@@ -1,0 +1,65 @@
+"""Rendering of smoke results: one table row per check, then "10/10 passed".
+
+Nothing here judges; the verdicts come from ``loadkit.smoke``. Failures carry their error kind,
+trace id (look it up in the service's log) and what went wrong, under the table.
+"""
+
+from __future__ import annotations
+
+from tabulate import tabulate
+
+from loadkit.results import SmokeCheckResult, SmokeResults
+
+HEADERS = (
+    "check",
+    "request",
+    "status",
+    "expected",
+    "latency ms",
+    "verdict",
+    "error kind",
+    "trace id",
+)
+
+
+def _row(check: SmokeCheckResult) -> tuple[str, ...]:
+    failed = not check.passed
+    return (
+        check.name,
+        f"{check.method} {check.path}",
+        str(check.status) if check.status is not None else "—",
+        str(check.expected_status),
+        f"{check.latency_ms:.1f}" if check.latency_ms is not None else "—",
+        "pass" if check.passed else "FAIL",
+        (check.error_kind or "") if failed else "",
+        (check.trace_id or "") if failed else "",
+    )
+
+
+def summary_line(results: SmokeResults) -> str:
+    """ "10/10 passed", or "8/10 passed" and the names of the failed checks."""
+    total = len(results.checks)
+    passed = results.checks_passed
+    line = f"{passed}/{total} passed"
+    if passed < total:
+        failed = ", ".join(c.name for c in results.checks if not c.passed)
+        line += f" (failed: {failed})"
+    return line
+
+
+def render_smoke(results: SmokeResults) -> str:
+    """The terminal report: the table, a line per failure saying why, the summary line."""
+    table = tabulate(
+        [_row(c) for c in results.checks],
+        headers=HEADERS,
+        tablefmt="simple",
+        colalign=("left", "left", "right", "right", "right", "left", "left", "left"),
+    )
+    lines = [f"smoke: {results.target} ({results.duration_s * 1000:.0f} ms)", "", table, ""]
+    for check in results.checks:
+        if not check.passed and check.message:
+            lines.append(f"  {check.name}: {check.message}")
+    if any(not c.passed and c.message for c in results.checks):
+        lines.append("")
+    lines.append(summary_line(results))
+    return "\n".join(lines)
