@@ -118,6 +118,62 @@ def serve(
 
 # --- smoke -------------------------------------------------------------------------------------
 
+
+@app.command()
+def smoke(
+    host: Annotated[
+        str, typer.Option(help="Base URL of the API under test.")
+    ] = "http://127.0.0.1:8000",
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            help="The acceptance file whose [smoke] checks to run (default: ./acceptance.toml "
+            "if present, else the built-in 10 checks).",
+            show_default=False,
+        ),
+    ] = None,
+    http2: Annotated[
+        bool, typer.Option("--http2", help="Speak HTTP/2 with prior knowledge (h2c).")
+    ] = False,
+    timeout: Annotated[
+        float | None,
+        typer.Option(help="Seconds each request may take (default: [smoke] timeout_s, 10)."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Write the results file (loadkit.results/1) here.")
+    ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the results as JSON instead of the table.")
+    ] = False,
+) -> None:
+    """Run every smoke check once, concurrently, and show each one's status and latency.
+
+    The run registers an account of its own, logs in, and creates the items its checks need.
+    Exit 0 when every check passed, 1 when one failed, 2 on a bad configuration, 3 when the
+    target cannot be reached.
+    """
+    from loadkit.config import SmokeConfig, load_config
+    from loadkit.report.smoke import render_smoke, summary_line
+    from loadkit.results import dump_results, write_results
+    from loadkit.smoke import run_smoke
+
+    with exit_on_error():
+        if config is None and not DEFAULT_CONFIG.exists():
+            checks = SmokeConfig()
+        else:
+            checks = load_config(config or DEFAULT_CONFIG).smoke
+        results = run_smoke(host=host, config=checks, http2=http2, timeout_s=timeout)
+        if out is not None:
+            write_results(out, results)
+        if json_output:
+            sys.stdout.buffer.write(dump_results(results))
+            sys.stdout.flush()
+        else:
+            typer.echo(render_smoke(results))
+        if results.checks_passed < len(results.checks):
+            raise CriteriaNotMetError(f"smoke: {summary_line(results)}")
+
+
 # --- load / ui ---------------------------------------------------------------------------------
 
 # --- gate / accept / compare -------------------------------------------------------------------
