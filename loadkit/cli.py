@@ -178,6 +178,75 @@ def smoke(
 
 # --- gate / accept / compare -------------------------------------------------------------------
 
+
+@app.command()
+def gate(
+    results: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Results files (smoke, load, lock audit) to judge.", show_default=False
+        ),
+    ],
+    config: ConfigOption = DEFAULT_CONFIG,
+    junit: Annotated[
+        Path | None, typer.Option(help="Write JUnit XML: one test case per criterion.")
+    ] = None,
+    markdown: Annotated[
+        Path | None,
+        typer.Option(help="Write the verdict as Markdown (also appended to $GITHUB_STEP_SUMMARY)."),
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the verdict as JSON.")
+    ] = None,
+) -> None:
+    """Judge results files against the criteria of acceptance.toml.
+
+    Prints each criterion's threshold, measured value, margin and verdict, and for each failure
+    the evidence (top error kinds by endpoint, the stall's window, the lock sites). Criteria about
+    a kind of results not given are listed as not evaluated. Exit 0 passed, 1 failed, 2 bad
+    configuration or a measurement missing from a results file, 4 a run is invalid (aborted,
+    generator overloaded): an invalid run never passes.
+    """
+    from loadkit.config import load_config
+    from loadkit.gate import evaluate_criteria, raise_for_outcome
+    from loadkit.report.gate import render_gate_table, write_gate_reports
+    from loadkit.results import read_results
+
+    with exit_on_error():
+        settings = load_config(config)
+        loaded = [(str(path), read_results(path)) for path in results]
+        report = evaluate_criteria(settings.criteria, loaded)
+        typer.echo(render_gate_table(report), nl=False)
+        write_gate_reports(report, markdown=markdown, junit=junit, json=json_out)
+        raise_for_outcome(report)
+
+
+@app.command()
+def compare(
+    before: Annotated[Path, typer.Argument(help="Results file of the run before the change.")],
+    after: Annotated[Path, typer.Argument(help="Results file of the run after the change.")],
+    markdown: Annotated[
+        Path | None, typer.Option(help="Also write the comparison as Markdown.")
+    ] = None,
+) -> None:
+    """Compare two runs side by side: requests, RPS, error rate, P50/P95/P99/max, stalls, per
+    endpoint and per error kind, with the change in percent."""
+    from loadkit.compare import compare_results
+    from loadkit.report.compare import render_compare_markdown, render_compare_table
+    from loadkit.results import read_results, write_bytes_atomically
+
+    with exit_on_error():
+        comparison = compare_results(
+            read_results(before),
+            read_results(after),
+            before_source=str(before),
+            after_source=str(after),
+        )
+        typer.echo(render_compare_table(comparison), nl=False)
+        if markdown is not None:
+            write_bytes_atomically(markdown, render_compare_markdown(comparison).encode())
+
+
 # --- audit-locks -------------------------------------------------------------------------------
 
 
