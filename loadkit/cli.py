@@ -300,6 +300,87 @@ def audit_locks(
 # --- errors ------------------------------------------------------------------------------------
 
 
+@app.command()
+def errors(
+    log_files: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="The service's JSON logs (gzip too); '-' reads stdin, as does no file at all.",
+            show_default=False,
+        ),
+    ] = None,
+    results: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--results",
+            help="Results files of loadkit smoke/load runs: the client's errors beside the "
+            "server's, joined by trace id.",
+            show_default=False,
+        ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(help="Keep lines from this time: ISO 8601 (UTC if no offset) or 15m, 2h, 1d."),
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Keep lines up to this time (same forms as --since).")
+    ] = None,
+    top: Annotated[int, typer.Option(min=1, help="How many (endpoint, kind) offenders.")] = 5,
+    fmt: Annotated[
+        str, typer.Option("--format", help="table, markdown (the runbook page) or json.")
+    ] = "table",
+    out: Annotated[
+        Path | None, typer.Option(help="Write the report to this file instead of stdout.")
+    ] = None,
+) -> None:
+    """Break errors down by kind and endpoint: the top offenders, with P95, first/last seen and a
+    trace id each, from service logs (and loadkit runs with --results).
+
+    Lines that are not the service's JSON log are skipped and counted. Exit 2 when an input
+    cannot be read or holds no service log line.
+    """
+    import shlex
+    import time
+
+    from loadkit.breakdown import BreakdownBuilder, iso, parse_time_bound
+    from loadkit.errorjoin import ClientView
+    from loadkit.logscan import STDIN, ScanCounts, sources_from
+    from loadkit.report.errors import empty_input_message, parse_format, render
+    from loadkit.results import read_results, write_bytes_atomically
+
+    with exit_on_error():
+        report_format = parse_format(fmt)
+        now = time.time()
+        since_s = parse_time_bound(since, now=now, option="--since") if since else None
+        until_s = parse_time_bound(until, now=now, option="--until") if until else None
+        names = list(log_files or [])
+        if not names and not results:
+            if sys.stdin.isatty():
+                raise InputError("no input: give service log files, '-' for stdin, or --results")
+            names = [STDIN]
+        client = ClientView(read_results(path) for path in results) if results else None
+        builder = BreakdownBuilder(since=since_s, until=until_s, client=client)
+        counts = ScanCounts()
+        for source in sources_from(names):
+            builder.add_all(source)
+            counts.add(source.counts)
+        breakdown = builder.result(top=top, counts=counts, sources=names)
+        if names and breakdown.inputs.log_lines == 0:
+            raise InputError(empty_input_message(breakdown.inputs))
+        command = ["loadkit", "errors", *names]
+        for path in results or []:
+            command += ["--results", str(path)]
+        for flag, value in (("--since", since), ("--until", until), ("--out", out)):
+            command += [flag, str(value)] if value is not None else []
+        command += ["--top", str(top), "--format", report_format]
+        text = render(breakdown, report_format, command=shlex.join(command), generated_at=iso(now))
+        if out is None:
+            typer.echo(text, nl=False)
+        else:
+            write_bytes_atomically(out, text.encode())
+            typer.echo(f"wrote {out}", err=True)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()
