@@ -1,0 +1,443 @@
+"""Rendering of the error breakdown: a terminal table, the Markdown runbook page, and JSON.
+
+Nothing here counts; it shows what ``loadkit.breakdown`` computed. The table and the Markdown
+carry the same facts in the same order — the top offenders first, because they are what a fix
+targets — and the Markdown adds what to do about each kind, so that it can stand as the runbook
+page (``docs/runbooks/errors_breakdown.md``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from typing import Literal
+
+import orjson
+from tabulate import tabulate
+
+from loadkit.breakdown import ErrorBreakdown, InputSummary
+from loadkit.errorjoin import ClientComparison, JoinRow
+from loadkit.exceptions import ConfigError
+
+ErrorsFormat = Literal["table", "markdown", "json"]
+FORMATS: tuple[ErrorsFormat, ...] = ("table", "markdown", "json")
+JSON_SCHEMA = "loadkit.errors/1"
+
+KIND_HINTS: dict[str, str] = {
+    "storage_lock_timeout": "a handler waited longer than ENGINES_STORAGE_LOCK_TIMEOUT_S for the "
+    "storage lock: something holds it during CPU or I/O work (run `loadkit audit-locks`)",
+    "db_pool_exhausted": "no pooled connection came free in time: compare with the pool lines "
+    "(max in use, waiting) and look for slow queries or connections held across awaits",
+    "database_error": "the database failed or was unreachable: check its health and the "
+    "service's database URL",
+    "query_timeout": "a query ran past its timeout: find it by the example trace id",
+    "overloaded": "the in-flight limit shed load (backpressure working): capacity, or slow "
+    "requests that pile up",
+    "rate_limited": "the login rate limit answered 429: expected when a client hammers one account",
+    "invalid_credentials": "wrong email or password: a test-data problem more often than a "
+    "service one",
+    "unauthorized": "missing, expired or bad bearer tokens: check the client's login flow",
+    "validation_error": "the request broke a field rule: the message names the field",
+    "not_found": "no such route or resource (endpoint `unmatched` = no route matched the path)",
+    "conflict": "the resource already existed (e.g. registering an email twice)",
+    "payload_too_large": "bodies over ENGINES_MAX_BODY_BYTES",
+    "method_not_allowed": "the route exists, not for this method",
+    "internal_error": "an unclassified exception: a bug; its traceback is in the log under the "
+    "example trace id",
+    "timeout": "the client gave up waiting: the server may have logged the request later, or not "
+    "at all",
+    "connect_error": "no connection: the service was down or refusing connections",
+    "connection_reset": "the connection dropped mid-request: crash, restart or proxy",
+    "protocol_error": "the response could not be parsed as HTTP",
+    "http2_internal_error": "an HTTP/2 stream was reset with INTERNAL_ERROR",
+    "unexpected_status": "an error status without a kind in its body: often a proxy's page",
+}
+"""What each kind usually means and where to look: the runbook's advice."""
+
+
+def parse_format(value: str) -> ErrorsFormat:
+    """A ``--format`` value, or a ConfigError listing the formats there are."""
+    for fmt in FORMATS:
+        if value == fmt:
+            return fmt
+    raise ConfigError(f"--format {value!r} is not known; use one of {', '.join(FORMATS)}")
+
+
+def render(
+    breakdown: ErrorBreakdown,
+    fmt: ErrorsFormat,
+    *,
+    command: str | None = None,
+    generated_at: str | None = None,
+) -> str:
+    """The whole report in one format, ending with a newline.
+
+    ``command`` and ``generated_at`` say how the page was made (Markdown and JSON show them).
+    """
+    if fmt == "json":
+        return render_json(breakdown, command=command, generated_at=generated_at)
+    if fmt == "markdown":
+        return render_markdown(breakdown, command=command, generated_at=generated_at)
+    return render_table(breakdown)
+
+
+def empty_input_message(inputs: InputSummary) -> str:
+    """Why there is nothing to report, for an input that held no service log line."""
+    sources = ", ".join("stdin" if s == "-" else s for s in inputs.sources) or "the input"
+    if inputs.lines == 0:
+        return f"{sources}: empty, no log lines to read"
+    found = (
+        f"{inputs.lines:,} line(s) read: {inputs.not_json:,} not JSON, "
+        f"{inputs.foreign:,} JSON without the service's fields"
+    )
+    if inputs.outside_window:
+        found += f", {inputs.outside_window:,} outside --since/--until"
+    return (
+        f"{sources}: no service log lines found ({found}); loadkit errors reads the service's "
+        "JSON log (one object per line with ts, level, event, ...): is this that log?"
+    )
+
+
+# --- cells ------------------------------------------------------------------------------------
+
+
+def _percent(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value * 100:.1f} %"
+
+
+def _ms(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.1f}"
+
+
+def _statuses(codes: Mapping[str, int]) -> str:
+    if len(codes) == 1:
+        return next(iter(codes))
+    return ", ".join(f"{code}×{count:,}" for code, count in codes.items()) or "—"
+
+
+def _day(breakdown: ErrorBreakdown) -> str | None:
+    """The one UTC day every timestamp falls on, if there is one (then times drop the date)."""
+    first, last = breakdown.totals.first_seen, breakdown.totals.last_seen
+    if first and last and first[:10] == last[:10]:
+        return first[:10]
+    return None
+
+
+def _time(ts: str | None, day: str | None) -> str:
+    if ts is None:
+        return "—"
+    if day is not None and ts.startswith(day):
+        return ts[11:].removesuffix("Z")
+    return ts
+
+
+def _input_line(breakdown: ErrorBreakdown) -> str:
+    inputs = breakdown.inputs
+    sources = ", ".join("stdin" if s == "-" else s for s in inputs.sources) or "(none)"
+    text = f"{sources}: {inputs.lines:,} lines, {inputs.log_lines:,} service log lines"
+    skipped = []
+    if inputs.not_json:
+        skipped.append(f"{inputs.not_json:,} not JSON")
+    if inputs.foreign:
+        skipped.append(f"{inputs.foreign:,} foreign JSON")
+    if inputs.incomplete:
+        skipped.append(f"{inputs.incomplete:,} request lines without endpoint/status")
+    if skipped:
+        text += f"; skipped {', '.join(skipped)}"
+    if inputs.outside_window:
+        text += f"; {inputs.outside_window:,} outside the time window"
+    return text
+
+
+def _window_line(breakdown: ErrorBreakdown) -> str:
+    totals = breakdown.totals
+    text = f"Log spans {totals.first_seen or '?'} → {totals.last_seen or '?'}"
+    if breakdown.since or breakdown.until:
+        text += f" (kept {breakdown.since or 'start'} → {breakdown.until or 'end'})"
+    return text
+
+
+def _totals_line(breakdown: ErrorBreakdown) -> str:
+    totals = breakdown.totals
+    text = f"Requests seen {totals.requests:,} · errors {totals.errors:,}"
+    if totals.error_rate is not None:
+        text += f" · error rate {_percent(totals.error_rate)}"
+    elif totals.requests:
+        text += (
+            " · error rate unknown: the log holds no success lines (set "
+            "ENGINES_ACCESS_LOG_LEVEL=info to log them)"
+        )
+    return text
+
+
+def _pool_line(breakdown: ErrorBreakdown) -> str:
+    pool = breakdown.pool
+    if pool is None:
+        return "No database pool lines (event db_pool) in the log."
+    parts = [
+        f"{pool.lines:,} lines",
+        f"size {pool.size if pool.size is not None else '?'}",
+        f"max size {pool.max_size if pool.max_size is not None else '?'}",
+        f"max in use {pool.max_in_use if pool.max_in_use is not None else '?'}",
+        f"max overflow {pool.max_overflow if pool.max_overflow is not None else '?'}",
+        f"max waiting {pool.max_waiting if pool.max_waiting is not None else '?'}",
+    ]
+    text = "Database pool: " + ", ".join(parts) + "."
+    if pool.saturated_lines:
+        text += (
+            f" Saturated (all in use or requests waiting) in {pool.saturated_lines:,} "
+            f"line(s), {pool.first_saturated} → {pool.last_saturated}."
+        )
+    else:
+        text += " Never saturated."
+    return text
+
+
+# --- tables -----------------------------------------------------------------------------------
+
+_TOP_HEADERS = [
+    "#",
+    "endpoint",
+    "kind",
+    "count",
+    "% of errors",
+    "status",
+    "p95 ms",
+    "first seen",
+    "last seen",
+    "example trace id",
+]
+
+
+def _top_rows(breakdown: ErrorBreakdown, day: str | None) -> list[list[str]]:
+    return [
+        [
+            str(rank),
+            o.endpoint,
+            o.kind,
+            f"{o.count:,}",
+            _percent(o.share_of_errors),
+            _statuses(o.status_codes),
+            _ms(o.p95_ms),
+            _time(o.first_seen, day),
+            _time(o.last_seen, day),
+            o.example_trace_id or "—",
+        ]
+        for rank, o in enumerate(breakdown.top, start=1)
+    ]
+
+
+_KIND_HEADERS = [
+    "kind",
+    "count",
+    "% of errors",
+    "% of requests",
+    "status",
+    "endpoints",
+    "first seen",
+    "last seen",
+]
+
+
+def _kind_rows(breakdown: ErrorBreakdown, day: str | None) -> list[list[str]]:
+    return [
+        [
+            k.kind,
+            f"{k.count:,}",
+            _percent(k.share_of_errors),
+            _percent(k.share_of_requests),
+            _statuses(k.status_codes),
+            str(k.endpoints),
+            _time(k.first_seen, day),
+            _time(k.last_seen, day),
+        ]
+        for k in breakdown.by_kind
+    ]
+
+
+_ENDPOINT_HEADERS = ["endpoint", "requests", "errors", "error rate", "top kind"]
+
+
+def _endpoint_rows(breakdown: ErrorBreakdown) -> list[list[str]]:
+    return [
+        [
+            e.endpoint,
+            f"{e.requests:,}",
+            f"{e.errors:,}",
+            _percent(e.error_rate),
+            f"{e.top_kind} ({e.top_kind_count:,})" if e.top_kind else "—",
+        ]
+        for e in breakdown.by_endpoint
+    ]
+
+
+_JOIN_HEADERS = [
+    "endpoint",
+    "kind",
+    "client",
+    "server",
+    "client only",
+    "server only",
+    "trace ids: same / other / ok / missing",
+    "example",
+]
+
+
+def _join_rows(rows: Sequence[JoinRow]) -> list[list[str]]:
+    out = []
+    for r in rows:
+        t = r.traces
+        traces = (
+            f"{t.same_kind} / {sum(t.other_kinds.values())} / {t.ok_on_server} / {t.not_logged}"
+            if t.sampled
+            else "—"
+        )
+        kind = f"{r.kind} (client-side)" if r.client_side_kind else r.kind
+        out.append(
+            [
+                r.endpoint,
+                kind,
+                f"{r.client:,}",
+                f"{r.server:,}",
+                f"{r.client_only:,}",
+                f"{r.server_only:,}",
+                traces,
+                t.example or "—",
+            ]
+        )
+    return out
+
+
+def _client_summary(client: ClientComparison) -> str:
+    runs = ", ".join(f"{r.kind} {r.started_at} ({r.duration_s:g} s)" for r in client.runs)
+    return (
+        f"Client ({len(client.runs)} run(s): {runs}): {client.requests:,} requests, "
+        f"{client.errors:,} errors ({_percent(client.error_rate)}). Server logged "
+        f"{client.server_errors_in_window:,} errors in the runs' windows. "
+        f"{client.client_only:,} client errors were not logged by the server as such "
+        f"(timeouts, connection errors, proxies); {client.server_only:,} server errors were "
+        "not seen by these runs as such."
+    )
+
+
+# --- formats ----------------------------------------------------------------------------------
+
+
+def render_table(breakdown: ErrorBreakdown) -> str:
+    """The breakdown for a terminal: summary lines, then plain tables."""
+    day = _day(breakdown)
+    lines = [_input_line(breakdown), _window_line(breakdown), _totals_line(breakdown), ""]
+    if breakdown.top:
+        lines.append(f"Top {len(breakdown.top)} offenders (endpoint, kind)" + _of_groups(breakdown))
+        lines.append(_grid(_top_rows(breakdown, day), _TOP_HEADERS))
+        lines.append("")
+        lines.append("By kind")
+        lines.append(_grid(_kind_rows(breakdown, day), _KIND_HEADERS))
+        lines.append("")
+    else:
+        lines += ["No errors in the log.", ""]
+    if breakdown.by_endpoint:
+        lines.append("By endpoint")
+        lines.append(_grid(_endpoint_rows(breakdown), _ENDPOINT_HEADERS))
+        lines.append("")
+    lines.append(_pool_line(breakdown))
+    if breakdown.client is not None:
+        client = breakdown.client
+        lines += ["", _client_summary(client)]
+        if client.rows:
+            lines.append(_grid(_join_rows(client.rows), _JOIN_HEADERS))
+        lines += [f"Note: {note}" for note in client.notes]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _of_groups(breakdown: ErrorBreakdown) -> str:
+    if breakdown.groups > len(breakdown.top):
+        return f", of {breakdown.groups:,} groups"
+    return ""
+
+
+_NUMERIC = frozenset(
+    {"#", "count", "% of errors", "% of requests", "p95 ms", "endpoints", "requests", "errors"}
+    | {"error rate", "client", "server", "client only", "server only"}
+)
+
+
+def _grid(rows: list[list[str]], headers: list[str], tablefmt: str = "simple") -> str:
+    # Cells are preformatted text (thousands separators, units): keep tabulate from parsing
+    # them, and right-align the numeric columns so that magnitudes line up.
+    align = tuple("right" if h in _NUMERIC else "left" for h in headers)
+    return str(
+        tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True, colalign=align)
+    )
+
+
+def _md_table(rows: list[list[str]], headers: list[str]) -> str:
+    escaped = [[cell.replace("|", "\\|") for cell in row] for row in rows]
+    return _grid(escaped, headers, "github")
+
+
+def render_markdown(
+    breakdown: ErrorBreakdown, *, command: str | None = None, generated_at: str | None = None
+) -> str:
+    """The runbook page: what failed, where, since when, and what each kind asks of you."""
+    day = _day(breakdown)
+    out = ["# Error breakdown", ""]
+    if command or generated_at:
+        made = "Generated"
+        if generated_at:
+            made += f" {generated_at}"
+        if command:
+            made += f" by `{command}`"
+        out += [made + ".", ""]
+    out += [
+        f"- Input: {_input_line(breakdown)}.",
+        f"- {_window_line(breakdown)}" + (f" (times below are UTC on {day})." if day else "."),
+        f"- {_totals_line(breakdown)}.",
+        "",
+    ]
+    if breakdown.top:
+        out += [
+            f"## Top {len(breakdown.top)} offenders{_of_groups(breakdown)}",
+            "",
+            "Each row is one (endpoint, kind): the unit a fix targets. Follow the example trace id "
+            "into the service log (`grep <trace id>`) for the full story of one request.",
+            "",
+            _md_table(_top_rows(breakdown, day), _TOP_HEADERS),
+            "",
+            "## By kind",
+            "",
+            _md_table(_kind_rows(breakdown, day), _KIND_HEADERS),
+            "",
+        ]
+    else:
+        out += ["No errors in the log.", ""]
+    if breakdown.by_endpoint:
+        out += ["## By endpoint", "", _md_table(_endpoint_rows(breakdown), _ENDPOINT_HEADERS), ""]
+    out += ["## Database pool", "", _pool_line(breakdown), ""]
+    if breakdown.client is not None:
+        client = breakdown.client
+        out += ["## Client and server", "", _client_summary(client), ""]
+        if client.rows:
+            out += [_md_table(_join_rows(client.rows), _JOIN_HEADERS), ""]
+        out += [f"- {note}" for note in client.notes] + [""]
+    hints = [(k.kind, KIND_HINTS[k.kind]) for k in breakdown.by_kind if k.kind in KIND_HINTS]
+    if hints:
+        out += ["## What each kind asks of you", ""]
+        out += [f"- **{kind}**: {hint}." for kind, hint in hints]
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def render_json(
+    breakdown: ErrorBreakdown, *, command: str | None = None, generated_at: str | None = None
+) -> str:
+    """Everything as one JSON document (schema ``loadkit.errors/1``)."""
+    document = {
+        "schema": JSON_SCHEMA,
+        "generated_at": generated_at,
+        "command": command,
+        **asdict(breakdown),
+    }
+    return orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() + "\n"
