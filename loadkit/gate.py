@@ -149,8 +149,7 @@ class GateReport:
         if self.outcome == "failed":
             failed = self.with_status("failed")
             return (
-                f"FAILED: {len(failed)} of {len(judged)} criteria not met: "
-                f"{'; '.join(f'{v.criterion.label}: {v.reason}' for v in failed)}{tail}"
+                f"FAILED: {len(failed)} of {len(judged)} criteria not met: {_labels(failed)}{tail}"
             )
         return f"PASSED: {len(judged)} of {len(judged)} criteria met{tail}"
 
@@ -270,17 +269,17 @@ def _reason(criterion: Criterion, measured: float, margin: float, met: bool) -> 
     if criterion.threshold != 0 and margin != 0:
         relative = f" ({abs(margin) / abs(criterion.threshold) * 100:.1f} %)"
     if met:
-        if criterion.op in ("==",):
+        if criterion.op == "==":
             return f"{value}, as required ({limit})"
-        return f"{value}: {distance}{relative} of headroom to {limit}"
+        return f"{value}, {distance}{relative} of headroom to {limit}"
     if criterion.op == "!=":
-        return f"{value}: equal to the excluded value ({limit})"
+        return f"{value}, the excluded value ({limit})"
     if margin == 0:
-        return f"{value}: exactly at the threshold, and {criterion.op} is strict ({limit})"
+        return f"{value}, exactly at the threshold, and {criterion.op} is strict ({limit})"
     if criterion.op == "==":
-        return f"{value}: off by {distance}{relative} ({limit})"
+        return f"{value}, off by {distance}{relative} ({limit})"
     side = "over" if criterion.op in ("<", "<=") else "under"
-    return f"{value}: {distance}{relative} {side} the threshold ({limit})"
+    return f"{value}, {distance}{relative} {side} the threshold ({limit})"
 
 
 # --- reading one metric from one results file ----------------------------------------------------

@@ -70,8 +70,14 @@ def _criterion(verdict: Verdict) -> str:
     return text
 
 
+def _several_of_a_kind(report: GateReport) -> bool:
+    # Only then does a criterion have several verdicts, which the results file tells apart.
+    kinds = [run.kind for run in report.runs]
+    return len(kinds) != len(set(kinds))
+
+
 def _rows(report: GateReport, marks: Mapping[str, str]) -> list[list[str]]:
-    many = len(report.runs) > 1
+    many = _several_of_a_kind(report)
     rows = []
     for v in report.verdicts:
         row = [_criterion(v), _threshold(v), _measured(v), _margin(v), marks[v.status]]
@@ -83,7 +89,7 @@ def _rows(report: GateReport, marks: Mapping[str, str]) -> list[list[str]]:
 
 def _headers(report: GateReport) -> list[str]:
     headers = ["criterion", "threshold", "measured", "margin", "verdict"]
-    if len(report.runs) > 1:
+    if _several_of_a_kind(report):
         headers.append("results")
     return headers
 
@@ -182,7 +188,7 @@ def render_gate_junit(report: GateReport, *, suite: str = "loadkit acceptance") 
     }
     root = ET.Element("testsuites", {"name": suite, **counts})
     testsuite = ET.SubElement(root, "testsuite", {"name": suite, **counts})
-    many = len(report.runs) > 1
+    many = _several_of_a_kind(report)
     for verdict in report.verdicts:
         name = verdict.criterion.label
         if many and verdict.source:
