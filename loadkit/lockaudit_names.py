@@ -85,7 +85,20 @@ class ModuleIndex:
         self.methods: dict[int, dict[str, FunctionNode]] = {}
         self.class_of: dict[int, ast.ClassDef | None] = {}
         self._constructors = constructors
-        for node in ast.walk(tree):
+        self.function_nodes: list[FunctionNode] = []
+        """Every function and method, nested ones included, in source order."""
+        self.local_defs: dict[int, dict[str, FunctionNode]] = {}
+        """Functions defined inside each function (by the id of the outer one), by name."""
+        for statement in tree.body:
+            if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef):
+                self.functions[statement.name] = statement
+        # One pass over the tree (it is the audit's hot loop); lock assignments are resolved after
+        # it, once every import alias is known.
+        candidates: list[ast.AST] = []
+        # (node, enclosing class, enclosing function when it is the nearest scope)
+        stack: list[tuple[ast.AST, ast.ClassDef | None, FunctionNode | None]] = [(tree, None, None)]
+        while stack:
+            node, cls, outer = stack.pop()
             if isinstance(node, ast.Import):
                 for alias in node.names:
                     if alias.asname:
@@ -93,11 +106,24 @@ class ModuleIndex:
             elif isinstance(node, ast.ImportFrom) and node.module:
                 for alias in node.names:
                     self.aliases[alias.asname or alias.name] = f"{node.module}.{alias.name}"
-        for node in tree.body:
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-                self.functions[node.name] = node
-        self._index_scopes(tree, None)
-        for node in ast.walk(tree):
+            elif isinstance(node, ast.ClassDef):
+                self.methods[id(node)] = {
+                    f.name: f
+                    for f in node.body
+                    if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef)
+                }
+                cls, outer = node, None
+            elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                self.class_of[id(node)] = cls
+                self.function_nodes.append(node)
+                if outer is not None:
+                    self.local_defs.setdefault(id(outer), {})[node.name] = node
+                outer = node
+            elif isinstance(node, ast.Assign | ast.AnnAssign | ast.arg):
+                candidates.append(node)
+            stack.extend((child, cls, outer) for child in ast.iter_child_nodes(node))
+        self.function_nodes.sort(key=lambda f: (f.lineno, f.col_offset))
+        for node in candidates:
             self._index_locks(node)
 
     def canonical(self, name: str) -> str:
@@ -106,21 +132,6 @@ class ModuleIndex:
         if match and match.group() in self.aliases:
             return self.aliases[match.group()] + name[match.end() :]
         return name
-
-    def _index_scopes(self, node: ast.AST, cls: ast.ClassDef | None) -> None:
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.ClassDef):
-                self.methods[id(child)] = {
-                    f.name: f
-                    for f in child.body
-                    if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef)
-                }
-                self._index_scopes(child, child)
-            elif isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
-                self.class_of[id(child)] = cls
-                self._index_scopes(child, cls)
-            else:
-                self._index_scopes(child, cls)
 
     def _is_constructor(self, node: ast.expr | None) -> bool:
         """A lock constructor call, or an annotation naming a lock type: ``asyncio.Lock | None``."""

@@ -84,9 +84,16 @@ class _Scope:
     local_defs: dict[str, FunctionNode] = field(default_factory=dict)
     params: frozenset[str] = frozenset()
     in_helper: bool = False
-    finally_releases: list[tuple[str, int, int]] = field(default_factory=list)
+    release_sites: _ReleaseSites | None = None
+
+
+@dataclass(slots=True)
+class _ReleaseSites:
+    """Where one function releases locks."""
+
+    in_finally: list[tuple[str, int, int]] = field(default_factory=list)
     """(lock name, first and last line of the try) for every ``L.release()`` in a ``finally``."""
-    releases: list[tuple[str, int]] = field(default_factory=list)
+    anywhere: list[tuple[str, int]] = field(default_factory=list)
     """(lock name, line) of every ``L.release()``."""
 
 
@@ -134,33 +141,40 @@ class _ModuleChecker:
 
     def run(self) -> list[Finding]:
         self._check_block(self.tree.body, [], self._scope(None, None), timed=False)
-        for function in own_functions(self.tree):
+        for function in self.index.function_nodes:
             self._check_function(function, [])
         return sorted(self.findings.values(), key=lambda f: (f.line, f.col, f.code))
 
     # -- scopes --
 
     def _scope(self, function: FunctionNode | None, cls: ast.ClassDef | None) -> _Scope:
-        body: list[ast.stmt] = self.tree.body if function is None else function.body
         scope = _Scope(function=function, class_def=cls)
         if function is not None:
             args = function.args
             every = [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]
             scope.params = frozenset(a.arg for a in every if a is not None)
             scope.in_helper = self.rules.helpers.match(function.name)
+            scope.local_defs = self.index.local_defs.get(id(function), {})
+        return scope
+
+    def _release_sites(self, scope: _Scope) -> _ReleaseSites:
+        """Where the scope releases locks; computed on its first acquire (most code has none)."""
+        if scope.release_sites is not None:
+            return scope.release_sites
+        sites = _ReleaseSites()
+        body = self.tree.body if scope.function is None else scope.function.body
         for node in own_nodes(body):
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and function is not None:
-                scope.local_defs[node.name] = node
             if isinstance(node, ast.Try | ast.TryStar):
                 end = node.end_lineno or node.lineno
                 for inner in own_nodes(node.finalbody):
                     lock = self._release_target(inner)
                     if lock is not None:
-                        scope.finally_releases.append((lock, node.lineno, end))
+                        sites.in_finally.append((lock, node.lineno, end))
             lock = self._release_target(node)
             if lock is not None:
-                scope.releases.append((lock, getattr(node, "lineno", 0)))
-        return scope
+                sites.anywhere.append((lock, getattr(node, "lineno", 0)))
+        scope.release_sites = sites
+        return sites
 
     def _check_function(self, function: FunctionNode, held: list[_Held]) -> None:
         scope = self._scope(function, self.index.class_of.get(id(function)))
@@ -326,7 +340,7 @@ class _ModuleChecker:
                 f"`{self._timeout_hint()}`, or go through {self._helper_hint()}",
             )
         entering = scope.function is not None and scope.function.name in ("__enter__", "__aenter__")
-        if not (entering or _released_in_finally(scope, lock, call.lineno)):
+        if not (entering or _released_in_finally(self._release_sites(scope), lock, call.lineno)):
             self._report(
                 call,
                 RELEASE_NOT_IN_FINALLY,
@@ -407,7 +421,7 @@ class _ModuleChecker:
         if key in seen:
             return None
         seen.add(key)
-        scope = _Scope(function=function, class_def=self.index.class_of.get(key))
+        scope = self._scope(function, self.index.class_of.get(key))
         calls = sorted(
             (n for n in own_nodes(function.body) if isinstance(n, ast.Call)),
             key=lambda n: (n.lineno, n.col_offset),
@@ -499,22 +513,15 @@ class _ModuleChecker:
         )
 
 
-def own_functions(tree: ast.Module) -> Iterator[FunctionNode]:
-    """Every function and method of a module, nested ones included."""
-    for node in ast.walk(tree):
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            yield node
-
-
-def _released_in_finally(scope: _Scope, lock: str, line: int) -> bool:
+def _released_in_finally(sites: _ReleaseSites, lock: str, line: int) -> bool:
     """Whether an acquire at ``line`` is covered by a ``try`` whose ``finally`` releases the lock:
     one around it, or the next one after it (with no other release of the lock in between)."""
-    for name, start, end in scope.finally_releases:
+    for name, start, end in sites.in_finally:
         if name != lock:
             continue
         if start <= line <= end:
             return True
-        released_between = any(n == lock and line < at < start for n, at in scope.releases)
+        released_between = any(n == lock and line < at < start for n, at in sites.anywhere)
         if start > line and not released_between:
             return True
     return False
