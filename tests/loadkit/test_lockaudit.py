@@ -133,7 +133,7 @@ def test_suppressions_naming_other_or_unknown_codes_do_not_hide_findings() -> No
     assert {(other, "LK001"), (unknown, "LK001"), (unknown, "LK900")} <= reported(audit)
     assert {(malformed, "LK001"), (malformed, "LK900")} <= reported(audit)
     assert (other, "LK900") not in reported(audit)
-    # A "# lockaudit:" inside a string is not a comment.
+    # The directive inside a string literal is not a comment, so it is neither used nor wrong.
     assert line_of("suppressions.py", "NOT_A_COMMENT") not in {f.line for f in audit.findings}
 
 
