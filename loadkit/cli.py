@@ -282,9 +282,8 @@ def audit_locks(
     `# lockaudit: ignore[LK001] <reason>`. Exit 0 when clean, 1 on findings, 2 on bad
     configuration or a file that does not parse.
     """
-    from loadkit.lockaudit_run import audit_paths, audit_scope, to_results
+    from loadkit.lockaudit_run import audit_paths, audit_scope, write_audit_results
     from loadkit.report.locks import parse_format, render
-    from loadkit.results import write_results
 
     with exit_on_error():
         fmt = parse_format(output_format)
@@ -292,7 +291,7 @@ def audit_locks(
         run = audit_paths(targets, settings)
         typer.echo(render(run.summary, fmt), nl=False)
         if out is not None:
-            write_results(out, to_results(run, settings))
+            write_audit_results(out, run, settings)
     if run.summary.violations:
         raise typer.Exit(code=EXIT_FAILED)
 

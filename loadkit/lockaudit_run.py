@@ -14,9 +14,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from loadkit.config import LockAuditConfig, load_config
-from loadkit.exceptions import InputError
+from loadkit.exceptions import ConfigError, InputError
 from loadkit.lockaudit import AuditSummary, LockAuditor
-from loadkit.results import LockAuditResults, LockFinding
+from loadkit.results import LockAuditResults, LockFinding, write_results
 
 SKIPPED_DIRECTORIES: frozenset[str] = frozenset({"__pycache__", "node_modules", "site-packages"})
 """Directory names never walked into (nor any whose name starts with a dot, such as ``.venv``)."""
@@ -111,6 +111,14 @@ def to_results(run: AuditRun, config: LockAuditConfig) -> LockAuditResults:
             for f in summary.findings
         ],
     )
+
+
+def write_audit_results(path: Path, run: AuditRun, config: LockAuditConfig) -> Path:
+    """Write the results file for ``--out`` atomically; a ConfigError names a path not writable."""
+    try:
+        return write_results(path, to_results(run, config))
+    except OSError as exc:
+        raise ConfigError(f"--out {path}: cannot write the results file: {exc.strerror}") from None
 
 
 def audit_scope(

@@ -179,6 +179,13 @@ def test_out_is_written_for_a_clean_run_too(project: Path) -> None:
     assert results.violations == 0
 
 
+def test_out_to_an_unwritable_place_exits_2(project: Path) -> None:
+    (project / "taken").write_text("a file, not a folder")
+    code, output = audit("service", "--out", "taken/locks.json")
+    assert code == 2, output
+    assert "--out taken/locks.json: cannot write" in output
+
+
 @pytest.mark.skipif(not (REPO / "service" / "storage.py").exists(), reason="no bundled service")
 def test_the_bundled_service_is_clean(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(REPO)
