@@ -11,6 +11,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.errors import ErrorKind
+
 DEV_ENV = "dev"
 DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me-0000"
 """Accepted only when ENGINES_ENV=dev (the default), so a newcomer can run the service at once."""
@@ -37,7 +39,18 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=5, ge=1, description="Connections kept in the pool.")
     db_max_overflow: int = Field(default=10, ge=0, description="Extra connections past the pool.")
     db_pool_timeout_s: float = Field(
-        default=30.0, gt=0, description="How long a request waits for a pooled connection."
+        default=2.0,
+        gt=0,
+        description="How long a request waits for a pooled connection before it is answered "
+        "db_pool_exhausted (503); short, so an exhausted pool answers fast.",
+    )
+    pool_metrics_interval_s: float = Field(
+        default=30.0, gt=0, description="Seconds between two 'db_pool' log lines."
+    )
+    query_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="Every database statement is interrupted past this: query_timeout (503).",
     )
     sqlite_busy_timeout_ms: int = Field(
         default=5000, ge=0, description="How long SQLite waits for a write lock before failing."
@@ -64,6 +77,73 @@ class Settings(BaseSettings):
     git_commit: str = Field(default="unknown", description="Reported by GET /version.")
     shutdown_grace_s: int = Field(
         default=10, ge=1, description="On SIGTERM, how long requests in flight may finish."
+    )
+    max_in_flight: int = Field(
+        default=256,
+        ge=0,
+        description="Requests handled at once; past it: overloaded (503) at once. 0 = no limit.",
+    )
+    login_rate_per_address: int = Field(
+        default=0,
+        ge=0,
+        description="Login attempts per client address per window; past it: rate_limited "
+        "(429). 0 = off (the harness's own login load test runs from one address).",
+    )
+    login_rate_per_account: int = Field(
+        default=0,
+        ge=0,
+        description="Login attempts per account (email) per window; past it: rate_limited "
+        "(429). 0 = off (the login load test logs each user in non-stop).",
+    )
+    login_rate_window_s: float = Field(
+        default=60.0, gt=0, description="The window the two login rates are counted over."
+    )
+
+    # --- fault injection: all off by default (see README, "Fault injection") ---------------
+    fault_latency_ms: int = Field(
+        default=0, ge=0, description="Fault: fixed latency added to affected requests."
+    )
+    fault_latency_jitter_ms: int = Field(
+        default=0, ge=0, description="Fault: random extra latency, 0..N ms, on affected requests."
+    )
+    fault_latency_share: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        description="Fault: share (0..1) of requests that get the added latency.",
+    )
+    fault_error_share: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Fault: share (0..1) of requests that fail with fault_error_kind.",
+    )
+    fault_error_kind: ErrorKind = Field(
+        default=ErrorKind.INTERNAL_ERROR, description="Fault: the kind injected errors carry."
+    )
+    fault_lock_hold_ms: int = Field(
+        default=0,
+        ge=0,
+        description="Fault: hold the storage lock this long on every with_storage use.",
+    )
+    fault_slow_query_ms: int = Field(
+        default=0,
+        ge=0,
+        description="Fault: every database session holds its connection this much longer, "
+        "as a slow query would (past query_timeout_s it fails query_timeout).",
+    )
+    fault_stall_at_s: float = Field(
+        default=0.0, ge=0, description="Fault: when the stall starts, seconds after start-up."
+    )
+    fault_stall_s: float = Field(
+        default=0.0,
+        ge=0,
+        description="Fault: how long the stall lasts; every request during it waits until its end.",
+    )
+    fault_paths: str = Field(
+        default="",
+        description="Fault: comma-separated path prefixes faults apply to (empty = all); "
+        "/health, /version and /metrics are never affected.",
     )
 
     @model_validator(mode="after")
