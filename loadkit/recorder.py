@@ -542,6 +542,10 @@ class LatencyRecorder:
         if not spans:
             return None
         start, end = max(spans, key=lambda s: s[1] - s[0])
+        if end - start < STALL_FLOOR_S:
+            # Every request is "in flight with nothing completing" for part of its own latency;
+            # that is latency, not a stall.
+            return None
         return Stall(
             start_s=round(start - self.start, 6),
             end_s=round(end - self.start, 6),
