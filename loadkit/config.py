@@ -296,6 +296,10 @@ class LockAuditConfig(_Section):
         "hashlib.scrypt",
         "hash_password",
         "verify_password",
+        "*passwords.hash",
+        "*passwords.verify",
+        "*tokens.issue",
+        "*tokens.verify",
         "jwt.encode",
         "jwt.decode",
         "httpx.*",
@@ -321,6 +325,8 @@ class LockAuditConfig(_Section):
         "*.write_text",
         "*.write_bytes",
     )
+    extend_slow_call_patterns: tuple[str, ...] = ()
+    """Added to ``slow_call_patterns``: a project's own slow helpers without restating defaults."""
     await_allow: tuple[str, ...] = ()
     timeout_wrappers: tuple[str, ...] = (
         "asyncio.timeout",
@@ -338,6 +344,7 @@ class LockAuditConfig(_Section):
         "lock_constructors",
         "storage_helpers",
         "slow_call_patterns",
+        "extend_slow_call_patterns",
         "await_allow",
         "timeout_wrappers",
     )

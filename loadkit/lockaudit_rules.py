@@ -120,7 +120,7 @@ class RuleSet:
         self.not_locks = Patterns(config.lock_exclude_patterns, ignore_case=True)
         self.constructors = Patterns(config.lock_constructors)
         self.helpers = Patterns(config.storage_helpers)
-        self.slow = Patterns(config.slow_call_patterns)
+        self.slow = Patterns((*config.slow_call_patterns, *config.extend_slow_call_patterns))
         self.await_allow = Patterns(config.await_allow)
         self.timeouts = Patterns(config.timeout_wrappers)
 

@@ -176,3 +176,43 @@ def test_summary_counts_files_violations_and_suppressions() -> None:
     assert summary.files_with_findings == 2
     assert summary.suppressed == 1
     assert summary.violations == len(audits[0].findings) + len(audits[2].findings)
+
+
+def test_storage_callables_by_method_and_partial_and_async() -> None:
+    source = (
+        "import asyncio\n"  # 1
+        "import functools\n"  # 2
+        "import bcrypt\n"  # 3
+        "class Handler:\n"  # 4
+        "    def _read(self, cache):\n"  # 5
+        "        return bcrypt.checkpw(b'x', cache['h'])\n"  # 6
+        "    async def run(self, storage) -> None:\n"  # 7
+        "        await storage.with_storage(self._read)\n"  # 8
+        "        await storage.with_storage(functools.partial(fill, 1))\n"  # 9
+        "        await storage.with_storage(load)\n"  # 10
+        "def fill(n, cache):\n"  # 11
+        "    cache['n'] = open('n').read()\n"  # 12
+        "async def load(cache):\n"  # 13
+        "    await asyncio.sleep(0)\n"  # 14
+    )
+    audit = audit_source(source, path="m.py", config=LockAuditConfig())
+    assert reported(audit) == {(6, "LK001"), (12, "LK001"), (14, "LK002")}
+    assert {f.line: f.lock_line for f in audit.findings} == {6: 8, 12: 9, 14: 10}
+
+
+def test_the_projects_own_helpers_and_extended_patterns_are_slow() -> None:
+    source = (
+        "async def login(services, storage_lock, body) -> None:\n"
+        "    async with services.timeout(1), storage_lock:\n"
+        "        services.tokens.issue(user_id=1, email=body.email)\n"
+        "        services.mailer.send_welcome(body.email)\n"
+    )
+    config = LockAuditConfig(timeout_wrappers=("*.timeout",))
+    assert reported(audit_source(source, path="m.py", config=config)) == {(3, "LK001")}
+    config = LockAuditConfig(
+        timeout_wrappers=("*.timeout",), extend_slow_call_patterns=("*.send_*",)
+    )
+    assert reported(audit_source(source, path="m.py", config=config)) == {
+        (3, "LK001"),
+        (4, "LK001"),
+    }
