@@ -28,9 +28,11 @@ REQUEST_EVENT = "request"
 POOL_EVENT = "db_pool"
 
 DEFAULT_TOP = 5
-MAX_GROUPS = 2_000
-"""Distinct (endpoint, kind) groups kept; each holds an HDR histogram (~140 KB). A log whose
-endpoints are raw paths instead of route templates would otherwise grow without bound."""
+MAX_GROUPS = 500
+"""Distinct (endpoint, kind) groups kept; each holds an HDR histogram (~137 KiB), so the groups
+cost at most ~70 MiB whatever the log's length. Beyond the cap, errors are grouped under
+``OTHER_ENDPOINTS`` per kind: a log whose endpoints are raw paths (not route templates) would
+otherwise grow without bound."""
 MAX_ENDPOINTS = 10_000
 MAX_KINDS = 200
 OTHER_ENDPOINTS = "(other endpoints)"
