@@ -97,8 +97,15 @@ class _ReleaseSites:
     """(lock name, line) of every ``L.release()``."""
 
 
-_Effect = tuple[str, _Held | str]
-"""("acquire", held) or ("release", lock name), applied once the statement is checked."""
+@dataclass(frozen=True, slots=True)
+class _Release:
+    """A ``L.release()`` seen in a statement."""
+
+    name: str
+
+
+_Effect = _Held | _Release
+"""An acquire (the new hold) or a release, applied once the whole statement is checked."""
 
 
 def own_nodes(nodes: Iterable[ast.AST]) -> Iterator[ast.AST]:
@@ -269,18 +276,18 @@ class _ModuleChecker:
     def _scan_all(
         self, nodes: Iterable[ast.AST], held: list[_Held], scope: _Scope, *, timed: bool
     ) -> bool:
-        """Check expressions, then apply the acquires and releases they make; True if any slow
-        call was reported (so the same spot is not reported twice)."""
+        """Check expressions, then apply the acquires and releases they make. True when this
+        reported anything (so an ``async with`` already reported as slow is not reported twice)."""
         effects: list[_Effect] = []
         before = len(self.findings)
         for node in nodes:
             self._scan(node, held, scope, timed, effects)
-        for kind, value in effects:
-            if kind == "acquire" and isinstance(value, _Held):
-                held.append(value)
-            elif kind == "release" and isinstance(value, str):
+        for effect in effects:
+            if isinstance(effect, _Held):
+                held.append(effect)
+            else:
                 for entry in reversed(held):
-                    if entry.name == value:
+                    if entry.name == effect.name:
                         _remove(held, entry)
                         break
         return len(self.findings) > before
@@ -319,10 +326,10 @@ class _ModuleChecker:
             lock = self._lock_name(call.func.value)
             if lock is not None:
                 if call.func.attr == "release":
-                    effects.append(("release", lock))
+                    effects.append(_Release(lock))
                 else:
                     self._check_acquire(call, lock, scope, timed)
-                    effects.append(("acquire", _Held(lock, f"lock `{lock}`", call.lineno)))
+                    effects.append(_Held(lock, f"lock `{lock}`", call.lineno))
                 return
         if held:
             slow = self._slow_reason(call, scope)
