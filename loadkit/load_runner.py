@@ -1,0 +1,529 @@
+"""Run Locust in a process of its own with loadkit's plugin, and read back what it measured.
+
+Locust monkey-patches its process with gevent, so it never runs inside ``loadkit``: this module
+starts ``python -m locust -f <scenario>,<plugin>`` as a child (without importing Locust), follows
+the plugin's status file for the progress bar, forwards Ctrl-C and SIGTERM to it, and reads the
+results file the plugin wrote. The child runs in a session of its own, so a terminal's Ctrl-C
+reaches it once, through us, and a distributed master gets the chance to collect its workers'
+shares before anything else is stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import IO
+from urllib.parse import urlsplit
+
+from pydantic import ValidationError
+
+from loadkit.config import LoadProfile, load_config
+from loadkit.exceptions import (
+    ConfigError,
+    InputError,
+    InvalidRunError,
+    LoadkitError,
+    TargetUnreachableError,
+)
+from loadkit.load_results import mark_aborted
+from loadkit.load_status import LiveStatus, read_status
+from loadkit.results import LoadResults, read_results, write_results
+
+PLUGIN_PATH = Path(__file__).with_name("locust_plugin.py")
+BUNDLED_SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
+"""Where the scenarios shipped with loadkit live (next to the package, in a checkout or a wheel)."""
+URL_SCENARIO = "url"
+DEFAULT_TARGET = "http://127.0.0.1:8000"
+DEFAULT_OUT = Path("results/load.json")
+DEFAULT_UI_DIR = Path("results")
+DEFAULT_WEB_PORT = 8089
+DEFAULT_MASTER_PORT = 5557
+
+CONNECT_TIMEOUT_S = 3.0
+START_GRACE_S = 60.0
+"""Time allowed for Locust to start (and a master's workers to connect) before a run is bounded."""
+STOP_GRACE_S = 30.0
+"""Time allowed after the planned end for users to stop and results to be written."""
+KILL_GRACE_S = 15.0
+POLL_S = 0.25
+LOG_TAIL_LINES = 25
+
+ProgressCallback = Callable[[LiveStatus], None]
+
+
+class LoadInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped a run; its partial results, marked aborted, were written.
+
+    A KeyboardInterrupt, so that callers that do not care exit 130 as for any Ctrl-C.
+    """
+
+    def __init__(self, results: LoadResults | None, path: Path | None) -> None:
+        super().__init__("interrupted")
+        self.results = results
+        self.path = path
+
+
+class InvalidLoadRunError(InvalidRunError):
+    """The run completed but its numbers must not be gated on; the results file says why."""
+
+    def __init__(self, results: LoadResults, path: Path) -> None:
+        reasons = "; ".join(results.invalid_reasons) or "marked invalid"
+        super().__init__(f"the load run is invalid: {reasons} (results: {path})")
+        self.results = results
+        self.path = path
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the load goes: the base URL Locust gets as ``--host``, and a path for ``url.py``."""
+
+    host: str
+    path: str
+
+    @classmethod
+    def parse(cls, url: str) -> Target:
+        """Split and check a target URL (http or https, with a host)."""
+        parts = urlsplit(url.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(
+                f"target {url!r} is not an http(s) URL with a host; "
+                "give one like http://127.0.0.1:8000"
+            )
+        try:
+            parts.port  # noqa: B018 - raises ValueError for a port out of range
+        except ValueError:
+            raise ConfigError(f"target {url!r} has an invalid port") from None
+        path = parts.path or "/"
+        if parts.query:
+            path = f"{path}?{parts.query}"
+        return cls(host=f"{parts.scheme}://{parts.netloc}", path=path)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """(host, port) to connect to."""
+        parts = urlsplit(self.host)
+        assert parts.hostname is not None
+        return parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def check_reachable(target: Target, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """Refuse to start a run against a target nobody answers on (TCP connect)."""
+    host, port = target.address
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise TargetUnreachableError(
+            f"cannot connect to {target.host} ({reason}); is the service running? "
+            "(`loadkit serve` starts the bundled one on http://127.0.0.1:8000)"
+        ) from None
+
+
+def resolve_scenario(name: str) -> Path:
+    """A scenario by name (``login`` → ``scenarios/login.py``) or by path to a locustfile."""
+    candidate = Path(name)
+    if candidate.suffix == ".py" or os.sep in name or "/" in name:
+        if candidate.is_file():
+            return candidate.resolve()
+        raise ConfigError(f"scenario file {name} does not exist")
+    folders = [Path.cwd() / "scenarios", BUNDLED_SCENARIOS]
+    for folder in folders:
+        path = folder / f"{name}.py"
+        if path.is_file():
+            return path.resolve()
+    known = sorted(
+        {p.stem for folder in folders if folder.is_dir() for p in folder.glob("[!_]*.py")}
+    )
+    raise ConfigError(
+        f"no scenario named {name!r}; known: {', '.join(known) or 'none'} "
+        "(or pass the path to a locustfile)"
+    )
+
+
+def load_profile(config: Path | None, name: str, *, default_config: Path) -> LoadProfile:
+    """The named profile from ``config`` (or from ``default_config`` when that exists).
+
+    Without any acceptance file, or without a ``[profiles.default]`` in it, "default" is the
+    built-in profile (login, 10 users, 60 s); any other missing name is an error.
+    """
+    path = config if config is not None else default_config
+    if config is None and not default_config.exists():
+        if name == "default":
+            return LoadProfile()
+        raise ConfigError(f"no {default_config} here to take profile {name!r} from; pass --config")
+    profiles = load_config(path)
+    if name == "default" and name not in profiles.profiles:
+        return LoadProfile()
+    return profiles.profile(name)
+
+
+def override_profile(
+    profile: LoadProfile,
+    *,
+    scenario: str | None = None,
+    concurrency: int | None = None,
+    duration_s: float | None = None,
+    spawn_rate: float | None = None,
+) -> LoadProfile:
+    """``profile`` with the flags that were given, validated as the file's values are."""
+    flags = {
+        "scenario": ("--scenario", scenario),
+        "concurrency": ("--concurrency", concurrency),
+        "duration_s": ("--duration", duration_s),
+        "spawn_rate": ("--spawn-rate", spawn_rate),
+    }
+    updates = {key: value for key, (_, value) in flags.items() if value is not None}
+    try:
+        return LoadProfile.model_validate({**profile.model_dump(), **updates})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{flags[str(err['loc'][0])][0] if err['loc'] and str(err['loc'][0]) in flags else ''}"
+            f" {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"invalid option:{problems}") from None
+
+
+def run_load(
+    *,
+    target: str,
+    profile: LoadProfile,
+    out: Path,
+    processes: int = 1,
+    quiet: bool = False,
+    master: bool = False,
+    expect_workers: int = 1,
+    master_bind_port: int = DEFAULT_MASTER_PORT,
+    locust_args: Sequence[str] = (),
+    progress: ProgressCallback | None = None,
+) -> LoadResults:
+    """Run one headless load test and return its results (also written to ``out``).
+
+    ``target`` is the base URL (or, for the ``url`` scenario, the full URL to hit). ``processes``
+    > 1 runs Locust's master and that many workers on this machine; ``master`` waits for
+    ``expect_workers`` workers from elsewhere (``loadkit load --worker --master-host ...``).
+    ``locust_args`` are passed on to Locust as they are. Progress goes to ``progress``, else to
+    stderr unless ``quiet``.
+
+    Raises TargetUnreachableError before the run; ConfigError for a bad profile, scenario or a
+    Locust that ended without results; InvalidLoadRunError (an InvalidRunError) when the run is
+    invalid (generator overloaded, cut short) and LoadInterrupted (a KeyboardInterrupt) on Ctrl-C
+    or SIGTERM, both after the results were written.
+    """
+    if profile.rate is not None:
+        raise ConfigError(
+            "rate (open model) is not supported by `loadkit load` yet: Locust's users are "
+            "closed-loop; remove `rate` from the profile"
+        )
+    if processes < 1:
+        raise ConfigError(f"--processes must be at least 1, not {processes}")
+    if master and processes > 1:
+        raise ConfigError("--master cannot be combined with --processes (Locust's own rule)")
+    scenario = resolve_scenario(profile.scenario)
+    parsed = Target.parse(target)
+    check_reachable(parsed)
+    run_id = uuid.uuid4().hex
+    spawn_rate = profile.spawn_rate or float(profile.concurrency)
+    with tempfile.TemporaryDirectory(prefix="loadkit-load-") as tmp:
+        status_path = Path(tmp) / "status.json"
+        log_path = Path(tmp) / "locust.log"
+        args = [
+            "--headless",
+            "--host",
+            parsed.host,
+            "--users",
+            str(profile.concurrency),
+            "--spawn-rate",
+            f"{spawn_rate:g}",
+            # Locust's own limit is a backstop: the plugin stops the run on time, to the ms.
+            "--run-time",
+            f"{math.ceil(profile.duration_s) + 10}s",
+            "--only-summary",
+            "--exit-code-on-error",
+            "0",
+            "--loadkit-out",
+            str(out.resolve()),
+            "--loadkit-status",
+            str(status_path),
+            "--loadkit-duration",
+            f"{profile.duration_s:g}",
+            "--loadkit-run-id",
+            run_id,
+            "--loadkit-scenario",
+            profile.scenario,
+        ]
+        if scenario.stem == URL_SCENARIO and scenario.parent == BUNDLED_SCENARIOS:
+            args += ["--url-path", parsed.path]
+        if processes > 1:
+            args += ["--processes", str(processes)]
+        if master:
+            args += [
+                "--master",
+                "--expect-workers",
+                str(expect_workers),
+                "--master-bind-port",
+                str(master_bind_port),
+            ]
+        args += list(locust_args)
+        bound_s = START_GRACE_S + profile.duration_s + STOP_GRACE_S
+        if progress is None and not quiet:
+            from loadkit.report.load import ProgressPrinter
+
+            printer: ProgressPrinter | None = ProgressPrinter(duration_s=profile.duration_s)
+            progress = printer
+        else:
+            printer = None
+        try:
+            run = _run_locust(
+                scenario,
+                args,
+                log_path=log_path,
+                status_path=status_path,
+                bound_s=bound_s,
+                progress=progress,
+            )
+        finally:
+            if printer is not None:
+                printer.close()
+        results = _read_run_results(out, run_id)
+        if results is None:
+            if run.interrupted:
+                raise LoadInterrupted(None, None)
+            raise ConfigError(
+                f"Locust exited with code {run.returncode} without writing results"
+                f"{' (killed after ' + format(bound_s, '.0f') + ' s)' if run.timed_out else ''}; "
+                f"its last lines:\n{run.log_tail}"
+            )
+    if run.interrupted or run.timed_out:
+        why = "interrupted (Ctrl-C or SIGTERM)" if run.interrupted else "ran past its time bound"
+        results = mark_aborted(results, why)
+        write_results(out, results)
+    if run.interrupted:
+        raise LoadInterrupted(results, out)
+    if not results.valid:
+        raise InvalidLoadRunError(results, out)
+    return results
+
+
+def run_ui(
+    *,
+    target: str,
+    scenario: str,
+    web_port: int = DEFAULT_WEB_PORT,
+    results_dir: Path = DEFAULT_UI_DIR,
+    concurrency: int = 10,
+    spawn_rate: float | None = None,
+    announce: Callable[[str], None] | None = None,
+    locust_args: Sequence[str] = (),
+) -> int:
+    """Serve Locust's web UI on 127.0.0.1 with the plugin loaded, until Ctrl-C or SIGTERM.
+
+    Every test started from the UI writes ``<results_dir>/ui-<time>.json`` when it stops.
+    Returns Locust's exit code (0 after a Ctrl-C: that is how the UI is closed).
+    """
+    path = resolve_scenario(scenario)
+    parsed = Target.parse(target)
+    check_reachable(parsed)
+    args = [
+        "--web-host",
+        "127.0.0.1",
+        "--web-port",
+        str(web_port),
+        "--host",
+        parsed.host,
+        "--users",
+        str(concurrency),
+        "--spawn-rate",
+        f"{spawn_rate or concurrency:g}",
+        "--exit-code-on-error",
+        "0",
+        "--loadkit-dir",
+        str(results_dir.resolve()),
+        "--loadkit-scenario",
+        scenario,
+    ]
+    if path.stem == URL_SCENARIO and path.parent == BUNDLED_SCENARIOS:
+        args += ["--url-path", parsed.path]
+    args += list(locust_args)
+    if announce is not None:
+        announce(
+            f"Locust web UI with loadkit: http://127.0.0.1:{web_port} (Ctrl-C to stop); "
+            f"each test writes its results to {results_dir}/ui-<time>.json"
+        )
+    run = _run_locust(path, args, log_path=None, status_path=None, bound_s=None, progress=None)
+    return 0 if run.interrupted else run.returncode
+
+
+def run_worker(
+    *,
+    scenario: str,
+    master_host: str,
+    master_port: int = DEFAULT_MASTER_PORT,
+    processes: int = 1,
+    locust_args: Sequence[str] = (),
+) -> int:
+    """Run Locust worker(s) with the plugin for a master elsewhere, until it quits.
+
+    The master (``loadkit load --master``) decides the target, users and duration, and writes
+    the results; workers only measure and ship their shares. Returns Locust's exit code.
+    """
+    path = resolve_scenario(scenario)
+    args = ["--worker", "--master-host", master_host, "--master-port", str(master_port)]
+    if processes > 1:
+        args += ["--processes", str(processes)]
+    args += list(locust_args)
+    run = _run_locust(path, args, log_path=None, status_path=None, bound_s=None, progress=None)
+    return 0 if run.interrupted else run.returncode
+
+
+# --- the child process -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _LocustRun:
+    returncode: int
+    interrupted: bool
+    timed_out: bool
+    log_tail: str
+
+
+def locust_command(scenario: Path, args: Sequence[str]) -> list[str]:
+    """The command line that runs Locust with the scenario and loadkit's plugin."""
+    return [sys.executable, "-m", "locust", "-f", f"{scenario},{PLUGIN_PATH}", *args]
+
+
+def _run_locust(
+    scenario: Path,
+    args: Sequence[str],
+    *,
+    log_path: Path | None,
+    status_path: Path | None,
+    bound_s: float | None,
+    progress: ProgressCallback | None,
+) -> _LocustRun:
+    command = locust_command(scenario, args)
+    log: IO[bytes] | None = log_path.open("wb") if log_path is not None else None
+    try:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log if log is not None else None,
+            stderr=subprocess.STDOUT if log is not None else None,
+            # A session of its own: the terminal's Ctrl-C reaches Locust once, forwarded by us.
+            start_new_session=True,
+        )
+    except OSError as exc:
+        if log is not None:
+            log.close()
+        raise LoadkitError(f"cannot start Locust ({command[0]}): {exc.strerror}") from None
+    timed_out = False
+    with _forward_signals(process) as forwarder:
+        try:
+            deadline = time.monotonic() + bound_s if bound_s is not None else None
+            last: LiveStatus | None = None
+            while process.poll() is None:
+                if deadline is not None and time.monotonic() > deadline and not timed_out:
+                    timed_out = True
+                    _stop(process)
+                if status_path is not None and progress is not None:
+                    status = read_status(status_path)
+                    if status is not None and status != last:
+                        progress(status)
+                        last = status
+                time.sleep(POLL_S)
+            if status_path is not None and progress is not None:
+                status = read_status(status_path)
+                if status is not None and status != last:
+                    progress(status)
+        except BaseException:
+            # Anything going wrong here (a second Ctrl-C while we wait, a bug) must not leave
+            # Locust running on its own.
+            _stop(process)
+            raise
+        finally:
+            if log is not None:
+                log.close()
+    return _LocustRun(
+        returncode=process.returncode,
+        interrupted=forwarder.count > 0,
+        timed_out=timed_out,
+        log_tail=_tail(log_path),
+    )
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGINT (Locust stops its users and writes results), then SIGKILL if it lingers."""
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=KILL_GRACE_S + STOP_GRACE_S)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+class _Forwarder:
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self.process = process
+        self.count = 0
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        self.count += 1
+        # First signal: Locust stops its users and writes partial results. A second one asks
+        # again (SIGTERM); a third kills Locust's whole process group.
+        sig = (signal.SIGINT, signal.SIGTERM)[self.count - 1] if self.count <= 2 else None
+        with contextlib.suppress(ProcessLookupError):
+            if sig is None:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            else:
+                self.process.send_signal(sig)
+
+
+@contextlib.contextmanager
+def _forward_signals(process: subprocess.Popen[bytes]) -> Iterator[_Forwarder]:
+    forwarder = _Forwarder(process)
+    if threading.current_thread() is not threading.main_thread():
+        yield forwarder  # signal handlers can only be set from the main thread
+        return
+    previous = {sig: signal.signal(sig, forwarder) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield forwarder
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _read_run_results(path: Path, run_id: str) -> LoadResults | None:
+    """The results this run wrote (None when the file is missing, stale or not load results)."""
+    try:
+        results = read_results(path)
+    except InputError:
+        return None
+    if not isinstance(results, LoadResults) or results.config.get("run_id") != run_id:
+        return None
+    return results
+
+
+def _tail(path: Path | None, lines: int = LOG_TAIL_LINES) -> str:
+    if path is None:
+        return ""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])

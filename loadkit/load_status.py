@@ -1,0 +1,56 @@
+"""The live status of a running load test: what the Locust plugin tells the ``loadkit`` process.
+
+The plugin runs inside Locust's process (gevent); the launcher runs in the ``loadkit`` process. The
+plugin replaces a small JSON file about once a second and the launcher polls it for its progress
+bar and live line. A file, not a pipe: Locust owns its process's stdout and stderr, and a file
+replaced atomically is never read half-written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import orjson
+
+RunState = Literal["starting", "running", "stopping", "done"]
+
+
+@dataclass(frozen=True)
+class LiveStatus:
+    """One snapshot of a run, as the live line shows it.
+
+    ``rps``, ``error_rate`` and ``p95_ms`` describe the last closed interval (about a second; on
+    a distributed master, each worker's last second as of its latest report, and ``p95_ms`` the
+    highest of the workers' P95s). ``requests`` counts the whole run so far.
+    """
+
+    state: RunState
+    elapsed_s: float
+    users: int
+    requests: int
+    rps: float
+    error_rate: float
+    p95_ms: float | None
+    results_path: str | None = None
+
+
+def write_status(path: Path, status: LiveStatus) -> None:
+    """Replace the status file with ``status`` (rename: readers never see half of it)."""
+    # No fsync, unlike results files: a status lost in a crash is worthless anyway, and the
+    # plugin writes it every second from Locust's event loop, which must not block on the disk.
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(orjson.dumps(asdict(status)))
+    os.replace(tmp, path)
+
+
+def read_status(path: Path) -> LiveStatus | None:
+    """The latest status, or None when there is none yet (or it cannot be read)."""
+    with contextlib.suppress(FileNotFoundError, orjson.JSONDecodeError, TypeError, OSError):
+        data = orjson.loads(path.read_bytes())
+        if isinstance(data, dict):
+            return LiveStatus(**data)
+    return None

@@ -1,0 +1,185 @@
+"""Rendering of load runs: the live progress line while Locust runs, the summary at the end.
+
+Nothing here measures; the figures come from the results file (HDR percentiles, never Locust's
+rounded ones) and from the plugin's live status.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+from tabulate import tabulate
+
+from loadkit.load_status import LiveStatus
+from loadkit.results import ErrorGroup, LatencySummary, LoadResults
+
+BAR_WIDTH = 24
+TOP_ERROR_GROUPS = 10
+PLAIN_PROGRESS_EVERY_S = 5.0
+"""Without a terminal (CI logs), one progress line every this many seconds, not a redraw."""
+
+
+def _ms(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.1f}"
+
+
+def _percent(rate: float) -> str:
+    return f"{rate * 100:.2f} %"
+
+
+# --- live progress -----------------------------------------------------------------------------
+
+
+def format_progress(status: LiveStatus, *, duration_s: float, width: int = BAR_WIDTH) -> str:
+    """``[#####.......]  12/60 s  users 10  rps 812  errors 0.00 %  p95 11.4 ms``."""
+    if status.state == "starting":
+        return "starting Locust (and waiting for its workers, if any)…"
+    done = min(status.elapsed_s / duration_s, 1.0) if duration_s > 0 else 1.0
+    filled = round(done * width)
+    bar = "#" * filled + "." * (width - filled)
+    p95 = f"{status.p95_ms:,.1f} ms" if status.p95_ms is not None else "—"
+    line = (
+        f"[{bar}] {min(status.elapsed_s, duration_s):5.1f}/{duration_s:g} s  "
+        f"users {status.users}  rps {status.rps:,.0f}  "
+        f"errors {_percent(status.error_rate)}  p95 {p95}  requests {status.requests:,}"
+    )
+    if status.state in ("stopping", "done"):
+        line += f"  ({status.state})"
+    return line
+
+
+class ProgressPrinter:
+    """Shows each live status on a stream: redrawn in place on a terminal, else now and then."""
+
+    def __init__(self, *, duration_s: float, stream: TextIO | None = None) -> None:
+        """``duration_s`` is the planned run time (the bar's 100 %)."""
+        self.duration_s = duration_s
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = self.stream.isatty()
+        self._last_plain = 0.0
+        self._width = 0
+
+    def __call__(self, status: LiveStatus) -> None:
+        """Show one status."""
+        line = format_progress(status, duration_s=self.duration_s)
+        if self.tty:
+            padding = " " * max(self._width - len(line), 0)
+            self.stream.write(f"\r{line}{padding}")
+            self._width = len(line)
+        else:
+            now = time.monotonic()
+            if now - self._last_plain < PLAIN_PROGRESS_EVERY_S and status.state == "running":
+                return
+            self._last_plain = now
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        """End the redrawn line."""
+        if self.tty and self._width:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._width = 0
+
+
+# --- summary -----------------------------------------------------------------------------------
+
+LATENCY_HEADERS = ("requests", "errors", "error %", "P50 ms", "P95 ms", "P99 ms", "max ms")
+
+
+def _latency_cells(latency: LatencySummary) -> tuple[str, ...]:
+    return (_ms(latency.p50), _ms(latency.p95), _ms(latency.p99), _ms(latency.max))
+
+
+def render_overall(results: LoadResults) -> str:
+    """One row: the whole run."""
+    t = results.totals
+    row = (
+        f"{t.requests:,}",
+        f"{t.errors:,}",
+        _percent(t.error_rate),
+        f"{t.rps:,.1f}",
+        *_latency_cells(results.latency_ms),
+    )
+    headers = ("requests", "errors", "error %", "req/s", "P50 ms", "P95 ms", "P99 ms", "max ms")
+    return tabulate([row], headers=headers, tablefmt="simple", disable_numparse=True)
+
+
+def render_endpoints(results: LoadResults) -> str:
+    """One row per endpoint, busiest first."""
+    rows = [
+        (
+            e.name,
+            f"{e.requests:,}",
+            f"{e.errors:,}",
+            _percent(e.error_rate),
+            *_latency_cells(e.latency_ms),
+        )
+        for e in results.endpoints
+    ]
+    return tabulate(
+        rows, headers=("endpoint", *LATENCY_HEADERS), tablefmt="simple", disable_numparse=True
+    )
+
+
+def _statuses(group: ErrorGroup) -> str:
+    return ", ".join(f"{code}×{count}" for code, count in group.status_codes.items())
+
+
+def render_errors(results: LoadResults, limit: int = TOP_ERROR_GROUPS) -> str:
+    """The most frequent error kinds by endpoint, with an example trace id to look up."""
+    groups = results.errors[:limit]
+    rows = [
+        (g.endpoint, g.kind, f"{g.count:,}", _statuses(g), g.example_trace_id or "—")
+        for g in groups
+    ]
+    table = tabulate(
+        rows,
+        headers=("endpoint", "error kind", "count", "status", "example trace id"),
+        tablefmt="simple",
+        disable_numparse=True,
+    )
+    if len(results.errors) > limit:
+        table += f"\n… and {len(results.errors) - limit} more groups in the results file"
+    return table
+
+
+def stall_line(results: LoadResults) -> str:
+    """The longest span with requests in flight and none completing: the freeze detector."""
+    stall = results.longest_stall
+    if stall is None:
+        return "longest stall: none (no span of 0.1 s or more without a completion)"
+    return (
+        f"longest stall: {stall.duration_s:.2f} s with requests in flight and none completing "
+        f"(from {stall.start_s:.2f} s to {stall.end_s:.2f} s into the run)"
+    )
+
+
+def render_load_summary(results: LoadResults, *, path: str | None = None) -> str:
+    """The end-of-run report: overall, per endpoint, top error kinds, stall, validity, file."""
+    config = results.config
+    scenario = config.get("scenario", "?")
+    users = config.get("concurrency", "?")
+    processes = config.get("processes", 1)
+    head = (
+        f"loadkit load: {results.target}  scenario {scenario}  {users} users  "
+        f"{results.duration_s:.1f} s"
+        + (f"  {processes} processes" if isinstance(processes, int) and processes > 1 else "")
+    )
+    parts = [head, "", render_overall(results), "", render_endpoints(results)]
+    if results.errors:
+        parts += ["", "top error kinds by endpoint:", render_errors(results)]
+    parts += ["", stall_line(results)]
+    generator = results.generator
+    if generator.max_cpu_percent is not None:
+        parts.append(f"generator: peak CPU {generator.max_cpu_percent:.0f} % per process")
+    if results.aborted:
+        parts.append("ABORTED: the run was interrupted; these are partial results")
+    if not results.valid:
+        parts.append("INVALID — do not gate on these numbers:")
+        parts += [f"  - {reason}" for reason in results.invalid_reasons]
+    if path is not None:
+        parts.append(f"results: {path}")
+    return "\n".join(parts)
