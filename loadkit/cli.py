@@ -176,6 +176,154 @@ def smoke(
 
 # --- load / ui ---------------------------------------------------------------------------------
 
+
+@app.command()
+def load(
+    url: Annotated[
+        str | None,
+        typer.Argument(
+            help="A URL to hit again and again (runs the `url` scenario on it).",
+            show_default=False,
+        ),
+    ] = None,
+    host: Annotated[
+        str | None,
+        typer.Option(help="Base URL of the API under test.", show_default="http://127.0.0.1:8000"),
+    ] = None,
+    scenario: Annotated[
+        str | None,
+        typer.Option(help="Scenario name (login, api, url) or path to a locustfile."),
+    ] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(help="Simulated users (profile default: 10).")
+    ] = None,
+    duration: Annotated[
+        float | None, typer.Option(help="Seconds to run (profile default: 60).")
+    ] = None,
+    spawn_rate: Annotated[
+        float | None, typer.Option(help="Users started per second (default: all at once).")
+    ] = None,
+    processes: Annotated[
+        int, typer.Option(help="Locust processes on this machine (a master and N workers).")
+    ] = 1,
+    out: Annotated[Path, typer.Option(help="Where to write the results file.")] = Path(
+        "results/load.json"
+    ),
+    config: Annotated[
+        Path | None,
+        typer.Option(help="acceptance.toml with [profiles] (default: ./acceptance.toml if any)."),
+    ] = None,
+    profile: Annotated[str, typer.Option(help="Load profile in [profiles.<name>].")] = "default",
+    master: Annotated[
+        bool, typer.Option("--master", help="Run as master; workers connect from elsewhere.")
+    ] = False,
+    expect_workers: Annotated[
+        int, typer.Option(help="--master: start once this many workers are connected.")
+    ] = 1,
+    worker: Annotated[
+        bool, typer.Option("--worker", help="Run as a worker of the master at --master-host.")
+    ] = False,
+    master_host: Annotated[str, typer.Option(help="--worker: the master's address.")] = "127.0.0.1",
+    master_port: Annotated[int, typer.Option(help="The master's port for workers.")] = 5557,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress line.")] = False,
+) -> None:
+    """Run a Locust scenario with exact HDR latencies, freeze and overload detection.
+
+    Shows a progress bar and a live line while it runs, then a summary per endpoint, the top
+    error kinds and the longest stall, and writes the results file. Exit 0 for a valid run, 2 on
+    a bad option or scenario, 3 when the target cannot be reached, 4 when the run is invalid
+    (load generator overloaded), 130 when interrupted (partial results are still written).
+    """
+    from loadkit.load_runner import (
+        DEFAULT_TARGET,
+        InvalidLoadRunError,
+        LoadInterrupted,
+        load_profile,
+        override_profile,
+        run_load,
+        run_worker,
+    )
+    from loadkit.report.load import render_load_summary
+
+    with exit_on_error():
+        chosen = load_profile(config, profile, default_config=DEFAULT_CONFIG)
+        if url is not None and scenario is None:
+            scenario = "url"
+        chosen = override_profile(
+            chosen,
+            scenario=scenario,
+            concurrency=concurrency,
+            duration_s=duration,
+            spawn_rate=spawn_rate,
+        )
+        if worker:
+            code = run_worker(
+                scenario=chosen.scenario,
+                master_host=master_host,
+                master_port=master_port,
+                processes=processes,
+            )
+            raise typer.Exit(code=code)
+        try:
+            results = run_load(
+                target=url or host or DEFAULT_TARGET,
+                profile=chosen,
+                out=out,
+                processes=processes,
+                quiet=quiet,
+                master=master,
+                expect_workers=expect_workers,
+                master_bind_port=master_port,
+            )
+        except (InvalidLoadRunError, LoadInterrupted) as stopped:
+            if stopped.results is not None:
+                typer.echo(render_load_summary(stopped.results, path=str(stopped.path)))
+            raise
+        typer.echo(render_load_summary(results, path=str(out)))
+
+
+@app.command()
+def ui(
+    host: Annotated[
+        str, typer.Option(help="Base URL of the API under test.")
+    ] = "http://127.0.0.1:8000",
+    scenario: Annotated[
+        str | None, typer.Option(help="Scenario name (login, api, url) or locustfile path.")
+    ] = None,
+    web_port: Annotated[int, typer.Option(help="Port of the web UI on 127.0.0.1.")] = 8089,
+    results_dir: Annotated[
+        Path, typer.Option(help="Each test started from the UI writes its results here.")
+    ] = Path("results"),
+    config: Annotated[
+        Path | None,
+        typer.Option(help="acceptance.toml with [profiles] (default: ./acceptance.toml if any)."),
+    ] = None,
+    profile: Annotated[str, typer.Option(help="Profile whose scenario and users to offer.")] = (
+        "default"
+    ),
+) -> None:
+    """Serve the Locust web UI on 127.0.0.1 with loadkit's exact measurement loaded.
+
+    Every test you start from the UI writes a loadkit results file when it stops. Ctrl-C ends.
+    """
+    from loadkit.load_runner import load_profile, override_profile, run_ui
+
+    with exit_on_error():
+        chosen = override_profile(
+            load_profile(config, profile, default_config=DEFAULT_CONFIG), scenario=scenario
+        )
+        code = run_ui(
+            target=host,
+            scenario=chosen.scenario,
+            web_port=web_port,
+            results_dir=results_dir,
+            concurrency=chosen.concurrency,
+            spawn_rate=chosen.spawn_rate,
+            announce=lambda line: typer.echo(line, err=True),
+        )
+        raise typer.Exit(code=code)
+
+
 # --- gate / accept / compare -------------------------------------------------------------------
 
 
