@@ -402,13 +402,13 @@ def compare(
 def audit_locks(
     paths: Annotated[
         list[Path] | None,
-        typer.Argument(help="Files or directories to audit (default: [lock_audit].paths)."),
+        typer.Argument(help="Files or directories to audit (default: the configured paths)."),
     ] = None,
     config: Annotated[
         Path | None,
         typer.Option(
             "--config",
-            help="The acceptance file with the [lock_audit] section (default: ./acceptance.toml "
+            help="The acceptance file with the lock_audit section (default: ./acceptance.toml "
             "when it exists, else built-in defaults).",
         ),
     ] = None,
@@ -425,10 +425,13 @@ def audit_locks(
 ) -> None:
     """Find locks held during slow work or awaits, and locks taken without a timeout.
 
-    Rules: LK001 slow call under a lock, LK002 await under a lock, LK003 acquire without a
-    timeout, LK004 release() not in a finally. Silence one line with
-    `# lockaudit: ignore[LK001] <reason>`. Exit 0 when clean, 1 on findings, 2 on bad
-    configuration or a file that does not parse.
+    LK001 slow call under a lock · LK002 await under a lock
+
+    LK003 lock taken without a timeout · LK004 release() not in a finally
+
+    Silence one line with `# lockaudit: ignore[LK001] <reason>`.
+
+    Exit 0 when clean, 1 on findings, 2 on bad configuration or unparsable code.
     """
     from loadkit.lockaudit_run import audit_paths, audit_scope, write_audit_results
     from loadkit.report.locks import parse_format, render
