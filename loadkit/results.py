@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 
 from loadkit.exceptions import InputError
 
@@ -30,9 +37,10 @@ class _Model(BaseModel):
 class LatencySummary(_Model):
     """Latency in milliseconds, from an HDR histogram (3 significant digits).
 
-    Percentiles are the upper end of their HDR bucket (never below the true value, at most 0.1 %
-    above it), capped at the exact maximum, so that no percentile is ever reported above max.
-    ``mean``, ``min`` and ``max`` are exact. All are None when nothing was recorded.
+    Percentile p is the value at nearest rank ceil(p/100 * count), reported as the upper end of
+    its HDR bucket (never below the true value, at most 0.1 % + 1 µs above it), capped at the
+    exact maximum, so that no percentile is ever reported above max. ``mean``, ``min`` and
+    ``max`` are exact (to the µs shown). All are None when nothing was recorded.
     """
 
     count: int = Field(ge=0)
@@ -74,6 +82,14 @@ class Totals(_Model):
     errors: int = Field(ge=0)
     error_rate: float = Field(ge=0, le=1)
     rps: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _adds_up(self) -> Totals:
+        if self.ok + self.errors != self.requests:
+            raise ValueError(
+                f"ok ({self.ok}) + errors ({self.errors}) != requests ({self.requests})"
+            )
+        return self
 
 
 class EndpointResults(_Model):
