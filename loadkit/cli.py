@@ -395,6 +395,72 @@ def compare(
             write_bytes_atomically(markdown, render_compare_markdown(comparison).encode())
 
 
+@app.command()
+def accept(
+    host: Annotated[
+        str | None,
+        typer.Option(
+            help="Base URL of the API under test (default: start the bundled service on a free "
+            "loopback port with a fresh SQLite database).",
+            show_default=False,
+        ),
+    ] = None,
+    profile: Annotated[
+        str, typer.Option(help="The load profile in [profiles.<name>].")
+    ] = "default",
+    duration: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds of load, overriding the profile's duration_s.", show_default=False
+        ),
+    ] = None,
+    out_dir: Annotated[
+        Path, typer.Option(help="Where the timestamped report folder is created.")
+    ] = Path("reports"),
+    service_env: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--service-env",
+            help="KEY=VALUE setting for the bundled service (repeatable), e.g. a fault switch.",
+            show_default=False,
+        ),
+    ] = None,
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """The whole acceptance: lock audit, smoke, load profile, gate; every report in one folder.
+
+    Without --host it starts the bundled service and stops it afterwards (also on failure or
+    Ctrl-C). Writes lock_audit.json, smoke.json, load.json, gate.md, junit.xml and verdict.json
+    to reports/<timestamp>/. Exit 0 passed, 1 a criterion not met, 2 bad configuration or a
+    missing measurement, 3 target unreachable or service not starting, 4 run invalid, 130
+    interrupted.
+    """
+    from loadkit.accept import run_acceptance
+    from loadkit.gate import raise_for_outcome
+    from loadkit.report.gate import render_gate_table
+
+    with exit_on_error():
+        env: dict[str, str] = {}
+        for entry in service_env or []:
+            key, sep, value = entry.partition("=")
+            if not sep or not key:
+                raise ConfigError(f"--service-env {entry!r} must look like KEY=VALUE")
+            env[key] = value
+        run = run_acceptance(
+            config_path=config,
+            profile=profile,
+            host=host,
+            duration_s=duration,
+            out_dir=out_dir,
+            service_env=env,
+            progress=typer.echo,
+        )
+        typer.echo("")
+        typer.echo(render_gate_table(run.report), nl=False)
+        typer.echo(f"reports: {run.folder}")
+        raise_for_outcome(run.report)
+
+
 # --- audit-locks -------------------------------------------------------------------------------
 
 

@@ -209,14 +209,19 @@ def evaluate_criteria(
 
 
 def _check_run(source: str, results: AnyResults) -> RunCheck:
-    reasons: list[str] = []
-    if results.aborted:
-        reasons.append("run aborted")
-    if not isinstance(results, LockAuditResults) and results.generator.overloaded:
+    # The runner's own reasons say most (it knows why it stopped); the flags only add a reason
+    # when none of the runner's already covers them.
+    reasons = list(dict.fromkeys(results.invalid_reasons))
+    if results.aborted and not any("abort" in r.lower() for r in reasons):
+        reasons.insert(0, "run aborted")
+    if (
+        not isinstance(results, LockAuditResults)
+        and results.generator.overloaded
+        and not any("overload" in r.lower() for r in reasons)
+    ):
         cpu = results.generator.max_cpu_percent
         at = f" (CPU up to {cpu:.0f} %)" if cpu is not None else ""
-        reasons.append(f"load generator overloaded{at}")
-    reasons.extend(r for r in results.invalid_reasons if r not in reasons)
+        reasons.insert(0, f"load generator overloaded{at}")
     return RunCheck(
         source=source,
         kind=results.kind,

@@ -1,0 +1,231 @@
+"""``loadkit accept``: the whole acceptance in one command.
+
+The stages, in order: the lock audit of the configured paths (it needs no service, so a bad
+scope fails before anything starts); the bundled service on a free loopback port with a fresh
+SQLite database, unless a ``host`` is given; smoke; the load profile; the gate. Every artifact
+lands in one timestamped folder: the three results files, the gate as Markdown, JUnit XML and a
+JSON verdict, and the service's log. The service this started is stopped by its own process
+handle whatever happens (a failed stage, an error, Ctrl-C).
+
+No printing here: progress goes through the ``progress`` callback the CLI hands in, and errors
+are raised for the CLI to map to exit codes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from loadkit.bundled_service import BundledService
+from loadkit.config import AcceptanceConfig, LoadProfile, load_config
+from loadkit.exceptions import ConfigError
+from loadkit.gate import GateReport, evaluate_criteria
+from loadkit.results import LoadResults, LockAuditResults, SmokeResults, write_results
+
+DEFAULT_REPORTS_DIR = Path("reports")
+LOCK_AUDIT_FILE = "lock_audit.json"
+SMOKE_FILE = "smoke.json"
+LOAD_FILE = "load.json"
+MARKDOWN_FILE = "gate.md"
+JUNIT_FILE = "junit.xml"
+VERDICT_FILE = "verdict.json"
+SERVICE_DIR = "service"
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class AcceptanceRun:
+    """What ``run_acceptance`` produced: the gate's report and where everything was written."""
+
+    folder: Path
+    report: GateReport
+    artifacts: tuple[Path, ...]
+    target: str
+
+
+def report_folder(base: Path, *, now: datetime | None = None) -> Path:
+    """A new folder ``base/<UTC timestamp>`` (``-2``, ``-3``... if one already exists)."""
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    base.mkdir(parents=True, exist_ok=True)
+    for attempt in range(1, 1000):
+        folder = base / (stamp if attempt == 1 else f"{stamp}-{attempt}")
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        return folder
+    raise ConfigError(f"{base}: cannot create a report folder for {stamp}; clean up old reports")
+
+
+def load_profile(config: AcceptanceConfig, name: str, *, duration_s: float | None) -> LoadProfile:
+    """The named profile, with ``--duration`` applied and validated like the file's value."""
+    profile = config.profile(name)
+    if duration_s is None:
+        return profile
+    try:
+        return LoadProfile.model_validate({**profile.model_dump(), "duration_s": duration_s})
+    except ValidationError as exc:
+        problem = exc.errors()[0]["msg"]
+        raise ConfigError(f"--duration {duration_s:g}: {problem}") from None
+
+
+def run_acceptance(
+    *,
+    config_path: Path,
+    profile: str = "default",
+    host: str | None = None,
+    duration_s: float | None = None,
+    out_dir: Path = DEFAULT_REPORTS_DIR,
+    service_env: Mapping[str, str] | None = None,
+    progress: Progress = lambda _line: None,
+    quiet_load: bool = False,
+) -> AcceptanceRun:
+    """Run the lock audit, smoke and load against ``host`` or the bundled service, then gate.
+
+    ``service_env`` adds ENGINES_* settings for the bundled service on top of the environment
+    (which the service inherits too). The report files are written whatever the verdict; the
+    caller decides what the outcome means (``loadkit.gate.raise_for_outcome``).
+    """
+    config = load_config(config_path)
+    if not config.criteria:
+        raise ConfigError(f"{config_path}: no [[criteria]]: there is nothing to accept against")
+    load = load_profile(config, profile, duration_s=duration_s)
+    folder = report_folder(out_dir)
+    stages = 5 if host is None else 4
+    step = _Steps(stages, progress)
+    progress(f"acceptance: profile {profile!r}, reports in {folder}")
+
+    with step("lock audit"):
+        audit = _lock_audit(config, config_path)
+        write_results(folder / LOCK_AUDIT_FILE, audit)
+        step.done(f"{audit.violations} violation(s) in {audit.files_checked} files")
+
+    with _target(host, folder, service_env, step) as target:
+        with step(f"smoke against {target}"):
+            smoke = _smoke(config, target)
+            write_results(folder / SMOKE_FILE, smoke)
+            step.done(f"{smoke.checks_passed}/{len(smoke.checks)} checks passed")
+        with step(
+            f"load: {load.scenario}, {load.concurrency} users, {load.duration_s:g} s"
+            + (f", {load.rate:g} req/s" if load.rate else "")
+        ):
+            results = _load(target, load, folder / LOAD_FILE, quiet=quiet_load)
+            step.done(
+                f"{results.totals.requests} requests, {results.totals.error_rate * 100:.2f} % "
+                f"errors, p95 {_ms(results.latency_ms.p95)}"
+                + ("" if results.valid else " — INVALID RUN")
+            )
+
+    with step("gate"):
+        report = evaluate_criteria(
+            config.criteria,
+            [
+                (str(folder / LOCK_AUDIT_FILE), audit),
+                (str(folder / SMOKE_FILE), smoke),
+                (str(folder / LOAD_FILE), results),
+            ],
+        )
+        artifacts = _write_gate_reports(report, folder)
+        step.done(report.outcome.upper())
+    all_files = (
+        folder / LOCK_AUDIT_FILE,
+        folder / SMOKE_FILE,
+        folder / LOAD_FILE,
+        *artifacts,
+    )
+    return AcceptanceRun(folder=folder, report=report, artifacts=all_files, target=target)
+
+
+# --- stages --------------------------------------------------------------------------------------
+
+
+def _lock_audit(config: AcceptanceConfig, config_path: Path) -> LockAuditResults:
+    from loadkit.lockaudit_run import audit_paths, to_results
+
+    # Paths are relative to the acceptance file, as `loadkit audit-locks` takes them.
+    targets = [config_path.parent / entry for entry in config.lock_audit.paths]
+    return to_results(audit_paths(targets, config.lock_audit), config.lock_audit)
+
+
+def _smoke(config: AcceptanceConfig, target: str) -> SmokeResults:
+    from loadkit.smoke import run_smoke
+
+    return run_smoke(host=target, config=config.smoke)
+
+
+def _load(target: str, profile: LoadProfile, out: Path, *, quiet: bool) -> LoadResults:
+    from loadkit.load_runner import InvalidLoadRunError, run_load
+
+    try:
+        return run_load(target=target, profile=profile, out=out, quiet=quiet)
+    except InvalidLoadRunError as invalid:
+        # The results were written; the gate shows the run as invalid (exit 4) with the
+        # criteria measured on it, and writes its reports, rather than stopping here.
+        return invalid.results
+
+
+@contextlib.contextmanager
+def _target(
+    host: str | None, folder: Path, service_env: Mapping[str, str] | None, step: _Steps
+) -> Iterator[str]:
+    if host is not None:
+        yield host.rstrip("/")
+        return
+    workdir = folder / SERVICE_DIR
+    # A fresh database in the report folder, whatever ENGINES_DATABASE_URL says: acceptance
+    # runs on a known, empty state.
+    env = {"ENGINES_DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'engines.db'}"}
+    env.update(service_env or {})
+    service = BundledService(workdir=workdir, env=env)
+    with step("bundled service"):
+        service.start()
+        step.done(f"healthy at {service.url} (log: {service.log_path})")
+    try:
+        yield service.url
+    finally:
+        service.stop()
+
+
+def _write_gate_reports(report: GateReport, folder: Path) -> list[Path]:
+    from loadkit.report.gate import write_gate_reports
+
+    return write_gate_reports(
+        report,
+        markdown=folder / MARKDOWN_FILE,
+        junit=folder / JUNIT_FILE,
+        json=folder / VERDICT_FILE,
+    )
+
+
+def _ms(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f} ms"
+
+
+class _Steps:
+    """Numbered progress lines: ``[2/5] smoke ...`` when a stage starts, ``✓`` when it ends."""
+
+    def __init__(self, total: int, progress: Progress) -> None:
+        self._total = total
+        self._progress = progress
+        self._index = 0
+        self._started = 0.0
+        self._name = ""
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        self._index += 1
+        self._name = name
+        self._started = time.perf_counter()
+        self._progress(f"[{self._index}/{self._total}] {name} …")
+        yield
+
+    def done(self, summary: str) -> None:
+        elapsed = time.perf_counter() - self._started
+        self._progress(f"[{self._index}/{self._total}] {self._name}: {summary} ({elapsed:.1f} s)")

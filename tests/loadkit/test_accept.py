@@ -1,0 +1,184 @@
+"""`loadkit accept` without a load run: options, configuration errors, an unreachable target,
+report folders, and the bundled service stopped when a stage fails or Ctrl-C arrives.
+
+The full runs (healthy service passes, faults fail) are in tests/e2e/test_accept_e2e.py.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from typer.testing import CliRunner
+
+from loadkit import accept as accept_module
+from loadkit.accept import load_profile, report_folder, run_acceptance
+from loadkit.bundled_service import BundledService, free_port
+from loadkit.cli import app
+from loadkit.config import parse_config
+from loadkit.exceptions import ConfigError, TargetUnreachableError
+
+CRITERIA = """
+[[criteria]]
+metric = "load.p95_ms"
+op = "<"
+threshold = 1000
+
+[[criteria]]
+metric = "lock_audit.lock_violations"
+op = "=="
+threshold = 0
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """An acceptance file whose lock audit covers one small, clean source folder."""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "app.py").write_text("def handler() -> int:\n    return 1\n")
+    config = tmp_path / "acceptance.toml"
+    config.write_text(
+        CRITERIA
+        + '\n[lock_audit]\npaths = ["src"]\n'
+        + "\n[profiles.quick]\nconcurrency = 2\nduration_s = 2\n"
+    )
+    return config
+
+
+def accept(*args: str | Path) -> tuple[int, str]:
+    result = CliRunner().invoke(app, ["accept", *map(str, args)])
+    return result.exit_code, result.output
+
+
+def test_report_folders_are_timestamped_and_never_reused(tmp_path: Path) -> None:
+    now = datetime(2026, 11, 28, 12, 30, 5, tzinfo=UTC)
+    first = report_folder(tmp_path / "reports", now=now)
+    second = report_folder(tmp_path / "reports", now=now)
+    assert first.name == "20261128T123005Z"
+    assert second.name == "20261128T123005Z-2"
+    assert first.is_dir() and second.is_dir()
+
+
+def test_duration_overrides_the_profile_and_is_validated() -> None:
+    config = parse_config({"profiles": {"ci": {"concurrency": 3, "duration_s": 20}}}, source="t")
+    assert load_profile(config, "ci", duration_s=None).duration_s == 20
+    short = load_profile(config, "ci", duration_s=4.5)
+    assert (short.duration_s, short.concurrency) == (4.5, 3)
+    with pytest.raises(ConfigError, match="--duration 0"):
+        load_profile(config, "ci", duration_s=0)
+    with pytest.raises(ConfigError, match="no load profile 'nope' in \\[profiles\\]; known: ci"):
+        load_profile(config, "nope", duration_s=None)
+
+
+def test_missing_config_is_exit_2(tmp_path: Path) -> None:
+    code, output = accept("--config", tmp_path / "none.toml", "--out-dir", tmp_path)
+    assert code == 2
+    assert "none.toml: no such file" in output
+
+
+def test_unknown_profile_is_exit_2(project: Path, tmp_path: Path) -> None:
+    code, output = accept("--config", project, "--profile", "nope", "--out-dir", tmp_path / "r")
+    assert code == 2
+    assert "no load profile 'nope'" in output
+    assert not (tmp_path / "r").exists()  # nothing started, nothing written
+
+
+def test_bad_duration_and_service_env_are_exit_2(project: Path, tmp_path: Path) -> None:
+    code, output = accept(
+        "--config", project, "--profile", "quick", "--duration", "-1", "--out-dir", tmp_path
+    )
+    assert code == 2
+    assert "--duration -1" in output
+    code, output = accept("--config", project, "--service-env", "NO_EQUALS", "--out-dir", tmp_path)
+    assert code == 2
+    assert "--service-env 'NO_EQUALS' must look like KEY=VALUE" in output
+
+
+def test_lock_audit_scope_that_does_not_exist_is_exit_2(tmp_path: Path) -> None:
+    config = tmp_path / "acceptance.toml"
+    config.write_text(CRITERIA + '\n[lock_audit]\npaths = ["missing"]\n')
+    code, output = accept("--config", config, "--out-dir", tmp_path / "r")
+    assert code == 2
+    assert "missing: no such file or directory to audit" in output
+
+
+def test_unreachable_host_is_exit_3_after_the_lock_audit(project: Path, tmp_path: Path) -> None:
+    host = f"http://127.0.0.1:{free_port()}"
+    code, output = accept(
+        "--config", project, "--host", host, "--profile", "quick", "--out-dir", tmp_path / "r"
+    )
+    assert code == 3, output
+    assert "[1/4] lock audit: 0 violation(s) in 1 files" in output
+    (folder,) = (tmp_path / "r").iterdir()
+    assert (folder / "lock_audit.json").is_file()
+    assert not (folder / "load.json").exists()
+
+
+class _Recording(BundledService):
+    started: ClassVar[list[BundledService]] = []
+
+    def start(self) -> BundledService:
+        _Recording.started.append(self)
+        return super().start()
+
+
+@pytest.fixture
+def recorded_services(monkeypatch: pytest.MonkeyPatch) -> list[BundledService]:
+    _Recording.started = []
+    monkeypatch.setattr(accept_module, "BundledService", _Recording)
+    return _Recording.started
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt(), TargetUnreachableError("gone")])
+def test_the_bundled_service_is_stopped_when_a_stage_fails(
+    project: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    recorded_services: list[BundledService],
+    error: BaseException,
+) -> None:
+    def failing_smoke(*_args: Any, **_kwargs: Any) -> Any:
+        (service,) = recorded_services
+        assert service.process.poll() is None  # it was running during the stage
+        raise error
+
+    monkeypatch.setattr(accept_module, "_smoke", failing_smoke)
+    with pytest.raises(type(error)):
+        run_acceptance(
+            config_path=project,
+            profile="quick",
+            out_dir=tmp_path / "r",
+            service_env={"ENGINES_BCRYPT_ROUNDS": "4"},
+        )
+    (service,) = recorded_services
+    assert service.process.poll() is not None  # stopped by its handle
+
+
+def test_ctrl_c_is_exit_130_and_stops_the_service(
+    project: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    recorded_services: list[BundledService],
+) -> None:
+    def interrupted(*_args: Any, **_kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(accept_module, "_smoke", interrupted)
+    code, output = accept(
+        "--config",
+        project,
+        "--profile",
+        "quick",
+        "--service-env",
+        "ENGINES_BCRYPT_ROUNDS=4",
+        "--out-dir",
+        tmp_path / "r",
+    )
+    assert code == 130, output
+    assert "[2/5] bundled service: healthy at http://127.0.0.1:" in output
+    (service,) = recorded_services
+    assert service.process.poll() is not None
+    assert service._env["ENGINES_BCRYPT_ROUNDS"] == "4"
+    assert str(tmp_path / "r") in service._env["ENGINES_DATABASE_URL"]  # a fresh database
