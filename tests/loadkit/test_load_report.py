@@ -1,0 +1,162 @@
+"""The pure parts of loadkit load: results from a recorder, the summary, the progress line,
+targets, scenarios and profiles. No Locust here (it would monkey-patch the test process)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from loadkit.config import LoadProfile
+from loadkit.exceptions import ConfigError, TargetUnreachableError
+from loadkit.load_results import build_load_results, mark_aborted
+from loadkit.load_runner import (
+    BUNDLED_SCENARIOS,
+    Target,
+    check_reachable,
+    load_profile,
+    override_profile,
+    resolve_scenario,
+)
+from loadkit.load_status import LiveStatus, read_status, write_status
+from loadkit.recorder import LatencyRecorder
+from loadkit.report.load import ProgressPrinter, format_progress, render_load_summary
+from loadkit.results import GeneratorHealth, LoadResults
+
+START = 1_000_000.0
+
+
+def _results(*, overloaded: bool = False, stall: bool = False) -> LoadResults:
+    recorder = LatencyRecorder(start=START)
+    for i in range(200):
+        recorder.record(endpoint="POST /api/auth/login", latency_s=0.004, end=START + i * 0.01)
+    recorder.record(
+        endpoint="POST /api/auth/login",
+        latency_s=0.02,
+        end=START + 2.5,
+        error_kind="storage_lock_timeout",
+        status=503,
+        trace_id="t-123",
+        message="storage busy",
+    )
+    if stall:
+        recorder.record(endpoint="GET /api/items", latency_s=1.5, end=START + 4.0)
+    recorder.finish(end=START + 5.0)
+    return build_load_results(
+        recorder,
+        target="http://127.0.0.1:8000",
+        config={"scenario": "login", "concurrency": 10, "processes": 1},
+        generator=GeneratorHealth(overloaded=overloaded, cpu_warnings=int(overloaded)),
+    )
+
+
+def test_results_carry_totals_endpoints_errors_and_validity() -> None:
+    results = _results()
+    assert results.valid
+    assert results.totals.requests == 201
+    assert results.totals.errors == 1
+    assert [e.name for e in results.endpoints] == ["POST /api/auth/login"]
+    assert results.errors[0].kind == "storage_lock_timeout"
+    assert results.errors[0].example_trace_id == "t-123"
+    assert len(results.timeline) == 5
+
+
+def test_an_overloaded_generator_makes_the_run_invalid_with_a_reason() -> None:
+    results = _results(overloaded=True)
+    assert not results.valid
+    assert results.invalid_reasons[0].startswith("generator overloaded")
+
+
+def test_mark_aborted_is_idempotent() -> None:
+    once = mark_aborted(_results(), "interrupted")
+    twice = mark_aborted(once, "interrupted again")
+    assert once.aborted and not once.valid
+    assert twice.invalid_reasons == once.invalid_reasons == ["aborted: interrupted"]
+
+
+def test_summary_shows_tables_error_kinds_stall_and_path() -> None:
+    text = render_load_summary(_results(stall=True), path="results/load.json")
+    assert "POST /api/auth/login" in text
+    assert "storage_lock_timeout" in text and "503×1" in text and "t-123" in text
+    assert "longest stall: 1.50 s" in text and "from 2.50 s to 4.00 s" in text
+    assert "results: results/load.json" in text
+    assert "INVALID" not in text
+
+
+def test_summary_says_invalid_and_why() -> None:
+    text = render_load_summary(mark_aborted(_results(overloaded=True), "interrupted"))
+    assert "INVALID" in text and "generator overloaded" in text and "ABORTED" in text
+
+
+def test_progress_line_shows_bar_users_rps_errors_p95() -> None:
+    status = LiveStatus(
+        state="running",
+        elapsed_s=30.0,
+        users=10,
+        requests=12_345,
+        rps=812.4,
+        error_rate=0.0125,
+        p95_ms=11.44,
+    )
+    line = format_progress(status, duration_s=60, width=10)
+    assert line.startswith("[#####.....]  30.0/60 s")
+    assert "users 10" in line and "rps 812" in line and "1.25 %" in line and "11.4 ms" in line
+
+
+def test_progress_printer_redraws_only_on_a_terminal() -> None:
+    stream = io.StringIO()
+    printer = ProgressPrinter(duration_s=10, stream=stream)
+    for elapsed in (1.0, 2.0, 3.0):
+        printer(LiveStatus("running", elapsed, 1, 10, 5.0, 0.0, None))
+    printer(LiveStatus("done", 10.0, 0, 50, 5.0, 0.0, 1.0))
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2  # the first running line, then the final one; no \r redraws
+    assert "(done)" in lines[-1]
+
+
+def test_status_file_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "status.json"
+    assert read_status(path) is None
+    status = LiveStatus("running", 1.5, 3, 100, 66.7, 0.01, 4.2, None)
+    write_status(path, status)
+    assert read_status(path) == status
+
+
+def test_target_parsing() -> None:
+    target = Target.parse("http://127.0.0.1:8080/index.html?x=1")
+    assert target.host == "http://127.0.0.1:8080"
+    assert target.path == "/index.html?x=1"
+    assert target.address == ("127.0.0.1", 8080)
+    assert Target.parse("https://example.test").address == ("example.test", 443)
+    with pytest.raises(ConfigError, match="not an http"):
+        Target.parse("ftp://127.0.0.1/")
+
+
+def test_unreachable_target_is_refused_before_the_run() -> None:
+    from loadkit.bundled_service import free_port
+
+    with pytest.raises(TargetUnreachableError, match="cannot connect"):
+        check_reachable(Target.parse(f"http://127.0.0.1:{free_port()}"), timeout_s=1.0)
+
+
+def test_scenarios_resolve_by_name_or_path(tmp_path: Path) -> None:
+    assert resolve_scenario("login") == (BUNDLED_SCENARIOS / "login.py").resolve()
+    custom = tmp_path / "mine.py"
+    custom.write_text("")
+    assert resolve_scenario(str(custom)) == custom.resolve()
+    with pytest.raises(ConfigError, match=r"known: .*api.*login.*url"):
+        resolve_scenario("nope")
+
+
+def test_profiles_come_from_the_file_and_flags_override(tmp_path: Path) -> None:
+    missing = tmp_path / "acceptance.toml"
+    assert load_profile(None, "default", default_config=missing) == LoadProfile()
+    with pytest.raises(ConfigError):
+        load_profile(None, "ci", default_config=missing)
+    missing.write_text('[profiles.ci]\nscenario = "api"\nconcurrency = 3\nduration_s = 5\n')
+    ci = load_profile(None, "ci", default_config=missing)
+    assert (ci.scenario, ci.concurrency, ci.duration_s) == ("api", 3, 5)
+    assert override_profile(ci, duration_s=2.5).duration_s == 2.5
+    with pytest.raises(ConfigError, match="--concurrency"):
+        override_profile(ci, concurrency=0)

@@ -1,0 +1,208 @@
+"""loadkit load end to end: Locust in its own process with the plugin, a few seconds of load each.
+
+Locust's own count comes from its ``--json-file`` (written after every worker's last report), the
+independent figure the results must equal.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+from typer.testing import CliRunner
+
+from loadkit.bundled_service import BundledService, free_port
+from loadkit.cli import app
+from loadkit.config import LoadProfile
+from loadkit.load_runner import InvalidLoadRunError, run_load
+from loadkit.results import LoadResults, read_results
+
+pytestmark = pytest.mark.slow
+
+HERE = Path(__file__).parent
+OVERLOADED_LOCUSTFILE = HERE.parent / "scenarios" / "overloaded_locustfile.py"
+
+
+def locust_count(json_prefix: Path) -> int:
+    """Requests as Locust itself counted them (its --json-file)."""
+    stats = json.loads(json_prefix.with_suffix(".json").read_text())
+    return sum(int(entry["num_requests"]) for entry in stats)
+
+
+def load(
+    target: str,
+    tmp_path: Path,
+    *,
+    scenario: str = "login",
+    users: int = 4,
+    seconds: float = 2.5,
+    processes: int = 1,
+) -> tuple[LoadResults, int]:
+    json_prefix = tmp_path / "locust"
+    results = run_load(
+        target=target,
+        profile=LoadProfile(scenario=scenario, concurrency=users, duration_s=seconds),
+        out=tmp_path / "load.json",
+        processes=processes,
+        quiet=True,
+        locust_args=["--json-file", str(json_prefix)],
+    )
+    assert read_results(tmp_path / "load.json") == results
+    return results, locust_count(json_prefix)
+
+
+@pytest.fixture
+def static_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A plain static file server (Python's http.server) on loopback, serving hello.txt."""
+    folder = tmp_path_factory.mktemp("static")
+    (folder / "hello.txt").write_text("hello\n")
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_login_load_against_the_service(service: BundledService, tmp_path: Path) -> None:
+    results, locust_requests = load(service.url, tmp_path)
+    assert results.valid, results.invalid_reasons
+    assert results.totals.requests == locust_requests > 0
+    assert results.totals.errors == 0
+    names = {e.name: e for e in results.endpoints}
+    assert set(names) == {"POST /api/auth/login", "POST /api/auth/register"}
+    assert names["POST /api/auth/register"].requests == 4
+    login = names["POST /api/auth/login"].latency_ms
+    assert login.p50 is not None and login.max is not None and login.p50 <= login.max
+    assert 2.4 < results.duration_s < 3.5
+    assert results.config["scenario"] == "login" and results.config["concurrency"] == 4
+    assert results.timeline and results.histogram.count == results.totals.requests
+
+
+def test_two_processes_merge_to_locusts_own_count(service: BundledService, tmp_path: Path) -> None:
+    results, locust_requests = load(service.url, tmp_path, users=4, processes=2)
+    assert results.valid, results.invalid_reasons
+    assert results.totals.requests == locust_requests > 0
+    assert results.config["processes"] == 2 and results.config["distributed"] is True
+    register = next(e for e in results.endpoints if e.name == "POST /api/auth/register")
+    assert register.requests == 4
+    assert sum(p.completions for p in results.timeline) == results.totals.requests
+
+
+def test_url_scenario_against_a_static_server(static_server: str, tmp_path: Path) -> None:
+    results, locust_requests = load(f"{static_server}/hello.txt", tmp_path, scenario="url")
+    assert results.valid, results.invalid_reasons
+    assert [e.name for e in results.endpoints] == ["GET /hello.txt"]
+    assert results.totals.requests == locust_requests > 0
+    assert results.totals.errors == 0
+
+
+def test_overloaded_generator_exits_4_with_results_written(
+    static_server: str, tmp_path: Path
+) -> None:
+    # The fixture locustfile fires Locust's own cpu_warning event, as a saturated CPU would,
+    # and asks for a missing file too: its 404s must show as unexpected_status errors.
+    out = tmp_path / "load.json"
+    result = CliRunner().invoke(
+        app,
+        [
+            "load",
+            "--host",
+            static_server,
+            "--scenario",
+            str(OVERLOADED_LOCUSTFILE),
+            "--concurrency",
+            "2",
+            "--duration",
+            "2",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+    )
+    assert result.exit_code == 4, result.output
+    assert "generator overloaded" in result.output
+    results = read_results(out)
+    assert isinstance(results, LoadResults)
+    assert results.generator.overloaded and not results.valid
+    kinds = {(g.endpoint, g.kind) for g in results.errors}
+    assert ("GET /missing.txt", "unexpected_status") in kinds
+
+
+def test_invalid_run_error_carries_the_written_results(static_server: str, tmp_path: Path) -> None:
+    with pytest.raises(InvalidLoadRunError) as raised:
+        run_load(
+            target=static_server,
+            profile=LoadProfile(scenario=str(OVERLOADED_LOCUSTFILE), concurrency=1, duration_s=1.5),
+            out=tmp_path / "load.json",
+            quiet=True,
+        )
+    assert raised.value.path == tmp_path / "load.json"
+    assert raised.value.results.generator.overloaded
+
+
+def test_sigint_writes_partial_results_marked_aborted_and_exits_130(
+    service: BundledService, tmp_path: Path
+) -> None:
+    out = tmp_path / "load.json"
+    command = [
+        sys.executable, "-m", "loadkit", "load", "--host", service.url, "--concurrency", "3",
+        "--duration", "30", "--out", str(out), "--quiet",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # Wait for Locust to be up and sending, then interrupt as a terminal's Ctrl-C would.
+        deadline = time.monotonic() + 20
+        while not psutil.Process(process.pid).children() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(3.0)
+        started = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130, stderr
+    assert time.monotonic() - started < 15
+    assert "ABORTED" in stdout
+    results = read_results(out)
+    assert isinstance(results, LoadResults)
+    assert results.aborted and not results.valid
+    assert results.totals.requests > 0
+    assert results.duration_s < 20
+
+
+def test_unreachable_target_exits_3(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["load", "--host", f"http://127.0.0.1:{free_port()}", "--out", str(tmp_path / "r")]
+    )
+    assert result.exit_code == 3, result.output
+    assert "cannot connect" in result.output
+
+
+def test_unknown_scenario_exits_2(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["load", "--scenario", "nope", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2, result.output
+    assert "no scenario named 'nope'" in result.output
