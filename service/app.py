@@ -13,30 +13,51 @@ from datetime import UTC, datetime
 
 from fastapi import FastAPI
 
+from service.backpressure import InFlightCounter, InFlightLimitMiddleware
 from service.database import Database
 from service.dependencies import Services
 from service.errors import install_error_handlers
+from service.faults import FaultInjectionMiddleware, FaultPlan, StallClock
 from service.logs import configure_logging, get_logger
+from service.metrics import ServiceMetrics
 from service.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from service.passwords import PasswordHasher
-from service.routes import auth, health, items
+from service.pool_metrics import PoolMetricsReporter
+from service.rate_limit import LoginRateLimiter
+from service.routes import auth, health, items, metrics
 from service.settings import Settings
 from service.storage import Storage
 from service.tokens import TokenIssuer
 
 
 def build_services(settings: Settings) -> Services:
-    """Everything the handlers use, wired from the settings."""
+    """Everything the handlers and middleware use, wired from the settings."""
+    faults = FaultPlan.from_settings(settings)
+    database = Database(settings, slow_query_fault_s=faults.slow_query_s)
+    storage = Storage(
+        lock_timeout_s=settings.storage_lock_timeout_s,
+        cache_max_entries=settings.cache_max_entries,
+        fault_lock_hold_s=faults.lock_hold_s,
+    )
+    in_flight = InFlightCounter()
+    service_metrics = ServiceMetrics(pool=database.pool_monitor, in_flight=in_flight)
+    storage.observers.append(service_metrics.observe_lock)
     return Services(
         settings=settings,
-        database=Database(settings),
-        storage=Storage(
-            lock_timeout_s=settings.storage_lock_timeout_s,
-            cache_max_entries=settings.cache_max_entries,
-        ),
+        database=database,
+        storage=storage,
         passwords=PasswordHasher(rounds=settings.bcrypt_rounds),
         tokens=TokenIssuer(secret=settings.jwt_secret, ttl_s=settings.jwt_ttl_s),
         started_at=datetime.now(UTC),
+        metrics=service_metrics,
+        in_flight=in_flight,
+        login_limiter=LoginRateLimiter(
+            per_address=settings.login_rate_per_address,
+            per_account=settings.login_rate_per_account,
+            window_s=settings.login_rate_window_s,
+        ),
+        faults=faults,
+        stall_clock=StallClock(),
     )
 
 
@@ -45,6 +66,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings if settings is not None else Settings()
     configure_logging(settings.log_level)
     services = build_services(settings)
+
+    pool_reporter = PoolMetricsReporter(
+        services.database.pool_monitor, interval_s=settings.pool_metrics_interval_s
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -56,11 +81,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             database=services.database.display_url,
             env=settings.env,
             bcrypt_rounds=settings.bcrypt_rounds,
+            max_in_flight=settings.max_in_flight,
+            query_timeout_s=settings.query_timeout_s,
+            db_pool_timeout_s=settings.db_pool_timeout_s,
         )
+        for fault, figures in services.faults.active().items():
+            # Loud on purpose: a service misbehaving by design must never pass for a bug.
+            log.warning(
+                "fault_injection_enabled",
+                fault=fault,
+                paths=list(services.faults.paths) or "all",
+                **figures,
+            )
+        services.stall_clock.restart()
+        pool_reporter.start()
         try:
             yield
         finally:
+            await pool_reporter.stop()
             await services.database.dispose()
+            log.info("database_disposed", database=services.database.display_url)
             log.info("service_stopped")
 
     app = FastAPI(
@@ -75,11 +115,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(items.router)
+    app.include_router(metrics.router)
     # add_middleware wraps: the last added is the outermost.
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    if services.faults.any_on:
+        app.add_middleware(
+            FaultInjectionMiddleware, plan=services.faults, clock=services.stall_clock
+        )
+    app.add_middleware(
+        InFlightLimitMiddleware,
+        max_in_flight=settings.max_in_flight,
+        retry_after_s=settings.retry_after_s,
+        counter=services.in_flight,
+    )
     app.add_middleware(
         RequestContextMiddleware,
         access_log_level=settings.access_log_level,
         retry_after_s=settings.retry_after_s,
+        observers=(services.metrics.observe_request,),
     )
     return app

@@ -8,9 +8,13 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from service.backpressure import InFlightCounter
 from service.database import Database
 from service.errors import Unauthorized
+from service.faults import FaultPlan, StallClock
+from service.metrics import ServiceMetrics
 from service.passwords import PasswordHasher
+from service.rate_limit import LoginRateLimiter
 from service.settings import Settings
 from service.storage import Storage
 from service.tokens import TokenClaims, TokenIssuer
@@ -26,6 +30,11 @@ class Services:
     passwords: PasswordHasher
     tokens: TokenIssuer
     started_at: datetime
+    metrics: ServiceMetrics
+    in_flight: InFlightCounter
+    login_limiter: LoginRateLimiter
+    faults: FaultPlan
+    stall_clock: StallClock
 
 
 def get_services(request: Request) -> Services:

@@ -199,6 +199,17 @@ class InternalError(ServiceError):
     default_message = "internal error"
 
 
+def error_class_for(kind: ErrorKind) -> type[ServiceError]:
+    """The ``ServiceError`` subclass that carries ``kind`` (e.g. for injected faults)."""
+    pending: list[type[ServiceError]] = [ServiceError]
+    while pending:
+        cls = pending.pop()
+        if cls.kind is kind and cls is not ServiceError:
+            return cls
+        pending.extend(cls.__subclasses__())
+    return InternalError
+
+
 def classify(exc: BaseException) -> ServiceError:
     """Map any exception to the service error it stands for (InternalError when unknown)."""
     if isinstance(exc, ServiceError):

@@ -1,17 +1,20 @@
 """ASGI middleware: trace ids, the request log line, unhandled errors, and the body-size limit.
 
-Order (outermost first): ``RequestContextMiddleware`` → ``BodySizeLimitMiddleware`` → the app.
-Middleware added later (issue 3: in-flight limit, fault injection) belongs between the two:
-whatever it raises as a ``ServiceError`` is answered with the error envelope, a trace id and a
-log line by ``RequestContextMiddleware``.
+Order (outermost first): ``RequestContextMiddleware`` → ``InFlightLimitMiddleware``
+(service.backpressure) → ``FaultInjectionMiddleware`` (service.faults) → ``BodySizeLimitMiddleware``
+→ the app. Whatever the inner ones raise as a ``ServiceError`` is answered with the error
+envelope, a trace id and a log line by ``RequestContextMiddleware``.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import structlog
 from starlette.datastructures import MutableHeaders
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.context import TRACE_HEADER, RequestContext, trace_id_from
@@ -23,20 +26,60 @@ UNMATCHED_ENDPOINT = "unmatched"
 
 
 def endpoint_of(scope: Scope) -> str:
-    """The route template the request matched, e.g. ``/api/items/{item_id}``."""
-    route = scope.get("route")
+    """The route template the request matched, e.g. ``/api/items/{item_id}``.
+
+    A request refused before routing (overloaded, an injected fault, a body too large) has no
+    route in its scope; it is matched against the app's routes here, so its log line and
+    metrics still name the endpoint it was for.
+    """
+    route = scope.get("route") or _route_matching(scope)
     template = getattr(route, "path_format", None) or getattr(route, "path", None)
     return template if isinstance(template, str) else UNMATCHED_ENDPOINT
+
+
+def _route_matching(scope: Scope) -> BaseRoute | None:
+    routes: list[BaseRoute] = getattr(getattr(scope.get("app"), "router", None), "routes", [])
+    partial: BaseRoute | None = None
+    for route in routes:
+        match, _ = route.matches(scope)
+        if match is Match.FULL:
+            return route
+        if match is Match.PARTIAL and partial is None:
+            partial = route
+    return partial
+
+
+@dataclass(frozen=True, slots=True)
+class AnsweredRequest:
+    """What the log line says about a request, handed to the request observers (metrics)."""
+
+    method: str
+    endpoint: str
+    status_code: int
+    error_kind: str | None
+    duration_s: float
+
+
+RequestObserver = Callable[[AnsweredRequest], None]
+"""Called once per answered request; must be fast and must not raise."""
 
 
 class RequestContextMiddleware:
     """Gives every request a trace id (echoed in ``X-Trace-Id``), answers anything the app
     raised with the error envelope, and writes the request's log line."""
 
-    def __init__(self, app: ASGIApp, *, access_log_level: str, retry_after_s: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        access_log_level: str,
+        retry_after_s: int,
+        observers: tuple[RequestObserver, ...] = (),
+    ) -> None:
         self.app = app
         self.access_level = LEVELS[access_log_level]
         self.retry_after_s = retry_after_s
+        self.observers = observers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -86,16 +129,25 @@ class RequestContextMiddleware:
             level = LEVELS["warning"]
         else:
             level = self.access_level
+        answered = AnsweredRequest(
+            method=scope["method"],
+            endpoint=endpoint_of(scope),
+            status_code=status_code,
+            error_kind=context.error_kind,
+            duration_s=time.perf_counter() - context.started,
+        )
         fields: dict[str, object] = {
-            "method": scope["method"],
-            "endpoint": endpoint_of(scope),
+            "method": answered.method,
+            "endpoint": answered.endpoint,
             "status_code": status_code,
             "error_kind": context.error_kind,
-            "duration_ms": round((time.perf_counter() - context.started) * 1000, 3),
+            "duration_ms": round(answered.duration_s * 1000, 3),
         }
         if context.error_message is not None:
             fields["message"] = context.error_message
         get_logger().log(level, "request", **fields)
+        for observer in self.observers:
+            observer(answered)
 
 
 class BodySizeLimitMiddleware:

@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import TypeVar
 
 from service.errors import StorageLockTimeout
+from service.faults import in_fault_scope
 
 T = TypeVar("T")
 K = TypeVar("K")
@@ -120,6 +121,9 @@ class Storage:
 
     lock_timeout_s: float
     cache_max_entries: int = 100_000
+    fault_lock_hold_s: float = 0.0
+    """The lock-hold fault (ENGINES_FAULT_LOCK_HOLD_MS; 0 = off): requests in fault scope keep
+    the lock this long after their callable, as the handlers of the original freeze did."""
     cache: StorageCache = field(init=False)
     timings: dict[str, LockTimings] = field(default_factory=dict, init=False)
     observers: list[LockObserver] = field(default_factory=list, init=False)
@@ -164,6 +168,11 @@ class Storage:
         acquired = time.perf_counter()
         try:
             result = fn(self.cache)
+            hold_s = self.fault_lock_hold_s
+            if hold_s > 0 and in_fault_scope():
+                # The one sanctioned await under the lock: the lock-hold fault (off by default)
+                # reproduces the original freeze, when handlers awaited while holding it.
+                await asyncio.sleep(hold_s)  # lockaudit: ignore[LK002] lock-hold fault, on purpose
         finally:
             self._lock.release()
         return result, acquired - started, time.perf_counter() - acquired

@@ -7,7 +7,7 @@ database all run with the lock released.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -41,12 +41,15 @@ async def register(body: Credentials, services: ServicesDep) -> UserOut:
 
 
 @router.post("/login", response_model=TokenOut)
-async def login(body: Credentials, services: ServicesDep) -> TokenOut:
+async def login(body: Credentials, request: Request, services: ServicesDep) -> TokenOut:
     """Exchange credentials for a bearer token.
 
     An unknown email costs the same bcrypt check (against a dummy hash) and gets the same 401 body
     as a wrong password, so neither the body nor the timing tells whether the account exists.
+    Attempts past the login rate limits are refused (429) before any bcrypt work is spent.
     """
+    address = request.client.host if request.client is not None else "unknown"
+    services.login_limiter.check(address=address, account=body.email)
     storage = services.storage
     record = await storage.with_storage_traced("login", lambda c: c.users.get(body.email))
     if record is None:
