@@ -40,14 +40,16 @@ OTHER_KINDS = "(other kinds)"
 UNKNOWN_KIND = ErrorKind.UNEXPECTED_STATUS.value
 """The kind of an error line that carries a 4xx/5xx status but no kind (as the harness does)."""
 
-# Field names of the pool line (issue 3), with the spellings SQLAlchemy and other services use.
+# Field names of the service's pool line (service/pool_metrics.py: checked_out, checked_in,
+# waited and timed_out since the previous line), with spellings other services use.
 POOL_FIELDS: dict[str, tuple[str, ...]] = {
     "size": ("size", "pool_size"),
     "max_size": ("max_size", "pool_max_size", "max"),
     "in_use": ("checked_out", "checkedout", "in_use", "busy"),
     "idle": ("checked_in", "checkedin", "idle"),
     "overflow": ("overflow",),
-    "waiting": ("waiting", "waited", "waiters"),
+    "waited": ("waited", "waiting", "waiters"),
+    "timed_out": ("timed_out", "timeouts"),
 }
 
 _RELATIVE = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|h|d)")
@@ -194,10 +196,13 @@ class PoolSummary:
     max_size: int | None
     max_in_use: int | None
     max_overflow: int | None
-    max_waiting: int | None
-    total_waiting: int | None
+    max_waited: int | None
+    """The most checkouts that had to wait for a connection between two pool lines."""
+    total_waited: int | None
+    total_timed_out: int | None
+    """Checkouts that gave up waiting (answered db_pool_exhausted), summed over the lines."""
     saturated_lines: int
-    """Lines with every connection in use (in use >= max size) or requests waiting."""
+    """Lines with every connection in use (in use >= max size) or checkouts that waited."""
     first_saturated: str | None
     last_saturated: str | None
 
@@ -254,8 +259,9 @@ class _Pool:
     max_size: int | None = None
     max_in_use: int | None = None
     max_overflow: int | None = None
-    max_waiting: int | None = None
-    total_waiting: int | None = None
+    max_waited: int | None = None
+    total_waited: int | None = None
+    total_timed_out: int | None = None
     saturated: int = 0
     first_saturated: float | None = None
     last_saturated: float | None = None
@@ -412,18 +418,21 @@ class BreakdownBuilder:
         pool.lines += 1
         figures = {name: _pool_figure(obj, keys) for name, keys in POOL_FIELDS.items()}
         size, max_size = figures["size"], figures["max_size"]
-        in_use, overflow, waiting = figures["in_use"], figures["overflow"], figures["waiting"]
+        in_use, overflow, waited = figures["in_use"], figures["overflow"], figures["waited"]
+        timed_out = figures["timed_out"]
         if size is not None:
             pool.size = size
         if max_size is not None:
             pool.max_size = max_size if pool.max_size is None else max(pool.max_size, max_size)
         pool.max_in_use = _max(pool.max_in_use, in_use)
         pool.max_overflow = _max(pool.max_overflow, overflow)
-        pool.max_waiting = _max(pool.max_waiting, waiting)
-        if waiting is not None:
-            pool.total_waiting = (pool.total_waiting or 0) + waiting
+        pool.max_waited = _max(pool.max_waited, waited)
+        if waited is not None:
+            pool.total_waited = (pool.total_waited or 0) + waited
+        if timed_out is not None:
+            pool.total_timed_out = (pool.total_timed_out or 0) + timed_out
         limit = max_size if max_size is not None else pool.max_size
-        saturated = (waiting is not None and waiting > 0) or (
+        saturated = (waited is not None and waited > 0) or (
             in_use is not None and limit is not None and in_use >= limit
         )
         if saturated:
@@ -549,8 +558,9 @@ class BreakdownBuilder:
             max_size=pool.max_size,
             max_in_use=pool.max_in_use,
             max_overflow=pool.max_overflow,
-            max_waiting=pool.max_waiting,
-            total_waiting=pool.total_waiting,
+            max_waited=pool.max_waited,
+            total_waited=pool.total_waited,
+            total_timed_out=pool.total_timed_out,
             saturated_lines=pool.saturated,
             first_saturated=iso(pool.first_saturated),
             last_saturated=iso(pool.last_saturated),

@@ -27,7 +27,7 @@ KIND_HINTS: dict[str, str] = {
     "storage_lock_timeout": "a handler waited longer than ENGINES_STORAGE_LOCK_TIMEOUT_S for the "
     "storage lock: something holds it during CPU or I/O work (run `loadkit audit-locks`)",
     "db_pool_exhausted": "no pooled connection came free in time: compare with the pool lines "
-    "(max in use, waiting) and look for slow queries or connections held across awaits",
+    "(max in use, waited) and look for slow queries or connections held across awaits",
     "database_error": "the database failed or was unreachable: check its health and the "
     "service's database URL",
     "query_timeout": "a query ran past its timeout: find it by the example trace id",
@@ -182,12 +182,15 @@ def _pool_line(breakdown: ErrorBreakdown) -> str:
         f"max size {pool.max_size if pool.max_size is not None else '?'}",
         f"max in use {pool.max_in_use if pool.max_in_use is not None else '?'}",
         f"max overflow {pool.max_overflow if pool.max_overflow is not None else '?'}",
-        f"max waiting {pool.max_waiting if pool.max_waiting is not None else '?'}",
+        f"checkouts that waited {pool.total_waited if pool.total_waited is not None else '?'} "
+        f"(at most {pool.max_waited if pool.max_waited is not None else '?'} between two lines)",
     ]
+    if pool.total_timed_out is not None:
+        parts.append(f"checkouts that timed out {pool.total_timed_out:,}")
     text = "Database pool: " + ", ".join(parts) + "."
     if pool.saturated_lines:
         text += (
-            f" Saturated (all in use or requests waiting) in {pool.saturated_lines:,} "
+            f" Saturated (all in use, or checkouts waited) in {pool.saturated_lines:,} "
             f"line(s), {pool.first_saturated} → {pool.last_saturated}."
         )
     else:

@@ -159,20 +159,17 @@ def test_request_lines_without_endpoint_or_status_are_counted_as_incomplete() ->
 def test_pool_lines_are_summarised_with_saturation() -> None:
     pool = [
         {"event": "db_pool", "ts": ts(0), "size": 5, "max_size": 15, "checked_out": 3,
-         "checked_in": 2, "overflow": -2, "waiting": 0},
+         "checked_in": 2, "overflow": 0, "waited": 0, "timed_out": 0},
         {"event": "db_pool", "ts": ts(30), "size": 5, "max_size": 15, "checked_out": 15,
-         "checked_in": 0, "overflow": 10, "waiting": 7},
+         "checked_in": 0, "overflow": 10, "waited": 7, "timed_out": 2},
         {"event": "db_pool", "ts": ts(60), "size": 5, "max_size": 15, "checked_out": 15,
-         "checked_in": 0, "overflow": 10, "waiting": 0},
+         "checked_in": 0, "overflow": 10, "waited": 0, "timed_out": 0},
     ]  # fmt: skip
     result = build(pool)
     assert result.pool is not None
-    assert (result.pool.lines, result.pool.max_in_use, result.pool.max_waiting) == (3, 15, 7)
-    assert (result.pool.max_size, result.pool.max_overflow, result.pool.total_waiting) == (
-        15,
-        10,
-        7,
-    )
+    assert (result.pool.lines, result.pool.max_in_use, result.pool.max_waited) == (3, 15, 7)
+    assert (result.pool.max_size, result.pool.max_overflow) == (15, 10)
+    assert (result.pool.total_waited, result.pool.total_timed_out) == (7, 2)
     assert result.pool.saturated_lines == 2
     assert result.pool.first_saturated == "2026-11-28T12:00:30.000Z"
     assert result.pool.last_saturated == "2026-11-28T12:01:00.000Z"
