@@ -550,11 +550,15 @@ def errors(
         Path | None, typer.Option(help="Write the report to this file instead of stdout.")
     ] = None,
 ) -> None:
-    """Break errors down by kind and endpoint: the top offenders, with P95, first/last seen and a
-    trace id each, from service logs (and loadkit runs with --results).
+    """Break errors down by kind and endpoint, from service logs and loadkit runs.
 
-    Lines that are not the service's JSON log are skipped and counted. Exit 2 when an input
-    cannot be read or holds no service log line.
+    Top offenders (endpoint, kind) with status codes, P95, first/last seen, a trace id each.
+
+    --results sets the client's errors beside the server's, joined by trace id.
+
+    Lines that are not the service's JSON log are skipped and counted.
+
+    Exit 0 with a report, 2 when an input cannot be read or holds no service log line.
     """
     import shlex
     import time
