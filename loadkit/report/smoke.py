@@ -54,6 +54,7 @@ def render_smoke(results: SmokeResults) -> str:
         headers=HEADERS,
         tablefmt="simple",
         colalign=("left", "left", "right", "right", "right", "left", "left", "left"),
+        disable_numparse=True,
     )
     lines = [f"smoke: {results.target} ({results.duration_s * 1000:.0f} ms)", "", table, ""]
     for check in results.checks:
