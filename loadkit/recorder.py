@@ -149,7 +149,8 @@ class LatencyHistogram:
         seen = 0
         next_target = 0
         # One scan for all percentiles, up to the highest bucket in use.
-        top_index = hist.get_counts_array_index(min(math.ceil(self.max_us), HIGHEST_US)) + 1
+        top_value = min(max(math.ceil(self.max_us), LOWEST_US), HIGHEST_US)
+        top_index = hist.get_counts_array_index(top_value) + 1
         for index in range(min(top_index, hist.counts_len)):
             count = counts[index]
             if not count:

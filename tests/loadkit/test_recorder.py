@@ -328,3 +328,10 @@ def test_a_stall_seen_only_after_a_drain_still_reaches_the_master() -> None:
     stall = master.longest_stall()
     assert stall is not None
     assert (stall.start_s, stall.end_s) == (1.0, 3.0)
+
+
+def test_only_values_below_range_still_give_percentiles() -> None:
+    histogram = histogram_of([0.0, 0.0, -1.0])
+    assert histogram.clamped == 3
+    assert histogram.percentiles_us()[50.0] == 0.0  # capped at the exact max, which is 0
+    assert histogram.summary().p99 == 0.0
