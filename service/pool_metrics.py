@@ -42,9 +42,10 @@ class PoolMonitor:
         self.pool = pool
         self.max_overflow = max_overflow
         self.waited = 0
-        """Checkouts that found the pool saturated and had to wait for a connection."""
+        """Checkouts that found the pool saturated and had to wait for a connection (whether
+        they then got one or gave up)."""
         self.timed_out = 0
-        """Checkouts that waited past the pool timeout (answered db_pool_exhausted)."""
+        """Of those, the checkouts that waited past the pool timeout (db_pool_exhausted)."""
 
     def snapshot(self) -> PoolSnapshot:
         """The pool's figures now."""
@@ -73,7 +74,8 @@ class PoolMonitor:
             self.waited += 1
 
     def note_timeout(self) -> None:
-        """Count one checkout that gave up."""
+        """Count one checkout that waited and gave up."""
+        self.waited += 1
         self.timed_out += 1
 
 

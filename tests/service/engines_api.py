@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -57,3 +58,16 @@ def assert_error(response: httpx.Response, status: int, kind: str) -> dict[str, 
     assert isinstance(error["message"], str) and error["message"]
     assert error["trace_id"] == response.headers["X-Trace-Id"]
     return error
+
+
+def log_lines(out: str, event: str | None = None) -> list[dict[str, Any]]:
+    """The service's JSON log lines in captured stdout (only ``event`` ones when given)."""
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    return [line for line in lines if event is None or line.get("event") == event]
+
+
+def assert_retry_after(response: httpx.Response) -> int:
+    """The response carries an integer ``Retry-After`` of at least 1 s; returns it."""
+    value = response.headers.get("Retry-After")
+    assert value is not None and value.isdigit() and int(value) >= 1, response.headers
+    return int(value)
