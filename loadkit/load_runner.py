@@ -417,43 +417,46 @@ def _run_locust(
 ) -> _LocustRun:
     command = locust_command(scenario, args)
     log: IO[bytes] | None = log_path.open("wb") if log_path is not None else None
-    try:
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=log if log is not None else None,
-            stderr=subprocess.STDOUT if log is not None else None,
-            # A session of its own: the terminal's Ctrl-C reaches Locust once, forwarded by us.
-            start_new_session=True,
-        )
-    except OSError as exc:
-        if log is not None:
-            log.close()
-        raise LoadkitError(f"cannot start Locust ({command[0]}): {exc.strerror}") from None
     timed_out = False
-    with _forward_signals(process) as forwarder:
+    # Our handlers go in before the child is forked: it then starts with SIGINT at its default
+    # (handlers do not survive exec), even when we were started with SIGINT ignored, as a
+    # shell's background job is; an inherited "ignore" would make Locust deaf to Ctrl-C.
+    with _forward_signals() as forwarder:
         try:
-            deadline = time.monotonic() + bound_s if bound_s is not None else None
-            last: LiveStatus | None = None
-            while process.poll() is None:
-                if deadline is not None and time.monotonic() > deadline and not timed_out:
-                    timed_out = True
-                    _stop(process)
+            try:
+                process = subprocess.Popen(
+                    command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log if log is not None else None,
+                    stderr=subprocess.STDOUT if log is not None else None,
+                    # A session of its own: a terminal's Ctrl-C reaches Locust once, through us.
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                raise LoadkitError(f"cannot start Locust ({command[0]}): {exc.strerror}") from None
+            forwarder.attach(process)
+            try:
+                deadline = time.monotonic() + bound_s if bound_s is not None else None
+                last: LiveStatus | None = None
+                while process.poll() is None:
+                    if deadline is not None and time.monotonic() > deadline and not timed_out:
+                        timed_out = True
+                        _stop(process)
+                    if status_path is not None and progress is not None:
+                        status = read_status(status_path)
+                        if status is not None and status != last:
+                            progress(status)
+                            last = status
+                    time.sleep(POLL_S)
                 if status_path is not None and progress is not None:
                     status = read_status(status_path)
                     if status is not None and status != last:
                         progress(status)
-                        last = status
-                time.sleep(POLL_S)
-            if status_path is not None and progress is not None:
-                status = read_status(status_path)
-                if status is not None and status != last:
-                    progress(status)
-        except BaseException:
-            # Anything going wrong here (a second Ctrl-C while we wait, a bug) must not leave
-            # Locust running on its own.
-            _stop(process)
-            raise
+            except BaseException:
+                # Anything going wrong here (a bug, an error in a progress callback) must not
+                # leave Locust running on its own.
+                _stop(process)
+                raise
         finally:
             if log is not None:
                 log.close()
@@ -478,25 +481,38 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 class _Forwarder:
-    def __init__(self, process: subprocess.Popen[bytes]) -> None:
-        self.process = process
+    def __init__(self) -> None:
+        self.process: subprocess.Popen[bytes] | None = None
         self.count = 0
+
+    def attach(self, process: subprocess.Popen[bytes]) -> None:
+        """Forward to ``process`` from now on (and now, if a signal came while it started)."""
+        self.process = process
+        if self.count:
+            self._forward()
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
         self.count += 1
+        self._forward()
+
+    def _forward(self) -> None:
+        process = self.process
+        if process is None:
+            return
         # First signal: Locust stops its users and writes partial results. A second one asks
         # again (SIGTERM); a third kills Locust's whole process group.
-        sig = (signal.SIGINT, signal.SIGTERM)[self.count - 1] if self.count <= 2 else None
         with contextlib.suppress(ProcessLookupError):
-            if sig is None:
-                os.killpg(self.process.pid, signal.SIGKILL)
+            if self.count == 1:
+                process.send_signal(signal.SIGINT)
+            elif self.count == 2:
+                process.send_signal(signal.SIGTERM)
             else:
-                self.process.send_signal(sig)
+                os.killpg(process.pid, signal.SIGKILL)
 
 
 @contextlib.contextmanager
-def _forward_signals(process: subprocess.Popen[bytes]) -> Iterator[_Forwarder]:
-    forwarder = _Forwarder(process)
+def _forward_signals() -> Iterator[_Forwarder]:
+    forwarder = _Forwarder()
     if threading.current_thread() is not threading.main_thread():
         yield forwarder  # signal handlers can only be set from the main thread
         return
