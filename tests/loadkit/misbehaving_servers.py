@@ -143,7 +143,8 @@ def h2_server(*, goaway: bool = False, healthy_paths: frozenset[str] = frozenset
         )
         h2conn.initiate_connection()
         conn.sendall(h2conn.data_to_send())
-        while True:
+        closed = False
+        while not closed:
             data = conn.recv(65536)
             if not data:
                 return
@@ -164,6 +165,8 @@ def h2_server(*, goaway: bool = False, healthy_paths: frozenset[str] = frozenset
                         h2conn.send_data(event.stream_id, body, end_stream=True)
                     elif goaway:
                         h2conn.close_connection(error_code=h2.errors.ErrorCodes.INTERNAL_ERROR)
+                        closed = True  # h2 refuses any frame after its own GOAWAY
+                        break
                     else:
                         h2conn.reset_stream(
                             event.stream_id, error_code=h2.errors.ErrorCodes.INTERNAL_ERROR
