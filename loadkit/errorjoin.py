@@ -22,13 +22,16 @@ What the join can say, and what it cannot:
   with one example per group it is an anecdote, not a proportion. A trace id missing from a log
   that holds no success lines may be a success the service did not log at its access log level;
   a request that got no response carries a trace id only if the client sent one
-  (``X-Request-Id``); endpoint names must be spelled alike on both sides ("METHOD /template").
+  (``X-Request-Id``). Endpoints are matched as "METHOD /route/template" with the names of path
+  parameters ignored (a scenario's ``/api/items/{id}`` is the service's ``/api/items/{item_id}``);
+  an endpoint the service logs as ``unmatched`` (an error raised before routing) cannot be.
 
 Memory is bounded by the results (their groups and trace ids), never by the log.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -41,6 +44,17 @@ from loadkit.results import LoadResults, LockAuditResults, SmokeResults
 JOIN_SLACK_S = 5.0
 """Server lines this long before a run's start or after its end still count for the join: the
 service logs a request when it completes, which can be after the client timed out."""
+
+_PATH_PARAMETER = re.compile(r"\{[^{}]*\}")
+
+
+def join_key(endpoint: str) -> str:
+    """The endpoint as the join compares it: path parameters without their names.
+
+    Client and server name one route's parameters as they like (a Locust ``name=`` of
+    ``/api/items/{id}``, the service's ``/api/items/{item_id}``); the route is the same.
+    """
+    return _PATH_PARAMETER.sub("{}", endpoint)
 
 
 @dataclass(frozen=True)
@@ -62,6 +76,7 @@ class JoinRow:
     """Client and server counts for one (endpoint, kind) within the runs' windows."""
 
     endpoint: str
+    """The server's name for the endpoint when it logged one, else the client's."""
     kind: str
     client: int
     server: int
@@ -125,6 +140,7 @@ class ClientView:
         self.trace_to_group: dict[str, tuple[str, str]] = {}
         self._server_in_window: Counter[tuple[str, str]] = Counter()
         self._trace_seen: dict[str, tuple[str | None, int]] = {}
+        self._server_names: dict[str, str] = {}
         for run in results:
             if isinstance(run, LockAuditResults):
                 raise InputError(
@@ -141,7 +157,7 @@ class ClientView:
             ClientRun(
                 kind=run.kind,
                 target=run.target,
-                started_at=datetime.fromtimestamp(start, tz=UTC).isoformat(timespec="seconds"),
+                started_at=datetime.fromtimestamp(start, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
                 duration_s=run.duration_s,
                 requests=run.totals.requests,
                 errors=run.totals.errors,
@@ -150,7 +166,7 @@ class ClientView:
         self.requests += run.totals.requests
         self.errors += run.totals.errors
         for error in run.errors:
-            key = (error.endpoint, error.kind)
+            key = (join_key(error.endpoint), error.kind)
             group = self.groups.get(key)
             if group is None:
                 group = self.groups[key] = _ClientGroup(error.endpoint, error.kind)
@@ -180,7 +196,9 @@ class ClientView:
     ) -> None:
         """An error line: counted if it falls in a run's window, remembered if sampled."""
         if self.in_window(epoch):
-            self._server_in_window[(endpoint, kind)] += 1
+            key = (join_key(endpoint), kind)
+            self._server_in_window[key] += 1
+            self._server_names.setdefault(key[0], endpoint)
         if trace_id in self.trace_to_group:
             self._trace_seen.setdefault(str(trace_id), (kind, status))
 
@@ -263,7 +281,7 @@ class ClientView:
             if example is None:
                 example = f"{trace_id}: {outcome}"
         return JoinRow(
-            endpoint=key[0],
+            endpoint=self._server_names.get(key[0]) or (group.endpoint if group else key[0]),
             kind=key[1],
             client=client_count,
             server=server_count,

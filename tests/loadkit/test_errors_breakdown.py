@@ -339,3 +339,26 @@ def test_lock_audit_results_cannot_be_joined() -> None:
     )  # fmt: skip
     with pytest.raises(InputError, match="lock-audit results file"):
         ClientView([audit])
+
+
+def test_path_parameter_names_do_not_split_a_route() -> None:
+    # A Locust scenario names the route /api/items/{id}; the service logs /api/items/{item_id}.
+    results = client_results(
+        [("GET /api/items/{id}", "storage_lock_timeout", 503, f"i-{n}") for n in range(3)],
+        requests=10,
+    )
+    log = [
+        request("/api/items/{item_id}", method="GET", at=1 + n, status=503,
+                kind="storage_lock_timeout", trace_id=f"i-{n}")
+        for n in range(3)
+    ]  # fmt: skip
+    comparison = build(log, client=ClientView([results])).client
+    assert comparison is not None
+    [row] = comparison.rows
+    assert (row.endpoint, row.client, row.server, row.client_only) == (
+        "GET /api/items/{item_id}",
+        3,
+        3,
+        0,
+    )
+    assert row.traces.same_kind == 1
