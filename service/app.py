@@ -112,10 +112,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.services = services
     app.state.retry_after_s = settings.retry_after_s
     install_error_handlers(app)
-    app.include_router(health.router)
-    app.include_router(auth.router)
-    app.include_router(items.router)
-    app.include_router(metrics.router)
+    routers = (health.router, auth.router, items.router, metrics.router)
+    for router in routers:
+        app.include_router(router)
     # add_middleware wraps: the last added is the outermost.
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     if services.faults.any_on:
@@ -133,5 +132,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         access_log_level=settings.access_log_level,
         retry_after_s=settings.retry_after_s,
         observers=(services.metrics.observe_request,),
+        routes=[route for router in routers for route in router.routes],
     )
     return app

@@ -9,7 +9,7 @@ envelope, a trace id and a log line by ``RequestContextMiddleware``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -25,27 +25,26 @@ UNMATCHED_ENDPOINT = "unmatched"
 """The endpoint logged for a request that matched no route (never the raw path: unbounded)."""
 
 
-def endpoint_of(scope: Scope) -> str:
+def endpoint_of(scope: Scope, routes: Sequence[BaseRoute] = ()) -> str:
     """The route template the request matched, e.g. ``/api/items/{item_id}``.
 
     A request refused before routing (overloaded, an injected fault, a body too large) has no
-    route in its scope; it is matched against the app's routes here, so its log line and
-    metrics still name the endpoint it was for.
+    route in its scope yet; it is matched against ``routes`` (the app's own, see ``create_app``)
+    so that its log line and metrics still name the endpoint it was for.
     """
-    route = scope.get("route") or _route_matching(scope)
+    route = scope.get("route") or _route_matching(scope, routes)
     template = getattr(route, "path_format", None) or getattr(route, "path", None)
     return template if isinstance(template, str) else UNMATCHED_ENDPOINT
 
 
-def _route_matching(scope: Scope) -> BaseRoute | None:
-    routes: list[BaseRoute] = getattr(getattr(scope.get("app"), "router", None), "routes", [])
+def _route_matching(scope: Scope, routes: Sequence[BaseRoute]) -> BaseRoute | None:
     partial: BaseRoute | None = None
     for route in routes:
         match, _ = route.matches(scope)
         if match is Match.FULL:
             return route
         if match is Match.PARTIAL and partial is None:
-            partial = route
+            partial = route  # the path matches, the method does not (a 405)
     return partial
 
 
@@ -75,8 +74,12 @@ class RequestContextMiddleware:
         access_log_level: str,
         retry_after_s: int,
         observers: tuple[RequestObserver, ...] = (),
+        routes: Sequence[BaseRoute] = (),
     ) -> None:
+        """``routes``: the app's routes, to name the endpoint of requests refused before
+        routing; ``observers``: called with every answered request (metrics)."""
         self.app = app
+        self.routes = tuple(routes)
         self.access_level = LEVELS[access_log_level]
         self.retry_after_s = retry_after_s
         self.observers = observers
@@ -107,7 +110,7 @@ class RequestContextMiddleware:
                     get_logger().error(
                         "unhandled_exception",
                         method=scope["method"],
-                        endpoint=endpoint_of(scope),
+                        endpoint=endpoint_of(scope, self.routes),
                         exc_info=exc,
                     )
                 if status_code:
@@ -131,7 +134,7 @@ class RequestContextMiddleware:
             level = self.access_level
         answered = AnsweredRequest(
             method=scope["method"],
-            endpoint=endpoint_of(scope),
+            endpoint=endpoint_of(scope, self.routes),
             status_code=status_code,
             error_kind=context.error_kind,
             duration_s=time.perf_counter() - context.started,
