@@ -26,6 +26,11 @@ from loadkit.recorder import LatencyHistogram
 
 REQUEST_EVENT = "request"
 POOL_EVENT = "db_pool"
+FAULT_EVENT = "fault_injection_enabled"
+"""Logged by the service at start-up for each fault switched on: errors that are no bug."""
+MAX_FAULTS = 20
+MAX_EVENT_NAMES = 50
+OTHER_EVENTS = "(other events)"
 
 DEFAULT_TOP = 5
 MAX_GROUPS = 500
@@ -221,6 +226,10 @@ class ErrorBreakdown:
     top_n: int
     groups: int
     pool: PoolSummary | None
+    faults: list[str]
+    """The faults the service said it injects (its start-up lines), so nobody chases them."""
+    events: dict[str, int]
+    """Other service events by name (start-ups, unhandled exceptions, ...), most frequent first."""
     client: ClientComparison | None
 
     @property
@@ -290,6 +299,8 @@ class BreakdownBuilder:
         self._errors = 0
         self._pool_lines = 0
         self._other = 0
+        self._events: Counter[str] = Counter()
+        self._faults: list[str] = []
         self._incomplete = 0
         self._outside = 0
         self._log_lines = 0
@@ -327,7 +338,21 @@ class BreakdownBuilder:
         elif event == POOL_EVENT:
             self._add_pool(obj, epoch)
         else:
-            self._other += 1
+            self._add_event(obj, str(event))
+
+    def _add_event(self, obj: Mapping[str, Any], event: str) -> None:
+        self._other += 1
+        if event not in self._events and len(self._events) >= MAX_EVENT_NAMES:
+            event = OTHER_EVENTS
+        self._events[event] += 1
+        if event == FAULT_EVENT and len(self._faults) < MAX_FAULTS:
+            figures = ", ".join(
+                f"{key} {_text(value)}"
+                for key, value in obj.items()
+                if key not in {"event", "level", "ts"}
+            )
+            at = obj.get("ts")
+            self._faults.append(f"{figures} (from {at})" if isinstance(at, str) else figures)
 
     def _add_request(self, obj: Mapping[str, Any], epoch: float | None) -> None:
         route = obj.get("endpoint")
@@ -510,6 +535,8 @@ class BreakdownBuilder:
             top_n=top,
             groups=len(self._groups),
             pool=self._pool_summary(),
+            faults=list(self._faults),
+            events=dict(sorted(self._events.items(), key=lambda item: (-item[1], item[0]))),
             client=(
                 self.client.compare(have_success=have_success, first=self._first, last=self._last)
                 if self.client is not None
@@ -565,6 +592,12 @@ class BreakdownBuilder:
             first_saturated=iso(pool.first_saturated),
             last_saturated=iso(pool.last_saturated),
         )
+
+
+def _text(value: object) -> str:
+    if isinstance(value, list | tuple):
+        return ",".join(str(v) for v in value) or "(all)"
+    return str(value)
 
 
 def _pool_figure(obj: Mapping[str, Any], keys: tuple[str, ...]) -> int | None:

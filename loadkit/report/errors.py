@@ -172,6 +172,24 @@ def _totals_line(breakdown: ErrorBreakdown) -> str:
     return text
 
 
+def _faults_line(breakdown: ErrorBreakdown) -> str | None:
+    if not breakdown.faults:
+        return None
+    return (
+        "Faults injected on purpose (the service's start-up lines): "
+        + "; ".join(breakdown.faults)
+        + ". The errors they cause are the experiment, not a bug."
+    )
+
+
+def _events_line(breakdown: ErrorBreakdown) -> str | None:
+    if not breakdown.events:
+        return None
+    return "Other service events: " + ", ".join(
+        f"{name} {count:,}" for name, count in breakdown.events.items()
+    )
+
+
 def _pool_line(breakdown: ErrorBreakdown) -> str:
     pool = breakdown.pool
     if pool is None:
@@ -331,7 +349,8 @@ def _client_summary(client: ClientComparison) -> str:
 def render_table(breakdown: ErrorBreakdown) -> str:
     """The breakdown for a terminal: summary lines, then plain tables."""
     day = _day(breakdown)
-    lines = [_input_line(breakdown), _window_line(breakdown), _totals_line(breakdown), ""]
+    lines = [_input_line(breakdown), _window_line(breakdown), _totals_line(breakdown)]
+    lines += [line for line in (_faults_line(breakdown),) if line] + [""]
     if breakdown.top:
         lines.append(f"Top {len(breakdown.top)} offenders (endpoint, kind)" + _of_groups(breakdown))
         lines.append(_grid(_top_rows(breakdown, day), _TOP_HEADERS))
@@ -346,6 +365,9 @@ def render_table(breakdown: ErrorBreakdown) -> str:
         lines.append(_grid(_endpoint_rows(breakdown), _ENDPOINT_HEADERS))
         lines.append("")
     lines.append(_pool_line(breakdown))
+    events = _events_line(breakdown)
+    if events:
+        lines.append(events)
     if breakdown.client is not None:
         client = breakdown.client
         lines += ["", _client_summary(client)]
@@ -400,6 +422,9 @@ def render_markdown(
         f"- {_totals_line(breakdown)}.",
         "",
     ]
+    faults = _faults_line(breakdown)
+    if faults:
+        out += [f"> **{faults}**", ""]
     if breakdown.top:
         out += [
             f"## Top {len(breakdown.top)} offenders{_of_groups(breakdown)}",
@@ -419,6 +444,9 @@ def render_markdown(
     if breakdown.by_endpoint:
         out += ["## By endpoint", "", _md_table(_endpoint_rows(breakdown), _ENDPOINT_HEADERS), ""]
     out += ["## Database pool", "", _pool_line(breakdown), ""]
+    events = _events_line(breakdown)
+    if events:
+        out += [f"{events}.", ""]
     if breakdown.client is not None:
         client = breakdown.client
         out += ["## Client and server", "", _client_summary(client), ""]

@@ -362,3 +362,27 @@ def test_path_parameter_names_do_not_split_a_route() -> None:
         0,
     )
     assert row.traces.same_kind == 1
+
+
+def test_injected_faults_and_other_events_are_reported() -> None:
+    fault = {
+        "fault": "error", "paths": ["/api/items"], "share": 0.1, "kind": "db_pool_exhausted",
+        "event": "fault_injection_enabled", "level": "warning", "ts": ts(0),
+    }  # fmt: skip
+    result = build(
+        [
+            {"event": "service_started", "ts": ts(0)},
+            fault,
+            {"event": "unhandled_exception", "ts": ts(1)},
+            {"event": "unhandled_exception", "ts": ts(2)},
+        ]
+    )
+    assert result.faults == [
+        "fault error, paths /api/items, share 0.1, kind db_pool_exhausted "
+        "(from 2026-11-28T12:00:00Z)"
+    ]
+    assert result.events == {
+        "unhandled_exception": 2,
+        "fault_injection_enabled": 1,
+        "service_started": 1,
+    }
