@@ -8,6 +8,7 @@ envelope, a trace id and a log line by ``RequestContextMiddleware``.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -102,6 +103,11 @@ class RequestContextMiddleware:
         with structlog.contextvars.bound_contextvars(trace_id=context.trace_id):
             try:
                 await self.app(scope, receive, send_with_trace_id)
+            except asyncio.CancelledError:
+                # uvicorn cancels what is still running when the shutdown grace runs out: the
+                # client gets no answer, and the log line must not pass for a quiet success.
+                context.error_message = "cancelled before it was answered (shutdown grace over)"
+                raise
             except Exception as exc:
                 error = classify(exc)
                 context.error_kind = error.kind.value
@@ -126,7 +132,7 @@ class RequestContextMiddleware:
                 self._log_request(scope, context, status_code)
 
     def _log_request(self, scope: Scope, context: RequestContext, status_code: int) -> None:
-        if status_code >= 500:
+        if status_code >= 500 or status_code == 0:
             level = LEVELS["error"]
         elif context.error_kind is not None or status_code >= 400:
             level = LEVELS["warning"]
