@@ -9,9 +9,11 @@ and put the errors the server never saw (connection refused) apart.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,7 @@ class Client:
         self.start = time.time()
         self.recorder = LatencyRecorder(start=self.start)
         self.token = ""
+        self._lock = threading.Lock()  # the recorder and the tally are not thread-safe
 
     def send(self, method: str, template: str, path: str, **kwargs: Any) -> httpx.Response:
         endpoint = f"{method} {template}"
@@ -47,16 +50,21 @@ class Client:
         kind = None
         if response.status_code >= 400:
             kind = response.json()["error"]["kind"]
-            self.tally[(endpoint, kind)] += 1
-        self.recorder.record(
-            endpoint=endpoint,
-            latency_s=time.time() - started,
-            end=time.time(),
-            error_kind=kind,
-            status=response.status_code,
-            trace_id=response.headers["X-Trace-Id"],
-        )
+        with self._lock:
+            if kind is not None:
+                self.tally[(endpoint, kind)] += 1
+            self.recorder.record(
+                endpoint=endpoint,
+                latency_s=time.time() - started,
+                end=time.time(),
+                error_kind=kind,
+                status=response.status_code,
+                trace_id=response.headers["X-Trace-Id"],
+            )
         return response
+
+    def login(self, body: dict[str, str]) -> httpx.Response:
+        return self.send("POST", "/api/auth/login", "/api/auth/login", json=body)
 
     def auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
@@ -201,3 +209,54 @@ def test_results_from_another_time_are_flagged(
     path = write_results(tmp_path / "old.json", old)
     report = breakdown_json(str(service.log_path), "--results", str(path))
     assert any("do not overlap" in note for note in report["client"]["notes"])
+
+
+FAULTS = {
+    "ENGINES_ACCESS_LOG_LEVEL": "info",
+    "ENGINES_FAULT_PATHS": "/api/auth/login,/api/items",
+    # The original freeze: the storage lock held while the next requests give up on it.
+    "ENGINES_FAULT_LOCK_HOLD_MS": "150",
+    "ENGINES_STORAGE_LOCK_TIMEOUT_S": "0.05",
+    # Half the requests in scope fail with a kind of our choosing.
+    "ENGINES_FAULT_ERROR_SHARE": "0.5",
+    "ENGINES_FAULT_ERROR_KIND": "database_error",
+    "ENGINES_POOL_METRICS_INTERVAL_S": "0.2",
+}
+
+
+def test_breakdown_names_the_injected_faults(start_service: ServiceFactory) -> None:
+    service = start_service(env=FAULTS)
+    client = Client(service.url)
+    body = {"email": "faults@example.com", "password": PASSWORD}
+    assert client.send("POST", "/api/auth/register", "/api/auth/register", json=body).is_success
+    for _ in range(40):  # half the logins fail by design: retry until one gets a token
+        login = client.login(body)
+        if login.is_success:
+            client.token = login.json()["access_token"]
+            break
+    assert client.token
+    with ThreadPoolExecutor(max_workers=6) as pool:  # concurrent logins contend for the lock
+        for _ in range(3):
+            list(pool.map(lambda _: client.login(body), range(6)))
+    for _ in range(10):
+        client.send("GET", "/api/items", "/api/items", headers=client.auth())
+    time.sleep(0.3)  # one more pool line
+    service.stop()
+
+    report = breakdown_json(str(service.log_path))
+    by_kind = {row["kind"]: row["count"] for row in report["by_kind"]}
+    client_by_kind: Counter[str] = Counter()
+    for (_, kind), count in client.tally.items():
+        client_by_kind[kind] += count
+    assert by_kind == client_by_kind
+    assert by_kind["storage_lock_timeout"] > 0
+    assert by_kind["database_error"] > 0
+    # Every injected error is named on the endpoint it hit (the service matches the route even
+    # for errors raised before routing), with the count the client saw.
+    assert groups_of(report) == client.tally
+    assert client.tally[("POST /api/auth/login", "storage_lock_timeout")] > 0
+    assert {kind for _, kind in client.tally} <= {"storage_lock_timeout", "database_error"}
+    assert report["faults"] and any("lock_hold" in fault for fault in report["faults"])
+    pool = report["pool"]
+    assert pool is not None and pool["lines"] >= 1
+    assert pool["max_size"] == 15
