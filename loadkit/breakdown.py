@@ -349,10 +349,12 @@ class BreakdownBuilder:
             figures = ", ".join(
                 f"{key} {_text(value)}"
                 for key, value in obj.items()
-                if key not in {"event", "level", "ts"}
+                if key not in {"event", "level", "ts", "fault"}
             )
+            name = obj.get("fault")
+            text = f"{name}: {figures}" if isinstance(name, str) else figures
             at = obj.get("ts")
-            self._faults.append(f"{figures} (from {at})" if isinstance(at, str) else figures)
+            self._faults.append(f"{text} (from {at})" if isinstance(at, str) else text)
 
     def _add_request(self, obj: Mapping[str, Any], epoch: float | None) -> None:
         route = obj.get("endpoint")

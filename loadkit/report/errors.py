@@ -172,14 +172,14 @@ def _totals_line(breakdown: ErrorBreakdown) -> str:
     return text
 
 
+_FAULTS_INTRO = "Faults injected on purpose (the service's start-up lines)"
+_FAULTS_OUTRO = "the errors they cause are the experiment, not a bug"
+
+
 def _faults_line(breakdown: ErrorBreakdown) -> str | None:
     if not breakdown.faults:
         return None
-    return (
-        "Faults injected on purpose (the service's start-up lines): "
-        + "; ".join(breakdown.faults)
-        + ". The errors they cause are the experiment, not a bug."
-    )
+    return f"{_FAULTS_INTRO}: {'; '.join(breakdown.faults)}; {_FAULTS_OUTRO}."
 
 
 def _events_line(breakdown: ErrorBreakdown) -> str | None:
@@ -190,12 +190,16 @@ def _events_line(breakdown: ErrorBreakdown) -> str | None:
     )
 
 
-def _pool_line(breakdown: ErrorBreakdown) -> str:
+POOL_KINDS = ("db_pool_exhausted", "query_timeout", "database_error")
+"""Kinds to set beside the pool's saturation: when they happened is the correlation to see."""
+
+
+def _pool_line(breakdown: ErrorBreakdown, day: str | None = None) -> str:
     pool = breakdown.pool
     if pool is None:
         return "No database pool lines (event db_pool) in the log."
     parts = [
-        f"{pool.lines:,} lines",
+        f"{pool.lines:,} pool lines",
         f"size {pool.size if pool.size is not None else '?'}",
         f"max size {pool.max_size if pool.max_size is not None else '?'}",
         f"max in use {pool.max_in_use if pool.max_in_use is not None else '?'}",
@@ -205,14 +209,21 @@ def _pool_line(breakdown: ErrorBreakdown) -> str:
     ]
     if pool.total_timed_out is not None:
         parts.append(f"checkouts that timed out {pool.total_timed_out:,}")
-    text = "Database pool: " + ", ".join(parts) + "."
+    text = ", ".join(parts).capitalize() + "."
     if pool.saturated_lines:
         text += (
             f" Saturated (all in use, or checkouts waited) in {pool.saturated_lines:,} "
-            f"line(s), {pool.first_saturated} → {pool.last_saturated}."
+            f"line(s), {_time(pool.first_saturated, day)} → {_time(pool.last_saturated, day)}."
         )
     else:
         text += " Never saturated."
+    related = [
+        f"{k.kind} {k.count:,} ({_time(k.first_seen, day)} → {_time(k.last_seen, day)})"
+        for k in breakdown.by_kind
+        if k.kind in POOL_KINDS
+    ]
+    if related:
+        text += " Database errors in the same log: " + ", ".join(related) + "."
     return text
 
 
@@ -339,7 +350,8 @@ def _client_summary(client: ClientComparison) -> str:
         f"{client.server_errors_in_window:,} errors in the runs' windows. "
         f"{client.client_only:,} client errors were not logged by the server as such "
         f"(timeouts, connection errors, proxies); {client.server_only:,} server errors were "
-        "not seen by these runs as such."
+        "not seen by these runs as such (other traffic, requests the client gave up on, or "
+        "answers the scenario expects, such as deliberately wrong logins)."
     )
 
 
@@ -364,7 +376,7 @@ def render_table(breakdown: ErrorBreakdown) -> str:
         lines.append("By endpoint")
         lines.append(_grid(_endpoint_rows(breakdown), _ENDPOINT_HEADERS))
         lines.append("")
-    lines.append(_pool_line(breakdown))
+    lines.append("Database pool: " + _pool_line(breakdown, day))
     events = _events_line(breakdown)
     if events:
         lines.append(events)
@@ -422,9 +434,9 @@ def render_markdown(
         f"- {_totals_line(breakdown)}.",
         "",
     ]
-    faults = _faults_line(breakdown)
-    if faults:
-        out += [f"> **{faults}**", ""]
+    if breakdown.faults:
+        out += [f"> **{_FAULTS_INTRO}**; {_FAULTS_OUTRO}:", ">"]
+        out += [f"> - {fault}" for fault in breakdown.faults] + [""]
     if breakdown.top:
         out += [
             f"## Top {len(breakdown.top)} offenders{_of_groups(breakdown)}",
@@ -443,7 +455,7 @@ def render_markdown(
         out += ["No errors in the log.", ""]
     if breakdown.by_endpoint:
         out += ["## By endpoint", "", _md_table(_endpoint_rows(breakdown), _ENDPOINT_HEADERS), ""]
-    out += ["## Database pool", "", _pool_line(breakdown), ""]
+    out += ["## Database pool", "", _pool_line(breakdown, day), ""]
     events = _events_line(breakdown)
     if events:
         out += [f"{events}.", ""]

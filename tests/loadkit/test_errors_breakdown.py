@@ -378,8 +378,7 @@ def test_injected_faults_and_other_events_are_reported() -> None:
         ]
     )
     assert result.faults == [
-        "fault error, paths /api/items, share 0.1, kind db_pool_exhausted "
-        "(from 2026-11-28T12:00:00Z)"
+        "error: paths /api/items, share 0.1, kind db_pool_exhausted (from 2026-11-28T12:00:00Z)"
     ]
     assert result.events == {
         "unhandled_exception": 2,
