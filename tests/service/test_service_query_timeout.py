@@ -3,6 +3,7 @@ connection it ran on goes back to the pool usable."""
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -102,3 +103,31 @@ async def test_the_slow_query_fault_past_the_timeout_is_a_query_timeout(
         assert_error(response, 503, "query_timeout")
         assert 0.3 <= time.perf_counter() - started < 2.5  # cut at the timeout, not after 3 s
         assert (await client.get("/health")).status_code == 200  # /health is never faulted
+
+
+POSTGRES_URL = os.environ.get("ENGINES_TEST_POSTGRES_URL")
+"""e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/postgres; the test below needs a server."""
+
+
+@pytest.mark.skipif(POSTGRES_URL is None, reason="set ENGINES_TEST_POSTGRES_URL to a server")
+async def test_postgres_statements_are_cancelled_by_the_server_at_the_timeout(
+    make_settings: SettingsFactory,
+) -> None:
+    app = create_app(
+        make_settings(
+            database_url=POSTGRES_URL, query_timeout_s=TIMEOUT_S, db_pool_size=1, db_max_overflow=0
+        )
+    )
+
+    @app.get("/test/pg-sleep")
+    async def pg_sleep(services: ServicesDep) -> dict[str, str]:
+        async with services.database.read_session() as session:
+            await session.execute(text("SELECT pg_sleep(20)"))
+        return {"status": "slept"}
+
+    async with open_client(app) as client:
+        started = time.perf_counter()
+        response = await client.get("/test/pg-sleep")
+        assert_error(response, 503, "query_timeout")
+        assert time.perf_counter() - started < 10
+        assert (await client.get("/health")).status_code == 200

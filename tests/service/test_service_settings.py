@@ -41,3 +41,24 @@ def test_bad_values_name_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ENGINES_BCRYPT_ROUNDS", "2")
     with pytest.raises(ValidationError, match="bcrypt_rounds"):
         Settings()
+
+
+def test_pressure_defaults_answer_fast_and_never_throttle_the_harness() -> None:
+    settings = Settings()
+    assert settings.pool_metrics_interval_s == 30 and settings.query_timeout_s == 5
+    assert settings.db_pool_timeout_s == 2  # an exhausted pool answers in 2 s, not 30
+    assert settings.max_in_flight == 256
+    # The login load test runs 10 users from one address, non-stop: no login limit by default.
+    assert settings.login_rate_per_address == 0 and settings.login_rate_per_account == 0
+
+
+def test_fault_settings_come_from_engines_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENGINES_FAULT_LATENCY_MS", "250")
+    monkeypatch.setenv("ENGINES_FAULT_ERROR_SHARE", "0.25")
+    monkeypatch.setenv("ENGINES_FAULT_ERROR_KIND", "database_error")
+    monkeypatch.setenv("ENGINES_FAULT_STALL_AT_S", "10")
+    monkeypatch.setenv("ENGINES_FAULT_STALL_S", "3")
+    settings = Settings()
+    assert (settings.fault_latency_ms, settings.fault_error_share) == (250, 0.25)
+    assert settings.fault_error_kind == "database_error"
+    assert (settings.fault_stall_at_s, settings.fault_stall_s) == (10, 3)
