@@ -98,6 +98,8 @@ class ClientRun:
     duration_s: float
     requests: int
     errors: int
+    settings: str
+    """What the run was (scenario, users), from its configuration, for the reader."""
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,11 @@ class ClientView:
                 duration_s=run.duration_s,
                 requests=run.totals.requests,
                 errors=run.totals.errors,
+                settings=", ".join(
+                    f"{key} {run.config[key]}"
+                    for key in ("scenario", "concurrency", "model")
+                    if key in run.config
+                ),
             )
         )
         self.requests += run.totals.requests

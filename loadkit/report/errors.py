@@ -343,7 +343,12 @@ def _join_rows(rows: Sequence[JoinRow]) -> list[list[str]]:
 
 
 def _client_summary(client: ClientComparison) -> str:
-    runs = ", ".join(f"{r.kind} {r.started_at}, {r.duration_s:.1f} s" for r in client.runs)
+    runs = "; ".join(
+        f"{r.kind} {r.started_at}, {r.duration_s:.1f} s"
+        + (f", {r.settings}" if r.settings else "")
+        + f", against {r.target}"
+        for r in client.runs
+    )
     return (
         f"Client ({len(client.runs)} run(s): {runs}): {client.requests:,} requests, "
         f"{client.errors:,} errors ({_percent(client.error_rate)}). Server logged "
