@@ -1,8 +1,10 @@
 """The app factory: ``create_app(settings)`` builds one self-contained service.
 
-Nothing is bound at import time: each call builds its own database engine, storage, hasher and
-token issuer (the ``Services`` composition root, on ``app.state.services``). The lifespan creates
-the tables and the dummy password hash at start-up and disposes the engine at shutdown.
+Nothing is bound at import time: each call builds its own database engine, storage, hasher,
+token issuer, metrics registry, login limiter and fault plan (the ``Services`` composition root,
+on ``app.state.services``). The lifespan creates the tables and the dummy password hash, logs each
+active fault and starts the "db_pool" line at start-up; at shutdown (after uvicorn has drained the
+requests in flight, see ``service.__main__``) it stops the pool line and disposes the engine.
 """
 
 from __future__ import annotations
