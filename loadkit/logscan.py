@@ -52,6 +52,11 @@ MAX_ENVELOPE_DEPTH = 3
 MAX_BRACE_TRIES = 4
 """How many ``{`` of a line are tried as the start of the object (a prefix may hold one)."""
 
+MAX_LINE_BYTES = 1 << 20
+"""Longer lines are skipped (counted as not JSON) without being held in memory whole: a binary
+file or a log with no newlines must not cost memory in proportion to its size."""
+_OVERLONG = b"\x00"  # stands for a skipped overlong line: no brace, so it counts as not JSON
+
 
 @dataclass
 class ScanCounts:
@@ -64,7 +69,8 @@ class ScanCounts:
     blank: int = 0
     """Empty or whitespace-only lines (skipped, not counted as problems)."""
     not_json: int = 0
-    """Lines in which no JSON object could be found (text, truncated or malformed JSON)."""
+    """Lines in which no JSON object could be found (text, truncated or malformed JSON, and
+    lines over ``MAX_LINE_BYTES``)."""
     foreign: int = 0
     """Lines holding JSON that is not a service log line (no ``event`` field, even unwrapped)."""
 
@@ -221,7 +227,7 @@ class LogSource:
         """The service log objects of this log, counted into ``self.counts``."""
         stream = self._stream if self._stream is not None else self.open()
         try:
-            yield from iter_log_objects(stream, self.counts)
+            yield from iter_log_objects(bounded_lines(stream), self.counts)
         except (OSError, EOFError, zlib.error) as exc:
             # gzip raises BadGzipFile (an OSError) on a corrupt file, EOFError on a truncated one.
             raise InputError(
@@ -229,6 +235,23 @@ class LogSource:
             ) from None
         finally:
             self.close()
+
+
+def bounded_lines(stream: IO[bytes], limit: int = MAX_LINE_BYTES) -> Iterator[bytes]:
+    """The lines of ``stream``, each at most ``limit`` bytes: a longer one is read past in
+    ``limit``-sized pieces and stands as one line of no use (counted as not JSON)."""
+    readline = stream.readline
+    while True:
+        line = readline(limit)
+        if not line:
+            return
+        if len(line) == limit and not line.endswith(b"\n"):
+            while True:
+                rest = readline(limit)
+                if not rest or rest.endswith(b"\n"):
+                    break
+            line = _OVERLONG
+        yield line
 
 
 def _maybe_gunzip(stream: IO[bytes], name: str) -> IO[bytes]:

@@ -16,6 +16,7 @@ from loadkit.logscan import (
     NOT_JSON,
     LogSource,
     ScanCounts,
+    bounded_lines,
     find_log_object,
     iter_log_objects,
     sources_from,
@@ -172,3 +173,14 @@ def test_reading_is_streaming_one_line_at_a_time() -> None:
     iterator = iter_log_objects(lines(), counts)  # type: ignore[arg-type]
     next(iterator)
     assert produced == 1
+
+
+def test_overlong_lines_are_skipped_without_being_held_whole() -> None:
+    limit = len(RAW) + 1  # the service's line and its newline just fit
+    data = RAW + b"\n" + b"{" + b"y" * (5 * limit) + b"\n" + b"text\n" + RAW + b"\n"
+    lines = list(bounded_lines(io.BytesIO(data), limit=limit))
+    assert len(lines) == 4
+    assert max(len(line) for line in lines) <= limit
+    objects, counts = scan(lines)
+    assert objects == [LINE, LINE]
+    assert counts.not_json == 2
