@@ -504,10 +504,14 @@ class BreakdownBuilder:
             for kind, state in self._kinds.items()
         ]
         by_kind.sort(key=lambda row: (-row.count, row.kind))
+        # Each endpoint's most frequent kind, in one pass over the groups.
+        top_kinds: dict[str, tuple[int, str]] = {}
+        for (endpoint, kind), group in self._groups.items():
+            top_kinds[endpoint] = max(top_kinds.get(endpoint, (0, "")), (group.count, kind))
         by_endpoint = [
-            self._endpoint_row(endpoint, requests_n, errors_n, have_success)
-            for endpoint, (requests_n, errors_n) in self._endpoints.items()
-            if errors_n or have_success
+            self._endpoint_row(endpoint, counts_n, top_kinds.get(endpoint), have_success)
+            for endpoint, counts_n in self._endpoints.items()
+            if counts_n[1] or have_success
         ]
         by_endpoint.sort(key=lambda row: (-row.errors, -row.requests, row.endpoint))
         ranked = sorted(self._groups.items(), key=lambda item: (-item[1].count, item[0]))
@@ -546,11 +550,12 @@ class BreakdownBuilder:
             ),
         )
 
+    @staticmethod
     def _endpoint_row(
-        self, endpoint: str, requests: int, errors: int, have_success: bool
+        endpoint: str, counts: list[int], top: tuple[int, str] | None, have_success: bool
     ) -> EndpointRow:
-        kinds = [(g.count, kind) for (ep, kind), g in self._groups.items() if ep == endpoint]
-        top_count, top_kind = max(kinds, key=lambda k: (k[0], k[1]), default=(0, None))
+        requests, errors = counts
+        top_count, top_kind = top if top is not None else (0, None)
         return EndpointRow(
             endpoint=endpoint,
             requests=requests,

@@ -86,12 +86,15 @@ def empty_input_message(inputs: InputSummary) -> str:
     sources = ", ".join("stdin" if s == "-" else s for s in inputs.sources) or "the input"
     if inputs.lines == 0:
         return f"{sources}: empty, no log lines to read"
+    if inputs.outside_window:
+        return (
+            f"{sources}: none of the {inputs.outside_window:,} service log lines falls between "
+            "--since and --until (or they carry no readable ts); widen the window"
+        )
     found = (
         f"{inputs.lines:,} line(s) read: {inputs.not_json:,} not JSON, "
         f"{inputs.foreign:,} JSON without the service's fields"
     )
-    if inputs.outside_window:
-        found += f", {inputs.outside_window:,} outside --since/--until"
     return (
         f"{sources}: no service log lines found ({found}); loadkit errors reads the service's "
         "JSON log (one object per line with ts, level, event, ...): is this that log?"
@@ -292,6 +295,17 @@ def _kind_rows(breakdown: ErrorBreakdown, day: str | None) -> list[list[str]]:
 _ENDPOINT_HEADERS = ["endpoint", "requests", "errors", "error rate", "top kind"]
 
 
+MAX_ENDPOINT_ROWS = 40
+"""Endpoints shown in the table and the page (most errors first); JSON has them all."""
+
+
+def _more_endpoints(breakdown: ErrorBreakdown) -> str | None:
+    more = len(breakdown.by_endpoint) - MAX_ENDPOINT_ROWS
+    if more <= 0:
+        return None
+    return f"… and {more:,} more endpoints (all of them in --format json)"
+
+
 def _endpoint_rows(breakdown: ErrorBreakdown) -> list[list[str]]:
     return [
         [
@@ -301,7 +315,7 @@ def _endpoint_rows(breakdown: ErrorBreakdown) -> list[list[str]]:
             _percent(e.error_rate),
             f"{e.top_kind} ({e.top_kind_count:,})" if e.top_kind else "—",
         ]
-        for e in breakdown.by_endpoint
+        for e in breakdown.by_endpoint[:MAX_ENDPOINT_ROWS]
     ]
 
 
@@ -380,6 +394,7 @@ def render_table(breakdown: ErrorBreakdown) -> str:
     if breakdown.by_endpoint:
         lines.append("By endpoint")
         lines.append(_grid(_endpoint_rows(breakdown), _ENDPOINT_HEADERS))
+        lines += [more for more in (_more_endpoints(breakdown),) if more]
         lines.append("")
     lines.append("Database pool: " + _pool_line(breakdown, day))
     events = _events_line(breakdown)
@@ -460,6 +475,9 @@ def render_markdown(
         out += ["No errors in the log.", ""]
     if breakdown.by_endpoint:
         out += ["## By endpoint", "", _md_table(_endpoint_rows(breakdown), _ENDPOINT_HEADERS), ""]
+        more = _more_endpoints(breakdown)
+        if more:
+            out += [more + ".", ""]
     out += ["## Database pool", "", _pool_line(breakdown, day), ""]
     events = _events_line(breakdown)
     if events:

@@ -208,3 +208,27 @@ def test_bad_options_exit_2(log_file: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, ["errors", str(log_file), "--results", str(path)])
     assert result.exit_code == 2
     assert "lock-audit results file" in result.stderr
+
+
+def test_a_window_that_keeps_nothing_says_so(log_file: Path) -> None:
+    result = runner.invoke(app, ["errors", str(log_file), "--since", "2030-01-01T00:00:00Z"])
+    assert result.exit_code == 2
+    assert "none of the 20 service log lines falls between --since and --until" in result.stderr
+
+
+def test_raw_paths_do_not_flood_the_table(tmp_path: Path) -> None:
+    # A log whose endpoints are raw paths: the table shows the worst, JSON keeps them all.
+    path = tmp_path / "raw.log"
+    path.write_bytes(
+        log_bytes(
+            [
+                request(f"/raw/{i}", method="GET", at=i, status=404, kind="not_found")
+                for i in range(60)
+            ]
+        )
+    )
+    result = runner.invoke(app, ["errors", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "… and 20 more endpoints (all of them in --format json)" in result.stdout
+    result = runner.invoke(app, ["errors", str(path), "--format", "json"])
+    assert len(orjson.loads(result.stdout)["by_endpoint"]) == 60
