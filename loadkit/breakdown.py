@@ -544,7 +544,12 @@ class BreakdownBuilder:
             faults=list(self._faults),
             events=dict(sorted(self._events.items(), key=lambda item: (-item[1], item[0]))),
             client=(
-                self.client.compare(have_success=have_success, first=self._first, last=self._last)
+                self.client.compare(
+                    have_success=have_success,
+                    first=self._first,
+                    last=self._last,
+                    have_log=bool(sources) or self._log_lines > 0,
+                )
                 if self.client is not None
                 else None
             ),

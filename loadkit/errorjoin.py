@@ -85,6 +85,8 @@ class JoinRow:
     client_side_kind: bool
     """A kind only the client can see (timeout, connect_error, ...): never in a server log."""
     client_status_codes: dict[str, int]
+    example_trace_id: str | None
+    """The client's first trace id of this group (None for server-only rows)."""
     traces: TraceOutcomes
 
 
@@ -118,6 +120,8 @@ class ClientComparison:
     traces_sampled: int
     traces_not_logged: int
     notes: list[str]
+    joined: bool = True
+    """False when no service log was given: only the client columns mean anything."""
 
 
 @dataclass
@@ -212,9 +216,18 @@ class ClientView:
     # --- the comparison -----------------------------------------------------------------------
 
     def compare(
-        self, *, have_success: bool, first: float | None, last: float | None
+        self,
+        *,
+        have_success: bool,
+        first: float | None,
+        last: float | None,
+        have_log: bool = True,
     ) -> ClientComparison:
-        """Client beside server; ``first``/``last``: the span of the log (epoch seconds)."""
+        """Client beside server; ``first``/``last``: the span of the log (epoch seconds).
+
+        Without a log (``have_log`` False) the rows are the client's errors alone: the server
+        columns then say nothing, and ``joined`` is False so that nobody reads them.
+        """
         keys = set(self.groups) | set(self._server_in_window)
         rows = [self._join_row(key) for key in keys]
         rows.sort(key=lambda r: (-max(r.client, r.server), -r.client_only, r.endpoint, r.kind))
@@ -230,7 +243,12 @@ class ClientView:
             rows=rows,
             traces_sampled=sampled,
             traces_not_logged=sum(r.traces.not_logged for r in rows),
-            notes=self._notes(sampled=sampled, have_success=have_success, first=first, last=last),
+            notes=(
+                self._notes(sampled=sampled, have_success=have_success, first=first, last=last)
+                if have_log
+                else ["No service log was given: these are the client's errors alone, not joined."]
+            ),
+            joined=have_log,
         )
 
     def _notes(
@@ -296,6 +314,7 @@ class ClientView:
             server_only=max(server_count - client_count, 0),
             client_side_kind=key[1] in CLIENT_KINDS,
             client_status_codes=dict(sorted(group.status_codes.items())) if group else {},
+            example_trace_id=group.trace_ids[0] if group and group.trace_ids else None,
             traces=TraceOutcomes(
                 sampled=len(group.trace_ids) if group else 0,
                 same_kind=same,

@@ -356,6 +356,33 @@ def _join_rows(rows: Sequence[JoinRow]) -> list[list[str]]:
     return out
 
 
+_CLIENT_HEADERS = ["endpoint", "kind", "client", "status", "example trace id"]
+
+
+def _client_rows(rows: Sequence[JoinRow]) -> list[list[str]]:
+    return [
+        [
+            r.endpoint,
+            f"{r.kind} (client-side)" if r.client_side_kind else r.kind,
+            f"{r.client:,}",
+            _statuses(r.client_status_codes),
+            r.example_trace_id or "—",
+        ]
+        for r in rows
+        if r.client
+    ]
+
+
+def _client_table(client: ClientComparison, markdown: bool) -> str | None:
+    if not client.rows:
+        return None
+    if client.joined:
+        rows, headers = _join_rows(client.rows), _JOIN_HEADERS
+    else:
+        rows, headers = _client_rows(client.rows), _CLIENT_HEADERS
+    return _md_table(rows, headers) if markdown else _grid(rows, headers)
+
+
 def _client_summary(client: ClientComparison) -> str:
     runs = "; ".join(
         f"{r.kind} {r.started_at}, {r.duration_s:.1f} s"
@@ -363,9 +390,14 @@ def _client_summary(client: ClientComparison) -> str:
         + f", against {r.target}"
         for r in client.runs
     )
-    return (
+    seen = (
         f"Client ({len(client.runs)} run(s): {runs}): {client.requests:,} requests, "
-        f"{client.errors:,} errors ({_percent(client.error_rate)}). Server logged "
+        f"{client.errors:,} errors ({_percent(client.error_rate)})."
+    )
+    if not client.joined:
+        return seen
+    return (
+        f"{seen} Server logged "
         f"{client.server_errors_in_window:,} errors in the runs' windows. "
         f"{client.client_only:,} client errors were not logged by the server as such "
         f"(timeouts, connection errors, proxies); {client.server_only:,} server errors were "
@@ -380,8 +412,25 @@ def _client_summary(client: ClientComparison) -> str:
 def render_table(breakdown: ErrorBreakdown) -> str:
     """The breakdown for a terminal: summary lines, then plain tables."""
     day = _day(breakdown)
-    lines = [_input_line(breakdown), _window_line(breakdown), _totals_line(breakdown)]
-    lines += [line for line in (_faults_line(breakdown),) if line] + [""]
+    if breakdown.inputs.sources:
+        lines = [_input_line(breakdown), _window_line(breakdown), _totals_line(breakdown)]
+        lines += [line for line in (_faults_line(breakdown),) if line] + [""]
+        lines += _server_tables(breakdown, day)
+    else:
+        lines = [NO_LOG]
+    if breakdown.client is not None:
+        client = breakdown.client
+        lines += ["", _client_summary(client)]
+        lines += [table for table in (_client_table(client, markdown=False),) if table]
+        lines += [f"Note: {note}" for note in client.notes]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+NO_LOG = "No service log given (--results only): the client's view alone."
+
+
+def _server_tables(breakdown: ErrorBreakdown, day: str | None) -> list[str]:
+    lines: list[str] = []
     if breakdown.top:
         lines.append(f"Top {len(breakdown.top)} offenders (endpoint, kind)" + _of_groups(breakdown))
         lines.append(_grid(_top_rows(breakdown, day), _TOP_HEADERS))
@@ -400,13 +449,7 @@ def render_table(breakdown: ErrorBreakdown) -> str:
     events = _events_line(breakdown)
     if events:
         lines.append(events)
-    if breakdown.client is not None:
-        client = breakdown.client
-        lines += ["", _client_summary(client)]
-        if client.rows:
-            lines.append(_grid(_join_rows(client.rows), _JOIN_HEADERS))
-        lines += [f"Note: {note}" for note in client.notes]
-    return "\n".join(lines).rstrip() + "\n"
+    return lines
 
 
 def _of_groups(breakdown: ErrorBreakdown) -> str:
@@ -448,7 +491,29 @@ def render_markdown(
         if command:
             made += f" by `{command}`"
         out += [made + ".", ""]
-    out += [
+    if breakdown.inputs.sources:
+        out += _server_sections(breakdown, day)
+    else:
+        out += [NO_LOG, ""]
+    if breakdown.client is not None:
+        client = breakdown.client
+        out += ["## Client and server" if client.joined else "## Client", ""]
+        out += [_client_summary(client), ""]
+        out += [table for table in (_client_table(client, markdown=True),) if table] + [""]
+        out += [f"- {note}" for note in client.notes] + [""]
+    kinds = [k.kind for k in breakdown.by_kind]
+    if breakdown.client is not None:
+        kinds += [r.kind for r in breakdown.client.rows if r.client and r.kind not in kinds]
+    hints = [(kind, KIND_HINTS[kind]) for kind in kinds if kind in KIND_HINTS]
+    if hints:
+        out += ["## What each kind asks of you", ""]
+        out += [f"- **{kind}**: {hint}." for kind, hint in hints]
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _server_sections(breakdown: ErrorBreakdown, day: str | None) -> list[str]:
+    out = [
         f"- Input: {_input_line(breakdown)}.",
         f"- {_window_line(breakdown)}" + (f" (times below are UTC on {day})." if day else "."),
         f"- {_totals_line(breakdown)}.",
@@ -482,18 +547,7 @@ def render_markdown(
     events = _events_line(breakdown)
     if events:
         out += [f"{events}.", ""]
-    if breakdown.client is not None:
-        client = breakdown.client
-        out += ["## Client and server", "", _client_summary(client), ""]
-        if client.rows:
-            out += [_md_table(_join_rows(client.rows), _JOIN_HEADERS), ""]
-        out += [f"- {note}" for note in client.notes] + [""]
-    hints = [(k.kind, KIND_HINTS[k.kind]) for k in breakdown.by_kind if k.kind in KIND_HINTS]
-    if hints:
-        out += ["## What each kind asks of you", ""]
-        out += [f"- **{kind}**: {hint}." for kind, hint in hints]
-        out.append("")
-    return "\n".join(out).rstrip() + "\n"
+    return out
 
 
 def render_json(

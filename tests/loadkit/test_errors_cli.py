@@ -149,7 +149,11 @@ def test_results_join_the_clients_view(log_file: Path, tmp_path: Path) -> None:
     # --results alone: the client's view with no log is fine too.
     result = runner.invoke(app, ["errors", "--results", str(path), "--format", "json"])
     assert result.exit_code == 0, result.output
-    assert orjson.loads(result.stdout)["client"]["errors"] == 11
+    client = orjson.loads(result.stdout)["client"]
+    assert (client["errors"], client["joined"]) == (11, False)
+    result = runner.invoke(app, ["errors", "--results", str(path)])
+    assert "No service log given (--results only): the client's view alone." in result.stdout
+    assert "client only" not in result.stdout
 
 
 @pytest.mark.parametrize(
