@@ -4,7 +4,7 @@
 that found it saturated (no idle connection and no room to open one: they waited) and those that
 gave up (db_pool_exhausted). ``PoolMetricsReporter`` writes one JSON line with event "db_pool"
 every ``ENGINES_POOL_METRICS_INTERVAL_S`` (DESIGN.md, contract 3), started and stopped by the
-app's lifespan; a tick that fails is logged and the next one runs.
+app's lifespan (with a last line at shutdown); a tick that fails is logged and the next one runs.
 """
 
 from __future__ import annotations
@@ -103,12 +103,21 @@ class PoolMetricsReporter:
             self._task = asyncio.create_task(self._run(), name="db_pool_metrics")
 
     async def stop(self) -> None:
-        """Stop the periodic task (the lifespan's shutdown)."""
+        """Stop the periodic task and write a last line (the lifespan's shutdown), so the waits
+        of the final, partial interval are not lost."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            self._tick()
+
+    def _tick(self) -> None:
+        try:
+            self.report()
+        except Exception as exc:
+            # Metrics are for the operator; a broken tick must never take the service down.
+            get_logger().error("db_pool_metrics_failed", exc_info=exc)
 
     def report(self) -> None:
         """Write one "db_pool" line: the pool now, and the waits since the previous line."""
@@ -124,11 +133,6 @@ class PoolMetricsReporter:
         self._last_waited, self._last_timed_out = waited, timed_out
 
     async def _run(self) -> None:
-        log = get_logger()
         while True:
             await asyncio.sleep(self.interval_s)
-            try:
-                self.report()
-            except Exception as exc:
-                # Metrics are for the operator; a broken tick must never take the service down.
-                log.error("db_pool_metrics_failed", exc_info=exc)
+            self._tick()

@@ -39,6 +39,19 @@ async def test_a_db_pool_line_is_logged_every_interval_with_the_pool_figures(
     assert last["waited"] == 0 and last["timed_out"] == 0
 
 
+async def test_a_last_db_pool_line_at_shutdown_keeps_the_final_interval(
+    make_settings: SettingsFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = create_app(make_settings())  # 30 s: no periodic line during the test
+    async with open_client(app) as client:
+        assert (await client.get("/health")).status_code == 200
+    out = capsys.readouterr().out
+    (line,) = log_lines(out, "db_pool")
+    assert set(line) >= POOL_FIELDS and line["interval_s"] == 30
+    events = [x["event"] for x in log_lines(out)]
+    assert events.index("db_pool") < events.index("database_disposed")
+
+
 async def test_a_failing_tick_is_logged_and_the_next_one_still_runs(
     make_settings: SettingsFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
