@@ -170,7 +170,14 @@ def test_sigint_writes_partial_results_marked_aborted_and_exits_130(
         sys.executable, "-m", "loadkit", "load", "--host", service.url, "--concurrency", "3",
         "--duration", "30", "--out", str(out), "--quiet",
     ]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Started with SIGINT ignored, as a shell starts a background job: Locust must still hear it.
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
     try:
         # Wait for Locust to be up and sending, then interrupt as a terminal's Ctrl-C would.
         deadline = time.monotonic() + 20
