@@ -35,9 +35,9 @@ OTHER_EVENTS = "(other events)"
 DEFAULT_TOP = 5
 MAX_GROUPS = 500
 """Distinct (endpoint, kind) groups kept; each holds an HDR histogram (~137 KiB), so the groups
-cost at most ~70 MiB whatever the log's length. Beyond the cap, errors are grouped under
-``OTHER_ENDPOINTS`` per kind: a log whose endpoints are raw paths (not route templates) would
-otherwise grow without bound."""
+cost ~70 MiB at most whatever the log's length. Beyond the cap, errors go to one catch-all group
+per kind under ``OTHER_ENDPOINTS``: a log whose endpoints are raw paths (not route templates)
+would otherwise grow without bound."""
 MAX_ENDPOINTS = 10_000
 MAX_KINDS = 200
 OTHER_ENDPOINTS = "(other endpoints)"
@@ -51,7 +51,6 @@ POOL_FIELDS: dict[str, tuple[str, ...]] = {
     "size": ("size", "pool_size"),
     "max_size": ("max_size", "pool_max_size", "max"),
     "in_use": ("checked_out", "checkedout", "in_use", "busy"),
-    "idle": ("checked_in", "checkedin", "idle"),
     "overflow": ("overflow",),
     "waited": ("waited", "waiting", "waiters"),
     "timed_out": ("timed_out", "timeouts"),
