@@ -56,6 +56,9 @@ POOL_FIELDS: dict[str, tuple[str, ...]] = {
     "timed_out": ("timed_out", "timeouts"),
 }
 
+MAX_EPOCH = 253_402_300_800.0
+"""Year 10000: a numeric ``ts`` past it is no time (and would overflow datetime)."""
+
 _RELATIVE = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|h|d)")
 _UNIT_S = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
@@ -95,7 +98,7 @@ def epoch_of(ts: object) -> float | None:
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
         return moment.timestamp()
-    if isinstance(ts, int | float) and not isinstance(ts, bool):
+    if isinstance(ts, int | float) and not isinstance(ts, bool) and 0 <= ts < MAX_EPOCH:
         return float(ts)
     return None
 

@@ -199,8 +199,8 @@ class ClientView:
 
     def observe_success(self, trace_id: object, status: int) -> None:
         """A success line: remembered only if its trace id is one the client saw fail."""
-        if trace_id in self.trace_to_group:
-            self._trace_seen.setdefault(str(trace_id), (None, status))
+        if isinstance(trace_id, str) and trace_id in self.trace_to_group:
+            self._trace_seen.setdefault(trace_id, (None, status))
 
     def observe_error(
         self, endpoint: str, kind: str, status: int, epoch: float | None, trace_id: object
@@ -210,8 +210,8 @@ class ClientView:
             key = (join_key(endpoint), kind)
             self._server_in_window[key] += 1
             self._server_names.setdefault(key[0], endpoint)
-        if trace_id in self.trace_to_group:
-            self._trace_seen.setdefault(str(trace_id), (kind, status))
+        if isinstance(trace_id, str) and trace_id in self.trace_to_group:
+            self._trace_seen.setdefault(trace_id, (kind, status))
 
     # --- the comparison -----------------------------------------------------------------------
 

@@ -385,3 +385,23 @@ def test_injected_faults_and_other_events_are_reported() -> None:
         "fault_injection_enabled": 1,
         "service_started": 1,
     }
+
+
+def test_odd_values_in_log_lines_never_crash_the_breakdown() -> None:
+    # Logs are evidence from elsewhere: any JSON value can sit in any field.
+    results = client_results([(LOGIN, "timeout", None, "t-0")], requests=2)
+    odd: list[dict[str, Any]] = [
+        {"event": "request", "endpoint": "/x", "status_code": 500, "ts": 1e20},
+        {"event": "request", "endpoint": "/x", "status_code": 500, "ts": -1e15},
+        {"event": "request", "endpoint": "/x", "status_code": 500, "ts": "0001-01-01T00:00:00Z"},
+        {"event": "request", "endpoint": "/x", "status_code": 500, "trace_id": ["t-0"]},
+        {"event": "request", "endpoint": "/x", "status_code": 200, "trace_id": {"a": 1}},
+        {"event": "request", "endpoint": "/x", "status_code": 500, "error_kind": {"a": 1},
+         "duration_ms": "slow", "message": 5},
+        {"event": "request", "endpoint": "/x", "status_code": 503, "duration_ms": 1e30},
+        {"event": "db_pool", "size": "5", "checked_out": True, "waited": 1e40},
+        {"event": "fault_injection_enabled", "fault": {"x": 1}, "ts": 5},
+    ]  # fmt: skip
+    result = build(odd, client=ClientView([results]))
+    assert (result.totals.requests, result.totals.errors) == (7, 6)
+    assert result.inputs.incomplete == 0
