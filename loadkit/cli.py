@@ -407,7 +407,7 @@ def accept(
         ),
     ] = None,
     profile: Annotated[
-        str, typer.Option(help="The load profile in [profiles.<name>].")
+        str, typer.Option(help="Which load profile of acceptance.toml to run (profiles.NAME).")
     ] = "default",
     duration: Annotated[
         float | None,
