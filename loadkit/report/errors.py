@@ -156,10 +156,11 @@ def _input_line(breakdown: ErrorBreakdown) -> str:
 
 def _window_line(breakdown: ErrorBreakdown) -> str:
     totals = breakdown.totals
-    text = f"Log spans {totals.first_seen or '?'} → {totals.last_seen or '?'}"
+    span = f"{totals.first_seen or '?'} → {totals.last_seen or '?'}"
     if breakdown.since or breakdown.until:
-        text += f" (kept {breakdown.since or 'start'} → {breakdown.until or 'end'})"
-    return text
+        window = f"{breakdown.since or 'the start'} → {breakdown.until or 'the end'}"
+        return f"Lines kept span {span} (window {window})"
+    return f"Log spans {span}"
 
 
 def _totals_line(breakdown: ErrorBreakdown) -> str:
