@@ -48,6 +48,9 @@ show that one of them was a stall. Longer than any latency the histograms can ho
 
 SHARE_VERSION = 1
 
+TRACE_ID_SAMPLE = 20
+"""Trace ids kept per (endpoint, kind) group: enough to follow a few into the service's logs."""
+
 
 class RunClock:
     """Seconds since the epoch, advanced by a monotonic clock.
@@ -245,6 +248,7 @@ class _ErrorGroupState:
     example_message: str | None = None
     first: float = float("inf")
     last: float = float("-inf")
+    trace_ids: list[str] = field(default_factory=list)
 
     def add(
         self,
@@ -255,11 +259,17 @@ class _ErrorGroupState:
         message: str | None,
         first: float,
         last: float,
+        trace_ids: list[str] | None = None,
     ) -> None:
         self.count += count
         self.status_codes.update(statuses)
         if self.example_trace_id is None and trace_id:
             self.example_trace_id = trace_id
+        for candidate in (trace_id, *(trace_ids or ())):
+            if len(self.trace_ids) >= TRACE_ID_SAMPLE:
+                break
+            if candidate and candidate not in self.trace_ids:
+                self.trace_ids.append(candidate)
         if self.example_message is None and message:
             self.example_message = message
         self.first = min(self.first, first)
@@ -492,6 +502,7 @@ class LatencyRecorder:
                 status_codes=dict(sorted(state.status_codes.items())),
                 example_trace_id=state.example_trace_id,
                 example_message=state.example_message,
+                trace_ids=list(state.trace_ids),
                 first_s=round(max(state.first - self.start, 0.0), 6),
                 last_s=round(max(state.last - self.start, 0.0), 6),
             )
@@ -592,6 +603,7 @@ class LatencyRecorder:
                     "status_codes": dict(state.status_codes),
                     "example_trace_id": state.example_trace_id,
                     "example_message": state.example_message,
+                    "trace_ids": list(state.trace_ids),
                     "first": state.first,
                     "last": state.last,
                 }
@@ -655,6 +667,7 @@ class LatencyRecorder:
                 message=data["example_message"],
                 first=float(data["first"]),
                 last=float(data["last"]),
+                trace_ids=[str(t) for t in data.get("trace_ids", ())],
             )
         for t_text, data in share["seconds"].items():
             # Seconds are counted from each share's own start; shift onto this recorder's.

@@ -14,6 +14,7 @@ from loadkit.recorder import (
     HIGHEST_US,
     PERCENTILES,
     STALL_FLOOR_S,
+    TRACE_ID_SAMPLE,
     LatencyHistogram,
     LatencyRecorder,
 )
@@ -335,3 +336,28 @@ def test_only_values_below_range_still_give_percentiles() -> None:
     assert histogram.clamped == 3
     assert histogram.percentiles_us()[50.0] == 0.0  # capped at the exact max, which is 0
     assert histogram.summary().p99 == 0.0
+
+
+def test_error_groups_keep_a_bounded_sample_of_trace_ids_through_merges() -> None:
+    """`loadkit errors --results` follows these ids into the service log: they must survive
+    the worker → master merge, without growing with the run."""
+    workers = [LatencyRecorder(start=1000.0, source=f"w{i}") for i in range(2)]
+    for index, worker in enumerate(workers):
+        for n in range(15):
+            worker.record(
+                endpoint="POST /api/auth/login",
+                latency_s=0.01,
+                end=1000.0 + n * 0.01,
+                error_kind="storage_lock_timeout",
+                status=503,
+                trace_id=f"w{index}-{n}",
+            )
+    master = LatencyRecorder(start=1000.0, source="master")
+    for worker in workers:
+        master.merge_share(worker.drain_share())
+    (group,) = master.error_groups()
+    assert group.count == 30
+    assert len(group.trace_ids) == TRACE_ID_SAMPLE
+    assert group.trace_ids[:15] == [f"w0-{n}" for n in range(15)]
+    assert set(group.trace_ids[15:]) <= {f"w1-{n}" for n in range(15)}
+    assert group.example_trace_id == "w0-0"
