@@ -418,6 +418,8 @@ def _evidence(criterion: Criterion, results: AnyResults) -> tuple[Evidence, ...]
         return _stall(results)
     if metric in _LATENCY_FIELDS:
         return _latency(results, metric, endpoint=criterion.endpoint)
+    if metric in ("rps", "requests") and criterion.endpoint is None:
+        return _throughput(results)
     return ()
 
 
@@ -519,6 +521,28 @@ def _latency(results: LoadResults, metric: str, *, endpoint: str | None) -> tupl
             )
         if results.longest_stall is not None and results.longest_stall.duration_s >= 1.0:
             evidence.extend(_stall(results)[:1])
+    return tuple(evidence)
+
+
+def _throughput(results: LoadResults) -> tuple[Evidence, ...]:
+    # Low throughput is either a slow service (the slowest seconds show where) or a generator
+    # that could not keep up (its notes say so).
+    quiet = sorted(results.timeline, key=lambda p: (p.completions, p.t_s))[:SLOWEST_SECONDS]
+    evidence = [
+        Evidence(
+            title="Seconds with the fewest completions",
+            columns=("second", "completions", "errors", "p95 ms"),
+            rows=tuple((p.t_s, p.completions, p.errors, p.p95_ms) for p in quiet),
+        )
+    ]
+    if results.generator.notes:
+        evidence.append(
+            Evidence(
+                title="Load generator notes",
+                columns=("note",),
+                rows=tuple((note,) for note in results.generator.notes),
+            )
+        )
     return tuple(evidence)
 
 

@@ -406,6 +406,15 @@ def test_per_endpoint_and_per_kind_criteria() -> None:
     assert rps.measured == pytest.approx(run.totals.rps)
 
 
+def test_low_throughput_shows_the_quietest_seconds() -> None:
+    run = crafted_load(stall=(2.0, 6.5), duration_s=10.0)
+    verdict = only(judge(criterion("load.rps", ">=", 100), run))
+    assert verdict.status == "failed"
+    (quiet,) = verdict.evidence
+    assert quiet.title == "Seconds with the fewest completions"
+    assert all(row[1] == 0 for row in quiet.rows)
+
+
 # --- invalid runs never pass --------------------------------------------------------------------
 
 
