@@ -19,6 +19,7 @@ from loadkit.bundled_service import BundledService, free_port
 from loadkit.cli import app
 from loadkit.config import parse_config
 from loadkit.exceptions import ConfigError, TargetUnreachableError
+from loadkit.results import write_results
 
 CRITERIA = """
 [[criteria]]
@@ -182,3 +183,81 @@ def test_ctrl_c_is_exit_130_and_stops_the_service(
     assert service.process.poll() is not None
     assert service._env["ENGINES_BCRYPT_ROUNDS"] == "4"
     assert str(tmp_path / "r") in service._env["ENGINES_DATABASE_URL"]  # a fresh database
+
+
+@pytest.fixture
+def stubbed_runs(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Smoke and load replaced by crafted results: the orchestration and gate, without traffic."""
+    from test_gate import crafted_load, crafted_smoke
+
+    runs: dict[str, Any] = {"smoke": crafted_smoke(), "load": crafted_load()}
+    monkeypatch.setattr(accept_module, "_smoke", lambda *_a, **_k: runs["smoke"])
+
+    def load(_target: str, _profile: Any, out: Path, **_kwargs: Any) -> Any:
+        # run_load's contract: the results are also written to `out`.
+        write_results(out, runs["load"])
+        return runs["load"]
+
+    monkeypatch.setattr(accept_module, "_load", load)
+    return runs
+
+
+def test_every_artifact_is_written_to_one_folder(
+    project: Path, tmp_path: Path, stubbed_runs: dict[str, Any]
+) -> None:
+    summary = tmp_path / "summary.md"
+    result = CliRunner().invoke(
+        app,
+        [
+            "accept",
+            "--config",
+            str(project),
+            "--host",
+            "http://127.0.0.1:9",
+            "--profile",
+            "quick",
+            "--out-dir",
+            str(tmp_path / "r"),
+        ],
+        env={"GITHUB_STEP_SUMMARY": str(summary)},
+    )
+    assert result.exit_code == 0, result.output
+    (folder,) = (tmp_path / "r").iterdir()
+    names = {p.name for p in folder.iterdir()}
+    assert names == {
+        "lock_audit.json",
+        "smoke.json",
+        "load.json",
+        "gate.md",
+        "junit.xml",
+        "verdict.json",
+    }
+    assert f"reports: {folder}" in result.output
+    assert "PASSED: 2 of 2 criteria met" in result.output
+    assert summary.read_text().startswith("## Acceptance gate: ✅ PASSED")
+
+
+def test_an_invalid_load_run_is_gated_as_invalid_with_its_reports(
+    project: Path, tmp_path: Path, stubbed_runs: dict[str, Any]
+) -> None:
+    from loadkit.results import GeneratorHealth
+
+    stubbed_runs["load"] = stubbed_runs["load"].model_copy(
+        update={"generator": GeneratorHealth(overloaded=True, cpu_warnings=1)}
+    )
+    code, output = accept(
+        "--config",
+        project,
+        "--host",
+        "http://127.0.0.1:9",
+        "--profile",
+        "quick",
+        "--out-dir",
+        tmp_path / "r",
+    )
+    assert code == 4, output
+    assert "INVALID RUN" in output
+    assert "load generator overloaded" in output
+    (folder,) = (tmp_path / "r").iterdir()
+    verdict = (folder / "verdict.json").read_text()
+    assert '"outcome": "invalid"' in verdict
