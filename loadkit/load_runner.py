@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
+from loadkit.bundled_service import free_port
 from loadkit.config import LoadProfile, load_config
 from loadkit.exceptions import (
     ConfigError,
@@ -235,6 +236,7 @@ def run_load(
         raise ConfigError("--master cannot be combined with --processes (Locust's own rule)")
     scenario = resolve_scenario(profile.scenario)
     parsed = Target.parse(target)
+    _check_writable(out)
     check_reachable(parsed)
     run_id = uuid.uuid4().hex
     spawn_rate = profile.spawn_rate or float(profile.concurrency)
@@ -269,7 +271,11 @@ def run_load(
         if scenario.stem == URL_SCENARIO and scenario.parent == BUNDLED_SCENARIOS:
             args += ["--url-path", parsed.path]
         if processes > 1:
-            args += ["--processes", str(processes)]
+            # A free loopback port for the master, not Locust's fixed 5557: two runs on one
+            # machine (a CI job next to a developer's) must not collide, nor listen beyond it.
+            port = str(free_port())
+            args += ["--processes", str(processes), "--master-bind-host", "127.0.0.1"]
+            args += ["--master-bind-port", port, "--master-port", port]
         if master:
             args += [
                 "--master",
@@ -522,6 +528,17 @@ def _forward_signals() -> Iterator[_Forwarder]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _check_writable(out: Path) -> None:
+    """Refuse, before the run, a results path Locust could not write at its end."""
+    folder = out.resolve().parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out {out}: cannot create {folder}: {exc.strerror}") from None
+    if out.is_dir() or not os.access(folder, os.W_OK):
+        raise ConfigError(f"--out {out}: not a writable file path")
 
 
 def _read_run_results(path: Path, run_id: str) -> LoadResults | None:

@@ -213,3 +213,11 @@ def test_unknown_scenario_exits_2(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["load", "--scenario", "nope", "--out", str(tmp_path / "r")])
     assert result.exit_code == 2, result.output
     assert "no scenario named 'nope'" in result.output
+
+
+def test_unwritable_out_exits_2_before_the_run(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+    out = tmp_path / "a-file" / "load.json"
+    result = CliRunner().invoke(app, ["load", "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert "cannot create" in result.output
