@@ -221,3 +221,31 @@ def test_unwritable_out_exits_2_before_the_run(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["load", "--out", str(out)])
     assert result.exit_code == 2, result.output
     assert "cannot create" in result.output
+
+
+def test_master_and_a_separate_worker(service: BundledService, tmp_path: Path) -> None:
+    # `loadkit load --worker` in a process of its own, as it would run on another machine.
+    port = free_port()
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "loadkit", "load", "--worker", "--master-port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        results = run_load(
+            target=service.url,
+            profile=LoadProfile(scenario="login", concurrency=2, duration_s=2),
+            out=tmp_path / "load.json",
+            quiet=True,
+            master=True,
+            expect_workers=1,
+            master_bind_port=port,
+        )
+        assert worker.wait(timeout=30) == 0
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    assert results.valid, results.invalid_reasons
+    assert results.config["distributed"] is True and results.config["processes"] == 1
+    assert results.totals.requests > 0 and results.totals.errors == 0
