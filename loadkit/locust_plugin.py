@@ -221,6 +221,10 @@ class LoadkitPlugin:
 
     def on_test_stop(self, environment: Any, **_kwargs: Any) -> None:
         """Users are stopped: write the results (local), ship the rest (worker)."""
+        if self.is_worker and self.recorder is None:
+            # A worker that never started still answers, or the master would wait for it.
+            self.runner.send_message(FINAL_MESSAGE, {"share": None})
+            return
         if self.recorder is None or self.finalized:
             return
         if self.stop_time is None:
@@ -334,7 +338,8 @@ class LoadkitPlugin:
     def on_final_message(self, environment: Any, msg: Any, **_kwargs: Any) -> None:
         """Master: a worker stopped and sent the rest of its share."""
         if isinstance(msg.data, dict):
-            self._merge_worker(str(msg.node_id), msg.data)
+            if msg.data.get("share") is not None:
+                self._merge_worker(str(msg.node_id), msg.data)
             self.final_workers.add(str(msg.node_id))
         self._maybe_finalize_master()
 
