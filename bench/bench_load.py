@@ -197,6 +197,41 @@ def loadkit_run(
     return requests, rps, peak, cpu / requests * 1e6
 
 
+HOT_PATH_SNIPPET = """
+import time
+from loadkit.locust_plugin import LoadkitPlugin
+from loadkit.recorder import LatencyRecorder, RunClock
+plugin = LoadkitPlugin.__new__(LoadkitPlugin)
+plugin.clock = RunClock()
+plugin.recorder = LatencyRecorder(start=plugin.clock.now())
+plugin.requests = plugin.errors = 0
+plugin._endpoints = {}
+n = 200_000
+t = time.perf_counter()
+for _ in range(n):
+    plugin.on_request(request_type="GET", name="/hello.txt", response_time=1.234,
+                      response_length=17, response=None, exception=None)
+per_request = (time.perf_counter() - t) / n
+recorder = LatencyRecorder(start=plugin.clock.now())
+t = time.perf_counter()
+for _ in range(n):
+    recorder.record(endpoint="GET /hello.txt", latency_s=0.001234, end=plugin.clock.now())
+print(per_request * 1e6, (time.perf_counter() - t) / n * 1e6)
+"""
+
+
+def hot_path_us() -> tuple[float, float]:
+    """(µs per request in the plugin's request listener, µs of that in LatencyRecorder.record).
+
+    In a child process: the plugin imports Locust, which would monkey-patch this one.
+    """
+    done = subprocess.run(
+        [sys.executable, "-c", HOT_PATH_SNIPPET], capture_output=True, text=True, check=True
+    )
+    listener, record = done.stdout.split()
+    return float(listener), float(record)
+
+
 def main() -> None:
     """Run the three measurements, print them, write the docs section."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -207,7 +242,13 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="do not update the docs")
     args = parser.parse_args()
 
-    rows: list[tuple[str, str]] = []
+    listener_us, record_us = hot_path_us()
+    rows: list[tuple[str, str]] = [
+        (
+            "plugin request listener, per request (of which LatencyRecorder.record)",
+            f"{listener_us:.2f} µs ({record_us:.2f} µs)",
+        ),
+    ]
     with nginx() as url, tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
         folder = Path(tmp)
         plain: list[float] = []
@@ -267,7 +308,10 @@ def main() -> None:
             f"Target: nginx {nginx_version()} on loopback serving a 17-byte file; scenario "
             f"`url.py`, {args.users} users, {args.seconds} s per throughput run. Req/s for both "
             "kinds of run come from Locust's own JSON stats (requests over first-to-last "
-            "request), so they are measured the same way.",
+            "request), so they are measured the same way. The listener figure is what the "
+            "plugin adds to each request (measured alone, in a loop); the CPU figures also "
+            "include start-up (loadkit's Locust imports pydantic and the results model, about "
+            "0.15 s of CPU) and whatever else the machine was doing.",
             "",
             "Runs loadkit marked invalid for an overloaded generator (one core saturated, as "
             "expected flat out against nginx): " + (", ".join(OVERLOADED) or "none") + ".",
