@@ -53,6 +53,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain click help: it re-flows docstring paragraphs and leaves [brackets] alone, where rich
+    # mode keeps the source's line breaks and eats "[profiles]" as markup.
+    rich_markup_mode=None,
 )
 
 
