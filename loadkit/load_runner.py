@@ -343,6 +343,7 @@ def run_ui(
     """
     path = resolve_scenario(scenario)
     parsed = Target.parse(target)
+    _check_port_free(web_port)
     check_reachable(parsed)
     args = [
         "--web-host",
@@ -528,6 +529,20 @@ def _forward_signals() -> Iterator[_Forwarder]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _check_port_free(port: int) -> None:
+    """Refuse a web UI port something else listens on (Locust would exit with a traceback)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As Locust's server does: a port in TIME_WAIT from an earlier UI is free to reuse.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise ConfigError(
+                f"--web-port {port}: cannot listen on 127.0.0.1:{port} ({exc.strerror}); "
+                "pick another port"
+            ) from None
 
 
 def _check_writable(out: Path) -> None:

@@ -1,0 +1,81 @@
+"""loadkit ui: Locust's web UI with the plugin; each test started from it writes results."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from loadkit.bundled_service import BundledService, free_port
+from loadkit.cli import app
+from loadkit.results import LoadResults, read_results
+
+pytestmark = pytest.mark.slow
+
+
+def wait_for_port(port: int, timeout_s: float = 20) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"nothing listens on {port}")
+
+
+def test_ui_serves_exact_tabs_and_writes_results_per_test(
+    service: BundledService, tmp_path: Path
+) -> None:
+    port = free_port()
+    folder = tmp_path / "results"
+    command = [
+        sys.executable, "-m", "loadkit", "ui", "--host", service.url,
+        "--web-port", str(port), "--results-dir", str(folder),
+    ]  # fmt: skip
+    ui = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for_port(port)
+        base = f"http://127.0.0.1:{port}"
+        with httpx.Client(base_url=base, timeout=10) as client:
+            assert "Exact latency (loadkit)" in client.get("/").text
+            swarm = {"user_count": "2", "spawn_rate": "2", "host": service.url}
+            assert client.post("/swarm", data=swarm).status_code == 200
+            time.sleep(2.0)
+            rows = client.get("/stats/requests").json()["extended_stats"]
+            latency = next(r["data"] for r in rows if r["key"] == "loadkit_latency")
+            assert any(r["endpoint"] == "POST /api/auth/login" for r in latency)
+            assert client.post("/stop").status_code == 200
+            deadline = time.monotonic() + 10
+            while not list(folder.glob("ui-*.json")) and time.monotonic() < deadline:
+                time.sleep(0.1)
+        ui.send_signal(signal.SIGINT)
+        ui.communicate(timeout=30)
+    finally:
+        if ui.poll() is None:
+            ui.kill()
+            ui.wait()
+    assert ui.returncode == 0
+    files = list(folder.glob("ui-*.json"))
+    assert len(files) == 1
+    results = read_results(files[0])
+    assert isinstance(results, LoadResults)
+    assert results.valid and results.config["ui"] is True
+    assert results.totals.requests > 0
+
+
+def test_ui_on_a_busy_port_exits_2() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(app, ["ui", "--web-port", str(port)])
+    assert result.exit_code == 2, result.output
+    assert f"--web-port {port}" in result.output
