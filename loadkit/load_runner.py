@@ -59,6 +59,9 @@ START_GRACE_S = 60.0
 STOP_GRACE_S = 30.0
 """Time allowed after the planned end for users to stop and results to be written."""
 KILL_GRACE_S = 15.0
+ESCALATE_S = 15.0
+"""After Ctrl-C, Locust gets this long to end before it is asked harder (SIGTERM, then SIGKILL):
+stopping users and writing results takes a second or two."""
 POLL_S = 0.25
 LOG_TAIL_LINES = 25
 
@@ -449,6 +452,7 @@ def _run_locust(
                     if deadline is not None and time.monotonic() > deadline and not timed_out:
                         timed_out = True
                         _stop(process)
+                    forwarder.escalate_if_ignored()
                     if status_path is not None and progress is not None:
                         status = read_status(status_path)
                         if status is not None and status != last:
@@ -491,6 +495,13 @@ class _Forwarder:
     def __init__(self) -> None:
         self.process: subprocess.Popen[bytes] | None = None
         self.count = 0
+        self.forwarded_at: float | None = None
+
+    def escalate_if_ignored(self) -> None:
+        """Ask harder when Locust has not ended ``ESCALATE_S`` after the last signal."""
+        if self.forwarded_at is not None and time.monotonic() - self.forwarded_at > ESCALATE_S:
+            self.count += 1
+            self._forward()
 
     def attach(self, process: subprocess.Popen[bytes]) -> None:
         """Forward to ``process`` from now on (and now, if a signal came while it started)."""
@@ -508,6 +519,7 @@ class _Forwarder:
             return
         # First signal: Locust stops its users and writes partial results. A second one asks
         # again (SIGTERM); a third kills Locust's whole process group.
+        self.forwarded_at = time.monotonic()
         with contextlib.suppress(ProcessLookupError):
             if self.count == 1:
                 process.send_signal(signal.SIGINT)

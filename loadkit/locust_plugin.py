@@ -143,6 +143,8 @@ class LoadkitPlugin:
         ev.test_stop.add_listener(self.on_test_stop)
         ev.cpu_warning.add_listener(self.on_cpu_warning)
         ev.usage_monitor.add_listener(self.on_usage_monitor)
+        ev.reset_stats.add_listener(self.on_reset_stats)
+        ev.spawning_complete.add_listener(self.on_spawning_complete)
         # Added after the runner was built, so with quitting's reverse order this runs before the
         # master's own quitting listener (which would stop the workers without waiting).
         ev.quitting.add_listener(self.on_quitting_first)
@@ -196,6 +198,24 @@ class LoadkitPlugin:
         duration = self._option("loadkit_duration")
         if duration and self._headless and not self.is_worker:
             self._timer = gevent.spawn(self._stop_after, float(duration))
+
+    def on_reset_stats(self, **_kwargs: Any) -> None:
+        """The UI's "reset stats": Locust forgets what it counted, so do we (the test goes on)."""
+        self._restart_recording()
+
+    def on_spawning_complete(self, user_count: int, **_kwargs: Any) -> None:
+        """With ``--reset-stats`` Locust forgets the ramp-up once all users run; so do we."""
+        if self.environment.reset_stats:
+            self._restart_recording()
+
+    def _restart_recording(self) -> None:
+        if self.recorder is None or self.finalized:
+            return
+        self.recorder = LatencyRecorder(start=self.clock.now(), source=self.recorder.source)
+        self.requests = 0
+        self.errors = 0
+        self.rate_samples.clear()
+        self.worker_totals = {}
 
     def _stop_after(self, duration_s: float) -> None:
         # gevent.spawn_later ends early on a stale loop clock: wait on perf_counter instead.

@@ -52,12 +52,25 @@ def test_ui_serves_exact_tabs_and_writes_results_per_test(
             rows = client.get("/stats/requests").json()["extended_stats"]
             latency = next(r["data"] for r in rows if r["key"] == "loadkit_latency")
             assert any(r["endpoint"] == "POST /api/auth/login" for r in latency)
+            # "Reset stats" in the UI: loadkit forgets the first part too.
+            assert client.post("/stats/reset").status_code == 200
+            time.sleep(1.0)
             assert client.post("/stop").status_code == 200
             deadline = time.monotonic() + 10
             while not list(folder.glob("ui-*.json")) and time.monotonic() < deadline:
                 time.sleep(0.1)
+            time.sleep(2.5)  # past the UI's cache of /stats/requests
+            stats = client.get("/stats/requests").json()
+            locust_requests = next(s for s in stats["stats"] if s["name"] == "Aggregated")[
+                "num_requests"
+            ]
         ui.send_signal(signal.SIGINT)
-        ui.communicate(timeout=30)
+        try:
+            ui.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            ui.kill()
+            out, err = ui.communicate()
+            raise AssertionError(f"loadkit ui ignored Ctrl-C:\n{out}\n{err[-4000:]}") from None
     finally:
         if ui.poll() is None:
             ui.kill()
@@ -68,7 +81,8 @@ def test_ui_serves_exact_tabs_and_writes_results_per_test(
     results = read_results(files[0])
     assert isinstance(results, LoadResults)
     assert results.valid and results.config["ui"] is True
-    assert results.totals.requests > 0
+    assert results.totals.requests == locust_requests > 0
+    assert "POST /api/auth/register" not in {e.name for e in results.endpoints}  # reset away
 
 
 def test_ui_on_a_busy_port_exits_2() -> None:
