@@ -34,7 +34,6 @@ from typing import Any
 
 import gevent
 import locust
-import orjson
 from locust import events
 from locust.runners import (
     STATE_RUNNING,
@@ -48,6 +47,7 @@ from loadkit.kinds import ErrorKind
 from loadkit.load_results import build_load_results
 from loadkit.load_status import LiveStatus, RunState, write_status
 from loadkit.recorder import LatencyRecorder, RunClock
+from loadkit.report.load_webui import install_web_tabs, web_tab_rows
 from loadkit.results import GeneratorHealth, write_results
 
 logger = logging.getLogger("loadkit")
@@ -589,94 +589,8 @@ def _on_init(environment: Any, web_ui: Any = None, **_kwargs: Any) -> None:
     global _plugin
     _plugin = LoadkitPlugin(environment)
     if web_ui is not None:
-        install_web_tabs(web_ui, _plugin)
-
-
-LATENCY_TAB = "loadkit_latency"
-ERRORS_TAB = "loadkit_errors"
-
-
-def install_web_tabs(web_ui: Any, plugin: LoadkitPlugin) -> None:
-    """Two tabs in Locust's web UI: exact HDR latencies per endpoint, and errors by kind.
-
-    Locust's own tables show its rounded percentiles; these show the recorder's, live. Rows ride
-    on the UI's ``/stats/requests`` poll (``extended_stats``), added in an ``after_request`` hook.
-    """
-    web_ui.template_args.update(
-        extended_tabs=[
-            {"title": "Exact latency (loadkit)", "key": LATENCY_TAB},
-            {"title": "Errors by kind (loadkit)", "key": ERRORS_TAB},
-        ],
-        extended_tables=[
-            {
-                "key": LATENCY_TAB,
-                "structure": [
-                    {"key": "endpoint", "title": "Endpoint"},
-                    {"key": "requests", "title": "# Requests"},
-                    {"key": "errors", "title": "# Errors"},
-                    {"key": "p50", "title": "P50 ms"},
-                    {"key": "p95", "title": "P95 ms"},
-                    {"key": "p99", "title": "P99 ms"},
-                    {"key": "max", "title": "Max ms"},
-                ],
-            },
-            {
-                "key": ERRORS_TAB,
-                "structure": [
-                    {"key": "endpoint", "title": "Endpoint"},
-                    {"key": "kind", "title": "Error kind"},
-                    {"key": "count", "title": "Count"},
-                    {"key": "status", "title": "Status"},
-                    {"key": "trace_id", "title": "Example trace id"},
-                ],
-            },
-        ],
-    )
-
-    def add_rows(response: Any) -> Any:
-        from flask import request
-
-        if not request.path.endswith("/stats/requests") or response.status_code != 200:
-            return response
-        try:
-            report = response.get_json()
-            report["extended_stats"] = web_tab_rows(plugin)
-            response.set_data(orjson.dumps(report))
-        except Exception:  # the UI's own figures must keep coming whatever happens here
-            logger.exception("loadkit: cannot add its rows to the web UI")
-        return response
-
-    web_ui.app.after_request(add_rows)
-
-
-def web_tab_rows(plugin: LoadkitPlugin) -> list[dict[str, Any]]:
-    """The rows of both tabs from the recorder (the merged one, on a master)."""
-    recorder = plugin.recorder
-    if recorder is None:
-        return [{"key": LATENCY_TAB, "data": []}, {"key": ERRORS_TAB, "data": []}]
-    latency = [
-        {
-            "endpoint": e.name,
-            "requests": e.requests,
-            "errors": e.errors,
-            "p50": e.latency_ms.p50,
-            "p95": e.latency_ms.p95,
-            "p99": e.latency_ms.p99,
-            "max": e.latency_ms.max,
-        }
-        for e in recorder.endpoint_results()
-    ]
-    errors = [
-        {
-            "endpoint": g.endpoint,
-            "kind": g.kind,
-            "count": g.count,
-            "status": ", ".join(f"{code}x{n}" for code, n in g.status_codes.items()),
-            "trace_id": g.example_trace_id or "",
-        }
-        for g in recorder.error_groups()
-    ]
-    return [{"key": LATENCY_TAB, "data": latency}, {"key": ERRORS_TAB, "data": errors}]
+        plugin = _plugin
+        install_web_tabs(web_ui, lambda: web_tab_rows(plugin.recorder))
 
 
 def _on_quitting(environment: Any, **_kwargs: Any) -> None:

@@ -160,3 +160,35 @@ def test_profiles_come_from_the_file_and_flags_override(tmp_path: Path) -> None:
     assert override_profile(ci, duration_s=2.5).duration_s == 2.5
     with pytest.raises(ConfigError, match="--concurrency"):
         override_profile(ci, concurrency=0)
+
+
+def test_web_tab_rows_show_exact_latency_and_error_kinds() -> None:
+    from loadkit.report.load_webui import ERRORS_TAB, LATENCY_TAB, web_tab_rows
+
+    assert web_tab_rows(None) == [
+        {"key": LATENCY_TAB, "data": []},
+        {"key": ERRORS_TAB, "data": []},
+    ]
+    recorder = LatencyRecorder(start=START)
+    recorder.record(endpoint="POST /api/auth/login", latency_s=1.04, end=START + 1.1)
+    recorder.record(
+        endpoint="POST /api/auth/login",
+        latency_s=0.01,
+        end=START + 1.2,
+        error_kind="storage_lock_timeout",
+        status=503,
+        trace_id="t-1",
+    )
+    latency, errors = web_tab_rows(recorder)
+    [row] = latency["data"]
+    assert row["requests"] == 2 and row["errors"] == 1
+    assert row["max"] == 1040.0  # exact, not Locust's bucket of 1000
+    assert errors["data"] == [
+        {
+            "endpoint": "POST /api/auth/login",
+            "kind": "storage_lock_timeout",
+            "count": 1,
+            "status": "503x1",
+            "trace_id": "t-1",
+        }
+    ]
