@@ -42,10 +42,9 @@ from locust.runners import (
     WorkerRunner,
 )
 
-from loadkit.classify import classify_os_error, classify_response, describe_error
-from loadkit.kinds import ErrorKind
 from loadkit.load_results import build_load_results
 from loadkit.load_status import LiveStatus, RunState, write_status
+from loadkit.locust_failures import classify_failure
 from loadkit.recorder import LatencyRecorder, RunClock
 from loadkit.report.load_webui import install_web_tabs, web_tab_rows
 from loadkit.results import GeneratorHealth, write_results
@@ -305,15 +304,15 @@ class LoadkitPlugin:
             )
             return
         self.errors += 1
-        kind, status, trace_id, message = _classify_failure(response, exception)
+        failure = classify_failure(response, exception)
         recorder.record(
             endpoint=endpoint,
             latency_s=response_time / 1000.0,
             end=self.clock.now(),
-            error_kind=kind,
-            status=status,
-            trace_id=trace_id,
-            message=message,
+            error_kind=failure.kind,
+            status=failure.status,
+            trace_id=failure.trace_id,
+            message=failure.message,
         )
 
     def on_cpu_warning(self, environment: Any, cpu_usage: float, **_kwargs: Any) -> None:
@@ -546,40 +545,6 @@ def _requests_in_flight(runner: Any) -> int:
         if getattr(user, "_state", None) == USER_RUNNING:
             count += 1
     return count
-
-
-def _classify_failure(
-    response: Any, exception: BaseException
-) -> tuple[str, int | None, str | None, str]:
-    """(kind, status, trace id, message) for a request Locust counted as failed."""
-    status = int(getattr(response, "status_code", 0) or 0) if response is not None else 0
-    if status > 0:
-        headers = getattr(response, "headers", None)
-        try:
-            body = response.content
-        except Exception:  # a body that cannot be read has no kind to give
-            body = None
-        verdict = classify_response(status, headers, body)
-        # A scenario may fail a response the status alone calls fine (catch_response).
-        kind = verdict.kind or ErrorKind.UNEXPECTED_STATUS.value
-        message = verdict.message if verdict.kind else describe_error(exception)
-        return kind, status, verdict.trace_id, message or describe_error(exception)
-    return _client_kind(exception), None, None, describe_error(exception)
-
-
-def _client_kind(exception: BaseException) -> str:
-    """The kind of a failure with no response, for geventhttpclient's and gevent's exceptions."""
-    if isinstance(exception, gevent.Timeout):
-        return ErrorKind.TIMEOUT.value
-    kind = classify_os_error(exception)
-    if kind is not None:
-        return kind
-    name = type(exception).__name__
-    if "Timeout" in name:
-        return ErrorKind.TIMEOUT.value
-    if "ConnectionClosed" in name:  # geventhttpclient: the server closed without answering
-        return ErrorKind.CONNECTION_RESET.value
-    return ErrorKind.PROTOCOL_ERROR.value
 
 
 _plugin: LoadkitPlugin | None = None

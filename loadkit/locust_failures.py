@@ -1,0 +1,61 @@
+"""A request Locust counted as failed, as one error kind (DESIGN.md, contract 2).
+
+The Locust plugin hands over what Locust's request event carries: the response object (a
+``FastResponse``, a requests ``Response`` or None) and the exception. With a response, the kind is
+the service's word from the body (``loadkit.classify``); without one (status 0), it comes from the
+exception: geventhttpclient and gevent raise the stdlib's socket errors, their own
+``HTTPConnectionClosed`` and ``HTTPParseError``, and ``gevent.Timeout``. Pure and Locust-free, so
+it is tested without monkey-patching a test process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from loadkit.classify import classify_os_error, classify_response, describe_error
+from loadkit.kinds import ErrorKind
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """What the recorder keeps of a failed request."""
+
+    kind: str
+    status: int | None
+    trace_id: str | None
+    message: str
+
+
+def classify_failure(response: Any, exception: BaseException) -> Failure:
+    """The kind, status, trace id and message of a request Locust counted as failed."""
+    status = int(getattr(response, "status_code", 0) or 0) if response is not None else 0
+    if status <= 0:
+        return Failure(client_kind(exception), None, None, describe_error(exception))
+    headers = getattr(response, "headers", None)
+    try:
+        body = response.content
+    except Exception:  # a body that cannot be read has no kind to give
+        body = None
+    verdict = classify_response(status, headers, body)
+    if verdict.kind is None:
+        # The status alone looks fine, yet the scenario failed it (catch_response): say why.
+        return Failure(
+            ErrorKind.UNEXPECTED_STATUS.value, status, verdict.trace_id, describe_error(exception)
+        )
+    return Failure(
+        verdict.kind, status, verdict.trace_id, verdict.message or describe_error(exception)
+    )
+
+
+def client_kind(exception: BaseException) -> str:
+    """The kind of a failure that got no response."""
+    kind = classify_os_error(exception)
+    if kind is not None:
+        return kind
+    name = type(exception).__name__
+    if "Timeout" in name:  # gevent.Timeout, requests' ReadTimeout/ConnectTimeout
+        return ErrorKind.TIMEOUT.value
+    if "ConnectionClosed" in name:  # geventhttpclient: the server closed without answering
+        return ErrorKind.CONNECTION_RESET.value
+    return ErrorKind.PROTOCOL_ERROR.value

@@ -1,0 +1,71 @@
+"""How a request Locust counted as failed becomes an error kind (no Locust imported here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from loadkit.locust_failures import classify_failure, client_kind
+
+
+@dataclass
+class FakeResponse:
+    """What the plugin reads of Locust's FastResponse."""
+
+    status_code: int
+    content: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class HTTPConnectionClosed(Exception):
+    """Named as geventhttpclient's."""
+
+
+class Timeout(BaseException):
+    """Named as gevent's (a BaseException there too)."""
+
+
+def test_kind_message_and_trace_id_come_from_the_error_body() -> None:
+    body = (
+        b'{"error": {"kind": "storage_lock_timeout", "message": "storage busy", "trace_id": "t-9"}}'
+    )
+    failure = classify_failure(FakeResponse(503, body), Exception("503 Service Unavailable"))
+    assert (failure.kind, failure.status, failure.trace_id, failure.message) == (
+        "storage_lock_timeout",
+        503,
+        "t-9",
+        "storage busy",
+    )
+
+
+def test_a_failed_response_without_a_kind_is_unexpected_status_with_the_header_trace() -> None:
+    response = FakeResponse(502, b"<html>bad gateway</html>", {"X-Trace-Id": "h-1"})
+    failure = classify_failure(response, Exception("502"))
+    assert (failure.kind, failure.status, failure.trace_id) == ("unexpected_status", 502, "h-1")
+
+
+def test_a_2xx_the_scenario_failed_is_unexpected_status_with_its_reason() -> None:
+    failure = classify_failure(FakeResponse(200, b"{}"), Exception("expected an item id"))
+    assert failure.kind == "unexpected_status"
+    assert failure.message == "Exception: expected an item id"
+
+
+@pytest.mark.parametrize(
+    ("exception", "kind"),
+    [
+        (ConnectionRefusedError(111, "Connection refused"), "connect_error"),
+        (ConnectionResetError(104, "Connection reset by peer"), "connection_reset"),
+        (TimeoutError("timed out"), "timeout"),
+        (Timeout(), "timeout"),
+        (HTTPConnectionClosed("connection closed"), "connection_reset"),
+        (ValueError("garbled status line"), "protocol_error"),
+    ],
+)
+def test_failures_without_a_response_are_classified_by_exception(
+    exception: BaseException, kind: str
+) -> None:
+    assert client_kind(exception) == kind
+    failure = classify_failure(FakeResponse(0), exception)
+    assert (failure.kind, failure.status) == (kind, None)
+    assert classify_failure(None, exception).kind == kind
