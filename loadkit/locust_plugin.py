@@ -412,7 +412,7 @@ class LoadkitPlugin:
     def _config(self) -> dict[str, Any]:
         options = self.options
         workers = len(self.expected_workers) if self.is_master else 1
-        return {
+        config: dict[str, Any] = {
             "scenario": self._option("loadkit_scenario") or self.environment.locustfile,
             "user_classes": sorted(c.__name__ for c in self.environment.user_classes),
             "concurrency": self.runner.target_user_count or getattr(options, "num_users", None),
@@ -425,6 +425,9 @@ class LoadkitPlugin:
             "run_id": self._option("loadkit_run_id"),
             "locust_version": locust.__version__,
         }
+        if self._option("url_path") is not None:  # the url scenario: the target's path
+            config["url_path"] = self._option("url_path")
+        return config
 
     def _output_path(self) -> Path:
         if self._headless:

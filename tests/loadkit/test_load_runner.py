@@ -114,6 +114,7 @@ def test_url_scenario_against_a_static_server(static_server: str, tmp_path: Path
     results, locust_requests = load(f"{static_server}/hello.txt", tmp_path, scenario="url")
     assert results.valid, results.invalid_reasons
     assert [e.name for e in results.endpoints] == ["GET /hello.txt"]
+    assert results.config["url_path"] == "/hello.txt"
     assert results.totals.requests == locust_requests > 0
     assert results.totals.errors == 0
 
