@@ -57,18 +57,18 @@ def test_held_storage_lock_shows_storage_lock_timeouts_on_login(
 def test_stall_fault_shows_a_stall_of_about_its_length(
     start_service: ServiceFactory, tmp_path: Path
 ) -> None:
-    # The stall starts 3.5 s after the service did: Locust takes 1-3 s to start sending, so it
-    # falls inside the 6 s run, and the registrations before it are left alone.
+    # The stall starts 5 s after the service did: Locust takes 1-4 s to start sending, so it
+    # falls inside the 8 s run, and the registrations before it are left alone.
     service = start_service(
         env={
-            "ENGINES_FAULT_STALL_AT_S": "3.5",
+            "ENGINES_FAULT_STALL_AT_S": "5",
             "ENGINES_FAULT_STALL_S": "1.5",
             "ENGINES_FAULT_PATHS": "/api/auth/login",
         }
     )
     results = run_load(
         target=service.url,
-        profile=LoadProfile(scenario="login", concurrency=4, duration_s=6),
+        profile=LoadProfile(scenario="login", concurrency=4, duration_s=8),
         out=tmp_path / "load.json",
         quiet=True,
     )

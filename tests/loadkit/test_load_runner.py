@@ -180,11 +180,11 @@ def test_sigint_writes_partial_results_marked_aborted_and_exits_130(
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     try:
-        # Wait for Locust to be up and sending, then interrupt as a terminal's Ctrl-C would.
-        deadline = time.monotonic() + 20
-        while not psutil.Process(process.pid).children() and time.monotonic() < deadline:
+        # Wait until Locust's users talk to the service, then interrupt as Ctrl-C would.
+        deadline = time.monotonic() + 30
+        while not _connected(process.pid, service.port) and time.monotonic() < deadline:
             time.sleep(0.1)
-        time.sleep(3.0)
+        time.sleep(1.5)
         started = time.monotonic()
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=30)
@@ -200,6 +200,18 @@ def test_sigint_writes_partial_results_marked_aborted_and_exits_130(
     assert results.aborted and not results.valid
     assert results.totals.requests > 0
     assert results.duration_s < 20
+
+
+def _connected(pid: int, port: int) -> bool:
+    """Whether a child of ``pid`` (Locust) has a connection to ``port`` open."""
+    for child in psutil.Process(pid).children(recursive=True):
+        try:
+            connections = child.net_connections(kind="tcp")
+        except psutil.Error:
+            continue
+        if any(c.raddr and c.raddr.port == port for c in connections):
+            return True
+    return False
 
 
 def test_unreachable_target_exits_3(tmp_path: Path) -> None:
