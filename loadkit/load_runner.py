@@ -1,31 +1,21 @@
-"""Run Locust in a process of its own with loadkit's plugin, and read back what it measured.
+"""``loadkit load`` / ``ui`` / ``--worker``: what to run, against what, and what came of it.
 
-Locust monkey-patches its process with gevent, so it never runs inside ``loadkit``: this module
-starts ``python -m locust -f <scenario>,<plugin>`` as a child (without importing Locust), follows
-the plugin's status file for the progress bar, forwards Ctrl-C and SIGTERM to it, and reads the
-results file the plugin wrote. The child runs in a session of its own, so a terminal's Ctrl-C
-reaches it once, through us, and a distributed master gets the chance to collect its workers'
-shares before anything else is stopped.
+Resolves the target, the scenario and the load profile, checks what can be checked before a run
+(target reachable, results path writable, UI port free), runs Locust with loadkit's plugin in a
+process of its own (``loadkit.locust_process``; Locust is never imported here) and reads back the
+results file the plugin wrote, marking it aborted when the run was interrupted.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import signal
 import socket
-import subprocess
-import sys
 import tempfile
-import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
-from typing import IO
 from urllib.parse import urlsplit
 
 from pydantic import ValidationError
@@ -36,14 +26,12 @@ from loadkit.exceptions import (
     ConfigError,
     InputError,
     InvalidRunError,
-    LoadkitError,
     TargetUnreachableError,
 )
 from loadkit.load_results import mark_aborted
-from loadkit.load_status import LiveStatus, read_status
+from loadkit.locust_process import STOP_GRACE_S, ProgressCallback, run_locust
 from loadkit.results import LoadResults, read_results, write_results
 
-PLUGIN_PATH = Path(__file__).with_name("locust_plugin.py")
 BUNDLED_SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 """Where the scenarios shipped with loadkit live (next to the package, in a checkout or a wheel)."""
 URL_SCENARIO = "url"
@@ -56,16 +44,6 @@ DEFAULT_MASTER_PORT = 5557
 CONNECT_TIMEOUT_S = 3.0
 START_GRACE_S = 60.0
 """Time allowed for Locust to start (and a master's workers to connect) before a run is bounded."""
-STOP_GRACE_S = 30.0
-"""Time allowed after the planned end for users to stop and results to be written."""
-KILL_GRACE_S = 15.0
-ESCALATE_S = 15.0
-"""After Ctrl-C, Locust gets this long to end before it is asked harder (SIGTERM, then SIGKILL):
-stopping users and writing results takes a second or two."""
-POLL_S = 0.25
-LOG_TAIL_LINES = 25
-
-ProgressCallback = Callable[[LiveStatus], None]
 
 
 class LoadInterrupted(KeyboardInterrupt):
@@ -297,7 +275,7 @@ def run_load(
         else:
             printer = None
         try:
-            run = _run_locust(
+            run = run_locust(
                 scenario,
                 args,
                 log_path=log_path,
@@ -374,7 +352,7 @@ def run_ui(
             f"Locust web UI with loadkit: http://127.0.0.1:{web_port} (Ctrl-C to stop); "
             f"each test writes its results to {results_dir}/ui-<time>.json"
         )
-    run = _run_locust(path, args, log_path=None, status_path=None, bound_s=None, progress=None)
+    run = run_locust(path, args, log_path=None, status_path=None, bound_s=None, progress=None)
     return 0 if run.interrupted else run.returncode
 
 
@@ -396,151 +374,8 @@ def run_worker(
     if processes > 1:
         args += ["--processes", str(processes)]
     args += list(locust_args)
-    run = _run_locust(path, args, log_path=None, status_path=None, bound_s=None, progress=None)
+    run = run_locust(path, args, log_path=None, status_path=None, bound_s=None, progress=None)
     return 0 if run.interrupted else run.returncode
-
-
-# --- the child process -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _LocustRun:
-    returncode: int
-    interrupted: bool
-    timed_out: bool
-    log_tail: str
-
-
-def locust_command(scenario: Path, args: Sequence[str]) -> list[str]:
-    """The command line that runs Locust with the scenario and loadkit's plugin."""
-    return [sys.executable, "-m", "locust", "-f", f"{scenario},{PLUGIN_PATH}", *args]
-
-
-def _run_locust(
-    scenario: Path,
-    args: Sequence[str],
-    *,
-    log_path: Path | None,
-    status_path: Path | None,
-    bound_s: float | None,
-    progress: ProgressCallback | None,
-) -> _LocustRun:
-    command = locust_command(scenario, args)
-    log: IO[bytes] | None = log_path.open("wb") if log_path is not None else None
-    timed_out = False
-    # Our handlers go in before the child is forked: it then starts with SIGINT at its default
-    # (handlers do not survive exec), even when we were started with SIGINT ignored, as a
-    # shell's background job is; an inherited "ignore" would make Locust deaf to Ctrl-C.
-    with _forward_signals() as forwarder:
-        try:
-            try:
-                process = subprocess.Popen(
-                    command,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log if log is not None else None,
-                    stderr=subprocess.STDOUT if log is not None else None,
-                    # A session of its own: a terminal's Ctrl-C reaches Locust once, through us.
-                    start_new_session=True,
-                )
-            except OSError as exc:
-                raise LoadkitError(f"cannot start Locust ({command[0]}): {exc.strerror}") from None
-            forwarder.attach(process)
-            try:
-                deadline = time.monotonic() + bound_s if bound_s is not None else None
-                last: LiveStatus | None = None
-                while process.poll() is None:
-                    if deadline is not None and time.monotonic() > deadline and not timed_out:
-                        timed_out = True
-                        _stop(process)
-                    forwarder.escalate_if_ignored()
-                    if status_path is not None and progress is not None:
-                        status = read_status(status_path)
-                        if status is not None and status != last:
-                            progress(status)
-                            last = status
-                    time.sleep(POLL_S)
-                if status_path is not None and progress is not None:
-                    status = read_status(status_path)
-                    if status is not None and status != last:
-                        progress(status)
-            except BaseException:
-                # Anything going wrong here (a bug, an error in a progress callback) must not
-                # leave Locust running on its own.
-                _stop(process)
-                raise
-        finally:
-            if log is not None:
-                log.close()
-    return _LocustRun(
-        returncode=process.returncode,
-        interrupted=forwarder.count > 0,
-        timed_out=timed_out,
-        log_tail=_tail(log_path),
-    )
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGINT (Locust stops its users and writes results), then SIGKILL if it lingers."""
-    with contextlib.suppress(ProcessLookupError):
-        process.send_signal(signal.SIGINT)
-    try:
-        process.wait(timeout=KILL_GRACE_S + STOP_GRACE_S)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
-class _Forwarder:
-    def __init__(self) -> None:
-        self.process: subprocess.Popen[bytes] | None = None
-        self.count = 0
-        self.forwarded_at: float | None = None
-
-    def escalate_if_ignored(self) -> None:
-        """Ask harder when Locust has not ended ``ESCALATE_S`` after the last signal."""
-        if self.forwarded_at is not None and time.monotonic() - self.forwarded_at > ESCALATE_S:
-            self.count += 1
-            self._forward()
-
-    def attach(self, process: subprocess.Popen[bytes]) -> None:
-        """Forward to ``process`` from now on (and now, if a signal came while it started)."""
-        self.process = process
-        if self.count:
-            self._forward()
-
-    def __call__(self, signum: int, frame: FrameType | None) -> None:
-        self.count += 1
-        self._forward()
-
-    def _forward(self) -> None:
-        process = self.process
-        if process is None:
-            return
-        # First signal: Locust stops its users and writes partial results. A second one asks
-        # again (SIGTERM); a third kills Locust's whole process group.
-        self.forwarded_at = time.monotonic()
-        with contextlib.suppress(ProcessLookupError):
-            if self.count == 1:
-                process.send_signal(signal.SIGINT)
-            elif self.count == 2:
-                process.send_signal(signal.SIGTERM)
-            else:
-                os.killpg(process.pid, signal.SIGKILL)
-
-
-@contextlib.contextmanager
-def _forward_signals() -> Iterator[_Forwarder]:
-    forwarder = _Forwarder()
-    if threading.current_thread() is not threading.main_thread():
-        yield forwarder  # signal handlers can only be set from the main thread
-        return
-    previous = {sig: signal.signal(sig, forwarder) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield forwarder
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def _check_port_free(port: int) -> None:
@@ -577,13 +412,3 @@ def _read_run_results(path: Path, run_id: str) -> LoadResults | None:
     if not isinstance(results, LoadResults) or results.config.get("run_id") != run_id:
         return None
     return results
-
-
-def _tail(path: Path | None, lines: int = LOG_TAIL_LINES) -> str:
-    if path is None:
-        return ""
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])

@@ -1,0 +1,199 @@
+"""Locust as a child process: its command line, its time bound, and Ctrl-C on its way to it.
+
+Locust monkey-patches its process with gevent, so it never runs inside ``loadkit``: it runs as
+``python -m locust -f <scenario>,<plugin>``. The child gets a session of its own, so a terminal's
+Ctrl-C reaches it once, through us (a distributed master then has the chance to collect its
+workers' shares before anything else is stopped); a second signal asks again with SIGTERM, a
+third kills its process group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import IO
+
+from loadkit.exceptions import LoadkitError
+from loadkit.load_status import LiveStatus, read_status
+
+PLUGIN_PATH = Path(__file__).with_name("locust_plugin.py")
+STOP_GRACE_S = 30.0
+"""Time allowed after the planned end for users to stop and results to be written."""
+KILL_GRACE_S = 15.0
+ESCALATE_S = 15.0
+"""After Ctrl-C, Locust gets this long to end before it is asked harder (SIGTERM, then SIGKILL):
+stopping users and writing results takes a second or two."""
+POLL_S = 0.25
+LOG_TAIL_LINES = 25
+
+ProgressCallback = Callable[[LiveStatus], None]
+
+
+@dataclass(frozen=True)
+class LocustRun:
+    """How a Locust process ended."""
+
+    returncode: int
+    interrupted: bool
+    """A Ctrl-C or SIGTERM reached us and was forwarded."""
+    timed_out: bool
+    """It outlived its time bound and was stopped."""
+    log_tail: str
+    """The last lines of its output (when it went to a log file)."""
+
+
+def locust_command(scenario: Path, args: Sequence[str]) -> list[str]:
+    """The command line that runs Locust with the scenario and loadkit's plugin."""
+    return [sys.executable, "-m", "locust", "-f", f"{scenario},{PLUGIN_PATH}", *args]
+
+
+def run_locust(
+    scenario: Path,
+    args: Sequence[str],
+    *,
+    log_path: Path | None,
+    status_path: Path | None,
+    bound_s: float | None,
+    progress: ProgressCallback | None,
+) -> LocustRun:
+    """Run Locust with the scenario and the plugin until it exits; forward Ctrl-C and SIGTERM.
+
+    Output goes to ``log_path`` (else ours). With ``status_path`` and ``progress``, each new live
+    status the plugin writes is handed to ``progress``. With ``bound_s``, a Locust still running
+    after that long is stopped (SIGINT, then SIGKILL).
+    """
+    command = locust_command(scenario, args)
+    log: IO[bytes] | None = log_path.open("wb") if log_path is not None else None
+    timed_out = False
+    # Our handlers go in before the child is forked: it then starts with SIGINT at its default
+    # (handlers do not survive exec), even when we were started with SIGINT ignored, as a
+    # shell's background job is; an inherited "ignore" would make Locust deaf to Ctrl-C.
+    with _forward_signals() as forwarder:
+        try:
+            try:
+                process = subprocess.Popen(
+                    command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log if log is not None else None,
+                    stderr=subprocess.STDOUT if log is not None else None,
+                    # A session of its own: a terminal's Ctrl-C reaches Locust once, through us.
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                raise LoadkitError(f"cannot start Locust ({command[0]}): {exc.strerror}") from None
+            forwarder.attach(process)
+            try:
+                deadline = time.monotonic() + bound_s if bound_s is not None else None
+                last: LiveStatus | None = None
+                while process.poll() is None:
+                    if deadline is not None and time.monotonic() > deadline and not timed_out:
+                        timed_out = True
+                        _stop(process)
+                    forwarder.escalate_if_ignored()
+                    if status_path is not None and progress is not None:
+                        status = read_status(status_path)
+                        if status is not None and status != last:
+                            progress(status)
+                            last = status
+                    time.sleep(POLL_S)
+                if status_path is not None and progress is not None:
+                    status = read_status(status_path)
+                    if status is not None and status != last:
+                        progress(status)
+            except BaseException:
+                # Anything going wrong here (a bug, an error in a progress callback) must not
+                # leave Locust running on its own.
+                _stop(process)
+                raise
+        finally:
+            if log is not None:
+                log.close()
+    return LocustRun(
+        returncode=process.returncode,
+        interrupted=forwarder.count > 0,
+        timed_out=timed_out,
+        log_tail=_tail(log_path),
+    )
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGINT (Locust stops its users and writes results), then SIGKILL if it lingers."""
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=KILL_GRACE_S + STOP_GRACE_S)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+class _Forwarder:
+    def __init__(self) -> None:
+        self.process: subprocess.Popen[bytes] | None = None
+        self.count = 0
+        self.forwarded_at: float | None = None
+
+    def escalate_if_ignored(self) -> None:
+        """Ask harder when Locust has not ended ``ESCALATE_S`` after the last signal."""
+        if self.forwarded_at is not None and time.monotonic() - self.forwarded_at > ESCALATE_S:
+            self.count += 1
+            self._forward()
+
+    def attach(self, process: subprocess.Popen[bytes]) -> None:
+        """Forward to ``process`` from now on (and now, if a signal came while it started)."""
+        self.process = process
+        if self.count:
+            self._forward()
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        self.count += 1
+        self._forward()
+
+    def _forward(self) -> None:
+        process = self.process
+        if process is None:
+            return
+        # First signal: Locust stops its users and writes partial results. A second one asks
+        # again (SIGTERM); a third kills Locust's whole process group.
+        self.forwarded_at = time.monotonic()
+        with contextlib.suppress(ProcessLookupError):
+            if self.count == 1:
+                process.send_signal(signal.SIGINT)
+            elif self.count == 2:
+                process.send_signal(signal.SIGTERM)
+            else:
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def _forward_signals() -> Iterator[_Forwarder]:
+    forwarder = _Forwarder()
+    if threading.current_thread() is not threading.main_thread():
+        yield forwarder  # signal handlers can only be set from the main thread
+        return
+    previous = {sig: signal.signal(sig, forwarder) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield forwarder
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _tail(path: Path | None, lines: int = LOG_TAIL_LINES) -> str:
+    if path is None:
+        return ""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
