@@ -192,7 +192,10 @@ def load(
     ] = None,
     host: Annotated[
         str | None,
-        typer.Option(help="Base URL of the API under test.", show_default="http://127.0.0.1:8000"),
+        typer.Option(
+            help="Base URL of the API under test (default: http://127.0.0.1:8000).",
+            show_default=False,
+        ),
     ] = None,
     scenario: Annotated[
         str | None,
