@@ -189,6 +189,8 @@ class LoadkitPlugin:
         self.requests = 0
         self.errors = 0
         self.rate_samples.clear()
+        # Counting starts from zero now: the first live line has a rate, not a blank.
+        self.rate_samples.append((time.monotonic(), 0, 0))
         self.expected_workers = set()
         self.final_workers = set()
         self.worker_totals = {}
@@ -214,6 +216,7 @@ class LoadkitPlugin:
         self.requests = 0
         self.errors = 0
         self.rate_samples.clear()
+        self.rate_samples.append((time.monotonic(), 0, 0))
         self.worker_totals = {}
 
     def _stop_after(self, duration_s: float) -> None:
