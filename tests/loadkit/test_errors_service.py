@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 
 from loadkit.bundled_service import BundledService, free_port
 from loadkit.cli import app
-from loadkit.recorder import LatencyRecorder
+from loadkit.recorder import TRACE_ID_SAMPLE, LatencyRecorder
 from loadkit.results import LoadResults, write_results
 
 ServiceFactory = Callable[..., BundledService]
@@ -188,7 +188,8 @@ def test_join_with_the_runs_results_pairs_trace_ids_and_isolates_unlogged_errors
             0,
         )
         traces = rows[key]["traces"]
-        assert traces["sampled"] == traces["same_kind"] == 1  # the example trace id, paired
+        # Every sampled trace id (up to the recorder's bound) pairs with its log line.
+        assert traces["sampled"] == traces["same_kind"] == min(count, TRACE_ID_SAMPLE)
     refused = rows[("GET /api/items", "connect_error")]
     assert (refused["client"], refused["server"], refused["client_only"]) == (3, 0, 3)
     assert refused["client_side_kind"] is True
