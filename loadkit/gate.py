@@ -57,6 +57,8 @@ _OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "!=": operator.ne,
 }
 
+_KNOWN_KINDS: frozenset[str] = frozenset(kind.value for kind in ErrorKind)
+
 _LATENCY_FIELDS: dict[str, str] = {
     "p50_ms": "p50",
     "p90_ms": "p90",
@@ -267,12 +269,12 @@ def _margin(op: str, measured: float, threshold: float) -> float:
 
 def _reason(criterion: Criterion, measured: float, margin: float, met: bool) -> str:
     metric = criterion.metric_name
-    value = format_value(metric, measured)
-    limit = f"{criterion.op} {format_value(metric, criterion.threshold)}"
+    value = format_value(metric, measured, against=criterion.threshold)
+    limit = f"{criterion.op} {format_value(metric, criterion.threshold, exact=True)}"
     distance = format_delta(metric, abs(margin))
     relative = ""
     if criterion.threshold != 0 and margin != 0:
-        relative = f" ({abs(margin) / abs(criterion.threshold) * 100:.1f} %)"
+        relative = f" ({format_percent(abs(margin) / abs(criterion.threshold) * 100)})"
     if met:
         if criterion.op == "==":
             return f"{value}, as required ({limit})"
@@ -302,6 +304,9 @@ def measure(criterion: Criterion, results: AnyResults, *, source: str = "results
         )
     metric = criterion.metric_name
     if isinstance(results, LockAuditResults):
+        if results.files_checked == 0:
+            # An audit of nothing finds nothing: 0 violations there is not a measurement.
+            raise _missing(source, criterion, "the lock audit checked no file")
         return float(results.violations)
     if isinstance(results, SmokeResults):
         return _measure_smoke(metric, results, source=source)
@@ -322,6 +327,11 @@ def _measure_smoke(metric: str, results: SmokeResults, *, source: str) -> float:
     if metric == "checks_passed":
         return float(passed)
     if metric == "checks_failed":
+        if total == 0:
+            raise InputError(
+                f"{source}: no measurement of smoke.checks_failed: the smoke run holds no checks; "
+                "a missing measurement is never a pass"
+            )
         return float(total - passed)
     if metric == "pass_ratio":
         if total == 0:
@@ -344,13 +354,33 @@ def _measure_load(criterion: Criterion, results: LoadResults, *, source: str) ->
             latency=endpoint.latency_ms,
             source=source,
         )
-    if metric == "http2_internal_errors":
-        return float(_kind_count(results, ErrorKind.HTTP2_INTERNAL_ERROR.value))
-    if metric.startswith("errors."):
-        return float(_kind_count(results, metric.removeprefix("errors.")))
     if metric == "max_stall_s":
+        if results.longest_stall is not None:
+            return results.longest_stall.duration_s
+        if results.totals.requests == 0:
+            raise _missing(source, criterion, "no request completed and no stall was recorded")
         # No stall recorded means no span of at least the recorder's floor without completions.
-        return results.longest_stall.duration_s if results.longest_stall is not None else 0.0
+        return 0.0
+    if metric == "http2_internal_errors" or metric.startswith("errors."):
+        kind = (
+            ErrorKind.HTTP2_INTERNAL_ERROR.value
+            if metric == "http2_internal_errors"
+            else metric.removeprefix("errors.")
+        )
+        count = _kind_count(results, kind)
+        if results.totals.requests == 0:
+            raise _missing(source, criterion, "no request completed, so no error was counted")
+        if count == 0 and kind not in _KNOWN_KINDS:
+            # A service may have kinds of its own, but a kind loadkit does not know that the run
+            # never saw cannot be told from a typo, which would pass every run.
+            raise _missing(
+                source,
+                criterion,
+                f"{kind!r} is not an error kind loadkit knows and the run recorded none; "
+                f"known kinds: {', '.join(sorted(_KNOWN_KINDS))}",
+            )
+        # A known kind the run did not see: every failure was classified, none as this kind.
+        return float(count)
     if metric == "rps":
         if results.duration_s <= 0:
             raise _missing(source, criterion, "the run has no duration")
@@ -594,26 +624,81 @@ def _shorten(text: str | None, width: int = 60) -> str | None:
 # --- formatting values (shared by every renderer) ------------------------------------------------
 
 
-def format_value(metric: str, value: float) -> str:
-    """A metric's value with its unit: ``1040.2 ms``, ``10.00 %``, ``3 s``, ``125.4 req/s``."""
-    name = metric.rpartition(".")[2] if not metric.startswith("errors.") else "errors"
-    if name in FRACTION_METRICS:
-        return f"{value * 100:.2f} %"
-    if name.endswith("_ms"):
-        return f"{value:.1f} ms"
-    if name.endswith("_s"):
-        return f"{value:.2f} s"
-    if name == "rps":
-        return f"{value:.1f} req/s"
-    return f"{value:g}"
+def format_value(
+    metric: str, value: float, *, against: float | None = None, exact: bool = False
+) -> str:
+    """A metric's value with its unit: ``1040.2 ms``, ``10.00 %``, ``3 s``, ``125.4 req/s``.
+
+    With ``against`` (the threshold it is judged by), more digits are shown when needed so that a
+    value that differs from the threshold never prints as the threshold: 999.96 ms against
+    ``< 1000`` shows as ``999.96 ms``, not ``1000.0 ms`` beside a PASS. ``exact`` shows all the
+    digits a value has (a threshold of 999.95 is not ``1000.0 ms``).
+    """
+    scale, decimals, unit = _unit(metric)
+    text = _number(value * scale, decimals) + unit
+    if decimals is None:
+        return text
+    if exact:
+        extra = 0
+        while float(_number(value * scale, decimals + extra)) != round(value * scale, 9):
+            extra += 1
+            if extra == 9:
+                break
+        return _number(value * scale, decimals + extra) + unit
+    if against is None or value == against:
+        return text
+    limit = _number(against * scale, decimals) + unit
+    extra = 0
+    while text == limit and extra < 9:
+        extra += 1
+        text = _number(value * scale, decimals + extra) + unit
+        limit = _number(against * scale, decimals + extra) + unit
+    return text
 
 
 def format_delta(metric: str, value: float) -> str:
-    """A difference of a metric's values: fractions in percentage points."""
+    """A difference of a metric's values: fractions in percentage points. A difference that is
+    not zero never prints as zero (``0.04 ms``, not ``0.0 ms``)."""
+    scale, decimals, unit = _unit(metric)
+    if unit == " %":
+        unit = " pp"
+    text = _number(value * scale, decimals)
+    if decimals is not None and value != 0:
+        extra = 0
+        while float(text) == 0 and extra < 9:
+            extra += 1
+            text = _number(value * scale, decimals + extra)
+    return text + unit
+
+
+def format_percent(value: float, *, signed: bool = False) -> str:
+    """A relative change in percent, to 0.1 %, with more digits when that would show 0.0 %."""
+    sign = "+" if signed else ""
+    text = f"{value:{sign}.1f} %"
+    if value != 0 and abs(value) < 0.05:
+        text = f"{value:{sign}.2g} %"
+    return text
+
+
+def _unit(metric: str) -> tuple[float, int | None, str]:
+    """(scale, decimals, unit) a metric is shown with; None decimals: a count, shown as is."""
     name = metric.rpartition(".")[2] if not metric.startswith("errors.") else "errors"
     if name in FRACTION_METRICS:
-        return f"{value * 100:.2f} pp"
-    return format_value(metric, value)
+        return 100.0, 2, " %"
+    if name.endswith("_ms"):
+        return 1.0, 1, " ms"
+    if name.endswith("_s"):
+        return 1.0, 2, " s"
+    if name == "rps":
+        return 1.0, 1, " req/s"
+    return 1.0, None, ""
+
+
+def _number(value: float, decimals: int | None) -> str:
+    if decimals is not None:
+        return f"{value:.{decimals}f}"
+    # Counts: every digit (``:g`` would print 1234567 as 1.23457e+06).
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
 def raise_for_outcome(report: GateReport) -> None:

@@ -16,7 +16,14 @@ from typing import Any
 import orjson
 from tabulate import tabulate
 
-from loadkit.gate import Evidence, GateReport, Verdict, format_delta, format_value
+from loadkit.gate import (
+    Evidence,
+    GateReport,
+    Verdict,
+    format_delta,
+    format_percent,
+    format_value,
+)
 from loadkit.results import write_bytes_atomically
 
 VERDICT_SCHEMA = "loadkit.verdict/1"
@@ -41,13 +48,14 @@ _STATUS_MARK = {
 
 def _threshold(verdict: Verdict) -> str:
     c = verdict.criterion
-    return f"{c.op} {format_value(c.metric_name, c.threshold)}"
+    return f"{c.op} {format_value(c.metric_name, c.threshold, exact=True)}"
 
 
 def _measured(verdict: Verdict) -> str:
     if verdict.measured is None:
         return "—"
-    return format_value(verdict.criterion.metric_name, verdict.measured)
+    c = verdict.criterion
+    return format_value(c.metric_name, verdict.measured, against=c.threshold)
 
 
 def _margin(verdict: Verdict) -> str:
@@ -57,7 +65,7 @@ def _margin(verdict: Verdict) -> str:
     text = sign + format_delta(verdict.criterion.metric_name, abs(verdict.margin))
     percent = verdict.margin_percent
     if percent is not None and verdict.margin != 0:
-        text += f" ({percent:+.1f} %)"
+        text += f" ({format_percent(percent, signed=True)})"
     return text
 
 

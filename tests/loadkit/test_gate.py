@@ -11,8 +11,15 @@ import pytest
 
 from loadkit.config import AcceptanceConfig, Criterion, parse_config
 from loadkit.exceptions import ConfigError, CriteriaNotMetError, InputError, InvalidRunError
-from loadkit.gate import GateReport, evaluate_criteria, format_value, raise_for_outcome
+from loadkit.gate import (
+    GateReport,
+    evaluate_criteria,
+    format_delta,
+    format_value,
+    raise_for_outcome,
+)
 from loadkit.recorder import LatencyRecorder
+from loadkit.report.gate import render_gate_table
 from loadkit.results import (
     GeneratorHealth,
     LatencySummary,
@@ -491,6 +498,34 @@ def test_smoke_without_checks_has_no_pass_ratio() -> None:
         judge(criterion("smoke.pass_ratio", "==", 1), crafted_smoke(passed=0))
 
 
+def test_smoke_without_checks_has_no_failed_count() -> None:
+    # "0 checks failed" of no checks at all is not a smoke run that passed.
+    with pytest.raises(InputError, match=r"no measurement of smoke\.checks_failed"):
+        judge(criterion("smoke.checks_failed", "==", 0), crafted_smoke(passed=0))
+
+
+def test_lock_audit_of_no_file_is_missing_not_zero_violations() -> None:
+    audit = crafted_audit().model_copy(update={"files_checked": 0})
+    with pytest.raises(InputError, match="checked no file"):
+        judge(criterion("lock_audit.lock_violations", "==", 0), audit)
+
+
+def test_counts_of_a_run_without_requests_are_missing() -> None:
+    empty = crafted_load(ok=0, errors=())
+    for metric in ("load.http2_internal_errors", "load.errors.timeout", "load.max_stall_s"):
+        with pytest.raises(InputError, match="missing measurement is never a pass"):
+            judge(criterion(metric, "==", 0), empty)
+
+
+def test_an_unknown_kind_the_run_never_saw_is_missing_not_zero() -> None:
+    # A typo ("timout") would otherwise measure 0 and pass every run.
+    with pytest.raises(InputError, match=r"'timout' is not an error kind loadkit knows"):
+        judge(criterion("load.errors.timout", "==", 0), crafted_load())
+    # A kind of the service's own that the run did record is counted.
+    run = crafted_load(errors=((LOGIN, "quota_exceeded", 2),))
+    assert only(judge(criterion("load.errors.quota_exceeded", "<=", 1), run)).measured == 2
+
+
 # --- what was not given is not evaluated --------------------------------------------------------
 
 
@@ -560,4 +595,21 @@ def test_format_value_units() -> None:
     assert format_value("load.p95_ms", 999.9) == "999.9 ms"
     assert format_value("max_stall_s", 6) == "6.00 s"
     assert format_value("errors.timeout", 3) == "3"
+    assert format_value("requests", 1234567) == "1234567"
+
+
+def test_a_value_near_its_threshold_never_prints_as_the_threshold() -> None:
+    # 999.96 ms passes `< 1000`: it must not be shown as 1000.0 ms beside PASS.
+    assert format_value("p95_ms", 999.96, against=1000) == "999.96 ms"
+    assert format_value("error_rate", 0.09999, against=0.1) == "9.999 %"
+    assert format_value("p95_ms", 1000.0, against=1000) == "1000.0 ms"
+    assert format_value("p95_ms", 999.95, exact=True) == "999.95 ms"
+    assert format_delta("p95_ms", 0.04) == "0.04 ms"
+    run = with_latency(crafted_load(), p95=999.96)
+    verdict = only(judge(criterion("load.p95_ms", "<", 1000), run))
+    assert verdict.status == "passed"
+    assert verdict.reason.startswith("999.96 ms, 0.04 ms")
+    table = render_gate_table(judge(criterion("load.p95_ms", "<", 1000), run))
+    assert "999.96 ms" in table
+    assert "1000.0 ms " not in table.replace("< 1000.0 ms", "")
     assert isinstance(AcceptanceConfig().criteria, tuple)
