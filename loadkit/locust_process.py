@@ -3,8 +3,13 @@
 Locust monkey-patches its process with gevent, so it never runs inside ``loadkit``: it runs as
 ``python -m locust -f <scenario>,<plugin>``. The child gets a session of its own, so a terminal's
 Ctrl-C reaches it once, through us (a distributed master then has the chance to collect its
-workers' shares before anything else is stopped); a second signal asks again with SIGTERM, a
+workers' shares before anything else is stopped); a second signal asks again with SIGINT, a
 third kills its process group.
+
+What reaches Locust first is SIGTERM, whatever we got: Locust handles it in a libev signal watcher
+(shutdown in a greenlet of its own), which always runs. Its Ctrl-C path depends on Python's signal
+check landing in a greenlet that passes the KeyboardInterrupt on; seen here, a web-UI Locust now
+and then never noticed it.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ STOP_GRACE_S = 30.0
 """Time allowed after the planned end for users to stop and results to be written."""
 KILL_GRACE_S = 15.0
 ESCALATE_S = 15.0
-"""After Ctrl-C, Locust gets this long to end before it is asked harder (SIGTERM, then SIGKILL):
+"""After Ctrl-C, Locust gets this long to end before it is asked harder (SIGINT, then SIGKILL):
 stopping users and writing results takes a second or two."""
 POLL_S = 0.25
 LOG_TAIL_LINES = 25
@@ -69,7 +74,7 @@ def run_locust(
 
     Output goes to ``log_path`` (else ours). With ``status_path`` and ``progress``, each new live
     status the plugin writes is handed to ``progress``. With ``bound_s``, a Locust still running
-    after that long is stopped (SIGINT, then SIGKILL).
+    after that long is stopped (SIGTERM, then SIGKILL).
     """
     command = locust_command(scenario, args)
     log: IO[bytes] | None = log_path.open("wb") if log_path is not None else None
@@ -126,9 +131,9 @@ def run_locust(
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGINT (Locust stops its users and writes results), then SIGKILL if it lingers."""
+    """SIGTERM (Locust stops its users and writes results), then SIGKILL if it lingers."""
     with contextlib.suppress(ProcessLookupError):
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signal.SIGTERM)
     try:
         process.wait(timeout=KILL_GRACE_S + STOP_GRACE_S)
     except subprocess.TimeoutExpired:
@@ -163,14 +168,14 @@ class _Forwarder:
         process = self.process
         if process is None:
             return
-        # First signal: Locust stops its users and writes partial results. A second one asks
-        # again (SIGTERM); a third kills Locust's whole process group.
+        # First signal: Locust stops its users and writes partial results (SIGTERM, see the
+        # module's docstring). A second asks again (SIGINT); a third kills its process group.
         self.forwarded_at = time.monotonic()
         with contextlib.suppress(ProcessLookupError):
             if self.count == 1:
-                process.send_signal(signal.SIGINT)
-            elif self.count == 2:
                 process.send_signal(signal.SIGTERM)
+            elif self.count == 2:
+                process.send_signal(signal.SIGINT)
             else:
                 os.killpg(process.pid, signal.SIGKILL)
 
