@@ -157,7 +157,7 @@ def smoke(
     """
     from loadkit.config import SmokeConfig, load_config
     from loadkit.report.smoke import render_smoke
-    from loadkit.results import dump_results, write_results
+    from loadkit.results import dump_results, write_output
     from loadkit.smoke import run_smoke
 
     with exit_on_error():
@@ -167,7 +167,7 @@ def smoke(
             checks = load_config(config or DEFAULT_CONFIG).smoke
         results = run_smoke(host=host, config=checks, http2=http2, timeout_s=timeout)
         if out is not None:
-            write_results(out, results)
+            write_output(out, dump_results(results), option="--out")
         if json_output:
             sys.stdout.buffer.write(dump_results(results))
             sys.stdout.flush()
@@ -388,7 +388,7 @@ def compare(
     endpoint and per error kind, with the change in percent."""
     from loadkit.compare import compare_results
     from loadkit.report.compare import render_compare_markdown, render_compare_table
-    from loadkit.results import read_results, write_bytes_atomically
+    from loadkit.results import read_results, write_output
 
     with exit_on_error():
         comparison = compare_results(
@@ -399,7 +399,9 @@ def compare(
         )
         typer.echo(render_compare_table(comparison), nl=False)
         if markdown is not None:
-            write_bytes_atomically(markdown, render_compare_markdown(comparison).encode())
+            write_output(
+                markdown, render_compare_markdown(comparison).encode(), option="--markdown"
+            )
 
 
 @app.command()
@@ -573,7 +575,7 @@ def errors(
     from loadkit.errorjoin import ClientView
     from loadkit.logscan import STDIN, ScanCounts, sources_from
     from loadkit.report.errors import empty_input_message, parse_format, render
-    from loadkit.results import read_results, write_bytes_atomically
+    from loadkit.results import read_results, write_output
 
     with exit_on_error():
         report_format = parse_format(fmt)
@@ -604,7 +606,7 @@ def errors(
         if out is None:
             typer.echo(text, nl=False)
         else:
-            write_bytes_atomically(out, text.encode())
+            write_output(out, text.encode(), option="--out")
             typer.echo(f"wrote {out}", err=True)
 
 

@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from loadkit.exceptions import InputError
+from loadkit.exceptions import ConfigError, InputError
 
 SCHEMA_PREFIX = "loadkit.results/"
 SCHEMA_VERSION = 1
@@ -275,6 +275,17 @@ def write_bytes_atomically(path: Path, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def write_output(path: Path, data: bytes, *, option: str) -> Path:
+    """``write_bytes_atomically`` for a file the user asked for with ``option`` (``--out``...):
+    a path that cannot be written is a ``ConfigError`` naming both, not a traceback."""
+    try:
+        write_bytes_atomically(path, data)
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(path) else ""
+        raise ConfigError(f"{option} {path}: cannot write: {exc.strerror or exc}{where}") from None
+    return path
 
 
 def parse_results(data: object, *, source: str) -> SmokeResults | LoadResults | LockAuditResults:

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 from tabulate import tabulate
 
+from loadkit.exceptions import ConfigError
 from loadkit.gate import (
     Evidence,
     GateReport,
@@ -24,7 +25,7 @@ from loadkit.gate import (
     format_percent,
     format_value,
 )
-from loadkit.results import write_bytes_atomically
+from loadkit.results import write_output
 
 VERDICT_SCHEMA = "loadkit.verdict/1"
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
@@ -291,17 +292,19 @@ def write_gate_reports(
     written: list[Path] = []
     text = render_gate_markdown(report)
     if markdown is not None:
-        write_bytes_atomically(markdown, text.encode())
-        written.append(markdown)
+        written.append(write_output(markdown, text.encode(), option="--markdown"))
     if junit is not None:
-        write_bytes_atomically(junit, render_gate_junit(report).encode())
-        written.append(junit)
+        written.append(write_output(junit, render_gate_junit(report).encode(), option="--junit"))
     if json is not None:
-        write_bytes_atomically(json, render_gate_json(report))
-        written.append(json)
+        written.append(write_output(json, render_gate_json(report), option="--json"))
     summary = (os.environ if environ is None else environ).get(STEP_SUMMARY_ENV)
     if summary:
-        append_step_summary(Path(summary), text)
+        try:
+            append_step_summary(Path(summary), text)
+        except OSError as exc:
+            raise ConfigError(
+                f"${STEP_SUMMARY_ENV} {summary}: cannot append: {exc.strerror or exc}"
+            ) from None
     return written
 
 

@@ -237,3 +237,16 @@ def test_every_kind_at_once(tmp_path: Path, config: Path) -> None:
     assert "service/storage.py:40:8" in output
     assert "LK001" in output
     assert "FAILED: 1 of 5 criteria not met: 0 lock-safety violations" in output
+
+
+def test_a_report_path_that_cannot_be_written_is_exit_2_naming_it(
+    tmp_path: Path, config: Path
+) -> None:
+    # Not a traceback with exit 1, which CI would read as "criteria not met".
+    load = write_results(tmp_path / "load.json", crafted_load())
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    code, output = gate(load, "--config", config, "--junit", blocker / "junit.xml")
+    assert code == 2, output
+    assert f"--junit {blocker / 'junit.xml'}: cannot write" in output
+    assert "Traceback" not in output
