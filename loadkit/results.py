@@ -171,6 +171,25 @@ class _TrafficResults(_Model):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
+    @model_validator(mode="after")
+    def _parts_add_up(self) -> _TrafficResults:
+        # The gate reads the kinds from the groups and the totals from the totals: a file whose
+        # parts disagree would let `errors.<kind> == 0` pass a run full of errors.
+        grouped = sum(group.count for group in self.errors)
+        if grouped != self.totals.errors:
+            raise ValueError(
+                f"the error groups count {grouped} errors but totals.errors is {self.totals.errors}"
+            )
+        if self.endpoints:
+            requests = sum(e.requests for e in self.endpoints)
+            errors = sum(e.errors for e in self.endpoints)
+            if (requests, errors) != (self.totals.requests, self.totals.errors):
+                raise ValueError(
+                    f"the endpoints add up to {requests} requests and {errors} errors but the "
+                    f"totals say {self.totals.requests} and {self.totals.errors}"
+                )
+        return self
+
     @property
     def valid(self) -> bool:
         """False for a run nobody should gate on (aborted, generator overloaded, ...)."""

@@ -183,6 +183,22 @@ def test_totals_that_do_not_add_up_are_refused(tmp_path: Path) -> None:
         read_results(write_json(tmp_path, data | {"totals": totals}))
 
 
+def test_error_groups_that_do_not_add_up_to_the_totals_are_refused(tmp_path: Path) -> None:
+    # Else `errors.<kind> == 0` would pass a file whose groups were dropped.
+    data = valid_load_dict()
+    assert data["errors"]
+    with pytest.raises(InputError, match=r"the error groups count 0 errors but totals\.errors"):
+        read_results(write_json(tmp_path, data | {"errors": []}))
+
+
+def test_endpoints_that_do_not_add_up_to_the_totals_are_refused(tmp_path: Path) -> None:
+    data = valid_load_dict()
+    endpoints = list(data["endpoints"])  # type: ignore[call-overload]
+    assert len(endpoints) > 1
+    with pytest.raises(InputError, match="the endpoints add up to"):
+        read_results(write_json(tmp_path, data | {"endpoints": endpoints[:1]}))
+
+
 def test_missing_file_is_an_input_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no such results file"):
         read_results(tmp_path / "absent.json")
