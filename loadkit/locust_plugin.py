@@ -26,6 +26,8 @@ partial results are written marked aborted. Locust's ``cpu_warning`` (or a maste
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import time
 from collections import deque
 from datetime import UTC, datetime
@@ -60,6 +62,7 @@ STATUS_INTERVAL_S = 1.0
 RATE_WINDOW_S = 5.0
 """The live RPS is averaged over this window: worker reports come only every 3 s."""
 WORKER_LIVE_STALE_S = 7.0
+PARENT_CHECK_S = 1.0
 USER_RUNNING = "running"
 """``User._state`` while a user runs a task (as opposed to "waiting" between tasks)."""
 
@@ -95,6 +98,13 @@ def _add_arguments(parser: Any, **_kwargs: Any) -> None:
     )
     group.add_argument(
         "--loadkit-run-id", default=None, help="Carried into the results.", include_in_web_ui=False
+    )
+    group.add_argument(
+        "--loadkit-parent-pid",
+        type=int,
+        default=None,
+        help="Shut down (as on SIGTERM) when this process, the launcher, is gone.",
+        include_in_web_ui=False,
     )
     group.add_argument(
         "--loadkit-scenario",
@@ -157,6 +167,9 @@ class LoadkitPlugin:
             ev.request.add_listener(self.on_request)
         if self._status_path is not None and not self.is_worker:
             gevent.spawn(self._status_loop)
+        parent = self._option("loadkit_parent_pid")
+        if parent and not self.is_worker:  # --processes workers are the master's children
+            gevent.spawn(self._watch_parent, int(parent))
 
     # --- options ----------------------------------------------------------------------------
 
@@ -171,6 +184,14 @@ class LoadkitPlugin:
     @property
     def _headless(self) -> bool:
         return bool(self._option("headless"))
+
+    def _watch_parent(self, parent_pid: int) -> None:
+        # The launcher gave Locust a session of its own (so Ctrl-C goes through it); if the
+        # launcher is killed outright, nothing else would ever stop a web UI Locust.
+        while os.getppid() == parent_pid:
+            gevent.sleep(PARENT_CHECK_S)
+        logger.warning("loadkit: the launcher (pid %d) is gone; shutting down", parent_pid)
+        os.kill(os.getpid(), signal.SIGTERM)
 
     # --- a test's life ----------------------------------------------------------------------
 

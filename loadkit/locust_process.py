@@ -57,8 +57,13 @@ class LocustRun:
 
 
 def locust_command(scenario: Path, args: Sequence[str]) -> list[str]:
-    """The command line that runs Locust with the scenario and loadkit's plugin."""
-    return [sys.executable, "-m", "locust", "-f", f"{scenario},{PLUGIN_PATH}", *args]
+    """The command line that runs Locust with the scenario and loadkit's plugin.
+
+    Locust is told our pid: it shuts down by itself should we be killed outright.
+    """
+    files = f"{scenario},{PLUGIN_PATH}"
+    own = ["--loadkit-parent-pid", str(os.getpid())]
+    return [sys.executable, "-m", "locust", "-f", files, *own, *args]
 
 
 def run_locust(

@@ -93,3 +93,33 @@ def test_ui_on_a_busy_port_exits_2() -> None:
         result = CliRunner().invoke(app, ["ui", "--web-port", str(port)])
     assert result.exit_code == 2, result.output
     assert f"--web-port {port}" in result.output
+
+
+def test_locust_shuts_down_when_loadkit_is_killed(service: BundledService) -> None:
+    # Locust runs in a session of its own; killed outright, loadkit cannot stop it, so Locust
+    # watches for that itself (otherwise a web UI would run on forever).
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "loadkit",
+        "ui",
+        "--host",
+        service.url,
+        "--web-port",
+        str(port),
+    ]
+    ui = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port)
+    finally:
+        ui.kill()
+        ui.wait()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        except OSError:
+            return
+        time.sleep(0.2)
+    raise AssertionError("Locust's web UI outlived loadkit by 15 s")
