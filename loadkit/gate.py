@@ -233,7 +233,22 @@ def _check_run(source: str, results: AnyResults) -> RunCheck:
 
 
 def _judge(criterion: Criterion, source: str, results: AnyResults, run: RunCheck) -> Verdict:
-    measured = measure(criterion, results, source=source)
+    if not run.valid:
+        try:
+            measured = measure(criterion, results, source=source)
+        except InputError as missing:
+            # An aborted run often has nothing to measure: that is the run being invalid
+            # (exit 4), not a broken input (exit 2).
+            return Verdict(
+                criterion=criterion,
+                status="invalid",
+                source=source,
+                measured=None,
+                margin=None,
+                reason=f"{missing}; not trusted: {'; '.join(run.reasons)}",
+            )
+    else:
+        measured = measure(criterion, results, source=source)
     met = _OPERATORS[criterion.op](measured, criterion.threshold)
     margin = _margin(criterion.op, measured, criterion.threshold)
     reason = _reason(criterion, measured, margin, met)

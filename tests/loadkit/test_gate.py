@@ -461,6 +461,17 @@ def test_aborted_lock_audit_is_invalid() -> None:
     assert report.outcome == "invalid"
 
 
+def test_an_aborted_run_with_nothing_measured_is_invalid_not_an_input_error() -> None:
+    empty = crafted_load(ok=0, errors=()).model_copy(update={"aborted": True})
+    report = judge(criterion("load.p95_ms", "<", 1000), empty)
+    assert report.outcome == "invalid"
+    verdict = only(report)
+    assert (verdict.status, verdict.measured) == ("invalid", None)
+    assert "no measurement of load.p95_ms" in verdict.reason
+    with pytest.raises(InvalidRunError):
+        raise_for_outcome(report)
+
+
 def test_invalid_reasons_recorded_by_the_runner_are_shown() -> None:
     run = crafted_load().model_copy(update={"invalid_reasons": ["only 3 of 10 users spawned"]})
     report = judge(criterion("load.p95_ms", "<", 1000), run)
