@@ -339,7 +339,8 @@ def write_docs(text: str) -> None:
     current = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
     pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.M | re.S)
     if pattern.search(current):
-        updated = pattern.sub(lambda _: text, current)
+        # A blank line before whatever section follows ours.
+        updated = pattern.sub(lambda _: text.rstrip() + "\n\n", current)
     else:
         updated = current.rstrip() + "\n\n" + text
     DOCS.write_text(updated.rstrip() + "\n")
