@@ -72,14 +72,16 @@ def read_source(path: Path) -> str:
 
 def audit_paths(paths: Sequence[Path], config: LockAuditConfig) -> AuditRun:
     """Audit every Python file under ``paths``; raises ``InputError`` naming a file that cannot
-    be read or parsed."""
+    be read or parsed, or the paths when they hold no Python file."""
     started_at = datetime.now(UTC)
     started = time.perf_counter()
     auditor = LockAuditor(config)
-    audits = [
-        auditor.audit_source(read_source(file), path=file.as_posix())
-        for file in find_python_files(paths)
-    ]
+    files = find_python_files(paths)
+    if not files:
+        # "No violations" in no file at all is a mistyped scope, not a clean audit.
+        where = ", ".join(path.as_posix() for path in paths) or "(no path given)"
+        raise InputError(f"{where}: no Python file to audit; check the paths")
+    audits = [auditor.audit_source(read_source(file), path=file.as_posix()) for file in files]
     return AuditRun(
         summary=AuditSummary.of(audits),
         targets=tuple(path.as_posix() for path in paths),

@@ -191,3 +191,13 @@ def test_the_bundled_service_is_clean(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(REPO)
     code, output = audit("service")
     assert code == 0, output
+
+
+def test_a_scope_without_python_files_is_exit_2_not_clean(tmp_path: Path) -> None:
+    # 0 violations in 0 files would pass lock_audit.lock_violations == 0 for a mistyped scope.
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("no code here")
+    result = CliRunner().invoke(app, ["audit-locks", str(empty)])
+    assert result.exit_code == 2, result.output
+    assert "no Python file to audit" in result.output
