@@ -9,6 +9,13 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from service.storage import ItemRecord, UserRecord
 
+MAX_ROW_ID = 2**31 - 1
+"""The largest id an ``Integer`` primary key holds on every backend (PostgreSQL's int4).
+
+An id past it can name no row; it must be refused before it reaches the driver, which fails on
+it (SQLite: OverflowError past 2**63 - 1; asyncpg: out of int32 range) with a 500.
+"""
+
 
 def utc_now() -> datetime:
     """Timestamps are stored in UTC."""

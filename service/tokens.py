@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import jwt
 
 from service.errors import Unauthorized
+from service.models import MAX_ROW_ID
 
 ALGORITHM = "HS256"
 
@@ -47,6 +48,10 @@ class TokenIssuer:
         except jwt.InvalidTokenError:
             raise Unauthorized("invalid token") from None
         sub, email = claims.get("sub"), claims.get("email")
-        if not isinstance(sub, str) or not sub.isdigit() or not isinstance(email, str):
+        # str.isdigit() also accepts digits int() refuses ("²") and any length: both would
+        # fail later, as a 500, in int() or in the database driver.
+        if not isinstance(sub, str) or not (sub.isascii() and sub.isdigit()) or len(sub) > 10:
+            raise Unauthorized("invalid token")
+        if not 1 <= int(sub) <= MAX_ROW_ID or not isinstance(email, str):
             raise Unauthorized("invalid token")
         return TokenClaims(user_id=int(sub), email=email)

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from service.dependencies import CurrentClaims, ServicesDep
 from service.errors import NotFound, Unauthorized
-from service.models import Item
+from service.models import MAX_ROW_ID, Item
 from service.schemas import ItemIn, ItemOut, ItemPage
 from service.storage import ItemRecord
 
@@ -47,7 +47,7 @@ async def list_items(
     claims: CurrentClaims,
     services: ServicesDep,
     limit: Annotated[int, Query(ge=1, description="Page size; capped by the server.")] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ROW_ID)] = 0,
 ) -> ItemPage:
     """The caller's items, oldest first, at most ENGINES_ITEMS_PAGE_MAX per page."""
     limit = min(limit, services.settings.items_page_max)
@@ -78,6 +78,8 @@ async def get_item(item_id: int, claims: CurrentClaims, services: ServicesDep) -
 @router.delete("/{item_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_item(item_id: int, claims: CurrentClaims, services: ServicesDep) -> Response:
     """Delete one of the caller's items."""
+    if not _may_exist(item_id):
+        raise NotFound(ITEM_NOT_FOUND)
     async with services.database.write_session() as session:
         result = await session.execute(
             delete(Item).where(Item.id == item_id, Item.owner_id == claims.user_id)
@@ -92,6 +94,8 @@ async def delete_item(item_id: int, claims: CurrentClaims, services: ServicesDep
 async def _owned_item(
     services: ServicesDep, user_id: int, item_id: int, endpoint: str
 ) -> ItemRecord:
+    if not _may_exist(item_id):
+        raise NotFound(ITEM_NOT_FOUND)  # as any id that names no item, not a driver error
     storage = services.storage
     record, generation = await storage.with_storage_traced(
         endpoint, lambda c: c.item_lookup(item_id)
@@ -106,6 +110,10 @@ async def _owned_item(
     if record is None or record.owner_id != user_id:
         raise NotFound(ITEM_NOT_FOUND)
     return record
+
+
+def _may_exist(item_id: int) -> bool:
+    return 1 <= item_id <= MAX_ROW_ID
 
 
 def _item_out(record: ItemRecord) -> ItemOut:

@@ -150,6 +150,9 @@ def _token(settings: Settings, **claims: object) -> str:
         ),
         pytest.param(lambda s: "Bearer " + _token(s, exp=None), id="no-exp"),
         pytest.param(lambda s: "Bearer " + _token(s, sub="abc"), id="bad-sub"),
+        pytest.param(lambda s: "Bearer " + _token(s, sub="9" * 40), id="huge-sub"),
+        pytest.param(lambda s: "Bearer " + _token(s, sub="2147483648"), id="sub-past-int4"),
+        pytest.param(lambda s: "Bearer " + _token(s, sub="\u00b2"), id="non-ascii-digit-sub"),
         pytest.param(
             lambda s: "Bearer " + jwt.encode({"sub": "1", "exp": 2**31}, None, algorithm="none"),
             id="alg-none",

@@ -118,3 +118,15 @@ async def test_bad_item_bodies_are_422(client: httpx.AsyncClient, settings: Sett
         assert_error(response, 422, "validation_error")
     assert_error(await client.get("/api/items/abc", headers=headers), 422, "validation_error")
     assert (await client.get("/api/items", headers=headers)).json()["items"] == []
+
+
+async def test_ids_and_offsets_no_row_can_have_are_4xx_not_500(client: httpx.AsyncClient) -> None:
+    headers = await auth_headers(client, "huge@example.org")
+    item_id = await create(client, headers, "kept")
+    for huge in ("2147483648", "9223372036854775808", "9" * 40, "-1", "0"):
+        assert_error(await client.get(f"/api/items/{huge}", headers=headers), 404, "not_found")
+        assert_error(await client.delete(f"/api/items/{huge}", headers=headers), 404, "not_found")
+    for offset in ("2147483648", "9" * 40):
+        response = await client.get(f"/api/items?offset={offset}&limit={'9' * 40}", headers=headers)
+        assert_error(response, 422, "validation_error")
+    assert (await client.get(f"/api/items/{item_id}", headers=headers)).status_code == 200
