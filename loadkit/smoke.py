@@ -12,6 +12,7 @@ Never imports Locust (it would monkey-patch asyncio onto gevent).
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import secrets
 import ssl
@@ -96,8 +97,9 @@ async def run_smoke_async(
     base = validate_host(host)
     validate_checks(config)
     timeout = timeout_s if timeout_s is not None else config.timeout_s
-    if timeout <= 0:
-        raise ConfigError(f"--timeout must be above 0 seconds, not {timeout:g}")
+    if not (math.isfinite(timeout) and timeout > 0):
+        # nan would reach anyio as a deadline and crash with a traceback.
+        raise ConfigError(f"--timeout must be a number of seconds above 0, not {timeout:g}")
     clients = _ClientFactory(base=base, http2=http2, timeout_s=timeout)
 
     async with clients.new() as client:

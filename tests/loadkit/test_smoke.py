@@ -145,6 +145,13 @@ def test_bad_host_exits_2() -> None:
     assert "--host" in output
 
 
+@pytest.mark.parametrize("timeout", ["0", "-1", "nan"])
+def test_bad_timeout_exits_2(timeout: str) -> None:
+    code, output = smoke("--host", "http://127.0.0.1:1", "--timeout", timeout)
+    assert code == 2, output
+    assert "--timeout must be" in output
+
+
 def test_http2_stream_resets_are_reported_as_http2_internal_error(tmp_path: Path) -> None:
     config = write_config(
         tmp_path,
