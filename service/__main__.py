@@ -45,6 +45,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _setting_problem(loc: tuple[int | str, ...], message: str) -> str:
+    """One line naming the ENGINES_* variable at fault (the whole settings when none is)."""
+    message = message.removeprefix("Value error, ")
+    if loc and str(loc[0]) in Settings.model_fields:
+        return f"invalid setting ENGINES_{str(loc[0]).upper()}: {message}"
+    return f"invalid settings: {message}"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Validate settings, then serve until SIGINT/SIGTERM; returns the exit code."""
     args = parse_args(argv)
@@ -52,8 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings()
     except ValidationError as error:
         for problem in error.errors():
-            field = ".".join(str(p) for p in problem["loc"]) or "settings"
-            print(f"error: invalid setting {field}: {problem['msg']}", file=sys.stderr)
+            print(f"error: {_setting_problem(problem['loc'], problem['msg'])}", file=sys.stderr)
         return 2
     config = uvicorn.Config(
         create_app(settings),

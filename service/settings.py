@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from service.errors import ErrorKind
 
@@ -26,7 +28,10 @@ LogLevel = Literal["debug", "info", "warning", "error"]
 class Settings(BaseSettings):
     """Everything the service can be told, with the defaults a fresh clone runs on."""
 
-    model_config = SettingsConfigDict(env_prefix="ENGINES_", extra="ignore", frozen=True)
+    # allow_inf_nan=False: "inf" would pass every ge/gt bound and stall or time out never.
+    model_config = SettingsConfigDict(
+        env_prefix="ENGINES_", extra="ignore", frozen=True, allow_inf_nan=False
+    )
 
     env: str = Field(
         default=DEV_ENV,
@@ -146,15 +151,43 @@ class Settings(BaseSettings):
         "/health, /version and /metrics are never affected.",
     )
 
-    @model_validator(mode="after")
-    def _refuse_unsafe_secret(self) -> Settings:
-        secret_bytes = len(self.jwt_secret.encode())
+    @field_validator("database_url")
+    @classmethod
+    def _async_database_url(cls, value: str) -> str:
+        # Checked here so that a bad URL is one line naming the setting, not a traceback from
+        # create_async_engine at start-up.
+        try:
+            dialect = make_url(value).get_dialect()
+        except (ArgumentError, NoSuchModuleError, ValueError) as error:
+            raise ValueError(f"not a usable SQLAlchemy URL ({error})") from None
+        if not getattr(dialect, "is_async", False):
+            raise ValueError(
+                "needs an async driver: sqlite+aiosqlite:///./engines.db or "
+                "postgresql+asyncpg://user:pw@host/db"
+            )
+        return value
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _long_enough_secret(cls, value: str) -> str:
+        secret_bytes = len(value.encode())
         if secret_bytes < MIN_SECRET_BYTES:
             raise ValueError(
-                f"ENGINES_JWT_SECRET is {secret_bytes} bytes; it must be at least "
-                f"{MIN_SECRET_BYTES}: make one with `python -c "
-                "'import secrets; print(secrets.token_hex(32))'`"
+                f"{secret_bytes} bytes; it must be at least {MIN_SECRET_BYTES}: make one with "
+                "`python -c 'import secrets; print(secrets.token_hex(32))'`"
             )
+        return value
+
+    @field_validator("fault_paths")
+    @classmethod
+    def _absolute_fault_paths(cls, value: str) -> str:
+        for prefix in (p.strip() for p in value.split(",")):
+            if prefix and not prefix.startswith("/"):
+                raise ValueError(f"{prefix!r} is not a path prefix: it must start with '/'")
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_secret(self) -> Settings:
         if self.jwt_secret == DEV_JWT_SECRET and self.env != DEV_ENV:
             raise ValueError(
                 f"ENGINES_ENV is {self.env!r} but ENGINES_JWT_SECRET is the dev default; "

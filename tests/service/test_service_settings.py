@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -62,3 +67,40 @@ def test_fault_settings_come_from_engines_variables(monkeypatch: pytest.MonkeyPa
     assert (settings.fault_latency_ms, settings.fault_error_share) == (250, 0.25)
     assert settings.fault_error_kind == "database_error"
     assert (settings.fault_stall_at_s, settings.fault_stall_s) == (10, 3)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("database_url", "not a url"),
+        ("database_url", "sqlite:///./engines.db"),  # a sync driver: create_async_engine fails
+        ("database_url", "nosuchdb+nodriver://host/db"),
+        ("query_timeout_s", "inf"),
+        ("fault_stall_s", "inf"),
+        ("fault_latency_share", "nan"),
+        ("fault_paths", "/api/auth,items"),
+    ],
+)
+def test_bad_values_are_refused_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(f"ENGINES_{name.upper()}", value)
+    with pytest.raises(ValidationError, match=name):
+        Settings()
+
+
+def test_python_m_service_names_the_variable_at_fault(tmp_path: Path) -> None:
+    env = {**os.environ, "ENGINES_DATABASE_URL": "mysql://nobody/db", "ENGINES_JWT_SECRET": "x"}
+    result = subprocess.run(
+        [sys.executable, "-m", "service", "--port", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.splitlines()
+    assert any(x.startswith("error: invalid setting ENGINES_DATABASE_URL: ") for x in lines)
+    assert any(x.startswith("error: invalid setting ENGINES_JWT_SECRET: 1 bytes") for x in lines)
+    assert "Traceback" not in result.stderr
