@@ -8,6 +8,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -23,6 +24,7 @@ from engines_api import (
 )
 
 from loadkit.bundled_service import BundledService
+from service import faults
 from service.app import create_app
 from service.faults import FaultPlan
 from service.settings import Settings
@@ -79,24 +81,50 @@ async def test_each_active_fault_is_logged_at_start_up(
     assert lines["stall"]["paths"] == ["/api/items", "/api/auth"]
 
 
+class FaultSleeps:
+    """Records the sleeps the fault middleware takes (and still takes them): which requests a
+    fault delayed, told without timing them, so that a busy machine cannot fail the test."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.seconds: list[float] = []
+        self._sleep = asyncio.sleep
+        monkeypatch.setattr(faults, "asyncio", SimpleNamespace(sleep=self.sleep))
+
+    async def sleep(self, delay: float) -> None:
+        self.seconds.append(delay)
+        await self._sleep(delay)
+
+    def take(self) -> list[float]:
+        """The sleeps since the last call."""
+        taken, self.seconds = self.seconds, []
+        return taken
+
+
 async def test_the_latency_fault_slows_requests_but_not_health(
-    make_settings: SettingsFactory,
+    make_settings: SettingsFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    sleeps = FaultSleeps(monkeypatch)
     app = create_app(make_settings(fault_latency_ms=300, fault_latency_jitter_ms=100))
     async with open_client(app) as client:
-        version, _ = await timed(client.get("/version"))
+        for path in ("/version", "/health", "/metrics"):
+            assert (await client.get(path)).status_code == 200
+        assert sleeps.take() == []
         missing, elapsed = await timed(client.get("/api/items/1"))
-    assert version.status_code == 200
     assert missing.status_code == 401  # the request still runs, only later
+    (delay,) = sleeps.take()
+    assert 0.3 <= delay <= 0.4
     assert elapsed >= 0.3
 
 
-async def test_the_latency_share_picks_a_share_of_requests(make_settings: SettingsFactory) -> None:
+async def test_the_latency_share_picks_a_share_of_requests(
+    make_settings: SettingsFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sleeps = FaultSleeps(monkeypatch)
     app = create_app(make_settings(fault_latency_ms=50, fault_latency_share=0.5))
     async with open_client(app) as client:
-        # One at a time, so a request's duration is its own.
-        results = [await timed(client.get("/api/auth/me")) for _ in range(40)]
-    slowed = sum(1 for _, elapsed in results if elapsed >= 0.05)
+        statuses = {(await client.get("/api/auth/me")).status_code for _ in range(40)}
+    assert statuses == {401}
+    slowed = len(sleeps.take())
     assert 5 <= slowed <= 35, slowed  # binomial(40, 0.5): outside 5..35 is a bug, not bad luck
 
 
@@ -166,21 +194,34 @@ async def test_the_slow_query_fault_holds_connections_and_slows_requests(
 
 
 async def test_the_stall_fault_freezes_every_request_during_its_window(
-    make_settings: SettingsFactory,
+    make_settings: SettingsFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    app = create_app(make_settings(fault_stall_at_s=0.2, fault_stall_s=1.0))
+    sleeps = FaultSleeps(monkeypatch)
+    app = create_app(make_settings(fault_stall_at_s=0.5, fault_stall_s=1.0))
+    clock = app.state.services.stall_clock
+
+    async def request_at(offset_s: float) -> tuple[float, float, int]:
+        """A request sent no earlier than ``offset_s`` after start-up: when it was sent and
+        answered (seconds after start-up) and its status."""
+        await asyncio.sleep(max(0.0, clock.started + offset_s - time.monotonic()))
+        sent = time.monotonic() - clock.started
+        response = await client.get("/api/auth/me")
+        return sent, time.monotonic() - clock.started, response.status_code
+
     async with open_client(app) as client:
-        before, _ = await timed(client.get("/api/auth/me"))  # at ~0 s: before the stall
-        await asyncio.sleep(0.3)
-        stalled = await asyncio.gather(*(timed(client.get("/api/auth/me")) for _ in range(3)))
-        health, _ = await timed(client.get("/health"))
-        await asyncio.sleep(0.8)
-        after, after_elapsed = await timed(client.get("/api/auth/me"))
-    assert before.status_code == 401 and health.status_code == 200
-    for response, elapsed in stalled:
-        assert response.status_code == 401
-        assert elapsed >= 0.5  # held until the end of the window (~0.9 s away)
-    assert after.status_code == 401 and after_elapsed < 0.5
+        before = await request_at(0)
+        assert sleeps.take() == [] or before[0] >= 0.5  # a slow start may already be in it
+        stalled = await asyncio.gather(*(request_at(0.6) for _ in range(3)))
+        health = await client.get("/health")
+        after = await request_at(1.6)
+        stall_sleeps = sleeps.take()
+    assert health.status_code == 200
+    for sent, answered, status in stalled:
+        assert status == 401  # the request still runs, once the stall is over
+        if sent < 1.5:
+            assert answered >= 1.5, (sent, answered)  # held until the end of the window
+    assert sum(1 for sent, _, _ in stalled if sent < 1.5) == len(stall_sleeps)
+    assert after[2] == 401 and after[0] >= 1.5  # sent after the window: not held
 
 
 def test_faults_switch_on_through_engines_variables_on_a_real_process(
