@@ -144,7 +144,7 @@ class Criterion(_Section):
         if self.name:
             return self.name
         where = f"[{self.endpoint}]" if self.endpoint else ""
-        return f"{self.metric}{where} {self.op} {self.threshold:g}"
+        return f"{self.metric}{where} {self.op} {self.threshold:.15g}"
 
 
 # --- smoke ---------------------------------------------------------------------------------------

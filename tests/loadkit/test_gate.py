@@ -607,6 +607,7 @@ def test_format_value_units() -> None:
     assert format_value("max_stall_s", 6) == "6.00 s"
     assert format_value("errors.timeout", 3) == "3"
     assert format_value("requests", 1234567) == "1234567"
+    assert criterion("load.requests", ">=", 1234567).label == "load.requests >= 1234567"
 
 
 def test_a_value_near_its_threshold_never_prints_as_the_threshold() -> None:
