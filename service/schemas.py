@@ -14,8 +14,16 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 MIN_PASSWORD_CHARS = 8
 
 
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold NUL: stored as is, it fails in the driver (a 500), and
+    # SQLite would keep a value PostgreSQL refuses.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
 def _normalise_email(value: str) -> str:
-    value = value.strip().lower()
+    value = _no_nul(value).strip().lower()
     if not _EMAIL.fullmatch(value):
         raise ValueError("not an email address")
     return value
@@ -63,8 +71,8 @@ class TokenOut(BaseModel):
 class ItemIn(StrictBody):
     """Body of item creation."""
 
-    name: Annotated[str, Field(min_length=1, max_length=200)]
-    description: Annotated[str, Field(max_length=2000)] = ""
+    name: Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)]
+    description: Annotated[str, Field(max_length=2000), AfterValidator(_no_nul)] = ""
 
 
 class ItemOut(BaseModel):

@@ -38,6 +38,7 @@ async def test_duplicate_registration_is_a_409_conflict(client: httpx.AsyncClien
         {"email": 12, "password": TEST_PASSWORD},
         {"email": EMAIL, "password": 12345678},
         {"email": "not-an-email", "password": TEST_PASSWORD},
+        {"email": "nul\x00@example.org", "password": TEST_PASSWORD},
         {"email": EMAIL, "password": "short"},
         {"email": EMAIL, "password": TEST_PASSWORD, "admin": True},
         [EMAIL, TEST_PASSWORD],

@@ -113,7 +113,15 @@ async def test_a_delete_racing_a_cache_fill_never_resurrects_the_item(
 
 async def test_bad_item_bodies_are_422(client: httpx.AsyncClient, settings: Settings) -> None:
     headers = await auth_headers(client, "bodies@example.org")
-    for body in [{}, {"name": ""}, {"name": 5}, {"name": "x" * 201}, {"name": "x", "extra": 1}]:
+    for body in [
+        {},
+        {"name": ""},
+        {"name": 5},
+        {"name": "x" * 201},
+        {"name": "x", "extra": 1},
+        {"name": "nul\x00"},  # PostgreSQL cannot store it: refused on every backend
+        {"name": "x", "description": "\x00"},
+    ]:
         response = await client.post("/api/items", headers=headers, json=body)
         assert_error(response, 422, "validation_error")
     assert_error(await client.get("/api/items/abc", headers=headers), 422, "validation_error")
