@@ -18,7 +18,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.context import TRACE_HEADER, RequestContext, trace_id_from
+from service.context import TRACE_HEADER, RequestContext, request_context, trace_id_from
 from service.errors import InternalError, PayloadTooLarge, ServiceError, classify, error_response
 from service.logs import LEVELS, get_logger
 
@@ -183,7 +183,12 @@ class BodySizeLimitMiddleware:
         while more_body:
             message = await receive()
             if message["type"] != "http.request":
-                return  # the client went away before sending its body
+                # The client went away before sending its body: nothing to answer, but the
+                # log line (status_code 0) says why rather than look like a silent failure.
+                context = request_context(scope)
+                if context is not None:
+                    context.error_message = "client disconnected before sending its whole body"
+                return
             chunk: bytes = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:

@@ -8,6 +8,8 @@ from typing import Any
 import httpx
 import pytest
 from engines_api import SettingsFactory, auth_headers, login, open_client
+from fastapi import FastAPI
+from starlette.types import Message
 
 from service.app import create_app
 
@@ -82,3 +84,35 @@ async def test_success_lines_follow_the_access_log_level(
     (line,) = request_lines(capsys.readouterr().out)
     assert (line["status_code"], line["error_kind"], line["level"]) == (200, None, "info")
     assert line["endpoint"] == "/health"
+
+
+async def test_a_client_gone_before_its_body_is_logged_with_why(
+    app: FastAPI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "path": "/api/auth/login",
+        "raw_path": b"/api/auth/login",
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/json"), (b"content-length", b"40")],
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 8000),
+    }
+    async with open_client(app):
+        capsys.readouterr()
+        await app(scope, receive, send)
+    assert sent == []  # nobody left to answer
+    (line,) = request_lines(capsys.readouterr().out)
+    assert (line["endpoint"], line["status_code"], line["level"]) == ("/api/auth/login", 0, "error")
+    assert "disconnected" in line["message"]
