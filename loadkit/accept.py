@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from loadkit.bundled_service import BundledService
 from loadkit.config import AcceptanceConfig, LoadProfile, load_config
-from loadkit.exceptions import ConfigError
+from loadkit.exceptions import ConfigError, LoadkitError
 from loadkit.gate import GateReport, evaluate_criteria
 from loadkit.results import LoadResults, LockAuditResults, SmokeResults, write_results
 
@@ -124,14 +124,20 @@ def run_acceptance(
             )
 
     with step("gate"):
-        report = evaluate_criteria(
-            config.criteria,
-            [
-                (str(folder / LOCK_AUDIT_FILE), audit),
-                (str(folder / SMOKE_FILE), smoke),
-                (str(folder / LOAD_FILE), results),
-            ],
-        )
+        try:
+            report = evaluate_criteria(
+                config.criteria,
+                [
+                    (str(folder / LOCK_AUDIT_FILE), audit),
+                    (str(folder / SMOKE_FILE), smoke),
+                    (str(folder / LOAD_FILE), results),
+                ],
+            )
+        except LoadkitError as error:
+            # A gate that cannot judge (a measurement missing from the run) still leaves its
+            # reports, saying why: a CI step reading junit.xml must not find nothing.
+            _write_gate_error_reports(str(error), folder)
+            raise
         artifacts = _write_gate_reports(report, folder)
         step.done(report.outcome.upper())
     all_files = (
@@ -198,6 +204,17 @@ def _write_gate_reports(report: GateReport, folder: Path) -> list[Path]:
 
     return write_gate_reports(
         report,
+        markdown=folder / MARKDOWN_FILE,
+        junit=folder / JUNIT_FILE,
+        json=folder / VERDICT_FILE,
+    )
+
+
+def _write_gate_error_reports(message: str, folder: Path) -> list[Path]:
+    from loadkit.report.gate import write_gate_error_reports
+
+    return write_gate_error_reports(
+        message,
         markdown=folder / MARKDOWN_FILE,
         junit=folder / JUNIT_FILE,
         json=folder / VERDICT_FILE,

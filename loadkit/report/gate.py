@@ -308,6 +308,47 @@ def write_gate_reports(
     return written
 
 
+def write_gate_error_reports(
+    message: str,
+    *,
+    markdown: Path,
+    junit: Path,
+    json: Path,
+    environ: Mapping[str, str] | None = None,
+) -> list[Path]:
+    """The report files of a gate that could not judge (a missing measurement, no criterion
+    applying): an ``error`` outcome in each, so that CI reading them sees why, not nothing."""
+    text = f"## Acceptance gate: ⛔ ERROR\n\n{_md_escape(message)}\n"
+    root = ET.Element("testsuites", {"name": "loadkit acceptance", "tests": "1", "errors": "1"})
+    suite = ET.SubElement(
+        root,
+        "testsuite",
+        {"name": "loadkit acceptance", "tests": "1", "failures": "0", "errors": "1"},
+    )
+    case = ET.SubElement(suite, "testcase", {"classname": "loadkit.gate", "name": "gate"})
+    error = ET.SubElement(case, "error", {"message": message, "type": "gate_error"})
+    error.text = message
+    ET.indent(root)
+    xml = '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode")
+    verdict = {"schema": VERDICT_SCHEMA, "outcome": "error", "headline": f"ERROR: {message}"}
+    written = [
+        write_output(markdown, text.encode(), option="--markdown"),
+        write_output(junit, (xml + "\n").encode(), option="--junit"),
+        write_output(
+            json, orjson.dumps(verdict, option=orjson.OPT_INDENT_2) + b"\n", option="--json"
+        ),
+    ]
+    summary = (os.environ if environ is None else environ).get(STEP_SUMMARY_ENV)
+    if summary:
+        try:
+            append_step_summary(Path(summary), text)
+        except OSError as exc:
+            raise ConfigError(
+                f"${STEP_SUMMARY_ENV} {summary}: cannot append: {exc.strerror or exc}"
+            ) from None
+    return written
+
+
 def append_step_summary(path: Path, markdown: str) -> None:
     """Append Markdown to a GitHub Actions step summary file (appended: steps share it)."""
     with path.open("a", encoding="utf-8") as handle:

@@ -6,6 +6,7 @@ The full runs (healthy service passes, faults fail) are in tests/e2e/test_accept
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -261,3 +262,35 @@ def test_an_invalid_load_run_is_gated_as_invalid_with_its_reports(
     (folder,) = (tmp_path / "r").iterdir()
     verdict = (folder / "verdict.json").read_text()
     assert '"outcome": "invalid"' in verdict
+
+
+def test_a_gate_that_cannot_judge_still_writes_its_reports(
+    project: Path, tmp_path: Path, stubbed_runs: dict[str, Any]
+) -> None:
+    from junitparser import Error, JUnitXml
+
+    from loadkit.results import LatencySummary
+
+    # A run with no latency figure: the gate refuses (exit 2), and says so in every report.
+    stubbed_runs["load"] = stubbed_runs["load"].model_copy(
+        update={"latency_ms": LatencySummary(count=0)}
+    )
+    code, output = accept(
+        "--config",
+        project,
+        "--host",
+        "http://127.0.0.1:9",
+        "--profile",
+        "quick",
+        "--out-dir",
+        tmp_path / "r",
+    )
+    assert code == 2, output
+    assert "no measurement of load.p95_ms" in output
+    (folder,) = (tmp_path / "r").iterdir()
+    verdict = json.loads((folder / "verdict.json").read_text())
+    assert verdict["outcome"] == "error"
+    assert "no measurement of load.p95_ms" in verdict["headline"]
+    assert "ERROR" in (folder / "gate.md").read_text()
+    (case,) = list(next(iter(JUnitXml.fromfile(str(folder / "junit.xml")))))
+    assert isinstance(case.result[0], Error)
