@@ -364,13 +364,22 @@ def gate(
     """
     from loadkit.config import load_config
     from loadkit.gate import evaluate_criteria, raise_for_outcome
-    from loadkit.report.gate import render_gate_table, write_gate_reports
+    from loadkit.report.gate import (
+        render_gate_table,
+        write_gate_error_reports,
+        write_gate_reports,
+    )
     from loadkit.results import read_results
 
     with exit_on_error():
         settings = load_config(config)
         loaded = [(str(path), read_results(path)) for path in results]
-        report = evaluate_criteria(settings.criteria, loaded)
+        try:
+            report = evaluate_criteria(settings.criteria, loaded)
+        except LoadkitError as error:
+            # The requested reports still say why the gate could not judge.
+            write_gate_error_reports(str(error), markdown=markdown, junit=junit, json=json_out)
+            raise
         typer.echo(render_gate_table(report), nl=False)
         write_gate_reports(report, markdown=markdown, junit=junit, json=json_out)
         raise_for_outcome(report)

@@ -311,9 +311,9 @@ def write_gate_reports(
 def write_gate_error_reports(
     message: str,
     *,
-    markdown: Path,
-    junit: Path,
-    json: Path,
+    markdown: Path | None = None,
+    junit: Path | None = None,
+    json: Path | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> list[Path]:
     """The report files of a gate that could not judge (a missing measurement, no criterion
@@ -331,13 +331,14 @@ def write_gate_error_reports(
     ET.indent(root)
     xml = '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode")
     verdict = {"schema": VERDICT_SCHEMA, "outcome": "error", "headline": f"ERROR: {message}"}
-    written = [
-        write_output(markdown, text.encode(), option="--markdown"),
-        write_output(junit, (xml + "\n").encode(), option="--junit"),
-        write_output(
-            json, orjson.dumps(verdict, option=orjson.OPT_INDENT_2) + b"\n", option="--json"
-        ),
-    ]
+    written = []
+    if markdown is not None:
+        written.append(write_output(markdown, text.encode(), option="--markdown"))
+    if junit is not None:
+        written.append(write_output(junit, (xml + "\n").encode(), option="--junit"))
+    if json is not None:
+        data = orjson.dumps(verdict, option=orjson.OPT_INDENT_2) + b"\n"
+        written.append(write_output(json, data, option="--json"))
     summary = (os.environ if environ is None else environ).get(STEP_SUMMARY_ENV)
     if summary:
         try:

@@ -113,6 +113,20 @@ def test_missing_measurement_is_exit_2(tmp_path: Path, config: Path) -> None:
     assert "PASS" not in output
 
 
+def test_missing_measurement_still_writes_the_requested_reports(
+    tmp_path: Path, config: Path
+) -> None:
+    load = write_results(tmp_path / "load.json", crafted_load(ok=0, errors=()))
+    verdict, junit = tmp_path / "verdict.json", tmp_path / "junit.xml"
+    code, output = gate(load, "--config", config, "--json", verdict, "--junit", junit)
+    assert code == 2, output
+    data = json.loads(verdict.read_text())
+    assert data["outcome"] == "error"
+    assert "no measurement of load.error_rate" in data["headline"]
+    (case,) = list(next(iter(JUnitXml.fromfile(str(junit)))))
+    assert isinstance(case.result[0], Error)
+
+
 def test_unreadable_results_are_exit_2(tmp_path: Path, config: Path) -> None:
     (tmp_path / "junk.json").write_text('{"schema": "loadkit.results/1", "kind": "load"}')
     code, output = gate(tmp_path / "junk.json", "--config", config)
