@@ -372,12 +372,13 @@ def gate(
     from loadkit.results import read_results
 
     with exit_on_error():
-        settings = load_config(config)
-        loaded = [(str(path), read_results(path)) for path in results]
         try:
+            settings = load_config(config)
+            loaded = [(str(path), read_results(path)) for path in results]
             report = evaluate_criteria(settings.criteria, loaded)
         except LoadkitError as error:
-            # The requested reports still say why the gate could not judge.
+            # The requested reports still say why the gate could not judge (and a stale
+            # junit.xml of an earlier, passing gate does not stay behind for CI to read).
             write_gate_error_reports(str(error), markdown=markdown, junit=junit, json=json_out)
             raise
         typer.echo(render_gate_table(report), nl=False)

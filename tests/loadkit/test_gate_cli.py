@@ -127,6 +127,18 @@ def test_missing_measurement_still_writes_the_requested_reports(
     assert isinstance(case.result[0], Error)
 
 
+def test_unreadable_results_replace_a_stale_passing_junit(tmp_path: Path, config: Path) -> None:
+    junit = tmp_path / "junit.xml"
+    load = write_results(tmp_path / "load.json", crafted_load())
+    assert gate(load, "--config", config, "--junit", junit)[0] == 0
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"schema": "loadkit.results/1", "kind": "lo')
+    code, output = gate(broken, "--config", config, "--junit", junit)
+    assert code == 2, output
+    (case,) = list(next(iter(JUnitXml.fromfile(str(junit)))))
+    assert isinstance(case.result[0], Error)
+
+
 def test_unreadable_results_are_exit_2(tmp_path: Path, config: Path) -> None:
     (tmp_path / "junk.json").write_text('{"schema": "loadkit.results/1", "kind": "load"}')
     code, output = gate(tmp_path / "junk.json", "--config", config)
