@@ -16,6 +16,8 @@ from locust import FastHttpUser, between, task
 PASSWORD = "load-test-password-1"
 MAX_KNOWN_ITEMS = 50
 """Each user remembers at most this many of its item ids (to read and delete)."""
+SETUP_ATTEMPTS = 3
+RETRYABLE_STATUSES = frozenset({0, 429, 500, 502, 503, 504})
 
 
 class ApiUser(FastHttpUser):
@@ -24,18 +26,36 @@ class ApiUser(FastHttpUser):
     wait_time = between(0.05, 0.25)
 
     def on_start(self) -> None:
-        """Register an account and log in once; the token serves every later request."""
+        """Register an account and log in once; the token serves every later request.
+
+        Both are retried a few times when the service sheds them (429, 5xx, no answer): without
+        a token every later request would fail as unauthorized and hide the first error. Every
+        attempt still counts as a request.
+        """
         self.email = f"api-{uuid.uuid4().hex}@example.com"
         self.item_ids: list[int] = []
         self.headers: dict[str, str] = {}
         credentials = {"email": self.email, "password": PASSWORD}
-        self.client.post("/api/auth/register", json=credentials, name="/api/auth/register")
-        with self.client.post(
-            "/api/auth/login", json=credentials, name="/api/auth/login", catch_response=True
-        ) as response:
+        for _ in range(SETUP_ATTEMPTS):
+            with self.client.post(
+                "/api/auth/register",
+                json=credentials,
+                name="/api/auth/register",
+                catch_response=True,
+            ) as response:
+                if response.status_code == 409:
+                    # An earlier attempt went through after all: the account exists.
+                    response.success()
+                if response.status_code not in RETRYABLE_STATUSES:
+                    break
+        for _ in range(SETUP_ATTEMPTS):
+            response = self.client.post("/api/auth/login", json=credentials, name="/api/auth/login")
             if response.status_code == 200:
                 token = response.json().get("access_token", "")
                 self.headers = {"Authorization": f"Bearer {token}"}
+                return
+            if response.status_code not in RETRYABLE_STATUSES:
+                return
 
     @task(3)
     def create_item(self) -> None:
