@@ -518,13 +518,24 @@ def audit_locks(
 
     Exit 0 when clean, 1 on findings, 2 on bad configuration or unparsable code.
     """
-    from loadkit.lockaudit_run import audit_paths, audit_scope, write_audit_results
+    from loadkit.lockaudit_run import (
+        audit_paths,
+        audit_scope,
+        write_audit_results,
+        write_failed_audit,
+    )
     from loadkit.report.locks import parse_format, render
 
     with exit_on_error():
         fmt = parse_format(output_format)
         settings, targets = audit_scope(paths or [], config, default_config=DEFAULT_CONFIG)
-        run = audit_paths(targets, settings)
+        try:
+            run = audit_paths(targets, settings)
+        except InputError as error:
+            if out is not None:
+                # Not a stale --out of an earlier clean audit for the gate to read.
+                write_failed_audit(out, targets, settings, str(error))
+            raise
         typer.echo(render(run.summary, fmt), nl=False)
         if out is not None:
             write_audit_results(out, run, settings)

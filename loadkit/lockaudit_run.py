@@ -123,6 +123,27 @@ def write_audit_results(path: Path, run: AuditRun, config: LockAuditConfig) -> P
         raise ConfigError(f"--out {path}: cannot write the results file: {exc.strerror}") from None
 
 
+def write_failed_audit(
+    path: Path, targets: Sequence[Path], config: LockAuditConfig, reason: str
+) -> Path:
+    """Write a results file for an audit that could not complete (a file that does not parse):
+    marked aborted, so the gate calls it invalid instead of reading an older file that passed."""
+    results = LockAuditResults(
+        target=" ".join(target.as_posix() for target in targets),
+        started_at=datetime.now(UTC),
+        duration_s=0.0,
+        config=config.model_dump(mode="json"),
+        files_checked=0,
+        violations=0,
+        aborted=True,
+        invalid_reasons=[f"lock audit did not complete: {reason}"],
+    )
+    try:
+        return write_results(path, results)
+    except OSError as exc:
+        raise ConfigError(f"--out {path}: cannot write the results file: {exc.strerror}") from None
+
+
 def audit_scope(
     paths: Sequence[Path], config_path: Path | None, *, default_config: Path
 ) -> tuple[LockAuditConfig, list[Path]]:

@@ -201,3 +201,18 @@ def test_a_scope_without_python_files_is_exit_2_not_clean(tmp_path: Path) -> Non
     result = CliRunner().invoke(app, ["audit-locks", str(empty)])
     assert result.exit_code == 2, result.output
     assert "no Python file to audit" in result.output
+
+
+def test_a_file_that_does_not_parse_leaves_an_aborted_results_file(tmp_path: Path) -> None:
+    # A clean locks.json of an earlier run must not stay behind for the gate to pass.
+    source = tmp_path / "app.py"
+    source.write_text("def handler() -> int:\n    return 1\n")
+    out = tmp_path / "locks.json"
+    assert CliRunner().invoke(app, ["audit-locks", str(source), "--out", str(out)]).exit_code == 0
+    source.write_text("def handler(:\n")
+    result = CliRunner().invoke(app, ["audit-locks", str(source), "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    results = read_results(out)
+    assert isinstance(results, LockAuditResults)
+    assert results.aborted and not results.valid
+    assert "cannot parse" in results.invalid_reasons[0]
