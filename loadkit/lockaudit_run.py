@@ -136,7 +136,7 @@ def write_failed_audit(
         files_checked=0,
         violations=0,
         aborted=True,
-        invalid_reasons=[f"lock audit did not complete: {reason}"],
+        invalid_reasons=[f"lock audit aborted: {reason}"],
     )
     try:
         return write_results(path, results)
