@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Literal
 
-from loadkit.config import FRACTION_METRICS, Criterion, ResultsKind
+from loadkit.config import Criterion, ResultsKind
 from loadkit.exceptions import ConfigError, CriteriaNotMetError, InputError, InvalidRunError
 from loadkit.kinds import ErrorKind
 from loadkit.results import (
@@ -36,6 +36,7 @@ from loadkit.results import (
     LockAuditResults,
     SmokeResults,
 )
+from loadkit.units import format_delta, format_percent, format_value
 
 AnyResults = SmokeResults | LoadResults | LockAuditResults
 Status = Literal["passed", "failed", "invalid", "not_evaluated"]
@@ -634,86 +635,6 @@ def _shorten(text: str | None, width: int = 60) -> str | None:
         return None
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"
-
-
-# --- formatting values (shared by every renderer) ------------------------------------------------
-
-
-def format_value(
-    metric: str, value: float, *, against: float | None = None, exact: bool = False
-) -> str:
-    """A metric's value with its unit: ``1040.2 ms``, ``10.00 %``, ``3 s``, ``125.4 req/s``.
-
-    With ``against`` (the threshold it is judged by), more digits are shown when needed so that a
-    value that differs from the threshold never prints as the threshold: 999.96 ms against
-    ``< 1000`` shows as ``999.96 ms``, not ``1000.0 ms`` beside a PASS. ``exact`` shows all the
-    digits a value has (a threshold of 999.95 is not ``1000.0 ms``).
-    """
-    scale, decimals, unit = _unit(metric)
-    text = _number(value * scale, decimals) + unit
-    if decimals is None:
-        return text
-    if exact:
-        extra = 0
-        while float(_number(value * scale, decimals + extra)) != round(value * scale, 9):
-            extra += 1
-            if extra == 9:
-                break
-        return _number(value * scale, decimals + extra) + unit
-    if against is None or value == against:
-        return text
-    limit = _number(against * scale, decimals) + unit
-    extra = 0
-    while text == limit and extra < 9:
-        extra += 1
-        text = _number(value * scale, decimals + extra) + unit
-        limit = _number(against * scale, decimals + extra) + unit
-    return text
-
-
-def format_delta(metric: str, value: float) -> str:
-    """A difference of a metric's values: fractions in percentage points. A difference that is
-    not zero never prints as zero (``0.04 ms``, not ``0.0 ms``)."""
-    scale, decimals, unit = _unit(metric)
-    if unit == " %":
-        unit = " pp"
-    text = _number(value * scale, decimals)
-    if decimals is not None and value != 0:
-        extra = 0
-        while float(text) == 0 and extra < 9:
-            extra += 1
-            text = _number(value * scale, decimals + extra)
-    return text + unit
-
-
-def format_percent(value: float, *, signed: bool = False) -> str:
-    """A relative change in percent, to 0.1 %, with more digits when that would show 0.0 %."""
-    sign = "+" if signed else ""
-    text = f"{value:{sign}.1f} %"
-    if value != 0 and abs(value) < 0.05:
-        text = f"{value:{sign}.2g} %"
-    return text
-
-
-def _unit(metric: str) -> tuple[float, int | None, str]:
-    """(scale, decimals, unit) a metric is shown with; None decimals: a count, shown as is."""
-    name = metric.rpartition(".")[2] if not metric.startswith("errors.") else "errors"
-    if name in FRACTION_METRICS:
-        return 100.0, 2, " %"
-    if name.endswith("_ms"):
-        return 1.0, 1, " ms"
-    if name.endswith("_s"):
-        return 1.0, 2, " s"
-    if name == "rps":
-        return 1.0, 1, " req/s"
-    return 1.0, None, ""
-
-
-def _number(value: float, decimals: int | None) -> str:
-    if decimals is not None:
-        return f"{value:.{decimals}f}"
-    # Counts: every digit (``:g`` would print 1234567 as 1.23457e+06).
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
 def raise_for_outcome(report: GateReport) -> None:

@@ -17,15 +17,9 @@ import orjson
 from tabulate import tabulate
 
 from loadkit.exceptions import ConfigError
-from loadkit.gate import (
-    Evidence,
-    GateReport,
-    Verdict,
-    format_delta,
-    format_percent,
-    format_value,
-)
+from loadkit.gate import Evidence, GateReport, Verdict
 from loadkit.results import write_output
+from loadkit.units import format_delta, format_percent, format_value
 
 VERDICT_SCHEMA = "loadkit.verdict/1"
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"

@@ -11,13 +11,7 @@ import pytest
 
 from loadkit.config import AcceptanceConfig, Criterion, parse_config
 from loadkit.exceptions import ConfigError, CriteriaNotMetError, InputError, InvalidRunError
-from loadkit.gate import (
-    GateReport,
-    evaluate_criteria,
-    format_delta,
-    format_value,
-    raise_for_outcome,
-)
+from loadkit.gate import GateReport, evaluate_criteria, raise_for_outcome
 from loadkit.recorder import LatencyRecorder
 from loadkit.report.gate import render_gate_table
 from loadkit.results import (
@@ -30,6 +24,7 @@ from loadkit.results import (
     SmokeResults,
     Stall,
 )
+from loadkit.units import format_delta, format_value
 
 T0 = 1_800_000_000.0
 LOGIN = "POST /api/auth/login"
