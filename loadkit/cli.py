@@ -158,14 +158,21 @@ def smoke(
     from loadkit.config import SmokeConfig, load_config
     from loadkit.report.smoke import render_smoke
     from loadkit.results import dump_results, write_output
-    from loadkit.smoke import run_smoke
+    from loadkit.smoke import aborted_smoke_results, run_smoke
 
     with exit_on_error():
         if config is None and not DEFAULT_CONFIG.exists():
             checks = SmokeConfig()
         else:
             checks = load_config(config or DEFAULT_CONFIG).smoke
-        results = run_smoke(host=host, config=checks, http2=http2, timeout_s=timeout)
+        try:
+            results = run_smoke(host=host, config=checks, http2=http2, timeout_s=timeout)
+        except TargetUnreachableError as error:
+            if out is not None:
+                # Not a stale --out of an earlier passing smoke run for the gate to read.
+                aborted = aborted_smoke_results(host=host, reason=str(error))
+                write_output(out, dump_results(aborted), option="--out")
+            raise
         if out is not None:
             write_output(out, dump_results(results), option="--out")
         if json_output:

@@ -135,6 +135,24 @@ async def run_smoke_async(
     )
 
 
+def aborted_smoke_results(*, host: str, reason: str) -> SmokeResults:
+    """Results for a smoke run that never ran (the target unreachable): marked aborted, so that
+    ``--out`` replaces an earlier file the gate would otherwise pass, with one it calls invalid."""
+    recorder = LatencyRecorder(start=RunClock().now())
+    recorder.finish(end=recorder.start)
+    overall = recorder.overall_histogram()
+    return SmokeResults(
+        target=host,
+        started_at=recorder.started_at,
+        duration_s=0.0,
+        totals=recorder.totals(),
+        latency_ms=overall.summary(),
+        histogram=overall.encode(),
+        aborted=True,
+        invalid_reasons=[f"smoke aborted: {reason}"],
+    )
+
+
 class _ClientFactory:
     """One ``AsyncClient`` per concurrent task, all sharing one TLS context (building one costs
     ~17 ms here, ten of them would be most of a smoke run)."""

@@ -145,6 +145,17 @@ def test_bad_host_exits_2() -> None:
     assert "--host" in output
 
 
+def test_unreachable_target_with_out_leaves_an_aborted_results_file(tmp_path: Path) -> None:
+    out = tmp_path / "smoke.json"
+    out.write_text("stale results of an earlier run")
+    code, output = smoke("--host", closed_port(), "--out", str(out))
+    assert code == 3, output
+    results = read_results(out)
+    assert isinstance(results, SmokeResults)
+    assert results.aborted and not results.valid
+    assert "cannot reach" in results.invalid_reasons[0]
+
+
 @pytest.mark.parametrize("timeout", ["0", "-1", "nan"])
 def test_bad_timeout_exits_2(timeout: str) -> None:
     code, output = smoke("--host", "http://127.0.0.1:1", "--timeout", timeout)
