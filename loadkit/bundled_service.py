@@ -47,12 +47,13 @@ class BundledService:
     ) -> None:
         """``workdir`` holds the SQLite database and ``service.log``; ``env`` adds ENGINES_*
         settings (faults, limits) on top of the current environment."""
-        self.workdir = workdir
+        # Absolute: the child runs inside workdir, so a relative database path would resolve twice.
+        self.workdir = workdir.resolve()
         self.host = host
         self.port = port or free_port(host)
         self.start_timeout_s = start_timeout_s
-        self.log_path = workdir / "service.log"
-        self.database_path = workdir / "engines.db"
+        self.log_path = self.workdir / "service.log"
+        self.database_path = self.workdir / "engines.db"
         self._env = env or {}
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
