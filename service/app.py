@@ -118,7 +118,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in routers:
         app.include_router(router)
     # add_middleware wraps: the last added is the outermost.
-    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     if services.faults.any_on:
         app.add_middleware(
             FaultInjectionMiddleware, plan=services.faults, clock=services.stall_clock
@@ -129,6 +128,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         retry_after_s=settings.retry_after_s,
         counter=services.in_flight,
     )
+    # Outside the in-flight limit: a client that declares a body and never sends it (or
+    # trickles it) must not hold one of the in-flight places, or a few such connections
+    # would get every other request refused as overloaded.
+    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(
         RequestContextMiddleware,
         access_log_level=settings.access_log_level,

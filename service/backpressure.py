@@ -7,8 +7,10 @@ the others when to come back. uvicorn's ``--limit-concurrency`` also answers 503
 
 The middleware sits inside ``RequestContextMiddleware`` (which turns ``Overloaded`` into the
 envelope, trace id, Retry-After and log line) and outside the fault injection (a slowed request
-still counts as in flight). ``/health``, ``/version`` and ``/metrics`` are never refused: probes
-and scrapes must see the service as it is, overloaded or not.
+still counts as in flight), but inside the body-size limit, which reads the body first: a client
+slow to send its body does not hold an in-flight place meanwhile. ``/health``, ``/version`` and
+``/metrics`` are never refused: probes and scrapes must see the service as it is, overloaded or
+not.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """ASGI middleware: trace ids, the request log line, unhandled errors, and the body-size limit.
 
-Order (outermost first): ``RequestContextMiddleware`` → ``InFlightLimitMiddleware``
-(service.backpressure) → ``FaultInjectionMiddleware`` (service.faults) → ``BodySizeLimitMiddleware``
-→ the app. Whatever the inner ones raise as a ``ServiceError`` is answered with the error
-envelope, a trace id and a log line by ``RequestContextMiddleware``.
+Order (outermost first): ``RequestContextMiddleware`` → ``BodySizeLimitMiddleware`` (the body is
+read before the request counts as in flight) → ``InFlightLimitMiddleware`` (service.backpressure)
+→ ``FaultInjectionMiddleware`` (service.faults) → the app. Whatever the inner ones raise as a
+``ServiceError`` is answered with the error envelope, a trace id and a log line by
+``RequestContextMiddleware``.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from engines_api import (
     open_client,
     register,
 )
+from starlette.types import Message
 
 from loadkit.bundled_service import BundledService
 from service.app import create_app
@@ -161,3 +162,39 @@ def test_a_burst_above_the_limits_gets_only_200_429_503_each_with_retry_after(
         if response.status_code in (429, 503):
             assert_retry_after(response)
             assert response.json()["error"]["kind"] in {"rate_limited", "overloaded"}
+
+
+async def test_a_client_that_never_sends_its_body_holds_no_in_flight_place(
+    make_settings: SettingsFactory,
+) -> None:
+    app = create_app(make_settings(max_in_flight=1))
+    never = asyncio.Event()
+
+    async def receive_nothing() -> Message:
+        await never.wait()  # a Content-Length that lies: the body never comes
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        pass
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "path": "/api/auth/login",
+        "raw_path": b"/api/auth/login",
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/json"), (b"content-length", b"100")],
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 8000),
+    }
+    async with open_client(app) as client:
+        stuck = asyncio.create_task(app(scope, receive_nothing, send))
+        await asyncio.sleep(0.05)  # the stuck request is waiting for its body
+        try:
+            response = await client.get("/api/auth/me")
+        finally:
+            never.set()
+            await stuck
+    assert_error(response, 401, "unauthorized")  # not 503 overloaded
