@@ -80,6 +80,11 @@ async def delete_item(item_id: int, claims: CurrentClaims, services: ServicesDep
     """Delete one of the caller's items."""
     if not _may_exist(item_id):
         raise NotFound(ITEM_NOT_FOUND)
+    storage = services.storage
+    # Forget the item before deleting it too: when the lock cannot be had afterwards
+    # (storage_lock_timeout), the cache must not keep serving an item the database no longer
+    # has. The second forget drops a copy a reader cached while the delete ran.
+    await storage.with_storage_traced("delete_item", lambda c: c.forget_item(item_id))
     async with services.database.write_session() as session:
         result = await session.execute(
             delete(Item).where(Item.id == item_id, Item.owner_id == claims.user_id)
@@ -87,7 +92,7 @@ async def delete_item(item_id: int, claims: CurrentClaims, services: ServicesDep
         deleted = getattr(result, "rowcount", 0)
     if not deleted:
         raise NotFound(ITEM_NOT_FOUND)
-    await services.storage.with_storage_traced("delete_item", lambda c: c.forget_item(item_id))
+    await storage.with_storage_traced("delete_item", lambda c: c.forget_item(item_id))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

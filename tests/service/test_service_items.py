@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import httpx
+import pytest
 from engines_api import SettingsFactory, assert_error, auth_headers, open_client
 from fastapi import FastAPI
 
 from service.dependencies import Services
+from service.errors import StorageLockTimeout
+from service.models import Item
 from service.settings import Settings
+from service.storage import StorageCache
+
+T = TypeVar("T")
 
 
 async def create(client: httpx.AsyncClient, headers: dict[str, str], name: str) -> int:
@@ -138,3 +147,28 @@ async def test_ids_and_offsets_no_row_can_have_are_4xx_not_500(client: httpx.Asy
         response = await client.get(f"/api/items?offset={offset}&limit={'9' * 40}", headers=headers)
         assert_error(response, 422, "validation_error")
     assert (await client.get(f"/api/items/{item_id}", headers=headers)).status_code == 200
+
+
+async def test_a_delete_whose_last_cache_update_times_out_leaves_no_stale_item(
+    client: httpx.AsyncClient, app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    headers = await auth_headers(client, "stale@example.org")
+    item_id = await create(client, headers, "deleted")  # now cached
+    services: Services = app.state.services
+    storage = services.storage
+    real = storage.with_storage_traced
+
+    async def busy_once_deleted(endpoint: str, fn: Callable[[StorageCache], T]) -> T:
+        """The storage lock cannot be had once the row is gone (as under contention)."""
+        if endpoint == "delete_item":
+            async with services.database.read_session() as session:
+                if await session.get(Item, item_id) is None:
+                    raise StorageLockTimeout("storage lock not acquired (test)")
+        return await real(endpoint, fn)
+
+    monkeypatch.setattr(storage, "with_storage_traced", busy_once_deleted)
+    deleted = await client.delete(f"/api/items/{item_id}", headers=headers)
+    assert_error(deleted, 503, "storage_lock_timeout")
+    monkeypatch.undo()
+    # The database no longer has it: neither may the cache.
+    assert_error(await client.get(f"/api/items/{item_id}", headers=headers), 404, "not_found")
