@@ -184,7 +184,7 @@ def _target(
     if host is not None:
         yield host.rstrip("/")
         return
-    workdir = folder / SERVICE_DIR
+    workdir = (folder / SERVICE_DIR).resolve()
     # A fresh database in the report folder, whatever ENGINES_DATABASE_URL says: acceptance
     # runs on a known, empty state.
     env = {"ENGINES_DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'engines.db'}"}

@@ -60,8 +60,9 @@ def run_accept(
         "default",
         "--duration",
         f"{duration_s:g}",
+        # Relative, as a user's default `reports/` is: the service's database lives under it.
         "--out-dir",
-        str(out_dir),
+        "reports",
         "--service-env",
         FAST_HASHING,
     ]
