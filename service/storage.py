@@ -71,10 +71,30 @@ class StorageCache:
 
     def __init__(self, max_entries: int) -> None:
         self.users: BoundedTable[str, UserRecord] = BoundedTable(max_entries)
+        self.unknown_emails: BoundedTable[str, bool] = BoundedTable(max_entries)
+        """Emails a login found no account for: the next login for one skips the database
+        read, as one for a cached user does, so that neither the work nor the time tells
+        whether an account exists."""
         self.items: BoundedTable[int, ItemRecord] = BoundedTable(max_entries)
         self.items_generation = 0
         """Bumped on every item delete: a read that missed the cache fills it from the database
         only if no delete happened meanwhile, so a deleted item is never cached again."""
+
+    def user_lookup(self, email: str) -> tuple[UserRecord | None, bool]:
+        """The cached user (or None), and whether the email is known to have no account."""
+        record = self.users.get(email)
+        return record, record is None and email in self.unknown_emails
+
+    def put_user(self, record: UserRecord) -> None:
+        """Cache a user (registered or read from the database); its email is no longer unknown."""
+        self.users.put(record.email, record)
+        self.unknown_emails.pop(record.email, None)
+
+    def note_unknown_email(self, email: str) -> None:
+        """Remember that a login found no account for ``email``, unless a registration cached
+        one meanwhile (the login's database read may predate it)."""
+        if email not in self.users:
+            self.unknown_emails.put(email, True)
 
     def fill_item(self, item: ItemRecord, seen_generation: int) -> None:
         """Cache an item read from the database, unless a delete raced the read."""

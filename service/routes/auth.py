@@ -36,7 +36,7 @@ async def register(body: Credentials, services: ServicesDep) -> UserOut:
             record = user.record()
     except IntegrityError:
         raise Conflict("email already registered") from None
-    await storage.with_storage_traced("register", lambda c: c.users.put(record.email, record))
+    await storage.with_storage_traced("register", lambda c: c.put_user(record))
     return _user_out(record)
 
 
@@ -45,18 +45,23 @@ async def login(body: Credentials, request: Request, services: ServicesDep) -> T
     """Exchange credentials for a bearer token.
 
     An unknown email costs the same bcrypt check (against a dummy hash) and gets the same 401 body
-    as a wrong password, so neither the body nor the timing tells whether the account exists.
+    as a wrong password, and is remembered as unknown so that, like a cached user, its next login
+    skips the database: neither the body nor the timing tells whether the account exists.
     Attempts past the login rate limits are refused (429) before any bcrypt work is spent.
     """
     address = request.client.host if request.client is not None else "unknown"
     services.login_limiter.check(address=address, account=body.email)
     storage = services.storage
-    record = await storage.with_storage_traced("login", lambda c: c.users.get(body.email))
-    if record is None:
+    record, known_unknown = await storage.with_storage_traced(
+        "login", lambda c: c.user_lookup(body.email)
+    )
+    if record is None and not known_unknown:
         record = await _load_user_by_email(services, body.email)
         if record is not None:
             found = record
-            await storage.with_storage_traced("login", lambda c: c.users.put(found.email, found))
+            await storage.with_storage_traced("login", lambda c: c.put_user(found))
+        else:
+            await storage.with_storage_traced("login", lambda c: c.note_unknown_email(body.email))
     ok = await services.passwords.verify(
         body.password, record.password_hash if record is not None else None
     )
@@ -76,7 +81,7 @@ async def me(claims: CurrentClaims, services: ServicesDep) -> UserOut:
         if record is None:
             raise Unauthorized("the token's user no longer exists")
         found = record
-        await storage.with_storage_traced("me", lambda c: c.users.put(found.email, found))
+        await storage.with_storage_traced("me", lambda c: c.put_user(found))
     return _user_out(record)
 
 

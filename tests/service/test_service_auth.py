@@ -9,8 +9,11 @@ import httpx
 import jwt
 import pytest
 from engines_api import TEST_PASSWORD, assert_error, auth_headers, login, register
+from fastapi import FastAPI
 
+from service.dependencies import Services
 from service.settings import Settings
+from service.storage import LockTimings, Storage, UserRecord
 
 EMAIL = "ada@example.org"
 
@@ -108,6 +111,49 @@ async def test_unknown_user_login_does_a_bcrypt_check(
     monkeypatch.setattr(bcrypt, "checkpw", counting_checkpw)
     assert_error(await login(client, "nobody@example.org"), 401, "invalid_credentials")
     assert len(calls) == 1
+
+
+async def test_a_cached_user_and_an_unknown_email_cost_the_same_work(
+    client: httpx.AsyncClient, app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The enumeration-by-timing defence beyond bcrypt: once seen, an unknown email skips the
+    database read as a cached user does, so the two logins do the same work."""
+    import bcrypt
+
+    from service.routes import auth
+
+    work: list[str] = []
+    real_load, real_checkpw = auth._load_user_by_email, bcrypt.checkpw
+
+    async def load(services: Services, email: str) -> UserRecord | None:
+        work.append("database")
+        return await real_load(services, email)
+
+    def checkpw(password: bytes, hashed: bytes) -> bool:
+        work.append("bcrypt")
+        return real_checkpw(password, hashed)
+
+    monkeypatch.setattr(auth, "_load_user_by_email", load)
+    monkeypatch.setattr(bcrypt, "checkpw", checkpw)
+    await register(client, EMAIL)
+    storage: Storage = app.state.services.storage
+    work_by_email: dict[str, list[list[str]]] = {}
+    for email in (EMAIL, "nobody@example.org"):
+        await storage.with_storage(lambda cache: cache.users.clear())
+        for _ in range(2):
+            work.clear()
+            locks_before = storage.timings.setdefault("login", LockTimings()).acquisitions
+            assert_error(await login(client, email, "wrong password"), 401, "invalid_credentials")
+            locks = storage.timings["login"].acquisitions - locks_before
+            work_by_email.setdefault(email, []).append([*work, f"{locks} lock uses"])
+    assert work_by_email[EMAIL] == work_by_email["nobody@example.org"], work_by_email
+    assert work_by_email[EMAIL][1] == ["bcrypt", "1 lock uses"]  # the second: cache only
+
+
+async def test_an_email_once_unknown_can_register_and_log_in(client: httpx.AsyncClient) -> None:
+    assert_error(await login(client, EMAIL), 401, "invalid_credentials")  # remembered unknown
+    assert (await register(client, EMAIL)).status_code == 201
+    assert (await login(client, EMAIL)).status_code == 200
 
 
 async def test_me_returns_the_token_owner(client: httpx.AsyncClient) -> None:
