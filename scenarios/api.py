@@ -82,7 +82,7 @@ class ApiUser(FastHttpUser):
         if not self.item_ids:
             return
         item_id = random.choice(self.item_ids)
-        self.client.get(f"/api/items/{item_id}", headers=self.headers, name="/api/items/{id}")
+        self.client.get(f"/api/items/{item_id}", headers=self.headers, name="/api/items/{item_id}")
 
     @task(1)
     def delete_item(self) -> None:
@@ -90,7 +90,7 @@ class ApiUser(FastHttpUser):
         if not self.item_ids:
             return
         item_id = self.item_ids.pop(0)
-        self.client.delete(f"/api/items/{item_id}", headers=self.headers, name="/api/items/{id}")
+        self.client.delete(f"/api/items/{item_id}", headers=self.headers, name="/api/items/{item_id}")
 
     @task(2)
     def me(self) -> None:
