@@ -27,7 +27,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from loadkit.bundled_service import BundledService
-from loadkit.recorder import LatencyHistogram, LatencyRecorder
+from loadkit.histogram import LatencyHistogram
+from loadkit.recorder import LatencyRecorder
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "benchmarks.md"

@@ -20,9 +20,9 @@ from typing import Any
 
 from loadkit.errorjoin import ClientComparison, ClientView
 from loadkit.exceptions import ConfigError
+from loadkit.histogram import LatencyHistogram
 from loadkit.kinds import ErrorKind
 from loadkit.logscan import ScanCounts
-from loadkit.recorder import LatencyHistogram
 
 REQUEST_EVENT = "request"
 POOL_EVENT = "db_pool"

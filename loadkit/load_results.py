@@ -34,19 +34,10 @@ def build_load_results(
         reasons.append(overload_reason(generator))
     if aborted and not any(r.startswith(ABORT_REASON) for r in reasons):
         reasons.append(f"{ABORT_REASON}: the run was stopped before its planned end")
-    overall = recorder.overall_histogram()
     return LoadResults(
         target=target,
-        started_at=recorder.started_at,
-        duration_s=round(recorder.duration_s(), 6),
         config=config,
-        totals=recorder.totals(),
-        latency_ms=overall.summary(),
-        histogram=overall.encode(),
-        endpoints=recorder.endpoint_results(),
-        errors=recorder.error_groups(),
-        timeline=recorder.timeline(),
-        longest_stall=recorder.longest_stall(),
+        **recorder.traffic_fields(),
         generator=generator,
         aborted=aborted,
         invalid_reasons=reasons,

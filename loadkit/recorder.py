@@ -12,31 +12,22 @@ encoding) into plain data that crosses process boundaries (Locust's worker repor
 
 from __future__ import annotations
 
-import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from fractions import Fraction
 from typing import Any
 
-from hdrh.histogram import HdrHistogram
-
 from loadkit.exceptions import InputError
+from loadkit.histogram import LatencyHistogram, us_to_ms
 from loadkit.results import (
     EncodedHistogram,
     EndpointResults,
     ErrorGroup,
-    LatencySummary,
     Stall,
     TimelinePoint,
     Totals,
 )
-
-LOWEST_US = 1
-HIGHEST_US = 60_000_000
-SIGNIFICANT_DIGITS = 3
-PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
 
 STALL_FLOOR_S = 0.1
 """Gaps between completions shorter than this are not kept: countless, and no gate cares."""
@@ -66,171 +57,6 @@ class RunClock:
     def now(self) -> float:
         """The current time on this clock, in seconds since the epoch."""
         return self._wall0 + (time.perf_counter() - self._mono0)
-
-
-class LatencyHistogram:
-    """An HDR histogram of latencies (µs) with the exact count, sum, min and max beside it."""
-
-    __slots__ = ("_hist", "_sum_ns", "clamped", "count", "max_us", "min_us")
-
-    def __init__(self) -> None:
-        self._hist = HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
-        self.count = 0
-        # The sum is kept in integer nanoseconds so that adding shares in any order gives the
-        # same total (float sums depend on the order), hence the same mean after a merge.
-        self._sum_ns = 0
-        self.min_us: float | None = None
-        self.max_us: float | None = None
-        self.clamped = 0
-
-    @property
-    def sum_us(self) -> float:
-        """The exact sum of the recorded latencies, in microseconds (to the nanosecond)."""
-        return self._sum_ns / 1000.0
-
-    @sum_us.setter
-    def sum_us(self, value: float) -> None:
-        self._sum_ns = round(value * 1000.0)
-
-    def record_us(self, value_us: float) -> None:
-        """Record one latency in microseconds (clamped into range, and counted if it was)."""
-        value_us = max(value_us, 0.0)
-        self.count += 1
-        self._sum_ns += round(value_us * 1000.0)
-        if self.min_us is None or value_us < self.min_us:
-            self.min_us = value_us
-        if self.max_us is None or value_us > self.max_us:
-            self.max_us = value_us
-        # hdrh wants ints (a float is accepted silently and mis-bucketed) and drops values out
-        # of range by returning False: clamp first so that nothing is lost without a trace.
-        # Rounding up keeps every bucket's upper end at or above the true value, so a reported
-        # percentile is never below the true one.
-        value = math.ceil(value_us)
-        if value < LOWEST_US:
-            value = LOWEST_US
-            self.clamped += 1
-        elif value > HIGHEST_US:
-            value = HIGHEST_US
-            self.clamped += 1
-        self._hist.record_value(value)
-
-    def add(self, other: LatencyHistogram) -> None:
-        """Add another histogram's values to this one (exact)."""
-        if other.count == 0:
-            return
-        self._hist.add(other._hist)
-        self.count += other.count
-        self._sum_ns += other._sum_ns
-        self.clamped += other.clamped
-        if other.min_us is not None and (self.min_us is None or other.min_us < self.min_us):
-            self.min_us = other.min_us
-        if other.max_us is not None and (self.max_us is None or other.max_us > self.max_us):
-            self.max_us = other.max_us
-
-    def percentiles_us(self, percentiles: tuple[float, ...] = PERCENTILES) -> dict[float, float]:
-        """Values at the given percentiles by nearest rank, to HDR precision.
-
-        The value at percentile p is the one at rank ceil(p/100 * count) in sorted order (so at
-        least p % of the values are at or below it). It is reported as the upper end of its HDR
-        bucket: never below the true value, at most one bucket width (under 0.1 %) plus 1 µs above
-        it, and capped at the exact maximum, so no percentile is ever above max.
-        """
-        if self.count == 0 or self.max_us is None:
-            return {}
-        hist = self._hist
-        total_count = hist.get_total_count()
-        # hdrh's own percentile functions round the rank half up (int(x + 0.5)): with 11 values
-        # its P95 is the 10th, which only 91 % of the values are at or below. Nearest rank
-        # instead, computed exactly (99.9 % of 1000 is 999, not 999.0000000000001).
-        targets = sorted(
-            (max(math.ceil(Fraction(str(p)) * total_count / 100), 1), p) for p in percentiles
-        )
-        values: dict[float, float] = {}
-        if total_count == 0:
-            return values
-        counts = hist.counts
-        seen = 0
-        next_target = 0
-        # One scan for all percentiles, up to the highest bucket in use.
-        top_value = min(max(math.ceil(self.max_us), LOWEST_US), HIGHEST_US)
-        top_index = hist.get_counts_array_index(top_value) + 1
-        for index in range(min(top_index, hist.counts_len)):
-            count = counts[index]
-            if not count:
-                continue
-            seen += count
-            while next_target < len(targets) and seen >= targets[next_target][0]:
-                value = hist.get_highest_equivalent_value(hist.get_value_from_index(index))
-                values[targets[next_target][1]] = float(value)
-                next_target += 1
-            if next_target == len(targets):
-                break
-        top = self.max_us
-        bottom = self.min_us if self.min_us is not None else 0.0
-        return {p: max(min(values.get(p, top), top), bottom) for p in percentiles}
-
-    def summary(self) -> LatencySummary:
-        """Latency in milliseconds: exact count, min, mean, max; percentiles to HDR precision."""
-        if self.count == 0:
-            return LatencySummary(count=0)
-        values = self.percentiles_us()
-        return LatencySummary(
-            count=self.count,
-            min=_ms(self.min_us),
-            mean=_ms(self.sum_us / self.count),
-            p50=_ms(values.get(50.0)),
-            p90=_ms(values.get(90.0)),
-            p95=_ms(values.get(95.0)),
-            p99=_ms(values.get(99.0)),
-            p999=_ms(values.get(99.9)),
-            max=_ms(self.max_us),
-        )
-
-    def encode(self) -> EncodedHistogram:
-        """The histogram in its portable, mergeable form."""
-        return EncodedHistogram(
-            lowest_us=LOWEST_US,
-            highest_us=HIGHEST_US,
-            significant_digits=SIGNIFICANT_DIGITS,
-            count=self.count,
-            sum_us=self.sum_us,
-            min_us=self.min_us,
-            max_us=self.max_us,
-            clamped=self.clamped,
-            data=self._hist.encode().decode("ascii"),
-        )
-
-    @classmethod
-    def decode(cls, encoded: EncodedHistogram) -> LatencyHistogram:
-        """Rebuild a histogram from ``encode()``; refuses another layout (it would not merge)."""
-        layout = (encoded.lowest_us, encoded.highest_us, encoded.significant_digits)
-        if layout != (LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS):
-            raise InputError(
-                f"histogram layout {layout} differs from loadkit's "
-                f"{(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)}; it cannot be merged exactly"
-            )
-        histogram = cls()
-        try:
-            decoded = HdrHistogram.decode(encoded.data.encode("ascii"))
-        except Exception as exc:  # hdrh raises TypeError, zlib.error and its own cookie errors
-            raise InputError(f"histogram data cannot be decoded: {exc}") from None
-        if decoded.get_total_count() != encoded.count:
-            raise InputError(
-                f"histogram data holds {decoded.get_total_count()} values but says {encoded.count}"
-            )
-        if encoded.count:
-            histogram._hist.add(decoded)
-        histogram.count = encoded.count
-        histogram.sum_us = encoded.sum_us
-        histogram.min_us = encoded.min_us
-        histogram.max_us = encoded.max_us
-        histogram.clamped = encoded.clamped
-        return histogram
-
-
-def _ms(value_us: float | None) -> float | None:
-    # Microsecond resolution is all the input has; more digits would be noise.
-    return None if value_us is None else round(value_us / 1000.0, 3)
 
 
 @dataclass
@@ -382,7 +208,7 @@ class LatencyRecorder:
                 t=self._open_t,
                 completions=self._open.completions,
                 errors=self._open.errors,
-                p95_ms=_ms(p95),
+                p95_ms=us_to_ms(p95),
             )
             self._open.histograms.append(self._open_hist.encode())
             self._merge_second(self._open_t, self._open)
@@ -531,7 +357,10 @@ class LatencyRecorder:
             p95 = histogram.percentiles_us((95.0,)).get(95.0)
             points.append(
                 TimelinePoint(
-                    t_s=t, completions=second.completions, errors=second.errors, p95_ms=_ms(p95)
+                    t_s=t,
+                    completions=second.completions,
+                    errors=second.errors,
+                    p95_ms=us_to_ms(p95),
                 )
             )
         return points
@@ -690,6 +519,22 @@ class LatencyRecorder:
         if share.get("end") is not None:
             end = float(share["end"])
             self.end = end if self.end is None else max(self.end, end)
+
+    def traffic_fields(self) -> dict[str, Any]:
+        """What every results file of requests carries, measured here: the keyword arguments of
+        ``SmokeResults``/``LoadResults`` besides target, config and kind-specific fields."""
+        overall = self.overall_histogram()
+        return {
+            "started_at": self.started_at,
+            "duration_s": round(self.duration_s(), 6),
+            "totals": self.totals(),
+            "latency_ms": overall.summary(),
+            "histogram": overall.encode(),
+            "endpoints": self.endpoint_results(),
+            "errors": self.error_groups(),
+            "timeline": self.timeline(),
+            "longest_stall": self.longest_stall(),
+        }
 
     @property
     def started_at(self) -> datetime:

@@ -114,24 +114,15 @@ async def run_smoke_async(
     end = clock.now()
     recorder.finish(end=end)
 
-    overall = recorder.overall_histogram()
     return SmokeResults(
         target=base,
-        started_at=recorder.started_at,
-        duration_s=round(recorder.duration_s(), 6),
         config={
             "http2": http2,
             "timeout_s": timeout,
             "checks": [c.model_dump(mode="json", by_alias=True) for c in config.checks],
         },
-        totals=recorder.totals(),
-        latency_ms=overall.summary(),
-        histogram=overall.encode(),
-        endpoints=recorder.endpoint_results(),
-        errors=recorder.error_groups(),
-        timeline=recorder.timeline(),
-        longest_stall=recorder.longest_stall(),
         checks=list(results),
+        **recorder.traffic_fields(),
     )
 
 
@@ -140,16 +131,11 @@ def aborted_smoke_results(*, host: str, reason: str) -> SmokeResults:
     ``--out`` replaces an earlier file the gate would otherwise pass, with one it calls invalid."""
     recorder = LatencyRecorder(start=RunClock().now())
     recorder.finish(end=recorder.start)
-    overall = recorder.overall_histogram()
     return SmokeResults(
         target=host,
-        started_at=recorder.started_at,
-        duration_s=0.0,
-        totals=recorder.totals(),
-        latency_ms=overall.summary(),
-        histogram=overall.encode(),
         aborted=True,
         invalid_reasons=[f"smoke aborted: {reason}"],
+        **recorder.traffic_fields(),
     )
 
 

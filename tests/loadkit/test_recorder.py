@@ -10,14 +10,8 @@ import orjson
 import pytest
 
 from loadkit.exceptions import InputError
-from loadkit.recorder import (
-    HIGHEST_US,
-    PERCENTILES,
-    STALL_FLOOR_S,
-    TRACE_ID_SAMPLE,
-    LatencyHistogram,
-    LatencyRecorder,
-)
+from loadkit.histogram import HIGHEST_US, PERCENTILES, LatencyHistogram
+from loadkit.recorder import STALL_FLOOR_S, TRACE_ID_SAMPLE, LatencyRecorder
 from loadkit.results import EncodedHistogram
 
 # HDR with 3 significant digits keeps 2048 sub-buckets: a bucket is at most 1/1024 of its value

@@ -9,7 +9,8 @@ import orjson
 import pytest
 
 from loadkit.exceptions import InputError
-from loadkit.recorder import LatencyHistogram, LatencyRecorder
+from loadkit.histogram import LatencyHistogram
+from loadkit.recorder import LatencyRecorder
 from loadkit.results import (
     SCHEMA,
     LoadResults,
