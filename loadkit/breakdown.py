@@ -44,6 +44,8 @@ OTHER_ENDPOINTS = "(other endpoints)"
 OTHER_KINDS = "(other kinds)"
 UNKNOWN_KIND = ErrorKind.UNEXPECTED_STATUS.value
 """The kind of an error line that carries a 4xx/5xx status but no kind (as the harness does)."""
+NO_RESPONSE_KIND = "no_response"
+"""The kind of a request line with status 0 and no kind: the service sent no answer at all."""
 
 # Field names of the service's pool line (service/pool_metrics.py: checked_out, checked_in,
 # waited and timed_out since the previous line), with spellings other services use.
@@ -380,13 +382,15 @@ class BreakdownBuilder:
         kind = obj.get("error_kind")
         trace_id = obj.get("trace_id")
         client = self.client
-        if kind is None and status < 400:
+        # Status 0: the service never answered (cancelled at the end of its shutdown grace, or
+        # the client left before sending its body). Not a success, whatever the missing kind.
+        if kind is None and 0 < status < 400:
             self._success += 1
             if client is not None:
                 client.observe_success(trace_id, status)
             return
         if not isinstance(kind, str):
-            kind = UNKNOWN_KIND
+            kind = NO_RESPONSE_KIND if status == 0 else UNKNOWN_KIND
         counts[1] += 1
         self._errors += 1
         self._add_error(endpoint, kind, status, epoch, obj, trace_id)

@@ -133,6 +133,13 @@ def test_error_status_without_a_kind_is_an_unexpected_status() -> None:
     assert result.top[0].kind == "unexpected_status"
 
 
+def test_a_request_the_service_never_answered_is_an_error_not_a_success() -> None:
+    """Status 0, no kind: cancelled at the end of the shutdown grace, or the client left."""
+    result = build([request("/api/items", status=0), request("/api/items", at=1)])
+    assert result.totals.errors == 1
+    assert result.top[0].kind == "no_response"
+
+
 def test_since_and_until_keep_only_lines_in_the_window() -> None:
     lines = [request("/api/auth/login", at=i, status=503, kind="overloaded") for i in range(10)]
     lines.append({"event": "request", "endpoint": "/x", "status_code": 500, "ts": "garbage"})
