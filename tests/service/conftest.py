@@ -1,8 +1,11 @@
-"""Fixtures: the real app on a real SQLite file, driven in-process by httpx ASGITransport."""
+"""Fixtures: the real app on a real SQLite file, driven in-process by httpx ASGITransport; and,
+for the PostgreSQL tests, a throwaway PostgreSQL cluster with a fresh database per test."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +13,8 @@ import httpx
 import pytest
 from engines_api import SettingsFactory, open_client
 from fastapi import FastAPI
+from postgres_cluster import PostgresCluster, PostgresUnavailable, find_bindir
+from sqlalchemy.engine import make_url
 
 from service.app import create_app
 from service.dependencies import Services
@@ -59,3 +64,64 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """A client of the started app (tables created, dummy hash made)."""
     async with open_client(app) as c:
         yield c
+
+
+POSTGRES_URL_ENV = "ENGINES_TEST_POSTGRES_URL"
+"""Use this server (a postgresql+asyncpg:// URL of a superuser, or a role allowed to create
+databases) instead of starting a throwaway cluster."""
+
+REQUIRE_POSTGRES_ENV = "ENGINES_TEST_REQUIRE_POSTGRES"
+"""When set (CI), missing PostgreSQL binaries fail the PostgreSQL tests instead of skipping them."""
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """The asyncpg URL of a PostgreSQL server's maintenance database: ``ENGINES_TEST_POSTGRES_URL``
+    when set, else a throwaway cluster started for this session and stopped at its end."""
+    given = os.environ.get(POSTGRES_URL_ENV)
+    if given:
+        yield given
+        return
+    try:
+        cluster = PostgresCluster(find_bindir())
+    except PostgresUnavailable as exc:
+        if os.environ.get(REQUIRE_POSTGRES_ENV):
+            pytest.fail(f"{REQUIRE_POSTGRES_ENV} is set but: {exc}")
+        pytest.skip(str(exc))
+    try:
+        cluster.start()
+        yield cluster.url()
+    finally:
+        cluster.stop()
+
+
+def _asyncpg_connect_kwargs(url: str) -> dict[str, Any]:
+    parsed = make_url(url)
+    return {
+        "host": parsed.host,
+        "port": parsed.port,
+        "user": parsed.username,
+        "password": parsed.password,
+        "database": parsed.database,
+    }
+
+
+@pytest.fixture
+async def postgres_url(postgres_server: str) -> AsyncIterator[str]:
+    """The asyncpg URL of a fresh, empty database on the test server, dropped afterwards."""
+    import asyncpg  # the dev extra installs it; imported here so SQLite-only runs need not
+
+    name = f"loadkit_test_{uuid.uuid4().hex[:16]}"
+    admin = await asyncpg.connect(**_asyncpg_connect_kwargs(postgres_server))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        yield make_url(postgres_server).set(database=name).render_as_string(hide_password=False)
+    finally:
+        admin = await asyncpg.connect(**_asyncpg_connect_kwargs(postgres_server))
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
