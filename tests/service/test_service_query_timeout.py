@@ -3,7 +3,6 @@ connection it ran on goes back to the pool usable."""
 
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
@@ -105,17 +104,13 @@ async def test_the_slow_query_fault_past_the_timeout_is_a_query_timeout(
         assert (await client.get("/health")).status_code == 200  # /health is never faulted
 
 
-POSTGRES_URL = os.environ.get("ENGINES_TEST_POSTGRES_URL")
-"""e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/postgres; the test below needs a server."""
-
-
-@pytest.mark.skipif(POSTGRES_URL is None, reason="set ENGINES_TEST_POSTGRES_URL to a server")
 async def test_postgres_statements_are_cancelled_by_the_server_at_the_timeout(
-    make_settings: SettingsFactory,
+    make_settings: SettingsFactory, postgres_url: str
 ) -> None:
+    # postgres_url: a fresh database on a throwaway cluster (or ENGINES_TEST_POSTGRES_URL's server).
     app = create_app(
         make_settings(
-            database_url=POSTGRES_URL, query_timeout_s=TIMEOUT_S, db_pool_size=1, db_max_overflow=0
+            database_url=postgres_url, query_timeout_s=TIMEOUT_S, db_pool_size=1, db_max_overflow=0
         )
     )
 
