@@ -13,8 +13,13 @@ import httpx
 import pytest
 from engines_api import SettingsFactory, open_client
 from fastapi import FastAPI
-from postgres_cluster import PostgresCluster, PostgresUnavailable, find_bindir
-from sqlalchemy.engine import make_url
+from postgres_cluster import (
+    PostgresCluster,
+    PostgresUnavailable,
+    create_database,
+    drop_database,
+    find_bindir,
+)
 
 from service.app import create_app
 from service.dependencies import Services
@@ -95,33 +100,12 @@ def postgres_server() -> Iterator[str]:
         cluster.stop()
 
 
-def _asyncpg_connect_kwargs(url: str) -> dict[str, Any]:
-    parsed = make_url(url)
-    return {
-        "host": parsed.host,
-        "port": parsed.port,
-        "user": parsed.username,
-        "password": parsed.password,
-        "database": parsed.database,
-    }
-
-
 @pytest.fixture
 async def postgres_url(postgres_server: str) -> AsyncIterator[str]:
     """The asyncpg URL of a fresh, empty database on the test server, dropped afterwards."""
-    import asyncpg  # the dev extra installs it; imported here so SQLite-only runs need not
-
     name = f"loadkit_test_{uuid.uuid4().hex[:16]}"
-    admin = await asyncpg.connect(**_asyncpg_connect_kwargs(postgres_server))
+    url = await create_database(postgres_server, name)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield url
     finally:
-        await admin.close()
-    try:
-        yield make_url(postgres_server).set(database=name).render_as_string(hide_password=False)
-    finally:
-        admin = await asyncpg.connect(**_asyncpg_connect_kwargs(postgres_server))
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await drop_database(postgres_server, name)

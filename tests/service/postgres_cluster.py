@@ -20,6 +20,9 @@ import subprocess
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
 
 SUPERUSER = "postgres"
 """The cluster's superuser (``initdb -U``), whatever OS user runs it."""
@@ -192,3 +195,37 @@ class PostgresCluster:
             self._pg_ctl_stop()
             self._started = False
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def asyncpg_connect_kwargs(url: str) -> dict[str, Any]:
+    """``asyncpg.connect`` arguments for a SQLAlchemy ``postgresql+asyncpg://`` URL."""
+    parsed = make_url(url)
+    return {
+        "host": parsed.host,
+        "port": parsed.port,
+        "user": parsed.username,
+        "password": parsed.password,
+        "database": parsed.database,
+    }
+
+
+async def admin_execute(server_url: str, statement: str) -> None:
+    """Run one statement on the server's maintenance database (outside any transaction)."""
+    import asyncpg  # the dev extra installs it; imported here so SQLite-only runs need not
+
+    connection = await asyncpg.connect(**asyncpg_connect_kwargs(server_url))
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+async def create_database(server_url: str, name: str) -> str:
+    """Create database ``name`` on the server; returns its asyncpg URL."""
+    await admin_execute(server_url, f'CREATE DATABASE "{name}"')
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+async def drop_database(server_url: str, name: str) -> None:
+    """Drop database ``name`` if it exists, disconnecting whoever uses it."""
+    await admin_execute(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
