@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from service.errors import DatabaseError
 from service.faults import in_fault_scope
 from service.models import Base
 from service.pool_metrics import PoolMonitor
@@ -119,6 +120,12 @@ class Database:
         except sqlalchemy.exc.TimeoutError:
             monitor.note_timeout()
             raise
+        except Exception as exc:
+            # Any other failure to get a connection is a database that cannot be reached. On
+            # PostgreSQL, asyncpg's connect fails with errors classify() cannot tell from a bug
+            # (a raw ConnectionRefusedError, or a bare DBAPIError for "database does not
+            # exist", "the database system is shutting down"...): a 500 instead of a 503.
+            raise DatabaseError() from exc
         monitor.note_checkout(waited=waited)
         return result
 

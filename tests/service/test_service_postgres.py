@@ -19,7 +19,9 @@ from engines_api import (
     register,
 )
 from fastapi import FastAPI
+from postgres_cluster import drop_database, free_port
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 
 from service.app import create_app
 from service.dependencies import Services
@@ -154,3 +156,31 @@ async def test_50_concurrent_registrations_give_only_201_or_409(
         assert await session.scalar(select(func.count()).select_from(User)) == 30
     logins = await asyncio.gather(*(login(pg_client, email) for email in set(emails)))
     assert {r.status_code for r in logins} == {200}
+
+
+async def test_a_database_gone_away_is_a_503_database_error_not_a_500(
+    pg_client: httpx.AsyncClient, postgres_server: str, postgres_url: str
+) -> None:
+    assert (await register(pg_client, "before@example.org")).status_code == 201
+    # Drop the database under the running app: its pooled connections are killed, and
+    # reconnecting fails inside asyncpg's connect, with an error SQLAlchemy does not wrap.
+    await drop_database(postgres_server, make_url(postgres_url).database or "")
+    assert_error(await pg_client.get("/health"), 503, "database_error")
+    assert_error(await register(pg_client, "after@example.org"), 503, "database_error")
+    assert_error(await login(pg_client, "unknown@example.org"), 503, "database_error")
+
+
+async def test_a_server_that_refuses_connections_is_a_503_database_error_not_a_500(
+    make_settings: SettingsFactory,
+) -> None:
+    # Nobody listens on this port: asyncpg's connect raises a bare ConnectionRefusedError.
+    app = create_app(
+        make_settings(database_url=f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/x")
+    )
+    # No lifespan (its start-up would fail creating tables): requests only.
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://engines.test") as client:
+        assert_error(await client.get("/health"), 503, "database_error")
+        assert_error(await register(client, "refused@example.org"), 503, "database_error")
+        assert_error(await login(client, "refused@example.org"), 503, "database_error")
+    await app.state.services.database.dispose()
