@@ -126,3 +126,35 @@ async def test_postgres_statements_are_cancelled_by_the_server_at_the_timeout(
         assert_error(response, 503, "query_timeout")
         assert time.perf_counter() - started < 10
         assert (await client.get("/health")).status_code == 200
+
+
+async def test_a_postgres_write_cancelled_mid_transaction_is_rolled_back(
+    make_settings: SettingsFactory, postgres_url: str
+) -> None:
+    app = create_app(
+        make_settings(
+            database_url=postgres_url, query_timeout_s=TIMEOUT_S, db_pool_size=1, db_max_overflow=0
+        )
+    )
+
+    @app.post("/test/pg-slow-write")
+    async def slow_write(services: ServicesDep) -> dict[str, str]:
+        async with services.database.write_session() as session:
+            await session.execute(
+                text(
+                    "INSERT INTO users (email, password_hash, created_at) "
+                    "VALUES ('w@example.org', '\\x00'::bytea, now())"
+                )
+            )
+            await session.execute(text("SELECT pg_sleep(20)"))
+        return {"status": "written"}
+
+    async with open_client(app) as client:
+        started = time.perf_counter()
+        assert_error(await client.post("/test/pg-slow-write"), 503, "query_timeout")
+        assert time.perf_counter() - started < 10
+        # The one connection is usable again and the insert did not survive.
+        registered = await client.post(
+            "/api/auth/register", json={"email": "w@example.org", "password": "password123"}
+        )
+        assert registered.status_code == 201, registered.text
