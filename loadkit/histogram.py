@@ -19,15 +19,21 @@ LOWEST_US = 1
 HIGHEST_US = 60_000_000
 SIGNIFICANT_DIGITS = 3
 PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
+PENDING_LIMIT = 4096
+"""Distinct values a histogram holds outside its HDR counts before it adds them in: memory flat."""
 
 
 class LatencyHistogram:
     """An HDR histogram of latencies (µs) with the exact count, sum, min and max beside it."""
 
-    __slots__ = ("_hist", "_sum_ns", "clamped", "count", "max_us", "min_us")
+    __slots__ = ("_hist", "_pending", "_sum_ns", "clamped", "count", "max_us", "min_us")
 
     def __init__(self) -> None:
         self._hist = HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
+        # Recorded values (integer µs, already clamped) not yet in ``_hist``, with their counts:
+        # hdrh's record_value is pure Python and costs more than the rest of a record, so values
+        # wait here and go into ``_hist`` in bulk (``_synced``) before anything reads it.
+        self._pending: dict[int, int] = {}
         self.count = 0
         # The sum is kept in integer nanoseconds so that adding shares in any order gives the
         # same total (float sums depend on the order), hence the same mean after a merge.
@@ -47,12 +53,18 @@ class LatencyHistogram:
 
     def record_us(self, value_us: float) -> None:
         """Record one latency in microseconds (clamped into range, and counted if it was)."""
-        value_us = max(value_us, 0.0)
+        # The generator's hot path (once per request): plain comparisons, no function calls
+        # beyond round and ceil.
+        if value_us < 0.0:
+            value_us = 0.0
         self.count += 1
         self._sum_ns += round(value_us * 1000.0)
-        if self.min_us is None or value_us < self.min_us:
+        min_us = self.min_us
+        if min_us is None:
+            self.min_us = self.max_us = value_us
+        elif value_us < min_us:
             self.min_us = value_us
-        if self.max_us is None or value_us > self.max_us:
+        elif value_us > self.max_us:  # type: ignore[operator]  # set together with min_us
             self.max_us = value_us
         # hdrh wants ints (a float is accepted silently and mis-bucketed) and drops values out
         # of range by returning False: clamp first so that nothing is lost without a trace.
@@ -65,13 +77,26 @@ class LatencyHistogram:
         elif value > HIGHEST_US:
             value = HIGHEST_US
             self.clamped += 1
-        self._hist.record_value(value)
+        pending = self._pending
+        pending[value] = pending.get(value, 0) + 1
+        if len(pending) > PENDING_LIMIT:
+            self._synced()
+
+    def _synced(self) -> HdrHistogram:
+        """The HDR histogram with every recorded value in it."""
+        pending = self._pending
+        if pending:
+            record_value = self._hist.record_value
+            for value, count in pending.items():
+                record_value(value, count)
+            pending.clear()
+        return self._hist
 
     def add(self, other: LatencyHistogram) -> None:
         """Add another histogram's values to this one (exact)."""
         if other.count == 0:
             return
-        self._hist.add(other._hist)
+        self._hist.add(other._synced())
         self.count += other.count
         self._sum_ns += other._sum_ns
         self.clamped += other.clamped
@@ -90,7 +115,7 @@ class LatencyHistogram:
         """
         if self.count == 0 or self.max_us is None:
             return {}
-        hist = self._hist
+        hist = self._synced()
         total_count = hist.get_total_count()
         # hdrh's own percentile functions round the rank half up (int(x + 0.5)): with 11 values
         # its P95 is the 10th, which only 91 % of the values are at or below. Nearest rank
@@ -150,7 +175,7 @@ class LatencyHistogram:
             min_us=self.min_us,
             max_us=self.max_us,
             clamped=self.clamped,
-            data=self._hist.encode().decode("ascii"),
+            data=self._synced().encode().decode("ascii"),
         )
 
     @classmethod
