@@ -59,7 +59,7 @@ class RunClock:
         return self._wall0 + (time.perf_counter() - self._mono0)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Endpoint:
     histogram: LatencyHistogram = field(default_factory=LatencyHistogram)
     ok: int = 0
@@ -102,7 +102,7 @@ class _ErrorGroupState:
         self.last = max(self.last, last)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Second:
     completions: int = 0
     errors: int = 0
@@ -182,7 +182,21 @@ class LatencyRecorder:
             )
         else:
             state.ok += 1
-        self._record_second(end, latency_us, failed)
+        # This runs once per request in the load generator: the open second and the gap
+        # bookkeeping are inlined (_record_second, _record_gap) and quick exits come first.
+        t = int(end - self.start)
+        if t != self._open_t or t < 0:
+            self._record_second(end, latency_us, failed)
+        else:
+            second = self._open
+            second.completions += 1
+            if failed:
+                second.errors += 1
+            self._open_hist.record_us(latency_us)
+        if end >= self._last_completion and end - self._last_completion < STALL_FLOOR_S:
+            self._last_completion = end
+            if not self._quiet or self._quiet[-1][1] <= end - latency_s:
+                return  # no quiet span to mark as stalled: the common case
         self._record_gap(end, latency_s)
 
     def _record_second(self, end: float, latency_us: float, failed: bool) -> None:
