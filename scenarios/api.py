@@ -90,7 +90,9 @@ class ApiUser(FastHttpUser):
         if not self.item_ids:
             return
         item_id = self.item_ids.pop(0)
-        self.client.delete(f"/api/items/{item_id}", headers=self.headers, name="/api/items/{item_id}")
+        self.client.delete(
+            f"/api/items/{item_id}", headers=self.headers, name="/api/items/{item_id}"
+        )
 
     @task(2)
     def me(self) -> None:
