@@ -50,6 +50,12 @@ def classify_failure(response: Any, exception: BaseException) -> Failure:
 
 def client_kind(exception: BaseException) -> str:
     """The kind of a failure that got no response."""
+    original = getattr(exception, "original", None)
+    if isinstance(original, BaseException) and original is not exception:
+        # geventhttpclient gives up on an error it retries (a read timeout above all) with
+        # RetriesExceeded(url, retries, original=<the error>), a ConnectionError of its own
+        # that chains nothing: FastHttpUser's network_timeout arrives so. The cause is the kind.
+        return client_kind(original)
     kind = classify_os_error(exception)
     if kind is not None:
         return kind

@@ -26,6 +26,15 @@ class Timeout(BaseException):
     """Named as gevent's (a BaseException there too)."""
 
 
+class RetriesExceeded(Exception):
+    """As geventhttpclient's: what FastHttpUser raises on its network_timeout, the cause kept
+    only in ``original`` (no __cause__ or __context__)."""
+
+    def __init__(self, url: str, retries: int, *, original: BaseException | None) -> None:
+        super().__init__(url, retries)
+        self.original = original
+
+
 def test_kind_message_and_trace_id_come_from_the_error_body() -> None:
     body = (
         b'{"error": {"kind": "storage_lock_timeout", "message": "storage busy", "trace_id": "t-9"}}'
@@ -60,6 +69,9 @@ def test_a_2xx_the_scenario_failed_is_unexpected_status_with_its_reason() -> Non
         (Timeout(), "timeout"),
         (HTTPConnectionClosed("connection closed"), "connection_reset"),
         (ValueError("garbled status line"), "protocol_error"),
+        (RetriesExceeded("http://h/x", 0, original=TimeoutError("timed out")), "timeout"),
+        (RetriesExceeded("http://h/x", 0, original=Timeout()), "timeout"),
+        (RetriesExceeded("http://h/x", 0, original=None), "protocol_error"),
     ],
 )
 def test_failures_without_a_response_are_classified_by_exception(
