@@ -68,6 +68,11 @@ BATCH_SIZE = 256
 Called between requests, amid Locust's and geventhttpclient's code, the recorder ran ~2.5× slower
 than in a loop of its own (caches cold); batched, its cost per request is the loop's. Every read
 of the recorder flushes first, so what it holds, and in what order it got it, is unchanged."""
+CPU_WARNING_PERCENT = 90.0
+"""Locust's threshold: a process above it measures its own queueing, not the target."""
+OWN_CPU_MIN_S = 1.0
+"""The plugin's own CPU reading covers the end of a test: the span since Locust's last reading
+(every 10 s) or since the test started. Spans shorter than this are too noisy to judge."""
 USER_RUNNING = "running"
 """``User._state`` while a user runs a task (as opposed to "waiting" between tasks)."""
 
@@ -152,6 +157,8 @@ class LoadkitPlugin:
         self._endpoints: dict[tuple[str, str], str] = {}
         # Successful requests not yet in the recorder: (endpoint, response time ms, end).
         self._batch: list[tuple[str, float, float]] = []
+        # Process CPU seconds and perf_counter when Locust last read the CPU (or the test began).
+        self._cpu_mark: tuple[float, float] | None = None
 
         ev = environment.events
         ev.test_start.add_listener(self.on_test_start)
@@ -215,6 +222,7 @@ class LoadkitPlugin:
         self.results_path = None
         self.cpu_warnings = 0
         self.max_cpu = None
+        self._cpu_mark = (_process_cpu_s(), time.perf_counter())
         self.requests = 0
         self.errors = 0
         self.rate_samples.clear()
@@ -266,6 +274,7 @@ class LoadkitPlugin:
         if self.recorder is None or self.stop_time is not None:
             return
         self.stop_time = self.clock.now()
+        self._check_own_cpu()
         if self.is_master:
             self.expected_workers = set(self.runner.clients.keys())
         else:
@@ -281,6 +290,7 @@ class LoadkitPlugin:
             return
         if self.stop_time is None:
             self.stop_time = self.clock.now()
+        self._check_own_cpu()
         self._flush()
         if self.is_worker:
             self.recorder.finish(end=self.stop_time, in_flight=self.in_flight)
@@ -308,6 +318,7 @@ class LoadkitPlugin:
         if self.is_master:
             self._finalize_master()
         else:
+            self._check_own_cpu()
             self._flush()
             self.recorder.finish(end=self.stop_time or self.clock.now(), in_flight=self.in_flight)
             self._write_results()
@@ -369,8 +380,33 @@ class LoadkitPlugin:
         self._note_cpu(cpu_usage)
 
     def on_usage_monitor(self, environment: Any, cpu_usage: float, **_kwargs: Any) -> None:
-        """Locust's periodic CPU reading of this process."""
+        """Locust's periodic CPU reading of this process (it fires cpu_warning above 90 %)."""
         self._note_cpu(cpu_usage)
+        if self._cpu_mark is not None:
+            self._cpu_mark = (_process_cpu_s(), time.perf_counter())
+
+    def _check_own_cpu(self) -> None:
+        """Read this process's CPU over the test's last span that Locust did not read.
+
+        Locust reads it every 10 s, whenever its runner began: a test shorter than that, or its
+        last seconds, would go unjudged, and a generator saturated all along would pass.
+        """
+        mark, self._cpu_mark = self._cpu_mark, None
+        if mark is None:
+            return
+        cpu_s, since = mark
+        span = time.perf_counter() - since
+        if span < OWN_CPU_MIN_S:
+            return
+        usage = 100.0 * (_process_cpu_s() - cpu_s) / span
+        self._note_cpu(usage)
+        if usage > CPU_WARNING_PERCENT:
+            self.cpu_warnings += 1
+            logger.warning(
+                "loadkit: this Locust process ran at %.0f %% CPU over the last %.1f s of the test",
+                usage,
+                span,
+            )
 
     def _note_cpu(self, cpu_usage: float | None) -> None:
         # psutil's first reading is always 0.0 (no interval yet): it is no measurement.
@@ -587,6 +623,12 @@ class LoadkitPlugin:
         if now - first_at <= 0 or done <= 0:
             return 0.0, 0.0
         return done / (now - first_at), (errors - first_errors) / done
+
+
+def _process_cpu_s() -> float:
+    """CPU seconds this process has used (user + system, all its threads)."""
+    times = os.times()
+    return times.user + times.system
 
 
 def _requests_in_flight(runner: Any) -> int:

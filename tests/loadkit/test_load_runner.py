@@ -29,6 +29,7 @@ pytestmark = pytest.mark.slow
 
 HERE = Path(__file__).parent
 OVERLOADED_LOCUSTFILE = HERE.parent / "scenarios" / "overloaded_locustfile.py"
+SATURATING_LOCUSTFILE = HERE.parent / "scenarios" / "saturating_locustfile.py"
 
 
 def locust_count(json_prefix: Path) -> int:
@@ -161,6 +162,23 @@ def test_invalid_run_error_carries_the_written_results(static_server: str, tmp_p
         )
     assert raised.value.path == tmp_path / "load.json"
     assert raised.value.results.generator.overloaded
+
+
+def test_a_run_too_short_for_locusts_cpu_reading_is_still_judged(
+    static_server: str, tmp_path: Path
+) -> None:
+    # Locust reads its CPU every 10 s: a saturated 2 s run fires no cpu_warning at all. The
+    # plugin reads the span Locust did not.
+    with pytest.raises(InvalidLoadRunError) as raised:
+        run_load(
+            target=static_server,
+            profile=LoadProfile(scenario=str(SATURATING_LOCUSTFILE), concurrency=1, duration_s=2),
+            out=tmp_path / "load.json",
+            quiet=True,
+        )
+    generator = raised.value.results.generator
+    assert generator.overloaded and generator.cpu_warnings == 1
+    assert generator.max_cpu_percent is not None and generator.max_cpu_percent > 90
 
 
 def test_sigint_writes_partial_results_marked_aborted_and_exits_130(
