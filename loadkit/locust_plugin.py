@@ -138,6 +138,7 @@ class LoadkitPlugin:
         self.recorder: LatencyRecorder | None = None
         self.test_started_perf: float | None = None
         self.stop_time: float | None = None
+        self.ran_full_duration = False
         self.in_flight = 0
         self.aborted = False
         self.finalized = True
@@ -216,6 +217,7 @@ class LoadkitPlugin:
         self.recorder = LatencyRecorder(start=self.clock.now(), source=source)
         self.test_started_perf = time.perf_counter()
         self.stop_time = None
+        self.ran_full_duration = False
         self.in_flight = 0
         self.aborted = False
         self.finalized = False
@@ -264,6 +266,7 @@ class LoadkitPlugin:
         while (remaining := deadline - time.perf_counter()) > 0:
             gevent.sleep(min(remaining, 0.1))
         logger.info("loadkit: %.3g s run time reached, stopping the test", duration_s)
+        self.ran_full_duration = True
         # stop() before quit(): a master's stop() waits until every worker has stopped, and
         # each worker's final share travels ahead of its "stopped" message.
         self.runner.stop()
@@ -276,7 +279,9 @@ class LoadkitPlugin:
         self.stop_time = self.clock.now()
         self._check_own_cpu()
         if self.is_master:
-            self.expected_workers = set(self.runner.clients.keys())
+            # Added to those that sent shares: a worker that quit mid-run (no longer a client)
+            # still owes its final share, which comes after its "quit".
+            self.expected_workers |= set(self.runner.clients.keys())
         else:
             self.in_flight = _requests_in_flight(self.runner)
 
@@ -304,7 +309,14 @@ class LoadkitPlugin:
 
     def on_quitting_first(self, environment: Any, **_kwargs: Any) -> None:
         """Locust is quitting: a test still running was interrupted; stop it and keep its data."""
-        if self.is_worker or self.recorder is None or self.finalized:
+        if self.recorder is None or self.finalized:
+            return
+        if self.is_worker:
+            # A worker quitting on its own (Ctrl-C, SIGTERM): stop now, so that its final share
+            # goes out ahead of the "quit" Locust's next listener sends. Sent after it (from
+            # Locust's runner.quit()), it reached a master that had stopped the test at the
+            # "quit" of its last worker and already written the results without it.
+            self.runner.stop()
             return
         if self.runner.state in (STATE_RUNNING, STATE_SPAWNING):
             self.aborted = True
@@ -524,6 +536,15 @@ class LoadkitPlugin:
     def _write_results(self, invalid_reasons: list[str] | None = None) -> None:
         assert self.recorder is not None
         self.finalized = True
+        invalid_reasons = list(invalid_reasons or [])
+        planned = self._option("loadkit_duration")
+        if planned and self._headless and not self.ran_full_duration and not self.aborted:
+            # Not stopped by our timer, nor interrupted: Locust ended the test by itself (its
+            # last worker quit, every user stopped, its --run-time backstop). Not the run asked for.
+            invalid_reasons.append(
+                f"incomplete: the test stopped after {self.recorder.duration_s():.1f} s "
+                f"of the planned {float(planned):g} s"
+            )
         generator = self._generator_health()
         results = build_load_results(
             self.recorder,

@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -280,3 +281,47 @@ def test_master_and_a_separate_worker(service: BundledService, tmp_path: Path) -
     assert results.valid, results.invalid_reasons
     assert results.config["distributed"] is True and results.config["processes"] == 1
     assert results.totals.requests > 0 and results.totals.errors == 0
+
+
+def test_a_worker_quitting_mid_run_still_ships_its_share_and_the_run_is_invalid(
+    service: BundledService, tmp_path: Path
+) -> None:
+    # The last worker quitting makes Locust's master stop the test: the results must not pass
+    # as the run asked for, and the worker's final share must arrive before its "quit".
+    port = free_port()
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "loadkit", "load", "--worker", "--master-port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def interrupt_once_loading() -> None:
+        deadline = time.monotonic() + 30
+        while not _connected(worker.pid, service.port) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.0)
+        worker.send_signal(signal.SIGINT)
+
+    interrupter = threading.Thread(target=interrupt_once_loading)
+    interrupter.start()
+    try:
+        with pytest.raises(InvalidLoadRunError) as raised:
+            run_load(
+                target=service.url,
+                profile=LoadProfile(scenario="login", concurrency=2, duration_s=20),
+                out=tmp_path / "load.json",
+                quiet=True,
+                master=True,
+                expect_workers=1,
+                master_bind_port=port,
+            )
+        interrupter.join()
+        worker.wait(timeout=30)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    results = raised.value.results
+    assert any(r.startswith("incomplete: the test stopped after") for r in results.invalid_reasons)
+    assert not any("no final share" in r for r in results.invalid_reasons), results.invalid_reasons
+    assert results.totals.requests > 0 and results.config["processes"] == 1
