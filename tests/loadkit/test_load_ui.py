@@ -48,10 +48,15 @@ def test_ui_serves_exact_tabs_and_writes_results_per_test(
             assert "Exact latency (loadkit)" in client.get("/").text
             swarm = {"user_count": "2", "spawn_rate": "2", "host": service.url}
             assert client.post("/swarm", data=swarm).status_code == 200
-            time.sleep(2.0)
-            rows = client.get("/stats/requests").json()["extended_stats"]
-            latency = next(r["data"] for r in rows if r["key"] == "loadkit_latency")
-            assert any(r["endpoint"] == "POST /api/auth/login" for r in latency)
+            # Until the users have logged in: a fixed 2 s sleep fails on a slow start.
+            deadline = time.monotonic() + 20
+            while True:
+                rows = client.get("/stats/requests").json()["extended_stats"]
+                latency = next(r["data"] for r in rows if r["key"] == "loadkit_latency")
+                if any(r["endpoint"] == "POST /api/auth/login" for r in latency):
+                    break
+                assert time.monotonic() < deadline, latency
+                time.sleep(0.2)
             # "Reset stats" in the UI: loadkit forgets the first part too.
             assert client.post("/stats/reset").status_code == 200
             time.sleep(1.0)
