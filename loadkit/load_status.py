@@ -23,9 +23,10 @@ RunState = Literal["starting", "running", "stopping", "done"]
 class LiveStatus:
     """One snapshot of a run, as the live line shows it.
 
-    ``rps``, ``error_rate`` and ``p95_ms`` describe the last closed interval (about a second; on
-    a distributed master, each worker's last second as of its latest report, and ``p95_ms`` the
-    highest of the workers' P95s). ``requests`` counts the whole run so far.
+    ``rps`` and ``error_rate`` are averaged over the last few seconds (the plugin's
+    ``RATE_WINDOW_S``: a master hears from its workers only every 3 s); ``p95_ms`` is the last
+    closed second's (on a distributed master, the highest of the workers' last-second P95s as of
+    their latest reports). ``requests`` counts the whole run so far.
     """
 
     state: RunState
