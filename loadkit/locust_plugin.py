@@ -20,7 +20,9 @@ What it does, in every role Locust has:
 
 A test that is still running when Locust quits (Ctrl-C, SIGTERM) is stopped by the plugin, and its
 partial results are written marked aborted. Locust's ``cpu_warning`` (or a master's
-``worker_cpu_warning_emitted``) marks the run invalid: a saturated generator measures itself.
+``worker_cpu_warning_emitted``), or the plugin's own reading of the span Locust's 10 s readings
+left out, marks the run invalid: a saturated generator measures itself. A headless test that
+Locust ended before the planned duration (its last worker quit) is marked incomplete.
 """
 
 from __future__ import annotations
