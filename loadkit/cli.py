@@ -239,6 +239,13 @@ def load(
     ] = False,
     master_host: Annotated[str, typer.Option(help="--worker: the master's address.")] = "127.0.0.1",
     master_port: Annotated[int, typer.Option(help="The master's port for workers.")] = 5557,
+    master_bind_host: Annotated[
+        str,
+        typer.Option(
+            help="--master: the address workers connect to; loopback by default, give the "
+            "machine's address (or 0.0.0.0) to accept workers from other machines."
+        ),
+    ] = "127.0.0.1",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress line.")] = False,
 ) -> None:
     """Run a Locust scenario with exact HDR latencies, freeze and overload detection.
@@ -287,6 +294,7 @@ def load(
                 quiet=quiet,
                 master=master,
                 expect_workers=expect_workers,
+                master_bind_host=master_bind_host,
                 master_bind_port=master_port,
             )
         except (InvalidLoadRunError, LoadInterrupted) as stopped:

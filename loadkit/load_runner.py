@@ -189,6 +189,7 @@ def run_load(
     quiet: bool = False,
     master: bool = False,
     expect_workers: int = 1,
+    master_bind_host: str = "127.0.0.1",
     master_bind_port: int = DEFAULT_MASTER_PORT,
     locust_args: Sequence[str] = (),
     progress: ProgressCallback | None = None,
@@ -262,6 +263,9 @@ def run_load(
                 "--master",
                 "--expect-workers",
                 str(expect_workers),
+                # Locust listens on every interface by default; loadkit only on purpose.
+                "--master-bind-host",
+                master_bind_host,
                 "--master-bind-port",
                 str(master_bind_port),
             ]
