@@ -249,7 +249,23 @@ def _judge(criterion: Criterion, source: str, results: AnyResults, run: RunCheck
                 reason=f"{missing}; not trusted: {'; '.join(run.reasons)}",
             )
     else:
-        measured = measure(criterion, results, source=source)
+        try:
+            measured = measure(criterion, results, source=source)
+        except InputError:
+            frozen = _frozen(results)
+            if frozen is None or not isinstance(results, LoadResults):
+                raise
+            # Nothing completed because the service froze: that is the failure to report (with
+            # the stall as evidence), not a broken input file.
+            return Verdict(
+                criterion=criterion,
+                status="failed",
+                source=source,
+                measured=None,
+                margin=None,
+                reason=f"{frozen}, so {criterion.metric} has no value and is not met",
+                evidence=_stall(results),
+            )
     met = _OPERATORS[criterion.op](measured, criterion.threshold)
     margin = _margin(criterion.op, measured, criterion.threshold)
     reason = _reason(criterion, measured, margin, met)
@@ -270,6 +286,20 @@ def _judge(criterion: Criterion, source: str, results: AnyResults, run: RunCheck
         margin=margin,
         reason=reason,
         evidence=evidence,
+    )
+
+
+def _frozen(results: AnyResults) -> str | None:
+    """Why a valid load run has nothing to measure when no request ever completed in it while
+    requests were in flight (a freeze longer than the run); None for any other run."""
+    if not isinstance(results, LoadResults) or results.totals.requests:
+        return None
+    stall = results.longest_stall
+    if stall is None:
+        return None
+    return (
+        f"no request completed in the whole run: the service froze for {stall.duration_s:.2f} s "
+        "with requests in flight"
     )
 
 

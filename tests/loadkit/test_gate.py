@@ -486,6 +486,29 @@ def test_no_requests_means_no_p95_and_no_error_rate() -> None:
         judge(criterion("load.error_rate", "<", 0.1), empty)
 
 
+def test_a_run_frozen_from_start_to_end_fails_on_the_freeze_not_exit_2() -> None:
+    """Users waited the whole run on a frozen service: no request completed, so there is no
+    P95 or error rate, and that is the service failing, with the stall as the evidence."""
+    recorder = LatencyRecorder(start=T0)
+    recorder.finish(end=T0 + 10.0, in_flight=10)
+    frozen = LoadResults(target="http://127.0.0.1:1", **recorder.traffic_fields())
+    assert frozen.totals.requests == 0 and frozen.longest_stall is not None
+    criteria = [
+        criterion("load.p95_ms", "<", 1000),
+        criterion("load.error_rate", "<", 0.1),
+        criterion("load.max_stall_s", "<", 5),
+    ]
+    report = evaluate_criteria(criteria, [("load.json", frozen)])
+    assert [v.status for v in report.verdicts] == ["failed", "failed", "failed"]
+    p95, error_rate, stall = report.verdicts
+    assert p95.measured is None and "service froze for 10.00 s" in p95.reason
+    assert error_rate.measured is None and "load.error_rate has no value" in error_rate.reason
+    assert p95.evidence and "longest stall" in p95.evidence[0].title
+    assert stall.measured == 10.0
+    with pytest.raises(CriteriaNotMetError):
+        raise_for_outcome(report)
+
+
 def test_unknown_endpoint_is_missing_not_passed() -> None:
     with pytest.raises(
         InputError, match=r"for endpoint 'GET /nope'.*it has: 'POST /api/auth/login'"
