@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -283,23 +283,15 @@ def write_gate_reports(
 ) -> list[Path]:
     """Write the requested report files (atomically) and append the Markdown to the CI step
     summary when ``$GITHUB_STEP_SUMMARY`` is set. Returns the files written."""
-    written: list[Path] = []
-    text = render_gate_markdown(report)
-    if markdown is not None:
-        written.append(write_output(markdown, text.encode(), option="--markdown"))
-    if junit is not None:
-        written.append(write_output(junit, render_gate_junit(report).encode(), option="--junit"))
-    if json is not None:
-        written.append(write_output(json, render_gate_json(report), option="--json"))
-    summary = (os.environ if environ is None else environ).get(STEP_SUMMARY_ENV)
-    if summary:
-        try:
-            append_step_summary(Path(summary), text)
-        except OSError as exc:
-            raise ConfigError(
-                f"${STEP_SUMMARY_ENV} {summary}: cannot append: {exc.strerror or exc}"
-            ) from None
-    return written
+    return _write_reports(
+        markdown_text=render_gate_markdown(report),
+        junit_xml=lambda: render_gate_junit(report),
+        json_bytes=lambda: render_gate_json(report),
+        markdown=markdown,
+        junit=junit,
+        json=json,
+        environ=environ,
+    )
 
 
 def write_gate_error_reports(
@@ -325,18 +317,40 @@ def write_gate_error_reports(
     ET.indent(root)
     xml = '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode")
     verdict = {"schema": VERDICT_SCHEMA, "outcome": "error", "headline": f"ERROR: {message}"}
-    written = []
+    return _write_reports(
+        markdown_text=text,
+        junit_xml=lambda: xml + "\n",
+        json_bytes=lambda: orjson.dumps(verdict, option=orjson.OPT_INDENT_2) + b"\n",
+        markdown=markdown,
+        junit=junit,
+        json=json,
+        environ=environ,
+    )
+
+
+def _write_reports(
+    *,
+    markdown_text: str,
+    junit_xml: Callable[[], str],
+    json_bytes: Callable[[], bytes],
+    markdown: Path | None,
+    junit: Path | None,
+    json: Path | None,
+    environ: Mapping[str, str] | None,
+) -> list[Path]:
+    # The files a CI job reads, written atomically, and the Markdown appended to the step
+    # summary: one path for a verdict and for a gate that could not judge.
+    written: list[Path] = []
     if markdown is not None:
-        written.append(write_output(markdown, text.encode(), option="--markdown"))
+        written.append(write_output(markdown, markdown_text.encode(), option="--markdown"))
     if junit is not None:
-        written.append(write_output(junit, (xml + "\n").encode(), option="--junit"))
+        written.append(write_output(junit, junit_xml().encode(), option="--junit"))
     if json is not None:
-        data = orjson.dumps(verdict, option=orjson.OPT_INDENT_2) + b"\n"
-        written.append(write_output(json, data, option="--json"))
+        written.append(write_output(json, json_bytes(), option="--json"))
     summary = (os.environ if environ is None else environ).get(STEP_SUMMARY_ENV)
     if summary:
         try:
-            append_step_summary(Path(summary), text)
+            append_step_summary(Path(summary), markdown_text)
         except OSError as exc:
             raise ConfigError(
                 f"${STEP_SUMMARY_ENV} {summary}: cannot append: {exc.strerror or exc}"
