@@ -45,15 +45,7 @@ def known_run(
     recorder.finish(end=T0 + duration_s)
     return LoadResults(
         target="http://127.0.0.1:8000",
-        started_at=recorder.started_at,
-        duration_s=recorder.duration_s(),
-        totals=recorder.totals(),
-        latency_ms=recorder.overall_histogram().summary(),
-        histogram=recorder.overall_histogram().encode(),
-        endpoints=recorder.endpoint_results(),
-        errors=recorder.error_groups(),
-        timeline=recorder.timeline(),
-        longest_stall=recorder.longest_stall(),
+        **recorder.traffic_fields(),
     )
 
 

@@ -87,16 +87,8 @@ def crafted_load(
     recorder.finish(end=T0 + max(duration_s, t - T0 + 0.01))
     return LoadResults(
         target="http://127.0.0.1:1",
-        started_at=recorder.started_at,
-        duration_s=recorder.duration_s(),
         config={"scenario": "login", "concurrency": 10},
-        totals=recorder.totals(),
-        latency_ms=recorder.overall_histogram().summary(),
-        histogram=recorder.overall_histogram().encode(),
-        endpoints=recorder.endpoint_results(),
-        errors=recorder.error_groups(),
-        timeline=recorder.timeline(),
-        longest_stall=recorder.longest_stall(),
+        **recorder.traffic_fields(),
     )
 
 
