@@ -111,8 +111,8 @@ def generate(path: Path, lines: int, *, compress: bool, seed: int = 8) -> None:
 def child(path: str) -> None:
     """Scan and break down one log; print lines, seconds and lines/s as JSON."""
     sys.path.insert(0, str(ROOT))
-    from loadkit.breakdown import BreakdownBuilder
-    from loadkit.logscan import LogSource
+    from loadkit.logs.breakdown import BreakdownBuilder
+    from loadkit.logs.scan import LogSource
 
     started = time.perf_counter()
     source = LogSource(path)

@@ -38,10 +38,10 @@ from pathlib import Path
 
 import psutil
 
-from loadkit.bundled_service import free_port
 from loadkit.config import LoadProfile
-from loadkit.load_runner import InvalidLoadRunError, run_load
-from loadkit.results import LoadResults
+from loadkit.measure.results import LoadResults
+from loadkit.run.bundled_service import free_port
+from loadkit.run.load import InvalidLoadRunError, run_load
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "benchmarks.md"
@@ -199,8 +199,8 @@ def loadkit_run(
 
 HOT_PATH_SNIPPET = """
 import time
-from loadkit.locust_plugin import LoadkitPlugin
-from loadkit.recorder import LatencyRecorder, RunClock
+from loadkit.engines.locust.loadkit_plugin import LoadkitPlugin
+from loadkit.measure.recorder import LatencyRecorder, RunClock
 plugin = LoadkitPlugin.__new__(LoadkitPlugin)
 plugin.clock = RunClock()
 plugin.recorder = LatencyRecorder(start=plugin.clock.now())

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from loadkit.config import LockAuditConfig
-from loadkit.lockaudit_run import audit_paths, find_python_files, read_source
+from loadkit.lockaudit.run import audit_paths, find_python_files, read_source
 
 DEFAULT_PATHS = ("loadkit", "service", "scenarios", "tests", "bench")
 

@@ -26,9 +26,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from loadkit.bundled_service import BundledService
-from loadkit.histogram import LatencyHistogram
-from loadkit.recorder import LatencyRecorder
+from loadkit.measure.histogram import LatencyHistogram
+from loadkit.measure.recorder import LatencyRecorder
+from loadkit.run.bundled_service import BundledService
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "benchmarks.md"

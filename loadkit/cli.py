@@ -156,9 +156,9 @@ def smoke(
     target cannot be reached.
     """
     from loadkit.config import SmokeConfig, load_config
+    from loadkit.engines.smoke import aborted_smoke_results, run_smoke
+    from loadkit.measure.results import dump_results, write_output
     from loadkit.report.smoke import render_smoke
-    from loadkit.results import dump_results, write_output
-    from loadkit.smoke import aborted_smoke_results, run_smoke
 
     with exit_on_error():
         if config is None and not DEFAULT_CONFIG.exists():
@@ -255,7 +255,8 @@ def load(
     a bad option or scenario, 3 when the target cannot be reached, 4 when the run is invalid
     (load generator overloaded), 130 when interrupted (partial results are still written).
     """
-    from loadkit.load_runner import (
+    from loadkit.report.load import render_load_summary
+    from loadkit.run.load import (
         DEFAULT_TARGET,
         InvalidLoadRunError,
         LoadInterrupted,
@@ -264,7 +265,6 @@ def load(
         run_load,
         run_worker,
     )
-    from loadkit.report.load import render_load_summary
 
     with exit_on_error():
         chosen = load_profile(config, profile, default_config=DEFAULT_CONFIG)
@@ -328,7 +328,7 @@ def ui(
 
     Every test you start from the UI writes a loadkit results file when it stops. Ctrl-C ends.
     """
-    from loadkit.load_runner import load_profile, override_profile, run_ui
+    from loadkit.run.load import load_profile, override_profile, run_ui
 
     with exit_on_error():
         chosen = override_profile(
@@ -378,13 +378,13 @@ def gate(
     generator overloaded): an invalid run never passes.
     """
     from loadkit.config import load_config
-    from loadkit.gate import evaluate_criteria, raise_for_outcome
+    from loadkit.gate.evaluate import evaluate_criteria, raise_for_outcome
+    from loadkit.measure.results import read_results
     from loadkit.report.gate import (
         render_gate_table,
         write_gate_error_reports,
         write_gate_reports,
     )
-    from loadkit.results import read_results
 
     with exit_on_error():
         try:
@@ -411,9 +411,9 @@ def compare(
 ) -> None:
     """Compare two runs side by side: requests, RPS, error rate, P50/P95/P99/max, stalls, per
     endpoint and per error kind, with the change in percent."""
-    from loadkit.compare import compare_results
+    from loadkit.gate.compare import compare_results
+    from loadkit.measure.results import read_results, write_output
     from loadkit.report.compare import render_compare_markdown, render_compare_table
-    from loadkit.results import read_results, write_output
 
     with exit_on_error():
         comparison = compare_results(
@@ -469,9 +469,9 @@ def accept(
     missing measurement, 3 target unreachable or service not starting, 4 run invalid, 130
     interrupted.
     """
-    from loadkit.accept import run_acceptance
-    from loadkit.gate import raise_for_outcome
+    from loadkit.gate.evaluate import raise_for_outcome
     from loadkit.report.gate import render_gate_table
+    from loadkit.run.accept import run_acceptance
 
     with exit_on_error():
         env: dict[str, str] = {}
@@ -533,7 +533,7 @@ def audit_locks(
 
     Exit 0 when clean, 1 on findings, 2 on bad configuration or unparsable code.
     """
-    from loadkit.lockaudit_run import (
+    from loadkit.lockaudit.run import (
         audit_paths,
         audit_scope,
         write_audit_results,
@@ -607,11 +607,11 @@ def errors(
     import shlex
     import time
 
-    from loadkit.breakdown import BreakdownBuilder, iso, parse_time_bound
-    from loadkit.errorjoin import ClientView
-    from loadkit.logscan import STDIN, ScanCounts, sources_from
+    from loadkit.logs.breakdown import BreakdownBuilder, iso, parse_time_bound
+    from loadkit.logs.join import ClientView
+    from loadkit.logs.scan import STDIN, ScanCounts, sources_from
+    from loadkit.measure.results import read_results, write_output
     from loadkit.report.errors import empty_input_message, parse_format, render
-    from loadkit.results import read_results, write_output
 
     with exit_on_error():
         report_format = parse_format(fmt)

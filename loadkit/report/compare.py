@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
-from loadkit.compare import Change, Comparison, Section
-from loadkit.units import format_delta, format_value
+from loadkit.gate.compare import Change, Comparison, Section
+from loadkit.report.units import format_delta, format_value
 
 _MARK = {"better": "better", "worse": "WORSE", "same": "", "n/a": ""}
 _MD_MARK = {"better": "✅ better", "worse": "❌ worse", "same": "", "n/a": ""}

@@ -1,6 +1,6 @@
 """Rendering of the error breakdown: a terminal table, the Markdown runbook page, and JSON.
 
-Nothing here counts; it shows what ``loadkit.breakdown`` computed. The table and the Markdown
+Nothing here counts; it shows what ``loadkit.logs.breakdown`` computed. The table and the Markdown
 carry the same facts in the same order — the top offenders first, because they are what a fix
 targets — and the Markdown adds what to do about each kind, so that it can stand as the runbook
 page (``docs/runbooks/errors_breakdown.md``).
@@ -15,9 +15,9 @@ from typing import Literal
 import orjson
 from tabulate import tabulate
 
-from loadkit.breakdown import ErrorBreakdown, InputSummary
-from loadkit.errorjoin import ClientComparison, JoinRow
 from loadkit.exceptions import ConfigError
+from loadkit.logs.breakdown import ErrorBreakdown, InputSummary
+from loadkit.logs.join import ClientComparison, JoinRow
 
 ErrorsFormat = Literal["table", "markdown", "json"]
 FORMATS: tuple[ErrorsFormat, ...] = ("table", "markdown", "json")

@@ -1,6 +1,6 @@
 """Rendering of the gate's verdicts: a terminal table, Markdown, JUnit XML and a JSON verdict.
 
-Nothing here judges; it shows what ``loadkit.gate`` decided. Every format carries the same
+Nothing here judges; it shows what ``loadkit.gate.evaluate`` decided. Every format carries the same
 facts: per criterion the threshold, the measured value, the margin and the verdict, and for each
 failure the evidence (error groups, the stall's window, the lock sites).
 """
@@ -17,9 +17,9 @@ import orjson
 from tabulate import tabulate
 
 from loadkit.exceptions import ConfigError
-from loadkit.gate import Evidence, GateReport, Verdict
-from loadkit.results import write_output
-from loadkit.units import format_delta, format_percent, format_value
+from loadkit.gate.evaluate import Evidence, GateReport, Verdict
+from loadkit.measure.results import write_output
+from loadkit.report.units import format_delta, format_percent, format_value
 
 VERDICT_SCHEMA = "loadkit.verdict/1"
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
@@ -199,7 +199,7 @@ def render_gate_junit(report: GateReport, *, suite: str = "loadkit acceptance") 
         case = ET.SubElement(
             testsuite,
             "testcase",
-            {"classname": f"loadkit.gate.{verdict.criterion.results_kind}", "name": name},
+            {"classname": f"loadkit.gate.evaluate.{verdict.criterion.results_kind}", "name": name},
         )
         case.set("time", "0")
         message = f"{verdict.criterion.metric} {_threshold(verdict)}: {verdict.reason}"
@@ -311,7 +311,7 @@ def write_gate_error_reports(
         "testsuite",
         {"name": "loadkit acceptance", "tests": "1", "failures": "0", "errors": "1"},
     )
-    case = ET.SubElement(suite, "testcase", {"classname": "loadkit.gate", "name": "gate"})
+    case = ET.SubElement(suite, "testcase", {"classname": "loadkit.gate.evaluate", "name": "gate"})
     error = ET.SubElement(case, "error", {"message": message, "type": "gate_error"})
     error.text = message
     ET.indent(root)

@@ -12,8 +12,8 @@ from typing import TextIO
 
 from tabulate import tabulate
 
-from loadkit.load_status import LiveStatus
-from loadkit.results import ErrorGroup, LatencySummary, LoadResults
+from loadkit.measure.live_status import LiveStatus
+from loadkit.measure.results import ErrorGroup, LatencySummary, LoadResults
 
 BAR_WIDTH = 24
 TOP_ERROR_GROUPS = 10

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from loadkit.recorder import LatencyRecorder
+from loadkit.measure.recorder import LatencyRecorder
 
 logger = logging.getLogger("loadkit")
 

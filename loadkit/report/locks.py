@@ -11,7 +11,7 @@ import json
 from typing import Literal
 
 from loadkit.exceptions import ConfigError
-from loadkit.lockaudit import AuditSummary, Finding
+from loadkit.lockaudit.audit import AuditSummary, Finding
 
 LockReportFormat = Literal["text", "json", "github"]
 FORMATS: tuple[LockReportFormat, ...] = ("text", "json", "github")

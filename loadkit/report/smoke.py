@@ -1,6 +1,7 @@
 """Rendering of smoke results: one table row per check, then "10/10 passed".
 
-Nothing here judges; the verdicts come from ``loadkit.smoke``. Failures carry their error kind,
+Nothing here judges; the verdicts come from ``loadkit.engines.smoke``. Failures carry their error
+kind,
 trace id (look it up in the service's log) and what went wrong, under the table.
 """
 
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
-from loadkit.results import SmokeCheckResult, SmokeResults
+from loadkit.measure.results import SmokeCheckResult, SmokeResults
 
 HEADERS = (
     "check",

@@ -14,13 +14,13 @@ from typing import Any, ClassVar
 import pytest
 from typer.testing import CliRunner
 
-from loadkit import accept as accept_module
-from loadkit.accept import load_profile, report_folder, run_acceptance
-from loadkit.bundled_service import BundledService, free_port
 from loadkit.cli import app
 from loadkit.config import parse_config
 from loadkit.exceptions import ConfigError, TargetUnreachableError
-from loadkit.results import write_results
+from loadkit.measure.results import write_results
+from loadkit.run import accept as accept_module
+from loadkit.run.accept import load_profile, report_folder, run_acceptance
+from loadkit.run.bundled_service import BundledService, free_port
 
 CRITERIA = """
 [[criteria]]
@@ -241,7 +241,7 @@ def test_every_artifact_is_written_to_one_folder(
 def test_an_invalid_load_run_is_gated_as_invalid_with_its_reports(
     project: Path, tmp_path: Path, stubbed_runs: dict[str, Any]
 ) -> None:
-    from loadkit.results import GeneratorHealth
+    from loadkit.measure.results import GeneratorHealth
 
     stubbed_runs["load"] = stubbed_runs["load"].model_copy(
         update={"generator": GeneratorHealth(overloaded=True, cpu_warnings=1)}
@@ -269,7 +269,7 @@ def test_a_gate_that_cannot_judge_still_writes_its_reports(
 ) -> None:
     from junitparser import Error, JUnitXml
 
-    from loadkit.results import LatencySummary
+    from loadkit.measure.results import LatencySummary
 
     # A run with no latency figure: the gate refuses (exit 2), and says so in every report.
     stubbed_runs["load"] = stubbed_runs["load"].model_copy(

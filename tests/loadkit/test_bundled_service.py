@@ -7,8 +7,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from loadkit.bundled_service import BundledService
 from loadkit.exceptions import ServiceStartError
+from loadkit.run.bundled_service import BundledService
 
 
 def test_a_relative_workdir_serves_from_a_database_inside_it(

@@ -17,7 +17,7 @@ from misbehaving_servers import (
     speaks_garbage,
 )
 
-from loadkit.classify import (
+from loadkit.measure.classify import (
     classify_httpx_error,
     classify_os_error,
     classify_response,
@@ -25,7 +25,7 @@ from loadkit.classify import (
     is_http2_internal_error,
     trace_id_from_headers,
 )
-from loadkit.kinds import ErrorKind
+from loadkit.measure.kinds import ErrorKind
 
 
 def envelope(kind: object, message: str = "it broke", trace_id: str = "t-123") -> bytes:

@@ -47,7 +47,7 @@ def test_smoke_run_does_not_import_locust_or_gevent() -> None:
         f"""
         from typer.testing import CliRunner
         from loadkit.cli import app
-        import loadkit.smoke, loadkit.report.smoke
+        import loadkit.engines.smoke, loadkit.report.smoke
         result = CliRunner().invoke(app, ["smoke", "--host", "{closed_port()}"])
         assert result.exit_code == 3, result.output
         """
@@ -57,6 +57,6 @@ def test_smoke_run_does_not_import_locust_or_gevent() -> None:
 
 
 def test_classifier_does_not_import_httpx() -> None:
-    loaded = modules_after("import loadkit.classify")
+    loaded = modules_after("import loadkit.measure.classify")
     assert "httpx" not in loaded
     assert not loaded & set(HEAVY)

@@ -9,11 +9,11 @@ import pytest
 from typer.testing import CliRunner
 
 from loadkit.cli import app
-from loadkit.compare import Change, Comparison, compare_results
 from loadkit.exceptions import InputError
-from loadkit.recorder import LatencyRecorder
+from loadkit.gate.compare import Change, Comparison, compare_results
+from loadkit.measure.recorder import LatencyRecorder
+from loadkit.measure.results import LoadResults, LockAuditResults, write_results
 from loadkit.report.compare import render_compare_markdown, render_compare_table
-from loadkit.results import LoadResults, LockAuditResults, write_results
 
 T0 = 1_800_000_000.0
 LOGIN = "POST /api/auth/login"

@@ -8,17 +8,17 @@ from typing import Any
 
 import pytest
 
-from loadkit.breakdown import (
+from loadkit.exceptions import ConfigError, InputError
+from loadkit.logs.breakdown import (
     MAX_GROUPS,
     OTHER_ENDPOINTS,
     BreakdownBuilder,
     epoch_of,
     parse_time_bound,
 )
-from loadkit.errorjoin import JOIN_SLACK_S, ClientView
-from loadkit.exceptions import ConfigError, InputError
-from loadkit.recorder import LatencyRecorder
-from loadkit.results import LoadResults, LockAuditResults
+from loadkit.logs.join import JOIN_SLACK_S, ClientView
+from loadkit.measure.recorder import LatencyRecorder
+from loadkit.measure.results import LoadResults, LockAuditResults
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC).timestamp()
 

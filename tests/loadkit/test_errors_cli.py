@@ -15,7 +15,7 @@ from test_errors_breakdown import LOGIN, T0, client_results, request
 from typer.testing import CliRunner
 
 from loadkit.cli import app
-from loadkit.results import LockAuditResults, write_results
+from loadkit.measure.results import LockAuditResults, write_results
 
 runner = CliRunner()
 

@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from loadkit.exceptions import InputError
-from loadkit.logscan import (
+from loadkit.logs.scan import (
     FOREIGN,
     NOT_JSON,
     LogSource,

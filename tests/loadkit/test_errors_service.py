@@ -22,10 +22,10 @@ import orjson
 from test_errors_breakdown import client_results
 from typer.testing import CliRunner
 
-from loadkit.bundled_service import BundledService, free_port
 from loadkit.cli import app
-from loadkit.recorder import TRACE_ID_SAMPLE, LatencyRecorder
-from loadkit.results import LoadResults, write_results
+from loadkit.measure.recorder import TRACE_ID_SAMPLE, LatencyRecorder
+from loadkit.measure.results import LoadResults, write_results
+from loadkit.run.bundled_service import BundledService, free_port
 
 ServiceFactory = Callable[..., BundledService]
 runner = CliRunner()

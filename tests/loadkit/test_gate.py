@@ -11,10 +11,9 @@ import pytest
 
 from loadkit.config import AcceptanceConfig, Criterion, parse_config
 from loadkit.exceptions import ConfigError, CriteriaNotMetError, InputError, InvalidRunError
-from loadkit.gate import GateReport, evaluate_criteria, raise_for_outcome
-from loadkit.recorder import LatencyRecorder
-from loadkit.report.gate import render_gate_table
-from loadkit.results import (
+from loadkit.gate.evaluate import GateReport, evaluate_criteria, raise_for_outcome
+from loadkit.measure.recorder import LatencyRecorder
+from loadkit.measure.results import (
     GeneratorHealth,
     LatencySummary,
     LoadResults,
@@ -24,7 +23,8 @@ from loadkit.results import (
     SmokeResults,
     Stall,
 )
-from loadkit.units import format_delta, format_value
+from loadkit.report.gate import render_gate_table
+from loadkit.report.units import format_delta, format_value
 
 T0 = 1_800_000_000.0
 LOGIN = "POST /api/auth/login"

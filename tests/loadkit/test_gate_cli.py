@@ -12,7 +12,7 @@ from test_gate import crafted_audit, crafted_load, crafted_smoke, with_latency
 from typer.testing import CliRunner
 
 from loadkit.cli import app
-from loadkit.results import GeneratorHealth, write_results
+from loadkit.measure.results import GeneratorHealth, write_results
 
 SEED_TOML = """
 [[criteria]]
@@ -247,7 +247,7 @@ def test_junit_marks_an_invalid_run_as_errors(tmp_path: Path, config: Path) -> N
     code, _ = gate(load, "--config", config, "--junit", junit)
     assert code == 4
     cases = [case for suite in JUnitXml.fromfile(str(junit)) for case in suite]
-    load_cases = [c for c in cases if c.classname == "loadkit.gate.load"]
+    load_cases = [c for c in cases if c.classname == "loadkit.gate.evaluate.load"]
     assert load_cases
     assert all(isinstance(c.result[0], Error) for c in load_cases)
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from loadkit.locust_failures import classify_failure, client_kind
+from loadkit.engines.locust.failures import classify_failure, client_kind
 
 
 @dataclass

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from loadkit.bundled_service import BundledService
 from loadkit.config import LoadProfile
-from loadkit.load_runner import run_load
+from loadkit.run.bundled_service import BundledService
+from loadkit.run.load import run_load
 from service.settings import Settings
 
 ServiceFactory = Callable[..., BundledService]

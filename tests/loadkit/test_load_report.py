@@ -10,8 +10,12 @@ import pytest
 
 from loadkit.config import LoadProfile
 from loadkit.exceptions import ConfigError, TargetUnreachableError
-from loadkit.load_results import build_load_results, mark_aborted
-from loadkit.load_runner import (
+from loadkit.measure.live_status import LiveStatus, read_status, write_status
+from loadkit.measure.load_results import build_load_results, mark_aborted
+from loadkit.measure.recorder import LatencyRecorder
+from loadkit.measure.results import GeneratorHealth, LoadResults
+from loadkit.report.load import ProgressPrinter, format_progress, render_load_summary
+from loadkit.run.load import (
     BUNDLED_SCENARIOS,
     Target,
     check_reachable,
@@ -19,10 +23,6 @@ from loadkit.load_runner import (
     override_profile,
     resolve_scenario,
 )
-from loadkit.load_status import LiveStatus, read_status, write_status
-from loadkit.recorder import LatencyRecorder
-from loadkit.report.load import ProgressPrinter, format_progress, render_load_summary
-from loadkit.results import GeneratorHealth, LoadResults
 
 START = 1_000_000.0
 
@@ -134,7 +134,7 @@ def test_target_parsing() -> None:
 
 
 def test_unreachable_target_is_refused_before_the_run() -> None:
-    from loadkit.bundled_service import free_port
+    from loadkit.run.bundled_service import free_port
 
     with pytest.raises(TargetUnreachableError, match="cannot connect"):
         check_reachable(Target.parse(f"http://127.0.0.1:{free_port()}"), timeout_s=1.0)

@@ -20,11 +20,11 @@ import psutil
 import pytest
 from typer.testing import CliRunner
 
-from loadkit.bundled_service import BundledService, free_port
 from loadkit.cli import app
 from loadkit.config import LoadProfile
-from loadkit.load_runner import InvalidLoadRunError, run_load
-from loadkit.results import LoadResults, read_results
+from loadkit.measure.results import LoadResults, read_results
+from loadkit.run.bundled_service import BundledService, free_port
+from loadkit.run.load import InvalidLoadRunError, run_load
 
 pytestmark = pytest.mark.slow
 

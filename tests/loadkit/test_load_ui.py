@@ -13,9 +13,9 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from loadkit.bundled_service import BundledService, free_port
 from loadkit.cli import app
-from loadkit.results import LoadResults, read_results
+from loadkit.measure.results import LoadResults, read_results
+from loadkit.run.bundled_service import BundledService, free_port
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ import pytest
 
 from loadkit.config import LockAuditConfig
 from loadkit.exceptions import InputError
-from loadkit.lockaudit import AuditSummary, FileAudit, LockAuditor, audit_source
+from loadkit.lockaudit.audit import AuditSummary, FileAudit, LockAuditor, audit_source
 
 FIXTURES = Path(__file__).parent / "fixtures" / "lockaudit"
 EXPECT = re.compile(r"#\s*expect:\s*(?P<codes>(?:LK\d{3}\s*)+)$")

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from loadkit.cli import app
-from loadkit.results import LockAuditResults, read_results
+from loadkit.measure.results import LockAuditResults, read_results
 
 FIXTURES = Path(__file__).parent / "fixtures" / "lockaudit"
 REPO = Path(__file__).resolve().parents[2]

@@ -10,9 +10,9 @@ import orjson
 import pytest
 
 from loadkit.exceptions import InputError
-from loadkit.histogram import HIGHEST_US, PERCENTILES, LatencyHistogram
-from loadkit.recorder import STALL_FLOOR_S, TRACE_ID_SAMPLE, LatencyRecorder
-from loadkit.results import EncodedHistogram
+from loadkit.measure.histogram import HIGHEST_US, PERCENTILES, LatencyHistogram
+from loadkit.measure.recorder import STALL_FLOOR_S, TRACE_ID_SAMPLE, LatencyRecorder
+from loadkit.measure.results import EncodedHistogram
 
 # HDR with 3 significant digits keeps 2048 sub-buckets: a bucket is at most 1/1024 of its value
 # wide. Values are rounded up to whole µs before bucketing: one more µs.

@@ -9,9 +9,9 @@ import orjson
 import pytest
 
 from loadkit.exceptions import InputError
-from loadkit.histogram import LatencyHistogram
-from loadkit.recorder import LatencyRecorder
-from loadkit.results import (
+from loadkit.measure.histogram import LatencyHistogram
+from loadkit.measure.recorder import LatencyRecorder
+from loadkit.measure.results import (
     SCHEMA,
     LoadResults,
     LockAuditResults,

@@ -9,10 +9,10 @@ import pytest
 from misbehaving_servers import answers, closed_port, h2_server, hangs, serve
 from typer.testing import CliRunner
 
-from loadkit.bundled_service import BundledService
 from loadkit.cli import app
 from loadkit.config import DEFAULT_SMOKE_CHECKS, SmokeConfig, load_config
-from loadkit.results import SmokeResults, read_results
+from loadkit.measure.results import SmokeResults, read_results
+from loadkit.run.bundled_service import BundledService
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from loadkit.bundled_service import BundledService
+from loadkit.run.bundled_service import BundledService
 
 pytestmark = pytest.mark.slow
 

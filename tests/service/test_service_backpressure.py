@@ -21,7 +21,7 @@ from engines_api import (
 )
 from starlette.types import Message
 
-from loadkit.bundled_service import BundledService
+from loadkit.run.bundled_service import BundledService
 from service.app import create_app
 from service.rate_limit import LoginRateLimiter, TokenBucketLimiter
 

@@ -23,7 +23,7 @@ from engines_api import (
     register,
 )
 
-from loadkit.bundled_service import BundledService
+from loadkit.run.bundled_service import BundledService
 from service import faults
 from service.app import create_app
 from service.faults import FaultPlan

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from loadkit.kinds import CLIENT_KINDS, SERVER_KINDS
+from loadkit.measure.kinds import CLIENT_KINDS, SERVER_KINDS
 from service.errors import RETRYABLE_KINDS, STATUS_BY_KIND, ErrorKind, ServiceError
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from loadkit.bundled_service import BundledService, free_port
+from loadkit.run.bundled_service import BundledService, free_port
 
 
 def test_python_m_service_serves_and_stops_cleanly(

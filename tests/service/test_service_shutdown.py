@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from loadkit.bundled_service import free_port
+from loadkit.run.bundled_service import free_port
 
 LOADKIT = Path(sys.executable).with_name("loadkit")
 

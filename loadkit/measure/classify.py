@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from loadkit.kinds import ErrorKind
+from loadkit.measure.kinds import ErrorKind
 
 TRACE_HEADER = "x-trace-id"
 MAX_ERROR_BODY_BYTES = 64 * 1024

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from loadkit.config import LockAuditConfig
-from loadkit.lockaudit_names import (
+from loadkit.lockaudit.names import (
     FunctionNode,
     ModuleIndex,
     Patterns,

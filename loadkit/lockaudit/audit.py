@@ -1,8 +1,8 @@
 """The lock audit: find where code holds a lock while it works, waits, or may never let go.
 
 Pure: it is handed source text and returns findings; it reads no files and never prints (files are
-found and read by ``loadkit.lockaudit_run``, findings rendered by ``loadkit.report.locks``). The
-rules themselves live in ``loadkit.lockaudit_rules``; this module parses, applies suppression
+found and read by ``loadkit.lockaudit.run``, findings rendered by ``loadkit.report.locks``). The
+rules themselves live in ``loadkit.lockaudit.rules``; this module parses, applies suppression
 comments and sums up.
 
 A finding is suppressed by a comment on its line that says which code and why::
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from loadkit.config import LockAuditConfig
 from loadkit.exceptions import InputError
-from loadkit.lockaudit_rules import BAD_SUPPRESSION, RULES, Finding, RuleSet
+from loadkit.lockaudit.rules import BAD_SUPPRESSION, RULES, Finding, RuleSet
 
 __all__ = ["RULES", "AuditSummary", "FileAudit", "Finding", "LockAuditor", "audit_source"]
 

@@ -13,7 +13,7 @@ from fractions import Fraction
 from hdrh.histogram import HdrHistogram
 
 from loadkit.exceptions import InputError
-from loadkit.results import EncodedHistogram, LatencySummary
+from loadkit.measure.results import EncodedHistogram, LatencySummary
 
 LOWEST_US = 1
 HIGHEST_US = 60_000_000

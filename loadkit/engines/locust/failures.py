@@ -2,7 +2,8 @@
 
 The Locust plugin hands over what Locust's request event carries: the response object (a
 ``FastResponse``, a requests ``Response`` or None) and the exception. With a response, the kind is
-the service's word from the body (``loadkit.classify``); without one (status 0), it comes from the
+the service's word from the body (``loadkit.measure.classify``); without one (status 0), it
+comes from the
 exception: geventhttpclient and gevent raise the stdlib's socket errors, their own
 ``HTTPConnectionClosed`` and ``HTTPParseError``, and ``gevent.Timeout``. Pure and Locust-free, so
 it is tested without monkey-patching a test process.
@@ -13,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from loadkit.classify import classify_os_error, classify_response, describe_error
-from loadkit.kinds import ErrorKind
+from loadkit.measure.classify import classify_os_error, classify_response, describe_error
+from loadkit.measure.kinds import ErrorKind
 
 
 @dataclass(frozen=True, slots=True)

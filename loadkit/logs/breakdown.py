@@ -1,11 +1,11 @@
 """The error breakdown: service log objects in, errors by kind, endpoint and offender out.
 
-Pure: it is handed log objects (``loadkit.logscan``) and results models, and returns plain frozen
+Pure: it is handed log objects (``loadkit.logs.scan``) and results models, and returns plain frozen
 data that ``loadkit.report.errors`` renders. Memory is flat in the number of lines: per group of
 (endpoint, kind) it keeps counters and one HDR histogram of durations, never the lines themselves,
 and the number of groups is capped.
 
-With ``--results``, the client's view is joined in by ``loadkit.errorjoin`` (see there for what
+With ``--results``, the client's view is joined in by ``loadkit.logs.join`` (see there for what
 the join can and cannot say): the builder hands it each error line as it streams past.
 """
 
@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from loadkit.errorjoin import ClientComparison, ClientView
 from loadkit.exceptions import ConfigError
-from loadkit.histogram import LatencyHistogram
-from loadkit.kinds import ErrorKind
-from loadkit.logscan import ScanCounts
+from loadkit.logs.join import ClientComparison, ClientView
+from loadkit.logs.scan import ScanCounts
+from loadkit.measure.histogram import LatencyHistogram
+from loadkit.measure.kinds import ErrorKind
 
 REQUEST_EVENT = "request"
 POOL_EVENT = "db_pool"

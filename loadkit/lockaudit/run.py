@@ -1,6 +1,6 @@
 """Running the lock audit over files on disk: find the Python files, read them, audit, time it.
 
-The I/O side of ``loadkit.lockaudit`` (which stays pure), and the bridge to the results file
+The I/O side of ``loadkit.lockaudit.audit`` (which stays pure), and the bridge to the results file
 (``LockAuditResults``) that the gate reads as ``lock_audit.lock_violations``.
 """
 
@@ -15,8 +15,8 @@ from pathlib import Path
 
 from loadkit.config import LockAuditConfig, load_config
 from loadkit.exceptions import ConfigError, InputError
-from loadkit.lockaudit import AuditSummary, LockAuditor
-from loadkit.results import LockAuditResults, LockFinding, write_results
+from loadkit.lockaudit.audit import AuditSummary, LockAuditor
+from loadkit.measure.results import LockAuditResults, LockFinding, write_results
 
 SKIPPED_DIRECTORIES: frozenset[str] = frozenset({"__pycache__", "node_modules", "site-packages"})
 """Directory names never walked into (nor any whose name starts with a dot, such as ``.venv``)."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from loadkit.exceptions import InputError
-from loadkit.results import LatencySummary, LoadResults, LockAuditResults, SmokeResults
+from loadkit.measure.results import LatencySummary, LoadResults, LockAuditResults, SmokeResults
 
 Better = Literal["lower", "higher"]
 Direction = Literal["better", "worse", "same", "n/a"]

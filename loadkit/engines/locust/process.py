@@ -28,9 +28,9 @@ from types import FrameType
 from typing import IO
 
 from loadkit.exceptions import LoadkitError
-from loadkit.load_status import LiveStatus, read_status
+from loadkit.measure.live_status import LiveStatus, read_status
 
-PLUGIN_PATH = Path(__file__).with_name("locust_plugin.py")
+PLUGIN_PATH = Path(__file__).with_name("loadkit_plugin.py")
 STOP_GRACE_S = 30.0
 """Time allowed after the planned end for users to stop and results to be written."""
 KILL_GRACE_S = 15.0

@@ -1,6 +1,6 @@
 """loadkit's Locust plugin: exact measurement inside Locust, loaded next to any scenario.
 
-    locust -f scenarios/login.py,loadkit/locust_plugin.py --headless -u 10 -t 60s \\
+    locust -f scenarios/login.py,loadkit/engines/locust/loadkit_plugin.py --headless -u 10 -t 60s \\
         --host http://127.0.0.1:8000 --loadkit-out results/load.json
 
 ``loadkit load`` and ``loadkit ui`` load it this way; plain Locust users can too. It imports Locust
@@ -46,12 +46,12 @@ from locust.runners import (
     WorkerRunner,
 )
 
-from loadkit.load_results import build_load_results
-from loadkit.load_status import LiveStatus, RunState, write_status
-from loadkit.locust_failures import classify_failure
-from loadkit.recorder import LatencyRecorder, RunClock
+from loadkit.engines.locust.failures import classify_failure
+from loadkit.measure.live_status import LiveStatus, RunState, write_status
+from loadkit.measure.load_results import build_load_results
+from loadkit.measure.recorder import LatencyRecorder, RunClock
+from loadkit.measure.results import GeneratorHealth, write_results
 from loadkit.report.load_webui import install_web_tabs, web_tab_rows
-from loadkit.results import GeneratorHealth, write_results
 
 logger = logging.getLogger("loadkit")
 

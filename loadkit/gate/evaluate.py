@@ -28,15 +28,15 @@ from typing import Literal
 
 from loadkit.config import Criterion, ResultsKind
 from loadkit.exceptions import ConfigError, CriteriaNotMetError, InputError, InvalidRunError
-from loadkit.kinds import ErrorKind
-from loadkit.results import (
+from loadkit.measure.kinds import ErrorKind
+from loadkit.measure.results import (
     EndpointResults,
     LatencySummary,
     LoadResults,
     LockAuditResults,
     SmokeResults,
 )
-from loadkit.units import format_delta, format_percent, format_value
+from loadkit.report.units import format_delta, format_percent, format_value
 
 AnyResults = SmokeResults | LoadResults | LockAuditResults
 Status = Literal["passed", "failed", "invalid", "not_evaluated"]

@@ -38,8 +38,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from loadkit.exceptions import InputError
-from loadkit.kinds import CLIENT_KINDS
-from loadkit.results import LoadResults, LockAuditResults, SmokeResults
+from loadkit.measure.kinds import CLIENT_KINDS
+from loadkit.measure.results import LoadResults, LockAuditResults, SmokeResults
 
 JOIN_SLACK_S = 5.0
 """Server lines this long before a run's start or after its end still count for the join: the

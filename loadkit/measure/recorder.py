@@ -19,8 +19,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from loadkit.exceptions import InputError
-from loadkit.histogram import LatencyHistogram, us_to_ms
-from loadkit.results import (
+from loadkit.measure.histogram import LatencyHistogram, us_to_ms
+from loadkit.measure.results import (
     EncodedHistogram,
     EndpointResults,
     ErrorGroup,

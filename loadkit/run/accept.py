@@ -22,11 +22,11 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from loadkit.bundled_service import BundledService
 from loadkit.config import AcceptanceConfig, LoadProfile, load_config
 from loadkit.exceptions import ConfigError, LoadkitError
-from loadkit.gate import GateReport, evaluate_criteria
-from loadkit.results import LoadResults, LockAuditResults, SmokeResults, write_results
+from loadkit.gate.evaluate import GateReport, evaluate_criteria
+from loadkit.measure.results import LoadResults, LockAuditResults, SmokeResults, write_results
+from loadkit.run.bundled_service import BundledService
 
 DEFAULT_REPORTS_DIR = Path("reports")
 LOCK_AUDIT_FILE = "lock_audit.json"
@@ -91,7 +91,7 @@ def run_acceptance(
 
     ``service_env`` adds ENGINES_* settings for the bundled service on top of the environment
     (which the service inherits too). The report files are written whatever the verdict; the
-    caller decides what the outcome means (``loadkit.gate.raise_for_outcome``).
+    caller decides what the outcome means (``loadkit.gate.evaluate.raise_for_outcome``).
     """
     config = load_config(config_path)
     if not config.criteria:
@@ -153,7 +153,7 @@ def run_acceptance(
 
 
 def _lock_audit(config: AcceptanceConfig, config_path: Path) -> LockAuditResults:
-    from loadkit.lockaudit_run import audit_paths, to_results
+    from loadkit.lockaudit.run import audit_paths, to_results
 
     # Paths are relative to the acceptance file, as `loadkit audit-locks` takes them.
     targets = [config_path.parent / entry for entry in config.lock_audit.paths]
@@ -161,13 +161,13 @@ def _lock_audit(config: AcceptanceConfig, config_path: Path) -> LockAuditResults
 
 
 def _smoke(config: AcceptanceConfig, target: str) -> SmokeResults:
-    from loadkit.smoke import run_smoke
+    from loadkit.engines.smoke import run_smoke
 
     return run_smoke(host=target, config=config.smoke)
 
 
 def _load(target: str, profile: LoadProfile, out: Path, *, quiet: bool) -> LoadResults:
-    from loadkit.load_runner import InvalidLoadRunError, run_load
+    from loadkit.run.load import InvalidLoadRunError, run_load
 
     try:
         return run_load(target=target, profile=profile, out=out, quiet=quiet)

@@ -2,7 +2,8 @@
 
 Resolves the target, the scenario and the load profile, checks what can be checked before a run
 (target reachable, results path writable, UI port free), runs Locust with loadkit's plugin in a
-process of its own (``loadkit.locust_process``; Locust is never imported here) and reads back the
+process of its own (``loadkit.engines.locust.process``; Locust is never imported here) and reads
+back the
 results file the plugin wrote, marking it aborted when the run was interrupted.
 """
 
@@ -20,19 +21,19 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from loadkit.bundled_service import free_port
 from loadkit.config import LoadProfile, load_config
+from loadkit.engines.locust.process import STOP_GRACE_S, ProgressCallback, run_locust
 from loadkit.exceptions import (
     ConfigError,
     InputError,
     InvalidRunError,
     TargetUnreachableError,
 )
-from loadkit.load_results import mark_aborted
-from loadkit.locust_process import STOP_GRACE_S, ProgressCallback, run_locust
-from loadkit.results import LoadResults, read_results, write_results
+from loadkit.measure.load_results import mark_aborted
+from loadkit.measure.results import LoadResults, read_results, write_results
+from loadkit.run.bundled_service import free_port
 
-BUNDLED_SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
+BUNDLED_SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 """Where the scenarios shipped with loadkit live (next to the package, in a checkout or a wheel)."""
 URL_SCENARIO = "url"
 DEFAULT_TARGET = "http://127.0.0.1:8000"

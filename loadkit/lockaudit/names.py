@@ -1,6 +1,6 @@
 """Names in lock-audit code: dotted call names, glob patterns over them, and what a module declares.
 
-Shared by the rules (``loadkit.lockaudit_rules``): how ``self._lock.acquire`` becomes a name that
+Shared by the rules (``loadkit.lockaudit.rules``): how ``self._lock.acquire`` becomes a name that
 ``*lock*`` can match, which import aliases resolve ``bc.checkpw`` to ``bcrypt.checkpw``, and which
 names a module assigns from lock constructors.
 """

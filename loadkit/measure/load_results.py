@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from loadkit.recorder import LatencyRecorder
-from loadkit.results import GeneratorHealth, LoadResults
+from loadkit.measure.recorder import LatencyRecorder
+from loadkit.measure.results import GeneratorHealth, LoadResults
 
 OVERLOAD_REASON = "generator overloaded"
 ABORT_REASON = "aborted"

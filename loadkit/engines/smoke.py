@@ -22,12 +22,12 @@ from typing import Any
 
 import httpx
 
-from loadkit.classify import classify_httpx_error, classify_response, describe_error
 from loadkit.config import SmokeCheck, SmokeConfig
 from loadkit.exceptions import ConfigError, TargetUnreachableError
-from loadkit.kinds import ErrorKind
-from loadkit.recorder import LatencyRecorder, RunClock
-from loadkit.results import SmokeCheckResult, SmokeResults
+from loadkit.measure.classify import classify_httpx_error, classify_response, describe_error
+from loadkit.measure.kinds import ErrorKind
+from loadkit.measure.recorder import LatencyRecorder, RunClock
+from loadkit.measure.results import SmokeCheckResult, SmokeResults
 
 DEFAULT_HOST = "http://127.0.0.1:8000"
 PREFLIGHT_PATH = "/health"

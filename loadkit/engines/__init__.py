@@ -1,0 +1,1 @@
+"""Engines: what sends the requests and feeds the measurement (smoke on httpx, load on Locust)."""

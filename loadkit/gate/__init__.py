@@ -1,0 +1,1 @@
+"""The gate: criteria judged against results files, and the before/after comparison."""

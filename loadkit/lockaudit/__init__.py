@@ -1,0 +1,1 @@
+"""The lock audit: rules over source text (pure), and the run over files on disk."""

@@ -1,0 +1,89 @@
+"""The package's import direction (docs/architecture.md), checked on the source itself.
+
+A part may import only the parts below it; a cycle or an upward import is a design bug, and it
+fails here before it grows. Imports inside functions count too: a lazy import is still a
+dependency.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import loadkit
+
+PACKAGE = Path(loadkit.__file__).parent
+
+# part -> the parts it may import (besides itself). Top-level modules are parts of their own.
+ALLOWED: dict[str, set[str]] = {
+    "exceptions": set(),
+    "defaults": set(),
+    "config": {"exceptions", "defaults"},
+    "measure": {"exceptions", "defaults", "config"},
+    "lockaudit": {"exceptions", "defaults", "config", "measure"},
+    "logs": {"exceptions", "defaults", "config", "measure"},
+    # gate -> report: only until the gate returns data and report/ does the wording (issue 11)
+    "gate": {"exceptions", "defaults", "config", "measure", "report"},
+    "report": {"exceptions", "defaults", "config", "measure", "gate", "logs", "lockaudit"},
+    "engines": {"exceptions", "defaults", "config", "measure", "report"},
+    "run": {
+        "exceptions", "defaults", "config", "measure", "gate", "logs", "lockaudit", "report",
+        "engines",
+    },
+    "cli": {
+        "exceptions", "defaults", "config", "measure", "gate", "logs", "lockaudit", "report",
+        "engines", "run",
+    },
+    "__main__": {"cli"},
+    "__init__": set(),
+}  # fmt: skip
+
+
+def part_of(path: Path) -> str:
+    """The part a module belongs to: its first folder under loadkit/, or its own name."""
+    relative = path.relative_to(PACKAGE)
+    return relative.parts[0] if len(relative.parts) > 1 else relative.stem
+
+
+def loadkit_imports(path: Path) -> set[str]:
+    """The loadkit parts a module imports, anywhere in it."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    parts: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+            if node.module == "loadkit":
+                names = [f"loadkit.{alias.name}" for alias in node.names]
+        else:
+            continue
+        for name in names:
+            pieces = name.split(".")
+            if pieces[0] == "loadkit" and len(pieces) > 1:
+                parts.add(pieces[1])
+    return parts
+
+
+def test_every_part_of_the_package_is_placed_in_the_layering() -> None:
+    parts = {part_of(path) for path in PACKAGE.rglob("*.py")}
+    assert parts <= set(ALLOWED), f"add {sorted(parts - set(ALLOWED))} to ALLOWED and the docs"
+
+
+def test_parts_import_only_the_parts_below_them() -> None:
+    upward = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        part = part_of(path)
+        for imported in loadkit_imports(path) - {part}:
+            if imported not in ALLOWED[part]:
+                upward.append(f"{path.relative_to(PACKAGE.parent)} ({part}) imports {imported}")
+    assert not upward, "imports against the layering:\n" + "\n".join(upward)
+
+
+def test_the_checker_sees_lazy_and_from_package_imports(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text(
+        "def f():\n    from loadkit.run.load import run_load\n"
+        "from loadkit import cli\nimport loadkit.gate.evaluate\n"
+    )
+    assert loadkit_imports(module) == {"run", "cli", "gate"}
