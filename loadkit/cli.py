@@ -381,6 +381,7 @@ def gate(
     from loadkit.gate.evaluate import evaluate_criteria, raise_for_outcome
     from loadkit.measure.results import read_results
     from loadkit.report.gate import (
+        render_gate_headline,
         render_gate_table,
         write_gate_error_reports,
         write_gate_reports,
@@ -398,7 +399,7 @@ def gate(
             raise
         typer.echo(render_gate_table(report), nl=False)
         write_gate_reports(report, markdown=markdown, junit=junit, json=json_out)
-        raise_for_outcome(report)
+        raise_for_outcome(report, message=render_gate_headline(report))
 
 
 @app.command()
@@ -470,7 +471,7 @@ def accept(
     interrupted.
     """
     from loadkit.gate.evaluate import raise_for_outcome
-    from loadkit.report.gate import render_gate_table
+    from loadkit.report.gate import render_gate_headline, render_gate_table
     from loadkit.run.accept import run_acceptance
 
     with exit_on_error():
@@ -492,7 +493,7 @@ def accept(
         typer.echo("")
         typer.echo(render_gate_table(run.report), nl=False)
         typer.echo(f"reports: {run.folder}")
-        raise_for_outcome(run.report)
+        raise_for_outcome(run.report, message=render_gate_headline(run.report))
 
 
 # --- audit-locks -------------------------------------------------------------------------------

@@ -22,8 +22,7 @@ ALLOWED: dict[str, set[str]] = {
     "measure": {"exceptions", "defaults", "config"},
     "lockaudit": {"exceptions", "defaults", "config", "measure"},
     "logs": {"exceptions", "defaults", "config", "measure"},
-    # gate -> report: only until the gate returns data and report/ does the wording (issue 11)
-    "gate": {"exceptions", "defaults", "config", "measure", "report"},
+    "gate": {"exceptions", "defaults", "config", "measure"},
     "report": {"exceptions", "defaults", "config", "measure", "gate", "logs", "lockaudit"},
     "engines": {"exceptions", "defaults", "config", "measure", "report"},
     "run": {
