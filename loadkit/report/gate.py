@@ -20,7 +20,7 @@ from tabulate import tabulate
 from loadkit.config import Criterion
 from loadkit.exceptions import ConfigError
 from loadkit.gate.evaluate import GateReport, RunCheck, RunReason, Verdict
-from loadkit.measure.results import write_output
+from loadkit.measure.results import write_bytes_atomically, write_output
 from loadkit.report.gate_evidence import EvidenceTable, verdict_tables
 from loadkit.report.units import format_delta, format_percent, format_value
 
@@ -378,9 +378,15 @@ def write_gate_reports(
     junit: Path | None = None,
     json: Path | None = None,
     environ: Mapping[str, str] | None = None,
+    from_options: bool = True,
 ) -> list[Path]:
     """Write the requested report files (atomically) and append the Markdown to the CI step
-    summary when ``$GITHUB_STEP_SUMMARY`` is set. Returns the files written."""
+    summary when ``$GITHUB_STEP_SUMMARY`` is set. Returns the files written.
+
+    A file that cannot be written is a ``ConfigError`` naming it, and the command-line option
+    that asked for it (``--junit PATH``) when ``from_options``; a caller that chose the paths
+    itself (``loadkit accept``) passes False, so the message names only the file.
+    """
     return _write_reports(
         markdown_text=render_gate_markdown(report),
         junit_xml=lambda: render_gate_junit(report),
@@ -389,6 +395,7 @@ def write_gate_reports(
         junit=junit,
         json=json,
         environ=environ,
+        from_options=from_options,
     )
 
 
@@ -399,9 +406,11 @@ def write_gate_error_reports(
     junit: Path | None = None,
     json: Path | None = None,
     environ: Mapping[str, str] | None = None,
+    from_options: bool = True,
 ) -> list[Path]:
     """The report files of a gate that could not judge (a missing measurement, no criterion
-    applying): an ``error`` outcome in each, so that CI reading them sees why, not nothing."""
+    applying): an ``error`` outcome in each, so that CI reading them sees why, not nothing.
+    ``from_options`` as for ``write_gate_reports``."""
     text = f"## Acceptance gate: ⛔ ERROR\n\n{_md_escape(message)}\n"
     root = ET.Element("testsuites", {"name": "loadkit acceptance", "tests": "1", "errors": "1"})
     suite = ET.SubElement(
@@ -423,6 +432,7 @@ def write_gate_error_reports(
         junit=junit,
         json=json,
         environ=environ,
+        from_options=from_options,
     )
 
 
@@ -435,16 +445,19 @@ def _write_reports(
     junit: Path | None,
     json: Path | None,
     environ: Mapping[str, str] | None,
+    from_options: bool,
 ) -> list[Path]:
     # The files a CI job reads, written atomically, and the Markdown appended to the step
     # summary: one path for a verdict and for a gate that could not judge.
     written: list[Path] = []
     if markdown is not None:
-        written.append(write_output(markdown, markdown_text.encode(), option="--markdown"))
+        data = markdown_text.encode()
+        written.append(_write(markdown, data, option="--markdown", from_options=from_options))
     if junit is not None:
-        written.append(write_output(junit, junit_xml().encode(), option="--junit"))
+        data = junit_xml().encode()
+        written.append(_write(junit, data, option="--junit", from_options=from_options))
     if json is not None:
-        written.append(write_output(json, json_bytes(), option="--json"))
+        written.append(_write(json, json_bytes(), option="--json", from_options=from_options))
     summary = (os.environ if environ is None else environ).get(STEP_SUMMARY_ENV)
     if summary:
         try:
@@ -454,6 +467,18 @@ def _write_reports(
                 f"${STEP_SUMMARY_ENV} {summary}: cannot append: {exc.strerror or exc}"
             ) from None
     return written
+
+
+def _write(path: Path, data: bytes, *, option: str, from_options: bool) -> Path:
+    if from_options:
+        return write_output(path, data, option=option)
+    try:
+        write_bytes_atomically(path, data)
+    except OSError as exc:
+        raise ConfigError(
+            f"{path}: cannot write the gate's report: {exc.strerror or exc}"
+        ) from None
+    return path
 
 
 def append_step_summary(path: Path, markdown: str) -> None:

@@ -207,6 +207,7 @@ def _write_gate_reports(report: GateReport, folder: Path) -> list[Path]:
         markdown=folder / MARKDOWN_FILE,
         junit=folder / JUNIT_FILE,
         json=folder / VERDICT_FILE,
+        from_options=False,
     )
 
 
@@ -218,6 +219,7 @@ def _write_gate_error_reports(message: str, folder: Path) -> list[Path]:
         markdown=folder / MARKDOWN_FILE,
         junit=folder / JUNIT_FILE,
         json=folder / VERDICT_FILE,
+        from_options=False,
     )
 
 

@@ -26,7 +26,7 @@ from test_gate import (
 )
 
 from loadkit.config import load_config
-from loadkit.exceptions import CriteriaNotMetError
+from loadkit.exceptions import ConfigError, CriteriaNotMetError
 from loadkit.gate.evaluate import GateReport, Verdict, evaluate_criteria, raise_for_outcome
 from loadkit.measure.recorder import LatencyRecorder
 from loadkit.measure.results import GeneratorHealth, LoadResults, Stall, read_results
@@ -37,6 +37,8 @@ from loadkit.report.gate import (
     render_gate_markdown,
     render_gate_table,
     verdict_reason,
+    write_gate_error_reports,
+    write_gate_reports,
 )
 from loadkit.report.gate_evidence import EvidenceTable, verdict_tables
 from loadkit.report.units import format_delta, format_value
@@ -261,3 +263,28 @@ def test_a_value_near_its_threshold_never_prints_as_the_threshold() -> None:
     table = render_gate_table(report)
     assert "999.96 ms" in table
     assert "1000.0 ms " not in table.replace("< 1000.0 ms", "")
+
+
+# --- files -----------------------------------------------------------------------------------
+
+
+def test_a_report_file_accept_cannot_write_is_named_without_a_flag(tmp_path: Path) -> None:
+    # accept chooses its report paths itself: no --markdown was given, so none is named.
+    report = judge(criterion("load.p95_ms", "<", 1000), crafted_load())
+    (tmp_path / "gate.md").mkdir()
+    with pytest.raises(ConfigError) as info:
+        write_gate_reports(report, markdown=tmp_path / "gate.md", from_options=False, environ={})
+    assert str(info.value).startswith(f"{tmp_path / 'gate.md'}: cannot write the gate's report")
+    assert "--" not in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        write_gate_error_reports(
+            "no measurement", markdown=tmp_path / "gate.md", from_options=False, environ={}
+        )
+    assert "--markdown" not in str(info.value)
+
+
+def test_a_report_file_the_user_asked_for_is_named_with_its_option(tmp_path: Path) -> None:
+    report = judge(criterion("load.p95_ms", "<", 1000), crafted_load())
+    (tmp_path / "gate.md").mkdir()
+    with pytest.raises(ConfigError, match=r"^--markdown .*gate\.md: cannot write"):
+        write_gate_reports(report, markdown=tmp_path / "gate.md", environ={})
