@@ -5,7 +5,7 @@ from __future__ import annotations
 from tabulate import tabulate
 
 from loadkit.gate.compare import Change, Comparison, Section
-from loadkit.report.units import format_delta, format_value
+from loadkit.report.units import NO_VALUE, format_delta, format_percent, format_value
 
 _MARK = {"better": "better", "worse": "WORSE", "same": "", "n/a": ""}
 _MD_MARK = {"better": "✅ better", "worse": "❌ worse", "same": "", "n/a": ""}
@@ -14,14 +14,14 @@ HEADERS = ("", "before", "after", "change", "change %", "")
 
 def _value(change: Change, value: float | None) -> str:
     if value is None:
-        return "—"
+        return NO_VALUE
     return format_value(change.metric, value)
 
 
 def _delta(change: Change) -> str:
     delta = change.delta
     if delta is None:
-        return "—"
+        return NO_VALUE
     sign = "+" if delta > 0 else "-" if delta < 0 else "±"
     return sign + format_delta(change.metric, abs(delta))
 
@@ -29,9 +29,8 @@ def _delta(change: Change) -> str:
 def _percent(change: Change) -> str:
     percent = change.percent
     if percent is None:
-        return "new" if change.before == 0 and change.after else "—"
-    # Three significant figures at least: "-99.9 %" must not round to "-100 %".
-    return f"{percent:+.1f} %" if abs(percent) >= 0.1 or percent == 0 else f"{percent:+.2g} %"
+        return "new" if change.before == 0 and change.after else NO_VALUE
+    return format_percent(percent, signed=True)
 
 
 def _rows(section: Section, marks: dict[str, str]) -> list[list[str]]:

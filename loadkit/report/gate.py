@@ -22,7 +22,7 @@ from loadkit.exceptions import ConfigError
 from loadkit.gate.evaluate import GateReport, RunCheck, RunReason, Verdict
 from loadkit.measure.results import write_bytes_atomically, write_output
 from loadkit.report.gate_evidence import EvidenceTable, verdict_tables
-from loadkit.report.units import format_delta, format_percent, format_value
+from loadkit.report.units import format_delta, format_percent, format_seconds, format_value
 
 VERDICT_SCHEMA = "loadkit.verdict/1"
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
@@ -89,7 +89,7 @@ def verdict_reason(verdict: Verdict) -> str:
     if verdict.frozen is not None:
         return (
             "no request completed in the whole run: the service froze for "
-            f"{verdict.frozen.duration_s:.2f} s with requests in flight, "
+            f"{format_seconds(verdict.frozen.duration_s)} with requests in flight, "
             f"so {c.metric} has no value and is not met"
         )
     if verdict.measured is None or verdict.margin is None or verdict.met is None:

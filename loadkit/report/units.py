@@ -60,12 +60,12 @@ def format_delta(metric: str, value: float) -> str:
 
 
 def format_percent(value: float, *, signed: bool = False) -> str:
-    """A relative change in percent, to 0.1 %, with more digits when that would show 0.0 %."""
+    """A relative change in percent, to 0.1 %; below 0.1 % two significant digits, so that a
+    change that is not zero never shows as 0.0 % (nor 0.06 % as 0.1 %)."""
     sign = "+" if signed else ""
-    text = f"{value:{sign}.1f} %"
-    if value != 0 and abs(value) < 0.05:
-        text = f"{value:{sign}.2g} %"
-    return text
+    if value != 0 and abs(value) < 0.1:
+        return f"{value:{sign}.2g} %"
+    return f"{value:{sign}.1f} %"
 
 
 def _unit(metric: str) -> tuple[float, int | None, str]:
