@@ -47,7 +47,7 @@ def _rows(section: Section, marks: dict[str, str]) -> list[list[str]]:
     ]
 
 
-def headline(comparison: Comparison) -> str:
+def render_compare_headline(comparison: Comparison) -> str:
     """One line: the changes a fix is judged by (P95, P99, errors, error rate, RPS, stall)."""
     run = comparison.sections[0]
     by_label = {c.label: c for c in run.changes}
@@ -58,7 +58,7 @@ def headline(comparison: Comparison) -> str:
 
 def render_compare_table(comparison: Comparison) -> str:
     """The comparison as the terminal shows it."""
-    parts = [headline(comparison)]
+    parts = [render_compare_headline(comparison)]
     for section in comparison.sections:
         table = tabulate(_rows(section, _MARK), headers=HEADERS, tablefmt="simple")
         parts.append(f"{section.title}\n{table}")
@@ -70,7 +70,7 @@ def render_compare_markdown(comparison: Comparison) -> str:
     """The comparison as GitHub-flavoured Markdown."""
     parts = [
         f"## Comparison: `{comparison.before_source}` → `{comparison.after_source}`",
-        headline(comparison).replace("|", "\\|"),
+        render_compare_headline(comparison).replace("|", "\\|"),
     ]
     for section in comparison.sections:
         parts.append(f"### {section.title}")

@@ -64,7 +64,7 @@ def parse_format(value: str) -> ErrorsFormat:
     raise ConfigError(f"--format {value!r} is not known; use one of {', '.join(FORMATS)}")
 
 
-def render(
+def render_errors(
     breakdown: ErrorBreakdown,
     fmt: ErrorsFormat,
     *,
@@ -76,10 +76,10 @@ def render(
     ``command`` and ``generated_at`` say how the page was made (Markdown and JSON show them).
     """
     if fmt == "json":
-        return render_json(breakdown, command=command, generated_at=generated_at)
+        return render_errors_json(breakdown, command=command, generated_at=generated_at)
     if fmt == "markdown":
-        return render_markdown(breakdown, command=command, generated_at=generated_at)
-    return render_table(breakdown)
+        return render_errors_markdown(breakdown, command=command, generated_at=generated_at)
+    return render_errors_table(breakdown)
 
 
 def empty_input_message(inputs: InputSummary) -> str:
@@ -401,7 +401,7 @@ def _client_summary(client: ClientComparison) -> str:
 # --- formats ----------------------------------------------------------------------------------
 
 
-def render_table(breakdown: ErrorBreakdown) -> str:
+def render_errors_table(breakdown: ErrorBreakdown) -> str:
     """The breakdown for a terminal: summary lines, then plain tables."""
     day = _day(breakdown)
     if breakdown.inputs.sources:
@@ -470,7 +470,7 @@ def _md_table(rows: list[list[str]], headers: list[str]) -> str:
     return _grid(escaped, headers, "github")
 
 
-def render_markdown(
+def render_errors_markdown(
     breakdown: ErrorBreakdown, *, command: str | None = None, generated_at: str | None = None
 ) -> str:
     """The runbook page: what failed, where, since when, and what each kind asks of you."""
@@ -542,7 +542,7 @@ def _server_sections(breakdown: ErrorBreakdown, day: str | None) -> list[str]:
     return out
 
 
-def render_json(
+def render_errors_json(
     breakdown: ErrorBreakdown, *, command: str | None = None, generated_at: str | None = None
 ) -> str:
     """Everything as one JSON document (schema ``loadkit.errors/1``)."""

@@ -86,7 +86,7 @@ def _latency_cells(latency: LatencySummary) -> tuple[str, ...]:
     return tuple(format_ms(v) for v in (latency.p50, latency.p95, latency.p99, latency.max))
 
 
-def render_overall(results: LoadResults) -> str:
+def _overall_table(results: LoadResults) -> str:
     """One row: the whole run."""
     t = results.totals
     row = (
@@ -100,7 +100,7 @@ def render_overall(results: LoadResults) -> str:
     return tabulate([row], headers=headers, tablefmt="simple", disable_numparse=True)
 
 
-def render_endpoints(results: LoadResults) -> str:
+def _endpoints_table(results: LoadResults) -> str:
     """One row per endpoint, busiest first."""
     rows = [
         (
@@ -121,7 +121,7 @@ def _statuses(group: ErrorGroup) -> str:
     return ", ".join(f"{code}×{count}" for code, count in group.status_codes.items())
 
 
-def render_errors(results: LoadResults, limit: int = TOP_ERROR_GROUPS) -> str:
+def _error_groups_table(results: LoadResults, limit: int = TOP_ERROR_GROUPS) -> str:
     """The most frequent error kinds by endpoint, with an example trace id to look up."""
     groups = results.errors[:limit]
     rows = [
@@ -151,7 +151,7 @@ def stall_line(results: LoadResults) -> str:
     )
 
 
-def render_load_summary(results: LoadResults, *, path: str | None = None) -> str:
+def render_load_table(results: LoadResults, *, path: str | None = None) -> str:
     """The end-of-run report: overall, per endpoint, top error kinds, stall, validity, file."""
     config = results.config
     scenario = config.get("scenario", "?")
@@ -162,9 +162,9 @@ def render_load_summary(results: LoadResults, *, path: str | None = None) -> str
         f"{results.duration_s:.1f} s"
         + (f"  {processes} processes" if isinstance(processes, int) and processes > 1 else "")
     )
-    parts = [head, "", render_overall(results), "", render_endpoints(results)]
+    parts = [head, "", _overall_table(results), "", _endpoints_table(results)]
     if results.errors:
-        parts += ["", "top error kinds by endpoint:", render_errors(results)]
+        parts += ["", "top error kinds by endpoint:", _error_groups_table(results)]
     parts += ["", stall_line(results)]
     generator = results.generator
     if generator.max_cpu_percent is not None:

@@ -49,7 +49,7 @@ def summary_line(results: SmokeResults) -> str:
     return line
 
 
-def render_smoke(results: SmokeResults) -> str:
+def render_smoke_table(results: SmokeResults) -> str:
     """The terminal report: the table, a line per failure saying why, the summary line."""
     table = tabulate(
         [_row(c) for c in results.checks],
