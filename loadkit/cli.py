@@ -158,7 +158,7 @@ def smoke(
     from loadkit.config import SmokeConfig, load_config
     from loadkit.engines.smoke import aborted_smoke_results, run_smoke
     from loadkit.measure.results import dump_results, write_output
-    from loadkit.report.smoke import render_smoke
+    from loadkit.report.smoke import render_smoke_table
 
     with exit_on_error():
         if config is None and not DEFAULT_CONFIG.exists():
@@ -179,7 +179,7 @@ def smoke(
             sys.stdout.buffer.write(dump_results(results))
             sys.stdout.flush()
         else:
-            typer.echo(render_smoke(results))
+            typer.echo(render_smoke_table(results))
         failed = len(results.checks) - results.checks_passed
         if failed:
             raise CriteriaNotMetError(f"{failed} of {len(results.checks)} smoke checks failed")
@@ -255,7 +255,7 @@ def load(
     a bad option or scenario, 3 when the target cannot be reached, 4 when the run is invalid
     (load generator overloaded), 130 when interrupted (partial results are still written).
     """
-    from loadkit.report.load import render_load_summary
+    from loadkit.report.load import render_load_table
     from loadkit.run.load import (
         DEFAULT_TARGET,
         InvalidLoadRunError,
@@ -299,9 +299,9 @@ def load(
             )
         except (InvalidLoadRunError, LoadInterrupted) as stopped:
             if stopped.results is not None:
-                typer.echo(render_load_summary(stopped.results, path=str(stopped.path)))
+                typer.echo(render_load_table(stopped.results, path=str(stopped.path)))
             raise
-        typer.echo(render_load_summary(results, path=str(out)))
+        typer.echo(render_load_table(results, path=str(out)))
 
 
 @app.command()
@@ -381,6 +381,7 @@ def gate(
     from loadkit.gate.evaluate import evaluate_criteria, raise_for_outcome
     from loadkit.measure.results import read_results
     from loadkit.report.gate import (
+        render_gate_headline,
         render_gate_table,
         write_gate_error_reports,
         write_gate_reports,
@@ -398,7 +399,7 @@ def gate(
             raise
         typer.echo(render_gate_table(report), nl=False)
         write_gate_reports(report, markdown=markdown, junit=junit, json=json_out)
-        raise_for_outcome(report)
+        raise_for_outcome(report, message=render_gate_headline(report))
 
 
 @app.command()
@@ -470,7 +471,7 @@ def accept(
     interrupted.
     """
     from loadkit.gate.evaluate import raise_for_outcome
-    from loadkit.report.gate import render_gate_table
+    from loadkit.report.gate import render_gate_headline, render_gate_table
     from loadkit.run.accept import run_acceptance
 
     with exit_on_error():
@@ -492,7 +493,7 @@ def accept(
         typer.echo("")
         typer.echo(render_gate_table(run.report), nl=False)
         typer.echo(f"reports: {run.folder}")
-        raise_for_outcome(run.report)
+        raise_for_outcome(run.report, message=render_gate_headline(run.report))
 
 
 # --- audit-locks -------------------------------------------------------------------------------
@@ -539,7 +540,7 @@ def audit_locks(
         write_audit_results,
         write_failed_audit,
     )
-    from loadkit.report.locks import parse_format, render
+    from loadkit.report.locks import parse_format, render_locks
 
     with exit_on_error():
         fmt = parse_format(output_format)
@@ -551,7 +552,7 @@ def audit_locks(
                 # Not a stale --out of an earlier clean audit for the gate to read.
                 write_failed_audit(out, targets, settings, str(error))
             raise
-        typer.echo(render(run.summary, fmt), nl=False)
+        typer.echo(render_locks(run.summary, fmt), nl=False)
         if out is not None:
             write_audit_results(out, run, settings)
     if run.summary.violations:
@@ -611,7 +612,7 @@ def errors(
     from loadkit.logs.join import ClientView
     from loadkit.logs.scan import STDIN, ScanCounts, sources_from
     from loadkit.measure.results import read_results, write_output
-    from loadkit.report.errors import empty_input_message, parse_format, render
+    from loadkit.report.errors import empty_input_message, parse_format, render_errors
 
     with exit_on_error():
         report_format = parse_format(fmt)
@@ -638,7 +639,9 @@ def errors(
         for flag, value in (("--since", since), ("--until", until), ("--out", out)):
             command += [flag, str(value)] if value is not None else []
         command += ["--top", str(top), "--format", report_format]
-        text = render(breakdown, report_format, command=shlex.join(command), generated_at=iso(now))
+        text = render_errors(
+            breakdown, report_format, command=shlex.join(command), generated_at=iso(now)
+        )
         if out is None:
             typer.echo(text, nl=False)
         else:

@@ -2,7 +2,7 @@
 margin and, when it failed, the evidence of where to look.
 
 Pure: reads nothing and prints nothing; the CLI reads the files and renders what this returns
-(``loadkit.report.gate``). The rules, so that the gate is honest:
+(``loadkit.report.gate``, which does all the wording). The rules, so that the gate is honest:
 
 - A comparison is strict as written: ``error_rate < 0.10`` fails at exactly 0.10.
 - A criterion applies to one kind of results (smoke, load, lock audit). When no file of that kind
@@ -23,7 +23,7 @@ import math
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
 from loadkit.config import Criterion, ResultsKind
@@ -31,17 +31,20 @@ from loadkit.exceptions import ConfigError, CriteriaNotMetError, InputError, Inv
 from loadkit.measure.kinds import ErrorKind
 from loadkit.measure.results import (
     EndpointResults,
+    ErrorGroup,
     LatencySummary,
     LoadResults,
     LockAuditResults,
+    LockFinding,
+    SmokeCheckResult,
     SmokeResults,
+    Stall,
+    TimelinePoint,
 )
-from loadkit.report.units import format_delta, format_percent, format_value
 
 AnyResults = SmokeResults | LoadResults | LockAuditResults
 Status = Literal["passed", "failed", "invalid", "not_evaluated"]
 Outcome = Literal["passed", "failed", "invalid"]
-Cell = str | int | float | None
 
 TOP_ERROR_GROUPS = 5
 TOP_ENDPOINTS = 5
@@ -75,14 +78,116 @@ _LATENCY_FIELDS: dict[str, str] = {
 
 
 @dataclass(frozen=True)
-class Evidence:
-    """A small table that shows where to look: error groups, a stall's window, lock sites."""
+class RunReason:
+    """One reason a results file cannot be gated on."""
 
-    title: str
-    columns: tuple[str, ...]
-    rows: tuple[tuple[Cell, ...], ...]
+    code: Literal["aborted", "generator_overloaded", "recorded"]
+    """``recorded``: a reason the runner wrote into the results file, in ``detail``."""
+    detail: str | None = None
+    max_cpu_percent: float | None = None
+    """The generator's peak CPU, for ``generator_overloaded``, when it was measured."""
+
+
+@dataclass(frozen=True)
+class RunCheck:
+    """Whether one results file can be gated on at all."""
+
+    source: str
+    kind: ResultsKind
+    valid: bool
+    reasons: tuple[RunReason, ...] = ()
+
+
+# The evidence of a failure: where to look. Rows are the results' own records, unformatted; the
+# tables shown (and their length) are report/'s business, except the caps below, which keep
+# the evidence short in every rendering alike.
+
+
+@dataclass(frozen=True)
+class ErrorGroups:
+    """The largest error groups (endpoint × kind) among the errors a criterion counts."""
+
+    endpoint: str | None
+    """The endpoint the criterion is about; None for every endpoint."""
+    total: int
+    """Errors in all the matching groups, shown or not."""
+    groups: tuple[ErrorGroup, ...]
+    """The largest first, at most ``TOP_ERROR_GROUPS``."""
     omitted: int = 0
-    """Rows left out to keep the table short (``… and N more``)."""
+
+
+@dataclass(frozen=True)
+class StallWindow:
+    """The longest stall (no completion while requests were in flight) and the seconds around
+    it (empty when only the window is evidence)."""
+
+    stall: Stall
+    began: datetime
+    ended: datetime
+    seconds: tuple[TimelinePoint, ...] = ()
+    omitted: int = 0
+    """Seconds around the stall left out (beyond ``STALL_CONTEXT_ROWS``)."""
+
+
+@dataclass(frozen=True)
+class SlowestEndpoints:
+    """Endpoints by the latency figure a criterion is about, slowest first."""
+
+    metric: str
+    """The metric's name without its prefix (``p95_ms``)."""
+    endpoints: tuple[EndpointResults, ...]
+    omitted: int = 0
+
+
+@dataclass(frozen=True)
+class SlowestSeconds:
+    """The seconds of the run with the highest p95 of what completed in each."""
+
+    seconds: tuple[TimelinePoint, ...]
+
+
+@dataclass(frozen=True)
+class QuietestSeconds:
+    """The seconds of the run with the fewest completions."""
+
+    seconds: tuple[TimelinePoint, ...]
+
+
+@dataclass(frozen=True)
+class GeneratorNotes:
+    """What the load generator noted about itself (why throughput may be its own)."""
+
+    notes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FailedChecks:
+    """The smoke checks that failed, of ``total``."""
+
+    checks: tuple[SmokeCheckResult, ...]
+    total: int
+
+
+@dataclass(frozen=True)
+class LockSites:
+    """Lock-safety violations by site, at most ``MAX_FINDINGS``."""
+
+    findings: tuple[LockFinding, ...]
+    violations: int
+    files_checked: int
+    omitted: int = 0
+
+
+Evidence = (
+    ErrorGroups
+    | StallWindow
+    | SlowestEndpoints
+    | SlowestSeconds
+    | QuietestSeconds
+    | GeneratorNotes
+    | FailedChecks
+    | LockSites
+)
 
 
 @dataclass(frozen=True)
@@ -97,7 +202,15 @@ class Verdict:
     margin: float | None
     """Signed headroom in the metric's unit: positive when met, negative by how much it missed
     (for ``==``: minus the distance; for ``!=``: the distance)."""
-    reason: str
+    met: bool | None = None
+    """Whether the measured value meets the threshold, the run's validity aside (what an invalid
+    run's verdict would have been); None when nothing was measured."""
+    run: RunCheck | None = None
+    """The check of the results file it was judged on; None when not evaluated."""
+    missing: str | None = None
+    """Why an invalid run has no measurement (what a valid run would raise as ``InputError``)."""
+    frozen: Stall | None = None
+    """Why a valid run has no measurement: no request completed in it, through this stall."""
     evidence: tuple[Evidence, ...] = ()
 
     @property
@@ -109,22 +222,13 @@ class Verdict:
 
 
 @dataclass(frozen=True)
-class RunCheck:
-    """Whether one results file can be gated on at all."""
-
-    source: str
-    kind: ResultsKind
-    valid: bool
-    reasons: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
 class GateReport:
     """Everything the gate decided, in the order of the criteria."""
 
     verdicts: tuple[Verdict, ...]
     runs: tuple[RunCheck, ...]
-    notes: tuple[str, ...] = field(default=())
+    ungated: tuple[RunCheck, ...] = field(default=())
+    """Results files given that no criterion is about: not gated."""
 
     @property
     def outcome(self) -> Outcome:
@@ -138,27 +242,6 @@ class GateReport:
     def with_status(self, status: Status) -> list[Verdict]:
         """The verdicts with one status."""
         return [v for v in self.verdicts if v.status == status]
-
-    def headline(self) -> str:
-        """One line: the outcome and the criteria behind it."""
-        judged = [v for v in self.verdicts if v.status != "not_evaluated"]
-        skipped = len(self.verdicts) - len(judged)
-        tail = f"; {skipped} not evaluated" if skipped else ""
-        if self.outcome == "invalid":
-            bad = [f"{run.source} ({'; '.join(run.reasons)})" for run in self.runs if not run.valid]
-            failed = self.with_status("failed")
-            also = f"; also failed: {_labels(failed)}" if failed else ""
-            return f"INVALID: run cannot be gated on: {', '.join(bad)}{also}{tail}"
-        if self.outcome == "failed":
-            failed = self.with_status("failed")
-            return (
-                f"FAILED: {len(failed)} of {len(judged)} criteria not met: {_labels(failed)}{tail}"
-            )
-        return f"PASSED: {len(judged)} of {len(judged)} criteria met{tail}"
-
-
-def _labels(verdicts: Sequence[Verdict]) -> str:
-    return ", ".join(v.criterion.label for v in verdicts)
 
 
 # --- evaluation ----------------------------------------------------------------------------------
@@ -190,7 +273,6 @@ def evaluate_criteria(
                     source=None,
                     measured=None,
                     margin=None,
-                    reason=f"no {criterion.results_kind} results given",
                 )
             )
             continue
@@ -203,28 +285,24 @@ def evaluate_criteria(
             f"none of the {len(criteria)} criteria applies to the results given ({kinds}); "
             f"the criteria are about: {wanted}"
         )
-    notes = tuple(
-        f"{source}: no criterion is about {res.kind} results; it was not gated"
-        for source, res in results
-        if not any(c.results_kind == res.kind for c in criteria)
-    )
-    return GateReport(verdicts=tuple(verdicts), runs=runs, notes=notes)
+    ungated = tuple(run for run in runs if not any(c.results_kind == run.kind for c in criteria))
+    return GateReport(verdicts=tuple(verdicts), runs=runs, ungated=ungated)
 
 
 def _check_run(source: str, results: AnyResults) -> RunCheck:
     # The runner's own reasons say most (it knows why it stopped); the flags only add a reason
     # when none of the runner's already covers them.
-    reasons = list(dict.fromkeys(results.invalid_reasons))
-    if results.aborted and not any("abort" in r.lower() for r in reasons):
-        reasons.insert(0, "run aborted")
+    recorded = list(dict.fromkeys(results.invalid_reasons))
+    reasons = [RunReason(code="recorded", detail=r) for r in recorded]
+    if results.aborted and not any("abort" in r.lower() for r in recorded):
+        reasons.insert(0, RunReason(code="aborted"))
     if (
         not isinstance(results, LockAuditResults)
         and results.generator.overloaded
-        and not any("overload" in r.lower() for r in reasons)
+        and not any("overload" in r.lower() for r in recorded)
     ):
         cpu = results.generator.max_cpu_percent
-        at = f" (CPU up to {cpu:.0f} %)" if cpu is not None else ""
-        reasons.insert(0, f"load generator overloaded{at}")
+        reasons.insert(0, RunReason(code="generator_overloaded", max_cpu_percent=cpu))
     return RunCheck(
         source=source,
         kind=results.kind,
@@ -246,7 +324,8 @@ def _judge(criterion: Criterion, source: str, results: AnyResults, run: RunCheck
                 source=source,
                 measured=None,
                 margin=None,
-                reason=f"{missing}; not trusted: {'; '.join(run.reasons)}",
+                run=run,
+                missing=str(missing),
             )
     else:
         try:
@@ -263,44 +342,36 @@ def _judge(criterion: Criterion, source: str, results: AnyResults, run: RunCheck
                 source=source,
                 measured=None,
                 margin=None,
-                reason=f"{frozen}, so {criterion.metric} has no value and is not met",
+                run=run,
+                frozen=frozen,
                 evidence=_stall(results),
             )
     met = _OPERATORS[criterion.op](measured, criterion.threshold)
     margin = _margin(criterion.op, measured, criterion.threshold)
-    reason = _reason(criterion, measured, margin, met)
     evidence = () if met else _evidence(criterion, results)
     status: Status = "passed" if met else "failed"
     if not run.valid:
         status = "invalid"
         evidence = ()
-        reason = (
-            f"{reason}; not trusted: {'; '.join(run.reasons)} "
-            f"(it would have {'passed' if met else 'failed'})"
-        )
     return Verdict(
         criterion=criterion,
         status=status,
         source=source,
         measured=measured,
         margin=margin,
-        reason=reason,
+        met=met,
+        run=run,
         evidence=evidence,
     )
 
 
-def _frozen(results: AnyResults) -> str | None:
-    """Why a valid load run has nothing to measure when no request ever completed in it while
-    requests were in flight (a freeze longer than the run); None for any other run."""
+def _frozen(results: AnyResults) -> Stall | None:
+    """The stall that explains why a valid load run has nothing to measure: no request ever
+    completed in it while requests were in flight (a freeze longer than the run); None for any
+    other run."""
     if not isinstance(results, LoadResults) or results.totals.requests:
         return None
-    stall = results.longest_stall
-    if stall is None:
-        return None
-    return (
-        f"no request completed in the whole run: the service froze for {stall.duration_s:.2f} s "
-        "with requests in flight"
-    )
+    return results.longest_stall
 
 
 def _margin(op: str, measured: float, threshold: float) -> float:
@@ -311,28 +382,6 @@ def _margin(op: str, measured: float, threshold: float) -> float:
     if op == "==":
         return -abs(measured - threshold)
     return abs(measured - threshold)
-
-
-def _reason(criterion: Criterion, measured: float, margin: float, met: bool) -> str:
-    metric = criterion.metric_name
-    value = format_value(metric, measured, against=criterion.threshold)
-    limit = f"{criterion.op} {format_value(metric, criterion.threshold, exact=True)}"
-    distance = format_delta(metric, abs(margin))
-    relative = ""
-    if criterion.threshold != 0 and margin != 0:
-        relative = f" ({format_percent(abs(margin) / abs(criterion.threshold) * 100)})"
-    if met:
-        if criterion.op == "==":
-            return f"{value}, as required ({limit})"
-        return f"{value}, {distance}{relative} of headroom to {limit}"
-    if criterion.op == "!=":
-        return f"{value}, the excluded value ({limit})"
-    if margin == 0:
-        return f"{value}, exactly at the threshold, and {criterion.op} is strict ({limit})"
-    if criterion.op == "==":
-        return f"{value}, off by {distance}{relative} ({limit})"
-    side = "over" if criterion.op in ("<", "<=") else "under"
-    return f"{value}, {distance}{relative} {side} the threshold ({limit})"
 
 
 # --- reading one metric from one results file ----------------------------------------------------
@@ -499,104 +548,64 @@ def _evidence(criterion: Criterion, results: AnyResults) -> tuple[Evidence, ...]
     return ()
 
 
-def _error_groups(results: LoadResults, *, endpoint: str | None, kind: str | None) -> Evidence:
+def _error_groups(results: LoadResults, *, endpoint: str | None, kind: str | None) -> ErrorGroups:
     groups = [
         g
         for g in results.errors
         if (endpoint is None or g.endpoint == endpoint) and (kind is None or g.kind == kind)
     ]
     groups.sort(key=lambda g: (-g.count, g.endpoint, g.kind))
-    total = sum(g.count for g in groups)
-    rows = tuple(
-        (
-            g.endpoint,
-            g.kind,
-            g.count,
-            f"{g.count / total * 100:.1f} %",
-            ", ".join(f"{status}×{n}" for status, n in g.status_codes.items()),
-            f"{g.first_s:.1f}–{g.last_s:.1f} s",
-            g.example_trace_id,
-            _shorten(g.example_message),
-        )
-        for g in groups[:TOP_ERROR_GROUPS]
-    )
-    scope = " on " + endpoint if endpoint else ""
-    return Evidence(
-        title=f"Top error kinds by endpoint{scope} ({total} errors)",
-        columns=("endpoint", "kind", "count", "share", "status", "seen", "trace id", "message"),
-        rows=rows,
+    return ErrorGroups(
+        endpoint=endpoint,
+        total=sum(g.count for g in groups),
+        groups=tuple(groups[:TOP_ERROR_GROUPS]),
         omitted=max(len(groups) - TOP_ERROR_GROUPS, 0),
     )
 
 
-def _stall(results: LoadResults) -> tuple[Evidence, ...]:
+def _stall(results: LoadResults, *, with_seconds: bool = True) -> tuple[StallWindow, ...]:
     stall = results.longest_stall
     if stall is None:
         return ()
     began = results.started_at + timedelta(seconds=stall.start_s)
     ended = results.started_at + timedelta(seconds=stall.end_s)
-    window = Evidence(
-        title="The longest stall: no request completed while requests were in flight",
-        columns=("from", "to", "duration", "wall clock (UTC)"),
-        rows=(
-            (
-                f"{stall.start_s:.2f} s",
-                f"{stall.end_s:.2f} s",
-                f"{stall.duration_s:.2f} s",
-                f"{began:%H:%M:%S.%f}"[:-3] + " – " + f"{ended:%H:%M:%S.%f}"[:-3],
-            ),
-        ),
-    )
+    if not with_seconds:
+        return (StallWindow(stall=stall, began=began, ended=ended),)
     first = max(math.floor(stall.start_s) - 1, 0)
     last = math.ceil(stall.end_s) + 1
     around = [p for p in results.timeline if first <= p.t_s <= last]
     shown = around[:STALL_CONTEXT_ROWS]
-    seconds = Evidence(
-        title="Seconds around the stall (completions per second)",
-        columns=("second", "completions", "errors", "p95 ms"),
-        rows=tuple((p.t_s, p.completions, p.errors, p.p95_ms) for p in shown),
-        omitted=len(around) - len(shown),
+    return (
+        StallWindow(
+            stall=stall,
+            began=began,
+            ended=ended,
+            seconds=tuple(shown),
+            omitted=len(around) - len(shown),
+        ),
     )
-    return (window, seconds) if shown else (window,)
 
 
 def _latency(results: LoadResults, metric: str, *, endpoint: str | None) -> tuple[Evidence, ...]:
     field_name = _LATENCY_FIELDS[metric]
     endpoints = [e for e in results.endpoints if endpoint is None or e.name == endpoint]
     endpoints.sort(key=lambda e: -(getattr(e.latency_ms, field_name) or 0.0))
-    slowest = Evidence(
-        title=f"Slowest endpoints by {metric}",
-        columns=("endpoint", "requests", "error rate", "p50 ms", "p95 ms", "p99 ms", "max ms"),
-        rows=tuple(
-            (
-                e.name,
-                e.requests,
-                f"{e.error_rate * 100:.2f} %",
-                e.latency_ms.p50,
-                e.latency_ms.p95,
-                e.latency_ms.p99,
-                e.latency_ms.max,
-            )
-            for e in endpoints[:TOP_ENDPOINTS]
-        ),
-        omitted=max(len(endpoints) - TOP_ENDPOINTS, 0),
-    )
-    evidence = [slowest]
+    evidence: list[Evidence] = [
+        SlowestEndpoints(
+            metric=metric,
+            endpoints=tuple(endpoints[:TOP_ENDPOINTS]),
+            omitted=max(len(endpoints) - TOP_ENDPOINTS, 0),
+        )
+    ]
     if endpoint is None:
         timed = sorted(
             (p for p in results.timeline if p.p95_ms is not None),
             key=lambda p: -(p.p95_ms or 0.0),
         )[:SLOWEST_SECONDS]
         if timed:
-            evidence.append(
-                Evidence(
-                    title="Slowest seconds of the run (p95 of what completed in each)",
-                    columns=("second", "completions", "errors", "p95 ms"),
-                    rows=tuple((p.t_s, p.completions, p.errors, p.p95_ms) for p in timed),
-                )
-            )
+            evidence.append(SlowestSeconds(seconds=tuple(timed)))
         if results.longest_stall is not None and results.longest_stall.duration_s >= 1.0:
-            evidence.extend(_stall(results)[:1])
+            evidence.extend(_stall(results, with_seconds=False))
     return tuple(evidence)
 
 
@@ -604,73 +613,32 @@ def _throughput(results: LoadResults) -> tuple[Evidence, ...]:
     # Low throughput is either a slow service (the slowest seconds show where) or a generator
     # that could not keep up (its notes say so).
     quiet = sorted(results.timeline, key=lambda p: (p.completions, p.t_s))[:SLOWEST_SECONDS]
-    evidence = [
-        Evidence(
-            title="Seconds with the fewest completions",
-            columns=("second", "completions", "errors", "p95 ms"),
-            rows=tuple((p.t_s, p.completions, p.errors, p.p95_ms) for p in quiet),
-        )
-    ]
+    evidence: list[Evidence] = [QuietestSeconds(seconds=tuple(quiet))]
     if results.generator.notes:
-        evidence.append(
-            Evidence(
-                title="Load generator notes",
-                columns=("note",),
-                rows=tuple((note,) for note in results.generator.notes),
-            )
-        )
+        evidence.append(GeneratorNotes(notes=tuple(results.generator.notes)))
     return tuple(evidence)
 
 
-def _failed_checks(results: SmokeResults) -> Evidence:
-    failed = [c for c in results.checks if not c.passed]
-    return Evidence(
-        title=f"Failed smoke checks ({len(failed)} of {len(results.checks)})",
-        columns=("check", "request", "expected", "got", "kind", "trace id", "message"),
-        rows=tuple(
-            (
-                c.name,
-                f"{c.method} {c.path}",
-                c.expected_status,
-                c.status if c.status is not None else "no response",
-                c.error_kind,
-                c.trace_id,
-                _shorten(c.message),
-            )
-            for c in failed
-        ),
-    )
+def _failed_checks(results: SmokeResults) -> FailedChecks:
+    failed = tuple(c for c in results.checks if not c.passed)
+    return FailedChecks(checks=failed, total=len(results.checks))
 
 
-def _lock_sites(results: LockAuditResults) -> Evidence:
+def _lock_sites(results: LockAuditResults) -> LockSites:
     findings = sorted(results.findings, key=lambda f: (f.path, f.line, f.col))
-    return Evidence(
-        title=f"Lock-safety violations ({results.violations} in {results.files_checked} files)",
-        columns=("site", "code", "problem", "lock taken at"),
-        rows=tuple(
-            (
-                f"{f.path}:{f.line}:{f.col}",
-                f.code,
-                _shorten(f.message, 100),
-                f"line {f.lock_line}" if f.lock_line is not None else None,
-            )
-            for f in findings[:MAX_FINDINGS]
-        ),
+    return LockSites(
+        findings=tuple(findings[:MAX_FINDINGS]),
+        violations=results.violations,
+        files_checked=results.files_checked,
         omitted=max(len(findings) - MAX_FINDINGS, 0),
     )
 
 
-def _shorten(text: str | None, width: int = 60) -> str | None:
-    if text is None:
-        return None
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def raise_for_outcome(report: GateReport) -> None:
+def raise_for_outcome(report: GateReport, *, message: str) -> None:
     """Raise what the outcome means for the exit code: ``InvalidRunError`` for an invalid run,
-    ``CriteriaNotMetError`` for a failed criterion; return quietly when the gate passed."""
+    ``CriteriaNotMetError`` for a failed criterion, each carrying ``message`` (the rendered
+    headline); return quietly when the gate passed."""
     if report.outcome == "invalid":
-        raise InvalidRunError(report.headline())
+        raise InvalidRunError(message)
     if report.outcome == "failed":
-        raise CriteriaNotMetError(report.headline())
+        raise CriteriaNotMetError(message)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from tabulate import tabulate
 
 from loadkit.gate.compare import Change, Comparison, Section
-from loadkit.report.units import format_delta, format_value
+from loadkit.report.units import NO_VALUE, format_delta, format_percent, format_value
 
 _MARK = {"better": "better", "worse": "WORSE", "same": "", "n/a": ""}
 _MD_MARK = {"better": "✅ better", "worse": "❌ worse", "same": "", "n/a": ""}
@@ -14,14 +14,14 @@ HEADERS = ("", "before", "after", "change", "change %", "")
 
 def _value(change: Change, value: float | None) -> str:
     if value is None:
-        return "—"
+        return NO_VALUE
     return format_value(change.metric, value)
 
 
 def _delta(change: Change) -> str:
     delta = change.delta
     if delta is None:
-        return "—"
+        return NO_VALUE
     sign = "+" if delta > 0 else "-" if delta < 0 else "±"
     return sign + format_delta(change.metric, abs(delta))
 
@@ -29,9 +29,8 @@ def _delta(change: Change) -> str:
 def _percent(change: Change) -> str:
     percent = change.percent
     if percent is None:
-        return "new" if change.before == 0 and change.after else "—"
-    # Three significant figures at least: "-99.9 %" must not round to "-100 %".
-    return f"{percent:+.1f} %" if abs(percent) >= 0.1 or percent == 0 else f"{percent:+.2g} %"
+        return "new" if change.before == 0 and change.after else NO_VALUE
+    return format_percent(percent, signed=True)
 
 
 def _rows(section: Section, marks: dict[str, str]) -> list[list[str]]:
@@ -48,7 +47,7 @@ def _rows(section: Section, marks: dict[str, str]) -> list[list[str]]:
     ]
 
 
-def headline(comparison: Comparison) -> str:
+def render_compare_headline(comparison: Comparison) -> str:
     """One line: the changes a fix is judged by (P95, P99, errors, error rate, RPS, stall)."""
     run = comparison.sections[0]
     by_label = {c.label: c for c in run.changes}
@@ -59,7 +58,7 @@ def headline(comparison: Comparison) -> str:
 
 def render_compare_table(comparison: Comparison) -> str:
     """The comparison as the terminal shows it."""
-    parts = [headline(comparison)]
+    parts = [render_compare_headline(comparison)]
     for section in comparison.sections:
         table = tabulate(_rows(section, _MARK), headers=HEADERS, tablefmt="simple")
         parts.append(f"{section.title}\n{table}")
@@ -71,7 +70,7 @@ def render_compare_markdown(comparison: Comparison) -> str:
     """The comparison as GitHub-flavoured Markdown."""
     parts = [
         f"## Comparison: `{comparison.before_source}` → `{comparison.after_source}`",
-        headline(comparison).replace("|", "\\|"),
+        render_compare_headline(comparison).replace("|", "\\|"),
     ]
     for section in comparison.sections:
         parts.append(f"### {section.title}")

@@ -18,6 +18,7 @@ from tabulate import tabulate
 from loadkit.exceptions import ConfigError
 from loadkit.logs.breakdown import ErrorBreakdown, InputSummary
 from loadkit.logs.join import ClientComparison, JoinRow
+from loadkit.report.units import format_fraction, format_ms
 
 ErrorsFormat = Literal["table", "markdown", "json"]
 FORMATS: tuple[ErrorsFormat, ...] = ("table", "markdown", "json")
@@ -63,7 +64,7 @@ def parse_format(value: str) -> ErrorsFormat:
     raise ConfigError(f"--format {value!r} is not known; use one of {', '.join(FORMATS)}")
 
 
-def render(
+def render_errors(
     breakdown: ErrorBreakdown,
     fmt: ErrorsFormat,
     *,
@@ -75,10 +76,10 @@ def render(
     ``command`` and ``generated_at`` say how the page was made (Markdown and JSON show them).
     """
     if fmt == "json":
-        return render_json(breakdown, command=command, generated_at=generated_at)
+        return render_errors_json(breakdown, command=command, generated_at=generated_at)
     if fmt == "markdown":
-        return render_markdown(breakdown, command=command, generated_at=generated_at)
-    return render_table(breakdown)
+        return render_errors_markdown(breakdown, command=command, generated_at=generated_at)
+    return render_errors_table(breakdown)
 
 
 def empty_input_message(inputs: InputSummary) -> str:
@@ -102,16 +103,6 @@ def empty_input_message(inputs: InputSummary) -> str:
 
 
 # --- cells ------------------------------------------------------------------------------------
-
-
-def _percent(value: float | None) -> str:
-    if value is None:
-        return "—"
-    return f"{value * 100:.1f} %"
-
-
-def _ms(value: float | None) -> str:
-    return "—" if value is None else f"{value:,.1f}"
 
 
 def _statuses(codes: Mapping[str, int]) -> str:
@@ -167,7 +158,7 @@ def _totals_line(breakdown: ErrorBreakdown) -> str:
     totals = breakdown.totals
     text = f"Requests seen {totals.requests:,} · errors {totals.errors:,}"
     if totals.error_rate is not None:
-        text += f" · error rate {_percent(totals.error_rate)}"
+        text += f" · error rate {format_fraction(totals.error_rate, decimals=1)}"
     elif totals.requests:
         text += (
             " · error rate unknown: the log holds no success lines (set "
@@ -254,9 +245,9 @@ def _top_rows(breakdown: ErrorBreakdown, day: str | None) -> list[list[str]]:
             o.endpoint,
             o.kind,
             f"{o.count:,}",
-            _percent(o.share_of_errors),
+            format_fraction(o.share_of_errors, decimals=1),
             _statuses(o.status_codes),
-            _ms(o.p95_ms),
+            format_ms(o.p95_ms),
             _time(o.first_seen, day),
             _time(o.last_seen, day),
             o.example_trace_id or "—",
@@ -282,8 +273,8 @@ def _kind_rows(breakdown: ErrorBreakdown, day: str | None) -> list[list[str]]:
         [
             k.kind,
             f"{k.count:,}",
-            _percent(k.share_of_errors),
-            _percent(k.share_of_requests),
+            format_fraction(k.share_of_errors, decimals=1),
+            format_fraction(k.share_of_requests, decimals=1),
             _statuses(k.status_codes),
             str(k.endpoints),
             _time(k.first_seen, day),
@@ -313,7 +304,7 @@ def _endpoint_rows(breakdown: ErrorBreakdown) -> list[list[str]]:
             e.endpoint,
             f"{e.requests:,}",
             f"{e.errors:,}",
-            _percent(e.error_rate),
+            format_fraction(e.error_rate, decimals=1),
             f"{e.top_kind} ({e.top_kind_count:,})" if e.top_kind else "—",
         ]
         for e in breakdown.by_endpoint[:MAX_ENDPOINT_ROWS]
@@ -393,7 +384,7 @@ def _client_summary(client: ClientComparison) -> str:
     )
     seen = (
         f"Client ({len(client.runs)} run(s): {runs}): {client.requests:,} requests, "
-        f"{client.errors:,} errors ({_percent(client.error_rate)})."
+        f"{client.errors:,} errors ({format_fraction(client.error_rate, decimals=1)})."
     )
     if not client.joined:
         return seen
@@ -410,7 +401,7 @@ def _client_summary(client: ClientComparison) -> str:
 # --- formats ----------------------------------------------------------------------------------
 
 
-def render_table(breakdown: ErrorBreakdown) -> str:
+def render_errors_table(breakdown: ErrorBreakdown) -> str:
     """The breakdown for a terminal: summary lines, then plain tables."""
     day = _day(breakdown)
     if breakdown.inputs.sources:
@@ -479,7 +470,7 @@ def _md_table(rows: list[list[str]], headers: list[str]) -> str:
     return _grid(escaped, headers, "github")
 
 
-def render_markdown(
+def render_errors_markdown(
     breakdown: ErrorBreakdown, *, command: str | None = None, generated_at: str | None = None
 ) -> str:
     """The runbook page: what failed, where, since when, and what each kind asks of you."""
@@ -551,7 +542,7 @@ def _server_sections(breakdown: ErrorBreakdown, day: str | None) -> list[str]:
     return out
 
 
-def render_json(
+def render_errors_json(
     breakdown: ErrorBreakdown, *, command: str | None = None, generated_at: str | None = None
 ) -> str:
     """Everything as one JSON document (schema ``loadkit.errors/1``)."""

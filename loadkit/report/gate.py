@@ -1,25 +1,28 @@
 """Rendering of the gate's verdicts: a terminal table, Markdown, JUnit XML and a JSON verdict.
 
-Nothing here judges; it shows what ``loadkit.gate.evaluate`` decided. Every format carries the same
-facts: per criterion the threshold, the measured value, the margin and the verdict, and for each
-failure the evidence (error groups, the stall's window, the lock sites).
+Nothing here judges; it words what ``loadkit.gate.evaluate`` decided, which is data: typed
+verdicts and typed evidence. Every format carries the same facts: per criterion the threshold, the
+measured value, the margin, the verdict and why, and for each failure the evidence (error groups,
+the stall's window, the lock sites) as small tables.
 """
 
 from __future__ import annotations
 
 import os
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
 from tabulate import tabulate
 
+from loadkit.config import Criterion
 from loadkit.exceptions import ConfigError
-from loadkit.gate.evaluate import Evidence, GateReport, Verdict
-from loadkit.measure.results import write_output
-from loadkit.report.units import format_delta, format_percent, format_value
+from loadkit.gate.evaluate import GateReport, RunCheck, RunReason, Verdict
+from loadkit.measure.results import write_bytes_atomically, write_output
+from loadkit.report.gate_evidence import EvidenceTable, verdict_tables
+from loadkit.report.units import format_delta, format_percent, format_seconds, format_value
 
 VERDICT_SCHEMA = "loadkit.verdict/1"
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
@@ -36,6 +39,94 @@ _STATUS_MARK = {
     "invalid": "⚠️ INVALID",
     "not_evaluated": "➖ not evaluated",
 }
+
+
+# --- words -------------------------------------------------------------------------------------
+
+
+def render_gate_headline(report: GateReport) -> str:
+    """One line: the outcome and the criteria behind it (also the exit's error message)."""
+    judged = [v for v in report.verdicts if v.status != "not_evaluated"]
+    skipped = len(report.verdicts) - len(judged)
+    tail = f"; {skipped} not evaluated" if skipped else ""
+    if report.outcome == "invalid":
+        bad = [f"{run.source} ({_run_reasons(run)})" for run in report.runs if not run.valid]
+        failed = report.with_status("failed")
+        also = f"; also failed: {_labels(failed)}" if failed else ""
+        return f"INVALID: run cannot be gated on: {', '.join(bad)}{also}{tail}"
+    if report.outcome == "failed":
+        failed = report.with_status("failed")
+        return f"FAILED: {len(failed)} of {len(judged)} criteria not met: {_labels(failed)}{tail}"
+    return f"PASSED: {len(judged)} of {len(judged)} criteria met{tail}"
+
+
+def _labels(verdicts: Sequence[Verdict]) -> str:
+    return ", ".join(v.criterion.label for v in verdicts)
+
+
+def run_reason(reason: RunReason) -> str:
+    """Why a results file cannot be gated on, in words."""
+    if reason.code == "aborted":
+        return "run aborted"
+    if reason.code == "generator_overloaded":
+        cpu = reason.max_cpu_percent
+        return "load generator overloaded" + (
+            f" (CPU up to {cpu:.0f} %)" if cpu is not None else ""
+        )
+    return reason.detail or reason.code
+
+
+def _run_reasons(run: RunCheck) -> str:
+    return "; ".join(run_reason(reason) for reason in run.reasons)
+
+
+def verdict_reason(verdict: Verdict) -> str:
+    """One sentence: why a criterion passed, failed, was not trusted or not evaluated."""
+    c = verdict.criterion
+    if verdict.status == "not_evaluated" or verdict.run is None:
+        return f"no {c.results_kind} results given"
+    distrust = f"not trusted: {_run_reasons(verdict.run)}"
+    if verdict.frozen is not None:
+        return (
+            "no request completed in the whole run: the service froze for "
+            f"{format_seconds(verdict.frozen.duration_s)} with requests in flight, "
+            f"so {c.metric} has no value and is not met"
+        )
+    if verdict.measured is None or verdict.margin is None or verdict.met is None:
+        return f"{verdict.missing}; {distrust}"
+    judged = _judgement(c, verdict.measured, verdict.margin, verdict.met)
+    if verdict.status == "invalid":
+        return f"{judged}; {distrust} (it would have {'passed' if verdict.met else 'failed'})"
+    return judged
+
+
+def _judgement(criterion: Criterion, measured: float, margin: float, met: bool) -> str:
+    metric = criterion.metric_name
+    value = format_value(metric, measured, against=criterion.threshold)
+    limit = f"{criterion.op} {format_value(metric, criterion.threshold, exact=True)}"
+    distance = format_delta(metric, abs(margin))
+    relative = ""
+    if criterion.threshold != 0 and margin != 0:
+        relative = f" ({format_percent(abs(margin) / abs(criterion.threshold) * 100)})"
+    if met:
+        if criterion.op == "==":
+            return f"{value}, as required ({limit})"
+        return f"{value}, {distance}{relative} of headroom to {limit}"
+    if criterion.op == "!=":
+        return f"{value}, the excluded value ({limit})"
+    if margin == 0:
+        return f"{value}, exactly at the threshold, and {criterion.op} is strict ({limit})"
+    if criterion.op == "==":
+        return f"{value}, off by {distance}{relative} ({limit})"
+    side = "over" if criterion.op in ("<", "<=") else "under"
+    return f"{value}, {distance}{relative} {side} the threshold ({limit})"
+
+
+def _notes(report: GateReport) -> list[str]:
+    return [
+        f"{run.source}: no criterion is about {run.kind} results; it was not gated"
+        for run in report.ungated
+    ]
 
 
 # --- cells -----------------------------------------------------------------------------------
@@ -97,8 +188,8 @@ def _headers(report: GateReport) -> list[str]:
     return headers
 
 
-def _evidence_cells(evidence: Evidence) -> list[list[str]]:
-    return [["—" if cell is None else str(cell) for cell in row] for row in evidence.rows]
+def _evidence_cells(table: EvidenceTable) -> list[list[str]]:
+    return [["—" if cell is None else str(cell) for cell in row] for row in table.rows]
 
 
 # --- terminal ------------------------------------------------------------------------------------
@@ -109,19 +200,19 @@ def render_gate_table(report: GateReport) -> str:
     parts = [tabulate(_rows(report, _STATUS_TEXT), headers=_headers(report), tablefmt="simple")]
     for run in report.runs:
         if not run.valid:
-            parts.append(f"INVALID RUN {run.source}: {'; '.join(run.reasons)}")
+            parts.append(f"INVALID RUN {run.source}: {_run_reasons(run)}")
     for verdict in report.with_status("failed"):
         parts.append(_evidence_text(verdict))
-    parts.extend(f"note: {note}" for note in report.notes)
-    parts.append(report.headline())
+    parts.extend(f"note: {note}" for note in _notes(report))
+    parts.append(render_gate_headline(report))
     return "\n\n".join(parts) + "\n"
 
 
 def _evidence_text(verdict: Verdict) -> str:
-    lines = [f"✗ {verdict.criterion.label}: {verdict.reason}"]
+    lines = [f"✗ {verdict.criterion.label}: {verdict_reason(verdict)}"]
     if verdict.source:
         lines[0] += f"  [{verdict.source}]"
-    for evidence in verdict.evidence:
+    for evidence in verdict_tables(verdict):
         lines.append(f"  {evidence.title}:")
         if evidence.rows:
             table = tabulate(_evidence_cells(evidence), headers=evidence.columns, tablefmt="simple")
@@ -139,19 +230,20 @@ def _evidence_text(verdict: Verdict) -> str:
 def render_gate_markdown(report: GateReport, *, title: str = "Acceptance gate") -> str:
     """The verdict as GitHub-flavoured Markdown (a CI step summary, a PR comment)."""
     outcome = {"passed": "✅ PASSED", "failed": "❌ FAILED", "invalid": "⚠️ INVALID"}[report.outcome]
-    parts = [f"## {title}: {outcome}", _md_escape(report.headline())]
+    parts = [f"## {title}: {outcome}", _md_escape(render_gate_headline(report))]
     parts.append(tabulate(_rows(report, _STATUS_MARK), headers=_headers(report), tablefmt="github"))
     invalid = [run for run in report.runs if not run.valid]
     if invalid:
         parts.append(
-            "\n".join(f"- **invalid run** `{r.source}`: {'; '.join(r.reasons)}" for r in invalid)
+            "\n".join(f"- **invalid run** `{r.source}`: {_run_reasons(r)}" for r in invalid)
         )
     for verdict in report.with_status("failed"):
         parts.append(f"### ❌ {_md_escape(verdict.criterion.label)}")
         parts.append(
-            _md_escape(verdict.reason) + (f" — `{verdict.source}`" if verdict.source else "")
+            _md_escape(verdict_reason(verdict))
+            + (f" — `{verdict.source}`" if verdict.source else "")
         )
-        for evidence in verdict.evidence:
+        for evidence in verdict_tables(verdict):
             parts.append(f"**{_md_escape(evidence.title)}**")
             if evidence.rows:
                 cells = [[_md_escape(c) for c in row] for row in _evidence_cells(evidence)]
@@ -160,8 +252,8 @@ def render_gate_markdown(report: GateReport, *, title: str = "Acceptance gate") 
                 parts.append("(none recorded)")
             if evidence.omitted:
                 parts.append(f"… and {evidence.omitted} more")
-    if report.notes:
-        parts.append("\n".join(f"- note: {_md_escape(n)}" for n in report.notes))
+    if report.ungated:
+        parts.append("\n".join(f"- note: {_md_escape(n)}" for n in _notes(report)))
     return "\n\n".join(parts) + "\n"
 
 
@@ -202,7 +294,8 @@ def render_gate_junit(report: GateReport, *, suite: str = "loadkit acceptance") 
             {"classname": f"loadkit.gate.evaluate.{verdict.criterion.results_kind}", "name": name},
         )
         case.set("time", "0")
-        message = f"{verdict.criterion.metric} {_threshold(verdict)}: {verdict.reason}"
+        reason = verdict_reason(verdict)
+        message = f"{verdict.criterion.metric} {_threshold(verdict)}: {reason}"
         if verdict.status == "failed":
             failure = ET.SubElement(case, "failure", {"message": message, "type": "criterion"})
             failure.text = _evidence_text(verdict)
@@ -210,7 +303,7 @@ def render_gate_junit(report: GateReport, *, suite: str = "loadkit acceptance") 
             error = ET.SubElement(case, "error", {"message": message, "type": "invalid_run"})
             error.text = message
         elif verdict.status == "not_evaluated":
-            ET.SubElement(case, "skipped", {"message": verdict.reason})
+            ET.SubElement(case, "skipped", {"message": reason})
         if verdict.measured is not None:
             out = ET.SubElement(case, "system-out")
             out.text = (
@@ -230,9 +323,14 @@ def gate_verdict_data(report: GateReport) -> dict[str, Any]:
     return {
         "schema": VERDICT_SCHEMA,
         "outcome": report.outcome,
-        "headline": report.headline(),
+        "headline": render_gate_headline(report),
         "runs": [
-            {"source": r.source, "kind": r.kind, "valid": r.valid, "reasons": list(r.reasons)}
+            {
+                "source": r.source,
+                "kind": r.kind,
+                "valid": r.valid,
+                "reasons": [run_reason(reason) for reason in r.reasons],
+            }
             for r in report.runs
         ],
         "criteria": [
@@ -248,7 +346,7 @@ def gate_verdict_data(report: GateReport) -> dict[str, Any]:
                 "measured": v.measured,
                 "margin": v.margin,
                 "margin_percent": v.margin_percent,
-                "reason": v.reason,
+                "reason": verdict_reason(v),
                 "evidence": [
                     {
                         "title": e.title,
@@ -256,12 +354,12 @@ def gate_verdict_data(report: GateReport) -> dict[str, Any]:
                         "rows": [list(row) for row in e.rows],
                         "omitted": e.omitted,
                     }
-                    for e in v.evidence
+                    for e in verdict_tables(v)
                 ],
             }
             for v in report.verdicts
         ],
-        "notes": list(report.notes),
+        "notes": _notes(report),
     }
 
 
@@ -280,9 +378,15 @@ def write_gate_reports(
     junit: Path | None = None,
     json: Path | None = None,
     environ: Mapping[str, str] | None = None,
+    from_options: bool = True,
 ) -> list[Path]:
     """Write the requested report files (atomically) and append the Markdown to the CI step
-    summary when ``$GITHUB_STEP_SUMMARY`` is set. Returns the files written."""
+    summary when ``$GITHUB_STEP_SUMMARY`` is set. Returns the files written.
+
+    A file that cannot be written is a ``ConfigError`` naming it, and the command-line option
+    that asked for it (``--junit PATH``) when ``from_options``; a caller that chose the paths
+    itself (``loadkit accept``) passes False, so the message names only the file.
+    """
     return _write_reports(
         markdown_text=render_gate_markdown(report),
         junit_xml=lambda: render_gate_junit(report),
@@ -291,6 +395,7 @@ def write_gate_reports(
         junit=junit,
         json=json,
         environ=environ,
+        from_options=from_options,
     )
 
 
@@ -301,9 +406,11 @@ def write_gate_error_reports(
     junit: Path | None = None,
     json: Path | None = None,
     environ: Mapping[str, str] | None = None,
+    from_options: bool = True,
 ) -> list[Path]:
     """The report files of a gate that could not judge (a missing measurement, no criterion
-    applying): an ``error`` outcome in each, so that CI reading them sees why, not nothing."""
+    applying): an ``error`` outcome in each, so that CI reading them sees why, not nothing.
+    ``from_options`` as for ``write_gate_reports``."""
     text = f"## Acceptance gate: ⛔ ERROR\n\n{_md_escape(message)}\n"
     root = ET.Element("testsuites", {"name": "loadkit acceptance", "tests": "1", "errors": "1"})
     suite = ET.SubElement(
@@ -325,6 +432,7 @@ def write_gate_error_reports(
         junit=junit,
         json=json,
         environ=environ,
+        from_options=from_options,
     )
 
 
@@ -337,16 +445,19 @@ def _write_reports(
     junit: Path | None,
     json: Path | None,
     environ: Mapping[str, str] | None,
+    from_options: bool,
 ) -> list[Path]:
     # The files a CI job reads, written atomically, and the Markdown appended to the step
     # summary: one path for a verdict and for a gate that could not judge.
     written: list[Path] = []
     if markdown is not None:
-        written.append(write_output(markdown, markdown_text.encode(), option="--markdown"))
+        data = markdown_text.encode()
+        written.append(_write(markdown, data, option="--markdown", from_options=from_options))
     if junit is not None:
-        written.append(write_output(junit, junit_xml().encode(), option="--junit"))
+        data = junit_xml().encode()
+        written.append(_write(junit, data, option="--junit", from_options=from_options))
     if json is not None:
-        written.append(write_output(json, json_bytes(), option="--json"))
+        written.append(_write(json, json_bytes(), option="--json", from_options=from_options))
     summary = (os.environ if environ is None else environ).get(STEP_SUMMARY_ENV)
     if summary:
         try:
@@ -356,6 +467,18 @@ def _write_reports(
                 f"${STEP_SUMMARY_ENV} {summary}: cannot append: {exc.strerror or exc}"
             ) from None
     return written
+
+
+def _write(path: Path, data: bytes, *, option: str, from_options: bool) -> Path:
+    if from_options:
+        return write_output(path, data, option=option)
+    try:
+        write_bytes_atomically(path, data)
+    except OSError as exc:
+        raise ConfigError(
+            f"{path}: cannot write the gate's report: {exc.strerror or exc}"
+        ) from None
+    return path
 
 
 def append_step_summary(path: Path, markdown: str) -> None:

@@ -14,19 +14,12 @@ from tabulate import tabulate
 
 from loadkit.measure.live_status import LiveStatus
 from loadkit.measure.results import ErrorGroup, LatencySummary, LoadResults
+from loadkit.report.units import NO_VALUE, format_fraction, format_ms, format_seconds
 
 BAR_WIDTH = 24
 TOP_ERROR_GROUPS = 10
 PLAIN_PROGRESS_EVERY_S = 5.0
 """Without a terminal (CI logs), one progress line every this many seconds, not a redraw."""
-
-
-def _ms(value: float | None) -> str:
-    return "—" if value is None else f"{value:,.1f}"
-
-
-def _percent(rate: float) -> str:
-    return f"{rate * 100:.2f} %"
 
 
 # --- live progress -----------------------------------------------------------------------------
@@ -39,11 +32,11 @@ def format_progress(status: LiveStatus, *, duration_s: float, width: int = BAR_W
     done = min(status.elapsed_s / duration_s, 1.0) if duration_s > 0 else 1.0
     filled = round(done * width)
     bar = "#" * filled + "." * (width - filled)
-    p95 = f"{status.p95_ms:,.1f} ms" if status.p95_ms is not None else "—"
+    p95 = format_ms(status.p95_ms, unit=True)
     line = (
         f"[{bar}] {min(status.elapsed_s, duration_s):5.1f}/{duration_s:g} s  "
         f"users {status.users}  rps {status.rps:,.0f}  "
-        f"errors {_percent(status.error_rate)}  p95 {p95}  requests {status.requests:,}"
+        f"errors {format_fraction(status.error_rate)}  p95 {p95}  requests {status.requests:,}"
     )
     if status.state in ("stopping", "done"):
         line += f"  ({status.state})"
@@ -90,16 +83,16 @@ LATENCY_HEADERS = ("requests", "errors", "error %", "P50 ms", "P95 ms", "P99 ms"
 
 
 def _latency_cells(latency: LatencySummary) -> tuple[str, ...]:
-    return (_ms(latency.p50), _ms(latency.p95), _ms(latency.p99), _ms(latency.max))
+    return tuple(format_ms(v) for v in (latency.p50, latency.p95, latency.p99, latency.max))
 
 
-def render_overall(results: LoadResults) -> str:
+def _overall_table(results: LoadResults) -> str:
     """One row: the whole run."""
     t = results.totals
     row = (
         f"{t.requests:,}",
         f"{t.errors:,}",
-        _percent(t.error_rate),
+        format_fraction(t.error_rate),
         f"{t.rps:,.1f}",
         *_latency_cells(results.latency_ms),
     )
@@ -107,14 +100,14 @@ def render_overall(results: LoadResults) -> str:
     return tabulate([row], headers=headers, tablefmt="simple", disable_numparse=True)
 
 
-def render_endpoints(results: LoadResults) -> str:
+def _endpoints_table(results: LoadResults) -> str:
     """One row per endpoint, busiest first."""
     rows = [
         (
             e.name,
             f"{e.requests:,}",
             f"{e.errors:,}",
-            _percent(e.error_rate),
+            format_fraction(e.error_rate),
             *_latency_cells(e.latency_ms),
         )
         for e in results.endpoints
@@ -128,11 +121,11 @@ def _statuses(group: ErrorGroup) -> str:
     return ", ".join(f"{code}×{count}" for code, count in group.status_codes.items())
 
 
-def render_errors(results: LoadResults, limit: int = TOP_ERROR_GROUPS) -> str:
+def _error_groups_table(results: LoadResults, limit: int = TOP_ERROR_GROUPS) -> str:
     """The most frequent error kinds by endpoint, with an example trace id to look up."""
     groups = results.errors[:limit]
     rows = [
-        (g.endpoint, g.kind, f"{g.count:,}", _statuses(g), g.example_trace_id or "—")
+        (g.endpoint, g.kind, f"{g.count:,}", _statuses(g), g.example_trace_id or NO_VALUE)
         for g in groups
     ]
     table = tabulate(
@@ -152,12 +145,13 @@ def stall_line(results: LoadResults) -> str:
     if stall is None:
         return "longest stall: none (no span of 0.1 s or more without a completion)"
     return (
-        f"longest stall: {stall.duration_s:.2f} s with requests in flight and none completing "
-        f"(from {stall.start_s:.2f} s to {stall.end_s:.2f} s into the run)"
+        f"longest stall: {format_seconds(stall.duration_s)} with requests in flight and none "
+        f"completing (from {format_seconds(stall.start_s)} to {format_seconds(stall.end_s)} "
+        "into the run)"
     )
 
 
-def render_load_summary(results: LoadResults, *, path: str | None = None) -> str:
+def render_load_table(results: LoadResults, *, path: str | None = None) -> str:
     """The end-of-run report: overall, per endpoint, top error kinds, stall, validity, file."""
     config = results.config
     scenario = config.get("scenario", "?")
@@ -168,9 +162,9 @@ def render_load_summary(results: LoadResults, *, path: str | None = None) -> str
         f"{results.duration_s:.1f} s"
         + (f"  {processes} processes" if isinstance(processes, int) and processes > 1 else "")
     )
-    parts = [head, "", render_overall(results), "", render_endpoints(results)]
+    parts = [head, "", _overall_table(results), "", _endpoints_table(results)]
     if results.errors:
-        parts += ["", "top error kinds by endpoint:", render_errors(results)]
+        parts += ["", "top error kinds by endpoint:", _error_groups_table(results)]
     parts += ["", stall_line(results)]
     generator = results.generator
     if generator.max_cpu_percent is not None:

@@ -27,16 +27,16 @@ def parse_format(value: str) -> LockReportFormat:
     )
 
 
-def render(summary: AuditSummary, fmt: LockReportFormat) -> str:
+def render_locks(summary: AuditSummary, fmt: LockReportFormat) -> str:
     """The whole report in one format, ending with a newline."""
     if fmt == "json":
-        return render_json(summary)
+        return render_locks_json(summary)
     if fmt == "github":
-        return render_github(summary)
-    return render_text(summary)
+        return render_locks_github(summary)
+    return render_locks_text(summary)
 
 
-def render_text(summary: AuditSummary) -> str:
+def render_locks_text(summary: AuditSummary) -> str:
     """One ``path:line:col: CODE message`` line per finding, then a count."""
     lines = [format_finding(f) for f in summary.findings]
     return "\n".join([*lines, summary_line(summary)]) + "\n"
@@ -58,7 +58,7 @@ def summary_line(summary: AuditSummary) -> str:
     return f"Found {found} in {where} ({files} checked{suppressed})."
 
 
-def render_json(summary: AuditSummary) -> str:
+def render_locks_json(summary: AuditSummary) -> str:
     """A JSON document: the counts and every finding (``lock_line`` is where the lock was taken)."""
     document = {
         "violations": summary.violations,
@@ -79,7 +79,7 @@ def render_json(summary: AuditSummary) -> str:
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
-def render_github(summary: AuditSummary) -> str:
+def render_locks_github(summary: AuditSummary) -> str:
     """GitHub Actions workflow commands, one ``::error`` per finding, then the count."""
     lines = [
         f"::error file={_property(f.path)},line={f.line},col={f.col},"

@@ -10,6 +10,7 @@ from __future__ import annotations
 from tabulate import tabulate
 
 from loadkit.measure.results import SmokeCheckResult, SmokeResults
+from loadkit.report.units import format_ms
 
 HEADERS = (
     "check",
@@ -30,7 +31,7 @@ def _row(check: SmokeCheckResult) -> tuple[str, ...]:
         f"{check.method} {check.path}",
         str(check.status) if check.status is not None else "—",
         str(check.expected_status),
-        f"{check.latency_ms:.1f}" if check.latency_ms is not None else "—",
+        format_ms(check.latency_ms),
         "pass" if check.passed else "FAIL",
         (check.error_kind or "") if failed else "",
         (check.trace_id or "") if failed else "",
@@ -48,7 +49,7 @@ def summary_line(results: SmokeResults) -> str:
     return line
 
 
-def render_smoke(results: SmokeResults) -> str:
+def render_smoke_table(results: SmokeResults) -> str:
     """The terminal report: the table, a line per failure saying why, the summary line."""
     table = tabulate(
         [_row(c) for c in results.checks],

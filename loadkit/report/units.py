@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from loadkit.config import FRACTION_METRICS
 
+NO_VALUE = "—"
+"""What a cell shows when there is no value (no request completed, nothing measured)."""
+
 
 def format_value(
     metric: str, value: float, *, against: float | None = None, exact: bool = False
@@ -57,12 +60,12 @@ def format_delta(metric: str, value: float) -> str:
 
 
 def format_percent(value: float, *, signed: bool = False) -> str:
-    """A relative change in percent, to 0.1 %, with more digits when that would show 0.0 %."""
+    """A relative change in percent, to 0.1 %; below 0.1 % two significant digits, so that a
+    change that is not zero never shows as 0.0 % (nor 0.06 % as 0.1 %)."""
     sign = "+" if signed else ""
-    text = f"{value:{sign}.1f} %"
-    if value != 0 and abs(value) < 0.05:
-        text = f"{value:{sign}.2g} %"
-    return text
+    if value != 0 and abs(value) < 0.1:
+        return f"{value:{sign}.2g} %"
+    return f"{value:{sign}.1f} %"
 
 
 def _unit(metric: str) -> tuple[float, int | None, str]:
@@ -84,3 +87,24 @@ def _number(value: float, decimals: int | None) -> str:
         return f"{value:.{decimals}f}"
     # Counts: every digit (``:g`` would print 1234567 as 1.23457e+06).
     return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def format_ms(value: float | None, *, unit: bool = False) -> str:
+    """A latency to 0.1 ms with thousands separators: ``1,040.2`` (a table's cell, its header
+    says ms), ``1,040.2 ms`` with ``unit``; ``—`` for no value."""
+    if value is None:
+        return NO_VALUE
+    return f"{value:,.1f}" + (" ms" if unit else "")
+
+
+def format_fraction(value: float | None, *, decimals: int = 2) -> str:
+    """A fraction as a percentage: 0.1 → ``10.00 %`` (``10.0 %`` with one decimal); ``—`` for
+    no value."""
+    if value is None:
+        return NO_VALUE
+    return f"{value * 100:.{decimals}f} %"
+
+
+def format_seconds(value: float, *, decimals: int = 2) -> str:
+    """A span or an offset into the run: ``6.51 s``."""
+    return f"{value:.{decimals}f} s"

@@ -26,6 +26,7 @@ from loadkit.config import AcceptanceConfig, LoadProfile, load_config
 from loadkit.exceptions import ConfigError, LoadkitError
 from loadkit.gate.evaluate import GateReport, evaluate_criteria
 from loadkit.measure.results import LoadResults, LockAuditResults, SmokeResults, write_results
+from loadkit.report.units import format_fraction, format_ms
 from loadkit.run.bundled_service import BundledService
 
 DEFAULT_REPORTS_DIR = Path("reports")
@@ -118,8 +119,9 @@ def run_acceptance(
         ):
             results = _load(target, load, folder / LOAD_FILE, quiet=quiet_load)
             step.done(
-                f"{results.totals.requests} requests, {results.totals.error_rate * 100:.2f} % "
-                f"errors, p95 {_ms(results.latency_ms.p95)}"
+                f"{results.totals.requests} requests, "
+                f"{format_fraction(results.totals.error_rate)} errors, "
+                f"p95 {format_ms(results.latency_ms.p95, unit=True)}"
                 + ("" if results.valid else " — INVALID RUN")
             )
 
@@ -207,6 +209,7 @@ def _write_gate_reports(report: GateReport, folder: Path) -> list[Path]:
         markdown=folder / MARKDOWN_FILE,
         junit=folder / JUNIT_FILE,
         json=folder / VERDICT_FILE,
+        from_options=False,
     )
 
 
@@ -218,11 +221,8 @@ def _write_gate_error_reports(message: str, folder: Path) -> list[Path]:
         markdown=folder / MARKDOWN_FILE,
         junit=folder / JUNIT_FILE,
         json=folder / VERDICT_FILE,
+        from_options=False,
     )
-
-
-def _ms(value: float | None) -> str:
-    return "—" if value is None else f"{value:.1f} ms"
 
 
 class _Steps:

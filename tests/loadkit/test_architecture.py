@@ -22,8 +22,7 @@ ALLOWED: dict[str, set[str]] = {
     "measure": {"exceptions", "defaults", "config"},
     "lockaudit": {"exceptions", "defaults", "config", "measure"},
     "logs": {"exceptions", "defaults", "config", "measure"},
-    # gate -> report: only until the gate returns data and report/ does the wording (issue 11)
-    "gate": {"exceptions", "defaults", "config", "measure", "report"},
+    "gate": {"exceptions", "defaults", "config", "measure"},
     "report": {"exceptions", "defaults", "config", "measure", "gate", "logs", "lockaudit"},
     "engines": {"exceptions", "defaults", "config", "measure", "report"},
     "run": {
@@ -87,3 +86,22 @@ def test_the_checker_sees_lazy_and_from_package_imports(tmp_path: Path) -> None:
         "from loadkit import cli\nimport loadkit.gate.evaluate\n"
     )
     assert loadkit_imports(module) == {"run", "cli", "gate"}
+
+
+def test_renderers_are_named_for_their_thing_and_format() -> None:
+    # One convention across report/: render_<thing> (given a format) or render_<thing>_<format>,
+    # the thing being the module's name, so a renderer is found by its name alone.
+    misnamed = []
+    for path in sorted((PACKAGE / "report").glob("*.py")):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        renderers = [
+            node.name
+            for node in tree.body
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("render")
+        ]
+        misnamed += [
+            f"{path.name}: {name}"
+            for name in renderers
+            if not (name + "_").startswith(f"render_{path.stem}_")
+        ]
+    assert not misnamed, "renderers not named render_<module>[_<format>]: " + ", ".join(misnamed)

@@ -14,7 +14,7 @@ from loadkit.measure.live_status import LiveStatus, read_status, write_status
 from loadkit.measure.load_results import build_load_results, mark_aborted
 from loadkit.measure.recorder import LatencyRecorder
 from loadkit.measure.results import GeneratorHealth, LoadResults
-from loadkit.report.load import ProgressPrinter, format_progress, render_load_summary
+from loadkit.report.load import ProgressPrinter, format_progress, render_load_table
 from loadkit.run.load import (
     BUNDLED_SCENARIOS,
     Target,
@@ -76,7 +76,7 @@ def test_mark_aborted_is_idempotent() -> None:
 
 
 def test_summary_shows_tables_error_kinds_stall_and_path() -> None:
-    text = render_load_summary(_results(stall=True), path="results/load.json")
+    text = render_load_table(_results(stall=True), path="results/load.json")
     assert "POST /api/auth/login" in text
     assert "storage_lock_timeout" in text and "503×1" in text and "t-123" in text
     assert "longest stall: 1.50 s" in text and "from 2.50 s to 4.00 s" in text
@@ -85,7 +85,7 @@ def test_summary_shows_tables_error_kinds_stall_and_path() -> None:
 
 
 def test_summary_says_invalid_and_why() -> None:
-    text = render_load_summary(mark_aborted(_results(overloaded=True), "interrupted"))
+    text = render_load_table(mark_aborted(_results(overloaded=True), "interrupted"))
     assert "INVALID" in text and "generator overloaded" in text and "ABORTED" in text
 
 

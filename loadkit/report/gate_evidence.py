@@ -1,0 +1,188 @@
+"""A failure's evidence as small tables: title, columns, rows of plain cells.
+
+The gate returns typed evidence (``loadkit.gate.evaluate``); every rendering of the gate (the
+terminal, Markdown, JUnit, the JSON verdict) shows the same tables, made here once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from loadkit.gate.evaluate import (
+    ErrorGroups,
+    Evidence,
+    FailedChecks,
+    GeneratorNotes,
+    LockSites,
+    QuietestSeconds,
+    SlowestEndpoints,
+    SlowestSeconds,
+    StallWindow,
+    Verdict,
+)
+from loadkit.measure.results import TimelinePoint
+from loadkit.report.units import format_fraction, format_seconds
+
+Cell = str | int | float | None
+SECONDS_COLUMNS = ("second", "completions", "errors", "p95 ms")
+
+
+@dataclass(frozen=True)
+class EvidenceTable:
+    """One piece of evidence as a small table, the same in every format."""
+
+    title: str
+    columns: tuple[str, ...]
+    rows: tuple[tuple[Cell, ...], ...]
+    omitted: int = 0
+    """Rows left out to keep the table short (``… and N more``)."""
+
+
+def evidence_tables(evidence: Evidence) -> list[EvidenceTable]:
+    """The tables that show one piece of a failure's evidence."""
+    match evidence:
+        case ErrorGroups():
+            return [_error_groups_table(evidence)]
+        case StallWindow():
+            return _stall_tables(evidence)
+        case SlowestEndpoints():
+            return [_slowest_endpoints_table(evidence)]
+        case SlowestSeconds():
+            title = "Slowest seconds of the run (p95 of what completed in each)"
+            return [EvidenceTable(title, SECONDS_COLUMNS, _seconds_rows(evidence.seconds))]
+        case QuietestSeconds():
+            title = "Seconds with the fewest completions"
+            return [EvidenceTable(title, SECONDS_COLUMNS, _seconds_rows(evidence.seconds))]
+        case GeneratorNotes():
+            rows = tuple((note,) for note in evidence.notes)
+            return [EvidenceTable("Load generator notes", ("note",), rows)]
+        case FailedChecks():
+            return [_failed_checks_table(evidence)]
+        case LockSites():
+            return [_lock_sites_table(evidence)]
+
+
+def _error_groups_table(evidence: ErrorGroups) -> EvidenceTable:
+    total = evidence.total
+    scope = " on " + evidence.endpoint if evidence.endpoint else ""
+    return EvidenceTable(
+        title=f"Top error kinds by endpoint{scope} ({total} errors)",
+        columns=("endpoint", "kind", "count", "share", "status", "seen", "trace id", "message"),
+        rows=tuple(
+            (
+                g.endpoint,
+                g.kind,
+                g.count,
+                format_fraction(g.count / total, decimals=1),
+                ", ".join(f"{status}×{n}" for status, n in g.status_codes.items()),
+                f"{g.first_s:.1f}–{g.last_s:.1f} s",
+                g.example_trace_id,
+                _shorten(g.example_message),
+            )
+            for g in evidence.groups
+        ),
+        omitted=evidence.omitted,
+    )
+
+
+def _stall_tables(evidence: StallWindow) -> list[EvidenceTable]:
+    stall = evidence.stall
+    window = EvidenceTable(
+        title="The longest stall: no request completed while requests were in flight",
+        columns=("from", "to", "duration", "wall clock (UTC)"),
+        rows=(
+            (
+                format_seconds(stall.start_s),
+                format_seconds(stall.end_s),
+                format_seconds(stall.duration_s),
+                f"{_clock(evidence.began)} – {_clock(evidence.ended)}",
+            ),
+        ),
+    )
+    if not evidence.seconds:
+        return [window]
+    seconds = EvidenceTable(
+        title="Seconds around the stall (completions per second)",
+        columns=SECONDS_COLUMNS,
+        rows=_seconds_rows(evidence.seconds),
+        omitted=evidence.omitted,
+    )
+    return [window, seconds]
+
+
+def _clock(moment: datetime) -> str:
+    return f"{moment:%H:%M:%S.%f}"[:-3]
+
+
+def _seconds_rows(points: Sequence[TimelinePoint]) -> tuple[tuple[Cell, ...], ...]:
+    return tuple((p.t_s, p.completions, p.errors, p.p95_ms) for p in points)
+
+
+def _slowest_endpoints_table(evidence: SlowestEndpoints) -> EvidenceTable:
+    return EvidenceTable(
+        title=f"Slowest endpoints by {evidence.metric}",
+        columns=("endpoint", "requests", "error rate", "p50 ms", "p95 ms", "p99 ms", "max ms"),
+        rows=tuple(
+            (
+                e.name,
+                e.requests,
+                format_fraction(e.error_rate),
+                e.latency_ms.p50,
+                e.latency_ms.p95,
+                e.latency_ms.p99,
+                e.latency_ms.max,
+            )
+            for e in evidence.endpoints
+        ),
+        omitted=evidence.omitted,
+    )
+
+
+def _failed_checks_table(evidence: FailedChecks) -> EvidenceTable:
+    return EvidenceTable(
+        title=f"Failed smoke checks ({len(evidence.checks)} of {evidence.total})",
+        columns=("check", "request", "expected", "got", "kind", "trace id", "message"),
+        rows=tuple(
+            (
+                c.name,
+                f"{c.method} {c.path}",
+                c.expected_status,
+                c.status if c.status is not None else "no response",
+                c.error_kind,
+                c.trace_id,
+                _shorten(c.message),
+            )
+            for c in evidence.checks
+        ),
+    )
+
+
+def _lock_sites_table(evidence: LockSites) -> EvidenceTable:
+    return EvidenceTable(
+        title=(f"Lock-safety violations ({evidence.violations} in {evidence.files_checked} files)"),
+        columns=("site", "code", "problem", "lock taken at"),
+        rows=tuple(
+            (
+                f"{f.path}:{f.line}:{f.col}",
+                f.code,
+                _shorten(f.message, 100),
+                f"line {f.lock_line}" if f.lock_line is not None else None,
+            )
+            for f in evidence.findings
+        ),
+        omitted=evidence.omitted,
+    )
+
+
+def _shorten(text: str | None, width: int = 60) -> str | None:
+    if text is None:
+        return None
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def verdict_tables(verdict: Verdict) -> list[EvidenceTable]:
+    """All the tables of a verdict's evidence, in order."""
+    return [table for evidence in verdict.evidence for table in evidence_tables(evidence)]
