@@ -63,7 +63,7 @@ def generate(path: Path, lines: int, *, compress: bool, seed: int = 8) -> None:
     ep_weights = [w for *_, w in ENDPOINTS]
     err_weights = [w for *_, w in ERRORS]
     opener = gzip.open if compress else open
-    with opener(path, "wb") as out:  # type: ignore[operator]
+    with opener(path, "wb") as out:
         batch: list[bytes] = []
         for i in range(lines):
             ts = datetime.fromtimestamp(t0 + i * 0.0005, tz=UTC).isoformat().replace("+00:00", "Z")
