@@ -20,7 +20,6 @@ import gzip
 import os
 import platform
 import random
-import re
 import subprocess
 import sys
 import tempfile
@@ -31,8 +30,9 @@ from pathlib import Path
 
 import orjson
 
+from benchmarks_page import PAGE, write_section
+
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = ROOT / "docs" / "benchmarks.md"
 SECTION = "## loadkit errors: log scan and breakdown (bench/bench_errors.py)"
 TARGET_LINES_PER_S = 200_000
 
@@ -63,7 +63,7 @@ def generate(path: Path, lines: int, *, compress: bool, seed: int = 8) -> None:
     ep_weights = [w for *_, w in ENDPOINTS]
     err_weights = [w for *_, w in ERRORS]
     opener = gzip.open if compress else open
-    with opener(path, "wb") as out:  # type: ignore[operator]
+    with opener(path, "wb") as out:
         batch: list[bytes] = []
         for i in range(lines):
             ts = datetime.fromtimestamp(t0 + i * 0.0005, tz=UTC).isoformat().replace("+00:00", "Z")
@@ -160,18 +160,6 @@ def _run(argv: list[str]) -> tuple[bytes, float, float]:
     return output, usage.ru_maxrss / 1024, seconds  # ru_maxrss is in KiB on Linux
 
 
-def write_docs(text: str) -> None:
-    """Replace this benchmark's section of docs/benchmarks.md (other sections are kept)."""
-    current = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.M | re.S)
-    if pattern.search(current):
-        updated = pattern.sub(lambda _: text.rstrip("\n") + "\n\n", current)
-    else:
-        updated = current.rstrip() + "\n\n" + text
-    DOCS.parent.mkdir(parents=True, exist_ok=True)
-    DOCS.write_text(updated.rstrip() + "\n")
-
-
 def main() -> None:
     """Generate, measure, print; optionally write the docs section."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -233,8 +221,8 @@ def main() -> None:
         ]
     )
     if args.write_docs:
-        write_docs(text)
-        print(f"wrote {DOCS.relative_to(ROOT)}")
+        write_section(text)
+        print(f"wrote {PAGE.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

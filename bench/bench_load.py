@@ -43,8 +43,9 @@ from loadkit.measure.results import LoadResults
 from loadkit.run.bundled_service import free_port
 from loadkit.run.load import InvalidLoadRunError, run_load
 
+from benchmarks_page import write_section
+
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = ROOT / "docs" / "benchmarks.md"
 SECTION = "## loadkit load: plugin overhead, memory, distribution (bench/bench_load.py)"
 URL_SCENARIO = ROOT / "scenarios" / "url.py"
 STATIC_PATH = "/hello.txt"
@@ -326,7 +327,7 @@ def main() -> None:
     )
     print(text)
     if not args.no_write:
-        write_docs(text)
+        write_section(text)
 
 
 def nginx_version() -> str:
@@ -334,18 +335,6 @@ def nginx_version() -> str:
     done = subprocess.run(["nginx", "-v"], capture_output=True, text=True, check=False)
     match = re.search(r"nginx/([\d.]+)", done.stderr)
     return match.group(1) if match else "?"
-
-
-def write_docs(text: str) -> None:
-    """Replace this benchmark's section of docs/benchmarks.md (other sections are kept)."""
-    current = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.M | re.S)
-    if pattern.search(current):
-        # A blank line before whatever section follows ours.
-        updated = pattern.sub(lambda _: text.rstrip() + "\n\n", current)
-    else:
-        updated = current.rstrip() + "\n\n" + text
-    DOCS.write_text(updated.rstrip() + "\n")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import platform
 import random
-import re
 import statistics
 import subprocess
 import sys
@@ -30,8 +29,9 @@ from loadkit.measure.histogram import LatencyHistogram
 from loadkit.measure.recorder import LatencyRecorder
 from loadkit.run.bundled_service import BundledService
 
+from benchmarks_page import PAGE, write_section
+
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Measurement core and loadkit smoke (bench/bench_measurement.py)"
 SMOKE_TARGET_S = 1.0
 ENDPOINTS = (
@@ -204,17 +204,6 @@ def _cpus() -> int:
     return os.cpu_count() or 0
 
 
-def write_section(text: str) -> None:
-    """Replace this benchmark's section of docs/benchmarks.md (other sections are kept)."""
-    current = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.M | re.S)
-    if pattern.search(current):
-        updated = pattern.sub(lambda _: text + "\n", current)
-    else:
-        updated = current.rstrip() + "\n\n" + text
-    DOCS.write_text(updated.rstrip() + "\n")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--values", type=int, default=200_000, help="latencies to record")
@@ -234,7 +223,7 @@ def main() -> None:
     argv = ".venv/bin/python bench/bench_measurement.py" + "".join(f" {a}" for a in sys.argv[1:])
     if not args.no_write:
         write_section(render(core, smoke, help_s, argv))
-        print(f"updated {DOCS.relative_to(ROOT)}")
+        print(f"updated {PAGE.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

@@ -110,10 +110,12 @@ def serve(
     them. The service runs as `python -m service` in this same process (exec), so signals such as
     SIGTERM reach uvicorn directly and shut it down gracefully.
     """
-    env = dict(os.environ)
+    from loadkit.run.bundled_service import service_command, service_environment
+
+    env = service_environment(os.environ)
     if database_url is not None:
         env["ENGINES_DATABASE_URL"] = database_url
-    argv = [sys.executable, "-m", "service", "--host", host, "--port", str(port)]
+    argv = service_command(host=host, port=port)
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, argv, env)

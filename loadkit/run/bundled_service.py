@@ -3,6 +3,11 @@
 Used by ``loadkit accept`` when no ``--host`` is given, and by the tests. The service runs as
 ``python -m service`` in its own process (loadkit never imports ``service``), with a fresh SQLite
 database, and is stopped by its own process handle: SIGTERM first (graceful), SIGKILL if it lingers.
+``loadkit serve`` runs the same command in place.
+
+The bundled service is the one that runs, whatever ``service`` package the user has: the folder
+that holds it (``loadkit.run.bundle``) goes first on the child's ``PYTHONPATH``, and ``-P`` keeps
+the working directory off its ``sys.path``.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import IO
@@ -20,6 +26,7 @@ from typing import IO
 import httpx
 
 from loadkit.exceptions import ServiceStartError
+from loadkit.run.bundle import bundle_dir
 
 DEFAULT_START_TIMEOUT_S = 30.0
 DEFAULT_STOP_TIMEOUT_S = 15.0
@@ -31,6 +38,21 @@ def free_port(host: str = "127.0.0.1") -> int:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def service_command(*, host: str, port: int) -> list[str]:
+    """The command line that runs the bundled service on ``host:port``."""
+    # -P: without it, `-m` puts the working directory first on sys.path, and a user's own
+    # `service` package there would run instead of ours.
+    return [sys.executable, "-P", "-m", "service", "--host", host, "--port", str(port)]
+
+
+def service_environment(base: Mapping[str, str]) -> dict[str, str]:
+    """``base`` with the bundled packages' folder first on ``PYTHONPATH``."""
+    env = dict(base)
+    inherited = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = os.pathsep.join([str(bundle_dir()), *([inherited] if inherited else [])])
+    return env
 
 
 class BundledService:
@@ -73,12 +95,12 @@ class BundledService:
     def start(self) -> BundledService:
         """Start the service and wait until ``/health`` answers 200."""
         self.workdir.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ)
+        env = service_environment(os.environ)
         env.setdefault("ENGINES_DATABASE_URL", f"sqlite+aiosqlite:///{self.database_path}")
         env.update(self._env)
         self._log = self.log_path.open("ab")
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "service", "--host", self.host, "--port", str(self.port)],
+            service_command(host=self.host, port=self.port),
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=env,

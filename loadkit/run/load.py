@@ -31,10 +31,11 @@ from loadkit.exceptions import (
 )
 from loadkit.measure.load_results import mark_aborted
 from loadkit.measure.results import LoadResults, read_results, write_results
+from loadkit.run.bundle import bundled_scenarios_dir
 from loadkit.run.bundled_service import free_port
 
-BUNDLED_SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
-"""Where the scenarios shipped with loadkit live (next to the package, in a checkout or a wheel)."""
+BUNDLED_SCENARIOS = bundled_scenarios_dir()
+"""Where the scenarios shipped with loadkit live (in a wheel or a checkout: loadkit.run.bundle)."""
 URL_SCENARIO = "url"
 DEFAULT_TARGET = "http://127.0.0.1:8000"
 DEFAULT_OUT = Path("results/load.json")
