@@ -9,9 +9,10 @@ Pure: reads nothing and prints nothing; the CLI reads the files and renders what
   was given, it is *not evaluated* (listed, never counted as passed). When a file of that kind was
   given but the measurement is not in it (no requests, so no P95; an endpoint that is not in the
   file), that is an ``InputError``: a missing measurement is never a pass.
-- A results file marked invalid (aborted, generator overloaded) makes the whole gate *invalid*: its
-  criteria are still measured and shown, but none of them passes, and the outcome is invalid even
-  when other criteria failed, because numbers from an invalid run cannot be judged either way.
+- A results file with an invalid reason (aborted, generator overloaded, ...) makes the whole gate
+  *invalid*: its criteria are still measured and shown, but none of them passes, and the outcome
+  is invalid even when other criteria failed, because numbers from an invalid run cannot be
+  judged either way.
 - Several files of one kind: each criterion is judged on each of them (one verdict per file), and
   the gate passes only if every one of those verdicts passes: the worst file decides.
 - Gating nothing is an error: if no criterion applies to the files given, the gate refuses.
@@ -36,6 +37,7 @@ from loadkit.measure.results import (
     LockAuditResults,
     SmokeResults,
 )
+from loadkit.measure.validity import InvalidReason
 from loadkit.report.units import format_delta, format_percent, format_value
 
 AnyResults = SmokeResults | LoadResults | LockAuditResults
@@ -115,7 +117,7 @@ class RunCheck:
     source: str
     kind: ResultsKind
     valid: bool
-    reasons: tuple[str, ...] = ()
+    reasons: tuple[InvalidReason, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -145,7 +147,11 @@ class GateReport:
         skipped = len(self.verdicts) - len(judged)
         tail = f"; {skipped} not evaluated" if skipped else ""
         if self.outcome == "invalid":
-            bad = [f"{run.source} ({'; '.join(run.reasons)})" for run in self.runs if not run.valid]
+            bad = [
+                f"{run.source} ({'; '.join(map(str, run.reasons))})"
+                for run in self.runs
+                if not run.valid
+            ]
             failed = self.with_status("failed")
             also = f"; also failed: {_labels(failed)}" if failed else ""
             return f"INVALID: run cannot be gated on: {', '.join(bad)}{also}{tail}"
@@ -212,24 +218,13 @@ def evaluate_criteria(
 
 
 def _check_run(source: str, results: AnyResults) -> RunCheck:
-    # The runner's own reasons say most (it knows why it stopped); the flags only add a reason
-    # when none of the runner's already covers them.
-    reasons = list(dict.fromkeys(results.invalid_reasons))
-    if results.aborted and not any("abort" in r.lower() for r in reasons):
-        reasons.insert(0, "run aborted")
-    if (
-        not isinstance(results, LockAuditResults)
-        and results.generator.overloaded
-        and not any("overload" in r.lower() for r in reasons)
-    ):
-        cpu = results.generator.max_cpu_percent
-        at = f" (CPU up to {cpu:.0f} %)" if cpu is not None else ""
-        reasons.insert(0, f"load generator overloaded{at}")
+    # Validity is the results' reasons alone: an overloaded generator or an aborted run always
+    # carries its coded reason (loadkit.measure.results), so there is nothing to infer here.
     return RunCheck(
         source=source,
         kind=results.kind,
-        valid=results.valid and not reasons,
-        reasons=tuple(reasons),
+        valid=results.valid,
+        reasons=tuple(dict.fromkeys(results.invalid_reasons)),
     )
 
 
@@ -246,7 +241,7 @@ def _judge(criterion: Criterion, source: str, results: AnyResults, run: RunCheck
                 source=source,
                 measured=None,
                 margin=None,
-                reason=f"{missing}; not trusted: {'; '.join(run.reasons)}",
+                reason=f"{missing}; not trusted: {'; '.join(map(str, run.reasons))}",
             )
     else:
         try:
@@ -275,7 +270,7 @@ def _judge(criterion: Criterion, source: str, results: AnyResults, run: RunCheck
         status = "invalid"
         evidence = ()
         reason = (
-            f"{reason}; not trusted: {'; '.join(run.reasons)} "
+            f"{reason}; not trusted: {'; '.join(map(str, run.reasons))} "
             f"(it would have {'passed' if met else 'failed'})"
         )
     return Verdict(

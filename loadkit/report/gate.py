@@ -19,9 +19,11 @@ from tabulate import tabulate
 from loadkit.exceptions import ConfigError
 from loadkit.gate.evaluate import Evidence, GateReport, Verdict
 from loadkit.measure.results import write_output
+from loadkit.measure.validity import InvalidReason
 from loadkit.report.units import format_delta, format_percent, format_value
 
-VERDICT_SCHEMA = "loadkit.verdict/1"
+VERDICT_SCHEMA = "loadkit.verdict/2"
+"""The ``--json`` verdict's schema (docs/verdict.md); /2: a run's reasons are ``{code, detail}``."""
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
 
 _STATUS_TEXT = {
@@ -97,6 +99,10 @@ def _headers(report: GateReport) -> list[str]:
     return headers
 
 
+def _reasons_text(reasons: tuple[InvalidReason, ...]) -> str:
+    return "; ".join(map(str, reasons))  # "code: detail" each
+
+
 def _evidence_cells(evidence: Evidence) -> list[list[str]]:
     return [["—" if cell is None else str(cell) for cell in row] for row in evidence.rows]
 
@@ -109,7 +115,7 @@ def render_gate_table(report: GateReport) -> str:
     parts = [tabulate(_rows(report, _STATUS_TEXT), headers=_headers(report), tablefmt="simple")]
     for run in report.runs:
         if not run.valid:
-            parts.append(f"INVALID RUN {run.source}: {'; '.join(run.reasons)}")
+            parts.append(f"INVALID RUN {run.source}: {_reasons_text(run.reasons)}")
     for verdict in report.with_status("failed"):
         parts.append(_evidence_text(verdict))
     parts.extend(f"note: {note}" for note in report.notes)
@@ -144,7 +150,11 @@ def render_gate_markdown(report: GateReport, *, title: str = "Acceptance gate") 
     invalid = [run for run in report.runs if not run.valid]
     if invalid:
         parts.append(
-            "\n".join(f"- **invalid run** `{r.source}`: {'; '.join(r.reasons)}" for r in invalid)
+            "\n".join(
+                f"- **invalid run** `{r.source}`: "
+                + "; ".join(f"`{x.code}`: {_md_escape(x.detail)}" for x in r.reasons)
+                for r in invalid
+            )
         )
     for verdict in report.with_status("failed"):
         parts.append(f"### ❌ {_md_escape(verdict.criterion.label)}")
@@ -232,7 +242,12 @@ def gate_verdict_data(report: GateReport) -> dict[str, Any]:
         "outcome": report.outcome,
         "headline": report.headline(),
         "runs": [
-            {"source": r.source, "kind": r.kind, "valid": r.valid, "reasons": list(r.reasons)}
+            {
+                "source": r.source,
+                "kind": r.kind,
+                "valid": r.valid,
+                "reasons": [{"code": x.code, "detail": x.detail} for x in r.reasons],
+            }
             for r in report.runs
         ],
         "criteria": [
