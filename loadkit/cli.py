@@ -145,7 +145,7 @@ def smoke(
         typer.Option(help="Seconds each request may take (default: [smoke] timeout_s, 10)."),
     ] = None,
     out: Annotated[
-        Path | None, typer.Option(help="Write the results file (loadkit.results/1) here.")
+        Path | None, typer.Option(help="Write the results file (loadkit.results/2) here.")
     ] = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the results as JSON instead of the table.")

@@ -28,6 +28,7 @@ from loadkit.measure.classify import classify_httpx_error, classify_response, de
 from loadkit.measure.kinds import ErrorKind
 from loadkit.measure.recorder import LatencyRecorder, RunClock
 from loadkit.measure.results import SmokeCheckResult, SmokeResults
+from loadkit.measure.validity import aborted_reason
 
 DEFAULT_HOST = "http://127.0.0.1:8000"
 PREFLIGHT_PATH = "/health"
@@ -133,8 +134,7 @@ def aborted_smoke_results(*, host: str, reason: str) -> SmokeResults:
     recorder.finish(end=recorder.start)
     return SmokeResults(
         target=host,
-        aborted=True,
-        invalid_reasons=[f"smoke aborted: {reason}"],
+        invalid_reasons=[aborted_reason(reason)],
         **recorder.traffic_fields(),
     )
 

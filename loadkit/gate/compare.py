@@ -111,12 +111,8 @@ def compare_results(
     notes: list[str] = []
     for source, results in ((before_source, before), (after_source, after)):
         if not results.valid:
-            reasons = list(results.invalid_reasons)
-            if results.aborted:
-                reasons.insert(0, "aborted")
-            if results.generator.overloaded:
-                reasons.insert(0, "load generator overloaded")
-            notes.append(f"{source} is an invalid run ({'; '.join(reasons)}): read with care")
+            reasons = "; ".join(map(str, results.invalid_reasons))
+            notes.append(f"{source} is an invalid run ({reasons}): read with care")
     if before.target != after.target:
         notes.append(f"the targets differ: {before.target} → {after.target}")
     sections = [

@@ -9,9 +9,10 @@ Pure: reads nothing and prints nothing; the CLI reads the files and renders what
   was given, it is *not evaluated* (listed, never counted as passed). When a file of that kind was
   given but the measurement is not in it (no requests, so no P95; an endpoint that is not in the
   file), that is an ``InputError``: a missing measurement is never a pass.
-- A results file marked invalid (aborted, generator overloaded) makes the whole gate *invalid*: its
-  criteria are still measured and shown, but none of them passes, and the outcome is invalid even
-  when other criteria failed, because numbers from an invalid run cannot be judged either way.
+- A results file with an invalid reason (aborted, generator overloaded, ...) makes the whole gate
+  *invalid*: its criteria are still measured and shown, but none of them passes, and the outcome
+  is invalid even when other criteria failed, because numbers from an invalid run cannot be
+  judged either way.
 - Several files of one kind: each criterion is judged on each of them (one verdict per file), and
   the gate passes only if every one of those verdicts passes: the worst file decides.
 - Gating nothing is an error: if no criterion applies to the files given, the gate refuses.
@@ -41,6 +42,7 @@ from loadkit.measure.results import (
     Stall,
     TimelinePoint,
 )
+from loadkit.measure.validity import InvalidReason
 
 AnyResults = SmokeResults | LoadResults | LockAuditResults
 Status = Literal["passed", "failed", "invalid", "not_evaluated"]
@@ -78,24 +80,13 @@ _LATENCY_FIELDS: dict[str, str] = {
 
 
 @dataclass(frozen=True)
-class RunReason:
-    """One reason a results file cannot be gated on."""
-
-    code: Literal["aborted", "generator_overloaded", "recorded"]
-    """``recorded``: a reason the runner wrote into the results file, in ``detail``."""
-    detail: str | None = None
-    max_cpu_percent: float | None = None
-    """The generator's peak CPU, for ``generator_overloaded``, when it was measured."""
-
-
-@dataclass(frozen=True)
 class RunCheck:
     """Whether one results file can be gated on at all."""
 
     source: str
     kind: ResultsKind
     valid: bool
-    reasons: tuple[RunReason, ...] = ()
+    reasons: tuple[InvalidReason, ...] = ()
 
 
 # The evidence of a failure: where to look. Rows are the results' own records, unformatted; the
@@ -290,24 +281,13 @@ def evaluate_criteria(
 
 
 def _check_run(source: str, results: AnyResults) -> RunCheck:
-    # The runner's own reasons say most (it knows why it stopped); the flags only add a reason
-    # when none of the runner's already covers them.
-    recorded = list(dict.fromkeys(results.invalid_reasons))
-    reasons = [RunReason(code="recorded", detail=r) for r in recorded]
-    if results.aborted and not any("abort" in r.lower() for r in recorded):
-        reasons.insert(0, RunReason(code="aborted"))
-    if (
-        not isinstance(results, LockAuditResults)
-        and results.generator.overloaded
-        and not any("overload" in r.lower() for r in recorded)
-    ):
-        cpu = results.generator.max_cpu_percent
-        reasons.insert(0, RunReason(code="generator_overloaded", max_cpu_percent=cpu))
+    # Validity is the results' reasons alone: an overloaded generator or an aborted run always
+    # carries its coded reason (loadkit.measure.results), so there is nothing to infer here.
     return RunCheck(
         source=source,
         kind=results.kind,
-        valid=results.valid and not reasons,
-        reasons=tuple(reasons),
+        valid=results.valid,
+        reasons=tuple(dict.fromkeys(results.invalid_reasons)),
     )
 
 

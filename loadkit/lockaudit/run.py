@@ -17,6 +17,7 @@ from loadkit.config import LockAuditConfig, load_config
 from loadkit.exceptions import ConfigError, InputError
 from loadkit.lockaudit.audit import AuditSummary, LockAuditor
 from loadkit.measure.results import LockAuditResults, LockFinding, write_results
+from loadkit.measure.validity import aborted_reason
 
 SKIPPED_DIRECTORIES: frozenset[str] = frozenset({"__pycache__", "node_modules", "site-packages"})
 """Directory names never walked into (nor any whose name starts with a dot, such as ``.venv``)."""
@@ -135,8 +136,7 @@ def write_failed_audit(
         config=config.model_dump(mode="json"),
         files_checked=0,
         violations=0,
-        aborted=True,
-        invalid_reasons=[f"lock audit aborted: {reason}"],
+        invalid_reasons=[aborted_reason(reason)],
     )
     try:
         return write_results(path, results)

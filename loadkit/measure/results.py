@@ -1,7 +1,8 @@
-"""The results file, ``loadkit.results/1``: what smoke, load and the lock audit hand to the gate.
+"""The results file, ``loadkit.results/2``: what smoke, load and the lock audit hand to the gate.
 
 DESIGN.md, contract 1; the schema is documented in docs/results.md. Files are written atomically
 (temp file + rename, so a crash or Ctrl-C never leaves half a file) and validated when read.
+``/1`` files are still read (``loadkit.measure.results_v1`` turns them into ``/2``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import os
 import tempfile
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import orjson
 from pydantic import (
@@ -24,9 +25,12 @@ from pydantic import (
 )
 
 from loadkit.exceptions import ConfigError, InputError
+from loadkit.measure.results_v1 import upgrade_v1
+from loadkit.measure.validity import InvalidReason, add_reason, has_code, overload_reason
 
 SCHEMA_PREFIX = "loadkit.results/"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+OLDEST_SCHEMA_VERSION = 1
 SCHEMA = f"{SCHEMA_PREFIX}{SCHEMA_VERSION}"
 
 
@@ -150,6 +154,31 @@ class GeneratorHealth(_Model):
     notes: list[str] = Field(default_factory=list)
 
 
+class Stopped(_Model):
+    """A run ended on purpose before its planned end: still a valid measurement (DESIGN.md,
+    "Stopped runs"), so this is recorded beside the validity reasons, not among them."""
+
+    by: Literal["criterion", "locustfile", "user"] = Field(
+        description="criterion: an abort-on-fail criterion was not met; locustfile: the "
+        "locustfile called runner.quit(); user: a person stopped it from the web UI"
+    )
+    at_s: float = Field(ge=0, description="seconds from the run's start to the stop")
+    criterion: str | None = Field(
+        default=None, description="the criterion that stopped it (its label); by criterion only"
+    )
+    measured: float | None = Field(
+        default=None, description="that criterion's measured value when it stopped the run"
+    )
+
+    @model_validator(mode="after")
+    def _criterion_only_when_by_criterion(self) -> Stopped:
+        if self.by == "criterion" and self.criterion is None:
+            raise ValueError('a run stopped by "criterion" names the criterion')
+        if self.by != "criterion" and (self.criterion, self.measured) != (None, None):
+            raise ValueError(f'criterion and measured belong to by "criterion", not {self.by!r}')
+        return self
+
+
 class _TrafficResults(_Model):
     """What every run that sends requests reports."""
 
@@ -166,10 +195,22 @@ class _TrafficResults(_Model):
     timeline: list[TimelinePoint] = Field(default_factory=list)
     longest_stall: Stall | None = None
     generator: GeneratorHealth = Field(default_factory=GeneratorHealth)
-    aborted: bool = False
-    invalid_reasons: list[str] = Field(default_factory=list)
+    invalid_reasons: list[InvalidReason] = Field(default_factory=list)
+    stopped: Stopped | None = None
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _overload_is_a_reason(self) -> _TrafficResults:
+        # generator.overloaded is the measured fact; validity is the reasons alone. Whoever
+        # builds or reads results gets the reason with the fact, so the two cannot disagree.
+        if self.generator.overloaded and not has_code(self.invalid_reasons, "generator_overloaded"):
+            reason = overload_reason(
+                cpu_warnings=self.generator.cpu_warnings,
+                max_cpu_percent=self.generator.max_cpu_percent,
+            )
+            self.invalid_reasons = add_reason(self.invalid_reasons, reason)
+        return self
 
     @model_validator(mode="after")
     def _parts_add_up(self) -> _TrafficResults:
@@ -192,8 +233,13 @@ class _TrafficResults(_Model):
 
     @property
     def valid(self) -> bool:
-        """False for a run nobody should gate on (aborted, generator overloaded, ...)."""
-        return not (self.aborted or self.generator.overloaded or self.invalid_reasons)
+        """False for a run nobody should gate on: it has at least one invalid reason."""
+        return not self.invalid_reasons
+
+    @property
+    def aborted(self) -> bool:
+        """Whether the run was stopped before its planned end (an ``aborted`` reason)."""
+        return has_code(self.invalid_reasons, "aborted")
 
 
 class SmokeCheckResult(_Model):
@@ -253,19 +299,34 @@ class LockAuditResults(_Model):
     suppressed: int = Field(default=0, ge=0)
     violations: int = Field(ge=0)
     findings: list[LockFinding] = Field(default_factory=list)
-    aborted: bool = False
-    invalid_reasons: list[str] = Field(default_factory=list)
+    invalid_reasons: list[InvalidReason] = Field(default_factory=list)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     @property
     def valid(self) -> bool:
-        """False when the audit did not complete."""
-        return not (self.aborted or self.invalid_reasons)
+        """False when the audit did not complete: it has at least one invalid reason."""
+        return not self.invalid_reasons
+
+    @property
+    def aborted(self) -> bool:
+        """Whether the audit could not complete (an ``aborted`` reason)."""
+        return has_code(self.invalid_reasons, "aborted")
 
 
 Results = Annotated[SmokeResults | LoadResults | LockAuditResults, Field(discriminator="kind")]
 _RESULTS_ADAPTER: TypeAdapter[SmokeResults | LoadResults | LockAuditResults] = TypeAdapter(Results)
+ResultsT = TypeVar("ResultsT", SmokeResults, LoadResults, LockAuditResults)
+
+
+def with_reason(results: ResultsT, reason: InvalidReason) -> ResultsT:
+    """A copy of ``results`` that is invalid for ``reason``; ``results`` itself when a reason of
+    that code is already there (idempotent: the first detail is kept)."""
+    if has_code(results.invalid_reasons, reason.code):
+        return results
+    return results.model_copy(
+        update={"invalid_reasons": add_reason(results.invalid_reasons, reason)}
+    )
 
 
 def dump_results(results: SmokeResults | LoadResults | LockAuditResults) -> bytes:
@@ -322,8 +383,10 @@ def parse_results(data: object, *, source: str) -> SmokeResults | LoadResults | 
             f"{source}: written by a newer loadkit (schema {schema!r}; this one reads "
             f"{SCHEMA!r}); upgrade loadkit to read it"
         )
-    if int(version_text) < SCHEMA_VERSION:
+    if int(version_text) < OLDEST_SCHEMA_VERSION:
         raise InputError(f"{source}: results schema {schema!r} is no longer supported")
+    if int(version_text) == 1:
+        data = {**upgrade_v1(data, source=source), "schema": SCHEMA}
     try:
         return _RESULTS_ADAPTER.validate_python(data)
     except ValidationError as exc:

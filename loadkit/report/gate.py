@@ -19,12 +19,14 @@ from tabulate import tabulate
 
 from loadkit.config import Criterion
 from loadkit.exceptions import ConfigError
-from loadkit.gate.evaluate import GateReport, RunCheck, RunReason, Verdict
+from loadkit.gate.evaluate import GateReport, RunCheck, Verdict
 from loadkit.measure.results import write_bytes_atomically, write_output
+from loadkit.measure.validity import InvalidReason
 from loadkit.report.gate_evidence import EvidenceTable, verdict_tables
 from loadkit.report.units import format_delta, format_percent, format_seconds, format_value
 
-VERDICT_SCHEMA = "loadkit.verdict/1"
+VERDICT_SCHEMA = "loadkit.verdict/2"
+"""The ``--json`` verdict's schema (docs/verdict.md); /2: a run's reasons are ``{code, detail}``."""
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
 
 _STATUS_TEXT = {
@@ -64,16 +66,9 @@ def _labels(verdicts: Sequence[Verdict]) -> str:
     return ", ".join(v.criterion.label for v in verdicts)
 
 
-def run_reason(reason: RunReason) -> str:
-    """Why a results file cannot be gated on, in words."""
-    if reason.code == "aborted":
-        return "run aborted"
-    if reason.code == "generator_overloaded":
-        cpu = reason.max_cpu_percent
-        return "load generator overloaded" + (
-            f" (CPU up to {cpu:.0f} %)" if cpu is not None else ""
-        )
-    return reason.detail or reason.code
+def run_reason(reason: InvalidReason) -> str:
+    """Why a results file cannot be gated on, in words: its code, then what was measured."""
+    return str(reason)  # "code: detail"
 
 
 def _run_reasons(run: RunCheck) -> str:
@@ -235,7 +230,11 @@ def render_gate_markdown(report: GateReport, *, title: str = "Acceptance gate") 
     invalid = [run for run in report.runs if not run.valid]
     if invalid:
         parts.append(
-            "\n".join(f"- **invalid run** `{r.source}`: {_run_reasons(r)}" for r in invalid)
+            "\n".join(
+                f"- **invalid run** `{r.source}`: "
+                + "; ".join(f"`{x.code}`: {_md_escape(x.detail)}" for x in r.reasons)
+                for r in invalid
+            )
         )
     for verdict in report.with_status("failed"):
         parts.append(f"### ❌ {_md_escape(verdict.criterion.label)}")
@@ -329,7 +328,7 @@ def gate_verdict_data(report: GateReport) -> dict[str, Any]:
                 "source": r.source,
                 "kind": r.kind,
                 "valid": r.valid,
-                "reasons": [run_reason(reason) for reason in r.reasons],
+                "reasons": [{"code": x.code, "detail": x.detail} for x in r.reasons],
             }
             for r in report.runs
         ],

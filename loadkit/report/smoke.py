@@ -50,7 +50,8 @@ def summary_line(results: SmokeResults) -> str:
 
 
 def render_smoke_table(results: SmokeResults) -> str:
-    """The terminal report: the table, a line per failure saying why, the summary line."""
+    """The terminal report: the table, a line per failure saying why, the summary line, and
+    why the run is invalid when it is."""
     table = tabulate(
         [_row(c) for c in results.checks],
         headers=HEADERS,
@@ -65,4 +66,7 @@ def render_smoke_table(results: SmokeResults) -> str:
     if any(not c.passed and c.message for c in results.checks):
         lines.append("")
     lines.append(summary_line(results))
+    if not results.valid:
+        lines.append("INVALID — do not gate on these results:")
+        lines += [f"  - {reason}" for reason in results.invalid_reasons]  # "code: detail"
     return "\n".join(lines)

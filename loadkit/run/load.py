@@ -64,7 +64,7 @@ class InvalidLoadRunError(InvalidRunError):
     """The run completed but its numbers must not be gated on; the results file says why."""
 
     def __init__(self, results: LoadResults, path: Path) -> None:
-        reasons = "; ".join(results.invalid_reasons) or "marked invalid"
+        reasons = "; ".join(map(str, results.invalid_reasons)) or "marked invalid"
         super().__init__(f"the load run is invalid: {reasons} (results: {path})")
         self.results = results
         self.path = path

@@ -241,10 +241,12 @@ def test_every_artifact_is_written_to_one_folder(
 def test_an_invalid_load_run_is_gated_as_invalid_with_its_reports(
     project: Path, tmp_path: Path, stubbed_runs: dict[str, Any]
 ) -> None:
+    from test_gate import overloaded
+
     from loadkit.measure.results import GeneratorHealth
 
-    stubbed_runs["load"] = stubbed_runs["load"].model_copy(
-        update={"generator": GeneratorHealth(overloaded=True, cpu_warnings=1)}
+    stubbed_runs["load"] = overloaded(
+        stubbed_runs["load"], GeneratorHealth(overloaded=True, cpu_warnings=1)
     )
     code, output = accept(
         "--config",
@@ -258,7 +260,7 @@ def test_an_invalid_load_run_is_gated_as_invalid_with_its_reports(
     )
     assert code == 4, output
     assert "INVALID RUN" in output
-    assert "load generator overloaded" in output
+    assert "generator_overloaded: a load generator process ran above 90 % CPU" in output
     (folder,) = (tmp_path / "r").iterdir()
     verdict = (folder / "verdict.json").read_text()
     assert '"outcome": "invalid"' in verdict

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from loadkit.cli import app
 from loadkit.exceptions import InputError
 from loadkit.gate.compare import Change, Comparison, compare_results
+from loadkit.measure.load_results import mark_aborted
 from loadkit.measure.recorder import LatencyRecorder
 from loadkit.measure.results import LoadResults, LockAuditResults, write_results
 from loadkit.report.compare import render_compare_markdown, render_compare_table
@@ -131,8 +132,10 @@ def test_rendered_table_and_markdown(before: LoadResults, after: LoadResults) ->
 
 
 def test_invalid_run_is_compared_with_a_note(before: LoadResults, after: LoadResults) -> None:
-    comparison = compare_results(before.model_copy(update={"aborted": True}), after)
-    assert any("before is an invalid run (aborted)" in note for note in comparison.notes)
+    comparison = compare_results(mark_aborted(before, "interrupted"), after)
+    assert any(
+        "before is an invalid run (aborted: interrupted)" in note for note in comparison.notes
+    )
 
 
 def test_refuses_lock_audits_and_mixed_kinds(before: LoadResults) -> None:

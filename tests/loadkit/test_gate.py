@@ -20,7 +20,6 @@ from loadkit.gate.evaluate import (
     GateReport,
     LockSites,
     QuietestSeconds,
-    RunReason,
     SlowestEndpoints,
     StallWindow,
     evaluate_criteria,
@@ -36,7 +35,9 @@ from loadkit.measure.results import (
     SmokeCheckResult,
     SmokeResults,
     Stall,
+    with_reason,
 )
+from loadkit.measure.validity import InvalidReason, aborted_reason
 
 T0 = 1_800_000_000.0
 LOGIN = "POST /api/auth/login"
@@ -170,8 +171,19 @@ def crafted_audit(*, violations: int = 0, aborted: bool = False) -> LockAuditRes
         files_checked=12,
         violations=violations,
         findings=findings,
-        aborted=aborted,
+        invalid_reasons=[aborted_reason("service/broken.py: cannot parse")] if aborted else [],
     )
+
+
+def overloaded(results: LoadResults, generator: GeneratorHealth) -> LoadResults:
+    """``results`` measured by an overloaded ``generator``, validated as a results file is (a
+    ``model_copy`` would skip the validation that adds the overload's reason)."""
+    return LoadResults.model_validate({**results.model_dump(), "generator": generator})
+
+
+def aborted(results: LoadResults) -> LoadResults:
+    """``results`` of a run that was interrupted."""
+    return with_reason(results, aborted_reason("interrupted (Ctrl-C or SIGTERM)"))
 
 
 def criterion(metric: str, op: str, threshold: float, **extra: Any) -> Criterion:
@@ -444,8 +456,8 @@ def test_low_throughput_shows_the_quietest_seconds() -> None:
 
 
 def test_overloaded_generator_makes_the_gate_invalid_even_when_every_criterion_is_met() -> None:
-    run = crafted_load().model_copy(
-        update={"generator": GeneratorHealth(overloaded=True, cpu_warnings=2, max_cpu_percent=97)}
+    run = overloaded(
+        crafted_load(), GeneratorHealth(overloaded=True, cpu_warnings=2, max_cpu_percent=97)
     )
     assert not run.valid
     report = evaluate_criteria(SEED, [("load.json", run)])
@@ -453,7 +465,8 @@ def test_overloaded_generator_makes_the_gate_invalid_even_when_every_criterion_i
     judged = [v for v in report.verdicts if v.source == "load.json"]
     assert {v.status for v in judged} == {"invalid"}
     assert all(v.met for v in judged)  # it would have passed
-    assert report.runs[0].reasons == (RunReason(code="generator_overloaded", max_cpu_percent=97),)
+    assert [r.code for r in report.runs[0].reasons] == ["generator_overloaded"]
+    assert "peak 97 %" in report.runs[0].reasons[0].detail
     with pytest.raises(InvalidRunError):
         raise_for(report)
 
@@ -462,12 +475,12 @@ def test_aborted_run_is_invalid_and_outranks_a_failure() -> None:
     report = evaluate_criteria(
         SEED,
         [
-            ("load.json", crafted_load().model_copy(update={"aborted": True})),
+            ("load.json", aborted(crafted_load())),
             ("locks.json", crafted_audit(violations=1)),
         ],
     )
     assert report.outcome == "invalid"
-    assert report.runs[0].reasons == (RunReason(code="aborted"),)
+    assert [r.code for r in report.runs[0].reasons] == ["aborted"]
     # The failure of a valid run is still there to name.
     assert [v.criterion.metric for v in report.with_status("failed")] == [
         "lock_audit.lock_violations"
@@ -482,7 +495,7 @@ def test_aborted_lock_audit_is_invalid() -> None:
 
 
 def test_an_aborted_run_with_nothing_measured_is_invalid_not_an_input_error() -> None:
-    empty = crafted_load(ok=0, errors=()).model_copy(update={"aborted": True})
+    empty = aborted(crafted_load(ok=0, errors=()))
     report = judge(criterion("load.p95_ms", "<", 1000), empty)
     assert report.outcome == "invalid"
     verdict = only(report)
@@ -493,12 +506,11 @@ def test_an_aborted_run_with_nothing_measured_is_invalid_not_an_input_error() ->
 
 
 def test_invalid_reasons_recorded_by_the_runner_are_shown() -> None:
-    run = crafted_load().model_copy(update={"invalid_reasons": ["only 3 of 10 users spawned"]})
+    spawned = InvalidReason(code="incomplete", detail="only 3 of 10 users spawned")
+    run = with_reason(crafted_load(), spawned)
     report = judge(criterion("load.p95_ms", "<", 1000), run)
     assert report.outcome == "invalid"
-    assert report.runs[0].reasons == (
-        RunReason(code="recorded", detail="only 3 of 10 users spawned"),
-    )
+    assert report.runs[0].reasons == (spawned,)
 
 
 # --- missing measurements are errors, never passes ----------------------------------------------

@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 from junitparser import Error, Failure, JUnitXml, Skipped
-from test_gate import crafted_audit, crafted_load, crafted_smoke, with_latency
+from test_gate import (
+    aborted,
+    crafted_audit,
+    crafted_load,
+    crafted_smoke,
+    overloaded,
+    with_latency,
+)
 from typer.testing import CliRunner
 
 from loadkit.cli import app
@@ -97,12 +104,12 @@ def test_fail_is_exit_1_naming_the_criterion_and_the_evidence(tmp_path: Path, co
 
 
 def test_invalid_run_is_exit_4(tmp_path: Path, config: Path) -> None:
-    run = crafted_load().model_copy(update={"generator": GeneratorHealth(overloaded=True)})
+    run = overloaded(crafted_load(), GeneratorHealth(overloaded=True))
     load = write_results(tmp_path / "load.json", run)
     code, output = gate(load, "--config", config)
     assert code == 4, output
     assert "INVALID" in output
-    assert "load generator overloaded" in output
+    assert "generator_overloaded: a load generator process ran above 90 % CPU" in output
 
 
 def test_missing_measurement_is_exit_2(tmp_path: Path, config: Path) -> None:
@@ -228,7 +235,7 @@ def test_reports_junit_markdown_json_and_step_summary(tmp_path: Path, config: Pa
     assert summary.read_text() == "# earlier step\n" + text + "\n"
 
     data = json.loads(verdict.read_text())
-    assert data["schema"] == "loadkit.verdict/1"
+    assert data["schema"] == "loadkit.verdict/2"
     assert data["outcome"] == "failed"
     p95 = next(c for c in data["criteria"] if c["metric"] == "load.p95_ms")
     assert p95["measured"] == 1040.0
@@ -240,9 +247,7 @@ def test_reports_junit_markdown_json_and_step_summary(tmp_path: Path, config: Pa
 
 
 def test_junit_marks_an_invalid_run_as_errors(tmp_path: Path, config: Path) -> None:
-    load = write_results(
-        tmp_path / "load.json", crafted_load().model_copy(update={"aborted": True})
-    )
+    load = write_results(tmp_path / "load.json", aborted(crafted_load()))
     junit = tmp_path / "junit.xml"
     code, _ = gate(load, "--config", config, "--junit", junit)
     assert code == 4
@@ -250,6 +255,24 @@ def test_junit_marks_an_invalid_run_as_errors(tmp_path: Path, config: Path) -> N
     load_cases = [c for c in cases if c.classname == "loadkit.gate.evaluate.load"]
     assert load_cases
     assert all(isinstance(c.result[0], Error) for c in load_cases)
+
+
+def test_every_report_gives_an_invalid_runs_reasons_by_code_and_detail(
+    tmp_path: Path, config: Path
+) -> None:
+    load = write_results(tmp_path / "load.json", aborted(crafted_load()))
+    markdown, verdict = tmp_path / "gate.md", tmp_path / "verdict.json"
+    code, output = gate(load, "--config", config, "--markdown", markdown, "--json", verdict)
+    assert code == 4, output
+    assert f"INVALID RUN {load}: aborted: interrupted (Ctrl-C or SIGTERM)" in output
+    assert "`aborted`: interrupted (Ctrl-C or SIGTERM)" in markdown.read_text()
+    (run,) = json.loads(verdict.read_text())["runs"]
+    assert run == {
+        "source": str(load),
+        "kind": "load",
+        "valid": False,
+        "reasons": [{"code": "aborted", "detail": "interrupted (Ctrl-C or SIGTERM)"}],
+    }
 
 
 def test_every_kind_at_once(tmp_path: Path, config: Path) -> None:

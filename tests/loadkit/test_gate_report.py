@@ -16,12 +16,14 @@ from test_gate import (
     LOGIN,
     SEED,
     T0,
+    aborted,
     crafted_audit,
     crafted_load,
     crafted_smoke,
     criterion,
     judge,
     only,
+    overloaded,
     with_latency,
 )
 
@@ -29,7 +31,8 @@ from loadkit.config import load_config
 from loadkit.exceptions import ConfigError, CriteriaNotMetError
 from loadkit.gate.evaluate import GateReport, Verdict, evaluate_criteria, raise_for_outcome
 from loadkit.measure.recorder import LatencyRecorder
-from loadkit.measure.results import GeneratorHealth, LoadResults, Stall, read_results
+from loadkit.measure.results import GeneratorHealth, LoadResults, Stall, read_results, with_reason
+from loadkit.measure.validity import InvalidReason
 from loadkit.report.gate import (
     render_gate_headline,
     render_gate_json,
@@ -171,41 +174,46 @@ def test_low_throughput_shows_the_quietest_seconds() -> None:
 
 
 def test_an_invalid_run_says_why_and_what_the_verdict_would_have_been() -> None:
-    run = crafted_load().model_copy(
-        update={"generator": GeneratorHealth(overloaded=True, cpu_warnings=2, max_cpu_percent=97)}
+    run = overloaded(
+        crafted_load(), GeneratorHealth(overloaded=True, cpu_warnings=2, max_cpu_percent=97)
     )
     report = evaluate_criteria(SEED, [("load.json", run)])
     judged = [v for v in report.verdicts if v.source == "load.json"]
     assert all("would have passed" in verdict_reason(v) for v in judged)
-    assert "load generator overloaded (CPU up to 97 %)" in render_gate_headline(report)
+    headline = render_gate_headline(report)
+    assert (
+        "load.json (generator_overloaded: a load generator process ran above 90 % CPU" in headline
+    )
+    assert "peak 97 %" in headline
 
 
 def test_an_aborted_run_is_named_and_the_failures_of_valid_runs_too() -> None:
     report = evaluate_criteria(
         SEED,
-        [
-            ("load.json", crafted_load().model_copy(update={"aborted": True})),
-            ("locks.json", crafted_audit(violations=1)),
-        ],
+        [("load.json", aborted(crafted_load())), ("locks.json", crafted_audit(violations=1))],
     )
     headline = render_gate_headline(report)
-    assert "run aborted" in headline
+    assert "load.json (aborted: interrupted (Ctrl-C or SIGTERM))" in headline
     assert "also failed: lock_audit.lock_violations" in headline
 
 
 def test_an_aborted_run_with_nothing_measured_says_what_is_missing() -> None:
-    empty = crafted_load(ok=0, errors=()).model_copy(update={"aborted": True})
+    empty = aborted(crafted_load(ok=0, errors=()))
     reason = verdict_reason(only(judge(criterion("load.p95_ms", "<", 1000), empty)))
     assert reason.startswith("load.json: no measurement of load.p95_ms")
-    assert reason.endswith("; not trusted: run aborted")
+    assert reason.endswith("; not trusted: aborted: interrupted (Ctrl-C or SIGTERM)")
 
 
-def test_reasons_recorded_by_the_runner_are_shown_as_written() -> None:
-    run = crafted_load().model_copy(update={"invalid_reasons": ["only 3 of 10 users spawned"]})
-    report = judge(criterion("load.p95_ms", "<", 1000), run)
+def test_reasons_recorded_by_the_runner_are_shown_with_their_code() -> None:
+    spawned = InvalidReason(code="incomplete", detail="only 3 of 10 users spawned")
+    report = judge(criterion("load.p95_ms", "<", 1000), with_reason(crafted_load(), spawned))
     data = json.loads(render_gate_json(report))
-    assert data["runs"][0]["reasons"] == ["only 3 of 10 users spawned"]
-    assert "INVALID RUN load.json: only 3 of 10 users spawned" in render_gate_table(report)
+    assert data["runs"][0]["reasons"] == [
+        {"code": "incomplete", "detail": "only 3 of 10 users spawned"}
+    ]
+    assert "INVALID RUN load.json: incomplete: only 3 of 10 users spawned" in render_gate_table(
+        report
+    )
 
 
 def test_a_frozen_run_fails_on_the_freeze() -> None:

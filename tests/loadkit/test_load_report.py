@@ -14,6 +14,7 @@ from loadkit.measure.live_status import LiveStatus, read_status, write_status
 from loadkit.measure.load_results import build_load_results, mark_aborted
 from loadkit.measure.recorder import LatencyRecorder
 from loadkit.measure.results import GeneratorHealth, LoadResults
+from loadkit.measure.validity import InvalidReason
 from loadkit.report.load import ProgressPrinter, format_progress, render_load_table
 from loadkit.run.load import (
     BUNDLED_SCENARIOS,
@@ -65,14 +66,22 @@ def test_results_carry_totals_endpoints_errors_and_validity() -> None:
 def test_an_overloaded_generator_makes_the_run_invalid_with_a_reason() -> None:
     results = _results(overloaded=True)
     assert not results.valid
-    assert results.invalid_reasons[0].startswith("generator overloaded")
+    (reason,) = results.invalid_reasons
+    assert reason.code == "generator_overloaded"
+    assert reason.detail.startswith("a load generator process ran above 90 % CPU (1 warning(s)")
 
 
 def test_mark_aborted_is_idempotent() -> None:
     once = mark_aborted(_results(), "interrupted")
     twice = mark_aborted(once, "interrupted again")
     assert once.aborted and not once.valid
-    assert twice.invalid_reasons == once.invalid_reasons == ["aborted: interrupted"]
+    assert twice is once
+    assert once.invalid_reasons == [InvalidReason(code="aborted", detail="interrupted")]
+
+
+def test_an_aborted_overloaded_run_keeps_both_reasons_in_the_order_they_arose() -> None:
+    results = mark_aborted(_results(overloaded=True), "interrupted")
+    assert [r.code for r in results.invalid_reasons] == ["generator_overloaded", "aborted"]
 
 
 def test_summary_shows_tables_error_kinds_stall_and_path() -> None:
@@ -86,7 +95,9 @@ def test_summary_shows_tables_error_kinds_stall_and_path() -> None:
 
 def test_summary_says_invalid_and_why() -> None:
     text = render_load_table(mark_aborted(_results(overloaded=True), "interrupted"))
-    assert "INVALID" in text and "generator overloaded" in text and "ABORTED" in text
+    assert "INVALID" in text and "ABORTED" in text
+    assert "  - generator_overloaded: a load generator process ran above 90 % CPU" in text
+    assert "  - aborted: interrupted" in text
 
 
 def test_progress_line_shows_bar_users_rps_errors_p95() -> None:

@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 from loadkit.cli import app
 from loadkit.config import LoadProfile
 from loadkit.measure.results import LoadResults, read_results
+from loadkit.measure.validity import has_code
 from loadkit.run.bundled_service import BundledService, free_port
 from loadkit.run.load import InvalidLoadRunError, run_load
 
@@ -145,10 +146,11 @@ def test_overloaded_generator_exits_4_with_results_written(
         ],
     )
     assert result.exit_code == 4, result.output
-    assert "generator overloaded" in result.output
+    assert "generator_overloaded: a load generator process ran above 90 % CPU" in result.output
     results = read_results(out)
     assert isinstance(results, LoadResults)
     assert results.generator.overloaded and not results.valid
+    assert [r.code for r in results.invalid_reasons] == ["generator_overloaded"]
     kinds = {(g.endpoint, g.kind) for g in results.errors}
     assert ("GET /missing.txt", "unexpected_status") in kinds
 
@@ -322,6 +324,7 @@ def test_a_worker_quitting_mid_run_still_ships_its_share_and_the_run_is_invalid(
             worker.kill()
             worker.wait()
     results = raised.value.results
-    assert any(r.startswith("incomplete: the test stopped after") for r in results.invalid_reasons)
-    assert not any("no final share" in r for r in results.invalid_reasons), results.invalid_reasons
+    incomplete = [r for r in results.invalid_reasons if r.code == "incomplete"]
+    assert incomplete and incomplete[0].detail.startswith("the test stopped after")
+    assert not has_code(results.invalid_reasons, "worker_share_missing"), results.invalid_reasons
     assert results.totals.requests > 0 and results.config["processes"] == 1

@@ -215,4 +215,5 @@ def test_a_file_that_does_not_parse_leaves_an_aborted_results_file(tmp_path: Pat
     results = read_results(out)
     assert isinstance(results, LockAuditResults)
     assert results.aborted and not results.valid
-    assert "cannot parse" in results.invalid_reasons[0]
+    (reason,) = results.invalid_reasons
+    assert reason.code == "aborted" and "cannot parse" in reason.detail

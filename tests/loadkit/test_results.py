@@ -107,7 +107,7 @@ def test_smoke_and_lock_audit_results_round_trip(tmp_path: Path) -> None:
 
 def test_file_carries_schema_and_kind(tmp_path: Path) -> None:
     data = orjson.loads(dump_results(recorded_load()))
-    assert data["schema"] == SCHEMA == "loadkit.results/1"
+    assert data["schema"] == SCHEMA == "loadkit.results/2"
     assert data["kind"] == "load"
     assert data["histogram"]["encoding"] == "hdrhistogram-v2-base64"
 
@@ -139,7 +139,7 @@ def valid_load_dict() -> dict[str, object]:
         (b'{"requests": 10}', 'not a loadkit results file (no "schema" field)'),
         (b'{"schema": "locust.stats/1"}', "not a loadkit results file (schema 'locust.stats/1')"),
         (b'{"schema": "loadkit.results/one"}', "unknown results schema"),
-        (b'{"schema": "loadkit.results/2", "kind": "load"}', "written by a newer loadkit"),
+        (b'{"schema": "loadkit.results/3", "kind": "load"}', "written by a newer loadkit"),
         (b'{"schema": "loadkit.results/0"}', "no longer supported"),
     ],
 )

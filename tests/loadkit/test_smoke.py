@@ -53,7 +53,7 @@ def test_default_suite_passes_against_the_real_service(
     code, output = smoke("--host", service.url, "--config", str(REPO / "acceptance.toml"), "--json")
     assert code == 0, output
     data = orjson.loads(output)
-    assert data["schema"] == "loadkit.results/1" and data["kind"] == "smoke"
+    assert data["schema"] == "loadkit.results/2" and data["kind"] == "smoke"
     assert all(check["passed"] for check in data["checks"])
 
 
@@ -153,7 +153,8 @@ def test_unreachable_target_with_out_leaves_an_aborted_results_file(tmp_path: Pa
     results = read_results(out)
     assert isinstance(results, SmokeResults)
     assert results.aborted and not results.valid
-    assert "cannot reach" in results.invalid_reasons[0]
+    (reason,) = results.invalid_reasons
+    assert reason.code == "aborted" and "cannot reach" in reason.detail
 
 
 @pytest.mark.parametrize("timeout", ["0", "-1", "nan"])

@@ -51,6 +51,7 @@ from loadkit.measure.live_status import LiveStatus, RunState, write_status
 from loadkit.measure.load_results import build_load_results
 from loadkit.measure.recorder import LatencyRecorder, RunClock
 from loadkit.measure.results import GeneratorHealth, write_results
+from loadkit.measure.validity import InvalidReason, incomplete_reason, worker_share_missing_reason
 from loadkit.report.load_webui import install_web_tabs, web_tab_rows
 
 logger = logging.getLogger("loadkit")
@@ -482,12 +483,10 @@ class LoadkitPlugin:
     def _finalize_master(self) -> None:
         assert self.recorder is not None
         missing = sorted(self.expected_workers - self.final_workers)
-        reasons = [
-            f"incomplete: no final share from worker(s) {', '.join(missing)}; "
-            "their last seconds are missing"
-        ]
         self.recorder.finish(end=self.stop_time or self.clock.now())
-        self._write_results(invalid_reasons=reasons if missing else [])
+        self._write_results(
+            invalid_reasons=[worker_share_missing_reason(missing)] if missing else []
+        )
 
     # --- results ----------------------------------------------------------------------------
 
@@ -535,7 +534,7 @@ class LoadkitPlugin:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
         return folder / f"ui-{stamp}.json"
 
-    def _write_results(self, invalid_reasons: list[str] | None = None) -> None:
+    def _write_results(self, invalid_reasons: list[InvalidReason] | None = None) -> None:
         assert self.recorder is not None
         self.finalized = True
         invalid_reasons = list(invalid_reasons or [])
@@ -544,8 +543,7 @@ class LoadkitPlugin:
             # Not stopped by our timer, nor interrupted: Locust ended the test by itself (its
             # last worker quit, every user stopped, its --run-time backstop). Not the run asked for.
             invalid_reasons.append(
-                f"incomplete: the test stopped after {self.recorder.duration_s():.1f} s "
-                f"of the planned {float(planned):g} s"
+                incomplete_reason(ran_s=self.recorder.duration_s(), planned_s=float(planned))
             )
         generator = self._generator_health()
         results = build_load_results(
@@ -567,7 +565,9 @@ class LoadkitPlugin:
             results.totals.requests,
             results.totals.errors,
             path,
-            "" if results.valid else " (INVALID: " + "; ".join(results.invalid_reasons) + ")",
+            ""
+            if results.valid
+            else " (INVALID: " + "; ".join(map(str, results.invalid_reasons)) + ")",
         )
         self._write_status("done")
 

@@ -1,0 +1,126 @@
+"""Run validity: why a run's numbers must not be gated on, as coded reasons.
+
+A run is valid exactly when its results carry no ``InvalidReason``: the product's first rule
+("an invalid run never passes") rests on that list alone, never on words matched in a message.
+Each reason has a ``code`` from one registry (``MEANINGS``, documented in docs/results.md) for
+programs to act on, and a ``detail`` for people, saying what was measured.
+
+A run stopped on purpose (by a criterion, by its locustfile) is valid and carries no reason
+here: that is the results' ``stopped`` section.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+InvalidCode = Literal[
+    "aborted",
+    "generator_overloaded",
+    "incomplete",
+    "worker_share_missing",
+    "generator_crashed",
+    "unspecified",
+]
+
+MEANINGS: Mapping[InvalidCode, str] = MappingProxyType(
+    {
+        "aborted": "the run was stopped before its planned end (Ctrl-C, SIGTERM, killed after "
+        "its time bound), or could not run at all (smoke: target unreachable; lock audit: a "
+        "file that does not parse)",
+        "generator_overloaded": "a load generator process ran above 90 % CPU: its latencies "
+        "include its own queueing",
+        "incomplete": "the test ended before its planned duration without being stopped "
+        "(Locust ended it: its last worker quit, every user stopped)",
+        "worker_share_missing": "a distributed worker's final share never reached the master: "
+        "its last seconds are missing from the merged numbers",
+        "generator_crashed": "the load generator process died during the run (a locustfile "
+        "that fails to import is a configuration error instead, exit 2)",
+        "unspecified": "a reason in a loadkit.results/1 file that loadkit does not recognise, "
+        "kept in the detail as written; loadkit never writes it",
+    }
+)
+"""Every code, with its one-line meaning (the registry; docs/results.md lists the same)."""
+
+
+class InvalidReason(BaseModel):
+    """One reason why a run must not be gated on."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    code: InvalidCode
+    detail: str
+    """What happened, with what was measured, for a person to read."""
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.detail}"
+
+
+def has_code(reasons: Sequence[InvalidReason], code: InvalidCode) -> bool:
+    """Whether a reason of ``code`` is among ``reasons``."""
+    return any(reason.code == code for reason in reasons)
+
+
+def add_reason(reasons: Sequence[InvalidReason], reason: InvalidReason) -> list[InvalidReason]:
+    """``reasons`` with ``reason`` appended, unless a reason of its code is already there: the
+    first producer to notice (it knows most about why) keeps its detail."""
+    if has_code(reasons, reason.code):
+        return list(reasons)
+    return [*reasons, reason]
+
+
+# --- the reasons loadkit's producers give -------------------------------------------------------
+
+
+def aborted_reason(why: str) -> InvalidReason:
+    """The run was stopped before its end, or could not run; ``why`` says how."""
+    return InvalidReason(code="aborted", detail=why)
+
+
+def overload_reason(*, cpu_warnings: int, max_cpu_percent: float | None) -> InvalidReason:
+    """A generator process saturated its CPU, with the readings that said so."""
+    peak = f", peak {max_cpu_percent:.0f} %" if max_cpu_percent else ""
+    return InvalidReason(
+        code="generator_overloaded",
+        detail=f"a load generator process ran above 90 % CPU ({cpu_warnings} warning(s){peak}); "
+        "its latencies include its own queueing. Use more --processes or a lighter scenario",
+    )
+
+
+def incomplete_reason(*, ran_s: float, planned_s: float) -> InvalidReason:
+    """The test ended by itself after ``ran_s`` of its ``planned_s`` seconds."""
+    return InvalidReason(
+        code="incomplete",
+        detail=f"the test stopped after {ran_s:.1f} s of the planned {planned_s:g} s",
+    )
+
+
+def worker_share_missing_reason(workers: Sequence[str]) -> InvalidReason:
+    """The master wrote the results without the final share of ``workers``."""
+    return InvalidReason(
+        code="worker_share_missing",
+        detail=f"no final share from worker(s) {', '.join(workers)}; "
+        "their last seconds are missing",
+    )
+
+
+def generator_crashed_reason(*, exit_code: int | None) -> InvalidReason:
+    """The generator process died during the run (``exit_code`` as ``Popen.returncode``
+    reports it: negative for a signal; None when it is not known)."""
+    if exit_code is None:
+        how = "died"
+    elif exit_code < 0:
+        try:
+            how = f"was killed by {signal.Signals(-exit_code).name}"
+        except ValueError:
+            how = f"was killed by signal {-exit_code}"
+    else:
+        how = f"exited with code {exit_code}"
+    return InvalidReason(
+        code="generator_crashed",
+        detail=f"the load generator process {how} during the run; the results stop there",
+    )
