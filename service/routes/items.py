@@ -1,8 +1,9 @@
 """/api/items: the caller's own items (create, list, get, delete).
 
 Reads go to the storage cache first and fill it from the database on a miss; writes go to the
-database first and then to the cache (write-through). Another user's item is a 404, exactly as a
-missing one.
+database first and then to the cache, queued (``Storage.write_behind``): a write that took effect
+is never answered with an error because the storage lock was busy. Another user's item is a 404,
+exactly as a missing one.
 """
 
 from __future__ import annotations
@@ -36,9 +37,7 @@ async def create_item(body: ItemIn, claims: CurrentClaims, services: ServicesDep
     except IntegrityError:
         # The foreign key failed: a validly signed token for a user the database lacks.
         raise Unauthorized("the token's user no longer exists") from None
-    await services.storage.with_storage_traced(
-        "create_item", lambda c: c.items.put(record.id, record)
-    )
+    services.storage.write_behind(lambda c: c.items.put(record.id, record))
     return _item_out(record)
 
 
@@ -81,18 +80,20 @@ async def delete_item(item_id: int, claims: CurrentClaims, services: ServicesDep
     if not _may_exist(item_id):
         raise NotFound(ITEM_NOT_FOUND)
     storage = services.storage
-    # Forget the item before deleting it too: when the lock cannot be had afterwards
-    # (storage_lock_timeout), the cache must not keep serving an item the database no longer
-    # has. The second forget drops a copy a reader cached while the delete ran.
+    # The waiting use of the lock comes before the write (a timeout then means nothing was
+    # deleted); the forget after it is queued whatever the outcome (a failed commit may still
+    # have taken effect) and drops a copy a reader cached while the delete ran.
     await storage.with_storage_traced("delete_item", lambda c: c.forget_item(item_id))
-    async with services.database.write_session() as session:
-        result = await session.execute(
-            delete(Item).where(Item.id == item_id, Item.owner_id == claims.user_id)
-        )
-        deleted = getattr(result, "rowcount", 0)
+    try:
+        async with services.database.write_session() as session:
+            result = await session.execute(
+                delete(Item).where(Item.id == item_id, Item.owner_id == claims.user_id)
+            )
+            deleted = getattr(result, "rowcount", 0)
+    finally:
+        storage.write_behind(lambda c: c.forget_item(item_id))
     if not deleted:
         raise NotFound(ITEM_NOT_FOUND)
-    await storage.with_storage_traced("delete_item", lambda c: c.forget_item(item_id))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
