@@ -10,12 +10,21 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Header, Query, Response, status
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from service.dependencies import CurrentClaims, ServicesDep
 from service.errors import NotFound, Unauthorized
+from service.idempotency import (
+    IDEMPOTENCY_HEADER,
+    MAX_KEY_CHARS,
+    answer_response,
+    find_answer,
+    remember_answer,
+    replay,
+    request_fingerprint,
+)
 from service.models import MAX_ROW_ID, Item
 from service.schemas import ItemIn, ItemOut, ItemPage
 from service.storage import ItemRecord
@@ -23,11 +32,32 @@ from service.storage import ItemRecord
 router = APIRouter(prefix="/api/items", tags=["items"])
 
 ITEM_NOT_FOUND = "item not found"
+USER_GONE = "the token's user no longer exists"
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ItemOut)
-async def create_item(body: ItemIn, claims: CurrentClaims, services: ServicesDep) -> ItemOut:
-    """Create an item owned by the caller."""
+async def create_item(
+    body: ItemIn,
+    claims: CurrentClaims,
+    services: ServicesDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias=IDEMPOTENCY_HEADER,
+            min_length=1,
+            max_length=MAX_KEY_CHARS,
+            description="Makes a retry safe: the same key and body within the window get the "
+            "first answer again (with Idempotent-Replayed: true), never a second item.",
+        ),
+    ] = None,
+) -> ItemOut | Response:
+    """Create an item owned by the caller (see service.idempotency for ``Idempotency-Key``).
+
+    The answer is a success exactly when the item was committed: the cache update after the
+    commit is queued, never waited for.
+    """
+    if idempotency_key is not None:
+        return await _create_item_once(body, claims.user_id, idempotency_key, services)
     item = Item(owner_id=claims.user_id, name=body.name, description=body.description)
     try:
         async with services.database.write_session() as session:
@@ -36,9 +66,48 @@ async def create_item(body: ItemIn, claims: CurrentClaims, services: ServicesDep
             record = item.record()
     except IntegrityError:
         # The foreign key failed: a validly signed token for a user the database lacks.
-        raise Unauthorized("the token's user no longer exists") from None
+        raise Unauthorized(USER_GONE) from None
     services.storage.write_behind(lambda c: c.items.put(record.id, record))
     return _item_out(record)
+
+
+async def _create_item_once(
+    body: ItemIn, owner_id: int, key: str, services: ServicesDep
+) -> Response:
+    """Create the item and store its answer under ``key`` in one transaction, or replay the
+    answer already stored."""
+    window = services.idempotency_window
+    request_hash = request_fingerprint(body)
+    async with services.database.read_session() as session:
+        stored = await find_answer(session, owner_id=owner_id, key=key, window=window)
+    if stored is not None:
+        return replay(stored, request_hash)
+    item = Item(owner_id=owner_id, name=body.name, description=body.description)
+    try:
+        async with services.database.write_session() as session:
+            session.add(item)
+            await session.flush()
+            record = item.record()
+            answer = _item_out(record).model_dump_json()
+            await remember_answer(
+                session,
+                owner_id=owner_id,
+                key=key,
+                request_hash=request_hash,
+                status_code=status.HTTP_201_CREATED,
+                body=answer,
+                window=window,
+            )
+    except IntegrityError:
+        # Either a concurrent request with this key committed first (its answer is there now),
+        # or the token's user no longer exists (the foreign key failed).
+        async with services.database.read_session() as session:
+            stored = await find_answer(session, owner_id=owner_id, key=key, window=window)
+        if stored is None:
+            raise Unauthorized(USER_GONE) from None
+        return replay(stored, request_hash)
+    services.storage.write_behind(lambda c: c.items.put(record.id, record))
+    return answer_response(status.HTTP_201_CREATED, answer)
 
 
 @router.get("", response_model=ItemPage)
