@@ -12,8 +12,9 @@ memory): either both are committed or neither is. So a client told 503 or cut of
 same key and gets the item that was saved, or creates it once if nothing was. Only committed
 answers are kept: an error answer never wrote anything worth replaying, and a retry runs anew.
 
-Retention is bounded: ``IdempotencySweeper`` deletes keys older than the window (at start-up and
-then every ``min(window, 60 s)``), and an expired key is never replayed.
+Retention is bounded: ``IdempotencySweeper`` deletes keys older than the window every
+``min(window, 60 s)``, and an expired key is never replayed (its slot is reused by the next create
+with that key).
 """
 
 from __future__ import annotations
@@ -120,7 +121,7 @@ def replay(record: IdempotencyRecord, request_hash: str) -> Response:
 
 
 class IdempotencySweeper:
-    """Deletes expired keys at start-up and then periodically (a background task)."""
+    """Deletes expired keys periodically (a background task of the lifespan)."""
 
     def __init__(self, database: Database, window: IdempotencyWindow) -> None:
         self.database = database
@@ -153,10 +154,10 @@ class IdempotencySweeper:
 
     async def _run(self) -> None:
         while True:
+            await asyncio.sleep(self.interval_s)
             try:
                 await self.sweep()
             except Exception as exc:
                 # Housekeeping: a busy or unreachable database must not end the service; the
                 # next sweep tries again, and expired keys are never replayed meanwhile.
                 get_logger().warning("idempotency_sweep_failed", error=repr(exc))
-            await asyncio.sleep(self.interval_s)
