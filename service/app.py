@@ -3,8 +3,9 @@
 Nothing is bound at import time: each call builds its own database engine, storage, hasher,
 token issuer, metrics registry, login limiter and fault plan (the ``Services`` composition root,
 on ``app.state.services``). The lifespan creates the tables and the dummy password hash, logs each
-active fault and starts the "db_pool" line at start-up; at shutdown (after uvicorn has drained the
-requests in flight, see ``service.__main__``) it stops the pool line and disposes the engine.
+active fault and starts the "db_pool" line and the sweep of expired idempotency keys at start-up;
+at shutdown (after uvicorn has drained the requests in flight, see ``service.__main__``) it stops
+both and disposes the engine.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from service.database import Database
 from service.dependencies import Services
 from service.errors import install_error_handlers
 from service.faults import FaultInjectionMiddleware, FaultPlan, StallClock
+from service.idempotency import IdempotencySweeper, IdempotencyWindow
 from service.logs import configure_logging, get_logger
 from service.metrics import ServiceMetrics
 from service.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
@@ -44,6 +46,7 @@ def build_services(settings: Settings) -> Services:
     in_flight = InFlightCounter()
     service_metrics = ServiceMetrics(pool=database.pool_monitor, in_flight=in_flight)
     storage.observers.append(service_metrics.observe_lock)
+    idempotency_window = IdempotencyWindow(seconds=settings.idempotency_window_s)
     return Services(
         settings=settings,
         database=database,
@@ -60,6 +63,8 @@ def build_services(settings: Settings) -> Services:
         ),
         faults=faults,
         stall_clock=StallClock(),
+        idempotency_window=idempotency_window,
+        idempotency_sweeper=IdempotencySweeper(database, idempotency_window),
     )
 
 
@@ -97,9 +102,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         services.stall_clock.restart()
         pool_reporter.start()
+        services.idempotency_sweeper.start()
         try:
             yield
         finally:
+            await services.idempotency_sweeper.stop()
             await pool_reporter.stop()
             await services.database.dispose()
             log.info("database_disposed", database=services.database.display_url)

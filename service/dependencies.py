@@ -12,6 +12,7 @@ from service.backpressure import InFlightCounter
 from service.database import Database
 from service.errors import Unauthorized
 from service.faults import FaultPlan, StallClock
+from service.idempotency import IdempotencySweeper, IdempotencyWindow
 from service.metrics import ServiceMetrics
 from service.passwords import PasswordHasher
 from service.rate_limit import LoginRateLimiter
@@ -35,6 +36,8 @@ class Services:
     login_limiter: LoginRateLimiter
     faults: FaultPlan
     stall_clock: StallClock
+    idempotency_window: IdempotencyWindow
+    idempotency_sweeper: IdempotencySweeper
 
 
 def get_services(request: Request) -> Services:

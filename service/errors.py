@@ -36,6 +36,7 @@ class ErrorKind(StrEnum):
     VALIDATION_ERROR = "validation_error"
     NOT_FOUND = "not_found"
     CONFLICT = "conflict"
+    IDEMPOTENCY_CONFLICT = "idempotency_conflict"
     PAYLOAD_TOO_LARGE = "payload_too_large"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     INTERNAL_ERROR = "internal_error"
@@ -53,6 +54,7 @@ STATUS_BY_KIND: dict[ErrorKind, int] = {
     ErrorKind.VALIDATION_ERROR: 422,
     ErrorKind.NOT_FOUND: 404,
     ErrorKind.CONFLICT: 409,
+    ErrorKind.IDEMPOTENCY_CONFLICT: 422,
     ErrorKind.PAYLOAD_TOO_LARGE: 413,
     ErrorKind.METHOD_NOT_ALLOWED: 405,
     ErrorKind.INTERNAL_ERROR: 500,
@@ -176,6 +178,13 @@ class Conflict(ServiceError):
 
     kind = ErrorKind.CONFLICT
     default_message = "already exists"
+
+
+class IdempotencyConflict(ServiceError):
+    """An ``Idempotency-Key`` already used, within its window, for a different request body."""
+
+    kind = ErrorKind.IDEMPOTENCY_CONFLICT
+    default_message = "this Idempotency-Key was already used with a different request body"
 
 
 class PayloadTooLarge(ServiceError):

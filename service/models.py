@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, ForeignKey, Integer, LargeBinary, String
+from sqlalchemy import DateTime, ForeignKey, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from service.storage import ItemRecord, UserRecord
@@ -71,3 +71,24 @@ class Item(Base):
             description=self.description,
             created_at=as_utc(self.created_at),
         )
+
+
+class IdempotencyRecord(Base):
+    """The first answer to a create sent with an ``Idempotency-Key`` (see service.idempotency).
+
+    Written in the same transaction as the item it answers for: either both are committed or
+    neither is, so a retry can never find the item without its answer, or the reverse.
+    """
+
+    __tablename__ = "idempotency_keys"
+
+    owner_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer)
+    response_body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utc_now, index=True
+    )

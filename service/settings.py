@@ -71,6 +71,12 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(default=65_536, ge=1, description="Request bodies past this: 413.")
     items_page_max: int = Field(default=100, ge=1, description="Cap on ?limit= when listing items.")
+    idempotency_window_s: int = Field(
+        default=86_400,
+        ge=1,
+        description="How long POST /api/items keeps an Idempotency-Key's first answer to replay "
+        "it; older keys are deleted and may be used again.",
+    )
     cache_max_entries: int = Field(
         default=100_000, ge=1, description="Entries per storage-cache table before eviction."
     )

@@ -11,12 +11,23 @@ holding the lock. Handlers go acquire → read → drop → work → reacquire �
 
     user = await storage.with_storage_traced("login", lambda cache: cache.users.get(email))
     ok = await passwords.verify(password, user.password_hash)     # lock not held
+
+The rule for writes (issue 13): **a request whose database write took effect is answered as a
+success; the cache never makes it fail, and never contradicts a committed row.** So the cache
+update that follows a commit is not a ``with_storage`` call (which may time out, 503, after the
+row was saved): it is handed to ``Storage.write_behind``, which never waits and never fails. It
+queues the update; whoever takes the lock next applies the queue before running its own
+callable, so no reader can see the cache as it was before the commit. Waiting uses of the lock
+stay *before* a write (e.g. delete's first forget), where a timeout means nothing was written.
+The cache holds only copies of committed rows, never "this does not exist": a negative entry
+could outlive the commit that contradicts it (issue 13: an account locked out until restart).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -67,34 +78,34 @@ class BoundedTable(dict[K, V]):
 
 
 class StorageCache:
-    """The cached tables. Touch only from inside a ``with_storage`` callable."""
+    """The cached tables. Touch only from inside a ``with_storage`` callable (or a queued
+    ``write_behind`` update, which runs under the lock too)."""
 
     def __init__(self, max_entries: int) -> None:
         self.users: BoundedTable[str, UserRecord] = BoundedTable(max_entries)
-        self.unknown_emails: BoundedTable[str, bool] = BoundedTable(max_entries)
-        """Emails a login found no account for: the next login for one skips the database
-        read, as one for a cached user does, so that neither the work nor the time tells
-        whether an account exists."""
         self.items: BoundedTable[int, ItemRecord] = BoundedTable(max_entries)
         self.items_generation = 0
         """Bumped on every item delete: a read that missed the cache fills it from the database
         only if no delete happened meanwhile, so a deleted item is never cached again."""
 
-    def user_lookup(self, email: str) -> tuple[UserRecord | None, bool]:
-        """The cached user (or None), and whether the email is known to have no account."""
-        record = self.users.get(email)
-        return record, record is None and email in self.unknown_emails
-
     def put_user(self, record: UserRecord) -> None:
-        """Cache a user (registered or read from the database); its email is no longer unknown."""
+        """Cache a committed user (registered, or read from the database)."""
         self.users.put(record.email, record)
-        self.unknown_emails.pop(record.email, None)
 
-    def note_unknown_email(self, email: str) -> None:
-        """Remember that a login found no account for ``email``, unless a registration cached
-        one meanwhile (the login's database read may predate it)."""
-        if email not in self.users:
-            self.unknown_emails.put(email, True)
+    def refresh_user(self, email: str, record: UserRecord | None) -> None:
+        """Make the cache agree with what the database just said about ``email``: cache the
+        user it found, or drop any copy when it found none. Either way the same work, so
+        that the caller's timing does not tell which."""
+        if record is None:
+            self.users.pop(email, None)
+        else:
+            self.users.put(email, record)
+
+    def clear(self) -> None:
+        """Forget everything (a miss reads the database); reads in progress must not fill."""
+        self.users.clear()
+        self.items.clear()
+        self.items_generation += 1
 
     def fill_item(self, item: ItemRecord, seen_generation: int) -> None:
         """Cache an item read from the database, unless a delete raced the read."""
@@ -141,6 +152,9 @@ class Storage:
 
     lock_timeout_s: float
     cache_max_entries: int = 100_000
+    max_pending_writes: int = 10_000
+    """Bound of the ``write_behind`` queue; past it the queue is dropped and the whole cache
+    cleared at the next acquisition instead (memory stays bounded, the cache stays truthful)."""
     fault_lock_hold_s: float = 0.0
     """The lock-hold fault (ENGINES_FAULT_LOCK_HOLD_MS; 0 = off): requests in fault scope keep
     the lock this long after their callable, as the handlers of the original freeze did."""
@@ -149,6 +163,10 @@ class Storage:
     observers: list[LockObserver] = field(default_factory=list, init=False)
     """Hooks for metrics (e.g. Prometheus histograms); must be fast and must not raise."""
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
+    _pending: deque[Callable[[StorageCache], object]] = field(
+        default_factory=deque, init=False, repr=False
+    )
+    _clear_pending: bool = field(default=False, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.cache = StorageCache(self.cache_max_entries)
@@ -161,6 +179,28 @@ class Storage:
         """
         result, _, _ = await self._run_locked(fn)
         return result
+
+    def write_behind(self, fn: Callable[[StorageCache], object]) -> None:
+        """Queue ``fn(cache)``, a cache update that follows a committed database write.
+
+        Synchronous on purpose: it never waits for the lock, so it can neither time out nor be
+        cancelled, and the request that committed is answered as the success it is. The next
+        holder of the lock applies the queue, in order, before its own callable. ``fn`` must be
+        as quick as a ``with_storage`` callable, and right whenever it runs: copy committed
+        rows in, or drop entries (never note an absence).
+        """
+        if self._clear_pending:
+            return  # the whole cache is to be cleared anyway
+        if len(self._pending) >= self.max_pending_writes:
+            self._pending.clear()
+            self._clear_pending = True
+            return
+        self._pending.append(fn)
+
+    @property
+    def pending_writes(self) -> int:
+        """Queued ``write_behind`` updates not applied yet."""
+        return len(self._pending)
 
     async def with_storage_traced(self, endpoint: str, fn: Callable[[StorageCache], T]) -> T:
         """``with_storage``, recording the wait for and the hold of the lock under ``endpoint``."""
@@ -187,6 +227,7 @@ class Storage:
             ) from None
         acquired = time.perf_counter()
         try:
+            self._apply_pending()
             result = fn(self.cache)
             hold_s = self.fault_lock_hold_s
             if hold_s > 0 and in_fault_scope():
@@ -196,6 +237,22 @@ class Storage:
         finally:
             self._lock.release()
         return result, acquired - started, time.perf_counter() - acquired
+
+    def _apply_pending(self) -> None:
+        """Run the queued ``write_behind`` updates (the caller holds the lock)."""
+        if self._clear_pending:
+            self._clear_pending = False
+            self._pending.clear()
+            self.cache.clear()
+        pending = self._pending
+        while pending:
+            update = pending.popleft()
+            try:
+                update(self.cache)
+            except Exception:
+                # Not this request's failure to answer: a cache that may have missed an update
+                # is cleared instead (a miss reads the database).
+                self.cache.clear()
 
     def _notify(self, endpoint: str, wait_s: float, hold_s: float | None) -> None:
         for observer in self.observers:

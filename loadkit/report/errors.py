@@ -41,6 +41,8 @@ KIND_HINTS: dict[str, str] = {
     "validation_error": "the request broke a field rule: the message names the field",
     "not_found": "no such route or resource (endpoint `unmatched` = no route matched the path)",
     "conflict": "the resource already existed (e.g. registering an email twice)",
+    "idempotency_conflict": "an Idempotency-Key reused with a different body: a client bug "
+    "(keys must be unique per intended write)",
     "payload_too_large": "bodies over ENGINES_MAX_BODY_BYTES",
     "method_not_allowed": "the route exists, not for this method",
     "internal_error": "an unclassified exception: a bug; its traceback is in the log under the "

@@ -2,7 +2,8 @@
 
 Each handler goes acquire → read → drop → work → reacquire → write: the storage lock is held only
 for the dict reads and writes inside ``with_storage_traced``; bcrypt (worker thread), JWT and the
-database all run with the lock released.
+database all run with the lock released. After a database write the cache update is queued
+(``Storage.write_behind``), never waited for: a registration that was saved is answered 201.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ async def register(body: Credentials, services: ServicesDep) -> UserOut:
             record = user.record()
     except IntegrityError:
         raise Conflict("email already registered") from None
-    await storage.with_storage_traced("register", lambda c: c.put_user(record))
+    storage.write_behind(lambda c: c.put_user(record))  # never fails a committed write
     return _user_out(record)
 
 
@@ -44,24 +45,20 @@ async def register(body: Credentials, services: ServicesDep) -> UserOut:
 async def login(body: Credentials, request: Request, services: ServicesDep) -> TokenOut:
     """Exchange credentials for a bearer token.
 
-    An unknown email costs the same bcrypt check (against a dummy hash) and gets the same 401 body
-    as a wrong password, and is remembered as unknown so that, like a cached user, its next login
-    skips the database: neither the body nor the timing tells whether the account exists.
-    Attempts past the login rate limits are refused (429) before any bcrypt work is spent.
+    Every login does the same work whether the account exists or not, and whether it was cached
+    or not: one database read (the committed row is the truth: no cache entry can refuse the
+    right password), one use of the storage lock to refresh the cache with what was read, and
+    one bcrypt check (against a dummy hash for an unknown email). The same 401 body follows a
+    wrong password and an unknown email: neither the body nor the timing tells whether the
+    account exists. Attempts past the login rate limits are refused (429) before any bcrypt
+    work is spent.
     """
     address = request.client.host if request.client is not None else "unknown"
     services.login_limiter.check(address=address, account=body.email)
-    storage = services.storage
-    record, known_unknown = await storage.with_storage_traced(
-        "login", lambda c: c.user_lookup(body.email)
+    record = await _load_user_by_email(services, body.email)
+    await services.storage.with_storage_traced(
+        "login", lambda c: c.refresh_user(body.email, record)
     )
-    if record is None and not known_unknown:
-        record = await _load_user_by_email(services, body.email)
-        if record is not None:
-            found = record
-            await storage.with_storage_traced("login", lambda c: c.put_user(found))
-        else:
-            await storage.with_storage_traced("login", lambda c: c.note_unknown_email(body.email))
     ok = await services.passwords.verify(
         body.password, record.password_hash if record is not None else None
     )

@@ -1,20 +1,30 @@
 """/api/items: the caller's own items (create, list, get, delete).
 
 Reads go to the storage cache first and fill it from the database on a miss; writes go to the
-database first and then to the cache (write-through). Another user's item is a 404, exactly as a
-missing one.
+database first and then to the cache, queued (``Storage.write_behind``): a write that took effect
+is never answered with an error because the storage lock was busy. Another user's item is a 404,
+exactly as a missing one.
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Header, Query, Response, status
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from service.dependencies import CurrentClaims, ServicesDep
 from service.errors import NotFound, Unauthorized
+from service.idempotency import (
+    IDEMPOTENCY_HEADER,
+    MAX_KEY_CHARS,
+    answer_response,
+    find_answer,
+    remember_answer,
+    replay,
+    request_fingerprint,
+)
 from service.models import MAX_ROW_ID, Item
 from service.schemas import ItemIn, ItemOut, ItemPage
 from service.storage import ItemRecord
@@ -22,11 +32,32 @@ from service.storage import ItemRecord
 router = APIRouter(prefix="/api/items", tags=["items"])
 
 ITEM_NOT_FOUND = "item not found"
+USER_GONE = "the token's user no longer exists"
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ItemOut)
-async def create_item(body: ItemIn, claims: CurrentClaims, services: ServicesDep) -> ItemOut:
-    """Create an item owned by the caller."""
+async def create_item(
+    body: ItemIn,
+    claims: CurrentClaims,
+    services: ServicesDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias=IDEMPOTENCY_HEADER,
+            min_length=1,
+            max_length=MAX_KEY_CHARS,
+            description="Makes a retry safe: the same key and body within the window get the "
+            "first answer again (with Idempotent-Replayed: true), never a second item.",
+        ),
+    ] = None,
+) -> ItemOut | Response:
+    """Create an item owned by the caller (see service.idempotency for ``Idempotency-Key``).
+
+    The answer is a success exactly when the item was committed: the cache update after the
+    commit is queued, never waited for.
+    """
+    if idempotency_key is not None:
+        return await _create_item_once(body, claims.user_id, idempotency_key, services)
     item = Item(owner_id=claims.user_id, name=body.name, description=body.description)
     try:
         async with services.database.write_session() as session:
@@ -35,11 +66,48 @@ async def create_item(body: ItemIn, claims: CurrentClaims, services: ServicesDep
             record = item.record()
     except IntegrityError:
         # The foreign key failed: a validly signed token for a user the database lacks.
-        raise Unauthorized("the token's user no longer exists") from None
-    await services.storage.with_storage_traced(
-        "create_item", lambda c: c.items.put(record.id, record)
-    )
+        raise Unauthorized(USER_GONE) from None
+    services.storage.write_behind(lambda c: c.items.put(record.id, record))
     return _item_out(record)
+
+
+async def _create_item_once(
+    body: ItemIn, owner_id: int, key: str, services: ServicesDep
+) -> Response:
+    """Create the item and store its answer under ``key`` in one transaction, or replay the
+    answer already stored."""
+    window = services.idempotency_window
+    request_hash = request_fingerprint(body)
+    async with services.database.read_session() as session:
+        stored = await find_answer(session, owner_id=owner_id, key=key, window=window)
+    if stored is not None:
+        return replay(stored, request_hash)
+    item = Item(owner_id=owner_id, name=body.name, description=body.description)
+    try:
+        async with services.database.write_session() as session:
+            session.add(item)
+            await session.flush()
+            record = item.record()
+            answer = _item_out(record).model_dump_json()
+            await remember_answer(
+                session,
+                owner_id=owner_id,
+                key=key,
+                request_hash=request_hash,
+                status_code=status.HTTP_201_CREATED,
+                body=answer,
+                window=window,
+            )
+    except IntegrityError:
+        # Either a concurrent request with this key committed first (its answer is there now),
+        # or the token's user no longer exists (the foreign key failed).
+        async with services.database.read_session() as session:
+            stored = await find_answer(session, owner_id=owner_id, key=key, window=window)
+        if stored is None:
+            raise Unauthorized(USER_GONE) from None
+        return replay(stored, request_hash)
+    services.storage.write_behind(lambda c: c.items.put(record.id, record))
+    return answer_response(status.HTTP_201_CREATED, answer)
 
 
 @router.get("", response_model=ItemPage)
@@ -81,18 +149,20 @@ async def delete_item(item_id: int, claims: CurrentClaims, services: ServicesDep
     if not _may_exist(item_id):
         raise NotFound(ITEM_NOT_FOUND)
     storage = services.storage
-    # Forget the item before deleting it too: when the lock cannot be had afterwards
-    # (storage_lock_timeout), the cache must not keep serving an item the database no longer
-    # has. The second forget drops a copy a reader cached while the delete ran.
+    # The waiting use of the lock comes before the write (a timeout then means nothing was
+    # deleted); the forget after it is queued whatever the outcome (a failed commit may still
+    # have taken effect) and drops a copy a reader cached while the delete ran.
     await storage.with_storage_traced("delete_item", lambda c: c.forget_item(item_id))
-    async with services.database.write_session() as session:
-        result = await session.execute(
-            delete(Item).where(Item.id == item_id, Item.owner_id == claims.user_id)
-        )
-        deleted = getattr(result, "rowcount", 0)
+    try:
+        async with services.database.write_session() as session:
+            result = await session.execute(
+                delete(Item).where(Item.id == item_id, Item.owner_id == claims.user_id)
+            )
+            deleted = getattr(result, "rowcount", 0)
+    finally:
+        storage.write_behind(lambda c: c.forget_item(item_id))
     if not deleted:
         raise NotFound(ITEM_NOT_FOUND)
-    await storage.with_storage_traced("delete_item", lambda c: c.forget_item(item_id))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -109,3 +109,13 @@ async def postgres_url(postgres_server: str) -> AsyncIterator[str]:
         yield url
     finally:
         await drop_database(postgres_server, name)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh database on each backend: a SQLite file, then a PostgreSQL database (from
+    ``postgres_url``; skipped where PostgreSQL cannot be had)."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'engines.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
