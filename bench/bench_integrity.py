@@ -28,10 +28,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests" / "service"))
+sys.path.insert(0, str(ROOT))  # the tests' helpers, as a package of the checkout
 
-from integrity import FAULTS, Outcome, run_fault  # noqa: E402
-from postgres_cluster import (  # noqa: E402
+from tests.service.integrity import FAULTS, Outcome, run_fault  # noqa: E402
+from tests.service.postgres_cluster import (  # noqa: E402
     PostgresCluster,
     create_database,
     drop_database,
