@@ -16,6 +16,18 @@ from typing import Annotated
 
 import typer
 
+from loadkit.defaults import (
+    DEFAULT_CONFIG,
+    DEFAULT_LOAD_OUT,
+    DEFAULT_MASTER_PORT,
+    DEFAULT_PROFILE,
+    DEFAULT_REPORTS_DIR,
+    DEFAULT_TARGET,
+    DEFAULT_UI_DIR,
+    DEFAULT_WEB_PORT,
+    LOOPBACK,
+    SERVE_PORT,
+)
 from loadkit.exceptions import (
     ConfigError,
     CriteriaNotMetError,
@@ -41,8 +53,6 @@ EXIT_CODES: dict[type[LoadkitError], int] = {
     ServiceStartError: EXIT_UNREACHABLE,
     InvalidRunError: EXIT_INVALID_RUN,
 }
-
-DEFAULT_CONFIG = Path("acceptance.toml")
 
 app = typer.Typer(
     name="loadkit",
@@ -91,8 +101,8 @@ ConfigOption = Annotated[
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port to listen on.")] = 8000,
+    host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = LOOPBACK,
+    port: Annotated[int, typer.Option(help="TCP port to listen on.")] = SERVE_PORT,
     database_url: Annotated[
         str | None,
         typer.Option(
@@ -124,9 +134,7 @@ def serve(
 
 @app.command()
 def smoke(
-    host: Annotated[
-        str, typer.Option(help="Base URL of the API under test.")
-    ] = "http://127.0.0.1:8000",
+    host: Annotated[str, typer.Option(help="Base URL of the API under test.")] = DEFAULT_TARGET,
     config: Annotated[
         Path | None,
         typer.Option(
@@ -200,7 +208,7 @@ def load(
     host: Annotated[
         str | None,
         typer.Option(
-            help="Base URL of the API under test (default: http://127.0.0.1:8000).",
+            help=f"Base URL of the API under test (default: {DEFAULT_TARGET}).",
             show_default=False,
         ),
     ] = None,
@@ -220,14 +228,14 @@ def load(
     processes: Annotated[
         int, typer.Option(help="Locust processes on this machine (a master and N workers).")
     ] = 1,
-    out: Annotated[Path, typer.Option(help="Where to write the results file.")] = Path(
-        "results/load.json"
-    ),
+    out: Annotated[Path, typer.Option(help="Where to write the results file.")] = DEFAULT_LOAD_OUT,
     config: Annotated[
         Path | None,
         typer.Option(help="acceptance.toml with [profiles] (default: ./acceptance.toml if any)."),
     ] = None,
-    profile: Annotated[str, typer.Option(help="Load profile in [profiles.<name>].")] = "default",
+    profile: Annotated[
+        str, typer.Option(help="Load profile in [profiles.<name>].")
+    ] = DEFAULT_PROFILE,
     master: Annotated[
         bool, typer.Option("--master", help="Run as master; workers connect from elsewhere.")
     ] = False,
@@ -237,15 +245,17 @@ def load(
     worker: Annotated[
         bool, typer.Option("--worker", help="Run as a worker of the master at --master-host.")
     ] = False,
-    master_host: Annotated[str, typer.Option(help="--worker: the master's address.")] = "127.0.0.1",
-    master_port: Annotated[int, typer.Option(help="The master's port for workers.")] = 5557,
+    master_host: Annotated[str, typer.Option(help="--worker: the master's address.")] = LOOPBACK,
+    master_port: Annotated[
+        int, typer.Option(help="The master's port for workers.")
+    ] = DEFAULT_MASTER_PORT,
     master_bind_host: Annotated[
         str,
         typer.Option(
             help="--master: the address workers connect to; loopback by default, give the "
             "machine's address (or 0.0.0.0) to accept workers from other machines."
         ),
-    ] = "127.0.0.1",
+    ] = LOOPBACK,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress line.")] = False,
 ) -> None:
     """Run a Locust scenario with exact HDR latencies, freeze and overload detection.
@@ -257,7 +267,6 @@ def load(
     """
     from loadkit.report.load import render_load_summary
     from loadkit.run.load import (
-        DEFAULT_TARGET,
         InvalidLoadRunError,
         LoadInterrupted,
         load_profile,
@@ -306,23 +315,23 @@ def load(
 
 @app.command()
 def ui(
-    host: Annotated[
-        str, typer.Option(help="Base URL of the API under test.")
-    ] = "http://127.0.0.1:8000",
+    host: Annotated[str, typer.Option(help="Base URL of the API under test.")] = DEFAULT_TARGET,
     scenario: Annotated[
         str | None, typer.Option(help="Scenario name (login, api, url) or locustfile path.")
     ] = None,
-    web_port: Annotated[int, typer.Option(help="Port of the web UI on 127.0.0.1.")] = 8089,
+    web_port: Annotated[
+        int, typer.Option(help=f"Port of the web UI on {LOOPBACK}.")
+    ] = DEFAULT_WEB_PORT,
     results_dir: Annotated[
         Path, typer.Option(help="Each test started from the UI writes its results here.")
-    ] = Path("results"),
+    ] = DEFAULT_UI_DIR,
     config: Annotated[
         Path | None,
         typer.Option(help="acceptance.toml with [profiles] (default: ./acceptance.toml if any)."),
     ] = None,
-    profile: Annotated[str, typer.Option(help="Profile whose scenario and users to offer.")] = (
-        "default"
-    ),
+    profile: Annotated[
+        str, typer.Option(help="Profile whose scenario and users to offer.")
+    ] = DEFAULT_PROFILE,
 ) -> None:
     """Serve the Locust web UI on 127.0.0.1 with loadkit's exact measurement loaded.
 
@@ -441,7 +450,7 @@ def accept(
     ] = None,
     profile: Annotated[
         str, typer.Option(help="Which load profile of acceptance.toml to run (profiles.NAME).")
-    ] = "default",
+    ] = DEFAULT_PROFILE,
     duration: Annotated[
         float | None,
         typer.Option(
@@ -450,7 +459,7 @@ def accept(
     ] = None,
     out_dir: Annotated[
         Path, typer.Option(help="Where the timestamped report folder is created.")
-    ] = Path("reports"),
+    ] = DEFAULT_REPORTS_DIR,
     service_env: Annotated[
         list[str] | None,
         typer.Option(

@@ -23,13 +23,13 @@ from typing import Any
 import httpx
 
 from loadkit.config import SmokeCheck, SmokeConfig
+from loadkit.defaults import DEFAULT_TARGET
 from loadkit.exceptions import ConfigError, TargetUnreachableError
 from loadkit.measure.classify import classify_httpx_error, classify_response, describe_error
 from loadkit.measure.kinds import ErrorKind
 from loadkit.measure.recorder import LatencyRecorder, RunClock
 from loadkit.measure.results import SmokeCheckResult, SmokeResults
 
-DEFAULT_HOST = "http://127.0.0.1:8000"
 PREFLIGHT_PATH = "/health"
 REGISTER_PATH = "/api/auth/register"
 LOGIN_PATH = "/api/auth/login"
@@ -59,7 +59,7 @@ def validate_host(host: str) -> str:
     except httpx.InvalidURL as exc:
         raise ConfigError(f"--host {host!r} is not a URL: {exc}") from None
     if parsed.scheme not in {"http", "https"} or not parsed.host:
-        raise ConfigError(f"--host {host!r} must look like http://127.0.0.1:8000")
+        raise ConfigError(f"--host {host!r} must look like {DEFAULT_TARGET}")
     return url
 
 

@@ -23,12 +23,12 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from loadkit.config import AcceptanceConfig, LoadProfile, load_config
+from loadkit.defaults import DEFAULT_PROFILE, DEFAULT_REPORTS_DIR
 from loadkit.exceptions import ConfigError, LoadkitError
 from loadkit.gate.evaluate import GateReport, evaluate_criteria
 from loadkit.measure.results import LoadResults, LockAuditResults, SmokeResults, write_results
 from loadkit.run.bundled_service import BundledService
 
-DEFAULT_REPORTS_DIR = Path("reports")
 LOCK_AUDIT_FILE = "lock_audit.json"
 SMOKE_FILE = "smoke.json"
 LOAD_FILE = "load.json"
@@ -79,7 +79,7 @@ def load_profile(config: AcceptanceConfig, name: str, *, duration_s: float | Non
 def run_acceptance(
     *,
     config_path: Path,
-    profile: str = "default",
+    profile: str = DEFAULT_PROFILE,
     host: str | None = None,
     duration_s: float | None = None,
     out_dir: Path = DEFAULT_REPORTS_DIR,

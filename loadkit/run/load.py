@@ -22,6 +22,13 @@ from urllib.parse import urlsplit
 from pydantic import ValidationError
 
 from loadkit.config import LoadProfile, load_config
+from loadkit.defaults import (
+    DEFAULT_MASTER_PORT,
+    DEFAULT_TARGET,
+    DEFAULT_UI_DIR,
+    DEFAULT_WEB_PORT,
+    LOOPBACK,
+)
 from loadkit.engines.locust.process import STOP_GRACE_S, ProgressCallback, run_locust
 from loadkit.exceptions import (
     ConfigError,
@@ -36,11 +43,6 @@ from loadkit.run.bundled_service import free_port
 BUNDLED_SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 """Where the scenarios shipped with loadkit live (next to the package, in a checkout or a wheel)."""
 URL_SCENARIO = "url"
-DEFAULT_TARGET = "http://127.0.0.1:8000"
-DEFAULT_OUT = Path("results/load.json")
-DEFAULT_UI_DIR = Path("results")
-DEFAULT_WEB_PORT = 8089
-DEFAULT_MASTER_PORT = 5557
 
 CONNECT_TIMEOUT_S = 3.0
 START_GRACE_S = 60.0
@@ -82,8 +84,7 @@ class Target:
         parts = urlsplit(url.strip())
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(
-                f"target {url!r} is not an http(s) URL with a host; "
-                "give one like http://127.0.0.1:8000"
+                f"target {url!r} is not an http(s) URL with a host; give one like {DEFAULT_TARGET}"
             )
         try:
             parts.port  # noqa: B018 - raises ValueError for a port out of range
@@ -112,7 +113,7 @@ def check_reachable(target: Target, timeout_s: float = CONNECT_TIMEOUT_S) -> Non
         reason = exc.strerror or type(exc).__name__
         raise TargetUnreachableError(
             f"cannot connect to {target.host} ({reason}); is the service running? "
-            "(`loadkit serve` starts the bundled one on http://127.0.0.1:8000)"
+            f"(`loadkit serve` starts the bundled one on {DEFAULT_TARGET})"
         ) from None
 
 
@@ -190,7 +191,7 @@ def run_load(
     quiet: bool = False,
     master: bool = False,
     expect_workers: int = 1,
-    master_bind_host: str = "127.0.0.1",
+    master_bind_host: str = LOOPBACK,
     master_bind_port: int = DEFAULT_MASTER_PORT,
     locust_args: Sequence[str] = (),
     progress: ProgressCallback | None = None,
@@ -257,7 +258,7 @@ def run_load(
             # A free loopback port for the master, not Locust's fixed 5557: two runs on one
             # machine (a CI job next to a developer's) must not collide, nor listen beyond it.
             port = str(free_port())
-            args += ["--processes", str(processes), "--master-bind-host", "127.0.0.1"]
+            args += ["--processes", str(processes), "--master-bind-host", LOOPBACK]
             args += ["--master-bind-port", port, "--master-port", port]
         if master:
             args += [
@@ -333,7 +334,7 @@ def run_ui(
     check_reachable(parsed)
     args = [
         "--web-host",
-        "127.0.0.1",
+        LOOPBACK,
         "--web-port",
         str(web_port),
         "--host",
@@ -354,7 +355,7 @@ def run_ui(
     args += list(locust_args)
     if announce is not None:
         announce(
-            f"Locust web UI with loadkit: http://127.0.0.1:{web_port} (Ctrl-C to stop); "
+            f"Locust web UI with loadkit: http://{LOOPBACK}:{web_port} (Ctrl-C to stop); "
             f"each test writes its results to {results_dir}/ui-<time>.json"
         )
     run = run_locust(path, args, log_path=None, status_path=None, bound_s=None, progress=None)
@@ -389,10 +390,10 @@ def _check_port_free(port: int) -> None:
         # As Locust's server does: a port in TIME_WAIT from an earlier UI is free to reuse.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind(("127.0.0.1", port))
+            sock.bind((LOOPBACK, port))
         except OSError as exc:
             raise ConfigError(
-                f"--web-port {port}: cannot listen on 127.0.0.1:{port} ({exc.strerror}); "
+                f"--web-port {port}: cannot listen on {LOOPBACK}:{port} ({exc.strerror}); "
                 "pick another port"
             ) from None
 
