@@ -32,7 +32,9 @@ from loadkit.exceptions import (
     ConfigError,
     CriteriaNotMetError,
     InputError,
+    InvalidLoadRunError,
     InvalidRunError,
+    LoadInterrupted,
     LoadkitError,
     ServiceStartError,
     TargetUnreachableError,
@@ -45,14 +47,17 @@ EXIT_UNREACHABLE = 3
 EXIT_INVALID_RUN = 4
 EXIT_INTERRUPTED = 130
 
-EXIT_CODES: dict[type[LoadkitError], int] = {
+EXIT_CODES: dict[type[BaseException], int] = {
     CriteriaNotMetError: EXIT_FAILED,
     ConfigError: EXIT_USAGE,
     InputError: EXIT_USAGE,
     TargetUnreachableError: EXIT_UNREACHABLE,
     ServiceStartError: EXIT_UNREACHABLE,
     InvalidRunError: EXIT_INVALID_RUN,
+    # Ctrl-C and SIGTERM, LoadInterrupted among them (its partial results were written).
+    KeyboardInterrupt: EXIT_INTERRUPTED,
 }
+"""Every error the commands let out, by class: the most specific class listed wins."""
 
 app = typer.Typer(
     name="loadkit",
@@ -69,8 +74,8 @@ app = typer.Typer(
 )
 
 
-def exit_code_for(error: LoadkitError) -> int:
-    """The exit code for an error, by the most specific class that has one."""
+def exit_code_for(error: LoadkitError | KeyboardInterrupt) -> int:
+    """The exit code for an error, by the most specific class ``EXIT_CODES`` lists."""
     for cls in type(error).__mro__:
         if cls in EXIT_CODES:
             return EXIT_CODES[cls]
@@ -82,12 +87,10 @@ def exit_on_error() -> Iterator[None]:
     """Print a loadkit error as one line on stderr and exit with its code; Ctrl-C exits 130."""
     try:
         yield
-    except LoadkitError as error:
-        typer.echo(f"error: {error}", err=True)
+    except (LoadkitError, KeyboardInterrupt) as error:
+        message = "interrupted" if isinstance(error, KeyboardInterrupt) else f"error: {error}"
+        typer.echo(message, err=True)
         raise typer.Exit(code=exit_code_for(error)) from None
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        raise typer.Exit(code=EXIT_INTERRUPTED) from None
 
 
 ConfigOption = Annotated[
@@ -267,8 +270,6 @@ def load(
     """
     from loadkit.report.load import render_load_summary
     from loadkit.run.load import (
-        InvalidLoadRunError,
-        LoadInterrupted,
         load_profile,
         override_profile,
         run_load,

@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from loadkit.config import AcceptanceConfig, LoadProfile, load_config
 from loadkit.defaults import DEFAULT_PROFILE, DEFAULT_REPORTS_DIR
-from loadkit.exceptions import ConfigError, LoadkitError
+from loadkit.exceptions import ConfigError, InvalidLoadRunError, LoadkitError
 from loadkit.gate.evaluate import GateReport, evaluate_criteria
 from loadkit.measure.results import LoadResults, LockAuditResults, SmokeResults, write_results
 from loadkit.run.bundled_service import BundledService
@@ -167,7 +167,7 @@ def _smoke(config: AcceptanceConfig, target: str) -> SmokeResults:
 
 
 def _load(target: str, profile: LoadProfile, out: Path, *, quiet: bool) -> LoadResults:
-    from loadkit.run.load import InvalidLoadRunError, run_load
+    from loadkit.run.load import run_load
 
     try:
         return run_load(target=target, profile=profile, out=out, quiet=quiet)

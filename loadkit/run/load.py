@@ -33,7 +33,8 @@ from loadkit.engines.locust.process import STOP_GRACE_S, ProgressCallback, run_l
 from loadkit.exceptions import (
     ConfigError,
     InputError,
-    InvalidRunError,
+    InvalidLoadRunError,
+    LoadInterrupted,
     TargetUnreachableError,
 )
 from loadkit.measure.load_results import mark_aborted
@@ -47,28 +48,6 @@ URL_SCENARIO = "url"
 CONNECT_TIMEOUT_S = 3.0
 START_GRACE_S = 60.0
 """Time allowed for Locust to start (and a master's workers to connect) before a run is bounded."""
-
-
-class LoadInterrupted(KeyboardInterrupt):
-    """Ctrl-C or SIGTERM stopped a run; its partial results, marked aborted, were written.
-
-    A KeyboardInterrupt, so that callers that do not care exit 130 as for any Ctrl-C.
-    """
-
-    def __init__(self, results: LoadResults | None, path: Path | None) -> None:
-        super().__init__("interrupted")
-        self.results = results
-        self.path = path
-
-
-class InvalidLoadRunError(InvalidRunError):
-    """The run completed but its numbers must not be gated on; the results file says why."""
-
-    def __init__(self, results: LoadResults, path: Path) -> None:
-        reasons = "; ".join(results.invalid_reasons) or "marked invalid"
-        super().__init__(f"the load run is invalid: {reasons} (results: {path})")
-        self.results = results
-        self.path = path
 
 
 @dataclass(frozen=True)

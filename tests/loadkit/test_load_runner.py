@@ -22,9 +22,10 @@ from typer.testing import CliRunner
 
 from loadkit.cli import app
 from loadkit.config import LoadProfile
+from loadkit.exceptions import InvalidLoadRunError
 from loadkit.measure.results import LoadResults, read_results
 from loadkit.run.bundled_service import BundledService, free_port
-from loadkit.run.load import InvalidLoadRunError, run_load
+from loadkit.run.load import run_load
 
 pytestmark = pytest.mark.slow
 
