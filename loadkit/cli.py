@@ -269,19 +269,15 @@ def load(
     (load generator overloaded), 130 when interrupted (partial results are still written).
     """
     from loadkit.report.load import render_load_summary
-    from loadkit.run.load import (
-        load_profile,
-        override_profile,
-        run_load,
-        run_worker,
-    )
+    from loadkit.run.load import run_load, run_worker
+    from loadkit.run.profile import find_config, load_profile
 
     with exit_on_error():
-        chosen = load_profile(config, profile, default_config=DEFAULT_CONFIG)
         if url is not None and scenario is None:
             scenario = "url"
-        chosen = override_profile(
-            chosen,
+        chosen = load_profile(
+            find_config(config),
+            profile,
             scenario=scenario,
             concurrency=concurrency,
             duration_s=duration,
@@ -338,12 +334,11 @@ def ui(
 
     Every test you start from the UI writes a loadkit results file when it stops. Ctrl-C ends.
     """
-    from loadkit.run.load import load_profile, override_profile, run_ui
+    from loadkit.run.load import run_ui
+    from loadkit.run.profile import find_config, load_profile
 
     with exit_on_error():
-        chosen = override_profile(
-            load_profile(config, profile, default_config=DEFAULT_CONFIG), scenario=scenario
-        )
+        chosen = load_profile(find_config(config), profile, scenario=scenario)
         code = run_ui(
             target=host,
             scenario=chosen.scenario,

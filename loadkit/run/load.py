@@ -19,9 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import ValidationError
-
-from loadkit.config import LoadProfile, load_config
+from loadkit.config import LoadProfile
 from loadkit.defaults import (
     DEFAULT_MASTER_PORT,
     DEFAULT_TARGET,
@@ -115,50 +113,6 @@ def resolve_scenario(name: str) -> Path:
         f"no scenario named {name!r}; known: {', '.join(known) or 'none'} "
         "(or pass the path to a locustfile)"
     )
-
-
-def load_profile(config: Path | None, name: str, *, default_config: Path) -> LoadProfile:
-    """The named profile from ``config`` (or from ``default_config`` when that exists).
-
-    Without any acceptance file, or without a ``[profiles.default]`` in it, "default" is the
-    built-in profile (login, 10 users, 60 s); any other missing name is an error.
-    """
-    path = config if config is not None else default_config
-    if config is None and not default_config.exists():
-        if name == "default":
-            return LoadProfile()
-        raise ConfigError(f"no {default_config} here to take profile {name!r} from; pass --config")
-    profiles = load_config(path)
-    if name == "default" and name not in profiles.profiles:
-        return LoadProfile()
-    return profiles.profile(name)
-
-
-def override_profile(
-    profile: LoadProfile,
-    *,
-    scenario: str | None = None,
-    concurrency: int | None = None,
-    duration_s: float | None = None,
-    spawn_rate: float | None = None,
-) -> LoadProfile:
-    """``profile`` with the flags that were given, validated as the file's values are."""
-    flags = {
-        "scenario": ("--scenario", scenario),
-        "concurrency": ("--concurrency", concurrency),
-        "duration_s": ("--duration", duration_s),
-        "spawn_rate": ("--spawn-rate", spawn_rate),
-    }
-    updates = {key: value for key, (_, value) in flags.items() if value is not None}
-    try:
-        return LoadProfile.model_validate({**profile.model_dump(), **updates})
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{flags[str(err['loc'][0])][0] if err['loc'] and str(err['loc'][0]) in flags else ''}"
-            f" {err['msg']}"
-            for err in exc.errors()
-        )
-        raise ConfigError(f"invalid option:{problems}") from None
 
 
 def run_load(
