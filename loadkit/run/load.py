@@ -1,15 +1,14 @@
 """``loadkit load`` / ``ui`` / ``--worker``: what to run, against what, and what came of it.
 
-Resolves the target, the scenario and the load profile, checks what can be checked before a run
-(target reachable, results path writable, UI port free), runs Locust with loadkit's plugin in a
-process of its own (``loadkit.engines.locust.process``; Locust is never imported here) and reads
-back the
-results file the plugin wrote, marking it aborted when the run was interrupted.
+Resolves the target and the scenario, checks what can be checked before a run (target
+reachable, results path writable, UI port free), describes the run as a ``LocustLaunch`` and
+runs it in a process of its own (``loadkit.engines.locust``; Locust is never imported here),
+then reads back the results file the plugin wrote, marking it aborted when the run was
+interrupted.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import socket
 import tempfile
@@ -26,6 +25,15 @@ from loadkit.defaults import (
     DEFAULT_UI_DIR,
     DEFAULT_WEB_PORT,
     LOOPBACK,
+)
+from loadkit.engines.locust.launch import (
+    Headless,
+    LocalWorkers,
+    LocustLaunch,
+    RemoteWorkers,
+    Users,
+    WebUI,
+    Worker,
 )
 from loadkit.engines.locust.process import STOP_GRACE_S, ProgressCallback, run_locust
 from loadkit.exceptions import (
@@ -155,56 +163,28 @@ def run_load(
     parsed = Target.parse(target)
     _check_writable(out)
     check_reachable(parsed)
+    workers: LocalWorkers | RemoteWorkers | None = None
+    if processes > 1:
+        workers = LocalWorkers(count=processes, port=free_port())
+    elif master:
+        workers = RemoteWorkers(
+            expect=expect_workers, bind_host=master_bind_host, bind_port=master_bind_port
+        )
     run_id = uuid.uuid4().hex
-    spawn_rate = profile.spawn_rate or float(profile.concurrency)
     with tempfile.TemporaryDirectory(prefix="loadkit-load-") as tmp:
-        status_path = Path(tmp) / "status.json"
-        log_path = Path(tmp) / "locust.log"
-        args = [
-            "--headless",
-            "--host",
-            parsed.host,
-            "--users",
-            str(profile.concurrency),
-            "--spawn-rate",
-            f"{spawn_rate:g}",
-            # Locust's own limit is a backstop: the plugin stops the run on time, to the ms.
-            "--run-time",
-            f"{math.ceil(profile.duration_s) + 10}s",
-            "--only-summary",
-            "--exit-code-on-error",
-            "0",
-            "--loadkit-out",
-            str(out.resolve()),
-            "--loadkit-status",
-            str(status_path),
-            "--loadkit-duration",
-            f"{profile.duration_s:g}",
-            "--loadkit-run-id",
-            run_id,
-            "--loadkit-scenario",
-            profile.scenario,
-        ]
-        if scenario.stem == URL_SCENARIO and scenario.parent == BUNDLED_SCENARIOS:
-            args += ["--url-path", parsed.path]
-        if processes > 1:
-            # A free loopback port for the master, not Locust's fixed 5557: two runs on one
-            # machine (a CI job next to a developer's) must not collide, nor listen beyond it.
-            port = str(free_port())
-            args += ["--processes", str(processes), "--master-bind-host", LOOPBACK]
-            args += ["--master-bind-port", port, "--master-port", port]
-        if master:
-            args += [
-                "--master",
-                "--expect-workers",
-                str(expect_workers),
-                # Locust listens on every interface by default; loadkit only on purpose.
-                "--master-bind-host",
-                master_bind_host,
-                "--master-bind-port",
-                str(master_bind_port),
-            ]
-        args += list(locust_args)
+        launch = LocustLaunch(
+            scenario=scenario,
+            role=Headless(
+                users=_users(parsed, scenario, profile),
+                duration_s=profile.duration_s,
+                out=out.resolve(),
+                status=Path(tmp) / "status.json",
+                run_id=run_id,
+                workers=workers,
+            ),
+            parent_pid=os.getpid(),
+            locust_args=tuple(locust_args),
+        )
         bound_s = START_GRACE_S + profile.duration_s + STOP_GRACE_S
         if progress is None and not quiet:
             from loadkit.report.load import ProgressPrinter
@@ -215,12 +195,7 @@ def run_load(
             printer = None
         try:
             run = run_locust(
-                scenario,
-                args,
-                log_path=log_path,
-                status_path=status_path,
-                bound_s=bound_s,
-                progress=progress,
+                launch, log_path=Path(tmp) / "locust.log", bound_s=bound_s, progress=progress
             )
         finally:
             if printer is not None:
@@ -256,7 +231,7 @@ def run_ui(
     announce: Callable[[str], None] | None = None,
     locust_args: Sequence[str] = (),
 ) -> int:
-    """Serve Locust's web UI on 127.0.0.1 with the plugin loaded, until Ctrl-C or SIGTERM.
+    """Serve Locust's web UI on loopback with the plugin loaded, until Ctrl-C or SIGTERM.
 
     Every test started from the UI writes ``<results_dir>/ui-<time>.json`` when it stops.
     Returns Locust's exit code (0 after a Ctrl-C: that is how the UI is closed).
@@ -265,33 +240,25 @@ def run_ui(
     parsed = Target.parse(target)
     _check_port_free(web_port)
     check_reachable(parsed)
-    args = [
-        "--web-host",
-        LOOPBACK,
-        "--web-port",
-        str(web_port),
-        "--host",
-        parsed.host,
-        "--users",
-        str(concurrency),
-        "--spawn-rate",
-        f"{spawn_rate or concurrency:g}",
-        "--exit-code-on-error",
-        "0",
-        "--loadkit-dir",
-        str(results_dir.resolve()),
-        "--loadkit-scenario",
-        scenario,
-    ]
-    if path.stem == URL_SCENARIO and path.parent == BUNDLED_SCENARIOS:
-        args += ["--url-path", parsed.path]
-    args += list(locust_args)
+    users = Users(
+        host=parsed.host,
+        count=concurrency,
+        spawn_rate=spawn_rate or concurrency,
+        scenario_label=scenario,
+        url_path=_url_path(parsed, path),
+    )
+    launch = LocustLaunch(
+        scenario=path,
+        role=WebUI(users=users, port=web_port, results_dir=results_dir.resolve()),
+        parent_pid=os.getpid(),
+        locust_args=tuple(locust_args),
+    )
     if announce is not None:
         announce(
             f"Locust web UI with loadkit: http://{LOOPBACK}:{web_port} (Ctrl-C to stop); "
             f"each test writes its results to {results_dir}/ui-<time>.json"
         )
-    run = run_locust(path, args, log_path=None, status_path=None, bound_s=None, progress=None)
+    run = run_locust(launch)
     return 0 if run.interrupted else run.returncode
 
 
@@ -309,12 +276,32 @@ def run_worker(
     the results; workers only measure and ship their shares. Returns Locust's exit code.
     """
     path = resolve_scenario(scenario)
-    args = ["--worker", "--master-host", master_host, "--master-port", str(master_port)]
-    if processes > 1:
-        args += ["--processes", str(processes)]
-    args += list(locust_args)
-    run = run_locust(path, args, log_path=None, status_path=None, bound_s=None, progress=None)
+    launch = LocustLaunch(
+        scenario=path,
+        role=Worker(master_host=master_host, master_port=master_port, processes=processes),
+        parent_pid=os.getpid(),
+        locust_args=tuple(locust_args),
+    )
+    run = run_locust(launch)
     return 0 if run.interrupted else run.returncode
+
+
+def _users(target: Target, scenario: Path, profile: LoadProfile) -> Users:
+    """The users of a headless run: all started at once unless the profile says how fast."""
+    return Users(
+        host=target.host,
+        count=profile.concurrency,
+        spawn_rate=profile.spawn_rate or float(profile.concurrency),
+        scenario_label=profile.scenario,
+        url_path=_url_path(target, scenario),
+    )
+
+
+def _url_path(target: Target, scenario: Path) -> str | None:
+    """The target's path, for the bundled ``url`` scenario (which requests it) only."""
+    if scenario.stem == URL_SCENARIO and scenario.parent == BUNDLED_SCENARIOS:
+        return target.path
+    return None
 
 
 def _check_port_free(port: int) -> None:
