@@ -31,6 +31,7 @@ from loadkit.defaults import (
 from loadkit.exceptions import (
     ConfigError,
     CriteriaNotMetError,
+    GeneratorCrashedError,
     InputError,
     InvalidLoadRunError,
     InvalidRunError,
@@ -53,7 +54,7 @@ EXIT_CODES: dict[type[BaseException], int] = {
     InputError: EXIT_USAGE,
     TargetUnreachableError: EXIT_UNREACHABLE,
     ServiceStartError: EXIT_UNREACHABLE,
-    InvalidRunError: EXIT_INVALID_RUN,
+    InvalidRunError: EXIT_INVALID_RUN,  # InvalidLoadRunError, GeneratorCrashedError
     # Ctrl-C and SIGTERM, LoadInterrupted among them (its partial results were written).
     KeyboardInterrupt: EXIT_INTERRUPTED,
 }
@@ -265,8 +266,9 @@ def load(
 
     Shows a progress bar and a live line while it runs, then a summary per endpoint, the top
     error kinds and the longest stall, and writes the results file. Exit 0 for a valid run, 2 on
-    a bad option or scenario, 3 when the target cannot be reached, 4 when the run is invalid
-    (load generator overloaded), 130 when interrupted (partial results are still written).
+    a bad option or a scenario Locust cannot load, 3 when the target cannot be reached, 4 when
+    the run is invalid (load generator overloaded or crashed), 130 when interrupted (partial
+    results are still written).
     """
     from loadkit.report.load import render_load_summary
     from loadkit.run.load import run_load, run_worker
@@ -303,7 +305,7 @@ def load(
                 master_bind_host=master_bind_host,
                 master_bind_port=master_port,
             )
-        except (InvalidLoadRunError, LoadInterrupted) as stopped:
+        except (InvalidLoadRunError, GeneratorCrashedError, LoadInterrupted) as stopped:
             if stopped.results is not None:
                 typer.echo(render_load_summary(stopped.results, path=str(stopped.path)))
             raise

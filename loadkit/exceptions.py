@@ -9,7 +9,8 @@ Every message names what was wrong (file, key, value) and what to do about it.
     ├── TargetUnreachableError      3  nobody answers at the target before the run
     ├── ServiceStartError           3  the bundled service did not start
     ├── InvalidRunError             4  numbers nobody should gate on
-    │   └── InvalidLoadRunError     4  a load run completed invalid; its results were written
+    │   ├── InvalidLoadRunError     4  a load run completed invalid; its results were written
+    │   └── GeneratorCrashedError   4  the load generator died during the run
     └── CriteriaNotMetError         1  measured, and not good enough
     KeyboardInterrupt             130
     └── LoadInterrupted           130  Ctrl-C or SIGTERM; partial results were written
@@ -54,6 +55,27 @@ class InvalidLoadRunError(InvalidRunError):
     def __init__(self, results: LoadResults, path: Path) -> None:
         reasons = "; ".join(results.invalid_reasons) or "marked invalid"
         super().__init__(f"the load run is invalid: {reasons} (results: {path})")
+        self.results = results
+        self.path = path
+
+
+class GeneratorCrashedError(InvalidRunError):
+    """The load generator (Locust) died or hung during a run, though its locustfile loads.
+
+    Not a configuration error: the scenario loaded and the run began. ``results`` are what the
+    run left (None when it wrote nothing), ``log_tail`` the generator's last lines of output.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        log_tail: str = "",
+        results: LoadResults | None = None,
+        path: Path | None = None,
+    ) -> None:
+        super().__init__(f"{message}; its last lines:\n{log_tail}" if log_tail else message)
+        self.log_tail = log_tail
         self.results = results
         self.path = path
 

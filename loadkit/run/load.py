@@ -10,6 +10,7 @@ interrupted.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import tempfile
 import uuid
@@ -35,9 +36,11 @@ from loadkit.engines.locust.launch import (
     WebUI,
     Worker,
 )
-from loadkit.engines.locust.process import STOP_GRACE_S, ProgressCallback, run_locust
+from loadkit.engines.locust.locustfile import locustfile_problem
+from loadkit.engines.locust.process import STOP_GRACE_S, LocustRun, ProgressCallback, run_locust
 from loadkit.exceptions import (
     ConfigError,
+    GeneratorCrashedError,
     InputError,
     InvalidLoadRunError,
     LoadInterrupted,
@@ -145,10 +148,11 @@ def run_load(
     ``locust_args`` are passed on to Locust as they are. Progress goes to ``progress``, else to
     stderr unless ``quiet``.
 
-    Raises TargetUnreachableError before the run; ConfigError for a bad profile, scenario or a
-    Locust that ended without results; InvalidLoadRunError (an InvalidRunError) when the run is
-    invalid (generator overloaded, cut short) and LoadInterrupted (a KeyboardInterrupt) on Ctrl-C
-    or SIGTERM, both after the results were written.
+    Raises TargetUnreachableError before the run; ConfigError for a bad profile or a scenario
+    Locust cannot load; GeneratorCrashedError when Locust died (or hung) without results;
+    InvalidLoadRunError when the run is invalid (generator overloaded, cut short) and
+    LoadInterrupted (a KeyboardInterrupt) on Ctrl-C or SIGTERM, both after the results were
+    written.
     """
     if profile.rate is not None:
         raise ConfigError(
@@ -204,10 +208,11 @@ def run_load(
         if results is None:
             if run.interrupted:
                 raise LoadInterrupted(None, None)
-            raise ConfigError(
-                f"Locust exited with code {run.returncode} without writing results"
-                f"{' (killed after ' + format(bound_s, '.0f') + ' s)' if run.timed_out else ''}; "
-                f"its last lines:\n{run.log_tail}"
+            _raise_if_unloadable(scenario)
+            raise GeneratorCrashedError(
+                f"the load generator (Locust) {_how_it_ended(run, bound_s)} without writing "
+                "results, though the scenario loads",
+                log_tail=run.log_tail,
             )
     if run.interrupted or run.timed_out:
         why = "interrupted (Ctrl-C or SIGTERM)" if run.interrupted else "ran past its time bound"
@@ -234,7 +239,8 @@ def run_ui(
     """Serve Locust's web UI on loopback with the plugin loaded, until Ctrl-C or SIGTERM.
 
     Every test started from the UI writes ``<results_dir>/ui-<time>.json`` when it stops.
-    Returns Locust's exit code (0 after a Ctrl-C: that is how the UI is closed).
+    Returns Locust's exit code (0 after a Ctrl-C: that is how the UI is closed); a ConfigError
+    when Locust failed because it cannot load the scenario.
     """
     path = resolve_scenario(scenario)
     parsed = Target.parse(target)
@@ -259,7 +265,11 @@ def run_ui(
             f"each test writes its results to {results_dir}/ui-<time>.json"
         )
     run = run_locust(launch)
-    return 0 if run.interrupted else run.returncode
+    if run.interrupted:
+        return 0
+    if run.returncode != 0:
+        _raise_if_unloadable(path)
+    return run.returncode
 
 
 def run_worker(
@@ -273,7 +283,8 @@ def run_worker(
     """Run Locust worker(s) with the plugin for a master elsewhere, until it quits.
 
     The master (``loadkit load --master``) decides the target, users and duration, and writes
-    the results; workers only measure and ship their shares. Returns Locust's exit code.
+    the results; workers only measure and ship their shares. Returns Locust's exit code; a
+    ConfigError when Locust failed because it cannot load the scenario.
     """
     path = resolve_scenario(scenario)
     launch = LocustLaunch(
@@ -283,7 +294,32 @@ def run_worker(
         locust_args=tuple(locust_args),
     )
     run = run_locust(launch)
-    return 0 if run.interrupted else run.returncode
+    if run.interrupted:
+        return 0
+    if run.returncode != 0:
+        _raise_if_unloadable(path)
+    return run.returncode
+
+
+def _raise_if_unloadable(scenario: Path) -> None:
+    """A ConfigError (exit 2) naming the file when Locust cannot load the scenario.
+
+    Asked only after Locust failed: a broken locustfile is the user's input, not a crash.
+    """
+    problem = locustfile_problem(scenario)
+    if problem is not None:
+        raise ConfigError(f"scenario {scenario} cannot be loaded: {problem}")
+
+
+def _how_it_ended(run: LocustRun, bound_s: float) -> str:
+    if run.timed_out:
+        return f"was stopped after running {bound_s:.0f} s, past its time bound,"
+    if run.returncode < 0:
+        try:
+            return f"was killed by {signal.Signals(-run.returncode).name}"
+        except ValueError:
+            return f"was killed by signal {-run.returncode}"
+    return f"exited with code {run.returncode}"
 
 
 def _users(target: Target, scenario: Path, profile: LoadProfile) -> Users:

@@ -20,6 +20,7 @@ EXPECTED = {
     "ServiceStartError": 3,
     "InvalidRunError": 4,
     "InvalidLoadRunError": 4,
+    "GeneratorCrashedError": 4,
     "CriteriaNotMetError": 1,
     "LoadInterrupted": 130,
 }
