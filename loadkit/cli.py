@@ -611,46 +611,22 @@ def errors(
 
     Exit 0 with a report, 2 when an input cannot be read or holds no service log line.
     """
-    import shlex
-    import time
-
-    from loadkit.logs.breakdown import BreakdownBuilder, iso, parse_time_bound
-    from loadkit.logs.join import ClientView
-    from loadkit.logs.scan import STDIN, ScanCounts, sources_from
-    from loadkit.measure.results import read_results, write_output
-    from loadkit.report.errors import empty_input_message, parse_format, render
+    from loadkit.run.errors import run_errors
 
     with exit_on_error():
-        report_format = parse_format(fmt)
-        now = time.time()
-        since_s = parse_time_bound(since, now=now, option="--since") if since else None
-        until_s = parse_time_bound(until, now=now, option="--until") if until else None
-        names = list(log_files or [])
-        if not names and not results:
-            if sys.stdin.isatty():
-                raise InputError("no input: give service log files, '-' for stdin, or --results")
-            names = [STDIN]
-        client = ClientView(read_results(path) for path in results) if results else None
-        builder = BreakdownBuilder(since=since_s, until=until_s, client=client)
-        counts = ScanCounts()
-        for source in sources_from(names):
-            builder.add_all(source)
-            counts.add(source.counts)
-        breakdown = builder.result(top=top, counts=counts, sources=names)
-        if names and breakdown.inputs.log_lines == 0:
-            raise InputError(empty_input_message(breakdown.inputs))
-        command = ["loadkit", "errors", *names]
-        for path in results or []:
-            command += ["--results", str(path)]
-        for flag, value in (("--since", since), ("--until", until), ("--out", out)):
-            command += [flag, str(value)] if value is not None else []
-        command += ["--top", str(top), "--format", report_format]
-        text = render(breakdown, report_format, command=shlex.join(command), generated_at=iso(now))
-        if out is None:
-            typer.echo(text, nl=False)
+        report = run_errors(
+            log_files=log_files or [],
+            results=results or [],
+            since=since,
+            until=until,
+            top=top,
+            fmt=fmt,
+            out=out,
+        )
+        if report.written_to is None:
+            typer.echo(report.text, nl=False)
         else:
-            write_output(out, text.encode(), option="--out")
-            typer.echo(f"wrote {out}", err=True)
+            typer.echo(f"wrote {report.written_to}", err=True)
 
 
 def main() -> None:
