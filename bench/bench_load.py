@@ -39,9 +39,10 @@ from pathlib import Path
 import psutil
 
 from loadkit.config import LoadProfile
+from loadkit.exceptions import InvalidLoadRunError
 from loadkit.measure.results import LoadResults
 from loadkit.run.bundled_service import free_port
-from loadkit.run.load import InvalidLoadRunError, run_load
+from loadkit.run.load import run_load
 
 from benchmarks_page import write_section
 

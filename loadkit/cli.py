@@ -16,11 +16,26 @@ from typing import Annotated
 
 import typer
 
+from loadkit.defaults import (
+    DEFAULT_CONFIG,
+    DEFAULT_LOAD_OUT,
+    DEFAULT_MASTER_PORT,
+    DEFAULT_PROFILE,
+    DEFAULT_REPORTS_DIR,
+    DEFAULT_TARGET,
+    DEFAULT_UI_DIR,
+    DEFAULT_WEB_PORT,
+    LOOPBACK,
+    SERVE_PORT,
+)
 from loadkit.exceptions import (
     ConfigError,
     CriteriaNotMetError,
+    GeneratorCrashedError,
     InputError,
+    InvalidLoadRunError,
     InvalidRunError,
+    LoadInterrupted,
     LoadkitError,
     ServiceStartError,
     TargetUnreachableError,
@@ -33,16 +48,17 @@ EXIT_UNREACHABLE = 3
 EXIT_INVALID_RUN = 4
 EXIT_INTERRUPTED = 130
 
-EXIT_CODES: dict[type[LoadkitError], int] = {
+EXIT_CODES: dict[type[BaseException], int] = {
     CriteriaNotMetError: EXIT_FAILED,
     ConfigError: EXIT_USAGE,
     InputError: EXIT_USAGE,
     TargetUnreachableError: EXIT_UNREACHABLE,
     ServiceStartError: EXIT_UNREACHABLE,
-    InvalidRunError: EXIT_INVALID_RUN,
+    InvalidRunError: EXIT_INVALID_RUN,  # InvalidLoadRunError, GeneratorCrashedError
+    # Ctrl-C and SIGTERM, LoadInterrupted among them (its partial results were written).
+    KeyboardInterrupt: EXIT_INTERRUPTED,
 }
-
-DEFAULT_CONFIG = Path("acceptance.toml")
+"""Every error the commands let out, by class: the most specific class listed wins."""
 
 app = typer.Typer(
     name="loadkit",
@@ -59,8 +75,8 @@ app = typer.Typer(
 )
 
 
-def exit_code_for(error: LoadkitError) -> int:
-    """The exit code for an error, by the most specific class that has one."""
+def exit_code_for(error: LoadkitError | KeyboardInterrupt) -> int:
+    """The exit code for an error, by the most specific class ``EXIT_CODES`` lists."""
     for cls in type(error).__mro__:
         if cls in EXIT_CODES:
             return EXIT_CODES[cls]
@@ -72,12 +88,10 @@ def exit_on_error() -> Iterator[None]:
     """Print a loadkit error as one line on stderr and exit with its code; Ctrl-C exits 130."""
     try:
         yield
-    except LoadkitError as error:
-        typer.echo(f"error: {error}", err=True)
+    except (LoadkitError, KeyboardInterrupt) as error:
+        message = "interrupted" if isinstance(error, KeyboardInterrupt) else f"error: {error}"
+        typer.echo(message, err=True)
         raise typer.Exit(code=exit_code_for(error)) from None
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        raise typer.Exit(code=EXIT_INTERRUPTED) from None
 
 
 ConfigOption = Annotated[
@@ -91,8 +105,8 @@ ConfigOption = Annotated[
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port to listen on.")] = 8000,
+    host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = LOOPBACK,
+    port: Annotated[int, typer.Option(help="TCP port to listen on.")] = SERVE_PORT,
     database_url: Annotated[
         str | None,
         typer.Option(
@@ -126,9 +140,7 @@ def serve(
 
 @app.command()
 def smoke(
-    host: Annotated[
-        str, typer.Option(help="Base URL of the API under test.")
-    ] = "http://127.0.0.1:8000",
+    host: Annotated[str, typer.Option(help="Base URL of the API under test.")] = DEFAULT_TARGET,
     config: Annotated[
         Path | None,
         typer.Option(
@@ -202,7 +214,7 @@ def load(
     host: Annotated[
         str | None,
         typer.Option(
-            help="Base URL of the API under test (default: http://127.0.0.1:8000).",
+            help=f"Base URL of the API under test (default: {DEFAULT_TARGET}).",
             show_default=False,
         ),
     ] = None,
@@ -222,14 +234,14 @@ def load(
     processes: Annotated[
         int, typer.Option(help="Locust processes on this machine (a master and N workers).")
     ] = 1,
-    out: Annotated[Path, typer.Option(help="Where to write the results file.")] = Path(
-        "results/load.json"
-    ),
+    out: Annotated[Path, typer.Option(help="Where to write the results file.")] = DEFAULT_LOAD_OUT,
     config: Annotated[
         Path | None,
         typer.Option(help="acceptance.toml with [profiles] (default: ./acceptance.toml if any)."),
     ] = None,
-    profile: Annotated[str, typer.Option(help="Load profile in [profiles.<name>].")] = "default",
+    profile: Annotated[
+        str, typer.Option(help="Load profile in [profiles.<name>].")
+    ] = DEFAULT_PROFILE,
     master: Annotated[
         bool, typer.Option("--master", help="Run as master; workers connect from elsewhere.")
     ] = False,
@@ -239,41 +251,37 @@ def load(
     worker: Annotated[
         bool, typer.Option("--worker", help="Run as a worker of the master at --master-host.")
     ] = False,
-    master_host: Annotated[str, typer.Option(help="--worker: the master's address.")] = "127.0.0.1",
-    master_port: Annotated[int, typer.Option(help="The master's port for workers.")] = 5557,
+    master_host: Annotated[str, typer.Option(help="--worker: the master's address.")] = LOOPBACK,
+    master_port: Annotated[
+        int, typer.Option(help="The master's port for workers.")
+    ] = DEFAULT_MASTER_PORT,
     master_bind_host: Annotated[
         str,
         typer.Option(
             help="--master: the address workers connect to; loopback by default, give the "
             "machine's address (or 0.0.0.0) to accept workers from other machines."
         ),
-    ] = "127.0.0.1",
+    ] = LOOPBACK,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress line.")] = False,
 ) -> None:
     """Run a Locust scenario with exact HDR latencies, freeze and overload detection.
 
     Shows a progress bar and a live line while it runs, then a summary per endpoint, the top
     error kinds and the longest stall, and writes the results file. Exit 0 for a valid run, 2 on
-    a bad option or scenario, 3 when the target cannot be reached, 4 when the run is invalid
-    (load generator overloaded), 130 when interrupted (partial results are still written).
+    a bad option or a scenario Locust cannot load, 3 when the target cannot be reached, 4 when
+    the run is invalid (load generator overloaded or crashed), 130 when interrupted (partial
+    results are still written).
     """
     from loadkit.report.load import render_load_table
-    from loadkit.run.load import (
-        DEFAULT_TARGET,
-        InvalidLoadRunError,
-        LoadInterrupted,
-        load_profile,
-        override_profile,
-        run_load,
-        run_worker,
-    )
+    from loadkit.run.load import run_load, run_worker
+    from loadkit.run.profile import find_config, load_profile
 
     with exit_on_error():
-        chosen = load_profile(config, profile, default_config=DEFAULT_CONFIG)
         if url is not None and scenario is None:
             scenario = "url"
-        chosen = override_profile(
-            chosen,
+        chosen = load_profile(
+            find_config(config),
+            profile,
             scenario=scenario,
             concurrency=concurrency,
             duration_s=duration,
@@ -299,7 +307,7 @@ def load(
                 master_bind_host=master_bind_host,
                 master_bind_port=master_port,
             )
-        except (InvalidLoadRunError, LoadInterrupted) as stopped:
+        except (InvalidLoadRunError, GeneratorCrashedError, LoadInterrupted) as stopped:
             if stopped.results is not None:
                 typer.echo(render_load_table(stopped.results, path=str(stopped.path)))
             raise
@@ -308,34 +316,33 @@ def load(
 
 @app.command()
 def ui(
-    host: Annotated[
-        str, typer.Option(help="Base URL of the API under test.")
-    ] = "http://127.0.0.1:8000",
+    host: Annotated[str, typer.Option(help="Base URL of the API under test.")] = DEFAULT_TARGET,
     scenario: Annotated[
         str | None, typer.Option(help="Scenario name (login, api, url) or locustfile path.")
     ] = None,
-    web_port: Annotated[int, typer.Option(help="Port of the web UI on 127.0.0.1.")] = 8089,
+    web_port: Annotated[
+        int, typer.Option(help=f"Port of the web UI on {LOOPBACK}.")
+    ] = DEFAULT_WEB_PORT,
     results_dir: Annotated[
         Path, typer.Option(help="Each test started from the UI writes its results here.")
-    ] = Path("results"),
+    ] = DEFAULT_UI_DIR,
     config: Annotated[
         Path | None,
         typer.Option(help="acceptance.toml with [profiles] (default: ./acceptance.toml if any)."),
     ] = None,
-    profile: Annotated[str, typer.Option(help="Profile whose scenario and users to offer.")] = (
-        "default"
-    ),
+    profile: Annotated[
+        str, typer.Option(help="Profile whose scenario and users to offer.")
+    ] = DEFAULT_PROFILE,
 ) -> None:
     """Serve the Locust web UI on 127.0.0.1 with loadkit's exact measurement loaded.
 
     Every test you start from the UI writes a loadkit results file when it stops. Ctrl-C ends.
     """
-    from loadkit.run.load import load_profile, override_profile, run_ui
+    from loadkit.run.load import run_ui
+    from loadkit.run.profile import find_config, load_profile
 
     with exit_on_error():
-        chosen = override_profile(
-            load_profile(config, profile, default_config=DEFAULT_CONFIG), scenario=scenario
-        )
+        chosen = load_profile(find_config(config), profile, scenario=scenario)
         code = run_ui(
             target=host,
             scenario=chosen.scenario,
@@ -444,7 +451,7 @@ def accept(
     ] = None,
     profile: Annotated[
         str, typer.Option(help="Which load profile of acceptance.toml to run (profiles.NAME).")
-    ] = "default",
+    ] = DEFAULT_PROFILE,
     duration: Annotated[
         float | None,
         typer.Option(
@@ -453,7 +460,7 @@ def accept(
     ] = None,
     out_dir: Annotated[
         Path, typer.Option(help="Where the timestamped report folder is created.")
-    ] = Path("reports"),
+    ] = DEFAULT_REPORTS_DIR,
     service_env: Annotated[
         list[str] | None,
         typer.Option(
@@ -607,48 +614,22 @@ def errors(
 
     Exit 0 with a report, 2 when an input cannot be read or holds no service log line.
     """
-    import shlex
-    import time
-
-    from loadkit.logs.breakdown import BreakdownBuilder, iso, parse_time_bound
-    from loadkit.logs.join import ClientView
-    from loadkit.logs.scan import STDIN, ScanCounts, sources_from
-    from loadkit.measure.results import read_results, write_output
-    from loadkit.report.errors import empty_input_message, parse_format, render_errors
+    from loadkit.run.errors import run_errors
 
     with exit_on_error():
-        report_format = parse_format(fmt)
-        now = time.time()
-        since_s = parse_time_bound(since, now=now, option="--since") if since else None
-        until_s = parse_time_bound(until, now=now, option="--until") if until else None
-        names = list(log_files or [])
-        if not names and not results:
-            if sys.stdin.isatty():
-                raise InputError("no input: give service log files, '-' for stdin, or --results")
-            names = [STDIN]
-        client = ClientView(read_results(path) for path in results) if results else None
-        builder = BreakdownBuilder(since=since_s, until=until_s, client=client)
-        counts = ScanCounts()
-        for source in sources_from(names):
-            builder.add_all(source)
-            counts.add(source.counts)
-        breakdown = builder.result(top=top, counts=counts, sources=names)
-        if names and breakdown.inputs.log_lines == 0:
-            raise InputError(empty_input_message(breakdown.inputs))
-        command = ["loadkit", "errors", *names]
-        for path in results or []:
-            command += ["--results", str(path)]
-        for flag, value in (("--since", since), ("--until", until), ("--out", out)):
-            command += [flag, str(value)] if value is not None else []
-        command += ["--top", str(top), "--format", report_format]
-        text = render_errors(
-            breakdown, report_format, command=shlex.join(command), generated_at=iso(now)
+        report = run_errors(
+            log_files=log_files or [],
+            results=results or [],
+            since=since,
+            until=until,
+            top=top,
+            fmt=fmt,
+            out=out,
         )
-        if out is None:
-            typer.echo(text, nl=False)
+        if report.written_to is None:
+            typer.echo(report.text, nl=False)
         else:
-            write_output(out, text.encode(), option="--out")
-            typer.echo(f"wrote {out}", err=True)
+            typer.echo(f"wrote {report.written_to}", err=True)
 
 
 def main() -> None:

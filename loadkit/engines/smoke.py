@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 
 from loadkit.config import SmokeCheck, SmokeConfig
+from loadkit.defaults import DEFAULT_TARGET
 from loadkit.exceptions import ConfigError, TargetUnreachableError
 from loadkit.measure.classify import classify_httpx_error, classify_response, describe_error
 from loadkit.measure.kinds import ErrorKind
@@ -30,7 +31,6 @@ from loadkit.measure.recorder import LatencyRecorder, RunClock
 from loadkit.measure.results import SmokeCheckResult, SmokeResults
 from loadkit.measure.validity import aborted_reason
 
-DEFAULT_HOST = "http://127.0.0.1:8000"
 PREFLIGHT_PATH = "/health"
 REGISTER_PATH = "/api/auth/register"
 LOGIN_PATH = "/api/auth/login"
@@ -60,7 +60,7 @@ def validate_host(host: str) -> str:
     except httpx.InvalidURL as exc:
         raise ConfigError(f"--host {host!r} is not a URL: {exc}") from None
     if parsed.scheme not in {"http", "https"} or not parsed.host:
-        raise ConfigError(f"--host {host!r} must look like http://127.0.0.1:8000")
+        raise ConfigError(f"--host {host!r} must look like {DEFAULT_TARGET}")
     return url
 
 

@@ -20,16 +20,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from loadkit.config import AcceptanceConfig, LoadProfile, load_config
-from loadkit.exceptions import ConfigError, LoadkitError
+from loadkit.defaults import DEFAULT_PROFILE, DEFAULT_REPORTS_DIR
+from loadkit.exceptions import ConfigError, InvalidLoadRunError, LoadkitError
 from loadkit.gate.evaluate import GateReport, evaluate_criteria
 from loadkit.measure.results import LoadResults, LockAuditResults, SmokeResults, write_results
 from loadkit.report.units import format_fraction, format_ms
 from loadkit.run.bundled_service import BundledService
+from loadkit.run.profile import load_profile
 
-DEFAULT_REPORTS_DIR = Path("reports")
 LOCK_AUDIT_FILE = "lock_audit.json"
 SMOKE_FILE = "smoke.json"
 LOAD_FILE = "load.json"
@@ -65,22 +64,10 @@ def report_folder(base: Path, *, now: datetime | None = None) -> Path:
     raise ConfigError(f"{base}: cannot create a report folder for {stamp}; clean up old reports")
 
 
-def load_profile(config: AcceptanceConfig, name: str, *, duration_s: float | None) -> LoadProfile:
-    """The named profile, with ``--duration`` applied and validated like the file's value."""
-    profile = config.profile(name)
-    if duration_s is None:
-        return profile
-    try:
-        return LoadProfile.model_validate({**profile.model_dump(), "duration_s": duration_s})
-    except ValidationError as exc:
-        problem = exc.errors()[0]["msg"]
-        raise ConfigError(f"--duration {duration_s:g}: {problem}") from None
-
-
 def run_acceptance(
     *,
     config_path: Path,
-    profile: str = "default",
+    profile: str = DEFAULT_PROFILE,
     host: str | None = None,
     duration_s: float | None = None,
     out_dir: Path = DEFAULT_REPORTS_DIR,
@@ -169,7 +156,7 @@ def _smoke(config: AcceptanceConfig, target: str) -> SmokeResults:
 
 
 def _load(target: str, profile: LoadProfile, out: Path, *, quiet: bool) -> LoadResults:
-    from loadkit.run.load import InvalidLoadRunError, run_load
+    from loadkit.run.load import run_load
 
     try:
         return run_load(target=target, profile=profile, out=out, quiet=quiet)

@@ -25,6 +25,7 @@ from typing import IO
 
 import httpx
 
+from loadkit.defaults import LOOPBACK
 from loadkit.exceptions import ServiceStartError
 from loadkit.run.bundle import bundle_dir
 
@@ -32,7 +33,7 @@ DEFAULT_START_TIMEOUT_S = 30.0
 DEFAULT_STOP_TIMEOUT_S = 15.0
 
 
-def free_port(host: str = "127.0.0.1") -> int:
+def free_port(host: str = LOOPBACK) -> int:
     """A TCP port that was free on ``host`` a moment ago."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
@@ -63,7 +64,7 @@ class BundledService:
         *,
         workdir: Path,
         env: dict[str, str] | None = None,
-        host: str = "127.0.0.1",
+        host: str = LOOPBACK,
         port: int | None = None,
         start_timeout_s: float = DEFAULT_START_TIMEOUT_S,
     ) -> None:

@@ -1,16 +1,16 @@
 """``loadkit load`` / ``ui`` / ``--worker``: what to run, against what, and what came of it.
 
-Resolves the target, the scenario and the load profile, checks what can be checked before a run
-(target reachable, results path writable, UI port free), runs Locust with loadkit's plugin in a
-process of its own (``loadkit.engines.locust.process``; Locust is never imported here) and reads
-back the
-results file the plugin wrote, marking it aborted when the run was interrupted.
+Resolves the target and the scenario, checks what can be checked before a run (target
+reachable, results path writable, UI port free), describes the run as a ``LocustLaunch`` and
+runs it in a process of its own (``loadkit.engines.locust``; Locust is never imported here),
+then reads back the results file the plugin wrote, marking it aborted when the run was
+interrupted.
 """
 
 from __future__ import annotations
 
-import math
 import os
+import signal
 import socket
 import tempfile
 import uuid
@@ -19,14 +19,31 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import ValidationError
-
-from loadkit.config import LoadProfile, load_config
-from loadkit.engines.locust.process import STOP_GRACE_S, ProgressCallback, run_locust
+from loadkit.config import LoadProfile
+from loadkit.defaults import (
+    DEFAULT_MASTER_PORT,
+    DEFAULT_TARGET,
+    DEFAULT_UI_DIR,
+    DEFAULT_WEB_PORT,
+    LOOPBACK,
+)
+from loadkit.engines.locust.launch import (
+    Headless,
+    LocalWorkers,
+    LocustLaunch,
+    RemoteWorkers,
+    Users,
+    WebUI,
+    Worker,
+)
+from loadkit.engines.locust.locustfile import locustfile_problem
+from loadkit.engines.locust.process import STOP_GRACE_S, LocustRun, ProgressCallback, run_locust
 from loadkit.exceptions import (
     ConfigError,
+    GeneratorCrashedError,
     InputError,
-    InvalidRunError,
+    InvalidLoadRunError,
+    LoadInterrupted,
     TargetUnreachableError,
 )
 from loadkit.measure.load_results import mark_aborted
@@ -37,37 +54,10 @@ from loadkit.run.bundled_service import free_port
 BUNDLED_SCENARIOS = bundled_scenarios_dir()
 """Where the scenarios shipped with loadkit live (in a wheel or a checkout: loadkit.run.bundle)."""
 URL_SCENARIO = "url"
-DEFAULT_TARGET = "http://127.0.0.1:8000"
-DEFAULT_OUT = Path("results/load.json")
-DEFAULT_UI_DIR = Path("results")
-DEFAULT_WEB_PORT = 8089
-DEFAULT_MASTER_PORT = 5557
 
 CONNECT_TIMEOUT_S = 3.0
 START_GRACE_S = 60.0
 """Time allowed for Locust to start (and a master's workers to connect) before a run is bounded."""
-
-
-class LoadInterrupted(KeyboardInterrupt):
-    """Ctrl-C or SIGTERM stopped a run; its partial results, marked aborted, were written.
-
-    A KeyboardInterrupt, so that callers that do not care exit 130 as for any Ctrl-C.
-    """
-
-    def __init__(self, results: LoadResults | None, path: Path | None) -> None:
-        super().__init__("interrupted")
-        self.results = results
-        self.path = path
-
-
-class InvalidLoadRunError(InvalidRunError):
-    """The run completed but its numbers must not be gated on; the results file says why."""
-
-    def __init__(self, results: LoadResults, path: Path) -> None:
-        reasons = "; ".join(map(str, results.invalid_reasons)) or "marked invalid"
-        super().__init__(f"the load run is invalid: {reasons} (results: {path})")
-        self.results = results
-        self.path = path
 
 
 @dataclass(frozen=True)
@@ -83,8 +73,7 @@ class Target:
         parts = urlsplit(url.strip())
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(
-                f"target {url!r} is not an http(s) URL with a host; "
-                "give one like http://127.0.0.1:8000"
+                f"target {url!r} is not an http(s) URL with a host; give one like {DEFAULT_TARGET}"
             )
         try:
             parts.port  # noqa: B018 - raises ValueError for a port out of range
@@ -113,7 +102,7 @@ def check_reachable(target: Target, timeout_s: float = CONNECT_TIMEOUT_S) -> Non
         reason = exc.strerror or type(exc).__name__
         raise TargetUnreachableError(
             f"cannot connect to {target.host} ({reason}); is the service running? "
-            "(`loadkit serve` starts the bundled one on http://127.0.0.1:8000)"
+            f"(`loadkit serve` starts the bundled one on {DEFAULT_TARGET})"
         ) from None
 
 
@@ -138,50 +127,6 @@ def resolve_scenario(name: str) -> Path:
     )
 
 
-def load_profile(config: Path | None, name: str, *, default_config: Path) -> LoadProfile:
-    """The named profile from ``config`` (or from ``default_config`` when that exists).
-
-    Without any acceptance file, or without a ``[profiles.default]`` in it, "default" is the
-    built-in profile (login, 10 users, 60 s); any other missing name is an error.
-    """
-    path = config if config is not None else default_config
-    if config is None and not default_config.exists():
-        if name == "default":
-            return LoadProfile()
-        raise ConfigError(f"no {default_config} here to take profile {name!r} from; pass --config")
-    profiles = load_config(path)
-    if name == "default" and name not in profiles.profiles:
-        return LoadProfile()
-    return profiles.profile(name)
-
-
-def override_profile(
-    profile: LoadProfile,
-    *,
-    scenario: str | None = None,
-    concurrency: int | None = None,
-    duration_s: float | None = None,
-    spawn_rate: float | None = None,
-) -> LoadProfile:
-    """``profile`` with the flags that were given, validated as the file's values are."""
-    flags = {
-        "scenario": ("--scenario", scenario),
-        "concurrency": ("--concurrency", concurrency),
-        "duration_s": ("--duration", duration_s),
-        "spawn_rate": ("--spawn-rate", spawn_rate),
-    }
-    updates = {key: value for key, (_, value) in flags.items() if value is not None}
-    try:
-        return LoadProfile.model_validate({**profile.model_dump(), **updates})
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{flags[str(err['loc'][0])][0] if err['loc'] and str(err['loc'][0]) in flags else ''}"
-            f" {err['msg']}"
-            for err in exc.errors()
-        )
-        raise ConfigError(f"invalid option:{problems}") from None
-
-
 def run_load(
     *,
     target: str,
@@ -191,7 +136,7 @@ def run_load(
     quiet: bool = False,
     master: bool = False,
     expect_workers: int = 1,
-    master_bind_host: str = "127.0.0.1",
+    master_bind_host: str = LOOPBACK,
     master_bind_port: int = DEFAULT_MASTER_PORT,
     locust_args: Sequence[str] = (),
     progress: ProgressCallback | None = None,
@@ -204,10 +149,11 @@ def run_load(
     ``locust_args`` are passed on to Locust as they are. Progress goes to ``progress``, else to
     stderr unless ``quiet``.
 
-    Raises TargetUnreachableError before the run; ConfigError for a bad profile, scenario or a
-    Locust that ended without results; InvalidLoadRunError (an InvalidRunError) when the run is
-    invalid (generator overloaded, cut short) and LoadInterrupted (a KeyboardInterrupt) on Ctrl-C
-    or SIGTERM, both after the results were written.
+    Raises TargetUnreachableError before the run; ConfigError for a bad profile or a scenario
+    Locust cannot load; GeneratorCrashedError when Locust died (or hung) without results;
+    InvalidLoadRunError when the run is invalid (generator overloaded, cut short) and
+    LoadInterrupted (a KeyboardInterrupt) on Ctrl-C or SIGTERM, both after the results were
+    written.
     """
     if profile.rate is not None:
         raise ConfigError(
@@ -222,56 +168,28 @@ def run_load(
     parsed = Target.parse(target)
     _check_writable(out)
     check_reachable(parsed)
+    workers: LocalWorkers | RemoteWorkers | None = None
+    if processes > 1:
+        workers = LocalWorkers(count=processes, port=free_port())
+    elif master:
+        workers = RemoteWorkers(
+            expect=expect_workers, bind_host=master_bind_host, bind_port=master_bind_port
+        )
     run_id = uuid.uuid4().hex
-    spawn_rate = profile.spawn_rate or float(profile.concurrency)
     with tempfile.TemporaryDirectory(prefix="loadkit-load-") as tmp:
-        status_path = Path(tmp) / "status.json"
-        log_path = Path(tmp) / "locust.log"
-        args = [
-            "--headless",
-            "--host",
-            parsed.host,
-            "--users",
-            str(profile.concurrency),
-            "--spawn-rate",
-            f"{spawn_rate:g}",
-            # Locust's own limit is a backstop: the plugin stops the run on time, to the ms.
-            "--run-time",
-            f"{math.ceil(profile.duration_s) + 10}s",
-            "--only-summary",
-            "--exit-code-on-error",
-            "0",
-            "--loadkit-out",
-            str(out.resolve()),
-            "--loadkit-status",
-            str(status_path),
-            "--loadkit-duration",
-            f"{profile.duration_s:g}",
-            "--loadkit-run-id",
-            run_id,
-            "--loadkit-scenario",
-            profile.scenario,
-        ]
-        if scenario.stem == URL_SCENARIO and scenario.parent == BUNDLED_SCENARIOS:
-            args += ["--url-path", parsed.path]
-        if processes > 1:
-            # A free loopback port for the master, not Locust's fixed 5557: two runs on one
-            # machine (a CI job next to a developer's) must not collide, nor listen beyond it.
-            port = str(free_port())
-            args += ["--processes", str(processes), "--master-bind-host", "127.0.0.1"]
-            args += ["--master-bind-port", port, "--master-port", port]
-        if master:
-            args += [
-                "--master",
-                "--expect-workers",
-                str(expect_workers),
-                # Locust listens on every interface by default; loadkit only on purpose.
-                "--master-bind-host",
-                master_bind_host,
-                "--master-bind-port",
-                str(master_bind_port),
-            ]
-        args += list(locust_args)
+        launch = LocustLaunch(
+            scenario=scenario,
+            role=Headless(
+                users=_users(parsed, scenario, profile),
+                duration_s=profile.duration_s,
+                out=out.resolve(),
+                status=Path(tmp) / "status.json",
+                run_id=run_id,
+                workers=workers,
+            ),
+            parent_pid=os.getpid(),
+            locust_args=tuple(locust_args),
+        )
         bound_s = START_GRACE_S + profile.duration_s + STOP_GRACE_S
         if progress is None and not quiet:
             from loadkit.report.load import ProgressPrinter
@@ -282,12 +200,7 @@ def run_load(
             printer = None
         try:
             run = run_locust(
-                scenario,
-                args,
-                log_path=log_path,
-                status_path=status_path,
-                bound_s=bound_s,
-                progress=progress,
+                launch, log_path=Path(tmp) / "locust.log", bound_s=bound_s, progress=progress
             )
         finally:
             if printer is not None:
@@ -296,10 +209,11 @@ def run_load(
         if results is None:
             if run.interrupted:
                 raise LoadInterrupted(None, None)
-            raise ConfigError(
-                f"Locust exited with code {run.returncode} without writing results"
-                f"{' (killed after ' + format(bound_s, '.0f') + ' s)' if run.timed_out else ''}; "
-                f"its last lines:\n{run.log_tail}"
+            _raise_if_unloadable(scenario)
+            raise GeneratorCrashedError(
+                f"the load generator (Locust) {_how_it_ended(run, bound_s)} without writing "
+                "results, though the scenario loads",
+                log_tail=run.log_tail,
             )
     if run.interrupted or run.timed_out:
         why = "interrupted (Ctrl-C or SIGTERM)" if run.interrupted else "ran past its time bound"
@@ -323,43 +237,40 @@ def run_ui(
     announce: Callable[[str], None] | None = None,
     locust_args: Sequence[str] = (),
 ) -> int:
-    """Serve Locust's web UI on 127.0.0.1 with the plugin loaded, until Ctrl-C or SIGTERM.
+    """Serve Locust's web UI on loopback with the plugin loaded, until Ctrl-C or SIGTERM.
 
     Every test started from the UI writes ``<results_dir>/ui-<time>.json`` when it stops.
-    Returns Locust's exit code (0 after a Ctrl-C: that is how the UI is closed).
+    Returns Locust's exit code (0 after a Ctrl-C: that is how the UI is closed); a ConfigError
+    when Locust failed because it cannot load the scenario.
     """
     path = resolve_scenario(scenario)
     parsed = Target.parse(target)
     _check_port_free(web_port)
     check_reachable(parsed)
-    args = [
-        "--web-host",
-        "127.0.0.1",
-        "--web-port",
-        str(web_port),
-        "--host",
-        parsed.host,
-        "--users",
-        str(concurrency),
-        "--spawn-rate",
-        f"{spawn_rate or concurrency:g}",
-        "--exit-code-on-error",
-        "0",
-        "--loadkit-dir",
-        str(results_dir.resolve()),
-        "--loadkit-scenario",
-        scenario,
-    ]
-    if path.stem == URL_SCENARIO and path.parent == BUNDLED_SCENARIOS:
-        args += ["--url-path", parsed.path]
-    args += list(locust_args)
+    users = Users(
+        host=parsed.host,
+        count=concurrency,
+        spawn_rate=spawn_rate or concurrency,
+        scenario_label=scenario,
+        url_path=_url_path(parsed, path),
+    )
+    launch = LocustLaunch(
+        scenario=path,
+        role=WebUI(users=users, port=web_port, results_dir=results_dir.resolve()),
+        parent_pid=os.getpid(),
+        locust_args=tuple(locust_args),
+    )
     if announce is not None:
         announce(
-            f"Locust web UI with loadkit: http://127.0.0.1:{web_port} (Ctrl-C to stop); "
+            f"Locust web UI with loadkit: http://{LOOPBACK}:{web_port} (Ctrl-C to stop); "
             f"each test writes its results to {results_dir}/ui-<time>.json"
         )
-    run = run_locust(path, args, log_path=None, status_path=None, bound_s=None, progress=None)
-    return 0 if run.interrupted else run.returncode
+    run = run_locust(launch)
+    if run.interrupted:
+        return 0
+    if run.returncode != 0:
+        _raise_if_unloadable(path)
+    return run.returncode
 
 
 def run_worker(
@@ -373,15 +284,61 @@ def run_worker(
     """Run Locust worker(s) with the plugin for a master elsewhere, until it quits.
 
     The master (``loadkit load --master``) decides the target, users and duration, and writes
-    the results; workers only measure and ship their shares. Returns Locust's exit code.
+    the results; workers only measure and ship their shares. Returns Locust's exit code; a
+    ConfigError when Locust failed because it cannot load the scenario.
     """
     path = resolve_scenario(scenario)
-    args = ["--worker", "--master-host", master_host, "--master-port", str(master_port)]
-    if processes > 1:
-        args += ["--processes", str(processes)]
-    args += list(locust_args)
-    run = run_locust(path, args, log_path=None, status_path=None, bound_s=None, progress=None)
-    return 0 if run.interrupted else run.returncode
+    launch = LocustLaunch(
+        scenario=path,
+        role=Worker(master_host=master_host, master_port=master_port, processes=processes),
+        parent_pid=os.getpid(),
+        locust_args=tuple(locust_args),
+    )
+    run = run_locust(launch)
+    if run.interrupted:
+        return 0
+    if run.returncode != 0:
+        _raise_if_unloadable(path)
+    return run.returncode
+
+
+def _raise_if_unloadable(scenario: Path) -> None:
+    """A ConfigError (exit 2) naming the file when Locust cannot load the scenario.
+
+    Asked only after Locust failed: a broken locustfile is the user's input, not a crash.
+    """
+    problem = locustfile_problem(scenario)
+    if problem is not None:
+        raise ConfigError(f"scenario {scenario} cannot be loaded: {problem}")
+
+
+def _how_it_ended(run: LocustRun, bound_s: float) -> str:
+    if run.timed_out:
+        return f"was stopped after running {bound_s:.0f} s, past its time bound,"
+    if run.returncode < 0:
+        try:
+            return f"was killed by {signal.Signals(-run.returncode).name}"
+        except ValueError:
+            return f"was killed by signal {-run.returncode}"
+    return f"exited with code {run.returncode}"
+
+
+def _users(target: Target, scenario: Path, profile: LoadProfile) -> Users:
+    """The users of a headless run: all started at once unless the profile says how fast."""
+    return Users(
+        host=target.host,
+        count=profile.concurrency,
+        spawn_rate=profile.spawn_rate or float(profile.concurrency),
+        scenario_label=profile.scenario,
+        url_path=_url_path(target, scenario),
+    )
+
+
+def _url_path(target: Target, scenario: Path) -> str | None:
+    """The target's path, for the bundled ``url`` scenario (which requests it) only."""
+    if scenario.stem == URL_SCENARIO and scenario.parent == BUNDLED_SCENARIOS:
+        return target.path
+    return None
 
 
 def _check_port_free(port: int) -> None:
@@ -390,10 +347,10 @@ def _check_port_free(port: int) -> None:
         # As Locust's server does: a port in TIME_WAIT from an earlier UI is free to reuse.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind(("127.0.0.1", port))
+            sock.bind((LOOPBACK, port))
         except OSError as exc:
             raise ConfigError(
-                f"--web-port {port}: cannot listen on 127.0.0.1:{port} ({exc.strerror}); "
+                f"--web-port {port}: cannot listen on {LOOPBACK}:{port} ({exc.strerror}); "
                 "pick another port"
             ) from None
 

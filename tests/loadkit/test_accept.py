@@ -15,11 +15,10 @@ import pytest
 from typer.testing import CliRunner
 
 from loadkit.cli import app
-from loadkit.config import parse_config
-from loadkit.exceptions import ConfigError, TargetUnreachableError
+from loadkit.exceptions import TargetUnreachableError
 from loadkit.measure.results import write_results
 from loadkit.run import accept as accept_module
-from loadkit.run.accept import load_profile, report_folder, run_acceptance
+from loadkit.run.accept import report_folder, run_acceptance
 from loadkit.run.bundled_service import BundledService, free_port
 
 CRITERIA = """
@@ -61,17 +60,6 @@ def test_report_folders_are_timestamped_and_never_reused(tmp_path: Path) -> None
     assert first.name == "20261128T123005Z"
     assert second.name == "20261128T123005Z-2"
     assert first.is_dir() and second.is_dir()
-
-
-def test_duration_overrides_the_profile_and_is_validated() -> None:
-    config = parse_config({"profiles": {"ci": {"concurrency": 3, "duration_s": 20}}}, source="t")
-    assert load_profile(config, "ci", duration_s=None).duration_s == 20
-    short = load_profile(config, "ci", duration_s=4.5)
-    assert (short.duration_s, short.concurrency) == (4.5, 3)
-    with pytest.raises(ConfigError, match="--duration 0"):
-        load_profile(config, "ci", duration_s=0)
-    with pytest.raises(ConfigError, match="no load profile 'nope' in \\[profiles\\]; known: ci"):
-        load_profile(config, "nope", duration_s=None)
 
 
 def test_missing_config_is_exit_2(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ dependency.
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterable
 from pathlib import Path
 
 import loadkit
@@ -37,6 +38,13 @@ ALLOWED: dict[str, set[str]] = {
     "__init__": set(),
 }  # fmt: skip
 
+# part -> the parts it may name under ``if TYPE_CHECKING:`` only (never imported at run time).
+TYPE_ONLY: dict[str, set[str]] = {
+    # A run's errors carry the results they stopped with (as httpx's errors carry the Request).
+    "exceptions": {"measure"},
+}
+TYPE_CHECKING_TESTS = {"TYPE_CHECKING", "typing.TYPE_CHECKING"}
+
 
 def part_of(path: Path) -> str:
     """The part a module belongs to: its first folder under loadkit/, or its own name."""
@@ -44,11 +52,25 @@ def part_of(path: Path) -> str:
     return relative.parts[0] if len(relative.parts) > 1 else relative.stem
 
 
-def loadkit_imports(path: Path) -> set[str]:
-    """The loadkit parts a module imports, anywhere in it."""
+def loadkit_imports(path: Path, *, type_only: bool = False) -> set[str]:
+    """The loadkit parts a module imports, anywhere in it; with ``type_only``, only the parts it
+    names under ``if TYPE_CHECKING:`` and nowhere else."""
     tree = ast.parse(path.read_text(), filename=str(path))
+    checking = {
+        id(inner)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and ast.unparse(node.test) in TYPE_CHECKING_TESTS
+        for statement in node.body
+        for inner in ast.walk(statement)
+    }
+    runtime = _parts(node for node in ast.walk(tree) if id(node) not in checking)
+    typed = _parts(node for node in ast.walk(tree) if id(node) in checking)
+    return typed - runtime if type_only else runtime | typed
+
+
+def _parts(nodes: Iterable[ast.AST]) -> set[str]:
     parts: set[str] = set()
-    for node in ast.walk(tree):
+    for node in nodes:
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
@@ -73,8 +95,11 @@ def test_parts_import_only_the_parts_below_them() -> None:
     upward = []
     for path in sorted(PACKAGE.rglob("*.py")):
         part = part_of(path)
+        allowed = ALLOWED[part] | (
+            TYPE_ONLY.get(part, set()) & loadkit_imports(path, type_only=True)
+        )
         for imported in loadkit_imports(path) - {part}:
-            if imported not in ALLOWED[part]:
+            if imported not in allowed:
                 upward.append(f"{path.relative_to(PACKAGE.parent)} ({part}) imports {imported}")
     assert not upward, "imports against the layering:\n" + "\n".join(upward)
 
@@ -105,3 +130,14 @@ def test_renderers_are_named_for_their_thing_and_format() -> None:
             if not (name + "_").startswith(f"render_{path.stem}_")
         ]
     assert not misnamed, "renderers not named render_<module>[_<format>]: " + ", ".join(misnamed)
+
+
+def test_the_checker_tells_type_only_imports_from_runtime_ones(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text(
+        "from typing import TYPE_CHECKING\nimport loadkit.config\n"
+        "if TYPE_CHECKING:\n    from loadkit.measure.results import LoadResults\n"
+        "    import loadkit.config\n"
+    )
+    assert loadkit_imports(module) == {"config", "measure"}
+    assert loadkit_imports(module, type_only=True) == {"measure"}  # config is a runtime import

@@ -236,3 +236,29 @@ def test_raw_paths_do_not_flood_the_table(tmp_path: Path) -> None:
     assert "… and 20 more endpoints (all of them in --format json)" in result.stdout
     result = runner.invoke(app, ["errors", str(path), "--format", "json"])
     assert len(orjson.loads(result.stdout)["by_endpoint"]) == 60
+
+
+def test_the_runner_returns_the_report_and_prints_nothing(
+    log_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from loadkit.run.errors import run_errors
+
+    page = tmp_path / "errors.json"
+    report = run_errors(
+        log_files=[str(log_file)],
+        results=[],
+        since=None,
+        until=None,
+        top=1,
+        fmt="json",
+        out=page,
+    )
+    assert report.written_to == page and page.read_text() == report.text
+    assert (report.breakdown.totals.requests, report.breakdown.totals.errors) == (20, 10)
+    assert [(o.endpoint, o.kind) for o in report.breakdown.top] == [
+        ("POST /api/auth/login", "storage_lock_timeout")
+    ]
+    assert orjson.loads(report.text)["command"] == (
+        f"loadkit errors {log_file} --out {page} --top 1 --format json"
+    )
+    assert capsys.readouterr() == ("", "")

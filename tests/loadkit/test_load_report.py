@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from loadkit.config import LoadProfile
 from loadkit.exceptions import ConfigError, TargetUnreachableError
 from loadkit.measure.live_status import LiveStatus, read_status, write_status
 from loadkit.measure.load_results import build_load_results, mark_aborted
@@ -20,8 +19,6 @@ from loadkit.run.load import (
     BUNDLED_SCENARIOS,
     Target,
     check_reachable,
-    load_profile,
-    override_profile,
     resolve_scenario,
 )
 
@@ -158,19 +155,6 @@ def test_scenarios_resolve_by_name_or_path(tmp_path: Path) -> None:
     assert resolve_scenario(str(custom)) == custom.resolve()
     with pytest.raises(ConfigError, match=r"known: .*api.*login.*url"):
         resolve_scenario("nope")
-
-
-def test_profiles_come_from_the_file_and_flags_override(tmp_path: Path) -> None:
-    missing = tmp_path / "acceptance.toml"
-    assert load_profile(None, "default", default_config=missing) == LoadProfile()
-    with pytest.raises(ConfigError):
-        load_profile(None, "ci", default_config=missing)
-    missing.write_text('[profiles.ci]\nscenario = "api"\nconcurrency = 3\nduration_s = 5\n')
-    ci = load_profile(None, "ci", default_config=missing)
-    assert (ci.scenario, ci.concurrency, ci.duration_s) == ("api", 3, 5)
-    assert override_profile(ci, duration_s=2.5).duration_s == 2.5
-    with pytest.raises(ConfigError, match="--concurrency"):
-        override_profile(ci, concurrency=0)
 
 
 def test_web_tab_rows_show_exact_latency_and_error_kinds() -> None:

@@ -22,16 +22,29 @@ from typer.testing import CliRunner
 
 from loadkit.cli import app
 from loadkit.config import LoadProfile
+from loadkit.exceptions import InvalidLoadRunError
 from loadkit.measure.results import LoadResults, read_results
 from loadkit.measure.validity import has_code
 from loadkit.run.bundled_service import BundledService, free_port
-from loadkit.run.load import InvalidLoadRunError, run_load
+from loadkit.run.load import run_load
 
 pytestmark = pytest.mark.slow
 
 HERE = Path(__file__).parent
 OVERLOADED_LOCUSTFILE = HERE.parent / "scenarios" / "overloaded_locustfile.py"
 SATURATING_LOCUSTFILE = HERE.parent / "scenarios" / "saturating_locustfile.py"
+CRASHING_LOCUSTFILE = HERE.parent / "scenarios" / "crashing_locustfile.py"
+UNLOADABLE_LOCUSTFILES = {
+    "syntax error": (
+        "from locust import HttpUser\nclass U(HttpUser)\n    pass\n",
+        "SyntaxError: expected ':' (broken.py, line 2)",
+    ),
+    "failed import": (
+        "import loadkit_no_such_module\n",
+        "ModuleNotFoundError: No module named 'loadkit_no_such_module' (broken.py, line 1)",
+    ),
+    "no User class": ("TIMEOUT = 3\n", "no User class in it (Locust needs at least one)"),
+}
 
 
 def locust_count(json_prefix: Path) -> int:
@@ -182,6 +195,52 @@ def test_a_run_too_short_for_locusts_cpu_reading_is_still_judged(
     generator = raised.value.results.generator
     assert generator.overloaded and generator.cpu_warnings == 1
     assert generator.max_cpu_percent is not None and generator.max_cpu_percent > 90
+
+
+@pytest.mark.parametrize("case", list(UNLOADABLE_LOCUSTFILES))
+def test_a_locustfile_locust_cannot_load_is_exit_2_in_one_line(
+    static_server: str, tmp_path: Path, case: str
+) -> None:
+    source, problem = UNLOADABLE_LOCUSTFILES[case]
+    locustfile = tmp_path / "broken.py"
+    locustfile.write_text(source)
+    out = tmp_path / "load.json"
+    command = ["load", "--host", static_server, "--scenario", str(locustfile), "--duration", "2"]
+    result = CliRunner().invoke(app, [*command, "--out", str(out), "--quiet"])
+    assert result.exit_code == 2, result.output
+    expected = f"error: scenario {locustfile.resolve()} cannot be loaded: {problem}"
+    assert result.output.strip().splitlines() == [expected]
+    assert not out.exists()
+
+
+def test_a_generator_that_dies_mid_run_is_exit_4_with_its_last_lines(
+    static_server: str, tmp_path: Path
+) -> None:
+    # Not "your configuration is wrong" (exit 2): the scenario loaded and ran, then Locust died.
+    out = tmp_path / "load.json"
+    command = ["load", "--host", static_server, "--scenario", str(CRASHING_LOCUSTFILE)]
+    command += ["--concurrency", "1", "--duration", "10", "--out", str(out), "--quiet"]
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 4, result.output
+    assert (
+        "error: the load generator (Locust) exited with code 3 without writing results, though "
+        "the scenario loads; its last lines:" in result.output
+    )
+    assert "crashing on purpose after 20 requests" in result.output
+    assert not out.exists()
+
+
+def test_a_worker_whose_locustfile_cannot_load_is_exit_2(tmp_path: Path) -> None:
+    locustfile = tmp_path / "broken.py"
+    locustfile.write_text(UNLOADABLE_LOCUSTFILES["syntax error"][0])
+    command = ["load", "--worker", "--scenario", str(locustfile), "--master-port", str(free_port())]
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 2, result.output
+    assert (
+        result.output.strip()
+        .splitlines()[-1]
+        .endswith("SyntaxError: expected ':' (broken.py, line 2)")
+    )
 
 
 def test_sigint_writes_partial_results_marked_aborted_and_exits_130(

@@ -100,6 +100,22 @@ def test_ui_on_a_busy_port_exits_2() -> None:
     assert f"--web-port {port}" in result.output
 
 
+def test_ui_with_a_locustfile_locust_cannot_load_exits_2(tmp_path: Path) -> None:
+    locustfile = tmp_path / "broken.py"
+    locustfile.write_text("import loadkit_no_such_module\n")
+    with socket.socket() as target:  # something that accepts connections, for the preflight
+        target.bind(("127.0.0.1", 0))
+        target.listen()
+        host = f"http://127.0.0.1:{target.getsockname()[1]}"
+        command = ["ui", "--host", host, "--scenario", str(locustfile)]
+        result = CliRunner().invoke(app, [*command, "--web-port", str(free_port())])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines()[-1] == (
+        f"error: scenario {locustfile.resolve()} cannot be loaded: ModuleNotFoundError: "
+        "No module named 'loadkit_no_such_module' (broken.py, line 1)"
+    )
+
+
 def test_locust_shuts_down_when_loadkit_is_killed(service: BundledService) -> None:
     # Locust runs in a session of its own; killed outright, loadkit cannot stop it, so Locust
     # watches for that itself (otherwise a web UI would run on forever).

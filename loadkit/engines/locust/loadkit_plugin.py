@@ -46,6 +46,8 @@ from locust.runners import (
     WorkerRunner,
 )
 
+from loadkit.defaults import DEFAULT_LOAD_OUT as DEFAULT_OUT
+from loadkit.defaults import DEFAULT_UI_DIR
 from loadkit.engines.locust.failures import classify_failure
 from loadkit.measure.live_status import LiveStatus, RunState, write_status
 from loadkit.measure.load_results import build_load_results
@@ -59,8 +61,6 @@ logger = logging.getLogger("loadkit")
 SHARE_KEY = "loadkit"
 """Our key in Locust's worker report (``stats`` and ``errors`` are Locust's own)."""
 FINAL_MESSAGE = "loadkit_final"
-DEFAULT_OUT = Path("results/load.json")
-DEFAULT_UI_DIR = Path("results")
 STATUS_INTERVAL_S = 1.0
 RATE_WINDOW_S = 5.0
 """The live RPS is averaged over this window: worker reports come only every 3 s."""

@@ -1,10 +1,10 @@
-"""Locust as a child process: its command line, its time bound, and Ctrl-C on its way to it.
+"""Locust as a child process: its time bound, its live status, and Ctrl-C on its way to it.
 
 Locust monkey-patches its process with gevent, so it never runs inside ``loadkit``: it runs as
-``python -m locust -f <scenario>,<plugin>``. The child gets a session of its own, so a terminal's
-Ctrl-C reaches it once, through us (a distributed master then has the chance to collect its
-workers' shares before anything else is stopped); a second signal asks again with SIGINT, a
-third kills its process group.
+the command line of a ``LocustLaunch`` (``python -m locust -f <scenario>,<plugin> ...``). The
+child gets a session of its own, so a terminal's Ctrl-C reaches it once, through us (a
+distributed master then has the chance to collect its workers' shares before anything else is
+stopped); a second signal asks again with SIGINT, a third kills its process group.
 
 What reaches Locust first is SIGTERM, whatever we got: Locust handles it in a libev signal watcher
 (shutdown in a greenlet of its own), which always runs. Its Ctrl-C path depends on Python's signal
@@ -18,19 +18,18 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import IO
 
+from loadkit.engines.locust.launch import LocustLaunch
 from loadkit.exceptions import LoadkitError
 from loadkit.measure.live_status import LiveStatus, read_status
 
-PLUGIN_PATH = Path(__file__).with_name("loadkit_plugin.py")
 STOP_GRACE_S = 30.0
 """Time allowed after the planned end for users to stop and results to be written."""
 KILL_GRACE_S = 15.0
@@ -56,32 +55,21 @@ class LocustRun:
     """The last lines of its output (when it went to a log file)."""
 
 
-def locust_command(scenario: Path, args: Sequence[str]) -> list[str]:
-    """The command line that runs Locust with the scenario and loadkit's plugin.
-
-    Locust is told our pid: it shuts down by itself should we be killed outright.
-    """
-    files = f"{scenario},{PLUGIN_PATH}"
-    own = ["--loadkit-parent-pid", str(os.getpid())]
-    return [sys.executable, "-m", "locust", "-f", files, *own, *args]
-
-
 def run_locust(
-    scenario: Path,
-    args: Sequence[str],
+    launch: LocustLaunch,
     *,
-    log_path: Path | None,
-    status_path: Path | None,
-    bound_s: float | None,
-    progress: ProgressCallback | None,
+    log_path: Path | None = None,
+    bound_s: float | None = None,
+    progress: ProgressCallback | None = None,
 ) -> LocustRun:
-    """Run Locust with the scenario and the plugin until it exits; forward Ctrl-C and SIGTERM.
+    """Run Locust as ``launch`` says until it exits; forward Ctrl-C and SIGTERM.
 
-    Output goes to ``log_path`` (else ours). With ``status_path`` and ``progress``, each new live
-    status the plugin writes is handed to ``progress``. With ``bound_s``, a Locust still running
-    after that long is stopped (SIGTERM, then SIGKILL).
+    Output goes to ``log_path`` (else ours). With ``progress``, each new live status the plugin
+    writes (headless runs) is handed to it. With ``bound_s``, a Locust still running after that
+    long is stopped (SIGTERM, then SIGKILL).
     """
-    command = locust_command(scenario, args)
+    command = launch.argv()
+    status_path = launch.status_path
     log: IO[bytes] | None = log_path.open("wb") if log_path is not None else None
     timed_out = False
     # Our handlers go in before the child is forked: it then starts with SIGINT at its default

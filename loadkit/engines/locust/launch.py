@@ -1,0 +1,170 @@
+"""How loadkit starts Locust, as one value: the role it plays and the command line that says so.
+
+Every way loadkit runs Locust is a ``LocustLaunch``: a headless test (alone, with workers forked
+on this machine, or as the master of workers elsewhere), the web UI, or workers of a master
+elsewhere. ``argv()`` is the one place a Locust command line is written; building a launch
+starts nothing (``loadkit.engines.locust.process.run_locust`` runs it).
+
+Locust always gets the scenario and loadkit's plugin (``-f scenario,plugin``) and our pid, so
+that it shuts down by itself should we be killed outright.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from loadkit.defaults import LOOPBACK
+
+PLUGIN_PATH = Path(__file__).with_name("loadkit_plugin.py")
+RUN_TIME_BACKSTOP_S = 10
+"""Locust's own ``--run-time`` is set this much past the duration, as a backstop only: the plugin
+stops the test on time, to the millisecond."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Users:
+    """What the simulated users do: where they send requests, how many, how fast they start."""
+
+    host: str
+    """The base URL (Locust's ``--host``)."""
+    count: int
+    spawn_rate: float
+    """Users started per second."""
+    scenario_label: str
+    """The scenario as the user named it (``login``, a path), carried into the results."""
+    url_path: str | None = None
+    """The path the bundled ``url`` scenario requests (its ``--url-path``); None for others."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class LocalWorkers:
+    """``--processes``: a master and ``count`` workers forked on this machine.
+
+    They talk over ``port`` on loopback, not Locust's fixed 5557: two runs on one machine (a CI
+    job next to a developer's) must not collide, nor listen beyond it.
+    """
+
+    count: int
+    port: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class RemoteWorkers:
+    """``--master``: start once ``expect`` workers from elsewhere (``loadkit load --worker``) are
+    connected.
+
+    Locust listens on every interface by default; loadkit only where ``bind_host`` says.
+    """
+
+    expect: int
+    bind_host: str
+    bind_port: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Headless:
+    """A test that starts at once, is stopped by the plugin after ``duration_s`` and writes
+    its results to ``out``, its live status to ``status`` every second."""
+
+    users: Users
+    duration_s: float
+    out: Path
+    status: Path
+    run_id: str
+    """Carried into the results, so that a stale file at ``out`` is never taken for this run's."""
+    workers: LocalWorkers | RemoteWorkers | None = None
+    """Where the users run: in this one process (None), in forked workers, in remote workers."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class WebUI:
+    """Locust's web UI on loopback; each test started from it writes its results to
+    ``results_dir/ui-<time>.json``."""
+
+    users: Users
+    """What the UI's form offers (the user may change it there)."""
+    port: int
+    results_dir: Path
+
+
+@dataclass(frozen=True, kw_only=True)
+class Worker:
+    """Workers of a master elsewhere, which decides the target, users and duration."""
+
+    master_host: str
+    master_port: int
+    processes: int = 1
+    """Worker processes started on this machine."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class LocustLaunch:
+    """One start of Locust with loadkit's plugin: the scenario, the role, and the command line."""
+
+    scenario: Path
+    """The locustfile (resolved)."""
+    role: Headless | WebUI | Worker
+    parent_pid: int
+    """Locust shuts down (as on SIGTERM) when this process, the launcher, is gone."""
+    locust_args: tuple[str, ...] = ()
+    """Passed on to Locust as they are, after loadkit's own."""
+
+    @property
+    def status_path(self) -> Path | None:
+        """The live-status file the plugin replaces every second (headless runs only)."""
+        return self.role.status if isinstance(self.role, Headless) else None
+
+    def argv(self) -> list[str]:
+        """The whole command line: ``python -m locust -f <scenario>,<plugin> ...``."""
+        command = [sys.executable, "-m", "locust", "-f", f"{self.scenario},{PLUGIN_PATH}"]
+        command += ["--loadkit-parent-pid", str(self.parent_pid)]
+        match self.role:
+            case Headless():
+                command += _headless_args(self.role)
+            case WebUI():
+                command += _web_ui_args(self.role)
+            case Worker():
+                command += _worker_args(self.role)
+        return command + list(self.locust_args)
+
+
+def _users_args(users: Users) -> list[str]:
+    args = ["--host", users.host, "--users", str(users.count)]
+    args += ["--spawn-rate", f"{users.spawn_rate:g}"]
+    # A failed request is a measurement, not Locust's exit 1: loadkit judges the run itself.
+    args += ["--exit-code-on-error", "0", "--loadkit-scenario", users.scenario_label]
+    if users.url_path is not None:
+        args += ["--url-path", users.url_path]
+    return args
+
+
+def _headless_args(role: Headless) -> list[str]:
+    args = ["--headless", *_users_args(role.users)]
+    args += ["--run-time", f"{math.ceil(role.duration_s) + RUN_TIME_BACKSTOP_S}s", "--only-summary"]
+    args += ["--loadkit-out", str(role.out), "--loadkit-status", str(role.status)]
+    args += ["--loadkit-duration", f"{role.duration_s:g}", "--loadkit-run-id", role.run_id]
+    match role.workers:
+        case LocalWorkers(count=count, port=port):
+            args += ["--processes", str(count), "--master-bind-host", LOOPBACK]
+            args += ["--master-bind-port", str(port), "--master-port", str(port)]
+        case RemoteWorkers(expect=expect, bind_host=bind_host, bind_port=bind_port):
+            args += ["--master", "--expect-workers", str(expect)]
+            args += ["--master-bind-host", bind_host, "--master-bind-port", str(bind_port)]
+        case None:
+            pass
+    return args
+
+
+def _web_ui_args(role: WebUI) -> list[str]:
+    args = ["--web-host", LOOPBACK, "--web-port", str(role.port), *_users_args(role.users)]
+    return [*args, "--loadkit-dir", str(role.results_dir)]
+
+
+def _worker_args(role: Worker) -> list[str]:
+    args = ["--worker", "--master-host", role.master_host, "--master-port", str(role.master_port)]
+    if role.processes > 1:
+        args += ["--processes", str(role.processes)]
+    return args

@@ -1,0 +1,113 @@
+"""The Locust command line of every role loadkit starts it in, built from one value (pure: no
+Locust is started or imported here)."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from loadkit.engines.locust.launch import (
+    PLUGIN_PATH,
+    Headless,
+    LocalWorkers,
+    LocustLaunch,
+    RemoteWorkers,
+    Users,
+    WebUI,
+    Worker,
+)
+
+SCENARIO = Path("/s/login.py")
+USERS = Users(host="http://127.0.0.1:8000", count=4, spawn_rate=2.0, scenario_label="login")
+PREFIX = [
+    sys.executable, "-m", "locust", "-f", f"{SCENARIO},{PLUGIN_PATH}",
+    "--loadkit-parent-pid", "77",
+]  # fmt: skip
+HEADLESS = Headless(
+    users=USERS,
+    duration_s=2.5,
+    out=Path("/r/load.json"),
+    status=Path("/t/status.json"),
+    run_id="abc",
+)
+
+
+def launch(role: Headless | WebUI | Worker, *extra: str) -> LocustLaunch:
+    return LocustLaunch(scenario=SCENARIO, role=role, parent_pid=77, locust_args=extra)
+
+
+def after(argv: list[str], flag: str) -> str:
+    """The value that follows ``flag`` (which must appear once)."""
+    assert argv.count(flag) == 1, (flag, argv)
+    return argv[argv.index(flag) + 1]
+
+
+def test_headless_run_in_one_process() -> None:
+    assert launch(HEADLESS).argv() == [
+        *PREFIX,
+        "--headless",
+        "--host", "http://127.0.0.1:8000", "--users", "4", "--spawn-rate", "2",
+        "--exit-code-on-error", "0", "--loadkit-scenario", "login",
+        # Locust's own limit, a backstop past the plugin's exact stop: ceil(2.5) + 10.
+        "--run-time", "13s", "--only-summary",
+        "--loadkit-out", "/r/load.json", "--loadkit-status", "/t/status.json",
+        "--loadkit-duration", "2.5", "--loadkit-run-id", "abc",
+    ]  # fmt: skip
+
+
+def test_headless_with_workers_forked_here_talks_over_a_loopback_port() -> None:
+    argv = launch(replace(HEADLESS, workers=LocalWorkers(count=2, port=40123))).argv()
+    assert after(argv, "--processes") == "2"
+    assert after(argv, "--master-bind-host") == "127.0.0.1"
+    assert after(argv, "--master-bind-port") == after(argv, "--master-port") == "40123"
+    assert "--master" not in argv and "--worker" not in argv
+
+
+def test_headless_master_waits_for_remote_workers_where_told() -> None:
+    workers = RemoteWorkers(expect=3, bind_host="0.0.0.0", bind_port=5557)
+    argv = launch(replace(HEADLESS, workers=workers)).argv()
+    assert "--master" in argv and "--headless" in argv
+    assert after(argv, "--expect-workers") == "3"
+    assert after(argv, "--master-bind-host") == "0.0.0.0"
+    assert after(argv, "--master-bind-port") == "5557"
+    assert "--processes" not in argv
+
+
+def test_web_ui_on_loopback_writes_one_file_per_test_in_its_folder() -> None:
+    role = WebUI(users=USERS, port=8089, results_dir=Path("/r"))
+    assert launch(role).argv() == [
+        *PREFIX,
+        "--web-host", "127.0.0.1", "--web-port", "8089",
+        "--host", "http://127.0.0.1:8000", "--users", "4", "--spawn-rate", "2",
+        "--exit-code-on-error", "0", "--loadkit-scenario", "login",
+        "--loadkit-dir", "/r",
+    ]  # fmt: skip
+
+
+def test_worker_of_a_master_elsewhere() -> None:
+    one = launch(Worker(master_host="10.0.0.5", master_port=5557)).argv()
+    assert one == [*PREFIX, "--worker", "--master-host", "10.0.0.5", "--master-port", "5557"]
+    several = launch(Worker(master_host="10.0.0.5", master_port=5557, processes=3)).argv()
+    assert several == [*one, "--processes", "3"]
+
+
+def test_the_url_scenario_gets_its_path_and_others_do_not() -> None:
+    url_users = Users(
+        host="http://h:1", count=1, spawn_rate=1, scenario_label="url", url_path="/a?b=1"
+    )
+    assert after(launch(replace(HEADLESS, users=url_users)).argv(), "--url-path") == "/a?b=1"
+    ui = WebUI(users=url_users, port=1, results_dir=Path("/r"))
+    assert after(launch(ui).argv(), "--url-path") == "/a?b=1"
+    assert "--url-path" not in launch(HEADLESS).argv()
+
+
+def test_the_callers_locust_args_come_last_so_they_win() -> None:
+    argv = launch(HEADLESS, "--json-file", "/t/locust", "--users", "9").argv()
+    assert argv[-4:] == ["--json-file", "/t/locust", "--users", "9"]
+
+
+def test_only_a_headless_run_has_a_live_status_file() -> None:
+    assert launch(HEADLESS).status_path == Path("/t/status.json")
+    assert launch(WebUI(users=USERS, port=1, results_dir=Path("/r"))).status_path is None
+    assert launch(Worker(master_host="h", master_port=1)).status_path is None
