@@ -10,6 +10,7 @@ Starlette, request validation) are mapped to kinds in ``classify`` and the handl
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
 from typing import ClassVar
 
@@ -38,6 +39,9 @@ class ErrorKind(StrEnum):
     CONFLICT = "conflict"
     PAYLOAD_TOO_LARGE = "payload_too_large"
     METHOD_NOT_ALLOWED = "method_not_allowed"
+    HEADERS_TOO_LARGE = "headers_too_large"
+    HEADER_TIMEOUT = "header_timeout"
+    SHUTTING_DOWN = "shutting_down"
     INTERNAL_ERROR = "internal_error"
 
 
@@ -55,6 +59,9 @@ STATUS_BY_KIND: dict[ErrorKind, int] = {
     ErrorKind.CONFLICT: 409,
     ErrorKind.PAYLOAD_TOO_LARGE: 413,
     ErrorKind.METHOD_NOT_ALLOWED: 405,
+    ErrorKind.HEADERS_TOO_LARGE: 431,
+    ErrorKind.HEADER_TIMEOUT: 408,
+    ErrorKind.SHUTTING_DOWN: 503,
     ErrorKind.INTERNAL_ERROR: 500,
 }
 
@@ -66,6 +73,7 @@ RETRYABLE_KINDS: frozenset[ErrorKind] = frozenset(
         ErrorKind.QUERY_TIMEOUT,
         ErrorKind.OVERLOADED,
         ErrorKind.RATE_LIMITED,
+        ErrorKind.SHUTTING_DOWN,
     }
 )
 """Kinds whose response carries ``Retry-After``: the client may come back later."""
@@ -164,6 +172,17 @@ class ValidationFailed(ServiceError):
     default_message = "invalid request"
 
 
+class MalformedRequest(ValidationFailed):
+    """The HTTP parser refused the request itself (answered 400 by the server, not the app)."""
+
+    default_message = "malformed HTTP request"
+
+    @property
+    def status_code(self) -> int:
+        """400: the request is not HTTP the server can read, not a field broken."""
+        return 400
+
+
 class NotFound(ServiceError):
     """No such resource (or it belongs to someone else)."""
 
@@ -190,6 +209,27 @@ class MethodNotAllowed(ServiceError):
 
     kind = ErrorKind.METHOD_NOT_ALLOWED
     default_message = "method not allowed"
+
+
+class HeadersTooLarge(ServiceError):
+    """The request line and headers are over the configured limit (answered by the server)."""
+
+    kind = ErrorKind.HEADERS_TOO_LARGE
+    default_message = "request headers too large"
+
+
+class HeaderTimeout(ServiceError):
+    """The request line and headers did not arrive in time (answered by the server)."""
+
+    kind = ErrorKind.HEADER_TIMEOUT
+    default_message = "request headers not received in time"
+
+
+class ShuttingDown(ServiceError):
+    """The shutdown grace ran out before the request was answered; nothing was written."""
+
+    kind = ErrorKind.SHUTTING_DOWN
+    default_message = "the service is shutting down, retry later"
 
 
 class InternalError(ServiceError):
@@ -258,6 +298,16 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
+def envelope(error: ServiceError, trace_id: str) -> dict[str, dict[str, str]]:
+    """The error body: ``{"error": {"kind", "message", "trace_id"}}``."""
+    return {"error": {"kind": error.kind.value, "message": error.message, "trace_id": trace_id}}
+
+
+def envelope_bytes(error: ServiceError, trace_id: str) -> bytes:
+    """The error body as JSON bytes (for answers written by the server, not the app)."""
+    return json.dumps(envelope(error, trace_id), separators=(",", ":")).encode()
+
+
 def error_response(
     error: ServiceError, *, trace_id: str, retry_after_s: int = DEFAULT_RETRY_AFTER_S
 ) -> JSONResponse:
@@ -267,9 +317,7 @@ def error_response(
         headers["Retry-After"] = str(error.retry_after_s or retry_after_s)
     return JSONResponse(
         status_code=error.status_code,
-        content={
-            "error": {"kind": error.kind.value, "message": error.message, "trace_id": trace_id}
-        },
+        content=envelope(error, trace_id),
         headers=headers,
     )
 
