@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from service.context import request_context
 
@@ -332,6 +333,8 @@ def note_error(request: Request, error: ServiceError) -> None:
 
 async def _handle(request: Request, exc: Exception) -> JSONResponse:
     error = classify(exc)
+    if isinstance(error, MethodNotAllowed):
+        error.headers["Allow"] = allowed_methods(request, error.headers.get("Allow", ""))
     note_error(request, error)
     if isinstance(error, InternalError) and not isinstance(exc, ServiceError):
         # Unclassified exceptions reaching a handler are re-raised so the request-context
@@ -341,6 +344,22 @@ async def _handle(request: Request, exc: Exception) -> JSONResponse:
     trace_id = context.trace_id if context is not None else "unknown"
     retry_after = getattr(request.app.state, "retry_after_s", DEFAULT_RETRY_AFTER_S)
     return error_response(error, trace_id=trace_id, retry_after_s=retry_after)
+
+
+def allowed_methods(request: Request, given: str) -> str:
+    """Every method the request's path accepts, across all the routes it matches.
+
+    Starlette's 405 names only the first route whose path matched: ``/api/items/{item_id}`` is
+    two routes (GET, DELETE), and a PUT was told ``Allow: GET`` only. The app's own routes
+    are on ``app.state.api_routes`` (see ``create_app``); ``given`` (Starlette's) is kept for the
+    others (the documentation pages).
+    """
+    methods: set[str] = set()
+    for route in getattr(request.app.state, "api_routes", ()):
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods)) if methods else given
 
 
 def install_error_handlers(app: FastAPI) -> None:
