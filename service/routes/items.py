@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from service.dependencies import CurrentClaims, ServicesDep
 from service.errors import NotFound, Unauthorized
 from service.models import MAX_ROW_ID, Item
+from service.openapi import error_responses
 from service.schemas import ItemIn, ItemOut, ItemPage
 from service.storage import ItemRecord
 
@@ -24,7 +25,12 @@ router = APIRouter(prefix="/api/items", tags=["items"])
 ITEM_NOT_FOUND = "item not found"
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=ItemOut)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ItemOut,
+    responses=error_responses(401, 422, 503),
+)
 async def create_item(body: ItemIn, claims: CurrentClaims, services: ServicesDep) -> ItemOut:
     """Create an item owned by the caller."""
     item = Item(owner_id=claims.user_id, name=body.name, description=body.description)
@@ -42,7 +48,7 @@ async def create_item(body: ItemIn, claims: CurrentClaims, services: ServicesDep
     return _item_out(record)
 
 
-@router.get("", response_model=ItemPage)
+@router.get("", response_model=ItemPage, responses=error_responses(401, 422, 503))
 async def list_items(
     claims: CurrentClaims,
     services: ServicesDep,
@@ -69,13 +75,17 @@ async def list_items(
     )
 
 
-@router.get("/{item_id}", response_model=ItemOut)
+@router.get("/{item_id}", response_model=ItemOut, responses=error_responses(401, 404, 422, 503))
 async def get_item(item_id: int, claims: CurrentClaims, services: ServicesDep) -> ItemOut:
     """One of the caller's items."""
     return _item_out(await _owned_item(services, claims.user_id, item_id, "get_item"))
 
 
-@router.delete("/{item_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/{item_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(401, 404, 422, 503),
+)
 async def delete_item(item_id: int, claims: CurrentClaims, services: ServicesDep) -> Response:
     """Delete one of the caller's items."""
     if not _may_exist(item_id):
