@@ -13,7 +13,9 @@ see docs/benchmarks.md, "HTTP server") and adds, per connection:
   byte is answered 408 ``header_timeout`` and closed; a new connection that sends nothing for that
   long is closed without an answer (there is no request to answer);
 - malformed requests answered with the error envelope (400 ``validation_error``), a trace id and a
-  log line, instead of uvicorn's plain text;
+  log line, instead of uvicorn's plain text; every such refusal closes with a lingering close
+  (FIN after the answer, the rest read and dropped for ``LINGER_S``), so that a client still
+  sending does not get a reset that destroys the answer;
 - at the end of the shutdown grace, a connection whose unsafe request (POST, DELETE, ...) is still
   unanswered is closed before uvicorn cancels the request: whether its write took effect is
   unknown, so no error may be answered for it (a retry could duplicate it). Requests whose retry
@@ -76,6 +78,7 @@ class EdgeProtocol(HttpToolsProtocol):
         self._reading_head = True
         self._head_bytes = 0
         self._head_timer: asyncio.TimerHandle | None = None
+        self._lingering: asyncio.TimerHandle | None = None
 
     # --- the head of a request: size and time ---------------------------------------------
 
@@ -97,6 +100,8 @@ class EdgeProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         """Count the head's bytes as they come; refuse a head over the limit."""
+        if self._lingering is not None:
+            return  # refused: what the client still sends is read and dropped (see _refuse)
         if self._reading_head:
             if self._head_timer is None:  # the first byte of a keep-alive connection's request
                 self._head_timer = self.loop.call_later(
@@ -107,6 +112,7 @@ class EdgeProtocol(HttpToolsProtocol):
         if (
             self._reading_head
             and self._head_bytes > self.limits.max_header_bytes
+            and self._lingering is None
             and not self.transport.is_closing()
         ):
             self._refuse(
@@ -143,6 +149,8 @@ class EdgeProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         """Stop the clocks with the connection."""
         self._cancel_head_timer()
+        if self._lingering is not None:
+            self._lingering.cancel()
         super().connection_lost(exc)
 
     # --- answers written by the server itself -----------------------------------------------
@@ -167,7 +175,14 @@ class EdgeProtocol(HttpToolsProtocol):
             "connection: close",
         ]
         self.transport.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
-        self.transport.close()
+        # A lingering close, as nginx does: closing at once with the client's bytes still
+        # unread makes the kernel send a reset, and a reset can destroy the answer before the
+        # client has read it. Send FIN after the answer, drop what still comes, close later.
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+            self._lingering = self.loop.call_later(LINGER_S, self.transport.close)
+        else:
+            self.transport.close()
         get_logger().warning(
             "request",
             trace_id=trace_id,
@@ -196,6 +211,9 @@ class EdgeProtocol(HttpToolsProtocol):
         if cycle.scope.get("method") not in RETRY_SAFE_METHODS:
             self.transport.close()
 
+
+LINGER_S = 2.0
+"""How long a refused connection is kept open (reading and dropping) after its answer."""
 
 _REASONS = {400: "Bad Request", 408: "Request Timeout", 431: "Request Header Fields Too Large"}
 
