@@ -1,4 +1,4 @@
-"""``python -m service [--host H] [--port P]``: run the service under uvicorn.
+"""``python -m service [--host H] [--port P]``: run the service under uvicorn (``service.server``).
 
 Settings come from ``ENGINES_*`` variables; they are validated before uvicorn starts, so a bad
 setting is one clear line on stderr and exit code 2.
@@ -7,32 +7,16 @@ setting is one clear line on stderr and exit code 2.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-from types import FrameType
 
-import uvicorn
 from pydantic import ValidationError
 
 from service.app import create_app
+from service.server import build_server
 from service.settings import Settings
 
 EXIT_STARTUP_FAILED = 3
 """As ``uvicorn.run``: the lifespan start-up failed (e.g. the database could not be opened)."""
-
-
-class GracefulServer(uvicorn.Server):
-    """A uvicorn server for which SIGTERM is an ordinary, successful stop.
-
-    uvicorn re-raises a captured signal once it has shut down gracefully, so the process would die
-    by SIGTERM (exit -15) even after draining every request; supervisors and ``loadkit serve``
-    expect exit 0 after a graceful stop. SIGINT keeps uvicorn's behaviour.
-    """
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        super().handle_exit(sig, frame)
-        if sig == signal.SIGTERM and sig in self._captured_signals:
-            self._captured_signals.remove(sig)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -62,15 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         for problem in error.errors():
             print(f"error: {_setting_problem(problem['loc'], problem['msg'])}", file=sys.stderr)
         return 2
-    config = uvicorn.Config(
-        create_app(settings),
-        host=args.host,
-        port=args.port,
-        access_log=False,  # the service writes its own request lines (service.logs)
-        timeout_graceful_shutdown=settings.shutdown_grace_s,
-        log_level="info",
-    )
-    server = GracefulServer(config)
+    server = build_server(create_app(settings), settings, host=args.host, port=args.port)
     server.run()
     return 0 if server.started else EXIT_STARTUP_FAILED
 

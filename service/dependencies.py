@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from service.backpressure import InFlightCounter
 from service.database import Database
@@ -49,7 +50,20 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_current_claims(request: Request, services: ServicesDep) -> TokenClaims:
+BEARER_SCHEME = HTTPBearer(
+    auto_error=False,
+    bearerFormat="JWT",
+    description="The access_token from POST /api/auth/login, as `Authorization: Bearer <token>`.",
+)
+"""Declares the bearer scheme in the OpenAPI document; the header is checked below, so that every
+refusal is the service's 401 envelope (HTTPBearer's own would be a 403 ``{"detail"}``)."""
+
+
+def get_current_claims(
+    request: Request,
+    services: ServicesDep,
+    _declared: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER_SCHEME)],
+) -> TokenClaims:
     """The verified claims of the request's ``Authorization: Bearer`` token."""
     header = request.headers.get("authorization")
     if header is None:

@@ -10,6 +10,7 @@ Starlette, request validation) are mapped to kinds in ``classify`` and the handl
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
 from typing import ClassVar
 
@@ -18,6 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from service.context import request_context
 
@@ -39,6 +41,9 @@ class ErrorKind(StrEnum):
     IDEMPOTENCY_CONFLICT = "idempotency_conflict"
     PAYLOAD_TOO_LARGE = "payload_too_large"
     METHOD_NOT_ALLOWED = "method_not_allowed"
+    HEADERS_TOO_LARGE = "headers_too_large"
+    HEADER_TIMEOUT = "header_timeout"
+    SHUTTING_DOWN = "shutting_down"
     INTERNAL_ERROR = "internal_error"
 
 
@@ -57,6 +62,9 @@ STATUS_BY_KIND: dict[ErrorKind, int] = {
     ErrorKind.IDEMPOTENCY_CONFLICT: 422,
     ErrorKind.PAYLOAD_TOO_LARGE: 413,
     ErrorKind.METHOD_NOT_ALLOWED: 405,
+    ErrorKind.HEADERS_TOO_LARGE: 431,
+    ErrorKind.HEADER_TIMEOUT: 408,
+    ErrorKind.SHUTTING_DOWN: 503,
     ErrorKind.INTERNAL_ERROR: 500,
 }
 
@@ -68,6 +76,7 @@ RETRYABLE_KINDS: frozenset[ErrorKind] = frozenset(
         ErrorKind.QUERY_TIMEOUT,
         ErrorKind.OVERLOADED,
         ErrorKind.RATE_LIMITED,
+        ErrorKind.SHUTTING_DOWN,
     }
 )
 """Kinds whose response carries ``Retry-After``: the client may come back later."""
@@ -166,6 +175,17 @@ class ValidationFailed(ServiceError):
     default_message = "invalid request"
 
 
+class MalformedRequest(ValidationFailed):
+    """The HTTP parser refused the request itself (answered 400 by the server, not the app)."""
+
+    default_message = "malformed HTTP request"
+
+    @property
+    def status_code(self) -> int:
+        """400: the request is not HTTP the server can read, not a field broken."""
+        return 400
+
+
 class NotFound(ServiceError):
     """No such resource (or it belongs to someone else)."""
 
@@ -199,6 +219,27 @@ class MethodNotAllowed(ServiceError):
 
     kind = ErrorKind.METHOD_NOT_ALLOWED
     default_message = "method not allowed"
+
+
+class HeadersTooLarge(ServiceError):
+    """The request line and headers are over the configured limit (answered by the server)."""
+
+    kind = ErrorKind.HEADERS_TOO_LARGE
+    default_message = "request headers too large"
+
+
+class HeaderTimeout(ServiceError):
+    """The request line and headers did not arrive in time (answered by the server)."""
+
+    kind = ErrorKind.HEADER_TIMEOUT
+    default_message = "request headers not received in time"
+
+
+class ShuttingDown(ServiceError):
+    """The shutdown grace ran out before the request was answered; nothing was written."""
+
+    kind = ErrorKind.SHUTTING_DOWN
+    default_message = "the service is shutting down, retry later"
 
 
 class InternalError(ServiceError):
@@ -267,6 +308,16 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
+def envelope(error: ServiceError, trace_id: str) -> dict[str, dict[str, str]]:
+    """The error body: ``{"error": {"kind", "message", "trace_id"}}``."""
+    return {"error": {"kind": error.kind.value, "message": error.message, "trace_id": trace_id}}
+
+
+def envelope_bytes(error: ServiceError, trace_id: str) -> bytes:
+    """The error body as JSON bytes (for answers written by the server, not the app)."""
+    return json.dumps(envelope(error, trace_id), separators=(",", ":")).encode()
+
+
 def error_response(
     error: ServiceError, *, trace_id: str, retry_after_s: int = DEFAULT_RETRY_AFTER_S
 ) -> JSONResponse:
@@ -276,9 +327,7 @@ def error_response(
         headers["Retry-After"] = str(error.retry_after_s or retry_after_s)
     return JSONResponse(
         status_code=error.status_code,
-        content={
-            "error": {"kind": error.kind.value, "message": error.message, "trace_id": trace_id}
-        },
+        content=envelope(error, trace_id),
         headers=headers,
     )
 
@@ -293,6 +342,8 @@ def note_error(request: Request, error: ServiceError) -> None:
 
 async def _handle(request: Request, exc: Exception) -> JSONResponse:
     error = classify(exc)
+    if isinstance(error, MethodNotAllowed):
+        error.headers["Allow"] = allowed_methods(request, error.headers.get("Allow", ""))
     note_error(request, error)
     if isinstance(error, InternalError) and not isinstance(exc, ServiceError):
         # Unclassified exceptions reaching a handler are re-raised so the request-context
@@ -302,6 +353,22 @@ async def _handle(request: Request, exc: Exception) -> JSONResponse:
     trace_id = context.trace_id if context is not None else "unknown"
     retry_after = getattr(request.app.state, "retry_after_s", DEFAULT_RETRY_AFTER_S)
     return error_response(error, trace_id=trace_id, retry_after_s=retry_after)
+
+
+def allowed_methods(request: Request, given: str) -> str:
+    """Every method the request's path accepts, across all the routes it matches.
+
+    Starlette's 405 names only the first route whose path matched: ``/api/items/{item_id}`` is
+    two routes (GET, DELETE), and a PUT was told ``Allow: GET`` only. The app's own routes
+    are on ``app.state.api_routes`` (see ``create_app``); ``given`` (Starlette's) is kept for the
+    others (the documentation pages).
+    """
+    methods: set[str] = set()
+    for route in getattr(request.app.state, "api_routes", ()):
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods)) if methods else given
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -20,11 +20,23 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.context import TRACE_HEADER, RequestContext, request_context, trace_id_from
-from service.errors import InternalError, PayloadTooLarge, ServiceError, classify, error_response
+from service.errors import (
+    InternalError,
+    PayloadTooLarge,
+    ServiceError,
+    ShuttingDown,
+    classify,
+    error_response,
+)
 from service.logs import LEVELS, get_logger
 
 UNMATCHED_ENDPOINT = "unmatched"
 """The endpoint logged for a request that matched no route (never the raw path: unbounded)."""
+
+RETRY_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+"""Methods that write nothing: cut by the shutdown grace, they are answered 503 shutting_down
+with Retry-After. Any other method may have written before it was cut, so it gets no error answer
+(``service.server`` closes its connection): the client must not be told it failed."""
 
 
 def endpoint_of(scope: Scope, routes: Sequence[BaseRoute] = ()) -> str:
@@ -105,10 +117,24 @@ class RequestContextMiddleware:
             try:
                 await self.app(scope, receive, send_with_trace_id)
             except asyncio.CancelledError:
-                # uvicorn cancels what is still running when the shutdown grace runs out: the
-                # client gets no answer, and the log line must not pass for a quiet success.
+                # uvicorn cancels what is still running when the shutdown grace runs out. The
+                # log line must not pass for a quiet success; a read not yet answered gets the
+                # envelope (uvicorn's own answer would be a plain-text 500), a write gets none.
                 context.error_message = "cancelled before it was answered (shutdown grace over)"
-                raise
+                task = asyncio.current_task()
+                if task is not None:
+                    # Handled here, and the request ends now: re-raising would only add
+                    # uvicorn's traceback and its plain-text 500 where no answer is due.
+                    task.uncancel()
+                if status_code or scope["method"] not in RETRY_SAFE_METHODS:
+                    return  # its connection is closed by service.server: no answer
+                cut = ShuttingDown()
+                context.error_kind = cut.kind.value
+                response = error_response(
+                    cut, trace_id=context.trace_id, retry_after_s=self.retry_after_s
+                )
+                response.headers["Connection"] = "close"
+                await response(scope, receive, send_with_trace_id)
             except Exception as exc:
                 error = classify(exc)
                 context.error_kind = error.kind.value

@@ -8,9 +8,14 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from service.errors import ErrorKind
 from service.passwords import MAX_PASSWORD_BYTES
 
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+SPACE = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+"""What ``str.strip()`` and Python's ``\\s`` call white space, spelled out: JSON Schema's ``\\s``
+(ECMA-262) is another set, and the document must state exactly the rule applied here."""
+_EMAIL_PART = rf"[^@{SPACE}\x00]+"
+_EMAIL = re.compile(rf"{_EMAIL_PART}@{_EMAIL_PART}\.{_EMAIL_PART}")
 MIN_PASSWORD_CHARS = 8
 
 
@@ -35,8 +40,31 @@ def _bcrypt_sized(value: str) -> str:
     return value
 
 
-Email = Annotated[str, Field(min_length=3, max_length=320), AfterValidator(_normalise_email)]
-Password = Annotated[str, Field(min_length=MIN_PASSWORD_CHARS), AfterValidator(_bcrypt_sized)]
+# The document states the rules the validators apply (schemathesis checks that what it says is
+# valid is accepted, and the rest refused): only as documentation, so the validators keep their
+# own messages. The one rule JSON Schema cannot state is the password's 72 UTF-8 bytes.
+EMAIL_PATTERN = rf"^[{SPACE}]*{_EMAIL.pattern}[{SPACE}]*$"
+NO_NUL_PATTERN = r"^[^\x00]*$"
+Email = Annotated[
+    str,
+    Field(
+        min_length=3,
+        max_length=320,
+        json_schema_extra={"pattern": EMAIL_PATTERN},
+        description="An email address (surrounding spaces dropped, stored lower-case).",
+    ),
+    AfterValidator(_normalise_email),
+]
+Password = Annotated[
+    str,
+    Field(
+        min_length=MIN_PASSWORD_CHARS,
+        json_schema_extra={"maxLength": MAX_PASSWORD_BYTES},
+        description=f"At least {MIN_PASSWORD_CHARS} characters and at most "
+        f"{MAX_PASSWORD_BYTES} bytes in UTF-8 (bcrypt's limit).",
+    ),
+    AfterValidator(_bcrypt_sized),
+]
 
 
 class StrictBody(BaseModel):
@@ -71,8 +99,16 @@ class TokenOut(BaseModel):
 class ItemIn(StrictBody):
     """Body of item creation."""
 
-    name: Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)]
-    description: Annotated[str, Field(max_length=2000), AfterValidator(_no_nul)] = ""
+    name: Annotated[
+        str,
+        Field(min_length=1, max_length=200, json_schema_extra={"pattern": NO_NUL_PATTERN}),
+        AfterValidator(_no_nul),
+    ]
+    description: Annotated[
+        str,
+        Field(max_length=2000, json_schema_extra={"pattern": NO_NUL_PATTERN}),
+        AfterValidator(_no_nul),
+    ] = ""
 
 
 class ItemOut(BaseModel):
@@ -107,3 +143,17 @@ class VersionOut(BaseModel):
     git_commit: str
     python: str
     started_at: datetime
+
+
+class ErrorBody(BaseModel):
+    """What went wrong: the kind (a fixed vocabulary), a message safe to show, the trace id."""
+
+    kind: ErrorKind
+    message: str
+    trace_id: str
+
+
+class ErrorEnvelope(BaseModel):
+    """Every error answer's body (DESIGN.md, contract 2), 422 included."""
+
+    error: ErrorBody

@@ -70,6 +70,20 @@ class Settings(BaseSettings):
         default=1, ge=1, description="Retry-After (seconds) sent with 503 responses."
     )
     max_body_bytes: int = Field(default=65_536, ge=1, description="Request bodies past this: 413.")
+    max_header_bytes: int = Field(
+        default=16_384,
+        ge=1_024,
+        le=1_048_576,
+        description="Request line and headers past this many bytes: 431 headers_too_large, "
+        "connection closed (as h11's default; a bearer token is ~200 bytes).",
+    )
+    header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="A request's line and headers must arrive within this many seconds of its "
+        "first byte, else 408 header_timeout; a new connection silent this long is closed.",
+    )
     items_page_max: int = Field(default=100, ge=1, description="Cap on ?limit= when listing items.")
     idempotency_window_s: int = Field(
         default=86_400,

@@ -25,6 +25,9 @@ class ErrorKind(StrEnum):
     IDEMPOTENCY_CONFLICT = "idempotency_conflict"
     PAYLOAD_TOO_LARGE = "payload_too_large"
     METHOD_NOT_ALLOWED = "method_not_allowed"
+    HEADERS_TOO_LARGE = "headers_too_large"
+    HEADER_TIMEOUT = "header_timeout"
+    SHUTTING_DOWN = "shutting_down"
     INTERNAL_ERROR = "internal_error"
     # Client-side kinds: what the harness sees when no kind can be read from a response.
     TIMEOUT = "timeout"

@@ -45,6 +45,10 @@ KIND_HINTS: dict[str, str] = {
     "(keys must be unique per intended write)",
     "payload_too_large": "bodies over ENGINES_MAX_BODY_BYTES",
     "method_not_allowed": "the route exists, not for this method",
+    "headers_too_large": "request line and headers over ENGINES_MAX_HEADER_BYTES",
+    "header_timeout": "request headers not received within ENGINES_HEADER_TIMEOUT_S (slow or "
+    "stalled client)",
+    "shutting_down": "a read still running when the shutdown grace ran out (nothing was written)",
     "internal_error": "an unclassified exception: a bug; its traceback is in the log under the "
     "example trace id",
     "timeout": "the client gave up waiting: the server may have logged the request later, or not "

@@ -15,13 +15,19 @@ from sqlalchemy.exc import IntegrityError
 from service.dependencies import CurrentClaims, ServicesDep
 from service.errors import Conflict, InvalidCredentials, Unauthorized
 from service.models import User
+from service.openapi import error_responses
 from service.schemas import Credentials, TokenOut, UserOut
 from service.storage import UserRecord
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
 
-@router.post("/register", status_code=status.HTTP_201_CREATED, response_model=UserOut)
+@router.post(
+    "/register",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserOut,
+    responses=error_responses(409, 422, 503),
+)
 async def register(body: Credentials, services: ServicesDep) -> UserOut:
     """Create an account: 201, or 409 conflict when the email is taken."""
     storage = services.storage
@@ -41,7 +47,7 @@ async def register(body: Credentials, services: ServicesDep) -> UserOut:
     return _user_out(record)
 
 
-@router.post("/login", response_model=TokenOut)
+@router.post("/login", response_model=TokenOut, responses=error_responses(401, 422, 429, 503))
 async def login(body: Credentials, request: Request, services: ServicesDep) -> TokenOut:
     """Exchange credentials for a bearer token.
 
@@ -68,7 +74,7 @@ async def login(body: Credentials, request: Request, services: ServicesDep) -> T
     return TokenOut(access_token=token, expires_in=services.tokens.ttl_s)
 
 
-@router.get("/me", response_model=UserOut)
+@router.get("/me", response_model=UserOut, responses=error_responses(401, 503))
 async def me(claims: CurrentClaims, services: ServicesDep) -> UserOut:
     """The account the bearer token belongs to."""
     storage = services.storage

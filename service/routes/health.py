@@ -9,6 +9,7 @@ from fastapi import APIRouter
 
 from service.dependencies import ServicesDep
 from service.errors import DatabaseError, classify
+from service.openapi import error_responses
 from service.schemas import Health, VersionOut
 
 router = APIRouter(tags=["health"])
@@ -16,7 +17,7 @@ router = APIRouter(tags=["health"])
 DISTRIBUTION = "loadkit"
 
 
-@router.get("/health", response_model=Health)
+@router.get("/health", response_model=Health, responses=error_responses(503))
 async def health(services: ServicesDep) -> Health:
     """200 when the database answers ``SELECT 1``, else 503 database_error."""
     try:
@@ -27,7 +28,7 @@ async def health(services: ServicesDep) -> Health:
     return Health(status="ok")
 
 
-@router.get("/version", response_model=VersionOut)
+@router.get("/version", response_model=VersionOut, responses=error_responses())
 async def version_info(services: ServicesDep) -> VersionOut:
     """Package version, git commit (ENGINES_GIT_COMMIT), Python version, start time."""
     return VersionOut(

@@ -26,6 +26,7 @@ from service.idempotency import (
     request_fingerprint,
 )
 from service.models import MAX_ROW_ID, Item
+from service.openapi import error_responses
 from service.schemas import ItemIn, ItemOut, ItemPage
 from service.storage import ItemRecord
 
@@ -35,7 +36,12 @@ ITEM_NOT_FOUND = "item not found"
 USER_GONE = "the token's user no longer exists"
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=ItemOut)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ItemOut,
+    responses=error_responses(401, 422, 503),
+)
 async def create_item(
     body: ItemIn,
     claims: CurrentClaims,
@@ -110,7 +116,7 @@ async def _create_item_once(
     return answer_response(status.HTTP_201_CREATED, answer)
 
 
-@router.get("", response_model=ItemPage)
+@router.get("", response_model=ItemPage, responses=error_responses(401, 422, 503))
 async def list_items(
     claims: CurrentClaims,
     services: ServicesDep,
@@ -137,13 +143,17 @@ async def list_items(
     )
 
 
-@router.get("/{item_id}", response_model=ItemOut)
+@router.get("/{item_id}", response_model=ItemOut, responses=error_responses(401, 404, 422, 503))
 async def get_item(item_id: int, claims: CurrentClaims, services: ServicesDep) -> ItemOut:
     """One of the caller's items."""
     return _item_out(await _owned_item(services, claims.user_id, item_id, "get_item"))
 
 
-@router.delete("/{item_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/{item_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(401, 404, 422, 503),
+)
 async def delete_item(item_id: int, claims: CurrentClaims, services: ServicesDep) -> Response:
     """Delete one of the caller's items."""
     if not _may_exist(item_id):

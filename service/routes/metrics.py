@@ -6,11 +6,22 @@ from fastapi import APIRouter, Response
 
 from service.dependencies import ServicesDep
 from service.metrics import CONTENT_TYPE
+from service.openapi import error_responses
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "Prometheus text format.",
+            "content": {CONTENT_TYPE: {"schema": {"type": "string"}}},
+        },
+        **error_responses(),
+    },
+)
 async def metrics(services: ServicesDep) -> Response:
     """Request counts and durations, in-flight requests, storage lock and pool figures."""
     return Response(content=services.metrics.render(), media_type=CONTENT_TYPE)

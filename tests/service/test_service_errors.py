@@ -58,6 +58,17 @@ async def test_unknown_route_and_wrong_method(client: httpx.AsyncClient) -> None
     assert response.headers["Allow"] == "POST"
 
 
+async def test_405_allows_every_method_of_the_path_across_its_routes(
+    client: httpx.AsyncClient,
+) -> None:
+    # /api/items/{item_id} is two routes (GET, DELETE); Starlette named only the first one's.
+    response = await client.put("/api/items/1", json={})
+    assert_error(response, 405, "method_not_allowed")
+    assert response.headers["Allow"] == "DELETE, GET"
+    listing = await client.put("/api/items", json={})
+    assert listing.headers["Allow"] == "GET, POST"
+
+
 async def test_oversized_bodies_are_413(make_settings: SettingsFactory) -> None:
     app = create_app(make_settings(max_body_bytes=1024))
     async with open_client(app) as client:

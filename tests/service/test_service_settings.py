@@ -104,3 +104,28 @@ def test_python_m_service_names_the_variable_at_fault(tmp_path: Path) -> None:
     assert any(x.startswith("error: invalid setting ENGINES_DATABASE_URL: ") for x in lines)
     assert any(x.startswith("error: invalid setting ENGINES_JWT_SECRET: 1 bytes") for x in lines)
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("ENGINES_MAX_HEADER_BYTES", "100"),  # under one request line with a bearer token
+        ("ENGINES_MAX_HEADER_BYTES", "99999999"),  # the unbounded read this limit exists against
+        ("ENGINES_HEADER_TIMEOUT_S", "0"),
+        ("ENGINES_HEADER_TIMEOUT_S", "inf"),
+        ("ENGINES_HEADER_TIMEOUT_S", "3600"),
+    ],
+)
+def test_the_edge_limits_are_bounded(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError, match=name.removeprefix("ENGINES_").lower()):
+        Settings()
+
+
+def test_the_edge_limits_come_from_engines_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert (Settings().max_header_bytes, Settings().header_timeout_s) == (16_384, 10.0)
+    monkeypatch.setenv("ENGINES_MAX_HEADER_BYTES", "8192")
+    monkeypatch.setenv("ENGINES_HEADER_TIMEOUT_S", "2.5")
+    assert (Settings().max_header_bytes, Settings().header_timeout_s) == (8192, 2.5)
