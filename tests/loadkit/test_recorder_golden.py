@@ -17,6 +17,7 @@ import orjson
 
 from loadkit.measure.recorder import LatencyRecorder
 from loadkit.measure.results import LoadResults
+from loadkit.measure.worker_share import WorkerShare
 
 GOLDEN = Path(__file__).parent / "fixtures" / "recorder_golden.json"
 START = 1_700_000_000.0
@@ -84,13 +85,18 @@ def distributed() -> LatencyRecorder:
         next_report = 2.0
         for end, latency, _ in sorted(requests):
             while end >= next_report:
-                master.merge_share(orjson.loads(orjson.dumps(worker.drain_share())))
+                master.merge_share(_through_the_wire(worker.drain_share()))
                 next_report += 2.0
             _record(worker, rng, end, latency)
         worker.finish(end=START + 12.5, in_flight=worker_index)
-        master.merge_share(orjson.loads(orjson.dumps(worker.drain_share())))
+        master.merge_share(_through_the_wire(worker.drain_share()))
     master.finish(end=START + 12.5)
     return master
+
+
+def _through_the_wire(share: WorkerShare) -> WorkerShare:
+    # As plain data, JSON here (msgpack in Locust's reports).
+    return WorkerShare.from_wire(orjson.loads(orjson.dumps(share.to_wire())))
 
 
 def results_of(recorder: LatencyRecorder) -> dict[str, Any]:

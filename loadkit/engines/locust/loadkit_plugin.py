@@ -51,6 +51,7 @@ from loadkit.measure.live_status import LiveStatus, RunState, write_status
 from loadkit.measure.load_results import build_load_results
 from loadkit.measure.recorder import LatencyRecorder, RunClock
 from loadkit.measure.results import GeneratorHealth, write_results
+from loadkit.measure.worker_share import WorkerShare
 from loadkit.report.load_webui import install_web_tabs, web_tab_rows
 
 logger = logging.getLogger("loadkit")
@@ -434,7 +435,7 @@ class LoadkitPlugin:
         assert self.recorder is not None
         last = self.recorder.last_second
         return {
-            "share": self.recorder.drain_share(),
+            "share": self.recorder.drain_share().to_wire(),
             "requests": self.requests,
             "errors": self.errors,
             "p95_ms": last.p95_ms if last is not None else None,
@@ -464,7 +465,7 @@ class LoadkitPlugin:
     def _merge_worker(self, client_id: str, payload: dict[str, Any]) -> None:
         if self.recorder is None or self.finalized:
             return
-        self.recorder.merge_share(payload["share"])
+        self.recorder.merge_share(WorkerShare.from_wire(payload["share"]))
         self.expected_workers.add(client_id)
         self.worker_totals[client_id] = (int(payload["requests"]), int(payload["errors"]))
         self.worker_live[client_id] = (time.monotonic(), payload.get("p95_ms"))
