@@ -39,8 +39,6 @@ from loadkit.measure.worker_share import (
     WorkerShare,
 )
 
-__all__ = ["LatencyRecorder", "RunClock", "SecondStats"]
-
 
 class RunClock:
     """Seconds since the epoch, advanced by a monotonic clock.

@@ -1,7 +1,8 @@
 """What the plugin uses of Locust's ``Environment`` and runners, as typing Protocols.
 
 Locust ships no type stubs: seen through these, a misspelt attribute is a type error instead of
-an ``Any`` that hides it. Only the members the plugin reads or calls are listed.
+an ``Any`` that hides it. Only the members the plugin reads or calls are listed; what it only
+reads is a read-only property here (so a stand-in in a test may hold plain attributes).
 """
 
 from __future__ import annotations
@@ -43,10 +44,21 @@ class UserGreenlet(Protocol):
 class Runner(Protocol):
     """A local, master or worker runner."""
 
-    state: str
-    user_count: int
-    target_user_count: int | None
-    user_greenlets: Iterable[UserGreenlet]
+    @property
+    def state(self) -> str:
+        """Locust's runner state (``locust.runners.STATE_RUNNING``, ...)."""
+
+    @property
+    def user_count(self) -> int:
+        """Users running now (a master: over its workers)."""
+
+    @property
+    def target_user_count(self) -> int | None:
+        """The users asked for."""
+
+    @property
+    def user_greenlets(self) -> Iterable[UserGreenlet]:
+        """This process's running users."""
 
     def stop(self) -> None:
         """Stop the test (a master: its workers' too)."""
@@ -58,7 +70,9 @@ class Runner(Protocol):
 class WorkerRunner(Runner, Protocol):
     """A worker's runner."""
 
-    client_id: str
+    @property
+    def client_id(self) -> str:
+        """This worker's id, as the master knows it."""
 
     def send_message(self, msg_type: str, data: Any = None) -> None:
         """Send a custom message to the master (ordered with Locust's own messages)."""
@@ -67,14 +81,21 @@ class WorkerRunner(Runner, Protocol):
 class WorkerNode(Protocol):
     """The master's view of one worker."""
 
-    cpu_usage: float
+    @property
+    def cpu_usage(self) -> float:
+        """Its CPU percent, from its latest heartbeat."""
 
 
 class MasterRunner(Runner, Protocol):
     """A master's runner."""
 
-    clients: Mapping[str, WorkerNode]
-    worker_cpu_warning_emitted: bool
+    @property
+    def clients(self) -> Mapping[str, WorkerNode]:
+        """The connected workers by client id."""
+
+    @property
+    def worker_cpu_warning_emitted(self) -> bool:
+        """Set by Locust when a worker's heartbeat showed it above 90 % CPU."""
 
     def register_message(self, msg_type: str, listener: Callable[..., Any]) -> None:
         """Call ``listener(environment, msg)`` for each custom message of ``msg_type``."""
