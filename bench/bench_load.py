@@ -202,19 +202,18 @@ def loadkit_run(
 HOT_PATH_SNIPPET = """
 import time
 from loadkit.engines.locust.loadkit_plugin import LoadkitPlugin
+from loadkit.engines.locust.plugin.recording import Recording
 from loadkit.measure.recorder import LatencyRecorder, RunClock
 plugin = LoadkitPlugin.__new__(LoadkitPlugin)
 plugin.clock = RunClock()
-plugin.recorder = LatencyRecorder(start=plugin.clock.now())
-plugin.requests = plugin.errors = 0
+plugin.recording = Recording(LatencyRecorder(start=plugin.clock.now()), plugin.clock)
 plugin._endpoints = {}
-plugin._batch = []
 n = 200_000
 t = time.perf_counter()
 for _ in range(n):
     plugin.on_request(request_type="GET", name="/hello.txt", response_time=1.234,
                       response_length=17, response=None, exception=None)
-plugin._flush()  # the last partial batch
+plugin.recording.flush()  # the last partial batch
 per_request = (time.perf_counter() - t) / n
 recorder = LatencyRecorder(start=plugin.clock.now())
 t = time.perf_counter()

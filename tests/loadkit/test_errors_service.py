@@ -23,7 +23,8 @@ from test_errors_breakdown import client_results
 from typer.testing import CliRunner
 
 from loadkit.cli import app
-from loadkit.measure.recorder import TRACE_ID_SAMPLE, LatencyRecorder
+from loadkit.measure.error_groups import TRACE_ID_SAMPLE
+from loadkit.measure.recorder import LatencyRecorder
 from loadkit.measure.results import LoadResults, write_results
 from loadkit.run.bundled_service import BundledService, free_port
 

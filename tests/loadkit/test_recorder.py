@@ -10,9 +10,12 @@ import orjson
 import pytest
 
 from loadkit.exceptions import InputError
+from loadkit.measure.error_groups import TRACE_ID_SAMPLE
 from loadkit.measure.histogram import HIGHEST_US, PERCENTILES, LatencyHistogram
-from loadkit.measure.recorder import STALL_FLOOR_S, TRACE_ID_SAMPLE, LatencyRecorder
+from loadkit.measure.recorder import LatencyRecorder
 from loadkit.measure.results import EncodedHistogram
+from loadkit.measure.stalls import STALL_FLOOR_S
+from loadkit.measure.worker_share import WorkerShare
 
 # HDR with 3 significant digits keeps 2048 sub-buckets: a bucket is at most 1/1024 of its value
 # wide. Values are rounded up to whole µs before bucketing: one more µs.
@@ -209,7 +212,9 @@ def test_merge_of_n_recorders_equals_one_recorder_of_all_values(shares: int) -> 
         record_all(part, requests[index::shares])
         part.finish(end=1009.0)
         # Shares travel as plain data (JSON here, msgpack in Locust's reports).
-        merged.merge_share(orjson.loads(orjson.dumps(part.to_share())))
+        merged.merge_share(
+            WorkerShare.from_wire(orjson.loads(orjson.dumps(part.to_share().to_wire())))
+        )
     merged.finish(end=1009.0)
 
     assert comparable(merged) == comparable(one)
@@ -305,10 +310,49 @@ def test_a_share_that_kept_completing_rules_out_a_merged_stall() -> None:
 
 
 def test_share_of_another_version_is_refused() -> None:
-    share = LatencyRecorder(start=0.0).to_share()
-    share["version"] = 99
-    with pytest.raises(InputError, match="version"):
-        LatencyRecorder(start=0.0).merge_share(share)
+    share = {**LatencyRecorder(start=0.0).to_share().to_wire(), "version": 99}
+    with pytest.raises(InputError, match=r"version 99.*same loadkit"):
+        WorkerShare.from_wire(share)
+    old = {"version": 1, "gaps": {}, "source": "w"}  # the untyped share of earlier loadkits
+    with pytest.raises(InputError, match="version 1"):
+        WorkerShare.from_wire(old)
+
+
+def test_a_malformed_share_is_refused_naming_the_field() -> None:
+    share = LatencyRecorder(start=0.0).to_share().to_wire()
+    del share["stalled"]
+    with pytest.raises(InputError, match="stalled"):
+        WorkerShare.from_wire(share)
+
+
+def test_readers_do_not_change_the_recorder() -> None:
+    """Reading the timeline or taking a share mid-second leaves later results as they were."""
+    requests = synthetic_run(seed=3, n=400)
+    read = LatencyRecorder(start=1000.0)
+    untouched = LatencyRecorder(start=1000.0)
+    for request in requests:
+        for recorder in (read, untouched):
+            record_all(recorder, [request])
+        read.timeline()
+        read.to_share()
+        read.longest_stall()
+        assert read.last_second == untouched.last_second
+    for recorder in (read, untouched):
+        recorder.finish(end=1009.0)
+    assert comparable(read) == comparable(untouched)
+    assert read.to_share() == untouched.to_share()
+
+
+def test_timeline_and_share_include_the_open_second() -> None:
+    recorder = LatencyRecorder(start=0.0, source="w")
+    recorder.record(endpoint="GET /x", latency_s=0.01, end=0.5)
+    recorder.record(endpoint="GET /x", latency_s=0.02, end=1.5, error_kind="timeout")
+    assert [(p.t_s, p.completions, p.errors) for p in recorder.timeline()] == [
+        (0, 1, 0),
+        (1, 1, 1),
+    ]
+    assert [(s.t, s.completions) for s in recorder.to_share().seconds] == [(0, 1), (1, 1)]
+    assert recorder.last_second is not None and recorder.last_second.t == 0
 
 
 def test_a_stall_seen_only_after_a_drain_still_reaches_the_master() -> None:

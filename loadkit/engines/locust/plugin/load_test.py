@@ -1,0 +1,269 @@
+"""One test in a Locust process, from its start to its results: the state every role shares.
+
+A test starts (headless start, the web UI's start button, a worker's first spawn) and a new
+``LoadTest`` is made for it; nothing of an earlier test survives. A reset of Locust's stats makes
+a new ``Recording`` within the test. The roles (``roles.py``) add what a local process, a worker
+or a master does at the test's stop and in between.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+import gevent
+from locust.runners import STATE_RUNNING, STATE_SPAWNING
+
+from loadkit.engines.locust.plugin.cpu import CpuWatch
+from loadkit.engines.locust.plugin.locust_api import Environment, Runner
+from loadkit.engines.locust.plugin.options import PluginOptions
+from loadkit.engines.locust.plugin.recording import Recording
+from loadkit.measure.live_status import LiveStatus, RunState, write_status
+from loadkit.measure.load_results import build_load_results
+from loadkit.measure.recorder import LatencyRecorder, RunClock
+from loadkit.measure.results import GeneratorHealth, write_results
+from loadkit.measure.validity import InvalidReason, incomplete_reason
+
+logger = logging.getLogger("loadkit")
+
+RunnerT = TypeVar("RunnerT", bound=Runner)
+
+
+class LoadTest(Generic[RunnerT]):
+    """The measurement and the life of one test in this process (any role)."""
+
+    stops_on_timer = True
+    """Whether this role ends a headless test after ``--loadkit-duration`` (a worker does not:
+    its master does)."""
+
+    def __init__(
+        self,
+        *,
+        environment: Environment,
+        runner: RunnerT,
+        options: PluginOptions,
+        clock: RunClock,
+        source: str = "local",
+    ) -> None:
+        """A test that starts now; ``source`` names this process's share of it."""
+        self.environment = environment
+        self.runner = runner
+        self.options = options
+        self.clock = clock
+        self.recording = Recording(LatencyRecorder(start=clock.now(), source=source), clock)
+        self.started_perf = time.perf_counter()
+        self.cpu = CpuWatch()
+        self.stop_time: float | None = None
+        """When the users were told to stop (run clock): the end of the measured span."""
+        self.ran_full_duration = False
+        self.in_flight = 0
+        self.aborted = False
+        self.finalized = False
+        self.results_path: Path | None = None
+
+    # --- its life ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Begin: a headless test with a planned duration is stopped on time, by the plugin."""
+        duration = self.options.duration_s
+        if duration and self.options.headless and self.stops_on_timer:
+            gevent.spawn(self._stop_after, float(duration))
+
+    def _stop_after(self, duration_s: float) -> None:
+        # gevent.spawn_later ends early on a stale loop clock: wait on perf_counter instead.
+        deadline = self.started_perf + duration_s
+        while (remaining := deadline - time.perf_counter()) > 0:
+            gevent.sleep(min(remaining, 0.1))
+        logger.info("loadkit: %.3g s run time reached, stopping the test", duration_s)
+        self.ran_full_duration = True
+        # stop() before quit(): a master's stop() waits until every worker has stopped, and
+        # each worker's final share travels ahead of its "stopped" message.
+        self.runner.stop()
+        self.runner.quit()
+
+    def restart_recording(self) -> None:
+        """Locust reset its stats: what was recorded so far is forgotten, as Locust forgets it."""
+        if self.finalized:
+            return
+        source = self.recording.recorder.source
+        self.recording = Recording(
+            LatencyRecorder(start=self.clock.now(), source=source), self.clock
+        )
+
+    def stopping(self) -> None:
+        """Users are about to be stopped: the measured span ends now."""
+        if self.stop_time is not None:
+            return
+        self.stop_time = self.clock.now()
+        self.cpu.check_own()
+        self._note_pending()
+
+    def _note_pending(self) -> None:
+        """What is still pending as users stop (requests in flight; a master: its workers)."""
+
+    def stopped(self) -> None:
+        """Users are stopped (Locust's ``test_stop``)."""
+        raise NotImplementedError
+
+    def interrupt(self) -> None:
+        """Locust is quitting (first of its quitting listeners): a running test was interrupted;
+        stop it and keep its data."""
+        if self.runner.state in (STATE_RUNNING, STATE_SPAWNING):
+            self.aborted = True
+            logger.warning("loadkit: interrupted while the test was running; results are partial")
+            self.runner.stop()
+
+    def quit(self) -> None:
+        """Locust has quit (after its own quitting listeners): write what was not written."""
+        raise NotImplementedError
+
+    def _close_measurement(self) -> LatencyRecorder:
+        """The end of the test is known: judge the CPU's last span, flush the batch."""
+        if self.stop_time is None:
+            self.stop_time = self.clock.now()
+        self.cpu.check_own()
+        return self.recording.flush()
+
+    def _mark_finalized(self) -> None:
+        self.finalized = True
+        self.cpu.closed = True
+
+    # --- results ----------------------------------------------------------------------------
+
+    def _generator_health(self) -> GeneratorHealth:
+        return GeneratorHealth(
+            overloaded=self.cpu.warnings > 0,
+            cpu_warnings=self.cpu.warnings,
+            max_cpu_percent=_rounded(self.cpu.max_percent),
+        )
+
+    def _config(self) -> dict[str, Any]:
+        options = self.options
+        config: dict[str, Any] = {
+            "scenario": options.scenario or self.environment.locustfile,
+            "user_classes": sorted(c.__name__ for c in self.environment.user_classes),
+            "concurrency": self.runner.target_user_count or options.num_users,
+            "spawn_rate": options.spawn_rate,
+            "duration_s": options.duration_s,
+            "processes": 1,
+            "distributed": False,
+            "model": "closed",
+            "ui": not options.headless,
+            "run_id": options.run_id,
+            "locust_version": options.locust_version,
+        }
+        if options.url_path is not None:  # the url scenario: the target's path
+            config["url_path"] = options.url_path
+        return config
+
+    def _output_path(self) -> Path:
+        if self.options.headless:
+            return self.options.out
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        return self.options.ui_dir / f"ui-{stamp}.json"
+
+    def _stopped_early_reason(self) -> InvalidReason | None:
+        """Why a headless run that Locust ended before its planned duration is invalid."""
+        planned = self.options.duration_s
+        if planned and self.options.headless and not self.ran_full_duration and not self.aborted:
+            # Not stopped by our timer, nor interrupted: Locust ended the test by itself (its
+            # last worker quit, every user stopped, its --run-time backstop). Not the run asked for.
+            ran_s = self.recording.recorder.duration_s()
+            return incomplete_reason(ran_s=ran_s, planned_s=float(planned))
+        return None
+
+    def write_results(self, invalid_reasons: list[InvalidReason] | None = None) -> None:
+        """Write the results file of the finished test (``recorder.finish`` already called)."""
+        self._mark_finalized()
+        invalid_reasons = list(invalid_reasons or [])
+        stopped_early = self._stopped_early_reason()
+        if stopped_early is not None:
+            invalid_reasons.append(stopped_early)
+        generator = self._generator_health()
+        results = build_load_results(
+            self.recording.recorder,
+            target=str(self.environment.host or ""),
+            config=self._config(),
+            generator=generator,
+            aborted=self.aborted,
+            invalid_reasons=invalid_reasons,
+        )
+        path = self._output_path()
+        write_results(path, results)
+        self.results_path = path
+        if generator.overloaded:
+            # A run nobody should gate on must not look like a pass to plain-Locust CI either.
+            self.environment.process_exit_code = 4
+        logger.info(
+            "loadkit: %d requests, %d errors; results written to %s%s",
+            results.totals.requests,
+            results.totals.errors,
+            path,
+            ""
+            if results.valid
+            else " (INVALID: " + "; ".join(map(str, results.invalid_reasons)) + ")",
+        )
+        self.write_status("done")
+
+    # --- live status ------------------------------------------------------------------------
+
+    def state(self) -> RunState:
+        """Where the test is: running, stopping (users told to stop) or done (results out)."""
+        if self.finalized:
+            return "done"
+        if self.stop_time is not None:
+            return "stopping"
+        return "running"
+
+    def live_counts(self, now: float) -> tuple[int, int, float | None]:
+        """(requests, errors, P95 ms of the last second) for the live line."""
+        recording = self.recording
+        recorder = recording.flush()
+        last = recorder.last_second
+        p95 = None
+        if last is not None:
+            current = int(self.clock.now() - recorder.start)
+            # The last closed second is stale when nothing completed since: show no P95 then.
+            p95 = last.p95_ms if last.t >= current - 2 else None
+        return recording.requests, recording.errors, p95
+
+    def live_status(self, state: RunState | None = None) -> LiveStatus:
+        """The test as the live line shows it."""
+        now = time.monotonic()
+        requests, errors, p95 = self.live_counts(now)
+        rps, error_rate = self.recording.rates.rates(now, requests, errors)
+        return LiveStatus(
+            state=state or self.state(),
+            elapsed_s=round(time.perf_counter() - self.started_perf, 3),
+            users=int(self.runner.user_count),
+            requests=requests,
+            rps=round(rps, 1),
+            error_rate=round(error_rate, 4),
+            p95_ms=p95,
+            results_path=str(self.results_path) if self.results_path else None,
+        )
+
+    def write_status(self, state: RunState | None = None) -> None:
+        """Replace the status file (if one was asked for) with the test's live status."""
+        if self.options.status_path is not None:
+            write_status(self.options.status_path, self.live_status(state))
+
+
+def starting_status(runner: Runner) -> LiveStatus:
+    """The live status before the first test starts."""
+    return LiveStatus(
+        state="starting",
+        elapsed_s=0.0,
+        users=int(runner.user_count),
+        requests=0,
+        rps=0.0,
+        error_rate=0.0,
+        p95_ms=None,
+    )
+
+
+def _rounded(percent: float | None) -> float | None:
+    return round(percent, 1) if percent is not None else None

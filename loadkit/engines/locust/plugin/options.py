@@ -1,0 +1,28 @@
+"""The plugin's settings for one Locust process, read once from Locust's parsed options."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True, kw_only=True)
+class PluginOptions:
+    """What the ``--loadkit-*`` options (and a few of Locust's own) ask of the plugin."""
+
+    headless: bool
+    out: Path
+    """Headless runs: the results file."""
+    ui_dir: Path
+    """Web UI runs: one results file per test in this folder."""
+    status_path: Path | None
+    duration_s: float | None
+    """Headless runs: stop the test this long after it started (monotonic clock)."""
+    run_id: str | None
+    parent_pid: int | None
+    scenario: str | None
+    url_path: str | None
+    """The url scenario's path on the target, carried into the results' config."""
+    num_users: int | None
+    spawn_rate: float | None
+    locust_version: str

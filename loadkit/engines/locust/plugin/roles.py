@@ -1,0 +1,221 @@
+"""What a test does in each of Locust's roles: one local process, a worker, a master.
+
+- **local**: records every request; when the test stops, writes the results file.
+- **worker**: records the same way and ships its share with each of Locust's reports; when its
+  users stop, sends what is left in a final message (before Locust's own ``client_stopped``).
+- **master**: merges its workers' shares exactly and writes the results once every worker's
+  final share has arrived (or, at the latest, when Locust quits; a missing share then makes the
+  run invalid).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from loadkit.engines.locust.plugin.load_test import LoadTest
+from loadkit.engines.locust.plugin.locust_api import (
+    Environment,
+    MasterRunner,
+    Runner,
+    WorkerRunner,
+)
+from loadkit.engines.locust.plugin.options import PluginOptions
+from loadkit.engines.locust.plugin.worker_report import FINAL_MESSAGE, WorkerReport
+from loadkit.exceptions import InputError
+from loadkit.measure.recorder import RunClock
+from loadkit.measure.results import GeneratorHealth
+from loadkit.measure.validity import InvalidReason, worker_share_missing_reason
+
+logger = logging.getLogger("loadkit")
+
+WORKER_LIVE_STALE_S = 7.0
+"""A worker's last-second P95 older than this (no report since) is left out of the live line."""
+USER_RUNNING = "running"
+"""``User._state`` while a user runs a task (as opposed to "waiting" between tasks)."""
+
+
+def requests_in_flight(runner: Runner) -> int:
+    """Users in the middle of a task (not between tasks): a closed-loop proxy for requests
+    still waiting for an answer, which Locust does not count."""
+    count = 0
+    for user_greenlet in list(runner.user_greenlets):
+        user = user_greenlet.args[0] if user_greenlet.args else None
+        if getattr(user, "_state", None) == USER_RUNNING:
+            count += 1
+    return count
+
+
+class LocalTest(LoadTest[Runner]):
+    """A test run by this process alone (headless or web UI)."""
+
+    def _note_pending(self) -> None:
+        self.in_flight = requests_in_flight(self.runner)
+
+    def stopped(self) -> None:
+        """Users are stopped: write the results."""
+        recorder = self._close_measurement()
+        recorder.finish(end=self.stop_time or self.clock.now(), in_flight=self.in_flight)
+        self.write_results()
+
+    def quit(self) -> None:
+        """Locust quit before the test stopped on its own: write what was recorded."""
+        self.stopped()
+
+
+class WorkerTest(LoadTest[WorkerRunner]):
+    """A worker's part of a distributed test."""
+
+    stops_on_timer = False
+
+    def _note_pending(self) -> None:
+        self.in_flight = requests_in_flight(self.runner)
+
+    def report(self) -> WorkerReport:
+        """What the master gets next: the share recorded since the last report, live figures."""
+        recording = self.recording
+        recorder = recording.flush()
+        last = recorder.last_second  # before the drain closes the open second
+        return WorkerReport(
+            share=recorder.drain_share(),
+            requests=recording.requests,
+            errors=recording.errors,
+            p95_ms=last.p95_ms if last is not None else None,
+            cpu_warnings=self.cpu.warnings,
+            max_cpu=self.cpu.max_percent,
+        )
+
+    def stopped(self) -> None:
+        """Users are stopped: send the rest of the share, ahead of Locust's "stopped"."""
+        recorder = self._close_measurement()
+        recorder.finish(end=self.stop_time or self.clock.now(), in_flight=self.in_flight)
+        self.runner.send_message(FINAL_MESSAGE, self.report().to_wire())
+        self._mark_finalized()
+
+    def interrupt(self) -> None:
+        """A worker quitting on its own (Ctrl-C, SIGTERM): stop now, so that its final share
+        goes out ahead of the "quit" Locust's next listener sends."""
+        # Sent after it (from Locust's runner.quit()), it reached a master that had stopped the
+        # test at the "quit" of its last worker and already written the results without it.
+        self.runner.stop()
+
+    def quit(self) -> None:
+        """Nothing to write: the master writes the results."""
+
+
+class MasterTest(LoadTest[MasterRunner]):
+    """A master's view of a distributed test: its workers' shares, merged."""
+
+    def __init__(
+        self,
+        *,
+        environment: Environment,
+        runner: MasterRunner,
+        options: PluginOptions,
+        clock: RunClock,
+    ) -> None:
+        """See ``LoadTest``; no worker has reported yet."""
+        super().__init__(environment=environment, runner=runner, options=options, clock=clock)
+        self.expected_workers: set[str] = set()
+        """Workers that took part (sent a share, or were connected as the test stopped)."""
+        self.final_workers: set[str] = set()
+        """Workers whose final share arrived."""
+        self.worker_live: dict[str, tuple[float, float | None]] = {}
+        """By worker: when it last reported (monotonic) and its last second's P95."""
+        self.worker_cpu_warnings = 0
+
+    def _note_pending(self) -> None:
+        # Added to those that sent shares: a worker that quit mid-run (no longer a client)
+        # still owes its final share, which comes after its "quit".
+        self.expected_workers |= set(self.runner.clients.keys())
+
+    def worker_reported(self, client_id: str, data: object, *, final: bool) -> None:
+        """A worker's report arrived (periodic, or its final one)."""
+        if self.finalized:
+            return
+        try:
+            report = WorkerReport.from_wire(data)
+        except InputError as exc:
+            # Not merged: the worker then owes its final share and the run is marked
+            # incomplete, naming it; the reason is logged here.
+            logger.error("loadkit: worker %s: %s", client_id, exc)
+            self.expected_workers.add(client_id)
+            return
+        if report.share is not None:
+            self._merge(client_id, report)
+        if final:
+            self.final_workers.add(client_id)
+            self._finalize_when_complete()
+
+    def _merge(self, client_id: str, report: WorkerReport) -> None:
+        assert report.share is not None
+        self.recording.recorder.merge_share(report.share)
+        self.expected_workers.add(client_id)
+        self.recording.worker_totals[client_id] = (report.requests, report.errors)
+        self.worker_live[client_id] = (time.monotonic(), report.p95_ms)
+        self.worker_cpu_warnings += report.cpu_warnings
+        if report.max_cpu is not None:
+            self.cpu.note(report.max_cpu)
+
+    def stopped(self) -> None:
+        """The master's users (its workers') are stopped: write once every share is in."""
+        self._close_measurement()
+        self._finalize_when_complete()
+
+    def _finalize_when_complete(self) -> None:
+        if self.finalized or self.stop_time is None:
+            return
+        if self.expected_workers <= self.final_workers:
+            self._finalize()
+
+    def quit(self) -> None:
+        """Locust has quit: write the results now, with the shares that arrived."""
+        self._finalize()
+
+    def _finalize(self) -> None:
+        """Write the results with what arrived; a missing final share makes them invalid."""
+        recorder = self.recording.recorder
+        recorder.finish(end=self.stop_time or self.clock.now())
+        reason = self._missing_shares_reason()
+        self.write_results([reason] if reason is not None else [])
+
+    def _missing_shares_reason(self) -> InvalidReason | None:
+        """Why a run whose workers did not all send their final share is invalid."""
+        missing = sorted(self.expected_workers - self.final_workers)
+        if not missing:
+            return None
+        return worker_share_missing_reason(missing)
+
+    def _generator_health(self) -> GeneratorHealth:
+        warnings = self.cpu.warnings + self.worker_cpu_warnings
+        overloaded = warnings > 0 or bool(self.runner.worker_cpu_warning_emitted)
+        if overloaded and warnings == 0:
+            warnings = 1  # seen in a worker's heartbeat: Locust sets the flag, fires no event
+        return GeneratorHealth(
+            overloaded=overloaded,
+            cpu_warnings=warnings,
+            max_cpu_percent=(
+                round(self.cpu.max_percent, 1) if self.cpu.max_percent is not None else None
+            ),
+            notes=[f"distributed: {len(self.expected_workers)} worker(s), shares merged"],
+        )
+
+    def _config(self) -> dict[str, Any]:
+        return {
+            **super()._config(),
+            "processes": len(self.expected_workers),
+            "distributed": True,
+        }
+
+    def live_counts(self, now: float) -> tuple[int, int, float | None]:
+        """Requests and errors as the workers last reported; the highest fresh P95."""
+        totals = self.recording.worker_totals.values()
+        requests = sum(r for r, _ in totals)
+        errors = sum(e for _, e in totals)
+        fresh = [p for at, p in self.worker_live.values() if now - at < WORKER_LIVE_STALE_S]
+        p95s = [p for p in fresh if p is not None]
+        cpu = [c.cpu_usage for c in self.runner.clients.values()]
+        if cpu:
+            self.cpu.note(max(cpu))
+        return requests, errors, max(p95s) if p95s else None
