@@ -20,6 +20,7 @@ from loadkit.measure.results import write_results
 from loadkit.run import accept as accept_module
 from loadkit.run.accept import report_folder, run_acceptance
 from loadkit.run.bundled_service import BundledService, free_port
+from tests.loadkit.crafted import crafted_load, crafted_smoke, overloaded
 
 CRITERIA = """
 [[criteria]]
@@ -177,8 +178,6 @@ def test_ctrl_c_is_exit_130_and_stops_the_service(
 @pytest.fixture
 def stubbed_runs(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """Smoke and load replaced by crafted results: the orchestration and gate, without traffic."""
-    from test_gate import crafted_load, crafted_smoke
-
     runs: dict[str, Any] = {"smoke": crafted_smoke(), "load": crafted_load()}
     monkeypatch.setattr(accept_module, "_smoke", lambda *_a, **_k: runs["smoke"])
 
@@ -229,8 +228,6 @@ def test_every_artifact_is_written_to_one_folder(
 def test_an_invalid_load_run_is_gated_as_invalid_with_its_reports(
     project: Path, tmp_path: Path, stubbed_runs: dict[str, Any]
 ) -> None:
-    from test_gate import overloaded
-
     from loadkit.measure.results import GeneratorHealth
 
     stubbed_runs["load"] = overloaded(

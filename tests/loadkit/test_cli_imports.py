@@ -8,7 +8,7 @@ import subprocess
 import sys
 import textwrap
 
-from misbehaving_servers import closed_port
+from tests.loadkit.misbehaving_servers import closed_port
 
 HEAVY = ("locust", "gevent", "geventhttpclient", "zmq", "flask")
 

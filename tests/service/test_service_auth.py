@@ -8,13 +8,13 @@ import time
 import httpx
 import jwt
 import pytest
-from engines_api import TEST_PASSWORD, assert_error, auth_headers, login, register
 from fastapi import FastAPI
 
 from service.dependencies import Services
 from service.models import User
 from service.settings import Settings
 from service.storage import LockTimings, Storage, UserRecord
+from tests.service.engines_api import TEST_PASSWORD, assert_error, auth_headers, login, register
 
 EMAIL = "ada@example.org"
 

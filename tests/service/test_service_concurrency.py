@@ -9,11 +9,11 @@ from collections import Counter
 
 import httpx
 import pytest
-from engines_api import SettingsFactory, login, open_client, register
 from sqlalchemy import func, select
 
 from service.app import create_app
 from service.models import User
+from tests.service.engines_api import SettingsFactory, login, open_client, register
 
 
 async def test_50_concurrent_registrations_give_only_201_or_409(client: httpx.AsyncClient) -> None:

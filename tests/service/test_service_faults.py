@@ -12,7 +12,13 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
-from engines_api import (
+
+from loadkit.run.bundled_service import BundledService
+from service import faults
+from service.app import create_app
+from service.faults import FaultPlan
+from service.settings import Settings
+from tests.service.engines_api import (
     SettingsFactory,
     assert_error,
     assert_retry_after,
@@ -22,12 +28,6 @@ from engines_api import (
     open_client,
     register,
 )
-
-from loadkit.run.bundled_service import BundledService
-from service import faults
-from service.app import create_app
-from service.faults import FaultPlan
-from service.settings import Settings
 
 
 async def timed(request: Awaitable[httpx.Response]) -> tuple[httpx.Response, float]:

@@ -6,7 +6,11 @@ import asyncio
 import time
 
 import pytest
-from engines_api import (
+
+from service.app import create_app
+from service.dependencies import Services
+from service.pool_metrics import PoolSnapshot
+from tests.service.engines_api import (
     SettingsFactory,
     assert_error,
     assert_retry_after,
@@ -14,10 +18,6 @@ from engines_api import (
     log_lines,
     open_client,
 )
-
-from service.app import create_app
-from service.dependencies import Services
-from service.pool_metrics import PoolSnapshot
 
 POOL_FIELDS = {"size", "max_size", "checked_out", "checked_in", "overflow", "waited", "timed_out"}
 

@@ -6,11 +6,11 @@ import asyncio
 
 import httpx
 import pytest
-from engines_api import SettingsFactory, assert_error, open_client, register
 
 from service.app import create_app
 from service.errors import StorageLockTimeout
 from service.storage import Storage
+from tests.service.engines_api import SettingsFactory, assert_error, open_client, register
 
 
 async def test_with_storage_runs_the_callable_under_the_lock() -> None:

@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
-from engines_api import SettingsFactory, auth_headers, login, open_client, register
 from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,6 +22,7 @@ from service.app import create_app
 from service.dependencies import Services
 from service.models import Item, User
 from service.storage import ItemRecord, Storage, StorageCache, UserRecord
+from tests.service.engines_api import SettingsFactory, auth_headers, login, open_client, register
 
 HELD_FOR_S = 0.6
 """How long the lock stays taken after a commit: three lock timeouts."""
