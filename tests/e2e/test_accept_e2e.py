@@ -10,11 +10,11 @@ speed of this machine; no assertion is about speed.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 from junitparser import JUnitXml
 
+from loadkit.run.bundled_service import BundledService
 from tests.e2e.accept_run import run_accept
 
 ARTIFACTS = ("lock_audit.json", "smoke.json", "load.json", "gate.md", "junit.xml", "verdict.json")
@@ -38,7 +38,9 @@ def test_accept_passes_on_the_healthy_service(tmp_path: Path) -> None:
     assert (run.folder / "gate.md").read_text().startswith("## Acceptance gate: ✅ PASSED")
 
 
-def test_accept_against_a_running_host_starts_no_service(tmp_path: Path, service: Any) -> None:
+def test_accept_against_a_running_host_starts_no_service(
+    tmp_path: Path, service: BundledService
+) -> None:
     run = run_accept(tmp_path, duration_s=3, host=service.url)
     assert run.code == 0, run.output
     assert "[1/4] lock audit" in run.output

@@ -5,10 +5,9 @@ by the gate's tests, its renderers' tests, the validity tests and accept's."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from loadkit.config import Criterion, parse_config
-from loadkit.gate.evaluate import GateReport, evaluate_criteria
+from loadkit.gate.evaluate import AnyResults, GateReport, Verdict, evaluate_criteria
 from loadkit.measure.recorder import LatencyRecorder
 from loadkit.measure.results import (
     GeneratorHealth,
@@ -62,8 +61,8 @@ def crafted_load(
     outcomes: list[tuple[str, str | None]] = [
         (LOGIN if i % 2 == 0 else ITEMS, None) for i in range(ok)
     ]
-    for endpoint, kind, count in errors:
-        outcomes.extend((endpoint, kind) for _ in range(count))
+    for endpoint, error_kind, count in errors:
+        outcomes.extend((endpoint, error_kind) for _ in range(count))
     for index, (endpoint, kind) in enumerate(outcomes):
         t = T0 + (index + 1) * step
         if stall is not None and stall[0] <= t - T0 < stall[1]:
@@ -168,16 +167,17 @@ def aborted(results: LoadResults) -> LoadResults:
     return with_reason(results, aborted_reason("interrupted (Ctrl-C or SIGTERM)"))
 
 
-def criterion(metric: str, op: str, threshold: float, **extra: Any) -> Criterion:
+def criterion(metric: str, op: str, threshold: float, **extra: object) -> Criterion:
     """One criterion, validated as acceptance.toml would be."""
     return Criterion.model_validate({"metric": metric, "op": op, "threshold": threshold, **extra})
 
 
-def judge(crit: Criterion, *results: Any) -> GateReport:
+def judge(crit: Criterion, *results: AnyResults) -> GateReport:
     """Evaluate one criterion on results named by their kind."""
     return evaluate_criteria([crit], [(f"{r.kind}.json", r) for r in results])
 
 
-def only(report: GateReport) -> Any:
+def only(report: GateReport) -> Verdict:
+    """The one verdict of a report on one criterion."""
     (verdict,) = report.verdicts
     return verdict

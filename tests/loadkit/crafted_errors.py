@@ -4,6 +4,7 @@ the breakdown's tests, the CLI's and the ones against the real service."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,7 +48,7 @@ def request(
 
 
 def client_results(
-    errors: list[tuple[str, str, int | None, str | None]], *, requests: int, start: float = T0
+    errors: Sequence[tuple[str, str, int | None, str | None]], *, requests: int, start: float = T0
 ) -> LoadResults:
     """Results as a load run would write them: (endpoint, kind, status, trace id) per error."""
     recorder = LatencyRecorder(start=start)

@@ -13,6 +13,7 @@ from loadkit.logs.breakdown import (
     MAX_GROUPS,
     OTHER_ENDPOINTS,
     BreakdownBuilder,
+    ErrorBreakdown,
     epoch_of,
     parse_time_bound,
 )
@@ -21,7 +22,7 @@ from loadkit.measure.results import LockAuditResults
 from tests.loadkit.crafted_errors import LOGIN, T0, client_results, request, ts
 
 
-def build(lines: list[dict[str, Any]], **kwargs: Any) -> Any:
+def build(lines: list[dict[str, Any]], **kwargs: Any) -> ErrorBreakdown:
     builder = BreakdownBuilder(**{k: v for k, v in kwargs.items() if k != "top"})
     builder.add_all(lines)
     return builder.result(top=kwargs.get("top", 5))

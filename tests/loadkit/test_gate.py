@@ -128,7 +128,7 @@ def test_p95_threshold(p95: float, status: str) -> None:
     verdict = only(judge(criterion("load.p95_ms", "<", 1000), run))
     assert verdict.measured == p95
     assert verdict.status == status
-    assert math.isclose(verdict.margin, 1000.0 - p95)
+    assert verdict.margin is not None and math.isclose(verdict.margin, 1000.0 - p95)
 
 
 def test_p95_failure_says_by_how_much_and_shows_slowest_endpoints() -> None:
@@ -200,7 +200,7 @@ def test_max_stall_threshold(stall: tuple[float, float] | None, status: str) -> 
     verdict = only(judge(criterion("load.max_stall_s", "<", 5), run))
     assert verdict.status == status
     if stall is None:
-        assert verdict.measured < 0.1
+        assert verdict.measured is not None and verdict.measured < 0.1
     else:
         assert verdict.measured == pytest.approx(stall[1] - stall[0], abs=0.2)
 
@@ -349,7 +349,7 @@ def test_an_aborted_run_with_nothing_measured_is_invalid_not_an_input_error() ->
     assert report.outcome == "invalid"
     verdict = only(report)
     assert (verdict.status, verdict.measured, verdict.met) == ("invalid", None, None)
-    assert "no measurement of load.p95_ms" in verdict.missing
+    assert verdict.missing is not None and "no measurement of load.p95_ms" in verdict.missing
     with pytest.raises(InvalidRunError):
         raise_for(report)
 

@@ -242,6 +242,7 @@ def test_faults_switch_on_through_engines_variables_on_a_real_process(
 
 def test_a_bad_fault_setting_is_refused() -> None:
     with pytest.raises(ValueError, match="fault_error_kind"):
+        # A value outside the Literal on purpose: the refusal is what is tested.
         Settings(fault_error_kind="no_such_kind")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="fault_error_share"):
         Settings(fault_error_share=1.5)

@@ -128,7 +128,11 @@ async def test_past_its_bound_the_queue_is_replaced_by_clearing_the_whole_cache(
     await storage.with_storage(lambda c: c.put_user(user))
     generation = await storage.with_storage(lambda c: c.items_generation)
     for item_id in range(5):
-        storage.write_behind(lambda c, i=item_id: c.items.put(i, record(i)))
+
+        def put(c: StorageCache, i: int = item_id) -> None:
+            c.items.put(i, record(i))
+
+        storage.write_behind(put)
     assert storage.pending_writes <= 3
 
     def cleared(c: StorageCache) -> tuple[int, int, bool]:
