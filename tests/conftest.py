@@ -24,6 +24,7 @@ def start_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceF
     def start(env: dict[str, str] | None = None, **kwargs: object) -> BundledService:
         workdir: Path = tmp_path_factory.mktemp("service")
         settings = {"ENGINES_BCRYPT_ROUNDS": "4", **(env or {})}
+        # kwargs are BundledService's own keyword arguments, passed through unchanged.
         service = BundledService(workdir=workdir, env=settings, **kwargs)  # type: ignore[arg-type]
         started.append(service)
         return service.start()

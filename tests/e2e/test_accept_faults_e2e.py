@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from test_accept_e2e import run_accept
+
+from tests.e2e.accept_run import run_accept
 
 LOGIN_ONLY = "ENGINES_FAULT_PATHS=/api/auth/login"
 

@@ -138,9 +138,7 @@ def h2_server(*, goaway: bool = False, healthy_paths: frozenset[str] = frozenset
 
     def handler(conn: socket.socket) -> None:
         conn.settimeout(5)
-        h2conn = h2.connection.H2Connection(
-            config=h2.config.H2Configuration(client_side=False, header_encoding="utf-8")
-        )
+        h2conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=False))
         h2conn.initiate_connection()
         conn.sendall(h2conn.data_to_send())
         closed = False
@@ -150,8 +148,7 @@ def h2_server(*, goaway: bool = False, healthy_paths: frozenset[str] = frozenset
                 return
             for event in h2conn.receive_data(data):
                 if isinstance(event, h2.events.RequestReceived):
-                    headers = dict(event.headers)
-                    path = headers.get(":path", "")
+                    path = dict(event.headers).get(b":path", b"").decode()
                     if path in healthy_paths:
                         body = b'{"status": "ok"}'
                         h2conn.send_headers(

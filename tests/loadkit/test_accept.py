@@ -9,17 +9,19 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar, NoReturn, TypedDict
 
 import pytest
 from typer.testing import CliRunner
 
 from loadkit.cli import app
+from loadkit.config import LoadProfile
 from loadkit.exceptions import TargetUnreachableError
-from loadkit.measure.results import write_results
+from loadkit.measure.results import LoadResults, SmokeResults, write_results
 from loadkit.run import accept as accept_module
 from loadkit.run.accept import report_folder, run_acceptance
 from loadkit.run.bundled_service import BundledService, free_port
+from tests.loadkit.crafted import crafted_load, crafted_smoke, overloaded
 
 CRITERIA = """
 [[criteria]]
@@ -129,7 +131,7 @@ def test_the_bundled_service_is_stopped_when_a_stage_fails(
     recorded_services: list[BundledService],
     error: BaseException,
 ) -> None:
-    def failing_smoke(*_args: Any, **_kwargs: Any) -> Any:
+    def failing_smoke(*_args: object, **_kwargs: object) -> NoReturn:
         (service,) = recorded_services
         assert service.process.poll() is None  # it was running during the stage
         raise error
@@ -152,7 +154,7 @@ def test_ctrl_c_is_exit_130_and_stops_the_service(
     monkeypatch: pytest.MonkeyPatch,
     recorded_services: list[BundledService],
 ) -> None:
-    def interrupted(*_args: Any, **_kwargs: Any) -> Any:
+    def interrupted(*_args: object, **_kwargs: object) -> NoReturn:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(accept_module, "_smoke", interrupted)
@@ -174,15 +176,20 @@ def test_ctrl_c_is_exit_130_and_stops_the_service(
     assert str(tmp_path / "r") in service._env["ENGINES_DATABASE_URL"]  # a fresh database
 
 
-@pytest.fixture
-def stubbed_runs(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    """Smoke and load replaced by crafted results: the orchestration and gate, without traffic."""
-    from test_gate import crafted_load, crafted_smoke
+class StubbedRuns(TypedDict):
+    """What the stand-ins of smoke and load return; a test may replace either."""
 
-    runs: dict[str, Any] = {"smoke": crafted_smoke(), "load": crafted_load()}
+    smoke: SmokeResults
+    load: LoadResults
+
+
+@pytest.fixture
+def stubbed_runs(monkeypatch: pytest.MonkeyPatch) -> StubbedRuns:
+    """Smoke and load replaced by crafted results: the orchestration and gate, without traffic."""
+    runs: StubbedRuns = {"smoke": crafted_smoke(), "load": crafted_load()}
     monkeypatch.setattr(accept_module, "_smoke", lambda *_a, **_k: runs["smoke"])
 
-    def load(_target: str, _profile: Any, out: Path, **_kwargs: Any) -> Any:
+    def load(_target: str, _profile: LoadProfile, out: Path, **_kwargs: object) -> LoadResults:
         # run_load's contract: the results are also written to `out`.
         write_results(out, runs["load"])
         return runs["load"]
@@ -192,7 +199,7 @@ def stubbed_runs(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
 
 def test_every_artifact_is_written_to_one_folder(
-    project: Path, tmp_path: Path, stubbed_runs: dict[str, Any]
+    project: Path, tmp_path: Path, stubbed_runs: StubbedRuns
 ) -> None:
     summary = tmp_path / "summary.md"
     result = CliRunner().invoke(
@@ -227,10 +234,8 @@ def test_every_artifact_is_written_to_one_folder(
 
 
 def test_an_invalid_load_run_is_gated_as_invalid_with_its_reports(
-    project: Path, tmp_path: Path, stubbed_runs: dict[str, Any]
+    project: Path, tmp_path: Path, stubbed_runs: StubbedRuns
 ) -> None:
-    from test_gate import overloaded
-
     from loadkit.measure.results import GeneratorHealth
 
     stubbed_runs["load"] = overloaded(
@@ -255,7 +260,7 @@ def test_an_invalid_load_run_is_gated_as_invalid_with_its_reports(
 
 
 def test_a_gate_that_cannot_judge_still_writes_its_reports(
-    project: Path, tmp_path: Path, stubbed_runs: dict[str, Any]
+    project: Path, tmp_path: Path, stubbed_runs: StubbedRuns
 ) -> None:
     from junitparser import Error, JUnitXml
 

@@ -6,16 +6,6 @@ from __future__ import annotations
 import httpx
 import orjson
 import pytest
-from misbehaving_servers import (
-    answers,
-    closed_port,
-    h2_server,
-    hangs,
-    hangs_up,
-    resets,
-    serve,
-    speaks_garbage,
-)
 
 from loadkit.measure.classify import (
     classify_httpx_error,
@@ -26,6 +16,16 @@ from loadkit.measure.classify import (
     trace_id_from_headers,
 )
 from loadkit.measure.kinds import ErrorKind
+from tests.loadkit.misbehaving_servers import (
+    answers,
+    closed_port,
+    h2_server,
+    hangs,
+    hangs_up,
+    resets,
+    serve,
+    speaks_garbage,
+)
 
 
 def envelope(kind: object, message: str = "it broke", trace_id: str = "t-123") -> bytes:

@@ -10,7 +10,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from misbehaving_servers import closed_port
+from tests.loadkit.misbehaving_servers import closed_port
 
 import loadkit
 

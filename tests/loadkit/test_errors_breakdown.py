@@ -13,47 +13,16 @@ from loadkit.logs.breakdown import (
     MAX_GROUPS,
     OTHER_ENDPOINTS,
     BreakdownBuilder,
+    ErrorBreakdown,
     epoch_of,
     parse_time_bound,
 )
 from loadkit.logs.join import JOIN_SLACK_S, ClientView
-from loadkit.measure.recorder import LatencyRecorder
-from loadkit.measure.results import LoadResults, LockAuditResults
-
-T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC).timestamp()
+from loadkit.measure.results import LockAuditResults
+from tests.loadkit.crafted_errors import LOGIN, T0, client_results, request, ts
 
 
-def ts(offset_s: float) -> str:
-    return datetime.fromtimestamp(T0 + offset_s, tz=UTC).isoformat().replace("+00:00", "Z")
-
-
-def request(
-    endpoint: str,
-    *,
-    at: float = 0.0,
-    method: str = "POST",
-    status: int = 200,
-    kind: str | None = None,
-    duration_ms: float = 10.0,
-    trace_id: str | None = None,
-) -> dict[str, Any]:
-    line: dict[str, Any] = {
-        "method": method,
-        "endpoint": endpoint,
-        "status_code": status,
-        "error_kind": kind,
-        "duration_ms": duration_ms,
-        "event": "request",
-        "trace_id": trace_id or f"t-{endpoint}-{at}-{status}",
-        "level": "info" if kind is None else "warning",
-        "ts": ts(at),
-    }
-    if kind is not None:
-        line["message"] = f"{kind} message"
-    return line
-
-
-def build(lines: list[dict[str, Any]], **kwargs: Any) -> Any:
+def build(lines: list[dict[str, Any]], **kwargs: Any) -> ErrorBreakdown:
     builder = BreakdownBuilder(**{k: v for k, v in kwargs.items() if k != "top"})
     builder.add_all(lines)
     return builder.result(top=kwargs.get("top", 5))
@@ -215,35 +184,6 @@ def test_epoch_of_accepts_iso_and_numbers() -> None:
 
 
 # --- the join with the client's view --------------------------------------------------------
-
-
-def client_results(
-    errors: list[tuple[str, str, int | None, str | None]], *, requests: int, start: float = T0
-) -> LoadResults:
-    """Results as a load run would write them: (endpoint, kind, status, trace id) per error."""
-    recorder = LatencyRecorder(start=start)
-    for i, (endpoint, kind, status, trace_id) in enumerate(errors):
-        recorder.record(
-            endpoint=endpoint, latency_s=0.01, end=start + 1 + i * 0.01, error_kind=kind,
-            status=status, trace_id=trace_id,
-        )  # fmt: skip
-    for i in range(requests - len(errors)):
-        recorder.record(endpoint="GET /api/items", latency_s=0.005, end=start + 2 + i * 0.001)
-    recorder.finish(end=start + 10)
-    overall = recorder.overall_histogram()
-    return LoadResults(
-        target="http://127.0.0.1:8000",
-        started_at=recorder.started_at,
-        duration_s=recorder.duration_s(),
-        totals=recorder.totals(),
-        latency_ms=overall.summary(),
-        histogram=overall.encode(),
-        endpoints=recorder.endpoint_results(),
-        errors=recorder.error_groups(),
-    )
-
-
-LOGIN = "POST /api/auth/login"
 
 
 def test_counts_join_puts_errors_the_server_never_logged_apart() -> None:

@@ -11,11 +11,11 @@ from typing import Any
 
 import orjson
 import pytest
-from test_errors_breakdown import LOGIN, T0, client_results, request
 from typer.testing import CliRunner
 
 from loadkit.cli import app
 from loadkit.measure.results import LockAuditResults, write_results
+from tests.loadkit.crafted_errors import LOGIN, T0, client_results, request
 
 runner = CliRunner()
 

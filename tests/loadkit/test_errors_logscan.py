@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import io
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -163,14 +164,14 @@ def test_reading_is_streaming_one_line_at_a_time() -> None:
     # A generator of lines is consumed lazily: the reader never materialises the log.
     produced = 0
 
-    def lines() -> object:
+    def lines() -> Iterator[bytes]:
         nonlocal produced
         for _ in range(1000):
             produced += 1
             yield RAW + b"\n"
 
     counts = ScanCounts()
-    iterator = iter_log_objects(lines(), counts)  # type: ignore[arg-type]
+    iterator = iter_log_objects(lines(), counts)
     next(iterator)
     assert produced == 1
 

@@ -19,7 +19,6 @@ from typing import Any
 
 import httpx
 import orjson
-from test_errors_breakdown import client_results
 from typer.testing import CliRunner
 
 from loadkit.cli import app
@@ -27,6 +26,7 @@ from loadkit.measure.error_groups import TRACE_ID_SAMPLE
 from loadkit.measure.recorder import LatencyRecorder
 from loadkit.measure.results import LoadResults, write_results
 from loadkit.run.bundled_service import BundledService, free_port
+from tests.loadkit.crafted_errors import client_results
 
 ServiceFactory = Callable[..., BundledService]
 runner = CliRunner()

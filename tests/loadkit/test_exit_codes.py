@@ -34,6 +34,7 @@ def test_every_error_class_has_its_documented_exit_code() -> None:
     }
     assert set(classes) == set(EXPECTED), "a new error class needs its exit code here and in DESIGN"
     for name, cls in classes.items():
+        assert issubclass(cls, (exceptions.LoadkitError, KeyboardInterrupt)), name
         error = cls.__new__(cls)  # the class decides the code, not what it carries
         assert exit_code_for(error) == EXPECTED[name], name
     assert exit_code_for(KeyboardInterrupt()) == 130

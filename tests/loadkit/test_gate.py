@@ -7,12 +7,11 @@ renderer, in test_gate_report.py."""
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from loadkit.config import AcceptanceConfig, Criterion, parse_config
+from loadkit.config import AcceptanceConfig, parse_config
 from loadkit.exceptions import ConfigError, CriteriaNotMetError, InputError, InvalidRunError
 from loadkit.gate.evaluate import (
     ErrorGroups,
@@ -30,175 +29,25 @@ from loadkit.measure.results import (
     GeneratorHealth,
     LatencySummary,
     LoadResults,
-    LockAuditResults,
-    LockFinding,
-    SmokeCheckResult,
-    SmokeResults,
     Stall,
     with_reason,
 )
-from loadkit.measure.validity import InvalidReason, aborted_reason
-
-T0 = 1_800_000_000.0
-LOGIN = "POST /api/auth/login"
-ITEMS = "GET /api/items"
-
-SEED = parse_config(
-    {
-        "criteria": [
-            {"name": "smoke 10/10", "metric": "smoke.checks_passed", "op": ">=", "threshold": 10},
-            {"metric": "smoke.checks_failed", "op": "==", "threshold": 0},
-            {"metric": "load.error_rate", "op": "<", "threshold": 0.10},
-            {"metric": "load.p95_ms", "op": "<", "threshold": 1000},
-            {"metric": "load.http2_internal_errors", "op": "==", "threshold": 0},
-            {"metric": "load.max_stall_s", "op": "<", "threshold": 5},
-            {"metric": "lock_audit.lock_violations", "op": "==", "threshold": 0},
-        ]
-    },
-    source="seed",
-).criteria
-
-
-# --- crafted results ---------------------------------------------------------------------------
-
-
-def crafted_load(
-    *,
-    ok: int = 90,
-    errors: tuple[tuple[str, str, int], ...] = ((LOGIN, "storage_lock_timeout", 5),),
-    latency_s: float = 0.05,
-    duration_s: float = 10.0,
-    stall: tuple[float, float] | None = None,
-) -> LoadResults:
-    """A load run recorded through the real recorder: ``ok`` fast successes spread over the run
-    (alternating two endpoints), the given error groups, and optionally one request that was in
-    flight through a silent span ``(from_s, to_s)``."""
-    recorder = LatencyRecorder(start=T0)
-    total = ok + sum(count for _, _, count in errors)
-    step = duration_s / (total + 1)
-    t = T0
-    outcomes: list[tuple[str, str | None]] = [
-        (LOGIN if i % 2 == 0 else ITEMS, None) for i in range(ok)
-    ]
-    for endpoint, kind, count in errors:
-        outcomes.extend((endpoint, kind) for _ in range(count))
-    for index, (endpoint, kind) in enumerate(outcomes):
-        t = T0 + (index + 1) * step
-        if stall is not None and stall[0] <= t - T0 < stall[1]:
-            t = T0 + stall[1] + 0.001 * index  # nothing completes inside the stall
-        recorder.record(
-            endpoint=endpoint,
-            latency_s=latency_s,
-            end=t,
-            error_kind=kind,
-            status=503 if kind else 200,
-            trace_id=f"trace-{index}" if kind else None,
-            message=f"{kind} on {endpoint}" if kind else None,
-        )
-    if stall is not None:
-        recorder.record(endpoint=ITEMS, latency_s=stall[1] - stall[0], end=T0 + stall[1] + 0.0005)
-    recorder.finish(end=T0 + max(duration_s, t - T0 + 0.01))
-    return LoadResults(
-        target="http://127.0.0.1:1",
-        config={"scenario": "login", "concurrency": 10},
-        **recorder.traffic_fields(),
-    )
-
-
-def with_latency(results: LoadResults, **percentiles: float) -> LoadResults:
-    """The same run with some latency figures overridden (to sit exactly on a threshold)."""
-    latency = results.latency_ms.model_copy(update=percentiles)
-    return results.model_copy(update={"latency_ms": latency})
-
-
-def crafted_smoke(*, passed: int = 10, failed: int = 0) -> SmokeResults:
-    """A smoke run with the given numbers of passed and failed checks."""
-    checks = [
-        SmokeCheckResult(
-            name=f"check {i}",
-            method="GET",
-            path=f"/c/{i}",
-            expected_status=200,
-            status=200,
-            passed=True,
-        )
-        for i in range(passed)
-    ] + [
-        SmokeCheckResult(
-            name=f"broken {i}",
-            method="POST",
-            path="/api/auth/login",
-            expected_status=200,
-            status=500,
-            passed=False,
-            error_kind="internal_error",
-            trace_id=f"t-{i}",
-            message="boom",
-        )
-        for i in range(failed)
-    ]
-    recorder = LatencyRecorder(start=T0)
-    recorder.record(endpoint="GET /health", latency_s=0.01, end=T0 + 0.1)
-    recorder.finish(end=T0 + 0.2)
-    return SmokeResults(
-        target="http://127.0.0.1:1",
-        started_at=recorder.started_at,
-        duration_s=0.2,
-        totals=recorder.totals(),
-        latency_ms=recorder.overall_histogram().summary(),
-        histogram=recorder.overall_histogram().encode(),
-        checks=checks,
-    )
-
-
-def crafted_audit(*, violations: int = 0, aborted: bool = False) -> LockAuditResults:
-    """A lock audit with ``violations`` LK001 findings."""
-    findings = [
-        LockFinding(
-            path="service/storage.py",
-            line=40 + i,
-            col=8,
-            code="LK001",
-            message="bcrypt.hashpw called while holding _storage_lock",
-            lock_line=38,
-        )
-        for i in range(violations)
-    ]
-    return LockAuditResults(
-        target="service",
-        started_at=datetime.fromtimestamp(T0, tz=UTC),
-        duration_s=0.1,
-        files_checked=12,
-        violations=violations,
-        findings=findings,
-        invalid_reasons=[aborted_reason("service/broken.py: cannot parse")] if aborted else [],
-    )
-
-
-def overloaded(results: LoadResults, generator: GeneratorHealth) -> LoadResults:
-    """``results`` measured by an overloaded ``generator``, validated as a results file is (a
-    ``model_copy`` would skip the validation that adds the overload's reason)."""
-    return LoadResults.model_validate({**results.model_dump(), "generator": generator})
-
-
-def aborted(results: LoadResults) -> LoadResults:
-    """``results`` of a run that was interrupted."""
-    return with_reason(results, aborted_reason("interrupted (Ctrl-C or SIGTERM)"))
-
-
-def criterion(metric: str, op: str, threshold: float, **extra: Any) -> Criterion:
-    """One criterion, validated as acceptance.toml would be."""
-    return Criterion.model_validate({"metric": metric, "op": op, "threshold": threshold, **extra})
-
-
-def judge(crit: Criterion, *results: Any) -> GateReport:
-    """Evaluate one criterion on results named by their kind."""
-    return evaluate_criteria([crit], [(f"{r.kind}.json", r) for r in results])
-
-
-def only(report: GateReport) -> Any:
-    (verdict,) = report.verdicts
-    return verdict
+from loadkit.measure.validity import InvalidReason
+from tests.loadkit.crafted import (
+    ITEMS,
+    LOGIN,
+    SEED,
+    T0,
+    aborted,
+    crafted_audit,
+    crafted_load,
+    crafted_smoke,
+    criterion,
+    judge,
+    only,
+    overloaded,
+    with_latency,
+)
 
 
 def raise_for(report: GateReport) -> None:
@@ -279,7 +128,7 @@ def test_p95_threshold(p95: float, status: str) -> None:
     verdict = only(judge(criterion("load.p95_ms", "<", 1000), run))
     assert verdict.measured == p95
     assert verdict.status == status
-    assert math.isclose(verdict.margin, 1000.0 - p95)
+    assert verdict.margin is not None and math.isclose(verdict.margin, 1000.0 - p95)
 
 
 def test_p95_failure_says_by_how_much_and_shows_slowest_endpoints() -> None:
@@ -351,7 +200,7 @@ def test_max_stall_threshold(stall: tuple[float, float] | None, status: str) -> 
     verdict = only(judge(criterion("load.max_stall_s", "<", 5), run))
     assert verdict.status == status
     if stall is None:
-        assert verdict.measured < 0.1
+        assert verdict.measured is not None and verdict.measured < 0.1
     else:
         assert verdict.measured == pytest.approx(stall[1] - stall[0], abs=0.2)
 
@@ -500,7 +349,7 @@ def test_an_aborted_run_with_nothing_measured_is_invalid_not_an_input_error() ->
     assert report.outcome == "invalid"
     verdict = only(report)
     assert (verdict.status, verdict.measured, verdict.met) == ("invalid", None, None)
-    assert "no measurement of load.p95_ms" in verdict.missing
+    assert verdict.missing is not None and "no measurement of load.p95_ms" in verdict.missing
     with pytest.raises(InvalidRunError):
         raise_for(report)
 

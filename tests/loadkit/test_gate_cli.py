@@ -8,7 +8,11 @@ from pathlib import Path
 
 import pytest
 from junitparser import Error, Failure, JUnitXml, Skipped
-from test_gate import (
+from typer.testing import CliRunner
+
+from loadkit.cli import app
+from loadkit.measure.results import GeneratorHealth, write_results
+from tests.loadkit.crafted import (
     aborted,
     crafted_audit,
     crafted_load,
@@ -16,10 +20,6 @@ from test_gate import (
     overloaded,
     with_latency,
 )
-from typer.testing import CliRunner
-
-from loadkit.cli import app
-from loadkit.measure.results import GeneratorHealth, write_results
 
 SEED_TOML = """
 [[criteria]]

@@ -11,21 +11,6 @@ import os
 from pathlib import Path
 
 import pytest
-from test_gate import (
-    ITEMS,
-    LOGIN,
-    SEED,
-    T0,
-    aborted,
-    crafted_audit,
-    crafted_load,
-    crafted_smoke,
-    criterion,
-    judge,
-    only,
-    overloaded,
-    with_latency,
-)
 
 from loadkit.config import load_config
 from loadkit.exceptions import ConfigError, CriteriaNotMetError
@@ -45,6 +30,21 @@ from loadkit.report.gate import (
 )
 from loadkit.report.gate_evidence import EvidenceTable, verdict_tables
 from loadkit.report.units import format_delta, format_value
+from tests.loadkit.crafted import (
+    ITEMS,
+    LOGIN,
+    SEED,
+    T0,
+    aborted,
+    crafted_audit,
+    crafted_load,
+    crafted_smoke,
+    criterion,
+    judge,
+    only,
+    overloaded,
+    with_latency,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "gate"
 CASES = {

@@ -22,7 +22,7 @@ def audit_fixture(name: str, config: LockAuditConfig | None = None) -> FileAudit
 
 def expected(name: str) -> set[tuple[int, str]]:
     """(line, code) for every ``# expect: LKxxx`` marker in a fixture."""
-    found = set()
+    found: set[tuple[int, str]] = set()
     for number, line in enumerate((FIXTURES / name).read_text().splitlines(), start=1):
         match = EXPECT.search(line)
         if match:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from fractions import Fraction
 
 import orjson
@@ -63,7 +64,9 @@ def _uniform(rng: random.Random, n: int) -> list[float]:
 
 @pytest.mark.parametrize("make", [_lognormal, _bimodal, _uniform])
 @pytest.mark.parametrize("n", [1, 7, 11, 101, 1000, 20_000])
-def test_percentiles_match_exact_values_on_random_data(make, n: int) -> None:  # type: ignore[no-untyped-def]
+def test_percentiles_match_exact_values_on_random_data(
+    make: Callable[[random.Random, int], list[float]], n: int
+) -> None:
     rng = random.Random(n * 31 + len(make.__name__))
     values = [max(v, 1.0) for v in make(rng, n)]
     assert_within_hdr_precision(values, histogram_of(values))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -61,10 +62,10 @@ EXPECTED: dict[str, list[InvalidReason]] = {
 }
 
 
-def v1(name: str) -> dict[str, object]:
-    data = json.loads((V1 / name).read_text())
+def v1(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((V1 / name).read_text())
     assert data["schema"] == "loadkit.results/1"
-    return data  # type: ignore[no-any-return]
+    return data
 
 
 def test_every_fixture_is_checked() -> None:
@@ -110,7 +111,7 @@ def test_v1_flags_without_a_reason_become_reasons() -> None:
     aborted = parse_results({**v1("load_valid.json"), "aborted": True}, source="old.json")
     assert [r.code for r in aborted.invalid_reasons] == ["aborted"]
     data = v1("load_valid.json")
-    data["generator"] = {**data["generator"], "overloaded": True}  # type: ignore[dict-item]
+    data["generator"] = {**data["generator"], "overloaded": True}
     overloaded = parse_results(data, source="old.json")
     assert [r.code for r in overloaded.invalid_reasons] == ["generator_overloaded"]
 

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import orjson
 import pytest
-from misbehaving_servers import answers, closed_port, h2_server, hangs, serve
 from typer.testing import CliRunner
 
 from loadkit.cli import app
 from loadkit.config import DEFAULT_SMOKE_CHECKS, SmokeConfig, load_config
 from loadkit.measure.results import SmokeResults, read_results
 from loadkit.run.bundled_service import BundledService
+from tests.loadkit.misbehaving_servers import answers, closed_port, h2_server, hangs, serve
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -10,7 +10,6 @@ from typing import Any, get_args
 
 import pytest
 from pydantic import ValidationError
-from test_gate import SEED, crafted_audit, crafted_load, crafted_smoke, overloaded
 from typer.testing import CliRunner
 
 from loadkit.cli import app
@@ -41,6 +40,7 @@ from loadkit.measure.validity import (
     worker_share_missing_reason,
 )
 from loadkit.report.smoke import render_smoke_table
+from tests.loadkit.crafted import SEED, crafted_audit, crafted_load, crafted_smoke, overloaded
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "results.md"
 

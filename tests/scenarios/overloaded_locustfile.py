@@ -8,14 +8,13 @@ it).
 
 from __future__ import annotations
 
-from typing import Any
-
 import gevent
 from locust import FastHttpUser, constant, events, task
+from locust.env import Environment
 
 
-@events.test_start.add_listener
-def _overload_soon(environment: Any, **_kwargs: Any) -> None:
+@events.test_start.add_listener  # type: ignore[untyped-decorator]  # Locust's is unannotated
+def _overload_soon(environment: Environment, **_kwargs: object) -> None:
     gevent.spawn_later(0.3, environment.events.cpu_warning.fire, environment=environment,
                        cpu_usage=99.0)  # fmt: skip
 

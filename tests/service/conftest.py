@@ -11,19 +11,19 @@ from typing import Any
 
 import httpx
 import pytest
-from engines_api import SettingsFactory, open_client
 from fastapi import FastAPI
-from postgres_cluster import (
+
+from service.app import create_app
+from service.dependencies import Services
+from service.settings import Settings
+from tests.service.engines_api import SettingsFactory, open_client
+from tests.service.postgres_cluster import (
     PostgresCluster,
     PostgresUnavailable,
     create_database,
     drop_database,
     find_bindir,
 )
-
-from service.app import create_app
-from service.dependencies import Services
-from service.settings import Settings
 
 
 @pytest.fixture

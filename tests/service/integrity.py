@@ -322,6 +322,7 @@ async def _retry(url: str, token: str, attempt: Attempt, *, deadline: float) -> 
 def settings_from(env: dict[str, str]) -> Settings:
     """The service's settings for these ``ENGINES_*`` values (as ``python -m service`` reads)."""
     values = {name.removeprefix("ENGINES_").lower(): value for name, value in env.items()}
+    # Strings, as in the environment: pydantic parses them into the typed fields.
     return Settings(**values)  # type: ignore[arg-type]
 
 

@@ -4,17 +4,18 @@ user enumeration."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import httpx
 import jwt
 import pytest
-from engines_api import TEST_PASSWORD, assert_error, auth_headers, login, register
 from fastapi import FastAPI
 
 from service.dependencies import Services
 from service.models import User
 from service.settings import Settings
 from service.storage import LockTimings, Storage, UserRecord
+from tests.service.engines_api import TEST_PASSWORD, assert_error, auth_headers, login, register
 
 EMAIL = "ada@example.org"
 
@@ -183,10 +184,10 @@ async def test_me_returns_the_token_owner(client: httpx.AsyncClient) -> None:
 
 
 async def test_me_after_a_cache_miss_reads_the_database(
-    client: httpx.AsyncClient, app: object
+    client: httpx.AsyncClient, app: FastAPI
 ) -> None:
     headers = await auth_headers(client, EMAIL)
-    services = app.state.services  # type: ignore[attr-defined]
+    services: Services = app.state.services
     await services.storage.with_storage(lambda cache: cache.users.clear())
     response = await client.get("/api/auth/me", headers=headers)
     assert response.status_code == 200, response.text
@@ -237,10 +238,10 @@ def _token(settings: Settings, **claims: object) -> str:
     ],
 )
 async def test_bad_tokens_are_401_unauthorized(
-    client: httpx.AsyncClient, settings: Settings, make_header: object
+    client: httpx.AsyncClient, settings: Settings, make_header: Callable[[Settings], str | None]
 ) -> None:
     await register(client, EMAIL)
-    header = make_header(settings)  # type: ignore[operator]
+    header = make_header(settings)
     headers = {} if header is None else {"Authorization": header}
     for method, path in [("GET", "/api/auth/me"), ("GET", "/api/items"), ("POST", "/api/items")]:
         response = await client.request(method, path, headers=headers, json={"name": "x"})

@@ -9,7 +9,12 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from engines_api import (
+from starlette.types import Message
+
+from loadkit.run.bundled_service import BundledService
+from service.app import create_app
+from service.rate_limit import LoginRateLimiter, TokenBucketLimiter
+from tests.service.engines_api import (
     SettingsFactory,
     assert_error,
     assert_retry_after,
@@ -19,11 +24,6 @@ from engines_api import (
     open_client,
     register,
 )
-from starlette.types import Message
-
-from loadkit.run.bundled_service import BundledService
-from service.app import create_app
-from service.rate_limit import LoginRateLimiter, TokenBucketLimiter
 
 
 async def test_requests_past_the_in_flight_limit_are_refused_at_once(

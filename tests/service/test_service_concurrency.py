@@ -9,11 +9,11 @@ from collections import Counter
 
 import httpx
 import pytest
-from engines_api import SettingsFactory, login, open_client, register
 from sqlalchemy import func, select
 
 from service.app import create_app
 from service.models import User
+from tests.service.engines_api import SettingsFactory, login, open_client, register
 
 
 async def test_50_concurrent_registrations_give_only_201_or_409(client: httpx.AsyncClient) -> None:
@@ -29,6 +29,7 @@ async def test_50_concurrent_registrations_give_only_201_or_409(client: httpx.As
         if response.status_code == 409:
             assert response.json()["error"]["kind"] == "conflict"
 
+    # The app behind the client's ASGITransport; httpx types _transport as any transport.
     app = client._transport.app  # type: ignore[attr-defined]
     async with app.state.services.database.read_session() as session:
         assert await session.scalar(select(func.count()).select_from(User)) == 30

@@ -6,10 +6,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from engines_api import SettingsFactory
 from sqlalchemy import text
 
 from service.database import Database
+from tests.service.engines_api import SettingsFactory
 
 
 async def test_connections_use_wal_and_a_busy_timeout(make_settings: SettingsFactory) -> None:

@@ -9,11 +9,18 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 import sqlalchemy.exc
-from engines_api import SettingsFactory, assert_error, auth_headers, login, open_client, register
 from fastapi import FastAPI
 
 from service.app import create_app
 from service.database import Database
+from tests.service.engines_api import (
+    SettingsFactory,
+    assert_error,
+    auth_headers,
+    login,
+    open_client,
+    register,
+)
 
 EMAIL = "keeper@example.org"
 

@@ -12,7 +12,13 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
-from engines_api import (
+
+from loadkit.run.bundled_service import BundledService
+from service import faults
+from service.app import create_app
+from service.faults import FaultPlan
+from service.settings import Settings
+from tests.service.engines_api import (
     SettingsFactory,
     assert_error,
     assert_retry_after,
@@ -22,12 +28,6 @@ from engines_api import (
     open_client,
     register,
 )
-
-from loadkit.run.bundled_service import BundledService
-from service import faults
-from service.app import create_app
-from service.faults import FaultPlan
-from service.settings import Settings
 
 
 async def timed(request: Awaitable[httpx.Response]) -> tuple[httpx.Response, float]:
@@ -242,6 +242,7 @@ def test_faults_switch_on_through_engines_variables_on_a_real_process(
 
 def test_a_bad_fault_setting_is_refused() -> None:
     with pytest.raises(ValueError, match="fault_error_kind"):
+        # A value outside the Literal on purpose: the refusal is what is tested.
         Settings(fault_error_kind="no_such_kind")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="fault_error_share"):
         Settings(fault_error_share=1.5)

@@ -12,7 +12,6 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from engines_api import SettingsFactory, assert_error, auth_headers, open_client
 from fastapi import FastAPI
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,6 +20,7 @@ from service.app import create_app
 from service.dependencies import Services
 from service.errors import DatabaseError
 from service.models import IdempotencyRecord, Item, utc_now
+from tests.service.engines_api import SettingsFactory, assert_error, auth_headers, open_client
 
 BODY = {"name": "once", "description": "only one of me"}
 

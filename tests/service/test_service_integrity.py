@@ -7,7 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from integrity import FAULTS, Attempt, Retry, reconcile, run_fault
+
+from tests.service.integrity import FAULTS, Attempt, Retry, reconcile, run_fault
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,6 @@ from typing import TypeVar
 
 import httpx
 import pytest
-from engines_api import SettingsFactory, assert_error, auth_headers, open_client
 from fastapi import FastAPI
 
 from service.dependencies import Services
@@ -15,6 +14,7 @@ from service.errors import StorageLockTimeout
 from service.models import Item
 from service.settings import Settings
 from service.storage import StorageCache
+from tests.service.engines_api import SettingsFactory, assert_error, auth_headers, open_client
 
 T = TypeVar("T")
 

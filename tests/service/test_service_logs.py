@@ -7,11 +7,11 @@ from typing import Any
 
 import httpx
 import pytest
-from engines_api import SettingsFactory, auth_headers, login, open_client
 from fastapi import FastAPI
 from starlette.types import Message
 
 from service.app import create_app
+from tests.service.engines_api import SettingsFactory, auth_headers, login, open_client
 
 REQUEST_FIELDS = {
     "ts",

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import httpx
-from engines_api import auth_headers
 from prometheus_client.parser import text_string_to_metric_families
+
+from tests.service.engines_api import auth_headers
 
 
 def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

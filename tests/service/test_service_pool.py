@@ -6,7 +6,11 @@ import asyncio
 import time
 
 import pytest
-from engines_api import (
+
+from service.app import create_app
+from service.dependencies import Services
+from service.pool_metrics import PoolSnapshot
+from tests.service.engines_api import (
     SettingsFactory,
     assert_error,
     assert_retry_after,
@@ -14,10 +18,6 @@ from engines_api import (
     log_lines,
     open_client,
 )
-
-from service.app import create_app
-from service.dependencies import Services
-from service.pool_metrics import PoolSnapshot
 
 POOL_FIELDS = {"size", "max_size", "checked_out", "checked_in", "overflow", "waited", "timed_out"}
 
@@ -68,6 +68,7 @@ async def test_a_failing_tick_is_logged_and_the_next_one_still_runs(
             raise RuntimeError("pool figures unavailable")
         return real_snapshot()
 
+    # A method replaced on this one monitor, for this test.
     monitor.snapshot = flaky_snapshot  # type: ignore[method-assign]
     async with open_client(app) as client:
         await asyncio.sleep(0.3)
@@ -109,4 +110,5 @@ def test_the_pool_timeout_is_short_by_default(make_settings: SettingsFactory) ->
     settings = make_settings()
     assert settings.db_pool_timeout_s <= 5
     services: Services = create_app(settings).state.services
+    # timeout() is QueuePool's; engine.pool is typed as the base Pool.
     assert services.database.engine.pool.timeout() == settings.db_pool_timeout_s  # type: ignore[attr-defined]

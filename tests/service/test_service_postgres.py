@@ -10,7 +10,14 @@ from datetime import datetime
 
 import httpx
 import pytest
-from engines_api import (
+from fastapi import FastAPI
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+
+from service.app import create_app
+from service.dependencies import Services
+from service.models import User
+from tests.service.engines_api import (
     SettingsFactory,
     assert_error,
     auth_headers,
@@ -18,14 +25,7 @@ from engines_api import (
     open_client,
     register,
 )
-from fastapi import FastAPI
-from postgres_cluster import drop_database, free_port
-from sqlalchemy import func, select
-from sqlalchemy.engine import make_url
-
-from service.app import create_app
-from service.dependencies import Services
-from service.models import User
+from tests.service.postgres_cluster import drop_database, free_port
 
 
 @pytest.fixture

@@ -6,12 +6,18 @@ from __future__ import annotations
 import time
 
 import pytest
-from engines_api import SettingsFactory, assert_error, assert_retry_after, log_lines, open_client
 from fastapi import FastAPI
 from sqlalchemy import text
 
 from service.app import create_app
 from service.dependencies import ServicesDep
+from tests.service.engines_api import (
+    SettingsFactory,
+    assert_error,
+    assert_retry_after,
+    log_lines,
+    open_client,
+)
 
 SLOW_CTE = (
     "WITH RECURSIVE counter(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM counter "

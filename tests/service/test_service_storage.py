@@ -6,11 +6,12 @@ import asyncio
 
 import httpx
 import pytest
-from engines_api import SettingsFactory, assert_error, open_client, register
+from fastapi import FastAPI
 
 from service.app import create_app
 from service.errors import StorageLockTimeout
 from service.storage import Storage
+from tests.service.engines_api import SettingsFactory, assert_error, open_client, register
 
 
 async def test_with_storage_runs_the_callable_under_the_lock() -> None:
@@ -70,12 +71,12 @@ async def test_a_held_lock_gives_503_with_retry_after_then_recovers(
 
 
 async def test_handlers_never_hold_the_lock_while_hashing(
-    client: httpx.AsyncClient, app: object, monkeypatch: pytest.MonkeyPatch
+    client: httpx.AsyncClient, app: FastAPI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """bcrypt runs with the storage lock free (the original freeze was bcrypt under the lock)."""
     import bcrypt
 
-    storage: Storage = app.state.services.storage  # type: ignore[attr-defined]
+    storage: Storage = app.state.services.storage
     held_during_bcrypt: list[bool] = []
     real_hashpw, real_checkpw = bcrypt.hashpw, bcrypt.checkpw
 

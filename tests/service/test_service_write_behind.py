@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
-from engines_api import SettingsFactory, auth_headers, login, open_client, register
 from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,6 +22,7 @@ from service.app import create_app
 from service.dependencies import Services
 from service.models import Item, User
 from service.storage import ItemRecord, Storage, StorageCache, UserRecord
+from tests.service.engines_api import SettingsFactory, auth_headers, login, open_client, register
 
 HELD_FOR_S = 0.6
 """How long the lock stays taken after a commit: three lock timeouts."""
@@ -128,7 +128,11 @@ async def test_past_its_bound_the_queue_is_replaced_by_clearing_the_whole_cache(
     await storage.with_storage(lambda c: c.put_user(user))
     generation = await storage.with_storage(lambda c: c.items_generation)
     for item_id in range(5):
-        storage.write_behind(lambda c, i=item_id: c.items.put(i, record(i)))
+
+        def put(c: StorageCache, i: int = item_id) -> None:
+            c.items.put(i, record(i))
+
+        storage.write_behind(put)
     assert storage.pending_writes <= 3
 
     def cleared(c: StorageCache) -> tuple[int, int, bool]:
