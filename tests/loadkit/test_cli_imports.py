@@ -10,9 +10,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-from tests.loadkit.misbehaving_servers import closed_port
-
 import loadkit
+from tests.loadkit.misbehaving_servers import closed_port
 
 HEAVY = ("locust", "gevent", "geventhttpclient", "zmq", "flask")
 

@@ -7,7 +7,8 @@ from typing import Any
 
 import httpx
 import pytest
-from engines_api import assert_error, auth_headers
+
+from tests.service.engines_api import assert_error, auth_headers
 
 OPERATIONS = [
     ("post", "/api/auth/register", {409, 422, 503}),
