@@ -9,9 +9,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from loadkit.measure.recorder import LatencyRecorder
+from loadkit.measure.recorder import LatencyRecorder, RunClock
 from loadkit.measure.results import GeneratorHealth, LoadResults, with_reason
-from loadkit.measure.validity import InvalidReason, aborted_reason, add_reason, overload_reason
+from loadkit.measure.validity import (
+    InvalidReason,
+    aborted_reason,
+    add_reason,
+    generator_crashed_reason,
+    overload_reason,
+)
 
 STOPPED_EARLY = "the run was stopped before its planned end"
 
@@ -52,3 +58,19 @@ def build_load_results(
 def mark_aborted(results: LoadResults, why: str) -> LoadResults:
     """A copy of ``results`` marked aborted (idempotent: an existing abort reason is kept)."""
     return with_reason(results, aborted_reason(why))
+
+
+def crashed_load_results(
+    *, target: str, config: dict[str, Any], exit_code: int | None
+) -> LoadResults:
+    """Results for a run whose generator died without writing any: nothing measured, marked
+    ``generator_crashed``, so that ``--out`` replaces an earlier file the gate would pass with one
+    it calls invalid (exit 4)."""
+    recorder = LatencyRecorder(start=RunClock().now())
+    recorder.finish(end=recorder.start)
+    return LoadResults(
+        target=target,
+        config=config,
+        **recorder.traffic_fields(),
+        invalid_reasons=[generator_crashed_reason(exit_code=exit_code)],
+    )

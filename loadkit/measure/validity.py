@@ -108,18 +108,20 @@ def worker_share_missing_reason(workers: Sequence[str]) -> InvalidReason:
     )
 
 
+def exit_description(exit_code: int) -> str:
+    """How a process ended, from ``Popen.returncode`` (negative: the signal that killed it)."""
+    if exit_code < 0:
+        try:
+            return f"was killed by {signal.Signals(-exit_code).name}"
+        except ValueError:
+            return f"was killed by signal {-exit_code}"
+    return f"exited with code {exit_code}"
+
+
 def generator_crashed_reason(*, exit_code: int | None) -> InvalidReason:
     """The generator process died during the run (``exit_code`` as ``Popen.returncode``
     reports it: negative for a signal; None when it is not known)."""
-    if exit_code is None:
-        how = "died"
-    elif exit_code < 0:
-        try:
-            how = f"was killed by {signal.Signals(-exit_code).name}"
-        except ValueError:
-            how = f"was killed by signal {-exit_code}"
-    else:
-        how = f"exited with code {exit_code}"
+    how = "died" if exit_code is None else exit_description(exit_code)
     return InvalidReason(
         code="generator_crashed",
         detail=f"the load generator process {how} during the run; the results stop there",

@@ -22,7 +22,12 @@ from pathlib import Path
 
 from loadkit.config import AcceptanceConfig, LoadProfile, load_config
 from loadkit.defaults import DEFAULT_PROFILE, DEFAULT_REPORTS_DIR
-from loadkit.exceptions import ConfigError, InvalidLoadRunError, LoadkitError
+from loadkit.exceptions import (
+    ConfigError,
+    GeneratorCrashedError,
+    InvalidLoadRunError,
+    LoadkitError,
+)
 from loadkit.gate.evaluate import GateReport, evaluate_criteria
 from loadkit.measure.results import LoadResults, LockAuditResults, SmokeResults, write_results
 from loadkit.report.units import format_fraction, format_ms
@@ -164,6 +169,11 @@ def _load(target: str, profile: LoadProfile, out: Path, *, quiet: bool) -> LoadR
         # The results were written; the gate shows the run as invalid (exit 4) with the
         # criteria measured on it, and writes its reports, rather than stopping here.
         return invalid.results
+    except GeneratorCrashedError as crashed:
+        # Likewise for a generator that died: its results say generator_crashed.
+        if crashed.results is None:
+            raise
+        return crashed.results
 
 
 @contextlib.contextmanager

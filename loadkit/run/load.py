@@ -10,7 +10,6 @@ interrupted.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import tempfile
 import uuid
@@ -46,8 +45,9 @@ from loadkit.exceptions import (
     LoadInterrupted,
     TargetUnreachableError,
 )
-from loadkit.measure.load_results import mark_aborted
+from loadkit.measure.load_results import crashed_load_results, mark_aborted
 from loadkit.measure.results import LoadResults, read_results, write_results
+from loadkit.measure.validity import exit_description
 from loadkit.run.bundle import bundled_scenarios_dir
 from loadkit.run.bundled_service import free_port
 
@@ -210,10 +210,19 @@ def run_load(
             if run.interrupted:
                 raise LoadInterrupted(None, None)
             _raise_if_unloadable(scenario)
+            # Written, not left alone: an earlier file at --out must not pass the gate for it.
+            crashed = crashed_load_results(
+                target=target,
+                config={"scenario": str(scenario), "run_id": run_id, "model": "closed"},
+                exit_code=None if run.timed_out else run.returncode,
+            )
+            write_results(out, crashed)
             raise GeneratorCrashedError(
                 f"the load generator (Locust) {_how_it_ended(run, bound_s)} without writing "
-                "results, though the scenario loads",
+                f"results, though the scenario loads (results: {out}, marked generator_crashed)",
                 log_tail=run.log_tail,
+                results=crashed,
+                path=out,
             )
     if run.interrupted or run.timed_out:
         why = "interrupted (Ctrl-C or SIGTERM)" if run.interrupted else "ran past its time bound"
@@ -265,12 +274,7 @@ def run_ui(
             f"Locust web UI with loadkit: http://{LOOPBACK}:{web_port} (Ctrl-C to stop); "
             f"each test writes its results to {results_dir}/ui-<time>.json"
         )
-    run = run_locust(launch)
-    if run.interrupted:
-        return 0
-    if run.returncode != 0:
-        _raise_if_unloadable(path)
-    return run.returncode
+    return _run_until_quit(launch)
 
 
 def run_worker(
@@ -294,12 +298,20 @@ def run_worker(
         parent_pid=os.getpid(),
         locust_args=tuple(locust_args),
     )
+    return _run_until_quit(launch)
+
+
+def _run_until_quit(launch: LocustLaunch) -> int:
+    """Run a Locust that ends when it is told to (the web UI, workers): 0 when it quit as
+    asked. A scenario it cannot load is a ConfigError (exit 2); any other failure is a crash of
+    the generator (exit 4), never Locust's own exit code (1 would read as "criteria not met")."""
     run = run_locust(launch)
-    if run.interrupted:
+    if run.interrupted or run.returncode == 0:
         return 0
-    if run.returncode != 0:
-        _raise_if_unloadable(path)
-    return run.returncode
+    _raise_if_unloadable(launch.scenario)
+    raise GeneratorCrashedError(
+        f"the load generator (Locust) {_how_it_ended(run, 0.0)}", log_tail=run.log_tail
+    )
 
 
 def _raise_if_unloadable(scenario: Path) -> None:
@@ -315,12 +327,7 @@ def _raise_if_unloadable(scenario: Path) -> None:
 def _how_it_ended(run: LocustRun, bound_s: float) -> str:
     if run.timed_out:
         return f"was stopped after running {bound_s:.0f} s, past its time bound,"
-    if run.returncode < 0:
-        try:
-            return f"was killed by {signal.Signals(-run.returncode).name}"
-        except ValueError:
-            return f"was killed by signal {-run.returncode}"
-    return f"exited with code {run.returncode}"
+    return exit_description(run.returncode)
 
 
 def _users(target: Target, scenario: Path, profile: LoadProfile) -> Users:

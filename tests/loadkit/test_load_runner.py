@@ -22,15 +22,18 @@ from typer.testing import CliRunner
 
 from loadkit.cli import app
 from loadkit.config import LoadProfile
+from loadkit.engines.locust.process import LocustRun
 from loadkit.exceptions import InvalidLoadRunError
-from loadkit.measure.results import LoadResults, read_results
+from loadkit.measure.results import LoadResults, dump_results, read_results
 from loadkit.measure.validity import has_code
 from loadkit.run.bundled_service import BundledService, free_port
 from loadkit.run.load import run_load
+from tests.loadkit.crafted import crafted_load
 
 pytestmark = pytest.mark.slow
 
 HERE = Path(__file__).parent
+REPO = HERE.parent.parent
 OVERLOADED_LOCUSTFILE = HERE.parent / "scenarios" / "overloaded_locustfile.py"
 SATURATING_LOCUSTFILE = HERE.parent / "scenarios" / "saturating_locustfile.py"
 CRASHING_LOCUSTFILE = HERE.parent / "scenarios" / "crashing_locustfile.py"
@@ -218,16 +221,47 @@ def test_a_generator_that_dies_mid_run_is_exit_4_with_its_last_lines(
 ) -> None:
     # Not "your configuration is wrong" (exit 2): the scenario loaded and ran, then Locust died.
     out = tmp_path / "load.json"
+    out.write_bytes(dump_results(passing_earlier_run()))  # what an earlier run left there
     command = ["load", "--host", static_server, "--scenario", str(CRASHING_LOCUSTFILE)]
     command += ["--concurrency", "1", "--duration", "10", "--out", str(out), "--quiet"]
     result = CliRunner().invoke(app, command)
     assert result.exit_code == 4, result.output
     assert (
         "error: the load generator (Locust) exited with code 3 without writing results, though "
-        "the scenario loads; its last lines:" in result.output
+        f"the scenario loads (results: {out}, marked generator_crashed); its last lines:"
+        in result.output
     )
     assert "crashing on purpose after 20 requests" in result.output
-    assert not out.exists()
+    # The earlier passing file is replaced: the gate must not judge it as this run's.
+    crashed = read_results(out)
+    assert not crashed.valid
+    assert [reason.code for reason in crashed.invalid_reasons] == ["generator_crashed"]
+    assert "exited with code 3" in crashed.invalid_reasons[0].detail
+    gate = CliRunner().invoke(app, ["gate", str(out), "--config", str(REPO / "acceptance.toml")])
+    assert gate.exit_code == 4, gate.output
+
+
+def passing_earlier_run() -> LoadResults:
+    """The results of an earlier, healthy run: what a stale --out would hold."""
+    return crafted_load(errors=())
+
+
+@pytest.mark.parametrize("command", [["load", "--worker"], ["ui"]])
+def test_a_worker_or_ui_locust_that_dies_is_exit_4_not_its_own_code(
+    command: list[str], monkeypatch: pytest.MonkeyPatch, static_server: str
+) -> None:
+    # Locust's own code would say 1 ("criteria not met") or a signal's negative number.
+    killed = LocustRun(returncode=-9, interrupted=False, timed_out=False, log_tail="boom")
+    monkeypatch.setattr("loadkit.run.load.run_locust", lambda *a, **k: killed)
+    args = [*command, "--scenario", "login", "--master-port", str(free_port())]
+    if command == ["ui"]:
+        args = ["ui", "--host", static_server, "--scenario", "login"]
+        args += ["--web-port", str(free_port())]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 4, result.output
+    assert "error: the load generator (Locust) was killed by SIGKILL; its last lines:" in (
+        result.output
+    )
 
 
 def test_a_worker_whose_locustfile_cannot_load_is_exit_2(tmp_path: Path) -> None:
