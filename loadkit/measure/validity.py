@@ -99,13 +99,21 @@ def incomplete_reason(*, ran_s: float, planned_s: float) -> InvalidReason:
     )
 
 
-def worker_share_missing_reason(workers: Sequence[str]) -> InvalidReason:
-    """The master wrote the results without the final share of ``workers``."""
-    return InvalidReason(
-        code="worker_share_missing",
-        detail=f"no final share from worker(s) {', '.join(workers)}; "
-        "their last seconds are missing",
-    )
+def worker_share_missing_reason(
+    workers: Sequence[str], *, refused: Mapping[str, str] | None = None
+) -> InvalidReason:
+    """The master wrote the results without the final share of ``workers``, or after refusing
+    a share of the ``refused`` workers (worker → why)."""
+    parts = []
+    if workers:
+        parts.append(
+            f"no final share from worker(s) {', '.join(workers)}; their last seconds are missing"
+        )
+    parts += [
+        f"a share from worker {worker} was refused ({why}); its requests are missing"
+        for worker, why in sorted((refused or {}).items())
+    ]
+    return InvalidReason(code="worker_share_missing", detail="; ".join(parts))
 
 
 def exit_description(exit_code: int) -> str:

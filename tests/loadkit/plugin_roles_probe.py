@@ -125,6 +125,26 @@ def main(folder: Path) -> None:
     findings["invalid_reasons"] = [str(reason) for reason in results.invalid_reasons]
     findings["processes"] = results.config["processes"]
 
+    # A worker whose periodic report is refused, then whose final share merges: what the
+    # refused report carried is lost, so the run is still not complete.
+    late = MasterTest(
+        environment=environment(),
+        runner=FakeRunner(),
+        options=options(folder / "late.json"),
+        clock=clock,
+    )
+    garbled = {**final, "share": {**final["share"], "version": 999}}
+    late.worker_reported("worker-c", garbled, final=False)
+    # Each report carries the worker's running count of CPU warnings: 1, then still 1.
+    late.worker_reported("worker-c", {**final, "cpu_warnings": 1}, final=False)
+    late.worker_reported("worker-c", {**final, "share": None, "cpu_warnings": 1}, final=True)
+    late.stopping()
+    late.stopped()
+    late_results = read_results(folder / "late.json")
+    assert isinstance(late_results, LoadResults)
+    findings["late_reasons"] = [reason.code for reason in late_results.invalid_reasons]
+    findings["late_cpu_warnings"] = late_results.generator.cpu_warnings
+
     local = LocalTest(
         environment=environment(),
         runner=FakeRunner(),

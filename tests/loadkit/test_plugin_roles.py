@@ -26,12 +26,15 @@ def test_master_merges_a_worker_and_refuses_a_share_from_another_loadkit(tmp_pat
     assert findings["final_message"] == "loadkit_final"
     # worker-a: 3 successes after the reset, 1 failure; the request before the reset is gone.
     assert (findings["requests"], findings["errors"]) == (4, 1)
-    # The refused worker still owes its share: nothing is written until Locust quits.
-    assert not findings["written_before_quit"]
-    assert findings["invalid_reasons"] == [
-        "worker_share_missing: no final share from worker(s) worker-b; "
-        "their last seconds are missing"
-    ]
+    # Every worker has answered (worker-b's answer was refused): written without waiting for
+    # Locust to quit, and invalid, naming the refused worker and why.
+    assert findings["written_before_quit"]
+    [reason] = findings["invalid_reasons"]
+    assert reason.startswith("worker_share_missing: a share from worker worker-b was refused (")
+    assert "version 999" in reason and reason.endswith("; its requests are missing")
+    # A refused periodic report is not made good by a final share that merges.
+    assert findings["late_reasons"] == ["worker_share_missing", "generator_overloaded"]
+    assert findings["late_cpu_warnings"] == 1  # the worker's count, not summed per report
     assert findings["processes"] == 2
     assert "version 999" in done.stderr and "same loadkit" in done.stderr
     assert findings["local_requests"] == 1

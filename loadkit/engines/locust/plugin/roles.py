@@ -123,7 +123,11 @@ class MasterTest(LoadTest[MasterRunner]):
         """Workers whose final share arrived."""
         self.worker_live: dict[str, tuple[float, float | None]] = {}
         """By worker: when it last reported (monotonic) and its last second's P95."""
-        self.worker_cpu_warnings = 0
+        self.worker_cpu_warnings: dict[str, int] = {}
+        """By worker: its CPU warnings so far (each report carries the worker's running count)."""
+        self.refused_workers: dict[str, str] = {}
+        """Workers a report was refused from (another loadkit, malformed), and why: some of
+        their requests are not in the merge, so the run cannot be complete."""
 
     def _note_pending(self) -> None:
         # Added to those that sent shares: a worker that quit mid-run (no longer a client)
@@ -137,10 +141,14 @@ class MasterTest(LoadTest[MasterRunner]):
         try:
             report = WorkerReport.from_wire(data)
         except InputError as exc:
-            # Not merged: the worker then owes its final share and the run is marked
-            # incomplete, naming it; the reason is logged here.
+            # Not merged: the run is marked worker_share_missing, naming the worker, even if
+            # its later reports merge (this one's requests are lost either way).
             logger.error("loadkit: worker %s: %s", client_id, exc)
             self.expected_workers.add(client_id)
+            self.refused_workers.setdefault(client_id, str(exc))
+            if final:
+                self.final_workers.add(client_id)
+                self._finalize_when_complete()
             return
         if report.share is not None:
             self._merge(client_id, report)
@@ -154,7 +162,7 @@ class MasterTest(LoadTest[MasterRunner]):
         self.expected_workers.add(client_id)
         self.recording.worker_totals[client_id] = (report.requests, report.errors)
         self.worker_live[client_id] = (time.monotonic(), report.p95_ms)
-        self.worker_cpu_warnings += report.cpu_warnings
+        self.worker_cpu_warnings[client_id] = report.cpu_warnings
         if report.max_cpu is not None:
             self.cpu.note(report.max_cpu)
 
@@ -183,12 +191,12 @@ class MasterTest(LoadTest[MasterRunner]):
     def _missing_shares_reason(self) -> InvalidReason | None:
         """Why a run whose workers did not all send their final share is invalid."""
         missing = sorted(self.expected_workers - self.final_workers)
-        if not missing:
+        if not missing and not self.refused_workers:
             return None
-        return worker_share_missing_reason(missing)
+        return worker_share_missing_reason(missing, refused=self.refused_workers)
 
     def _generator_health(self) -> GeneratorHealth:
-        warnings = self.cpu.warnings + self.worker_cpu_warnings
+        warnings = self.cpu.warnings + sum(self.worker_cpu_warnings.values())
         overloaded = warnings > 0 or bool(self.runner.worker_cpu_warning_emitted)
         if overloaded and warnings == 0:
             warnings = 1  # seen in a worker's heartbeat: Locust sets the flag, fires no event
