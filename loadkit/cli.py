@@ -41,7 +41,6 @@ from loadkit.exceptions import (
     TargetUnreachableError,
 )
 
-EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
@@ -50,7 +49,7 @@ EXIT_INTERRUPTED = 130
 
 EXIT_CODES: dict[type[BaseException], int] = {
     CriteriaNotMetError: EXIT_FAILED,
-    ConfigError: EXIT_USAGE,
+    ConfigError: EXIT_USAGE,  # GeneratorStartError too
     InputError: EXIT_USAGE,
     TargetUnreachableError: EXIT_UNREACHABLE,
     ServiceStartError: EXIT_UNREACHABLE,

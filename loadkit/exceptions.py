@@ -59,6 +59,11 @@ class InvalidLoadRunError(InvalidRunError):
         self.path = path
 
 
+class GeneratorStartError(ConfigError):
+    """The load generator (Locust) could not be started at all: the installation is broken
+    (exit 2)."""
+
+
 class GeneratorCrashedError(InvalidRunError):
     """The load generator (Locust) died or hung during a run, though its locustfile loads.
 

@@ -40,6 +40,7 @@ from loadkit.measure.results import (
     SmokeCheckResult,
     SmokeResults,
     Stall,
+    Stopped,
     TimelinePoint,
 )
 from loadkit.measure.validity import InvalidReason
@@ -203,6 +204,8 @@ class Verdict:
     frozen: Stall | None = None
     """Why a valid run has no measurement: no request completed in it, through this stall."""
     evidence: tuple[Evidence, ...] = ()
+    stopped_run_at_s: float | None = None
+    """Set when this criterion stopped the run (abort on fail): seconds from its start."""
 
     @property
     def margin_percent(self) -> float | None:
@@ -252,6 +255,8 @@ def evaluate_criteria(
     if not results:
         raise InputError("no results files given: there is nothing to gate")
     runs = tuple(_check_run(source, res) for source, res in results)
+    for source, res in results:
+        _check_stopped_by_a_known_criterion(source, res, criteria)
     valid_by_source = {run.source: run for run in runs}
     verdicts: list[Verdict] = []
     for criterion in criteria:
@@ -326,7 +331,12 @@ def _judge(criterion: Criterion, source: str, results: AnyResults, run: RunCheck
                 frozen=frozen,
                 evidence=_stall(results),
             )
+    stopper = _stopped_by(criterion, results)
+    if stopper is not None and stopper.measured is not None:
+        measured = stopper.measured  # what stopped the run, not what the run ended with
     met = _OPERATORS[criterion.op](measured, criterion.threshold)
+    if stopper is not None:
+        met = False  # it stopped the run by failing: the verdict cannot be a pass
     margin = _margin(criterion.op, measured, criterion.threshold)
     evidence = () if met else _evidence(criterion, results)
     status: Status = "passed" if met else "failed"
@@ -342,7 +352,31 @@ def _judge(criterion: Criterion, source: str, results: AnyResults, run: RunCheck
         met=met,
         run=run,
         evidence=evidence,
+        stopped_run_at_s=stopper.at_s if stopper is not None else None,
     )
+
+
+def _stopped_by(criterion: Criterion, results: AnyResults) -> Stopped | None:
+    """The run's stop record, when this criterion stopped it (abort on fail)."""
+    stopped = None if isinstance(results, LockAuditResults) else results.stopped
+    if stopped is None or stopped.by != "criterion" or stopped.criterion != criterion.label:
+        return None
+    return stopped
+
+
+def _check_stopped_by_a_known_criterion(
+    source: str, results: AnyResults, criteria: Sequence[Criterion]
+) -> None:
+    """A run an abort-on-fail criterion stopped fails on that criterion (DESIGN.md, "Stopped
+    runs"); judged with criteria that do not include it, it could pass, so that is refused."""
+    stopped = None if isinstance(results, LockAuditResults) else results.stopped
+    if stopped is None or stopped.by != "criterion":
+        return
+    if not any(c.label == stopped.criterion for c in criteria):
+        raise InputError(
+            f"{source}: the run was stopped by the criterion {stopped.criterion!r}, which is not "
+            "among the criteria given; gate it with the acceptance file it ran with"
+        )
 
 
 def _frozen(results: AnyResults) -> Stall | None:

@@ -28,6 +28,9 @@ from loadkit.report.units import format_delta, format_percent, format_seconds, f
 VERDICT_SCHEMA = "loadkit.verdict/2"
 """The ``--json`` verdict's schema (docs/verdict.md); /2: a run's reasons are ``{code, detail}``."""
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
+JUNIT_CLASS = "loadkit.gate"
+"""The JUnit test classes' prefix: CI systems key test history on it, so it is a name of its own,
+not a module path that moves when the code does."""
 
 _STATUS_TEXT = {
     "passed": "PASS",
@@ -92,6 +95,8 @@ def verdict_reason(verdict: Verdict) -> str:
     judged = _judgement(c, verdict.measured, verdict.margin, verdict.met)
     if verdict.status == "invalid":
         return f"{judged}; {distrust} (it would have {'passed' if verdict.met else 'failed'})"
+    if verdict.stopped_run_at_s is not None:
+        return f"{judged}; it stopped the run at {format_seconds(verdict.stopped_run_at_s)}"
     return judged
 
 
@@ -290,7 +295,7 @@ def render_gate_junit(report: GateReport, *, suite: str = "loadkit acceptance") 
         case = ET.SubElement(
             testsuite,
             "testcase",
-            {"classname": f"loadkit.gate.evaluate.{verdict.criterion.results_kind}", "name": name},
+            {"classname": f"{JUNIT_CLASS}.{verdict.criterion.results_kind}", "name": name},
         )
         case.set("time", "0")
         reason = verdict_reason(verdict)
@@ -417,7 +422,7 @@ def write_gate_error_reports(
         "testsuite",
         {"name": "loadkit acceptance", "tests": "1", "failures": "0", "errors": "1"},
     )
-    case = ET.SubElement(suite, "testcase", {"classname": "loadkit.gate.evaluate", "name": "gate"})
+    case = ET.SubElement(suite, "testcase", {"classname": JUNIT_CLASS, "name": "gate"})
     error = ET.SubElement(case, "error", {"message": message, "type": "gate_error"})
     error.text = message
     ET.indent(root)

@@ -15,6 +15,7 @@ from loadkit.measure.results import LoadResults
 EXPECTED = {
     "LoadkitError": 2,
     "ConfigError": 2,
+    "GeneratorStartError": 2,
     "InputError": 2,
     "TargetUnreachableError": 3,
     "ServiceStartError": 3,

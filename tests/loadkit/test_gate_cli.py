@@ -11,7 +11,7 @@ from junitparser import Error, Failure, JUnitXml, Skipped
 from typer.testing import CliRunner
 
 from loadkit.cli import app
-from loadkit.measure.results import GeneratorHealth, write_results
+from loadkit.measure.results import GeneratorHealth, LoadResults, Stopped, write_results
 from tests.loadkit.crafted import (
     aborted,
     crafted_audit,
@@ -252,7 +252,7 @@ def test_junit_marks_an_invalid_run_as_errors(tmp_path: Path, config: Path) -> N
     code, _ = gate(load, "--config", config, "--junit", junit)
     assert code == 4
     cases = [case for suite in JUnitXml.fromfile(str(junit)) for case in suite]
-    load_cases = [c for c in cases if c.classname == "loadkit.gate.evaluate.load"]
+    load_cases = [c for c in cases if c.classname == "loadkit.gate.load"]
     assert load_cases
     assert all(isinstance(c.result[0], Error) for c in load_cases)
 
@@ -299,3 +299,40 @@ def test_a_report_path_that_cannot_be_written_is_exit_2_naming_it(
     assert code == 2, output
     assert f"--junit {blocker / 'junit.xml'}: cannot write" in output
     assert "Traceback" not in output
+
+
+def stopped(results: LoadResults, stop: Stopped) -> LoadResults:
+    """``results`` of a run that was stopped on purpose, as the file says."""
+    return LoadResults.model_validate({**results.model_dump(), "stopped": stop.model_dump()})
+
+
+def test_a_run_stopped_by_its_abort_on_fail_criterion_fails_on_it(
+    tmp_path: Path, config: Path
+) -> None:
+    # The run's own figures are healthy (P95 50 ms): what stopped it (1.5 s) is what fails.
+    stop = Stopped(by="criterion", at_s=12.0, criterion="P95 < 1 s", measured=1500.0)
+    load = write_results(tmp_path / "load.json", stopped(crafted_load(errors=()), stop))
+    code, output = gate(load, "--config", config)
+    assert code == 1, output
+    assert (
+        "P95 < 1 s: 1500.0 ms, 500.0 ms (50.0 %) over the threshold (< 1000.0 ms); "
+        "it stopped the run at 12.00 s"
+    ) in output
+    assert "FAILED: 1 of 3 criteria not met: P95 < 1 s" in output
+
+
+def test_a_run_stopped_by_a_criterion_the_gate_was_not_given_is_refused(
+    tmp_path: Path, config: Path
+) -> None:
+    stop = Stopped(by="criterion", at_s=12.0, criterion="P99 < 2 s", measured=2500.0)
+    load = write_results(tmp_path / "load.json", stopped(crafted_load(errors=()), stop))
+    code, output = gate(load, "--config", config)
+    assert code == 2, output
+    assert "stopped by the criterion 'P99 < 2 s', which is not among the criteria given" in output
+
+
+def test_a_run_its_locustfile_stopped_is_judged_as_measured(tmp_path: Path, config: Path) -> None:
+    stop = Stopped(by="locustfile", at_s=8.0)
+    load = write_results(tmp_path / "load.json", stopped(crafted_load(errors=()), stop))
+    code, output = gate(load, "--config", config)
+    assert code == 0, output

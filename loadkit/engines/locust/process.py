@@ -27,7 +27,7 @@ from types import FrameType
 from typing import IO
 
 from loadkit.engines.locust.launch import LocustLaunch
-from loadkit.exceptions import LoadkitError
+from loadkit.exceptions import GeneratorStartError
 from loadkit.measure.live_status import LiveStatus, read_status
 
 STOP_GRACE_S = 30.0
@@ -87,7 +87,9 @@ def run_locust(
                     start_new_session=True,
                 )
             except OSError as exc:
-                raise LoadkitError(f"cannot start Locust ({command[0]}): {exc.strerror}") from None
+                raise GeneratorStartError(
+                    f"cannot start Locust ({command[0]}): {exc.strerror}; reinstall loadkit"
+                ) from None
             forwarder.attach(process)
             try:
                 deadline = time.monotonic() + bound_s if bound_s is not None else None

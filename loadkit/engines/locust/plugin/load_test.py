@@ -137,7 +137,7 @@ class LoadTest(Generic[RunnerT]):
         return GeneratorHealth(
             overloaded=self.cpu.warnings > 0,
             cpu_warnings=self.cpu.warnings,
-            max_cpu_percent=_rounded(self.cpu.max_percent),
+            max_cpu_percent=round_percent(self.cpu.max_percent),
         )
 
     def _config(self) -> dict[str, Any]:
@@ -194,8 +194,9 @@ class LoadTest(Generic[RunnerT]):
         path = self._output_path()
         write_results(path, results)
         self.results_path = path
-        if generator.overloaded:
-            # A run nobody should gate on must not look like a pass to plain-Locust CI either.
+        if any(reason.code != "aborted" for reason in results.invalid_reasons):
+            # A run nobody should gate on must not look like a pass to plain-Locust CI either
+            # (an interrupted one keeps the exit code of its interruption).
             self.environment.process_exit_code = 4
         logger.info(
             "loadkit: %d requests, %d errors; results written to %s%s",
@@ -265,5 +266,6 @@ def starting_status(runner: Runner) -> LiveStatus:
     )
 
 
-def _rounded(percent: float | None) -> float | None:
+def round_percent(percent: float | None) -> float | None:
+    """A CPU percentage as the results show it (one decimal), or None."""
     return round(percent, 1) if percent is not None else None

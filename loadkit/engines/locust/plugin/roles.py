@@ -14,7 +14,7 @@ import logging
 import time
 from typing import Any
 
-from loadkit.engines.locust.plugin.load_test import LoadTest
+from loadkit.engines.locust.plugin.load_test import LoadTest, RunnerT, round_percent
 from loadkit.engines.locust.plugin.locust_api import (
     Environment,
     MasterRunner,
@@ -47,11 +47,15 @@ def requests_in_flight(runner: Runner) -> int:
     return count
 
 
-class LocalTest(LoadTest[Runner]):
-    """A test run by this process alone (headless or web UI)."""
+class _UsersHere(LoadTest[RunnerT]):
+    """A test whose users run in this process (local or worker)."""
 
     def _note_pending(self) -> None:
         self.in_flight = requests_in_flight(self.runner)
+
+
+class LocalTest(_UsersHere[Runner]):
+    """A test run by this process alone (headless or web UI)."""
 
     def stopped(self) -> None:
         """Users are stopped: write the results."""
@@ -64,13 +68,10 @@ class LocalTest(LoadTest[Runner]):
         self.stopped()
 
 
-class WorkerTest(LoadTest[WorkerRunner]):
+class WorkerTest(_UsersHere[WorkerRunner]):
     """A worker's part of a distributed test."""
 
     stops_on_timer = False
-
-    def _note_pending(self) -> None:
-        self.in_flight = requests_in_flight(self.runner)
 
     def report(self) -> WorkerReport:
         """What the master gets next: the share recorded since the last report, live figures."""
@@ -203,9 +204,7 @@ class MasterTest(LoadTest[MasterRunner]):
         return GeneratorHealth(
             overloaded=overloaded,
             cpu_warnings=warnings,
-            max_cpu_percent=(
-                round(self.cpu.max_percent, 1) if self.cpu.max_percent is not None else None
-            ),
+            max_cpu_percent=round_percent(self.cpu.max_percent),
             notes=[f"distributed: {len(self.expected_workers)} worker(s), shares merged"],
         )
 
