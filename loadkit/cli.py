@@ -171,7 +171,8 @@ def smoke(
     """
     from loadkit.config import SmokeConfig, load_config
     from loadkit.engines.smoke import aborted_smoke_results, run_smoke
-    from loadkit.measure.results import dump_results, write_output
+    from loadkit.files import write_output
+    from loadkit.measure.results import dump_results
     from loadkit.report.smoke import render_smoke_table
 
     with exit_on_error():
@@ -421,8 +422,9 @@ def compare(
 ) -> None:
     """Compare two runs side by side: requests, RPS, error rate, P50/P95/P99/max, stalls, per
     endpoint and per error kind, with the change in percent."""
+    from loadkit.files import write_output
     from loadkit.gate.compare import compare_results
-    from loadkit.measure.results import read_results, write_output
+    from loadkit.measure.results import read_results
     from loadkit.report.compare import render_compare_markdown, render_compare_table
 
     with exit_on_error():

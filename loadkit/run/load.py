@@ -182,7 +182,8 @@ def run_load(
             role=Headless(
                 users=_users(parsed, scenario, profile),
                 duration_s=profile.duration_s,
-                out=out.resolve(),
+                # Absolute, not resolved: a symlink at --out is replaced, never written through.
+                out=Path(os.path.abspath(out)),
                 status=Path(tmp) / "status.json",
                 run_id=run_id,
                 workers=workers,
@@ -357,12 +358,14 @@ def _check_port_free(port: int) -> None:
 
 def _check_writable(out: Path) -> None:
     """Refuse, before the run, a results path Locust could not write at its end."""
-    folder = out.resolve().parent
+    folder = Path(os.path.abspath(out)).parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"--out {out}: cannot create {folder}: {exc.strerror}") from None
-    if out.is_dir() or not os.access(folder, os.W_OK):
+    # A symlink at --out (to a folder or not) is fine: the results file replaces the link.
+    is_folder = out.is_dir() and not out.is_symlink()
+    if is_folder or not os.access(folder, os.W_OK):
         raise ConfigError(f"--out {out}: not a writable file path")
 
 
