@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
@@ -94,6 +96,21 @@ def exit_on_error() -> Iterator[None]:
         raise typer.Exit(code=exit_code_for(error)) from None
 
 
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops a run as Ctrl-C does (a KeyboardInterrupt), instead of killing loadkit on
+    the spot: the run then leaves its results file marked aborted at --out (exit 130), so an
+    earlier run's file is never left there for the gate to judge."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 ConfigOption = Annotated[
     Path,
     typer.Option("--config", help="The acceptance file: criteria, smoke checks, load profiles."),
@@ -106,7 +123,9 @@ ConfigOption = Annotated[
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = LOOPBACK,
-    port: Annotated[int, typer.Option(help="TCP port to listen on.")] = SERVE_PORT,
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="TCP port to listen on.")
+    ] = SERVE_PORT,
     database_url: Annotated[
         str | None,
         typer.Option(
@@ -173,19 +192,21 @@ def smoke(
     from loadkit.engines.smoke import aborted_smoke_results, run_smoke
     from loadkit.files import write_output
     from loadkit.measure.results import dump_results
+    from loadkit.measure.validity import INTERRUPTED
     from loadkit.report.smoke import render_smoke_table
 
-    with exit_on_error():
+    with exit_on_error(), sigterm_as_interrupt():
         if config is None and not DEFAULT_CONFIG.exists():
             checks = SmokeConfig()
         else:
             checks = load_config(config or DEFAULT_CONFIG).smoke
         try:
             results = run_smoke(host=host, config=checks, http2=http2, timeout_s=timeout)
-        except TargetUnreachableError as error:
+        except (TargetUnreachableError, KeyboardInterrupt) as error:
             if out is not None:
                 # Not a stale --out of an earlier passing smoke run for the gate to read.
-                aborted = aborted_smoke_results(host=host, reason=str(error))
+                why = INTERRUPTED if isinstance(error, KeyboardInterrupt) else str(error)
+                aborted = aborted_smoke_results(host=host, reason=why)
                 write_output(out, dump_results(aborted), option="--out")
             raise
         if out is not None:
@@ -233,7 +254,8 @@ def load(
         float | None, typer.Option(help="Users started per second (default: all at once).")
     ] = None,
     processes: Annotated[
-        int, typer.Option(help="Locust processes on this machine (a master and N workers).")
+        int,
+        typer.Option(min=1, help="Locust processes on this machine (a master and N workers)."),
     ] = 1,
     out: Annotated[Path, typer.Option(help="Where to write the results file.")] = DEFAULT_LOAD_OUT,
     config: Annotated[
@@ -247,14 +269,14 @@ def load(
         bool, typer.Option("--master", help="Run as master; workers connect from elsewhere.")
     ] = False,
     expect_workers: Annotated[
-        int, typer.Option(help="--master: start once this many workers are connected.")
+        int, typer.Option(min=1, help="--master: start once this many workers are connected.")
     ] = 1,
     worker: Annotated[
         bool, typer.Option("--worker", help="Run as a worker of the master at --master-host.")
     ] = False,
     master_host: Annotated[str, typer.Option(help="--worker: the master's address.")] = LOOPBACK,
     master_port: Annotated[
-        int, typer.Option(help="The master's port for workers.")
+        int, typer.Option(min=1, max=65535, help="The master's port for workers.")
     ] = DEFAULT_MASTER_PORT,
     master_bind_host: Annotated[
         str,
@@ -277,7 +299,7 @@ def load(
     from loadkit.run.load import run_load, run_worker
     from loadkit.run.profile import find_config, load_profile
 
-    with exit_on_error():
+    with exit_on_error(), sigterm_as_interrupt():
         if url is not None and scenario is None:
             scenario = "url"
         chosen = load_profile(
@@ -322,7 +344,7 @@ def ui(
         str | None, typer.Option(help="Scenario name (login, api, url) or locustfile path.")
     ] = None,
     web_port: Annotated[
-        int, typer.Option(help=f"Port of the web UI on {LOOPBACK}.")
+        int, typer.Option(min=1, max=65535, help=f"Port of the web UI on {LOOPBACK}.")
     ] = DEFAULT_WEB_PORT,
     results_dir: Annotated[
         Path, typer.Option(help="Each test started from the UI writes its results here.")
@@ -485,7 +507,7 @@ def accept(
     from loadkit.report.gate import render_gate_headline, render_gate_table
     from loadkit.run.accept import run_acceptance
 
-    with exit_on_error():
+    with exit_on_error(), sigterm_as_interrupt():
         env: dict[str, str] = {}
         for entry in service_env or []:
             key, sep, value = entry.partition("=")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from loadkit.measure.recorder import LatencyRecorder
+from loadkit.measure.recorder import LatencyRecorder, RunClock
 from loadkit.measure.results import GeneratorHealth, LoadResults, with_reason
 from loadkit.measure.validity import InvalidReason, aborted_reason, add_reason, overload_reason
 
@@ -52,3 +52,19 @@ def build_load_results(
 def mark_aborted(results: LoadResults, why: str) -> LoadResults:
     """A copy of ``results`` marked aborted (idempotent: an existing abort reason is kept)."""
     return with_reason(results, aborted_reason(why))
+
+
+def unmeasured_load_results(
+    *, target: str, config: dict[str, Any], reason: InvalidReason
+) -> LoadResults:
+    """The results of a run that measured nothing (stopped or failed before Locust wrote any):
+    no requests, invalid for ``reason``. Written at ``--out`` in place of whatever was there, so
+    that an earlier run's file is never judged for this one."""
+    recorder = LatencyRecorder(start=RunClock().now())
+    recorder.finish(end=recorder.start)
+    return LoadResults(
+        target=target,
+        config=config,
+        **recorder.traffic_fields(),
+        invalid_reasons=[reason],
+    )
