@@ -226,6 +226,7 @@ def smoke(
 
 @app.command()
 def load(
+    ctx: typer.Context,
     url: Annotated[
         str | None,
         typer.Argument(
@@ -300,6 +301,7 @@ def load(
     from loadkit.run.profile import find_config, load_profile
 
     with exit_on_error(), sigterm_as_interrupt():
+        check_load_roles(ctx)
         if url is not None and scenario is None:
             scenario = "url"
         chosen = load_profile(
@@ -335,6 +337,44 @@ def load(
                 typer.echo(render_load_table(stopped.results, path=str(stopped.path)))
             raise
         typer.echo(render_load_table(results, path=str(out)))
+
+
+# Options that only one role of `loadkit load` reads: given to another, they would be ignored
+# silently (or, --master with --worker, leave a worker waiting for a master that never comes).
+_RUN_OPTIONS = ("url", "host", "concurrency", "duration", "spawn_rate", "out")
+_ROLE_ONLY = {
+    "expect_workers": ("master",),
+    "master_bind_host": ("master",),
+    "master_host": ("worker",),
+    "master_port": ("master", "worker"),
+}
+
+
+def check_load_roles(ctx: typer.Context) -> None:
+    """Refuse options of `loadkit load` that cannot go together (exit 2), naming them."""
+    # By name: typer vendors its own click, whose ParameterSource is not click's.
+    sources = {name: ctx.get_parameter_source(name) for name in ctx.params}
+    given = {name for name, source in sources.items() if source and source.name != "DEFAULT"}
+    roles = {role for role in ("master", "worker") if ctx.params.get(role)}
+    if roles == {"master", "worker"}:
+        raise ConfigError(
+            "--master and --worker cannot go together: run `loadkit load --master` on one "
+            "machine and `loadkit load --worker --master-host H` on each of the others"
+        )
+    if "worker" in roles and (ignored := [n for n in _RUN_OPTIONS if n in given]):
+        raise ConfigError(
+            f"--worker takes the target, users, duration and results from its master; "
+            f"give {_flags(ignored)} to `loadkit load --master` instead"
+        )
+    for name, needs in _ROLE_ONLY.items():
+        if name in given and not roles & set(needs):
+            raise ConfigError(
+                f"{_flags([name])} is for {' or '.join(f'--{role}' for role in needs)} only"
+            )
+
+
+def _flags(names: list[str]) -> str:
+    return ", ".join("the URL" if n == "url" else "--" + n.replace("_", "-") for n in names)
 
 
 @app.command()
