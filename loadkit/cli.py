@@ -14,6 +14,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -104,11 +105,18 @@ def sigterm_as_interrupt() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield  # signal handlers can only be set from the main thread
         return
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    previous = signal.signal(signal.SIGTERM, _as_sigint)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _as_sigint(signum: int, frame: FrameType | None) -> None:
+    # SIGINT's own handler, not a KeyboardInterrupt raised here: inside asyncio.run (smoke) the
+    # SIGINT handler cancels the main task cleanly, where an exception raised at an arbitrary
+    # await breaks anyio's cancel scopes (a RuntimeError instead of exit 130).
+    signal.raise_signal(signal.SIGINT)
 
 
 ConfigOption = Annotated[
