@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -93,6 +96,28 @@ def exit_on_error() -> Iterator[None]:
         raise typer.Exit(code=exit_code_for(error)) from None
 
 
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops a run as Ctrl-C does (a KeyboardInterrupt), instead of killing loadkit on
+    the spot: the run then leaves its results file marked aborted at --out (exit 130), so an
+    earlier run's file is never left there for the gate to judge."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+    previous = signal.signal(signal.SIGTERM, _as_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _as_sigint(signum: int, frame: FrameType | None) -> None:
+    # SIGINT's own handler, not a KeyboardInterrupt raised here: inside asyncio.run (smoke) the
+    # SIGINT handler cancels the main task cleanly, where an exception raised at an arbitrary
+    # await breaks anyio's cancel scopes (a RuntimeError instead of exit 130).
+    signal.raise_signal(signal.SIGINT)
+
+
 ConfigOption = Annotated[
     Path,
     typer.Option("--config", help="The acceptance file: criteria, smoke checks, load profiles."),
@@ -105,7 +130,9 @@ ConfigOption = Annotated[
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = LOOPBACK,
-    port: Annotated[int, typer.Option(help="TCP port to listen on.")] = SERVE_PORT,
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="TCP port to listen on.")
+    ] = SERVE_PORT,
     database_url: Annotated[
         str | None,
         typer.Option(
@@ -170,20 +197,23 @@ def smoke(
     """
     from loadkit.config import SmokeConfig, load_config
     from loadkit.engines.smoke import aborted_smoke_results, run_smoke
-    from loadkit.measure.results import dump_results, write_output
+    from loadkit.files import write_output
+    from loadkit.measure.results import dump_results
+    from loadkit.measure.validity import INTERRUPTED
     from loadkit.report.smoke import render_smoke_table
 
-    with exit_on_error():
+    with exit_on_error(), sigterm_as_interrupt():
         if config is None and not DEFAULT_CONFIG.exists():
             checks = SmokeConfig()
         else:
             checks = load_config(config or DEFAULT_CONFIG).smoke
         try:
             results = run_smoke(host=host, config=checks, http2=http2, timeout_s=timeout)
-        except TargetUnreachableError as error:
+        except (TargetUnreachableError, KeyboardInterrupt) as error:
             if out is not None:
                 # Not a stale --out of an earlier passing smoke run for the gate to read.
-                aborted = aborted_smoke_results(host=host, reason=str(error))
+                why = INTERRUPTED if isinstance(error, KeyboardInterrupt) else str(error)
+                aborted = aborted_smoke_results(host=host, reason=why)
                 write_output(out, dump_results(aborted), option="--out")
             raise
         if out is not None:
@@ -203,6 +233,7 @@ def smoke(
 
 @app.command()
 def load(
+    ctx: typer.Context,
     url: Annotated[
         str | None,
         typer.Argument(
@@ -231,7 +262,8 @@ def load(
         float | None, typer.Option(help="Users started per second (default: all at once).")
     ] = None,
     processes: Annotated[
-        int, typer.Option(help="Locust processes on this machine (a master and N workers).")
+        int,
+        typer.Option(min=1, help="Locust processes on this machine (a master and N workers)."),
     ] = 1,
     out: Annotated[Path, typer.Option(help="Where to write the results file.")] = DEFAULT_LOAD_OUT,
     config: Annotated[
@@ -245,14 +277,14 @@ def load(
         bool, typer.Option("--master", help="Run as master; workers connect from elsewhere.")
     ] = False,
     expect_workers: Annotated[
-        int, typer.Option(help="--master: start once this many workers are connected.")
+        int, typer.Option(min=1, help="--master: start once this many workers are connected.")
     ] = 1,
     worker: Annotated[
         bool, typer.Option("--worker", help="Run as a worker of the master at --master-host.")
     ] = False,
     master_host: Annotated[str, typer.Option(help="--worker: the master's address.")] = LOOPBACK,
     master_port: Annotated[
-        int, typer.Option(help="The master's port for workers.")
+        int, typer.Option(min=1, max=65535, help="The master's port for workers.")
     ] = DEFAULT_MASTER_PORT,
     master_bind_host: Annotated[
         str,
@@ -275,7 +307,8 @@ def load(
     from loadkit.run.load import run_load, run_worker
     from loadkit.run.profile import find_config, load_profile
 
-    with exit_on_error():
+    with exit_on_error(), sigterm_as_interrupt():
+        check_load_roles(ctx)
         if url is not None and scenario is None:
             scenario = "url"
         chosen = load_profile(
@@ -313,6 +346,44 @@ def load(
         typer.echo(render_load_table(results, path=str(out)))
 
 
+# Options that only one role of `loadkit load` reads: given to another, they would be ignored
+# silently (or, --master with --worker, leave a worker waiting for a master that never comes).
+_RUN_OPTIONS = ("url", "host", "concurrency", "duration", "spawn_rate", "out")
+_ROLE_ONLY = {
+    "expect_workers": ("master",),
+    "master_bind_host": ("master",),
+    "master_host": ("worker",),
+    "master_port": ("master", "worker"),
+}
+
+
+def check_load_roles(ctx: typer.Context) -> None:
+    """Refuse options of `loadkit load` that cannot go together (exit 2), naming them."""
+    # By name: typer vendors its own click, whose ParameterSource is not click's.
+    sources = {name: ctx.get_parameter_source(name) for name in ctx.params}
+    given = {name for name, source in sources.items() if source and source.name != "DEFAULT"}
+    roles = {role for role in ("master", "worker") if ctx.params.get(role)}
+    if roles == {"master", "worker"}:
+        raise ConfigError(
+            "--master and --worker cannot go together: run `loadkit load --master` on one "
+            "machine and `loadkit load --worker --master-host H` on each of the others"
+        )
+    if "worker" in roles and (ignored := [n for n in _RUN_OPTIONS if n in given]):
+        raise ConfigError(
+            f"--worker takes the target, users, duration and results from its master; "
+            f"give {_flags(ignored)} to `loadkit load --master` instead"
+        )
+    for name, needs in _ROLE_ONLY.items():
+        if name in given and not roles & set(needs):
+            raise ConfigError(
+                f"{_flags([name])} is for {' or '.join(f'--{role}' for role in needs)} only"
+            )
+
+
+def _flags(names: list[str]) -> str:
+    return ", ".join("the URL" if n == "url" else "--" + n.replace("_", "-") for n in names)
+
+
 @app.command()
 def ui(
     host: Annotated[str, typer.Option(help="Base URL of the API under test.")] = DEFAULT_TARGET,
@@ -320,7 +391,7 @@ def ui(
         str | None, typer.Option(help="Scenario name (login, api, url) or locustfile path.")
     ] = None,
     web_port: Annotated[
-        int, typer.Option(help=f"Port of the web UI on {LOOPBACK}.")
+        int, typer.Option(min=1, max=65535, help=f"Port of the web UI on {LOOPBACK}.")
     ] = DEFAULT_WEB_PORT,
     results_dir: Annotated[
         Path, typer.Option(help="Each test started from the UI writes its results here.")
@@ -420,8 +491,9 @@ def compare(
 ) -> None:
     """Compare two runs side by side: requests, RPS, error rate, P50/P95/P99/max, stalls, per
     endpoint and per error kind, with the change in percent."""
+    from loadkit.files import write_output
     from loadkit.gate.compare import compare_results
-    from loadkit.measure.results import read_results, write_output
+    from loadkit.measure.results import read_results
     from loadkit.report.compare import render_compare_markdown, render_compare_table
 
     with exit_on_error():
@@ -482,7 +554,7 @@ def accept(
     from loadkit.report.gate import render_gate_headline, render_gate_table
     from loadkit.run.accept import run_acceptance
 
-    with exit_on_error():
+    with exit_on_error(), sigterm_as_interrupt():
         env: dict[str, str] = {}
         for entry in service_env or []:
             key, sep, value = entry.partition("=")

@@ -68,7 +68,8 @@ class GeneratorCrashedError(InvalidRunError):
     """The load generator (Locust) died or hung during a run, though its locustfile loads.
 
     Not a configuration error: the scenario loaded and the run began. ``results`` are what the
-    run left (None when it wrote nothing), ``log_tail`` the generator's last lines of output.
+    run left (when it wrote nothing, the empty results marked ``generator_crashed`` that loadkit
+    wrote in their place), ``log_tail`` the generator's last lines of output.
     """
 
     def __init__(
@@ -76,11 +77,14 @@ class GeneratorCrashedError(InvalidRunError):
         message: str,
         *,
         log_tail: str = "",
+        exit_code: int | None = None,
         results: LoadResults | None = None,
         path: Path | None = None,
     ) -> None:
         super().__init__(f"{message}; its last lines:\n{log_tail}" if log_tail else message)
         self.log_tail = log_tail
+        self.exit_code = exit_code
+        """The generator's exit code as ``Popen.returncode`` gives it (None: not known)."""
         self.results = results
         self.path = path
 

@@ -9,12 +9,13 @@ replaced atomically is never read half-written.
 from __future__ import annotations
 
 import contextlib
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
 import orjson
+
+from loadkit.files import write_file
 
 RunState = Literal["starting", "running", "stopping", "done"]
 
@@ -43,9 +44,7 @@ def write_status(path: Path, status: LiveStatus) -> None:
     """Replace the status file with ``status`` (rename: readers never see half of it)."""
     # No fsync, unlike results files: a status lost in a crash is worthless anyway, and the
     # plugin writes it every second from Locust's event loop, which must not block on the disk.
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(orjson.dumps(asdict(status)))
-    os.replace(tmp, path)
+    write_file(path, orjson.dumps(asdict(status)), durable=False)
 
 
 def read_status(path: Path) -> LiveStatus | None:

@@ -15,7 +15,6 @@ from loadkit.measure.validity import (
     InvalidReason,
     aborted_reason,
     add_reason,
-    generator_crashed_reason,
     overload_reason,
 )
 
@@ -60,17 +59,17 @@ def mark_aborted(results: LoadResults, why: str) -> LoadResults:
     return with_reason(results, aborted_reason(why))
 
 
-def crashed_load_results(
-    *, target: str, config: dict[str, Any], exit_code: int | None
+def unmeasured_load_results(
+    *, target: str, config: dict[str, Any], reason: InvalidReason
 ) -> LoadResults:
-    """Results for a run whose generator died without writing any: nothing measured, marked
-    ``generator_crashed``, so that ``--out`` replaces an earlier file the gate would pass with one
-    it calls invalid (exit 4)."""
+    """The results of a run that measured nothing (stopped or failed before Locust wrote any):
+    no requests, invalid for ``reason``. Written at ``--out`` in place of whatever was there, so
+    that an earlier run's file is never judged for this one."""
     recorder = LatencyRecorder(start=RunClock().now())
     recorder.finish(end=recorder.start)
     return LoadResults(
         target=target,
         config=config,
         **recorder.traffic_fields(),
-        invalid_reasons=[generator_crashed_reason(exit_code=exit_code)],
+        invalid_reasons=[reason],
     )

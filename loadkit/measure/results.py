@@ -7,9 +7,6 @@ DESIGN.md, contract 1; the schema is documented in docs/results.md. Files are wr
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -24,7 +21,8 @@ from pydantic import (
     model_validator,
 )
 
-from loadkit.exceptions import ConfigError, InputError
+from loadkit.exceptions import InputError
+from loadkit.files import write_file
 from loadkit.measure.results_v1 import upgrade_v1
 from loadkit.measure.validity import InvalidReason, add_reason, has_code, overload_reason
 
@@ -336,36 +334,9 @@ def dump_results(results: SmokeResults | LoadResults | LockAuditResults) -> byte
 
 
 def write_results(path: Path, results: SmokeResults | LoadResults | LockAuditResults) -> Path:
-    """Write a results file atomically: a temp file in the same folder, then a rename."""
-    write_bytes_atomically(path, dump_results(results))
-    return path
-
-
-def write_bytes_atomically(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that readers see either the old file or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def write_output(path: Path, data: bytes, *, option: str) -> Path:
-    """``write_bytes_atomically`` for a file the user asked for with ``option`` (``--out``...):
-    a path that cannot be written is a ``ConfigError`` naming both, not a traceback."""
-    try:
-        write_bytes_atomically(path, data)
-    except OSError as exc:
-        where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(path) else ""
-        raise ConfigError(f"{option} {path}: cannot write: {exc.strerror or exc}{where}") from None
-    return path
+    """Write a results file atomically (``loadkit.files.write_file``: a temp file in the same
+    folder, then a rename that replaces a symlink at ``path`` rather than writing through it)."""
+    return write_file(path, dump_results(results))
 
 
 def parse_results(data: object, *, source: str) -> SmokeResults | LoadResults | LockAuditResults:

@@ -76,6 +76,10 @@ def add_reason(reasons: Sequence[InvalidReason], reason: InvalidReason) -> list[
 # --- the reasons loadkit's producers give -------------------------------------------------------
 
 
+INTERRUPTED = "interrupted (Ctrl-C or SIGTERM)"
+"""How an ``aborted`` reason says a person or a supervisor stopped the run."""
+
+
 def aborted_reason(why: str) -> InvalidReason:
     """The run was stopped before its end, or could not run; ``why`` says how."""
     return InvalidReason(code="aborted", detail=why)

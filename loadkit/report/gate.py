@@ -19,8 +19,8 @@ from tabulate import tabulate
 
 from loadkit.config import Criterion
 from loadkit.exceptions import ConfigError
+from loadkit.files import append_file, write_file, write_output
 from loadkit.gate.evaluate import GateReport, RunCheck, Verdict
-from loadkit.measure.results import write_bytes_atomically, write_output
 from loadkit.measure.validity import InvalidReason
 from loadkit.report.gate_evidence import EvidenceTable, verdict_tables
 from loadkit.report.units import format_delta, format_percent, format_seconds, format_value
@@ -477,7 +477,7 @@ def _write(path: Path, data: bytes, *, option: str, from_options: bool) -> Path:
     if from_options:
         return write_output(path, data, option=option)
     try:
-        write_bytes_atomically(path, data)
+        write_file(path, data)
     except OSError as exc:
         raise ConfigError(
             f"{path}: cannot write the gate's report: {exc.strerror or exc}"
@@ -486,6 +486,9 @@ def _write(path: Path, data: bytes, *, option: str, from_options: bool) -> Path:
 
 
 def append_step_summary(path: Path, markdown: str) -> None:
-    """Append Markdown to a GitHub Actions step summary file (appended: steps share it)."""
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(markdown + "\n")
+    """Append Markdown to a GitHub Actions step summary file.
+
+    Appended, not replaced: the runner owns the file and every step of the job adds to it. A
+    symlink there is replaced by a file of ours, never appended through (``loadkit.files``).
+    """
+    append_file(path, (markdown + "\n").encode())

@@ -7,6 +7,11 @@ lands in one timestamped folder: the three results files, the gate as Markdown, 
 JSON verdict, and the service's log. The service this started is stopped by its own process
 handle whatever happens (a failed stage, an error, Ctrl-C).
 
+A failed acceptance (a stage that fails, Ctrl-C or SIGTERM) leaves the files of the stages done
+(an aborted smoke.json or load.json for the stage cut short) and the gate's three reports with
+an ``error`` outcome naming the stage and why; a folder left empty all the same (not even the
+reason could be written) is removed.
+
 No printing here: progress goes through the ``progress`` callback the CLI hands in, and errors
 are raised for the CLI to map to exit codes.
 """
@@ -27,9 +32,11 @@ from loadkit.exceptions import (
     GeneratorCrashedError,
     InvalidLoadRunError,
     LoadkitError,
+    TargetUnreachableError,
 )
 from loadkit.gate.evaluate import GateReport, evaluate_criteria
 from loadkit.measure.results import LoadResults, LockAuditResults, SmokeResults, write_results
+from loadkit.measure.validity import INTERRUPTED
 from loadkit.report.units import format_fraction, format_ms
 from loadkit.run.bundled_service import BundledService
 from loadkit.run.profile import load_profile
@@ -91,10 +98,35 @@ def run_acceptance(
         raise ConfigError(f"{config_path}: no [[criteria]]: there is nothing to accept against")
     load = load_profile(config, profile, duration_s=duration_s)
     folder = report_folder(out_dir)
-    stages = 5 if host is None else 4
-    step = _Steps(stages, progress)
-    progress(f"acceptance: profile {profile!r}, reports in {folder}")
+    step = _Steps(5 if host is None else 4, progress)
+    try:
+        progress(f"acceptance: profile {profile!r}, reports in {folder}")
+        return _run_stages(
+            config,
+            config_path,
+            load,
+            folder=folder,
+            host=host,
+            service_env=service_env,
+            step=step,
+            quiet_load=quiet_load,
+        )
+    except BaseException as error:
+        _leave_reason(folder, step, error)
+        raise
 
+
+def _run_stages(
+    config: AcceptanceConfig,
+    config_path: Path,
+    load: LoadProfile,
+    *,
+    folder: Path,
+    host: str | None,
+    service_env: Mapping[str, str] | None,
+    step: _Steps,
+    quiet_load: bool,
+) -> AcceptanceRun:
     with step("lock audit"):
         audit = _lock_audit(config, config_path)
         write_results(folder / LOCK_AUDIT_FILE, audit)
@@ -102,7 +134,7 @@ def run_acceptance(
 
     with _target(host, folder, service_env, step) as target:
         with step(f"smoke against {target}"):
-            smoke = _smoke(config, target)
+            smoke = _smoke_or_aborted(config, target, folder / SMOKE_FILE)
             write_results(folder / SMOKE_FILE, smoke)
             step.done(f"{smoke.checks_passed}/{len(smoke.checks)} checks passed")
         with step(
@@ -118,20 +150,16 @@ def run_acceptance(
             )
 
     with step("gate"):
-        try:
-            report = evaluate_criteria(
-                config.criteria,
-                [
-                    (str(folder / LOCK_AUDIT_FILE), audit),
-                    (str(folder / SMOKE_FILE), smoke),
-                    (str(folder / LOAD_FILE), results),
-                ],
-            )
-        except LoadkitError as error:
-            # A gate that cannot judge (a measurement missing from the run) still leaves its
-            # reports, saying why: a CI step reading junit.xml must not find nothing.
-            _write_gate_error_reports(str(error), folder)
-            raise
+        # A gate that cannot judge (a measurement missing from the run) raises here; its
+        # reports then say why (run_acceptance), as for a stage that failed.
+        report = evaluate_criteria(
+            config.criteria,
+            [
+                (str(folder / LOCK_AUDIT_FILE), audit),
+                (str(folder / SMOKE_FILE), smoke),
+                (str(folder / LOAD_FILE), results),
+            ],
+        )
         artifacts = _write_gate_reports(report, folder)
         step.done(report.outcome.upper())
     all_files = (
@@ -141,6 +169,19 @@ def run_acceptance(
         *artifacts,
     )
     return AcceptanceRun(folder=folder, report=report, artifacts=all_files, target=target)
+
+
+def _leave_reason(folder: Path, step: _Steps, error: BaseException) -> None:
+    """A failed acceptance leaves its folder with what was done and why it stopped: the gate's
+    three reports with an ``error`` outcome naming the stage (a CI step reading junit.xml must
+    not find nothing). A folder that ends up empty all the same is removed."""
+    why = INTERRUPTED if isinstance(error, KeyboardInterrupt) else str(error)
+    message = f"acceptance stopped at {step.current}: {why or type(error).__name__}"
+    # The error that stopped the run is the one to report, not a second one about its reports.
+    with contextlib.suppress(LoadkitError, OSError):
+        _write_gate_error_reports(message, folder)
+    with contextlib.suppress(OSError):
+        folder.rmdir()  # only when empty
 
 
 # --- stages --------------------------------------------------------------------------------------
@@ -158,6 +199,19 @@ def _smoke(config: AcceptanceConfig, target: str) -> SmokeResults:
     from loadkit.engines.smoke import run_smoke
 
     return run_smoke(host=target, config=config.smoke)
+
+
+def _smoke_or_aborted(config: AcceptanceConfig, target: str, out: Path) -> SmokeResults:
+    """Smoke's results; when it cannot finish (unreachable, Ctrl-C or SIGTERM), an aborted
+    results file at ``out`` says so before the error goes on."""
+    try:
+        return _smoke(config, target)
+    except (TargetUnreachableError, KeyboardInterrupt) as error:
+        from loadkit.engines.smoke import aborted_smoke_results
+
+        why = INTERRUPTED if isinstance(error, KeyboardInterrupt) else str(error)
+        write_results(out, aborted_smoke_results(host=target, reason=why))
+        raise
 
 
 def _load(target: str, profile: LoadProfile, out: Path, *, quiet: bool) -> LoadResults:
@@ -239,6 +293,11 @@ class _Steps:
         self._started = time.perf_counter()
         self._progress(f"[{self._index}/{self._total}] {name} …")
         yield
+
+    @property
+    def current(self) -> str:
+        """The stage running (or the last one): ``[2/5] smoke against ...``."""
+        return f"[{self._index}/{self._total}] {self._name}" if self._index else "the start"
 
     def done(self, summary: str) -> None:
         elapsed = time.perf_counter() - self._started

@@ -27,6 +27,7 @@ import httpx
 
 from loadkit.defaults import LOOPBACK
 from loadkit.exceptions import ServiceStartError
+from loadkit.files import open_for_append
 from loadkit.run.bundle import bundle_dir
 
 DEFAULT_START_TIMEOUT_S = 30.0
@@ -99,7 +100,7 @@ class BundledService:
         env = service_environment(os.environ)
         env.setdefault("ENGINES_DATABASE_URL", f"sqlite+aiosqlite:///{self.database_path}")
         env.update(self._env)
-        self._log = self.log_path.open("ab")
+        self._log = open_for_append(self.log_path)
         self._process = subprocess.Popen(
             service_command(host=self.host, port=self.port),
             stdout=self._log,

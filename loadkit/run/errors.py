@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from loadkit.exceptions import InputError
+from loadkit.files import write_output
 from loadkit.logs.breakdown import BreakdownBuilder, ErrorBreakdown, iso, parse_time_bound
 from loadkit.logs.join import ClientView
 from loadkit.logs.scan import STDIN, ScanCounts, sources_from
-from loadkit.measure.results import read_results, write_output
+from loadkit.measure.results import read_results
 from loadkit.report.errors import empty_input_message, parse_format, render_errors
 
 

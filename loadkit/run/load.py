@@ -9,6 +9,7 @@ interrupted.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import tempfile
@@ -43,11 +44,18 @@ from loadkit.exceptions import (
     InputError,
     InvalidLoadRunError,
     LoadInterrupted,
+    LoadkitError,
     TargetUnreachableError,
 )
-from loadkit.measure.load_results import crashed_load_results, mark_aborted
+from loadkit.measure.load_results import mark_aborted, unmeasured_load_results
 from loadkit.measure.results import LoadResults, read_results, write_results
-from loadkit.measure.validity import exit_description
+from loadkit.measure.validity import (
+    INTERRUPTED,
+    InvalidReason,
+    aborted_reason,
+    exit_description,
+    generator_crashed_reason,
+)
 from loadkit.run.bundle import bundled_scenarios_dir
 from loadkit.run.bundled_service import free_port
 
@@ -167,7 +175,84 @@ def run_load(
     scenario = resolve_scenario(profile.scenario)
     parsed = Target.parse(target)
     _check_writable(out)
-    check_reachable(parsed)
+    run_id = uuid.uuid4().hex
+    try:
+        run, results = _run_headless(
+            parsed,
+            scenario,
+            profile,
+            out=out,
+            run_id=run_id,
+            processes=processes,
+            quiet=quiet,
+            master=master,
+            expect_workers=expect_workers,
+            master_bind_host=master_bind_host,
+            master_bind_port=master_bind_port,
+            locust_args=locust_args,
+            progress=progress,
+        )
+    except (LoadkitError, KeyboardInterrupt) as error:
+        written = _read_run_results(out, run_id)
+        if written is not None:
+            if not isinstance(error, KeyboardInterrupt):
+                raise
+            # Interrupted once the plugin had written this run's results: kept, marked aborted.
+            results = mark_aborted(written, INTERRUPTED)
+            write_results(out, results)
+            raise LoadInterrupted(results, out) from None
+        # Stopped before the plugin wrote this run's results (unreachable, Ctrl-C or SIGTERM
+        # before Locust measured anything, Locust dead): an invalid results file replaces
+        # whatever --out held, so that a passing file of an earlier run cannot stay behind
+        # for the gate to judge.
+        unmeasured = unmeasured_load_results(
+            target=target,
+            config=_unmeasured_config(profile, run_id=run_id, processes=processes),
+            reason=_unmeasured_reason(error),
+        )
+        # Best effort: --out was writable a moment ago; if it no longer is, the error that
+        # stopped the run is still the one to report.
+        with contextlib.suppress(OSError):
+            write_results(out, unmeasured)
+        if isinstance(error, GeneratorCrashedError):
+            error.results, error.path = unmeasured, out
+            raise
+        if isinstance(error, KeyboardInterrupt):
+            raise LoadInterrupted(unmeasured, out) from None
+        raise
+    if run.interrupted or run.timed_out:
+        why = INTERRUPTED if run.interrupted else "ran past its time bound"
+        results = mark_aborted(results, why)
+        write_results(out, results)
+    if run.interrupted:
+        raise LoadInterrupted(results, out)
+    if not results.valid:
+        raise InvalidLoadRunError(results, out)
+    return results
+
+
+def _run_headless(
+    target: Target,
+    scenario: Path,
+    profile: LoadProfile,
+    *,
+    out: Path,
+    run_id: str,
+    processes: int,
+    quiet: bool,
+    master: bool,
+    expect_workers: int,
+    master_bind_host: str,
+    master_bind_port: int,
+    locust_args: Sequence[str],
+    progress: ProgressCallback | None,
+) -> tuple[LocustRun, LoadResults]:
+    """Run Locust headless; how it ended and the results its plugin wrote for ``run_id``.
+
+    Raises when there are none: KeyboardInterrupt when the run was interrupted first,
+    ConfigError when the scenario cannot be loaded, GeneratorCrashedError otherwise.
+    """
+    check_reachable(target)
     workers: LocalWorkers | RemoteWorkers | None = None
     if processes > 1:
         workers = LocalWorkers(count=processes, port=free_port())
@@ -175,14 +260,14 @@ def run_load(
         workers = RemoteWorkers(
             expect=expect_workers, bind_host=master_bind_host, bind_port=master_bind_port
         )
-    run_id = uuid.uuid4().hex
     with tempfile.TemporaryDirectory(prefix="loadkit-load-") as tmp:
         launch = LocustLaunch(
             scenario=scenario,
             role=Headless(
-                users=_users(parsed, scenario, profile),
+                users=_users(target, scenario, profile),
                 duration_s=profile.duration_s,
-                out=out.resolve(),
+                # Absolute, not resolved: a symlink at --out is replaced, never written through.
+                out=Path(os.path.abspath(out)),
                 status=Path(tmp) / "status.json",
                 run_id=run_id,
                 workers=workers,
@@ -208,31 +293,36 @@ def run_load(
         results = _read_run_results(out, run_id)
         if results is None:
             if run.interrupted:
-                raise LoadInterrupted(None, None)
+                raise KeyboardInterrupt
             _raise_if_unloadable(scenario)
-            # Written, not left alone: an earlier file at --out must not pass the gate for it.
-            crashed = crashed_load_results(
-                target=target,
-                config={"scenario": str(scenario), "run_id": run_id, "model": "closed"},
-                exit_code=None if run.timed_out else run.returncode,
-            )
-            write_results(out, crashed)
             raise GeneratorCrashedError(
                 f"the load generator (Locust) {_how_it_ended(run, bound_s)} without writing "
-                f"results, though the scenario loads (results: {out}, marked generator_crashed)",
+                f"results, though the scenario loads ({out} is marked generator_crashed)",
                 log_tail=run.log_tail,
-                results=crashed,
-                path=out,
+                exit_code=run.returncode,
             )
-    if run.interrupted or run.timed_out:
-        why = "interrupted (Ctrl-C or SIGTERM)" if run.interrupted else "ran past its time bound"
-        results = mark_aborted(results, why)
-        write_results(out, results)
-    if run.interrupted:
-        raise LoadInterrupted(results, out)
-    if not results.valid:
-        raise InvalidLoadRunError(results, out)
-    return results
+    return run, results
+
+
+def _unmeasured_config(profile: LoadProfile, *, run_id: str, processes: int) -> dict[str, object]:
+    """What a run that measured nothing was asked to do (the keys the plugin writes)."""
+    return {
+        "scenario": profile.scenario,
+        "concurrency": profile.concurrency,
+        "spawn_rate": profile.spawn_rate,
+        "duration_s": profile.duration_s,
+        "processes": processes,
+        "model": "closed",
+        "run_id": run_id,
+    }
+
+
+def _unmeasured_reason(error: LoadkitError | KeyboardInterrupt) -> InvalidReason:
+    if isinstance(error, KeyboardInterrupt):
+        return aborted_reason(f"{INTERRUPTED} before the run measured anything")
+    if isinstance(error, GeneratorCrashedError):
+        return generator_crashed_reason(exit_code=error.exit_code)
+    return aborted_reason(f"the run could not start: {error}")
 
 
 def run_ui(
@@ -364,12 +454,14 @@ def _check_port_free(port: int) -> None:
 
 def _check_writable(out: Path) -> None:
     """Refuse, before the run, a results path Locust could not write at its end."""
-    folder = out.resolve().parent
+    folder = Path(os.path.abspath(out)).parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"--out {out}: cannot create {folder}: {exc.strerror}") from None
-    if out.is_dir() or not os.access(folder, os.W_OK):
+    # A symlink at --out (to a folder or not) is fine: the results file replaces the link.
+    is_folder = out.is_dir() and not out.is_symlink()
+    if is_folder or not os.access(folder, os.W_OK):
         raise ConfigError(f"--out {out}: not a writable file path")
 
 

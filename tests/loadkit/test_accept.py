@@ -7,6 +7,10 @@ The full runs (healthy service passes, faults fail) are in tests/e2e/test_accept
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar, NoReturn, TypedDict
@@ -17,11 +21,12 @@ from typer.testing import CliRunner
 from loadkit.cli import app
 from loadkit.config import LoadProfile
 from loadkit.exceptions import TargetUnreachableError
-from loadkit.measure.results import LoadResults, SmokeResults, write_results
+from loadkit.measure.results import LoadResults, SmokeResults, read_results, write_results
 from loadkit.run import accept as accept_module
 from loadkit.run.accept import report_folder, run_acceptance
 from loadkit.run.bundled_service import BundledService, free_port
 from tests.loadkit.crafted import crafted_load, crafted_smoke, overloaded
+from tests.loadkit.misbehaving_servers import hangs, serve
 
 CRITERIA = """
 [[criteria]]
@@ -106,6 +111,12 @@ def test_unreachable_host_is_exit_3_after_the_lock_audit(project: Path, tmp_path
     (folder,) = (tmp_path / "r").iterdir()
     assert (folder / "lock_audit.json").is_file()
     assert not (folder / "load.json").exists()
+    # What was done, plus why it stopped: smoke marked aborted, the gate's reports saying so.
+    smoke = read_results(folder / "smoke.json")
+    assert isinstance(smoke, SmokeResults) and smoke.aborted
+    verdict = json.loads((folder / "verdict.json").read_text())
+    assert verdict["outcome"] == "error"
+    assert "[2/4] smoke against" in verdict["headline"] and "cannot" in verdict["headline"]
 
 
 class _Recording(BundledService):
@@ -289,3 +300,76 @@ def test_a_gate_that_cannot_judge_still_writes_its_reports(
     assert "ERROR" in (folder / "gate.md").read_text()
     (case,) = list(next(iter(JUnitXml.fromfile(str(folder / "junit.xml")))))
     assert isinstance(case.result[0], Error)
+
+
+# --- a failed acceptance leaves what was done and why, never an empty folder ----------------------
+
+
+def test_a_failed_first_stage_leaves_the_reason_in_the_folder(tmp_path: Path) -> None:
+    sources = tmp_path / "src"
+    sources.mkdir()
+    (sources / "broken.py").write_text("def f(:\n")
+    config = tmp_path / "acceptance.toml"
+    config.write_text(
+        '[lock_audit]\npaths = ["src"]\n\n'
+        '[[criteria]]\nmetric = "lock_audit.lock_violations"\nop = "=="\nthreshold = 0\n'
+    )
+    code, output = accept(
+        "--config", config, "--host", "http://127.0.0.1:9", "--out-dir", tmp_path / "r"
+    )
+    assert code == 2, output
+    (folder,) = (tmp_path / "r").iterdir()
+    assert {p.name for p in folder.iterdir()} == {"gate.md", "junit.xml", "verdict.json"}
+    verdict = json.loads((folder / "verdict.json").read_text())
+    assert verdict["outcome"] == "error"
+    assert "acceptance stopped at [1/4] lock audit" in verdict["headline"]
+    assert "broken.py" in verdict["headline"]
+
+
+def test_a_folder_nothing_could_be_written_to_is_removed(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing_audit(*_args: object) -> NoReturn:
+        raise TargetUnreachableError("stand-in for a stage that fails first")
+
+    def no_room(*_args: object) -> NoReturn:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(accept_module, "_lock_audit", failing_audit)
+    monkeypatch.setattr(accept_module, "_write_gate_error_reports", no_room)
+    with pytest.raises(TargetUnreachableError):
+        run_acceptance(config_path=project, profile="quick", host="http://127.0.0.1:9",
+                       out_dir=tmp_path / "r")  # fmt: skip
+    assert list((tmp_path / "r").iterdir()) == []
+
+
+@pytest.mark.slow
+def test_sigterm_during_smoke_leaves_an_aborted_smoke_file_and_the_reason(
+    project: Path, tmp_path: Path
+) -> None:
+    with serve(hangs) as url:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "loadkit", "accept", "--config", str(project), "--host", url,
+             "--profile", "quick", "--out-dir", str(tmp_path / "r")],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            assert process.stdout is not None
+            for line in process.stdout:
+                if "smoke against" in line:
+                    break
+            time.sleep(0.5)  # smoke waits on a server that never answers
+            process.send_signal(signal.SIGTERM)
+            _out, stderr = process.communicate(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert process.returncode == 130, stderr
+    (folder,) = (tmp_path / "r").iterdir()
+    smoke = read_results(folder / "smoke.json")
+    assert isinstance(smoke, SmokeResults) and smoke.aborted and not smoke.valid
+    verdict = json.loads((folder / "verdict.json").read_text())
+    assert verdict["outcome"] == "error"
+    assert "[2/4] smoke against" in verdict["headline"] and "interrupted" in verdict["headline"]
+    assert not (folder / "load.json").exists()

@@ -81,3 +81,31 @@ def test_failures_without_a_response_are_classified_by_exception(
     failure = classify_failure(FakeResponse(0), exception)
     assert (failure.kind, failure.status) == (kind, None)
     assert classify_failure(None, exception).kind == kind
+
+
+@dataclass
+class NoAnswer:
+    """Locust's response to a request that got no answer: status 0, the connection's error kept."""
+
+    error: BaseException
+    status_code: int = 0
+
+
+@pytest.mark.parametrize(
+    ("cause", "kind"),
+    [
+        (ConnectionResetError(104, "Connection reset by peer"), "connection_reset"),
+        (ConnectionRefusedError(111, "Connection refused"), "connect_error"),
+        (HTTPConnectionClosed("connection closed"), "connection_reset"),
+    ],
+)
+def test_a_scenario_failing_a_request_with_no_answer_keeps_the_connections_kind(
+    cause: BaseException, kind: str
+) -> None:
+    # scenarios/api.py's wrong login: response.failure("expected 401 ..., got 0") replaces the
+    # exception Locust reports with the scenario's words; the response still holds the cause.
+    said = Exception("expected 401 for a wrong password, got 0")
+    failure = classify_failure(NoAnswer(cause), said)
+    assert failure.kind == kind
+    assert failure.status is None
+    assert "expected 401" in failure.message and type(cause).__name__ in failure.message

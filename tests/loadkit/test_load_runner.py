@@ -24,11 +24,12 @@ from loadkit.cli import app
 from loadkit.config import LoadProfile
 from loadkit.engines.locust.process import LocustRun
 from loadkit.exceptions import InvalidLoadRunError
-from loadkit.measure.results import LoadResults, dump_results, read_results
+from loadkit.measure.results import LoadResults, dump_results, read_results, write_results
 from loadkit.measure.validity import has_code
 from loadkit.run.bundled_service import BundledService, free_port
 from loadkit.run.load import run_load
 from tests.loadkit.crafted import crafted_load
+from tests.loadkit.misbehaving_servers import closed_port, hangs, serve
 
 pytestmark = pytest.mark.slow
 
@@ -213,7 +214,11 @@ def test_a_locustfile_locust_cannot_load_is_exit_2_in_one_line(
     assert result.exit_code == 2, result.output
     expected = f"error: scenario {locustfile.resolve()} cannot be loaded: {problem}"
     assert result.output.strip().splitlines() == [expected]
-    assert not out.exists()
+    # The run started and measured nothing: the file at --out says so (never an older run's).
+    results = read_results(out)
+    assert isinstance(results, LoadResults) and results.totals.requests == 0
+    (reason,) = results.invalid_reasons
+    assert reason.code == "aborted" and "cannot be loaded" in reason.detail
 
 
 def test_a_generator_that_dies_mid_run_is_exit_4_with_its_last_lines(
@@ -228,8 +233,7 @@ def test_a_generator_that_dies_mid_run_is_exit_4_with_its_last_lines(
     assert result.exit_code == 4, result.output
     assert (
         "error: the load generator (Locust) exited with code 3 without writing results, though "
-        f"the scenario loads (results: {out}, marked generator_crashed); its last lines:"
-        in result.output
+        f"the scenario loads ({out} is marked generator_crashed); its last lines:" in result.output
     )
     assert "crashing on purpose after 20 requests" in result.output
     # The earlier passing file is replaced: the gate must not judge it as this run's.
@@ -314,6 +318,52 @@ def test_sigint_writes_partial_results_marked_aborted_and_exits_130(
     assert results.aborted and not results.valid
     assert results.totals.requests > 0
     assert results.duration_s < 20
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_before_anything_was_measured_replaces_a_stale_out_with_an_aborted_file(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
+    # Issue 13: a Ctrl-C before the first request left the older results file at --out, for
+    # the gate to judge as this run's.
+    out = tmp_path / "load.json"
+    write_results(out, crafted_load())
+    with serve(hangs) as url:
+        command = [
+            sys.executable, "-m", "loadkit", "load", f"{url}/", "--concurrency", "1",
+            "--duration", "30", "--out", str(out), "--quiet",
+        ]  # fmt: skip
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        try:
+            # The moment Locust's process exists (it is still importing): nothing measured.
+            deadline = time.monotonic() + 30
+            while not psutil.Process(process.pid).children() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            process.send_signal(signum)
+            _stdout, stderr = process.communicate(timeout=60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert process.returncode == 130, stderr
+    results = read_results(out)
+    assert isinstance(results, LoadResults)
+    assert has_code(results.invalid_reasons, "aborted") and not results.valid
+    assert results.totals.requests == 0
+    assert results.config.get("run_id") != crafted_load().config.get("run_id")
+
+
+def test_an_unreachable_target_replaces_a_stale_out_with_an_aborted_file(tmp_path: Path) -> None:
+    out = tmp_path / "load.json"
+    write_results(out, crafted_load())
+    result = CliRunner().invoke(app, ["load", "--host", closed_port(), "--out", str(out)])
+    assert result.exit_code == 3, result.output
+    results = read_results(out)
+    assert isinstance(results, LoadResults) and not results.valid
+    (reason,) = results.invalid_reasons
+    assert reason.code == "aborted" and "cannot connect" in reason.detail
 
 
 def _connected(pid: int, port: int) -> bool:

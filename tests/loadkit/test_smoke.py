@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import signal
+import socket
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import orjson
@@ -10,8 +15,9 @@ from typer.testing import CliRunner
 
 from loadkit.cli import app
 from loadkit.config import DEFAULT_SMOKE_CHECKS, SmokeConfig, load_config
-from loadkit.measure.results import SmokeResults, read_results
+from loadkit.measure.results import SmokeResults, read_results, write_results
 from loadkit.run.bundled_service import BundledService
+from tests.loadkit.crafted import crafted_smoke
 from tests.loadkit.misbehaving_servers import answers, closed_port, h2_server, hangs, serve
 
 REPO = Path(__file__).resolve().parents[2]
@@ -207,3 +213,41 @@ def test_failed_setup_is_reported_against_the_checks_that_needed_it(tmp_path: Pa
     assert me.message is not None and me.message.startswith("setup (register) answered 503")
     health = next(c for c in results.checks if c.name == "health")
     assert health.status == 503 and health.error_kind == "storage_lock_timeout"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_before_any_answer_replaces_a_stale_out_with_an_aborted_file(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
+    # A passing file of an earlier run must not stay behind for the gate to judge.
+    out = tmp_path / "smoke.json"
+    write_results(out, crafted_smoke())
+    connected = threading.Event()
+
+    def hangs_once_connected(conn: socket.socket) -> None:
+        connected.set()
+        hangs(conn)
+
+    with serve(hangs_once_connected) as url:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "loadkit", "smoke", "--host", url, "--out", str(out)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            # Started, and waiting on a server that never answers: nothing measured yet.
+            assert connected.wait(timeout=30), "smoke never connected"
+            process.send_signal(signum)
+            _stdout, stderr = process.communicate(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert process.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1] == "interrupted"
+    results = read_results(out)
+    assert isinstance(results, SmokeResults)
+    assert results.aborted and not results.valid and results.checks == []
+    (reason,) = results.invalid_reasons
+    assert reason.code == "aborted" and "interrupted" in reason.detail

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from loadkit.measure.results import LoadResults, read_results
 from loadkit.run.bundled_service import BundledService
+from tests.loadkit.misbehaving_servers import resets, serve
 
 pytestmark = pytest.mark.slow
 
@@ -42,3 +44,20 @@ def test_api_mix_counts_wrong_logins_as_expected(service: BundledService) -> Non
     names = {str(s["name"]) for s in stats}
     assert {"/api/auth/login", "/api/items", "/api/auth/me"} <= names
     assert all(s["num_failures"] == 0 for s in stats), stats
+
+
+def test_api_wrong_logins_cut_by_the_network_keep_the_connection_kind(tmp_path: Path) -> None:
+    # Issue 13: a wrong login whose connection was reset was recorded as protocol_error
+    # ("expected 401 for a wrong password, got 0"): the scenario's words hid the cause.
+    out = tmp_path / "load.json"
+    with serve(resets) as url:
+        command = [
+            sys.executable, "-m", "loadkit", "load", "--scenario", "api", "--host", url,
+            "--concurrency", "2", "--duration", "3", "--out", str(out), "--quiet",
+        ]  # fmt: skip
+        subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    results = read_results(out)
+    assert isinstance(results, LoadResults)
+    kinds = {(group.endpoint, group.kind): group for group in results.errors}
+    assert ("POST /api/auth/login", "connection_reset") in kinds, kinds
+    assert not [key for key in kinds if key[1] == "protocol_error"], kinds

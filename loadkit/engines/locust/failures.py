@@ -3,10 +3,10 @@
 The Locust plugin hands over what Locust's request event carries: the response object (a
 ``FastResponse``, a requests ``Response`` or None) and the exception. With a response, the kind is
 the service's word from the body (``loadkit.measure.classify``); without one (status 0), it
-comes from the
-exception: geventhttpclient and gevent raise the stdlib's socket errors, their own
-``HTTPConnectionClosed`` and ``HTTPParseError``, and ``gevent.Timeout``. Pure and Locust-free, so
-it is tested without monkey-patching a test process.
+comes from the exception: the connection's own, which Locust keeps on the response as ``error``
+when a scenario failed the request with words of its own. geventhttpclient and gevent raise the
+stdlib's socket errors, their own ``HTTPConnectionClosed`` and ``HTTPParseError``, and
+``gevent.Timeout``. Pure and Locust-free, so it is tested without monkey-patching a test process.
 """
 
 from __future__ import annotations
@@ -32,6 +32,13 @@ def classify_failure(response: Any, exception: BaseException) -> Failure:
     """The kind, status, trace id and message of a request Locust counted as failed."""
     status = int(getattr(response, "status_code", 0) or 0) if response is not None else 0
     if status <= 0:
+        cause = getattr(response, "error", None)
+        if isinstance(cause, BaseException) and cause is not exception:
+            # A scenario that failed a request with no answer itself (catch_response:
+            # ``response.failure("expected 401, got 0")``) replaced the connection's error with
+            # its words; Locust's response still holds that error, and it is the kind.
+            message = f"{describe_error(exception)} ({describe_error(cause)})"
+            return Failure(client_kind(cause), None, None, message)
         return Failure(client_kind(exception), None, None, describe_error(exception))
     headers = getattr(response, "headers", None)
     try:

@@ -28,6 +28,7 @@ from typing import IO
 
 from loadkit.engines.locust.launch import LocustLaunch
 from loadkit.exceptions import GeneratorStartError
+from loadkit.files import open_for_append
 from loadkit.measure.live_status import LiveStatus, read_status
 
 STOP_GRACE_S = 30.0
@@ -70,7 +71,8 @@ def run_locust(
     """
     command = launch.argv()
     status_path = launch.status_path
-    log: IO[bytes] | None = log_path.open("wb") if log_path is not None else None
+    # Appended: the log is a fresh file in the caller's private temporary folder.
+    log: IO[bytes] | None = open_for_append(log_path) if log_path is not None else None
     timed_out = False
     # Our handlers go in before the child is forked: it then starts with SIGINT at its default
     # (handlers do not survive exec), even when we were started with SIGINT ignored, as a
