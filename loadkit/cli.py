@@ -48,6 +48,8 @@ EXIT_UNREACHABLE = 3
 EXIT_INVALID_RUN = 4
 EXIT_INTERRUPTED = 130
 
+MAX_PORT = 65_535
+
 EXIT_CODES: dict[type[BaseException], int] = {
     CriteriaNotMetError: EXIT_FAILED,
     ConfigError: EXIT_USAGE,
@@ -106,7 +108,9 @@ ConfigOption = Annotated[
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = LOOPBACK,
-    port: Annotated[int, typer.Option(help="TCP port to listen on.")] = SERVE_PORT,
+    port: Annotated[
+        int, typer.Option(min=1, max=MAX_PORT, help="TCP port to listen on.")
+    ] = SERVE_PORT,
     database_url: Annotated[
         str | None,
         typer.Option(
@@ -246,14 +250,14 @@ def load(
         bool, typer.Option("--master", help="Run as master; workers connect from elsewhere.")
     ] = False,
     expect_workers: Annotated[
-        int, typer.Option(help="--master: start once this many workers are connected.")
+        int, typer.Option(min=1, help="--master: start once this many workers are connected.")
     ] = 1,
     worker: Annotated[
         bool, typer.Option("--worker", help="Run as a worker of the master at --master-host.")
     ] = False,
     master_host: Annotated[str, typer.Option(help="--worker: the master's address.")] = LOOPBACK,
     master_port: Annotated[
-        int, typer.Option(help="The master's port for workers.")
+        int, typer.Option(min=1, max=MAX_PORT, help="The master's port for workers.")
     ] = DEFAULT_MASTER_PORT,
     master_bind_host: Annotated[
         str,
@@ -277,6 +281,8 @@ def load(
     from loadkit.run.profile import find_config, load_profile
 
     with exit_on_error():
+        if master and worker:
+            raise ConfigError("--master and --worker exclude each other; give one of them")
         if url is not None and scenario is None:
             scenario = "url"
         chosen = load_profile(
@@ -321,7 +327,7 @@ def ui(
         str | None, typer.Option(help="Scenario name (login, api, url) or locustfile path.")
     ] = None,
     web_port: Annotated[
-        int, typer.Option(help=f"Port of the web UI on {LOOPBACK}.")
+        int, typer.Option(min=1, max=MAX_PORT, help=f"Port of the web UI on {LOOPBACK}.")
     ] = DEFAULT_WEB_PORT,
     results_dir: Annotated[
         Path, typer.Option(help="Each test started from the UI writes its results here.")
