@@ -500,7 +500,7 @@ def parse_results(data: object, *, source: str) -> SmokeResults | LoadResults | 
 def _problem(error: ErrorDetails, data: dict[str, Any]) -> str:
     """One validation error as ``where: what (got value)``, an endpoint named by its name."""
     loc = list(error["loc"])
-    if loc[:1] == ["load"] or loc[:1] == ["smoke"] or loc[:1] == ["lock_audit"]:
+    if loc and loc[0] in {"load", "smoke", "lock_audit"}:
         loc = loc[1:]  # the discriminator's tag: the kind, already in the file
     where = ".".join(str(part) for part in loc)
     if len(loc) >= 2 and loc[0] == "endpoints" and isinstance(loc[1], int):
