@@ -50,6 +50,8 @@ EXIT_UNREACHABLE = 3
 EXIT_INVALID_RUN = 4
 EXIT_INTERRUPTED = 130
 
+MAX_PORT = 65_535
+
 EXIT_CODES: dict[type[BaseException], int] = {
     CriteriaNotMetError: EXIT_FAILED,
     ConfigError: EXIT_USAGE,  # GeneratorStartError too
@@ -131,7 +133,7 @@ ConfigOption = Annotated[
 def serve(
     host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = LOOPBACK,
     port: Annotated[
-        int, typer.Option(min=0, max=65535, help="TCP port to listen on.")
+        int, typer.Option(min=1, max=MAX_PORT, help="TCP port to listen on.")
     ] = SERVE_PORT,
     database_url: Annotated[
         str | None,
@@ -284,7 +286,7 @@ def load(
     ] = False,
     master_host: Annotated[str, typer.Option(help="--worker: the master's address.")] = LOOPBACK,
     master_port: Annotated[
-        int, typer.Option(min=1, max=65535, help="The master's port for workers.")
+        int, typer.Option(min=1, max=MAX_PORT, help="The master's port for workers.")
     ] = DEFAULT_MASTER_PORT,
     master_bind_host: Annotated[
         str,
@@ -391,7 +393,7 @@ def ui(
         str | None, typer.Option(help="Scenario name (login, api, url) or locustfile path.")
     ] = None,
     web_port: Annotated[
-        int, typer.Option(min=1, max=65535, help=f"Port of the web UI on {LOOPBACK}.")
+        int, typer.Option(min=1, max=MAX_PORT, help=f"Port of the web UI on {LOOPBACK}.")
     ] = DEFAULT_WEB_PORT,
     results_dir: Annotated[
         Path, typer.Option(help="Each test started from the UI writes its results here.")

@@ -7,21 +7,37 @@ is a ``ConfigError`` that names the file, the key and what was expected.
 from __future__ import annotations
 
 import math
+import sys
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 from loadkit.exceptions import ConfigError
 
 HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 Operator = Literal["<", "<=", ">", ">=", "==", "!="]
 ResultsKind = Literal["smoke", "load", "lock_audit"]
+_T = TypeVar("_T")
+
+
+MAX_CONFIG_BYTES = 1 << 20
+"""The largest acceptance file read (1 MiB): a real one is a few KiB; a path that never ends
+(``/dev/zero``, a pipe) must not be read until memory runs out."""
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Strict: TOML has types, so a value of the wrong one is a mistake to name, not to coerce
+    # (`threshold = "1000"`, `auth = "yes"`, `concurrency = 10.5`). An int is still a float.
+    # TOML also has nan and inf: no threshold, duration, rate or timeout means either.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+TomlArray = Annotated[tuple[_T, ...], Field(strict=False)]
+"""A TOML array, kept as a tuple: strict mode would refuse the list TOML gives (its items are
+still validated strictly by their own type)."""
 
 
 # --- criteria ------------------------------------------------------------------------------------
@@ -230,7 +246,7 @@ class SmokeConfig(_Section):
     section gives none)."""
 
     timeout_s: float = Field(default=10.0, gt=0)
-    checks: tuple[SmokeCheck, ...] = Field(default=DEFAULT_SMOKE_CHECKS, min_length=1)
+    checks: TomlArray[SmokeCheck] = Field(default=DEFAULT_SMOKE_CHECKS, min_length=1)
 
     @model_validator(mode="after")
     def _unique_names(self) -> SmokeConfig:
@@ -269,10 +285,10 @@ class LockAuditConfig(_Section):
     Lock patterns ignore case; call patterns do not.
     """
 
-    paths: tuple[str, ...] = Field(default=("service",), min_length=1)
-    lock_patterns: tuple[str, ...] = ("*lock*", "*mutex*", "*semaphore*", "*_storage*")
-    lock_exclude_patterns: tuple[str, ...] = ("*lockfile*", "*unlock*", "*block*", "*clock*")
-    lock_constructors: tuple[str, ...] = (
+    paths: TomlArray[str] = Field(default=("service",), min_length=1)
+    lock_patterns: TomlArray[str] = ("*lock*", "*mutex*", "*semaphore*", "*_storage*")
+    lock_exclude_patterns: TomlArray[str] = ("*lockfile*", "*unlock*", "*block*", "*clock*")
+    lock_constructors: TomlArray[str] = (
         "threading.Lock",
         "threading.RLock",
         "threading.Semaphore",
@@ -288,8 +304,8 @@ class LockAuditConfig(_Section):
         "multiprocessing.Lock",
         "multiprocessing.RLock",
     )
-    storage_helpers: tuple[str, ...] = ("with_storage", "with_storage_traced")
-    slow_call_patterns: tuple[str, ...] = (
+    storage_helpers: TomlArray[str] = ("with_storage", "with_storage_traced")
+    slow_call_patterns: TomlArray[str] = (
         "bcrypt.*",
         "passlib.*",
         "hashlib.pbkdf2_hmac",
@@ -325,10 +341,10 @@ class LockAuditConfig(_Section):
         "*.write_text",
         "*.write_bytes",
     )
-    extend_slow_call_patterns: tuple[str, ...] = ()
+    extend_slow_call_patterns: TomlArray[str] = ()
     """Added to ``slow_call_patterns``: a project's own slow helpers without restating defaults."""
-    await_allow: tuple[str, ...] = ()
-    timeout_wrappers: tuple[str, ...] = (
+    await_allow: TomlArray[str] = ()
+    timeout_wrappers: TomlArray[str] = (
         "asyncio.timeout",
         "asyncio.timeout_at",
         "asyncio.wait_for",
@@ -363,7 +379,7 @@ class LockAuditConfig(_Section):
 class AcceptanceConfig(_Section):
     """The whole of acceptance.toml."""
 
-    criteria: tuple[Criterion, ...] = ()
+    criteria: TomlArray[Criterion] = ()
     smoke: SmokeConfig = SmokeConfig()
     profiles: dict[str, LoadProfile] = Field(default_factory=lambda: {"default": LoadProfile()})
     lock_audit: LockAuditConfig = LockAuditConfig()
@@ -392,27 +408,107 @@ def parse_config(data: dict[str, Any], *, source: str) -> AcceptanceConfig:
     try:
         return AcceptanceConfig.model_validate(data)
     except ValidationError as exc:
+        errors = exc.errors()
+        locations = [tuple(err["loc"]) for err in errors]
         lines = []
-        for err in exc.errors():
-            message = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                message = "unknown key"
-            lines.append(f"  {_location(tuple(err['loc']))}: {message}")
+        for err, loc in zip(errors, locations, strict=True):
+            # An array whose item was refused also reports "too few items": the item's own
+            # error says it all.
+            if err["type"] == "too_short" and any(o[: len(loc)] == loc != o for o in locations):
+                continue
+            lines.append(f"  {_location(loc)}: {_problem(err)}")
         raise ConfigError(f"{source} is invalid:\n" + "\n".join(lines)) from None
 
 
+_TOML_TYPES: tuple[tuple[type, str], ...] = (
+    (bool, "a boolean"),
+    (int, "an integer"),
+    (float, "a float"),
+    (str, "a string"),
+    (list, "an array"),
+    (dict, "a table"),
+)
+
+
+def _problem(err: ErrorDetails) -> str:
+    """What is wrong with one value; for a value of the wrong type, what was given."""
+    message = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        return "unknown key"
+    if not err["type"].endswith(("_type", "_parsing")):
+        return message
+    value = err.get("input")
+    given = next((name for cls, name in _TOML_TYPES if isinstance(value, cls)), None)
+    if given is None:
+        return message
+    if err["type"] == "tuple_type":
+        message = "Input should be an array"
+    if isinstance(value, str):
+        shown = repr(value) if len(value) <= 40 else repr(value[:40]) + "..."
+        hint = "; write it without quotes" if _unquoted_fits(value, err["type"]) else ""
+        return f"{message} (got {shown}, {given}{hint})"
+    if isinstance(value, bool):
+        return f"{message} (got {str(value).lower()}, {given})"
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"{message} (got an integer of {value.bit_length()} bits)"
+    if isinstance(value, int | float):
+        return f"{message} (got {value!r}, {given})"
+    return f"{message} (got {given})"
+
+
+def _unquoted_fits(text: str, error_type: str) -> bool:
+    """Whether ``text`` without its quotes is what the key wanted (``threshold = "1000"``)."""
+    if error_type.startswith("bool"):
+        return text in {"true", "false"}
+    if error_type.startswith(("int", "float")):
+        try:
+            tomllib.loads(f"value = {text}")
+        except (tomllib.TOMLDecodeError, ValueError, RecursionError):
+            return False
+        return True
+    return False
+
+
 def load_config(path: Path) -> AcceptanceConfig:
-    """Read and validate acceptance.toml at ``path``."""
+    """Read and validate acceptance.toml at ``path`` (UTF-8, at most ``MAX_CONFIG_BYTES``)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(
             f"{path}: no such file; pass --config with the path to your acceptance.toml"
         ) from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory; pass --config with a TOML file") from None
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"{path}: larger than {MAX_CONFIG_BYTES >> 20} MiB, not an acceptance file"
+        )
     try:
-        data = tomllib.loads(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {exc.start}); an acceptance file is TOML"
+        ) from None
+    return parse_config(parse_toml(text, source=str(path)), source=str(path))
+
+
+def parse_toml(text: str, *, source: str) -> dict[str, Any]:
+    """The TOML document ``text``; a ``ConfigError`` naming ``source`` for anything tomllib
+    cannot turn into data, not only its syntax errors."""
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return parse_config(data, source=str(path))
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    except RecursionError:
+        # tomllib parses nested arrays and inline tables recursively.
+        raise ConfigError(f"{source}: not valid TOML: arrays or tables nested too deeply") from None
+    except ValueError:
+        # The one other ValueError of tomllib: an integer longer than Python converts
+        # (CVE-2020-10735), which no threshold or count needs.
+        raise ConfigError(
+            f"{source}: not valid TOML: a number of more than {sys.get_int_max_str_digits()} "
+            "digits; write it with fewer"
+        ) from None

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 
 from loadkit.config import SmokeCheck, SmokeConfig
-from loadkit.defaults import DEFAULT_TARGET
+from loadkit.engines.target import parse_target
 from loadkit.exceptions import ConfigError, TargetUnreachableError
 from loadkit.measure.classify import classify_httpx_error, classify_response, describe_error
 from loadkit.measure.kinds import ErrorKind
@@ -54,14 +54,8 @@ class _Setup:
 
 def validate_host(host: str) -> str:
     """The base URL without a trailing slash; a ConfigError for anything but http(s)://host."""
-    url = host.strip().rstrip("/")
-    try:
-        parsed = httpx.URL(url)
-    except httpx.InvalidURL as exc:
-        raise ConfigError(f"--host {host!r} is not a URL: {exc}") from None
-    if parsed.scheme not in {"http", "https"} or not parsed.host:
-        raise ConfigError(f"--host {host!r} must look like {DEFAULT_TARGET}")
-    return url
+    parse_target(host, option="--host")
+    return host.strip().rstrip("/")
 
 
 def placeholders_in(check: SmokeCheck) -> set[str]:

@@ -96,7 +96,16 @@ class LockAuditor:
             raise InputError(f"{where}: cannot parse: {exc.msg}; fix the syntax error") from None
         except ValueError as exc:  # e.g. null bytes in the source
             raise InputError(f"{path}: cannot parse: {exc}") from None
-        findings = self.rules.check(tree, path=path)
+        except (RecursionError, MemoryError):
+            # CPython's parser gives up on very deep nesting (`1+1+...` 100,000 times) this
+            # way, as its documentation of ast.parse warns.
+            raise InputError(f"{path}: cannot parse: nested too deeply for Python") from None
+        try:
+            findings = self.rules.check(tree, path=path)
+        except RecursionError:
+            # The rules walk the tree recursively: a tree just shallow enough to parse can
+            # still be too deep to walk.
+            raise InputError(f"{path}: cannot audit: nested too deeply to walk") from None
         suppressions, problems = _suppressions(source, path)
         kept: list[Finding] = []
         suppressed = 0

@@ -60,6 +60,8 @@ POOL_FIELDS: dict[str, tuple[str, ...]] = {
 
 MAX_EPOCH = 253_402_300_800.0
 """Year 10000: a numeric ``ts`` past it is no time (and would overflow datetime)."""
+MIN_EPOCH = datetime(1, 1, 1, tzinfo=UTC).timestamp()
+"""Year 1: the earliest time datetime (hence ``iso``) can show."""
 
 _RELATIVE = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|h|d)")
 _UNIT_S = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -72,34 +74,46 @@ def parse_time_bound(text: str, *, now: float, option: str = "--since") -> float
     """Seconds since the epoch for ``--since``/``--until``.
 
     Accepts an ISO 8601 time (``2026-11-28T12:00:00Z``; without an offset it is UTC, as the
-    service logs) or a span back from ``now`` (``90s``, ``15m``, ``2h``, ``1d``).
+    service logs) or a span back from ``now`` (``90s``, ``15m``, ``2h``, ``1d``), landing between
+    the years 1 and 9999.
     """
     value = text.strip()
     match = _RELATIVE.fullmatch(value)
+    epoch: float | None
     if match:
-        return now - float(match.group(1)) * _UNIT_S[match.group(2)]
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
+        epoch = now - float(match.group(1)) * _UNIT_S[match.group(2)]
+    else:
+        epoch = _iso_epoch(value)
+        if epoch is None:
+            raise ConfigError(
+                f"{option} {text!r}: not a time; give an ISO 8601 time such as "
+                "2026-11-28T12:00:00Z, or a span back from now such as 15m, 2h or 1d"
+            )
+    if not MIN_EPOCH <= epoch < MAX_EPOCH:
         raise ConfigError(
-            f"{option} {text!r}: not a time; give an ISO 8601 time such as "
-            "2026-11-28T12:00:00Z, or a span back from now such as 15m, 2h or 1d"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+            f"{option} {text!r}: outside the years 1 to 9999; give a time or a span within them"
+        )
+    return epoch
+
+
+def _iso_epoch(text: str) -> float | None:
+    """An ISO 8601 time (UTC without an offset) in epoch seconds; None when it is none, or
+    its offset takes it past what datetime holds (9999-12-31T23:59-14:00)."""
+    try:
+        moment = datetime.fromisoformat(text)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.timestamp()
+    except (ValueError, OverflowError):
+        return None
 
 
 def epoch_of(ts: object) -> float | None:
     """A log line's ``ts`` (ISO 8601, or a number of seconds since the epoch) in epoch seconds."""
     if isinstance(ts, str):
-        try:
-            moment = datetime.fromisoformat(ts)
-        except ValueError:
-            return None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        return moment.timestamp()
+        epoch = _iso_epoch(ts)
+        # 0001-01-01T00:00+14:00 is a valid ISO time but lies before the year 1 in UTC.
+        return epoch if epoch is not None and MIN_EPOCH <= epoch < MAX_EPOCH else None
     if isinstance(ts, int | float) and not isinstance(ts, bool) and 0 <= ts < MAX_EPOCH:
         return float(ts)
     return None

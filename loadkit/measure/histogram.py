@@ -152,10 +152,15 @@ class LatencyHistogram:
         if self.count == 0:
             return LatencySummary(count=0)
         values = self.percentiles_us()
+        # The sum is kept to the ns, min and max as recorded: the mean of values a fraction of
+        # a ns apart can land a hair outside [min, max]. Readers refuse that as impossible.
+        mean_us = self.sum_us / self.count
+        if self.min_us is not None and self.max_us is not None:
+            mean_us = min(max(mean_us, self.min_us), self.max_us)
         return LatencySummary(
             count=self.count,
             min=us_to_ms(self.min_us),
-            mean=us_to_ms(self.sum_us / self.count),
+            mean=us_to_ms(mean_us),
             p50=us_to_ms(values.get(50.0)),
             p90=us_to_ms(values.get(90.0)),
             p95=us_to_ms(values.get(95.0)),

@@ -7,7 +7,10 @@ DESIGN.md, contract 1; the schema is documented in docs/results.md. Files are wr
 
 from __future__ import annotations
 
-from datetime import datetime
+import itertools
+import math
+import re
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -20,6 +23,7 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 
 from loadkit.exceptions import InputError
 from loadkit.files import write_file
@@ -31,9 +35,19 @@ SCHEMA_VERSION = 2
 OLDEST_SCHEMA_VERSION = 1
 SCHEMA = f"{SCHEMA_PREFIX}{SCHEMA_VERSION}"
 
+MAX_RESULTS_BYTES = 64 << 20
+"""The largest results file read (64 MiB). A day-long run with a thousand endpoints writes a
+few MB; a path that never ends (``/dev/zero``, a pipe) must not be read until memory runs out."""
+
+_VERSION = re.compile(r"[0-9]{1,9}", re.ASCII)
+"""A schema version as loadkit writes it. ``str.isdigit`` also takes "²", and ``int`` refuses
+more than 4,300 digits: neither may reach ``int`` unchecked."""
+
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # NaN compares False with everything, so a NaN P95 would pass `p95_ms < 1000`; infinity is
+    # no latency either. Strings such as "nan" would otherwise be coerced to those floats.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class LatencySummary(_Model):
@@ -46,14 +60,42 @@ class LatencySummary(_Model):
     """
 
     count: int = Field(ge=0)
-    min: float | None = None
-    mean: float | None = None
-    p50: float | None = None
-    p90: float | None = None
-    p95: float | None = None
-    p99: float | None = None
-    p999: float | None = None
-    max: float | None = None
+    min: float | None = Field(default=None, ge=0)
+    mean: float | None = Field(default=None, ge=0)
+    p50: float | None = Field(default=None, ge=0)
+    p90: float | None = Field(default=None, ge=0)
+    p95: float | None = Field(default=None, ge=0)
+    p99: float | None = Field(default=None, ge=0)
+    p999: float | None = Field(default=None, ge=0)
+    max: float | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _possible(self) -> LatencySummary:
+        # The gate reads these figures one at a time: a file whose P95 is above its max, or
+        # whose P99 is below its P95, was not written by a histogram and must not be judged.
+        figures = {name: getattr(self, name) for name in _ORDERED_FIGURES}
+        present = [(name, value) for name, value in figures.items() if value is not None]
+        if self.count == 0 and (present or self.mean is not None):
+            name, value = present[0] if present else ("mean", self.mean)
+            raise ValueError(f"count is 0 but {name} is {value:g}: no latency without a request")
+        for (low_name, low), (high_name, high) in itertools.pairwise(present):
+            if low > high:
+                raise ValueError(
+                    f"{low_name} ({low:g}) is above {high_name} ({high:g}); "
+                    "percentiles never decrease from p50 to max"
+                )
+        if self.mean is not None:
+            low_bound = self.min if self.min is not None else self.mean
+            high_bound = self.max if self.max is not None else self.mean
+            if not low_bound <= self.mean <= high_bound:
+                raise ValueError(
+                    f"mean ({self.mean:g}) is outside min ({low_bound:g}) .. max ({high_bound:g})"
+                )
+        return self
+
+
+_ORDERED_FIGURES = ("min", "p50", "p90", "p95", "p99", "p999", "max")
+"""The figures of a latency summary that never decrease, in order."""
 
 
 class EncodedHistogram(_Model):
@@ -70,10 +112,18 @@ class EncodedHistogram(_Model):
     significant_digits: int
     count: int = Field(ge=0)
     sum_us: float = Field(ge=0)
-    min_us: float | None = None
-    max_us: float | None = None
+    min_us: float | None = Field(default=None, ge=0)
+    max_us: float | None = Field(default=None, ge=0)
     clamped: int = Field(default=0, ge=0)
     data: str
+
+    @model_validator(mode="after")
+    def _possible(self) -> EncodedHistogram:
+        if self.min_us is not None and self.max_us is not None and self.min_us > self.max_us:
+            raise ValueError(f"min_us ({self.min_us:g}) is above max_us ({self.max_us:g})")
+        if self.clamped > self.count:
+            raise ValueError(f"clamped ({self.clamped}) is above count ({self.count})")
+        return self
 
 
 class Totals(_Model):
@@ -91,7 +141,17 @@ class Totals(_Model):
             raise ValueError(
                 f"ok ({self.ok}) + errors ({self.errors}) != requests ({self.requests})"
             )
+        _check_error_rate(self.error_rate, errors=self.errors, requests=self.requests)
         return self
+
+
+def _check_error_rate(error_rate: float, *, errors: int, requests: int) -> None:
+    """The gate reads ``error_rate`` as written: it must be errors / requests (0 with none)."""
+    expected = errors / requests if requests else 0.0
+    if not math.isclose(error_rate, expected, rel_tol=1e-9, abs_tol=1e-12):
+        raise ValueError(
+            f"error_rate ({error_rate:g}) is not errors / requests ({errors} / {requests})"
+        )
 
 
 class EndpointResults(_Model):
@@ -104,6 +164,15 @@ class EndpointResults(_Model):
     error_rate: float = Field(ge=0, le=1)
     latency_ms: LatencySummary
     histogram: EncodedHistogram
+
+    @model_validator(mode="after")
+    def _adds_up(self) -> EndpointResults:
+        if self.ok + self.errors != self.requests:
+            raise ValueError(
+                f"ok ({self.ok}) + errors ({self.errors}) != requests ({self.requests})"
+            )
+        _check_error_rate(self.error_rate, errors=self.errors, requests=self.requests)
+        return self
 
 
 class ErrorGroup(_Model):
@@ -125,6 +194,12 @@ class ErrorGroup(_Model):
     first_s: float = Field(description="seconds from the run's start to the first occurrence")
     last_s: float
 
+    @model_validator(mode="after")
+    def _in_order(self) -> ErrorGroup:
+        if self.first_s > self.last_s:
+            raise ValueError(f"first_s ({self.first_s:g}) is after last_s ({self.last_s:g})")
+        return self
+
 
 class TimelinePoint(_Model):
     """One second of the run: what completed in it."""
@@ -132,7 +207,7 @@ class TimelinePoint(_Model):
     t_s: int = Field(ge=0, description="seconds since the run's start")
     completions: int = Field(ge=0)
     errors: int = Field(ge=0)
-    p95_ms: float | None = None
+    p95_ms: float | None = Field(default=None, ge=0)
 
 
 class Stall(_Model):
@@ -141,6 +216,12 @@ class Stall(_Model):
     start_s: float = Field(description="seconds since the run's start")
     end_s: float
     duration_s: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _in_order(self) -> Stall:
+        if self.start_s > self.end_s:
+            raise ValueError(f"start_s ({self.start_s:g}) is after end_s ({self.end_s:g})")
+        return self
 
 
 class GeneratorHealth(_Model):
@@ -208,6 +289,27 @@ class _TrafficResults(_Model):
                 max_cpu_percent=self.generator.max_cpu_percent,
             )
             self.invalid_reasons = add_reason(self.invalid_reasons, reason)
+        return self
+
+    @model_validator(mode="after")
+    def _times_are_times(self) -> _TrafficResults:
+        # Every span is in seconds from started_at; the reports turn them into clock times. A
+        # span past the year 9999 (a stall "ending" 1e308 s in) is no time at all.
+        spans: list[tuple[str, float]] = [("duration_s", self.duration_s)]
+        if self.longest_stall is not None:
+            spans.append(("longest_stall.end_s", self.longest_stall.end_s))
+            spans.append(("longest_stall.start_s", self.longest_stall.start_s))
+        spans += [(f"errors[{group.kind!r}].last_s", group.last_s) for group in self.errors]
+        spans += [(f"errors[{group.kind!r}].first_s", group.first_s) for group in self.errors]
+        if self.timeline:
+            spans.append(("timeline.t_s", max(point.t_s for point in self.timeline)))
+        for name, seconds in spans:
+            try:
+                self.started_at + timedelta(seconds=seconds)
+            except OverflowError:
+                raise ValueError(
+                    f"{name} ({seconds:g} s after started_at) is past any date"
+                ) from None
         return self
 
     @model_validator(mode="after")
@@ -345,37 +447,66 @@ def parse_results(data: object, *, source: str) -> SmokeResults | LoadResults | 
         raise InputError(f'{source}: not a loadkit results file (no "schema" field)')
     schema = data["schema"]
     if not schema.startswith(SCHEMA_PREFIX):
-        raise InputError(f"{source}: not a loadkit results file (schema {schema!r})")
+        raise InputError(f"{source}: not a loadkit results file (schema {schema[:80]!r})")
     version_text = schema.removeprefix(SCHEMA_PREFIX)
-    if not version_text.isdigit():
-        raise InputError(f"{source}: unknown results schema {schema!r}")
-    if int(version_text) > SCHEMA_VERSION:
+    if not _VERSION.fullmatch(version_text):
+        raise InputError(f"{source}: unknown results schema {schema[:80]!r}")
+    version = int(version_text)
+    if version > SCHEMA_VERSION:
         raise InputError(
             f"{source}: written by a newer loadkit (schema {schema!r}; this one reads "
             f"{SCHEMA!r}); upgrade loadkit to read it"
         )
-    if int(version_text) < OLDEST_SCHEMA_VERSION:
+    if version < OLDEST_SCHEMA_VERSION:
         raise InputError(f"{source}: results schema {schema!r} is no longer supported")
-    if int(version_text) == 1:
+    if version == 1:
         data = {**upgrade_v1(data, source=source), "schema": SCHEMA}
     try:
         return _RESULTS_ADAPTER.validate_python(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
-            for err in exc.errors()[:5]
-        )
+        problems = "; ".join(_problem(err, data) for err in exc.errors()[:5])
         raise InputError(f"{source}: invalid loadkit results file: {problems}") from None
 
 
+def _problem(error: ErrorDetails, data: dict[str, Any]) -> str:
+    """One validation error as ``where: what (got value)``, an endpoint named by its name."""
+    loc = list(error["loc"])
+    if loc and loc[0] in {"load", "smoke", "lock_audit"}:
+        loc = loc[1:]  # the discriminator's tag: the kind, already in the file
+    where = ".".join(str(part) for part in loc)
+    if len(loc) >= 2 and loc[0] == "endpoints" and isinstance(loc[1], int):
+        endpoints = data.get("endpoints")
+        entry = (
+            endpoints[loc[1]] if isinstance(endpoints, list) and loc[1] < len(endpoints) else None
+        )
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if isinstance(name, str):
+            where = f"endpoints[{name[:80]!r}]" + "".join(f".{part}" for part in loc[2:])
+    message = error["msg"].removeprefix("Value error, ")
+    value = error.get("input")
+    shown = isinstance(value, bool | int | float) or (isinstance(value, str) and len(value) <= 80)
+    # A value error names its values itself; a missing field has none.
+    if shown and error["type"] not in {"missing", "value_error"}:
+        message = f"{message} (got {value!r})"
+    # A check of the whole file names its fields in the message itself.
+    return f"{where}: {message}" if where else message
+
+
 def read_results(path: Path) -> SmokeResults | LoadResults | LockAuditResults:
-    """Read and validate a results file."""
+    """Read and validate a results file (at most ``MAX_RESULTS_BYTES``)."""
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_RESULTS_BYTES + 1)
     except FileNotFoundError:
         raise InputError(f"{path}: no such results file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, not a results file") from None
     except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if len(raw) > MAX_RESULTS_BYTES:
+        raise InputError(
+            f"{path}: larger than {MAX_RESULTS_BYTES >> 20} MiB, not a loadkit results file"
+        )
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

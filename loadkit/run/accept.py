@@ -27,6 +27,7 @@ from pathlib import Path
 
 from loadkit.config import AcceptanceConfig, LoadProfile, load_config
 from loadkit.defaults import DEFAULT_PROFILE, DEFAULT_REPORTS_DIR
+from loadkit.engines.target import parse_target
 from loadkit.exceptions import (
     ConfigError,
     GeneratorCrashedError,
@@ -93,6 +94,9 @@ def run_acceptance(
     (which the service inherits too). The report files are written whatever the verdict; the
     caller decides what the outcome means (``loadkit.gate.evaluate.raise_for_outcome``).
     """
+    if host is not None:
+        # Before anything is audited or written: a malformed --host is a usage error.
+        parse_target(host, option="--host")
     config = load_config(config_path)
     if not config.criteria:
         raise ConfigError(f"{config_path}: no [[criteria]]: there is nothing to accept against")

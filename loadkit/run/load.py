@@ -17,7 +17,6 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from loadkit.config import LoadProfile
 from loadkit.defaults import (
@@ -38,6 +37,7 @@ from loadkit.engines.locust.launch import (
 )
 from loadkit.engines.locust.locustfile import locustfile_problem
 from loadkit.engines.locust.process import STOP_GRACE_S, LocustRun, ProgressCallback, run_locust
+from loadkit.engines.target import parse_target
 from loadkit.exceptions import (
     ConfigError,
     GeneratorCrashedError,
@@ -77,27 +77,15 @@ class Target:
 
     @classmethod
     def parse(cls, url: str) -> Target:
-        """Split and check a target URL (http or https, with a host)."""
-        parts = urlsplit(url.strip())
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(
-                f"target {url!r} is not an http(s) URL with a host; give one like {DEFAULT_TARGET}"
-            )
-        try:
-            parts.port  # noqa: B018 - raises ValueError for a port out of range
-        except ValueError:
-            raise ConfigError(f"target {url!r} has an invalid port") from None
-        path = parts.path or "/"
-        if parts.query:
-            path = f"{path}?{parts.query}"
-        return cls(host=f"{parts.scheme}://{parts.netloc}", path=path)
+        """Split and check a target URL (``loadkit.engines.target``: http or https, a host)."""
+        parsed = parse_target(url, option="target")
+        return cls(host=parsed.base, path=parsed.path)
 
     @property
     def address(self) -> tuple[str, int]:
         """(host, port) to connect to."""
-        parts = urlsplit(self.host)
-        assert parts.hostname is not None
-        return parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+        parsed = parse_target(self.host, option="target")
+        return parsed.hostname, parsed.port
 
 
 def check_reachable(target: Target, timeout_s: float = CONNECT_TIMEOUT_S) -> None:

@@ -11,6 +11,7 @@ from loadkit.gate.evaluate import AnyResults, GateReport, Verdict, evaluate_crit
 from loadkit.measure.recorder import LatencyRecorder
 from loadkit.measure.results import (
     GeneratorHealth,
+    LatencySummary,
     LoadResults,
     LockAuditResults,
     LockFinding,
@@ -87,8 +88,20 @@ def crafted_load(
 
 
 def with_latency(results: LoadResults, **percentiles: float) -> LoadResults:
-    """The same run with some latency figures overridden (to sit exactly on a threshold)."""
-    latency = results.latency_ms.model_copy(update=percentiles)
+    """The same run with some latency figures overridden (to sit exactly on a threshold); the
+    others are moved just enough to stay possible (min <= p50 <= ... <= max, mean within)."""
+    order = ("min", "p50", "p90", "p95", "p99", "p999", "max")
+    figures = results.latency_ms.model_dump()
+    figures.update(percentiles)
+    for index, name in enumerate(order):
+        if name in percentiles:
+            continue
+        below = [percentiles[n] for n in order[:index] if n in percentiles]
+        above = [percentiles[n] for n in order[index + 1 :] if n in percentiles]
+        figures[name] = min(max([figures[name], *below]), *above, float("inf"))
+    if "mean" not in percentiles:
+        figures["mean"] = min(max(figures["mean"], figures["min"]), figures["max"])
+    latency = LatencySummary.model_validate(figures)
     return results.model_copy(update={"latency_ms": latency})
 
 

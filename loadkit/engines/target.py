@@ -1,0 +1,102 @@
+"""The target URL (``--host``, ``load URL``): checked once, the same way for every engine.
+
+smoke, load, ui and accept all send to it, so all of them refuse the same malformed URLs with the
+same ``ConfigError`` (exit 2), before anything connects: ``urlsplit`` raises ``ValueError`` for
+``http://[::1``, an out-of-range port surfaces only at ``connect()`` as an ``OverflowError``, and
+IDNA refuses a label over 63 characters with a ``UnicodeError`` deep inside the resolver.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from loadkit.defaults import DEFAULT_TARGET
+from loadkit.exceptions import ConfigError
+
+_LABEL = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?", re.ASCII)
+"""One DNS label after IDNA (RFC 1123; ``_`` too, which container hostnames use)."""
+_MAX_HOSTNAME = 253
+_BRACKETED = re.compile(r"\[[^\[\]]+\](:[0-9]*)?")
+_UNSAFE = re.compile(r"[\x00-\x20\x7f]")
+"""Whitespace and control characters: never part of a URL, and urlsplit silently drops some."""
+
+
+@dataclass(frozen=True)
+class TargetURL:
+    """An http(s) URL with a host that can be connected to."""
+
+    scheme: str
+    hostname: str
+    """As a resolver takes it: lower case, an IPv6 address without brackets."""
+    port: int
+    netloc: str
+    path: str
+    """The path and query ("/" when none)."""
+
+    @property
+    def base(self) -> str:
+        """``scheme://netloc``: the URL without path or query."""
+        return f"{self.scheme}://{self.netloc}"
+
+
+def parse_target(text: str, *, option: str = "--host") -> TargetURL:
+    """``text`` as a target URL; a ``ConfigError`` naming ``option`` and the fault otherwise."""
+    url = text.strip()
+
+    def refuse(why: str) -> ConfigError:
+        shown = repr(text) if len(text) <= 200 else repr(text[:200]) + "..."
+        return ConfigError(f"{option} {shown}: {why}; give a URL like {DEFAULT_TARGET}")
+
+    if _UNSAFE.search(url):
+        raise refuse("holds whitespace or a control character")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:  # "Invalid IPv6 URL", "Port out of range 0-65535", ...
+        raise refuse(f"not a URL ({exc})") from None
+    if parts.scheme not in {"http", "https"}:
+        raise refuse("not an http:// or https:// URL")
+    hostname = parts.hostname
+    if not hostname:
+        raise refuse("no host")
+    if port == 0:
+        raise refuse("port 0 cannot be connected to")
+    host_port = parts.netloc.rpartition("@")[2]
+    bracketed = "[" in host_port or "]" in host_port
+    if bracketed and not _BRACKETED.fullmatch(host_port):
+        # urlsplit reads "[::1]]" as ::1 and leaves the stray bracket to the HTTP client.
+        raise refuse(f"{host_port[:80]!r} is not [an IPv6 address] with an optional :port")
+    _check_hostname(hostname, bracketed=bracketed, refuse=refuse)
+    path = parts.path or "/"
+    if parts.query:
+        path = f"{path}?{parts.query}"
+    default_port = 443 if parts.scheme == "https" else 80
+    return TargetURL(
+        scheme=parts.scheme,
+        hostname=hostname,
+        port=port if port is not None else default_port,
+        netloc=parts.netloc,
+        path=path,
+    )
+
+
+def _check_hostname(
+    hostname: str, *, bracketed: bool, refuse: Callable[[str], ConfigError]
+) -> None:
+    if bracketed:
+        try:
+            ipaddress.IPv6Address(hostname)
+        except ValueError:
+            raise refuse(f"[{hostname}] is not an IPv6 address") from None
+        return
+    try:
+        ascii_name = hostname.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise refuse(f"host {hostname[:80]!r} is not a valid host name") from None
+    labels = ascii_name.removesuffix(".").split(".")
+    if len(ascii_name) > _MAX_HOSTNAME or not all(_LABEL.fullmatch(label) for label in labels):
+        raise refuse(f"host {hostname[:80]!r} is not a valid host name")
