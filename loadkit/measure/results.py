@@ -12,7 +12,7 @@ import math
 import re
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import orjson
 from pydantic import (
@@ -258,7 +258,27 @@ class Stopped(_Model):
         return self
 
 
-class _TrafficResults(_Model):
+class _Judged(_Model):
+    """What every results file says of its own validity: the coded reasons, and what follows.
+
+    Each kind declares ``invalid_reasons`` itself, where it stands in that kind's JSON."""
+
+    if TYPE_CHECKING:
+        invalid_reasons: list[InvalidReason]
+
+    @property
+    def valid(self) -> bool:
+        """False for a run nobody should gate on: it has at least one invalid reason."""
+        return not self.invalid_reasons
+
+    @property
+    def aborted(self) -> bool:
+        """Whether the run was stopped before its planned end, or could not complete (an
+        ``aborted`` reason)."""
+        return has_code(self.invalid_reasons, "aborted")
+
+
+class _TrafficResults(_Judged):
     """What every run that sends requests reports."""
 
     schema_: str = Field(default=SCHEMA, alias="schema")
@@ -331,16 +351,6 @@ class _TrafficResults(_Model):
                 )
         return self
 
-    @property
-    def valid(self) -> bool:
-        """False for a run nobody should gate on: it has at least one invalid reason."""
-        return not self.invalid_reasons
-
-    @property
-    def aborted(self) -> bool:
-        """Whether the run was stopped before its planned end (an ``aborted`` reason)."""
-        return has_code(self.invalid_reasons, "aborted")
-
 
 class SmokeCheckResult(_Model):
     """The outcome of one smoke check."""
@@ -386,7 +396,7 @@ class LockFinding(_Model):
     lock_line: int | None = None
 
 
-class LockAuditResults(_Model):
+class LockAuditResults(_Judged):
     """Results of ``loadkit audit-locks``."""
 
     schema_: str = Field(default=SCHEMA, alias="schema")
@@ -402,16 +412,6 @@ class LockAuditResults(_Model):
     invalid_reasons: list[InvalidReason] = Field(default_factory=list)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    @property
-    def valid(self) -> bool:
-        """False when the audit did not complete: it has at least one invalid reason."""
-        return not self.invalid_reasons
-
-    @property
-    def aborted(self) -> bool:
-        """Whether the audit could not complete (an ``aborted`` reason)."""
-        return has_code(self.invalid_reasons, "aborted")
 
 
 Results = Annotated[SmokeResults | LoadResults | LockAuditResults, Field(discriminator="kind")]
