@@ -172,7 +172,20 @@ class EndpointResults(_Model):
                 f"ok ({self.ok}) + errors ({self.errors}) != requests ({self.requests})"
             )
         _check_error_rate(self.error_rate, errors=self.errors, requests=self.requests)
+        _check_latency_count(self.latency_ms, self.histogram, requests=self.requests)
         return self
+
+
+def _check_latency_count(
+    latency: LatencySummary, histogram: EncodedHistogram, *, requests: int
+) -> None:
+    """Every request has its latency recorded once: a summary or histogram of another count
+    describes other requests (a freeze could hide behind one latency of a fast request)."""
+    if latency.count != requests or histogram.count != requests:
+        raise ValueError(
+            f"latency_ms.count ({latency.count}) and histogram.count ({histogram.count}) must "
+            f"equal the requests ({requests})"
+        )
 
 
 class ErrorGroup(_Model):
@@ -210,6 +223,10 @@ class TimelinePoint(_Model):
     p95_ms: float | None = Field(default=None, ge=0)
 
 
+STALL_ROUNDING_S = 3e-6
+"""How far a stall's duration may stand from end - start: three values rounded to the µs."""
+
+
 class Stall(_Model):
     """A span in which no request completed while requests were in flight."""
 
@@ -221,6 +238,12 @@ class Stall(_Model):
     def _in_order(self) -> Stall:
         if self.start_s > self.end_s:
             raise ValueError(f"start_s ({self.start_s:g}) is after end_s ({self.end_s:g})")
+        # Each of the three is rounded to the µs on its own: they agree within that.
+        if abs(self.duration_s - (self.end_s - self.start_s)) > STALL_ROUNDING_S:
+            raise ValueError(
+                f"duration_s ({self.duration_s:g}) is not end_s - start_s "
+                f"({self.end_s:g} - {self.start_s:g})"
+            )
         return self
 
 
@@ -336,6 +359,7 @@ class _TrafficResults(_Judged):
     def _parts_add_up(self) -> _TrafficResults:
         # The gate reads the kinds from the groups and the totals from the totals: a file whose
         # parts disagree would let `errors.<kind> == 0` pass a run full of errors.
+        _check_latency_count(self.latency_ms, self.histogram, requests=self.totals.requests)
         grouped = sum(group.count for group in self.errors)
         if grouped != self.totals.errors:
             raise ValueError(

@@ -67,6 +67,11 @@ def write(tmp_path: Path, data: object) -> Path:
         ("timeline.0.p95_ms", -1, "timeline.0.p95_ms"),
         ("longest_stall", {"start_s": 1, "end_s": 1e308, "duration_s": 1e308}, "past any date"),
         ("longest_stall", {"start_s": 5, "end_s": 1, "duration_s": 0}, "start_s (5) is after"),
+        # An 8 s freeze written down as 0.2 s would pass a max_stall_s criterion.
+        ("longest_stall", {"start_s": 1, "end_s": 9, "duration_s": 0.2}, "is not end_s - start_s"),
+        # One fast latency standing for 95 requests would hide what the others took.
+        ("latency_ms.count", 1, "latency_ms.count (1) and histogram.count (95) must equal"),
+        ("histogram.count", 3, "histogram.count (3) must equal the requests (95)"),
     ],
 )
 def test_impossible_figures_are_refused_naming_the_field_and_values(
