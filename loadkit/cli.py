@@ -216,7 +216,10 @@ def smoke(
                 # Not a stale --out of an earlier passing smoke run for the gate to read.
                 why = INTERRUPTED if isinstance(error, KeyboardInterrupt) else str(error)
                 aborted = aborted_smoke_results(host=host, reason=why)
-                write_output(out, dump_results(aborted), option="--out")
+                # Best effort: the error that stopped the run is the one to report (exit 3 or
+                # 130), not a second one about --out.
+                with contextlib.suppress(ConfigError):
+                    write_output(out, dump_results(aborted), option="--out")
             raise
         if out is not None:
             write_output(out, dump_results(results), option="--out")

@@ -87,7 +87,9 @@ class LatencySummary(_Model):
         if self.mean is not None:
             low_bound = self.min if self.min is not None else self.mean
             high_bound = self.max if self.max is not None else self.mean
-            if not low_bound <= self.mean <= high_bound:
+            # One shown unit (1 µs) of slack: loadkit before 2026-12 rounded the mean apart from
+            # the exact min and max, and its files keep reading (a real mean is never off by more).
+            if not low_bound - MEAN_SLACK_MS <= self.mean <= high_bound + MEAN_SLACK_MS:
                 raise ValueError(
                     f"mean ({self.mean:g}) is outside min ({low_bound:g}) .. max ({high_bound:g})"
                 )
@@ -223,6 +225,8 @@ class TimelinePoint(_Model):
     p95_ms: float | None = Field(default=None, ge=0)
 
 
+MEAN_SLACK_MS = 0.001
+"""How far a mean may stand outside [min, max]: the µs it was shown to."""
 STALL_ROUNDING_S = 3e-6
 """How far a stall's duration may stand from end - start: three values rounded to the µs."""
 

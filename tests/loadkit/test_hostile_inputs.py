@@ -296,3 +296,13 @@ def test_a_pipe_that_never_ends_is_read_to_a_bound(tmp_path: Path) -> None:
         result = runner.invoke(app, ["gate", str(fifo), "--config", config])
     assert_refused(result)
     assert "larger than 64 MiB" in result.output
+
+
+def test_smoke_reports_the_unreachable_target_even_when_out_cannot_be_written(
+    tmp_path: Path,
+) -> None:
+    # The error that stopped the run is the one to report (exit 3), not one about --out.
+    result = CliRunner().invoke(
+        app, ["smoke", "--host", "http://127.0.0.1:1", "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 3, result.output

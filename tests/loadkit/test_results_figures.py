@@ -147,3 +147,12 @@ def test_a_recorded_run_with_errors_and_a_stall_reads_back(tmp_path: Path) -> No
     assert results.longest_stall is not None and results.errors
     back = read_results(write_results(tmp_path / "load.json", results))
     assert back == results
+
+
+def test_a_mean_one_microsecond_outside_min_from_an_older_loadkit_still_reads(
+    tmp_path: Path,
+) -> None:
+    # loadkit before 2026-12 rounded the mean apart from the exact min: 1 µs, never more.
+    read_results(write(tmp_path, changed("latency_ms.mean", 49.999)))
+    with pytest.raises(InputError, match=r"mean \(49\.99\) is outside min"):
+        read_results(write(tmp_path, changed("latency_ms.mean", 49.99)))
