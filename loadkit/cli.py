@@ -383,6 +383,15 @@ def check_load_roles(ctx: typer.Context) -> None:
             raise ConfigError(
                 f"{_flags([name])} is for {' or '.join(f'--{role}' for role in needs)} only"
             )
+    from loadkit.engines.target import check_host
+
+    # Locust would take a malformed host to its socket layer and die with a traceback (exit 4).
+    if "worker" in roles:
+        check_host(str(ctx.params["master_host"]), option="--master-host")
+    if "master" in roles:
+        check_host(
+            str(ctx.params["master_bind_host"]), option="--master-bind-host", any_address=True
+        )
 
 
 def _flags(names: list[str]) -> str:

@@ -84,6 +84,26 @@ def parse_target(text: str, *, option: str = "--host") -> TargetURL:
     )
 
 
+def check_host(text: str, *, option: str, any_address: bool = False) -> str:
+    """``text`` as a bare host (a name, an IPv4 address, an IPv6 address with or without
+    brackets) for Locust's master options; ``any_address`` also lets ``0.0.0.0`` and ``*`` (bind
+    everywhere) through. A ``ConfigError`` naming ``option`` otherwise."""
+    host = text.strip()
+
+    def refuse(why: str) -> ConfigError:
+        shown = repr(text) if len(text) <= 200 else repr(text[:200]) + "..."
+        return ConfigError(f"{option} {shown}: {why}; give a host name or an IP address")
+
+    if any_address and host in ("*", "0.0.0.0", "::"):
+        return host
+    if not host:
+        raise refuse("empty")
+    bracketed = host.startswith("[") and host.endswith("]")
+    inner = host[1:-1] if bracketed else host
+    _check_hostname(inner, bracketed=bracketed or ":" in inner, refuse=refuse)
+    return host
+
+
 def _check_hostname(
     hostname: str, *, bracketed: bool, refuse: Callable[[str], ConfigError]
 ) -> None:

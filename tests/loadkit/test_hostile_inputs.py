@@ -306,3 +306,20 @@ def test_smoke_reports_the_unreachable_target_even_when_out_cannot_be_written(
         app, ["smoke", "--host", "http://127.0.0.1:1", "--out", str(tmp_path)]
     )
     assert result.exit_code == 3, result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--worker", "--master-host", "http://[::1"], "--master-host 'http://[::1'"),
+        (["--worker", "--master-host", "no such host!"], "--master-host 'no such host!'"),
+        (["--master", "--master-bind-host", "no such host!"], "--master-bind-host 'no such host!'"),
+    ],
+)
+def test_a_malformed_master_host_is_refused_before_locust_starts(
+    args: list[str], named: str
+) -> None:
+    # Locust took these to its socket layer and died with a traceback (exit 4).
+    result = CliRunner().invoke(app, ["load", *args])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(f"error: {named}: "), result.output
