@@ -62,8 +62,7 @@ async def one_run(
 ) -> Outcome:
     with tempfile.TemporaryDirectory(prefix="loadkit-integrity-") as tmp:
         workdir = Path(tmp)
-        if backend == "sqlite":
-            url = f"sqlite+aiosqlite:///{workdir / 'engines.db'}"
+        async with database_url(backend, server, workdir) as url:
             return await run_fault(
                 FAULTS[fault],
                 workdir=workdir,
@@ -72,20 +71,22 @@ async def one_run(
                 users=users,
                 duration_s=duration_s,
             )
-        assert server is not None
-        name = f"loadkit_integrity_{uuid.uuid4().hex[:12]}"
-        url = await create_database(server, name)
-        try:
-            return await run_fault(
-                FAULTS[fault],
-                workdir=workdir,
-                database_url=url,
-                backend=backend,
-                users=users,
-                duration_s=duration_s,
-            )
-        finally:
-            await drop_database(server, name)
+
+
+@asynccontextmanager
+async def database_url(backend: str, server: str | None, workdir: Path) -> AsyncIterator[str]:
+    """A fresh, empty database for one run: a SQLite file in ``workdir``, or a database of its
+    own on the throwaway PostgreSQL ``server``, dropped afterwards."""
+    if backend == "sqlite":
+        yield f"sqlite+aiosqlite:///{workdir / 'engines.db'}"
+        return
+    assert server is not None
+    name = f"loadkit_integrity_{uuid.uuid4().hex[:12]}"
+    url = await create_database(server, name)
+    try:
+        yield url
+    finally:
+        await drop_database(server, name)
 
 
 def table(outcomes: list[Outcome]) -> str:
