@@ -11,12 +11,7 @@ from typing import Any
 
 from loadkit.measure.recorder import LatencyRecorder, RunClock
 from loadkit.measure.results import GeneratorHealth, LoadResults, with_reason
-from loadkit.measure.validity import (
-    InvalidReason,
-    aborted_reason,
-    add_reason,
-    overload_reason,
-)
+from loadkit.measure.validity import InvalidReason, aborted_reason
 
 STOPPED_EARLY = "the run was stopped before its planned end"
 
@@ -32,26 +27,18 @@ def build_load_results(
 ) -> LoadResults:
     """The results of a finished run (``recorder.finish()`` already called).
 
-    ``invalid_reasons`` are the runner's own; an overloaded generator and an aborted run add
-    theirs, so that every reader sees why the numbers must not be gated on.
+    ``invalid_reasons`` are the runner's own; an overloaded generator adds its reason (the
+    results model does, for whoever builds or reads one), then an aborted run adds its own, so
+    that every reader sees why the numbers must not be gated on.
     """
-    reasons = list(invalid_reasons)
-    if generator.overloaded:
-        reasons = add_reason(
-            reasons,
-            overload_reason(
-                cpu_warnings=generator.cpu_warnings, max_cpu_percent=generator.max_cpu_percent
-            ),
-        )
-    if aborted:
-        reasons = add_reason(reasons, aborted_reason(STOPPED_EARLY))
-    return LoadResults(
+    results = LoadResults(
         target=target,
         config=config,
         **recorder.traffic_fields(),
         generator=generator,
-        invalid_reasons=reasons,
+        invalid_reasons=list(invalid_reasons),
     )
+    return with_reason(results, aborted_reason(STOPPED_EARLY)) if aborted else results
 
 
 def mark_aborted(results: LoadResults, why: str) -> LoadResults:

@@ -21,7 +21,6 @@ from loadkit.config import Criterion
 from loadkit.exceptions import ConfigError
 from loadkit.files import append_file, write_file, write_output
 from loadkit.gate.evaluate import GateReport, RunCheck, Verdict
-from loadkit.measure.validity import InvalidReason
 from loadkit.report.gate_evidence import EvidenceTable, verdict_tables
 from loadkit.report.units import format_delta, format_percent, format_seconds, format_value
 
@@ -69,13 +68,9 @@ def _labels(verdicts: Sequence[Verdict]) -> str:
     return ", ".join(v.criterion.label for v in verdicts)
 
 
-def run_reason(reason: InvalidReason) -> str:
-    """Why a results file cannot be gated on, in words: its code, then what was measured."""
-    return str(reason)  # "code: detail"
-
-
 def _run_reasons(run: RunCheck) -> str:
-    return "; ".join(run_reason(reason) for reason in run.reasons)
+    # Each "code: detail": the code names the reason, the detail says what was measured.
+    return "; ".join(map(str, run.reasons))
 
 
 def verdict_reason(verdict: Verdict) -> str:
