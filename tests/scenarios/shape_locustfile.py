@@ -17,7 +17,7 @@ class TwoSteps(LoadTestShape):
 
     def tick(self) -> tuple[int, float] | None:
         """Users and spawn rate for now, None once the shape is over."""
-        run_time = self.get_run_time()
+        run_time = self.get_run_time()  # type: ignore[no-untyped-call]  # Locust is unannotated
         if run_time < STEP_S:
             return (2, 10.0)
         if run_time < 2 * STEP_S:
