@@ -280,8 +280,8 @@ class Stopped(_Model):
         default=None,
         ge=0,
         description="by locustfile only: Locust's exit code (the locustfile's "
-        "environment.process_exit_code, else 0), which `loadkit load` exits with; a gate fails "
-        "the run when it is not 0. None when not known (written by Locust alone, or a web UI test)",
+        "environment.process_exit_code, else 0), which `loadkit load` exits with; None when not "
+        "known (written by Locust alone, or a web UI test)",
     )
 
     @model_validator(mode="after")

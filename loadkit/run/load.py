@@ -223,7 +223,7 @@ def _with_locust_exit_code(results: LoadResults, run: LocustRun, out: Path) -> L
     """A run its locustfile stopped on purpose, with Locust's exit code in ``stopped`` (written
     to ``out``): the locustfile's ``process_exit_code``, which it may set as late as in its
     ``quitting`` listener, after the plugin wrote the results. ``loadkit load`` exits with it,
-    as plain Locust does, and a gate fails the run when it is not 0."""
+    as plain Locust does."""
     stopped = results.stopped
     if stopped is None or stopped.by != "locustfile" or run.returncode < 0:
         return results
