@@ -306,7 +306,8 @@ def load(
     error kinds and the longest stall, and writes the results file. Exit 0 for a valid run, 2 on
     a bad option or a scenario Locust cannot load, 3 when the target cannot be reached, 4 when
     the run is invalid (load generator overloaded or crashed), 130 when interrupted (partial
-    results are still written).
+    results are still written). A run its locustfile stopped on purpose (runner.quit()) exits
+    with Locust's exit code, as plain Locust does: the locustfile's process_exit_code, else 0.
     """
     from loadkit.report.load import render_load_table
     from loadkit.run.load import run_load, run_worker
@@ -349,6 +350,9 @@ def load(
                 typer.echo(render_load_table(stopped.results, path=str(stopped.path)))
             raise
         typer.echo(render_load_table(results, path=str(out)))
+        if results.stopped is not None and results.stopped.exit_code:
+            # Stopped by its locustfile: Locust's exit code, as plain Locust gives it.
+            raise typer.Exit(code=results.stopped.exit_code)
 
 
 # Options that only one role of `loadkit load` reads: given to another, they would be ignored

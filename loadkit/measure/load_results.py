@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from loadkit.measure.recorder import LatencyRecorder, RunClock
-from loadkit.measure.results import GeneratorHealth, LoadResults, with_reason
+from loadkit.measure.results import GeneratorHealth, LoadResults, Stopped, with_reason
 from loadkit.measure.validity import InvalidReason, aborted_reason
 
 STOPPED_EARLY = "the run was stopped before its planned end"
@@ -24,12 +24,14 @@ def build_load_results(
     generator: GeneratorHealth,
     aborted: bool = False,
     invalid_reasons: Sequence[InvalidReason] = (),
+    stopped: Stopped | None = None,
 ) -> LoadResults:
     """The results of a finished run (``recorder.finish()`` already called).
 
     ``invalid_reasons`` are the runner's own; an overloaded generator adds its reason (the
     results model does, for whoever builds or reads one), then an aborted run adds its own, so
-    that every reader sees why the numbers must not be gated on.
+    that every reader sees why the numbers must not be gated on. ``stopped``: how a run
+    stopped on purpose ended (not a validity reason).
     """
     results = LoadResults(
         target=target,
@@ -37,6 +39,7 @@ def build_load_results(
         **recorder.traffic_fields(),
         generator=generator,
         invalid_reasons=list(invalid_reasons),
+        stopped=stopped,
     )
     return with_reason(results, aborted_reason(STOPPED_EARLY)) if aborted else results
 

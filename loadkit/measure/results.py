@@ -266,7 +266,8 @@ class Stopped(_Model):
 
     by: Literal["criterion", "locustfile", "user"] = Field(
         description="criterion: an abort-on-fail criterion was not met; locustfile: the "
-        "locustfile called runner.quit(); user: a person stopped it from the web UI"
+        "locustfile (or a plugin it uses) called runner.quit() or runner.stop(), or raised "
+        "StopTest; user: a person stopped it from the web UI"
     )
     at_s: float = Field(ge=0, description="seconds from the run's start to the stop")
     criterion: str | None = Field(
@@ -275,6 +276,13 @@ class Stopped(_Model):
     measured: float | None = Field(
         default=None, description="that criterion's measured value when it stopped the run"
     )
+    exit_code: int | None = Field(
+        default=None,
+        ge=0,
+        description="by locustfile only: Locust's exit code (the locustfile's "
+        "environment.process_exit_code, else 0), which `loadkit load` exits with; None when not "
+        "known (written by Locust alone, or a web UI test)",
+    )
 
     @model_validator(mode="after")
     def _criterion_only_when_by_criterion(self) -> Stopped:
@@ -282,6 +290,8 @@ class Stopped(_Model):
             raise ValueError('a run stopped by "criterion" names the criterion')
         if self.by != "criterion" and (self.criterion, self.measured) != (None, None):
             raise ValueError(f'criterion and measured belong to by "criterion", not {self.by!r}')
+        if self.by != "locustfile" and self.exit_code is not None:
+            raise ValueError(f'exit_code belongs to by "locustfile", not {self.by!r}')
         return self
 
 

@@ -35,7 +35,8 @@ MEANINGS: Mapping[InvalidCode, str] = MappingProxyType(
         "generator_overloaded": "a load generator process ran above 90 % CPU: its latencies "
         "include its own queueing",
         "incomplete": "the test ended before its planned duration without being stopped "
-        "(Locust ended it: its last worker quit, every user stopped)",
+        "(Locust ended it: its last worker quit), or its LoadTestShape had not finished when "
+        "the duration (the shape's cap) was reached",
         "worker_share_missing": "a distributed worker's final share never reached the master: "
         "its last seconds are missing from the merged numbers",
         "generator_crashed": "the load generator process died during the run (a locustfile "
@@ -101,6 +102,19 @@ def incomplete_reason(*, ran_s: float, planned_s: float) -> InvalidReason:
         code="incomplete",
         detail=f"the test stopped after {ran_s:.1f} s of the planned {planned_s:g} s",
     )
+
+
+def shape_unfinished_reason(*, shape: str, ran_s: float, cap_s: float | None) -> InvalidReason:
+    """The locustfile's ``LoadTestShape`` named ``shape`` had not finished: cut at the run's cap
+    of ``cap_s`` seconds, or (``cap_s`` None) ended by Locust after ``ran_s`` seconds."""
+    if cap_s is not None:
+        detail = (
+            f"the shape {shape} had not finished after --duration {cap_s:g} s and was cut "
+            "there; give a --duration longer than the shape"
+        )
+    else:
+        detail = f"the test stopped after {ran_s:.1f} s, before the shape {shape} had finished"
+    return InvalidReason(code="incomplete", detail=detail)
 
 
 def worker_share_missing_reason(

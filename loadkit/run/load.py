@@ -216,6 +216,20 @@ def run_load(
         raise LoadInterrupted(results, out)
     if not results.valid:
         raise InvalidLoadRunError(results, out)
+    return _with_locust_exit_code(results, run, out)
+
+
+def _with_locust_exit_code(results: LoadResults, run: LocustRun, out: Path) -> LoadResults:
+    """A run its locustfile stopped on purpose, with Locust's exit code in ``stopped`` (written
+    to ``out``): the locustfile's ``process_exit_code``, which it may set as late as in its
+    ``quitting`` listener, after the plugin wrote the results. ``loadkit load`` exits with it,
+    as plain Locust does."""
+    stopped = results.stopped
+    if stopped is None or stopped.by != "locustfile" or run.returncode < 0:
+        return results
+    stopped = stopped.model_copy(update={"exit_code": run.returncode})
+    results = results.model_copy(update={"stopped": stopped})
+    write_results(out, results)
     return results
 
 

@@ -53,6 +53,7 @@ def environment() -> Any:
         reset_stats=False,
         process_exit_code=None,
         parsed_options=None,
+        shape_class=None,
     )
 
 

@@ -54,6 +54,7 @@ from loadkit.engines.locust.plugin.locust_api import (
 from loadkit.engines.locust.plugin.options import PluginOptions
 from loadkit.engines.locust.plugin.recording import BATCH_SIZE, Recording
 from loadkit.engines.locust.plugin.roles import LocalTest, MasterTest, WorkerTest
+from loadkit.engines.locust.plugin.stops import StopOrigin, observe_runner
 from loadkit.engines.locust.plugin.worker_report import FINAL_MESSAGE, SHARE_KEY, WorkerReport
 from loadkit.measure.live_status import write_status
 from loadkit.measure.recorder import LatencyRecorder, RunClock
@@ -185,6 +186,10 @@ class LoadkitPlugin:
             ev.request.add_listener(self.on_request)
         else:
             ev.request.add_listener(self.on_request)
+        if self.worker is None:
+            # Who stops a test decides what its end means (stops.py). A worker's stop comes
+            # from its master, or ends its part only: the master judges the run.
+            observe_runner(runner, on_stop=self.on_stop_requested, on_start=self.on_users_asked)
         if self.worker is None:  # --processes workers are the master's children
             if self.options.status_path is not None:
                 gevent.spawn(self._status_loop, self.options.status_path)
@@ -217,6 +222,42 @@ class LoadkitPlugin:
         self.test = test
         self.recording = test.recording
         test.start()
+        if self.options.headless and test.shape is not None and self.worker is None:
+            self._handle_sigterm_during_shape(test)
+
+    def _handle_sigterm_during_shape(self, test: LoadTest[Any]) -> None:
+        # Locust installs its SIGTERM handler only once a headless shape has finished (its
+        # main joins the shape first): until then SIGTERM (what `loadkit load` forwards for a
+        # Ctrl-C) would kill Locust with no results. Handled here as Locust's own handler would
+        # be: the test stops, partial results are written marked aborted, and Locust's main
+        # then ends the shape run and quits. Released once the results are out, before Locust's
+        # own handler goes in, so that the two never both act on one signal.
+        def on_sigterm() -> None:
+            logger.info("loadkit: SIGTERM during the shape run")
+            if not test.finalized and test.stop_time is None:
+                test.interrupt()
+
+        watcher = gevent.signal_handler(signal.SIGTERM, on_sigterm)
+        test.when_finalized.append(watcher.cancel)
+
+    def on_stop_requested(self, origin: StopOrigin, quit: bool) -> None:
+        """The runner was asked to stop or quit (``stops.py`` says by whom)."""
+        test = self.test
+        if test is None:
+            return
+        first = test.stop_origin is None and test.stop_time is None and not test.finalized
+        test.stop_requested(origin, quit=quit)
+        if first and quit and origin == "locustfile" and self.master is not None:
+            # A master's quit() tells its workers to quit and stops listening 0.5 s later,
+            # without waiting for them: a final share could come too late. stop() first waits
+            # for every worker to stop, each final share ahead of its "stopped" (as our timer
+            # does before its quit()).
+            self.master.stop()
+
+    def on_users_asked(self, count: int) -> None:
+        """The runner was asked for ``count`` users (a shape's stage, the web UI)."""
+        if self.test is not None:
+            self.test.users_asked(count)
 
     def on_reset_stats(self, **_kwargs: Any) -> None:
         """The UI's "reset stats": Locust forgets what it counted, so do we (the test goes on)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -21,11 +22,12 @@ from loadkit.engines.locust.plugin.cpu import CpuWatch
 from loadkit.engines.locust.plugin.locust_api import Environment, Runner
 from loadkit.engines.locust.plugin.options import PluginOptions
 from loadkit.engines.locust.plugin.recording import Recording
+from loadkit.engines.locust.plugin.stops import StopOrigin
 from loadkit.measure.live_status import LiveStatus, RunState, write_status
 from loadkit.measure.load_results import build_load_results
 from loadkit.measure.recorder import LatencyRecorder, RunClock
-from loadkit.measure.results import GeneratorHealth, write_results
-from loadkit.measure.validity import InvalidReason, incomplete_reason
+from loadkit.measure.results import GeneratorHealth, Stopped, write_results
+from loadkit.measure.validity import InvalidReason, incomplete_reason, shape_unfinished_reason
 
 logger = logging.getLogger("loadkit")
 
@@ -59,9 +61,22 @@ class LoadTest(Generic[RunnerT]):
         self.stop_time: float | None = None
         """When the users were told to stop (run clock): the end of the measured span."""
         self.ran_full_duration = False
+        shape = environment.shape_class
+        self.shape: str | None = type(shape).__name__ if shape is not None else None
+        """The locustfile's LoadTestShape (its class name): it drives users and length, and a
+        headless run's duration is only its cap."""
+        self.shape_cut = False
+        """The shape was still running at the cap and was cut there."""
+        self.stop_origin: StopOrigin | None = None
+        """Who first asked the runner to stop (``stops.py``); None while nobody has."""
+        self.quit_requested = False
+        self.peak_users = int(runner.target_user_count or 0)
+        """The most users asked for during the test (a shape's stages, the web UI's edits)."""
         self.in_flight = 0
         self.aborted = False
         self.finalized = False
+        self.when_finalized: list[Callable[[], object]] = []
+        """Called once the test's measurement is final (its results written or shipped)."""
         self.results_path: Path | None = None
 
     # --- its life ---------------------------------------------------------------------------
@@ -76,13 +91,38 @@ class LoadTest(Generic[RunnerT]):
         # gevent.spawn_later ends early on a stale loop clock: wait on perf_counter instead.
         deadline = self.started_perf + duration_s
         while (remaining := deadline - time.perf_counter()) > 0:
+            if self.stop_time is not None or self.finalized:
+                return  # ended already (a shape that finished, the locustfile, Locust)
             gevent.sleep(min(remaining, 0.1))
-        logger.info("loadkit: %.3g s run time reached, stopping the test", duration_s)
-        self.ran_full_duration = True
+        if self.stop_time is not None or self.finalized:
+            return
+        if self.shape is not None:
+            # A shape runs as Locust runs it; the duration is only its cap.
+            logger.warning(
+                "loadkit: the shape %s had not finished after %.3g s; cutting it there",
+                self.shape,
+                duration_s,
+            )
+            self.shape_cut = True
+        else:
+            logger.info("loadkit: %.3g s run time reached, stopping the test", duration_s)
+            self.ran_full_duration = True
         # stop() before quit(): a master's stop() waits until every worker has stopped, and
         # each worker's final share travels ahead of its "stopped" message.
         self.runner.stop()
         self.runner.quit()
+
+    def stop_requested(self, origin: StopOrigin, *, quit: bool) -> None:
+        """Someone called the runner's ``stop()`` (or ``quit()``): the first caller of a running
+        test is who stopped it."""
+        if quit:
+            self.quit_requested = True
+        if self.stop_origin is None and self.stop_time is None and not self.finalized:
+            self.stop_origin = origin
+
+    def users_asked(self, count: int) -> None:
+        """The runner was asked for ``count`` users (a shape's stage, the web UI)."""
+        self.peak_users = max(self.peak_users, count)
 
     def restart_recording(self) -> None:
         """Locust reset its stats: what was recorded so far is forgotten, as Locust forgets it."""
@@ -130,6 +170,8 @@ class LoadTest(Generic[RunnerT]):
     def _mark_finalized(self) -> None:
         self.finalized = True
         self.cpu.closed = True
+        for callback in self.when_finalized:
+            callback()
 
     # --- results ----------------------------------------------------------------------------
 
@@ -157,6 +199,12 @@ class LoadTest(Generic[RunnerT]):
         }
         if options.url_path is not None:  # the url scenario: the target's path
             config["url_path"] = options.url_path
+        if self.shape is not None:
+            # The shape decided users and rates: concurrency is the most it asked for, and
+            # duration_s (headless) the cap it was given.
+            config["shape"] = {"class": self.shape, "completed": self.stop_origin == "shape"}
+            config["concurrency"] = self.peak_users
+            config["spawn_rate"] = None
         return config
 
     def _output_path(self) -> Path:
@@ -166,14 +214,29 @@ class LoadTest(Generic[RunnerT]):
         return self.options.ui_dir / f"ui-{stamp}.json"
 
     def _stopped_early_reason(self) -> InvalidReason | None:
-        """Why a headless run that Locust ended before its planned duration is invalid."""
+        """Why a headless run that ended before its planned duration (or, with a shape, before
+        the shape finished) is invalid."""
         planned = self.options.duration_s
-        if planned and self.options.headless and not self.ran_full_duration and not self.aborted:
-            # Not stopped by our timer, nor interrupted: Locust ended the test by itself (its
-            # last worker quit, every user stopped, its --run-time backstop). Not the run asked for.
-            ran_s = self.recording.recorder.duration_s()
-            return incomplete_reason(ran_s=ran_s, planned_s=float(planned))
-        return None
+        if not planned or not self.options.headless or self.aborted:
+            return None
+        ran_s = self.recording.recorder.duration_s()
+        if self.shape is not None and self.shape_cut:
+            return shape_unfinished_reason(shape=self.shape, ran_s=ran_s, cap_s=float(planned))
+        if self.ran_full_duration or self.stop_origin in ("shape", "locustfile"):
+            return None  # run as asked, or stopped on purpose (``stopped``)
+        # Not stopped by our timer, nor interrupted, nor on purpose: Locust ended the test by
+        # itself (its last worker quit, its --run-time backstop). Not the run asked for.
+        if self.shape is not None:
+            return shape_unfinished_reason(shape=self.shape, ran_s=ran_s, cap_s=None)
+        return incomplete_reason(ran_s=ran_s, planned_s=float(planned))
+
+    def _stopped(self) -> Stopped | None:
+        """How a test its locustfile stopped on purpose ended (None for any other end)."""
+        if self.stop_origin != "locustfile" or self.aborted:
+            return None
+        recorder = self.recording.recorder
+        at_s = (self.stop_time if self.stop_time is not None else self.clock.now()) - recorder.start
+        return Stopped(by="locustfile", at_s=round(max(at_s, 0.0), 3))
 
     def write_results(self, invalid_reasons: list[InvalidReason] | None = None) -> None:
         """Write the results file of the finished test (``recorder.finish`` already called)."""
@@ -190,10 +253,15 @@ class LoadTest(Generic[RunnerT]):
             generator=generator,
             aborted=self.aborted,
             invalid_reasons=invalid_reasons,
+            stopped=self._stopped(),
         )
         path = self._output_path()
         write_results(path, results)
         self.results_path = path
+        if self.options.headless and self.stop_origin == "locustfile" and not self.quit_requested:
+            # runner.stop() alone leaves a headless Locust running until its --run-time: the
+            # test is over and its results are out, so end Locust as loadkit's timer would.
+            gevent.spawn(self._quit_locust)
         if any(reason.code != "aborted" for reason in results.invalid_reasons):
             # A run nobody should gate on must not look like a pass to plain-Locust CI either
             # (an interrupted one keeps the exit code of its interruption).
@@ -208,6 +276,9 @@ class LoadTest(Generic[RunnerT]):
             else " (INVALID: " + "; ".join(map(str, results.invalid_reasons)) + ")",
         )
         self.write_status("done")
+
+    def _quit_locust(self) -> None:
+        self.runner.quit()
 
     # --- live status ------------------------------------------------------------------------
 

@@ -119,3 +119,5 @@ class Environment(Protocol):
     user_classes: list[type]
     reset_stats: bool
     process_exit_code: int | None
+    shape_class: Any
+    """The locustfile's ``LoadTestShape`` instance, or None: it drives users and length."""

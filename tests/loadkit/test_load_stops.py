@@ -1,0 +1,160 @@
+"""How a load run ends when something other than its duration ends it: a ``LoadTestShape`` that
+finishes (or is cut at ``--duration``), a locustfile that quits on purpose, a signal mid-shape.
+
+Each runs ``loadkit load`` (and, where the exit code is the point, plain ``locust``) for a few
+seconds against a loopback server of this test.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from loadkit.config import LoadProfile
+from loadkit.exceptions import InvalidLoadRunError
+from loadkit.measure.results import LoadResults, read_results
+from loadkit.run.load import run_load
+from tests.loadkit.misbehaving_servers import answers, serve
+
+pytestmark = pytest.mark.slow
+
+SCENARIOS = Path(__file__).parent.parent / "scenarios"
+STOP_ON_THRESHOLD = SCENARIOS / "stop_on_threshold_locustfile.py"
+SHAPE = SCENARIOS / "shape_locustfile.py"
+FAILS = answers(500, b'{"error": {"kind": "internal_error"}}')
+ANSWERS = answers(200, b"{}")
+
+
+def loadkit_load(
+    scenario: Path, target: str, out: Path, *, duration: int, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    command = [
+        sys.executable, "-m", "loadkit", "load", "--scenario", str(scenario), "--host", target,
+        "--concurrency", "2", "--duration", str(duration), "--out", str(out), "--quiet",
+    ]  # fmt: skip
+    return subprocess.run(
+        command, capture_output=True, text=True, env={**os.environ, **env}, timeout=60
+    )
+
+
+def test_a_locustfile_quitting_at_a_threshold_is_stopped_with_locusts_exit_code(
+    tmp_path: Path,
+) -> None:
+    env = {"LOADKIT_TEST_EXIT_CODE": "1"}
+    with serve(FAILS) as target:
+        done = loadkit_load(STOP_ON_THRESHOLD, target, tmp_path / "load.json", duration=20, env=env)
+        plain = subprocess.run(
+            [sys.executable, "-m", "locust", "-f", str(STOP_ON_THRESHOLD), "--headless",
+             "-u", "2", "-t", "20s", "--host", target, "--only-summary"],
+            capture_output=True, text=True, env={**os.environ, **env}, timeout=60,
+        )  # fmt: skip
+    assert plain.returncode == 1, plain.stderr[-2000:]
+    assert done.returncode == plain.returncode, done.stdout + done.stderr
+    results = read_results(tmp_path / "load.json")
+    assert isinstance(results, LoadResults)
+    assert results.valid, results.invalid_reasons
+    assert results.stopped is not None and results.stopped.by == "locustfile"
+    assert results.stopped.exit_code == 1
+    assert 0 < results.stopped.at_s < 20 and results.duration_s < 20
+    assert results.totals.errors == results.totals.requests > 0
+
+
+def test_a_locustfile_stopping_without_an_exit_code_exits_0_and_ends_locust(
+    tmp_path: Path,
+) -> None:
+    # runner.stop() alone: Locust would idle until the run's end; loadkit ends it once the
+    # results are written.
+    env = {"LOADKIT_TEST_STOP_HOW": "stop"}
+    started = time.monotonic()
+    with serve(FAILS) as target:
+        done = loadkit_load(STOP_ON_THRESHOLD, target, tmp_path / "load.json", duration=40, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert time.monotonic() - started < 30
+    results = read_results(tmp_path / "load.json")
+    assert isinstance(results, LoadResults) and results.valid, results.invalid_reasons
+    assert results.stopped is not None and results.stopped.by == "locustfile"
+    assert results.stopped.exit_code == 0
+
+
+def shape_run(target: str, tmp_path: Path, *, duration_s: float, processes: int = 1) -> LoadResults:
+    return run_load(
+        target=target,
+        profile=LoadProfile(scenario=str(SHAPE), concurrency=1, duration_s=duration_s),
+        out=tmp_path / "load.json",
+        processes=processes,
+        quiet=True,
+    )
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_a_shape_that_ends_before_the_duration_is_a_complete_run(
+    tmp_path: Path, processes: int
+) -> None:
+    with serve(ANSWERS) as target:
+        results = shape_run(target, tmp_path, duration_s=8, processes=processes)
+    assert results.valid, results.invalid_reasons
+    assert results.stopped is None
+    assert results.config["shape"] == {"class": "TwoSteps", "completed": True}
+    assert results.config["concurrency"] == 4  # the shape's peak, not --concurrency
+    assert results.config["duration_s"] == 8  # the cap it was given
+    assert 1.5 < results.duration_s < 8
+    assert results.totals.requests > 0 and results.totals.errors == 0
+
+
+def test_a_shape_still_running_at_the_duration_is_cut_and_incomplete(tmp_path: Path) -> None:
+    with serve(ANSWERS) as target, pytest.raises(InvalidLoadRunError) as raised:
+        shape_run(target, tmp_path, duration_s=1)
+    results = raised.value.results
+    (reason,) = results.invalid_reasons
+    assert reason.code == "incomplete"
+    assert "TwoSteps" in reason.detail and "--duration 1 s" in reason.detail
+    assert results.config["shape"] == {"class": "TwoSteps", "completed": False}
+
+
+def _connected(pid: int, port: int) -> bool:
+    """Whether a child of ``pid`` (Locust) has a connection to ``port`` open."""
+    for child in psutil.Process(pid).children(recursive=True):
+        try:
+            connections = child.net_connections(kind="tcp")
+        except psutil.Error:
+            continue
+        if any(c.raddr and c.raddr.port == port for c in connections):
+            return True
+    return False
+
+
+def test_sigint_during_a_shape_writes_partial_results_and_exits_130(tmp_path: Path) -> None:
+    # Locust installs its SIGTERM handler only after a headless shape: the SIGTERM loadkit
+    # forwards for a Ctrl-C used to kill it with no results.
+    out = tmp_path / "load.json"
+    with serve(ANSWERS) as target:
+        port = int(target.rsplit(":", 1)[1])
+        process = subprocess.Popen(
+            [sys.executable, "-m", "loadkit", "load", "--scenario", str(SHAPE), "--host", target,
+             "--duration", "60", "--out", str(out), "--quiet"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "LOADKIT_TEST_STEP_S": "30"},
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 30
+            while not _connected(process.pid, port) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            time.sleep(1.0)
+            process.send_signal(signal.SIGINT)
+            stdout, stderr = process.communicate(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert process.returncode == 130, stdout + stderr
+    results = read_results(out)
+    assert isinstance(results, LoadResults)
+    assert results.aborted and results.totals.requests > 0
+    assert results.config["shape"] == {"class": "TwoSteps", "completed": False}
