@@ -157,6 +157,7 @@ class LoadTest(Generic[RunnerT]):
         }
         if options.url_path is not None:  # the url scenario: the target's path
             config["url_path"] = options.url_path
+        config.update(options.launch)  # locust_args, locust_config (from `loadkit load`)
         return config
 
     def _output_path(self) -> Path:
