@@ -94,6 +94,8 @@ LOCUST_OPTIONS = frozenset(
 """Every long option of Locust 2.47: an exact one is never taken for an abbreviation."""
 
 _LONG = re.compile(r"--[^=]+")
+_ARGPARSE_ERROR = re.compile(r"[\w.-]+: error: ")
+"""argparse's ``<prog>: error: …`` (``locust``, or ``__main__.py`` under ``python -m locust``)."""
 
 
 @dataclass(frozen=True)
@@ -180,13 +182,13 @@ def locust_usage_error(returncode: int, output: str) -> str | None:
     """The line(s) in which Locust refused its command line or configuration, in one line, or
     None when it exited for another reason.
 
-    Locust's argparse exits 2 with ``locust: error: …`` (a "Did you mean" line may follow); an
+    Locust's argparse exits 2 with ``<prog>: error: …`` (a "Did you mean" line may follow); an
     unknown user class name exits 1 with ``Unknown User(s): …``.
     """
     lines = [line.strip() for line in output.splitlines()]
     if returncode == 2:
         for index in range(len(lines) - 1, -1, -1):
-            if lines[index].startswith("locust: error:"):
+            if _ARGPARSE_ERROR.match(lines[index]):
                 after = lines[index + 1] if index + 1 < len(lines) else ""
                 hint = f" {after}" if after.startswith("Did you mean") else ""
                 return lines[index] + hint
