@@ -96,7 +96,7 @@ def test_a_variable_loadkit_sets_itself_is_refused_naming_it(tmp_path: Path) -> 
 
 def test_a_file_locust_could_not_parse_is_refused_naming_it(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text("[tool.locust\n")
-    with pytest.raises(ConfigError, match="pyproject.toml: not valid TOML"):
+    with pytest.raises(ConfigError, match=r"pyproject\.toml: not valid TOML"):
         read_locust_config(cwd=tmp_path, environ={}, home=tmp_path)
 
 

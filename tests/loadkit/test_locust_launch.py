@@ -8,7 +8,6 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from loadkit.engines.locust.locust_config import ConfigFile, LocustConfig
 from loadkit.engines.locust.launch import (
     PLUGIN_PATH,
     Headless,
@@ -19,6 +18,7 @@ from loadkit.engines.locust.launch import (
     WebUI,
     Worker,
 )
+from loadkit.engines.locust.locust_config import ConfigFile, LocustConfig
 
 SCENARIO = Path("/s/login.py")
 USERS = Users(host="http://127.0.0.1:8000", count=4, spawn_rate=2.0, scenario_label="login")

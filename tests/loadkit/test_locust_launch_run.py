@@ -88,7 +88,7 @@ def path_server() -> Iterator[PathServer]:
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        def do_GET(self) -> None:
             server.paths.add(self.path)
             self.send_response(200)
             self.send_header("Content-Length", "2")
