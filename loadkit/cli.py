@@ -15,9 +15,10 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand
 
 from loadkit.defaults import (
     DEFAULT_CONFIG,
@@ -120,6 +121,77 @@ def _as_sigint(signum: int, frame: FrameType | None) -> None:
     signal.raise_signal(signal.SIGINT)
 
 
+# --- `--`: the arguments for Locust ----------------------------------------------------------
+
+LOCUST_ARGS = "loadkit.locust_args"
+"""Where a command that takes Locust's arguments finds them (``ctx.meta``)."""
+SEPARATOR = "--"
+
+
+class LocustArgsCommand(TyperCommand):
+    """A command that hands everything after the first ``--`` to Locust (``load``, ``ui``).
+
+    Split here, before click parses: click would give the first word after ``--`` to the
+    optional URL argument of ``load``. A ``--`` that is an option's value (``--out --``) is not
+    the separator.
+    """
+
+    # ctx is typer's vendored click Context (not public API to name): typed loosely.
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        """Keep what follows ``--`` for Locust; parse the rest as loadkit's own."""
+        index = _separator_index(self, args)
+        if index is not None:
+            ctx.meta[LOCUST_ARGS] = tuple(args[index + 1 :])
+            args = args[:index]
+        return super().parse_args(ctx, args)
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        """The usage line says where Locust's arguments go."""
+        return [*super().collect_usage_pieces(ctx), "[-- LOCUST_ARGS...]"]
+
+
+class NoLocustArgsCommand(TyperCommand):
+    """A command without arguments of its own, that says so when given ``--`` (which passes
+    arguments to Locust in ``load`` and ``ui`` only)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        """Refuse a ``--`` (exit 2) before click parses."""
+        if _separator_index(self, args) is not None and not ctx.resilient_parsing:
+            raise typer.BadParameter(
+                f"`--` passes arguments to Locust, which only `loadkit load` and `loadkit ui` "
+                f"take; `loadkit {ctx.info_name}` takes no arguments after it",
+                ctx=ctx,
+                param_hint="'--'",
+            )
+        return super().parse_args(ctx, args)
+
+
+def _separator_index(command: TyperCommand, args: list[str]) -> int | None:
+    """Where the first ``--`` that is not an option's value stands in ``args``."""
+    takes_value = {
+        name
+        for param in command.params
+        if param.param_type_name == "option" and not getattr(param, "is_flag", False)
+        for name in [*param.opts, *param.secondary_opts]
+    }
+    index = 0
+    while index < len(args):
+        token = args[index]
+        if token == SEPARATOR:
+            return index
+        if token in takes_value:
+            index += 1  # its value, whatever it looks like (click takes it so too)
+        index += 1
+    return None
+
+
+def locust_args_of(ctx: typer.Context) -> tuple[str, ...]:
+    """The arguments after ``--``, checked: an option loadkit sets itself is exit 2."""
+    from loadkit.engines.locust.passthrough import check_locust_args
+
+    return check_locust_args(ctx.meta.get(LOCUST_ARGS, ()))
+
+
 ConfigOption = Annotated[
     Path,
     typer.Option("--config", help="The acceptance file: criteria, smoke checks, load profiles."),
@@ -129,7 +201,7 @@ ConfigOption = Annotated[
 # --- serve -------------------------------------------------------------------------------------
 
 
-@app.command()
+@app.command(cls=NoLocustArgsCommand)
 def serve(
     host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = LOOPBACK,
     port: Annotated[
@@ -166,7 +238,7 @@ def serve(
 # --- smoke -------------------------------------------------------------------------------------
 
 
-@app.command()
+@app.command(cls=NoLocustArgsCommand)
 def smoke(
     host: Annotated[str, typer.Option(help="Base URL of the API under test.")] = DEFAULT_TARGET,
     config: Annotated[
@@ -236,7 +308,7 @@ def smoke(
 # --- load / ui ---------------------------------------------------------------------------------
 
 
-@app.command()
+@app.command(cls=LocustArgsCommand)
 def load(
     ctx: typer.Context,
     url: Annotated[
@@ -308,6 +380,15 @@ def load(
     the run is invalid (load generator overloaded or crashed), 130 when interrupted (partial
     results are still written). A run its locustfile stopped on purpose (runner.quit()) exits
     with Locust's exit code, as plain Locust does: the locustfile's process_exit_code, else 0.
+
+    Everything after `--` goes to Locust as it is: tags, the locustfile's own arguments, user
+    class names, e.g. `loadkit load --scenario f.py -- --tags checkout --my-arg x`. Options
+    loadkit sets itself (--users, --run-time, --headless, --csv, ...) are refused, naming the
+    loadkit option to use. A --master sends its tags and locustfile arguments to its workers.
+
+    Locust's own locust.conf, ~/.locust.conf, pyproject.toml [tool.locust] and LOCUST_*
+    variables are read as plain Locust reads them: loadkit says which on stderr, records them
+    in the results, and refuses a key it sets itself.
     """
     from loadkit.report.load import render_load_table
     from loadkit.run.load import run_load, run_worker
@@ -315,6 +396,7 @@ def load(
 
     with exit_on_error(), sigterm_as_interrupt():
         check_load_roles(ctx)
+        locust_args = locust_args_of(ctx)
         if url is not None and scenario is None:
             scenario = "url"
         chosen = load_profile(
@@ -331,6 +413,7 @@ def load(
                 master_host=master_host,
                 master_port=master_port,
                 processes=processes,
+                locust_args=locust_args,
             )
             raise typer.Exit(code=code)
         try:
@@ -344,6 +427,7 @@ def load(
                 expect_workers=expect_workers,
                 master_bind_host=master_bind_host,
                 master_bind_port=master_port,
+                locust_args=locust_args,
             )
         except (InvalidLoadRunError, GeneratorCrashedError, LoadInterrupted) as stopped:
             if stopped.results is not None:
@@ -402,8 +486,9 @@ def _flags(names: list[str]) -> str:
     return ", ".join("the URL" if n == "url" else "--" + n.replace("_", "-") for n in names)
 
 
-@app.command()
+@app.command(cls=LocustArgsCommand)
 def ui(
+    ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Base URL of the API under test.")] = DEFAULT_TARGET,
     scenario: Annotated[
         str | None, typer.Option(help="Scenario name (login, api, url) or locustfile path.")
@@ -425,11 +510,16 @@ def ui(
     """Serve the Locust web UI on 127.0.0.1 with loadkit's exact measurement loaded.
 
     Every test you start from the UI writes a loadkit results file when it stops. Ctrl-C ends.
+
+    Everything after `--` goes to Locust as it is (tags, the locustfile's own arguments, user
+    class names); options loadkit sets itself are refused. Locust's configuration files and
+    LOCUST_* variables are read, said on stderr and recorded, as for `loadkit load`.
     """
     from loadkit.run.load import run_ui
     from loadkit.run.profile import find_config, load_profile
 
     with exit_on_error():
+        locust_args = locust_args_of(ctx)
         chosen = load_profile(find_config(config), profile, scenario=scenario)
         code = run_ui(
             target=host,
@@ -439,6 +529,7 @@ def ui(
             concurrency=chosen.concurrency,
             spawn_rate=chosen.spawn_rate,
             announce=lambda line: typer.echo(line, err=True),
+            locust_args=locust_args,
         )
         raise typer.Exit(code=code)
 
@@ -528,7 +619,7 @@ def compare(
             )
 
 
-@app.command()
+@app.command(cls=NoLocustArgsCommand)
 def accept(
     host: Annotated[
         str | None,

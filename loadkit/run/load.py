@@ -1,7 +1,8 @@
 """``loadkit load`` / ``ui`` / ``--worker``: what to run, against what, and what came of it.
 
 Resolves the target and the scenario, checks what can be checked before a run (target
-reachable, results path writable, UI port free), describes the run as a ``LocustLaunch`` and
+reachable, results path writable, UI port free, Locust's own configuration files and variables
+read and none of them one that loadkit refuses), describes the run as a ``LocustLaunch`` and
 runs it in a process of its own (``loadkit.engines.locust``; Locust is never imported here),
 then reads back the results file the plugin wrote, marking it aborted when the run was
 interrupted.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Sequence
@@ -35,7 +37,13 @@ from loadkit.engines.locust.launch import (
     WebUI,
     Worker,
 )
+from loadkit.engines.locust.locust_config import (
+    LocustConfig,
+    check_locust_config,
+    read_locust_config,
+)
 from loadkit.engines.locust.locustfile import locustfile_problem
+from loadkit.engines.locust.passthrough import locust_usage_error
 from loadkit.engines.locust.process import STOP_GRACE_S, LocustRun, ProgressCallback, run_locust
 from loadkit.engines.target import parse_target
 from loadkit.exceptions import (
@@ -65,27 +73,51 @@ URL_SCENARIO = "url"
 
 CONNECT_TIMEOUT_S = 3.0
 START_GRACE_S = 60.0
-"""Time allowed for Locust to start (and a master's workers to connect) before a run is bounded."""
+"""Time allowed for Locust to start, a master's workers to connect and the locustfile's
+``test_start`` hooks to run, before a run is bounded (the plugin's clock, and so ``--duration``,
+starts after those hooks; Locust gets no ``--run-time`` that would count them)."""
+
+Announce = Callable[[str], None]
 
 
 @dataclass(frozen=True)
 class Target:
-    """Where the load goes: the base URL Locust gets as ``--host``, and a path for ``url.py``."""
+    """Where the load goes: the URL as the user wrote it, its scheme and host, and its path."""
 
+    url: str
+    """Locust's ``--host`` for every scenario but the bundled ``url`` one: plain Locust prepends
+    it, path included, to every relative request path."""
     host: str
+    """``scheme://host[:port]``: the bundled ``url`` scenario's ``--host``."""
     path: str
+    """Path and query ("/" when none): what the bundled ``url`` scenario requests."""
 
     @classmethod
     def parse(cls, url: str) -> Target:
         """Split and check a target URL (``loadkit.engines.target``: http or https, a host)."""
         parsed = parse_target(url, option="target")
-        return cls(host=parsed.base, path=parsed.path)
+        return cls(url=url.strip(), host=parsed.base, path=parsed.path)
 
     @property
     def address(self) -> tuple[str, int]:
         """(host, port) to connect to."""
         parsed = parse_target(self.host, option="target")
         return parsed.hostname, parsed.port
+
+
+def locust_config_for_run(announce: Announce | None = None) -> LocustConfig:
+    """Locust's own configuration that the Locust started here will read (files in the current
+    folder and home, ``LOCUST_*`` variables), said on stderr (or to ``announce``) when there is
+    any; a ConfigError naming the file and key (or variable) that loadkit refuses."""
+    config = read_locust_config(cwd=Path.cwd(), environ=os.environ)
+    check_locust_config(config)
+    if not config.empty:
+        (announce or _to_stderr)(config.notice())
+    return config
+
+
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def check_reachable(target: Target, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
@@ -136,14 +168,17 @@ def run_load(
     master_bind_port: int = DEFAULT_MASTER_PORT,
     locust_args: Sequence[str] = (),
     progress: ProgressCallback | None = None,
+    announce: Announce | None = None,
 ) -> LoadResults:
     """Run one headless load test and return its results (also written to ``out``).
 
     ``target`` is the base URL (or, for the ``url`` scenario, the full URL to hit). ``processes``
     > 1 runs Locust's master and that many workers on this machine; ``master`` waits for
     ``expect_workers`` workers from elsewhere (``loadkit load --worker --master-host ...``).
-    ``locust_args`` are passed on to Locust as they are. Progress goes to ``progress``, else to
-    stderr unless ``quiet``.
+    ``locust_args`` are passed on to Locust as they are (the CLI refuses those loadkit sets
+    itself: ``passthrough.check_locust_args``); Locust's own configuration files and variables
+    are read, said (to ``announce``, else stderr) and refused as ``locust_config_for_run`` does.
+    Progress goes to ``progress``, else to stderr unless ``quiet``.
 
     Raises TargetUnreachableError before the run; ConfigError for a bad profile or a scenario
     Locust cannot load; GeneratorCrashedError when Locust died (or hung) without results;
@@ -163,6 +198,7 @@ def run_load(
     scenario = resolve_scenario(profile.scenario)
     parsed = Target.parse(target)
     _check_writable(out)
+    locust_config = locust_config_for_run(announce)
     run_id = uuid.uuid4().hex
     try:
         run, results = _run_headless(
@@ -178,6 +214,7 @@ def run_load(
             master_bind_host=master_bind_host,
             master_bind_port=master_bind_port,
             locust_args=locust_args,
+            locust_config=locust_config,
             progress=progress,
         )
     except (LoadkitError, KeyboardInterrupt) as error:
@@ -195,7 +232,13 @@ def run_load(
         # for the gate to judge.
         unmeasured = unmeasured_load_results(
             target=target,
-            config=_unmeasured_config(profile, run_id=run_id, processes=processes),
+            config=_unmeasured_config(
+                profile,
+                run_id=run_id,
+                processes=processes,
+                locust_args=locust_args,
+                locust_config=locust_config,
+            ),
             reason=_unmeasured_reason(error),
         )
         # Best effort: --out was writable a moment ago; if it no longer is, the error that
@@ -247,12 +290,14 @@ def _run_headless(
     master_bind_host: str,
     master_bind_port: int,
     locust_args: Sequence[str],
+    locust_config: LocustConfig,
     progress: ProgressCallback | None,
 ) -> tuple[LocustRun, LoadResults]:
     """Run Locust headless; how it ended and the results its plugin wrote for ``run_id``.
 
     Raises when there are none: KeyboardInterrupt when the run was interrupted first,
-    ConfigError when the scenario cannot be loaded, GeneratorCrashedError otherwise.
+    ConfigError when the scenario cannot be loaded or Locust refused its arguments,
+    GeneratorCrashedError otherwise.
     """
     check_reachable(target)
     workers: LocalWorkers | RemoteWorkers | None = None
@@ -276,6 +321,7 @@ def _run_headless(
             ),
             parent_pid=os.getpid(),
             locust_args=tuple(locust_args),
+            locust_config=locust_config,
         )
         bound_s = START_GRACE_S + profile.duration_s + STOP_GRACE_S
         if progress is None and not quiet:
@@ -297,6 +343,7 @@ def _run_headless(
             if run.interrupted:
                 raise KeyboardInterrupt
             _raise_if_unloadable(scenario)
+            _raise_if_refused_by_locust(run)
             raise GeneratorCrashedError(
                 f"the load generator (Locust) {_how_it_ended(run, bound_s)} without writing "
                 f"results, though the scenario loads ({out} is marked generator_crashed)",
@@ -306,7 +353,14 @@ def _run_headless(
     return run, results
 
 
-def _unmeasured_config(profile: LoadProfile, *, run_id: str, processes: int) -> dict[str, object]:
+def _unmeasured_config(
+    profile: LoadProfile,
+    *,
+    run_id: str,
+    processes: int,
+    locust_args: Sequence[str],
+    locust_config: LocustConfig,
+) -> dict[str, object]:
     """What a run that measured nothing was asked to do (the keys the plugin writes)."""
     return {
         "scenario": profile.scenario,
@@ -316,6 +370,8 @@ def _unmeasured_config(profile: LoadProfile, *, run_id: str, processes: int) -> 
         "processes": processes,
         "model": "closed",
         "run_id": run_id,
+        "locust_args": list(locust_args),
+        "locust_config": locust_config.to_results(),
     }
 
 
@@ -348,8 +404,9 @@ def run_ui(
     parsed = Target.parse(target)
     _check_port_free(web_port)
     check_reachable(parsed)
+    locust_config = locust_config_for_run(announce)
     users = Users(
-        host=parsed.host,
+        host=_locust_host(parsed, path),
         count=concurrency,
         spawn_rate=spawn_rate or concurrency,
         scenario_label=scenario,
@@ -360,6 +417,7 @@ def run_ui(
         role=WebUI(users=users, port=web_port, results_dir=results_dir.resolve()),
         parent_pid=os.getpid(),
         locust_args=tuple(locust_args),
+        locust_config=locust_config,
     )
     if announce is not None:
         announce(
@@ -376,19 +434,25 @@ def run_worker(
     master_port: int = DEFAULT_MASTER_PORT,
     processes: int = 1,
     locust_args: Sequence[str] = (),
+    announce: Announce | None = None,
 ) -> int:
     """Run Locust worker(s) with the plugin for a master elsewhere, until it quits.
 
     The master (``loadkit load --master``) decides the target, users and duration, and writes
-    the results; workers only measure and ship their shares. Returns Locust's exit code; a
-    ConfigError when Locust failed because it cannot load the scenario.
+    the results; workers only measure and ship their shares. Locust sends the master's tags and
+    locustfile arguments to the workers with each spawn; ``locust_args`` here reach what the
+    workers read before (an ``init`` hook) or for themselves (``--loglevel``). Returns Locust's
+    exit code; a ConfigError when Locust failed because it cannot load the scenario or refused
+    its arguments.
     """
     path = resolve_scenario(scenario)
+    locust_config = locust_config_for_run(announce)
     launch = LocustLaunch(
         scenario=path,
         role=Worker(master_host=master_host, master_port=master_port, processes=processes),
         parent_pid=os.getpid(),
         locust_args=tuple(locust_args),
+        locust_config=locust_config,
     )
     return _run_until_quit(launch)
 
@@ -401,6 +465,7 @@ def _run_until_quit(launch: LocustLaunch) -> int:
     if run.interrupted or run.returncode == 0:
         return 0
     _raise_if_unloadable(launch.scenario)
+    _raise_if_refused_by_locust(run)
     raise GeneratorCrashedError(
         f"the load generator (Locust) {_how_it_ended(run, 0.0)}", log_tail=run.log_tail
     )
@@ -416,6 +481,17 @@ def _raise_if_unloadable(scenario: Path) -> None:
         raise ConfigError(f"scenario {scenario} cannot be loaded: {problem}")
 
 
+def _raise_if_refused_by_locust(run: LocustRun) -> None:
+    """A ConfigError (exit 2) with Locust's own line when Locust refused its command line (an
+    argument after ``--``, a key of its configuration files): the user's input, not a crash."""
+    refused = locust_usage_error(run.returncode, run.log_tail)
+    if refused is not None:
+        raise ConfigError(
+            f"Locust refused its arguments (those after `--`, or its configuration files): "
+            f"{refused}"
+        )
+
+
 def _how_it_ended(run: LocustRun, bound_s: float) -> str:
     if run.timed_out:
         return f"was stopped after running {bound_s:.0f} s, past its time bound,"
@@ -425,7 +501,7 @@ def _how_it_ended(run: LocustRun, bound_s: float) -> str:
 def _users(target: Target, scenario: Path, profile: LoadProfile) -> Users:
     """The users of a headless run: all started at once unless the profile says how fast."""
     return Users(
-        host=target.host,
+        host=_locust_host(target, scenario),
         count=profile.concurrency,
         spawn_rate=profile.spawn_rate or float(profile.concurrency),
         scenario_label=profile.scenario,
@@ -433,11 +509,19 @@ def _users(target: Target, scenario: Path, profile: LoadProfile) -> Users:
     )
 
 
+def _is_url_scenario(scenario: Path) -> bool:
+    return scenario.stem == URL_SCENARIO and scenario.parent == BUNDLED_SCENARIOS
+
+
+def _locust_host(target: Target, scenario: Path) -> str:
+    """Locust's ``--host``: the target as written (as plain Locust gets it), except for the
+    bundled ``url`` scenario, which requests the target's path on its scheme and host."""
+    return target.host if _is_url_scenario(scenario) else target.url
+
+
 def _url_path(target: Target, scenario: Path) -> str | None:
     """The target's path, for the bundled ``url`` scenario (which requests it) only."""
-    if scenario.stem == URL_SCENARIO and scenario.parent == BUNDLED_SCENARIOS:
-        return target.path
-    return None
+    return target.path if _is_url_scenario(scenario) else None
 
 
 def _check_port_free(port: int) -> None:

@@ -135,6 +135,7 @@ def test_target_parsing() -> None:
     target = Target.parse("http://127.0.0.1:8080/index.html?x=1")
     assert target.host == "http://127.0.0.1:8080"
     assert target.path == "/index.html?x=1"
+    assert target.url == "http://127.0.0.1:8080/index.html?x=1"  # Locust's --host, as written
     assert target.address == ("127.0.0.1", 8080)
     assert Target.parse("https://example.test").address == ("example.test", 443)
     with pytest.raises(ConfigError, match="not an http"):

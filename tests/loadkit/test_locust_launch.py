@@ -3,6 +3,7 @@ Locust is started or imported here)."""
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -17,6 +18,7 @@ from loadkit.engines.locust.launch import (
     WebUI,
     Worker,
 )
+from loadkit.engines.locust.locust_config import ConfigFile, LocustConfig
 
 SCENARIO = Path("/s/login.py")
 USERS = Users(host="http://127.0.0.1:8000", count=4, spawn_rate=2.0, scenario_label="login")
@@ -43,17 +45,54 @@ def after(argv: list[str], flag: str) -> str:
     return argv[argv.index(flag) + 1]
 
 
+NOTHING_PASSED = '{"locust_args":[],"locust_config":{"files":[],"env":[]}}'
+
+
 def test_headless_run_in_one_process() -> None:
     assert launch(HEADLESS).argv() == [
         *PREFIX,
         "--headless",
         "--host", "http://127.0.0.1:8000", "--users", "4", "--spawn-rate", "2",
         "--exit-code-on-error", "0", "--loadkit-scenario", "login",
-        # Locust's own limit, a backstop past the plugin's exact stop: ceil(2.5) + 10.
-        "--run-time", "13s", "--only-summary",
+        "--only-summary",
         "--loadkit-out", "/r/load.json", "--loadkit-status", "/t/status.json",
         "--loadkit-duration", "2.5", "--loadkit-run-id", "abc",
+        "--loadkit-launch", NOTHING_PASSED,
     ]  # fmt: skip
+
+
+def test_a_headless_run_has_no_locust_run_time_to_count_the_test_start_hooks() -> None:
+    # Locust's --run-time clock starts before the locustfile's test_start hooks, the plugin's
+    # after them: a 10 s hook made a 10 s run "incomplete". The plugin alone stops the test.
+    for workers in (
+        None,
+        LocalWorkers(count=2, port=1),
+        RemoteWorkers(expect=1, bind_host="h", bind_port=1),
+    ):
+        argv = launch(replace(HEADLESS, workers=workers)).argv()
+        assert not {"--run-time", "-t"} & set(argv)
+        assert after(argv, "--loadkit-duration") == "2.5"
+
+
+def test_the_locust_args_and_configuration_are_recorded_for_the_results() -> None:
+    config = LocustConfig(
+        files=(ConfigFile(path="locust.conf", keys=("tags",)),), env=("LOCUST_TAGS",)
+    )
+    argv = LocustLaunch(
+        scenario=SCENARIO,
+        role=HEADLESS,
+        parent_pid=77,
+        locust_args=("--tags", "a"),
+        locust_config=config,
+    ).argv()
+    assert json.loads(after(argv, "--loadkit-launch")) == {
+        "locust_args": ["--tags", "a"],
+        "locust_config": {
+            "files": [{"path": "locust.conf", "keys": ["tags"]}],
+            "env": ["LOCUST_TAGS"],
+        },
+    }
+    assert argv[-2:] == ["--tags", "a"]
 
 
 def test_headless_with_workers_forked_here_talks_over_a_loopback_port() -> None:
@@ -81,7 +120,7 @@ def test_web_ui_on_loopback_writes_one_file_per_test_in_its_folder() -> None:
         "--web-host", "127.0.0.1", "--web-port", "8089",
         "--host", "http://127.0.0.1:8000", "--users", "4", "--spawn-rate", "2",
         "--exit-code-on-error", "0", "--loadkit-scenario", "login",
-        "--loadkit-dir", "/r",
+        "--loadkit-dir", "/r", "--loadkit-launch", NOTHING_PASSED,
     ]  # fmt: skip
 
 

@@ -6,22 +6,24 @@ elsewhere. ``argv()`` is the one place a Locust command line is written; buildin
 starts nothing (``loadkit.engines.locust.process.run_locust`` runs it).
 
 Locust always gets the scenario and loadkit's plugin (``-f scenario,plugin``) and our pid, so
-that it shuts down by itself should we be killed outright.
+that it shuts down by itself should we be killed outright. A headless run gets no ``--run-time``:
+the plugin stops the test ``duration`` after it started (after the locustfile's ``test_start``
+hooks, however long they take), and ``process.run_locust``'s time bound is the backstop.
+What the user passed after ``--`` comes last, and is recorded with the Locust configuration
+read (``--loadkit-launch``) in the results.
 """
 
 from __future__ import annotations
 
-import math
+import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from loadkit.defaults import LOOPBACK
+from loadkit.engines.locust.locust_config import LocustConfig
 
 PLUGIN_PATH = Path(__file__).with_name("loadkit_plugin.py")
-RUN_TIME_BACKSTOP_S = 10
-"""Locust's own ``--run-time`` is set this much past the duration, as a backstop only: the plugin
-stops the test on time, to the millisecond."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,7 +31,8 @@ class Users:
     """What the simulated users do: where they send requests, how many, how fast they start."""
 
     host: str
-    """The base URL (Locust's ``--host``)."""
+    """Locust's ``--host``: the target as the user wrote it, path included (Locust prepends it
+    to every relative request path); for the bundled ``url`` scenario, scheme and host only."""
     count: int
     spawn_rate: float
     """Users started per second."""
@@ -110,7 +113,9 @@ class LocustLaunch:
     parent_pid: int
     """Locust shuts down (as on SIGTERM) when this process, the launcher, is gone."""
     locust_args: tuple[str, ...] = ()
-    """Passed on to Locust as they are, after loadkit's own."""
+    """Passed on to Locust as they are, after loadkit's own (``loadkit load … -- <args>``)."""
+    locust_config: LocustConfig = field(default_factory=LocustConfig)
+    """Locust's own configuration files and variables it will read: recorded in the results."""
 
     @property
     def status_path(self) -> Path | None:
@@ -124,11 +129,21 @@ class LocustLaunch:
         match self.role:
             case Headless():
                 command += _headless_args(self.role)
+                command += ["--loadkit-launch", self._launch_record()]
             case WebUI():
                 command += _web_ui_args(self.role)
+                command += ["--loadkit-launch", self._launch_record()]
             case Worker():
                 command += _worker_args(self.role)
         return command + list(self.locust_args)
+
+    def _launch_record(self) -> str:
+        """What the results' config records of this launch (the master writes them)."""
+        record = {
+            "locust_args": list(self.locust_args),
+            "locust_config": self.locust_config.to_results(),
+        }
+        return json.dumps(record, separators=(",", ":"))
 
 
 def _users_args(users: Users) -> list[str]:
@@ -143,7 +158,8 @@ def _users_args(users: Users) -> list[str]:
 
 def _headless_args(role: Headless) -> list[str]:
     args = ["--headless", *_users_args(role.users)]
-    args += ["--run-time", f"{math.ceil(role.duration_s) + RUN_TIME_BACKSTOP_S}s", "--only-summary"]
+    # No --run-time: Locust's clock starts before the test_start hooks, the plugin's after them.
+    args += ["--only-summary"]
     args += ["--loadkit-out", str(role.out), "--loadkit-status", str(role.status)]
     args += ["--loadkit-duration", f"{role.duration_s:g}", "--loadkit-run-id", role.run_id]
     match role.workers:

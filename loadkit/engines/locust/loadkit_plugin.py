@@ -30,6 +30,7 @@ Locust ended before the planned duration (its last worker quit) is marked incomp
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -64,6 +65,7 @@ logger = logging.getLogger("loadkit")
 
 STATUS_INTERVAL_S = 1.0
 PARENT_CHECK_S = 1.0
+LAUNCH_KEYS = ("locust_args", "locust_config")
 
 
 def _add_arguments(parser: Any, **_kwargs: Any) -> None:
@@ -111,6 +113,13 @@ def _add_arguments(parser: Any, **_kwargs: Any) -> None:
         help="The scenario's name, for the results.",
         include_in_web_ui=False,
     )
+    group.add_argument(
+        "--loadkit-launch",
+        default=None,
+        help="JSON object of what loadkit passed to Locust (its arguments after `--`, Locust's "
+        "configuration read), added to the results' config.",
+        include_in_web_ui=False,
+    )
 
 
 def plugin_options(options: Namespace | None) -> PluginOptions:
@@ -122,6 +131,7 @@ def plugin_options(options: Namespace | None) -> PluginOptions:
     status = option("loadkit_status")
     duration = option("loadkit_duration")
     parent = option("loadkit_parent_pid")
+    launch = option("loadkit_launch")
     return PluginOptions(
         headless=bool(option("headless")),
         out=Path(option("loadkit_out") or DEFAULT_OUT),
@@ -135,7 +145,23 @@ def plugin_options(options: Namespace | None) -> PluginOptions:
         num_users=option("num_users"),
         spawn_rate=option("spawn_rate"),
         locust_version=locust.__version__,
+        launch=_launch_record(launch),
     )
+
+
+def _launch_record(text: str | None) -> dict[str, Any]:
+    """``--loadkit-launch``'s JSON object (empty when absent or not an object)."""
+    if not text:
+        return {}
+    try:
+        record = json.loads(text)
+    except ValueError:
+        logger.warning("loadkit: --loadkit-launch is not JSON; not recorded")
+        return {}
+    if not isinstance(record, dict):
+        return {}
+    # Only these keys: the launch record never overrides what the plugin itself knows.
+    return {key: record[key] for key in LAUNCH_KEYS if key in record}
 
 
 class LoadkitPlugin:

@@ -18,8 +18,10 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +41,9 @@ ESCALATE_S = 15.0
 stopping users and writing results takes a second or two."""
 POLL_S = 0.25
 LOG_TAIL_LINES = 25
+RELAY_JOIN_S = 5.0
+"""How long to wait, once Locust exited, for the last of its output to be relayed (a forked
+worker of it may hold the pipe open)."""
 
 ProgressCallback = Callable[[LiveStatus], None]
 
@@ -65,7 +70,9 @@ def run_locust(
 ) -> LocustRun:
     """Run Locust as ``launch`` says until it exits; forward Ctrl-C and SIGTERM.
 
-    Output goes to ``log_path`` (else ours). With ``progress``, each new live status the plugin
+    Output goes to ``log_path`` (else ours: its stderr through us, so that its last lines are
+    known too, e.g. the line in which Locust refused an argument). With ``progress``, each new
+    live status the plugin
     writes (headless runs) is handed to it. With ``bound_s``, a Locust still running after that
     long is stopped (SIGTERM, then SIGKILL).
     """
@@ -74,6 +81,8 @@ def run_locust(
     # Appended: the log is a fresh file in the caller's private temporary folder.
     log: IO[bytes] | None = open_for_append(log_path) if log_path is not None else None
     timed_out = False
+    tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
+    relay: threading.Thread | None = None
     # Our handlers go in before the child is forked: it then starts with SIGINT at its default
     # (handlers do not survive exec), even when we were started with SIGINT ignored, as a
     # shell's background job is; an inherited "ignore" would make Locust deaf to Ctrl-C.
@@ -84,7 +93,7 @@ def run_locust(
                     command,
                     stdin=subprocess.DEVNULL,
                     stdout=log if log is not None else None,
-                    stderr=subprocess.STDOUT if log is not None else None,
+                    stderr=subprocess.STDOUT if log is not None else subprocess.PIPE,
                     # A session of its own: a terminal's Ctrl-C reaches Locust once, through us.
                     start_new_session=True,
                 )
@@ -93,6 +102,9 @@ def run_locust(
                     f"cannot start Locust ({command[0]}): {exc.strerror}; reinstall loadkit"
                 ) from None
             forwarder.attach(process)
+            if process.stderr is not None:
+                relay = threading.Thread(target=_relay, args=(process.stderr, tail), daemon=True)
+                relay.start()
             try:
                 deadline = time.monotonic() + bound_s if bound_s is not None else None
                 last: LiveStatus | None = None
@@ -119,12 +131,25 @@ def run_locust(
         finally:
             if log is not None:
                 log.close()
+            if relay is not None:
+                relay.join(timeout=RELAY_JOIN_S)
     return LocustRun(
         returncode=process.returncode,
         interrupted=forwarder.count > 0,
         timed_out=timed_out,
-        log_tail=_tail(log_path),
+        log_tail=_tail(log_path) if log_path is not None else "\n".join(tail),
     )
+
+
+def _relay(stream: IO[bytes], tail: deque[str]) -> None:
+    """Copy Locust's stderr to ours as it comes, keeping its last lines."""
+    with stream:
+        for raw in stream:
+            line = raw.decode("utf-8", errors="replace")
+            tail.append(line.rstrip("\n"))
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.write(line)
+                sys.stderr.flush()
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:

@@ -205,6 +205,7 @@ class LoadTest(Generic[RunnerT]):
             config["shape"] = {"class": self.shape, "completed": self.stop_origin == "shape"}
             config["concurrency"] = self.peak_users
             config["spawn_rate"] = None
+        config.update(options.launch)  # locust_args, locust_config (from `loadkit load`)
         return config
 
     def _output_path(self) -> Path:

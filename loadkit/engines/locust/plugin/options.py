@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -26,3 +27,5 @@ class PluginOptions:
     num_users: int | None
     spawn_rate: float | None
     locust_version: str
+    launch: dict[str, Any] = field(default_factory=dict)
+    """What loadkit passed to Locust (``locust_args``, ``locust_config``), for the results."""

@@ -1,0 +1,200 @@
+"""How loadkit starts Locust, end to end: the target's path kept as plain Locust keeps it, the
+arguments after `--` and Locust's own configuration honoured and recorded, a slow test_start hook
+not charged to the run, and Locust's refusal of an argument reported as a usage error.
+
+Each test runs Locust for a couple of seconds against a loopback server that records the paths
+it was asked for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from loadkit.measure.results import LoadResults, read_results
+
+pytestmark = pytest.mark.slow
+
+# Both of Locust's HTTP clients, a path with and without its leading slash: plain Locust
+# prepends --host, path included, to each (the slash doubled where both have one).
+PATHS_LOCUSTFILE = """
+from locust import FastHttpUser, HttpUser, constant, task
+
+class Requests(HttpUser):
+    wait_time = constant(0.2)
+
+    @task
+    def both(self):
+        self.client.get("/items")
+        self.client.get("items")
+
+class Fast(FastHttpUser):
+    wait_time = constant(0.2)
+
+    @task
+    def both(self):
+        self.client.get("/fast")
+        self.client.get("fast")
+"""
+
+# A locustfile argument, tags, and a test_start hook slower than a second.
+HOOKED_LOCUSTFILE = """
+import time
+
+from locust import HttpUser, constant, events, tag, task
+
+@events.init_command_line_parser.add_listener
+def _arguments(parser, **_kwargs):
+    parser.add_argument("--greeting", default="none")
+
+@events.test_start.add_listener
+def _slow_setup(environment, **_kwargs):
+    time.sleep(3)
+
+class Greeter(HttpUser):
+    wait_time = constant(0.1)
+
+    @tag("hello")
+    @task
+    def hello(self):
+        self.client.get("/hello/" + self.environment.parsed_options.greeting)
+
+    @tag("other")
+    @task
+    def other(self):
+        self.client.get("/other")
+"""
+
+
+@dataclass
+class PathServer:
+    url: str
+    paths: set[str] = field(default_factory=set)
+
+
+@contextlib.contextmanager
+def path_server() -> Iterator[PathServer]:
+    """A loopback HTTP server answering 200 to every GET and recording the paths asked."""
+    server = PathServer(url="")
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            server.paths.add(self.path)
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+
+def loadkit_load(
+    cwd: Path, *args: str, home: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {**_clean_environ(), "HOME": str(home or cwd)}
+    command = [sys.executable, "-m", "loadkit", "load", "--quiet", "--out", "load.json", *args]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=90)
+
+
+def _clean_environ() -> dict[str, str]:
+    import os
+
+    return {key: value for key, value in os.environ.items() if not key.startswith("LOCUST_")}
+
+
+def test_the_host_path_is_kept_as_plain_locust_keeps_it(tmp_path: Path) -> None:
+    # Before: loadkit gave Locust the scheme and host only, so /api/v1/ was dropped ("/items")
+    # and a relative path made an invalid URL.
+    (tmp_path / "paths.py").write_text(PATHS_LOCUSTFILE)
+    with path_server() as server:
+        host = f"{server.url}/api/v1/"
+        plain = [sys.executable, "-m", "locust", "-f", "paths.py", "--headless", "-u", "2"]
+        plain += ["-r", "2", "-t", "2s", "-H", host, "--only-summary", "--loglevel", "ERROR"]
+        completed = subprocess.run(
+            plain, cwd=tmp_path, env=_clean_environ(), capture_output=True, timeout=60
+        )
+        assert completed.returncode == 0, completed.stderr[-2000:]
+        plain_paths, server.paths = server.paths, set()
+        loaded = loadkit_load(tmp_path, "--host", host, "--scenario", "paths.py", "--duration", "2")
+        assert loaded.returncode == 0, loaded.stderr
+        loadkit_paths = server.paths
+    assert plain_paths == {"/api/v1//items", "/api/v1/items", "/api/v1//fast", "/api/v1/fast"}
+    assert loadkit_paths == plain_paths
+    results = read_results(tmp_path / "load.json")
+    assert isinstance(results, LoadResults)
+    assert results.target == host
+    assert results.totals.errors == 0
+
+
+def test_locust_args_and_config_reach_locust_and_a_slow_hook_does_not_eat_the_run(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "hooked.py").write_text(HOOKED_LOCUSTFILE)
+    (tmp_path / "locust.conf").write_text("greeting = from-conf\n")
+    with path_server() as server:
+        loaded = loadkit_load(
+            tmp_path,
+            *("--host", server.url, "--scenario", "hooked.py", "--duration", "2"),
+            *("--concurrency", "2", "--", "--tags", "hello"),
+        )
+        assert loaded.returncode == 0, loaded.stderr
+        paths = server.paths
+    # Only the tagged task ran, with the locustfile's argument from locust.conf.
+    assert paths == {"/hello/from-conf"}
+    assert "Locust's own configuration is read too: locust.conf (greeting)" in loaded.stderr
+    results = read_results(tmp_path / "load.json")
+    assert isinstance(results, LoadResults)
+    assert results.config["locust_args"] == ["--tags", "hello"]
+    assert results.config["locust_config"] == {
+        "files": [{"path": "locust.conf", "keys": ["greeting"]}],
+        "env": [],
+    }
+    # The 3 s hook ran before the plugin's clock started: a complete, valid 2 s run.
+    assert results.valid and results.invalid_reasons == []
+    assert 1.9 <= results.duration_s < 2.9
+    assert results.totals.requests > 0
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["--tagz", "x"], "error: unrecognized arguments: --tagz Did you mean '--tags'?"),
+        (["NoSuchUser"], "Unknown User(s): NoSuchUser"),
+    ],
+)
+def test_an_argument_locust_refuses_is_exit_2_with_locusts_line(
+    tmp_path: Path, args: list[str], line: str
+) -> None:
+    # Before: "the load generator (Locust) exited with code 2 ..." and exit 4, a crash.
+    (tmp_path / "paths.py").write_text(PATHS_LOCUSTFILE)
+    with path_server() as server:
+        scenario = ("--scenario", "paths.py", "--duration", "2")
+        loaded = loadkit_load(tmp_path, "--host", server.url, *scenario, "--", *args)
+    assert loaded.returncode == 2, loaded.stderr
+    last = loaded.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: Locust refused its arguments (those after `--`, or its ")
+    assert line in last
+    results = read_results(tmp_path / "load.json")
+    assert not results.valid  # the run could not start: never an earlier run's file
