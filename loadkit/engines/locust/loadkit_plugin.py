@@ -12,8 +12,9 @@ lives in ``plugin/``: a fresh ``LoadTest`` per test (``load_test.py``), one role
 role (``roles.py``). What it does, in every role Locust has:
 
 - **local** (one process, headless or web UI): every request event goes, unrounded, into a
-  ``LatencyRecorder``; when a test stops, the results file is written (one file per test in the
-  web UI, ``<loadkit-dir>/ui-<time>.json``).
+  ``LatencyRecorder``, seen before any listener of the locustfile's can skip it
+  (``plugin/first_look.py``); when a test stops, the results file is written (one file per
+  test in the web UI, ``<loadkit-dir>/ui-<time>.json``).
 - **worker**: records the same way and ships a ``WorkerReport`` (``recorder.drain_share()`` and
   its live figures, as plain data) with each of Locust's reports to the master, under the
   ``loadkit`` key; when its users stop, it sends what is left in a
@@ -44,6 +45,7 @@ from locust import runners as locust_runners
 
 from loadkit.defaults import DEFAULT_LOAD_OUT as DEFAULT_OUT
 from loadkit.defaults import DEFAULT_UI_DIR
+from loadkit.engines.locust.plugin.first_look import look_first
 from loadkit.engines.locust.plugin.load_test import LoadTest, starting_status
 from loadkit.engines.locust.plugin.locust_api import (
     Environment,
@@ -182,9 +184,10 @@ class LoadkitPlugin:
             self.master.register_message(FINAL_MESSAGE, self.on_final_message)
         elif self.worker is not None:
             ev.report_to_master.add_listener(self.on_report_to_master)
-            ev.request.add_listener(self.on_request)
-        else:
-            ev.request.add_listener(self.on_request)
+        if self.master is None:
+            # Seen before any listener, not as one: a locustfile's listener that raises
+            # RescheduleTask on a failure would hide it from ours (plugin/first_look.py).
+            look_first(ev.request, self.on_request)
         if self.worker is None:  # --processes workers are the master's children
             if self.options.status_path is not None:
                 gevent.spawn(self._status_loop, self.options.status_path)
