@@ -14,7 +14,7 @@ from locust import FastHttpUser, constant, events, task
 from locust.exception import RescheduleTask
 
 
-@events.init.add_listener
+@events.init.add_listener  # type: ignore[untyped-decorator]  # Locust's is unannotated
 def _on_init(environment: Any, **_kwargs: Any) -> None:
     def reschedule_on_failure(exception: BaseException | None = None, **_kw: Any) -> None:
         if exception is not None:
