@@ -57,6 +57,7 @@ LOAD_METRICS: frozenset[str] = frozenset(
         "mean_ms",
         "http2_internal_errors",
         "max_stall_s",
+        "exceptions",
     }
 )
 """Metrics a criterion can name for load results (also ``errors.<kind>``: the count of one kind)."""

@@ -43,6 +43,7 @@ from loadkit.measure.results import (
     Stopped,
     TimelinePoint,
 )
+from loadkit.measure.user_exceptions import UserException
 from loadkit.measure.validity import InvalidReason
 
 AnyResults = SmokeResults | LoadResults | LockAuditResults
@@ -53,6 +54,7 @@ TOP_ERROR_GROUPS = 5
 TOP_ENDPOINTS = 5
 SLOWEST_SECONDS = 3
 MAX_FINDINGS = 20
+TOP_EXCEPTIONS = 5
 STALL_CONTEXT_ROWS = 15
 
 _OPERATORS: dict[str, Callable[[float, float], bool]] = {
@@ -161,6 +163,16 @@ class FailedChecks:
 
 
 @dataclass(frozen=True)
+class UserExceptions:
+    """The exceptions user code raised, most frequent first (type, where, count, traceback)."""
+
+    total: int
+    groups: tuple[UserException, ...]
+    """At most ``TOP_EXCEPTIONS``."""
+    omitted: int = 0
+
+
+@dataclass(frozen=True)
 class LockSites:
     """Lock-safety violations by site, at most ``MAX_FINDINGS``."""
 
@@ -179,6 +191,7 @@ Evidence = (
     | GeneratorNotes
     | FailedChecks
     | LockSites
+    | UserExceptions
 )
 
 
@@ -490,6 +503,9 @@ def _measure_load(criterion: Criterion, results: LoadResults, *, source: str) ->
             )
         # A known kind the run did not see: every failure was classified, none as this kind.
         return float(count)
+    if metric == "exceptions":
+        # Counted whether or not any request was sent: a run of broken tasks is all exceptions.
+        return float(results.exception_count)
     if metric == "rps":
         if results.duration_s <= 0:
             raise _missing(source, criterion, "the run has no duration")
@@ -555,6 +571,8 @@ def _evidence(criterion: Criterion, results: AnyResults) -> tuple[Evidence, ...]
         return (_error_groups(results, endpoint=None, kind=metric.removeprefix("errors.")),)
     if metric == "max_stall_s":
         return _stall(results)
+    if metric == "exceptions":
+        return (_user_exceptions(results),)
     if metric in _LATENCY_FIELDS:
         return _latency(results, metric, endpoint=criterion.endpoint)
     if metric in ("rps", "requests") and criterion.endpoint is None:
@@ -631,6 +649,15 @@ def _throughput(results: LoadResults) -> tuple[Evidence, ...]:
     if results.generator.notes:
         evidence.append(GeneratorNotes(notes=tuple(results.generator.notes)))
     return tuple(evidence)
+
+
+def _user_exceptions(results: LoadResults) -> UserExceptions:
+    groups = sorted(results.exceptions, key=lambda g: (-g.count, g.type, g.where))
+    return UserExceptions(
+        total=results.exception_count,
+        groups=tuple(groups[:TOP_EXCEPTIONS]),
+        omitted=max(len(groups) - TOP_EXCEPTIONS, 0),
+    )
 
 
 def _failed_checks(results: SmokeResults) -> FailedChecks:

@@ -11,7 +11,8 @@ from typing import Any
 
 from loadkit.measure.recorder import LatencyRecorder, RunClock
 from loadkit.measure.results import GeneratorHealth, LoadResults, Stopped, with_reason
-from loadkit.measure.validity import InvalidReason, aborted_reason
+from loadkit.measure.user_exceptions import UserException, describe_exceptions
+from loadkit.measure.validity import InvalidReason, aborted_reason, add_reason, no_requests_reason
 
 STOPPED_EARLY = "the run was stopped before its planned end"
 
@@ -25,23 +26,46 @@ def build_load_results(
     aborted: bool = False,
     invalid_reasons: Sequence[InvalidReason] = (),
     stopped: Stopped | None = None,
+    exceptions: Sequence[UserException] = (),
 ) -> LoadResults:
     """The results of a finished run (``recorder.finish()`` already called).
 
     ``invalid_reasons`` are the runner's own; an overloaded generator adds its reason (the
     results model does, for whoever builds or reads one), then an aborted run adds its own, so
-    that every reader sees why the numbers must not be gated on. ``stopped``: how a run
+    that every reader sees why the numbers must not be gated on. A run that recorded no
+    request is invalid too (``no_requests``), unless it was aborted (that says why) or users
+    waited on a service frozen for the whole run (the stall says so, and the gate fails it).
+    ``exceptions``: what user code raised (``ExceptionTally.results``). ``stopped``: how a run
     stopped on purpose ended (not a validity reason).
     """
+    fields = recorder.traffic_fields()
+    reasons = list(invalid_reasons)
+    if _sent_nothing(fields["totals"].requests, fields["longest_stall"], exceptions, aborted):
+        described = describe_exceptions(exceptions) if exceptions else None
+        reasons = add_reason(reasons, no_requests_reason(described))
     results = LoadResults(
         target=target,
         config=config,
-        **recorder.traffic_fields(),
+        **fields,
         generator=generator,
-        invalid_reasons=list(invalid_reasons),
+        invalid_reasons=reasons,
+        exceptions=list(exceptions),
         stopped=stopped,
     )
     return with_reason(results, aborted_reason(STOPPED_EARLY)) if aborted else results
+
+
+def _sent_nothing(
+    requests: int, stall: object, exceptions: Sequence[UserException], aborted: bool
+) -> bool:
+    """Whether a finished run recorded no request for want of sending any.
+
+    A stall with no exception means users were waiting on requests that never came back (a
+    freeze as long as the run), which is a measurement; with exceptions, "users busy in a task"
+    were busy raising, not waiting."""
+    if requests or aborted:
+        return False
+    return stall is None or bool(exceptions)
 
 
 def mark_aborted(results: LoadResults, why: str) -> LoadResults:

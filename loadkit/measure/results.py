@@ -28,6 +28,7 @@ from pydantic_core import ErrorDetails
 from loadkit.exceptions import InputError
 from loadkit.files import write_file
 from loadkit.measure.results_v1 import upgrade_v1
+from loadkit.measure.user_exceptions import UserException
 from loadkit.measure.validity import InvalidReason, add_reason, has_code, overload_reason
 
 SCHEMA_PREFIX = "loadkit.results/"
@@ -421,6 +422,30 @@ class LoadResults(_TrafficResults):
     """Results of ``loadkit load`` (single process or merged from distributed workers)."""
 
     kind: Literal["load"] = "load"
+    exceptions: list[UserException] = Field(
+        default_factory=list,
+        description="exceptions raised by user code (a locustfile's tasks), by type and where, "
+        "most frequent first; empty when none (and in files written before they were counted)",
+    )
+
+    @model_validator(mode="after")
+    def _exceptions_in_time(self) -> LoadResults:
+        for group in self.exceptions:
+            if group.first_s is None:
+                continue
+            try:
+                self.started_at + timedelta(seconds=group.first_s)
+            except OverflowError:
+                raise ValueError(
+                    f"exceptions[{group.type!r}].first_s ({group.first_s:g} s after started_at) "
+                    "is past any date"
+                ) from None
+        return self
+
+    @property
+    def exception_count(self) -> int:
+        """Exceptions raised by user code during the run, in every group."""
+        return sum(group.count for group in self.exceptions)
 
 
 class LockFinding(_Model):

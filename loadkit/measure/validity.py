@@ -24,6 +24,7 @@ InvalidCode = Literal[
     "incomplete",
     "worker_share_missing",
     "generator_crashed",
+    "no_requests",
     "unspecified",
 ]
 
@@ -41,6 +42,8 @@ MEANINGS: Mapping[InvalidCode, str] = MappingProxyType(
         "its last seconds are missing from the merged numbers",
         "generator_crashed": "the load generator process died during the run (a locustfile "
         "that fails to import is a configuration error instead, exit 2)",
+        "no_requests": "the test recorded no request at all (its users sent none, e.g. every "
+        "task raised an exception): there is nothing to judge",
         "unspecified": "a reason in a loadkit.results/1 file that loadkit does not recognise, "
         "kept in the detail as written; loadkit never writes it",
     }
@@ -132,6 +135,16 @@ def worker_share_missing_reason(
         for worker, why in sorted((refused or {}).items())
     ]
     return InvalidReason(code="worker_share_missing", detail="; ".join(parts))
+
+
+def no_requests_reason(exceptions: str | None = None) -> InvalidReason:
+    """The test recorded no request; ``exceptions`` says what user code raised, if anything
+    (``loadkit.measure.user_exceptions.describe_exceptions``)."""
+    why = f": {exceptions}" if exceptions else ""
+    return InvalidReason(
+        code="no_requests",
+        detail=f"the test recorded no request{why}; a test that sends nothing cannot pass",
+    )
 
 
 def exit_description(exit_code: int) -> str:

@@ -17,8 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from loadkit.exceptions import InputError
 from loadkit.measure.results import EncodedHistogram
 
-SHARE_VERSION = 2
-"""Bumped whenever the share's form or meaning changes (version 1 was an untyped dict)."""
+SHARE_VERSION = 3
+"""Bumped whenever the share's form or meaning changes (version 1 was an untyped dict; version
+2 came without the worker's user-code exceptions, which a version-3 master must not read as
+"none")."""
 
 Span = tuple[float, float]
 

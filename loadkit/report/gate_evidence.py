@@ -20,6 +20,7 @@ from loadkit.gate.evaluate import (
     SlowestEndpoints,
     SlowestSeconds,
     StallWindow,
+    UserExceptions,
     Verdict,
 )
 from loadkit.measure.results import TimelinePoint
@@ -62,6 +63,8 @@ def evidence_tables(evidence: Evidence) -> list[EvidenceTable]:
             return [_failed_checks_table(evidence)]
         case LockSites():
             return [_lock_sites_table(evidence)]
+        case UserExceptions():
+            return [_user_exceptions_table(evidence)]
 
 
 def _error_groups_table(evidence: ErrorGroups) -> EvidenceTable:
@@ -174,6 +177,30 @@ def _lock_sites_table(evidence: LockSites) -> EvidenceTable:
         ),
         omitted=evidence.omitted,
     )
+
+
+def _user_exceptions_table(evidence: UserExceptions) -> EvidenceTable:
+    return EvidenceTable(
+        title=f"Exceptions raised by user code ({evidence.total} in all)",
+        columns=("exception", "where", "count", "first seen", "message"),
+        rows=tuple(
+            (
+                g.type,
+                g.where,
+                g.count,
+                format_seconds(g.first_s) if g.first_s is not None else None,
+                _shorten(last_line(g.traceback), 80),
+            )
+            for g in evidence.groups
+        ),
+        omitted=evidence.omitted,
+    )
+
+
+def last_line(traceback: str) -> str | None:
+    """A traceback's last line: the exception and its message (``AttributeError: ...``)."""
+    lines = [line for line in traceback.splitlines() if line.strip()]
+    return lines[-1].strip() if lines else None
 
 
 def _shorten(text: str | None, width: int = 60) -> str | None:

@@ -18,6 +18,11 @@ from loadkit.report.units import NO_VALUE, format_fraction, format_ms, format_se
 
 BAR_WIDTH = 24
 TOP_ERROR_GROUPS = 10
+TOP_EXCEPTIONS = 10
+TRACEBACK_TAIL_LINES = 12
+"""The summary shows the end of the most frequent exception's traceback: the innermost frames
+and the message (the results file keeps the whole of it)."""
+TRACEBACK_MIN_CUT = 5
 PLAIN_PROGRESS_EVERY_S = 5.0
 """Without a terminal (CI logs), one progress line every this many seconds, not a redraw."""
 
@@ -139,6 +144,36 @@ def _error_groups_table(results: LoadResults, limit: int = TOP_ERROR_GROUPS) -> 
     return table
 
 
+def _exceptions_table(results: LoadResults, limit: int = TOP_EXCEPTIONS) -> str:
+    """Exceptions raised by user code, most frequent first."""
+    rows = [(g.type, g.where, f"{g.count:,}") for g in results.exceptions[:limit]]
+    table = tabulate(
+        rows, headers=("exception", "where", "count"), tablefmt="simple", disable_numparse=True
+    )
+    if len(results.exceptions) > limit:
+        table += f"\n… and {len(results.exceptions) - limit} more in the results file"
+    return table
+
+
+def trim_traceback(traceback: str, *, lines: int = TRACEBACK_TAIL_LINES) -> str:
+    """The end of a traceback (its innermost frames and the message), indented; a cut is
+    marked."""
+    kept = traceback.rstrip().splitlines()
+    if len(kept) > lines + TRACEBACK_MIN_CUT:  # cutting a line or two saves nothing
+        cut = f"  … ({len(kept) - lines - 1} lines, in the results file)"
+        kept = [kept[0], cut, *kept[-lines:]]
+    return "\n".join(f"  {line}" for line in kept)
+
+
+def _exceptions_part(results: LoadResults) -> list[str]:
+    total = results.exception_count
+    parts = ["", f"exceptions raised by user code: {total:,}", _exceptions_table(results)]
+    top = results.exceptions[0]
+    if top.traceback:
+        parts += ["", f"first {top.type} at {top.where}:", trim_traceback(top.traceback)]
+    return parts
+
+
 def stall_line(results: LoadResults) -> str:
     """The longest span with requests in flight and none completing: the freeze detector."""
     stall = results.longest_stall
@@ -165,6 +200,8 @@ def render_load_table(results: LoadResults, *, path: str | None = None) -> str:
     parts = [head, "", _overall_table(results), "", _endpoints_table(results)]
     if results.errors:
         parts += ["", "top error kinds by endpoint:", _error_groups_table(results)]
+    if results.exceptions:
+        parts += _exceptions_part(results)
     parts += ["", stall_line(results)]
     generator = results.generator
     if generator.max_cpu_percent is not None:

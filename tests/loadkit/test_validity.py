@@ -36,6 +36,7 @@ from loadkit.measure.validity import (
     add_reason,
     generator_crashed_reason,
     incomplete_reason,
+    no_requests_reason,
     overload_reason,
     worker_share_missing_reason,
 )
@@ -51,6 +52,7 @@ PRODUCED: dict[InvalidCode, InvalidReason] = {
     "incomplete": incomplete_reason(ran_s=6.04, planned_s=20.0),
     "worker_share_missing": worker_share_missing_reason(["worker-a", "worker-b"]),
     "generator_crashed": generator_crashed_reason(exit_code=-9),
+    "no_requests": no_requests_reason("12 exception(s) in user code"),
     "unspecified": InvalidReason(code="unspecified", detail="only 3 of 10 users spawned"),
 }
 

@@ -12,8 +12,10 @@ lives in ``plugin/``: a fresh ``LoadTest`` per test (``load_test.py``), one role
 role (``roles.py``). What it does, in every role Locust has:
 
 - **local** (one process, headless or web UI): every request event goes, unrounded, into a
-  ``LatencyRecorder``; when a test stops, the results file is written (one file per test in the
-  web UI, ``<loadkit-dir>/ui-<time>.json``).
+  ``LatencyRecorder``, seen before any listener of the locustfile's can skip it
+  (``plugin/first_look.py``); exceptions raised by user code (``user_error``) are counted by
+  type and where; when a test stops, the results file is written (one file per test in
+  the web UI, ``<loadkit-dir>/ui-<time>.json``).
 - **worker**: records the same way and ships a ``WorkerReport`` (``recorder.drain_share()`` and
   its live figures, as plain data) with each of Locust's reports to the master, under the
   ``loadkit`` key; when its users stop, it sends what is left in a
@@ -36,6 +38,7 @@ import os
 import signal
 from argparse import Namespace
 from pathlib import Path
+from types import TracebackType
 from typing import Any, cast
 
 import gevent
@@ -45,6 +48,7 @@ from locust import runners as locust_runners
 
 from loadkit.defaults import DEFAULT_LOAD_OUT as DEFAULT_OUT
 from loadkit.defaults import DEFAULT_UI_DIR
+from loadkit.engines.locust.plugin.first_look import look_first
 from loadkit.engines.locust.plugin.load_test import LoadTest, starting_status
 from loadkit.engines.locust.plugin.locust_api import (
     Environment,
@@ -56,6 +60,7 @@ from loadkit.engines.locust.plugin.options import PluginOptions
 from loadkit.engines.locust.plugin.recording import BATCH_SIZE, Recording
 from loadkit.engines.locust.plugin.roles import LocalTest, MasterTest, WorkerTest
 from loadkit.engines.locust.plugin.stops import StopOrigin, observe_runner
+from loadkit.engines.locust.plugin.user_code import format_traceback, type_name, where_raised
 from loadkit.engines.locust.plugin.worker_report import FINAL_MESSAGE, SHARE_KEY, WorkerReport
 from loadkit.measure.live_status import write_status
 from loadkit.measure.recorder import LatencyRecorder, RunClock
@@ -209,14 +214,16 @@ class LoadkitPlugin:
             self.master.register_message(FINAL_MESSAGE, self.on_final_message)
         elif self.worker is not None:
             ev.report_to_master.add_listener(self.on_report_to_master)
-            ev.request.add_listener(self.on_request)
-        else:
-            ev.request.add_listener(self.on_request)
+        if self.master is None:
+            # Seen before any listener, not as one: a locustfile's listener that raises
+            # RescheduleTask on a failure would hide it from ours (plugin/first_look.py).
+            look_first(ev.request, self.on_request)
+            look_first(ev.user_error, self.on_user_error)
         if self.worker is None:
             # Who stops a test decides what its end means (stops.py). A worker's stop comes
             # from its master, or ends its part only: the master judges the run.
             observe_runner(runner, on_stop=self.on_stop_requested, on_start=self.on_users_asked)
-        if self.worker is None:  # --processes workers are the master's children
+            # --processes workers are the master's children: only the master watches these.
             if self.options.status_path is not None:
                 gevent.spawn(self._status_loop, self.options.status_path)
             if self.options.parent_pid:
@@ -353,6 +360,24 @@ class LoadkitPlugin:
             return
         recording.record_failure(
             endpoint=endpoint, response_time=response_time, response=response, exception=exception
+        )
+
+    def on_user_error(
+        self,
+        user_instance: object = None,
+        exception: BaseException | None = None,
+        tb: TracebackType | None = None,
+        **_kwargs: Any,
+    ) -> None:
+        """A task (or on_start) raised: counted by type and where, the first traceback kept."""
+        test = self.test
+        if test is None or exception is None or test.finalized:
+            return
+        test.exceptions.add(
+            type_name=type_name(exception),
+            where=where_raised(tb, user_instance),
+            at=self.clock.now(),
+            traceback=lambda: format_traceback(exception, tb),
         )
 
     def current_recorder(self) -> LatencyRecorder | None:

@@ -1,9 +1,12 @@
 """Whether this Locust process's CPU left its measurements trustworthy.
 
 Locust reads the process's CPU every 10 s (``usage_monitor``) and fires ``cpu_warning`` above
-90 %. The span since its last reading (or since the test began) goes unread: a test shorter than
-10 s, or the last seconds of any test, would go unjudged, and a generator saturated all along
-would pass. ``check_own`` reads that span itself.
+90 %. Its readings alone leave spans unjudged: its first one is psutil's meaningless 0.0 (no
+interval yet, ~10 s in), a reading's interval may reach back before the test began (diluted by
+idle time), and the span since its last reading, or a test shorter than 10 s, is never read.
+So the plugin reads its own CPU over every span between Locust's readings (and from the last
+one to the test's end), whatever Locust's figure was: every span of the test of at least
+``OWN_CPU_MIN_S`` is judged, and a shorter one is carried into the next.
 """
 
 from __future__ import annotations
@@ -11,14 +14,15 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 
 logger = logging.getLogger("loadkit")
 
 CPU_WARNING_PERCENT = 90.0
 """Locust's threshold: a process above it measures its own queueing, not the target."""
 OWN_CPU_MIN_S = 1.0
-"""The plugin's own CPU reading covers the end of a test: the span since Locust's last reading
-(every 10 s) or since the test started. Spans shorter than this are too noisy to judge."""
+"""The plugin's own CPU readings cover the test span by span (between Locust's readings, and
+to its end). Spans shorter than this are too noisy to judge: they join the next one."""
 
 
 def process_cpu_s() -> float:
@@ -30,43 +34,63 @@ def process_cpu_s() -> float:
 class CpuWatch:
     """The CPU warnings and peak CPU of one test in this process."""
 
-    def __init__(self) -> None:
-        """Start watching now (the test begins)."""
+    def __init__(
+        self,
+        *,
+        cpu_s: Callable[[], float] = process_cpu_s,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        """Start watching now (the test begins); ``cpu_s`` and ``clock`` read the process's CPU
+        seconds and the time (seconds), for a test to replace."""
         self.warnings = 0
         self.max_percent: float | None = None
         self.closed = False
         """Set when the test's results are out: later readings belong to no test."""
-        # Process CPU seconds and perf_counter when Locust last read the CPU (or the test began).
-        self._mark: tuple[float, float] | None = (process_cpu_s(), time.perf_counter())
+        self._cpu_s = cpu_s
+        self._clock = clock
+        # Process CPU seconds and the time where the span not yet judged begins.
+        self._mark: tuple[float, float] | None = (cpu_s(), clock())
+        self._locust_warned = False
+        """Locust warned since its last reading: the span it read is judged already."""
 
     def warning(self, cpu_usage: float) -> None:
-        """Locust's ``cpu_warning``: this process ran above 90 % CPU."""
+        """Locust's ``cpu_warning``: this process ran above 90 % CPU (its ``usage_monitor``
+        reading follows)."""
         self.warnings += 1
+        self._locust_warned = True
         self.note(cpu_usage)
 
     def reading(self, cpu_usage: float) -> None:
-        """Locust's periodic reading (``usage_monitor``): our own span starts after it."""
+        """Locust's periodic reading (``usage_monitor``): the span since the last one is judged
+        here (unless Locust warned for it), whatever Locust read; a new span begins."""
         self.note(cpu_usage)
-        if self._mark is not None:
-            self._mark = (process_cpu_s(), time.perf_counter())
+        warned, self._locust_warned = self._locust_warned, False
+        self._judge_span(already_warned=warned, final=False)
 
     def check_own(self) -> None:
-        """Read this process's CPU over the test's last span that Locust did not read (once)."""
-        mark, self._mark = self._mark, None
+        """The test's end: judge the span since the last reading (once)."""
+        self._judge_span(already_warned=False, final=True)
+        self._mark = None
+
+    def _judge_span(self, *, already_warned: bool, final: bool) -> None:
+        mark = self._mark
         if mark is None:
             return
         cpu_s, since = mark
-        span = time.perf_counter() - since
+        now, cpu_now = self._clock(), self._cpu_s()
+        span = now - since
         if span < OWN_CPU_MIN_S:
-            return
-        usage = 100.0 * (process_cpu_s() - cpu_s) / span
+            return  # too short to judge: it stays the start of the next span
+        self._mark = (cpu_now, now)
+        usage = 100.0 * (cpu_now - cpu_s) / span
         self.note(usage)
-        if usage > CPU_WARNING_PERCENT:
+        if usage > CPU_WARNING_PERCENT and not already_warned:
             self.warnings += 1
             logger.warning(
-                "loadkit: this Locust process ran at %.0f %% CPU over the last %.1f s of the test",
+                "loadkit: this Locust process ran at %.0f %% CPU over %.1f s of the test%s",
                 usage,
                 span,
+                " (its last seconds)" if final else "",
             )
 
     def note(self, cpu_usage: float | None) -> None:

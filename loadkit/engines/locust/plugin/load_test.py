@@ -27,6 +27,7 @@ from loadkit.measure.live_status import LiveStatus, RunState, write_status
 from loadkit.measure.load_results import build_load_results
 from loadkit.measure.recorder import LatencyRecorder, RunClock
 from loadkit.measure.results import GeneratorHealth, Stopped, write_results
+from loadkit.measure.user_exceptions import ExceptionTally
 from loadkit.measure.validity import InvalidReason, incomplete_reason, shape_unfinished_reason
 
 logger = logging.getLogger("loadkit")
@@ -58,6 +59,9 @@ class LoadTest(Generic[RunnerT]):
         self.recording = Recording(LatencyRecorder(start=clock.now(), source=source), clock)
         self.started_perf = time.perf_counter()
         self.cpu = CpuWatch()
+        self.exceptions = ExceptionTally()
+        """What user code raised during the test (a stats reset does not forget them: a broken
+        task in the ramp-up is still broken)."""
         self.stop_time: float | None = None
         """When the users were told to stop (run clock): the end of the measured span."""
         self.ran_full_duration = False
@@ -255,6 +259,7 @@ class LoadTest(Generic[RunnerT]):
             aborted=self.aborted,
             invalid_reasons=invalid_reasons,
             stopped=self._stopped(),
+            exceptions=self.exceptions.results(start=self.recording.recorder.start),
         )
         path = self._output_path()
         write_results(path, results)

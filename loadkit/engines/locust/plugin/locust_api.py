@@ -31,6 +31,7 @@ class Events(Protocol):
     spawning_complete: EventHook
     quitting: EventHook
     request: EventHook
+    user_error: EventHook
     report_to_master: EventHook
     worker_report: EventHook
 

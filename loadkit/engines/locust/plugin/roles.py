@@ -85,6 +85,7 @@ class WorkerTest(_UsersHere[WorkerRunner]):
             p95_ms=last.p95_ms if last is not None else None,
             cpu_warnings=self.cpu.warnings,
             max_cpu=self.cpu.max_percent,
+            exceptions=self.exceptions.drain(),
         )
 
     def stopped(self) -> None:
@@ -153,6 +154,7 @@ class MasterTest(LoadTest[MasterRunner]):
             return
         if report.share is not None:
             self._merge(client_id, report)
+        self.exceptions.merge(report.exceptions)
         if final:
             self.final_workers.add(client_id)
             self._finalize_when_complete()

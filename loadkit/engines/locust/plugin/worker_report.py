@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from loadkit.exceptions import InputError
+from loadkit.measure.user_exceptions import ExceptionGroupShare
 from loadkit.measure.worker_share import WorkerShare
 
 SHARE_KEY = "loadkit"
@@ -34,6 +35,9 @@ class WorkerReport(BaseModel):
     p95_ms: float | None = Field(default=None, description="its last closed second's P95")
     cpu_warnings: int = Field(default=0, ge=0)
     max_cpu: float | None = None
+    exceptions: list[ExceptionGroupShare] = Field(
+        default_factory=list, description="exceptions raised by user code since the last report"
+    )
 
     def to_wire(self) -> dict[str, Any]:
         """Plain data for Locust's messages."""
