@@ -186,6 +186,32 @@ def stall_line(results: LoadResults) -> str:
     )
 
 
+def stopped_line(results: LoadResults) -> str | None:
+    """How a run stopped on purpose ended (None when it was not): who stopped it, when, and for a
+    locustfile's stop the exit code it asked for."""
+    stopped = results.stopped
+    if stopped is None:
+        return None
+    at = format_seconds(stopped.at_s)
+    if stopped.by == "criterion":
+        return f"stopped at {at} by the criterion {stopped.criterion!r} (abort on fail)"
+    if stopped.by == "user":
+        return f"stopped at {at} from the web UI"
+    code = "" if stopped.exit_code is None else f" (Locust's exit code {stopped.exit_code})"
+    return f"stopped at {at} by the locustfile{code}"
+
+
+def shape_line(results: LoadResults) -> str | None:
+    """Which LoadTestShape drove the run and whether it ran to its end (None without one)."""
+    shape = results.config.get("shape")
+    if not isinstance(shape, dict):
+        return None
+    cap = results.config.get("duration_s")
+    ended = "ran to its end" if shape.get("completed") else "did not finish"
+    limit = f" (--duration {cap:g} s is its cap)" if isinstance(cap, int | float) else ""
+    return f"shape: {shape.get('class', '?')} drove the users and {ended}{limit}"
+
+
 def render_load_table(results: LoadResults, *, path: str | None = None) -> str:
     """The end-of-run report: overall, per endpoint, top error kinds, stall, validity, file."""
     config = results.config
@@ -203,6 +229,7 @@ def render_load_table(results: LoadResults, *, path: str | None = None) -> str:
     if results.exceptions:
         parts += _exceptions_part(results)
     parts += ["", stall_line(results)]
+    parts += [line for line in (shape_line(results), stopped_line(results)) if line is not None]
     generator = results.generator
     if generator.max_cpu_percent is not None:
         parts.append(f"generator: peak CPU {generator.max_cpu_percent:.0f} % per process")

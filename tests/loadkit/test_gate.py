@@ -30,6 +30,7 @@ from loadkit.measure.results import (
     LatencySummary,
     LoadResults,
     Stall,
+    Stopped,
     with_reason,
 )
 from loadkit.measure.validity import InvalidReason
@@ -510,3 +511,21 @@ def test_bad_criteria_are_config_errors_naming_the_key(entry: dict[str, Any], me
 def test_a_criterion_label_keeps_every_digit() -> None:
     assert criterion("load.requests", ">=", 1234567).label == "load.requests >= 1234567"
     assert isinstance(AcceptanceConfig().criteria, tuple)
+
+
+@pytest.mark.parametrize(
+    ("stopped", "measured", "outcome"),
+    [
+        (Stopped(by="locustfile", at_s=3.0, exit_code=1), 1.0, "failed"),
+        (Stopped(by="locustfile", at_s=3.0, exit_code=0), 0.0, "passed"),
+        (None, 0.0, "passed"),
+    ],
+)
+def test_a_locustfile_that_stopped_the_run_with_an_exit_code_fails_its_own_verdict(
+    stopped: Stopped | None, measured: float, outcome: str
+) -> None:
+    # The stop-on-threshold pattern: Locust would exit 1, and so does the seed criterion.
+    results = crafted_load().model_copy(update={"stopped": stopped})
+    seed = criterion("load.locustfile_exit_code", "==", 0, name="the locustfile's own verdict")
+    report = judge(seed, results)
+    assert (report.outcome, only(report).measured) == (outcome, measured)

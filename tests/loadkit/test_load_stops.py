@@ -20,6 +20,7 @@ import pytest
 from loadkit.config import LoadProfile
 from loadkit.exceptions import InvalidLoadRunError
 from loadkit.measure.results import LoadResults, read_results
+from loadkit.report.load import render_load_table
 from loadkit.run.load import run_load
 from tests.loadkit.misbehaving_servers import answers, serve
 
@@ -64,6 +65,7 @@ def test_a_locustfile_quitting_at_a_threshold_is_stopped_with_locusts_exit_code(
     assert results.stopped.exit_code == 1
     assert 0 < results.stopped.at_s < 20 and results.duration_s < 20
     assert results.totals.errors == results.totals.requests > 0
+    assert "by the locustfile (Locust's exit code 1)" in done.stdout
 
 
 def test_a_locustfile_stopping_without_an_exit_code_exits_0_and_ends_locust(
@@ -106,6 +108,7 @@ def test_a_shape_that_ends_before_the_duration_is_a_complete_run(
     assert results.config["duration_s"] == 8  # the cap it was given
     assert 1.5 < results.duration_s < 8
     assert results.totals.requests > 0 and results.totals.errors == 0
+    assert "shape: TwoSteps drove the users and ran to its end" in render_load_table(results)
 
 
 def test_a_shape_still_running_at_the_duration_is_cut_and_incomplete(tmp_path: Path) -> None:
@@ -116,6 +119,7 @@ def test_a_shape_still_running_at_the_duration_is_cut_and_incomplete(tmp_path: P
     assert reason.code == "incomplete"
     assert "TwoSteps" in reason.detail and "--duration 1 s" in reason.detail
     assert results.config["shape"] == {"class": "TwoSteps", "completed": False}
+    assert "shape: TwoSteps drove the users and did not finish" in render_load_table(results)
 
 
 def _connected(pid: int, port: int) -> bool:
