@@ -23,6 +23,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 LOCUSTFILES = Path(__file__).resolve().with_name("locustfiles")
 TIMEOUT_S = 90
+PLAIN_EXTRA_S = 1
+"""Plain Locust's ``-t`` is this much longer than loadkit's ``--duration``: Locust's timer starts
+on a loop clock left stale by its imports and was seen firing a whole second early here, while
+loadkit's plugin times the run exactly from ``test_start``. Either is well past the work."""
 """Either tool still running after this long is killed: a hang fails the test, not the suite."""
 
 
@@ -50,6 +54,8 @@ class ToolRun:
     """One tool's run: its exit code, its output (for messages), its endpoint counts."""
 
     tool: str
+    workdir: Path
+    """The folder it ran in (its working directory, ``$COMPAT_OUT``)."""
     exit_code: int
     output: str
     endpoints: dict[str, Counts]
@@ -94,7 +100,6 @@ def run_both(
     seconds: int,
     extra_args: Sequence[str] = (),
     plain_exceptions: bool = False,
-    env: Mapping[str, str] | None = None,
 ) -> tuple[PlainRun, LoadkitRun]:
     """Run ``locustfiles/<locustfile>`` through both tools at once; wait for both.
 
@@ -102,7 +107,8 @@ def run_both(
     as they are to plain Locust, after ``--`` to loadkit. Each tool runs in a folder of its own
     (no ``locust.conf`` or ``acceptance.toml`` around), with ``COMPAT_OUT`` naming that folder
     for locustfiles that write what their hooks saw. ``plain_exceptions`` adds ``--html`` so that
-    Locust's exceptions table is written too (in its HTML report).
+    Locust's exceptions table is written too (in its HTML report). ``seconds`` is loadkit's
+    ``--duration``; plain Locust gets ``PLAIN_EXTRA_S`` more.
     """
     scenario = LOCUSTFILES / locustfile
     plain_dir, loadkit_dir = tmp_path / "plain", tmp_path / "loadkit"
@@ -110,7 +116,7 @@ def run_both(
     loadkit_dir.mkdir()
     plain_command = [
         sys.executable, "-m", "locust", "-f", str(scenario), "--headless",
-        "-u", str(users), "-r", str(users), "-t", f"{seconds}s", "--host", host,
+        "-u", str(users), "-r", str(users), "-t", f"{seconds + PLAIN_EXTRA_S}s", "--host", host,
         "--json-file", str(plain_dir / "stats"),
     ]  # fmt: skip
     if plain_exceptions:
@@ -123,19 +129,15 @@ def run_both(
     ]  # fmt: skip
     if extra_args:
         loadkit_command += ["--", *extra_args]
-    codes, outputs = _wait(
-        _start(plain_command, plain_dir, env), _start(loadkit_command, loadkit_dir, env)
-    )
+    codes, outputs = _wait(_start(plain_command, plain_dir), _start(loadkit_command, loadkit_dir))
     plain = _plain_run(codes[0], outputs[0], plain_dir, plain_exceptions)
     loadkit = _loadkit_run(codes[1], outputs[1], loadkit_dir / "results.json")
     return plain, loadkit
 
 
-def _start(
-    command: list[str], workdir: Path, env: Mapping[str, str] | None
-) -> tuple[subprocess.Popen[bytes], Path]:
+def _start(command: list[str], workdir: Path) -> tuple[subprocess.Popen[bytes], Path]:
     log = workdir / "output.log"
-    environment = {**os.environ, **(env or {}), "COMPAT_OUT": str(workdir)}
+    environment = {**os.environ, "COMPAT_OUT": str(workdir)}
     # The child (and loadkit's own Locust child) must load this checkout's code.
     environment["PYTHONPATH"] = os.pathsep.join(
         [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]
@@ -148,14 +150,22 @@ def _start(
 
 
 def _wait(*started: tuple[subprocess.Popen[bytes], Path]) -> tuple[list[int], list[str]]:
+    """Both exit codes and outputs; a tool past the deadline (or left by a failing test) is
+    killed (loadkit's Locust child quits when loadkit is gone)."""
     deadline = time.monotonic() + TIMEOUT_S
     codes: list[int] = []
-    for process, _log in started:
-        try:
-            codes.append(process.wait(timeout=max(0.1, deadline - time.monotonic())))
-        except subprocess.TimeoutExpired:
-            process.kill()
-            codes.append(process.wait())
+    try:
+        for process, _log in started:
+            try:
+                codes.append(process.wait(timeout=max(0.1, deadline - time.monotonic())))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                codes.append(process.wait())
+    finally:
+        for process, _log in started:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
     return codes, [log.read_text(errors="replace") for _process, log in started]
 
 
@@ -170,7 +180,7 @@ def _plain_run(code: int, output: str, workdir: Path, with_exceptions: bool) -> 
     report = workdir / "report.html"
     exceptions = _report_exceptions(report) if with_exceptions and report.is_file() else None
     run = PlainRun(
-        tool="plain Locust", exit_code=code, output=output, endpoints=endpoints,
+        tool="plain Locust", workdir=workdir, exit_code=code, output=output, endpoints=endpoints,
         exceptions=exceptions,
     )  # fmt: skip
     assert stats_file.is_file(), f"plain Locust wrote no --json-file\n{run.tail()}"
@@ -197,8 +207,9 @@ def _loadkit_run(code: int, output: str, out: Path) -> LoadkitRun:
         for e in results.get("endpoints", [])
     }
     run = LoadkitRun(
-        tool="loadkit load", exit_code=code, output=output, endpoints=endpoints, results=results
-    )
+        tool="loadkit load", workdir=out.parent, exit_code=code, output=output,
+        endpoints=endpoints, results=results,
+    )  # fmt: skip
     assert results, f"loadkit load wrote no results file\n{run.tail()}"
     return run
 
@@ -218,12 +229,18 @@ def counts_table(
     return "\n".join(lines)
 
 
-def assert_plain_counts(plain: PlainRun, expected: Mapping[str, Counts]) -> None:
-    """Plain Locust did exactly the locustfile's bounded work (else the comparison is moot)."""
+def assert_plain_counts(
+    plain: PlainRun, expected: Mapping[str, Counts], *, exit_code: int | None = None
+) -> None:
+    """Plain Locust did exactly the locustfile's bounded work (else the comparison is moot) and
+    exited as Locust does for it: ``exit_code``, by default 1 when a request failed, else 0."""
     assert plain.endpoints == expected, (
         "plain Locust did not do the locustfile's planned work\n"
         f"{counts_table(expected, plain.endpoints, ('planned', 'Locust'))}\n{plain.tail()}"
     )
+    if exit_code is None:
+        exit_code = 1 if any(counts.failures for counts in expected.values()) else 0
+    assert plain.exit_code == exit_code, f"expected plain Locust's exit {exit_code}\n{plain.tail()}"
 
 
 def assert_same_counts(plain: PlainRun, loadkit: LoadkitRun) -> None:
