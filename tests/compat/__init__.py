@@ -1,0 +1,1 @@
+"""Compatibility: each locustfile here runs through plain Locust and through ``loadkit load``."""
