@@ -26,7 +26,7 @@ def test_accept_passes_on_the_healthy_service(tmp_path: Path) -> None:
     run = run_accept(tmp_path, duration_s=4)
     assert run.code == 0, run.output
     assert run.verdict["outcome"] == "passed"
-    assert "PASSED: 7 of 7 criteria met" in run.output
+    assert "PASSED: 9 of 9 criteria met" in run.output
     for stage in ("lock audit", "bundled service", "smoke", "load", "gate"):
         assert stage in run.output
     for name in ARTIFACTS:
