@@ -33,7 +33,7 @@ def test_accept_passes_on_the_healthy_service(tmp_path: Path) -> None:
         assert (run.folder / name).is_file(), name
     assert (run.folder / "service" / "service.log").is_file()
     cases = [case for suite in JUnitXml.fromfile(str(run.folder / "junit.xml")) for case in suite]
-    assert len(cases) == 7
+    assert len(cases) == 9
     assert all(case.is_passed for case in cases)
     assert (run.folder / "gate.md").read_text().startswith("## Acceptance gate: ✅ PASSED")
 
