@@ -119,6 +119,14 @@ def _add_arguments(parser: Any, **_kwargs: Any) -> None:
         include_in_web_ui=False,
     )
     group.add_argument(
+        "--loadkit-keep-exit-code",
+        action="store_true",
+        default=False,
+        help="Leave Locust's exit code as Locust gives it, also for an invalid run (`loadkit "
+        "load` judges the run itself); without it, an invalid run exits 4.",
+        include_in_web_ui=False,
+    )
+    group.add_argument(
         "--loadkit-launch",
         default=None,
         help="JSON object of what loadkit passed to Locust (its arguments after `--`, Locust's "
@@ -150,6 +158,7 @@ def plugin_options(options: Namespace | None) -> PluginOptions:
         num_users=option("num_users"),
         spawn_rate=option("spawn_rate"),
         locust_version=locust.__version__,
+        keep_exit_code=bool(option("loadkit_keep_exit_code")),
         launch=_launch_record(launch),
     )
 
