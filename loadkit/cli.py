@@ -378,8 +378,11 @@ def load(
     error kinds and the longest stall, and writes the results file. Exit 0 for a valid run, 2 on
     a bad option or a scenario Locust cannot load, 3 when the target cannot be reached, 4 when
     the run is invalid (load generator overloaded or crashed), 130 when interrupted (partial
-    results are still written). A run its locustfile stopped on purpose (runner.quit()) exits
-    with Locust's exit code, as plain Locust does: the locustfile's process_exit_code, else 0.
+    results are still written). A valid run whose Locust gave a nonzero exit code exits with
+    it, as plain Locust does: the locustfile's environment.process_exit_code (set anywhere, a
+    quitting listener included), or 2 after an exception in Locust's event handlers or
+    greenlets; the results record it (locust_exit_code). Those codes can be 1, 2, 3, 4 or 130
+    and then mean what the locustfile meant, not loadkit's meanings above.
 
     Everything after `--` goes to Locust as it is: tags, the locustfile's own arguments, user
     class names, e.g. `loadkit load --scenario f.py -- --tags checkout --my-arg x`. Options
@@ -434,9 +437,10 @@ def load(
                 typer.echo(render_load_table(stopped.results, path=str(stopped.path)))
             raise
         typer.echo(render_load_table(results, path=str(out)))
-        if results.stopped is not None and results.stopped.exit_code:
-            # Stopped by its locustfile: Locust's exit code, as plain Locust gives it.
-            raise typer.Exit(code=results.stopped.exit_code)
+        if results.locust_exit_code:
+            # Locust's own verdict (the locustfile's process_exit_code, 2 after an exception in
+            # its event handlers or greenlets): exited with, as plain Locust does.
+            raise typer.Exit(code=results.locust_exit_code)
 
 
 # Options that only one role of `loadkit load` reads: given to another, they would be ignored

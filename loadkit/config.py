@@ -58,7 +58,7 @@ LOAD_METRICS: frozenset[str] = frozenset(
         "http2_internal_errors",
         "max_stall_s",
         "exceptions",
-        "locustfile_exit_code",
+        "locust_exit_code",
     }
 )
 """Metrics a criterion can name for load results (also ``errors.<kind>``: the count of one kind)."""

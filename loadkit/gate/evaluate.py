@@ -506,13 +506,11 @@ def _measure_load(criterion: Criterion, results: LoadResults, *, source: str) ->
     if metric == "exceptions":
         # Counted whether or not any request was sent: a run of broken tasks is all exceptions.
         return float(results.exception_count)
-    if metric == "locustfile_exit_code":
-        # The locustfile's own verdict when it stopped the run (stop at a threshold); a run it
-        # did not stop, or stopped without asking for a code, is 0, as Locust's exit would be.
-        stopped = results.stopped
-        if stopped is not None and stopped.by == "locustfile" and stopped.exit_code:
-            return float(stopped.exit_code)
-        return 0.0
+    if metric == "locust_exit_code":
+        # Locust's own verdict on the run (the locustfile's process_exit_code, 2 after an
+        # exception in its event handlers or greenlets). Not recorded (plain Locust with the
+        # plugin, a web UI test, a file older than the field): no verdict asked for, 0.
+        return float(results.locust_exit_code or 0)
     if metric == "rps":
         if results.duration_s <= 0:
             raise _missing(source, criterion, "the run has no duration")

@@ -277,13 +277,6 @@ class Stopped(_Model):
     measured: float | None = Field(
         default=None, description="that criterion's measured value when it stopped the run"
     )
-    exit_code: int | None = Field(
-        default=None,
-        ge=0,
-        description="by locustfile only: Locust's exit code (the locustfile's "
-        "environment.process_exit_code, else 0), which `loadkit load` exits with; None when not "
-        "known (written by Locust alone, or a web UI test)",
-    )
 
     @model_validator(mode="after")
     def _criterion_only_when_by_criterion(self) -> Stopped:
@@ -291,8 +284,6 @@ class Stopped(_Model):
             raise ValueError('a run stopped by "criterion" names the criterion')
         if self.by != "criterion" and (self.criterion, self.measured) != (None, None):
             raise ValueError(f'criterion and measured belong to by "criterion", not {self.by!r}')
-        if self.by != "locustfile" and self.exit_code is not None:
-            raise ValueError(f'exit_code belongs to by "locustfile", not {self.by!r}')
         return self
 
 
@@ -426,6 +417,15 @@ class LoadResults(_TrafficResults):
         default_factory=list,
         description="exceptions raised by user code (a locustfile's tasks), by type and where, "
         "most frequent first; empty when none (and in files written before they were counted)",
+    )
+    locust_exit_code: int | None = Field(
+        default=None,
+        ge=0,
+        description="the exit code Locust gave this run (the locustfile's "
+        "environment.process_exit_code; 2 after an unhandled exception in Locust's event "
+        "handlers or greenlets; else 0), filled in by `loadkit load` for every run Locust ended "
+        "on its own; None when not known (interrupted, past its time bound, plain Locust with "
+        "the plugin, a web UI test)",
     )
 
     @model_validator(mode="after")

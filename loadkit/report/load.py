@@ -187,8 +187,7 @@ def stall_line(results: LoadResults) -> str:
 
 
 def stopped_line(results: LoadResults) -> str | None:
-    """How a run stopped on purpose ended (None when it was not): who stopped it, when, and for a
-    locustfile's stop the exit code it asked for."""
+    """How a run stopped on purpose ended (None when it was not): who stopped it, and when."""
     stopped = results.stopped
     if stopped is None:
         return None
@@ -197,8 +196,18 @@ def stopped_line(results: LoadResults) -> str | None:
         return f"stopped at {at} by the criterion {stopped.criterion!r} (abort on fail)"
     if stopped.by == "user":
         return f"stopped at {at} from the web UI"
-    code = "" if stopped.exit_code is None else f" (Locust's exit code {stopped.exit_code})"
-    return f"stopped at {at} by the locustfile{code}"
+    return f"stopped at {at} by the locustfile"
+
+
+def locust_exit_line(results: LoadResults) -> str | None:
+    """Locust's own verdict when it was not 0 (None when it was, or is not known)."""
+    code = results.locust_exit_code
+    if not code:
+        return None
+    why = "the locustfile's process_exit_code"
+    if code == 2:  # also what Locust gives for an exception in its event handlers or greenlets
+        why += ", or an exception in Locust's event handlers or greenlets"
+    return f"Locust's exit code: {code} ({why})"
 
 
 def shape_line(results: LoadResults) -> str | None:
@@ -229,7 +238,8 @@ def render_load_table(results: LoadResults, *, path: str | None = None) -> str:
     if results.exceptions:
         parts += _exceptions_part(results)
     parts += ["", stall_line(results)]
-    parts += [line for line in (shape_line(results), stopped_line(results)) if line is not None]
+    lines = (shape_line(results), stopped_line(results), locust_exit_line(results))
+    parts += [line for line in lines if line is not None]
     generator = results.generator
     if generator.max_cpu_percent is not None:
         parts.append(f"generator: peak CPU {generator.max_cpu_percent:.0f} % per process")

@@ -255,23 +255,26 @@ def run_load(
         why = INTERRUPTED if run.interrupted else "ran past its time bound"
         results = mark_aborted(results, why)
         write_results(out, results)
+    else:
+        results = _with_locust_exit_code(results, run, out)
     if run.interrupted:
         raise LoadInterrupted(results, out)
     if not results.valid:
         raise InvalidLoadRunError(results, out)
-    return _with_locust_exit_code(results, run, out)
+    return results
 
 
 def _with_locust_exit_code(results: LoadResults, run: LocustRun, out: Path) -> LoadResults:
-    """A run its locustfile stopped on purpose, with Locust's exit code in ``stopped`` (written
-    to ``out``): the locustfile's ``process_exit_code``, which it may set as late as in its
-    ``quitting`` listener, after the plugin wrote the results. ``loadkit load`` exits with it,
-    as plain Locust does."""
-    stopped = results.stopped
-    if stopped is None or stopped.by != "locustfile" or run.returncode < 0:
+    """The results of a run Locust ended on its own, with the exit code Locust gave it
+    (``locust_exit_code``, written to ``out``): the locustfile's ``process_exit_code``, which it
+    may set as late as in its ``quitting`` listener, after the plugin wrote the results; 2 after
+    an unhandled exception in Locust's event handlers or greenlets; else 0 (failed requests do
+    not count: loadkit passes ``--exit-code-on-error 0``). The plugin leaves that code alone
+    when loadkit launched it (``--loadkit-keep-exit-code``), so it is never the plugin's own 4
+    for an invalid run. A valid run exits with it, as plain Locust does (``cli.load``)."""
+    if run.returncode < 0:  # killed by a signal: Locust gave no verdict
         return results
-    stopped = stopped.model_copy(update={"exit_code": run.returncode})
-    results = results.model_copy(update={"stopped": stopped})
+    results = results.model_copy(update={"locust_exit_code": run.returncode})
     write_results(out, results)
     return results
 

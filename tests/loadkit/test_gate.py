@@ -514,18 +514,21 @@ def test_a_criterion_label_keeps_every_digit() -> None:
 
 
 @pytest.mark.parametrize(
-    ("stopped", "measured", "outcome"),
+    ("update", "measured", "outcome"),
     [
-        (Stopped(by="locustfile", at_s=3.0, exit_code=1), 1.0, "failed"),
-        (Stopped(by="locustfile", at_s=3.0, exit_code=0), 0.0, "passed"),
-        (None, 0.0, "passed"),
+        # Stopped at its threshold, or just a quitting listener's verdict: the same code.
+        ({"locust_exit_code": 1, "stopped": Stopped(by="locustfile", at_s=3.0)}, 1.0, "failed"),
+        ({"locust_exit_code": 1}, 1.0, "failed"),
+        ({"locust_exit_code": 2}, 2.0, "failed"),  # an exception in an event handler
+        ({"locust_exit_code": 0, "stopped": Stopped(by="locustfile", at_s=3.0)}, 0.0, "passed"),
+        ({}, 0.0, "passed"),  # not recorded (plain Locust with the plugin, a web UI test)
     ],
 )
-def test_a_locustfile_that_stopped_the_run_with_an_exit_code_fails_its_own_verdict(
-    stopped: Stopped | None, measured: float, outcome: str
+def test_locusts_own_exit_code_is_its_verdict_at_the_gate(
+    update: dict[str, object], measured: float, outcome: str
 ) -> None:
-    # The stop-on-threshold pattern: Locust would exit 1, and so does the seed criterion.
-    results = crafted_load().model_copy(update={"stopped": stopped})
-    seed = criterion("load.locustfile_exit_code", "==", 0, name="the locustfile's own verdict")
+    # A nonzero exit code fails the seed criterion, as plain Locust's exit code fails its CI.
+    results = crafted_load().model_copy(update=update)
+    seed = criterion("load.locust_exit_code", "==", 0, name="Locust's own verdict (exit code 0)")
     report = judge(seed, results)
     assert (report.outcome, only(report).measured) == (outcome, measured)

@@ -29,6 +29,8 @@ pytestmark = pytest.mark.slow
 SCENARIOS = Path(__file__).parent.parent / "scenarios"
 STOP_ON_THRESHOLD = SCENARIOS / "stop_on_threshold_locustfile.py"
 SHAPE = SCENARIOS / "shape_locustfile.py"
+QUITTING_VERDICT = SCENARIOS / "quitting_verdict_locustfile.py"
+ACCEPTANCE = Path(__file__).parent.parent.parent / "acceptance.toml"
 FAILS = answers(500, b'{"error": {"kind": "internal_error"}}')
 ANSWERS = answers(200, b"{}")
 
@@ -62,10 +64,10 @@ def test_a_locustfile_quitting_at_a_threshold_is_stopped_with_locusts_exit_code(
     assert isinstance(results, LoadResults)
     assert results.valid, results.invalid_reasons
     assert results.stopped is not None and results.stopped.by == "locustfile"
-    assert results.stopped.exit_code == 1
+    assert results.locust_exit_code == 1
     assert 0 < results.stopped.at_s < 20 and results.duration_s < 20
     assert results.totals.errors == results.totals.requests > 0
-    assert "by the locustfile (Locust's exit code 1)" in done.stdout
+    assert "by the locustfile" in done.stdout and "Locust's exit code: 1" in done.stdout
 
 
 def test_a_locustfile_stopping_without_an_exit_code_exits_0_and_ends_locust(
@@ -82,7 +84,48 @@ def test_a_locustfile_stopping_without_an_exit_code_exits_0_and_ends_locust(
     results = read_results(tmp_path / "load.json")
     assert isinstance(results, LoadResults) and results.valid, results.invalid_reasons
     assert results.stopped is not None and results.stopped.by == "locustfile"
-    assert results.stopped.exit_code == 0
+    assert results.locust_exit_code == 0
+
+
+def test_a_locustfiles_own_verdict_in_its_quitting_listener_is_locusts_exit_code(
+    tmp_path: Path,
+) -> None:
+    # The run is not stopped and has no failure: only the quitting listener says it failed,
+    # after the plugin wrote the results. loadkit load used to exit 0 and its gate to pass.
+    out = tmp_path / "load.json"
+    with serve(ANSWERS) as target:
+        both = [
+            subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for command in (
+                [sys.executable, "-m", "loadkit", "load", "--scenario", str(QUITTING_VERDICT),
+                 "--host", target, "--concurrency", "2", "--duration", "1", "--out", str(out),
+                 "--quiet"],
+                [sys.executable, "-m", "locust", "-f", str(QUITTING_VERDICT), "--headless",
+                 "-u", "2", "-t", "2s", "--host", target, "--only-summary"],
+            )
+        ]  # fmt: skip
+        try:
+            (done_out, done_err), (_, plain_err) = (p.communicate(timeout=60) for p in both)
+        finally:
+            for process in both:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+    done, plain = both
+    assert plain.returncode == 1, plain_err[-2000:]
+    assert done.returncode == plain.returncode, done_out + done_err
+    results = read_results(out)
+    assert isinstance(results, LoadResults)
+    assert results.valid and results.stopped is None, results.invalid_reasons
+    assert results.totals.requests > 0 and results.totals.errors == 0
+    assert results.locust_exit_code == 1
+    assert "Locust's exit code: 1" in done_out
+    gate = subprocess.run(
+        [sys.executable, "-m", "loadkit", "gate", str(out), "--config", str(ACCEPTANCE)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert gate.returncode == 1, gate.stdout + gate.stderr
+    assert "✗ Locust's own verdict (exit code 0): 1" in gate.stdout
 
 
 def shape_run(target: str, tmp_path: Path, *, duration_s: float, processes: int = 1) -> LoadResults:

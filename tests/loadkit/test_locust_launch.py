@@ -56,7 +56,7 @@ def test_headless_run_in_one_process() -> None:
         "--exit-code-on-error", "0", "--loadkit-scenario", "login",
         "--only-summary",
         "--loadkit-out", "/r/load.json", "--loadkit-status", "/t/status.json",
-        "--loadkit-duration", "2.5", "--loadkit-run-id", "abc",
+        "--loadkit-duration", "2.5", "--loadkit-run-id", "abc", "--loadkit-keep-exit-code",
         "--loadkit-launch", NOTHING_PASSED,
     ]  # fmt: skip
 

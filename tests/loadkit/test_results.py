@@ -95,6 +95,17 @@ def test_load_results_round_trip(tmp_path: Path) -> None:
     assert decoded.summary() == results.latency_ms
 
 
+def test_locusts_exit_code_is_optional_and_round_trips(tmp_path: Path) -> None:
+    # Optional in /2: a file without it (older, or not from `loadkit load`) reads as unknown.
+    unknown = read_results(write_json(tmp_path, valid_load_dict()))
+    assert isinstance(unknown, LoadResults) and unknown.locust_exit_code is None
+    results = recorded_load().model_copy(update={"locust_exit_code": 1})
+    reread = read_results(write_results(tmp_path / "load.json", results))
+    assert isinstance(reread, LoadResults) and reread.locust_exit_code == 1
+    with pytest.raises(InputError, match="locust_exit_code"):
+        read_results(write_json(tmp_path, valid_load_dict() | {"locust_exit_code": -1}))
+
+
 def test_smoke_and_lock_audit_results_round_trip(tmp_path: Path) -> None:
     smoke = smoke_results()
     assert read_results(write_results(tmp_path / "smoke.json", smoke)) == smoke

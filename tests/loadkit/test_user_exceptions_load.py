@@ -1,6 +1,7 @@
-"""Exceptions raised by a locustfile's tasks, through ``loadkit load`` end to end: counted with
-where and a traceback, shown in the summary; a run that sent nothing is invalid (exit 4), one
-that did is valid and fails the seed criterion of acceptance.toml (exit 1 at the gate)."""
+"""Exceptions raised by a locustfile's code, through ``loadkit load`` end to end: in tasks, and
+outside them (a ``test_start`` listener, a TaskSet's ``on_stop``, a shape's ``tick()``): counted
+with where and a traceback, shown in the summary; a run that sent nothing is invalid (exit 4),
+one that did is valid and fails the seed criterion of acceptance.toml (exit 1 at the gate)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,9 @@ def line_of(text: str) -> int:
 TOKEN = f"raising_locustfile.py:{line_of('page.form.token')} in csrf_token"
 NO_TASKS = f"raising_locustfile.py:{line_of('class NoTaskUser')} in class NoTaskUser"
 CART = f"raising_locustfile.py:{line_of('cart[')} in checkout"
+SET_UP = f"raising_locustfile.py:{line_of('setup failed')} in set_up"
+ON_STOP = f"raising_locustfile.py:{line_of('cannot leave')} in on_stop"
+TICK = f"raising_locustfile.py:{line_of('self.stages[int(run_time)]')} in tick"
 
 
 def load(
@@ -93,5 +97,44 @@ def test_some_tasks_raising_is_a_valid_run_the_seed_criterion_fails(
     assert (group.type, group.where) == ("KeyError", CART)
     gate = CliRunner().invoke(app, ["gate", str(out), "--config", str(REPO / "acceptance.toml")])
     assert gate.exit_code == 1, gate.output
-    assert "no exceptions in user code" in gate.output
+    assert "✗ no exceptions in user code" in gate.output
     assert "KeyError" in gate.output and CART in gate.output
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_exceptions_in_a_test_start_hook_and_on_stop_are_counted(
+    processes: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Locust catches and logs these (its exit code becomes 2); they never reach user_error.
+    # The test_start hook runs before the plugin's own, so before the test exists for it; with
+    # 2 processes it raises in the master and in each worker, which ships its count.
+    code, output, out = load("outside_tasks", tmp_path, monkeypatch, processes=processes)
+    results = read_load(out)
+    assert results.valid and results.totals.requests > 0, results.invalid_reasons
+    groups = {(group.type, group.where): group for group in results.exceptions}
+    assert set(groups) == {("ValueError", SET_UP), ("RuntimeError", ON_STOP)}
+    assert groups["ValueError", SET_UP].count == 1 + (processes if processes > 1 else 0)
+    assert groups["RuntimeError", ON_STOP].count == 2  # once per user, as each stops
+    assert 'raise ValueError("setup failed")' in groups["ValueError", SET_UP].traceback
+    # Locust's own exit code for it (plain Locust exits 2 too), which loadkit load exits with.
+    assert results.locust_exit_code == 2
+    assert code == 2, output
+    assert SET_UP in output and ON_STOP in output  # the summary's table of exceptions
+    gate = CliRunner().invoke(app, ["gate", str(out), "--config", str(REPO / "acceptance.toml")])
+    assert gate.exit_code == 1, gate.output
+    assert "✗ no exceptions in user code" in gate.output
+
+
+def test_an_exception_in_a_shapes_tick_is_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The shape's greenlet dies (Locust logs it and ends the shape run): before, the run was
+    # only "incomplete", with no word of why.
+    code, output, out = load("shape", tmp_path, monkeypatch)
+    results = read_load(out)
+    (group,) = results.exceptions
+    assert (group.type, group.where, group.count) == ("IndexError", TICK, 1)
+    assert group.traceback.rstrip().endswith("IndexError: tuple index out of range")
+    assert results.locust_exit_code == 2
+    assert code == 4 and not results.valid, output
+    assert f"IndexError at {TICK}" in output

@@ -162,6 +162,9 @@ def _headless_args(role: Headless) -> list[str]:
     args += ["--only-summary"]
     args += ["--loadkit-out", str(role.out), "--loadkit-status", str(role.status)]
     args += ["--loadkit-duration", f"{role.duration_s:g}", "--loadkit-run-id", role.run_id]
+    # Locust's exit code as Locust gives it (the locustfile's verdict), never the plugin's 4:
+    # loadkit judges validity from the results and records that code beside them.
+    args += ["--loadkit-keep-exit-code"]
     match role.workers:
         case LocalWorkers(count=count, port=port):
             args += ["--processes", str(count), "--master-bind-host", LOOPBACK]

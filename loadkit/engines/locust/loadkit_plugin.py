@@ -13,15 +13,17 @@ role (``roles.py``). What it does, in every role Locust has:
 
 - **local** (one process, headless or web UI): every request event goes, unrounded, into a
   ``LatencyRecorder``, seen before any listener of the locustfile's can skip it
-  (``plugin/first_look.py``); exceptions raised by user code (``user_error``) are counted by
-  type and where; when a test stops, the results file is written (one file per test in
-  the web UI, ``<loadkit-dir>/ui-<time>.json``).
+  (``plugin/first_look.py``); exceptions raised by user code (``user_error`` for tasks,
+  Locust's log for event listeners, greenlets and ``on_stop``: ``plugin/locust_log.py``) are
+  counted by type and where; when a test stops, the results file is written (one file per test
+  in the web UI, ``<loadkit-dir>/ui-<time>.json``).
 - **worker**: records the same way and ships a ``WorkerReport`` (``recorder.drain_share()`` and
   its live figures, as plain data) with each of Locust's reports to the master, under the
   ``loadkit`` key; when its users stop, it sends what is left in a
   ``loadkit_final`` message (before Locust's own ``client_stopped``, on the same ordered channel).
-- **master**: merges the shares exactly and writes the results once every worker's final share
-  has arrived (or, at the latest, when Locust quits; a missing share then makes the run invalid).
+- **master**: merges the shares exactly (exceptions included; a shape's ``tick()`` raises here)
+  and writes the results once every worker's final share has arrived (or, at the latest,
+  when Locust quits; a missing share then makes the run invalid).
 
 A test that is still running when Locust quits (Ctrl-C, SIGTERM) is stopped by the plugin, and its
 partial results are written marked aborted. Locust's ``cpu_warning`` (or a master's
@@ -56,6 +58,7 @@ from loadkit.engines.locust.plugin.locust_api import (
     Message,
     WorkerRunner,
 )
+from loadkit.engines.locust.plugin.locust_log import watch_locust_log
 from loadkit.engines.locust.plugin.options import PluginOptions
 from loadkit.engines.locust.plugin.recording import BATCH_SIZE, Recording
 from loadkit.engines.locust.plugin.roles import LocalTest, MasterTest, WorkerTest
@@ -64,6 +67,7 @@ from loadkit.engines.locust.plugin.user_code import format_traceback, type_name,
 from loadkit.engines.locust.plugin.worker_report import FINAL_MESSAGE, SHARE_KEY, WorkerReport
 from loadkit.measure.live_status import write_status
 from loadkit.measure.recorder import LatencyRecorder, RunClock
+from loadkit.measure.user_exceptions import ExceptionTally
 from loadkit.report.load_webui import install_web_tabs, web_tab_rows
 
 logger = logging.getLogger("loadkit")
@@ -119,6 +123,14 @@ def _add_arguments(parser: Any, **_kwargs: Any) -> None:
         include_in_web_ui=False,
     )
     group.add_argument(
+        "--loadkit-keep-exit-code",
+        action="store_true",
+        default=False,
+        help="Leave Locust's exit code as Locust gives it, also for an invalid run (`loadkit "
+        "load` judges the run itself); without it, an invalid run exits 4.",
+        include_in_web_ui=False,
+    )
+    group.add_argument(
         "--loadkit-launch",
         default=None,
         help="JSON object of what loadkit passed to Locust (its arguments after `--`, Locust's "
@@ -150,6 +162,7 @@ def plugin_options(options: Namespace | None) -> PluginOptions:
         num_users=option("num_users"),
         spawn_rate=option("spawn_rate"),
         locust_version=locust.__version__,
+        keep_exit_code=bool(option("loadkit_keep_exit_code")),
         launch=_launch_record(launch),
     )
 
@@ -197,6 +210,9 @@ class LoadkitPlugin:
         # Locust's (request type, name) -> our endpoint name: made once per endpoint, not per
         # request.
         self._endpoints: dict[tuple[str, str], str] = {}
+        self.early_exceptions = ExceptionTally()
+        """Raised by user code while no test was under way (a locustfile's test_start hook
+        runs before ours): counted in the next test that starts here."""
 
         ev = environment.events
         ev.test_start.add_listener(self.on_test_start)
@@ -209,6 +225,10 @@ class LoadkitPlugin:
         # Added after the runner was built, so with quitting's reverse order this runs before the
         # master's own quitting listener (which would stop the workers without waiting).
         ev.quitting.add_listener(self.on_quitting_first)
+        ev.quit.add_listener(self.on_quit)
+        # Exceptions of user code outside tasks (event listeners, greenlets such as a shape's
+        # tick(), on_stop): Locust only logs them (plugin/locust_log.py).
+        watch_locust_log(self.on_exception_logged)
         if self.master is not None:
             ev.worker_report.add_listener(self.on_worker_report)
             self.master.register_message(FINAL_MESSAGE, self.on_final_message)
@@ -252,6 +272,11 @@ class LoadkitPlugin:
             )
         else:
             test = LocalTest(environment=env, runner=self.runner, options=options, clock=clock)
+        if self.early_exceptions.total:
+            # Raised before this test's start reached us (its test_start hooks, a greenlet
+            # between two tests): this test's; a worker ships them with its first report.
+            test.exceptions = self.early_exceptions
+            self.early_exceptions = ExceptionTally()
         self.test = test
         self.recording = test.recording
         test.start()
@@ -379,6 +404,31 @@ class LoadkitPlugin:
             at=self.clock.now(),
             traceback=lambda: format_traceback(exception, tb),
         )
+
+    def on_exception_logged(self, exception: BaseException, tb: TracebackType | None) -> None:
+        """User code raised outside a task and Locust logged it: counted in the test under way,
+        else kept for the next one (``early_exceptions``)."""
+        test = self.test
+        under_way = test is not None and not test.finalized
+        tally = test.exceptions if test is not None and under_way else self.early_exceptions
+        tally.add(
+            type_name=type_name(exception),
+            where=where_raised(tb),
+            at=self.clock.now(),
+            traceback=lambda: format_traceback(exception, tb),
+        )
+
+    def on_quit(self, **_kwargs: Any) -> None:
+        """Locust is about to exit: say what user code raised that no test's results hold (a
+        locustfile's quitting listener, after the last results were written)."""
+        for group in self.early_exceptions.results(start=0.0):
+            logger.warning(
+                "loadkit: %s at %s (%d×) was raised after the test's results were written; "
+                "it is not in them",
+                group.type,
+                group.where,
+                group.count,
+            )
 
     def current_recorder(self) -> LatencyRecorder | None:
         """The recorder of the test under way, up to date (None before the first test)."""

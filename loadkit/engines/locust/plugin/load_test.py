@@ -268,9 +268,11 @@ class LoadTest(Generic[RunnerT]):
             # runner.stop() alone leaves a headless Locust running until its --run-time: the
             # test is over and its results are out, so end Locust as loadkit's timer would.
             gevent.spawn(self._quit_locust)
-        if any(reason.code != "aborted" for reason in results.invalid_reasons):
+        invalid = any(reason.code != "aborted" for reason in results.invalid_reasons)
+        if invalid and not self.options.keep_exit_code:
             # A run nobody should gate on must not look like a pass to plain-Locust CI either
-            # (an interrupted one keeps the exit code of its interruption).
+            # (an interrupted one keeps the exit code of its interruption). `loadkit load`
+            # judges validity itself and wants Locust's own verdict instead.
             self.environment.process_exit_code = 4
         logger.info(
             "loadkit: %d requests, %d errors; results written to %s%s",

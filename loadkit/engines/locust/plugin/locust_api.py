@@ -30,6 +30,7 @@ class Events(Protocol):
     reset_stats: EventHook
     spawning_complete: EventHook
     quitting: EventHook
+    quit: EventHook
     request: EventHook
     user_error: EventHook
     report_to_master: EventHook

@@ -27,5 +27,9 @@ class PluginOptions:
     num_users: int | None
     spawn_rate: float | None
     locust_version: str
+    keep_exit_code: bool = False
+    """Leave Locust's exit code as Locust gives it, also for an invalid run (``loadkit load``
+    judges validity from the results and records Locust's code there); else an invalid run's
+    Locust exits 4, so that plain-Locust CI does not take it for a pass."""
     launch: dict[str, Any] = field(default_factory=dict)
     """What loadkit passed to Locust (``locust_args``, ``locust_config``), for the results."""

@@ -56,15 +56,22 @@ def is_user_file(filename: str) -> bool:
     return not path.startswith(NOT_USER_FOLDERS)
 
 
-def where_raised(tb: TracebackType | None, user_instance: object = None) -> str:
-    """``file.py:LINE in function`` of the innermost user frame of ``tb``; without one, the
-    class of ``user_instance`` (the User or TaskSet that ran it) where it is defined."""
+def innermost_user_frame(tb: TracebackType | None) -> tuple[str, int, str] | None:
+    """(file, line, function) of the innermost frame of ``tb`` in user code; None when none is
+    (Locust's, gevent's or loadkit's own failure)."""
     found = None
     while tb is not None:
         code = tb.tb_frame.f_code
         if is_user_file(code.co_filename):
             found = (code.co_filename, tb.tb_lineno, code.co_name)
         tb = tb.tb_next
+    return found
+
+
+def where_raised(tb: TracebackType | None, user_instance: object = None) -> str:
+    """``file.py:LINE in function`` of the innermost user frame of ``tb``; without one, the
+    class of ``user_instance`` (the User or TaskSet that ran it) where it is defined."""
+    found = innermost_user_frame(tb)
     if found is not None:
         filename, line, function = found
         return f"{os.path.basename(filename)}:{line} in {function}"
