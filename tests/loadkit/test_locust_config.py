@@ -67,7 +67,6 @@ def test_a_pyproject_without_a_locust_section_gives_locust_nothing(tmp_path: Pat
     [
         ("locust.conf", "tags = a\nrun-time = 5s\n", "locust.conf: key 'run-time' (--run-time)"),
         ("locust.conf", "--users=3\n", "locust.conf: key '--users' (--users)"),
-        ("locust.conf", "run = 5s\n", "key 'run' (--run-time)"),  # argparse abbreviation
         ("locust.conf", "headless\n", "key 'headless' (--headless)"),
         ("pyproject.toml", "[tool.locust]\njson-file = 'x'\n", "pyproject.toml: key 'json-file'"),
         ("pyproject.toml", "[tool.locust]\nprocesses = 4\n", "key 'processes' (--processes)"),

@@ -182,6 +182,13 @@ def test_locust_args_and_config_reach_locust_and_a_slow_hook_does_not_eat_the_ru
     [
         (["--tagz", "x"], "error: unrecognized arguments: --tagz Did you mean '--tags'?"),
         (["NoSuchUser"], "Unknown User(s): NoSuchUser"),
+        # An abbreviation Locust's parser takes for an option loadkit sets: the plugin finds it
+        # in what Locust parsed (before: refused by name, a locustfile's own --user included).
+        (
+            ["--run", "5s"],
+            "loadkit: error: `--run` after `--` sets Locust's --run-time, which would change "
+            "the run loadkit measures: loadkit sets it itself; use --duration",
+        ),
     ],
 )
 def test_an_argument_locust_refuses_is_exit_2_with_locusts_line(
