@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from loadkit.defaults import LOOPBACK
-from loadkit.engines.locust.locust_config import LocustConfig
-from loadkit.engines.locust.passthrough import DESTS, refusal
+from loadkit.engines.locust.locust_config import Command, LocustConfig
+from loadkit.engines.locust.passthrough import DESTS, PLUGIN_PREFIX, SHORT, refusal
 
 PLUGIN_PATH = Path(__file__).with_name("loadkit_plugin.py")
 
@@ -158,6 +158,47 @@ class LocustLaunch:
             "expect": self.expected_options(),
         }
         return json.dumps(record, separators=(",", ":"))
+
+
+def _role_args(role: Headless | WebUI | Worker) -> list[str]:
+    match role:
+        case Headless():
+            return _headless_args(role)
+        case WebUI():
+            return _web_ui_args(role)
+        case Worker():
+            return _worker_args(role)
+
+
+# Only the option names of these matter: every variant of a command's command line.
+_SAMPLE_USERS = Users(host="http://h", count=1, spawn_rate=1.0, scenario_label="s")
+_SAMPLE_HEADLESS = Headless(
+    users=_SAMPLE_USERS, duration_s=1.0, out=Path("o"), status=Path("s"), run_id="r"
+)
+_SAMPLES: dict[Command, tuple[Headless | WebUI | Worker, ...]] = {
+    "load": (
+        _SAMPLE_HEADLESS,
+        replace(_SAMPLE_HEADLESS, workers=LocalWorkers(count=2, port=1)),
+        replace(_SAMPLE_HEADLESS, workers=RemoteWorkers(expect=1, bind_host="h", bind_port=1)),
+    ),
+    "ui": (WebUI(users=_SAMPLE_USERS, port=1, results_dir=Path("d")),),
+    "worker": (
+        Worker(master_host="h", master_port=1),
+        Worker(master_host="h", master_port=1, processes=2),
+    ),
+}
+
+
+def options_loadkit_sets(command: Command) -> frozenset[str]:
+    """Locust's long options on every command line loadkit writes for ``command`` (``-f`` as
+    ``--locustfile``; loadkit's own ``--loadkit-*`` left out): Locust's command line wins over
+    its configuration files and variables, so a key or variable for one of these is overridden."""
+    common: set[str] | None = None
+    for role in _SAMPLES[command]:
+        names = {SHORT.get(arg, arg) for arg in ["-f", *_role_args(role)] if arg.startswith("-")}
+        names = {name for name in names if name.startswith("--")}
+        common = names if common is None else common & names
+    return frozenset(name for name in common or () if not name.startswith(PLUGIN_PREFIX))
 
 
 _OUTPUTS_UNSET: dict[str, object] = {
