@@ -2,7 +2,8 @@
 
 Resolves the target and the scenario, checks what can be checked before a run (target
 reachable, results path writable, UI port free, Locust's own configuration files and variables
-read and none of them one that loadkit refuses), describes the run as a ``LocustLaunch`` and
+read, those loadkit's command line overrides said so, and none of them one that loadkit
+refuses), describes the run as a ``LocustLaunch`` and
 runs it in a process of its own (``loadkit.engines.locust``; Locust is never imported here),
 then reads back the results file the plugin wrote, marking it aborted when the run was
 interrupted.
@@ -36,8 +37,10 @@ from loadkit.engines.locust.launch import (
     Users,
     WebUI,
     Worker,
+    options_loadkit_sets,
 )
 from loadkit.engines.locust.locust_config import (
+    Command,
     LocustConfig,
     check_locust_config,
     read_locust_config,
@@ -105,12 +108,13 @@ class Target:
         return parsed.hostname, parsed.port
 
 
-def locust_config_for_run(announce: Announce | None = None) -> LocustConfig:
-    """Locust's own configuration that the Locust started here will read (files in the current
-    folder and home, ``LOCUST_*`` variables), said on stderr (or to ``announce``) when there is
-    any; a ConfigError naming the file and key (or variable) that loadkit refuses."""
+def locust_config_for_run(command: Command, announce: Announce | None = None) -> LocustConfig:
+    """Locust's own configuration that the Locust started here for ``command`` will read (files
+    in the current folder and home, ``LOCUST_*`` variables), with what loadkit's command line
+    overrides of it, said on stderr (or to ``announce``) when there is any; a ConfigError naming
+    the file and key (or variable) that loadkit refuses."""
     config = read_locust_config(cwd=Path.cwd(), environ=os.environ)
-    check_locust_config(config)
+    config = check_locust_config(config, command=command, overridden=options_loadkit_sets(command))
     if not config.empty:
         (announce or _to_stderr)(config.notice())
     return config
@@ -176,8 +180,9 @@ def run_load(
     > 1 runs Locust's master and that many workers on this machine; ``master`` waits for
     ``expect_workers`` workers from elsewhere (``loadkit load --worker --master-host ...``).
     ``locust_args`` are passed on to Locust as they are (the CLI refuses those loadkit sets
-    itself: ``passthrough.check_locust_args``); Locust's own configuration files and variables
-    are read, said (to ``announce``, else stderr) and refused as ``locust_config_for_run`` does.
+    itself: ``passthrough.check_locust_args``; the plugin what Locust parsed otherwise); Locust's
+    own configuration files and variables are read, said (to ``announce``, else stderr) and
+    refused as ``locust_config_for_run`` does.
     Progress goes to ``progress``, else to stderr unless ``quiet``.
 
     Raises TargetUnreachableError before the run; ConfigError for a bad profile or a scenario
@@ -198,7 +203,7 @@ def run_load(
     scenario = resolve_scenario(profile.scenario)
     parsed = Target.parse(target)
     _check_writable(out)
-    locust_config = locust_config_for_run(announce)
+    locust_config = locust_config_for_run("load", announce)
     run_id = uuid.uuid4().hex
     try:
         run, results = _run_headless(
@@ -407,7 +412,7 @@ def run_ui(
     parsed = Target.parse(target)
     _check_port_free(web_port)
     check_reachable(parsed)
-    locust_config = locust_config_for_run(announce)
+    locust_config = locust_config_for_run("ui", announce)
     users = Users(
         host=_locust_host(parsed, path),
         count=concurrency,
@@ -449,7 +454,7 @@ def run_worker(
     its arguments.
     """
     path = resolve_scenario(scenario)
-    locust_config = locust_config_for_run(announce)
+    locust_config = locust_config_for_run("worker", announce)
     launch = LocustLaunch(
         scenario=path,
         role=Worker(master_host=master_host, master_port=master_port, processes=processes),

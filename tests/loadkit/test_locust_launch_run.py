@@ -1,6 +1,7 @@
 """How loadkit starts Locust, end to end: the target's path kept as plain Locust keeps it, the
-arguments after `--` and Locust's own configuration honoured and recorded, a slow test_start hook
-not charged to the run, and Locust's refusal of an argument reported as a usage error.
+arguments after `--` and Locust's own configuration honoured and recorded (what loadkit's command
+line overrides said so), a slow test_start hook not charged to the run, and Locust's refusal of
+an argument (or the plugin's, of an option Locust parsed otherwise) reported as a usage error.
 
 Each test runs Locust for a couple of seconds against a loopback server that records the paths
 it was asked for.
@@ -45,7 +46,8 @@ class Fast(FastHttpUser):
         self.client.get("fast")
 """
 
-# A locustfile argument, tags, and a test_start hook slower than a second.
+# Locustfile arguments (one named --user: Locust's parser takes that exact name over its own
+# --users), tags, and a test_start hook slower than a second.
 HOOKED_LOCUSTFILE = """
 import time
 
@@ -54,6 +56,7 @@ from locust import HttpUser, constant, events, tag, task
 @events.init_command_line_parser.add_listener
 def _arguments(parser, **_kwargs):
     parser.add_argument("--greeting", default="none")
+    parser.add_argument("--user", default="alice")
 
 @events.test_start.add_listener
 def _slow_setup(environment, **_kwargs):
@@ -65,7 +68,8 @@ class Greeter(HttpUser):
     @tag("hello")
     @task
     def hello(self):
-        self.client.get("/hello/" + self.environment.parsed_options.greeting)
+        options = self.environment.parsed_options
+        self.client.get(f"/hello/{options.greeting}?u={options.user}")
 
     @tag("other")
     @task
@@ -152,25 +156,37 @@ def test_locust_args_and_config_reach_locust_and_a_slow_hook_does_not_eat_the_ru
     tmp_path: Path,
 ) -> None:
     (tmp_path / "hooked.py").write_text(HOOKED_LOCUSTFILE)
-    (tmp_path / "locust.conf").write_text("greeting = from-conf\n")
+    # A team's locust.conf: the keys loadkit's command line overrides, tags, a locustfile's
+    # argument. Before: locustfile/host/users/spawn-rate were refused (exit 2), and `--user`
+    # after `--` was refused as an abbreviation of --users.
+    (tmp_path / "locust.conf").write_text(
+        "locustfile = elsewhere.py\nhost = http://127.0.0.1:1\nusers = 40\nspawn-rate = 0.5\n"
+        "tags = [hello]\ngreeting = from-conf\n"
+    )
     with path_server() as server:
         loaded = loadkit_load(
             tmp_path,
             *("--host", server.url, "--scenario", "hooked.py", "--duration", "2"),
-            *("--concurrency", "2", "--", "--tags", "hello"),
+            *("--concurrency", "2", "--", "--user", "bob"),
         )
         assert loaded.returncode == 0, loaded.stderr
         paths = server.paths
-    # Only the tagged task ran, with the locustfile's argument from locust.conf.
-    assert paths == {"/hello/from-conf"}
-    assert "Locust's own configuration is read too: locust.conf (greeting)" in loaded.stderr
+    # Only the tagged task ran, with the locustfile's arguments from locust.conf and `--`.
+    assert paths == {"/hello/from-conf?u=bob"}
+    keys = ["locustfile", "host", "users", "spawn-rate", "tags", "greeting"]
+    overridden = ["locustfile", "host", "users", "spawn-rate"]
+    assert (
+        f"Locust's own configuration is read too: locust.conf ({', '.join(keys)}); "
+        f"overridden by loadkit: {', '.join(overridden)}"
+    ) in loaded.stderr
     results = read_results(tmp_path / "load.json")
     assert isinstance(results, LoadResults)
-    assert results.config["locust_args"] == ["--tags", "hello"]
+    assert results.config["locust_args"] == ["--user", "bob"]
     assert results.config["locust_config"] == {
-        "files": [{"path": "locust.conf", "keys": ["greeting"]}],
+        "files": [{"path": "locust.conf", "keys": keys, "overridden": overridden}],
         "env": [],
     }
+    assert results.config["concurrency"] == 2
     # The 3 s hook ran before the plugin's clock started: a complete, valid 2 s run.
     assert results.valid and results.invalid_reasons == []
     assert 1.9 <= results.duration_s < 2.9
@@ -178,20 +194,32 @@ def test_locust_args_and_config_reach_locust_and_a_slow_hook_does_not_eat_the_ru
 
 
 @pytest.mark.parametrize(
-    ("args", "line"),
+    ("args", "conf", "line"),
     [
-        (["--tagz", "x"], "error: unrecognized arguments: --tagz Did you mean '--tags'?"),
-        (["NoSuchUser"], "Unknown User(s): NoSuchUser"),
+        (["--tagz", "x"], "", "error: unrecognized arguments: --tagz Did you mean '--tags'?"),
+        (["NoSuchUser"], "", "Unknown User(s): NoSuchUser"),
+        # Abbreviations Locust's parser takes for an option loadkit sets: the plugin finds them
+        # in what Locust parsed (before: refused by name, a locustfile's own --user included).
+        (
+            ["--run", "5s"],
+            "",
+            "loadkit: error: `--run` after `--` sets Locust's --run-time, which would change "
+            "the run loadkit measures: loadkit sets it itself; use --duration",
+        ),
+        ([], "run = 5s\n", "loadkit: error: locust.conf: key 'run' sets Locust's --run-time"),
     ],
 )
 def test_an_argument_locust_refuses_is_exit_2_with_locusts_line(
-    tmp_path: Path, args: list[str], line: str
+    tmp_path: Path, args: list[str], conf: str, line: str
 ) -> None:
     # Before: "the load generator (Locust) exited with code 2 ..." and exit 4, a crash.
     (tmp_path / "paths.py").write_text(PATHS_LOCUSTFILE)
+    if conf:
+        (tmp_path / "locust.conf").write_text(conf)
     with path_server() as server:
         scenario = ("--scenario", "paths.py", "--duration", "2")
         loaded = loadkit_load(tmp_path, "--host", server.url, *scenario, "--", *args)
+        assert not server.paths  # refused before any request
     assert loaded.returncode == 2, loaded.stderr
     last = loaded.stderr.strip().splitlines()[-1]
     assert last.startswith("error: Locust refused its arguments (those after `--`, or its ")

@@ -10,18 +10,22 @@ that it shuts down by itself should we be killed outright. A headless run gets n
 the plugin stops the test ``duration`` after it started (after the locustfile's ``test_start``
 hooks, however long they take), and ``process.run_locust``'s time bound is the backstop.
 What the user passed after ``--`` comes last, and is recorded with the Locust configuration
-read (``--loadkit-launch``) in the results.
+read (``--loadkit-launch``) in the results. The same record tells the plugin what Locust's
+parsed options must be for the run loadkit measures (``expected_options``): an abbreviation
+after ``--`` or a configuration key that changed one is refused there, before the test starts
+(``plugin/launch_check.py``).
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from loadkit.defaults import LOOPBACK
-from loadkit.engines.locust.locust_config import LocustConfig
+from loadkit.engines.locust.locust_config import Command, LocustConfig
+from loadkit.engines.locust.passthrough import DESTS, PLUGIN_PREFIX, SHORT, refusal
 
 PLUGIN_PATH = Path(__file__).with_name("loadkit_plugin.py")
 
@@ -129,21 +133,126 @@ class LocustLaunch:
         match self.role:
             case Headless():
                 command += _headless_args(self.role)
-                command += ["--loadkit-launch", self._launch_record()]
             case WebUI():
                 command += _web_ui_args(self.role)
-                command += ["--loadkit-launch", self._launch_record()]
             case Worker():
                 command += _worker_args(self.role)
+        command += ["--loadkit-launch", self._launch_record()]
         return command + list(self.locust_args)
 
+    def expected_options(self) -> dict[str, object]:
+        """Locust's parsed options (``dest`` → value) that the run loadkit measures needs, as
+        its command line sets them (``plugin/launch_check.py`` compares). An option the caller
+        passed itself, as it is spelled, in ``locust_args`` is left to the caller (the CLI
+        refuses those; a library caller may want Locust's ``--json-file`` beside loadkit's)."""
+        expected = _expected_options(self.role)
+        given = {found.option for arg in self.locust_args if (found := refusal(arg)) is not None}
+        return {dest: value for dest, value in expected.items() if DESTS[dest] not in given}
+
     def _launch_record(self) -> str:
-        """What the results' config records of this launch (the master writes them)."""
+        """What the results' config records of this launch (the master writes them), and what
+        the plugin checks Locust's parsed options against (``expect``)."""
         record = {
             "locust_args": list(self.locust_args),
             "locust_config": self.locust_config.to_results(),
+            "expect": self.expected_options(),
         }
         return json.dumps(record, separators=(",", ":"))
+
+
+def _role_args(role: Headless | WebUI | Worker) -> list[str]:
+    match role:
+        case Headless():
+            return _headless_args(role)
+        case WebUI():
+            return _web_ui_args(role)
+        case Worker():
+            return _worker_args(role)
+
+
+# Only the option names of these matter: every variant of a command's command line.
+_SAMPLE_USERS = Users(host="http://h", count=1, spawn_rate=1.0, scenario_label="s")
+_SAMPLE_HEADLESS = Headless(
+    users=_SAMPLE_USERS, duration_s=1.0, out=Path("o"), status=Path("s"), run_id="r"
+)
+_SAMPLES: dict[Command, tuple[Headless | WebUI | Worker, ...]] = {
+    "load": (
+        _SAMPLE_HEADLESS,
+        replace(_SAMPLE_HEADLESS, workers=LocalWorkers(count=2, port=1)),
+        replace(_SAMPLE_HEADLESS, workers=RemoteWorkers(expect=1, bind_host="h", bind_port=1)),
+    ),
+    "ui": (WebUI(users=_SAMPLE_USERS, port=1, results_dir=Path("d")),),
+    "worker": (
+        Worker(master_host="h", master_port=1),
+        Worker(master_host="h", master_port=1, processes=2),
+    ),
+}
+
+
+def options_loadkit_sets(command: Command) -> frozenset[str]:
+    """Locust's long options on every command line loadkit writes for ``command`` (``-f`` as
+    ``--locustfile``; loadkit's own ``--loadkit-*`` left out): Locust's command line wins over
+    its configuration files and variables, so a key or variable for one of these is overridden."""
+    common: set[str] | None = None
+    for role in _SAMPLES[command]:
+        names = {SHORT.get(arg, arg) for arg in ["-f", *_role_args(role)] if arg.startswith("-")}
+        names = {name for name in names if name.startswith("--")}
+        common = names if common is None else common & names
+    return frozenset(name for name in common or () if not name.startswith(PLUGIN_PREFIX))
+
+
+_OUTPUTS_UNSET: dict[str, object] = {
+    # Locust's own outputs and its stats reset: never part of a run loadkit measures.
+    "reset_stats": False,
+    "json": False,
+    "json_file": None,
+    "csv_prefix": None,
+    "stats_history_enabled": False,
+    "html_file": None,
+    # Without --autostart, Locust exits 1 at once; with it, the web UI quits by itself.
+    "autoquit": -1,
+}
+
+
+def _users_expected(users: Users) -> dict[str, object]:
+    return {
+        "host": users.host,
+        "num_users": users.count,
+        # As Locust parses what _users_args writes.
+        "spawn_rate": float(f"{users.spawn_rate:g}"),
+        "exit_code_on_error": 0,
+    }
+
+
+def _expected_options(role: Headless | WebUI | Worker) -> dict[str, object]:
+    expected = dict(_OUTPUTS_UNSET)
+    match role:
+        case Headless(users=users, workers=workers):
+            expected |= _users_expected(users)
+            expected |= {"headless": True, "run_time": None, "worker": False}
+            match workers:
+                case LocalWorkers(count=count, port=port):
+                    # As Locust's main leaves them in the parent once it forked its workers.
+                    expected |= {"processes": count, "master": True, "expect_workers": count}
+                    expected |= {"master_bind_host": LOOPBACK, "master_bind_port": port}
+                    expected |= {"master_host": LOOPBACK, "master_port": port}
+                case RemoteWorkers(expect=expect, bind_host=bind_host, bind_port=bind_port):
+                    expected |= {"processes": None, "master": True, "expect_workers": expect}
+                    expected |= {"master_bind_host": bind_host, "master_bind_port": bind_port}
+                    expected |= {"expect_workers_max_wait": 0}
+                case None:
+                    expected |= {"processes": None, "master": False}
+        case WebUI(users=users, port=port):
+            expected |= _users_expected(users)
+            expected |= {"headless": False, "autostart": False, "run_time": None}
+            expected |= {"web_host": LOOPBACK, "web_port": port}
+            expected |= {"processes": None, "master": False, "worker": False}
+        case Worker(master_host=master_host, master_port=master_port, processes=processes):
+            # --processes only when more than one (_worker_args).
+            expected |= {"worker": True, "master": False}
+            expected["processes"] = processes if processes > 1 else None
+            expected |= {"master_host": master_host, "master_port": master_port}
+    return expected
 
 
 def _users_args(users: Users) -> list[str]:

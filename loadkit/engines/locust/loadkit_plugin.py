@@ -51,6 +51,7 @@ from locust import runners as locust_runners
 from loadkit.defaults import DEFAULT_LOAD_OUT as DEFAULT_OUT
 from loadkit.defaults import DEFAULT_UI_DIR
 from loadkit.engines.locust.plugin.first_look import look_first
+from loadkit.engines.locust.plugin.launch_check import check_launch
 from loadkit.engines.locust.plugin.load_test import LoadTest, starting_status
 from loadkit.engines.locust.plugin.locust_api import (
     Environment,
@@ -485,6 +486,7 @@ _plugin: LoadkitPlugin | None = None
 
 def _on_init(environment: Any, web_ui: Any = None, **_kwargs: Any) -> None:
     global _plugin
+    check_launch(environment.parsed_options)  # exits 2 when Locust's options desync the run
     _plugin = plugin = LoadkitPlugin(environment)
     if web_ui is not None:
         install_web_tabs(web_ui, lambda: web_tab_rows(plugin.current_recorder()))

@@ -3,10 +3,15 @@
 Locust reads ``~/.locust.conf``, ``./locust.conf`` and ``./pyproject.toml [tool.locust]`` (its
 ``DEFAULT_CONFIG_FILES``; the later file wins a key) and ``LOCUST_*`` environment variables
 (which win over the files; the command line wins over both). A team's tags, locustfile
-arguments and user classes kept there go on working under loadkit, but loadkit reads the same
-files first (with the same parsers: configargparse's for ``.conf``, ``tomllib`` as Locust's
-``LocustTomlConfigParser`` does), says which it read, records them in the results, and refuses
-a key or variable that would change the run loadkit measures (``passthrough.REFUSED``).
+arguments and user classes kept there go on working under loadkit, and so does a typical
+``locust.conf`` naming the locustfile, host, users and spawn rate: loadkit puts those on Locust's
+command line, which wins, so they are said as "overridden by loadkit" and recorded, not
+refused. loadkit reads the same files first (with the same parsers: configargparse's for
+``.conf``, ``tomllib`` as Locust's ``LocustTomlConfigParser`` does), says which it read, records
+them in the results, and refuses a key or variable that would change the run loadkit measures
+and that its command line does not override (``run-time``, ``json-file``, ``reset-stats``, …).
+What this reading cannot see (an abbreviated key such as ``run = 5s``, which Locust's parser
+takes for ``--run-time``) the plugin finds in Locust's parsed options (``plugin/launch_check.py``).
 
 configargparse comes with Locust and imports neither Locust nor gevent.
 """
@@ -17,7 +22,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from loadkit.engines.locust.passthrough import refusal
 from loadkit.exceptions import ConfigError
@@ -77,6 +82,26 @@ ENV_OPTIONS: dict[str, str] = {
 
 ENV_PREFIX = "LOCUST_"
 
+Command = Literal["load", "ui", "worker"]
+"""How loadkit starts Locust: a headless run (``loadkit load``), the web UI, or workers."""
+
+UNUSED: dict[Command, frozenset[str]] = {
+    # No web UI is started; --autostart is implied by --headless.
+    "load": frozenset({"--web-host", "--web-port", "--autostart"}),
+    # Without --headless, --headful changes nothing; --only-summary only quiets the console.
+    "ui": frozenset({"--headful", "--only-summary"}),
+    # A worker takes the host, users, spawn rate, run time and tags from its master with each
+    # spawn, starts no web UI and waits for no workers.
+    "worker": frozenset(
+        {
+            *("--host", "--users", "--spawn-rate", "--run-time", "--headless", "--headful"),
+            *("--autostart", "--web-host", "--web-port", "--only-summary", "--expect-workers"),
+            *("--expect-workers-max-wait", "--master-bind-host", "--master-bind-port"),
+        }
+    ),
+}
+"""Refused options that Locust does not use in a command's role: harmless in a config file."""
+
 
 @dataclass(frozen=True)
 class ConfigFile:
@@ -85,6 +110,8 @@ class ConfigFile:
     path: str
     """As Locust names it (``locust.conf``, ``~/.locust.conf``, ``pyproject.toml``)."""
     keys: tuple[str, ...]
+    overridden: tuple[str, ...] = ()
+    """The keys loadkit's command line overrides (Locust never uses their values)."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +121,8 @@ class LocustConfig:
     files: tuple[ConfigFile, ...] = ()
     env: tuple[str, ...] = ()
     """Names of the ``LOCUST_*`` variables set (never their values: they may hold secrets)."""
+    env_overridden: tuple[str, ...] = ()
+    """The variables loadkit's command line overrides."""
 
     @property
     def empty(self) -> bool:
@@ -102,17 +131,29 @@ class LocustConfig:
 
     def to_results(self) -> dict[str, Any]:
         """For the results' config (``locust_config``, docs/results.md)."""
-        return {
-            "files": [{"path": file.path, "keys": list(file.keys)} for file in self.files],
-            "env": list(self.env),
-        }
+        files = []
+        for file in self.files:
+            entry: dict[str, Any] = {"path": file.path, "keys": list(file.keys)}
+            if file.overridden:
+                entry["overridden"] = list(file.overridden)
+            files.append(entry)
+        record: dict[str, Any] = {"files": files, "env": list(self.env)}
+        if self.env_overridden:
+            record["env_overridden"] = list(self.env_overridden)
+        return record
 
     def notice(self) -> str:
-        """One line saying what Locust will read besides loadkit's command line."""
+        """One line saying what Locust will read besides loadkit's command line, and what of
+        it loadkit's command line overrides."""
         parts = [f"{file.path} ({', '.join(file.keys) or 'no keys'})" for file in self.files]
         if self.env:
             parts.append("environment " + ", ".join(self.env))
-        return "Locust's own configuration is read too: " + "; ".join(parts)
+        line = "Locust's own configuration is read too: " + "; ".join(parts)
+        overridden = [key for file in self.files for key in file.overridden]
+        overridden += self.env_overridden
+        if overridden:
+            line += "; overridden by loadkit: " + ", ".join(dict.fromkeys(overridden))
+        return line
 
 
 def read_locust_config(
@@ -164,23 +205,41 @@ def _keys(path: Path, name: str) -> tuple[str, ...] | None:
     return tuple(str(key) for key in items)
 
 
-def check_locust_config(config: LocustConfig) -> None:
-    """A ConfigError naming the file and key (or the variable) of the first setting that
-    loadkit refuses, and what to use instead."""
+def check_locust_config(
+    config: LocustConfig, *, command: Command, overridden: frozenset[str]
+) -> LocustConfig:
+    """``config`` with the keys and variables that loadkit's command line ``overridden`` (its
+    long options, ``launch.options_loadkit_sets``) takes over marked as such; a ConfigError
+    naming the file and key (or the variable) of the first setting that would change the run
+    loadkit measures, and what to use instead."""
+    files = []
     for file in config.files:
+        taken = []
         for key in file.keys:
             # configargparse turns each key into `--key=value` on Locust's command line.
-            found = refusal(key if key.startswith("--") else f"--{key}")
-            if found is not None:
+            option = key if key.startswith("--") else f"--{key}"
+            if option in overridden:
+                taken.append(key)
+                continue
+            found = refusal(option)
+            if found is not None and found.option not in UNUSED[command]:
                 raise ConfigError(
                     f"{file.path}: key {key!r} ({found.option}) would change the run loadkit "
                     f"measures: {found.advice}, and remove the key (or run from another folder)"
                 )
+        files.append(ConfigFile(path=file.path, keys=file.keys, overridden=tuple(taken)))
+    env_taken = []
     for name in config.env:
-        option = ENV_OPTIONS.get(name)
-        found = refusal(option) if option is not None and option.startswith("--") else None
-        if found is not None:
+        sets = ENV_OPTIONS.get(name)
+        if sets is None or not sets.startswith("--"):
+            continue
+        if sets in overridden:
+            env_taken.append(name)
+            continue
+        found = refusal(sets)
+        if found is not None and found.option not in UNUSED[command]:
             raise ConfigError(
                 f"environment variable {name} ({found.option}) would change the run loadkit "
                 f"measures: {found.advice}, and unset {name}"
             )
+    return LocustConfig(files=tuple(files), env=config.env, env_overridden=tuple(env_taken))

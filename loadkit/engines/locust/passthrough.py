@@ -3,11 +3,20 @@
 ``loadkit load … -- <Locust args>`` hands everything after ``--`` to Locust (a locustfile's own
 arguments, ``--tags``, user class names, ``--loglevel``, …), and Locust's configuration files and
 ``LOCUST_*`` variables reach it too (``locust_config``). An option that loadkit sets itself, or
-that would make Locust's run differ from the one loadkit measures, is refused in every spelling
-argparse accepts: ``--run-time 5s``, ``--run-time=5s``, ``-t 5s``, ``-t5s`` and abbreviations
-such as ``--run 5s`` (Locust's parser allows them). Anything else is Locust's to judge; when
-Locust rejects it (its argparse exits 2 with ``locust: error: …``), ``locust_usage_error`` finds
-that line in its output.
+that would make Locust's run differ from the one loadkit measures, is refused here as it is
+spelled: ``--run-time 5s``, ``--run-time=5s``, ``-t 5s``, ``-t5s``.
+
+An abbreviation (``--run 5s``) is not refused here: argparse takes it for ``--run-time`` only
+when the locustfile adds no option of that exact name (a locustfile's own ``--user`` wins over
+Locust's ``--users``), which only Locust's parser knows. The plugin compares Locust's parsed
+options with what loadkit passed before the test starts (``plugin/launch_check.py``) and stops
+Locust there, exit 2 naming the option and what to use instead. Abbreviations of the options
+Locust acts on before that check (``ACTS_BEFORE_THE_PLUGIN``: those that print and exit,
+``--config``, ``--processes``, ``--worker``, ``--master*``: ``--lis``, ``--proc``) are refused
+here still.
+
+Anything else is Locust's to judge; when Locust (or the plugin) rejects it, with argparse's
+``<prog>: error: …`` and exit 2, ``locust_usage_error`` finds that line in its output.
 
 The option names are Locust 2.47's (``locust/argument_parser.py``).
 """
@@ -24,7 +33,6 @@ _OUTPUT = "--out (loadkit's results file)"
 _HEADLESS = "`loadkit load` (headless) or `loadkit ui` (the web UI)"
 _PRINTS = "it prints and exits without a run; run `locust -f <scenario> {flag}` for that"
 _MASTER = "`loadkit load --master` (--expect-workers, --master-bind-host, --master-port)"
-_SPELL_OUT = "it abbreviates several of Locust's options; spell out the one meant"
 
 REFUSED: dict[str, str] = {
     "--locustfile": "--scenario",
@@ -93,6 +101,47 @@ LOCUST_OPTIONS = frozenset(
 )
 """Every long option of Locust 2.47: an exact one is never taken for an abbreviation."""
 
+ACTS_BEFORE_THE_PLUGIN = frozenset(
+    {
+        *(option for option, instead in REFUSED.items() if instead == _PRINTS),
+        *("--processes", "--worker", "--master", "--master-bind-host", "--master-bind-port"),
+        *("--master-host", "--master-port", "--autoquit", "--config"),
+    }
+)
+"""Options Locust acts on before the plugin can check its parsed options: it prints and exits
+(``--autoquit`` without ``--autostart`` too), reads another configuration file, forks its
+workers, listens for workers or connects to a master."""
+
+DESTS: dict[str, str] = {
+    "host": "--host",
+    "num_users": "--users",
+    "spawn_rate": "--spawn-rate",
+    "run_time": "--run-time",
+    "headless": "--headless",
+    "autostart": "--autostart",
+    "autoquit": "--autoquit",
+    "web_host": "--web-host",
+    "web_port": "--web-port",
+    "reset_stats": "--reset-stats",
+    "json": "--json",
+    "json_file": "--json-file",
+    "csv_prefix": "--csv",
+    "stats_history_enabled": "--csv-full-history",
+    "html_file": "--html",
+    "only_summary": "--only-summary",
+    "exit_code_on_error": "--exit-code-on-error",
+    "processes": "--processes",
+    "master": "--master",
+    "master_bind_host": "--master-bind-host",
+    "master_bind_port": "--master-bind-port",
+    "master_host": "--master-host",
+    "master_port": "--master-port",
+    "expect_workers": "--expect-workers",
+    "expect_workers_max_wait": "--expect-workers-max-wait",
+    "worker": "--worker",
+}
+"""Locust's parsed option (its ``dest``) → the refused option that sets it."""
+
 _LONG = re.compile(r"--[^=]+")
 _ARGPARSE_ERROR = re.compile(r"[\w.-]+: error: ")
 """argparse's ``<prog>: error: …`` (``locust``, or ``__main__.py`` under ``python -m locust``)."""
@@ -119,7 +168,7 @@ class Refusal:
     @property
     def advice(self) -> str:
         """What to do instead, in a few words."""
-        if self.instead in (_PRINTS, _SPELL_OUT):
+        if self.instead == _PRINTS:
             return self.instead.format(flag=self.option)
         if self.option == PLUGIN_OPTIONS:
             return "loadkit sets it itself"
@@ -134,7 +183,7 @@ def refusal(token: str) -> Refusal | None:
         if match is None:
             return None
         name = match.group(0)
-        return _long_refusal(token, name)
+        return _long_refusal(name)
     if token.startswith("-") and len(token) >= 2:
         # A short option, its value possibly glued (-t5s, -u10): the letter decides. Locust's
         # only short options that take no value (-h, -V, -l) are refused themselves, so no
@@ -146,22 +195,21 @@ def refusal(token: str) -> Refusal | None:
     return None
 
 
-def _long_refusal(token: str, name: str) -> Refusal | None:
+def _long_refusal(name: str) -> Refusal | None:
     if name in REFUSED:
         return Refusal(name, name, REFUSED[name])
-    if name.startswith(PLUGIN_PREFIX) or (len(name) > 2 and PLUGIN_PREFIX.startswith(name)):
+    if name.startswith(PLUGIN_PREFIX.rstrip("-")):
+        # loadkit's namespace: any shorter prefix is ambiguous among the --loadkit-* options.
         return Refusal(name, PLUGIN_OPTIONS, "")
-    if name in LOCUST_OPTIONS:
+    if name in LOCUST_OPTIONS or len(name) < 3:
         return None
-    # argparse takes an unambiguous prefix for the option (--run → --run-time); an ambiguous
-    # one is an error there anyway. A locustfile's own option of that exact name would win in
-    # Locust, but cannot be told apart here without importing the locustfile.
+    # An abbreviation is for Locust's parser to resolve (a locustfile's option of that exact
+    # name wins) and for the plugin to check; but one that can only stand for an option Locust
+    # acts on before the plugin's check (--lis, --proc) is refused here still.
     matches = sorted(option for option in LOCUST_OPTIONS if option.startswith(name))
-    if not any(option in REFUSED for option in matches):
-        return None
-    if len(matches) == 1:
+    if len(matches) == 1 and matches[0] in ACTS_BEFORE_THE_PLUGIN:
         return Refusal(name, matches[0], REFUSED[matches[0]])
-    return Refusal(name, " ".join(matches), _SPELL_OUT)
+    return None
 
 
 def check_locust_args(args: Sequence[str]) -> tuple[str, ...]:

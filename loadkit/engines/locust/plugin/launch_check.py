@@ -1,0 +1,119 @@
+"""Locust's parsed options against what loadkit's launch needs: checked once, before any test.
+
+loadkit refuses Locust's options that it sets itself, or that would change the run it measures,
+as they are spelled after ``--`` (``passthrough``) and as keys of Locust's configuration files
+(``locust_config``). What only Locust's parser can tell is caught here: an abbreviation
+(``--run 5s`` is ``--run-time`` unless the locustfile adds an option of that exact name, which
+then wins), or a configuration key or variable the reading before the run did not recognise.
+The launch record (``--loadkit-launch``) carries the parsed values loadkit's command line sets
+(``LocustLaunch.expected_options``); a difference stops Locust with exit 2 and one line in
+argparse's form, ``loadkit: error: …``, which loadkit's launcher reports as a usage error
+(``passthrough.locust_usage_error``).
+
+Pure but for ``check_launch``, which writes that line and exits; imports no Locust.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from argparse import Namespace
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from loadkit.engines.locust.locust_config import ENV_OPTIONS
+from loadkit.engines.locust.passthrough import DESTS, REFUSED, Refusal
+
+ERROR_PREFIX = "loadkit: error: "
+"""argparse's ``<prog>: error: `` form: the launcher finds the line by it."""
+USAGE_EXIT_CODE = 2
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """One of Locust's options set otherwise than loadkit's run needs, and by what."""
+
+    option: str
+    """Locust's option (``--run-time``)."""
+    source: str
+    """What set it, as far as the launch record tells (``\\`--run\\` after \\`--\\```)."""
+
+    def describe(self) -> str:
+        """One line: what set which option, and what to use instead."""
+        advice = Refusal(self.option, self.option, REFUSED[self.option]).advice
+        return (
+            f"{self.source} sets Locust's {self.option}, which would change the run loadkit "
+            f"measures: {advice}"
+        )
+
+
+def launch_mismatch(options: Namespace, launch: Mapping[str, Any]) -> Mismatch | None:
+    """The first of Locust's parsed ``options`` that differs from the launch record's
+    ``expect``, or None (also when the record expects nothing)."""
+    expected = launch.get("expect")
+    if not isinstance(expected, dict):
+        return None
+    forked = getattr(options, "worker", False) and getattr(options, "processes", None)
+    if forked and expected.get("worker") is False:
+        # A worker forked by --processes (Locust's main made it one): the parent checks the
+        # options they share, once.
+        return None
+    for dest, value in expected.items():
+        if dest not in DESTS or not hasattr(options, dest):
+            continue
+        if getattr(options, dest) == value:
+            continue
+        option = DESTS[dest]
+        if dest == "headless" and value is True:
+            option = "--headful"  # loadkit passed --headless: only --headful undoes it
+        return Mismatch(option=option, source=_source(option, launch, options))
+    return None
+
+
+def _source(option: str, launch: Mapping[str, Any], options: Namespace) -> str:
+    """What most likely set ``option``, in Locust's precedence: the command line after ``--``
+    (an abbreviation: the exact spelling was refused before), a ``LOCUST_*`` variable, the
+    last configuration file with a key that stands for it."""
+    args = launch.get("locust_args")
+    for arg in args if isinstance(args, list) else []:
+        if not isinstance(arg, str) or arg == "--":
+            break
+        name = arg.split("=", 1)[0]
+        own = hasattr(options, name[2:].replace("-", "_"))  # the locustfile's option: it wins
+        if name.startswith("--") and len(name) > 2 and option.startswith(name) and not own:
+            return f"`{name}` after `--`"
+    config = launch.get("locust_config")
+    config = config if isinstance(config, dict) else {}
+    for name in config.get("env", []):
+        if ENV_OPTIONS.get(name) == option:
+            return f"environment variable {name}"
+    for file in reversed(config.get("files", [])):
+        for key in file.get("keys", []):
+            spelled = key if key.startswith("--") else f"--{key}"
+            if len(spelled) > 2 and option.startswith(spelled):
+                return f"{file.get('path')}: key {key!r}"
+    return "Locust's configuration"
+
+
+def check_launch(options: Namespace | None) -> None:
+    """Exit Locust (code 2, one ``loadkit: error: …`` line on stderr) when its parsed options
+    differ from what loadkit's launch needs; nothing when loadkit did not start it (no
+    ``--loadkit-launch``: the plugin loaded by hand)."""
+    text = getattr(options, "loadkit_launch", None) if options is not None else None
+    if options is None or not text:
+        return
+    try:
+        launch = json.loads(text)
+    except ValueError:
+        return
+    if not isinstance(launch, dict):
+        return
+    found = launch_mismatch(options, launch)
+    if found is None:
+        return
+    sys.stderr.write(f"{ERROR_PREFIX}{found.describe()}\n")
+    sys.stderr.flush()
+    # SystemExit passes through Locust's event dispatch (it catches Exception only), so Locust
+    # ends here, before its runner starts a test.
+    sys.exit(USAGE_EXIT_CODE)
