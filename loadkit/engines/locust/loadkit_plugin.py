@@ -48,6 +48,7 @@ from locust import runners as locust_runners
 
 from loadkit.defaults import DEFAULT_LOAD_OUT as DEFAULT_OUT
 from loadkit.defaults import DEFAULT_UI_DIR
+from loadkit.engines.locust.plugin.closed_stages import apply_stages
 from loadkit.engines.locust.plugin.first_look import look_first
 from loadkit.engines.locust.plugin.load_test import LoadTest, starting_status
 from loadkit.engines.locust.plugin.locust_api import (
@@ -118,6 +119,11 @@ def _add_arguments(parser: Any, **_kwargs: Any) -> None:
         help="The scenario's name, for the results.",
         include_in_web_ui=False,
     )
+    # The open model's options are the timetable part's (plugin/options.py); defined here so
+    # that closed-model stages (plugin/closed_stages.py) can be launched meanwhile.
+    group.add_argument("--loadkit-rate", type=float, default=None, include_in_web_ui=False)
+    group.add_argument("--loadkit-max-in-flight", type=int, default=None, include_in_web_ui=False)
+    group.add_argument("--loadkit-stages", default=None, include_in_web_ui=False)
     group.add_argument(
         "--loadkit-launch",
         default=None,
@@ -255,7 +261,10 @@ class LoadkitPlugin:
         self.test = test
         self.recording = test.recording
         test.start()
-        if self.options.headless and test.shape is not None and self.worker is None:
+        # Any shape, the locustfile's or loadkit's stages (closed_stages.py): Locust's main
+        # joins it before installing its SIGTERM handler.
+        shape = self.environment.shape_class
+        if self.options.headless and shape is not None and self.worker is None:
             self._handle_sigterm_during_shape(test)
 
     def _handle_sigterm_during_shape(self, test: LoadTest[Any]) -> None:
@@ -435,6 +444,7 @@ _plugin: LoadkitPlugin | None = None
 
 def _on_init(environment: Any, web_ui: Any = None, **_kwargs: Any) -> None:
     global _plugin
+    apply_stages(environment)  # before the plugin reads the shape; exits 2 on a locustfile's
     _plugin = plugin = LoadkitPlugin(environment)
     if web_ui is not None:
         install_web_tabs(web_ui, lambda: web_tab_rows(plugin.current_recorder()))
