@@ -560,6 +560,13 @@ def ui(
     with exit_on_error():
         locust_args = locust_args_of(ctx)
         chosen = load_profile(find_config(config), profile, scenario=scenario)
+        if chosen.rate is not None or chosen.stages is not None:
+            # The UI's form sets users and spawn rate; a rate or stages would not be what it runs.
+            typer.echo(
+                f"note: the web UI runs users as its form sets them; profile {profile!r}'s "
+                "rate and stages are for `loadkit load` and `loadkit accept`",
+                err=True,
+            )
         code = run_ui(
             target=host,
             scenario=chosen.scenario,

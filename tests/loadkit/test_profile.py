@@ -143,17 +143,13 @@ def test_load_flags_override_the_profile_and_refuse_what_cannot_be_one_run() -> 
     assert "--duration cannot go with profile 'ramp', whose stages (in all 90 s)" in refusal(
         "ramp", duration_s=5
     )
-    assert "--max-in-flight bounds an open-model run: give --rate" in refusal(
-        "ci", max_in_flight=4
-    )
+    assert "--max-in-flight bounds an open-model run: give --rate" in refusal("ci", max_in_flight=4)
     assert "--concurrency cannot go with --rate" in refusal("ci", rate=5, concurrency=2)
     assert "--concurrency cannot go with the stages of profile 'ramp'" in refusal(
         "ramp", concurrency=2
     )
     assert "--spawn-rate cannot go with --stages" in refusal("ci", stages=steps, spawn_rate=2)
-    assert "--rate cannot go with profile 'ramp', whose stages are users" in refusal(
-        "ramp", rate=5
-    )
+    assert "--rate cannot go with profile 'ramp', whose stages are users" in refusal("ramp", rate=5)
     assert "--rate 0: Input should be greater than 0" in refusal("ci", rate=0)
 
 
