@@ -338,6 +338,32 @@ def load(
     spawn_rate: Annotated[
         float | None, typer.Option(help="Users started per second (default: all at once).")
     ] = None,
+    rate: Annotated[
+        float | None,
+        typer.Option(
+            help="Open model: iterations (task runs) started per second, on a timetable; "
+            "latency is measured from when each was due. With --stages: the rate they ramp from.",
+            show_default=False,
+        ),
+    ] = None,
+    max_in_flight: Annotated[
+        int | None,
+        typer.Option(
+            help="Open model: the most iterations running at once; later ones wait, still "
+            "measured from when they were due (default: 30 s worth at the highest rate, at "
+            "most 2000).",
+            show_default=False,
+        ),
+    ] = None,
+    stages: Annotated[
+        str | None,
+        typer.Option(
+            help="Ramp the load in stages, e.g. 30s:50,60s:200,30s:0 (for 30 s to 50, for 60 s "
+            "to 200, for 30 s down to 0): users in a closed run, iterations/s with --rate. "
+            "Their total is the run's duration (not with --duration).",
+            show_default=False,
+        ),
+    ] = None,
     processes: Annotated[
         int,
         typer.Option(min=1, help="Locust processes on this machine (a master and N workers)."),
@@ -374,6 +400,12 @@ def load(
 ) -> None:
     """Run a Locust scenario with exact HDR latencies, freeze and overload detection.
 
+    Closed model (the default, --concurrency): each user sends its next request when the
+    previous one answered, so a slow API also slows the load, as a fixed pool of clients would.
+    Open model (--rate): iterations start on a timetable whatever the API does, as independent
+    clients arrive, and latency counts from when each was due, so a freeze shows in the
+    percentiles.
+
     Shows a progress bar and a live line while it runs, then a summary per endpoint, the top
     error kinds and the longest stall, and writes the results file. Exit 0 for a valid run, 2 on
     a bad option or a scenario Locust cannot load, 3 when the target cannot be reached, 4 when
@@ -395,7 +427,7 @@ def load(
     """
     from loadkit.report.load import render_load_table
     from loadkit.run.load import run_load, run_worker
-    from loadkit.run.profile import find_config, load_profile
+    from loadkit.run.profile import find_config, load_profile, stages_option
 
     with exit_on_error(), sigterm_as_interrupt():
         check_load_roles(ctx)
@@ -409,6 +441,9 @@ def load(
             concurrency=concurrency,
             duration_s=duration,
             spawn_rate=spawn_rate,
+            rate=rate,
+            max_in_flight=max_in_flight,
+            stages=stages_option(stages),
         )
         if worker:
             code = run_worker(
@@ -445,7 +480,10 @@ def load(
 
 # Options that only one role of `loadkit load` reads: given to another, they would be ignored
 # silently (or, --master with --worker, leave a worker waiting for a master that never comes).
-_RUN_OPTIONS = ("url", "host", "concurrency", "duration", "spawn_rate", "out")
+_RUN_OPTIONS = (
+    *("url", "host", "concurrency", "duration", "spawn_rate", "rate", "max_in_flight", "stages"),
+    "out",
+)
 _ROLE_ONLY = {
     "expect_workers": ("master",),
     "master_bind_host": ("master",),
@@ -467,7 +505,8 @@ def check_load_roles(ctx: typer.Context) -> None:
         )
     if "worker" in roles and (ignored := [n for n in _RUN_OPTIONS if n in given]):
         raise ConfigError(
-            f"--worker takes the target, users, duration and results from its master; "
+            f"--worker takes the target, the load (users, rate, stages), duration and results "
+            f"from its master; "
             f"give {_flags(ignored)} to `loadkit load --master` instead"
         )
     for name, needs in _ROLE_ONLY.items():
@@ -525,6 +564,13 @@ def ui(
     with exit_on_error():
         locust_args = locust_args_of(ctx)
         chosen = load_profile(find_config(config), profile, scenario=scenario)
+        if chosen.rate is not None or chosen.stages is not None:
+            # The UI's form sets users and spawn rate; a rate or stages would not be what it runs.
+            typer.echo(
+                f"note: the web UI runs users as its form sets them; profile {profile!r}'s "
+                "rate and stages are for `loadkit load` and `loadkit accept`",
+                err=True,
+            )
         code = run_ui(
             target=host,
             scenario=chosen.scenario,

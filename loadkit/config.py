@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import ErrorDetails
 
 from loadkit.exceptions import ConfigError
+from loadkit.stages import Stage, check_stages, total_duration_s
 
 HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 Operator = Literal["<", "<=", ">", ">=", "==", "!="]
@@ -262,16 +263,135 @@ class SmokeConfig(_Section):
 # --- load profiles -------------------------------------------------------------------------------
 
 
+class StageConfig(_Section):
+    """One entry of a profile's ``stages``: ramp linearly to ``target`` over ``duration_s``."""
+
+    duration_s: float = Field(gt=0, le=24 * 3600)
+    target: float = Field(ge=0, description="users (closed model) or iterations/s (open model)")
+    name: str | None = Field(default=None, min_length=1)
+
+    def stage(self) -> Stage:
+        """As the shared ``Stage`` that launcher, plugin and recorder agree on."""
+        return Stage(duration_s=self.duration_s, target=self.target, name=self.name)
+
+
+DEFAULT_IN_FLIGHT_WINDOW_S = 30.0
+"""Without ``max_in_flight``, an open run may have this many seconds' worth of iterations (at its
+highest rate) running at once: enough to keep the timetable through a target that freezes for
+that long, every late iteration still sent (and measured from when it was due)."""
+MAX_USERS = 10_000
+"""The most users a closed run may ask for (``concurrency``, a stage's target)."""
+MAX_DEFAULT_IN_FLIGHT = 2_000
+"""The default's cap: each slot is a Locust user (a greenlet and its connection), all started
+before the timetable; a few thousand stay cheap, tens of thousands do not."""
+
+
 class LoadProfile(_Section):
-    """``[profiles.<name>]``: what ``loadkit load`` runs when no flag says otherwise."""
+    """``[profiles.<name>]``: what ``loadkit load`` runs when no flag says otherwise.
+
+    Two models. Closed (the default): ``concurrency`` users each send their next request when the
+    previous one answered. Open (``rate`` given): iterations start on a timetable, ``rate`` per
+    second, whatever the target does; ``max_in_flight`` bounds those running at once. ``stages``
+    ramp either (targets are users in a closed run, iterations per second in an open one, which
+    then starts from ``rate``); their total is the run's duration, so ``duration_s`` is not
+    given with them.
+    """
 
     scenario: str = "login"
-    concurrency: int = Field(default=10, ge=1, le=10_000)
+    concurrency: int = Field(default=10, ge=1, le=MAX_USERS)
     duration_s: float = Field(default=60.0, gt=0, le=24 * 3600)
     spawn_rate: float | None = Field(default=None, gt=0)
     rate: float | None = Field(
-        default=None, gt=0, description="open model: requests per second, measured from send time"
+        default=None,
+        gt=0,
+        description="open model: iterations started per second; latency measured from when "
+        "each was due",
     )
+    max_in_flight: int | None = Field(default=None, ge=1, le=100_000)
+    stages: TomlArray[StageConfig] | None = Field(default=None, min_length=1)
+
+    @field_validator("stages")
+    @classmethod
+    def _stages_run(cls, value: tuple[StageConfig, ...] | None) -> tuple[StageConfig, ...] | None:
+        if value is not None:
+            stages = [entry.stage() for entry in value]
+            try:
+                check_stages(stages, option="stages")
+            except ValueError as exc:  # the location already says "stages"
+                raise ValueError(str(exc).removeprefix("stages: ")) from None
+            if total_duration_s(stages) > 24 * 3600:
+                raise ValueError("the stages last more than 24 h in all")
+        return value
+
+    @model_validator(mode="after")
+    def _one_model(self) -> LoadProfile:
+        # Keys that contradict each other are refused, naming both, rather than one silently
+        # winning: the run would not be the one the file describes.
+        given = self.model_fields_set
+        if self.stages is not None and "duration_s" in given:
+            raise ValueError(
+                f"stages and duration_s cannot both be set: the stages' total "
+                f"({self.run_duration_s:g} s) is the run's duration; remove duration_s"
+            )
+        if self.rate is None:
+            if self.max_in_flight is not None:
+                raise ValueError(
+                    "max_in_flight bounds an open-model run: give rate too, or remove it "
+                    "(a closed run's bound is concurrency)"
+                )
+            if self.stages is not None:
+                if (most := max(stage.target for stage in self.stages)) > MAX_USERS:
+                    raise ValueError(
+                        f"a stage's target is {most:g} users, more than {MAX_USERS:,} "
+                        "(in a closed run the stages' targets are users; give rate for an open one)"
+                    )
+                for key in ("concurrency", "spawn_rate"):
+                    if key in given:
+                        raise ValueError(
+                            f"stages and {key} cannot both be set: in a closed run the stages' "
+                            f"targets are the users and ramp them; remove {key}"
+                        )
+        elif "concurrency" in given:
+            raise ValueError(
+                "rate and concurrency cannot both be set: concurrency is the closed model's "
+                "users; an open run's bound on iterations at once is max_in_flight"
+            )
+        return self
+
+    @property
+    def model(self) -> Literal["open", "closed"]:
+        """ "open" with a ``rate`` (iterations on a timetable), else "closed" (users in a loop)."""
+        return "open" if self.rate is not None else "closed"
+
+    @property
+    def stage_list(self) -> tuple[Stage, ...]:
+        """The stages as ``Stage`` values (empty without stages)."""
+        return tuple(entry.stage() for entry in self.stages or ())
+
+    @property
+    def run_duration_s(self) -> float:
+        """How long the run lasts: the stages' total, else ``duration_s``."""
+        stages = self.stage_list
+        return total_duration_s(stages) if stages else self.duration_s
+
+    @property
+    def peak_rate(self) -> float | None:
+        """An open run's highest rate (its ``rate`` or a stage's target); None when closed."""
+        if self.rate is None:
+            return None
+        return max([self.rate, *(stage.target for stage in self.stage_list)])
+
+    @property
+    def in_flight_bound(self) -> int | None:
+        """An open run's bound on iterations at once: ``max_in_flight``, else the peak rate's
+        ``DEFAULT_IN_FLIGHT_WINDOW_S`` worth, capped at ``MAX_DEFAULT_IN_FLIGHT``. None when
+        closed. It is also the number of Locust users an open run starts (one per slot)."""
+        peak = self.peak_rate
+        if peak is None:
+            return None
+        if self.max_in_flight is not None:
+            return self.max_in_flight
+        return min(MAX_DEFAULT_IN_FLIGHT, max(1, math.ceil(peak * DEFAULT_IN_FLIGHT_WINDOW_S)))
 
 
 # --- lock audit ----------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ k6's ``stages`` and its ramping executors). Pure: parsing and arithmetic only.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -94,3 +95,8 @@ def target_at(stages: Sequence[Stage], t_s: float, *, start: float = 0.0) -> flo
         previous = stage.target
         begun += stage.duration_s
     return None
+
+
+def users_for(target: float) -> int:
+    """A closed-model stage's target as a number of users (half up: 2.5 users is 3)."""
+    return math.floor(target + 0.5)

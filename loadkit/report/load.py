@@ -12,6 +12,7 @@ from typing import TextIO
 
 from tabulate import tabulate
 
+from loadkit.config import LoadProfile
 from loadkit.measure.live_status import LiveStatus
 from loadkit.measure.results import ErrorGroup, LatencySummary, LoadResults
 from loadkit.report.units import NO_VALUE, format_fraction, format_ms, format_seconds
@@ -30,30 +31,79 @@ PLAIN_PROGRESS_EVERY_S = 5.0
 # --- live progress -----------------------------------------------------------------------------
 
 
-def format_progress(status: LiveStatus, *, duration_s: float, width: int = BAR_WIDTH) -> str:
-    """``[#####.......]  12/60 s  users 10  rps 812  errors 0.00 %  p95 11.4 ms``."""
+def format_progress(
+    status: LiveStatus,
+    *,
+    duration_s: float,
+    open_model: bool = False,
+    rate: float | None = None,
+    width: int = BAR_WIDTH,
+) -> str:
+    """``[#####.......]  12/60 s  users 10  rps 812  errors 0.00 %  p95 11.4 ms``; an open run
+    (``open_model``, or a status with an open run's fields) shows the achieved rate beside its
+    target (the status's, else a fixed ``rate``) and the iterations waiting for a free slot:
+    ``rate 198/s of 200/s  queue 0  p95 11.4 ms  errors 0.00 %``."""
     if status.state == "starting":
         return "starting Locust (and waiting for its workers, if any)…"
     done = min(status.elapsed_s / duration_s, 1.0) if duration_s > 0 else 1.0
     filled = round(done * width)
     bar = "#" * filled + "." * (width - filled)
     p95 = format_ms(status.p95_ms, unit=True)
-    line = (
-        f"[{bar}] {min(status.elapsed_s, duration_s):5.1f}/{duration_s:g} s  "
-        f"users {status.users}  rps {status.rps:,.0f}  "
-        f"errors {format_fraction(status.error_rate)}  p95 {p95}  requests {status.requests:,}"
-    )
+    head = f"[{bar}] {min(status.elapsed_s, duration_s):5.1f}/{duration_s:g} s  "
+    # Fields of an open run's status (the timetable's): absent from a closed run's, and from
+    # the status of a plugin that predates them.
+    target: float | None = getattr(status, "target_rps", None)
+    queue: int | None = getattr(status, "queue", None)
+    if target is None and queue is None and not open_model:
+        line = (
+            f"{head}users {status.users}  rps {status.rps:,.0f}  "
+            f"errors {format_fraction(status.error_rate)}  p95 {p95}  requests {status.requests:,}"
+        )
+    else:
+        target = target if target is not None else rate
+        of = f" of {target:,.0f}/s" if target is not None else ""
+        waiting = f"  queue {queue:,}" if queue is not None else ""
+        line = (
+            f"{head}rate {status.rps:,.0f}/s{of}{waiting}  p95 {p95}  "
+            f"errors {format_fraction(status.error_rate)}  requests {status.requests:,}"
+        )
     if status.state in ("stopping", "done"):
         line += f"  ({status.state})"
     return line
 
 
+def describe_load(profile: LoadProfile) -> str:
+    """What a profile asks for, in a few words: ``login, 10 users, 60 s``, ``login, 20
+    iterations/s (at most 40 at once), 60 s``, ``login, users by stages 30s:50 60s:200, 90 s``."""
+    stages = " ".join(f"{s.duration_s:g}s:{s.target:g}" for s in profile.stage_list)
+    if profile.rate is None:
+        load = f"users by stages {stages}" if stages else f"{profile.concurrency} users"
+    else:
+        load = (
+            f"iterations/s by stages {stages} from {profile.rate:g}"
+            if stages
+            else (f"{profile.rate:g} iterations/s")
+        )
+        load += f" (at most {profile.in_flight_bound} at once)"
+    return f"{profile.scenario}, {load}, {profile.run_duration_s:g} s"
+
+
 class ProgressPrinter:
     """Shows each live status on a stream: redrawn in place on a terminal, else now and then."""
 
-    def __init__(self, *, duration_s: float, stream: TextIO | None = None) -> None:
-        """``duration_s`` is the planned run time (the bar's 100 %)."""
+    def __init__(
+        self,
+        *,
+        duration_s: float,
+        open_model: bool = False,
+        rate: float | None = None,
+        stream: TextIO | None = None,
+    ) -> None:
+        """``duration_s`` is the planned run time (the bar's 100 %); ``open_model`` and a fixed
+        ``rate`` (no stages) say what an open run's line shows before its status says it."""
         self.duration_s = duration_s
+        self.open_model = open_model
+        self.rate = rate
         self.stream = stream if stream is not None else sys.stderr
         self.tty = self.stream.isatty()
         self._last_plain = 0.0
@@ -61,7 +111,9 @@ class ProgressPrinter:
 
     def __call__(self, status: LiveStatus) -> None:
         """Show one status."""
-        line = format_progress(status, duration_s=self.duration_s)
+        line = format_progress(
+            status, duration_s=self.duration_s, open_model=self.open_model, rate=self.rate
+        )
         if self.tty:
             padding = " " * max(self._width - len(line), 0)
             self.stream.write(f"\r{line}{padding}")

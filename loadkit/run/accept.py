@@ -38,6 +38,7 @@ from loadkit.exceptions import (
 from loadkit.gate.evaluate import GateReport, evaluate_criteria
 from loadkit.measure.results import LoadResults, LockAuditResults, SmokeResults, write_results
 from loadkit.measure.validity import INTERRUPTED
+from loadkit.report.load import describe_load
 from loadkit.report.units import format_fraction, format_ms
 from loadkit.run.bundled_service import BundledService
 from loadkit.run.profile import load_profile
@@ -141,10 +142,7 @@ def _run_stages(
             smoke = _smoke_or_aborted(config, target, folder / SMOKE_FILE)
             write_results(folder / SMOKE_FILE, smoke)
             step.done(f"{smoke.checks_passed}/{len(smoke.checks)} checks passed")
-        with step(
-            f"load: {load.scenario}, {load.concurrency} users, {load.duration_s:g} s"
-            + (f", {load.rate:g} req/s" if load.rate else "")
-        ):
+        with step(f"load: {describe_load(load)}"):
             results = _load(target, load, folder / LOAD_FILE, quiet=quiet_load)
             step.done(
                 f"{results.totals.requests} requests, "

@@ -18,7 +18,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from loadkit.config import LoadProfile
@@ -34,6 +34,7 @@ from loadkit.engines.locust.launch import (
     LocalWorkers,
     LocustLaunch,
     RemoteWorkers,
+    Schedule,
     Users,
     WebUI,
     Worker,
@@ -69,6 +70,7 @@ from loadkit.measure.validity import (
 )
 from loadkit.run.bundle import bundled_scenarios_dir
 from loadkit.run.bundled_service import free_port
+from loadkit.stages import users_for
 
 BUNDLED_SCENARIOS = bundled_scenarios_dir()
 """Where the scenarios shipped with loadkit live (in a wheel or a checkout: loadkit.run.bundle)."""
@@ -79,6 +81,12 @@ START_GRACE_S = 60.0
 """Time allowed for Locust to start, a master's workers to connect and the locustfile's
 ``test_start`` hooks to run, before a run is bounded (the plugin's clock, and so ``--duration``,
 starts after those hooks; Locust gets no ``--run-time`` that would count them)."""
+
+OPEN_DRAIN_ALLOWANCE_S = 60.0
+"""An open run's end waits for the iterations still in flight, each for at most its request
+timeout (Locust's HTTP users: 60 s by default): the run's time bound allows for that."""
+PLUGIN_USAGE_ERROR = "loadkit: error: "
+"""How the plugin says it refused its options at Locust's init (it then exits 2, as argparse)."""
 
 Announce = Callable[[str], None]
 
@@ -191,11 +199,6 @@ def run_load(
     LoadInterrupted (a KeyboardInterrupt) on Ctrl-C or SIGTERM, both after the results were
     written.
     """
-    if profile.rate is not None:
-        raise ConfigError(
-            "rate (open model) is not supported by `loadkit load` yet: Locust's users are "
-            "closed-loop; remove `rate` from the profile"
-        )
     if processes < 1:
         raise ConfigError(f"--processes must be at least 1, not {processes}")
     if master and processes > 1:
@@ -320,7 +323,8 @@ def _run_headless(
             scenario=scenario,
             role=Headless(
                 users=_users(target, scenario, profile),
-                duration_s=profile.duration_s,
+                duration_s=profile.run_duration_s,
+                schedule=_schedule(profile),
                 # Absolute, not resolved: a symlink at --out is replaced, never written through.
                 out=Path(os.path.abspath(out)),
                 status=Path(tmp) / "status.json",
@@ -331,11 +335,16 @@ def _run_headless(
             locust_args=tuple(locust_args),
             locust_config=locust_config,
         )
-        bound_s = START_GRACE_S + profile.duration_s + STOP_GRACE_S
+        bound_s = START_GRACE_S + profile.run_duration_s + _drain_allowance_s(profile)
+        bound_s += STOP_GRACE_S
         if progress is None and not quiet:
             from loadkit.report.load import ProgressPrinter
 
-            printer: ProgressPrinter | None = ProgressPrinter(duration_s=profile.duration_s)
+            printer: ProgressPrinter | None = ProgressPrinter(
+                duration_s=profile.run_duration_s,
+                open_model=profile.model == "open",
+                rate=profile.rate if profile.stages is None else None,
+            )
             progress = printer
         else:
             printer = None
@@ -370,13 +379,19 @@ def _unmeasured_config(
     locust_config: LocustConfig,
 ) -> dict[str, object]:
     """What a run that measured nothing was asked to do (the keys the plugin writes)."""
-    return {
+    config: dict[str, object] = {
         "scenario": profile.scenario,
-        "concurrency": profile.concurrency,
+        "concurrency": _users_count(profile),
         "spawn_rate": profile.spawn_rate,
-        "duration_s": profile.duration_s,
+        "duration_s": profile.run_duration_s,
         "processes": processes,
-        "model": "closed",
+        "model": profile.model,
+    }
+    if profile.rate is not None:
+        config |= {"rate": profile.rate, "max_in_flight": profile.in_flight_bound}
+    if profile.stages is not None:
+        config["stages"] = [asdict(stage) for stage in profile.stage_list]
+    return config | {
         "run_id": run_id,
         "locust_args": list(locust_args),
         "locust_config": locust_config.to_results(),
@@ -493,6 +508,9 @@ def _raise_if_refused_by_locust(run: LocustRun) -> None:
     """A ConfigError (exit 2) with Locust's own line when Locust refused its command line (an
     argument after ``--``, a key of its configuration files): the user's input, not a crash."""
     refused = locust_usage_error(run.returncode, run.log_tail)
+    if refused is not None and refused.startswith(PLUGIN_USAGE_ERROR):
+        # The plugin refused what loadkit asked of it (stages with the locustfile's own shape).
+        raise ConfigError(refused.removeprefix(PLUGIN_USAGE_ERROR))
     if refused is not None:
         raise ConfigError(
             f"Locust refused its arguments (those after `--`, or its configuration files): "
@@ -508,13 +526,37 @@ def _how_it_ended(run: LocustRun, bound_s: float) -> str:
 
 def _users(target: Target, scenario: Path, profile: LoadProfile) -> Users:
     """The users of a headless run: all started at once unless the profile says how fast."""
+    count = _users_count(profile)
     return Users(
         host=_locust_host(target, scenario),
-        count=profile.concurrency,
-        spawn_rate=profile.spawn_rate or float(profile.concurrency),
+        count=count,
+        spawn_rate=profile.spawn_rate or float(count),
         scenario_label=profile.scenario,
         url_path=_url_path(target, scenario),
     )
+
+
+def _users_count(profile: LoadProfile) -> int:
+    """Locust's ``--users``: an open run's slots (one user per iteration that may run at once),
+    closed-model stages' peak (the stages then drive them), else the profile's concurrency."""
+    if profile.in_flight_bound is not None:
+        return profile.in_flight_bound
+    if profile.stages is not None:
+        return max(1, max(users_for(stage.target) for stage in profile.stage_list))
+    return profile.concurrency
+
+
+def _schedule(profile: LoadProfile) -> Schedule:
+    """What the plugin gets of the profile's open model and stages."""
+    return Schedule(
+        rate=profile.rate, max_in_flight=profile.in_flight_bound, stages=profile.stage_list
+    )
+
+
+def _drain_allowance_s(profile: LoadProfile) -> float:
+    """Time allowed past the planned end for an open run's iterations still in flight, which the
+    plugin waits for (closed runs stop their users at once)."""
+    return OPEN_DRAIN_ALLOWANCE_S if profile.model == "open" else 0.0
 
 
 def _is_url_scenario(scenario: Path) -> bool:

@@ -14,11 +14,13 @@ from loadkit.engines.locust.launch import (
     LocalWorkers,
     LocustLaunch,
     RemoteWorkers,
+    Schedule,
     Users,
     WebUI,
     Worker,
 )
 from loadkit.engines.locust.locust_config import ConfigFile, LocustConfig
+from loadkit.stages import Stage
 
 SCENARIO = Path("/s/login.py")
 USERS = Users(host="http://127.0.0.1:8000", count=4, spawn_rate=2.0, scenario_label="login")
@@ -162,3 +164,22 @@ def test_only_a_headless_run_has_a_live_status_file() -> None:
     assert launch(HEADLESS).status_path == Path("/t/status.json")
     assert launch(WebUI(users=USERS, port=1, results_dir=Path("/r"))).status_path is None
     assert launch(Worker(master_host="h", master_port=1)).status_path is None
+
+
+def test_an_open_run_and_its_stages_reach_the_plugin() -> None:
+    # The timetable lives in the plugin: loadkit passes it the rate, the bound and the stages
+    # (JSON), and Locust's users are the slots (launcher: one user per iteration at once).
+    stages = (Stage(duration_s=30.0, target=50.0), Stage(duration_s=0.5, target=0, name="down"))
+    schedule = Schedule(rate=1_234_567.5, max_in_flight=40, stages=stages)
+    argv = launch(replace(HEADLESS, schedule=schedule)).argv()
+    assert after(argv, "--loadkit-rate") == "1234567.5"  # exact, not 1.23457e+06
+    assert after(argv, "--loadkit-max-in-flight") == "40"
+    assert json.loads(after(argv, "--loadkit-stages")) == [
+        {"duration_s": 30.0, "target": 50.0, "name": None},
+        {"duration_s": 0.5, "target": 0.0, "name": "down"},
+    ]
+    closed_stages = launch(replace(HEADLESS, schedule=Schedule(stages=stages))).argv()
+    assert "--loadkit-stages" in closed_stages
+    assert not {"--loadkit-rate", "--loadkit-max-in-flight"} & set(closed_stages)
+    plain = launch(HEADLESS).argv()
+    assert not [arg for arg in plain if arg in {"--loadkit-rate", "--loadkit-stages"}]

@@ -26,6 +26,7 @@ from pathlib import Path
 from loadkit.defaults import LOOPBACK
 from loadkit.engines.locust.locust_config import Command, LocustConfig
 from loadkit.engines.locust.passthrough import DESTS, PLUGIN_PREFIX, SHORT, refusal
+from loadkit.stages import Stage
 
 PLUGIN_PATH = Path(__file__).with_name("loadkit_plugin.py")
 
@@ -44,6 +45,27 @@ class Users:
     """The scenario as the user named it (``login``, a path), carried into the results."""
     url_path: str | None = None
     """The path the bundled ``url`` scenario requests (its ``--url-path``); None for others."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Schedule:
+    """How the load is shaped beyond its users: an open model's rate and bound, and stages.
+
+    Without a rate the run is closed-model (the users loop); with one, iterations start on the
+    plugin's timetable and Locust's users are its slots (``Users.count`` is ``max_in_flight``).
+    Stages ramp the users (closed) or the rate (open, from ``rate``).
+    """
+
+    rate: float | None = None
+    """Iterations started per second, over all workers (None: closed model)."""
+    max_in_flight: int | None = None
+    """Open model: the most iterations running at once."""
+    stages: tuple[Stage, ...] = ()
+
+    @property
+    def model(self) -> str:
+        """ "open" with a rate, else "closed"."""
+        return "open" if self.rate is not None else "closed"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,10 +100,13 @@ class Headless:
 
     users: Users
     duration_s: float
+    """The planned run time (with stages, their total)."""
     out: Path
     status: Path
     run_id: str
     """Carried into the results, so that a stale file at ``out`` is never taken for this run's."""
+    schedule: Schedule = field(default_factory=Schedule)
+    """Closed model with a fixed number of users unless it says otherwise."""
     workers: LocalWorkers | RemoteWorkers | None = None
     """Where the users run: in this one process (None), in forked workers, in remote workers."""
 
@@ -274,6 +299,7 @@ def _headless_args(role: Headless) -> list[str]:
     # Locust's exit code as Locust gives it (the locustfile's verdict), never the plugin's 4:
     # loadkit judges validity from the results and records that code beside them.
     args += ["--loadkit-keep-exit-code"]
+    args += _schedule_args(role.schedule)
     match role.workers:
         case LocalWorkers(count=count, port=port):
             args += ["--processes", str(count), "--master-bind-host", LOOPBACK]
@@ -284,6 +310,24 @@ def _headless_args(role: Headless) -> list[str]:
         case None:
             pass
     return args
+
+
+def _schedule_args(schedule: Schedule) -> list[str]:
+    """The plugin's options for an open run and for stages (none for a plain closed run)."""
+    args: list[str] = []
+    if schedule.rate is not None:
+        args += ["--loadkit-rate", repr(schedule.rate)]  # exact, never 1e+06
+    if schedule.max_in_flight is not None:
+        args += ["--loadkit-max-in-flight", str(schedule.max_in_flight)]
+    if schedule.stages:
+        args += ["--loadkit-stages", stages_json(schedule.stages)]
+    return args
+
+
+def stages_json(stages: tuple[Stage, ...]) -> str:
+    """``--loadkit-stages``: a JSON list of ``{"duration_s", "target", "name"}``."""
+    entries = [{"duration_s": s.duration_s, "target": s.target, "name": s.name} for s in stages]
+    return json.dumps(entries, separators=(",", ":"))
 
 
 def _web_ui_args(role: WebUI) -> list[str]:

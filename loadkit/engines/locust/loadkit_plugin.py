@@ -50,6 +50,7 @@ from locust import runners as locust_runners
 
 from loadkit.defaults import DEFAULT_LOAD_OUT as DEFAULT_OUT
 from loadkit.defaults import DEFAULT_UI_DIR
+from loadkit.engines.locust.plugin.closed_stages import apply_stages
 from loadkit.engines.locust.plugin.first_look import look_first
 from loadkit.engines.locust.plugin.launch_check import check_launch
 from loadkit.engines.locust.plugin.load_test import LoadTest, starting_status
@@ -123,6 +124,11 @@ def _add_arguments(parser: Any, **_kwargs: Any) -> None:
         help="The scenario's name, for the results.",
         include_in_web_ui=False,
     )
+    # The open model's options are the timetable part's (plugin/options.py); defined here so
+    # that closed-model stages (plugin/closed_stages.py) can be launched meanwhile.
+    group.add_argument("--loadkit-rate", type=float, default=None, include_in_web_ui=False)
+    group.add_argument("--loadkit-max-in-flight", type=int, default=None, include_in_web_ui=False)
+    group.add_argument("--loadkit-stages", default=None, include_in_web_ui=False)
     group.add_argument(
         "--loadkit-keep-exit-code",
         action="store_true",
@@ -281,7 +287,10 @@ class LoadkitPlugin:
         self.test = test
         self.recording = test.recording
         test.start()
-        if self.options.headless and test.shape is not None and self.worker is None:
+        # Any shape, the locustfile's or loadkit's stages (closed_stages.py): Locust's main
+        # joins it before installing its SIGTERM handler.
+        shape = self.environment.shape_class
+        if self.options.headless and shape is not None and self.worker is None:
             self._handle_sigterm_during_shape(test)
 
     def _handle_sigterm_during_shape(self, test: LoadTest[Any]) -> None:
@@ -487,6 +496,7 @@ _plugin: LoadkitPlugin | None = None
 def _on_init(environment: Any, web_ui: Any = None, **_kwargs: Any) -> None:
     global _plugin
     check_launch(environment.parsed_options)  # exits 2 when Locust's options desync the run
+    apply_stages(environment)  # before the plugin reads the shape; exits 2 on a locustfile's own
     _plugin = plugin = LoadkitPlugin(environment)
     if web_ui is not None:
         install_web_tabs(web_ui, lambda: web_tab_rows(plugin.current_recorder()))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -18,6 +19,7 @@ from typing import Any, Generic, TypeVar
 import gevent
 from locust.runners import STATE_RUNNING, STATE_SPAWNING
 
+from loadkit.engines.locust.plugin.closed_stages import stages_of
 from loadkit.engines.locust.plugin.cpu import CpuWatch
 from loadkit.engines.locust.plugin.locust_api import Environment, Runner
 from loadkit.engines.locust.plugin.options import PluginOptions
@@ -65,8 +67,11 @@ class LoadTest(Generic[RunnerT]):
         self.stop_time: float | None = None
         """When the users were told to stop (run clock): the end of the measured span."""
         self.ran_full_duration = False
+        self.stages = stages_of(environment)
+        """Closed-model stages driving the users (loadkit's own shape: closed_stages.py)."""
         shape = environment.shape_class
-        self.shape: str | None = type(shape).__name__ if shape is not None else None
+        own_shape = shape is not None and not self.stages
+        self.shape: str | None = type(shape).__name__ if own_shape else None
         """The locustfile's LoadTestShape (its class name): it drives users and length, and a
         headless run's duration is only its cap."""
         self.shape_cut = False
@@ -207,6 +212,11 @@ class LoadTest(Generic[RunnerT]):
             # The shape decided users and rates: concurrency is the most it asked for, and
             # duration_s (headless) the cap it was given.
             config["shape"] = {"class": self.shape, "completed": self.stop_origin == "shape"}
+            config["concurrency"] = self.peak_users
+            config["spawn_rate"] = None
+        if self.stages:
+            # The stages drove the users: concurrency is the most they asked for.
+            config["stages"] = [asdict(stage) for stage in self.stages]
             config["concurrency"] = self.peak_users
             config["spawn_rate"] = None
         config.update(options.launch)  # locust_args, locust_config (from `loadkit load`)

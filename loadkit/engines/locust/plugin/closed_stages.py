@@ -1,0 +1,145 @@
+"""Closed-model stages: Locust's users ramped by ``--loadkit-stages``, as a ``LoadTestShape``.
+
+``loadkit load --stages 30s:50,60s:200,30s:0`` without a rate ramps users: for 30 s from 0 to
+50, for 60 s to 200, for 30 s down to 0. Locust already knows how to drive users over time (a
+``LoadTestShape`` set as ``environment.shape_class``; its runner calls ``tick()`` once a second
+and ramps to the users it returns at the spawn rate it returns), so at Locust's ``init`` the
+plugin sets one built from the stages. Locust reads ``environment.shape_class`` only when the
+headless run starts (``main.start_automatic_run``) or the web UI's start button is pressed, after
+``init``; the runner it would have attached had the shape existed before (``env._create_runner``)
+is attached here.
+
+Locust calls ``tick()`` about once a second, so the ramp is followed a second at a time: each
+tick asks for the stages' target (``stages.target_at``) at the middle of the second it starts, in
+whole users, so that each second runs the ramp's mean users for that second (a flat stage runs its
+target exactly; the apex of a ramp that turns straight back is reached only to within a second's
+change). The spawn rate is that second's change, at least 1 a second, so that Locust makes it at
+once (it starts ``floor(rate)`` users a step) rather than spreading it into the next second.
+``tick()`` returns None once the stages have run (the end of a web UI test); a headless run is
+stopped by the plugin's timer at the stages' total, which ``loadkit load`` passes as its duration.
+
+The shape class is made inside a function, never at a module's top level: Locust collects every
+``LoadTestShape`` subclass it finds in the files given with ``-f``, the plugin's among them, and
+would then drive every run with it.
+
+A locustfile that has a ``LoadTestShape`` of its own cannot also be driven by stages (both would
+decide the users): that is refused at ``init`` with a ``loadkit: error: …`` line and exit 2, which
+the launcher reports as a usage error (``passthrough.locust_usage_error`` finds the line as it
+finds argparse's).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from locust import LoadTestShape
+from locust.runners import WorkerRunner
+
+from loadkit.stages import Stage, check_stages, target_at, total_duration_s, users_for
+
+logger = logging.getLogger("loadkit")
+
+EXIT_USAGE = 2
+"""What Locust's argparse exits with on a bad command line; the launcher reads it so too."""
+TICK_S = 1.0
+"""How often Locust's runner calls a shape's ``tick()`` (``Runner.shape_worker``)."""
+MIN_SPAWN_RATE = 1.0
+"""The spawn rate when the users do not change (Locust refuses 0)."""
+MARKER = "loadkit_stages"
+"""The attribute that tells loadkit's own stages shape from a locustfile's."""
+
+
+def apply_stages(environment: Any) -> None:
+    """At Locust's ``init``: with ``--loadkit-stages`` and no ``--loadkit-rate`` (closed model),
+    drive the users by the stages; exit 2 when the locustfile has a ``LoadTestShape`` of its own.
+
+    Nothing to do without stages, on a worker (its master drives the users), or in an open run
+    (the plugin's timetable ramps the rate instead).
+    """
+    options = environment.parsed_options
+    text = getattr(options, "loadkit_stages", None) if options is not None else None
+    if not text:
+        return
+    own = environment.shape_class
+    if own is not None and not hasattr(own, MARKER):
+        refuse(
+            f"stages cannot drive a locustfile that has a LoadTestShape of its own "
+            f"({type(own).__name__}): the shape decides the users and the run's length; "
+            "drop the stages, or run the shape alone"
+        )
+    if getattr(options, "loadkit_rate", None) is not None:
+        return
+    if isinstance(environment.runner, WorkerRunner):
+        return
+    shape = stages_shape(decode_stages(text))
+    shape.runner = environment.runner
+    environment.shape_class = shape
+
+
+def refuse(message: str) -> None:
+    """End Locust at ``init`` with a usage error the launcher recognises (exit 2)."""
+    print(f"loadkit: error: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(EXIT_USAGE)
+
+
+def decode_stages(text: str) -> tuple[Stage, ...]:
+    """``--loadkit-stages``' JSON list of ``{"duration_s", "target", "name"}`` as stages (exit 2
+    when it is not one)."""
+    try:
+        entries = json.loads(text)
+        stages = tuple(
+            Stage(
+                duration_s=float(entry["duration_s"]),
+                target=float(entry["target"]),
+                name=entry.get("name"),
+            )
+            for entry in entries
+        )
+        check_stages(stages, option="--loadkit-stages")
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        refuse(f"--loadkit-stages is not a JSON list of stages: {exc}")
+        raise  # not reached: refuse() exits
+    return stages
+
+
+def users_at(stages: Sequence[Stage], t_s: float) -> int | None:
+    """The users to run for the second that starts ``t_s`` into the stages: their target at the
+    middle of that second (of what is left of it, at the end), in whole users; None once they
+    have all run."""
+    total = total_duration_s(stages)
+    if t_s >= total:
+        return None
+    target = target_at(stages, (t_s + min(t_s + TICK_S, total)) / 2)
+    return None if target is None else users_for(target)
+
+
+def stages_shape(stages: Sequence[Stage]) -> LoadTestShape:
+    """A ``LoadTestShape`` instance that ramps users through ``stages``, then ends the test."""
+    planned = tuple(stages)
+
+    class LoadkitStages(LoadTestShape):
+        """Users by loadkit's stages (made here: see the module's docstring)."""
+
+        loadkit_stages = planned
+
+        def tick(self) -> tuple[int, float] | None:
+            """This second's users, and a spawn rate that makes the change at once; None once
+            the stages have run."""
+            t_s = float(self.get_run_time())  # type: ignore[no-untyped-call]  # unannotated
+            users = users_at(planned, t_s)
+            if users is None:
+                return None
+            now = self.runner.target_user_count if self.runner is not None else None
+            return users, max(float(abs(users - (now or 0))), MIN_SPAWN_RATE)
+
+    return LoadkitStages()  # type: ignore[no-untyped-call]  # Locust is unannotated
+
+
+def stages_of(environment: Any) -> tuple[Stage, ...]:
+    """The stages driving this run's users (empty unless loadkit's stages shape is set)."""
+    stages = getattr(environment.shape_class, MARKER, ())
+    return tuple(stages)

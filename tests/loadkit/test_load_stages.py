@@ -1,0 +1,93 @@
+"""Load stages in a closed-model run: the users follow the stages' ramp (loadkit's own
+``LoadTestShape`` in the plugin), the stages' total is the run's duration, and what cannot be one
+run (``--stages`` with ``--duration``, with a locustfile's own ``LoadTestShape``) is exit 2.
+
+The runs last 3 s against a loopback server of this test that answers every request after 50 ms,
+so that a user's requests per second are fixed and the per-second completions count its users.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from loadkit.measure.results import LoadResults, read_results
+from tests.loadkit.misbehaving_servers import read_request, serve
+
+pytestmark = pytest.mark.slow
+
+SCENARIOS = Path(__file__).parent.parent / "scenarios"
+COUNTED = SCENARIOS / "stages_locustfile.py"
+SHAPE = SCENARIOS / "shape_locustfile.py"
+ANSWER_AFTER_S = 0.05
+
+
+def answers_after_a_while(conn: socket.socket) -> None:
+    """Every request answered 200 after ``ANSWER_AFTER_S``: 20 requests a second per user."""
+    while read_request(conn):
+        time.sleep(ANSWER_AFTER_S)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
+        conn.sendall(b"Content-Length: 2\r\n\r\n{}")
+
+
+def loadkit_load(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "loadkit", "load", "--quiet", *args],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+
+
+def test_closed_model_stages_ramp_the_users_and_end_the_run(tmp_path: Path) -> None:
+    out = tmp_path / "load.json"
+    with serve(answers_after_a_while) as target:
+        done = loadkit_load(
+            "--scenario", str(COUNTED), "--host", target, "--stages", "1s:2,1s:4,1s:0",
+            "--out", str(out),
+        )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = read_results(out)
+    assert isinstance(results, LoadResults) and results.valid, results.invalid_reasons
+    config = results.config
+    assert config["model"] == "closed"
+    assert config["stages"] == [
+        {"duration_s": 1.0, "target": 2.0, "name": None},
+        {"duration_s": 1.0, "target": 4.0, "name": None},
+        {"duration_s": 1.0, "target": 0.0, "name": None},
+    ]
+    assert config["duration_s"] == 3 and "shape" not in config
+    assert results.duration_s == pytest.approx(3.0, abs=0.5)  # the stages' total, then stopped
+    # Each second runs the ramp's mean users for that second: 1 (0→2), 3 (2→4), 2 (4→0).
+    assert config["concurrency"] == 3  # the most users asked for at once
+    starts = {e.name: e.requests for e in results.endpoints}["GET /start"]
+    assert starts == 3  # 1, then 2 more; the ramp down stops users, it starts none
+    per_second = [s.completions for s in results.timeline[:3]]
+    assert 0 < per_second[0] < per_second[2] < per_second[1], per_second
+
+
+def test_stages_with_a_duration_are_refused() -> None:
+    done = loadkit_load("--stages", "1s:2,1s:0", "--duration", "5")
+    assert done.returncode == 2, done.stderr
+    assert "--stages and --duration cannot go together: the stages' total (2 s)" in done.stderr
+
+
+def test_stages_with_a_locustfiles_own_shape_are_refused(tmp_path: Path) -> None:
+    out = tmp_path / "load.json"
+    with serve(answers_after_a_while) as target:
+        done = loadkit_load(
+            "--scenario", str(SHAPE), "--host", target, "--stages", "1s:2", "--out", str(out)
+        )  # fmt: skip
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert (
+        "error: stages cannot drive a locustfile that has a LoadTestShape of its own (TwoSteps)"
+        in done.stderr
+    )
+    assert "Locust refused" not in done.stderr
+    results = read_results(out)  # no stale file of an earlier run for the gate to read
+    assert isinstance(results, LoadResults) and not results.valid
