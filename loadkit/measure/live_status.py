@@ -38,6 +38,12 @@ class LiveStatus:
     error_rate: float
     p95_ms: float | None
     results_path: str | None = None
+    target_rate: float | None = None
+    """Open model: the iterations/s the timetable asks for now (all workers); None: closed."""
+    achieved_rate: float | None = None
+    """Open model: iterations started per second (over the same window as ``rps``)."""
+    queue: int | None = None
+    """Open model: iterations due that wait for a free user (in-flight bound reached)."""
 
 
 def write_status(path: Path, status: LiveStatus) -> None:

@@ -49,6 +49,7 @@ from loadkit.engines.locust.locust_config import (
 from loadkit.engines.locust.locustfile import locustfile_problem
 from loadkit.engines.locust.passthrough import locust_usage_error
 from loadkit.engines.locust.process import STOP_GRACE_S, LocustRun, ProgressCallback, run_locust
+from loadkit.engines.locust.usage_error import ERROR_PREFIX
 from loadkit.engines.target import parse_target
 from loadkit.exceptions import (
     ConfigError,
@@ -85,8 +86,6 @@ starts after those hooks; Locust gets no ``--run-time`` that would count them)."
 OPEN_DRAIN_ALLOWANCE_S = 60.0
 """An open run's end waits for the iterations still in flight, each for at most its request
 timeout (Locust's HTTP users: 60 s by default): the run's time bound allows for that."""
-PLUGIN_USAGE_ERROR = "loadkit: error: "
-"""How the plugin says it refused its options at Locust's init (it then exits 2, as argparse)."""
 
 Announce = Callable[[str], None]
 
@@ -508,9 +507,9 @@ def _raise_if_refused_by_locust(run: LocustRun) -> None:
     """A ConfigError (exit 2) with Locust's own line when Locust refused its command line (an
     argument after ``--``, a key of its configuration files): the user's input, not a crash."""
     refused = locust_usage_error(run.returncode, run.log_tail)
-    if refused is not None and refused.startswith(PLUGIN_USAGE_ERROR):
+    if refused is not None and refused.startswith(ERROR_PREFIX):
         # The plugin refused what loadkit asked of it (stages with the locustfile's own shape).
-        raise ConfigError(refused.removeprefix(PLUGIN_USAGE_ERROR))
+        raise ConfigError(refused.removeprefix(ERROR_PREFIX))
     if refused is not None:
         raise ConfigError(
             f"Locust refused its arguments (those after `--`, or its configuration files): "

@@ -38,7 +38,7 @@ class FakeRunner:
     def quit(self) -> None:
         pass
 
-    def send_message(self, msg_type: str, data: Any = None) -> None:
+    def send_message(self, msg_type: str, data: Any = None, client_id: str | None = None) -> None:
         self.sent.append((msg_type, data))
 
     def register_message(self, msg_type: str, listener: Any) -> None:
@@ -100,12 +100,17 @@ def main(folder: Path) -> None:
     findings["reset_is_a_new_recording"] = worker.recording is not before_reset
     for _ in range(3):
         worker.recording.requests += 1
-        worker.recording.batch.append(("GET /x", 5.0, clock.now()))
+        worker.recording.batch.append(("GET /x", 0.005, None, clock.now()))
     master.worker_reported("worker-a", worker.report().to_wire(), final=False)
     worker.recording.requests += 1
     worker.recording.errors += 1
     worker.recording.record_failure(
-        endpoint="GET /x", response_time=20.0, response=None, exception=TimeoutError("slow")
+        endpoint="GET /x",
+        latency_s=0.02,
+        service_s=None,
+        end=clock.now(),
+        response=None,
+        exception=TimeoutError("slow"),
     )
     worker.stopping()
     worker.stopped()
@@ -152,7 +157,7 @@ def main(folder: Path) -> None:
         options=options(folder / "local.json"),
         clock=clock,
     )
-    local.recording.batch.append(("GET /y", 3.0, clock.now()))
+    local.recording.batch.append(("GET /y", 0.003, None, clock.now()))
     local.recording.requests += 1
     local.quit()  # Locust quit before the test stopped on its own
     local_results = read_results(folder / "local.json")

@@ -61,22 +61,40 @@ from loadkit.engines.locust.plugin.locust_api import (
     WorkerRunner,
 )
 from loadkit.engines.locust.plugin.locust_log import watch_locust_log
-from loadkit.engines.locust.plugin.options import PluginOptions
+from loadkit.engines.locust.plugin.open_model import OpenModel
+from loadkit.engines.locust.plugin.options import OpenRun, PluginOptions
 from loadkit.engines.locust.plugin.recording import BATCH_SIZE, Recording
 from loadkit.engines.locust.plugin.roles import LocalTest, MasterTest, WorkerTest
 from loadkit.engines.locust.plugin.stops import StopOrigin, observe_runner
+from loadkit.engines.locust.plugin.timetable import (
+    IN_FLIGHT_WINDOW_S,
+    MAX_IN_FLIGHT_CAP,
+    default_max_in_flight,
+    peak_rate,
+)
 from loadkit.engines.locust.plugin.user_code import format_traceback, type_name, where_raised
-from loadkit.engines.locust.plugin.worker_report import FINAL_MESSAGE, SHARE_KEY, WorkerReport
+from loadkit.engines.locust.plugin.worker_report import (
+    FINAL_MESSAGE,
+    SHARE_KEY,
+    SLOT_MESSAGE,
+    WorkerReport,
+)
+from loadkit.engines.locust.usage_error import refuse
 from loadkit.measure.live_status import write_status
 from loadkit.measure.recorder import LatencyRecorder, RunClock
 from loadkit.measure.user_exceptions import ExceptionTally
 from loadkit.report.load_webui import install_web_tabs, web_tab_rows
+from loadkit.stages import Stage, check_stages, total_duration_s
 
 logger = logging.getLogger("loadkit")
 
 STATUS_INTERVAL_S = 1.0
 PARENT_CHECK_S = 1.0
 LAUNCH_KEYS = ("locust_args", "locust_config")
+DISTRIBUTED_START_LEAD_S = 0.5
+"""A distributed open run's timetables start this long after the master's test start: enough
+for workers to get the spawn message and start their users (milliseconds for hundreds), so
+that no iteration is due before its worker can send it."""
 
 
 def _add_arguments(parser: Any, **_kwargs: Any) -> None:
@@ -124,17 +142,42 @@ def _add_arguments(parser: Any, **_kwargs: Any) -> None:
         help="The scenario's name, for the results.",
         include_in_web_ui=False,
     )
-    # The open model's options are the timetable part's (plugin/options.py); defined here so
-    # that closed-model stages (plugin/closed_stages.py) can be launched meanwhile.
-    group.add_argument("--loadkit-rate", type=float, default=None, include_in_web_ui=False)
-    group.add_argument("--loadkit-max-in-flight", type=int, default=None, include_in_web_ui=False)
-    group.add_argument("--loadkit-stages", default=None, include_in_web_ui=False)
     group.add_argument(
         "--loadkit-keep-exit-code",
         action="store_true",
         default=False,
         help="Leave Locust's exit code as Locust gives it, also for an invalid run (`loadkit "
         "load` judges the run itself); without it, an invalid run exits 4.",
+        include_in_web_ui=False,
+    )
+    group.add_argument(
+        "--loadkit-model",
+        choices=("closed", "open"),
+        default=None,
+        help="closed: Locust's users loop (the default); open: iterations start on a timetable "
+        "(implied by --loadkit-rate).",
+        include_in_web_ui=False,
+    )
+    group.add_argument(
+        "--loadkit-rate",
+        type=float,
+        default=None,
+        help="Open model: iterations (task executions) started per second, over all workers.",
+        include_in_web_ui=False,
+    )
+    group.add_argument(
+        "--loadkit-max-in-flight",
+        type=int,
+        default=None,
+        help="Open model: iterations running at once at most (Locust starts this many users; "
+        f"default: the peak rate x {IN_FLIGHT_WINDOW_S:g} s, at most {MAX_IN_FLIGHT_CAP}).",
+        include_in_web_ui=False,
+    )
+    group.add_argument(
+        "--loadkit-stages",
+        default=None,
+        help='JSON list of {"duration_s", "target", "name"}: in an open run the rate ramps '
+        "linearly through the targets (iterations/s).",
         include_in_web_ui=False,
     )
     group.add_argument(
@@ -156,6 +199,14 @@ def plugin_options(options: Namespace | None) -> PluginOptions:
     duration = option("loadkit_duration")
     parent = option("loadkit_parent_pid")
     launch = option("loadkit_launch")
+    open_run = open_run_options(
+        model=option("loadkit_model"),
+        rate=option("loadkit_rate"),
+        max_in_flight=option("loadkit_max_in_flight"),
+        stages_json=option("loadkit_stages"),
+    )
+    if open_run is not None and open_run.stages and not duration:
+        duration = total_duration_s(open_run.stages)  # the timetable's end is the run's
     return PluginOptions(
         headless=bool(option("headless")),
         out=Path(option("loadkit_out") or DEFAULT_OUT),
@@ -171,7 +222,61 @@ def plugin_options(options: Namespace | None) -> PluginOptions:
         locust_version=locust.__version__,
         keep_exit_code=bool(option("loadkit_keep_exit_code")),
         launch=_launch_record(launch),
+        open_run=open_run,
     )
+
+
+def open_run_options(
+    *,
+    model: str | None,
+    rate: float | None,
+    max_in_flight: int | None,
+    stages_json: str | None,
+) -> OpenRun | None:
+    """The open run the options ask for (None: closed); a ValueError naming the bad option."""
+    if model == "closed" or (model is None and rate is None):
+        return None
+    stages: tuple[Stage, ...] = ()
+    if stages_json:
+        stages = stages_from_json(stages_json)
+    if not stages and (rate is None or rate <= 0):
+        raise ValueError(
+            f"--loadkit-rate {rate}: an open-model run needs a rate above 0 (or --loadkit-stages)"
+        )
+    if max_in_flight is not None and max_in_flight < 1:
+        raise ValueError(f"--loadkit-max-in-flight {max_in_flight}: must be at least 1")
+    if stages and rate is not None:
+        logger.warning("loadkit: --loadkit-stages set the rate; --loadkit-rate %g is unused", rate)
+        rate = None
+    return OpenRun(
+        rate=rate,
+        stages=stages,
+        max_in_flight=max_in_flight or default_max_in_flight(peak_rate(rate, stages)),
+        max_in_flight_given=max_in_flight is not None,
+    )
+
+
+def stages_from_json(text: str) -> tuple[Stage, ...]:
+    """``--loadkit-stages``' JSON list as stages; a ValueError naming what is wrong."""
+    try:
+        data = json.loads(text)
+        if not isinstance(data, list):
+            raise TypeError("not a list")
+        stages = tuple(
+            Stage(
+                duration_s=float(item["duration_s"]),
+                target=float(item["target"]),
+                name=item.get("name"),
+            )
+            for item in data
+        )
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise ValueError(
+            f"--loadkit-stages {text!r}: not a JSON list of "
+            f'{{"duration_s", "target", "name"}} ({exc})'
+        ) from None
+    check_stages(stages, option="--loadkit-stages")
+    return stages
 
 
 def _launch_record(text: str | None) -> dict[str, Any]:
@@ -214,6 +319,10 @@ class LoadkitPlugin:
         self.clock = RunClock()
         self.test: LoadTest[Any] | None = None
         self.recording: Recording | None = None
+        self.open_model: OpenModel | None = None
+        """The open run's timetable in this process (None: closed, or a master)."""
+        self.open_slot: OpenRun | None = None
+        """A worker's share of the open run, as its master sent it for the next test."""
         # Locust's (request type, name) -> our endpoint name: made once per endpoint, not per
         # request.
         self._endpoints: dict[tuple[str, str], str] = {}
@@ -241,6 +350,9 @@ class LoadkitPlugin:
             self.master.register_message(FINAL_MESSAGE, self.on_final_message)
         elif self.worker is not None:
             ev.report_to_master.add_listener(self.on_report_to_master)
+            self.worker.register_message(SLOT_MESSAGE, self.on_slot_message)
+        if self.options.open_run is not None and self.worker is None:
+            self._users_for_open_run(self.options.open_run)
         if self.master is None:
             # Seen before any listener, not as one: a locustfile's listener that raises
             # RescheduleTask on a failure would hide it from ours (plugin/first_look.py).
@@ -255,6 +367,40 @@ class LoadkitPlugin:
                 gevent.spawn(self._status_loop, self.options.status_path)
             if self.options.parent_pid:
                 gevent.spawn(self._watch_parent, self.options.parent_pid)
+
+    def _users_for_open_run(self, open_run: OpenRun) -> None:
+        # One Locust user per slot, all spawned at once: the timetable starts once they are.
+        options = self.environment.parsed_options
+        if options is None:
+            return
+        asked = getattr(options, "num_users", None)
+        if asked not in (None, open_run.max_in_flight):
+            logger.info(
+                "loadkit: open model: %d users (the bound on iterations in flight), not %s",
+                open_run.max_in_flight,
+                asked,
+            )
+        options.num_users = open_run.max_in_flight
+        options.spawn_rate = float(open_run.max_in_flight)
+
+    def on_slot_message(self, environment: Any, msg: Message, **_kwargs: Any) -> None:
+        """Worker: the master's open run and this worker's share of it, ahead of the spawn."""
+        try:
+            self.open_slot = OpenRun.from_wire(msg.data)
+        except (KeyError, TypeError, ValueError) as exc:
+            logger.error("loadkit: the master sent an invalid open-model share: %s", exc)
+
+    def _send_slots(self, open_run: OpenRun) -> None:
+        # Before Locust's spawn messages (sent a moment later, on the same ordered channels):
+        # each worker knows its share of the rate when its test starts.
+        assert self.master is not None
+        workers = sorted(str(client_id) for client_id in self.master.clients)
+        # One start for all, a moment ahead: each worker spawns its users first. The master's
+        # timer counts the run's duration from there (``LoadTest.timer_delay_s``).
+        start_at = self.clock.now() + DISTRIBUTED_START_LEAD_S
+        for index, client_id in enumerate(workers):
+            share = open_run.for_worker(index, len(workers), start_at=start_at)
+            self.master.send_message(SLOT_MESSAGE, share.to_wire(), client_id=client_id)
 
     def _watch_parent(self, parent_pid: int) -> None:
         # The launcher gave Locust a session of its own (so Ctrl-C goes through it); if the
@@ -286,12 +432,26 @@ class LoadkitPlugin:
             self.early_exceptions = ExceptionTally()
         self.test = test
         self.recording = test.recording
+        test.open_run = self._open_run_here()
+        if self.master is not None and test.open_run is not None:
+            self._send_slots(test.open_run)
+            test.timer_delay_s = DISTRIBUTED_START_LEAD_S
         test.start()
+        self.open_model = test.open_model
         # Any shape, the locustfile's or loadkit's stages (closed_stages.py): Locust's main
         # joins it before installing its SIGTERM handler.
         shape = self.environment.shape_class
         if self.options.headless and shape is not None and self.worker is None:
             self._handle_sigterm_during_shape(test)
+
+    def _open_run_here(self) -> OpenRun | None:
+        """The open run this process takes part in (None: closed)."""
+        if self.worker is None:
+            return self.options.open_run
+        slot, self.open_slot = self.open_slot, None
+        if slot is None and self.options.open_run is not None:
+            logger.error("loadkit: no share of the open run came from the master; running none")
+        return slot
 
     def _handle_sigterm_during_shape(self, test: LoadTest[Any]) -> None:
         # Locust installs its SIGTERM handler only once a headless shape has finished (its
@@ -387,14 +547,29 @@ class LoadkitPlugin:
             endpoint = name if name.startswith(f"{request_type} ") else f"{request_type} {name}"
             self._endpoints[(request_type, name)] = endpoint
         recording.requests += 1
+        end = self.clock.now()
+        latency_s = response_time / 1000.0
+        service_s: float | None = None
+        model = self.open_model
+        if model is not None:
+            # Open model: an iteration's first request is timed from the iteration's due time.
+            due = model.first_request_due()
+            if due is not None:
+                service_s = latency_s
+                latency_s = max(end - due, service_s)
         if exception is None:
             batch = recording.batch
-            batch.append((endpoint, response_time, self.clock.now()))
+            batch.append((endpoint, latency_s, service_s, end))
             if len(batch) >= BATCH_SIZE:
                 recording.flush()
             return
         recording.record_failure(
-            endpoint=endpoint, response_time=response_time, response=response, exception=exception
+            endpoint=endpoint,
+            latency_s=latency_s,
+            service_s=service_s,
+            end=end,
+            response=response,
+            exception=exception,
         )
 
     def on_user_error(
@@ -497,7 +672,10 @@ def _on_init(environment: Any, web_ui: Any = None, **_kwargs: Any) -> None:
     global _plugin
     check_launch(environment.parsed_options)  # exits 2 when Locust's options desync the run
     apply_stages(environment)  # before the plugin reads the shape; exits 2 on a locustfile's own
-    _plugin = plugin = LoadkitPlugin(environment)
+    try:
+        _plugin = plugin = LoadkitPlugin(environment)
+    except ValueError as exc:  # a --loadkit-* option that cannot run (it names itself)
+        refuse(str(exc))
     if web_ui is not None:
         install_web_tabs(web_ui, lambda: web_tab_rows(plugin.current_recorder()))
 

@@ -32,18 +32,17 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from collections.abc import Sequence
 from typing import Any
 
 from locust import LoadTestShape
 from locust.runners import WorkerRunner
 
+from loadkit.engines.locust.usage_error import refuse
 from loadkit.stages import Stage, check_stages, target_at, total_duration_s, users_for
 
 logger = logging.getLogger("loadkit")
 
-EXIT_USAGE = 2
 """What Locust's argparse exits with on a bad command line; the launcher reads it so too."""
 TICK_S = 1.0
 """How often Locust's runner calls a shape's ``tick()`` (``Runner.shape_worker``)."""
@@ -78,12 +77,6 @@ def apply_stages(environment: Any) -> None:
     shape = stages_shape(decode_stages(text))
     shape.runner = environment.runner
     environment.shape_class = shape
-
-
-def refuse(message: str) -> None:
-    """End Locust at ``init`` with a usage error the launcher recognises (exit 2)."""
-    print(f"loadkit: error: {message}", file=sys.stderr, flush=True)
-    raise SystemExit(EXIT_USAGE)
 
 
 def decode_stages(text: str) -> tuple[Stage, ...]:

@@ -16,7 +16,6 @@ Pure but for ``check_launch``, which writes that line and exits; imports no Locu
 from __future__ import annotations
 
 import json
-import sys
 from argparse import Namespace
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,10 +23,7 @@ from typing import Any
 
 from loadkit.engines.locust.locust_config import ENV_OPTIONS
 from loadkit.engines.locust.passthrough import DESTS, REFUSED, Refusal
-
-ERROR_PREFIX = "loadkit: error: "
-"""argparse's ``<prog>: error: `` form: the launcher finds the line by it."""
-USAGE_EXIT_CODE = 2
+from loadkit.engines.locust.usage_error import refuse
 
 
 @dataclass(frozen=True)
@@ -112,8 +108,4 @@ def check_launch(options: Namespace | None) -> None:
     found = launch_mismatch(options, launch)
     if found is None:
         return
-    sys.stderr.write(f"{ERROR_PREFIX}{found.describe()}\n")
-    sys.stderr.flush()
-    # SystemExit passes through Locust's event dispatch (it catches Exception only), so Locust
-    # ends here, before its runner starts a test.
-    sys.exit(USAGE_EXIT_CODE)
+    refuse(found.describe())

@@ -22,8 +22,16 @@ from locust.runners import STATE_RUNNING, STATE_SPAWNING
 from loadkit.engines.locust.plugin.closed_stages import stages_of
 from loadkit.engines.locust.plugin.cpu import CpuWatch
 from loadkit.engines.locust.plugin.locust_api import Environment, Runner
-from loadkit.engines.locust.plugin.options import PluginOptions
-from loadkit.engines.locust.plugin.recording import Recording
+from loadkit.engines.locust.plugin.open_model import OpenModel
+from loadkit.engines.locust.plugin.open_run import (
+    allow_drain,
+    finish_open_model,
+    open_live_figures,
+    open_run_config,
+    start_open_model,
+)
+from loadkit.engines.locust.plugin.options import OpenRun, PluginOptions
+from loadkit.engines.locust.plugin.recording import RateWindow, Recording
 from loadkit.engines.locust.plugin.stops import StopOrigin
 from loadkit.measure.live_status import LiveStatus, RunState, write_status
 from loadkit.measure.load_results import build_load_results
@@ -43,6 +51,8 @@ class LoadTest(Generic[RunnerT]):
     stops_on_timer = True
     """Whether this role ends a headless test after ``--loadkit-duration`` (a worker does not:
     its master does)."""
+    runs_users = True
+    """Whether this role's users run here (an open run's timetable runs where they do)."""
 
     def __init__(
         self,
@@ -87,6 +97,14 @@ class LoadTest(Generic[RunnerT]):
         self.when_finalized: list[Callable[[], object]] = []
         """Called once the test's measurement is final (its results written or shipped)."""
         self.results_path: Path | None = None
+        self.open_run: OpenRun | None = None
+        """An open-model run's settings (set before ``start``); None: the closed model."""
+        self.open_model: OpenModel | None = None
+        """The open run's timetable in this process, once started."""
+        self.iteration_rates = RateWindow()
+        self.timer_delay_s = 0.0
+        """The planned duration counts from this long after the start (a distributed open run's
+        timetables start together, a moment after the master's test did)."""
 
     # --- its life ---------------------------------------------------------------------------
 
@@ -95,10 +113,14 @@ class LoadTest(Generic[RunnerT]):
         duration = self.options.duration_s
         if duration and self.options.headless and self.stops_on_timer:
             gevent.spawn(self._stop_after, float(duration))
+        if self.open_run is not None and self.runs_users:
+            self.open_model = start_open_model(
+                self.open_run, environment=self.environment, runner=self.runner, clock=self.clock
+            )
 
     def _stop_after(self, duration_s: float) -> None:
         # gevent.spawn_later ends early on a stale loop clock: wait on perf_counter instead.
-        deadline = self.started_perf + duration_s
+        deadline = self.started_perf + self.timer_delay_s + duration_s
         while (remaining := deadline - time.perf_counter()) > 0:
             if self.stop_time is not None or self.finalized:
                 return  # ended already (a shape that finished, the locustfile, Locust)
@@ -147,6 +169,9 @@ class LoadTest(Generic[RunnerT]):
         if self.stop_time is not None:
             return
         self.stop_time = self.clock.now()
+        if self.open_model is not None:
+            self.open_model.stop()
+            allow_drain(self.open_model, self.environment)
         self.cpu.check_own()
         self._note_pending()
 
@@ -174,7 +199,12 @@ class LoadTest(Generic[RunnerT]):
         if self.stop_time is None:
             self.stop_time = self.clock.now()
         self.cpu.check_own()
-        return self.recording.flush()
+        recorder = self.recording.flush()
+        if self.open_model is not None:
+            finish_open_model(
+                self.open_model, recorder, environment=self.environment, end=self.stop_time
+            )
+        return recorder
 
     def _mark_finalized(self) -> None:
         self.finalized = True
@@ -206,6 +236,8 @@ class LoadTest(Generic[RunnerT]):
             "run_id": options.run_id,
             "locust_version": options.locust_version,
         }
+        if self.open_run is not None:
+            config.update(open_run_config(self.open_run, self.open_model))
         if options.url_path is not None:  # the url scenario: the target's path
             config["url_path"] = options.url_path
         if self.shape is not None:
@@ -325,6 +357,9 @@ class LoadTest(Generic[RunnerT]):
         now = time.monotonic()
         requests, errors, p95 = self.live_counts(now)
         rps, error_rate = self.recording.rates.rates(now, requests, errors)
+        open_figures: dict[str, Any] = {}
+        if self.open_model is not None:
+            open_figures = open_live_figures(self.open_model, self.iteration_rates, now)
         return LiveStatus(
             state=state or self.state(),
             elapsed_s=round(time.perf_counter() - self.started_perf, 3),
@@ -334,6 +369,7 @@ class LoadTest(Generic[RunnerT]):
             error_rate=round(error_rate, 4),
             p95_ms=p95,
             results_path=str(self.results_path) if self.results_path else None,
+            **open_figures,
         )
 
     def write_status(self, state: RunState | None = None) -> None:

@@ -79,6 +79,9 @@ class WorkerRunner(Runner, Protocol):
     def send_message(self, msg_type: str, data: Any = None) -> None:
         """Send a custom message to the master (ordered with Locust's own messages)."""
 
+    def register_message(self, msg_type: str, listener: Callable[..., Any]) -> None:
+        """Call ``listener(environment, msg)`` for each custom message of ``msg_type``."""
+
 
 class WorkerNode(Protocol):
     """The master's view of one worker."""
@@ -101,6 +104,9 @@ class MasterRunner(Runner, Protocol):
 
     def register_message(self, msg_type: str, listener: Callable[..., Any]) -> None:
         """Call ``listener(environment, msg)`` for each custom message of ``msg_type``."""
+
+    def send_message(self, msg_type: str, data: Any = None, client_id: str | None = None) -> None:
+        """Send a custom message to one worker (``client_id``), or to all."""
 
 
 class Message(Protocol):

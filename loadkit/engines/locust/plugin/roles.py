@@ -109,6 +109,8 @@ class WorkerTest(_UsersHere[WorkerRunner]):
 class MasterTest(LoadTest[MasterRunner]):
     """A master's view of a distributed test: its workers' shares, merged."""
 
+    runs_users = False
+
     def __init__(
         self,
         *,

@@ -20,6 +20,8 @@ SHARE_KEY = "loadkit"
 """Our key in Locust's worker report (``stats`` and ``errors`` are Locust's own)."""
 FINAL_MESSAGE = "loadkit_final"
 """The custom message that carries a worker's last share when its users have stopped."""
+SLOT_MESSAGE = "loadkit_open_share"
+"""Master → worker at an open run's start: the run and this worker's share of its rate."""
 
 
 class WorkerReport(BaseModel):

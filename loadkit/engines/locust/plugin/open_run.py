@@ -1,0 +1,126 @@
+"""An open run's part in a test's life: start the timetable, let in-flight work drain at the end,
+put what never started and how the timetable was kept into the recorder, describe the run.
+
+``load_test.py`` calls these at the test's start, stop and end; the timetable itself is
+``timetable.py`` (arithmetic) and ``open_model.py`` (the users and the dispatcher).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from loadkit.engines.locust.plugin.locust_api import Environment, Runner
+from loadkit.engines.locust.plugin.open_model import (
+    OpenModel,
+    ignored_wait_times,
+    install,
+    uninstall,
+)
+from loadkit.engines.locust.plugin.options import OpenRun
+from loadkit.engines.locust.plugin.recording import RateWindow, publish_schedule, record_not_sent
+from loadkit.engines.locust.plugin.timetable import Timetable
+from loadkit.measure.recorder import LatencyRecorder, RunClock
+
+logger = logging.getLogger("loadkit")
+
+DRAIN_TIMEOUT_S = 60.0
+"""How long iterations still running at the run's end are waited for, unless Locust's
+``--stop-timeout`` says otherwise: FastHttpUser's request timeout (``network_timeout``), so a
+request that can still complete is recorded (a frozen target shows in the figures, not as lost
+requests)."""
+
+
+def start_open_model(
+    open_run: OpenRun, *, environment: Environment, runner: Runner, clock: RunClock
+) -> OpenModel:
+    """Start this process's timetable: Locust's task loop goes through it from now on."""
+    timetable = Timetable(
+        rate=open_run.rate,
+        stages=open_run.stages,
+        worker_index=open_run.worker_index,
+        worker_count=open_run.worker_count,
+    )
+    locust_runner: Any = runner
+
+    def spawning() -> bool:
+        greenlet = getattr(locust_runner, "spawning_greenlet", None)
+        return greenlet is not None and not greenlet.dead
+
+    share = -(-open_run.max_in_flight // open_run.worker_count)  # Locust splits users so
+    model = OpenModel(timetable=timetable, clock=clock, max_in_flight=share, spawning=spawning)
+    model.start_at = open_run.start_at
+    model.figures.wait_time_ignored = ignored_wait_times(list(environment.user_classes))
+    if model.figures.wait_time_ignored:
+        logger.info(
+            "loadkit: open model: the wait_time of %s is ignored (the timetable starts iterations)",
+            ", ".join(model.figures.wait_time_ignored),
+        )
+    install(model)
+    model.start()
+    return model
+
+
+def allow_drain(model: OpenModel, environment: Environment) -> None:
+    """The run ends: let iterations in flight finish (up to the request timeout) and be recorded,
+    rather than being killed with their requests unmeasured (Locust's default stop)."""
+    env: Any = environment
+    model.stop_timeout_before = (env.stop_timeout,)
+    if not env.stop_timeout:
+        timeouts = [getattr(cls, "network_timeout", None) for cls in environment.user_classes]
+        known = [float(t) for t in timeouts if isinstance(t, int | float) and t > 0]
+        env.stop_timeout = max(known) if known else DRAIN_TIMEOUT_S
+
+
+def finish_open_model(
+    model: OpenModel, recorder: LatencyRecorder, *, environment: Environment, end: float
+) -> None:
+    """The users have stopped: record what never started and how the timetable was kept."""
+    stopped_at = model.stop_time if model.stop_time is not None else end
+    drain_s = max(model.clock.now() - stopped_at, 0.0)
+    not_sent = model.not_sent()
+    figures = model.final_figures(drain_s=round(drain_s, 3))
+    record_not_sent(recorder, due=not_sent, end=end)
+    publish_schedule(recorder, figures)
+    uninstall(model)
+    if model.stop_timeout_before is not None:
+        # Put back: a worker sleeps --stop-timeout after each stop, deaf to its master meanwhile.
+        env: Any = environment
+        env.stop_timeout = model.stop_timeout_before[0]
+    logger.info(
+        "loadkit: open model: %d iterations due, %d started, %d not sent; scheduler lag max "
+        "%.1f ms; queue max %d; drained in %.2f s",
+        figures.due,
+        figures.started,
+        figures.not_sent,
+        figures.max_lag_s * 1000.0,
+        figures.max_queue,
+        drain_s,
+    )
+
+
+def open_run_config(open_run: OpenRun, model: OpenModel | None) -> dict[str, Any]:
+    """The results' config keys of an open run."""
+    config: dict[str, Any] = {
+        "model": "open",
+        "rate": open_run.rate,
+        "max_in_flight": open_run.max_in_flight,
+    }
+    if open_run.stages:
+        config["stages"] = [
+            {"duration_s": s.duration_s, "target": s.target, "name": s.name}
+            for s in open_run.stages
+        ]
+    if model is not None and model.figures.wait_time_ignored:
+        config["wait_time_ignored"] = list(model.figures.wait_time_ignored)
+    return config
+
+
+def open_live_figures(model: OpenModel, rates: RateWindow, now: float) -> dict[str, Any]:
+    """The live line's open-run figures: target and achieved rate (iterations/s), queue."""
+    achieved, _ = rates.rates(now, model.figures.started, 0)
+    return {
+        "target_rate": round(model.target_rate_now(), 1),
+        "achieved_rate": round(achieved, 1),
+        "queue": model.queue_length(),
+    }
