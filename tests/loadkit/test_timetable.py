@@ -84,3 +84,11 @@ def test_the_default_bound_covers_a_30_s_freeze_at_the_peak_rate_capped() -> Non
     assert default_max_in_flight(1000) == MAX_IN_FLIGHT_CAP
     assert peak_rate(5, []) == 5
     assert peak_rate(None, [Stage(duration_s=1, target=50), Stage(duration_s=1, target=20)]) == 50
+
+
+def test_stages_ramp_from_the_given_rate_as_k6s_start_rate() -> None:
+    # --rate 10 --stages 10s:20: from 10/s up to 20/s, so 150 iterations are due over the 10 s.
+    table = Timetable(rate=10, stages=[Stage(10, 20)])
+    assert table.rate_at(0) == 10 and table.rate_at(5) == 15
+    assert table.total == pytest.approx(150)
+    assert peak_rate(10, [Stage(10, 5)]) == 10

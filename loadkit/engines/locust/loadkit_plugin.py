@@ -245,9 +245,6 @@ def open_run_options(
         )
     if max_in_flight is not None and max_in_flight < 1:
         raise ValueError(f"--loadkit-max-in-flight {max_in_flight}: must be at least 1")
-    if stages and rate is not None:
-        logger.warning("loadkit: --loadkit-stages set the rate; --loadkit-rate %g is unused", rate)
-        rate = None
     return OpenRun(
         rate=rate,
         stages=stages,

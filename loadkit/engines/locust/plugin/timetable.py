@@ -37,10 +37,8 @@ def default_max_in_flight(peak_rate: float) -> int:
 
 
 def peak_rate(rate: float | None, stages: Sequence[Stage]) -> float:
-    """The highest rate the run asks for (the stages' highest target, else the fixed rate)."""
-    if stages:
-        return max(stage.target for stage in stages)
-    return float(rate or 0.0)
+    """The highest rate the run asks for: the stages' highest target or the rate they start from."""
+    return max([float(rate or 0.0), *(stage.target for stage in stages)])
 
 
 @dataclass(frozen=True)
@@ -80,8 +78,9 @@ class Timetable:
         worker_index: int = 0,
         worker_count: int = 1,
     ) -> None:
-        """A fixed ``rate`` (iterations/s over all workers), or ``stages`` whose targets are rates;
-        this worker is ``worker_index`` of ``worker_count``."""
+        """A fixed ``rate`` (iterations/s over all workers), or ``stages`` whose targets are rates
+        (ramping from ``rate``, else from 0); this worker is ``worker_index`` of
+        ``worker_count``."""
         if worker_count < 1 or not 0 <= worker_index < worker_count:
             raise ValueError(f"worker {worker_index} of {worker_count}: no such worker")
         if not stages and (rate is None or rate <= 0):
@@ -102,7 +101,8 @@ class Timetable:
         segments: list[_Segment] = []
         begin = 0.0
         count = 0.0
-        previous = 0.0  # the rate ramps from 0 to the first stage's target
+        # The rate ramps from the given rate (k6's startRate; 0 without one) to the first target.
+        previous = self.rate if self.rate is not None else 0.0
         for stage in self.stages:
             slope = (stage.target - previous) / stage.duration_s
             segment = _Segment(begin, stage.duration_s, previous, slope, count)
