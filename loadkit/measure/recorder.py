@@ -149,7 +149,7 @@ class LatencyRecorder:
         else:
             state.ok += 1
         if self._stages is not None:
-            self._add_to_stage(end - latency_s, latency_us, sent_s, failed)
+            self._add_to_stage(end - latency_s, latency_us, service_s, failed)
         # This runs once per request in the load generator: the timeline's open second and the
         # stall tracker's common case are inlined here, quick exits first; their own methods
         # take the rest (a new second, a quiet span).
@@ -173,18 +173,19 @@ class LatencyRecorder:
                 return  # no quiet span to mark as stalled: the common case
         stalls.note_completion(end, sent_s)
 
-    def _add_to_stage(self, began: float, latency_us: float, sent_s: float, failed: bool) -> None:
+    def _add_to_stage(
+        self, began: float, latency_us: float, service_s: float | None, failed: bool
+    ) -> None:
         assert self._stages is not None
         tally = self._stages.tally_at(began)
         if failed:
             tally.errors += 1
         else:
             tally.ok += 1
-        service_us = sent_s * 1_000_000.0
-        if tally.service is None and service_us == latency_us:
-            tally.histogram.record_us(latency_us)
+        if service_s is None:
+            tally.record_response(latency_us)
         else:
-            tally.record_timed(latency_us, service_us)
+            tally.record_timed(latency_us, service_s * 1_000_000.0)
 
     def record_not_sent(self, *, count: int, due: Sequence[float] | None, end: float) -> None:
         """Open model: ``count`` iterations were still waiting for a free user when the run
