@@ -92,7 +92,7 @@ class LatencyHistogram:
             pending.clear()
         return self._hist
 
-    def copy(self) -> LatencyHistogram:
+    def clone(self) -> LatencyHistogram:
         """A histogram holding the same values (exact; this one is left as it is)."""
         twin = LatencyHistogram()
         twin.add(self)

@@ -49,7 +49,7 @@ class Tally:
         """One sent request's response and service times (the counts are the caller's)."""
         service = self.service
         if service is None:
-            service = self.service = self.histogram.copy()
+            service = self.service = self.histogram.clone()
         self.histogram.record_us(response_us)
         service.record_us(service_us)
 
@@ -81,7 +81,7 @@ class Tally:
         """Add another tally's figures (a share's), exactly."""
         if service is not None or self.service is not None:
             if self.service is None:
-                self.service = self.histogram.copy()
+                self.service = self.histogram.clone()
             self.service.add(service if service is not None else histogram)
         self.histogram.add(histogram)
         if unsent is not None and unsent.count:
@@ -125,7 +125,7 @@ class Tally:
         """Every response time: the requests sent, and the waits of those never sent."""
         if self.unsent is None or not self.unsent.count:
             return self.histogram
-        total = self.histogram.copy()
+        total = self.histogram.clone()
         total.add(self.unsent)
         return total
 
