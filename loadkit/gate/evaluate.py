@@ -29,7 +29,7 @@ from typing import Literal
 
 from loadkit.config import Criterion, ResultsKind
 from loadkit.exceptions import ConfigError, CriteriaNotMetError, InputError, InvalidRunError
-from loadkit.measure.kinds import ErrorKind
+from loadkit.measure.kinds import NOT_SENT_ENDPOINT, ErrorKind
 from loadkit.measure.results import (
     EndpointResults,
     ErrorGroup,
@@ -77,6 +77,13 @@ _LATENCY_FIELDS: dict[str, str] = {
     "max_ms": "max",
     "mean_ms": "mean",
 }
+_SERVICE_FIELDS: dict[str, str] = {
+    "service_p50_ms": "p50",
+    "service_p90_ms": "p90",
+    "service_p95_ms": "p95",
+    "service_p99_ms": "p99",
+}
+"""Service-time metrics (from the send): the response time's in a closed run."""
 
 
 # --- what the gate returns -----------------------------------------------------------------------
@@ -131,6 +138,8 @@ class SlowestEndpoints:
     """The metric's name without its prefix (``p95_ms``)."""
     endpoints: tuple[EndpointResults, ...]
     omitted: int = 0
+    service: bool = False
+    """Ranked by service time (``service_*`` metrics), which the rows then show."""
 
 
 @dataclass(frozen=True)
@@ -474,6 +483,7 @@ def _measure_load(criterion: Criterion, results: LoadResults, *, source: str) ->
             requests=endpoint.requests,
             errors=endpoint.errors,
             latency=endpoint.latency_ms,
+            service=endpoint_service_time(endpoint),
             source=source,
         )
     if metric == "max_stall_s":
@@ -520,12 +530,35 @@ def _measure_load(criterion: Criterion, results: LoadResults, *, source: str) ->
         requests=results.totals.requests,
         errors=results.totals.errors,
         latency=results.latency_ms,
+        service=service_time(results),
         source=source,
     )
 
 
+def service_time(results: LoadResults) -> LatencySummary | None:
+    """The run's service times: ``service_time_ms`` in an open run; in a closed one (and every
+    file written before open runs) the response times, which are the service times there; None
+    when no request was sent (only iterations never sent)."""
+    if results.service_time_ms is not None:
+        return results.service_time_ms
+    return None if results.not_sent else results.latency_ms
+
+
+def endpoint_service_time(endpoint: EndpointResults) -> LatencySummary | None:
+    """One endpoint's service times, as ``service_time``; None for ``(not sent)``."""
+    if endpoint.service_time_ms is not None:
+        return endpoint.service_time_ms
+    return None if endpoint.name == NOT_SENT_ENDPOINT else endpoint.latency_ms
+
+
 def _traffic_metric(
-    criterion: Criterion, *, requests: int, errors: int, latency: LatencySummary, source: str
+    criterion: Criterion,
+    *,
+    requests: int,
+    errors: int,
+    latency: LatencySummary,
+    service: LatencySummary | None,
+    source: str,
 ) -> float:
     metric = criterion.metric_name
     if metric == "requests":
@@ -537,6 +570,12 @@ def _traffic_metric(
             raise _missing(source, criterion, "no request completed, so there is no error rate")
         # From the counts, not the stored rate: exact, whatever rounding a writer applied.
         return errors / requests
+    service_field = _SERVICE_FIELDS.get(metric)
+    if service_field is not None:
+        value = None if service is None else getattr(service, service_field)
+        if value is None:
+            raise _missing(source, criterion, "no request was sent, so there is no service time")
+        return float(value)
     field_name = _LATENCY_FIELDS.get(metric)
     if field_name is None:
         raise InputError(f"{source}: unknown load metric {criterion.metric!r}")
@@ -578,7 +617,7 @@ def _evidence(criterion: Criterion, results: AnyResults) -> tuple[Evidence, ...]
         return _stall(results)
     if metric == "exceptions":
         return (_user_exceptions(results),)
-    if metric in _LATENCY_FIELDS:
+    if metric in _LATENCY_FIELDS or metric in _SERVICE_FIELDS:
         return _latency(results, metric, endpoint=criterion.endpoint)
     if metric in ("rps", "requests") and criterion.endpoint is None:
         return _throughput(results)
@@ -624,14 +663,21 @@ def _stall(results: LoadResults, *, with_seconds: bool = True) -> tuple[StallWin
 
 
 def _latency(results: LoadResults, metric: str, *, endpoint: str | None) -> tuple[Evidence, ...]:
-    field_name = _LATENCY_FIELDS[metric]
+    service = metric in _SERVICE_FIELDS
+    field_name = _SERVICE_FIELDS[metric] if service else _LATENCY_FIELDS[metric]
     endpoints = [e for e in results.endpoints if endpoint is None or e.name == endpoint]
-    endpoints.sort(key=lambda e: -(getattr(e.latency_ms, field_name) or 0.0))
+
+    def figure(e: EndpointResults) -> float:
+        summary = endpoint_service_time(e) if service else e.latency_ms
+        return (getattr(summary, field_name) if summary is not None else None) or 0.0
+
+    endpoints.sort(key=lambda e: -figure(e))
     evidence: list[Evidence] = [
         SlowestEndpoints(
             metric=metric,
             endpoints=tuple(endpoints[:TOP_ENDPOINTS]),
             omitted=max(len(endpoints) - TOP_ENDPOINTS, 0),
+            service=service,
         )
     ]
     if endpoint is None:

@@ -92,6 +92,12 @@ class LatencyHistogram:
             pending.clear()
         return self._hist
 
+    def clone(self) -> LatencyHistogram:
+        """A histogram holding the same values (exact; this one is left as it is)."""
+        twin = LatencyHistogram()
+        twin.add(self)
+        return twin
+
     def add(self, other: LatencyHistogram) -> None:
         """Add another histogram's values to this one (exact)."""
         if other.count == 0:

@@ -36,6 +36,9 @@ class ErrorKind(StrEnum):
     PROTOCOL_ERROR = "protocol_error"
     HTTP2_INTERNAL_ERROR = "http2_internal_error"
     UNEXPECTED_STATUS = "unexpected_status"
+    NOT_SENT = "not_sent"
+    """An open-model iteration still waiting for a free user when the run ended: never sent,
+    because the target was too slow to let it start. Always on ``NOT_SENT_ENDPOINT``."""
 
 
 SERVER_KINDS: frozenset[str] = frozenset(
@@ -49,9 +52,14 @@ SERVER_KINDS: frozenset[str] = frozenset(
         ErrorKind.PROTOCOL_ERROR,
         ErrorKind.HTTP2_INTERNAL_ERROR,
         ErrorKind.UNEXPECTED_STATUS,
+        ErrorKind.NOT_SENT,
     }
 )
 """Kinds the service may put in an error body."""
 
 CLIENT_KINDS: frozenset[str] = frozenset(k.value for k in ErrorKind) - SERVER_KINDS
 """Kinds only the client can observe (no response, or a response without a kind)."""
+
+NOT_SENT_ENDPOINT = "(not sent)"
+"""The pseudo-endpoint of ``not_sent`` errors: which requests an iteration would have made is
+unknown until its task runs."""

@@ -36,7 +36,9 @@ def build_load_results(
     request is invalid too (``no_requests``), unless it was aborted (that says why) or users
     waited on a service frozen for the whole run (the stall says so, and the gate fails it).
     ``exceptions``: what user code raised (``ExceptionTally.results``). ``stopped``: how a run
-    stopped on purpose ended (not a validity reason).
+    stopped on purpose ended (not a validity reason). An open-model run's timetable figures and
+    a staged run's per-stage figures come from the recorder; a timetable not kept (scheduler lag
+    over its bound) makes the run invalid (the results model adds the reason).
     """
     fields = recorder.traffic_fields()
     reasons = list(invalid_reasons)
@@ -51,6 +53,8 @@ def build_load_results(
         invalid_reasons=reasons,
         exceptions=list(exceptions),
         stopped=stopped,
+        schedule=recorder.schedule_results(),
+        stages=recorder.stage_results(),
     )
     return with_reason(results, aborted_reason(STOPPED_EARLY)) if aborted else results
 

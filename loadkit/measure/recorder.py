@@ -5,9 +5,17 @@ Pure: no I/O, no clock of its own. Callers pass times in seconds on one run cloc
 of its histograms (1 µs to 60 s, 3 significant digits). Values outside that range are clamped to it
 and counted, never dropped.
 
-A recorder keeps the per-endpoint histograms itself and composes three parts, each in its own
-module: the error groups (``error_groups``), the per-second timeline (``timeline``) and the stall
-tracker (``stalls``). Its readers never change it; ``finish`` and ``drain_share`` do, and say so.
+A recorder keeps the per-endpoint figures itself (``tally``) and composes its other parts, each in
+its own module: the error groups (``error_groups``), the per-second timeline (``timeline``), the
+stall tracker (``stalls``), and for runs that have them the per-stage figures (``stage_figures``)
+and the open model's timetable figures (``schedule``). Its readers never change it; ``finish``
+and ``drain_share`` do, and say so.
+
+Two times per request in an open-model run (DESIGN.md, measurement rules): the **response time**
+(``latency_s``, from when the request was due: the headline, in the histograms, the timeline and
+the gate's latency metrics) and the **service time** (``service_s``, from the send: kept beside
+it). In a closed-model run the two are one (``service_s`` None) and the recorder costs what it
+always did. Iterations an open run never sent are ``not_sent`` errors (``record_not_sent``).
 
 Recorders merge exactly: ``to_share()`` gives a ``WorkerShare`` (histograms in the HdrHistogram
 V2 encoding) that crosses process boundaries (Locust's worker reports), and ``merge_share()``
@@ -17,27 +25,37 @@ adds it, so N processes' shares add up to what one process would have recorded.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from loadkit.exceptions import InputError
 from loadkit.measure.error_groups import ErrorGroups
 from loadkit.measure.histogram import LatencyHistogram
+from loadkit.measure.kinds import NOT_SENT_ENDPOINT, ErrorKind
 from loadkit.measure.results import (
     EndpointResults,
     ErrorGroup,
+    ScheduleResults,
+    StageResults,
     Stall,
     TimelinePoint,
     Totals,
 )
+from loadkit.measure.schedule import ScheduleStats, combine, schedule_results
+from loadkit.measure.stage_figures import StageFigures
 from loadkit.measure.stalls import STALL_FLOOR_S, StallTracker
+from loadkit.measure.tally import Tally
 from loadkit.measure.timeline import ClosedSecond, SecondStats, Timeline
 from loadkit.measure.worker_share import (
-    EndpointShare,
     ErrorGroupShare,
+    ScheduleShare,
     SecondShare,
     WorkerShare,
 )
+from loadkit.stages import Stage
+
+NOT_SENT_MESSAGE = "due, but still waiting for a free user when the run ended: never sent"
 
 
 class RunClock:
@@ -56,25 +74,25 @@ class RunClock:
         return self._wall0 + (time.perf_counter() - self._mono0)
 
 
-@dataclass(slots=True)
-class _Endpoint:
-    histogram: LatencyHistogram = field(default_factory=LatencyHistogram)
-    ok: int = 0
-    errors: int = 0
-
-
 class LatencyRecorder:
     """Records request outcomes of one run (or of one process's share of it)."""
 
-    def __init__(self, *, start: float, source: str = "local") -> None:
-        """``start``: the run's start on the run clock; ``source`` names this process's share."""
+    def __init__(
+        self, *, start: float, source: str = "local", stages: Sequence[Stage] = ()
+    ) -> None:
+        """``start``: the run's start on the run clock; ``source`` names this process's share;
+        ``stages``: the run's load stages, if any (each request is then also counted in the
+        stage its response time began in: see ``stage_figures``)."""
         self.start = start
         self.source = source
         self.end: float | None = None
-        self._endpoints: dict[str, _Endpoint] = {}
+        self._endpoints: dict[str, Tally] = {}
         self._errors = ErrorGroups()
         self._timeline = Timeline(start=start)
         self._stalls = StallTracker(start=start, source=source)
+        self._stages = StageFigures(stages, start=start) if stages else None
+        self._schedule: ScheduleStats | None = None
+        self._schedules: dict[str, ScheduleStats] = {}
 
     # --- recording (mutates) ---------------------------------------------------------------
 
@@ -88,13 +106,35 @@ class LatencyRecorder:
         status: int | None = None,
         trace_id: str | None = None,
         message: str | None = None,
+        service_s: float | None = None,
     ) -> None:
-        """Record one completed request: ``end`` on the run clock, ``error_kind`` None when ok."""
-        latency_us = latency_s * 1_000_000.0
+        """Record one completed request: ``end`` on the run clock, ``error_kind`` None when ok.
+
+        ``latency_s`` is the response time (the headline): in an open-model run from when the
+        request was due, and ``service_s`` the time from its send; ``service_s`` None (every
+        closed-model run) means the request was sent when due: both are ``latency_s``. A
+        response time below the service time (a due time stamped after the send: clock jitter)
+        counts from the send, since no request is sent before it is due.
+        """
         state = self._endpoints.get(endpoint)
         if state is None:
-            state = self._endpoints[endpoint] = _Endpoint()
-        state.histogram.record_us(latency_us)
+            state = self._endpoints[endpoint] = Tally()
+        if service_s is None and state.service is None:
+            # The closed model's path, as cheap as before service times existed.
+            latency_us = latency_s * 1_000_000.0
+            state.histogram.record_us(latency_us)
+            sent_s = latency_s
+        else:
+            if service_s is None:
+                sent_s = latency_s
+                latency_us = latency_s * 1_000_000.0
+                state.record_response(latency_us)
+            else:
+                if latency_s < service_s:
+                    latency_s = service_s
+                sent_s = service_s
+                latency_us = latency_s * 1_000_000.0
+                state.record_timed(latency_us, service_s * 1_000_000.0)
         failed = error_kind is not None
         if failed:
             state.errors += 1
@@ -108,6 +148,8 @@ class LatencyRecorder:
             )
         else:
             state.ok += 1
+        if self._stages is not None:
+            self._add_to_stage(end - latency_s, latency_us, service_s, failed)
         # This runs once per request in the load generator: the timeline's open second and the
         # stall tracker's common case are inlined here, quick exits first; their own methods
         # take the rest (a new second, a quiet span).
@@ -120,14 +162,70 @@ class LatencyRecorder:
             if failed:
                 second.errors += 1
             second.histogram.record_us(latency_us)
+        # In flight from the send (the service time), not from the due time: an open-model
+        # request waiting for a free user is not yet in flight.
         stalls = self._stalls
         last = stalls.last_completion
         if end >= last and end - last < STALL_FLOOR_S:
             stalls.last_completion = end
             quiet = stalls.quiet
-            if not quiet or quiet[-1][1] <= end - latency_s:
+            if not quiet or quiet[-1][1] <= end - sent_s:
                 return  # no quiet span to mark as stalled: the common case
-        stalls.note_completion(end, latency_s)
+        stalls.note_completion(end, sent_s)
+
+    def _add_to_stage(
+        self, began: float, latency_us: float, service_s: float | None, failed: bool
+    ) -> None:
+        assert self._stages is not None
+        tally = self._stages.tally_at(began)
+        if failed:
+            tally.errors += 1
+        else:
+            tally.ok += 1
+        if service_s is None:
+            tally.record_response(latency_us)
+        else:
+            tally.record_timed(latency_us, service_s * 1_000_000.0)
+
+    def record_not_sent(self, *, count: int, due: Sequence[float] | None, end: float) -> None:
+        """Open model: ``count`` iterations were still waiting for a free user when the run
+        ended at ``end``; ``due`` their due times (run clock), or None when not known.
+
+        Each is a ``not_sent`` error on the pseudo-endpoint ``(not sent)``, counted in requests
+        and in the error rate. Its response time is its wait from its due time to ``end`` (0
+        when ``due`` is None): a lower bound, since it would have waited longer still. It has
+        no service time, is no completion (not in the timeline, ends no stall) and belongs to
+        the stage it was due in. Call it once, with every iteration left.
+        """
+        if count < 0:
+            raise ValueError(f"count of iterations not sent is negative ({count})")
+        if due is not None and len(due) != count:
+            raise ValueError(f"{len(due)} due times given for {count} iterations not sent")
+        if count == 0:
+            return
+        state = self._endpoints.get(NOT_SENT_ENDPOINT)
+        if state is None:
+            state = self._endpoints[NOT_SENT_ENDPOINT] = Tally()
+        stages = self._stages
+        for index in range(count):
+            due_at = due[index] if due is not None else end
+            wait_us = max(end - due_at, 0.0) * 1_000_000.0
+            state.record_unsent(wait_us)
+            if stages is not None:
+                stages.tally_at(due_at).record_unsent(wait_us)
+        self._errors.group(NOT_SENT_ENDPOINT, ErrorKind.NOT_SENT.value).add(
+            count=count,
+            statuses={"none": count},
+            trace_id=None,
+            message=NOT_SENT_MESSAGE,
+            first=end,
+            last=end,
+        )
+
+    def set_schedule(self, stats: ScheduleStats) -> None:
+        """Open model: this process's timetable figures (kept by reference: the caller may go on
+        updating them; every share and the results read them as they are then)."""
+        self._schedule = stats
 
     def _add_to_new_second(self, end: float, latency_us: float, failed: bool) -> None:
         # This process recorded requests: noted here, off the hot path, which is enough because
@@ -160,11 +258,30 @@ class LatencyRecorder:
         """Failed requests recorded so far."""
         return sum(e.errors for e in self._endpoints.values())
 
+    @property
+    def not_sent(self) -> int:
+        """Open-model iterations recorded as never sent."""
+        state = self._endpoints.get(NOT_SENT_ENDPOINT)
+        return state.not_sent if state is not None else 0
+
     def overall_histogram(self) -> LatencyHistogram:
-        """All endpoints' latencies in one histogram."""
+        """All endpoints' response times in one histogram (iterations never sent: their wait)."""
         total = LatencyHistogram()
         for state in self._endpoints.values():
             total.add(state.histogram)
+            if state.unsent is not None:
+                total.add(state.unsent)
+        return total
+
+    def overall_service_histogram(self) -> LatencyHistogram | None:
+        """All sent requests' service times in one histogram; None when every one was its
+        response time (a closed run)."""
+        states = self._endpoints.values()
+        if all(state.service is None for state in states):
+            return None
+        total = LatencyHistogram()
+        for state in states:
+            total.add(state.sent_service())
         return total
 
     def duration_s(self) -> float:
@@ -189,6 +306,7 @@ class LatencyRecorder:
         rows = []
         for name, state in self._endpoints.items():
             requests = state.ok + state.errors
+            response = state.response()
             rows.append(
                 EndpointResults(
                     name=name,
@@ -196,8 +314,10 @@ class LatencyRecorder:
                     ok=state.ok,
                     errors=state.errors,
                     error_rate=state.errors / requests if requests else 0.0,
-                    latency_ms=state.histogram.summary(),
-                    histogram=state.histogram.encode(),
+                    latency_ms=response.summary(),
+                    histogram=response.encode(),
+                    service_time_ms=state.service_summary(),
+                    service_histogram=state.service_encoded(),
                 )
             )
         rows.sort(key=lambda r: (-r.requests, r.name))
@@ -225,17 +345,33 @@ class LatencyRecorder:
         """What every results file of requests carries, measured here: the keyword arguments of
         ``SmokeResults``/``LoadResults`` besides target, config and kind-specific fields."""
         overall = self.overall_histogram()
+        service = self.overall_service_histogram()
         return {
             "started_at": self.started_at,
             "duration_s": round(self.duration_s(), 6),
             "totals": self.totals(),
             "latency_ms": overall.summary(),
             "histogram": overall.encode(),
+            "service_time_ms": service.summary() if service is not None else None,
+            "service_histogram": service.encode() if service is not None else None,
             "endpoints": self.endpoint_results(),
             "errors": self.error_groups(),
             "timeline": self.timeline(),
             "longest_stall": self.longest_stall(),
         }
+
+    def schedule_results(self) -> ScheduleResults | None:
+        """Open model: the run's timetable figures (every source's latest, added up); None in a
+        closed run."""
+        parts = dict(self._schedules)
+        if self._schedule is not None:
+            parts[self.source] = self._schedule
+        stats = combine(parts.values())
+        return None if stats is None else schedule_results(stats, not_sent=self.not_sent)
+
+    def stage_results(self) -> list[StageResults] | None:
+        """One summary per stage; None in a run without stages."""
+        return None if self._stages is None else self._stages.results()
 
     @property
     def started_at(self) -> datetime:
@@ -252,12 +388,7 @@ class LatencyRecorder:
             source=self.source,
             start=self.start,
             end=self.end,
-            endpoints={
-                name: EndpointShare(
-                    ok=state.ok, errors=state.errors, histogram=state.histogram.encode()
-                )
-                for name, state in self._endpoints.items()
-            },
+            endpoints={name: state.to_share() for name, state in self._endpoints.items()},
             errors=[
                 ErrorGroupShare(
                     endpoint=endpoint,
@@ -281,7 +412,15 @@ class LatencyRecorder:
             quiet=quiet,
             stalled=stalled,
             sources=sorted(self._stalls.sources),
+            stages=self._stages.to_shares() if self._stages is not None else [],
+            schedules=self._schedule_shares(),
         )
+
+    def _schedule_shares(self) -> dict[str, ScheduleShare]:
+        shares = {source: stats.to_share() for source, stats in self._schedules.items()}
+        if self._schedule is not None:
+            shares[self.source] = self._schedule.to_share()
+        return shares
 
     def drain_share(self) -> WorkerShare:
         """Close the open second, take ``to_share()``, then forget what it holds (a worker's
@@ -296,18 +435,28 @@ class LatencyRecorder:
         self._errors = ErrorGroups()
         self._timeline.clear_closed()
         self._stalls.drain()
+        if self._stages is not None:
+            self._stages.clear()
+        # The schedule figures are cumulative: shipped whole each time, the latest one counts.
         return share
 
     def merge_share(self, share: WorkerShare) -> None:
         """Add a share from ``to_share()``/``drain_share()`` of another recorder (exact)."""
         start_shift = share.start - self.start
+        if share.stages and self._stages is None:
+            raise InputError(
+                "a share holds per-stage figures but this run has no stages: run the master and "
+                "every worker with the same --stages"
+            )
         for name, data in share.endpoints.items():
             state = self._endpoints.get(name)
             if state is None:
-                state = self._endpoints[name] = _Endpoint()
-            state.ok += data.ok
-            state.errors += data.errors
-            state.histogram.add(LatencyHistogram.decode(data.histogram))
+                state = self._endpoints[name] = Tally()
+            state.add_share(data)
+        if self._stages is not None:
+            self._stages.merge(share.stages)
+        for source, schedule in share.schedules.items():
+            self._schedules[source] = ScheduleStats.from_share(schedule)
         for group in share.errors:
             self._errors.group(group.endpoint, group.kind).add(
                 count=group.count,

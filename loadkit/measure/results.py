@@ -12,24 +12,34 @@ import math
 import re
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeVar
 
 import orjson
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     TypeAdapter,
     ValidationError,
+    model_serializer,
     model_validator,
 )
 from pydantic_core import ErrorDetails
 
 from loadkit.exceptions import InputError
 from loadkit.files import write_file
+from loadkit.measure.kinds import NOT_SENT_ENDPOINT, ErrorKind
 from loadkit.measure.results_v1 import upgrade_v1
 from loadkit.measure.user_exceptions import UserException
-from loadkit.measure.validity import InvalidReason, add_reason, has_code, overload_reason
+from loadkit.measure.validity import (
+    LAG_P99_BOUND_MS,
+    InvalidReason,
+    add_reason,
+    has_code,
+    overload_reason,
+    timetable_missed_reason,
+)
 
 SCHEMA_PREFIX = "loadkit.results/"
 SCHEMA_VERSION = 2
@@ -49,6 +59,23 @@ class _Model(BaseModel):
     # NaN compares False with everything, so a NaN P95 would pass `p95_ms < 1000`; infinity is
     # no latency either. Strings such as "nan" would otherwise be coerced to those floats.
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class _OmitsEmptyOptionals(BaseModel):
+    """A model whose optional fields added to ``/2`` later are left out of the JSON while empty,
+    so that a run that has none of them (every closed-model run) writes the file it always did,
+    which earlier ``/2`` readers still read."""
+
+    OMITTED_WHEN_NONE: ClassVar[frozenset[str]] = frozenset()
+
+    @model_serializer(mode="wrap")
+    def _omit_empty(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict):
+            for name in self.OMITTED_WHEN_NONE:
+                if name in data and data[name] is None:
+                    del data[name]
+        return data
 
 
 class LatencySummary(_Model):
@@ -157,8 +184,12 @@ def _check_error_rate(error_rate: float, *, errors: int, requests: int) -> None:
         )
 
 
-class EndpointResults(_Model):
+class EndpointResults(_Model, _OmitsEmptyOptionals):
     """Figures for one endpoint (a route template such as ``POST /api/auth/login``)."""
+
+    OMITTED_WHEN_NONE: ClassVar[frozenset[str]] = frozenset(
+        {"service_time_ms", "service_histogram"}
+    )
 
     name: str
     requests: int = Field(ge=0)
@@ -167,6 +198,12 @@ class EndpointResults(_Model):
     error_rate: float = Field(ge=0, le=1)
     latency_ms: LatencySummary
     histogram: EncodedHistogram
+    service_time_ms: LatencySummary | None = Field(
+        default=None,
+        description="open model: from send to completion (latency_ms counts from the due "
+        "time); absent in a closed run, where the two are one",
+    )
+    service_histogram: EncodedHistogram | None = None
 
     @model_validator(mode="after")
     def _adds_up(self) -> EndpointResults:
@@ -176,7 +213,44 @@ class EndpointResults(_Model):
             )
         _check_error_rate(self.error_rate, errors=self.errors, requests=self.requests)
         _check_latency_count(self.latency_ms, self.histogram, requests=self.requests)
+        if self.name == NOT_SENT_ENDPOINT and self.service_time_ms is not None:
+            raise ValueError(f"{NOT_SENT_ENDPOINT} has no service time: nothing was sent")
+        _check_service(self.service_time_ms, self.service_histogram, sent=self.requests, where="")
+        if self.service_time_ms is not None:
+            _check_service_within_response(self.service_time_ms, self.latency_ms)
         return self
+
+
+def _check_service(
+    service: LatencySummary | None,
+    histogram: EncodedHistogram | None,
+    *,
+    sent: int,
+    where: str,
+) -> None:
+    """A service-time summary and its histogram come together, one value per request sent."""
+    if (service is None) != (histogram is None):
+        raise ValueError(f"{where}service_time_ms and {where}service_histogram come together")
+    if service is None or histogram is None:
+        return
+    if service.count != sent or histogram.count != sent:
+        raise ValueError(
+            f"{where}service_time_ms.count ({service.count}) and {where}service_histogram.count "
+            f"({histogram.count}) must equal the requests sent ({sent})"
+        )
+
+
+def _check_service_within_response(service: LatencySummary, response: LatencySummary) -> None:
+    """Each request's response time includes its service time (it is sent at or after its due
+    time), so every figure of one endpoint's service time is at most its response-time twin
+    (order statistics keep the order; so do HDR buckets, the cap at max and the floor at min)."""
+    for name in (*_ORDERED_FIGURES, "mean"):
+        low, high = getattr(service, name), getattr(response, name)
+        if low is not None and high is not None and low > high + MEAN_SLACK_MS:
+            raise ValueError(
+                f"service_time_ms.{name} ({low:g}) is above latency_ms.{name} ({high:g}); a "
+                "response time counts from the due time, at or before the send"
+            )
 
 
 def _check_latency_count(
@@ -252,6 +326,139 @@ class Stall(_Model):
         return self
 
 
+class ScheduleResults(_Model):
+    """An open-model run's timetable and how the generator kept it (absent in a closed run).
+
+    Summed over the generator processes, except where a field says otherwise."""
+
+    target_rate: float = Field(
+        ge=0,
+        description="iterations per second asked for (with stages: the mean over them, the "
+        "planned iterations over the planned duration)",
+    )
+    achieved_rate: float | None = Field(
+        ge=0, description="iterations dispatched per second of the timetable; null if it never ran"
+    )
+    duration_s: float = Field(
+        ge=0, description="how long the timetable ran (the longest of any process)"
+    )
+    iterations_due: int = Field(ge=0, description="iterations whose due time came in the run")
+    iterations_dispatched: int = Field(ge=0, description="of those, started by a user")
+    not_sent: int = Field(ge=0, description="of those, still waiting at the end: not_sent errors")
+    lag_ms: LatencySummary = Field(
+        description="scheduler lag: dispatch time minus due time, for iterations due while a "
+        "user was free (the generator's own delay)"
+    )
+    lag_histogram: EncodedHistogram
+    lag_bound_ms: float = Field(
+        gt=0, description="the lag P99 above which the run is invalid (generator_overloaded)"
+    )
+    max_queue: int = Field(
+        ge=0, description="the most iterations waiting for a free user at once, in one process"
+    )
+    drain_s: float = Field(
+        ge=0,
+        description="how long requests still in flight at the end were waited for (the longest "
+        "of any process)",
+    )
+    max_in_flight: int = Field(ge=0, description="the bound on iterations running at once")
+
+    @model_validator(mode="after")
+    def _adds_up(self) -> ScheduleResults:
+        if self.iterations_dispatched + self.not_sent != self.iterations_due:
+            raise ValueError(
+                f"iterations_dispatched ({self.iterations_dispatched}) + not_sent "
+                f"({self.not_sent}) != iterations_due ({self.iterations_due}): every due "
+                "iteration is dispatched or not sent"
+            )
+        if self.lag_ms.count != self.lag_histogram.count:
+            raise ValueError(
+                f"lag_ms.count ({self.lag_ms.count}) != lag_histogram.count "
+                f"({self.lag_histogram.count})"
+            )
+        if self.lag_ms.count > self.iterations_dispatched:
+            raise ValueError(
+                f"lag_ms.count ({self.lag_ms.count}) is above iterations_dispatched "
+                f"({self.iterations_dispatched}): the lag is measured once per dispatch at most"
+            )
+        expected = self.iterations_dispatched / self.duration_s if self.duration_s > 0 else None
+        if (expected is None) != (self.achieved_rate is None) or (
+            expected is not None
+            and self.achieved_rate is not None
+            and not math.isclose(self.achieved_rate, expected, rel_tol=1e-9, abs_tol=1e-9)
+        ):
+            raise ValueError(
+                f"achieved_rate ({self.achieved_rate}) is not iterations_dispatched / duration_s "
+                f"({self.iterations_dispatched} / {self.duration_s:g})"
+            )
+        return self
+
+    @property
+    def lag_exceeded(self) -> bool:
+        """Whether the lag's P99 is above the bound: the timetable was not kept. A file cannot
+        loosen the bound this loadkit applies."""
+        p99 = self.lag_ms.p99
+        return p99 is not None and p99 > min(self.lag_bound_ms, LAG_P99_BOUND_MS)
+
+
+class StageResults(_Model, _OmitsEmptyOptionals):
+    """One load stage's figures, from histograms of the requests that began in it (exact)."""
+
+    OMITTED_WHEN_NONE: ClassVar[frozenset[str]] = frozenset(
+        {"service_time_ms", "service_histogram"}
+    )
+
+    index: int = Field(ge=1, description="1-based, as a window names it (stage:2)")
+    name: str | None = None
+    start_s: float = Field(ge=0, description="seconds from the run's start (as planned)")
+    end_s: float
+    target: float = Field(
+        ge=0,
+        description="users (closed model) or iterations per second (open) at the stage's end, "
+        "ramped linearly from the previous stage's",
+    )
+    requests: int = Field(ge=0)
+    ok: int = Field(ge=0)
+    errors: int = Field(ge=0)
+    error_rate: float = Field(ge=0, le=1)
+    not_sent: int = Field(default=0, ge=0, description="iterations due in it and never sent")
+    rps: float = Field(ge=0, description="requests / the stage's duration")
+    latency_ms: LatencySummary
+    histogram: EncodedHistogram
+    service_time_ms: LatencySummary | None = None
+    service_histogram: EncodedHistogram | None = None
+
+    @model_validator(mode="after")
+    def _adds_up(self) -> StageResults:
+        if self.end_s <= self.start_s:
+            raise ValueError(f"end_s ({self.end_s:g}) is not after start_s ({self.start_s:g})")
+        if self.ok + self.errors != self.requests:
+            raise ValueError(
+                f"ok ({self.ok}) + errors ({self.errors}) != requests ({self.requests})"
+            )
+        if self.not_sent > self.errors:
+            raise ValueError(f"not_sent ({self.not_sent}) is above errors ({self.errors})")
+        _check_error_rate(self.error_rate, errors=self.errors, requests=self.requests)
+        _check_latency_count(self.latency_ms, self.histogram, requests=self.requests)
+        _check_service(
+            self.service_time_ms,
+            self.service_histogram,
+            sent=self.requests - self.not_sent,
+            where="",
+        )
+        expected = self.requests / (self.end_s - self.start_s)
+        if not math.isclose(self.rps, expected, rel_tol=1e-9, abs_tol=1e-9):
+            raise ValueError(
+                f"rps ({self.rps:g}) is not requests / (end_s - start_s) ({self.requests} / "
+                f"{self.end_s - self.start_s:g})"
+            )
+        return self
+
+    def label(self) -> str:
+        """How people see it named: its name, else ``stage N``."""
+        return self.name or f"stage {self.index}"
+
+
 class GeneratorHealth(_Model):
     """Whether the load generator itself could be trusted."""
 
@@ -307,8 +514,12 @@ class _Judged(_Model):
         return has_code(self.invalid_reasons, "aborted")
 
 
-class _TrafficResults(_Judged):
+class _TrafficResults(_Judged, _OmitsEmptyOptionals):
     """What every run that sends requests reports."""
+
+    OMITTED_WHEN_NONE: ClassVar[frozenset[str]] = frozenset(
+        {"service_time_ms", "service_histogram"}
+    )
 
     schema_: str = Field(default=SCHEMA, alias="schema")
     target: str
@@ -318,6 +529,8 @@ class _TrafficResults(_Judged):
     totals: Totals
     latency_ms: LatencySummary
     histogram: EncodedHistogram
+    service_time_ms: LatencySummary | None = None
+    service_histogram: EncodedHistogram | None = None
     endpoints: list[EndpointResults] = Field(default_factory=list)
     errors: list[ErrorGroup] = Field(default_factory=list)
     timeline: list[TimelinePoint] = Field(default_factory=list)
@@ -379,7 +592,23 @@ class _TrafficResults(_Judged):
                     f"the endpoints add up to {requests} requests and {errors} errors but the "
                     f"totals say {self.totals.requests} and {self.totals.errors}"
                 )
+        # Every request but the ones never sent has a service time (when the run kept them).
+        _check_service(
+            self.service_time_ms,
+            self.service_histogram,
+            sent=self.totals.requests - self.not_sent,
+            where="",
+        )
         return self
+
+    @property
+    def not_sent(self) -> int:
+        """Open-model iterations never sent (``not_sent`` errors on ``(not sent)``)."""
+        return sum(
+            group.count
+            for group in self.errors
+            if group.kind == ErrorKind.NOT_SENT and group.endpoint == NOT_SENT_ENDPOINT
+        )
 
 
 class SmokeCheckResult(_Model):
@@ -412,6 +641,10 @@ class SmokeResults(_TrafficResults):
 class LoadResults(_TrafficResults):
     """Results of ``loadkit load`` (single process or merged from distributed workers)."""
 
+    OMITTED_WHEN_NONE: ClassVar[frozenset[str]] = frozenset(
+        {"service_time_ms", "service_histogram", "schedule", "stages"}
+    )
+
     kind: Literal["load"] = "load"
     exceptions: list[UserException] = Field(
         default_factory=list,
@@ -427,6 +660,61 @@ class LoadResults(_TrafficResults):
         "on its own; None when not known (interrupted, past its time bound, plain Locust with "
         "the plugin, a web UI test)",
     )
+    schedule: ScheduleResults | None = Field(
+        default=None, description="open model only: the timetable and how it was kept"
+    )
+    stages: list[StageResults] | None = Field(
+        default=None, description="runs with stages only: one summary per stage, in order"
+    )
+
+    @model_validator(mode="after")
+    def _schedule_adds_up(self) -> LoadResults:
+        schedule = self.schedule
+        if schedule is not None and schedule.not_sent != self.not_sent:
+            raise ValueError(
+                f"schedule.not_sent ({schedule.not_sent}) != the not_sent errors ({self.not_sent})"
+            )
+        if schedule is None and self.not_sent:
+            raise ValueError(f"{self.not_sent} not_sent errors in a run without a schedule")
+        return self
+
+    @model_validator(mode="after")
+    def _stages_add_up(self) -> LoadResults:
+        if not self.stages:
+            return self
+        for position, stage in enumerate(self.stages):
+            if stage.index != position + 1:
+                raise ValueError(f"stages[{position}].index is {stage.index}, not {position + 1}")
+            if position and not math.isclose(
+                stage.start_s, self.stages[position - 1].end_s, abs_tol=1e-6
+            ):
+                raise ValueError(
+                    f"stages[{position}].start_s ({stage.start_s:g}) is not the previous "
+                    f"stage's end_s ({self.stages[position - 1].end_s:g})"
+                )
+        sums = tuple(
+            sum(getattr(stage, name) for stage in self.stages)
+            for name in ("requests", "errors", "not_sent")
+        )
+        expected = (self.totals.requests, self.totals.errors, self.not_sent)
+        if sums != expected:
+            raise ValueError(
+                f"the stages add up to {sums[0]} requests, {sums[1]} errors and {sums[2]} "
+                f"not sent, but the run has {expected[0]}, {expected[1]} and {expected[2]}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _lag_is_a_reason(self) -> LoadResults:
+        # As with the CPU: the lag is the measured fact, validity the reasons alone.
+        schedule = self.schedule
+        if schedule is not None and schedule.lag_exceeded and schedule.lag_ms.p99 is not None:
+            reason = timetable_missed_reason(
+                lag_p99_ms=schedule.lag_ms.p99,
+                bound_ms=min(schedule.lag_bound_ms, LAG_P99_BOUND_MS),
+            )
+            self.invalid_reasons = add_reason(self.invalid_reasons, reason)
+        return self
 
     @model_validator(mode="after")
     def _exceptions_in_time(self) -> LoadResults:

@@ -17,10 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from loadkit.exceptions import InputError
 from loadkit.measure.results import EncodedHistogram
 
-SHARE_VERSION = 3
+SHARE_VERSION = 4
 """Bumped whenever the share's form or meaning changes (version 1 was an untyped dict; version
 2 came without the worker's user-code exceptions, which a version-3 master must not read as
-"none")."""
+"none"; version 3 without service times, stages and the open model's schedule, which a version-4
+master must not read as "the same as the response time", "no stages" and "a closed run")."""
 
 Span = tuple[float, float]
 
@@ -30,11 +31,36 @@ class _Share(BaseModel):
 
 
 class EndpointShare(_Share):
-    """One endpoint's counts and latencies."""
+    """One endpoint's counts and latencies (``loadkit.measure.tally.Tally``): the response times
+    of the requests sent; their service times when any had one apart (else None: the same); the
+    waits of open-model iterations never sent (``not_sent`` of the ``errors``)."""
 
     ok: int = Field(ge=0)
     errors: int = Field(ge=0)
     histogram: EncodedHistogram
+    service_histogram: EncodedHistogram | None = None
+    not_sent: int = Field(default=0, ge=0)
+    unsent_histogram: EncodedHistogram | None = None
+
+
+class StageShare(EndpointShare):
+    """One load stage's counts and latencies (``index`` 0-based into the run's stages)."""
+
+    index: int = Field(ge=0)
+
+
+class ScheduleShare(_Share):
+    """One process's open-model timetable figures so far (``ScheduleStats``): cumulative, so a
+    master keeps the latest share of each source rather than adding them up."""
+
+    target_rate: float = Field(ge=0)
+    duration_s: float = Field(ge=0)
+    iterations_due: int = Field(ge=0)
+    iterations_dispatched: int = Field(ge=0)
+    lag: EncodedHistogram
+    max_queue: int = Field(ge=0)
+    drain_s: float = Field(ge=0)
+    max_in_flight: int = Field(ge=0)
 
 
 class ErrorGroupShare(_Share):
@@ -73,6 +99,10 @@ class WorkerShare(_Share):
     quiet: dict[str, list[Span]] = Field(description="spans with no completion, by source")
     stalled: dict[str, list[Span]] = Field(description="quiet spans with work pending, by source")
     sources: list[str] = Field(description="the sources that recorded requests")
+    stages: list[StageShare] = Field(default_factory=list)
+    schedules: dict[str, ScheduleShare] = Field(
+        default_factory=dict, description="open model: the latest timetable figures, by source"
+    )
 
     def to_wire(self) -> dict[str, Any]:
         """Plain data (msgpack- and JSON-safe) for ``from_wire`` in another process."""

@@ -58,6 +58,8 @@ KIND_HINTS: dict[str, str] = {
     "protocol_error": "the response could not be parsed as HTTP",
     "http2_internal_error": "an HTTP/2 stream was reset with INTERNAL_ERROR",
     "unexpected_status": "an error status without a kind in its body: often a proxy's page",
+    "not_sent": "open model: iterations still waiting for a free user when the run ended (the "
+    "target was too slow to let them start); raise --max-in-flight or look at the response times",
 }
 """What each kind usually means and where to look: the runbook's advice."""
 

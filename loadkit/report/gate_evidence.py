@@ -22,8 +22,9 @@ from loadkit.gate.evaluate import (
     StallWindow,
     UserExceptions,
     Verdict,
+    endpoint_service_time,
 )
-from loadkit.measure.results import TimelinePoint
+from loadkit.measure.results import EndpointResults, LatencySummary, TimelinePoint
 from loadkit.report.units import format_fraction, format_seconds
 
 Cell = str | int | float | None
@@ -124,18 +125,23 @@ def _seconds_rows(points: Sequence[TimelinePoint]) -> tuple[tuple[Cell, ...], ..
 
 
 def _slowest_endpoints_table(evidence: SlowestEndpoints) -> EvidenceTable:
+    def figures(e: EndpointResults) -> LatencySummary:
+        summary = endpoint_service_time(e) if evidence.service else e.latency_ms
+        return summary if summary is not None else LatencySummary(count=0)
+
+    which = " (service time: from the send)" if evidence.service else ""
     return EvidenceTable(
-        title=f"Slowest endpoints by {evidence.metric}",
+        title=f"Slowest endpoints by {evidence.metric}{which}",
         columns=("endpoint", "requests", "error rate", "p50 ms", "p95 ms", "p99 ms", "max ms"),
         rows=tuple(
             (
                 e.name,
                 e.requests,
                 format_fraction(e.error_rate),
-                e.latency_ms.p50,
-                e.latency_ms.p95,
-                e.latency_ms.p99,
-                e.latency_ms.max,
+                figures(e).p50,
+                figures(e).p95,
+                figures(e).p99,
+                figures(e).max,
             )
             for e in evidence.endpoints
         ),

@@ -14,7 +14,13 @@ from tabulate import tabulate
 
 from loadkit.config import LoadProfile
 from loadkit.measure.live_status import LiveStatus
-from loadkit.measure.results import ErrorGroup, LatencySummary, LoadResults
+from loadkit.measure.results import (
+    EndpointResults,
+    ErrorGroup,
+    LatencySummary,
+    LoadResults,
+    ScheduleResults,
+)
 from loadkit.report.units import NO_VALUE, format_fraction, format_ms, format_seconds
 
 BAR_WIDTH = 24
@@ -26,6 +32,11 @@ and the message (the results file keeps the whole of it)."""
 TRACEBACK_MIN_CUT = 5
 PLAIN_PROGRESS_EVERY_S = 5.0
 """Without a terminal (CI logs), one progress line every this many seconds, not a redraw."""
+SERVICE_SHOWN_ABOVE_MS = 1.0
+SERVICE_SHOWN_ABOVE_SHARE = 0.05
+"""Service time is printed beside the response time when a P50, P95 or P99 of the two differs by
+more than 1 ms and 5 %: closer than that, the generator never kept a request waiting to speak
+of, and one figure says it all."""
 
 
 # --- live progress -----------------------------------------------------------------------------
@@ -158,20 +169,28 @@ def _overall_table(results: LoadResults) -> str:
 
 
 def _endpoints_table(results: LoadResults) -> str:
-    """One row per endpoint, busiest first."""
-    rows = [
-        (
+    """One row per endpoint, busiest first; with service-time columns when it differs."""
+    with_service = any(service_differs(e.latency_ms, e.service_time_ms) for e in results.endpoints)
+    rows = []
+    for e in results.endpoints:
+        row = [
             e.name,
             f"{e.requests:,}",
             f"{e.errors:,}",
             format_fraction(e.error_rate),
             *_latency_cells(e.latency_ms),
-        )
-        for e in results.endpoints
-    ]
-    return tabulate(
-        rows, headers=("endpoint", *LATENCY_HEADERS), tablefmt="simple", disable_numparse=True
-    )
+        ]
+        if with_service:
+            service = e.service_time_ms
+            row += [
+                format_ms(service.p95 if service else None),
+                format_ms(service.p99 if service else None),
+            ]
+        rows.append(row)
+    headers = ["endpoint", *LATENCY_HEADERS]
+    if with_service:
+        headers += ["svc P95 ms", "svc P99 ms"]
+    return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
 
 
 def _statuses(group: ErrorGroup) -> str:
@@ -273,18 +292,138 @@ def shape_line(results: LoadResults) -> str | None:
     return f"shape: {shape.get('class', '?')} drove the users and {ended}{limit}"
 
 
+def service_differs(response: LatencySummary, service: LatencySummary | None) -> bool:
+    """Whether service time is worth printing beside the response time (see
+    ``SERVICE_SHOWN_ABOVE_MS``)."""
+    if service is None:
+        return False
+    for name in ("p50", "p95", "p99"):
+        high, low = getattr(response, name), getattr(service, name)
+        if high is None or low is None:
+            continue
+        gap = high - low
+        if gap > SERVICE_SHOWN_ABOVE_MS and gap > SERVICE_SHOWN_ABOVE_SHARE * low:
+            return True
+    return False
+
+
+def mean_wait_ms(endpoints: list[EndpointResults]) -> float | None:
+    """How long the requests sent waited on average between their due time and their send: the
+    mean response time minus the mean service time, over the endpoints that have both."""
+    waited = 0.0
+    count = 0
+    for endpoint in endpoints:
+        service, response = endpoint.service_time_ms, endpoint.latency_ms
+        if service is None or service.mean is None or response.mean is None:
+            continue
+        waited += (response.mean - service.mean) * service.count
+        count += service.count
+    return waited / count if count else None
+
+
+def _service_part(results: LoadResults) -> list[str]:
+    """Response time beside service time, and why they differ (open runs where they do)."""
+    service = results.service_time_ms
+    if service is None or not service_differs(results.latency_ms, service):
+        return []
+    rows = [
+        ("response time (from the due time)", *_latency_cells(results.latency_ms)),
+        ("service time (from the send)", *_latency_cells(service)),
+    ]
+    table = tabulate(
+        rows,
+        headers=("", "P50 ms", "P95 ms", "P99 ms", "max ms"),
+        tablefmt="simple",
+        disable_numparse=True,
+    )
+    wait = mean_wait_ms(results.endpoints)
+    why = (
+        "response time counts from when each request was due: requests waited "
+        f"{format_ms(wait, unit=True)} on average for a free user before they were sent"
+    )
+    if results.not_sent:
+        why += f", and {results.not_sent:,} were never sent"
+    limit = results.schedule.max_in_flight if results.schedule is not None else None
+    if limit:
+        why += f" (at most {limit:,} iteration{'s' if limit != 1 else ''} run at once)"
+    return ["", table, why]
+
+
+def schedule_line(schedule: ScheduleResults) -> str:
+    """The open model's timetable in one line: target vs achieved rate, lag, not sent."""
+    achieved = NO_VALUE if schedule.achieved_rate is None else f"{schedule.achieved_rate:,.1f}/s"
+    lag = schedule.lag_ms
+    lag_text = (
+        f"scheduler lag P99 {format_ms(lag.p99, unit=True)} (max {format_ms(lag.max, unit=True)},"
+        f" bound {schedule.lag_bound_ms:g} ms)"
+        if lag.count
+        else "scheduler lag: no dispatch measured"
+    )
+    return (
+        f"open model: target {schedule.target_rate:,.1f}/s, achieved {achieved}; {lag_text}; "
+        f"iterations due {schedule.iterations_due:,}, dispatched "
+        f"{schedule.iterations_dispatched:,}, not sent {schedule.not_sent:,}; "
+        f"longest queue {schedule.max_queue:,}; drain {format_seconds(schedule.drain_s)}"
+    )
+
+
+def _stages_table(results: LoadResults) -> str:
+    """One row per stage: what it asked for, what it got, and its latencies (the knee)."""
+    stages = results.stages or []
+    with_service = any(stage.service_time_ms is not None for stage in stages)
+    with_unsent = any(stage.not_sent for stage in stages)
+    unit = "rate /s" if results.schedule is not None else "users"
+    headers = ["stage", "from–to s", f"target {unit}", "requests", "req/s", "error %"]
+    if with_unsent:
+        headers.append("not sent")
+    headers += ["P50 ms", "P95 ms", "P99 ms"]
+    if with_service:
+        headers += ["svc P95 ms", "svc P99 ms"]
+    rows = []
+    for stage in stages:
+        row = [
+            stage.label(),
+            f"{stage.start_s:g}–{stage.end_s:g}",
+            f"{stage.target:g}",
+            f"{stage.requests:,}",
+            f"{stage.rps:,.1f}",
+            format_fraction(stage.error_rate),
+        ]
+        if with_unsent:
+            row.append(f"{stage.not_sent:,}")
+        latency = stage.latency_ms
+        row += [format_ms(latency.p50), format_ms(latency.p95), format_ms(latency.p99)]
+        if with_service:
+            service = stage.service_time_ms
+            row += [
+                format_ms(service.p95 if service else None),
+                format_ms(service.p99 if service else None),
+            ]
+        rows.append(row)
+    return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
+
+
 def render_load_table(results: LoadResults, *, path: str | None = None) -> str:
     """The end-of-run report: overall, per endpoint, top error kinds, stall, validity, file."""
     config = results.config
     scenario = config.get("scenario", "?")
     users = config.get("concurrency", "?")
     processes = config.get("processes", 1)
+    load = f"{users} users"
+    if results.schedule is not None:
+        load = f"open model {results.schedule.target_rate:,.1f}/s"
     head = (
-        f"loadkit load: {results.target}  scenario {scenario}  {users} users  "
+        f"loadkit load: {results.target}  scenario {scenario}  {load}  "
         f"{results.duration_s:.1f} s"
         + (f"  {processes} processes" if isinstance(processes, int) and processes > 1 else "")
     )
-    parts = [head, "", _overall_table(results), "", _endpoints_table(results)]
+    parts = [head, "", _overall_table(results), *_service_part(results)]
+    if results.schedule is not None:
+        parts += ["", schedule_line(results.schedule)]
+    parts += ["", _endpoints_table(results)]
+    if results.stages:
+        parts += ["", "stages (each request in the stage its response time began in):"]
+        parts.append(_stages_table(results))
     if results.errors:
         parts += ["", "top error kinds by endpoint:", _error_groups_table(results)]
     if results.exceptions:

@@ -94,7 +94,8 @@ def test_the_service_time_of_a_freeze_measured_from_due_time_stays_low(tmp_path:
         )  # fmt: skip
     results = read_results(out)
     assert isinstance(results, LoadResults)
-    service = results.service_time_ms  # type: ignore[attr-defined]
+    service = results.service_time_ms
+    assert service is not None
     # Ten of ~300 requests were sent into the freeze: the rest were served at once.
     assert service.p95 is not None and results.latency_ms.p95 is not None
     assert service.p95 < 100.0 < results.latency_ms.p95

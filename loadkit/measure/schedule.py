@@ -1,0 +1,131 @@
+"""An open-model run's timetable figures: what the generator was asked for and how it kept it.
+
+The plugin's timetable keeps one ``ScheduleStats`` per process up to date while it runs (it
+counts due and dispatched iterations, records the scheduler lag, notes the longest queue and the
+drain) and hands it to the recorder (``LatencyRecorder.set_schedule``). The figures are
+cumulative: a worker ships them with each share, a master keeps each source's latest and adds
+them up (``combine``) when it writes the results (``schedule_results``).
+
+Pure: no clock of its own; times in seconds, the lag in the recorder's unit (µs, HDR).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from loadkit.measure.histogram import LatencyHistogram
+from loadkit.measure.results import ScheduleResults
+from loadkit.measure.validity import LAG_P99_BOUND_MS
+from loadkit.measure.worker_share import ScheduleShare
+from loadkit.stages import Stage, total_duration_s
+
+
+@dataclass(slots=True)
+class ScheduleStats:
+    """One process's timetable, as it ran so far (the plugin updates the fields in place).
+
+    ``iterations_due`` counts iterations whose due time came before the timetable stopped;
+    each is either dispatched (``iterations_dispatched``) or, at the end, reported not sent
+    (``LatencyRecorder.record_not_sent``): the results refuse figures that do not add up.
+    """
+
+    target_rate: float
+    """Iterations per second this process was asked for (its share of the run's rate; with
+    stages, ``mean_rate(stages)`` of its share)."""
+    duration_s: float = 0.0
+    """How long the timetable has run: from its start to now, or to when it stopped."""
+    iterations_due: int = 0
+    iterations_dispatched: int = 0
+    lag: LatencyHistogram = field(default_factory=LatencyHistogram)
+    """Dispatch time minus due time (µs) of each iteration due while a user slot was free."""
+    max_queue: int = 0
+    """The most iterations waiting for a free user at once."""
+    drain_s: float = 0.0
+    """How long the requests still in flight at the end were waited for."""
+    max_in_flight: int = 0
+    """This process's bound on iterations running at once."""
+
+    def record_lag(self, lag_s: float) -> None:
+        """One dispatch, ``lag_s`` seconds after its due time, while a user slot was free."""
+        self.lag.record_us(lag_s * 1_000_000.0)
+
+    def to_share(self) -> ScheduleShare:
+        """The figures as plain data for a master (cumulative)."""
+        return ScheduleShare(
+            target_rate=self.target_rate,
+            duration_s=self.duration_s,
+            iterations_due=self.iterations_due,
+            iterations_dispatched=self.iterations_dispatched,
+            lag=self.lag.encode(),
+            max_queue=self.max_queue,
+            drain_s=self.drain_s,
+            max_in_flight=self.max_in_flight,
+        )
+
+    @classmethod
+    def from_share(cls, share: ScheduleShare) -> ScheduleStats:
+        """Rebuild the figures ``to_share`` gave."""
+        return cls(
+            target_rate=share.target_rate,
+            duration_s=share.duration_s,
+            iterations_due=share.iterations_due,
+            iterations_dispatched=share.iterations_dispatched,
+            lag=LatencyHistogram.decode(share.lag),
+            max_queue=share.max_queue,
+            drain_s=share.drain_s,
+            max_in_flight=share.max_in_flight,
+        )
+
+
+def combine(parts: Iterable[ScheduleStats]) -> ScheduleStats | None:
+    """The run's figures from each process's: rates, counts, lags and bounds add up; the run
+    lasted as long as its longest timetable and drain; the longest queue is one process's.
+    None when there are none (a closed run)."""
+    total: ScheduleStats | None = None
+    for part in parts:
+        if total is None:
+            total = ScheduleStats(target_rate=0.0)
+        total.target_rate += part.target_rate
+        total.duration_s = max(total.duration_s, part.duration_s)
+        total.iterations_due += part.iterations_due
+        total.iterations_dispatched += part.iterations_dispatched
+        total.lag.add(part.lag)
+        total.max_queue = max(total.max_queue, part.max_queue)
+        total.drain_s = max(total.drain_s, part.drain_s)
+        total.max_in_flight += part.max_in_flight
+    return total
+
+
+def schedule_results(stats: ScheduleStats, *, not_sent: int) -> ScheduleResults:
+    """The results' ``schedule`` from the run's combined figures and its ``not_sent`` count
+    (what the recorder counted, so the two cannot disagree)."""
+    duration = round(stats.duration_s, 6)
+    return ScheduleResults(
+        target_rate=stats.target_rate,
+        achieved_rate=stats.iterations_dispatched / duration if duration > 0 else None,
+        duration_s=duration,
+        iterations_due=stats.iterations_due,
+        iterations_dispatched=stats.iterations_dispatched,
+        not_sent=not_sent,
+        lag_ms=stats.lag.summary(),
+        lag_histogram=stats.lag.encode(),
+        lag_bound_ms=LAG_P99_BOUND_MS,
+        max_queue=stats.max_queue,
+        drain_s=round(stats.drain_s, 6),
+        max_in_flight=stats.max_in_flight,
+    )
+
+
+def mean_rate(stages: Sequence[Stage], *, start: float = 0.0) -> float:
+    """The mean target of ``stages`` ramped linearly (from ``start`` before the first): the
+    planned iterations over the planned duration, what an open run's ``target_rate`` is."""
+    duration = total_duration_s(stages)
+    if duration <= 0:
+        return 0.0
+    planned = 0.0
+    previous = start
+    for stage in stages:
+        planned += (previous + stage.target) / 2.0 * stage.duration_s
+        previous = stage.target
+    return planned / duration
