@@ -17,10 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from loadkit.exceptions import InputError
 from loadkit.measure.results import EncodedHistogram
 
-SHARE_VERSION = 3
+SHARE_VERSION = 4
 """Bumped whenever the share's form or meaning changes (version 1 was an untyped dict; version
 2 came without the worker's user-code exceptions, which a version-3 master must not read as
-"none")."""
+"none"; version 3 without the stop of a worker's locustfile, which a version-4 master must not
+read as "not stopped")."""
 
 Span = tuple[float, float]
 

@@ -29,16 +29,24 @@ pytestmark = pytest.mark.slow
 SCENARIOS = Path(__file__).parent.parent / "scenarios"
 STOP_ON_THRESHOLD = SCENARIOS / "stop_on_threshold_locustfile.py"
 SHAPE = SCENARIOS / "shape_locustfile.py"
+TASK_STOP = SCENARIOS / "task_stop_locustfile.py"
+START_HOOK_STOP = SCENARIOS / "start_hook_stop_locustfile.py"
 FAILS = answers(500, b'{"error": {"kind": "internal_error"}}')
 ANSWERS = answers(200, b"{}")
 
 
 def loadkit_load(
-    scenario: Path, target: str, out: Path, *, duration: int, env: dict[str, str]
+    scenario: Path,
+    target: str,
+    out: Path,
+    *,
+    duration: int,
+    env: dict[str, str],
+    more: tuple[str, ...] = (),
 ) -> subprocess.CompletedProcess[str]:
     command = [
         sys.executable, "-m", "loadkit", "load", "--scenario", str(scenario), "--host", target,
-        "--concurrency", "2", "--duration", str(duration), "--out", str(out), "--quiet",
+        "--concurrency", "2", "--duration", str(duration), "--out", str(out), "--quiet", *more,
     ]  # fmt: skip
     return subprocess.run(
         command, capture_output=True, text=True, env={**os.environ, **env}, timeout=60
@@ -83,6 +91,75 @@ def test_a_locustfile_stopping_without_an_exit_code_exits_0_and_ends_locust(
     assert isinstance(results, LoadResults) and results.valid, results.invalid_reasons
     assert results.stopped is not None and results.stopped.by == "locustfile"
     assert results.stopped.exit_code == 0
+
+
+@pytest.mark.parametrize(("how", "exit_code"), [("quit", "1"), ("stop", None)])
+def test_a_task_ending_the_test_is_a_stopped_run_that_ends_at_once(
+    tmp_path: Path, how: str, exit_code: str | None
+) -> None:
+    # Locust's stop() kills the greenlet that called it: called from a task, it died part-way
+    # (no test_stop, no quit) and Locust idled until loadkit's time bound, 60 s + duration
+    # + 30 s later: "aborted", exit 4.
+    env = {
+        "LOADKIT_TEST_STOP_HOW": how,
+        **({"LOADKIT_TEST_EXIT_CODE": exit_code} if exit_code else {}),
+    }
+    with serve(ANSWERS) as target:
+        started = time.monotonic()
+        done = loadkit_load(TASK_STOP, target, tmp_path / "load.json", duration=30, env=env)
+        took_s = time.monotonic() - started
+        plain = subprocess.run(
+            [sys.executable, "-m", "locust", "-f", str(TASK_STOP), "--headless",
+             "-u", "2", "-t", "2s", "--host", target, "--only-summary"],
+            capture_output=True, text=True, env={**os.environ, **env}, timeout=60,
+        )  # fmt: skip
+    assert took_s < 30  # returned before the planned end, not at a time bound
+    assert done.returncode == plain.returncode == int(exit_code or 0), done.stdout + done.stderr
+    results = read_results(tmp_path / "load.json")
+    assert isinstance(results, LoadResults)
+    assert results.valid, results.invalid_reasons
+    assert results.stopped is not None and results.stopped.by == "locustfile"
+    assert results.totals.requests >= 20 and results.totals.errors == 0
+    assert results.stopped.at_s < 30 and results.duration_s < 30
+
+
+def test_a_task_quitting_on_one_worker_stops_the_whole_run(tmp_path: Path) -> None:
+    # Plain Locust quits that worker alone (or, its quit() killed part-way, leaves it with no
+    # users) and runs on; loadkit ends the run there, as one process would, with its exit code.
+    env = {"LOADKIT_TEST_STOP_WORKER": "0", "LOADKIT_TEST_EXIT_CODE": "5"}
+    with serve(ANSWERS) as target:
+        started = time.monotonic()
+        done = loadkit_load(
+            TASK_STOP, target, tmp_path / "load.json", duration=30, env=env,
+            more=("--processes", "2"),
+        )  # fmt: skip
+        took_s = time.monotonic() - started
+    assert took_s < 30
+    assert done.returncode == 5, done.stdout + done.stderr
+    results = read_results(tmp_path / "load.json")
+    assert isinstance(results, LoadResults)
+    assert results.valid, results.invalid_reasons
+    assert results.config["processes"] == 2
+    assert results.stopped is not None and results.stopped.by == "locustfile"
+    assert results.totals.requests >= 20
+    assert results.stopped.at_s < 30 and results.duration_s < 30
+
+
+def test_stop_test_in_a_test_start_hook_is_an_invalid_run_the_locustfile_stopped(
+    tmp_path: Path,
+) -> None:
+    # The hook is registered before the plugin's listener, which StopTest then skips: there
+    # were no results at all ("generator_crashed").
+    with serve(ANSWERS) as target:
+        done = loadkit_load(START_HOOK_STOP, target, tmp_path / "load.json", duration=30, env={})
+    assert done.returncode == 4, done.stdout + done.stderr
+    results = read_results(tmp_path / "load.json")
+    assert isinstance(results, LoadResults)
+    (reason,) = results.invalid_reasons
+    assert reason.code == "no_requests"
+    assert "stopped the test in its test_start hook (StopTest: no test data)" in reason.detail
+    assert results.stopped is not None and results.stopped.by == "locustfile"
+    assert results.totals.requests == 0
 
 
 def shape_run(target: str, tmp_path: Path, *, duration_s: float, processes: int = 1) -> LoadResults:

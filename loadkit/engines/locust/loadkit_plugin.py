@@ -45,10 +45,11 @@ import gevent
 import locust
 from locust import events
 from locust import runners as locust_runners
+from locust.exception import StopTest
 
 from loadkit.defaults import DEFAULT_LOAD_OUT as DEFAULT_OUT
 from loadkit.defaults import DEFAULT_UI_DIR
-from loadkit.engines.locust.plugin.first_look import look_first
+from loadkit.engines.locust.plugin.first_look import look_first, note_raised
 from loadkit.engines.locust.plugin.load_test import LoadTest, starting_status
 from loadkit.engines.locust.plugin.locust_api import (
     Environment,
@@ -61,9 +62,15 @@ from loadkit.engines.locust.plugin.recording import BATCH_SIZE, Recording
 from loadkit.engines.locust.plugin.roles import LocalTest, MasterTest, WorkerTest
 from loadkit.engines.locust.plugin.stops import StopOrigin, observe_runner
 from loadkit.engines.locust.plugin.user_code import format_traceback, type_name, where_raised
-from loadkit.engines.locust.plugin.worker_report import FINAL_MESSAGE, SHARE_KEY, WorkerReport
+from loadkit.engines.locust.plugin.worker_report import (
+    FINAL_MESSAGE,
+    SHARE_KEY,
+    WorkerReport,
+    WorkerStop,
+)
 from loadkit.measure.live_status import write_status
 from loadkit.measure.recorder import LatencyRecorder, RunClock
+from loadkit.measure.validity import add_reason, stopped_in_test_start_reason
 from loadkit.report.load_webui import install_web_tabs, web_tab_rows
 
 logger = logging.getLogger("loadkit")
@@ -197,9 +204,18 @@ class LoadkitPlugin:
         # Locust's (request type, name) -> our endpoint name: made once per endpoint, not per
         # request.
         self._endpoints: dict[tuple[str, str], str] = {}
+        self.stopped_in_test_start: str | None = None
+        """The message of a ``StopTest`` a ``test_start`` hook raised before the plugin's own
+        listener ran (no test was made): the results still say so."""
+        self._test_before_start: LoadTest[Any] | None = None
 
         ev = environment.events
         ev.test_start.add_listener(self.on_test_start)
+        # A StopTest from a test_start hook registered before ours skips our listener: seen
+        # as it leaves the firing instead (our listener stays last: --duration counts after
+        # the hooks).
+        look_first(ev.test_start, self.on_test_start_firing)
+        note_raised(ev.test_start, (StopTest,), self.on_test_start_raised)
         ev.test_stopping.add_listener(self.on_test_stopping)
         ev.test_stop.add_listener(self.on_test_stop)
         ev.cpu_warning.add_listener(self.on_cpu_warning)
@@ -219,10 +235,10 @@ class LoadkitPlugin:
             # RescheduleTask on a failure would hide it from ours (plugin/first_look.py).
             look_first(ev.request, self.on_request)
             look_first(ev.user_error, self.on_user_error)
+        # Who stops a test decides what its end means (stops.py); a stop from inside the test
+        # completes. A worker ships its locustfile's stop to the master, which ends the run.
+        observe_runner(runner, on_stop=self.on_stop_requested, on_start=self.on_users_asked)
         if self.worker is None:
-            # Who stops a test decides what its end means (stops.py). A worker's stop comes
-            # from its master, or ends its part only: the master judges the run.
-            observe_runner(runner, on_stop=self.on_stop_requested, on_start=self.on_users_asked)
             # --processes workers are the master's children: only the master watches these.
             if self.options.status_path is not None:
                 gevent.spawn(self._status_loop, self.options.status_path)
@@ -254,6 +270,7 @@ class LoadkitPlugin:
             test = LocalTest(environment=env, runner=self.runner, options=options, clock=clock)
         self.test = test
         self.recording = test.recording
+        self.stopped_in_test_start = None
         test.start()
         if self.options.headless and test.shape is not None and self.worker is None:
             self._handle_sigterm_during_shape(test)
@@ -272,6 +289,51 @@ class LoadkitPlugin:
 
         watcher = gevent.signal_handler(signal.SIGTERM, on_sigterm)
         test.when_finalized.append(watcher.cancel)
+
+    def on_test_start_firing(self, **_kwargs: Any) -> None:
+        """``test_start`` is about to fire: the test before it, to tell whether ours ran."""
+        self._test_before_start = self.test
+
+    def on_test_start_raised(self, exception: BaseException) -> None:
+        """A ``test_start`` hook raised ``StopTest``: Locust stops (quits, headless) the test
+        before any user starts; the results say the locustfile stopped it there."""
+        message = str(exception)
+        test = self.test
+        if test is not None and test is not self._test_before_start:
+            # Ours ran before the hook that raised: the test exists and stops as any other.
+            test.noted_reasons = add_reason(
+                test.noted_reasons, stopped_in_test_start_reason(message)
+            )
+            return
+        self.stopped_in_test_start = message
+
+    def _test_stopped_in_test_start(self) -> None:
+        """Results (a worker: its final report) of a test a ``test_start`` hook stopped
+        before the plugin's listener made it."""
+        message = self.stopped_in_test_start
+        if message is None:
+            return
+        self.stopped_in_test_start = None
+        if self.worker is not None:
+            stop = WorkerStop(
+                at=self.clock.now(),
+                exit_code=self.environment.process_exit_code,
+                in_test_start=message,
+            )
+            self.worker.send_message(FINAL_MESSAGE, WorkerReport(stop=stop).to_wire())
+            return
+        env, options, clock = self.environment, self.options, self.clock
+        test: LoadTest[Any]
+        if self.master is not None:
+            test = MasterTest(environment=env, runner=self.master, options=options, clock=clock)
+        else:
+            test = LocalTest(environment=env, runner=self.runner, options=options, clock=clock)
+        self.test = test
+        self.recording = test.recording
+        test.stop_origin = "locustfile"
+        test.quit_requested = True  # Locust quits by itself (headless) or stays (web UI)
+        test.noted_reasons = [stopped_in_test_start_reason(message)]
+        test.quit()
 
     def on_stop_requested(self, origin: StopOrigin, quit: bool) -> None:
         """The runner was asked to stop or quit (``stops.py`` says by whom)."""
@@ -314,7 +376,9 @@ class LoadkitPlugin:
     def on_test_stop(self, **_kwargs: Any) -> None:
         """Users are stopped: write the results (local), ship the rest (worker)."""
         if self.test is None:
-            if self.worker is not None:
+            if self.stopped_in_test_start is not None:
+                self._test_stopped_in_test_start()
+            elif self.worker is not None:
                 # A worker that never started still answers, or the master would wait for it.
                 self.worker.send_message(FINAL_MESSAGE, WorkerReport().to_wire())
             return
@@ -328,7 +392,9 @@ class LoadkitPlugin:
 
     def on_quitting_last(self) -> None:
         """After Locust's own quitting listeners: write what we have if nothing was written."""
-        if self.test is not None and not self.test.finalized:
+        if self.test is None and self.worker is None:
+            self._test_stopped_in_test_start()
+        elif self.test is not None and not self.test.finalized:
             self.test.quit()
 
     # --- measuring --------------------------------------------------------------------------
