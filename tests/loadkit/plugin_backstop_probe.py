@@ -8,6 +8,7 @@ modules import gevent and Locust. Prints one JSON object of findings.
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,8 @@ from loadkit.measure.recorder import RunClock
 from loadkit.measure.results import LoadResults, read_results
 from tests.loadkit.plugin_roles_probe import FakeRunner, environment, options
 
-GRACE_S = 0.3
+GRACE_S = 0.2
+DURATION_S = 0.3
 
 
 class StuckRunner(FakeRunner):
@@ -56,7 +58,7 @@ def run(folder: Path, name: str, *, state_after_stop: str, locustfile_stop: bool
     test = LocalTest(
         environment=environment(),
         runner=runner,
-        options=replace(options(out), duration_s=0.5),
+        options=replace(options(out), duration_s=DURATION_S),
         clock=RunClock(),
     )
     runner.test = test
@@ -64,10 +66,14 @@ def run(folder: Path, name: str, *, state_after_stop: str, locustfile_stop: bool
     test.recording.requests += 1
     test.start()
     if locustfile_stop:
-        gevent.sleep(0.2)
+        gevent.sleep(0.1)
         test.stop_requested("locustfile", quit=True)
         runner.stop()  # a task's quit(): its greenlet is killed part-way, Locust goes on
-    gevent.sleep(0.5 + 3 * GRACE_S)
+    # Done once Locust's greenlets are killed (under load, later than planned); a stop in its
+    # hooks is left alone for twice the grace, and more.
+    give_up = time.monotonic() + (DURATION_S + 3 * GRACE_S if state_after_stop == "stopped" else 30)
+    while not runner.killed and time.monotonic() < give_up:
+        gevent.sleep(0.05)
     finding: dict[str, Any] = {"calls": runner.calls, "killed": runner.killed}
     if out.exists():
         results = read_results(out)

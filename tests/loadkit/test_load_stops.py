@@ -145,13 +145,21 @@ def test_a_task_quitting_on_one_worker_stops_the_whole_run(tmp_path: Path) -> No
     assert results.stopped.at_s < 30 and results.duration_s < 30
 
 
+@pytest.mark.parametrize("processes", [1, 2])
 def test_stop_test_in_a_test_start_hook_is_an_invalid_run_the_locustfile_stopped(
-    tmp_path: Path,
+    tmp_path: Path, processes: int
 ) -> None:
     # The hook is registered before the plugin's listener, which StopTest then skips: there
-    # were no results at all ("generator_crashed").
+    # were no results at all ("generator_crashed"); a master's headless start died with the
+    # StopTest and Locust idled until loadkit's time bound.
+    more = ("--processes", str(processes)) if processes > 1 else ()
     with serve(ANSWERS) as target:
-        done = loadkit_load(START_HOOK_STOP, target, tmp_path / "load.json", duration=30, env={})
+        started = time.monotonic()
+        done = loadkit_load(
+            START_HOOK_STOP, target, tmp_path / "load.json", duration=30, env={}, more=more
+        )
+        took_s = time.monotonic() - started
+    assert took_s < 30
     assert done.returncode == 4, done.stdout + done.stderr
     results = read_results(tmp_path / "load.json")
     assert isinstance(results, LoadResults)

@@ -77,6 +77,8 @@ logger = logging.getLogger("loadkit")
 
 STATUS_INTERVAL_S = 1.0
 PARENT_CHECK_S = 1.0
+HOOK_STOP_GRACE_S = 1.0
+"""How long Locust has to quit by itself after a ``test_start`` hook raised ``StopTest``."""
 LAUNCH_KEYS = ("locust_args", "locust_config")
 
 
@@ -306,6 +308,17 @@ class LoadkitPlugin:
             )
             return
         self.stopped_in_test_start = message
+        if self.options.headless and self.worker is None:
+            gevent.spawn(self._end_start_stopped_by_hook)
+
+    def _end_start_stopped_by_hook(self) -> None:
+        # Locust's StopTest handler quits a local runner; a master's headless start dies with
+        # the StopTest and Locust would idle until loadkit's time bound: end it as Locust
+        # ends a local one.
+        gevent.sleep(HOOK_STOP_GRACE_S)
+        if self.test is None and self.stopped_in_test_start is not None:
+            self._test_stopped_in_test_start()
+            self.runner.quit()
 
     def _test_stopped_in_test_start(self) -> None:
         """Results (a worker: its final report) of a test a ``test_start`` hook stopped
