@@ -173,6 +173,17 @@ def no_requests_reason(exceptions: str | None = None) -> InvalidReason:
     )
 
 
+def stopped_in_test_start_reason(message: str) -> InvalidReason:
+    """The locustfile raised ``StopTest`` (``message``) in a ``test_start`` hook: the test
+    stopped before any user started."""
+    said = f": {message}" if message else ""
+    return InvalidReason(
+        code="no_requests",
+        detail=f"the locustfile stopped the test in its test_start hook (StopTest{said}) "
+        "before any user started; no request was sent",
+    )
+
+
 def exit_description(exit_code: int) -> str:
     """How a process ended, from ``Popen.returncode`` (negative: the signal that killed it)."""
     if exit_code < 0:

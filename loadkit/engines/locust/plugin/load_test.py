@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import gevent
-from locust.runners import STATE_RUNNING, STATE_SPAWNING
+from locust.runners import STATE_RUNNING, STATE_SPAWNING, STATE_STOPPED
 
 from loadkit.engines.locust.plugin.closed_stages import stages_of
 from loadkit.engines.locust.plugin.cpu import CpuWatch
@@ -41,6 +41,11 @@ from loadkit.measure.user_exceptions import ExceptionTally
 from loadkit.measure.validity import InvalidReason, incomplete_reason, shape_unfinished_reason
 
 logger = logging.getLogger("loadkit")
+
+STOP_GRACE_S = 5.0
+"""How long a headless test's users may take to stop, beyond Locust's ``--stop-timeout``,
+before the plugin ends the test itself (then, as long again, before it writes what it has and
+lets Locust shut down): never a wait for the launcher's time bound."""
 
 RunnerT = TypeVar("RunnerT", bound=Runner)
 
@@ -88,6 +93,12 @@ class LoadTest(Generic[RunnerT]):
         """The shape was still running at the cap and was cut there."""
         self.stop_origin: StopOrigin | None = None
         """Who first asked the runner to stop (``stops.py``); None while nobody has."""
+        self.stop_at: float | None = None
+        """When the locustfile stopped the test, if not when this process's users were told to
+        (run clock): a master learns it from the worker whose locustfile stopped."""
+        self.noted_reasons: list[InvalidReason] = []
+        """Why the results are invalid, known before they are written (the locustfile stopped
+        the test in its ``test_start`` hook)."""
         self.quit_requested = False
         self.peak_users = int(runner.target_user_count or 0)
         """The most users asked for during the test (a shape's stages, the web UI's edits)."""
@@ -123,10 +134,12 @@ class LoadTest(Generic[RunnerT]):
         deadline = self.started_perf + self.timer_delay_s + duration_s
         while (remaining := deadline - time.perf_counter()) > 0:
             if self.stop_time is not None or self.finalized:
-                return  # ended already (a shape that finished, the locustfile, Locust)
+                break  # ended already (a shape that finished, the locustfile, Locust)
             gevent.sleep(min(remaining, 0.1))
         if self.stop_time is not None or self.finalized:
+            self._see_it_end()
             return
+        gevent.spawn(self._see_it_end)
         if self.shape is not None:
             # A shape runs as Locust runs it; the duration is only its cap.
             logger.warning(
@@ -142,6 +155,33 @@ class LoadTest(Generic[RunnerT]):
         # each worker's final share travels ahead of its "stopped" message.
         self.runner.stop()
         self.runner.quit()
+
+    def _see_it_end(self) -> None:
+        """Backstop: a headless test whose users were told to stop is finalized, and Locust
+        quits, a short grace later, whatever cut the stop short on its way (a stop from a
+        greenlet it kills, a worker that never answers)."""
+        grace = STOP_GRACE_S + float(getattr(self.environment, "stop_timeout", 0.0) or 0.0)
+        if self._ends_within(grace):
+            return
+        logger.warning(
+            "loadkit: the test had not ended %.3g s after its users were told to stop; "
+            "quitting Locust",
+            grace,
+        )
+        gevent.spawn(self._quit_locust)
+        if self._ends_within(grace):
+            return
+        logger.error("loadkit: Locust did not stop the test; writing what was recorded, quitting")
+        self.quit()
+        self.runner.greenlet.kill(block=False)  # what quit() ends with: Locust's main goes on
+
+    def _ends_within(self, seconds: float) -> bool:
+        """Whether the test is finalized within ``seconds``, or its stop got as far as Locust's
+        ``test_stop`` (whose hooks take as long as they take, as in plain Locust)."""
+        give_up = time.perf_counter() + seconds
+        while not self.finalized and time.perf_counter() < give_up:
+            gevent.sleep(0.1)
+        return self.finalized or self.runner.state == STATE_STOPPED
 
     def stop_requested(self, origin: StopOrigin, *, quit: bool) -> None:
         """Someone called the runner's ``stop()`` (or ``quit()``): the first caller of a running
@@ -282,13 +322,14 @@ class LoadTest(Generic[RunnerT]):
         if self.stop_origin != "locustfile" or self.aborted:
             return None
         recorder = self.recording.recorder
-        at_s = (self.stop_time if self.stop_time is not None else self.clock.now()) - recorder.start
+        at = self.stop_at if self.stop_at is not None else self.stop_time
+        at_s = (at if at is not None else self.clock.now()) - recorder.start
         return Stopped(by="locustfile", at_s=round(max(at_s, 0.0), 3))
 
     def write_results(self, invalid_reasons: list[InvalidReason] | None = None) -> None:
         """Write the results file of the finished test (``recorder.finish`` already called)."""
         self._mark_finalized()
-        invalid_reasons = list(invalid_reasons or [])
+        invalid_reasons = [*self.noted_reasons, *(invalid_reasons or [])]
         stopped_early = self._stopped_early_reason()
         if stopped_early is not None:
             invalid_reasons.append(stopped_early)
