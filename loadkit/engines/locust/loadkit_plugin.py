@@ -87,7 +87,7 @@ from loadkit.measure.recorder import LatencyRecorder, RunClock
 from loadkit.measure.user_exceptions import ExceptionTally
 from loadkit.measure.validity import add_reason, stopped_in_test_start_reason
 from loadkit.report.load_webui import install_web_tabs, web_tab_rows
-from loadkit.stages import Stage, check_stages, total_duration_s
+from loadkit.stages import Stage, stages_from_json, total_duration_s
 
 logger = logging.getLogger("loadkit")
 
@@ -256,29 +256,6 @@ def open_run_options(
         max_in_flight=max_in_flight or default_max_in_flight(peak_rate(rate, stages)),
         max_in_flight_given=max_in_flight is not None,
     )
-
-
-def stages_from_json(text: str) -> tuple[Stage, ...]:
-    """``--loadkit-stages``' JSON list as stages; a ValueError naming what is wrong."""
-    try:
-        data = json.loads(text)
-        if not isinstance(data, list):
-            raise TypeError("not a list")
-        stages = tuple(
-            Stage(
-                duration_s=float(item["duration_s"]),
-                target=float(item["target"]),
-                name=item.get("name"),
-            )
-            for item in data
-        )
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise ValueError(
-            f"--loadkit-stages {text!r}: not a JSON list of "
-            f'{{"duration_s", "target", "name"}} ({exc})'
-        ) from None
-    check_stages(stages, option="--loadkit-stages")
-    return stages
 
 
 def _launch_record(text: str | None) -> dict[str, Any]:

@@ -30,7 +30,6 @@ finds argparse's).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -39,7 +38,7 @@ from locust import LoadTestShape
 from locust.runners import WorkerRunner
 
 from loadkit.engines.locust.usage_error import refuse
-from loadkit.stages import Stage, check_stages, target_at, total_duration_s, users_for
+from loadkit.stages import Stage, stages_from_json, target_at, total_duration_s, users_for
 
 logger = logging.getLogger("loadkit")
 
@@ -80,23 +79,11 @@ def apply_stages(environment: Any) -> None:
 
 
 def decode_stages(text: str) -> tuple[Stage, ...]:
-    """``--loadkit-stages``' JSON list of ``{"duration_s", "target", "name"}`` as stages (exit 2
-    when it is not one)."""
+    """``--loadkit-stages``' JSON list as stages (exit 2 when it is not one)."""
     try:
-        entries = json.loads(text)
-        stages = tuple(
-            Stage(
-                duration_s=float(entry["duration_s"]),
-                target=float(entry["target"]),
-                name=entry.get("name"),
-            )
-            for entry in entries
-        )
-        check_stages(stages, option="--loadkit-stages")
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        refuse(f"--loadkit-stages is not a JSON list of stages: {exc}")
-        raise  # not reached: refuse() exits
-    return stages
+        return stages_from_json(text)
+    except ValueError as exc:
+        refuse(str(exc))
 
 
 def users_at(stages: Sequence[Stage], t_s: float) -> int | None:
