@@ -14,7 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
 from loadkit.config import LoadProfile
@@ -22,6 +21,7 @@ from loadkit.exceptions import InvalidLoadRunError
 from loadkit.measure.results import LoadResults, read_results
 from loadkit.report.load import render_load_table
 from loadkit.run.load import run_load
+from tests.loadkit.child_processes import wait_until_connected
 from tests.loadkit.misbehaving_servers import answers, serve
 
 pytestmark = pytest.mark.slow
@@ -250,18 +250,6 @@ def test_a_shape_still_running_at_the_duration_is_cut_and_incomplete(tmp_path: P
     assert "shape: TwoSteps drove the users and did not finish" in render_load_table(results)
 
 
-def _connected(pid: int, port: int) -> bool:
-    """Whether a child of ``pid`` (Locust) has a connection to ``port`` open."""
-    for child in psutil.Process(pid).children(recursive=True):
-        try:
-            connections = child.net_connections(kind="tcp")
-        except psutil.Error:
-            continue
-        if any(c.raddr and c.raddr.port == port for c in connections):
-            return True
-    return False
-
-
 def test_sigint_during_a_shape_writes_partial_results_and_exits_130(tmp_path: Path) -> None:
     # Locust installs its SIGTERM handler only after a headless shape: the SIGTERM loadkit
     # forwards for a Ctrl-C used to kill it with no results.
@@ -275,9 +263,7 @@ def test_sigint_during_a_shape_writes_partial_results_and_exits_130(tmp_path: Pa
             env={**os.environ, "LOADKIT_TEST_STEP_S": "30"},
         )  # fmt: skip
         try:
-            deadline = time.monotonic() + 30
-            while not _connected(process.pid, port) and time.monotonic() < deadline:
-                time.sleep(0.1)
+            wait_until_connected(process.pid, port)
             time.sleep(1.0)
             process.send_signal(signal.SIGINT)
             stdout, stderr = process.communicate(timeout=30)
