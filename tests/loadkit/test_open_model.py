@@ -3,7 +3,6 @@ whose delays are scheduled exactly (tests/loadkit/scheduled_server.py)."""
 
 from __future__ import annotations
 
-import inspect
 import math
 import subprocess
 import sys
@@ -12,12 +11,9 @@ from pathlib import Path
 import pytest
 
 from loadkit.engines.locust.launch import PLUGIN_PATH
-from loadkit.measure.recorder import LatencyRecorder
 from loadkit.measure.results import LoadResults, read_results
 from tests.loadkit.scheduled_server import scheduled_server
 
-# Not from the plugin's package: importing it here would import Locust (and gevent) into pytest.
-RECORDER_TAKES_SERVICE_TIME = "service_s" in inspect.signature(LatencyRecorder.record).parameters
 URL_SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "url.py"
 RATE = 100.0
 DURATION_S = 3.0
@@ -80,9 +76,6 @@ def test_an_open_run_measures_a_freeze_from_the_due_time(tmp_path: Path) -> None
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    not RECORDER_TAKES_SERVICE_TIME, reason="the recorder does not keep service time yet"
-)
 def test_the_service_time_of_a_freeze_measured_from_due_time_stays_low(tmp_path: Path) -> None:
     # Ten in flight at most: the freeze holds ten requests and queues the rest, which are sent
     # when it ends (their service time is short) yet were due all along.
@@ -134,10 +127,6 @@ class Burner(FastHttpUser):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    not hasattr(LatencyRecorder, "set_schedule"),
-    reason="the recorder does not judge the schedule figures yet",
-)
 def test_a_generator_that_cannot_keep_the_rate_is_invalid(tmp_path: Path) -> None:
     scenario = tmp_path / "burner.py"
     scenario.write_text(CPU_BURNER)

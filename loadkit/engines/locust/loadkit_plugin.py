@@ -412,16 +412,26 @@ class LoadkitPlugin:
     def on_test_start(self, **_kwargs: Any) -> None:
         """A test starts (headless start, the UI's start button, a worker's first spawn)."""
         env, options, clock = self.environment, self.options, self.clock
+        open_run = self._open_run_here()
         test: LoadTest[Any]
         if self.master is not None:
-            test = MasterTest(environment=env, runner=self.master, options=options, clock=clock)
+            test = MasterTest(
+                environment=env, runner=self.master, options=options, clock=clock, open_run=open_run
+            )
         elif self.worker is not None:
             source = str(self.worker.client_id)
             test = WorkerTest(
-                environment=env, runner=self.worker, options=options, clock=clock, source=source
+                environment=env,
+                runner=self.worker,
+                options=options,
+                clock=clock,
+                source=source,
+                open_run=open_run,
             )
         else:
-            test = LocalTest(environment=env, runner=self.runner, options=options, clock=clock)
+            test = LocalTest(
+                environment=env, runner=self.runner, options=options, clock=clock, open_run=open_run
+            )
         if self.early_exceptions.total:
             # Raised before this test's start reached us (its test_start hooks, a greenlet
             # between two tests): this test's; a worker ships them with its first report.
@@ -429,7 +439,6 @@ class LoadkitPlugin:
             self.early_exceptions = ExceptionTally()
         self.test = test
         self.recording = test.recording
-        test.open_run = self._open_run_here()
         if self.master is not None and test.open_run is not None:
             self._send_slots(test.open_run)
             test.timer_delay_s = DISTRIBUTED_START_LEAD_S

@@ -136,3 +136,19 @@ def stages_of(environment: Any) -> tuple[Stage, ...]:
     """The stages driving this run's users (empty unless loadkit's stages shape is set)."""
     stages = getattr(environment.shape_class, MARKER, ())
     return tuple(stages)
+
+
+def measured_stages(environment: Any) -> tuple[Stage, ...]:
+    """The closed-model stages this process's requests are counted by: those of loadkit's stages
+    shape (a local process, a master); on a worker, which runs no shape (its master sends it
+    users), the master's ``--loadkit-stages``, which Locust copies into the worker's options
+    with every spawn, before the test starts there. Empty in a run without them, and in an
+    open run (its timetable's stages are the open run's)."""
+    stages = stages_of(environment)
+    if stages or not isinstance(environment.runner, WorkerRunner):
+        return stages
+    options = environment.parsed_options
+    text = getattr(options, "loadkit_stages", None) if options is not None else None
+    if not text or getattr(options, "loadkit_rate", None) is not None:
+        return ()
+    return decode_stages(text)

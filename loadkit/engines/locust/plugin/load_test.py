@@ -19,7 +19,7 @@ from typing import Any, Generic, TypeVar
 import gevent
 from locust.runners import STATE_RUNNING, STATE_SPAWNING
 
-from loadkit.engines.locust.plugin.closed_stages import stages_of
+from loadkit.engines.locust.plugin.closed_stages import measured_stages, stages_of
 from loadkit.engines.locust.plugin.cpu import CpuWatch
 from loadkit.engines.locust.plugin.locust_api import Environment, Runner
 from loadkit.engines.locust.plugin.open_model import OpenModel
@@ -62,13 +62,27 @@ class LoadTest(Generic[RunnerT]):
         options: PluginOptions,
         clock: RunClock,
         source: str = "local",
+        open_run: OpenRun | None = None,
     ) -> None:
-        """A test that starts now; ``source`` names this process's share of it."""
+        """A test that starts now; ``source`` names this process's share of it; ``open_run``
+        its open-model settings here (None: the closed model)."""
         self.environment = environment
         self.runner = runner
         self.options = options
         self.clock = clock
-        self.recording = Recording(LatencyRecorder(start=clock.now(), source=source), clock)
+        self.open_run = open_run
+        self.measured_stages = (
+            open_run.stages if open_run is not None else measured_stages(environment)
+        )
+        """The run's stages, unsplit (rates in an open run, users in a closed one): every
+        recorder of the test counts each request in its stage, so that the results have a
+        summary per stage in either model."""
+        self.open_model: OpenModel | None = None
+        """The open run's timetable in this process, once started."""
+        self.stages_start: float | None = None
+        """When the stages began (run clock), if not at the recorder's start: an open run's
+        timetable start (see ``_timetable_started``)."""
+        self.recording = Recording(self._new_recorder(source), clock)
         self.started_perf = time.perf_counter()
         self.cpu = CpuWatch()
         self.exceptions = ExceptionTally()
@@ -97,10 +111,6 @@ class LoadTest(Generic[RunnerT]):
         self.when_finalized: list[Callable[[], object]] = []
         """Called once the test's measurement is final (its results written or shipped)."""
         self.results_path: Path | None = None
-        self.open_run: OpenRun | None = None
-        """An open-model run's settings (set before ``start``); None: the closed model."""
-        self.open_model: OpenModel | None = None
-        """The open run's timetable in this process, once started."""
         self.iteration_rates = RateWindow()
         self.timer_delay_s = 0.0
         """The planned duration counts from this long after the start (a distributed open run's
@@ -114,9 +124,30 @@ class LoadTest(Generic[RunnerT]):
         if duration and self.options.headless and self.stops_on_timer:
             gevent.spawn(self._stop_after, float(duration))
         if self.open_run is not None and self.runs_users:
-            self.open_model = start_open_model(
+            self.open_model = model = start_open_model(
                 self.open_run, environment=self.environment, runner=self.runner, clock=self.clock
             )
+            model.on_start = self._timetable_started
+            self.recording.recorder.set_schedule(model.schedule)
+
+    def _new_recorder(self, source: str) -> LatencyRecorder:
+        """A recorder for this test's requests from now on, with the run's stages on the test's
+        stage clock."""
+        recorder = LatencyRecorder(
+            start=self.clock.now(), source=source, stages=self.measured_stages
+        )
+        if self.stages_start is not None:
+            recorder.start_stages_at(self.stages_start)
+        if self.open_model is not None:
+            recorder.set_schedule(self.open_model.schedule)
+        return recorder
+
+    def _timetable_started(self, t0: float) -> None:
+        """The open run's timetable started at ``t0``: its stages count from there, in every
+        process of the run alike (a worker's ``t0`` is the master's common start), not from
+        when this process's test began (before its users were spawned)."""
+        self.stages_start = t0
+        self.recording.recorder.start_stages_at(t0)
 
     def _stop_after(self, duration_s: float) -> None:
         # gevent.spawn_later ends early on a stale loop clock: wait on perf_counter instead.
@@ -160,9 +191,7 @@ class LoadTest(Generic[RunnerT]):
         if self.finalized:
             return
         source = self.recording.recorder.source
-        self.recording = Recording(
-            LatencyRecorder(start=self.clock.now(), source=source), self.clock
-        )
+        self.recording = Recording(self._new_recorder(source), self.clock)
 
     def stopping(self) -> None:
         """Users are about to be stopped: the measured span ends now."""

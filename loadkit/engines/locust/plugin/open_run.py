@@ -18,7 +18,7 @@ from loadkit.engines.locust.plugin.open_model import (
     uninstall,
 )
 from loadkit.engines.locust.plugin.options import OpenRun
-from loadkit.engines.locust.plugin.recording import RateWindow, publish_schedule, record_not_sent
+from loadkit.engines.locust.plugin.recording import RateWindow
 from loadkit.engines.locust.plugin.timetable import Timetable
 from loadkit.measure.recorder import LatencyRecorder, RunClock
 
@@ -50,11 +50,11 @@ def start_open_model(
     share = -(-open_run.max_in_flight // open_run.worker_count)  # Locust splits users so
     model = OpenModel(timetable=timetable, clock=clock, max_in_flight=share, spawning=spawning)
     model.start_at = open_run.start_at
-    model.figures.wait_time_ignored = ignored_wait_times(list(environment.user_classes))
-    if model.figures.wait_time_ignored:
+    model.wait_time_ignored = ignored_wait_times(list(environment.user_classes))
+    if model.wait_time_ignored:
         logger.info(
             "loadkit: open model: the wait_time of %s is ignored (the timetable starts iterations)",
-            ", ".join(model.figures.wait_time_ignored),
+            ", ".join(model.wait_time_ignored),
         )
     install(model)
     model.start()
@@ -78,23 +78,23 @@ def finish_open_model(
     """The users have stopped: record what never started and how the timetable was kept."""
     stopped_at = model.stop_time if model.stop_time is not None else end
     drain_s = max(model.clock.now() - stopped_at, 0.0)
-    not_sent = model.not_sent()
-    figures = model.final_figures(drain_s=round(drain_s, 3))
-    record_not_sent(recorder, due=not_sent, end=end)
-    publish_schedule(recorder, figures)
+    not_sent = model.finish(drain_s=round(drain_s, 3))
+    recorder.record_not_sent(count=len(not_sent), due=not_sent, end=end)
+    recorder.set_schedule(model.schedule)
     uninstall(model)
     if model.stop_timeout_before is not None:
         # Put back: a worker sleeps --stop-timeout after each stop, deaf to its master meanwhile.
         env: Any = environment
         env.stop_timeout = model.stop_timeout_before[0]
+    schedule = model.schedule
     logger.info(
         "loadkit: open model: %d iterations due, %d started, %d not sent; scheduler lag max "
         "%.1f ms; queue max %d; drained in %.2f s",
-        figures.due,
-        figures.started,
-        figures.not_sent,
-        figures.max_lag_s * 1000.0,
-        figures.max_queue,
+        schedule.iterations_due,
+        schedule.iterations_dispatched,
+        len(not_sent),
+        (schedule.lag.max_us or 0.0) / 1000.0,
+        schedule.max_queue,
         drain_s,
     )
 
@@ -111,14 +111,14 @@ def open_run_config(open_run: OpenRun, model: OpenModel | None) -> dict[str, Any
             {"duration_s": s.duration_s, "target": s.target, "name": s.name}
             for s in open_run.stages
         ]
-    if model is not None and model.figures.wait_time_ignored:
-        config["wait_time_ignored"] = list(model.figures.wait_time_ignored)
+    if model is not None and model.wait_time_ignored:
+        config["wait_time_ignored"] = list(model.wait_time_ignored)
     return config
 
 
 def open_live_figures(model: OpenModel, rates: RateWindow, now: float) -> dict[str, Any]:
     """The live line's open-run figures: target and achieved rate (iterations/s), queue."""
-    achieved, _ = rates.rates(now, model.figures.started, 0)
+    achieved, _ = rates.rates(now, model.schedule.iterations_dispatched, 0)
     return {
         "target_rate": round(model.target_rate_now(), 1),
         "achieved_rate": round(achieved, 1),

@@ -21,7 +21,7 @@ from loadkit.engines.locust.plugin.locust_api import (
     Runner,
     WorkerRunner,
 )
-from loadkit.engines.locust.plugin.options import PluginOptions
+from loadkit.engines.locust.plugin.options import OpenRun, PluginOptions
 from loadkit.engines.locust.plugin.worker_report import FINAL_MESSAGE, WorkerReport
 from loadkit.exceptions import InputError
 from loadkit.measure.recorder import RunClock
@@ -118,9 +118,12 @@ class MasterTest(LoadTest[MasterRunner]):
         runner: MasterRunner,
         options: PluginOptions,
         clock: RunClock,
+        open_run: OpenRun | None = None,
     ) -> None:
         """See ``LoadTest``; no worker has reported yet."""
-        super().__init__(environment=environment, runner=runner, options=options, clock=clock)
+        super().__init__(
+            environment=environment, runner=runner, options=options, clock=clock, open_run=open_run
+        )
         self.expected_workers: set[str] = set()
         """Workers that took part (sent a share, or were connected as the test stopped)."""
         self.final_workers: set[str] = set()
