@@ -387,17 +387,19 @@ class LoadkitPlugin:
         except (KeyError, TypeError, ValueError) as exc:
             logger.error("loadkit: the master sent an invalid open-model share: %s", exc)
 
-    def _send_slots(self, open_run: OpenRun) -> None:
+    def _send_slots(self, open_run: OpenRun) -> float:
         # Before Locust's spawn messages (sent a moment later, on the same ordered channels):
         # each worker knows its share of the rate when its test starts.
         assert self.master is not None
         workers = sorted(str(client_id) for client_id in self.master.clients)
         # One start for all, a moment ahead: each worker spawns its users first. The master's
-        # timer counts the run's duration from there (``LoadTest.timer_delay_s``).
+        # timer counts the run's duration from there (``LoadTest.timer_delay_s``), and the
+        # stages their times (returned: ``LoadTest.timetable_started``).
         start_at = self.clock.now() + DISTRIBUTED_START_LEAD_S
         for index, client_id in enumerate(workers):
             share = open_run.for_worker(index, len(workers), start_at=start_at)
             self.master.send_message(SLOT_MESSAGE, share.to_wire(), client_id=client_id)
+        return start_at
 
     def _watch_parent(self, parent_pid: int) -> None:
         # The launcher gave Locust a session of its own (so Ctrl-C goes through it); if the
@@ -440,7 +442,7 @@ class LoadkitPlugin:
         self.test = test
         self.recording = test.recording
         if self.master is not None and test.open_run is not None:
-            self._send_slots(test.open_run)
+            test.timetable_started(self._send_slots(test.open_run))
             test.timer_delay_s = DISTRIBUTED_START_LEAD_S
         test.start()
         self.open_model = test.open_model

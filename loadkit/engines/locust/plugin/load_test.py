@@ -43,6 +43,8 @@ from loadkit.measure.validity import InvalidReason, incomplete_reason, shape_unf
 logger = logging.getLogger("loadkit")
 
 RunnerT = TypeVar("RunnerT", bound=Runner)
+TIMETABLE_POLL_S = 0.005
+"""How often the duration's timer looks whether a local open run's timetable has started."""
 
 
 class LoadTest(Generic[RunnerT]):
@@ -81,7 +83,7 @@ class LoadTest(Generic[RunnerT]):
         """The open run's timetable in this process, once started."""
         self.stages_start: float | None = None
         """When the stages began (run clock), if not at the recorder's start: an open run's
-        timetable start (see ``_timetable_started``)."""
+        timetable start (see ``timetable_started``)."""
         self.recording = Recording(self._new_recorder(source), clock)
         self.started_perf = time.perf_counter()
         self.cpu = CpuWatch()
@@ -127,7 +129,7 @@ class LoadTest(Generic[RunnerT]):
             self.open_model = model = start_open_model(
                 self.open_run, environment=self.environment, runner=self.runner, clock=self.clock
             )
-            model.on_start = self._timetable_started
+            model.on_start = self.timetable_started
             self.recording.recorder.set_schedule(model.schedule)
 
     def _new_recorder(self, source: str) -> LatencyRecorder:
@@ -142,16 +144,17 @@ class LoadTest(Generic[RunnerT]):
             recorder.set_schedule(self.open_model.schedule)
         return recorder
 
-    def _timetable_started(self, t0: float) -> None:
-        """The open run's timetable started at ``t0``: its stages count from there, in every
-        process of the run alike (a worker's ``t0`` is the master's common start), not from
-        when this process's test began (before its users were spawned)."""
+    def timetable_started(self, t0: float) -> None:
+        """The open run's timetable started (or, on a master, starts) at ``t0``: its stages
+        count from there, in every process of the run alike (a worker's ``t0`` is the master's
+        common start), not from when this process's test began (before its users were
+        spawned)."""
         self.stages_start = t0
         self.recording.recorder.start_stages_at(t0)
 
     def _stop_after(self, duration_s: float) -> None:
         # gevent.spawn_later ends early on a stale loop clock: wait on perf_counter instead.
-        deadline = self.started_perf + self.timer_delay_s + duration_s
+        deadline = self._timer_start_perf() + duration_s
         while (remaining := deadline - time.perf_counter()) > 0:
             if self.stop_time is not None or self.finalized:
                 return  # ended already (a shape that finished, the locustfile, Locust)
@@ -173,6 +176,20 @@ class LoadTest(Generic[RunnerT]):
         # each worker's final share travels ahead of its "stopped" message.
         self.runner.stop()
         self.runner.quit()
+
+    def _timer_start_perf(self) -> float:
+        """When the planned duration starts counting (``perf_counter``): the test's start, or
+        where the open run's timetable starts (a master's: its workers' common start, a fixed
+        lead after the test's; a local one's: once its users are spawned, which for a couple of
+        thousand users takes a noticeable part of a short run). Waits for the latter."""
+        model = self.open_model
+        while model is not None and model.t0 is None:
+            if self.stop_time is not None or self.finalized:
+                break
+            gevent.sleep(TIMETABLE_POLL_S)
+        if model is not None and model.t0 is not None:
+            return time.perf_counter() + (model.t0 - self.clock.now())
+        return self.started_perf + self.timer_delay_s
 
     def stop_requested(self, origin: StopOrigin, *, quit: bool) -> None:
         """Someone called the runner's ``stop()`` (or ``quit()``): the first caller of a running
@@ -266,7 +283,7 @@ class LoadTest(Generic[RunnerT]):
             "locust_version": options.locust_version,
         }
         if self.open_run is not None:
-            config.update(open_run_config(self.open_run, self.open_model))
+            config.update(open_run_config(self.open_run, self.environment))
         if options.url_path is not None:  # the url scenario: the target's path
             config["url_path"] = options.url_path
         if self.shape is not None:
@@ -386,9 +403,6 @@ class LoadTest(Generic[RunnerT]):
         now = time.monotonic()
         requests, errors, p95 = self.live_counts(now)
         rps, error_rate = self.recording.rates.rates(now, requests, errors)
-        open_figures: dict[str, Any] = {}
-        if self.open_model is not None:
-            open_figures = open_live_figures(self.open_model, self.iteration_rates, now)
         return LiveStatus(
             state=state or self.state(),
             elapsed_s=round(time.perf_counter() - self.started_perf, 3),
@@ -398,8 +412,14 @@ class LoadTest(Generic[RunnerT]):
             error_rate=round(error_rate, 4),
             p95_ms=p95,
             results_path=str(self.results_path) if self.results_path else None,
-            **open_figures,
+            **self._open_live_figures(now),
         )
+
+    def _open_live_figures(self, now: float) -> dict[str, Any]:
+        """An open run's live figures (``LiveStatus``'s target and achieved rate, queue)."""
+        if self.open_model is None:
+            return {}
+        return open_live_figures(self.open_model, self.iteration_rates, now)
 
     def write_status(self, state: RunState | None = None) -> None:
         """Replace the status file (if one was asked for) with the test's live status."""

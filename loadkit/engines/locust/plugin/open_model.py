@@ -91,8 +91,6 @@ class OpenModel:
         it by reference (``LatencyRecorder.set_schedule``) and ships it with every share. Until
         the end every due iteration counted is a dispatched one; ``finish`` adds those never
         sent."""
-        self.wait_time_ignored: list[str] = []
-        """Classes whose own ``wait_time`` the timetable replaced."""
         self.t0: float | None = None
         """When iteration 0 was due (run clock); None until the users are spawned."""
         self.on_start: Callable[[float], object] = lambda _t0: None
@@ -147,6 +145,11 @@ class OpenModel:
                 while not free:
                     self._user_freed.clear()
                     self._user_freed.wait()
+            if self.stop_time is not None:
+                # Stopped while this greenlet waited: its kill is on its way, but a loop busy
+                # stopping thousands of users can wake it first, and it would hand out a burst
+                # of iterations due after the end.
+                return
             waiter, _since = free.popleft()
             waiter.set(Iteration(index=self.dispatched, due=due))
             self.dispatched += 1

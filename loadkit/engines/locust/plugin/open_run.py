@@ -8,6 +8,7 @@ put what never started and how the timetable was kept into the recorder, describ
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from loadkit.engines.locust.plugin.locust_api import Environment, Runner
@@ -50,11 +51,11 @@ def start_open_model(
     share = -(-open_run.max_in_flight // open_run.worker_count)  # Locust splits users so
     model = OpenModel(timetable=timetable, clock=clock, max_in_flight=share, spawning=spawning)
     model.start_at = open_run.start_at
-    model.wait_time_ignored = ignored_wait_times(list(environment.user_classes))
-    if model.wait_time_ignored:
+    ignored = ignored_wait_times(list(environment.user_classes))
+    if ignored:
         logger.info(
             "loadkit: open model: the wait_time of %s is ignored (the timetable starts iterations)",
-            ", ".join(model.wait_time_ignored),
+            ", ".join(ignored),
         )
     install(model)
     model.start()
@@ -99,8 +100,9 @@ def finish_open_model(
     )
 
 
-def open_run_config(open_run: OpenRun, model: OpenModel | None) -> dict[str, Any]:
-    """The results' config keys of an open run."""
+def open_run_config(open_run: OpenRun, environment: Environment) -> dict[str, Any]:
+    """The results' config keys of an open run (a master's too: its user classes are its
+    workers')."""
     config: dict[str, Any] = {
         "model": "open",
         "rate": open_run.rate,
@@ -111,9 +113,24 @@ def open_run_config(open_run: OpenRun, model: OpenModel | None) -> dict[str, Any
             {"duration_s": s.duration_s, "target": s.target, "name": s.name}
             for s in open_run.stages
         ]
-    if model is not None and model.wait_time_ignored:
-        config["wait_time_ignored"] = list(model.wait_time_ignored)
+    ignored = ignored_wait_times(list(environment.user_classes))
+    if ignored:
+        config["wait_time_ignored"] = ignored
     return config
+
+
+def workers_live_figures(
+    open_run: OpenRun, *, started: float | None, dispatched: int, rates: RateWindow, clock: RunClock
+) -> dict[str, Any]:
+    """A master's live open-run figures: the total rate its timetable asks for now (counted from
+    the workers' common ``started``) and the iterations its workers started per second, as of
+    their latest reports (every 3 s; ``dispatched`` is their sum). No queue: workers do not
+    report theirs between shares."""
+    at = clock.now() - started if started is not None else -1.0
+    timetable = Timetable(rate=open_run.rate, stages=open_run.stages)
+    target = timetable.rate_at(at) if at >= 0 else 0.0
+    achieved, _ = rates.rates(time.monotonic(), dispatched, 0)
+    return {"target_rate": round(target, 1), "achieved_rate": round(achieved, 1)}
 
 
 def open_live_figures(model: OpenModel, rates: RateWindow, now: float) -> dict[str, Any]:

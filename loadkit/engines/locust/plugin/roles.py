@@ -21,6 +21,7 @@ from loadkit.engines.locust.plugin.locust_api import (
     Runner,
     WorkerRunner,
 )
+from loadkit.engines.locust.plugin.open_run import workers_live_figures
 from loadkit.engines.locust.plugin.options import OpenRun, PluginOptions
 from loadkit.engines.locust.plugin.worker_report import FINAL_MESSAGE, WorkerReport
 from loadkit.exceptions import InputError
@@ -132,6 +133,8 @@ class MasterTest(LoadTest[MasterRunner]):
         """By worker: when it last reported (monotonic) and its last second's P95."""
         self.worker_cpu_warnings: dict[str, int] = {}
         """By worker: its CPU warnings so far (each report carries the worker's running count)."""
+        self.worker_iterations: dict[str, int] = {}
+        """Open model, by worker: the iterations it started, as of its latest share."""
         self.refused_workers: dict[str, str] = {}
         """Workers a report was refused from (another loadkit, malformed), and why: some of
         their requests are not in the merge, so the run cannot be complete."""
@@ -171,6 +174,8 @@ class MasterTest(LoadTest[MasterRunner]):
         self.recording.worker_totals[client_id] = (report.requests, report.errors)
         self.worker_live[client_id] = (time.monotonic(), report.p95_ms)
         self.worker_cpu_warnings[client_id] = report.cpu_warnings
+        for source, schedule in report.share.schedules.items():
+            self.worker_iterations[source] = schedule.iterations_dispatched
         if report.max_cpu is not None:
             self.cpu.note(report.max_cpu)
 
@@ -221,6 +226,17 @@ class MasterTest(LoadTest[MasterRunner]):
             "processes": len(self.expected_workers),
             "distributed": True,
         }
+
+    def _open_live_figures(self, now: float) -> dict[str, Any]:
+        if self.open_run is None:
+            return {}
+        return workers_live_figures(
+            self.open_run,
+            started=self.stages_start,
+            dispatched=sum(self.worker_iterations.values()),
+            rates=self.iteration_rates,
+            clock=self.clock,
+        )
 
     def live_counts(self, now: float) -> tuple[int, int, float | None]:
         """Requests and errors as the workers last reported; the highest fresh P95."""
