@@ -371,6 +371,18 @@ def schedule_line(schedule: ScheduleResults) -> str:
     )
 
 
+def wait_time_line(results: LoadResults) -> str | None:
+    """Which user classes' ``wait_time`` an open run did not use (None: none had one)."""
+    ignored = results.config.get("wait_time_ignored")
+    if not isinstance(ignored, list) or not ignored:
+        return None
+    names = ", ".join(str(name) for name in ignored)
+    return (
+        f"wait_time ignored: {names} (in an open run the timetable decides when iterations "
+        "start; no think time between them)"
+    )
+
+
 def _stages_table(results: LoadResults) -> str:
     """One row per stage: what it asked for, what it got, and its latencies (the knee)."""
     stages = results.stages or []
@@ -424,6 +436,9 @@ def render_load_table(results: LoadResults, *, path: str | None = None) -> str:
     parts = [head, "", _overall_table(results), *_service_part(results)]
     if results.schedule is not None:
         parts += ["", schedule_line(results.schedule)]
+        ignored = wait_time_line(results)
+        if ignored is not None:
+            parts.append(ignored)
     parts += ["", _endpoints_table(results)]
     if results.stages:
         parts += ["", "stages (each request in the stage its response time began in):"]

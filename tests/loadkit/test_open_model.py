@@ -114,9 +114,11 @@ def test_iterations_still_queued_at_the_end_are_not_sent(tmp_path: Path) -> None
 
 CPU_BURNER = """
 import time
-from locust import FastHttpUser, task
+from locust import FastHttpUser, constant, task
 
 class Burner(FastHttpUser):
+    wait_time = constant(0.5)  # ignored: the timetable starts iterations
+
     @task
     def burn(self):
         end = time.process_time() + 0.05  # 50 ms of CPU per iteration: 100/s needs 5 cores
@@ -141,7 +143,10 @@ def test_a_generator_that_cannot_keep_the_rate_is_invalid(tmp_path: Path) -> Non
     # Judged by the scheduler's lag, not only by CPU: on a busy machine a saturated generator's
     # process may read well below 90 % (seen here: 66 %, with a lag of 3 s).
     assert not results.valid
+    assert [r.code for r in results.invalid_reasons] == ["generator_overloaded"]
+    assert "the timetable was not kept" in results.invalid_reasons[0].detail
     assert done.returncode == 4, done.stderr[-2000:]
+    assert results.config["wait_time_ignored"] == ["Burner"]
 
 
 @pytest.mark.slow

@@ -102,6 +102,14 @@ def test_the_summary_puts_the_response_time_first_and_says_why_service_time_diff
     assert "svc P95 ms" in text
 
 
+def test_the_summary_says_whose_wait_time_an_open_run_ignored() -> None:
+    run = frozen_open_run()
+    config = {**run.config, "wait_time_ignored": ["LoginUser", "Browse"]}
+    text = render_load_table(run.model_copy(update={"config": config}))
+    assert "wait_time ignored: LoginUser, Browse (in an open run the timetable decides" in text
+    assert "wait_time" not in render_load_table(run)
+
+
 def test_a_run_whose_requests_never_waited_prints_one_time() -> None:
     requests = [Request(due=0.01 * i, sent=0.01 * i, end=0.01 * i + 0.002) for i in range(100)]
     recorder = LatencyRecorder(start=T0)
