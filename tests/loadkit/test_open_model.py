@@ -144,7 +144,10 @@ def test_a_generator_that_cannot_keep_the_rate_is_invalid(tmp_path: Path) -> Non
     # process may read well below 90 % (seen here: 66 %, with a lag of 3 s).
     assert not results.valid
     assert [r.code for r in results.invalid_reasons] == ["generator_overloaded"]
-    assert "the timetable was not kept" in results.invalid_reasons[0].detail
+    # The lag alone makes it so, whether or not the CPU reading said so first.
+    schedule = results.schedule
+    assert schedule is not None and schedule.lag_ms.p99 is not None
+    assert schedule.lag_ms.p99 > schedule.lag_bound_ms
     assert done.returncode == 4, done.stderr[-2000:]
     assert results.config["wait_time_ignored"] == ["Burner"]
 

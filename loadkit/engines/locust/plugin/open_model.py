@@ -165,8 +165,14 @@ class OpenModel:
 
     # --- the users' side --------------------------------------------------------------------
 
-    def take_iteration(self) -> Iteration:
-        """Wait (in the calling user's greenlet) until the dispatcher hands it an iteration."""
+    def take_iteration(self) -> Iteration | None:
+        """Wait (in the calling user's greenlet) until the dispatcher hands it an iteration;
+        None when the run ended before the user could begin it.
+
+        Such an iteration was cut by the end, like one the dispatcher had not reached: it is
+        neither dispatched nor due (``not_sent``). Counted, it would add the stop's own pause
+        (Locust stopping a couple of thousand users blocks the loop for tens of ms) to the
+        scheduler lag as if the generator had fallen behind."""
         waiter: AsyncResult = AsyncResult()
         since = self.clock.now()
         self._free.append((waiter, since))
@@ -178,6 +184,8 @@ class OpenModel:
                 self._remove_waiter(waiter)
             raise
         started = self.clock.now()
+        if self.stop_time is not None:
+            return None
         schedule = self.schedule
         # Due and dispatched together: until the end (``finish``) every due iteration counted
         # has begun, so that any share shipped meanwhile adds up.
@@ -314,8 +322,7 @@ def _execute_next_task(self: Any) -> None:
         raise StopUser()
     # Waiting, as in a wait_time: a stop kills the user here at once instead of waiting for it.
     user._state = LOCUST_STATE_WAITING
-    model.take_iteration()
-    if user._state == LOCUST_STATE_STOPPING:
+    if model.take_iteration() is None or user._state == LOCUST_STATE_STOPPING:
         model.iteration_done()
         raise StopUser()
     user._state = LOCUST_STATE_RUNNING
