@@ -392,9 +392,9 @@ class LoadkitPlugin:
         # each worker knows its share of the rate when its test starts.
         assert self.master is not None
         workers = sorted(str(client_id) for client_id in self.master.clients)
-        # One start for all, a moment ahead: each worker spawns its users first. The master's
-        # timer counts the run's duration from there (``LoadTest.timer_delay_s``), and the
-        # stages their times (returned: ``LoadTest.timetable_started``).
+        # One start for all, a moment ahead: each worker spawns its users first. The master
+        # counts the run's duration and the stages' times from there (returned, for
+        # ``LoadTest.timetable_started``).
         start_at = self.clock.now() + DISTRIBUTED_START_LEAD_S
         for index, client_id in enumerate(workers):
             share = open_run.for_worker(index, len(workers), start_at=start_at)
@@ -443,7 +443,6 @@ class LoadkitPlugin:
         self.recording = test.recording
         if self.master is not None and test.open_run is not None:
             test.timetable_started(self._send_slots(test.open_run))
-            test.timer_delay_s = DISTRIBUTED_START_LEAD_S
         test.start()
         self.open_model = test.open_model
         # Any shape, the locustfile's or loadkit's stages (closed_stages.py): Locust's main

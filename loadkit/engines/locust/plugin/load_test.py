@@ -81,9 +81,9 @@ class LoadTest(Generic[RunnerT]):
         summary per stage in either model."""
         self.open_model: OpenModel | None = None
         """The open run's timetable in this process, once started."""
-        self.stages_start: float | None = None
-        """When the stages began (run clock), if not at the recorder's start: an open run's
-        timetable start (see ``timetable_started``)."""
+        self.timetable_start: float | None = None
+        """An open run: when its timetable started (run clock). Its stages and its planned
+        duration count from there, not from the test's start (see ``timetable_started``)."""
         self.recording = Recording(self._new_recorder(source), clock)
         self.started_perf = time.perf_counter()
         self.cpu = CpuWatch()
@@ -114,9 +114,6 @@ class LoadTest(Generic[RunnerT]):
         """Called once the test's measurement is final (its results written or shipped)."""
         self.results_path: Path | None = None
         self.iteration_rates = RateWindow()
-        self.timer_delay_s = 0.0
-        """The planned duration counts from this long after the start (a distributed open run's
-        timetables start together, a moment after the master's test did)."""
 
     # --- its life ---------------------------------------------------------------------------
 
@@ -138,8 +135,8 @@ class LoadTest(Generic[RunnerT]):
         recorder = LatencyRecorder(
             start=self.clock.now(), source=source, stages=self.measured_stages
         )
-        if self.stages_start is not None:
-            recorder.start_stages_at(self.stages_start)
+        if self.timetable_start is not None:
+            recorder.start_stages_at(self.timetable_start)
         if self.open_model is not None:
             recorder.set_schedule(self.open_model.schedule)
         return recorder
@@ -149,7 +146,7 @@ class LoadTest(Generic[RunnerT]):
         count from there, in every process of the run alike (a worker's ``t0`` is the master's
         common start), not from when this process's test began (before its users were
         spawned)."""
-        self.stages_start = t0
+        self.timetable_start = t0
         self.recording.recorder.start_stages_at(t0)
 
     def _stop_after(self, duration_s: float) -> None:
@@ -179,17 +176,16 @@ class LoadTest(Generic[RunnerT]):
 
     def _timer_start_perf(self) -> float:
         """When the planned duration starts counting (``perf_counter``): the test's start, or
-        where the open run's timetable starts (a master's: its workers' common start, a fixed
-        lead after the test's; a local one's: once its users are spawned, which for a couple of
-        thousand users takes a noticeable part of a short run). Waits for the latter."""
-        model = self.open_model
-        while model is not None and model.t0 is None:
+        an open run's timetable start (a master's: its workers' common start, a fixed lead after
+        the test's; a local one's: once its users are spawned, which for a couple of thousand
+        users takes a noticeable part of a short run). Waits for the latter."""
+        while self.open_run is not None and self.timetable_start is None:
             if self.stop_time is not None or self.finalized:
                 break
             gevent.sleep(TIMETABLE_POLL_S)
-        if model is not None and model.t0 is not None:
-            return time.perf_counter() + (model.t0 - self.clock.now())
-        return self.started_perf + self.timer_delay_s
+        if self.timetable_start is not None:
+            return time.perf_counter() + (self.timetable_start - self.clock.now())
+        return self.started_perf
 
     def stop_requested(self, origin: StopOrigin, *, quit: bool) -> None:
         """Someone called the runner's ``stop()`` (or ``quit()``): the first caller of a running

@@ -232,7 +232,7 @@ class MasterTest(LoadTest[MasterRunner]):
             return {}
         return workers_live_figures(
             self.open_run,
-            started=self.stages_start,
+            started=self.timetable_start,
             dispatched=sum(self.worker_iterations.values()),
             rates=self.iteration_rates,
             clock=self.clock,
