@@ -76,6 +76,32 @@ def test_an_open_run_measures_a_freeze_from_the_due_time(tmp_path: Path) -> None
         assert measured == pytest.approx(truth, rel=0.05), (name, measured, truth)
 
 
+MIX = (0.0,) * 8 + (0.15, 0.3)
+"""Of every ten requests, eight answered at once, one after 150 ms, one after 300 ms: the true
+P95 and P99 are 300 ms (the slowest tenth)."""
+
+
+@pytest.mark.slow
+def test_against_a_fixed_latency_mix_the_open_p95_is_the_true_p95(tmp_path: Path) -> None:
+    with scheduled_server(mix=MIX) as (url, _):
+        done, out = run_locust(
+            tmp_path, url,
+            "--loadkit-rate", "50", "--loadkit-duration", "2", "--loadkit-max-in-flight", "40",
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = read_results(out)
+    assert isinstance(results, LoadResults) and results.valid, results.invalid_reasons
+    assert results.totals.requests == 100 and results.totals.errors == 0
+    latency = results.latency_ms
+    assert latency.p50 is not None and latency.p50 < 50.0
+    for name in ("p95", "p99"):
+        measured = getattr(latency, name)
+        # Never below the true value (the server held each for 300 ms), never above the
+        # maximum, and only the generator's own few ms above: every request was sent when due.
+        assert 300.0 <= measured <= latency.max, (name, measured, latency.max)
+        assert measured == pytest.approx(300.0, rel=0.05), (name, measured)
+
+
 @pytest.mark.slow
 def test_the_service_time_of_a_freeze_and_a_closed_run_show_low_figures_and_the_stall(
     tmp_path: Path,
