@@ -70,7 +70,7 @@ def apply_stages(environment: Any) -> None:
             f"({type(own).__name__}): the shape decides the users and the run's length; "
             "drop the stages, or run the shape alone"
         )
-    if getattr(options, "loadkit_rate", None) is not None:
+    if is_open(options):
         return
     if isinstance(environment.runner, WorkerRunner):
         return
@@ -149,6 +149,15 @@ def measured_stages(environment: Any) -> tuple[Stage, ...]:
         return stages
     options = environment.parsed_options
     text = getattr(options, "loadkit_stages", None) if options is not None else None
-    if not text or getattr(options, "loadkit_rate", None) is not None:
+    if not text or is_open(options):
         return ()
     return decode_stages(text)
+
+
+def is_open(options: Any) -> bool:
+    """Whether Locust's options ask for an open-model run (its stages are rates then): a rate,
+    or ``--loadkit-model open`` (as ``loadkit_plugin.open_run_options`` decides)."""
+    model = getattr(options, "loadkit_model", None)
+    return model == "open" or (
+        model != "closed" and getattr(options, "loadkit_rate", None) is not None
+    )
