@@ -138,16 +138,16 @@ def stages_of(environment: Any) -> tuple[Stage, ...]:
     return tuple(stages)
 
 
-def measured_stages(environment: Any) -> tuple[Stage, ...]:
-    """The closed-model stages this process's requests are counted by: those of loadkit's stages
-    shape (a local process, a master); on a worker, which runs no shape (its master sends it
-    users), the master's ``--loadkit-stages``, which Locust copies into the worker's options
-    with every spawn, before the test starts there. Empty in a run without them, and in an
-    open run (its timetable's stages are the open run's)."""
+def measured_stages(environment: Any, runner: Any) -> tuple[Stage, ...]:
+    """The closed-model stages the requests of this process (its ``runner``) are counted by:
+    those of loadkit's stages shape (a local process, a master); on a worker, which runs no shape
+    (its master sends it users), the master's ``--loadkit-stages``, which Locust copies into the
+    worker's options with every spawn, before the test starts there. Empty in a run without
+    them, and in an open run (its timetable's stages are the open run's)."""
     stages = stages_of(environment)
-    if stages or not isinstance(environment.runner, WorkerRunner):
+    if stages or not isinstance(runner, WorkerRunner):
         return stages
-    options = environment.parsed_options
+    options = getattr(environment, "parsed_options", None)
     text = getattr(options, "loadkit_stages", None) if options is not None else None
     if not text or is_open(options):
         return ()

@@ -74,7 +74,7 @@ class LoadTest(Generic[RunnerT]):
         self.clock = clock
         self.open_run = open_run
         self.measured_stages = (
-            open_run.stages if open_run is not None else measured_stages(environment)
+            open_run.stages if open_run is not None else measured_stages(environment, runner)
         )
         """The run's stages, unsplit (rates in an open run, users in a closed one): every
         recorder of the test counts each request in its stage, so that the results have a
