@@ -227,12 +227,6 @@ class OpenModel:
         end = self.stop_time if self.stop_time is not None else self.clock.now()
         return max(0, self.timetable.due_count(end - self.t0) - self.dispatched)
 
-    def target_rate_now(self) -> float:
-        """The total rate the timetable asks for now (all workers)."""
-        if self.t0 is None:
-            return 0.0
-        return self.timetable.rate_at(self.clock.now() - self.t0)
-
     def not_sent(self) -> list[float]:
         """Due times (run clock) of the iterations that waited for a free user until the end.
 

@@ -8,7 +8,6 @@ put what never started and how the timetable was kept into the recorder, describ
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from loadkit.engines.locust.plugin.locust_api import Environment, Runner
@@ -119,25 +118,54 @@ def open_run_config(open_run: OpenRun, environment: Environment) -> dict[str, An
     return config
 
 
+class WorkerRates:
+    """A master's view of how fast its workers start iterations: each worker's iterations per
+    second between its last two shares (every 3 s), from the schedule figures they carry."""
+
+    def __init__(self) -> None:
+        """No share seen yet."""
+        self._last: dict[str, tuple[int, float]] = {}
+        self._rates: dict[str, float] = {}
+
+    def note(self, source: str, *, dispatched: int, duration_s: float) -> None:
+        """A share of ``source``: ``dispatched`` iterations in its timetable's ``duration_s``."""
+        before = self._last.get(source, (0, 0.0))
+        if duration_s > before[1]:
+            self._rates[source] = (dispatched - before[0]) / (duration_s - before[1])
+            self._last[source] = (dispatched, duration_s)
+
+    def total(self) -> float:
+        """Iterations started per second over all workers, as of their latest shares."""
+        return sum(self._rates.values())
+
+
 def workers_live_figures(
-    open_run: OpenRun, *, started: float | None, dispatched: int, rates: RateWindow, clock: RunClock
+    open_run: OpenRun, *, started: float | None, rates: WorkerRates, clock: RunClock
 ) -> dict[str, Any]:
     """A master's live open-run figures: the total rate its timetable asks for now (counted from
     the workers' common ``started``) and the iterations its workers started per second, as of
-    their latest reports (every 3 s; ``dispatched`` is their sum). No queue: workers do not
-    report theirs between shares."""
+    their latest shares. No queue: workers do not report theirs between shares."""
     at = clock.now() - started if started is not None else -1.0
-    timetable = Timetable(rate=open_run.rate, stages=open_run.stages)
-    target = timetable.rate_at(at) if at >= 0 else 0.0
-    achieved, _ = rates.rates(time.monotonic(), dispatched, 0)
-    return {"target_rate": round(target, 1), "achieved_rate": round(achieved, 1)}
+    target = live_target(Timetable(rate=open_run.rate, stages=open_run.stages), at)
+    return {"target_rate": round(target, 1), "achieved_rate": round(rates.total(), 1)}
+
+
+def live_target(timetable: Timetable, at_s: float) -> float:
+    """The rate the live line shows as the target ``at_s`` into the timetable: before it starts
+    0, after its stages have ended their last target (rather than the 0 they end with)."""
+    if at_s < 0:
+        return 0.0
+    if timetable.end_s is not None:
+        at_s = min(at_s, timetable.end_s * (1 - 1e-9))
+    return timetable.rate_at(at_s)
 
 
 def open_live_figures(model: OpenModel, rates: RateWindow, now: float) -> dict[str, Any]:
     """The live line's open-run figures: target and achieved rate (iterations/s), queue."""
     achieved, _ = rates.rates(now, model.schedule.iterations_dispatched, 0)
+    at = model.clock.now() - model.t0 if model.t0 is not None else -1.0
     return {
-        "target_rate": round(model.target_rate_now(), 1),
+        "target_rate": round(live_target(model.timetable, at), 1),
         "achieved_rate": round(achieved, 1),
         "queue": model.queue_length(),
     }

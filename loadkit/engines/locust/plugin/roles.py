@@ -21,7 +21,7 @@ from loadkit.engines.locust.plugin.locust_api import (
     Runner,
     WorkerRunner,
 )
-from loadkit.engines.locust.plugin.open_run import workers_live_figures
+from loadkit.engines.locust.plugin.open_run import WorkerRates, workers_live_figures
 from loadkit.engines.locust.plugin.options import OpenRun, PluginOptions
 from loadkit.engines.locust.plugin.worker_report import FINAL_MESSAGE, WorkerReport
 from loadkit.exceptions import InputError
@@ -133,8 +133,8 @@ class MasterTest(LoadTest[MasterRunner]):
         """By worker: when it last reported (monotonic) and its last second's P95."""
         self.worker_cpu_warnings: dict[str, int] = {}
         """By worker: its CPU warnings so far (each report carries the worker's running count)."""
-        self.worker_iterations: dict[str, int] = {}
-        """Open model, by worker: the iterations it started, as of its latest share."""
+        self.worker_rates = WorkerRates()
+        """Open model: how fast each worker starts iterations, from its shares."""
         self.refused_workers: dict[str, str] = {}
         """Workers a report was refused from (another loadkit, malformed), and why: some of
         their requests are not in the merge, so the run cannot be complete."""
@@ -175,7 +175,9 @@ class MasterTest(LoadTest[MasterRunner]):
         self.worker_live[client_id] = (time.monotonic(), report.p95_ms)
         self.worker_cpu_warnings[client_id] = report.cpu_warnings
         for source, schedule in report.share.schedules.items():
-            self.worker_iterations[source] = schedule.iterations_dispatched
+            self.worker_rates.note(
+                source, dispatched=schedule.iterations_dispatched, duration_s=schedule.duration_s
+            )
         if report.max_cpu is not None:
             self.cpu.note(report.max_cpu)
 
@@ -233,8 +235,7 @@ class MasterTest(LoadTest[MasterRunner]):
         return workers_live_figures(
             self.open_run,
             started=self.timetable_start,
-            dispatched=sum(self.worker_iterations.values()),
-            rates=self.iteration_rates,
+            rates=self.worker_rates,
             clock=self.clock,
         )
 
