@@ -378,17 +378,19 @@ class LoadkitPlugin:
         except (KeyError, TypeError, ValueError) as exc:
             logger.error("loadkit: the master sent an invalid open-model share: %s", exc)
 
-    def _send_slots(self, open_run: OpenRun) -> None:
+    def _send_slots(self, open_run: OpenRun) -> float:
         # Before Locust's spawn messages (sent a moment later, on the same ordered channels):
         # each worker knows its share of the rate when its test starts.
         assert self.master is not None
         workers = sorted(str(client_id) for client_id in self.master.clients)
-        # One start for all, a moment ahead: each worker spawns its users first. The master's
-        # timer counts the run's duration from there (``LoadTest.timer_delay_s``).
+        # One start for all, a moment ahead: each worker spawns its users first. The master
+        # counts the run's duration and the stages' times from there (returned, for
+        # ``LoadTest.timetable_started``).
         start_at = self.clock.now() + DISTRIBUTED_START_LEAD_S
         for index, client_id in enumerate(workers):
             share = open_run.for_worker(index, len(workers), start_at=start_at)
             self.master.send_message(SLOT_MESSAGE, share.to_wire(), client_id=client_id)
+        return start_at
 
     def _watch_parent(self, parent_pid: int) -> None:
         # The launcher gave Locust a session of its own (so Ctrl-C goes through it); if the
@@ -403,16 +405,26 @@ class LoadkitPlugin:
     def on_test_start(self, **_kwargs: Any) -> None:
         """A test starts (headless start, the UI's start button, a worker's first spawn)."""
         env, options, clock = self.environment, self.options, self.clock
+        open_run = self._open_run_here()
         test: LoadTest[Any]
         if self.master is not None:
-            test = MasterTest(environment=env, runner=self.master, options=options, clock=clock)
+            test = MasterTest(
+                environment=env, runner=self.master, options=options, clock=clock, open_run=open_run
+            )
         elif self.worker is not None:
             source = str(self.worker.client_id)
             test = WorkerTest(
-                environment=env, runner=self.worker, options=options, clock=clock, source=source
+                environment=env,
+                runner=self.worker,
+                options=options,
+                clock=clock,
+                source=source,
+                open_run=open_run,
             )
         else:
-            test = LocalTest(environment=env, runner=self.runner, options=options, clock=clock)
+            test = LocalTest(
+                environment=env, runner=self.runner, options=options, clock=clock, open_run=open_run
+            )
         if self.early_exceptions.total:
             # Raised before this test's start reached us (its test_start hooks, a greenlet
             # between two tests): this test's; a worker ships them with its first report.
@@ -420,10 +432,8 @@ class LoadkitPlugin:
             self.early_exceptions = ExceptionTally()
         self.test = test
         self.recording = test.recording
-        test.open_run = self._open_run_here()
         if self.master is not None and test.open_run is not None:
-            self._send_slots(test.open_run)
-            test.timer_delay_s = DISTRIBUTED_START_LEAD_S
+            test.timetable_started(self._send_slots(test.open_run))
         self.stopped_in_test_start = None
         test.start()
         self.open_model = test.open_model

@@ -69,7 +69,7 @@ def apply_stages(environment: Any) -> None:
             f"({type(own).__name__}): the shape decides the users and the run's length; "
             "drop the stages, or run the shape alone"
         )
-    if getattr(options, "loadkit_rate", None) is not None:
+    if is_open(options):
         return
     if isinstance(environment.runner, WorkerRunner):
         return
@@ -123,3 +123,28 @@ def stages_of(environment: Any) -> tuple[Stage, ...]:
     """The stages driving this run's users (empty unless loadkit's stages shape is set)."""
     stages = getattr(environment.shape_class, MARKER, ())
     return tuple(stages)
+
+
+def measured_stages(environment: Any, runner: Any) -> tuple[Stage, ...]:
+    """The closed-model stages the requests of this process (its ``runner``) are counted by:
+    those of loadkit's stages shape (a local process, a master); on a worker, which runs no shape
+    (its master sends it users), the master's ``--loadkit-stages``, which Locust copies into the
+    worker's options with every spawn, before the test starts there. Empty in a run without
+    them, and in an open run (its timetable's stages are the open run's)."""
+    stages = stages_of(environment)
+    if stages or not isinstance(runner, WorkerRunner):
+        return stages
+    options = getattr(environment, "parsed_options", None)
+    text = getattr(options, "loadkit_stages", None) if options is not None else None
+    if not text or is_open(options):
+        return ()
+    return decode_stages(text)
+
+
+def is_open(options: Any) -> bool:
+    """Whether Locust's options ask for an open-model run (its stages are rates then): a rate,
+    or ``--loadkit-model open`` (as ``loadkit_plugin.open_run_options`` decides)."""
+    model = getattr(options, "loadkit_model", None)
+    return model == "open" or (
+        model != "closed" and getattr(options, "loadkit_rate", None) is not None
+    )

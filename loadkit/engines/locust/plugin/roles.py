@@ -23,7 +23,8 @@ from loadkit.engines.locust.plugin.locust_api import (
     Runner,
     WorkerRunner,
 )
-from loadkit.engines.locust.plugin.options import PluginOptions
+from loadkit.engines.locust.plugin.open_run import WorkerRates, workers_live_figures
+from loadkit.engines.locust.plugin.options import OpenRun, PluginOptions
 from loadkit.engines.locust.plugin.worker_report import FINAL_MESSAGE, WorkerReport, WorkerStop
 from loadkit.exceptions import InputError
 from loadkit.measure.recorder import RunClock
@@ -133,9 +134,12 @@ class MasterTest(LoadTest[MasterRunner]):
         runner: MasterRunner,
         options: PluginOptions,
         clock: RunClock,
+        open_run: OpenRun | None = None,
     ) -> None:
         """See ``LoadTest``; no worker has reported yet."""
-        super().__init__(environment=environment, runner=runner, options=options, clock=clock)
+        super().__init__(
+            environment=environment, runner=runner, options=options, clock=clock, open_run=open_run
+        )
         self.expected_workers: set[str] = set()
         """Workers that took part (sent a share, or were connected as the test stopped)."""
         self.final_workers: set[str] = set()
@@ -144,6 +148,8 @@ class MasterTest(LoadTest[MasterRunner]):
         """By worker: when it last reported (monotonic) and its last second's P95."""
         self.worker_cpu_warnings: dict[str, int] = {}
         """By worker: its CPU warnings so far (each report carries the worker's running count)."""
+        self.worker_rates = WorkerRates()
+        """Open model: how fast each worker starts iterations, from its shares."""
         self.refused_workers: dict[str, str] = {}
         """Workers a report was refused from (another loadkit, malformed), and why: some of
         their requests are not in the merge, so the run cannot be complete."""
@@ -185,6 +191,10 @@ class MasterTest(LoadTest[MasterRunner]):
         self.recording.worker_totals[client_id] = (report.requests, report.errors)
         self.worker_live[client_id] = (time.monotonic(), report.p95_ms)
         self.worker_cpu_warnings[client_id] = report.cpu_warnings
+        for source, schedule in report.share.schedules.items():
+            self.worker_rates.note(
+                source, dispatched=schedule.iterations_dispatched, duration_s=schedule.duration_s
+            )
         if report.max_cpu is not None:
             self.cpu.note(report.max_cpu)
 
@@ -256,6 +266,16 @@ class MasterTest(LoadTest[MasterRunner]):
             "processes": len(self.expected_workers),
             "distributed": True,
         }
+
+    def _open_live_figures(self, now: float) -> dict[str, Any]:
+        if self.open_run is None:
+            return {}
+        return workers_live_figures(
+            self.open_run,
+            started=self.timetable_start,
+            rates=self.worker_rates,
+            clock=self.clock,
+        )
 
     def live_counts(self, now: float) -> tuple[int, int, float | None]:
         """Requests and errors as the workers last reported; the highest fresh P95."""
