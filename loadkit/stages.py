@@ -8,6 +8,7 @@ k6's ``stages`` and its ramping executors). Pure: parsing and arithmetic only.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Sequence
@@ -100,3 +101,32 @@ def target_at(stages: Sequence[Stage], t_s: float, *, start: float = 0.0) -> flo
 def users_for(target: float) -> int:
     """A closed-model stage's target as a number of users (half up: 2.5 users is 3)."""
     return math.floor(target + 0.5)
+
+
+def stages_to_json(stages: Sequence[Stage]) -> str:
+    """Stages as the plugin's ``--loadkit-stages`` takes them: a JSON list of
+    ``{"duration_s", "target", "name"}``."""
+    entries = [{"duration_s": s.duration_s, "target": s.target, "name": s.name} for s in stages]
+    return json.dumps(entries, separators=(",", ":"))
+
+
+def stages_from_json(text: str, *, option: str = "--loadkit-stages") -> tuple[Stage, ...]:
+    """``stages_to_json``'s text as stages again; a ValueError naming what is wrong."""
+    try:
+        data = json.loads(text)
+        if not isinstance(data, list):
+            raise TypeError("not a list")
+        stages = tuple(
+            Stage(
+                duration_s=float(item["duration_s"]),
+                target=float(item["target"]),
+                name=item.get("name"),
+            )
+            for item in data
+        )
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise ValueError(
+            f'{option} {text!r}: not a JSON list of {{"duration_s", "target", "name"}} ({exc})'
+        ) from None
+    check_stages(stages, option=option)
+    return stages

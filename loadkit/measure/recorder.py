@@ -222,6 +222,14 @@ class LatencyRecorder:
             last=end,
         )
 
+    def start_stages_at(self, start: float) -> None:
+        """Count the stages' times from ``start`` (run clock) instead of the recorder's start:
+        the moment the load they describe began here (an open run's timetable starts once its
+        users are spawned; a distributed one's at the master's common start). Call it before
+        any request of the stages is recorded; without stages, nothing to do."""
+        if self._stages is not None:
+            self._stages.start = start
+
     def set_schedule(self, stats: ScheduleStats) -> None:
         """Open model: this process's timetable figures (kept by reference: the caller may go on
         updating them; every share and the results read them as they are then)."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from loadkit.measure.histogram import LatencyHistogram
+from loadkit.measure.histogram import LOWEST_US, LatencyHistogram
 from loadkit.measure.results import ScheduleResults
 from loadkit.measure.validity import LAG_P99_BOUND_MS
 from loadkit.measure.worker_share import ScheduleShare
@@ -48,7 +48,9 @@ class ScheduleStats:
 
     def record_lag(self, lag_s: float) -> None:
         """One dispatch, ``lag_s`` seconds after its due time, while a user slot was free."""
-        self.lag.record_us(lag_s * 1_000_000.0)
+        # At least the histogram's 1 µs floor: no lag (or a clock's jitter below 0) is an
+        # in-range value, not one to count as clamped.
+        self.lag.record_us(max(lag_s * 1_000_000.0, float(LOWEST_US)))
 
     def to_share(self) -> ScheduleShare:
         """The figures as plain data for a master (cumulative)."""

@@ -5,7 +5,9 @@ run (the load that stage offered), its send time in a closed one (``end - latenc
 way); an iteration never sent, to the stage it was due in. Times before the first stage count in
 the first, times after the last (the drain, users finishing their task) in the last, so every
 request is in exactly one stage and the stages add up to the run. Stage times are counted from
-the recorder's start, as the timetable and the ramp count them.
+``start``: the recorder's start unless the caller moves it to when the load began
+(``LatencyRecorder.start_stages_at``: an open run's timetable start), so that every process of a
+distributed run counts them from the same moment.
 
 Pure: times in seconds on the run clock (``RunClock``).
 """

@@ -20,8 +20,9 @@ from loadkit.measure.results import EncodedHistogram
 SHARE_VERSION = 4
 """Bumped whenever the share's form or meaning changes (version 1 was an untyped dict; version
 2 came without the worker's user-code exceptions, which a version-3 master must not read as
-"none"; version 3 without service times, stages and the open model's schedule, which a version-4
-master must not read as "the same as the response time", "no stages" and "a closed run")."""
+"none"; version 3 without service times, stages, the open model's schedule and the stop of a
+worker's locustfile, which a version-4 master must not read as "the same as the response time",
+"no stages", "a closed run" and "not stopped")."""
 
 Span = tuple[float, float]
 

@@ -63,7 +63,8 @@ def format_progress(
     head = f"[{bar}] {min(status.elapsed_s, duration_s):5.1f}/{duration_s:g} s  "
     # Fields of an open run's status (the timetable's): absent from a closed run's, and from
     # the status of a plugin that predates them.
-    target: float | None = getattr(status, "target_rps", None)
+    target: float | None = getattr(status, "target_rate", None)
+    achieved: float | None = getattr(status, "achieved_rate", None)
     queue: int | None = getattr(status, "queue", None)
     if target is None and queue is None and not open_model:
         line = (
@@ -74,8 +75,11 @@ def format_progress(
         target = target if target is not None else rate
         of = f" of {target:,.0f}/s" if target is not None else ""
         waiting = f"  queue {queue:,}" if queue is not None else ""
+        # Iterations started per second (the timetable's unit); requests/s from a plugin that
+        # does not say.
+        rate_now = achieved if achieved is not None else status.rps
         line = (
-            f"{head}rate {status.rps:,.0f}/s{of}{waiting}  p95 {p95}  "
+            f"{head}rate {rate_now:,.0f}/s{of}{waiting}  p95 {p95}  "
             f"errors {format_fraction(status.error_rate)}  requests {status.requests:,}"
         )
     if status.state in ("stopping", "done"):
@@ -367,6 +371,18 @@ def schedule_line(schedule: ScheduleResults) -> str:
     )
 
 
+def wait_time_line(results: LoadResults) -> str | None:
+    """Which user classes' ``wait_time`` an open run did not use (None: none had one)."""
+    ignored = results.config.get("wait_time_ignored")
+    if not isinstance(ignored, list) or not ignored:
+        return None
+    names = ", ".join(str(name) for name in ignored)
+    return (
+        f"wait_time ignored: {names} (in an open run the timetable decides when iterations "
+        "start; no think time between them)"
+    )
+
+
 def _stages_table(results: LoadResults) -> str:
     """One row per stage: what it asked for, what it got, and its latencies (the knee)."""
     stages = results.stages or []
@@ -420,6 +436,9 @@ def render_load_table(results: LoadResults, *, path: str | None = None) -> str:
     parts = [head, "", _overall_table(results), *_service_part(results)]
     if results.schedule is not None:
         parts += ["", schedule_line(results.schedule)]
+        ignored = wait_time_line(results)
+        if ignored is not None:
+            parts.append(ignored)
     parts += ["", _endpoints_table(results)]
     if results.stages:
         parts += ["", "stages (each request in the stage its response time began in):"]

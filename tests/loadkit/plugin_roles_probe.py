@@ -19,10 +19,18 @@ from loadkit.measure.recorder import RunClock
 from loadkit.measure.results import LoadResults, read_results
 
 
+class FakeGroup:
+    """A runner's own greenlets."""
+
+    def kill(self, *, block: bool = True) -> None:
+        pass
+
+
 class FakeRunner:
     """What the role classes use of a runner (see plugin/locust_api.py)."""
 
     def __init__(self) -> None:
+        self.greenlet = FakeGroup()
         self.state = "stopped"
         self.user_count = 0
         self.target_user_count: int | None = 2

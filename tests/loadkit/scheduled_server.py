@@ -2,12 +2,14 @@
 
 Every request that arrives during ``[freeze_from_s, freeze_to_s)`` (seconds after the server's
 first request) is held until the window ends; every other one is answered at once (or after
-``hold_s``). One thread per connection, so held requests do not hold the others up.
+``hold_s``, or, with a latency ``mix``, the n-th request to arrive after ``mix[n % len(mix)]``).
+One thread per connection, so held requests do not hold the others up.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import threading
 import time
 from collections.abc import Iterator
@@ -22,6 +24,8 @@ class ScheduledServer(ThreadingHTTPServer):
     freeze_from_s = 0.0
     freeze_to_s = 0.0
     hold_s = 0.0
+    mix: tuple[float, ...] = ()
+    arrivals = itertools.count()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -36,6 +40,8 @@ class _Handler(BaseHTTPRequestHandler):
         since = now - server.first_request
         if server.freeze_from_s <= since < server.freeze_to_s:
             time.sleep(server.first_request + server.freeze_to_s - now)
+        elif server.mix:
+            time.sleep(server.mix[next(server.arrivals) % len(server.mix)])
         elif server.hold_s:
             time.sleep(server.hold_s)
         body = b"{}"
@@ -51,11 +57,16 @@ class _Handler(BaseHTTPRequestHandler):
 
 @contextlib.contextmanager
 def scheduled_server(
-    *, freeze_from_s: float = 0.0, freeze_to_s: float = 0.0, hold_s: float = 0.0
+    *,
+    freeze_from_s: float = 0.0,
+    freeze_to_s: float = 0.0,
+    hold_s: float = 0.0,
+    mix: tuple[float, ...] = (),
 ) -> Iterator[tuple[str, ScheduledServer]]:
     """Serve on a free loopback port until the context exits; yields (base URL, server)."""
     server = ScheduledServer(("127.0.0.1", 0), _Handler)
     server.freeze_from_s, server.freeze_to_s, server.hold_s = freeze_from_s, freeze_to_s, hold_s
+    server.mix, server.arrivals = mix, itertools.count()
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     thread.start()
     try:

@@ -18,7 +18,7 @@ import pytest
 from loadkit.engines.locust.launch import PLUGIN_PATH
 from loadkit.engines.locust.plugin.first_look import look_first
 from loadkit.measure.results import LoadResults, read_results
-from tests.loadkit.failing_server import failing_server
+from tests.compat.answering_server import answering_server
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 HIDING_LOCUSTFILE = SCENARIOS / "failure_hiding_locustfile.py"
@@ -78,7 +78,7 @@ def test_a_broken_look_never_breaks_the_request_path() -> None:
 def test_failures_a_listener_reschedules_are_all_recorded(tmp_path: Path) -> None:
     out = tmp_path / "load.json"
     json_prefix = tmp_path / "locust"
-    with failing_server() as url:
+    with answering_server() as url:
         # Locust itself with the plugin, as loadkit_plugin.py's docstring shows: Locust's count
         # and loadkit's come from the very same run.
         command = [

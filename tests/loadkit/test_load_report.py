@@ -4,7 +4,7 @@ targets, scenarios and profiles. No Locust here (it would monkey-patch the test 
 from __future__ import annotations
 
 import io
-from dataclasses import asdict, dataclass
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -191,22 +191,18 @@ def test_web_tab_rows_show_exact_latency_and_error_kinds() -> None:
     ]
 
 
-@dataclass(frozen=True)
-class OpenStatus(LiveStatus):
-    """The live status with the open run's fields the timetable's plugin adds."""
-
-    target_rps: float | None = None
-    queue: int | None = None
-
-
 def test_an_open_runs_progress_line_shows_target_and_achieved_rate_and_queue() -> None:
-    # The plugin's status of an open run carries its target rate and queue (when it has them);
-    # the line falls back to the profile's fixed rate, and to no queue, when it does not.
+    # The plugin's status of an open run carries the target rate now (a ramp's too), the
+    # iterations started per second and the queue (a master's: no queue); without them the line
+    # falls back to the profile's fixed rate and the requests per second.
     status = LiveStatus("running", 12.0, 40, 2_400, 198.4, 0.0, 11.44)
     line = format_progress(status, duration_s=60, open_model=True, rate=200)
     assert "rate 198/s of 200/s" in line and "p95 11.4 ms" in line
     assert "users" not in line and "queue" not in line
-    with_fields = OpenStatus(**asdict(status), target_rps=150.0, queue=17)
+    with_fields = replace(status, target_rate=150.0, achieved_rate=149.6, queue=17)
     line = format_progress(with_fields, duration_s=60, open_model=True, rate=None)
-    assert "rate 198/s of 150/s  queue 17  p95 11.4 ms" in line
+    assert "rate 150/s of 150/s  queue 17  p95 11.4 ms" in line
+    master = replace(status, target_rate=150.0, achieved_rate=120.2)
+    line = format_progress(master, duration_s=60, open_model=True, rate=None)
+    assert "rate 120/s of 150/s  p95" in line
     assert "users 40" in format_progress(status, duration_s=60)  # a closed run: as before

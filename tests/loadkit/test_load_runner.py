@@ -28,6 +28,7 @@ from loadkit.measure.results import LoadResults, dump_results, read_results, wri
 from loadkit.measure.validity import has_code
 from loadkit.run.bundled_service import BundledService, free_port
 from loadkit.run.load import run_load
+from tests.loadkit.child_processes import wait_until_connected
 from tests.loadkit.crafted import crafted_load
 from tests.loadkit.misbehaving_servers import closed_port, hangs, serve
 
@@ -299,9 +300,7 @@ def test_sigint_writes_partial_results_marked_aborted_and_exits_130(
     )
     try:
         # Wait until Locust's users talk to the service, then interrupt as Ctrl-C would.
-        deadline = time.monotonic() + 30
-        while not _connected(process.pid, service.port) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_until_connected(process.pid, service.port)
         time.sleep(1.5)
         started = time.monotonic()
         process.send_signal(signal.SIGINT)
@@ -364,18 +363,6 @@ def test_an_unreachable_target_replaces_a_stale_out_with_an_aborted_file(tmp_pat
     assert isinstance(results, LoadResults) and not results.valid
     (reason,) = results.invalid_reasons
     assert reason.code == "aborted" and "cannot connect" in reason.detail
-
-
-def _connected(pid: int, port: int) -> bool:
-    """Whether a child of ``pid`` (Locust) has a connection to ``port`` open."""
-    for child in psutil.Process(pid).children(recursive=True):
-        try:
-            connections = child.net_connections(kind="tcp")
-        except psutil.Error:
-            continue
-        if any(c.raddr and c.raddr.port == port for c in connections):
-            return True
-    return False
 
 
 def test_unreachable_target_exits_3(tmp_path: Path) -> None:
@@ -441,9 +428,7 @@ def test_a_worker_quitting_mid_run_still_ships_its_share_and_the_run_is_invalid(
     )
 
     def interrupt_once_loading() -> None:
-        deadline = time.monotonic() + 30
-        while not _connected(worker.pid, service.port) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_until_connected(worker.pid, service.port)
         time.sleep(1.0)
         worker.send_signal(signal.SIGINT)
 

@@ -1,6 +1,7 @@
-"""Load stages in a closed-model run: the users follow the stages' ramp (loadkit's own
-``LoadTestShape`` in the plugin), the stages' total is the run's duration, and what cannot be one
-run (``--stages`` with ``--duration``, with a locustfile's own ``LoadTestShape``) is exit 2.
+"""Load stages: in a closed-model run the users follow the stages' ramp (loadkit's own
+``LoadTestShape`` in the plugin), in an open one the rate; either way the results and the summary
+have a summary per stage, the stages' total is the run's duration, and what cannot be one run
+(``--stages`` with ``--duration``, with a locustfile's own ``LoadTestShape``) is exit 2.
 
 The runs last 3 s against a loopback server of this test that answers every request after 50 ms,
 so that a user's requests per second are fixed and the per-second completions count its users.
@@ -17,7 +18,9 @@ from pathlib import Path
 import pytest
 
 from loadkit.measure.results import LoadResults, read_results
+from loadkit.report.load import render_load_table
 from tests.loadkit.misbehaving_servers import read_request, serve
+from tests.loadkit.scheduled_server import scheduled_server
 
 pytestmark = pytest.mark.slow
 
@@ -69,6 +72,44 @@ def test_closed_model_stages_ramp_the_users_and_end_the_run(tmp_path: Path) -> N
     assert starts == 3  # 1, then 2 more; the ramp down stops users, it starts none
     per_second = [s.completions for s in results.timeline[:3]]
     assert 0 < per_second[0] < per_second[2] < per_second[1], per_second
+    # A summary per stage, each request in the stage it was sent in: they follow the users.
+    stages = results.stages
+    assert stages is not None and [s.target for s in stages] == [2.0, 4.0, 0.0]
+    sent = [s.requests for s in stages]
+    assert 0 < sent[0] < sent[2] < sent[1], sent
+    assert sum(sent) == results.totals.requests
+    assert all(s.service_time_ms is None for s in stages)  # closed: one time per request
+    table = render_load_table(results)
+    assert "target users" in table and "stage 3 " in table
+
+
+def test_open_model_stages_ramp_the_rate_with_a_summary_per_stage(tmp_path: Path) -> None:
+    # 5/s ramped to 20/s over 2 s (25 iterations due), then 20/s for 2 s (40): each iteration
+    # counted in the stage it was due in, timed from the timetable's start.
+    out = tmp_path / "load.json"
+    with scheduled_server() as (url, _):
+        done = subprocess.run(
+            [sys.executable, "-m", "loadkit", "load", url, "--rate", "5",
+             "--stages", "2s:20,2s:20", "--out", str(out)],
+            capture_output=True, text=True, timeout=90,
+        )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = read_results(out)
+    assert isinstance(results, LoadResults) and results.valid, results.invalid_reasons
+    assert results.config["model"] == "open"
+    stages = results.stages
+    assert stages is not None
+    assert [(s.requests, s.rps, s.not_sent) for s in stages] == [(25, 12.5, 0), (40, 20.0, 0)]
+    assert results.totals.requests == 65
+    # The summary prints the stage table: rates, requests, response and service time.
+    assert "stages (each request in the stage its response time began in):" in done.stdout
+    header = next(line for line in done.stdout.splitlines() if line.startswith("stage "))
+    assert "target rate /s" in header and "svc P95 ms" in header
+    rows = [line.split() for line in done.stdout.splitlines() if line.startswith("stage ")][1:]
+    assert [row[:6] for row in rows] == [
+        ["stage", "1", "0–2", "20", "25", "12.5"],
+        ["stage", "2", "2–4", "20", "40", "20.0"],
+    ]
 
 
 def test_stages_with_a_duration_are_refused() -> None:

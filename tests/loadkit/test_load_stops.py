@@ -14,7 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
 from loadkit.config import LoadProfile
@@ -22,6 +21,7 @@ from loadkit.exceptions import InvalidLoadRunError
 from loadkit.measure.results import LoadResults, read_results
 from loadkit.report.load import render_load_table
 from loadkit.run.load import run_load
+from tests.loadkit.child_processes import wait_until_connected
 from tests.loadkit.misbehaving_servers import answers, serve
 
 pytestmark = pytest.mark.slow
@@ -31,16 +31,24 @@ STOP_ON_THRESHOLD = SCENARIOS / "stop_on_threshold_locustfile.py"
 SHAPE = SCENARIOS / "shape_locustfile.py"
 QUITTING_VERDICT = SCENARIOS / "quitting_verdict_locustfile.py"
 ACCEPTANCE = Path(__file__).parent.parent.parent / "acceptance.toml"
+TASK_STOP = SCENARIOS / "task_stop_locustfile.py"
+START_HOOK_STOP = SCENARIOS / "start_hook_stop_locustfile.py"
 FAILS = answers(500, b'{"error": {"kind": "internal_error"}}')
 ANSWERS = answers(200, b"{}")
 
 
 def loadkit_load(
-    scenario: Path, target: str, out: Path, *, duration: int, env: dict[str, str]
+    scenario: Path,
+    target: str,
+    out: Path,
+    *,
+    duration: int,
+    env: dict[str, str],
+    more: tuple[str, ...] = (),
 ) -> subprocess.CompletedProcess[str]:
     command = [
         sys.executable, "-m", "loadkit", "load", "--scenario", str(scenario), "--host", target,
-        "--concurrency", "2", "--duration", str(duration), "--out", str(out), "--quiet",
+        "--concurrency", "2", "--duration", str(duration), "--out", str(out), "--quiet", *more,
     ]  # fmt: skip
     return subprocess.run(
         command, capture_output=True, text=True, env={**os.environ, **env}, timeout=60
@@ -128,6 +136,83 @@ def test_a_locustfiles_own_verdict_in_its_quitting_listener_is_locusts_exit_code
     assert "✗ Locust's own verdict (exit code 0): 1" in gate.stdout
 
 
+@pytest.mark.parametrize(("how", "exit_code"), [("quit", "1"), ("stop", None)])
+def test_a_task_ending_the_test_is_a_stopped_run_that_ends_at_once(
+    tmp_path: Path, how: str, exit_code: str | None
+) -> None:
+    # Locust's stop() kills the greenlet that called it: called from a task, it died part-way
+    # (no test_stop, no quit) and Locust idled until loadkit's time bound, 60 s + duration
+    # + 30 s later: "aborted", exit 4.
+    env = {
+        "LOADKIT_TEST_STOP_HOW": how,
+        **({"LOADKIT_TEST_EXIT_CODE": exit_code} if exit_code else {}),
+    }
+    with serve(ANSWERS) as target:
+        started = time.monotonic()
+        done = loadkit_load(TASK_STOP, target, tmp_path / "load.json", duration=30, env=env)
+        took_s = time.monotonic() - started
+        plain = subprocess.run(
+            [sys.executable, "-m", "locust", "-f", str(TASK_STOP), "--headless",
+             "-u", "2", "-t", "2s", "--host", target, "--only-summary"],
+            capture_output=True, text=True, env={**os.environ, **env}, timeout=60,
+        )  # fmt: skip
+    assert took_s < 30  # returned before the planned end, not at a time bound
+    assert done.returncode == plain.returncode == int(exit_code or 0), done.stdout + done.stderr
+    results = read_results(tmp_path / "load.json")
+    assert isinstance(results, LoadResults)
+    assert results.valid, results.invalid_reasons
+    assert results.stopped is not None and results.stopped.by == "locustfile"
+    assert results.totals.requests >= 20 and results.totals.errors == 0
+    assert results.stopped.at_s < 30 and results.duration_s < 30
+
+
+def test_a_task_quitting_on_one_worker_stops_the_whole_run(tmp_path: Path) -> None:
+    # Plain Locust quits that worker alone (or, its quit() killed part-way, leaves it with no
+    # users) and runs on; loadkit ends the run there, as one process would, with its exit code.
+    env = {"LOADKIT_TEST_STOP_WORKER": "0", "LOADKIT_TEST_EXIT_CODE": "5"}
+    with serve(ANSWERS) as target:
+        started = time.monotonic()
+        done = loadkit_load(
+            TASK_STOP, target, tmp_path / "load.json", duration=30, env=env,
+            more=("--processes", "2"),
+        )  # fmt: skip
+        took_s = time.monotonic() - started
+    assert took_s < 30
+    assert done.returncode == 5, done.stdout + done.stderr
+    results = read_results(tmp_path / "load.json")
+    assert isinstance(results, LoadResults)
+    assert results.valid, results.invalid_reasons
+    assert results.config["processes"] == 2
+    assert results.stopped is not None and results.stopped.by == "locustfile"
+    assert results.totals.requests >= 20
+    assert results.stopped.at_s < 30 and results.duration_s < 30
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_stop_test_in_a_test_start_hook_is_an_invalid_run_the_locustfile_stopped(
+    tmp_path: Path, processes: int
+) -> None:
+    # The hook is registered before the plugin's listener, which StopTest then skips: there
+    # were no results at all ("generator_crashed"); a master's headless start died with the
+    # StopTest and Locust idled until loadkit's time bound.
+    more = ("--processes", str(processes)) if processes > 1 else ()
+    with serve(ANSWERS) as target:
+        started = time.monotonic()
+        done = loadkit_load(
+            START_HOOK_STOP, target, tmp_path / "load.json", duration=30, env={}, more=more
+        )
+        took_s = time.monotonic() - started
+    assert took_s < 30
+    assert done.returncode == 4, done.stdout + done.stderr
+    results = read_results(tmp_path / "load.json")
+    assert isinstance(results, LoadResults)
+    (reason,) = results.invalid_reasons
+    assert reason.code == "no_requests"
+    assert "stopped the test in its test_start hook (StopTest: no test data)" in reason.detail
+    assert results.stopped is not None and results.stopped.by == "locustfile"
+    assert results.totals.requests == 0
+
+
 def shape_run(target: str, tmp_path: Path, *, duration_s: float, processes: int = 1) -> LoadResults:
     return run_load(
         target=target,
@@ -165,18 +250,6 @@ def test_a_shape_still_running_at_the_duration_is_cut_and_incomplete(tmp_path: P
     assert "shape: TwoSteps drove the users and did not finish" in render_load_table(results)
 
 
-def _connected(pid: int, port: int) -> bool:
-    """Whether a child of ``pid`` (Locust) has a connection to ``port`` open."""
-    for child in psutil.Process(pid).children(recursive=True):
-        try:
-            connections = child.net_connections(kind="tcp")
-        except psutil.Error:
-            continue
-        if any(c.raddr and c.raddr.port == port for c in connections):
-            return True
-    return False
-
-
 def test_sigint_during_a_shape_writes_partial_results_and_exits_130(tmp_path: Path) -> None:
     # Locust installs its SIGTERM handler only after a headless shape: the SIGTERM loadkit
     # forwards for a Ctrl-C used to kill it with no results.
@@ -190,9 +263,7 @@ def test_sigint_during_a_shape_writes_partial_results_and_exits_130(tmp_path: Pa
             env={**os.environ, "LOADKIT_TEST_STEP_S": "30"},
         )  # fmt: skip
         try:
-            deadline = time.monotonic() + 30
-            while not _connected(process.pid, port) and time.monotonic() < deadline:
-                time.sleep(0.1)
+            wait_until_connected(process.pid, port)
             time.sleep(1.0)
             process.send_signal(signal.SIGINT)
             stdout, stderr = process.communicate(timeout=30)

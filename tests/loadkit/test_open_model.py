@@ -3,7 +3,6 @@ whose delays are scheduled exactly (tests/loadkit/scheduled_server.py)."""
 
 from __future__ import annotations
 
-import inspect
 import math
 import subprocess
 import sys
@@ -12,22 +11,20 @@ from pathlib import Path
 import pytest
 
 from loadkit.engines.locust.launch import PLUGIN_PATH
-from loadkit.measure.recorder import LatencyRecorder
 from loadkit.measure.results import LoadResults, read_results
 from tests.loadkit.scheduled_server import scheduled_server
 
-# Not from the plugin's package: importing it here would import Locust (and gevent) into pytest.
-RECORDER_TAKES_SERVICE_TIME = "service_s" in inspect.signature(LatencyRecorder.record).parameters
 URL_SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "url.py"
 RATE = 100.0
 DURATION_S = 3.0
 FREEZE = (1.0, 2.0)
 
 
-def run_open(
+def run_locust(
     tmp_path: Path, url: str, *extra: str, scenario: Path = URL_SCENARIO
 ) -> tuple[subprocess.CompletedProcess[str], Path]:
-    """Locust itself with the plugin, in an open run; the results file's path."""
+    """Locust itself with the plugin (an open run with ``--loadkit-rate``); the results file's
+    path."""
     out = tmp_path / "load.json"
     command = [
         sys.executable, "-m", "locust", "-f", f"{scenario},{PLUGIN_PATH}",
@@ -59,7 +56,7 @@ def test_an_open_run_measures_a_freeze_from_the_due_time(tmp_path: Path) -> None
     # 150 in flight at most: every iteration due in the freeze is sent on time and held, as
     # the timetable says (a closed loop would have stopped sending).
     with scheduled_server(freeze_from_s=FREEZE[0], freeze_to_s=FREEZE[1]) as (url, _):
-        done, out = run_open(
+        done, out = run_locust(
             tmp_path, url,
             "--loadkit-rate", str(RATE), "--loadkit-duration", str(DURATION_S),
             "--loadkit-max-in-flight", "150",
@@ -79,15 +76,40 @@ def test_an_open_run_measures_a_freeze_from_the_due_time(tmp_path: Path) -> None
         assert measured == pytest.approx(truth, rel=0.05), (name, measured, truth)
 
 
+MIX = (0.0,) * 8 + (0.15, 0.3)
+"""Of every ten requests, eight answered at once, one after 150 ms, one after 300 ms: the true
+P95 and P99 are 300 ms (the slowest tenth)."""
+
+
 @pytest.mark.slow
-@pytest.mark.skipif(
-    not RECORDER_TAKES_SERVICE_TIME, reason="the recorder does not keep service time yet"
-)
-def test_the_service_time_of_a_freeze_measured_from_due_time_stays_low(tmp_path: Path) -> None:
+def test_against_a_fixed_latency_mix_the_open_p95_is_the_true_p95(tmp_path: Path) -> None:
+    with scheduled_server(mix=MIX) as (url, _):
+        done, out = run_locust(
+            tmp_path, url,
+            "--loadkit-rate", "50", "--loadkit-duration", "2", "--loadkit-max-in-flight", "40",
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = read_results(out)
+    assert isinstance(results, LoadResults) and results.valid, results.invalid_reasons
+    assert results.totals.requests == 100 and results.totals.errors == 0
+    latency = results.latency_ms
+    assert latency.p50 is not None and latency.p50 < 50.0
+    for name in ("p95", "p99"):
+        measured = getattr(latency, name)
+        # Never below the true value (the server held each for 300 ms), never above the
+        # maximum, and only the generator's own few ms above: every request was sent when due.
+        assert 300.0 <= measured <= latency.max, (name, measured, latency.max)
+        assert measured == pytest.approx(300.0, rel=0.05), (name, measured)
+
+
+@pytest.mark.slow
+def test_the_service_time_of_a_freeze_and_a_closed_run_show_low_figures_and_the_stall(
+    tmp_path: Path,
+) -> None:
     # Ten in flight at most: the freeze holds ten requests and queues the rest, which are sent
     # when it ends (their service time is short) yet were due all along.
     with scheduled_server(freeze_from_s=FREEZE[0], freeze_to_s=FREEZE[1]) as (url, _):
-        _, out = run_open(
+        _, out = run_locust(
             tmp_path, url,
             "--loadkit-rate", str(RATE), "--loadkit-duration", str(DURATION_S),
             "--loadkit-max-in-flight", "10",
@@ -99,13 +121,27 @@ def test_the_service_time_of_a_freeze_measured_from_due_time_stays_low(tmp_path:
     # Ten of ~300 requests were sent into the freeze: the rest were served at once.
     assert service.p95 is not None and results.latency_ms.p95 is not None
     assert service.p95 < 100.0 < results.latency_ms.p95
+    # The same server, closed-loop: ten users freeze with it, few requests are held, the
+    # percentiles stay low; only the stall shows the freeze.
+    closed_dir = tmp_path / "closed"
+    closed_dir.mkdir()
+    with scheduled_server(freeze_from_s=FREEZE[0], freeze_to_s=FREEZE[1]) as (url, _):
+        _, out = run_locust(
+            closed_dir, url, "--users", "10", "--loadkit-duration", str(DURATION_S)
+        )  # fmt: skip
+    closed = read_results(out)
+    assert isinstance(closed, LoadResults) and closed.config["model"] == "closed"
+    assert closed.latency_ms.p95 is not None and closed.latency_ms.p95 < 100.0
+    for run in (results, closed):
+        stall = run.longest_stall
+        assert stall is not None and stall.duration_s == pytest.approx(1.0, abs=0.15)
 
 
 @pytest.mark.slow
 def test_iterations_still_queued_at_the_end_are_not_sent(tmp_path: Path) -> None:
     # Every request is held 2 s; 4 in flight at most; 50/s for 1.5 s: ~75 due, 4 started.
     with scheduled_server(hold_s=2.0) as (url, _):
-        _, out = run_open(
+        _, out = run_locust(
             tmp_path, url,
             "--loadkit-rate", "50", "--loadkit-duration", "1.5", "--loadkit-max-in-flight", "4",
         )  # fmt: skip
@@ -121,9 +157,11 @@ def test_iterations_still_queued_at_the_end_are_not_sent(tmp_path: Path) -> None
 
 CPU_BURNER = """
 import time
-from locust import FastHttpUser, task
+from locust import FastHttpUser, constant, task
 
 class Burner(FastHttpUser):
+    wait_time = constant(0.5)  # ignored: the timetable starts iterations
+
     @task
     def burn(self):
         end = time.process_time() + 0.05  # 50 ms of CPU per iteration: 100/s needs 5 cores
@@ -134,15 +172,11 @@ class Burner(FastHttpUser):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    not hasattr(LatencyRecorder, "set_schedule"),
-    reason="the recorder does not judge the schedule figures yet",
-)
 def test_a_generator_that_cannot_keep_the_rate_is_invalid(tmp_path: Path) -> None:
     scenario = tmp_path / "burner.py"
     scenario.write_text(CPU_BURNER)
     with scheduled_server() as (url, _):
-        done, out = run_open(
+        done, out = run_locust(
             tmp_path, url,
             "--loadkit-rate", "100", "--loadkit-duration", "2", "--loadkit-max-in-flight", "20",
             scenario=scenario,
@@ -152,13 +186,19 @@ def test_a_generator_that_cannot_keep_the_rate_is_invalid(tmp_path: Path) -> Non
     # Judged by the scheduler's lag, not only by CPU: on a busy machine a saturated generator's
     # process may read well below 90 % (seen here: 66 %, with a lag of 3 s).
     assert not results.valid
+    assert [r.code for r in results.invalid_reasons] == ["generator_overloaded"]
+    # The lag alone makes it so, whether or not the CPU reading said so first.
+    schedule = results.schedule
+    assert schedule is not None and schedule.lag_ms.p99 is not None
+    assert schedule.lag_ms.p99 > schedule.lag_bound_ms
     assert done.returncode == 4, done.stderr[-2000:]
+    assert results.config["wait_time_ignored"] == ["Burner"]
 
 
 @pytest.mark.slow
 def test_an_open_run_over_two_processes_holds_the_total_rate(tmp_path: Path) -> None:
     with scheduled_server() as (url, _):
-        done, out = run_open(
+        done, out = run_locust(
             tmp_path, url,
             "--processes", "2", "--loadkit-rate", "60", "--loadkit-duration", "2",
             "--loadkit-max-in-flight", "20",
@@ -170,3 +210,43 @@ def test_an_open_run_over_two_processes_holds_the_total_rate(tmp_path: Path) -> 
     # Each worker ran 30/s, phase-offset: together the one timetable of 60/s.
     assert abs(results.totals.requests - 120) <= 4
     assert results.totals.errors == 0
+    schedule = results.schedule
+    assert schedule is not None and schedule.target_rate == 60.0
+    # The merged figures are the workers' shares added up: every iteration either share
+    # dispatched is one request recorded.
+    assert schedule.iterations_dispatched == results.totals.requests
+    assert schedule.achieved_rate == pytest.approx(60.0, rel=0.05)
+
+
+STAGES_JSON = '[{"duration_s": 2, "target": 20}, {"duration_s": 2, "target": 20, "name": "peak"}]'
+
+
+@pytest.mark.slow
+def test_open_stages_over_two_processes_count_each_iteration_in_the_stage_it_was_due_in(
+    tmp_path: Path,
+) -> None:
+    # From 5/s ramped to 20/s over 2 s (25 iterations due), then 20/s for 2 s (40 more), split
+    # across two workers. Each worker counts stage times from the common timetable start: had
+    # one counted from its own test's start (half a second earlier), iterations would land in
+    # the wrong stage.
+    with scheduled_server() as (url, _):
+        done, out = run_locust(
+            tmp_path, url,
+            "--processes", "2", "--loadkit-rate", "5", "--loadkit-stages", STAGES_JSON,
+            "--loadkit-max-in-flight", "20",
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = read_results(out)
+    assert isinstance(results, LoadResults) and results.valid, results.invalid_reasons
+    assert results.config["distributed"] is True
+    stages = results.stages
+    assert stages is not None
+    assert [(s.label(), s.target, s.requests, s.not_sent) for s in stages] == [
+        ("stage 1", 20.0, 25, 0),
+        ("peak", 20.0, 40, 0),
+    ]
+    assert [s.rps for s in stages] == [12.5, 20.0]
+    assert all(s.service_time_ms is not None for s in stages)
+    schedule = results.schedule
+    assert schedule is not None and schedule.target_rate == 65 / 4
+    assert schedule.iterations_dispatched == results.totals.requests == 65

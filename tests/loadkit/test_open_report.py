@@ -96,10 +96,18 @@ def test_the_summary_puts_the_response_time_first_and_says_why_service_time_diff
     assert "and 2 were never sent (at most 1 iteration run at once)" in text
     assert (
         "open model: target 100.0/s, achieved 100.0/s; scheduler lag P99 0.5 ms "
-        "(max 0.5 ms, bound 10 ms); iterations due 302, dispatched 300, not sent 2; "
+        "(max 0.5 ms, bound 20 ms); iterations due 302, dispatched 300, not sent 2; "
         "longest queue 7; drain 0.25 s"
     ) in text
     assert "svc P95 ms" in text
+
+
+def test_the_summary_says_whose_wait_time_an_open_run_ignored() -> None:
+    run = frozen_open_run()
+    config = {**run.config, "wait_time_ignored": ["LoginUser", "Browse"]}
+    text = render_load_table(run.model_copy(update={"config": config}))
+    assert "wait_time ignored: LoginUser, Browse (in an open run the timetable decides" in text
+    assert "wait_time" not in render_load_table(run)
 
 
 def test_a_run_whose_requests_never_waited_prints_one_time() -> None:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from loadkit.stages import Stage, parse_stages, stage_at, target_at, total_duration_s
+from loadkit.stages import (
+    Stage,
+    parse_stages,
+    stage_at,
+    stages_from_json,
+    stages_to_json,
+    target_at,
+    total_duration_s,
+)
 
 
 def test_steps_parse_with_units_and_ramp_linearly_from_zero() -> None:
@@ -29,3 +37,10 @@ def test_steps_parse_with_units_and_ramp_linearly_from_zero() -> None:
 def test_a_bad_step_is_refused_naming_it(text: str, named: str) -> None:
     with pytest.raises(ValueError, match=named):
         parse_stages(text)
+
+
+def test_stages_cross_to_the_plugin_as_json_and_back_unchanged() -> None:
+    stages = (Stage(2, 5, "warm"), Stage(0.5, 20))
+    assert stages_from_json(stages_to_json(stages)) == stages
+    with pytest.raises(ValueError, match="--loadkit-stages"):
+        stages_from_json('[{"duration_s": 1}]')

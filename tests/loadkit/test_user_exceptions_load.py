@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from loadkit.cli import app
 from loadkit.measure.results import LoadResults, read_results
-from tests.loadkit.failing_server import failing_server
+from tests.compat.answering_server import answering_server
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +40,7 @@ def load(
     """``loadkit load`` of one case of the raising locustfile: (exit code, output, results)."""
     monkeypatch.setenv("LOCUSTFILE_CASE", case)  # inherited by Locust's process
     out = tmp_path / "load.json"
-    with failing_server() as url:
+    with answering_server() as url:
         command = ["load", "--host", url, "--scenario", str(RAISING_LOCUSTFILE)]
         command += ["--concurrency", "2", "--duration", "1.5", "--out", str(out), "--quiet"]
         command += ["--processes", str(processes)]

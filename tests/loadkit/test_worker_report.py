@@ -6,7 +6,7 @@ from __future__ import annotations
 import msgpack  # type: ignore[import-untyped]  # Locust's dependency, no stubs
 import pytest
 
-from loadkit.engines.locust.plugin.worker_report import WorkerReport
+from loadkit.engines.locust.plugin.worker_report import WorkerReport, WorkerStop
 from loadkit.exceptions import InputError
 from loadkit.measure.recorder import LatencyRecorder
 from loadkit.measure.worker_share import SHARE_VERSION
@@ -58,3 +58,10 @@ def test_a_malformed_report_is_refused_naming_the_field() -> None:
         WorkerReport.from_wire(wire)
     with pytest.raises(InputError, match="not a mapping"):
         WorkerReport.from_wire(["share"])
+
+
+def test_a_workers_stop_crosses_locusts_transport() -> None:
+    stop = WorkerStop(at=1234.5, exit_code=5, in_test_start="no test data")
+    report = WorkerReport(share=worker_recorder().to_share(), stop=stop)
+    assert WorkerReport.from_wire(through_locust(report.to_wire())).stop == stop
+    assert WorkerReport.from_wire(through_locust(WorkerReport().to_wire())).stop is None

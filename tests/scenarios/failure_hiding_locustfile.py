@@ -3,7 +3,7 @@
 As Locust's ``examples/response_validations.py`` does: the listener is registered in the
 locustfile's ``init`` listener, which runs before loadkit's plugin attaches, and Locust's event
 dispatch re-raises RescheduleTask from it, skipping every listener after it. Each task asks for
-one page that succeeds and one that fails (tests/loadkit/failing_server.py). Run by path.
+one page that succeeds and one that fails (tests/compat/answering_server.py). Run by path.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """A locustfile for tests with a ``LoadTestShape``: 2 users for ``LOADKIT_TEST_STEP_S`` seconds
-(default 1), then 4 for as long again, then done (``tick()`` returns None). Run by path, never
-imported by the test process (Locust would monkey-patch it).
+(default 1.5, so that each step holds one of the ticks Locust's shape loop makes once a second,
+even on a busy machine), then 4 for as long again, then done (``tick()`` returns None). Run by
+path, never imported by the test process (Locust would monkey-patch it).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import os
 
 from locust import FastHttpUser, LoadTestShape, constant, task
 
-STEP_S = float(os.environ.get("LOADKIT_TEST_STEP_S", "1"))
+STEP_S = float(os.environ.get("LOADKIT_TEST_STEP_S", "1.5"))
 
 
 class TwoSteps(LoadTestShape):

@@ -26,7 +26,7 @@ from pathlib import Path
 from loadkit.defaults import LOOPBACK
 from loadkit.engines.locust.locust_config import Command, LocustConfig
 from loadkit.engines.locust.passthrough import DESTS, PLUGIN_PREFIX, SHORT, refusal
-from loadkit.stages import Stage
+from loadkit.stages import Stage, stages_to_json
 
 PLUGIN_PATH = Path(__file__).with_name("loadkit_plugin.py")
 
@@ -320,14 +320,8 @@ def _schedule_args(schedule: Schedule) -> list[str]:
     if schedule.max_in_flight is not None:
         args += ["--loadkit-max-in-flight", str(schedule.max_in_flight)]
     if schedule.stages:
-        args += ["--loadkit-stages", stages_json(schedule.stages)]
+        args += ["--loadkit-stages", stages_to_json(schedule.stages)]
     return args
-
-
-def stages_json(stages: tuple[Stage, ...]) -> str:
-    """``--loadkit-stages``: a JSON list of ``{"duration_s", "target", "name"}``."""
-    entries = [{"duration_s": s.duration_s, "target": s.target, "name": s.name} for s in stages]
-    return json.dumps(entries, separators=(",", ":"))
 
 
 def _web_ui_args(role: WebUI) -> list[str]:

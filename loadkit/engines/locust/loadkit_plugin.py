@@ -47,11 +47,12 @@ import gevent
 import locust
 from locust import events
 from locust import runners as locust_runners
+from locust.exception import StopTest
 
 from loadkit.defaults import DEFAULT_LOAD_OUT as DEFAULT_OUT
 from loadkit.defaults import DEFAULT_UI_DIR
 from loadkit.engines.locust.plugin.closed_stages import apply_stages
-from loadkit.engines.locust.plugin.first_look import look_first
+from loadkit.engines.locust.plugin.first_look import look_first, note_raised
 from loadkit.engines.locust.plugin.launch_check import check_launch
 from loadkit.engines.locust.plugin.load_test import LoadTest, starting_status
 from loadkit.engines.locust.plugin.locust_api import (
@@ -78,18 +79,22 @@ from loadkit.engines.locust.plugin.worker_report import (
     SHARE_KEY,
     SLOT_MESSAGE,
     WorkerReport,
+    WorkerStop,
 )
 from loadkit.engines.locust.usage_error import refuse
 from loadkit.measure.live_status import write_status
 from loadkit.measure.recorder import LatencyRecorder, RunClock
 from loadkit.measure.user_exceptions import ExceptionTally
+from loadkit.measure.validity import add_reason, stopped_in_test_start_reason
 from loadkit.report.load_webui import install_web_tabs, web_tab_rows
-from loadkit.stages import Stage, check_stages, total_duration_s
+from loadkit.stages import Stage, stages_from_json, total_duration_s
 
 logger = logging.getLogger("loadkit")
 
 STATUS_INTERVAL_S = 1.0
 PARENT_CHECK_S = 1.0
+HOOK_STOP_GRACE_S = 1.0
+"""How long Locust has to quit by itself after a ``test_start`` hook raised ``StopTest``."""
 LAUNCH_KEYS = ("locust_args", "locust_config")
 DISTRIBUTED_START_LEAD_S = 0.5
 """A distributed open run's timetables start this long after the master's test start: enough
@@ -253,29 +258,6 @@ def open_run_options(
     )
 
 
-def stages_from_json(text: str) -> tuple[Stage, ...]:
-    """``--loadkit-stages``' JSON list as stages; a ValueError naming what is wrong."""
-    try:
-        data = json.loads(text)
-        if not isinstance(data, list):
-            raise TypeError("not a list")
-        stages = tuple(
-            Stage(
-                duration_s=float(item["duration_s"]),
-                target=float(item["target"]),
-                name=item.get("name"),
-            )
-            for item in data
-        )
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise ValueError(
-            f"--loadkit-stages {text!r}: not a JSON list of "
-            f'{{"duration_s", "target", "name"}} ({exc})'
-        ) from None
-    check_stages(stages, option="--loadkit-stages")
-    return stages
-
-
 def _launch_record(text: str | None) -> dict[str, Any]:
     """``--loadkit-launch``'s JSON object (empty when absent or not an object)."""
     if not text:
@@ -326,9 +308,18 @@ class LoadkitPlugin:
         self.early_exceptions = ExceptionTally()
         """Raised by user code while no test was under way (a locustfile's test_start hook
         runs before ours): counted in the next test that starts here."""
+        self.stopped_in_test_start: str | None = None
+        """The message of a ``StopTest`` a ``test_start`` hook raised before the plugin's own
+        listener ran (no test was made): the results still say so."""
+        self._test_before_start: LoadTest[Any] | None = None
 
         ev = environment.events
         ev.test_start.add_listener(self.on_test_start)
+        # A StopTest from a test_start hook registered before ours skips our listener: seen
+        # as it leaves the firing instead (our listener stays last: --duration counts after
+        # the hooks).
+        look_first(ev.test_start, self.on_test_start_firing)
+        note_raised(ev.test_start, (StopTest,), self.on_test_start_raised)
         ev.test_stopping.add_listener(self.on_test_stopping)
         ev.test_stop.add_listener(self.on_test_stop)
         ev.cpu_warning.add_listener(self.on_cpu_warning)
@@ -355,10 +346,10 @@ class LoadkitPlugin:
             # RescheduleTask on a failure would hide it from ours (plugin/first_look.py).
             look_first(ev.request, self.on_request)
             look_first(ev.user_error, self.on_user_error)
+        # Who stops a test decides what its end means (stops.py); a stop from inside the test
+        # completes. A worker ships its locustfile's stop to the master, which ends the run.
+        observe_runner(runner, on_stop=self.on_stop_requested, on_start=self.on_users_asked)
         if self.worker is None:
-            # Who stops a test decides what its end means (stops.py). A worker's stop comes
-            # from its master, or ends its part only: the master judges the run.
-            observe_runner(runner, on_stop=self.on_stop_requested, on_start=self.on_users_asked)
             # --processes workers are the master's children: only the master watches these.
             if self.options.status_path is not None:
                 gevent.spawn(self._status_loop, self.options.status_path)
@@ -387,17 +378,19 @@ class LoadkitPlugin:
         except (KeyError, TypeError, ValueError) as exc:
             logger.error("loadkit: the master sent an invalid open-model share: %s", exc)
 
-    def _send_slots(self, open_run: OpenRun) -> None:
+    def _send_slots(self, open_run: OpenRun) -> float:
         # Before Locust's spawn messages (sent a moment later, on the same ordered channels):
         # each worker knows its share of the rate when its test starts.
         assert self.master is not None
         workers = sorted(str(client_id) for client_id in self.master.clients)
-        # One start for all, a moment ahead: each worker spawns its users first. The master's
-        # timer counts the run's duration from there (``LoadTest.timer_delay_s``).
+        # One start for all, a moment ahead: each worker spawns its users first. The master
+        # counts the run's duration and the stages' times from there (returned, for
+        # ``LoadTest.timetable_started``).
         start_at = self.clock.now() + DISTRIBUTED_START_LEAD_S
         for index, client_id in enumerate(workers):
             share = open_run.for_worker(index, len(workers), start_at=start_at)
             self.master.send_message(SLOT_MESSAGE, share.to_wire(), client_id=client_id)
+        return start_at
 
     def _watch_parent(self, parent_pid: int) -> None:
         # The launcher gave Locust a session of its own (so Ctrl-C goes through it); if the
@@ -412,16 +405,26 @@ class LoadkitPlugin:
     def on_test_start(self, **_kwargs: Any) -> None:
         """A test starts (headless start, the UI's start button, a worker's first spawn)."""
         env, options, clock = self.environment, self.options, self.clock
+        open_run = self._open_run_here()
         test: LoadTest[Any]
         if self.master is not None:
-            test = MasterTest(environment=env, runner=self.master, options=options, clock=clock)
+            test = MasterTest(
+                environment=env, runner=self.master, options=options, clock=clock, open_run=open_run
+            )
         elif self.worker is not None:
             source = str(self.worker.client_id)
             test = WorkerTest(
-                environment=env, runner=self.worker, options=options, clock=clock, source=source
+                environment=env,
+                runner=self.worker,
+                options=options,
+                clock=clock,
+                source=source,
+                open_run=open_run,
             )
         else:
-            test = LocalTest(environment=env, runner=self.runner, options=options, clock=clock)
+            test = LocalTest(
+                environment=env, runner=self.runner, options=options, clock=clock, open_run=open_run
+            )
         if self.early_exceptions.total:
             # Raised before this test's start reached us (its test_start hooks, a greenlet
             # between two tests): this test's; a worker ships them with its first report.
@@ -429,10 +432,9 @@ class LoadkitPlugin:
             self.early_exceptions = ExceptionTally()
         self.test = test
         self.recording = test.recording
-        test.open_run = self._open_run_here()
         if self.master is not None and test.open_run is not None:
-            self._send_slots(test.open_run)
-            test.timer_delay_s = DISTRIBUTED_START_LEAD_S
+            test.timetable_started(self._send_slots(test.open_run))
+        self.stopped_in_test_start = None
         test.start()
         self.open_model = test.open_model
         # Any shape, the locustfile's or loadkit's stages (closed_stages.py): Locust's main
@@ -464,6 +466,62 @@ class LoadkitPlugin:
 
         watcher = gevent.signal_handler(signal.SIGTERM, on_sigterm)
         test.when_finalized.append(watcher.cancel)
+
+    def on_test_start_firing(self, **_kwargs: Any) -> None:
+        """``test_start`` is about to fire: the test before it, to tell whether ours ran."""
+        self._test_before_start = self.test
+
+    def on_test_start_raised(self, exception: BaseException) -> None:
+        """A ``test_start`` hook raised ``StopTest``: Locust stops (quits, headless) the test
+        before any user starts; the results say the locustfile stopped it there."""
+        message = str(exception)
+        test = self.test
+        if test is not None and test is not self._test_before_start:
+            # Ours ran before the hook that raised: the test exists and stops as any other.
+            test.noted_reasons = add_reason(
+                test.noted_reasons, stopped_in_test_start_reason(message)
+            )
+            return
+        self.stopped_in_test_start = message
+        if self.options.headless and self.worker is None:
+            gevent.spawn(self._end_start_stopped_by_hook)
+
+    def _end_start_stopped_by_hook(self) -> None:
+        # Locust's StopTest handler quits a local runner; a master's headless start dies with
+        # the StopTest and Locust would idle until loadkit's time bound: end it as Locust
+        # ends a local one.
+        gevent.sleep(HOOK_STOP_GRACE_S)
+        if self.test is None and self.stopped_in_test_start is not None:
+            self._test_stopped_in_test_start()
+            self.runner.quit()
+
+    def _test_stopped_in_test_start(self) -> None:
+        """Results (a worker: its final report) of a test a ``test_start`` hook stopped
+        before the plugin's listener made it."""
+        message = self.stopped_in_test_start
+        if message is None:
+            return
+        self.stopped_in_test_start = None
+        if self.worker is not None:
+            stop = WorkerStop(
+                at=self.clock.now(),
+                exit_code=self.environment.process_exit_code,
+                in_test_start=message,
+            )
+            self.worker.send_message(FINAL_MESSAGE, WorkerReport(stop=stop).to_wire())
+            return
+        env, options, clock = self.environment, self.options, self.clock
+        test: LoadTest[Any]
+        if self.master is not None:
+            test = MasterTest(environment=env, runner=self.master, options=options, clock=clock)
+        else:
+            test = LocalTest(environment=env, runner=self.runner, options=options, clock=clock)
+        self.test = test
+        self.recording = test.recording
+        test.stop_origin = "locustfile"
+        test.quit_requested = True  # Locust quits by itself (headless) or stays (web UI)
+        test.noted_reasons = [stopped_in_test_start_reason(message)]
+        test.quit()
 
     def on_stop_requested(self, origin: StopOrigin, quit: bool) -> None:
         """The runner was asked to stop or quit (``stops.py`` says by whom)."""
@@ -506,7 +564,9 @@ class LoadkitPlugin:
     def on_test_stop(self, **_kwargs: Any) -> None:
         """Users are stopped: write the results (local), ship the rest (worker)."""
         if self.test is None:
-            if self.worker is not None:
+            if self.stopped_in_test_start is not None:
+                self._test_stopped_in_test_start()
+            elif self.worker is not None:
                 # A worker that never started still answers, or the master would wait for it.
                 self.worker.send_message(FINAL_MESSAGE, WorkerReport().to_wire())
             return
@@ -520,7 +580,9 @@ class LoadkitPlugin:
 
     def on_quitting_last(self) -> None:
         """After Locust's own quitting listeners: write what we have if nothing was written."""
-        if self.test is not None and not self.test.finalized:
+        if self.test is None and self.worker is None:
+            self._test_stopped_in_test_start()
+        elif self.test is not None and not self.test.finalized:
             self.test.quit()
 
     # --- measuring --------------------------------------------------------------------------

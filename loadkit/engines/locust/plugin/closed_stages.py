@@ -30,7 +30,6 @@ finds argparse's).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -39,7 +38,7 @@ from locust import LoadTestShape
 from locust.runners import WorkerRunner
 
 from loadkit.engines.locust.usage_error import refuse
-from loadkit.stages import Stage, check_stages, target_at, total_duration_s, users_for
+from loadkit.stages import Stage, stages_from_json, target_at, total_duration_s, users_for
 
 logger = logging.getLogger("loadkit")
 
@@ -70,7 +69,7 @@ def apply_stages(environment: Any) -> None:
             f"({type(own).__name__}): the shape decides the users and the run's length; "
             "drop the stages, or run the shape alone"
         )
-    if getattr(options, "loadkit_rate", None) is not None:
+    if is_open(options):
         return
     if isinstance(environment.runner, WorkerRunner):
         return
@@ -80,23 +79,11 @@ def apply_stages(environment: Any) -> None:
 
 
 def decode_stages(text: str) -> tuple[Stage, ...]:
-    """``--loadkit-stages``' JSON list of ``{"duration_s", "target", "name"}`` as stages (exit 2
-    when it is not one)."""
+    """``--loadkit-stages``' JSON list as stages (exit 2 when it is not one)."""
     try:
-        entries = json.loads(text)
-        stages = tuple(
-            Stage(
-                duration_s=float(entry["duration_s"]),
-                target=float(entry["target"]),
-                name=entry.get("name"),
-            )
-            for entry in entries
-        )
-        check_stages(stages, option="--loadkit-stages")
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        refuse(f"--loadkit-stages is not a JSON list of stages: {exc}")
-        raise  # not reached: refuse() exits
-    return stages
+        return stages_from_json(text)
+    except ValueError as exc:
+        refuse(str(exc))
 
 
 def users_at(stages: Sequence[Stage], t_s: float) -> int | None:
@@ -136,3 +123,28 @@ def stages_of(environment: Any) -> tuple[Stage, ...]:
     """The stages driving this run's users (empty unless loadkit's stages shape is set)."""
     stages = getattr(environment.shape_class, MARKER, ())
     return tuple(stages)
+
+
+def measured_stages(environment: Any, runner: Any) -> tuple[Stage, ...]:
+    """The closed-model stages the requests of this process (its ``runner``) are counted by:
+    those of loadkit's stages shape (a local process, a master); on a worker, which runs no shape
+    (its master sends it users), the master's ``--loadkit-stages``, which Locust copies into the
+    worker's options with every spawn, before the test starts there. Empty in a run without
+    them, and in an open run (its timetable's stages are the open run's)."""
+    stages = stages_of(environment)
+    if stages or not isinstance(runner, WorkerRunner):
+        return stages
+    options = getattr(environment, "parsed_options", None)
+    text = getattr(options, "loadkit_stages", None) if options is not None else None
+    if not text or is_open(options):
+        return ()
+    return decode_stages(text)
+
+
+def is_open(options: Any) -> bool:
+    """Whether Locust's options ask for an open-model run (its stages are rates then): a rate,
+    or ``--loadkit-model open`` (as ``loadkit_plugin.open_run_options`` decides)."""
+    model = getattr(options, "loadkit_model", None)
+    return model == "open" or (
+        model != "closed" and getattr(options, "loadkit_rate", None) is not None
+    )

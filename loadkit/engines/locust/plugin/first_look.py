@@ -14,6 +14,10 @@ firing goes through (``events.request.fire(...)``, ``request_event.fire``, ``mea
 wrapper is an attribute of that hook instance only, so the hook keeps its identity and its
 listeners for whoever holds it, and Locust's own ``fire`` runs unchanged after it: the
 exceptions its control flow relies on still propagate from the locustfile's listeners.
+
+``note_raised`` wraps ``fire`` the other way round: it sees what a firing raised once the
+listeners are done (a ``StopTest`` from a ``test_start`` hook, which ends the test before the
+plugin's own ``test_start`` listener, registered after the locustfile's, ever runs).
 """
 
 from __future__ import annotations
@@ -47,4 +51,36 @@ def look_first(hook: Any, look: Callable[..., Any]) -> None:
         return inner(reverse=reverse, **kwargs)
 
     setattr(fire, FIRST_LOOK_ATTR, inner)
+    hook.fire = fire
+
+
+RAISED_ATTR = "_loadkit_raised"
+"""Marks a ``fire`` that is our raise watcher, with the ``fire`` it wraps."""
+
+
+def note_raised(
+    hook: Any,
+    types: tuple[type[BaseException], ...],
+    noted: Callable[[BaseException], Any],
+) -> None:
+    """Call ``noted(exception)`` when a listener of ``hook`` raises one of ``types`` (which
+    Locust's ``fire`` re-raises, skipping the listeners after it), then let it go on.
+
+    The plugin's own listener keeps its place (a ``StopTest`` from a ``test_start`` hook
+    registered before it is seen all the same).
+    """
+    current = hook.fire
+    inner = getattr(current, RAISED_ATTR, current)
+
+    def fire(*, reverse: bool = False, **kwargs: Any) -> Any:
+        try:
+            return inner(reverse=reverse, **kwargs)
+        except types as exc:
+            try:
+                noted(exc)
+            except Exception:
+                logger.exception("loadkit: noting an event's exception failed; it goes on")
+            raise
+
+    setattr(fire, RAISED_ATTR, inner)
     hook.fire = fire

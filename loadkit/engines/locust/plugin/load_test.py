@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import gevent
-from locust.runners import STATE_RUNNING, STATE_SPAWNING
+from locust.runners import STATE_RUNNING, STATE_SPAWNING, STATE_STOPPED
 
-from loadkit.engines.locust.plugin.closed_stages import stages_of
+from loadkit.engines.locust.plugin.closed_stages import measured_stages, stages_of
 from loadkit.engines.locust.plugin.cpu import CpuWatch
 from loadkit.engines.locust.plugin.locust_api import Environment, Runner
 from loadkit.engines.locust.plugin.open_model import OpenModel
@@ -42,7 +42,14 @@ from loadkit.measure.validity import InvalidReason, incomplete_reason, shape_unf
 
 logger = logging.getLogger("loadkit")
 
+STOP_GRACE_S = 5.0
+"""How long a headless test's users may take to stop, beyond Locust's ``--stop-timeout``,
+before the plugin ends the test itself (then, as long again, before it writes what it has and
+lets Locust shut down): never a wait for the launcher's time bound."""
+
 RunnerT = TypeVar("RunnerT", bound=Runner)
+TIMETABLE_POLL_S = 0.005
+"""How often the duration's timer looks whether a local open run's timetable has started."""
 
 
 class LoadTest(Generic[RunnerT]):
@@ -62,13 +69,27 @@ class LoadTest(Generic[RunnerT]):
         options: PluginOptions,
         clock: RunClock,
         source: str = "local",
+        open_run: OpenRun | None = None,
     ) -> None:
-        """A test that starts now; ``source`` names this process's share of it."""
+        """A test that starts now; ``source`` names this process's share of it; ``open_run``
+        its open-model settings here (None: the closed model)."""
         self.environment = environment
         self.runner = runner
         self.options = options
         self.clock = clock
-        self.recording = Recording(LatencyRecorder(start=clock.now(), source=source), clock)
+        self.open_run = open_run
+        self.measured_stages = (
+            open_run.stages if open_run is not None else measured_stages(environment, runner)
+        )
+        """The run's stages, unsplit (rates in an open run, users in a closed one): every
+        recorder of the test counts each request in its stage, so that the results have a
+        summary per stage in either model."""
+        self.open_model: OpenModel | None = None
+        """The open run's timetable in this process, once started."""
+        self.timetable_start: float | None = None
+        """An open run: when its timetable started (run clock). Its stages and its planned
+        duration count from there, not from the test's start (see ``timetable_started``)."""
+        self.recording = Recording(self._new_recorder(source), clock)
         self.started_perf = time.perf_counter()
         self.cpu = CpuWatch()
         self.exceptions = ExceptionTally()
@@ -88,6 +109,12 @@ class LoadTest(Generic[RunnerT]):
         """The shape was still running at the cap and was cut there."""
         self.stop_origin: StopOrigin | None = None
         """Who first asked the runner to stop (``stops.py``); None while nobody has."""
+        self.stop_at: float | None = None
+        """When the locustfile stopped the test, if not when this process's users were told to
+        (run clock): a master learns it from the worker whose locustfile stopped."""
+        self.noted_reasons: list[InvalidReason] = []
+        """Why the results are invalid, known before they are written (the locustfile stopped
+        the test in its ``test_start`` hook)."""
         self.quit_requested = False
         self.peak_users = int(runner.target_user_count or 0)
         """The most users asked for during the test (a shape's stages, the web UI's edits)."""
@@ -97,14 +124,7 @@ class LoadTest(Generic[RunnerT]):
         self.when_finalized: list[Callable[[], object]] = []
         """Called once the test's measurement is final (its results written or shipped)."""
         self.results_path: Path | None = None
-        self.open_run: OpenRun | None = None
-        """An open-model run's settings (set before ``start``); None: the closed model."""
-        self.open_model: OpenModel | None = None
-        """The open run's timetable in this process, once started."""
         self.iteration_rates = RateWindow()
-        self.timer_delay_s = 0.0
-        """The planned duration counts from this long after the start (a distributed open run's
-        timetables start together, a moment after the master's test did)."""
 
     # --- its life ---------------------------------------------------------------------------
 
@@ -114,19 +134,43 @@ class LoadTest(Generic[RunnerT]):
         if duration and self.options.headless and self.stops_on_timer:
             gevent.spawn(self._stop_after, float(duration))
         if self.open_run is not None and self.runs_users:
-            self.open_model = start_open_model(
+            self.open_model = model = start_open_model(
                 self.open_run, environment=self.environment, runner=self.runner, clock=self.clock
             )
+            model.on_start = self.timetable_started
+            self.recording.recorder.set_schedule(model.schedule)
+
+    def _new_recorder(self, source: str) -> LatencyRecorder:
+        """A recorder for this test's requests from now on, with the run's stages on the test's
+        stage clock."""
+        recorder = LatencyRecorder(
+            start=self.clock.now(), source=source, stages=self.measured_stages
+        )
+        if self.timetable_start is not None:
+            recorder.start_stages_at(self.timetable_start)
+        if self.open_model is not None:
+            recorder.set_schedule(self.open_model.schedule)
+        return recorder
+
+    def timetable_started(self, t0: float) -> None:
+        """The open run's timetable started (or, on a master, starts) at ``t0``: its stages
+        count from there, in every process of the run alike (a worker's ``t0`` is the master's
+        common start), not from when this process's test began (before its users were
+        spawned)."""
+        self.timetable_start = t0
+        self.recording.recorder.start_stages_at(t0)
 
     def _stop_after(self, duration_s: float) -> None:
         # gevent.spawn_later ends early on a stale loop clock: wait on perf_counter instead.
-        deadline = self.started_perf + self.timer_delay_s + duration_s
+        deadline = self._timer_start_perf() + duration_s
         while (remaining := deadline - time.perf_counter()) > 0:
             if self.stop_time is not None or self.finalized:
-                return  # ended already (a shape that finished, the locustfile, Locust)
+                break  # ended already (a shape that finished, the locustfile, Locust)
             gevent.sleep(min(remaining, 0.1))
         if self.stop_time is not None or self.finalized:
+            self._see_it_end()
             return
+        gevent.spawn(self._see_it_end)
         if self.shape is not None:
             # A shape runs as Locust runs it; the duration is only its cap.
             logger.warning(
@@ -142,6 +186,46 @@ class LoadTest(Generic[RunnerT]):
         # each worker's final share travels ahead of its "stopped" message.
         self.runner.stop()
         self.runner.quit()
+
+    def _see_it_end(self) -> None:
+        """Backstop: a headless test whose users were told to stop is finalized, and Locust
+        quits, a short grace later, whatever cut the stop short on its way (a stop from a
+        greenlet it kills, a worker that never answers)."""
+        grace = STOP_GRACE_S + float(getattr(self.environment, "stop_timeout", 0.0) or 0.0)
+        if self._ends_within(grace):
+            return
+        logger.warning(
+            "loadkit: the test had not ended %.3g s after its users were told to stop; "
+            "quitting Locust",
+            grace,
+        )
+        gevent.spawn(self._quit_locust)
+        if self._ends_within(grace):
+            return
+        logger.error("loadkit: Locust did not stop the test; writing what was recorded, quitting")
+        self.quit()
+        self.runner.greenlet.kill(block=False)  # what quit() ends with: Locust's main goes on
+
+    def _ends_within(self, seconds: float) -> bool:
+        """Whether the test is finalized within ``seconds``, or its stop got as far as Locust's
+        ``test_stop`` (whose hooks take as long as they take, as in plain Locust)."""
+        give_up = time.perf_counter() + seconds
+        while not self.finalized and time.perf_counter() < give_up:
+            gevent.sleep(0.1)
+        return self.finalized or self.runner.state == STATE_STOPPED
+
+    def _timer_start_perf(self) -> float:
+        """When the planned duration starts counting (``perf_counter``): the test's start, or
+        an open run's timetable start (a master's: its workers' common start, a fixed lead after
+        the test's; a local one's: once its users are spawned, which for a couple of thousand
+        users takes a noticeable part of a short run). Waits for the latter."""
+        while self.open_run is not None and self.timetable_start is None:
+            if self.stop_time is not None or self.finalized:
+                break
+            gevent.sleep(TIMETABLE_POLL_S)
+        if self.timetable_start is not None:
+            return time.perf_counter() + (self.timetable_start - self.clock.now())
+        return self.started_perf
 
     def stop_requested(self, origin: StopOrigin, *, quit: bool) -> None:
         """Someone called the runner's ``stop()`` (or ``quit()``): the first caller of a running
@@ -160,9 +244,7 @@ class LoadTest(Generic[RunnerT]):
         if self.finalized:
             return
         source = self.recording.recorder.source
-        self.recording = Recording(
-            LatencyRecorder(start=self.clock.now(), source=source), self.clock
-        )
+        self.recording = Recording(self._new_recorder(source), self.clock)
 
     def stopping(self) -> None:
         """Users are about to be stopped: the measured span ends now."""
@@ -237,7 +319,7 @@ class LoadTest(Generic[RunnerT]):
             "locust_version": options.locust_version,
         }
         if self.open_run is not None:
-            config.update(open_run_config(self.open_run, self.open_model))
+            config.update(open_run_config(self.open_run, self.environment))
         if options.url_path is not None:  # the url scenario: the target's path
             config["url_path"] = options.url_path
         if self.shape is not None:
@@ -282,13 +364,14 @@ class LoadTest(Generic[RunnerT]):
         if self.stop_origin != "locustfile" or self.aborted:
             return None
         recorder = self.recording.recorder
-        at_s = (self.stop_time if self.stop_time is not None else self.clock.now()) - recorder.start
+        at = self.stop_at if self.stop_at is not None else self.stop_time
+        at_s = (at if at is not None else self.clock.now()) - recorder.start
         return Stopped(by="locustfile", at_s=round(max(at_s, 0.0), 3))
 
     def write_results(self, invalid_reasons: list[InvalidReason] | None = None) -> None:
         """Write the results file of the finished test (``recorder.finish`` already called)."""
         self._mark_finalized()
-        invalid_reasons = list(invalid_reasons or [])
+        invalid_reasons = [*self.noted_reasons, *(invalid_reasons or [])]
         stopped_early = self._stopped_early_reason()
         if stopped_early is not None:
             invalid_reasons.append(stopped_early)
@@ -357,9 +440,6 @@ class LoadTest(Generic[RunnerT]):
         now = time.monotonic()
         requests, errors, p95 = self.live_counts(now)
         rps, error_rate = self.recording.rates.rates(now, requests, errors)
-        open_figures: dict[str, Any] = {}
-        if self.open_model is not None:
-            open_figures = open_live_figures(self.open_model, self.iteration_rates, now)
         return LiveStatus(
             state=state or self.state(),
             elapsed_s=round(time.perf_counter() - self.started_perf, 3),
@@ -369,8 +449,14 @@ class LoadTest(Generic[RunnerT]):
             error_rate=round(error_rate, 4),
             p95_ms=p95,
             results_path=str(self.results_path) if self.results_path else None,
-            **open_figures,
+            **self._open_live_figures(now),
         )
+
+    def _open_live_figures(self, now: float) -> dict[str, Any]:
+        """An open run's live figures (``LiveStatus``'s target and achieved rate, queue)."""
+        if self.open_model is None:
+            return {}
+        return open_live_figures(self.open_model, self.iteration_rates, now)
 
     def write_status(self, state: RunState | None = None) -> None:
         """Replace the status file (if one was asked for) with the test's live status."""

@@ -43,8 +43,19 @@ class UserGreenlet(Protocol):
     args: tuple[Any, ...]
 
 
+class GreenletGroup(Protocol):
+    """The runner's own greenlets (``runner.greenlet``): a headless Locust runs until they end."""
+
+    def kill(self, *, block: bool = True) -> None:
+        """Kill them all (Locust's ``quit()`` ends with this)."""
+
+
 class Runner(Protocol):
     """A local, master or worker runner."""
+
+    @property
+    def greenlet(self) -> GreenletGroup:
+        """The runner's own greenlets."""
 
     @property
     def state(self) -> str:

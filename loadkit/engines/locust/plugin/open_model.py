@@ -33,7 +33,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import gevent
@@ -47,8 +47,8 @@ from locust.user.task import (
 )
 
 from loadkit.engines.locust.plugin.timetable import Timetable
-from loadkit.measure.histogram import LatencyHistogram
 from loadkit.measure.recorder import RunClock
+from loadkit.measure.schedule import ScheduleStats, mean_rate
 
 logger = logging.getLogger("loadkit")
 
@@ -68,35 +68,6 @@ class Iteration:
     """No request of it has completed yet: the next one is timed from ``due``."""
 
 
-@dataclass
-class ScheduleFigures:
-    """How one process kept its timetable (what the recorder's schedule figures are made of)."""
-
-    target_rate: float | None
-    """The fixed rate asked for (all workers); None with stages (see ``stages``)."""
-    worker_index: int
-    worker_count: int
-    max_in_flight: int
-    """Iterations allowed to run at once here (this process's users)."""
-    due: int = 0
-    """Iterations due from the timetable's start to the run's end: started + not sent."""
-    started: int = 0
-    """Iterations handed to a user and begun."""
-    not_sent: int = 0
-    """Iterations due by the end that never began because no user was free (still queued)."""
-    lag: LatencyHistogram = field(default_factory=LatencyHistogram)
-    """Scheduler lag of each started iteration (µs): start − max(due, user free since)."""
-    max_lag_s: float = 0.0
-    max_queue: int = 0
-    """The most iterations seen waiting for a free user at once."""
-    drain_s: float | None = None
-    """From the end of the run until the last in-flight iteration finished (or was cut)."""
-    timetable_start: float | None = None
-    """When the timetable began (run clock): iteration 0 was due then."""
-    wait_time_ignored: list[str] = field(default_factory=list)
-    """Classes whose own ``wait_time`` the timetable replaced."""
-
-
 class OpenModel:
     """The timetable of one test in this process, its dispatcher and the users' iterations."""
 
@@ -113,14 +84,18 @@ class OpenModel:
         self.timetable = timetable
         self.clock = clock
         self._spawning = spawning
-        self.figures = ScheduleFigures(
-            target_rate=timetable.rate if not timetable.stages else None,
-            worker_index=timetable.worker_index,
-            worker_count=timetable.worker_count,
-            max_in_flight=max_in_flight,
+        self.schedule = ScheduleStats(
+            target_rate=share_rate(timetable), max_in_flight=max_in_flight
         )
+        """How this process keeps its timetable, kept up to date as it runs: the recorder holds
+        it by reference (``LatencyRecorder.set_schedule``) and ships it with every share. Until
+        the end every due iteration counted is a dispatched one; ``finish`` adds those never
+        sent."""
         self.t0: float | None = None
         """When iteration 0 was due (run clock); None until the users are spawned."""
+        self.on_start: Callable[[float], object] = lambda _t0: None
+        """Called with ``t0`` when the timetable starts (the stages' clock starts there)."""
+        self.finished = False
         self.dispatched = 0
         """Iterations handed to users (in order: the next one to hand is this number)."""
         self.in_flight = 0
@@ -153,7 +128,7 @@ class OpenModel:
             while (delay := self.start_at - now()) > 0:
                 gevent.sleep(delay)
         t0 = self.t0 = self.start_at if self.start_at is not None else now()
-        self.figures.timetable_start = t0
+        self.on_start(t0)
         due_s = self.timetable.due_s
         free = self._free
         while True:
@@ -166,10 +141,15 @@ class OpenModel:
             if not free:
                 # Queued: no user is free. Measured from its due time whenever it starts.
                 queue = self.timetable.due_count(now() - t0) - self.dispatched
-                self.figures.max_queue = max(self.figures.max_queue, queue)
+                self.schedule.max_queue = max(self.schedule.max_queue, queue)
                 while not free:
                     self._user_freed.clear()
                     self._user_freed.wait()
+            if self.stop_time is not None:
+                # Stopped while this greenlet waited: its kill is on its way, but a loop busy
+                # stopping thousands of users can wake it first, and it would hand out a burst
+                # of iterations due after the end.
+                return
             waiter, _since = free.popleft()
             waiter.set(Iteration(index=self.dispatched, due=due))
             self.dispatched += 1
@@ -185,8 +165,14 @@ class OpenModel:
 
     # --- the users' side --------------------------------------------------------------------
 
-    def take_iteration(self) -> Iteration:
-        """Wait (in the calling user's greenlet) until the dispatcher hands it an iteration."""
+    def take_iteration(self) -> Iteration | None:
+        """Wait (in the calling user's greenlet) until the dispatcher hands it an iteration;
+        None when the run ended before the user could begin it.
+
+        Such an iteration was cut by the end, like one the dispatcher had not reached: it is
+        neither dispatched nor due (``not_sent``). Counted, it would add the stop's own pause
+        (Locust stopping a couple of thousand users blocks the loop for tens of ms) to the
+        scheduler lag as if the generator had fallen behind."""
         waiter: AsyncResult = AsyncResult()
         since = self.clock.now()
         self._free.append((waiter, since))
@@ -198,13 +184,16 @@ class OpenModel:
                 self._remove_waiter(waiter)
             raise
         started = self.clock.now()
-        lag_s = started - max(iteration.due, since)
-        figures = self.figures
-        figures.started += 1
-        # At least the histogram's 1 µs floor: a lag of 0 is no out-of-range value to count.
-        figures.lag.record_us(max(lag_s * 1_000_000.0, 1.0))
-        if lag_s > figures.max_lag_s:
-            figures.max_lag_s = lag_s
+        if self.stop_time is not None:
+            return None
+        schedule = self.schedule
+        # Due and dispatched together: until the end (``finish``) every due iteration counted
+        # has begun, so that any share shipped meanwhile adds up.
+        schedule.iterations_due += 1
+        schedule.iterations_dispatched += 1
+        schedule.record_lag(started - max(iteration.due, since))
+        if self.t0 is not None:
+            schedule.duration_s = max(schedule.duration_s, started - self.t0)
         self.in_flight += 1
         self.current[gevent.getcurrent()] = iteration
         return iteration
@@ -238,12 +227,6 @@ class OpenModel:
         end = self.stop_time if self.stop_time is not None else self.clock.now()
         return max(0, self.timetable.due_count(end - self.t0) - self.dispatched)
 
-    def target_rate_now(self) -> float:
-        """The total rate the timetable asks for now (all workers)."""
-        if self.t0 is None:
-            return 0.0
-        return self.timetable.rate_at(self.clock.now() - self.t0)
-
     def not_sent(self) -> list[float]:
         """Due times (run clock) of the iterations that waited for a free user until the end.
 
@@ -262,14 +245,34 @@ class OpenModel:
             if (offset := due_s(n)) is not None
         ]
 
-    def final_figures(self, *, drain_s: float | None) -> ScheduleFigures:
-        """The schedule figures of the ended run (call once the users have stopped)."""
-        figures = self.figures
+    def finish(self, *, drain_s: float) -> list[float]:
+        """The run has ended and its users have stopped: complete the schedule figures (the
+        iterations never sent among those due, how long the timetable ran, the drain) and
+        return the due times of the iterations never sent. Once; later calls return []."""
+        if self.finished:
+            return []
+        self.finished = True
         not_sent = self.not_sent()
-        figures.not_sent = len(not_sent)
-        figures.due = figures.started + figures.not_sent
-        figures.drain_s = drain_s
-        return figures
+        schedule = self.schedule
+        schedule.iterations_due = schedule.iterations_dispatched + len(not_sent)
+        schedule.drain_s = drain_s
+        if self.t0 is not None:
+            end = self.stop_time if self.stop_time is not None else self.clock.now()
+            ran = end - self.t0
+            if self.timetable.end_s is not None:
+                ran = min(ran, self.timetable.end_s)  # the stages ended before the run did
+            schedule.duration_s = max(ran, 0.0)
+        return not_sent
+
+
+def share_rate(timetable: Timetable) -> float:
+    """The rate this process's share of ``timetable`` asks for (iterations/s): the run's fixed
+    rate, or with stages their mean (ramped from the rate), split evenly across workers."""
+    if timetable.stages:
+        total = mean_rate(timetable.stages, start=timetable.rate or 0.0)
+    else:
+        total = float(timetable.rate or 0.0)
+    return total / timetable.worker_count
 
 
 # --- Locust's TaskSet, wrapped for the duration of an open run ------------------------------
@@ -313,8 +316,7 @@ def _execute_next_task(self: Any) -> None:
         raise StopUser()
     # Waiting, as in a wait_time: a stop kills the user here at once instead of waiting for it.
     user._state = LOCUST_STATE_WAITING
-    model.take_iteration()
-    if user._state == LOCUST_STATE_STOPPING:
+    if model.take_iteration() is None or user._state == LOCUST_STATE_STOPPING:
         model.iteration_done()
         raise StopUser()
     user._state = LOCUST_STATE_RUNNING

@@ -18,7 +18,7 @@ from loadkit.engines.locust.plugin.open_model import (
     uninstall,
 )
 from loadkit.engines.locust.plugin.options import OpenRun
-from loadkit.engines.locust.plugin.recording import RateWindow, publish_schedule, record_not_sent
+from loadkit.engines.locust.plugin.recording import RateWindow
 from loadkit.engines.locust.plugin.timetable import Timetable
 from loadkit.measure.recorder import LatencyRecorder, RunClock
 
@@ -50,11 +50,11 @@ def start_open_model(
     share = -(-open_run.max_in_flight // open_run.worker_count)  # Locust splits users so
     model = OpenModel(timetable=timetable, clock=clock, max_in_flight=share, spawning=spawning)
     model.start_at = open_run.start_at
-    model.figures.wait_time_ignored = ignored_wait_times(list(environment.user_classes))
-    if model.figures.wait_time_ignored:
+    ignored = ignored_wait_times(list(environment.user_classes))
+    if ignored:
         logger.info(
             "loadkit: open model: the wait_time of %s is ignored (the timetable starts iterations)",
-            ", ".join(model.figures.wait_time_ignored),
+            ", ".join(ignored),
         )
     install(model)
     model.start()
@@ -78,29 +78,30 @@ def finish_open_model(
     """The users have stopped: record what never started and how the timetable was kept."""
     stopped_at = model.stop_time if model.stop_time is not None else end
     drain_s = max(model.clock.now() - stopped_at, 0.0)
-    not_sent = model.not_sent()
-    figures = model.final_figures(drain_s=round(drain_s, 3))
-    record_not_sent(recorder, due=not_sent, end=end)
-    publish_schedule(recorder, figures)
+    not_sent = model.finish(drain_s=round(drain_s, 3))
+    recorder.record_not_sent(count=len(not_sent), due=not_sent, end=end)
+    recorder.set_schedule(model.schedule)
     uninstall(model)
     if model.stop_timeout_before is not None:
         # Put back: a worker sleeps --stop-timeout after each stop, deaf to its master meanwhile.
         env: Any = environment
         env.stop_timeout = model.stop_timeout_before[0]
+    schedule = model.schedule
     logger.info(
         "loadkit: open model: %d iterations due, %d started, %d not sent; scheduler lag max "
         "%.1f ms; queue max %d; drained in %.2f s",
-        figures.due,
-        figures.started,
-        figures.not_sent,
-        figures.max_lag_s * 1000.0,
-        figures.max_queue,
+        schedule.iterations_due,
+        schedule.iterations_dispatched,
+        len(not_sent),
+        (schedule.lag.max_us or 0.0) / 1000.0,
+        schedule.max_queue,
         drain_s,
     )
 
 
-def open_run_config(open_run: OpenRun, model: OpenModel | None) -> dict[str, Any]:
-    """The results' config keys of an open run."""
+def open_run_config(open_run: OpenRun, environment: Environment) -> dict[str, Any]:
+    """The results' config keys of an open run (a master's too: its user classes are its
+    workers')."""
     config: dict[str, Any] = {
         "model": "open",
         "rate": open_run.rate,
@@ -111,16 +112,60 @@ def open_run_config(open_run: OpenRun, model: OpenModel | None) -> dict[str, Any
             {"duration_s": s.duration_s, "target": s.target, "name": s.name}
             for s in open_run.stages
         ]
-    if model is not None and model.figures.wait_time_ignored:
-        config["wait_time_ignored"] = list(model.figures.wait_time_ignored)
+    ignored = ignored_wait_times(list(environment.user_classes))
+    if ignored:
+        config["wait_time_ignored"] = ignored
     return config
+
+
+class WorkerRates:
+    """A master's view of how fast its workers start iterations: each worker's iterations per
+    second between its last two shares (every 3 s), from the schedule figures they carry."""
+
+    def __init__(self) -> None:
+        """No share seen yet."""
+        self._last: dict[str, tuple[int, float]] = {}
+        self._rates: dict[str, float] = {}
+
+    def note(self, source: str, *, dispatched: int, duration_s: float) -> None:
+        """A share of ``source``: ``dispatched`` iterations in its timetable's ``duration_s``."""
+        before = self._last.get(source, (0, 0.0))
+        if duration_s > before[1]:
+            self._rates[source] = (dispatched - before[0]) / (duration_s - before[1])
+            self._last[source] = (dispatched, duration_s)
+
+    def total(self) -> float:
+        """Iterations started per second over all workers, as of their latest shares."""
+        return sum(self._rates.values())
+
+
+def workers_live_figures(
+    open_run: OpenRun, *, started: float | None, rates: WorkerRates, clock: RunClock
+) -> dict[str, Any]:
+    """A master's live open-run figures: the total rate its timetable asks for now (counted from
+    the workers' common ``started``) and the iterations its workers started per second, as of
+    their latest shares. No queue: workers do not report theirs between shares."""
+    at = clock.now() - started if started is not None else -1.0
+    target = live_target(Timetable(rate=open_run.rate, stages=open_run.stages), at)
+    return {"target_rate": round(target, 1), "achieved_rate": round(rates.total(), 1)}
+
+
+def live_target(timetable: Timetable, at_s: float) -> float:
+    """The rate the live line shows as the target ``at_s`` into the timetable: before it starts
+    0, after its stages have ended their last target (rather than the 0 they end with)."""
+    if at_s < 0:
+        return 0.0
+    if timetable.end_s is not None:
+        at_s = min(at_s, timetable.end_s * (1 - 1e-9))
+    return timetable.rate_at(at_s)
 
 
 def open_live_figures(model: OpenModel, rates: RateWindow, now: float) -> dict[str, Any]:
     """The live line's open-run figures: target and achieved rate (iterations/s), queue."""
-    achieved, _ = rates.rates(now, model.figures.started, 0)
+    achieved, _ = rates.rates(now, model.schedule.iterations_dispatched, 0)
+    at = model.clock.now() - model.t0 if model.t0 is not None else -1.0
     return {
-        "target_rate": round(model.target_rate_now(), 1),
+        "target_rate": round(live_target(model.timetable, at), 1),
         "achieved_rate": round(achieved, 1),
         "queue": model.queue_length(),
     }

@@ -6,13 +6,11 @@ Locust forgets what it counted, and so do we, while the test itself goes on.
 
 from __future__ import annotations
 
-import inspect
 import time
 from collections import deque
 from typing import Any
 
 from loadkit.engines.locust.failures import classify_failure
-from loadkit.engines.locust.plugin.open_model import ScheduleFigures
 from loadkit.measure.recorder import LatencyRecorder, RunClock
 
 BATCH_SIZE = 256
@@ -20,8 +18,6 @@ BATCH_SIZE = 256
 Called between requests, amid Locust's and geventhttpclient's code, the recorder ran ~2.5× slower
 than in a loop of its own (caches cold); batched, its cost per request is the loop's. Every read
 of the recorder flushes first, so what it holds, and in what order it got it, is unchanged."""
-NOT_SENT_ENDPOINT = "(not sent)"
-NOT_SENT_KIND = "not_sent"
 RATE_WINDOW_S = 5.0
 """The live RPS is averaged over this window: worker reports come only every 3 s."""
 
@@ -51,10 +47,9 @@ class Recording:
         recorder = self.recorder
         batch = self.batch
         if batch:
+            record = recorder.record
             for endpoint, latency_s, service_s, end in batch:
-                record_request(
-                    recorder, endpoint=endpoint, latency_s=latency_s, service_s=service_s, end=end
-                )
+                record(endpoint=endpoint, latency_s=latency_s, end=end, service_s=service_s)
             batch.clear()
         return recorder
 
@@ -73,8 +68,7 @@ class Recording:
         self.flush()
         self.errors += 1
         failure = classify_failure(response, exception)
-        record_request(
-            self.recorder,
+        self.recorder.record(
             endpoint=endpoint,
             latency_s=latency_s,
             service_s=service_s,
@@ -104,55 +98,3 @@ class RateWindow:
         if now - first_at <= 0 or done <= 0:
             return 0.0, 0.0
         return done / (now - first_at), (errors - first_errors) / done
-
-
-# --- the open model's calls into the recorder, in one place ---------------------------------
-
-_RECORDER_TAKES_SERVICE_TIME = "service_s" in inspect.signature(LatencyRecorder.record).parameters
-"""Whether the recorder keeps service time beside response time (the second wave's contract;
-until it does, an open run records its response times alone)."""
-
-
-def record_request(
-    recorder: LatencyRecorder,
-    *,
-    endpoint: str,
-    latency_s: float,
-    service_s: float | None,
-    end: float,
-    **failure: Any,
-) -> None:
-    """One request into the recorder: ``latency_s`` its response time (from its due time in an
-    open run), ``service_s`` from its send (None: the same, as in every closed run)."""
-    if service_s is None or not _RECORDER_TAKES_SERVICE_TIME:
-        recorder.record(endpoint=endpoint, latency_s=latency_s, end=end, **failure)
-    else:
-        record: Any = recorder.record
-        record(endpoint=endpoint, latency_s=latency_s, end=end, service_s=service_s, **failure)
-
-
-def record_not_sent(recorder: LatencyRecorder, *, due: list[float], end: float) -> None:
-    """Iterations due by the run's end that never began: ``not_sent`` errors of ``(not sent)``."""
-    if not due:
-        return
-    record = getattr(recorder, "record_not_sent", None)
-    if record is not None:
-        record(count=len(due), due=due, end=end)
-        return
-    # Without the recorder's own call: each as a failed request of the pseudo-endpoint, timed
-    # from its due time to the end (the kind and endpoint the recorder's call uses).
-    for due_at in due:
-        recorder.record(
-            endpoint=NOT_SENT_ENDPOINT,
-            latency_s=max(end - due_at, 0.0),
-            end=end,
-            error_kind=NOT_SENT_KIND,
-            message="the iteration was due but never started: no user was free before the end",
-        )
-
-
-def publish_schedule(recorder: LatencyRecorder, figures: ScheduleFigures) -> None:
-    """Hand the open run's schedule figures to the recorder (they travel in its shares)."""
-    setter = getattr(recorder, "set_schedule", None)
-    if setter is not None:
-        setter(figures)

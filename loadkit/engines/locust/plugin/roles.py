@@ -14,6 +14,8 @@ import logging
 import time
 from typing import Any
 
+import gevent
+
 from loadkit.engines.locust.plugin.load_test import LoadTest, RunnerT, round_percent
 from loadkit.engines.locust.plugin.locust_api import (
     Environment,
@@ -21,12 +23,18 @@ from loadkit.engines.locust.plugin.locust_api import (
     Runner,
     WorkerRunner,
 )
-from loadkit.engines.locust.plugin.options import PluginOptions
-from loadkit.engines.locust.plugin.worker_report import FINAL_MESSAGE, WorkerReport
+from loadkit.engines.locust.plugin.open_run import WorkerRates, workers_live_figures
+from loadkit.engines.locust.plugin.options import OpenRun, PluginOptions
+from loadkit.engines.locust.plugin.worker_report import FINAL_MESSAGE, WorkerReport, WorkerStop
 from loadkit.exceptions import InputError
 from loadkit.measure.recorder import RunClock
 from loadkit.measure.results import GeneratorHealth
-from loadkit.measure.validity import InvalidReason, worker_share_missing_reason
+from loadkit.measure.validity import (
+    InvalidReason,
+    add_reason,
+    stopped_in_test_start_reason,
+    worker_share_missing_reason,
+)
 
 logger = logging.getLogger("loadkit")
 
@@ -73,8 +81,9 @@ class WorkerTest(_UsersHere[WorkerRunner]):
 
     stops_on_timer = False
 
-    def report(self) -> WorkerReport:
-        """What the master gets next: the share recorded since the last report, live figures."""
+    def report(self, *, final: bool = False) -> WorkerReport:
+        """What the master gets next: the share recorded since the last report, live figures
+        (the final one: whether this worker's locustfile stopped the test)."""
         recording = self.recording
         recorder = recording.flush()
         last = recorder.last_second  # before the drain closes the open second
@@ -86,13 +95,20 @@ class WorkerTest(_UsersHere[WorkerRunner]):
             cpu_warnings=self.cpu.warnings,
             max_cpu=self.cpu.max_percent,
             exceptions=self.exceptions.drain(),
+            stop=self._stop() if final else None,
         )
+
+    def _stop(self) -> WorkerStop | None:
+        if self.stop_origin != "locustfile":
+            return None
+        at = self.stop_time if self.stop_time is not None else self.clock.now()
+        return WorkerStop(at=at, exit_code=self.environment.process_exit_code)
 
     def stopped(self) -> None:
         """Users are stopped: send the rest of the share, ahead of Locust's "stopped"."""
         recorder = self._close_measurement()
         recorder.finish(end=self.stop_time or self.clock.now(), in_flight=self.in_flight)
-        self.runner.send_message(FINAL_MESSAGE, self.report().to_wire())
+        self.runner.send_message(FINAL_MESSAGE, self.report(final=True).to_wire())
         self._mark_finalized()
 
     def interrupt(self) -> None:
@@ -118,9 +134,12 @@ class MasterTest(LoadTest[MasterRunner]):
         runner: MasterRunner,
         options: PluginOptions,
         clock: RunClock,
+        open_run: OpenRun | None = None,
     ) -> None:
         """See ``LoadTest``; no worker has reported yet."""
-        super().__init__(environment=environment, runner=runner, options=options, clock=clock)
+        super().__init__(
+            environment=environment, runner=runner, options=options, clock=clock, open_run=open_run
+        )
         self.expected_workers: set[str] = set()
         """Workers that took part (sent a share, or were connected as the test stopped)."""
         self.final_workers: set[str] = set()
@@ -129,6 +148,8 @@ class MasterTest(LoadTest[MasterRunner]):
         """By worker: when it last reported (monotonic) and its last second's P95."""
         self.worker_cpu_warnings: dict[str, int] = {}
         """By worker: its CPU warnings so far (each report carries the worker's running count)."""
+        self.worker_rates = WorkerRates()
+        """Open model: how fast each worker starts iterations, from its shares."""
         self.refused_workers: dict[str, str] = {}
         """Workers a report was refused from (another loadkit, malformed), and why: some of
         their requests are not in the merge, so the run cannot be complete."""
@@ -157,6 +178,8 @@ class MasterTest(LoadTest[MasterRunner]):
         if report.share is not None:
             self._merge(client_id, report)
         self.exceptions.merge(report.exceptions)
+        if report.stop is not None:
+            self._worker_stopped(client_id, report.stop)
         if final:
             self.final_workers.add(client_id)
             self._finalize_when_complete()
@@ -168,8 +191,33 @@ class MasterTest(LoadTest[MasterRunner]):
         self.recording.worker_totals[client_id] = (report.requests, report.errors)
         self.worker_live[client_id] = (time.monotonic(), report.p95_ms)
         self.worker_cpu_warnings[client_id] = report.cpu_warnings
+        for source, schedule in report.share.schedules.items():
+            self.worker_rates.note(
+                source, dispatched=schedule.iterations_dispatched, duration_s=schedule.duration_s
+            )
         if report.max_cpu is not None:
             self.cpu.note(report.max_cpu)
+
+    def _worker_stopped(self, client_id: str, stop: WorkerStop) -> None:
+        """A worker's locustfile stopped the test: the run ends there, everywhere, as in one
+        process (plain Locust would quit that worker alone and give its users to the others)."""
+        if stop.in_test_start is not None:
+            reason = stopped_in_test_start_reason(stop.in_test_start)
+            self.noted_reasons = add_reason(self.noted_reasons, reason)
+        if self.stop_origin is not None or self.stop_time is not None:
+            return  # ending already (another worker's stop, the timer)
+        logger.info("loadkit: the locustfile stopped the test on worker %s; stopping", client_id)
+        self.stop_origin = "locustfile"
+        self.stop_at = max(stop.at, self.recording.recorder.start)
+        if stop.exit_code is not None and self.environment.process_exit_code is None:
+            # Its exit code is the run's, as in one process (a later one of the master's own
+            # locustfile, set in its quitting listener, still wins).
+            self.environment.process_exit_code = stop.exit_code
+        # Not from this greenlet (Locust's message loop: the master's stop() waits for its
+        # workers' messages). Yield once so that the stop has begun before the worker's "quit"
+        # is read: Locust would hand that worker's users to the others.
+        gevent.spawn(self.runner.stop)
+        gevent.sleep(0)
 
     def stopped(self) -> None:
         """The master's users (its workers') are stopped: write once every share is in."""
@@ -218,6 +266,16 @@ class MasterTest(LoadTest[MasterRunner]):
             "processes": len(self.expected_workers),
             "distributed": True,
         }
+
+    def _open_live_figures(self, now: float) -> dict[str, Any]:
+        if self.open_run is None:
+            return {}
+        return workers_live_figures(
+            self.open_run,
+            started=self.timetable_start,
+            rates=self.worker_rates,
+            clock=self.clock,
+        )
 
     def live_counts(self, now: float) -> tuple[int, int, float | None]:
         """Requests and errors as the workers last reported; the highest fresh P95."""

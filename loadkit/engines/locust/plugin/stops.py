@@ -18,6 +18,14 @@ at who called:
   ``runner.quit``): the locustfile, on purpose.
 
 Only the first request of a test counts: ``quit()`` calls ``stop()`` in turn, from Locust's file.
+
+The wrapper also makes a stop from inside the test complete. Locust's ``stop()`` kills the
+users' greenlets and the spawning greenlet: called from one of them (a task calling
+``self.environment.runner.quit()``, a ``test_start`` or ``spawning_complete`` listener), it
+kills its own caller part-way, before ``test_stop`` fires and before ``quit()`` shuts the runner
+down; plain Locust then idles with no users until its ``-t``. Such a call runs in a greenlet of
+its own instead, and the caller yields once so that the stop begins before its next line (which,
+as in Locust, it usually does not live to run).
 """
 
 from __future__ import annotations
@@ -91,9 +99,20 @@ def stop_origin(caller: FrameType | None, runner: Any) -> StopOrigin:
     return "locustfile"
 
 
+def killed_by_stop(runner: Any) -> bool:
+    """Whether ``runner.stop()`` would kill the current greenlet before it completes: one of
+    the users' greenlets, or the spawning greenlet still running."""
+    current = gevent.getcurrent()
+    spawning = runner.spawning_greenlet
+    if spawning is not None and current is spawning and not spawning.ready():
+        return True
+    return any(current is user_greenlet for user_greenlet in list(runner.user_greenlets))
+
+
 def observe_runner(runner: Any, *, on_stop: StopListener, on_start: StartListener) -> None:
     """Wrap ``runner``'s ``stop``, ``quit`` and ``start`` on the instance, telling the listeners
-    before the call goes on to Locust unchanged."""
+    before the call goes on to Locust unchanged (in a greenlet of its own when the caller is one
+    that the stop kills)."""
     for name in ("stop", "quit"):
         original = getattr(runner, name)
 
@@ -101,6 +120,10 @@ def observe_runner(runner: Any, *, on_stop: StopListener, on_start: StartListene
             *args: Any, _original: Any = original, _quit: bool = name == "quit", **kwargs: Any
         ) -> Any:
             on_stop(stop_origin(sys._getframe(0).f_back, runner), _quit)
+            if killed_by_stop(runner):
+                gevent.spawn(_original, *args, **kwargs)
+                gevent.sleep(0)  # the stop begins (and, as in Locust, usually ends the caller)
+                return None
             return _original(*args, **kwargs)
 
         setattr(runner, name, stop_or_quit)

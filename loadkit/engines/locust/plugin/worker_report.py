@@ -3,7 +3,8 @@
 It rides inside Locust's messages (msgpack), so it crosses as plain data: ``to_wire`` on the
 worker, ``from_wire`` on the master. Periodic reports go in Locust's report dict under
 ``SHARE_KEY``; the last one goes in a ``FINAL_MESSAGE`` of its own, sent before Locust's
-``client_stopped`` on the same ordered channel.
+``client_stopped`` on the same ordered channel; it says whether the worker's locustfile
+stopped the test (``stop``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,22 @@ SLOT_MESSAGE = "loadkit_open_share"
 """Master → worker at an open run's start: the run and this worker's share of its rate."""
 
 
+class WorkerStop(BaseModel):
+    """The worker's locustfile stopped the test (``runner.quit()``/``stop()``, ``StopTest``):
+    its master ends the run there, as one process would end."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    at: float = Field(description="when its users were told to stop (run clock)")
+    exit_code: int | None = Field(
+        default=None, description="the worker's environment.process_exit_code at that time"
+    )
+    in_test_start: str | None = Field(
+        default=None,
+        description="the StopTest's message when a test_start hook raised it (no user started)",
+    )
+
+
 class WorkerReport(BaseModel):
     """A worker's share of the measurement since its last report, and its live figures."""
 
@@ -39,6 +56,9 @@ class WorkerReport(BaseModel):
     max_cpu: float | None = None
     exceptions: list[ExceptionGroupShare] = Field(
         default_factory=list, description="exceptions raised by user code since the last report"
+    )
+    stop: WorkerStop | None = Field(
+        default=None, description="final report only: the worker's locustfile stopped the test"
     )
 
     def to_wire(self) -> dict[str, Any]:
