@@ -288,7 +288,7 @@ def verdict(run: Run) -> str:
     why += [code for code in run.codes if code != "generator_overloaded"]
     if why:
         return "invalid: " + ", ".join(why)
-    return f"not held: {run.steady_rps / run.rate:.0%} of the rate"
+    return f"valid, yet {run.steady_rps / run.rate:.0%} of the rate completed"
 
 
 def capacity_search(args: argparse.Namespace, url: str) -> tuple[list[tuple[Run, Run]], float]:
