@@ -155,6 +155,44 @@ def test_iterations_still_queued_at_the_end_are_not_sent(tmp_path: Path) -> None
     assert results.totals.requests == 4 + not_sent[0].count
 
 
+SLOW_SCENARIO_CODE = """
+import gevent
+from locust import FastHttpUser, constant, task
+
+class Slow(FastHttpUser):
+    wait_time = constant(0)
+
+    def on_start(self):
+        gevent.sleep(1.0)  # a login on a cold service: before the timetable, not in it
+
+    @task
+    def checked(self):
+        with self.client.get("/", name="/checked", catch_response=True) as response:
+            gevent.sleep(0.2)  # the scenario's own work, after the response came
+            response.success()
+"""
+
+
+def test_response_time_is_neither_on_start_nor_the_code_in_a_catch_response_block(
+    tmp_path: Path,
+) -> None:
+    # An instant server, 20/s for 1 s, 10 users: every iteration could be sent when due, so its
+    # response time is its service time (a few ms), not the 1 s on_start the timetable would
+    # otherwise have started during, nor the 200 ms spent inside the with-block.
+    scenario = tmp_path / "slow.py"
+    scenario.write_text(SLOW_SCENARIO_CODE)
+    with scheduled_server() as (url, _):
+        done, out = run_locust(
+            tmp_path, url,
+            "--loadkit-rate", "20", "--loadkit-duration", "1", "--loadkit-max-in-flight", "10",
+            scenario=scenario,
+        )  # fmt: skip
+    results = read_results(out)
+    assert isinstance(results, LoadResults)
+    assert results.totals.requests >= 15 and results.totals.errors == 0, done.stderr[-3000:]
+    assert results.latency_ms.max is not None and results.latency_ms.max < 100.0, results.latency_ms
+
+
 CPU_BURNER = """
 import time
 from locust import FastHttpUser, constant, task

@@ -38,6 +38,7 @@ import json
 import logging
 import os
 import signal
+import time
 from argparse import Namespace
 from pathlib import Path
 from types import TracebackType
@@ -611,11 +612,19 @@ class LoadkitPlugin:
         service_s: float | None = None
         model = self.open_model
         if model is not None:
-            # Open model: an iteration's first request is timed from the iteration's due time.
-            due = model.first_request_due()
+            # Open model: an iteration's first request is timed from the iteration's due time:
+            # its wait from due to send plus its service time. Not ``end - due``: with
+            # catch_response the event fires when the with-block exits, after the scenario's own
+            # code. ``start_time`` is Locust's wall-clock send (time.time(), both clients):
+            # moved onto the run clock by its age now.
+            start_time = _kwargs.get("start_time")
+            sent = end - latency_s
+            if isinstance(start_time, float):
+                sent = min(sent, end - (time.time() - start_time))
+            due = model.first_request_due(sent)
             if due is not None:
                 service_s = latency_s
-                latency_s = max(end - due, service_s)
+                latency_s = max(sent - due, 0.0) + service_s
         if exception is None:
             batch = recording.batch
             batch.append((endpoint, latency_s, service_s, end))
