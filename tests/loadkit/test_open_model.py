@@ -153,6 +153,9 @@ def test_iterations_still_queued_at_the_end_are_not_sent(tmp_path: Path) -> None
     assert results.totals.ok == 4
     assert 70 <= not_sent[0].count == results.totals.errors <= 76
     assert results.totals.requests == 4 + not_sent[0].count
+    # The queue the iterations never sent waited in was at least that long.
+    assert results.schedule is not None
+    assert results.schedule.max_queue >= not_sent[0].count
 
 
 SLOW_SCENARIO_CODE = """
@@ -239,7 +242,7 @@ def test_an_open_run_over_two_processes_holds_the_total_rate(tmp_path: Path) -> 
         done, out = run_locust(
             tmp_path, url,
             "--processes", "2", "--loadkit-rate", "60", "--loadkit-duration", "2",
-            "--loadkit-max-in-flight", "20",
+            "--loadkit-max-in-flight", "21",
         )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     results = read_results(out)
@@ -254,6 +257,11 @@ def test_an_open_run_over_two_processes_holds_the_total_rate(tmp_path: Path) -> 
     # dispatched is one request recorded.
     assert schedule.iterations_dispatched == results.totals.requests
     assert schedule.achieved_rate == pytest.approx(60.0, rel=0.05)
+    # The rate over the timetable's span, not over the lead before it (nothing was due then).
+    assert results.totals.rps == pytest.approx(60.0, rel=0.05)
+    assert results.duration_s == pytest.approx(2.0, abs=0.1)
+    # 21 slots split 11 + 10 by Locust: the bound reported is the run's, not 2 × 11.
+    assert schedule.max_in_flight == 21
 
 
 STAGES_JSON = '[{"duration_s": 2, "target": 20}, {"duration_s": 2, "target": 20, "name": "peak"}]'

@@ -137,6 +137,9 @@ class OpenModel:
             gevent.sleep(SPAWN_POLL_S)
         now = self.clock.now
         self._wait_for_on_start()
+        # The slots this process really has (Locust splits the users across workers unevenly
+        # when they do not divide): summed over the workers, the run's bound.
+        self.schedule.max_in_flight = self._users() or self.schedule.max_in_flight
         if self.start_at is not None and now() > self.start_at:
             logger.warning(
                 "loadkit: open model: the users' on_start ended %.2f s after the workers' common "
@@ -159,12 +162,14 @@ class OpenModel:
             while (delay := due - now()) > 0:
                 gevent.sleep(delay)  # woken early by a stale loop clock: sleep the rest
             if not free:
-                # Queued: no user is free. Measured from its due time whenever it starts.
-                queue = self.timetable.due_count(now() - t0) - self.dispatched
-                self.schedule.max_queue = max(self.schedule.max_queue, queue)
+                # Queued: no user is free. Measured from its due time whenever it starts. The
+                # queue grows while the dispatcher waits: measured each time it wakes (and at
+                # the stop), not only when it begins to wait.
+                self._note_queue()
                 while not free:
                     self._user_freed.clear()
                     self._user_freed.wait()
+                    self._note_queue()
             if self.stop_time is not None:
                 # Stopped while this greenlet waited: its kill is on its way, but a loop busy
                 # stopping thousands of users can wake it first, and it would hand out a burst
@@ -173,6 +178,9 @@ class OpenModel:
             waiter, _since = free.popleft()
             waiter.set(Iteration(index=self.dispatched, due=due))
             self.dispatched += 1
+
+    def _note_queue(self) -> None:
+        self.schedule.max_queue = max(self.schedule.max_queue, self.queue_length())
 
     def _wait_for_on_start(self) -> None:
         """Until every user waits for an iteration (each has run its on_start), or for
@@ -197,6 +205,7 @@ class OpenModel:
             return
         self.stop_time = self.clock.now()
         self._free_at_stop = len(self._free)
+        self._note_queue()
         if self._greenlet is not None:
             self._greenlet.kill(block=False)
 
@@ -299,6 +308,7 @@ class OpenModel:
             return []
         self.finished = True
         not_sent = self.not_sent()
+        self._note_queue()
         schedule = self.schedule
         schedule.iterations_due = schedule.iterations_dispatched + len(not_sent)
         schedule.drain_s = drain_s
