@@ -52,6 +52,7 @@ from locust.exception import StopTest
 
 from loadkit.defaults import DEFAULT_LOAD_OUT as DEFAULT_OUT
 from loadkit.defaults import DEFAULT_UI_DIR
+from loadkit.engines.locust.plugin.closed_stages import MARKER as STAGES_MARKER
 from loadkit.engines.locust.plugin.closed_stages import apply_stages
 from loadkit.engines.locust.plugin.first_look import look_first, note_raised
 from loadkit.engines.locust.plugin.launch_check import check_launch
@@ -359,9 +360,24 @@ class LoadkitPlugin:
 
     def _users_for_open_run(self, open_run: OpenRun) -> None:
         # One Locust user per slot, all spawned at once: the timetable starts once they are.
+        shape = self.environment.shape_class
+        if shape is not None and not hasattr(shape, STAGES_MARKER):
+            raise ValueError(
+                f"--loadkit-rate cannot drive a locustfile that has a LoadTestShape of its own "
+                f"({type(shape).__name__}): the shape decides the users, the timetable the "
+                "iterations; drop the rate, or run the shape alone"
+            )
         options = self.environment.parsed_options
         if options is None:
             return
+        workers = int(getattr(options, "expect_workers", 0) or 0) if self.master else 0
+        if workers > open_run.max_in_flight:
+            # Locust would give some workers no user: their share of the timetable never runs.
+            raise ValueError(
+                f"--loadkit-max-in-flight {open_run.max_in_flight} is below the "
+                f"{workers} workers (--expect-workers/--processes {workers}): each worker needs "
+                "at least one iteration in flight; raise it or run fewer workers"
+            )
         asked = getattr(options, "num_users", None)
         if asked not in (None, open_run.max_in_flight):
             logger.info(
@@ -388,6 +404,16 @@ class LoadkitPlugin:
         # counts the run's duration and the stages' times from there (returned, for
         # ``LoadTest.timetable_started``).
         start_at = self.clock.now() + DISTRIBUTED_START_LEAD_S
+        if len(workers) > open_run.max_in_flight:
+            # Not known at init (no --expect-workers, a web UI run): say so, loudly.
+            logger.error(
+                "loadkit: --loadkit-max-in-flight %d is below the %d workers connected: the "
+                "workers Locust gives no user cannot run their share of the timetable (it "
+                "shows as not sent); raise it to at least %d",
+                open_run.max_in_flight,
+                len(workers),
+                len(workers),
+            )
         for index, client_id in enumerate(workers):
             share = open_run.for_worker(index, len(workers), start_at=start_at)
             self.master.send_message(SLOT_MESSAGE, share.to_wire(), client_id=client_id)
