@@ -158,3 +158,9 @@ def test_fewer_slots_than_workers_are_refused() -> None:
     )
     assert done.returncode == 2, done.stderr
     assert "--max-in-flight 1 is below --processes 2" in done.stderr
+
+
+def test_a_bad_stages_flag_is_blamed_on_the_flag_not_the_profile() -> None:
+    done = loadkit_load("--stages", "1s:20000")
+    assert done.returncode == 2, done.stderr
+    assert "error: --stages: a stage's target is 20000 users" in done.stderr
