@@ -179,8 +179,12 @@ class OpenModel:
             waiter.set(Iteration(index=self.dispatched, due=due))
             self.dispatched += 1
 
-    def _note_queue(self) -> None:
-        self.schedule.max_queue = max(self.schedule.max_queue, self.queue_length())
+    def _note_queue(self, *, free: int = 0) -> None:
+        # Up to the moment a user freed (the dispatcher's wake-up) every iteration due and not
+        # dispatched was waiting; at the stop those a free user was about to take were cut by
+        # the end, not queued (as in ``not_sent``).
+        queued = self.queue_length() - free
+        self.schedule.max_queue = max(self.schedule.max_queue, queued)
 
     def _wait_for_on_start(self) -> None:
         """Until every user waits for an iteration (each has run its on_start), or for
@@ -205,7 +209,7 @@ class OpenModel:
             return
         self.stop_time = self.clock.now()
         self._free_at_stop = len(self._free)
-        self._note_queue()
+        self._note_queue(free=self._free_at_stop)
         if self._greenlet is not None:
             self._greenlet.kill(block=False)
 
@@ -308,7 +312,7 @@ class OpenModel:
             return []
         self.finished = True
         not_sent = self.not_sent()
-        self._note_queue()
+        self.schedule.max_queue = max(self.schedule.max_queue, len(not_sent))
         schedule = self.schedule
         schedule.iterations_due = schedule.iterations_dispatched + len(not_sent)
         schedule.drain_s = drain_s
