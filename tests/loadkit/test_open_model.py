@@ -264,6 +264,21 @@ def test_an_open_run_over_two_processes_holds_the_total_rate(tmp_path: Path) -> 
     assert schedule.max_in_flight == 21
 
 
+def test_a_master_expecting_more_workers_than_slots_is_refused(tmp_path: Path) -> None:
+    # Plain Locust with the plugin (no launcher to check first): one slot for two workers would
+    # leave a worker without a user, and its half of the timetable would never run.
+    command = [
+        sys.executable, "-m", "locust", "-f", f"{URL_SCENARIO},{PLUGIN_PATH}",
+        "--headless", "--master", "--expect-workers", "2", "--master-bind-port", "0",
+        "--host", "http://127.0.0.1:9", "--loadkit-rate", "10", "--loadkit-max-in-flight", "1",
+        "--loadkit-out", str(tmp_path / "load.json"),
+    ]  # fmt: skip
+    # Refused at init, before Locust waits for its workers (none come here).
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=20)
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "--loadkit-max-in-flight 1 is below the 2 workers" in done.stderr
+
+
 STAGES_JSON = '[{"duration_s": 2, "target": 20}, {"duration_s": 2, "target": 20, "name": "peak"}]'
 
 
