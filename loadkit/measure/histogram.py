@@ -111,6 +111,16 @@ class LatencyHistogram:
         if other.max_us is not None and (self.max_us is None or other.max_us > self.max_us):
             self.max_us = other.max_us
 
+    def count_above_us(self, bound_us: float) -> int:
+        """How many recorded values are above ``bound_us`` for certain: those whose HDR bucket
+        lies wholly above it (a value in the bucket that holds the bound is not counted)."""
+        hist = self._synced()
+        return sum(
+            item.count_at_value_iterated_to
+            for item in hist.get_recorded_iterator()
+            if hist.get_lowest_equivalent_value(item.value_iterated_to) > bound_us
+        )
+
     def percentiles_us(self, percentiles: tuple[float, ...] = PERCENTILES) -> dict[float, float]:
         """Values at the given percentiles by nearest rank, to HDR precision.
 

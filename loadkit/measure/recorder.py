@@ -84,6 +84,9 @@ class LatencyRecorder:
         ``stages``: the run's load stages, if any (each request is then also counted in the
         stage its response time began in: see ``stage_figures``)."""
         self.start = start
+        self.span_start = start
+        """Where the run's duration and its requests per second count from: the start, or an
+        open run's timetable start (``count_span_from``)."""
         self.source = source
         self.end: float | None = None
         self._endpoints: dict[str, Tally] = {}
@@ -293,8 +296,15 @@ class LatencyRecorder:
         return total
 
     def duration_s(self) -> float:
-        """Seconds from start to ``finish()`` (0 before it)."""
-        return max((self.end or self.start) - self.start, 0.0)
+        """Seconds from start (an open run's timetable start) to ``finish()`` (0 before it)."""
+        return max((self.end or self.span_start) - self.span_start, 0.0)
+
+    def count_span_from(self, start: float) -> None:
+        """An open run: its duration and requests per second count from ``start`` (run clock),
+        its timetable's start, when nothing was due before (users spawning and running on_start,
+        a distributed run's lead), not from the recorder's start; the timeline and the errors'
+        times still count from the recorder's start."""
+        self.span_start = max(self.start, start)
 
     def totals(self) -> Totals:
         """Request counts and rates over the run."""

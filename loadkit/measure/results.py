@@ -33,6 +33,7 @@ from loadkit.measure.kinds import NOT_SENT_ENDPOINT, ErrorKind
 from loadkit.measure.results_v1 import upgrade_v1
 from loadkit.measure.user_exceptions import UserException
 from loadkit.measure.validity import (
+    LAG_MIN_OVER_BOUND,
     LAG_P99_BOUND_MS,
     InvalidReason,
     add_reason,
@@ -353,6 +354,12 @@ class ScheduleResults(_Model):
     lag_bound_ms: float = Field(
         gt=0, description="the lag P99 above which the run is invalid (generator_overloaded)"
     )
+    lag_over_bound: int | None = Field(
+        default=None,
+        ge=0,
+        description="iterations whose lag was above lag_bound_ms; the run is invalid only when "
+        "at least 3 were (null in files of a loadkit before it: the P99 alone judges)",
+    )
     max_queue: int = Field(
         ge=0, description="the most iterations waiting for a free user at once, in one process"
     )
@@ -395,10 +402,13 @@ class ScheduleResults(_Model):
 
     @property
     def lag_exceeded(self) -> bool:
-        """Whether the lag's P99 is above the bound: the timetable was not kept. A file cannot
-        loosen the bound this loadkit applies."""
+        """Whether the lag's P99 is above the bound, with at least ``LAG_MIN_OVER_BOUND``
+        iterations above it: the timetable was not kept. A file cannot loosen the bound this
+        loadkit applies (one without ``lag_over_bound`` is judged by the P99 alone)."""
         p99 = self.lag_ms.p99
-        return p99 is not None and p99 > min(self.lag_bound_ms, LAG_P99_BOUND_MS)
+        if p99 is None or p99 <= min(self.lag_bound_ms, LAG_P99_BOUND_MS):
+            return False
+        return self.lag_over_bound is None or self.lag_over_bound >= LAG_MIN_OVER_BOUND
 
 
 class StageResults(_Model, _OmitsEmptyOptionals):

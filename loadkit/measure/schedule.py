@@ -113,6 +113,7 @@ def schedule_results(stats: ScheduleStats, *, not_sent: int) -> ScheduleResults:
         lag_ms=stats.lag.summary(),
         lag_histogram=stats.lag.encode(),
         lag_bound_ms=LAG_P99_BOUND_MS,
+        lag_over_bound=stats.lag.count_above_us(LAG_P99_BOUND_MS * 1000.0),
         max_queue=stats.max_queue,
         drain_s=round(stats.drain_s, 6),
         max_in_flight=stats.max_in_flight,

@@ -341,10 +341,13 @@ def _service_part(results: LoadResults) -> list[str]:
         disable_numparse=True,
     )
     wait = mean_wait_ms(results.endpoints)
+    schedule = results.schedule
     why = (
         "response time counts from when each request was due: requests waited "
-        f"{format_ms(wait, unit=True)} on average for a free user before they were sent"
+        f"{format_ms(wait, unit=True)} on average between their due time and their send"
     )
+    if schedule is not None and schedule.max_queue > 0:
+        why += f" (up to {schedule.max_queue:,} iterations queued for a free user)"
     if results.not_sent:
         why += f", and {results.not_sent:,} were never sent"
     limit = results.schedule.max_in_flight if results.schedule is not None else None

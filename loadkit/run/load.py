@@ -202,6 +202,15 @@ def run_load(
         raise ConfigError(f"--processes must be at least 1, not {processes}")
     if master and processes > 1:
         raise ConfigError("--master cannot be combined with --processes (Locust's own rule)")
+    workers = expect_workers if master else processes
+    bound = profile.in_flight_bound
+    if bound is not None and workers > 1 and bound < workers:
+        # Locust would give some workers no user: their share of the timetable would never run.
+        flag = "--expect-workers" if master else "--processes"
+        raise ConfigError(
+            f"--max-in-flight {bound} is below {flag} {workers}: each worker needs at least "
+            f"one iteration in flight; raise --max-in-flight to {workers} or more"
+        )
     scenario = resolve_scenario(profile.scenario)
     parsed = Target.parse(target)
     _check_writable(out)

@@ -103,7 +103,9 @@ def load_profile(
         for error in exc.errors():
             field = str(error["loc"][0]) if error["loc"] else ""
             message = error["msg"].removeprefix("Value error, ")
-            if field == "stages":
+            if field == "stages" or (not field and stages is not None and "stage" in message):
+                # A check of the whole profile about its stages: the flag's, when they came
+                # from --stages (not the profile's, which the flag replaced).
                 problems.append(f"--stages: {message}")
             elif field in updates:
                 problems.append(f"{_FLAGS[field]} {_shown(updates[field])}: {message}")

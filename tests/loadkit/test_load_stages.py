@@ -132,3 +132,35 @@ def test_stages_with_a_locustfiles_own_shape_are_refused(tmp_path: Path) -> None
     assert "Locust refused" not in done.stderr
     results = read_results(out)  # no stale file of an earlier run for the gate to read
     assert isinstance(results, LoadResults) and not results.valid
+
+
+def test_a_rate_with_a_locustfiles_own_shape_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "load.json"
+    with serve(answers_after_a_while) as target:
+        done = loadkit_load(
+            "--scenario", str(SHAPE), "--host", target, "--rate", "10", "--duration", "2",
+            "--out", str(out),
+        )  # fmt: skip
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert (
+        "error: --loadkit-rate cannot drive a locustfile that has a LoadTestShape of its own "
+        "(TwoSteps)" in done.stderr
+    )
+    results = read_results(out)  # no stale file of an earlier run for the gate to read
+    assert isinstance(results, LoadResults) and not results.valid
+
+
+def test_fewer_slots_than_workers_are_refused() -> None:
+    # One slot over two workers: Locust would give one worker no user, and its half of the
+    # timetable would silently never run.
+    done = loadkit_load(
+        "--rate", "10", "--duration", "2", "--max-in-flight", "1", "--processes", "2"
+    )
+    assert done.returncode == 2, done.stderr
+    assert "--max-in-flight 1 is below --processes 2" in done.stderr
+
+
+def test_a_bad_stages_flag_is_blamed_on_the_flag_not_the_profile() -> None:
+    done = loadkit_load("--stages", "1s:20000")
+    assert done.returncode == 2, done.stderr
+    assert "error: --stages: a stage's target is 20000 users" in done.stderr

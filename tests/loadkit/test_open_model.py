@@ -153,6 +153,47 @@ def test_iterations_still_queued_at_the_end_are_not_sent(tmp_path: Path) -> None
     assert results.totals.ok == 4
     assert 70 <= not_sent[0].count == results.totals.errors <= 76
     assert results.totals.requests == 4 + not_sent[0].count
+    # The queue the iterations never sent waited in was at least that long.
+    assert results.schedule is not None
+    assert results.schedule.max_queue >= not_sent[0].count
+
+
+SLOW_SCENARIO_CODE = """
+import gevent
+from locust import FastHttpUser, constant, task
+
+class Slow(FastHttpUser):
+    wait_time = constant(0)
+
+    def on_start(self):
+        gevent.sleep(1.0)  # a login on a cold service: before the timetable, not in it
+
+    @task
+    def checked(self):
+        with self.client.get("/", name="/checked", catch_response=True) as response:
+            gevent.sleep(0.2)  # the scenario's own work, after the response came
+            response.success()
+"""
+
+
+def test_response_time_is_neither_on_start_nor_the_code_in_a_catch_response_block(
+    tmp_path: Path,
+) -> None:
+    # An instant server, 20/s for 1 s, 10 users: every iteration could be sent when due, so its
+    # response time is its service time (a few ms), not the 1 s on_start the timetable would
+    # otherwise have started during, nor the 200 ms spent inside the with-block.
+    scenario = tmp_path / "slow.py"
+    scenario.write_text(SLOW_SCENARIO_CODE)
+    with scheduled_server() as (url, _):
+        done, out = run_locust(
+            tmp_path, url,
+            "--loadkit-rate", "20", "--loadkit-duration", "1", "--loadkit-max-in-flight", "10",
+            scenario=scenario,
+        )  # fmt: skip
+    results = read_results(out)
+    assert isinstance(results, LoadResults)
+    assert results.totals.requests >= 15 and results.totals.errors == 0, done.stderr[-3000:]
+    assert results.latency_ms.max is not None and results.latency_ms.max < 100.0, results.latency_ms
 
 
 CPU_BURNER = """
@@ -201,7 +242,7 @@ def test_an_open_run_over_two_processes_holds_the_total_rate(tmp_path: Path) -> 
         done, out = run_locust(
             tmp_path, url,
             "--processes", "2", "--loadkit-rate", "60", "--loadkit-duration", "2",
-            "--loadkit-max-in-flight", "20",
+            "--loadkit-max-in-flight", "21",
         )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     results = read_results(out)
@@ -216,6 +257,26 @@ def test_an_open_run_over_two_processes_holds_the_total_rate(tmp_path: Path) -> 
     # dispatched is one request recorded.
     assert schedule.iterations_dispatched == results.totals.requests
     assert schedule.achieved_rate == pytest.approx(60.0, rel=0.05)
+    # The rate over the timetable's span, not over the lead before it (nothing was due then).
+    assert results.totals.rps == pytest.approx(60.0, rel=0.05)
+    assert results.duration_s == pytest.approx(2.0, abs=0.1)
+    # 21 slots split 11 + 10 by Locust: the bound reported is the run's, not 2 × 11.
+    assert schedule.max_in_flight == 21
+
+
+def test_a_master_expecting_more_workers_than_slots_is_refused(tmp_path: Path) -> None:
+    # Plain Locust with the plugin (no launcher to check first): one slot for two workers would
+    # leave a worker without a user, and its half of the timetable would never run.
+    command = [
+        sys.executable, "-m", "locust", "-f", f"{URL_SCENARIO},{PLUGIN_PATH}",
+        "--headless", "--master", "--expect-workers", "2", "--master-bind-port", "0",
+        "--host", "http://127.0.0.1:9", "--loadkit-rate", "10", "--loadkit-max-in-flight", "1",
+        "--loadkit-out", str(tmp_path / "load.json"),
+    ]  # fmt: skip
+    # Refused at init, before Locust waits for its workers (none come here).
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=20)
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "--loadkit-max-in-flight 1 is below the 2 workers" in done.stderr
 
 
 STAGES_JSON = '[{"duration_s": 2, "target": 20}, {"duration_s": 2, "target": 20, "name": "peak"}]'

@@ -102,6 +102,22 @@ def test_the_summary_puts_the_response_time_first_and_says_why_service_time_diff
     assert "svc P95 ms" in text
 
 
+def test_the_summary_mentions_the_queue_only_when_iterations_queued() -> None:
+    run = frozen_open_run()
+    text = render_load_table(run)
+    assert (
+        "on average between their due time and their send (up to 7 iterations queued for a "
+        "free user)"
+    ) in text
+    assert run.schedule is not None
+    never_queued = run.model_copy(
+        update={"schedule": run.schedule.model_copy(update={"max_queue": 0})}
+    )
+    text = render_load_table(never_queued)
+    assert "on average between their due time and their send, and 2 were never sent" in text
+    assert "free user" not in text
+
+
 def test_the_summary_says_whose_wait_time_an_open_run_ignored() -> None:
     run = frozen_open_run()
     config = {**run.config, "wait_time_ignored": ["LoginUser", "Browse"]}

@@ -38,6 +38,7 @@ import json
 import logging
 import os
 import signal
+import time
 from argparse import Namespace
 from pathlib import Path
 from types import TracebackType
@@ -51,6 +52,7 @@ from locust.exception import StopTest
 
 from loadkit.defaults import DEFAULT_LOAD_OUT as DEFAULT_OUT
 from loadkit.defaults import DEFAULT_UI_DIR
+from loadkit.engines.locust.plugin.closed_stages import MARKER as STAGES_MARKER
 from loadkit.engines.locust.plugin.closed_stages import apply_stages
 from loadkit.engines.locust.plugin.first_look import look_first, note_raised
 from loadkit.engines.locust.plugin.launch_check import check_launch
@@ -358,9 +360,24 @@ class LoadkitPlugin:
 
     def _users_for_open_run(self, open_run: OpenRun) -> None:
         # One Locust user per slot, all spawned at once: the timetable starts once they are.
+        shape = self.environment.shape_class
+        if shape is not None and not hasattr(shape, STAGES_MARKER):
+            raise ValueError(
+                f"--loadkit-rate cannot drive a locustfile that has a LoadTestShape of its own "
+                f"({type(shape).__name__}): the shape decides the users, the timetable the "
+                "iterations; drop the rate, or run the shape alone"
+            )
         options = self.environment.parsed_options
         if options is None:
             return
+        workers = int(getattr(options, "expect_workers", 0) or 0) if self.master else 0
+        if workers > open_run.max_in_flight:
+            # Locust would give some workers no user: their share of the timetable never runs.
+            raise ValueError(
+                f"--loadkit-max-in-flight {open_run.max_in_flight} is below the "
+                f"{workers} workers (--expect-workers/--processes {workers}): each worker needs "
+                "at least one iteration in flight; raise it or run fewer workers"
+            )
         asked = getattr(options, "num_users", None)
         if asked not in (None, open_run.max_in_flight):
             logger.info(
@@ -387,6 +404,16 @@ class LoadkitPlugin:
         # counts the run's duration and the stages' times from there (returned, for
         # ``LoadTest.timetable_started``).
         start_at = self.clock.now() + DISTRIBUTED_START_LEAD_S
+        if len(workers) > open_run.max_in_flight:
+            # Not known at init (no --expect-workers, a web UI run): say so, loudly.
+            logger.error(
+                "loadkit: --loadkit-max-in-flight %d is below the %d workers connected: the "
+                "workers Locust gives no user cannot run their share of the timetable (it "
+                "shows as not sent); raise it to at least %d",
+                open_run.max_in_flight,
+                len(workers),
+                len(workers),
+            )
         for index, client_id in enumerate(workers):
             share = open_run.for_worker(index, len(workers), start_at=start_at)
             self.master.send_message(SLOT_MESSAGE, share.to_wire(), client_id=client_id)
@@ -611,11 +638,19 @@ class LoadkitPlugin:
         service_s: float | None = None
         model = self.open_model
         if model is not None:
-            # Open model: an iteration's first request is timed from the iteration's due time.
-            due = model.first_request_due()
+            # Open model: an iteration's first request is timed from the iteration's due time:
+            # its wait from due to send plus its service time. Not ``end - due``: with
+            # catch_response the event fires when the with-block exits, after the scenario's own
+            # code. ``start_time`` is Locust's wall-clock send (time.time(), both clients):
+            # moved onto the run clock by its age now.
+            start_time = _kwargs.get("start_time")
+            sent = end - latency_s
+            if isinstance(start_time, float):
+                sent = min(sent, end - (time.time() - start_time))
+            due = model.first_request_due(sent)
             if due is not None:
                 service_s = latency_s
-                latency_s = max(end - due, service_s)
+                latency_s = max(sent - due, 0.0) + service_s
         if exception is None:
             batch = recording.batch
             batch.append((endpoint, latency_s, service_s, end))

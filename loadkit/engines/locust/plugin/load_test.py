@@ -148,6 +148,7 @@ class LoadTest(Generic[RunnerT]):
         )
         if self.timetable_start is not None:
             recorder.start_stages_at(self.timetable_start)
+            recorder.count_span_from(self.timetable_start)
         if self.open_model is not None:
             recorder.set_schedule(self.open_model.schedule)
         return recorder
@@ -159,6 +160,7 @@ class LoadTest(Generic[RunnerT]):
         spawned)."""
         self.timetable_start = t0
         self.recording.recorder.start_stages_at(t0)
+        self.recording.recorder.count_span_from(t0)
 
     def _stop_after(self, duration_s: float) -> None:
         # gevent.spawn_later ends early on a stale loop clock: wait on perf_counter instead.

@@ -15,13 +15,16 @@ login). Locust's users keep running their own loop (``TaskSet.run``: on_start, t
   iteration starts (a scenario's ``wait_time`` is ignored, and the results say so).
 
 The dispatcher greenlet starts the timetable once Locust has spawned every user (spawning a few
-thousand users blocks the loop for a moment, which would otherwise show as scheduler lag), then
+thousand users blocks the loop for a moment, which would otherwise show as scheduler lag) and
+every user has run its on_start and waits for an iteration (up to ``ON_START_TIMEOUT_S``), then
 hands each iteration at its due time to a free user, the longest free first. An iteration due
 while no user is free waits in the queue and is measured from its due time all the same;
 ``max_in_flight`` is the number of users Locust was asked to start, so at most that many
-iterations run at once. The first request of an iteration is timed from the iteration's due time
-(its response time), later ones of the same iteration from their send (they were due when the
-previous one completed, and any gap between is the scenario's own code or think time).
+iterations run at once. The first request of an iteration (by send order) is timed from the
+iteration's due time: its response time is the wait from due to send plus its own service time
+(never the scenario's code inside a ``catch_response`` block, which Locust's request event
+follows). Later ones of the same iteration are timed from their send (any gap before them is
+the scenario's own code).
 
 Scheduler lag is how late an iteration started after it could have: its start minus the later of
 its due time and the moment its user became free. Only the generator (a busy loop, a saturated
@@ -53,7 +56,13 @@ from loadkit.measure.schedule import ScheduleStats, mean_rate
 logger = logging.getLogger("loadkit")
 
 SPAWN_POLL_S = 0.005
-"""How often the dispatcher looks whether Locust has finished spawning the users."""
+"""How often the dispatcher looks whether Locust has finished spawning the users (and whether
+they have all finished their on_start)."""
+
+ON_START_TIMEOUT_S = 30.0
+"""How long the timetable waits for the users' on_start (a login, a registration hashing a
+password) to finish before it starts anyway, with a warning: long enough for a few dozen bcrypt
+registrations on a cold service, short enough that a stuck on_start does not hang the run."""
 
 
 @dataclass(slots=True)
@@ -64,8 +73,9 @@ class Iteration:
     """This worker's iteration number (0-based)."""
     due: float
     """When it was due (run clock)."""
-    first_request: bool = True
-    """No request of it has completed yet: the next one is timed from ``due``."""
+    first_send: float | None = None
+    """When the earliest-sent request of it seen so far was sent (run clock); None before its
+    first request completes."""
 
 
 class OpenModel:
@@ -78,12 +88,15 @@ class OpenModel:
         clock: RunClock,
         max_in_flight: int,
         spawning: Callable[[], bool] = lambda: False,
+        users: Callable[[], int] = lambda: 0,
     ) -> None:
         """Iterations of ``timetable``, on ``clock``; ``spawning()`` says whether Locust is still
-        spawning users (the timetable starts when it no longer is)."""
+        spawning users, ``users()`` how many it has: the timetable starts when it no longer
+        spawns and every user waits for an iteration (its on_start has run)."""
         self.timetable = timetable
         self.clock = clock
         self._spawning = spawning
+        self._users = users
         self.schedule = ScheduleStats(
             target_rate=share_rate(timetable), max_in_flight=max_in_flight
         )
@@ -123,6 +136,16 @@ class OpenModel:
         while self._spawning():
             gevent.sleep(SPAWN_POLL_S)
         now = self.clock.now
+        self._wait_for_on_start()
+        # The slots this process really has (Locust splits the users across workers unevenly
+        # when they do not divide): summed over the workers, the run's bound.
+        self.schedule.max_in_flight = self._users() or self.schedule.max_in_flight
+        if self.start_at is not None and now() > self.start_at:
+            logger.warning(
+                "loadkit: open model: the users' on_start ended %.2f s after the workers' common "
+                "start; the iterations due meanwhile are measured from their due time",
+                now() - self.start_at,
+            )
         if self.start_at is not None:
             # A worker: the master's common start, so that all workers' shares interleave.
             while (delay := self.start_at - now()) > 0:
@@ -139,12 +162,14 @@ class OpenModel:
             while (delay := due - now()) > 0:
                 gevent.sleep(delay)  # woken early by a stale loop clock: sleep the rest
             if not free:
-                # Queued: no user is free. Measured from its due time whenever it starts.
-                queue = self.timetable.due_count(now() - t0) - self.dispatched
-                self.schedule.max_queue = max(self.schedule.max_queue, queue)
+                # Queued: no user is free. Measured from its due time whenever it starts. The
+                # queue grows while the dispatcher waits: measured each time it wakes (and at
+                # the stop), not only when it begins to wait.
+                self._note_queue()
                 while not free:
                     self._user_freed.clear()
                     self._user_freed.wait()
+                    self._note_queue()
             if self.stop_time is not None:
                 # Stopped while this greenlet waited: its kill is on its way, but a loop busy
                 # stopping thousands of users can wake it first, and it would hand out a burst
@@ -154,12 +179,37 @@ class OpenModel:
             waiter.set(Iteration(index=self.dispatched, due=due))
             self.dispatched += 1
 
+    def _note_queue(self, *, free: int = 0) -> None:
+        # Up to the moment a user freed (the dispatcher's wake-up) every iteration due and not
+        # dispatched was waiting; at the stop those a free user was about to take were cut by
+        # the end, not queued (as in ``not_sent``).
+        queued = self.queue_length() - free
+        self.schedule.max_queue = max(self.schedule.max_queue, queued)
+
+    def _wait_for_on_start(self) -> None:
+        """Until every user waits for an iteration (each has run its on_start), or for
+        ``ON_START_TIMEOUT_S``: a timetable started earlier would time its first iterations
+        from due times at which no user could begin them."""
+        give_up = self.clock.now() + ON_START_TIMEOUT_S
+        while len(self._free) < self._users():
+            if self.clock.now() >= give_up:
+                logger.warning(
+                    "loadkit: open model: %d of %d users had not finished on_start after %.0f s; "
+                    "starting the timetable anyway",
+                    self._users() - len(self._free),
+                    self._users(),
+                    ON_START_TIMEOUT_S,
+                )
+                return
+            gevent.sleep(SPAWN_POLL_S)
+
     def stop(self) -> None:
         """The run ends: hand out nothing more (users waiting are stopped by Locust)."""
         if self.stop_time is not None:
             return
         self.stop_time = self.clock.now()
         self._free_at_stop = len(self._free)
+        self._note_queue(free=self._free_at_stop)
         if self._greenlet is not None:
             self._greenlet.kill(block=False)
 
@@ -209,13 +259,22 @@ class OpenModel:
         if self.current.pop(gevent.getcurrent(), None) is not None:
             self.in_flight -= 1
 
-    def first_request_due(self) -> float | None:
-        """For a request completing now in the calling greenlet: the due time to time it from
-        (the iteration's, for its first request), or None (time it from its send)."""
+    def first_request_due(self, sent: float) -> float | None:
+        """For a request sent at ``sent`` (run clock) completing now in the calling greenlet:
+        the due time to time it from (the iteration's, for its first request by send order),
+        or None (time it from its send).
+
+        Requests complete out of send order when one is sent inside another's
+        ``catch_response`` block: a request sent no later than any of its iteration's
+        requests seen so far is the first one (so the outer one is timed from the due time
+        even when the inner one completed before it)."""
         iteration = self.current.get(gevent.getcurrent())
-        if iteration is None or not iteration.first_request:
+        if iteration is None:
             return None
-        iteration.first_request = False
+        first = iteration.first_send
+        if first is not None and sent > first:
+            return None
+        iteration.first_send = sent
         return iteration.due
 
     # --- figures ----------------------------------------------------------------------------
@@ -253,6 +312,7 @@ class OpenModel:
             return []
         self.finished = True
         not_sent = self.not_sent()
+        self.schedule.max_queue = max(self.schedule.max_queue, len(not_sent))
         schedule = self.schedule
         schedule.iterations_due = schedule.iterations_dispatched + len(not_sent)
         schedule.drain_s = drain_s

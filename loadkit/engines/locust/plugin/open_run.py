@@ -48,7 +48,17 @@ def start_open_model(
         return greenlet is not None and not greenlet.dead
 
     share = -(-open_run.max_in_flight // open_run.worker_count)  # Locust splits users so
-    model = OpenModel(timetable=timetable, clock=clock, max_in_flight=share, spawning=spawning)
+
+    def users() -> int:
+        return int(getattr(locust_runner, "user_count", 0) or 0)
+
+    model = OpenModel(
+        timetable=timetable,
+        clock=clock,
+        max_in_flight=share,
+        spawning=spawning,
+        users=users,
+    )
     model.start_at = open_run.start_at
     ignored = ignored_wait_times(list(environment.user_classes))
     if ignored:
