@@ -185,11 +185,7 @@ def _endpoints_table(results: LoadResults) -> str:
             *_latency_cells(e.latency_ms),
         ]
         if with_service:
-            service = e.service_time_ms
-            row += [
-                format_ms(service.p95 if service else None),
-                format_ms(service.p99 if service else None),
-            ]
+            row += _service_cells(e.service_time_ms)
         rows.append(row)
     headers = ["endpoint", *LATENCY_HEADERS]
     if with_service:
@@ -413,13 +409,17 @@ def _stages_table(results: LoadResults) -> str:
         latency = stage.latency_ms
         row += [format_ms(latency.p50), format_ms(latency.p95), format_ms(latency.p99)]
         if with_service:
-            service = stage.service_time_ms
-            row += [
-                format_ms(service.p95 if service else None),
-                format_ms(service.p99 if service else None),
-            ]
+            row += _service_cells(stage.service_time_ms)
         rows.append(row)
     return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
+
+
+def _service_cells(service: LatencySummary | None) -> list[str]:
+    """The service-time columns of a row (P95, P99), blank where none was measured."""
+    return [
+        format_ms(service.p95 if service else None),
+        format_ms(service.p99 if service else None),
+    ]
 
 
 def render_load_table(results: LoadResults, *, path: str | None = None) -> str:
