@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from loadkit.defaults import LOOPBACK
 from loadkit.engines.locust.launch import PLUGIN_PATH
 from loadkit.measure.results import LoadResults, read_results
+from loadkit.run.bundled_service import free_port
 from tests.loadkit.scheduled_server import scheduled_server
 
 URL_SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "url.py"
@@ -31,6 +33,12 @@ def run_locust(
         "--headless", "--host", url, "--only-summary",
         "--loadkit-out", str(out), *extra,
     ]  # fmt: skip
+    if "--processes" in extra:
+        # Never Locust's fixed 5557: another run on this machine (a parallel CI job) would take
+        # it, or its workers would join ours (loadkit's own launch picks a free port the same way).
+        port = str(free_port())
+        command += ["--master-bind-host", LOOPBACK, "--master-bind-port", port]
+        command += ["--master-port", port]
     done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=90)
     assert out.exists(), done.stderr[-3000:]
     return done, out
