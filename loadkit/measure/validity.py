@@ -148,7 +148,7 @@ def timetable_missed_reason(*, lag_p99_ms: float, bound_ms: float) -> InvalidRea
 
 LOOP_PROBE_INTERVAL_S = 0.01
 """How long the open model's loop probe sleeps between wake-ups: 100 wake-ups a second (a few
-µs of CPU each, well under 0.1 % of a core), enough samples for a P99 in a 2 s run."""
+µs of CPU each, well under 0.1 % of a core), enough samples for a P90 in a 1 s run."""
 
 
 LOOP_DELAY_P90_BOUND_MS = 2.0
@@ -161,15 +161,15 @@ P99 5.6 ms, judged valid). The loop delay (how late a greenlet sleeping ``LOOP_P
 wakes) is measured whether or not a user is free: it is about one turn of the loop, which grows
 when the loop never idles.
 
-Measured on the 2-core machine this project is built on, shared with other work (December 2026,
-5 s runs of ``loadkit load URL --rate R --max-in-flight 20`` against nginx on loopback, load
-average 1.0-1.6; ``docs/results.md`` has the table): healthy runs had a loop-delay P90 of
-0.98-1.09 ms at 100/s and 500/s, 0.83-1.06 ms from 1,000/s to 5,000/s (CPU up to 81 %); a run at
-its limit (7,000/s, 99.4-99.6 % of the rate, CPU 81-83 %) 1.35-2.61 ms; saturated generators
-(10,000/s and 14,000/s, 60-84 % of the rate completed, iterations left by the thousand as
-not_sent, scheduler lag P99 1.9-4.1 ms: valid by the lag alone) 2.75-4.79 ms, and a loop
-blocked between requests tens of ms. The P99 does not tell them apart (healthy 1.7-6.7 ms,
-saturated 6.9-8.7 ms: a preemption now and then is as late as a saturated turn), the P90 does:
+Measured on the 2-core machine this project is built on, shared with other work (December 2026, 5 s
+runs of ``loadkit load URL --rate R --max-in-flight 20`` against nginx on loopback, load average
+1.0-1.6; ``docs/results.md`` has the table): healthy runs had a loop-delay P90 of 1.03-1.09 ms at
+100/s and 500/s, 0.83-1.06 ms from 1,000/s to 5,000/s (CPU up to 81 %); a run at its limit
+(7,000/s, 99.4-99.6 % of the rate, CPU 81-83 %) 1.35-2.61 ms; saturated generators (10,000/s and
+14,000/s, 60-84 % of the rate completed, iterations left by the thousand as not_sent, scheduler lag
+P99 1.9-4.1 ms: valid by the lag alone) 2.75-4.79 ms, and a loop blocked 10 ms after each response
+(2 users, 300/s, its CPU at 6-7 %) 8.8-16.9 ms. The P99 does not tell them apart (healthy 1.7-6.7
+ms, saturated 6.9-8.7 ms: a preemption now and then is as late as a saturated turn), the P90 does:
 2 ms is about twice the worst healthy P90 at 100/s and 500/s, under every saturated one. A
 generator at its very limit may be voided by it; it was already close to the queueing this bound
 exists to catch."""

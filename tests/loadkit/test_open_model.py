@@ -246,7 +246,7 @@ class Blocker(FastHttpUser):
     @task
     def blocked(self):
         self.client.get("/")
-        block(0.005)  # the generator's own work after each response, done by the loop
+        block(0.01)  # the generator's own work after each response, done by the loop
 """
 
 
