@@ -35,9 +35,12 @@ from loadkit.measure.user_exceptions import UserException
 from loadkit.measure.validity import (
     LAG_MIN_OVER_BOUND,
     LAG_P99_BOUND_MS,
+    LOOP_DELAY_MIN_OVER_BOUND,
+    LOOP_DELAY_P90_BOUND_MS,
     InvalidReason,
     add_reason,
     has_code,
+    loop_lagged_reason,
     overload_reason,
     timetable_missed_reason,
 )
@@ -327,10 +330,14 @@ class Stall(_Model):
         return self
 
 
-class ScheduleResults(_Model):
+class ScheduleResults(_Model, _OmitsEmptyOptionals):
     """An open-model run's timetable and how the generator kept it (absent in a closed run).
 
     Summed over the generator processes, except where a field says otherwise."""
+
+    OMITTED_WHEN_NONE: ClassVar[frozenset[str]] = frozenset(
+        {"loop_delay_ms", "loop_delay_histogram", "loop_delay_bound_ms", "loop_delay_over_bound"}
+    )
 
     target_rate: float = Field(
         ge=0,
@@ -369,6 +376,20 @@ class ScheduleResults(_Model):
         "of any process)",
     )
     max_in_flight: int = Field(ge=0, description="the bound on iterations running at once")
+    loop_delay_ms: LatencySummary | None = Field(
+        default=None,
+        description="how late the generator's event loop woke a probe sleeping a fixed 10 ms, "
+        "measured whether or not a user was free (absent: not measured)",
+    )
+    loop_delay_histogram: EncodedHistogram | None = None
+    loop_delay_bound_ms: float | None = Field(
+        default=None,
+        gt=0,
+        description="the loop delay P90 above which the run is invalid (generator_overloaded)",
+    )
+    loop_delay_over_bound: int | None = Field(
+        default=None, ge=0, description="wake-ups later than loop_delay_bound_ms"
+    )
 
     @model_validator(mode="after")
     def _adds_up(self) -> ScheduleResults:
@@ -409,6 +430,19 @@ class ScheduleResults(_Model):
         if p99 is None or p99 <= min(self.lag_bound_ms, LAG_P99_BOUND_MS):
             return False
         return self.lag_over_bound is None or self.lag_over_bound >= LAG_MIN_OVER_BOUND
+
+    @property
+    def loop_delay_exceeded(self) -> bool:
+        """Whether the event loop's delay P90 is above its bound, with at least
+        ``LOOP_DELAY_MIN_OVER_BOUND`` wake-ups above it (a file cannot loosen the bound)."""
+        delay = self.loop_delay_ms
+        if delay is None or delay.p90 is None:
+            return False
+        bound = min(self.loop_delay_bound_ms or LOOP_DELAY_P90_BOUND_MS, LOOP_DELAY_P90_BOUND_MS)
+        if delay.p90 <= bound:
+            return False
+        over = self.loop_delay_over_bound
+        return over is None or over >= LOOP_DELAY_MIN_OVER_BOUND
 
 
 class StageResults(_Model, _OmitsEmptyOptionals):
@@ -722,6 +756,20 @@ class LoadResults(_TrafficResults):
             reason = timetable_missed_reason(
                 lag_p99_ms=schedule.lag_ms.p99,
                 bound_ms=min(schedule.lag_bound_ms, LAG_P99_BOUND_MS),
+            )
+            self.invalid_reasons = add_reason(self.invalid_reasons, reason)
+        if (
+            schedule is not None
+            and schedule.loop_delay_exceeded
+            and schedule.loop_delay_ms is not None
+            and schedule.loop_delay_ms.p90 is not None
+        ):
+            reason = loop_lagged_reason(
+                delay_p90_ms=schedule.loop_delay_ms.p90,
+                bound_ms=min(
+                    schedule.loop_delay_bound_ms or LOOP_DELAY_P90_BOUND_MS,
+                    LOOP_DELAY_P90_BOUND_MS,
+                ),
             )
             self.invalid_reasons = add_reason(self.invalid_reasons, reason)
         return self

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from loadkit.measure.histogram import LOWEST_US, LatencyHistogram
 from loadkit.measure.results import ScheduleResults
-from loadkit.measure.validity import LAG_P99_BOUND_MS
+from loadkit.measure.validity import LAG_P99_BOUND_MS, LOOP_DELAY_P90_BOUND_MS
 from loadkit.measure.worker_share import ScheduleShare
 from loadkit.stages import Stage, total_duration_s
 
@@ -45,12 +46,20 @@ class ScheduleStats:
     """How long the requests still in flight at the end were waited for."""
     max_in_flight: int = 0
     """This process's bound on iterations running at once."""
+    loop_delay: LatencyHistogram = field(default_factory=LatencyHistogram)
+    """How late (µs) the generator's event loop woke a probe that sleeps a fixed interval
+    (``LOOP_PROBE_INTERVAL_S``): measured whether or not a user is free, so a generator too
+    slow to process its responses shows here even when every user is busy."""
 
     def record_lag(self, lag_s: float) -> None:
         """One dispatch, ``lag_s`` seconds after its due time, while a user slot was free."""
         # At least the histogram's 1 µs floor: no lag (or a clock's jitter below 0) is an
         # in-range value, not one to count as clamped.
         self.lag.record_us(max(lag_s * 1_000_000.0, float(LOWEST_US)))
+
+    def record_loop_delay(self, delay_s: float) -> None:
+        """The loop probe woke ``delay_s`` seconds after it asked to."""
+        self.loop_delay.record_us(max(delay_s * 1_000_000.0, float(LOWEST_US)))
 
     def to_share(self) -> ScheduleShare:
         """The figures as plain data for a master (cumulative)."""
@@ -63,6 +72,7 @@ class ScheduleStats:
             max_queue=self.max_queue,
             drain_s=self.drain_s,
             max_in_flight=self.max_in_flight,
+            loop_delay=self.loop_delay.encode() if self.loop_delay.count else None,
         )
 
     @classmethod
@@ -77,6 +87,11 @@ class ScheduleStats:
             max_queue=share.max_queue,
             drain_s=share.drain_s,
             max_in_flight=share.max_in_flight,
+            loop_delay=(
+                LatencyHistogram.decode(share.loop_delay)
+                if share.loop_delay is not None
+                else LatencyHistogram()
+            ),
         )
 
 
@@ -96,6 +111,7 @@ def combine(parts: Iterable[ScheduleStats]) -> ScheduleStats | None:
         total.max_queue = max(total.max_queue, part.max_queue)
         total.drain_s = max(total.drain_s, part.drain_s)
         total.max_in_flight += part.max_in_flight
+        total.loop_delay.add(part.loop_delay)
     return total
 
 
@@ -117,7 +133,20 @@ def schedule_results(stats: ScheduleStats, *, not_sent: int) -> ScheduleResults:
         max_queue=stats.max_queue,
         drain_s=round(stats.drain_s, 6),
         max_in_flight=stats.max_in_flight,
+        **_loop_delay_fields(stats.loop_delay),
     )
+
+
+def _loop_delay_fields(loop_delay: LatencyHistogram) -> dict[str, Any]:
+    # Absent (not zero) when no probe woke: a run too short for one, or a file's older writer.
+    if not loop_delay.count:
+        return {}
+    return {
+        "loop_delay_ms": loop_delay.summary(),
+        "loop_delay_histogram": loop_delay.encode(),
+        "loop_delay_bound_ms": LOOP_DELAY_P90_BOUND_MS,
+        "loop_delay_over_bound": loop_delay.count_above_us(LOOP_DELAY_P90_BOUND_MS * 1000.0),
+    }
 
 
 def mean_rate(stages: Sequence[Stage], *, start: float = 0.0) -> float:

@@ -34,8 +34,8 @@ MEANINGS: Mapping[InvalidCode, str] = MappingProxyType(
         "its time bound), or could not run at all (smoke: target unreachable; lock audit: a "
         "file that does not parse)",
         "generator_overloaded": "a load generator process ran above 90 % CPU, or (open model) "
-        "did not keep its timetable (scheduler lag P99 above its bound): its latencies include "
-        "its own queueing",
+        "did not keep its timetable (scheduler lag P99 or event-loop delay P90 above its bound): "
+        "its latencies include its own queueing",
         "incomplete": "the test ended before its planned duration without being stopped "
         "(Locust ended it: its last worker quit), or its LoadTestShape had not finished when "
         "the duration (the shape's cap) was reached",
@@ -143,6 +143,53 @@ def timetable_missed_reason(*, lag_p99_ms: float, bound_ms: float) -> InvalidRea
         detail=f"the timetable was not kept: scheduler lag P99 {lag_p99_ms:g} ms is above the "
         f"{bound_ms:g} ms bound, so response times include the generator's own delay. Use more "
         "--processes, a lower --rate or a lighter scenario",
+    )
+
+
+LOOP_PROBE_INTERVAL_S = 0.01
+"""How long the open model's loop probe sleeps between wake-ups: 100 wake-ups a second (a few
+µs of CPU each, well under 0.1 % of a core), enough samples for a P90 in a 1 s run."""
+
+
+LOOP_DELAY_P90_BOUND_MS = 2.0
+"""An open-model run is invalid when its event-loop delay's P90 is above this (milliseconds).
+
+The scheduler lag is measured only while a user is free; a generator too slow to process the
+responses keeps every user busy, and its own delay then shows as queue, ``not_sent`` and
+response time charged to the target, with a small lag (seen: 7,850/s asked, 79 % completed, lag
+P99 5.6 ms, judged valid). The loop delay (how late a greenlet sleeping ``LOOP_PROBE_INTERVAL_S``
+wakes) is measured whether or not a user is free: it is about one turn of the loop, which grows
+when the loop never idles.
+
+Measured on the 2-core machine this project is built on, shared with other work (December 2026, 5 s
+runs of ``loadkit load URL --rate R --max-in-flight 20`` against nginx on loopback, load average
+1.0-1.6; ``docs/results.md`` has the table): healthy runs had a loop-delay P90 of 1.03-1.09 ms at
+100/s and 500/s, 0.83-1.06 ms from 1,000/s to 5,000/s (CPU up to 81 %); a run at its limit
+(7,000/s, 99.4-99.6 % of the rate, CPU 81-83 %) 1.35-2.61 ms; saturated generators (10,000/s and
+14,000/s, 60-84 % of the rate completed, iterations left by the thousand as not_sent, scheduler lag
+P99 1.9-4.1 ms: valid by the lag alone) 2.75-4.79 ms, and a loop blocked 10 ms after each response
+(2 users, 300/s, its CPU at 6-7 %) 8.8-16.9 ms. The P99 does not tell them apart (healthy 1.7-6.7
+ms, saturated 6.9-8.7 ms: a preemption now and then is as late as a saturated turn), the P90 does:
+2 ms is about twice the worst healthy P90 at 100/s and 500/s, under every saturated one. A
+generator at its very limit may be voided by it; it was already close to the queueing this bound
+exists to catch."""
+
+
+LOOP_DELAY_MIN_OVER_BOUND = 3
+"""As ``LAG_MIN_OVER_BOUND``: the loop delay's P90 voids a run only when at least this many
+wake-ups were later than the bound (on a run of under 30 wake-ups, 0.3 s, one or two hiccups
+are the P90)."""
+
+
+def loop_lagged_reason(*, delay_p90_ms: float, bound_ms: float) -> InvalidReason:
+    """An open-model generator's event loop woke its probe later than ``bound_ms`` at the P90:
+    it could not keep up with its own work (responses, users), whatever the scheduler lag."""
+    return InvalidReason(
+        code="generator_overloaded",
+        detail=f"the generator's event loop lagged: its wake-ups were late by {delay_p90_ms:g} ms "
+        f"at the P90, above the {bound_ms:g} ms bound, so queueing, not_sent and response times "
+        "include the generator's own delay. Use more --processes, a lower --rate or a lighter "
+        "scenario",
     )
 
 

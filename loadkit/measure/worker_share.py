@@ -62,6 +62,8 @@ class ScheduleShare(_Share):
     max_queue: int = Field(ge=0)
     drain_s: float = Field(ge=0)
     max_in_flight: int = Field(ge=0)
+    loop_delay: EncodedHistogram | None = None
+    """The loop probe's delays (None: none measured yet)."""
 
 
 class ErrorGroupShare(_Share):

@@ -362,6 +362,12 @@ def schedule_line(schedule: ScheduleResults) -> str:
         if lag.count
         else "scheduler lag: no dispatch measured"
     )
+    loop = schedule.loop_delay_ms
+    if loop is not None and loop.count:
+        bound = schedule.loop_delay_bound_ms
+        lag_text += f"; event-loop delay P90 {format_ms(loop.p90, unit=True)} (max " + (
+            f"{format_ms(loop.max, unit=True)}" + (f", bound {bound:g} ms)" if bound else ")")
+        )
     return (
         f"open model: target {schedule.target_rate:,.1f}/s, achieved {achieved}; {lag_text}; "
         f"iterations due {schedule.iterations_due:,}, dispatched "

@@ -244,6 +244,46 @@ def test_a_generator_that_cannot_keep_the_rate_is_invalid(tmp_path: Path) -> Non
     assert results.config["wait_time_ignored"] == ["Burner"]
 
 
+LOOP_BLOCKER = """
+from gevent import monkey
+from locust import FastHttpUser, task
+
+block = monkey.get_original("time", "sleep")  # not gevent's: the whole loop waits
+
+class Blocker(FastHttpUser):
+    @task
+    def blocked(self):
+        self.client.get("/")
+        block(0.01)  # the generator's own work after each response, done by the loop
+"""
+
+
+@pytest.mark.slow
+def test_a_generator_whose_loop_lags_while_every_user_is_busy_is_invalid(
+    tmp_path: Path,
+) -> None:
+    # 2 users, each iteration holding the loop 5 ms: at most ~200/s against 300/s asked. Every
+    # iteration starts as soon as a user frees (a scheduler lag of a few ms, under its bound),
+    # so the queue and not_sent would be charged to the target; the loop probe is not fooled.
+    scenario = tmp_path / "blocker.py"
+    scenario.write_text(LOOP_BLOCKER)
+    with scheduled_server() as (url, _):
+        done, out = run_locust(
+            tmp_path, url,
+            "--loadkit-rate", "300", "--loadkit-duration", "2", "--loadkit-max-in-flight", "2",
+            scenario=scenario,
+        )  # fmt: skip
+    results = read_results(out)
+    assert isinstance(results, LoadResults)
+    schedule = results.schedule
+    assert schedule is not None and schedule.not_sent > 0
+    assert not schedule.lag_exceeded, schedule.lag_ms
+    assert schedule.loop_delay_ms is not None and schedule.loop_delay_exceeded
+    (reason,) = results.invalid_reasons
+    assert reason.code == "generator_overloaded" and "event loop lagged" in reason.detail
+    assert done.returncode == 4, done.stderr[-2000:]
+
+
 @pytest.mark.slow
 def test_an_open_run_over_two_processes_holds_the_total_rate(tmp_path: Path) -> None:
     with scheduled_server() as (url, _):

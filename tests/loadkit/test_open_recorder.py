@@ -14,7 +14,7 @@ from loadkit.measure.kinds import NOT_SENT_ENDPOINT
 from loadkit.measure.recorder import LatencyRecorder
 from loadkit.measure.results import LatencySummary, LoadResults, parse_results
 from loadkit.measure.schedule import ScheduleStats, mean_rate
-from loadkit.measure.validity import LAG_P99_BOUND_MS
+from loadkit.measure.validity import LAG_P99_BOUND_MS, LOOP_DELAY_P90_BOUND_MS
 from loadkit.measure.worker_share import SHARE_VERSION, WorkerShare
 from loadkit.stages import Stage
 from tests.loadkit.open_runs import (
@@ -246,6 +246,9 @@ def test_worker_shares_merge_to_what_one_recorder_records() -> None:
     single.record_not_sent(count=3, due=not_sent_due, end=T0 + 3.0)
     whole = schedule_of(requests, rate=100, lags_s=lags, not_sent=3)
     whole.max_in_flight = 6
+    loop_delays = [0.0003 * k for k in range(10)]
+    for delay in loop_delays:
+        whole.record_loop_delay(delay)
     expected = open_results(single, end=T0 + 3.1, schedule=whole)
 
     master = LatencyRecorder(start=T0, source="master", stages=STAGES)
@@ -255,6 +258,8 @@ def test_worker_shares_merge_to_what_one_recorder_records() -> None:
         stats = ScheduleStats(target_rate=50.0, duration_s=whole.duration_s, max_in_flight=3)
         stats.max_queue = 7 if worker_index else 3
         stats.drain_s = 0.25
+        for delay in loop_delays[worker_index::2]:
+            stats.record_loop_delay(delay)
         worker.set_schedule(stats)
         next_report = 0.5
         for index, request in enumerate(requests):
@@ -277,6 +282,8 @@ def test_worker_shares_merge_to_what_one_recorder_records() -> None:
     assert _comparable(merged) == _comparable(expected)
     assert merged.schedule is not None and merged.schedule.target_rate == 100.0
     assert merged.schedule.max_in_flight == 6 and merged.schedule.max_queue == 7
+    assert merged.schedule.loop_delay_ms is not None
+    assert merged.schedule.loop_delay_ms.count == 10
 
 
 def test_a_share_of_another_version_or_other_stages_is_refused() -> None:
@@ -316,6 +323,51 @@ def test_a_generator_that_did_not_keep_its_timetable_makes_the_run_invalid() -> 
     data = missed.model_dump(mode="json", by_alias=True)
     data["invalid_reasons"] = []
     assert not parse_results(data, source="f").valid
+
+
+def _loop_delayed_results(delays_s: list[float]) -> LoadResults:
+    """A run whose timetable was kept (no lag) while its event loop woke its probe late by
+    ``delays_s``: every user busy, so the lag never saw the generator's own delay."""
+    requests = [Request(due=0.01 * i, sent=0.01 * i, end=0.01 * i + 0.002) for i in range(200)]
+    recorder = LatencyRecorder(start=T0)
+    record_open(recorder, requests)
+    stats = schedule_of(requests, rate=100, lags_s=[0.0002] * 200)
+    for delay in delays_s:
+        stats.record_loop_delay(delay)
+    return open_results(recorder, end=T0 + 2.0, schedule=stats)
+
+
+def test_a_generator_whose_event_loop_lagged_makes_the_run_invalid() -> None:
+    # Healthy: 2 late wake-ups in 200 (a collection, a preemption) and the rest on time.
+    healthy = _loop_delayed_results([0.030, 0.030] + [0.0005] * 198)
+    assert healthy.valid, healthy.invalid_reasons
+    schedule = healthy.schedule
+    assert schedule is not None and schedule.loop_delay_bound_ms == LOOP_DELAY_P90_BOUND_MS
+    assert schedule.loop_delay_ms is not None and schedule.loop_delay_over_bound == 2
+    # Saturated: one wake-up in 5 late by 4 ms, while the lag stayed at 0.2 ms.
+    saturated = _loop_delayed_results([0.004 if i % 5 == 0 else 0.0005 for i in range(200)])
+    assert saturated.schedule is not None and not saturated.schedule.lag_exceeded
+    (reason,) = saturated.invalid_reasons
+    assert reason.code == "generator_overloaded"
+    assert "event loop lagged" in reason.detail and "P90" in reason.detail
+    # Read back without the reason, the file gets it again; a file cannot loosen the bound.
+    data = saturated.model_dump(mode="json", by_alias=True)
+    data["invalid_reasons"] = []
+    data["schedule"]["loop_delay_bound_ms"] = 50.0
+    assert not parse_results(data, source="f").valid
+    # A file written before the probe has none of its fields, and stays as it was.
+    older = healthy.model_dump(mode="json", by_alias=True)
+    for name in ("loop_delay_ms", "loop_delay_histogram", "loop_delay_bound_ms"):
+        del older["schedule"][name]
+    del older["schedule"]["loop_delay_over_bound"]
+    assert parse_results(older, source="f").valid
+
+
+def test_a_run_without_loop_delays_writes_no_loop_fields() -> None:
+    run = _loop_delayed_results([])
+    assert run.schedule is not None
+    written = run.model_dump(mode="json", by_alias=True)["schedule"]
+    assert not any(name.startswith("loop_delay") for name in written)
 
 
 def _short_run(late: int) -> LoadResults:

@@ -102,6 +102,21 @@ def test_the_summary_puts_the_response_time_first_and_says_why_service_time_diff
     assert "svc P95 ms" in text
 
 
+def test_the_summary_shows_the_event_loop_delay_beside_the_scheduler_lag() -> None:
+    requests = freeze_timetable()
+    recorder = LatencyRecorder(start=T0)
+    record_open(recorder, requests)
+    schedule = schedule_of(requests, rate=100, lags_s=[0.0005] * 100)
+    for i in range(100):
+        schedule.record_loop_delay(0.004 if i % 5 == 0 else 0.0005)
+    text = render_load_table(open_results(recorder, end=T0 + 3.0, schedule=schedule))
+    assert (
+        "scheduler lag P99 0.5 ms (max 0.5 ms, bound 20 ms); event-loop delay P90 4.0 ms "
+        "(max 4.0 ms, bound 2 ms); iterations due"
+    ) in text
+    assert "the generator's event loop lagged" in text
+
+
 def test_the_summary_mentions_the_queue_only_when_iterations_queued() -> None:
     run = frozen_open_run()
     text = render_load_table(run)

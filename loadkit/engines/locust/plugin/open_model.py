@@ -26,6 +26,10 @@ iteration's due time: its response time is the wait from due to send plus its ow
 follows). Later ones of the same iteration are timed from their send (any gap before them is
 the scenario's own code).
 
+The loop probe, a greenlet that sleeps ``LOOP_PROBE_INTERVAL_S`` again and again from the
+timetable's start to the stop, records how late each wake-up comes: the event loop's own delay,
+whatever the users are doing.
+
 Scheduler lag is how late an iteration started after it could have: its start minus the later of
 its due time and the moment its user became free. Only the generator (a busy loop, a saturated
 CPU) makes it large, and a run whose lag is large did not keep its timetable.
@@ -52,6 +56,7 @@ from locust.user.task import (
 from loadkit.engines.locust.plugin.timetable import Timetable
 from loadkit.measure.recorder import RunClock
 from loadkit.measure.schedule import ScheduleStats, mean_rate
+from loadkit.measure.validity import LOOP_PROBE_INTERVAL_S
 
 logger = logging.getLogger("loadkit")
 
@@ -118,6 +123,7 @@ class OpenModel:
         """Users waiting for an iteration, the longest waiting first, with since when."""
         self._user_freed = Event()
         self._greenlet: gevent.Greenlet | None = None
+        self._probe: gevent.Greenlet | None = None
         self.stop_time: float | None = None
         self._free_at_stop = 0
         self.start_at: float | None = None
@@ -152,6 +158,7 @@ class OpenModel:
                 gevent.sleep(delay)
         t0 = self.t0 = self.start_at if self.start_at is not None else now()
         self.on_start(t0)
+        self._probe = gevent.spawn(self._probe_loop)
         due_s = self.timetable.due_s
         free = self._free
         while True:
@@ -178,6 +185,19 @@ class OpenModel:
             waiter, _since = free.popleft()
             waiter.set(Iteration(index=self.dispatched, due=due))
             self.dispatched += 1
+
+    def _probe_loop(self) -> None:
+        """Sleep a fixed interval, again and again, and record how late each wake-up came: the
+        event loop's own delay, measured whether or not a user is free (the scheduler lag is
+        not, so a loop too busy to process responses would hide behind busy users)."""
+        now = self.clock.now
+        record = self.schedule.record_loop_delay
+        while self.stop_time is None:
+            asked = now() + LOOP_PROBE_INTERVAL_S
+            gevent.sleep(LOOP_PROBE_INTERVAL_S)
+            if self.stop_time is not None:
+                return  # the stop's own pause (stopping the users) is not the run's
+            record(now() - asked)
 
     def _note_queue(self, *, free: int = 0) -> None:
         # Up to the moment a user freed (the dispatcher's wake-up) every iteration due and not
@@ -212,6 +232,8 @@ class OpenModel:
         self._note_queue(free=self._free_at_stop)
         if self._greenlet is not None:
             self._greenlet.kill(block=False)
+        if self._probe is not None:
+            self._probe.kill(block=False)
 
     # --- the users' side --------------------------------------------------------------------
 
