@@ -212,34 +212,38 @@ def check_locust_config(
     long options, ``launch.options_loadkit_sets``) takes over marked as such; a ConfigError
     naming the file and key (or the variable) of the first setting that would change the run
     loadkit measures, and what to use instead."""
-    files = []
-    for file in config.files:
-        taken = []
-        for key in file.keys:
-            # configargparse turns each key into `--key=value` on Locust's command line.
-            option = key if key.startswith("--") else f"--{key}"
-            if option in overridden:
-                taken.append(key)
-                continue
-            found = refusal(option)
-            if found is not None and found.option not in UNUSED[command]:
-                raise ConfigError(
-                    f"{file.path}: key {key!r} ({found.option}) would change the run loadkit "
-                    f"measures: {found.advice}, and remove the key (or run from another folder)"
-                )
-        files.append(ConfigFile(path=file.path, keys=file.keys, overridden=tuple(taken)))
-    env_taken = []
-    for name in config.env:
-        sets = ENV_OPTIONS.get(name)
-        if sets is None or not sets.startswith("--"):
-            continue
-        if sets in overridden:
-            env_taken.append(name)
-            continue
-        found = refusal(sets)
+
+    def overrides(option: str, where: str, undo: str) -> bool:
+        """Whether loadkit's command line takes ``option`` over; a ConfigError when it would
+        change the run and is not taken over."""
+        if option in overridden:
+            return True
+        found = refusal(option)
         if found is not None and found.option not in UNUSED[command]:
             raise ConfigError(
-                f"environment variable {name} ({found.option}) would change the run loadkit "
-                f"measures: {found.advice}, and unset {name}"
+                f"{where} ({found.option}) would change the run loadkit measures: "
+                f"{found.advice}, and {undo}"
             )
-    return LocustConfig(files=tuple(files), env=config.env, env_overridden=tuple(env_taken))
+        return False
+
+    files = []
+    for file in config.files:
+        # configargparse turns each key into `--key=value` on Locust's command line.
+        taken = tuple(
+            key
+            for key in file.keys
+            if overrides(
+                key if key.startswith("--") else f"--{key}",
+                f"{file.path}: key {key!r}",
+                "remove the key (or run from another folder)",
+            )
+        )
+        files.append(ConfigFile(path=file.path, keys=file.keys, overridden=taken))
+    env_taken = tuple(
+        name
+        for name in config.env
+        if (sets := ENV_OPTIONS.get(name)) is not None
+        and sets.startswith("--")
+        and overrides(sets, f"environment variable {name}", f"unset {name}")
+    )
+    return LocustConfig(files=tuple(files), env=config.env, env_overridden=env_taken)
