@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from loadkit.engines.locust.plugin.timetable import (
+from loadkit.engines.timetable import (
     MAX_IN_FLIGHT_CAP,
     Timetable,
     default_max_in_flight,

@@ -69,12 +69,6 @@ from loadkit.engines.locust.plugin.options import OpenRun, PluginOptions
 from loadkit.engines.locust.plugin.recording import BATCH_SIZE, Recording
 from loadkit.engines.locust.plugin.roles import LocalTest, MasterTest, WorkerTest
 from loadkit.engines.locust.plugin.stops import StopOrigin, observe_runner
-from loadkit.engines.locust.plugin.timetable import (
-    IN_FLIGHT_WINDOW_S,
-    MAX_IN_FLIGHT_CAP,
-    default_max_in_flight,
-    peak_rate,
-)
 from loadkit.engines.locust.plugin.user_code import format_traceback, type_name, where_raised
 from loadkit.engines.locust.plugin.worker_report import (
     FINAL_MESSAGE,
@@ -84,6 +78,12 @@ from loadkit.engines.locust.plugin.worker_report import (
     WorkerStop,
 )
 from loadkit.engines.locust.usage_error import refuse
+from loadkit.engines.timetable import (
+    IN_FLIGHT_WINDOW_S,
+    MAX_IN_FLIGHT_CAP,
+    default_max_in_flight,
+    peak_rate,
+)
 from loadkit.measure.live_status import write_status
 from loadkit.measure.recorder import LatencyRecorder, RunClock
 from loadkit.measure.user_exceptions import ExceptionTally

@@ -53,7 +53,7 @@ from locust.user.task import (
     TaskSet,
 )
 
-from loadkit.engines.locust.plugin.timetable import Timetable
+from loadkit.engines.timetable import Timetable
 from loadkit.measure.recorder import RunClock
 from loadkit.measure.schedule import ScheduleStats, mean_rate
 from loadkit.measure.validity import LOOP_PROBE_INTERVAL_S

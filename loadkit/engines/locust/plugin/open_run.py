@@ -19,7 +19,7 @@ from loadkit.engines.locust.plugin.open_model import (
 )
 from loadkit.engines.locust.plugin.options import OpenRun
 from loadkit.engines.locust.plugin.recording import RateWindow
-from loadkit.engines.locust.plugin.timetable import Timetable
+from loadkit.engines.timetable import Timetable
 from loadkit.measure.recorder import LatencyRecorder, RunClock
 
 logger = logging.getLogger("loadkit")

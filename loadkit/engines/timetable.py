@@ -1,4 +1,5 @@
-"""The open model's timetable: when each iteration is due, in pure arithmetic (no Locust).
+"""The open model's timetable: when each iteration is due, in pure arithmetic (no Locust): shared
+by both engines (Locust's plugin and the native engine).
 
 At a fixed rate R, iteration i (0-based) is due ``i / R`` seconds after the timetable's start.
 With stages the rate ramps linearly between targets (``loadkit.stages.target_at``), and the due
