@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from loadkit.engines.http_request import DEFAULT_METHOD, RequestSpec, TlsOptions
+from loadkit.engines.target import parse_target
 from loadkit.exceptions import ConfigError
 
 # RFC 9110 token: what a method and a header name may be made of.
@@ -55,7 +56,9 @@ def request_spec(
     body: str | None = None,
     tls: TlsOptions | None = None,
 ) -> RequestSpec:
-    """The request of a URL run, from the CLI's options as typed."""
+    """The request of a URL run, from the CLI's options as typed (the URL checked as every
+    target is: ``engines/target.py``)."""
+    parse_target(url, option="target")
     verb = (method or DEFAULT_METHOD).upper()
     if not _TOKEN.fullmatch(verb):
         raise ConfigError(f"--method {method!r}: not an HTTP method (e.g. GET, POST, PUT)")

@@ -38,7 +38,9 @@ def apply_tls(user_classes: Iterable[type[Any]], tls: TlsOptions) -> list[str]:
     for cls in classes:
         if issubclass(cls, FastHttpUser) and cls not in kept:
             cls.insecure = not tls.verify
-            cls.ssl_context_factory = _context_factory(tls)
+            factory = _context_factory(tls)
+            # A staticmethod: a plain function in a class attribute would be bound to the user.
+            cls.ssl_context_factory = staticmethod(factory) if factory is not None else None
         elif issubclass(cls, HttpUser) and not (tls.verify and tls.ca_cert is None):
             _verify_after_init(cls, False if not tls.verify else str(tls.ca_cert))
     return sorted(cls.__name__ for cls in kept)
@@ -52,7 +54,14 @@ def _chooses_itself(cls: type[Any]) -> bool:
 def _context_factory(tls: TlsOptions) -> Callable[[], Any] | None:
     """None: Locust's own factory for ``insecure`` (unverified, or gevent's default context)."""
     if tls.verify and tls.ca_cert is not None:
-        return functools.partial(gevent.ssl.create_default_context, cafile=str(tls.ca_cert))
+        cafile = str(tls.ca_cert)
+
+        def ca_cert_context(**_kwargs: Any) -> Any:
+            # geventhttpclient calls the factory with cafile=<certifi's bundle>: ignored, the
+            # --ca-cert file is what is trusted (as curl --cacert and httpx do).
+            return gevent.ssl.create_default_context(cafile=cafile)
+
+        return ca_cert_context
     return None
 
 
