@@ -11,7 +11,7 @@ from pathlib import Path
 from loadkit.measure.results import LoadResults, read_results
 from tests.loadkit.tls_server import tls_server
 
-LOCUSTFILE = '''\
+LOCUSTFILE = """\
 from locust import FastHttpUser, HttpUser, constant, task
 
 
@@ -38,7 +38,7 @@ class Requests(HttpUser):
     @task
     def get(self):
         self.client.get("/req", name="/req")
-'''
+"""
 
 
 def _load(folder: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], LoadResults]:
@@ -71,7 +71,9 @@ def test_certificates_are_verified_by_default_and_a_class_choosing_itself_keeps_
         done, results = _load(tmp_path, *common, "--concurrency", "3")
         assert done.returncode == 0, done.stderr
         # Neither client trusts a self-signed certificate: a TLS failure, not a connect error.
-        assert _kinds(results) == {"GET /fast": {"tls_error"}, "GET /req": {"tls_error"}}, results.errors
+        assert _kinds(results) == {"GET /fast": {"tls_error"}, "GET /req": {"tls_error"}}, (
+            results.errors
+        )
         ok = _ok(results)
         assert ok["GET /fast"] == 0 and ok["GET /req"] == 0 and ok["GET /own"] > 0, ok
         assert results.config["engine"] == "locust"

@@ -17,7 +17,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 
-
 @dataclass
 class Seen:
     """What the server was sent: (method, path, headers lower-cased, body), in order."""
