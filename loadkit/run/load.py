@@ -61,6 +61,7 @@ from loadkit.exceptions import (
     LoadkitError,
     TargetUnreachableError,
 )
+from loadkit.files import write_file
 from loadkit.measure.load_results import mark_aborted, unmeasured_load_results
 from loadkit.measure.results import LoadResults, read_results, write_results
 from loadkit.measure.validity import (
@@ -402,9 +403,7 @@ def _body_file(request: RequestSpec, folder: Path) -> Path | None:
             return None
     except UnicodeDecodeError:
         pass
-    path = folder / "url-body"
-    path.write_bytes(request.body)
-    return path
+    return write_file(folder / "url-body", request.body, durable=False)
 
 
 def _unmeasured_config(
