@@ -803,6 +803,8 @@ def accept(
         ),
     ] = None,
     config: ConfigOption = DEFAULT_CONFIG,
+    insecure: InsecureOption = False,
+    ca_cert: CaCertOption = None,
 ) -> None:
     """The whole acceptance: lock audit, smoke, load profile, gate; every report in one folder.
 
@@ -812,6 +814,7 @@ def accept(
     missing measurement, 3 target unreachable or service not starting, 4 run invalid, 130
     interrupted.
     """
+    from loadkit.engines.tls import tls_options
     from loadkit.gate.evaluate import raise_for_outcome
     from loadkit.report.gate import render_gate_headline, render_gate_table
     from loadkit.run.accept import run_acceptance
@@ -831,6 +834,7 @@ def accept(
             out_dir=out_dir,
             service_env=env,
             progress=typer.echo,
+            tls=tls_options(insecure=insecure, ca_cert=ca_cert),
         )
         typer.echo("")
         typer.echo(render_gate_table(run.report), nl=False)
