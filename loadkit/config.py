@@ -315,6 +315,11 @@ class LoadProfile(_Section):
     )
     max_in_flight: int | None = Field(default=None, ge=1, le=100_000)
     stages: TomlArray[StageConfig] | None = Field(default=None, min_length=1)
+    engine: Literal["locust", "native"] | None = Field(
+        default=None,
+        description="which engine runs a URL: native (the default for a URL) or locust; a "
+        "locustfile always runs on Locust",
+    )
 
     @field_validator("stages")
     @classmethod

@@ -1,9 +1,14 @@
 """The simplest case every load tool supports: hit one URL, again and again.
 
 ``--url-path`` (default ``/``) is the path and query on ``--host``; the request is named after it.
-``loadkit load http://host/path`` runs this scenario. With plain Locust::
+``--url-method`` (default GET), ``--url-header 'Name: value'`` (repeatable) and ``--url-body``
+(text) or ``--url-body-file`` (a file's bytes) shape the request. ``loadkit load
+http://host/path`` runs this scenario (``--method``, ``--header``, ``--body`` become these).
+With plain Locust::
 
     locust -f scenarios/url.py --host http://127.0.0.1:8080 --url-path /index.html
+    locust -f scenarios/url.py --host http://127.0.0.1:8080 --url-path /items \\
+        --url-method POST --url-header 'Content-Type: application/json' --url-body '{"a": 1}'
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from typing import Any
 from locust import FastHttpUser, constant, events, task
 
 DEFAULT_PATH = "/"
+DEFAULT_METHOD = "GET"
 
 
 @events.init_command_line_parser.add_listener
@@ -23,20 +29,57 @@ def _add_arguments(parser: Any, **_kwargs: Any) -> None:
         help="Path (and query) to request on --host (default /).",
         env_var="LOCUST_URL_PATH",
     )
+    parser.add_argument(
+        "--url-method",
+        default=DEFAULT_METHOD,
+        help="HTTP method of the request (default GET).",
+        env_var="LOCUST_URL_METHOD",
+    )
+    parser.add_argument(
+        "--url-header",
+        action="append",
+        default=None,
+        help="A header of the request, 'Name: value' (repeatable).",
+    )
+    parser.add_argument("--url-body", default=None, help="The request's body, as text (UTF-8).")
+    parser.add_argument(
+        "--url-body-file", default=None, help="The request's body: this file's bytes."
+    )
+
+
+def _headers(lines: list[str] | None) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for line in lines or ():
+        name, sep, value = line.partition(":")
+        if not sep or not name.strip():
+            raise ValueError(f"--url-header {line!r}: must look like 'Name: value'")
+        headers[name.strip()] = value.strip()
+    return headers
 
 
 class UrlUser(FastHttpUser):
-    """GETs one URL in a closed loop with no think time."""
+    """Sends one request to one URL in a closed loop with no think time."""
 
     wait_time = constant(0)
 
     def on_start(self) -> None:
-        """Read the path once: it does not change during a run."""
+        """Read the request once: it does not change during a run."""
         options = self.environment.parsed_options
         path = getattr(options, "url_path", None) or DEFAULT_PATH
         self.path = path if path.startswith("/") else f"/{path}"
+        self.method = (getattr(options, "url_method", None) or DEFAULT_METHOD).upper()
+        self.headers = _headers(getattr(options, "url_header", None))
+        body_file = getattr(options, "url_body_file", None)
+        body_text = getattr(options, "url_body", None)
+        if body_file:
+            with open(body_file, "rb") as file:
+                self.body: bytes | None = file.read()
+        else:
+            self.body = body_text.encode() if body_text is not None else None
 
     @task
-    def get(self) -> None:
-        """One GET of the URL."""
-        self.client.get(self.path, name=self.path)
+    def send(self) -> None:
+        """One request to the URL."""
+        self.client.request(
+            self.method, self.path, name=self.path, headers=self.headers or None, data=self.body
+        )

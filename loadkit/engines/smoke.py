@@ -23,7 +23,9 @@ from typing import Any
 import httpx
 
 from loadkit.config import SmokeCheck, SmokeConfig
+from loadkit.engines.http_request import TlsOptions
 from loadkit.engines.target import parse_target
+from loadkit.engines.tls import client_context
 from loadkit.exceptions import ConfigError, TargetUnreachableError
 from loadkit.measure.classify import classify_httpx_error, classify_response, describe_error
 from loadkit.measure.kinds import ErrorKind
@@ -79,14 +81,27 @@ def validate_checks(config: SmokeConfig) -> None:
 
 
 def run_smoke(
-    *, host: str, config: SmokeConfig, http2: bool = False, timeout_s: float | None = None
+    *,
+    host: str,
+    config: SmokeConfig,
+    http2: bool = False,
+    timeout_s: float | None = None,
+    tls: TlsOptions | None = None,
 ) -> SmokeResults:
-    """Run the smoke checks against ``host`` and return their results (no printing)."""
-    return asyncio.run(run_smoke_async(host=host, config=config, http2=http2, timeout_s=timeout_s))
+    """Run the smoke checks against ``host`` and return their results (no printing); ``tls``
+    says how an https target's certificate is checked (default: verified)."""
+    return asyncio.run(
+        run_smoke_async(host=host, config=config, http2=http2, timeout_s=timeout_s, tls=tls)
+    )
 
 
 async def run_smoke_async(
-    *, host: str, config: SmokeConfig, http2: bool = False, timeout_s: float | None = None
+    *,
+    host: str,
+    config: SmokeConfig,
+    http2: bool = False,
+    timeout_s: float | None = None,
+    tls: TlsOptions | None = None,
 ) -> SmokeResults:
     """``run_smoke`` for callers already inside an event loop."""
     base = validate_host(host)
@@ -95,7 +110,7 @@ async def run_smoke_async(
     if not (math.isfinite(timeout) and timeout > 0):
         # nan would reach anyio as a deadline and crash with a traceback.
         raise ConfigError(f"--timeout must be a number of seconds above 0, not {timeout:g}")
-    clients = _ClientFactory(base=base, http2=http2, timeout_s=timeout)
+    clients = _ClientFactory(base=base, http2=http2, timeout_s=timeout, tls=tls or TlsOptions())
 
     async with clients.new() as client:
         await _preflight(client, base, timeout, http2=http2)
@@ -137,12 +152,12 @@ class _ClientFactory:
     """One ``AsyncClient`` per concurrent task, all sharing one TLS context (building one costs
     ~17 ms here, ten of them would be most of a smoke run)."""
 
-    def __init__(self, *, base: str, http2: bool, timeout_s: float) -> None:
+    def __init__(self, *, base: str, http2: bool, timeout_s: float, tls: TlsOptions) -> None:
         self.base = base
         self.http2 = http2
         self.timeout = httpx.Timeout(timeout_s)
         if base.startswith("https://"):
-            self.tls: ssl.SSLContext = ssl.create_default_context()
+            self.tls: ssl.SSLContext = client_context(tls)
         else:
             # Plain http never uses it; an unloaded context spares loading the CA bundle.
             self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -188,6 +203,11 @@ def _unreachable_reason(error: httpx.HTTPError, timeout_s: float) -> str:
         return f"no answer within {timeout_s:g} s"
     if "name or service not known" in text or "nodename nor servname" in text:
         return "unknown host name"
+    if kind == ErrorKind.TLS_ERROR:
+        return (
+            f"TLS failed ({describe_error(error)}); trust the target's CA with --ca-cert FILE, "
+            "or check no certificate with --insecure"
+        )
     return f"{kind.replace('_', ' ')} ({describe_error(error)})"
 
 

@@ -7,7 +7,7 @@ inside ``classify_httpx_error``, the one place that maps httpx's exceptions to k
 A response's kind is the service's own word when its body says one (``{"error": {"kind": ...}}``),
 kept as sent even when loadkit does not know it; a failed response without one is
 ``unexpected_status``. A request that got no response is classified by its exception: timeout,
-connect_error, connection_reset, protocol_error or http2_internal_error.
+connect_error, tls_error, connection_reset, protocol_error or http2_internal_error.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import re
 import socket
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -160,16 +161,21 @@ def is_http2_internal_error(error: BaseException) -> bool:
 def classify_os_error(error: BaseException) -> str | None:
     """The kind for a stdlib network error anywhere in ``error``'s cause chain, or None.
 
-    Shared by every client: httpx wraps these, geventhttpclient raises them as they are.
+    Shared by every client: httpx wraps these, geventhttpclient raises them as they are. A TLS
+    failure (``ssl.SSLError``, a certificate that does not verify above all) is ``tls_error``
+    wherever it is in the chain: it is an OSError, and wrapped in "connect" errors by httpx.
     """
-    for link in _chain(error):
+    chain = _chain(error)
+    if any(isinstance(link, ssl.SSLError) for link in chain):
+        return ErrorKind.TLS_ERROR.value
+    for link in chain:
         if isinstance(link, TimeoutError):  # also socket.timeout
             return ErrorKind.TIMEOUT.value
         if isinstance(link, ConnectionRefusedError):
             return ErrorKind.CONNECT_ERROR.value
         if isinstance(link, ConnectionResetError | BrokenPipeError | ConnectionAbortedError):
             return ErrorKind.CONNECTION_RESET.value
-    for link in _chain(error):
+    for link in chain:
         if isinstance(link, socket.gaierror) or (
             isinstance(link, OSError) and link.errno in _CONNECT_ERRNOS
         ):
@@ -183,6 +189,8 @@ def classify_httpx_error(error: BaseException) -> str:
 
     if is_http2_internal_error(error):
         return ErrorKind.HTTP2_INTERNAL_ERROR.value
+    if any(isinstance(link, ssl.SSLError) for link in _chain(error)):
+        return ErrorKind.TLS_ERROR.value  # httpx raises it as a ConnectError
     if isinstance(error, httpx.TimeoutException):
         return ErrorKind.TIMEOUT.value
     if isinstance(error, httpx.ConnectError):

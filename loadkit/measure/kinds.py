@@ -32,6 +32,10 @@ class ErrorKind(StrEnum):
     # Client-side kinds: what the harness sees when no kind can be read from a response.
     TIMEOUT = "timeout"
     CONNECT_ERROR = "connect_error"
+    TLS_ERROR = "tls_error"
+    """The TLS handshake failed: above all a certificate that does not verify (self-signed,
+    another name, expired; ``--ca-cert`` or ``--insecure`` say what to trust). Connected, so not
+    ``connect_error``; nothing was sent, so no request reached the service."""
     CONNECTION_RESET = "connection_reset"
     PROTOCOL_ERROR = "protocol_error"
     HTTP2_INTERNAL_ERROR = "http2_internal_error"
@@ -48,6 +52,7 @@ SERVER_KINDS: frozenset[str] = frozenset(
     not in {
         ErrorKind.TIMEOUT,
         ErrorKind.CONNECT_ERROR,
+        ErrorKind.TLS_ERROR,
         ErrorKind.CONNECTION_RESET,
         ErrorKind.PROTOCOL_ERROR,
         ErrorKind.HTTP2_INTERNAL_ERROR,

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from loadkit.config import AcceptanceConfig, LoadProfile, load_config
 from loadkit.defaults import DEFAULT_PROFILE, DEFAULT_REPORTS_DIR
+from loadkit.engines.http_request import TlsOptions
 from loadkit.engines.target import parse_target
 from loadkit.exceptions import (
     ConfigError,
@@ -88,12 +89,15 @@ def run_acceptance(
     service_env: Mapping[str, str] | None = None,
     progress: Progress = lambda _line: None,
     quiet_load: bool = False,
+    tls: TlsOptions | None = None,
 ) -> AcceptanceRun:
     """Run the lock audit, smoke and load against ``host`` or the bundled service, then gate.
 
     ``service_env`` adds ENGINES_* settings for the bundled service on top of the environment
     (which the service inherits too). The report files are written whatever the verdict; the
     caller decides what the outcome means (``loadkit.gate.evaluate.raise_for_outcome``).
+    ``tls`` says how an https ``host``'s certificate is checked by smoke and load (default:
+    verified).
     """
     if host is not None:
         # Before anything is audited or written: a malformed --host is a usage error.
@@ -115,6 +119,7 @@ def run_acceptance(
             service_env=service_env,
             step=step,
             quiet_load=quiet_load,
+            tls=tls or TlsOptions(),
         )
     except BaseException as error:
         _leave_reason(folder, step, error)
@@ -131,6 +136,7 @@ def _run_stages(
     service_env: Mapping[str, str] | None,
     step: _Steps,
     quiet_load: bool,
+    tls: TlsOptions,
 ) -> AcceptanceRun:
     with step("lock audit"):
         audit = _lock_audit(config, config_path)
@@ -139,11 +145,11 @@ def _run_stages(
 
     with _target(host, folder, service_env, step) as target:
         with step(f"smoke against {target}"):
-            smoke = _smoke_or_aborted(config, target, folder / SMOKE_FILE)
+            smoke = _smoke_or_aborted(config, target, folder / SMOKE_FILE, tls=tls)
             write_results(folder / SMOKE_FILE, smoke)
             step.done(f"{smoke.checks_passed}/{len(smoke.checks)} checks passed")
         with step(f"load: {describe_load(load)}"):
-            results = _load(target, load, folder / LOAD_FILE, quiet=quiet_load)
+            results = _load(target, load, folder / LOAD_FILE, quiet=quiet_load, tls=tls)
             step.done(
                 f"{results.totals.requests} requests, "
                 f"{format_fraction(results.totals.error_rate)} errors, "
@@ -197,17 +203,19 @@ def _lock_audit(config: AcceptanceConfig, config_path: Path) -> LockAuditResults
     return to_results(audit_paths(targets, config.lock_audit), config.lock_audit)
 
 
-def _smoke(config: AcceptanceConfig, target: str) -> SmokeResults:
+def _smoke(config: AcceptanceConfig, target: str, *, tls: TlsOptions) -> SmokeResults:
     from loadkit.engines.smoke import run_smoke
 
-    return run_smoke(host=target, config=config.smoke)
+    return run_smoke(host=target, config=config.smoke, tls=tls)
 
 
-def _smoke_or_aborted(config: AcceptanceConfig, target: str, out: Path) -> SmokeResults:
+def _smoke_or_aborted(
+    config: AcceptanceConfig, target: str, out: Path, *, tls: TlsOptions
+) -> SmokeResults:
     """Smoke's results; when it cannot finish (unreachable, Ctrl-C or SIGTERM), an aborted
     results file at ``out`` says so before the error goes on."""
     try:
-        return _smoke(config, target)
+        return _smoke(config, target, tls=tls)
     except (TargetUnreachableError, KeyboardInterrupt) as error:
         from loadkit.engines.smoke import aborted_smoke_results
 
@@ -216,11 +224,13 @@ def _smoke_or_aborted(config: AcceptanceConfig, target: str, out: Path) -> Smoke
         raise
 
 
-def _load(target: str, profile: LoadProfile, out: Path, *, quiet: bool) -> LoadResults:
+def _load(
+    target: str, profile: LoadProfile, out: Path, *, quiet: bool, tls: TlsOptions
+) -> LoadResults:
     from loadkit.run.load import run_load
 
     try:
-        return run_load(target=target, profile=profile, out=out, quiet=quiet)
+        return run_load(target=target, profile=profile, out=out, quiet=quiet, tls=tls)
     except InvalidLoadRunError as invalid:
         # The results were written; the gate shows the run as invalid (exit 4) with the
         # criteria measured on it, and writes its reports, rather than stopping here.

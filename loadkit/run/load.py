@@ -18,7 +18,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from loadkit.config import LoadProfile
@@ -29,6 +29,7 @@ from loadkit.defaults import (
     DEFAULT_WEB_PORT,
     LOOPBACK,
 )
+from loadkit.engines.http_request import RequestSpec, TlsOptions
 from loadkit.engines.locust.launch import (
     Headless,
     LocalWorkers,
@@ -60,6 +61,7 @@ from loadkit.exceptions import (
     LoadkitError,
     TargetUnreachableError,
 )
+from loadkit.files import write_file
 from loadkit.measure.load_results import mark_aborted, unmeasured_load_results
 from loadkit.measure.results import LoadResults, read_results, write_results
 from loadkit.measure.validity import (
@@ -180,8 +182,10 @@ def run_load(
     locust_args: Sequence[str] = (),
     progress: ProgressCallback | None = None,
     announce: Announce | None = None,
+    request: RequestSpec | None = None,
+    tls: TlsOptions | None = None,
 ) -> LoadResults:
-    """Run one headless load test and return its results (also written to ``out``).
+    """Run one headless load test on Locust and return its results (also written to ``out``).
 
     ``target`` is the base URL (or, for the ``url`` scenario, the full URL to hit). ``processes``
     > 1 runs Locust's master and that many workers on this machine; ``master`` waits for
@@ -190,7 +194,9 @@ def run_load(
     itself: ``passthrough.check_locust_args``; the plugin what Locust parsed otherwise); Locust's
     own configuration files and variables are read, said (to ``announce``, else stderr) and
     refused as ``locust_config_for_run`` does.
-    Progress goes to ``progress``, else to stderr unless ``quiet``.
+    Progress goes to ``progress``, else to stderr unless ``quiet``. ``request``: the bundled
+    ``url`` scenario's method, headers and body (``--method``, ``--header``, ``--body``);
+    ``tls`` how https certificates are checked (default: verified), given to the plugin.
 
     Raises TargetUnreachableError before the run; ConfigError for a bad profile or a scenario
     Locust cannot load; GeneratorCrashedError when Locust died (or hung) without results;
@@ -232,6 +238,8 @@ def run_load(
             locust_args=locust_args,
             locust_config=locust_config,
             progress=progress,
+            request=request,
+            tls=tls or TlsOptions(),
         )
     except (LoadkitError, KeyboardInterrupt) as error:
         written = _read_run_results(out, run_id)
@@ -311,6 +319,8 @@ def _run_headless(
     locust_args: Sequence[str],
     locust_config: LocustConfig,
     progress: ProgressCallback | None,
+    request: RequestSpec | None = None,
+    tls: TlsOptions | None = None,
 ) -> tuple[LocustRun, LoadResults]:
     """Run Locust headless; how it ended and the results its plugin wrote for ``run_id``.
 
@@ -327,10 +337,15 @@ def _run_headless(
             expect=expect_workers, bind_host=master_bind_host, bind_port=master_bind_port
         )
     with tempfile.TemporaryDirectory(prefix="loadkit-load-") as tmp:
+        users = _users(target, scenario, profile)
+        if request is not None and _is_url_scenario(scenario):
+            users = replace(
+                users, url_request=request, url_body_file=_body_file(request, Path(tmp))
+            )
         launch = LocustLaunch(
             scenario=scenario,
             role=Headless(
-                users=_users(target, scenario, profile),
+                users=users,
                 duration_s=profile.run_duration_s,
                 schedule=_schedule(profile),
                 # Absolute, not resolved: a symlink at --out is replaced, never written through.
@@ -342,6 +357,7 @@ def _run_headless(
             parent_pid=os.getpid(),
             locust_args=tuple(locust_args),
             locust_config=locust_config,
+            tls=tls or TlsOptions(),
         )
         bound_s = START_GRACE_S + profile.run_duration_s + _drain_allowance_s(profile)
         bound_s += STOP_GRACE_S
@@ -378,6 +394,18 @@ def _run_headless(
     return run, results
 
 
+def _body_file(request: RequestSpec, folder: Path) -> Path | None:
+    """A body a command line cannot carry as text (not UTF-8, or a NUL) goes to Locust as a
+    file in ``folder``; None for a text body."""
+    try:
+        if b"\0" not in request.body:
+            request.body.decode()
+            return None
+    except UnicodeDecodeError:
+        pass
+    return write_file(folder / "url-body", request.body, durable=False)
+
+
 def _unmeasured_config(
     profile: LoadProfile,
     *,
@@ -394,6 +422,7 @@ def _unmeasured_config(
         "duration_s": profile.run_duration_s,
         "processes": processes,
         "model": profile.model,
+        "engine": "locust",
     }
     if profile.rate is not None:
         config |= {"rate": profile.rate, "max_in_flight": profile.in_flight_bound}
@@ -424,6 +453,7 @@ def run_ui(
     spawn_rate: float | None = None,
     announce: Callable[[str], None] | None = None,
     locust_args: Sequence[str] = (),
+    tls: TlsOptions | None = None,
 ) -> int:
     """Serve Locust's web UI on loopback with the plugin loaded, until Ctrl-C or SIGTERM.
 
@@ -449,6 +479,7 @@ def run_ui(
         parent_pid=os.getpid(),
         locust_args=tuple(locust_args),
         locust_config=locust_config,
+        tls=tls or TlsOptions(),
     )
     if announce is not None:
         announce(
@@ -466,6 +497,7 @@ def run_worker(
     processes: int = 1,
     locust_args: Sequence[str] = (),
     announce: Announce | None = None,
+    tls: TlsOptions | None = None,
 ) -> int:
     """Run Locust worker(s) with the plugin for a master elsewhere, until it quits.
 
@@ -484,6 +516,7 @@ def run_worker(
         parent_pid=os.getpid(),
         locust_args=tuple(locust_args),
         locust_config=locust_config,
+        tls=tls or TlsOptions(),
     )
     return _run_until_quit(launch)
 

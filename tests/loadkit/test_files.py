@@ -240,7 +240,8 @@ def test_load_out_replaces_a_link_instead_of_writing_through_it(
     precious = planted(out)
     with serve(answers(200, b"{}")) as url:
         command = [
-            sys.executable, "-m", "loadkit", "load", f"{url}/", "--concurrency", "1",
+            sys.executable, "-m", "loadkit", "load", f"{url}/", "--engine", "locust",
+            "--concurrency", "1",
             "--duration", "1", "--out", str(out), "--quiet",
         ]  # fmt: skip
         completed = subprocess.run(

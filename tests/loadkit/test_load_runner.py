@@ -329,7 +329,8 @@ def test_a_signal_before_anything_was_measured_replaces_a_stale_out_with_an_abor
     write_results(out, crafted_load())
     with serve(hangs) as url:
         command = [
-            sys.executable, "-m", "loadkit", "load", f"{url}/", "--concurrency", "1",
+            sys.executable, "-m", "loadkit", "load", f"{url}/", "--engine", "locust",
+            "--concurrency", "1",
             "--duration", "30", "--out", str(out), "--quiet",
         ]  # fmt: skip
         process = subprocess.Popen(

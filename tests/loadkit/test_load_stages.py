@@ -89,7 +89,7 @@ def test_open_model_stages_ramp_the_rate_with_a_summary_per_stage(tmp_path: Path
     out = tmp_path / "load.json"
     with scheduled_server() as (url, _):
         done = subprocess.run(
-            [sys.executable, "-m", "loadkit", "load", url, "--rate", "5",
+            [sys.executable, "-m", "loadkit", "load", url, "--engine", "locust", "--rate", "5",
              "--stages", "2s:20,2s:20", "--out", str(out)],
             capture_output=True, text=True, timeout=90,
         )  # fmt: skip

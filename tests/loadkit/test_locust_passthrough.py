@@ -100,7 +100,8 @@ def test_the_url_argument_never_takes_the_first_word_after_the_separator(
     assert result.exit_code == 0, result.output
     assert calls[-1]["target"] == "http://127.0.0.1:8000"
     assert calls[-1]["locust_args"] == ("--tags", "checkout", "--my-arg", "x")
-    command = ["load", "http://127.0.0.1:9/api", "--duration", "3", "--", "MyUser", "--", "x"]
+    command = ["load", "http://127.0.0.1:9/api", "--engine", "locust", "--duration", "3"]
+    command += ["--", "MyUser", "--", "x"]
     result = CliRunner().invoke(app, command)
     assert result.exit_code == 0, result.output
     assert calls[-1]["target"] == "http://127.0.0.1:9/api"

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from loadkit.defaults import LOOPBACK
+from loadkit.engines.http_request import RequestSpec, TlsOptions
 from loadkit.engines.locust.locust_config import Command, LocustConfig
 from loadkit.engines.locust.passthrough import DESTS, PLUGIN_PREFIX, SHORT, refusal
 from loadkit.stages import Stage, stages_to_json
@@ -45,6 +46,12 @@ class Users:
     """The scenario as the user named it (``login``, a path), carried into the results."""
     url_path: str | None = None
     """The path the bundled ``url`` scenario requests (its ``--url-path``); None for others."""
+    url_request: RequestSpec | None = None
+    """The bundled ``url`` scenario's method, headers and body (``--url-method``,
+    ``--url-header``, ``--url-body``); None: a plain GET."""
+    url_body_file: Path | None = None
+    """Where ``url_request``'s body was written when it is not text a command line can carry
+    (``--url-body-file``)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -145,6 +152,9 @@ class LocustLaunch:
     """Passed on to Locust as they are, after loadkit's own (``loadkit load … -- <args>``)."""
     locust_config: LocustConfig = field(default_factory=LocustConfig)
     """Locust's own configuration files and variables it will read: recorded in the results."""
+    tls: TlsOptions = field(default_factory=TlsOptions)
+    """How https targets' certificates are checked (``--loadkit-insecure``,
+    ``--loadkit-ca-cert``; the plugin applies it to the locustfile's HTTP users)."""
 
     @property
     def status_path(self) -> Path | None:
@@ -162,6 +172,7 @@ class LocustLaunch:
                 command += _web_ui_args(self.role)
             case Worker():
                 command += _worker_args(self.role)
+        command += tls_args(self.tls)
         command += ["--loadkit-launch", self._launch_record()]
         return command + list(self.locust_args)
 
@@ -280,6 +291,29 @@ def _expected_options(role: Headless | WebUI | Worker) -> dict[str, object]:
     return expected
 
 
+def tls_args(tls: TlsOptions) -> list[str]:
+    """The plugin's TLS options (none: verify against the system's CAs, its default too)."""
+    if not tls.verify:
+        return ["--loadkit-insecure"]
+    if tls.ca_cert is not None:
+        return ["--loadkit-ca-cert", str(tls.ca_cert)]
+    return []
+
+
+def _url_request_args(request: RequestSpec, body_file: Path | None) -> list[str]:
+    """The bundled ``url`` scenario's options for what is not a plain GET."""
+    args: list[str] = []
+    if request.method != "GET":
+        args += ["--url-method", request.method]
+    for name, value in request.headers:
+        args += ["--url-header", f"{name}: {value}"]
+    if body_file is not None:
+        args += ["--url-body-file", str(body_file)]
+    elif request.body:
+        args += ["--url-body", request.body.decode()]
+    return args
+
+
 def _users_args(users: Users) -> list[str]:
     args = ["--host", users.host, "--users", str(users.count)]
     args += ["--spawn-rate", f"{users.spawn_rate:g}"]
@@ -287,6 +321,8 @@ def _users_args(users: Users) -> list[str]:
     args += ["--exit-code-on-error", "0", "--loadkit-scenario", users.scenario_label]
     if users.url_path is not None:
         args += ["--url-path", users.url_path]
+    if users.url_request is not None:
+        args += _url_request_args(users.url_request, users.url_body_file)
     return args
 
 

@@ -52,6 +52,7 @@ from locust.exception import StopTest
 
 from loadkit.defaults import DEFAULT_LOAD_OUT as DEFAULT_OUT
 from loadkit.defaults import DEFAULT_UI_DIR
+from loadkit.engines.http_request import TlsOptions
 from loadkit.engines.locust.plugin.closed_stages import MARKER as STAGES_MARKER
 from loadkit.engines.locust.plugin.closed_stages import apply_stages
 from loadkit.engines.locust.plugin.first_look import look_first, note_raised
@@ -69,6 +70,7 @@ from loadkit.engines.locust.plugin.options import OpenRun, PluginOptions
 from loadkit.engines.locust.plugin.recording import BATCH_SIZE, Recording
 from loadkit.engines.locust.plugin.roles import LocalTest, MasterTest, WorkerTest
 from loadkit.engines.locust.plugin.stops import StopOrigin, observe_runner
+from loadkit.engines.locust.plugin.tls import apply_tls
 from loadkit.engines.locust.plugin.user_code import format_traceback, type_name, where_raised
 from loadkit.engines.locust.plugin.worker_report import (
     FINAL_MESSAGE,
@@ -188,6 +190,20 @@ def _add_arguments(parser: Any, **_kwargs: Any) -> None:
         include_in_web_ui=False,
     )
     group.add_argument(
+        "--loadkit-insecure",
+        action="store_true",
+        default=False,
+        help="https: check no certificate (FastHttpUser and HttpUser classes that do not "
+        "choose themselves); by default they are verified.",
+        include_in_web_ui=False,
+    )
+    group.add_argument(
+        "--loadkit-ca-cert",
+        default=None,
+        help="https: verify certificates against this PEM file instead of the system's CAs.",
+        include_in_web_ui=False,
+    )
+    group.add_argument(
         "--loadkit-launch",
         default=None,
         help="JSON object of what loadkit passed to Locust (its arguments after `--`, Locust's "
@@ -230,7 +246,17 @@ def plugin_options(options: Namespace | None) -> PluginOptions:
         keep_exit_code=bool(option("loadkit_keep_exit_code")),
         launch=_launch_record(launch),
         open_run=open_run,
+        tls=tls_options(
+            insecure=bool(option("loadkit_insecure")), ca_cert=option("loadkit_ca_cert")
+        ),
     )
+
+
+def tls_options(*, insecure: bool, ca_cert: str | None) -> TlsOptions:
+    """``--loadkit-insecure`` / ``--loadkit-ca-cert`` (a ValueError when both are given)."""
+    if insecure and ca_cert:
+        raise ValueError("--loadkit-insecure and --loadkit-ca-cert cannot go together; give one")
+    return TlsOptions(verify=not insecure, ca_cert=Path(ca_cert) if ca_cert else None)
 
 
 def open_run_options(
@@ -770,6 +796,13 @@ def _on_init(environment: Any, web_ui: Any = None, **_kwargs: Any) -> None:
         _plugin = plugin = LoadkitPlugin(environment)
     except ValueError as exc:  # a --loadkit-* option that cannot run (it names itself)
         refuse(str(exc))
+    kept = apply_tls(environment.user_classes, plugin.options.tls)
+    if kept:
+        logger.info(
+            "loadkit: user classes %s set insecure, ssl_context_factory or client_pool "
+            "themselves: their TLS checking is kept, not --insecure/--ca-cert's",
+            ", ".join(kept),
+        )
     if web_ui is not None:
         install_web_tabs(web_ui, lambda: web_tab_rows(plugin.current_recorder()))
 

@@ -319,6 +319,7 @@ class LoadTest(Generic[RunnerT]):
             "ui": not options.headless,
             "run_id": options.run_id,
             "locust_version": options.locust_version,
+            "engine": "locust",
         }
         if self.open_run is not None:
             config.update(open_run_config(self.open_run, self.environment))

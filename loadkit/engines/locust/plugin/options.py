@@ -6,6 +6,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from loadkit.engines.http_request import TlsOptions
 from loadkit.stages import Stage
 
 
@@ -37,6 +38,8 @@ class PluginOptions:
     """What loadkit passed to Locust (``locust_args``, ``locust_config``), for the results."""
     open_run: OpenRun | None = None
     """An open-model run's timetable settings; None: the closed model (Locust's own loop)."""
+    tls: TlsOptions = field(default_factory=TlsOptions)
+    """How the HTTP users check https certificates (``plugin/tls.py``): verified by default."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,0 +1,62 @@
+"""Which engine runs a ``loadkit load`` (DESIGN.md, "Two engines, one measurement"). Pure.
+
+A URL (or, once it lands, the declarative scenario of acceptance.toml) runs on the native
+engine: no Python per request, ~5-10 µs of CPU each. A scenario written as a Python user flow (a
+locustfile) runs on Locust, ~110 µs of CPU per request. ``--engine`` (or a profile's ``engine``)
+overrides for a URL; ``--http2`` needs Locust (the native engine speaks HTTP/1.1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Literal
+
+from loadkit.exceptions import ConfigError
+
+Engine = Literal["locust", "native"]
+ENGINES: tuple[Engine, ...] = ("locust", "native")
+
+LOCUST_ONLY_OPTIONS = ("--master", "--worker", "--spawn-rate", "--")
+"""Options only the Locust path has (``--`` passes arguments to Locust)."""
+
+
+def choose_engine(
+    *, requested: str | None, url_run: bool, http2: bool = False, source: str = "--engine"
+) -> Engine:
+    """The engine for a run: ``requested`` (``--engine`` or the profile's ``engine``, named by
+    ``source`` in errors) when given, else native for a URL run (``url_run``) without
+    ``http2``, Locust otherwise.
+
+    A ConfigError (exit 2) names why a request cannot be met: an unknown engine, ``native`` for
+    a locustfile or with HTTP/2.
+    """
+    if requested is not None and requested not in ENGINES:
+        raise ConfigError(f"{source} {requested!r}: choose locust or native")
+    if requested == "native":
+        if not url_run:
+            raise ConfigError(
+                f"{source} native runs one URL (`loadkit load URL`); a scenario is a Python "
+                "locustfile and runs on Locust: use --engine locust, or give a URL"
+            )
+        if http2:
+            raise ConfigError(
+                f"{source} native speaks HTTP/1.1 only: remove --http2, or use --engine locust"
+            )
+        return "native"
+    if requested == "locust" or not url_run or http2:
+        return "locust"
+    return "native"
+
+
+def refuse_locust_only(engine: Engine, given: Iterable[str]) -> None:
+    """A ConfigError naming the first of ``given`` (option spellings) that only the Locust path
+    has, when ``engine`` is native."""
+    if engine != "native":
+        return
+    for option in given:
+        if option in LOCUST_ONLY_OPTIONS:
+            what = "arguments after `--` (for Locust)" if option == "--" else option
+            raise ConfigError(
+                f"{what} is for the Locust engine only, and this URL runs on the native "
+                f"engine: add --engine locust, or remove {option}"
+            )
