@@ -64,6 +64,9 @@ def cpu_us_per_request(tree: Path, url: str, *, users: int, seconds: int) -> tup
             sys.executable, "-m", "loadkit", "load", f"{url}{STATIC_PATH}",
             "--concurrency", str(users), "--duration", str(seconds), "--out", str(out), "--quiet",
         ]  # fmt: skip
+        if (tree / "loadkit" / "engines" / "choice.py").exists():
+            # A URL runs native since the engine choice: this benchmark measures the Locust path.
+            command += ["--engine", "locust"]
         env = {**os.environ, "PYTHONPATH": str(tree)}
         before = children_cpu_s()
         # An empty working folder: Locust reads locust.conf and pyproject.toml from it.
