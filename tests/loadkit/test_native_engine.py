@@ -15,6 +15,7 @@ from loadkit.config import LoadProfile
 from loadkit.engines.http_request import RequestSpec
 from loadkit.exceptions import ConfigError, TargetUnreachableError
 from loadkit.measure.results import LoadResults, read_results
+from loadkit.run.load import Target
 from loadkit.run.native import run_native_load
 from tests.loadkit.misbehaving_servers import (
     closed_port,
@@ -41,7 +42,12 @@ P95 and P99 are 300 ms (the slowest tenth), the true P80 under a millisecond."""
 
 
 def run(
-    url: str, tmp_path: Path, *, concurrency: int = 2, duration_s: float = 0.5, **kw: object
+    url: str,
+    tmp_path: Path,
+    *,
+    concurrency: int = 2,
+    duration_s: float = 0.5,
+    timeout_s: float | None = None,
 ) -> LoadResults:
     out = tmp_path / "load.json"
     results = run_native_load(
@@ -49,7 +55,7 @@ def run(
         profile=LoadProfile(concurrency=concurrency, duration_s=duration_s),
         out=out,
         quiet=True,
-        **kw,  # type: ignore[arg-type]
+        timeout_s=timeout_s,
     )
     # What was returned is what was written, and the file reads back as valid results.
     assert read_results(out) == results
@@ -195,24 +201,21 @@ def test_a_target_nobody_listens_on_is_refused_before_the_run(tmp_path: Path) ->
         )
 
 
-def test_a_target_that_goes_away_mid_run_is_connect_error(tmp_path: Path) -> None:
+def test_a_target_that_goes_away_mid_run_is_connect_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Reachable at the check, gone for the run: every connection is refused.
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
     url = f"http://127.0.0.1:{port}/"
-    import loadkit.run.native as native
+    from loadkit.run.load import check_reachable
 
-    original = native.check_reachable
-
-    def check_then_close(target: object) -> None:
-        original(target)  # type: ignore[arg-type]
+    def check_then_close(target: Target) -> None:
+        check_reachable(target)
         listener.close()
 
-    native.check_reachable = check_then_close  # type: ignore[assignment]
-    try:
-        results = run(url, tmp_path, concurrency=1, duration_s=0.2)
-    finally:
-        native.check_reachable = original
+    monkeypatch.setattr("loadkit.run.native.check_reachable", check_then_close)
+    results = run(url, tmp_path, concurrency=1, duration_s=0.2)
     assert set(kinds(results)) == {"connect_error"}
 
 

@@ -20,11 +20,9 @@ DURATION_S = 3.0
 FREEZE = (1.0, 2.0)
 
 
-def run_open(url: str, tmp_path: Path, **profile: object) -> LoadResults:
+def run_open(url: str, tmp_path: Path, profile: LoadProfile) -> LoadResults:
     out = tmp_path / "load.json"
-    results = run_native_load(
-        request=RequestSpec(url=url), profile=LoadProfile(**profile), out=out, quiet=True
-    )
+    results = run_native_load(request=RequestSpec(url=url), profile=profile, out=out, quiet=True)
     assert read_results(out) == results
     return results
 
@@ -43,7 +41,9 @@ def expected_response_times_ms(count: int) -> list[float]:
 def test_a_freeze_is_measured_from_the_due_time(tmp_path: Path) -> None:
     # 150 in flight at most: every iteration due in the freeze is sent on time and held.
     with scheduled_server_process(freeze_from_s=FREEZE[0], freeze_to_s=FREEZE[1]) as url:
-        results = run_open(url, tmp_path, rate=RATE, duration_s=DURATION_S, max_in_flight=150)
+        results = run_open(
+            url, tmp_path, LoadProfile(rate=RATE, duration_s=DURATION_S, max_in_flight=150)
+        )
     assert results.valid, results.invalid_reasons
     assert results.config["model"] == "open" and results.config["rate"] == RATE
     assert results.config["max_in_flight"] == 150 and results.config["engine"] == "native"
@@ -71,7 +71,9 @@ def test_queued_requests_keep_their_due_time_and_show_a_short_service_time(
     # Ten in flight at most: the freeze holds ten and queues the rest, which are sent when it
     # ends (a short service time) yet were due all along (a long response time).
     with scheduled_server_process(freeze_from_s=FREEZE[0], freeze_to_s=FREEZE[1]) as url:
-        results = run_open(url, tmp_path, rate=RATE, duration_s=DURATION_S, max_in_flight=10)
+        results = run_open(
+            url, tmp_path, LoadProfile(rate=RATE, duration_s=DURATION_S, max_in_flight=10)
+        )
     service, response = results.service_time_ms, results.latency_ms
     assert service is not None and service.p95 is not None and response.p95 is not None
     assert service.p95 < 100.0 < response.p95
@@ -86,7 +88,7 @@ def test_iterations_still_queued_at_the_end_are_not_sent_and_in_flight_ones_drai
 ) -> None:
     # Every request is held 0.8 s; 4 in flight at most; 50/s for 1 s: 50 due, 4 sent.
     with scheduled_server_process(hold_s=0.8) as url:
-        results = run_open(url, tmp_path, rate=50, duration_s=1.0, max_in_flight=4)
+        results = run_open(url, tmp_path, LoadProfile(rate=50, duration_s=1.0, max_in_flight=4))
     not_sent = [g for g in results.errors if g.kind == "not_sent"]
     assert [g.endpoint for g in not_sent] == ["(not sent)"]
     schedule = results.schedule
@@ -106,15 +108,8 @@ def test_stages_ramp_the_rate_and_are_reported_per_stage(tmp_path: Path) -> None
     from loadkit.config import StageConfig
 
     with scheduled_server_process() as url:
-        results = run_open(
-            url,
-            tmp_path,
-            rate=50,
-            stages=(
-                StageConfig(duration_s=1.0, target=50),
-                StageConfig(duration_s=1.0, target=150),
-            ),
-        )
+        stages = (StageConfig(duration_s=1.0, target=50), StageConfig(duration_s=1.0, target=150))
+        results = run_open(url, tmp_path, LoadProfile(rate=50, stages=stages))
     assert results.valid, results.invalid_reasons
     # 50 in the first second, then a ramp from 50 to 150: 100 more.
     assert abs(results.totals.requests - 150) <= 2
