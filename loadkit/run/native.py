@@ -32,8 +32,6 @@ from loadkit.measure.validity import INTERRUPTED, overload_reason
 from loadkit.run.load import Target, _check_writable, check_reachable
 
 ENGINE = "native"
-START_LEAD_S = 0.05
-"""The load starts this long after the plan is made (in this process: the loop is up by then)."""
 PROCESS_START_LEAD_S = 2.0
 """With several processes, their common start: long enough for each to spawn and import."""
 
@@ -91,14 +89,9 @@ def run_native_load(
     check_reachable(Target.parse(request.url))
     run_id = uuid.uuid4().hex
     config = _config(request, profile, processes=processes, run_id=run_id, path=target.path)
-    lead = START_LEAD_S if processes == 1 else PROCESS_START_LEAD_S
-    plans = _plans(
-        request,
-        profile,
-        processes=processes,
-        start=RunClock().now() + lead,
-        timeout_s=timeout_s,
-    )
+    # One process starts when its loop runs; several at a common time, once all have spawned.
+    start = None if processes == 1 else RunClock().now() + PROCESS_START_LEAD_S
+    plans = _plans(request, profile, processes=processes, start=start, timeout_s=timeout_s)
     printer = None
     if progress is None and not quiet:
         from loadkit.report.load import ProgressPrinter
@@ -158,17 +151,19 @@ def _run(
             progress(_combine_status(latest))
 
     shares: list[ProcessShare] = run_processes(plans, on_status=merged_status)
+    start = plans[0].start
+    assert start is not None  # several processes always share a fixed start
     recorder = LatencyRecorder(
-        start=plans[0].start,
+        start=start,
         source="parent",
         stages=plans[0].stages if plans[0].model == "open" else (),
     )
     if plans[0].model == "open":
-        recorder.start_stages_at(plans[0].start)
-        recorder.count_span_from(plans[0].start)
+        recorder.start_stages_at(start)
+        recorder.count_span_from(start)
     for part in shares:
         recorder.merge_share(part.share)
-    recorder.finish(end=max(part.share.end or plans[0].start for part in shares))
+    recorder.finish(end=max(part.share.end or start for part in shares))
     health = _health([(p.cpu_warnings, p.max_cpu_percent) for p in shares])
     return recorder, health, any(p.interrupted for p in shares)
 
@@ -212,7 +207,7 @@ def _plans(
     profile: LoadProfile,
     *,
     processes: int,
-    start: float,
+    start: float | None,
     timeout_s: float | None,
 ) -> list[SharePlan]:
     """One plan per process: closed, the connections split as evenly as they go; open, the

@@ -83,7 +83,8 @@ def run_processes(
     latest: list[LiveStatus | None] = [None] * len(plans)
     results: list[ProcessShare | None] = [None] * len(plans)
     bound = max(plan.duration_s + plan.timeout_s for plan in plans) + SHARE_GRACE_S
-    give_up = time.monotonic() + bound + max(p.start for p in plans) - time.time()
+    starts = [p.start for p in plans if p.start is not None]
+    give_up = time.monotonic() + bound + max([*starts, time.time()]) - time.time()
     with _pass_sigterm_on(children):
         while any(r is None for r in results) and time.monotonic() < give_up:
             ready = multiprocessing.connection.wait(pipes, timeout=0.5)

@@ -42,8 +42,10 @@ class SharePlan:
 
     request: RequestSpec
     model: Literal["closed", "open"]
-    start: float
-    """When the load begins, on the run clock (seconds since the epoch)."""
+    start: float | None
+    """When the load begins, on the run clock (seconds since the epoch): several processes'
+    common start; None: as soon as this process's event loop runs (a load started at a time
+    fixed beforehand would count the loop's own start-up as scheduler lag)."""
     duration_s: float
     """The planned run time (an open run with stages: the stages' total)."""
     concurrency: int = 1
@@ -98,10 +100,22 @@ def run_share(
     ssl_context = client_context(plan.request.tls) if request.scheme == "https" else None
     loop = uvloop.new_event_loop()
     try:
-        runner = _ShareRun(plan, request, ssl_context, on_status, control or ShareControl())
-        return loop.run_until_complete(runner.run())
+        return loop.run_until_complete(
+            _run_share(plan, request, ssl_context, on_status, control or ShareControl())
+        )
     finally:
         loop.close()
+
+
+async def _run_share(
+    plan: SharePlan,
+    request: EncodedRequest,
+    ssl_context: ssl.SSLContext | None,
+    on_status: Callable[[LiveStatus], None] | None,
+    control: ShareControl,
+) -> ShareOutcome:
+    # Built inside the running loop: a share without a fixed start begins now.
+    return await _ShareRun(plan, request, ssl_context, on_status, control).run()
 
 
 class _ShareRun:
@@ -116,8 +130,9 @@ class _ShareRun:
         self.plan = plan
         self.clock = RunClock()
         self.offset = self.clock.now() - perf_counter()
+        self.start = plan.start if plan.start is not None else self.clock.now()
         self.recorder = LatencyRecorder(
-            start=plan.start,
+            start=self.start,
             source=plan.source,
             stages=plan.stages if plan.model == "open" else (),
         )
@@ -147,7 +162,7 @@ class _ShareRun:
         if self.control._pending:
             self._interrupt()
         with _stop_signals(loop, self._interrupt):
-            start = self.plan.start - self.offset
+            start = self.start - self.offset
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopped.wait(), max(start - perf_counter(), 0.0))
             self.cpu = CpuSpans()
@@ -249,7 +264,7 @@ class _ShareRun:
         self.on_status(
             LiveStatus(
                 state=state,
-                elapsed_s=round(now - (self.plan.start - self.offset), 3),
+                elapsed_s=round(now - (self.start - self.offset), 3),
                 users=self.pool.in_flight,
                 requests=requests,
                 rps=round(done / span, 1),
