@@ -29,7 +29,7 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_load import STATIC_PATH, nginx  # noqa: E402
+from bench_load import STATIC_PATH, nginx
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,12 +59,26 @@ def children_cpu_s() -> float:
 
 
 def run_native(
-    url: str, seconds: float, *, concurrency: int = 10, rate: float = 0.0, rss: list[float] | None = None
+    url: str,
+    seconds: float,
+    *,
+    concurrency: int = 10,
+    rate: float = 0.0,
+    rss: list[float] | None = None,
 ) -> dict[str, object]:
     """One native run in a child process: its results and CPU seconds."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "load.json"
-        command = [sys.executable, "-c", NATIVE, url, str(out), str(seconds), str(concurrency), str(rate)]
+        command = [
+            sys.executable,
+            "-c",
+            NATIVE,
+            url,
+            str(out),
+            str(seconds),
+            str(concurrency),
+            str(rate),
+        ]
         before = children_cpu_s()
         child = subprocess.Popen(command, cwd=ROOT)
         sampler = None
