@@ -118,8 +118,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rate", type=float, default=50_000.0)
+    parser.add_argument(
+        "--lag-rates", default="100,1000,5000,20000", help="open runs for the lag table"
+    )
     parser.add_argument("--rss-seconds", type=float, default=60.0)
-    parser.add_argument("--skip", default="", help="comma list of parts to skip: closed,open,rss")
+    parser.add_argument(
+        "--skip", default="", help="comma list of parts to skip: closed,open,lag,startup,rss"
+    )
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     with nginx() as base:
@@ -163,14 +168,41 @@ def main() -> None:
                 f"invalid: {[r['code'] for r in results['invalid_reasons']]}",
                 flush=True,
             )
+        if "lag" not in skip:
+            print(f"## scheduler lag by rate ({args.seconds:g} s each, in-flight bound 200)")
+            for rate in [float(r) for r in args.lag_rates.split(",") if r]:
+                native = run_native(url, args.seconds, concurrency=200, rate=rate)
+                results = native["results"]
+                assert isinstance(results, dict)
+                schedule = results["schedule"]
+                requests = results["totals"]["requests"]
+                print(
+                    f"{rate:>8,.0f}/s: achieved {schedule['achieved_rate']:,.0f}/s, lag P50 "
+                    f"{schedule['lag_ms']['p50']} P99 {schedule['lag_ms']['p99']} max "
+                    f"{schedule['lag_ms']['max']} ms, loop delay P90 "
+                    f"{schedule.get('loop_delay_ms', {}).get('p90')} ms, "
+                    f"{float(native['cpu_s']) / requests * 1e6:.2f} µs CPU/request, invalid: "  # type: ignore[arg-type]
+                    f"{[r['code'] for r in results['invalid_reasons']]}",
+                    flush=True,
+                )
+        if "startup" not in skip:
+            native = run_native(url, 0.001)
+            print(
+                f"## start-up: a run of 1 ms costs {float(native['cpu_s']):.3f} s of CPU "  # type: ignore[arg-type]
+                "(interpreter, imports, results file): included in the figures above",
+                flush=True,
+            )
         if "rss" not in skip:
             samples: list[float] = []
             run_native(url, args.rss_seconds, rss=samples)
-            tenth = max(len(samples) // 10, 1)
+            # From the 5th second on: before that the child is still importing.
+            settled = samples[5:] or samples
+            tenth = max(len(settled) // 10, 1)
             print(
-                f"## RSS over {args.rss_seconds:g} s (closed, 10 connections): first "
-                f"{min(samples[:tenth]):.1f} MiB, last {max(samples[-tenth:]):.1f} MiB, "
-                f"peak {max(samples):.1f} MiB ({len(samples)} samples)"
+                f"## RSS over {args.rss_seconds:g} s (closed, 10 connections): at 5 s "
+                f"{settled[0]:.1f} MiB, first tenth max {max(settled[:tenth]):.1f} MiB, last "
+                f"tenth max {max(settled[-tenth:]):.1f} MiB, peak {max(samples):.1f} MiB "
+                f"({len(samples)} samples, one a second)"
             )
 
 

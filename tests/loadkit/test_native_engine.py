@@ -6,7 +6,11 @@ the smoke client give for the same failure)."""
 from __future__ import annotations
 
 import itertools
+import signal
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -192,6 +196,7 @@ def test_a_server_that_never_answers_is_a_timeout_and_the_connections_recover(
 
 def test_a_target_nobody_listens_on_is_refused_before_the_run(tmp_path: Path) -> None:
     out = tmp_path / "load.json"
+    out.write_text("an earlier run's results")
     with pytest.raises(TargetUnreachableError):
         run_native_load(
             request=RequestSpec(url=closed_port()),
@@ -199,6 +204,11 @@ def test_a_target_nobody_listens_on_is_refused_before_the_run(tmp_path: Path) ->
             out=out,
             quiet=True,
         )
+    # Never judged for this run: an aborted results file replaced it.
+    results = read_results(out)
+    assert isinstance(results, LoadResults) and not results.valid
+    assert [reason.code for reason in results.invalid_reasons] == ["aborted"]
+    assert results.config["engine"] == "native"
 
 
 def test_a_target_that_goes_away_mid_run_is_connect_error(
@@ -259,3 +269,41 @@ def test_method_headers_and_body_are_sent_as_given(tmp_path: Path) -> None:
     assert isinstance(results, LoadResults)
     assert [e.name for e in results.endpoints] == ["create order"]
     assert results.config["method"] == "POST"
+
+
+_INTERRUPTIBLE = """
+import sys
+from pathlib import Path
+from loadkit.config import LoadProfile
+from loadkit.engines.http_request import RequestSpec
+from loadkit.exceptions import LoadInterrupted
+from loadkit.run.native import run_native_load
+try:
+    run_native_load(
+        request=RequestSpec(url=sys.argv[1]),
+        profile=LoadProfile(concurrency=2, duration_s=30),
+        out=Path(sys.argv[2]),
+        quiet=True,
+    )
+except LoadInterrupted:
+    sys.exit(130)
+"""
+
+
+def test_sigterm_writes_the_results_so_far_marked_aborted(tmp_path: Path) -> None:
+    out = tmp_path / "load.json"
+    with scheduled_server_process(hold_s=0.01) as url:
+        child = subprocess.Popen(
+            [sys.executable, "-c", _INTERRUPTIBLE, url, str(out)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        time.sleep(1.5)
+        child.send_signal(signal.SIGTERM)
+        output, _ = child.communicate(timeout=20)
+    assert child.returncode == 130, output.decode()[-2000:]
+    results = read_results(out)
+    assert isinstance(results, LoadResults)
+    assert [reason.code for reason in results.invalid_reasons] == ["aborted"]
+    assert "SIGTERM" in results.invalid_reasons[0].detail
+    assert results.totals.requests > 10 and results.duration_s < 5

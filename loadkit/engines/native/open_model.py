@@ -6,7 +6,7 @@ fewer than ``max_in_flight`` are in flight; beyond that it waits in a queue and 
 request ends, still timed from its due time (response time from due, service time from send).
 
 The dispatcher runs from two places: a timer at the next due time (uvloop's timers fire on
-millisecond ticks), and after every request that ends (at a high rate responses arrive far more
+millisecond ticks: at least ``TIMER_FLOOR_S`` ahead), and after every request that ends (at a high rate responses arrive far more
 often than that, so iterations are sent within a loop turn of their due time). Scheduler lag is
 a dispatch's time minus the later of its due time and the moment a slot became free: the
 generator's own delay, recorded in the run's ``ScheduleStats``. The loop probe, a timer re-armed
@@ -27,6 +27,11 @@ from loadkit.engines.native.pool import Pool
 from loadkit.engines.timetable import Timetable
 from loadkit.measure.schedule import ScheduleStats, mean_rate
 from loadkit.measure.validity import LOOP_PROBE_INTERVAL_S
+
+
+TIMER_FLOOR_S = 0.001
+"""The dispatcher's timer waits at least this long (uvloop's timer resolution). An iteration due
+sooner is sent by the next response's dispatch, or by the timer a tick late at most."""
 
 
 class OpenModel:
@@ -70,8 +75,10 @@ class OpenModel:
             return
         self._dispatch_due(perf_counter())
         if self.next_due is not None:
-            delay = self.next_due - perf_counter()
-            self._timer = asyncio.get_running_loop().call_later(max(delay, 0.0), self._tick)
+            # Never sooner than a tick: uvloop runs a timer due in under a millisecond on the
+            # loop's next turn, and re-arming it so would spin the loop until the due time.
+            delay = max(self.next_due - perf_counter(), TIMER_FLOOR_S)
+            self._timer = asyncio.get_running_loop().call_later(delay, self._tick)
 
     def _dispatch_due(self, now: float) -> None:
         pool = self.pool
