@@ -6,8 +6,9 @@ fewer than ``max_in_flight`` are in flight; beyond that it waits in a queue and 
 request ends, still timed from its due time (response time from due, service time from send).
 
 The dispatcher runs from two places: a timer at the next due time (uvloop's timers fire on
-millisecond ticks: at least ``TIMER_FLOOR_S`` ahead), and after every request that ends (at a high rate responses arrive far more
-often than that, so iterations are sent within a loop turn of their due time). Scheduler lag is
+millisecond ticks: at least ``TIMER_FLOOR_S`` ahead), and after every request that ends (at a
+high rate responses arrive far more often than that, so iterations are sent within a loop turn
+of their due time). Scheduler lag is
 a dispatch's time minus the later of its due time and the moment a slot became free: the
 generator's own delay, recorded in the run's ``ScheduleStats``. The loop probe, a timer re-armed
 every ``LOOP_PROBE_INTERVAL_S``, records how late each wake-up comes (the event loop's delay,
@@ -27,7 +28,6 @@ from loadkit.engines.native.pool import Pool
 from loadkit.engines.timetable import Timetable
 from loadkit.measure.schedule import ScheduleStats, mean_rate
 from loadkit.measure.validity import LOOP_PROBE_INTERVAL_S
-
 
 TIMER_FLOOR_S = 0.001
 """The dispatcher's timer waits at least this long (uvloop's timer resolution). An iteration due
