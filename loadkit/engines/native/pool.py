@@ -14,8 +14,8 @@ Error kinds are the Locust path's for the same failure: a response by ``classify
 (status >= 400 fails, as FastHttpUser decides; the service's envelope gives the kind), no
 response by ``classify_os_error`` and Locust's ``client_kind`` rules (a lost connection is
 ``connection_reset``, an unparsable response ``protocol_error``). A request lost with a
-kept-alive connection the server had just closed (no byte of its answer arrived) is sent once
-more on a new connection, as geventhttpclient does.
+kept-alive connection the server had just closed (no byte of its answer came) is sent once more
+on a new connection when its method is idempotent (geventhttpclient does so after a FIN).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from loadkit.measure.classify import classify_response, describe_error
 from loadkit.measure.kinds import ErrorKind
 from loadkit.measure.recorder import LatencyRecorder
 
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
 DEFAULT_TIMEOUT_S = 60.0
 """A request's bound, connection included: the Locust path's (FastHttpUser's 60 s)."""
 
@@ -68,6 +69,7 @@ class Pool:
         self.offset = run_clock_offset
         self.timeout_s = timeout_s
         self.service_times = service_times
+        self.idempotent = request.method in IDEMPOTENT_METHODS
         self.on_done: Callable[[float], None] = lambda _end: None
         """Called after each request ended and was recorded, with its end (perf counter)."""
         self.idle: list[Connection] = []
@@ -178,13 +180,18 @@ class Pool:
             return
         connection.busy = False
         if (
-            not garbled
+            (error is None or isinstance(error, ConnectionResetError))
+            and not garbled
+            and self.idempotent
             and connection.reused
             and not connection.received
             and connection.attempts == 1
             and not self.closing
         ):
-            # The server closed a kept-alive connection as the request went out on it.
+            # The server closed a kept-alive connection as the request went out on it (a FIN,
+            # or a reset: a server closing with our request unread resets): sent again on a new
+            # one, for idempotent methods (RFC 9110 9.2.2), as browsers do; not on a fresh
+            # connection, whose close is the server's answer (``resets``, ``hangs_up``).
             retry = Connection(self)
             retry.payload, retry.trace_id = connection.payload, connection.trace_id
             retry.due, retry.sent, retry.deadline = (

@@ -29,6 +29,8 @@ class EncodedRequest:
     port: int
     server_hostname: str
     """The name TLS checks the certificate against (the URL's host)."""
+    method: str
+    """Upper case, as sent."""
     endpoint: str
     """What it is recorded under: ``RequestSpec.name`` or the path, as the Locust url scenario
     names it."""
@@ -71,6 +73,7 @@ def encode_request(spec: RequestSpec) -> EncodedRequest:
         host=target.hostname,
         port=target.port,
         server_hostname=target.hostname,
+        method=method,
         endpoint=spec.name or target.path,
         head=head,
         tail=b"\r\n\r\n" + spec.body,
