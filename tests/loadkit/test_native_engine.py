@@ -77,7 +77,7 @@ def test_a_fixed_latency_mix_gives_the_true_p95_and_p99(tmp_path: Path) -> None:
     assert results.config["engine"] == "native" and results.config["model"] == "closed"
     assert results.totals.errors == 0 and results.totals.requests >= 40
     [endpoint] = results.endpoints
-    assert endpoint.name == "/items?page=1"  # the path, as the Locust url scenario names it
+    assert endpoint.name == "GET /items?page=1"  # as the Locust path records the url scenario
     latency = results.latency_ms
     assert latency.p50 is not None and latency.p50 < 20.0
     for name in ("p95", "p99"):
@@ -109,7 +109,7 @@ def test_an_error_share_with_the_services_envelope_gives_its_kind(tmp_path: Path
     assert set(kinds(results)) == {"storage_lock_timeout"}
     assert results.totals.error_rate == pytest.approx(0.25, abs=0.01)
     [group] = results.errors
-    assert group.endpoint == "/login" and group.status_codes == {"503": group.count}
+    assert group.endpoint == "GET /login" and group.status_codes == {"503": group.count}
     assert group.example_trace_id == "t-1" and group.example_message == "lock"
 
 
@@ -267,7 +267,7 @@ def test_method_headers_and_body_are_sent_as_given(tmp_path: Path) -> None:
     assert b"Content-Length: 8" in lines and body == b'{"n": 1}'
     results = read_results(tmp_path / "load.json")
     assert isinstance(results, LoadResults)
-    assert [e.name for e in results.endpoints] == ["create order"]
+    assert [e.name for e in results.endpoints] == ["POST create order"]
     assert results.config["method"] == "POST"
 
 

@@ -100,7 +100,7 @@ def test_iterations_still_queued_at_the_end_are_not_sent_and_in_flight_ones_drai
     assert 40 <= schedule.iterations_due <= 51
     assert 0.4 <= schedule.drain_s <= 1.0
     assert results.totals.requests == schedule.iterations_due
-    [sent] = [e for e in results.endpoints if e.name == "/"]
+    [sent] = [e for e in results.endpoints if e.name == "GET /"]
     assert sent.requests == 8 and sent.errors == 0
 
 

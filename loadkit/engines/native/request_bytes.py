@@ -32,8 +32,9 @@ class EncodedRequest:
     method: str
     """Upper case, as sent."""
     endpoint: str
-    """What it is recorded under: ``RequestSpec.name`` or the path, as the Locust url scenario
-    names it."""
+    """What it is recorded under, as the Locust path records it: the method, then
+    ``RequestSpec.name`` or the path (``GET /items``), unless the name already starts with the
+    method."""
     head: bytes
     """Request line and headers up to the ``traceparent`` line."""
     tail: bytes
@@ -74,7 +75,12 @@ def encode_request(spec: RequestSpec) -> EncodedRequest:
         port=target.port,
         server_hostname=target.hostname,
         method=method,
-        endpoint=spec.name or target.path,
+        endpoint=endpoint_name(method, spec.name or target.path),
         head=head,
         tail=b"\r\n\r\n" + spec.body,
     )
+
+
+def endpoint_name(method: str, name: str) -> str:
+    """``METHOD name``, as the Locust plugin names a request of ``request_type`` and ``name``."""
+    return name if name.startswith(f"{method} ") else f"{method} {name}"
