@@ -19,7 +19,8 @@ from loadkit.measure.results import LoadResults, read_results
 from loadkit.run.native import run_native_load
 from tests.loadkit.misbehaving_servers import read_request, resets, serve
 
-URL_SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "url.py"
+REPO = Path(__file__).resolve().parents[2]
+URL_SCENARIO = REPO / "scenarios" / "url.py"
 ENVELOPE = b'{"error": {"kind": "db_pool_exhausted", "message": "pool", "trace_id": "t-9"}}'
 
 
@@ -55,6 +56,12 @@ def run_locust(url: str, tmp_path: Path) -> LoadResults:
     return results
 
 
+def loadkit(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "loadkit", *args], capture_output=True, text=True, timeout=60
+    )
+
+
 def run_native(url: str, tmp_path: Path) -> LoadResults:
     return run_native_load(
         request=RequestSpec(url=f"{url}/orders"),
@@ -87,6 +94,15 @@ def test_the_same_failures_have_the_same_kinds_through_both_engines(tmp_path: Pa
         # Two of every three requests fail, whichever engine sent them.
         assert results.totals.error_rate == pytest.approx(2 / 3, abs=0.03)
     assert native.config["engine"] == "native"
+    # Gate and compare read either file the same way: both fail the error-rate criterion (not
+    # a usage error, not an invalid run), and the two compare.
+    files = {"locust": tmp_path / "locust-0.json", "native": tmp_path / "native.json"}
+    for path in files.values():
+        gate = loadkit("gate", str(path), "--config", str(REPO / "acceptance.toml"))
+        assert gate.returncode == 1, gate.stdout + gate.stderr
+        assert "error" in gate.stdout.lower()
+    compared = loadkit("compare", str(files["locust"]), str(files["native"]))
+    assert compared.returncode == 0, compared.stdout + compared.stderr
 
 
 @pytest.mark.slow
