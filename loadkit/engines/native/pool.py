@@ -87,6 +87,9 @@ class Pool:
         self.in_flight += 1
         idle = self.idle
         connection = idle.pop() if idle else Connection(self)
+        while connection.transport is not None and connection.transport.is_closing():
+            # Closed by the server while idle, its connection_lost not yet run: not reusable.
+            connection = idle.pop() if idle else Connection(self)
         connection.payload, connection.trace_id = self.request.with_trace()
         connection.due = due
         connection.sent = now
