@@ -1,7 +1,6 @@
 """The native engine against an https target with a self-signed certificate made here
-(openssl): verified
-by default (refused, a connect_error saying why), trusted with ``ca_cert``, unchecked with
-``verify=False``."""
+(openssl): verified by default (refused, a tls_error saying why, the Locust path's kind),
+trusted with ``ca_cert``, unchecked with ``verify=False``."""
 
 from __future__ import annotations
 
@@ -71,7 +70,7 @@ def test_a_self_signed_certificate_is_refused_by_default(https_url: str, tmp_pat
     results = run(https_url, tmp_path, TlsOptions())
     assert results.totals.ok == 0
     [group] = results.errors
-    assert group.kind == "connect_error"
+    assert group.kind == "tls_error"
     assert (
         group.example_message is not None and "certificate verify failed" in group.example_message
     )

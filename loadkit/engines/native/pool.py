@@ -39,7 +39,6 @@ DEFAULT_TIMEOUT_S = 60.0
 CONNECTION_RESET = ErrorKind.CONNECTION_RESET.value
 PROTOCOL_ERROR = ErrorKind.PROTOCOL_ERROR.value
 TIMEOUT = ErrorKind.TIMEOUT.value
-CONNECT_ERROR = ErrorKind.CONNECT_ERROR.value
 
 
 def sweep_interval(timeout_s: float) -> float:
@@ -222,10 +221,9 @@ class Pool:
             return
         connection.busy = False
         connection.closed = True
-        # A TLS handshake refused (the certificate above all) is a connection never made; the
-        # message says why (e.g. "certificate verify failed").
-        kind = CONNECT_ERROR if isinstance(error, ssl.SSLError) else client_kind(error)
-        self._failed(connection, perf_counter(), kind, describe_error(error))
+        # A TLS handshake refused (the certificate above all) is tls_error, as on the Locust
+        # path; the message says why (e.g. "certificate verify failed").
+        self._failed(connection, perf_counter(), client_kind(error), describe_error(error))
 
     def _failed(self, connection: Connection, end: float, kind: str, message: str) -> None:
         self._record(connection, end, kind, status=None, message=message, trace_id=None)

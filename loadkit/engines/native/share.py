@@ -27,8 +27,8 @@ from loadkit.engines.native.closed_model import ClosedModel
 from loadkit.engines.native.open_model import OpenModel
 from loadkit.engines.native.pool import DEFAULT_TIMEOUT_S, Pool
 from loadkit.engines.native.request_bytes import EncodedRequest, encode_request
-from loadkit.engines.native.tls import client_context
 from loadkit.engines.timetable import Timetable
+from loadkit.engines.tls import client_context
 from loadkit.measure.live_status import LiveStatus, RunState
 from loadkit.measure.recorder import LatencyRecorder, RunClock
 from loadkit.stages import Stage
