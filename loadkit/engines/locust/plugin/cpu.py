@@ -12,23 +12,15 @@ one to the test's end), whatever Locust's figure was: every span of the test of 
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable
 
+# The threshold and the reading are both engines' (the native engine judges by them too).
+from loadkit.engines.cpu import CPU_WARNING_PERCENT, OWN_CPU_MIN_S, process_cpu_s
+
+__all__ = ["CPU_WARNING_PERCENT", "OWN_CPU_MIN_S", "CpuWatch", "process_cpu_s"]
+
 logger = logging.getLogger("loadkit")
-
-CPU_WARNING_PERCENT = 90.0
-"""Locust's threshold: a process above it measures its own queueing, not the target."""
-OWN_CPU_MIN_S = 1.0
-"""The plugin's own CPU readings cover the test span by span (between Locust's readings, and
-to its end). Spans shorter than this are too noisy to judge: they join the next one."""
-
-
-def process_cpu_s() -> float:
-    """CPU seconds this process has used (user + system, all its threads)."""
-    times = os.times()
-    return times.user + times.system
 
 
 class CpuWatch:

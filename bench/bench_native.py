@@ -1,0 +1,210 @@
+"""The native engine's cost against nginx on loopback, next to wrk (issue #15).
+
+Run: ``PYTHONPATH=. .venv/bin/python bench/bench_native.py [--seconds 10] [--rounds 3]
+[--rss-seconds 60]``. Needs nginx (``nginx-light``) and wrk (Debian packages). Prints figures;
+the peer comparison (ab, hey, autocannon, Locust) is bench/bench_engines.py's.
+
+1. Closed model, 10 connections, ``--seconds`` each, rounds interleaved (native, wrk, native,
+   wrk, ...) on the same nginx: requests per second and CPU µs per request of each tool's whole
+   process tree (``RUSAGE_CHILDREN`` around the child, start-up included), HDR recording and
+   the timeline on (the engine always records), a fresh traceparent on every request.
+2. Open model at ``--rate`` (default 50,000/s) for ``--seconds``: achieved rate, scheduler lag
+   P50/P99/max, loop delay P90, CPU µs per request.
+3. RSS of a native run sampled every second over ``--rss-seconds`` (closed, 10 connections).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_load import STATIC_PATH, nginx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+NATIVE = """
+import sys
+from pathlib import Path
+from loadkit.config import LoadProfile
+from loadkit.engines.http_request import RequestSpec
+from loadkit.exceptions import InvalidLoadRunError
+from loadkit.run.native import run_native_load
+url, out, seconds, concurrency, rate = sys.argv[1:6]
+profile = (
+    LoadProfile(rate=float(rate), duration_s=float(seconds), max_in_flight=int(concurrency))
+    if float(rate) else LoadProfile(concurrency=int(concurrency), duration_s=float(seconds))
+)
+try:
+    run_native_load(request=RequestSpec(url=url), profile=profile, out=Path(out), quiet=True)
+except InvalidLoadRunError:
+    pass  # flat out, the generator saturates its core and says so: the figures still stand
+"""
+
+
+def children_cpu_s() -> float:
+    """CPU seconds (user + system) of every child process waited for so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_native(
+    url: str,
+    seconds: float,
+    *,
+    concurrency: int = 10,
+    rate: float = 0.0,
+    rss: list[float] | None = None,
+) -> dict[str, object]:
+    """One native run in a child process: its results and CPU seconds."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "load.json"
+        command = [
+            sys.executable,
+            "-c",
+            NATIVE,
+            url,
+            str(out),
+            str(seconds),
+            str(concurrency),
+            str(rate),
+        ]
+        before = children_cpu_s()
+        child = subprocess.Popen(command, cwd=ROOT)
+        sampler = None
+        if rss is not None:
+            sampler = threading.Thread(target=_sample_rss, args=(child, rss), daemon=True)
+            sampler.start()
+        child.wait()
+        cpu = children_cpu_s() - before
+        results = json.loads(out.read_text())
+    return {"results": results, "cpu_s": cpu}
+
+
+def _sample_rss(child: subprocess.Popen[bytes], samples: list[float]) -> None:
+    process = psutil.Process(child.pid)
+    while child.poll() is None:
+        try:
+            samples.append(process.memory_info().rss / 2**20)
+        except psutil.Error:
+            return
+        time.sleep(1.0)
+
+
+def run_wrk(url: str, seconds: float) -> dict[str, float]:
+    """wrk -t1 -c10: requests, requests per second and CPU seconds."""
+    before = children_cpu_s()
+    done = subprocess.run(
+        ["wrk", "-t1", "-c10", f"-d{seconds:g}s", url], capture_output=True, text=True, check=True
+    )
+    cpu = children_cpu_s() - before
+    requests = int(re.search(r"(\d+) requests in", done.stdout).group(1))  # type: ignore[union-attr]
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", done.stdout).group(1))  # type: ignore[union-attr]
+    return {"requests": requests, "rps": rps, "cpu_s": cpu}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rate", type=float, default=50_000.0)
+    parser.add_argument(
+        "--lag-rates", default="100,1000,5000,20000", help="open runs for the lag table"
+    )
+    parser.add_argument("--rss-seconds", type=float, default=60.0)
+    parser.add_argument(
+        "--skip", default="", help="comma list of parts to skip: closed,open,lag,startup,rss"
+    )
+    args = parser.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+    with nginx() as base:
+        url = base + STATIC_PATH
+        if "closed" not in skip:
+            print(f"## closed, 10 connections, {args.seconds:g} s, {args.rounds} rounds (A B A B)")
+            for round_ in range(1, args.rounds + 1):
+                native = run_native(url, args.seconds)
+                results = native["results"]
+                assert isinstance(results, dict)
+                requests = results["totals"]["requests"]
+                cpu_us = float(native["cpu_s"]) / requests * 1e6  # type: ignore[arg-type]
+                print(
+                    f"round {round_} native: {results['totals']['rps']:,.0f} req/s, "
+                    f"{cpu_us:.2f} µs CPU/request, {requests:,} requests, "
+                    f"errors {results['totals']['errors']}, P99 {results['latency_ms']['p99']} ms, "
+                    f"valid {not results['invalid_reasons']}",
+                    flush=True,
+                )
+                wrk = run_wrk(url, args.seconds)
+                print(
+                    f"round {round_} wrk:    {wrk['rps']:,.0f} req/s, "
+                    f"{wrk['cpu_s'] / wrk['requests'] * 1e6:.2f} µs CPU/request, "
+                    f"{wrk['requests']:,.0f} requests",
+                    flush=True,
+                )
+        if "open" not in skip:
+            print(f"## open, {args.rate:,.0f}/s, {args.seconds:g} s")
+            native = run_native(url, args.seconds, concurrency=200, rate=args.rate)
+            results = native["results"]
+            assert isinstance(results, dict)
+            schedule = results["schedule"]
+            requests = results["totals"]["requests"]
+            print(
+                f"achieved {schedule['achieved_rate']:,.0f}/s of {schedule['target_rate']:,.0f}, "
+                f"not sent {schedule['not_sent']}, lag P50 {schedule['lag_ms']['p50']} ms "
+                f"P99 {schedule['lag_ms']['p99']} ms max {schedule['lag_ms']['max']} ms, "
+                f"loop delay P90 {schedule.get('loop_delay_ms', {}).get('p90')} ms, "
+                f"{float(native['cpu_s']) / requests * 1e6:.2f} µs CPU/request, "  # type: ignore[arg-type]
+                f"response P99 {results['latency_ms']['p99']} ms, "
+                f"invalid: {[r['code'] for r in results['invalid_reasons']]}",
+                flush=True,
+            )
+        if "lag" not in skip:
+            print(f"## scheduler lag by rate ({args.seconds:g} s each, in-flight bound 200)")
+            for rate in [float(r) for r in args.lag_rates.split(",") if r]:
+                native = run_native(url, args.seconds, concurrency=200, rate=rate)
+                results = native["results"]
+                assert isinstance(results, dict)
+                schedule = results["schedule"]
+                requests = results["totals"]["requests"]
+                print(
+                    f"{rate:>8,.0f}/s: achieved {schedule['achieved_rate']:,.0f}/s, lag P50 "
+                    f"{schedule['lag_ms']['p50']} P99 {schedule['lag_ms']['p99']} max "
+                    f"{schedule['lag_ms']['max']} ms, loop delay P90 "
+                    f"{schedule.get('loop_delay_ms', {}).get('p90')} ms, "
+                    f"{float(native['cpu_s']) / requests * 1e6:.2f} µs CPU/request, invalid: "  # type: ignore[arg-type]
+                    f"{[r['code'] for r in results['invalid_reasons']]}",
+                    flush=True,
+                )
+        if "startup" not in skip:
+            native = run_native(url, 0.001)
+            print(
+                f"## start-up: a run of 1 ms costs {float(native['cpu_s']):.3f} s of CPU "  # type: ignore[arg-type]
+                "(interpreter, imports, results file): included in the figures above",
+                flush=True,
+            )
+        if "rss" not in skip:
+            samples: list[float] = []
+            run_native(url, args.rss_seconds, rss=samples)
+            # From the 5th second on: before that the child is still importing.
+            settled = samples[5:] or samples
+            tenth = max(len(settled) // 10, 1)
+            print(
+                f"## RSS over {args.rss_seconds:g} s (closed, 10 connections): at 5 s "
+                f"{settled[0]:.1f} MiB, first tenth max {max(settled[:tenth]):.1f} MiB, last "
+                f"tenth max {max(settled[-tenth:]):.1f} MiB, peak {max(samples):.1f} MiB "
+                f"({len(samples)} samples, one a second)"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""Several processes on this machine, each running a share of one native run (``--processes``).
+
+Each is a process of its own, started with the spawn method (a fresh interpreter: nothing of the
+parent's event loop or sockets is inherited), running ``run_share`` with its plan, and sending
+back over a pipe its live status every second and, at its end, its recorder's share
+(``LatencyRecorder.to_share``, histograms encoded) with its CPU health. The parent merges the
+shares exactly (``merge_share``). Ctrl-C reaches the whole process group: every child stops
+and still sends its share; SIGTERM sent to the parent alone is passed on to the children.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+from loadkit.engines.native.share import SharePlan, run_share
+from loadkit.exceptions import GeneratorCrashedError
+from loadkit.measure.live_status import LiveStatus
+from loadkit.measure.worker_share import WorkerShare
+
+SHARE_GRACE_S = 30.0
+"""How long past its plan's end (and its drain) a child may take to send its share."""
+
+
+@dataclass
+class ProcessShare:
+    """What one child sent back at its end."""
+
+    share: WorkerShare
+    cpu_warnings: int
+    max_cpu_percent: float | None
+    interrupted: bool
+
+
+def _child(plan: SharePlan, pipe: Connection) -> None:
+    """A child's whole life: run the share, send its status and then its share."""
+
+    def status(live: LiveStatus) -> None:
+        with contextlib.suppress(OSError):
+            pipe.send(("status", live))
+
+    outcome = run_share(plan, on_status=status)
+    pipe.send(
+        (
+            "share",
+            outcome.recorder.to_share().to_wire(),
+            outcome.cpu_warnings,
+            outcome.max_cpu_percent,
+            outcome.interrupted,
+        )
+    )
+    pipe.close()
+
+
+def run_processes(
+    plans: Sequence[SharePlan],
+    *,
+    on_status: Callable[[list[LiveStatus | None]], None] | None = None,
+) -> list[ProcessShare]:
+    """Run each plan in a process of its own and return their shares, in plan order.
+
+    ``on_status`` gets every child's latest live status (None before its first) each time one
+    arrives. Raises ``GeneratorCrashedError`` when a child died without sending its share."""
+    context = multiprocessing.get_context("spawn")
+    pipes: list[Connection] = []
+    children: list[Any] = []
+    for plan in plans:
+        ours, theirs = context.Pipe(duplex=False)
+        child = context.Process(target=_child, args=(plan, theirs), daemon=True)
+        child.start()
+        theirs.close()
+        pipes.append(ours)
+        children.append(child)
+    latest: list[LiveStatus | None] = [None] * len(plans)
+    results: list[ProcessShare | None] = [None] * len(plans)
+    bound = max(plan.duration_s + plan.timeout_s for plan in plans) + SHARE_GRACE_S
+    starts = [p.start for p in plans if p.start is not None]
+    give_up = time.monotonic() + bound + max([*starts, time.time()]) - time.time()
+    with _pass_sigterm_on(children):
+        while any(r is None for r in results) and time.monotonic() < give_up:
+            ready = multiprocessing.connection.wait(pipes, timeout=0.5)
+            for pipe in ready:
+                assert isinstance(pipe, Connection)
+                index = pipes.index(pipe)
+                try:
+                    message: tuple[Any, ...] = pipe.recv()
+                except (EOFError, OSError):
+                    if results[index] is None:
+                        children[index].join(timeout=5)
+                        _crashed(index, children[index].exitcode)
+                    continue
+                if message[0] == "status":
+                    latest[index] = message[1]
+                    if on_status is not None:
+                        on_status(list(latest))
+                else:
+                    _, wire, warnings, peak, interrupted = message
+                    results[index] = ProcessShare(
+                        share=WorkerShare.from_wire(wire),
+                        cpu_warnings=int(warnings),
+                        max_cpu_percent=peak,
+                        interrupted=bool(interrupted),
+                    )
+    for child in children:
+        child.join(timeout=5)
+        if child.is_alive():
+            child.kill()
+    missing = [i for i, r in enumerate(results) if r is None]
+    if missing:
+        _crashed(missing[0], children[missing[0]].exitcode)
+    return [r for r in results if r is not None]
+
+
+def _crashed(index: int, exit_code: int | None) -> None:
+    raise GeneratorCrashedError(
+        f"native engine process {index + 1} ended without sending its share "
+        f"(exit code {exit_code})",
+        exit_code=exit_code,
+    )
+
+
+@contextlib.contextmanager
+def _pass_sigterm_on(children: Sequence[Any]) -> Any:
+    """While the children run, a SIGTERM to the parent stops them (they send their shares);
+    Ctrl-C reaches them through the process group already, so the parent ignores it and
+    waits for their shares."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            if child.is_alive() and child.pid is not None:
+                with contextlib.suppress(OSError):
+                    os.kill(child.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)

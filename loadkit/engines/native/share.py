@@ -1,0 +1,297 @@
+"""One process's share of a native run, from its plan to its recorder: the event loop's life.
+
+The share starts its load at the plan's ``start`` (on the run clock, so that several processes
+begin together and their shares merge onto one timeline), runs the closed or open model until
+the planned end or a stop (Ctrl-C, SIGTERM, ``ShareControl.stop``), drains an open run's requests
+in flight (each up to its timeout), and hands back the recorder, finished, with its CPU health.
+A live status goes to ``on_status`` about once a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import ssl
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from time import perf_counter
+from typing import Literal
+
+import uvloop
+
+from loadkit.engines.cpu import CpuSpans
+from loadkit.engines.http_request import RequestSpec
+from loadkit.engines.native.closed_model import ClosedModel
+from loadkit.engines.native.open_model import OpenModel
+from loadkit.engines.native.pool import DEFAULT_TIMEOUT_S, Pool
+from loadkit.engines.native.request_bytes import EncodedRequest, encode_request
+from loadkit.engines.timetable import Timetable
+from loadkit.engines.tls import client_context
+from loadkit.measure.live_status import LiveStatus, RunState
+from loadkit.measure.recorder import LatencyRecorder, RunClock
+from loadkit.stages import Stage
+
+STATUS_EVERY_S = 1.0
+
+
+@dataclass(frozen=True)
+class SharePlan:
+    """What one process runs (picklable: it crosses to spawned processes)."""
+
+    request: RequestSpec
+    model: Literal["closed", "open"]
+    start: float | None
+    """When the load begins, on the run clock (seconds since the epoch): several processes'
+    common start; None: as soon as this process's event loop runs (a load started at a time
+    fixed beforehand would count the loop's own start-up as scheduler lag)."""
+    duration_s: float
+    """The planned run time (an open run with stages: the stages' total)."""
+    concurrency: int = 1
+    """Closed model: this process's connections."""
+    rate: float | None = None
+    stages: tuple[Stage, ...] = ()
+    max_in_flight: int = 1
+    """Open model: this process's bound on requests in flight."""
+    worker_index: int = 0
+    worker_count: int = 1
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    source: str = "local"
+
+
+@dataclass
+class ShareOutcome:
+    """A finished share: its recorder (``finish`` called) and how its process fared."""
+
+    recorder: LatencyRecorder
+    cpu_warnings: int = 0
+    max_cpu_percent: float | None = None
+    interrupted: bool = False
+    """Stopped by Ctrl-C, SIGTERM or ``ShareControl.stop`` before its planned end."""
+
+
+@dataclass
+class ShareControl:
+    """How another thread (a test, the parent's pipe reader) stops a running share."""
+
+    _loop: asyncio.AbstractEventLoop | None = None
+    _stop: Callable[[], None] | None = None
+    _pending: bool = field(default=False)
+
+    def stop(self) -> None:
+        """Stop the share as an interruption (thread-safe; before it started: at once)."""
+        self._pending = True
+        if self._loop is not None and self._stop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop already closed
+                self._loop.call_soon_threadsafe(self._stop)
+
+
+def run_share(
+    plan: SharePlan,
+    *,
+    on_status: Callable[[LiveStatus], None] | None = None,
+    control: ShareControl | None = None,
+) -> ShareOutcome:
+    """Run ``plan`` on a new uvloop event loop in this thread; Ctrl-C and SIGTERM stop it (in
+    the main thread) and mark it interrupted. Raises ``ConfigError`` for a request that cannot
+    be encoded or a CA file that cannot be read, before anything is sent."""
+    request = encode_request(plan.request)
+    ssl_context = client_context(plan.request.tls) if request.scheme == "https" else None
+    loop = uvloop.new_event_loop()
+    try:
+        return loop.run_until_complete(
+            _run_share(plan, request, ssl_context, on_status, control or ShareControl())
+        )
+    finally:
+        loop.close()
+
+
+async def _run_share(
+    plan: SharePlan,
+    request: EncodedRequest,
+    ssl_context: ssl.SSLContext | None,
+    on_status: Callable[[LiveStatus], None] | None,
+    control: ShareControl,
+) -> ShareOutcome:
+    # Built inside the running loop: a share without a fixed start begins now.
+    return await _ShareRun(plan, request, ssl_context, on_status, control).run()
+
+
+class _ShareRun:
+    def __init__(
+        self,
+        plan: SharePlan,
+        request: EncodedRequest,
+        ssl_context: ssl.SSLContext | None,
+        on_status: Callable[[LiveStatus], None] | None,
+        control: ShareControl,
+    ) -> None:
+        self.plan = plan
+        self.clock = RunClock()
+        self.offset = self.clock.now() - perf_counter()
+        self.start = plan.start if plan.start is not None else self.clock.now()
+        self.recorder = LatencyRecorder(
+            start=self.start,
+            source=plan.source,
+            stages=plan.stages if plan.model == "open" else (),
+        )
+        self.pool = Pool(
+            request=request,
+            ssl_context=ssl_context,
+            recorder=self.recorder,
+            run_clock_offset=self.offset,
+            timeout_s=plan.timeout_s,
+            service_times=plan.model == "open",
+        )
+        self.on_status = on_status
+        self.control = control
+        self.stopped = asyncio.Event()
+        self.interrupted = False
+        self.cpu: CpuSpans | None = None
+        self._last_status = (0.0, 0, 0)
+        self._open: OpenModel | None = None
+
+    def _interrupt(self) -> None:
+        self.interrupted = True
+        self.stopped.set()
+
+    async def run(self) -> ShareOutcome:
+        loop = asyncio.get_running_loop()
+        self.control._loop, self.control._stop = loop, self._interrupt
+        if self.control._pending:
+            self._interrupt()
+        with _stop_signals(loop, self._interrupt):
+            start = self.start - self.offset
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopped.wait(), max(start - perf_counter(), 0.0))
+            self.cpu = CpuSpans()
+            self._last_status = (perf_counter(), 0, 0)
+            ticker = loop.call_later(STATUS_EVERY_S, self._tick)
+            try:
+                if self.plan.model == "open":
+                    await self._run_open(start)
+                else:
+                    await self._run_closed(start)
+            finally:
+                ticker.cancel()
+                self.pool.close()
+        self.cpu.finish()
+        self._status("done")
+        return ShareOutcome(
+            recorder=self.recorder,
+            cpu_warnings=self.cpu.warnings,
+            max_cpu_percent=self.cpu.max_percent,
+            interrupted=self.interrupted,
+        )
+
+    async def _until(self, end: float) -> None:
+        if not self.stopped.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopped.wait(), max(end - perf_counter(), 0.0))
+
+    async def _run_closed(self, start: float) -> None:
+        model = ClosedModel(pool=self.pool, concurrency=self.plan.concurrency)
+        self.pool.start_sweeping()
+        if not self.stopped.is_set():
+            model.start()
+        await self._until(start + self.plan.duration_s)
+        model.stop()
+        end = perf_counter()
+        self.recorder.finish(end=end + self.offset, in_flight=self.pool.in_flight)
+
+    async def _run_open(self, t0: float) -> None:
+        plan = self.plan
+        timetable = Timetable(
+            rate=plan.rate,
+            stages=plan.stages,
+            worker_index=plan.worker_index,
+            worker_count=plan.worker_count,
+        )
+        model = self._open = OpenModel(
+            pool=self.pool, timetable=timetable, max_in_flight=plan.max_in_flight, t0=t0
+        )
+        self.recorder.start_stages_at(t0 + self.offset)
+        self.recorder.count_span_from(t0 + self.offset)
+        self.recorder.set_schedule(model.schedule)
+        self.pool.start_sweeping()
+        if not self.stopped.is_set():
+            model.start()
+        planned = plan.duration_s if timetable.end_s is None else timetable.end_s
+        await self._until(t0 + planned)
+        model.stop()
+        stop_time = model.stop_time
+        assert stop_time is not None
+        # The drain: requests in flight complete or time out (the sweep records them); a second
+        # Ctrl-C or SIGTERM ends it at once.
+        if not self.interrupted:
+            self.stopped.clear()
+            waits = [asyncio.ensure_future(e.wait()) for e in (model.drained, self.stopped)]
+            # Each request in flight ends by its timeout (the sweep records it) at the latest.
+            await asyncio.wait(
+                waits, timeout=plan.timeout_s + 1.0, return_when=asyncio.FIRST_COMPLETED
+            )
+            for wait in waits:
+                wait.cancel()
+        drain_s = max(perf_counter() - stop_time, 0.0)
+        not_sent = model.finish(drain_s=round(drain_s, 3))
+        end = stop_time + self.offset
+        self.recorder.record_not_sent(
+            count=len(not_sent), due=[due + self.offset for due in not_sent], end=end
+        )
+        self.recorder.finish(end=end, in_flight=self.pool.in_flight)
+
+    # --- once a second ----------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        assert self.cpu is not None
+        self.cpu.tick()
+        self._status("running")
+        asyncio.get_running_loop().call_later(STATUS_EVERY_S, self._tick)
+
+    def _status(self, state: RunState) -> None:
+        if self.on_status is None:
+            return
+        now = perf_counter()
+        recorder = self.recorder
+        requests, errors = recorder.requests, recorder.errors
+        since, requests0, errors0 = self._last_status
+        self._last_status = (now, requests, errors)
+        span = max(now - since, 1e-9)
+        done = requests - requests0
+        last = recorder.last_second
+        model = self._open
+        self.on_status(
+            LiveStatus(
+                state=state,
+                elapsed_s=round(now - (self.start - self.offset), 3),
+                users=self.pool.in_flight,
+                requests=requests,
+                rps=round(done / span, 1),
+                error_rate=round((errors - errors0) / done, 4) if done else 0.0,
+                p95_ms=last.p95_ms if last is not None else None,
+                target_rate=(
+                    model.timetable.rate_at(now - model.t0) if model is not None else None
+                ),
+                achieved_rate=None,
+                queue=len(model.queue) if model is not None else None,
+            )
+        )
+
+
+@contextlib.contextmanager
+def _stop_signals(loop: asyncio.AbstractEventLoop, stop: Callable[[], None]) -> Iterator[None]:
+    """Ctrl-C and SIGTERM stop the share (main thread only), then the handlers before are back."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signals = (signal.SIGINT, signal.SIGTERM)
+    before = {sig: signal.getsignal(sig) for sig in signals}
+    for sig in signals:
+        loop.add_signal_handler(sig, stop)
+    try:
+        yield
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+            signal.signal(sig, before[sig])

@@ -1,0 +1,312 @@
+"""``loadkit load URL`` on the native engine: checks before the run, the run (in this process,
+or in ``processes`` of its own), the results file, and what the run's end means.
+
+Mirrors ``run/load.py``'s ``run_load`` for the Locust engine: the target must answer first
+(``TargetUnreachableError``), ``--out`` must be writable, a progress line goes to stderr
+(``ProgressPrinter``) unless ``quiet`` or a ``progress`` callback is given, results are written
+atomically, also when Ctrl-C or SIGTERM stopped the run (marked aborted; ``LoadInterrupted``),
+and an invalid run raises ``InvalidLoadRunError`` after its results were written.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+from loadkit.config import LoadProfile
+from loadkit.engines.http_request import RequestSpec
+from loadkit.engines.native.processes import ProcessShare, run_processes
+from loadkit.engines.native.request_bytes import encode_request
+from loadkit.engines.native.share import SharePlan, run_share
+from loadkit.engines.target import parse_target
+from loadkit.exceptions import (
+    ConfigError,
+    InvalidLoadRunError,
+    LoadInterrupted,
+    TargetUnreachableError,
+)
+from loadkit.measure.live_status import LiveStatus
+from loadkit.measure.load_results import build_load_results, unmeasured_load_results
+from loadkit.measure.recorder import LatencyRecorder, RunClock
+from loadkit.measure.results import GeneratorHealth, LoadResults, write_results
+from loadkit.measure.validity import INTERRUPTED, aborted_reason, overload_reason
+from loadkit.run.load import Target, _check_writable, check_reachable
+
+ENGINE = "native"
+PROCESS_START_LEAD_S = 2.0
+"""With several processes, their common start: long enough for each to spawn and import."""
+
+LAG_P99_BOUND_MS = 10.0
+"""The native engine's bound on scheduler lag P99 (half the Locust path's 20 ms, which a file
+cannot loosen): a run over it is invalid (``generator_overloaded``).
+
+Measured on the 2-core machine this project is built on, shared with other test runs (December
+2026, ``bench/bench_native.py --seconds 5``, open runs against nginx on loopback, in-flight bound
+200): healthy runs had a lag P99 of 1.5-2.8 ms at 100/s, 1.5-1.7 ms at 1,000/s, 0.7-1.4 ms at
+5,000/s (max 4-9 ms: a preemption now and then); uvloop's timers tick in milliseconds, so a
+low-rate run lags up to a tick, and at high rates iterations go out after each response, within
+a loop turn. A generator past its limit (20,000/s there, loop delay P90 4 ms) is caught by the
+loop delay bound first. 10 ms is over three times the worst healthy P99, so a busy machine does
+not void a sound run, and half of what the Locust path allows, whose healthy lag is higher
+(2.9-8.6 ms at 500/s)."""
+
+Progress = Callable[[LiveStatus], None]
+
+
+def run_native_load(
+    *,
+    request: RequestSpec,
+    profile: LoadProfile,
+    out: Path,
+    processes: int = 1,
+    quiet: bool = False,
+    progress: Progress | None = None,
+    timeout_s: float | None = None,
+) -> LoadResults:
+    """Run ``request`` as ``profile`` says on the native engine; its results (also at ``out``).
+
+    ``processes`` > 1 splits the run across that many processes on this machine (closed:
+    connections; open: the timetable, interleaved) and merges their shares exactly.
+    ``timeout_s``: each request's bound (default 60 s, as the Locust path).
+
+    Raises ConfigError (a bad request, profile or --out) and TargetUnreachableError before the
+    run; InvalidLoadRunError (generator overloaded, timetable not kept) and LoadInterrupted
+    (Ctrl-C, SIGTERM) after the results were written.
+    """
+    if processes < 1:
+        raise ConfigError(f"--processes must be at least 1, not {processes}")
+    if profile.model == "closed" and profile.stages is not None:
+        raise ConfigError(
+            "the native engine runs closed-model stages not yet: give --rate for an open run "
+            "with stages, or --engine locust"
+        )
+    if profile.model == "closed" and profile.concurrency < processes:
+        raise ConfigError(
+            f"--concurrency {profile.concurrency} is below --processes {processes}: each "
+            "process needs at least one connection"
+        )
+    bound = profile.in_flight_bound
+    if bound is not None and bound < processes:
+        raise ConfigError(
+            f"--max-in-flight {bound} is below --processes {processes}: each process needs at "
+            "least one request in flight"
+        )
+    encode_request(request)  # a bad method or header is refused before anything connects
+    target = parse_target(request.url, option="URL")
+    _check_writable(out)
+    run_id = uuid.uuid4().hex
+    config = _config(request, profile, processes=processes, run_id=run_id, path=target.path)
+    try:
+        check_reachable(Target.parse(request.url))
+    except TargetUnreachableError as error:
+        # As the Locust path does: an invalid file replaces whatever --out held, so that an
+        # earlier run's passing file is never judged for this one.
+        reason = aborted_reason(f"the run could not start: {error}")
+        write_results(
+            out, unmeasured_load_results(target=request.url, config=config, reason=reason)
+        )
+        raise
+    # One process starts when its loop runs; several at a common time, once all have spawned.
+    start = None if processes == 1 else RunClock().now() + PROCESS_START_LEAD_S
+    plans = _plans(request, profile, processes=processes, start=start, timeout_s=timeout_s)
+    printer = None
+    if progress is None and not quiet:
+        from loadkit.report.load import ProgressPrinter
+
+        printer = ProgressPrinter(
+            duration_s=profile.run_duration_s,
+            open_model=profile.model == "open",
+            rate=profile.rate if profile.stages is None else None,
+        )
+        progress = printer
+    try:
+        recorder, health, interrupted = _run(plans, progress)
+    finally:
+        if printer is not None:
+            printer.close()
+    results = build_load_results(
+        recorder,
+        target=request.url,
+        config=config,
+        generator=health,
+        aborted=interrupted,
+        invalid_reasons=(
+            [
+                overload_reason(
+                    cpu_warnings=health.cpu_warnings, max_cpu_percent=health.max_cpu_percent
+                )
+            ]
+            if health.overloaded
+            else []
+        ),
+    )
+    if interrupted:
+        results = results.model_copy(update={"invalid_reasons": _aborted_why(results, INTERRUPTED)})
+    results = _with_lag_bound(results)
+    write_results(out, results)
+    if interrupted:
+        raise LoadInterrupted(results, out)
+    if not results.valid:
+        raise InvalidLoadRunError(results, out)
+    return results
+
+
+def _run(
+    plans: Sequence[SharePlan], progress: Progress | None
+) -> tuple[LatencyRecorder, GeneratorHealth, bool]:
+    """Run the plans: the run's recorder (finished), its generator health, whether interrupted."""
+    if len(plans) == 1:
+        outcome = run_share(plans[0], on_status=progress)
+        return (
+            outcome.recorder,
+            _health([(outcome.cpu_warnings, outcome.max_cpu_percent)]),
+            outcome.interrupted,
+        )
+
+    def merged_status(latest: list[LiveStatus | None]) -> None:
+        if progress is not None:
+            progress(_combine_status(latest))
+
+    shares: list[ProcessShare] = run_processes(plans, on_status=merged_status)
+    start = plans[0].start
+    assert start is not None  # several processes always share a fixed start
+    recorder = LatencyRecorder(
+        start=start,
+        source="parent",
+        stages=plans[0].stages if plans[0].model == "open" else (),
+    )
+    if plans[0].model == "open":
+        recorder.start_stages_at(start)
+        recorder.count_span_from(start)
+    for part in shares:
+        recorder.merge_share(part.share)
+    recorder.finish(end=max(part.share.end or start for part in shares))
+    health = _health([(p.cpu_warnings, p.max_cpu_percent) for p in shares])
+    return recorder, health, any(p.interrupted for p in shares)
+
+
+def _health(readings: Sequence[tuple[int, float | None]]) -> GeneratorHealth:
+    warnings = sum(w for w, _ in readings)
+    peaks = [p for _, p in readings if p is not None]
+    return GeneratorHealth(
+        overloaded=warnings > 0,
+        cpu_warnings=warnings,
+        max_cpu_percent=round(max(peaks), 1) if peaks else None,
+    )
+
+
+def _combine_status(latest: Sequence[LiveStatus | None]) -> LiveStatus:
+    known = [s for s in latest if s is not None]
+    p95s = [s.p95_ms for s in known if s.p95_ms is not None]
+    requests = sum(s.requests for s in known)
+    rps = sum(s.rps for s in known)
+    return LiveStatus(
+        state="running" if any(s.state == "running" for s in known) else "starting",
+        elapsed_s=max((s.elapsed_s for s in known), default=0.0),
+        users=sum(s.users for s in known),
+        requests=requests,
+        rps=round(rps, 1),
+        error_rate=(round(sum(s.error_rate * s.rps for s in known) / rps, 4) if rps > 0 else 0.0),
+        p95_ms=max(p95s) if p95s else None,
+        target_rate=(
+            sum(s.target_rate or 0.0 for s in known)
+            if any(s.target_rate is not None for s in known)
+            else None
+        ),
+        queue=(
+            sum(s.queue or 0 for s in known) if any(s.queue is not None for s in known) else None
+        ),
+    )
+
+
+def _plans(
+    request: RequestSpec,
+    profile: LoadProfile,
+    *,
+    processes: int,
+    start: float | None,
+    timeout_s: float | None,
+) -> list[SharePlan]:
+    """One plan per process: closed, the connections split as evenly as they go; open, the
+    timetable interleaved (``Timetable(worker_index=k, worker_count=n)``) and the in-flight
+    bound split, rounded up."""
+    base = SharePlan(
+        request=request,
+        model=profile.model,
+        start=start,
+        duration_s=profile.run_duration_s,
+        rate=profile.rate,
+        stages=profile.stage_list if profile.model == "open" else (),
+        worker_count=processes,
+    )
+    if timeout_s is not None:
+        base = replace(base, timeout_s=timeout_s)
+    plans = []
+    for k in range(processes):
+        if profile.model == "closed":
+            share = profile.concurrency // processes + (k < profile.concurrency % processes)
+            plan = replace(base, concurrency=share, worker_index=k)
+        else:
+            bound = profile.in_flight_bound or 1
+            plan = replace(base, max_in_flight=math.ceil(bound / processes), worker_index=k)
+        plans.append(replace(plan, source="local" if processes == 1 else f"process-{k + 1}"))
+    return plans
+
+
+def _config(
+    request: RequestSpec, profile: LoadProfile, *, processes: int, run_id: str, path: str
+) -> dict[str, Any]:
+    """The results' config: the Locust plugin's keys (as ``loadkit load`` on the url scenario
+    writes them), with ``engine`` and the request's method."""
+    config: dict[str, Any] = {
+        "scenario": "url",
+        "concurrency": profile.concurrency,
+        "spawn_rate": None,
+        "duration_s": profile.run_duration_s,
+        "processes": processes,
+        "distributed": False,
+        "model": profile.model,
+        "ui": False,
+        "run_id": run_id,
+        "engine": ENGINE,
+        "url_path": path,
+        "method": request.method.upper(),
+    }
+    if profile.rate is not None:
+        config |= {"rate": profile.rate, "max_in_flight": profile.in_flight_bound}
+        config["concurrency"] = profile.in_flight_bound
+    if profile.stages is not None:
+        config["stages"] = [asdict(stage) for stage in profile.stage_list]
+    return config
+
+
+def _aborted_why(results: LoadResults, why: str) -> list[Any]:
+    """The reasons with the aborted one saying how the run was stopped."""
+    return [
+        aborted_reason(why) if reason.code == "aborted" else reason
+        for reason in results.invalid_reasons
+    ]
+
+
+def _with_lag_bound(results: LoadResults) -> LoadResults:
+    """An open run's schedule judged by this engine's lag bound (``LAG_P99_BOUND_MS``); the
+    results model adds the reason when the lag is over it (validated again)."""
+    schedule = results.schedule
+    if schedule is None:
+        return results
+    from loadkit.measure.histogram import LatencyHistogram
+
+    lag = LatencyHistogram.decode(schedule.lag_histogram)
+    updated = schedule.model_copy(
+        update={
+            "lag_bound_ms": LAG_P99_BOUND_MS,
+            "lag_over_bound": lag.count_above_us(LAG_P99_BOUND_MS * 1000.0),
+        }
+    )
+    data = results.model_dump(mode="json")
+    data["schedule"] = updated.model_dump(mode="json")
+    return LoadResults.model_validate(data)

@@ -1,0 +1,70 @@
+"""The native engine on several processes of this machine (``processes=N``): each runs a share
+(closed: the connections split; open: the timetable interleaved) and the parent merges their
+recorders' shares exactly into one results file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from loadkit.config import LoadProfile
+from loadkit.engines.http_request import RequestSpec
+from loadkit.exceptions import ConfigError
+from loadkit.measure.results import read_results
+from loadkit.run.native import run_native_load
+from tests.loadkit.native_servers import scheduled_server_process
+
+MIX = (0.0,) * 8 + (0.15, 0.3)
+
+
+def test_two_processes_of_an_open_run_keep_the_whole_timetable_and_merge_exactly(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "load.json"
+    with scheduled_server_process(mix=MIX) as url:
+        results = run_native_load(
+            request=RequestSpec(url=url),
+            profile=LoadProfile(rate=100, duration_s=1.5, max_in_flight=40),
+            out=out,
+            processes=2,
+            quiet=True,
+        )
+    assert read_results(out) == results
+    assert results.valid, results.invalid_reasons
+    assert results.config["processes"] == 2
+    schedule = results.schedule
+    assert schedule is not None
+    # Both halves of the timetable ran (k, k + 2, ...): 150 due at 100/s over 1.5 s.
+    assert schedule.target_rate == pytest.approx(100.0)
+    assert abs(schedule.iterations_due - 150) <= 2 and schedule.max_in_flight == 40
+    # The merged histogram holds every request; the mix's truth survives the merge.
+    assert results.totals.requests == schedule.iterations_dispatched
+    assert results.latency_ms.count == results.totals.requests
+    assert results.latency_ms.p99 == pytest.approx(300.0, rel=0.05)
+    assert sum(point.completions for point in results.timeline) == results.totals.requests
+
+
+def test_two_processes_of_a_closed_run_split_the_connections(tmp_path: Path) -> None:
+    with scheduled_server_process(hold_s=0.05) as url:
+        results = run_native_load(
+            request=RequestSpec(url=url),
+            profile=LoadProfile(concurrency=3, duration_s=1.0),
+            out=tmp_path / "load.json",
+            processes=2,
+            quiet=True,
+        )
+    # Three connections, each answered in 50 ms: about 60 a second in all.
+    assert 45 <= results.totals.requests <= 62
+    assert results.latency_ms.p50 == pytest.approx(50.0, abs=5.0)
+
+
+def test_more_processes_than_connections_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="--processes 4"):
+        run_native_load(
+            request=RequestSpec(url="http://127.0.0.1:9/"),
+            profile=LoadProfile(concurrency=3, duration_s=1.0),
+            out=tmp_path / "load.json",
+            processes=4,
+            quiet=True,
+        )

@@ -1,0 +1,119 @@
+"""The same failures through both engines: the Locust path (its url scenario with the plugin)
+and the native engine, against the same loopback server, give the same error kinds on the same
+endpoint, and results files that validate alike."""
+
+from __future__ import annotations
+
+import itertools
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from loadkit.config import LoadProfile
+from loadkit.engines.http_request import RequestSpec
+from loadkit.engines.locust.launch import PLUGIN_PATH
+from loadkit.measure.results import LoadResults, read_results
+from loadkit.run.native import run_native_load
+from tests.loadkit.misbehaving_servers import read_request, resets, serve
+
+REPO = Path(__file__).resolve().parents[2]
+URL_SCENARIO = REPO / "scenarios" / "url.py"
+ENVELOPE = b'{"error": {"kind": "db_pool_exhausted", "message": "pool", "trace_id": "t-9"}}'
+
+
+def _mixed_failures() -> object:
+    """Per arrival, in turn: 200, the service's 503 envelope, a 404 without a kind."""
+    arrivals = itertools.count()
+
+    def handler(conn: socket.socket) -> None:
+        while read_request(conn):
+            turn = next(arrivals) % 3
+            if turn == 0:
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+            elif turn == 1:
+                head = b"HTTP/1.1 503 X\r\nContent-Length: %d\r\n\r\n" % len(ENVELOPE)
+                conn.sendall(head + ENVELOPE)
+            else:
+                conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\n\r\nnope")
+
+    return handler
+
+
+def run_locust(url: str, tmp_path: Path) -> LoadResults:
+    out = tmp_path / f"locust-{len(list(tmp_path.iterdir()))}.json"
+    command = [
+        sys.executable, "-m", "locust", "-f", f"{URL_SCENARIO},{PLUGIN_PATH}",
+        "--headless", "--host", url, "--url-path", "/orders", "--users", "2",
+        "--only-summary", "--loadkit-duration", "1", "--loadkit-out", str(out),
+    ]  # fmt: skip
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=90)
+    assert out.exists(), done.stderr[-3000:]
+    results = read_results(out)
+    assert isinstance(results, LoadResults)
+    return results
+
+
+def loadkit(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "loadkit", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def run_native(url: str, tmp_path: Path) -> LoadResults:
+    return run_native_load(
+        request=RequestSpec(url=f"{url}/orders"),
+        profile=LoadProfile(concurrency=2, duration_s=1.0),
+        out=tmp_path / "native.json",
+        quiet=True,
+    )
+
+
+@pytest.mark.slow
+def test_the_same_failures_have_the_same_kinds_through_both_engines(tmp_path: Path) -> None:
+    with serve(_mixed_failures()) as url:  # type: ignore[arg-type]
+        locust = run_locust(url, tmp_path)
+        native = run_native(url, tmp_path)
+    groups = {engine: {(g.endpoint, g.kind) for g in r.errors} for engine, r in
+              (("locust", locust), ("native", native))}  # fmt: skip
+    assert (
+        groups["native"]
+        == groups["locust"]
+        == {
+            ("GET /orders", "db_pool_exhausted"),
+            ("GET /orders", "unexpected_status"),
+        }
+    )
+    for results in (locust, native):
+        by_kind = {g.kind: g for g in results.errors}
+        assert by_kind["db_pool_exhausted"].example_trace_id == "t-9"
+        assert by_kind["db_pool_exhausted"].status_codes.keys() == {"503"}
+        assert by_kind["unexpected_status"].status_codes.keys() == {"404"}
+        # Two of every three requests fail, whichever engine sent them.
+        assert results.totals.error_rate == pytest.approx(2 / 3, abs=0.03)
+    assert native.config["engine"] == "native"
+    # Gate and compare read either file the same way: both fail the error-rate criterion (not
+    # a usage error, not an invalid run), and the two compare.
+    files = {"locust": tmp_path / "locust-0.json", "native": tmp_path / "native.json"}
+    for path in files.values():
+        gate = loadkit("gate", str(path), "--config", str(REPO / "acceptance.toml"))
+        assert gate.returncode == 1, gate.stdout + gate.stderr
+        assert "error" in gate.stdout.lower()
+    compared = loadkit("compare", str(files["locust"]), str(files["native"]))
+    assert compared.returncode == 0, compared.stdout + compared.stderr
+
+
+@pytest.mark.slow
+def test_a_server_that_resets_every_connection_is_connection_reset_through_both(
+    tmp_path: Path,
+) -> None:
+    with serve(resets) as url:
+        locust = run_locust(url, tmp_path)
+        native = run_native(url, tmp_path)
+    for results in (locust, native):
+        assert {(g.endpoint, g.kind) for g in results.errors} == {
+            ("GET /orders", "connection_reset")
+        }
+        assert results.totals.ok == 0
