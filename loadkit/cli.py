@@ -537,10 +537,7 @@ def load(
             raise typer.Exit(code=code)
         try:
             if chosen_engine == "native":
-                # On the native part's branch; the ignore goes once it is merged.
-                from loadkit.run.native import (  # type: ignore[import-untyped, import-not-found, unused-ignore]
-                    run_native_load,
-                )
+                from loadkit.run.native import run_native_load
 
                 results = run_native_load(
                     request=request, profile=chosen, out=out, processes=processes, quiet=quiet
