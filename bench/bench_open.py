@@ -1,18 +1,24 @@
 """Benchmarks of the open model (`loadkit load --rate`): the rate one process holds, CPU, memory.
 
 Against nginx on loopback (bench_load.py starts it: one small static file), scenario ``url``, one
-Locust process, three measurements:
+Locust process, up to four measurements:
 
-1. capacity: the highest rate the open model holds, found by steps (bisection), each step an
-   open run interleaved with a closed run flat out (A B A B ...) on the same target. A rate is
-   held when the run is valid (scheduler lag P99 under the bound of
-   ``loadkit.measure.validity.LAG_P99_BOUND_MS``, CPU under 90 %, nothing else wrong) and the
-   requests completed per second in the run's steady seconds reach 98 % of it. The figure is
-   that rate over the median of the closed runs' requests per second (target >= 0.9);
+0. with ``--base REV``: the open model's CPU per request at ``--cpu-rate`` from REV's tree and
+   from this one, alternated (a change to the plugin must not make an open run dearer);
+1. capacity: the highest rate each model holds, by bisection. Each step runs the closed model
+   flat out (``--users`` users), then an open run and a paced closed run (the same users on
+   Locust's ``constant_throughput``) at the rates their own searches try next (A B C A B C
+   ...). A rate is held when the run is valid by the results' own rules (open: scheduler lag
+   P99 under ``LAG_P99_BOUND_MS``, event-loop delay P90 under ``LOOP_DELAY_P90_BOUND_MS``;
+   both: CPU under 90 %) and the requests completed per second in its steady seconds reach
+   98 % of it. Three readings: the open rate held over the closed flat-out median (the issue's
+   target, >= 0.9, though loadkit marks such flat-out runs invalid); over the paced closed
+   model's rate held by the same rules; and at equal generator CPU (the closed flat-out CPU
+   per request over the open run's at the rate held);
 2. CPU per request at the same achieved rate: an open run at ``--cpu-rate`` against a closed
-   run paced to the same rate (its users on Locust's ``constant_throughput``), alternated;
-3. memory: peak RSS of Locust over open runs of each ``--memory`` length at ``--memory-rate``
-   (closed runs measured 64 / 74 / 67 MiB for 15 / 60 / 240 s, FACTS.md).
+   run paced to the same rate, alternated;
+3. memory: Locust's RSS each second over open runs of each ``--memory`` length at
+   ``--memory-rate``: early against late, and the slope.
 
 Every run is ``python -m loadkit load`` in a process of its own; a sampler reads the CPU time
 and RSS of its Locust process (psutil) every 0.2 s. CPU per request is taken over the run's
@@ -21,6 +27,7 @@ Locust process's CPU over that span divided by the requests the results' timelin
 it.
 
     .venv/bin/python bench/bench_open.py [--seconds 12] [--steps 6] [--memory 60 240]
+        [--base REV] [--skip-capacity]
 
 Prints a table and replaces its section of docs/benchmarks.md (``--no-write`` to skip).
 """
@@ -362,6 +369,8 @@ def step(rate: float) -> float:
 def describe(run: Run) -> str:
     """One line about a run, for the log."""
     lag = f", lag P50/P99/max {lag_text(run)} ms" if run.lag_p99_ms is not None else ""
+    if run.loop_p90_ms is not None:
+        lag += f", loop delay P90 {run.loop_p90_ms:.2f} ms"
     peak = f", peak CPU {run.max_cpu_percent:.0f} %" if run.max_cpu_percent else ""
     return (
         f"{run.label}: {run.steady_rps:,.0f} req/s steady, {cpu_text(run)} µs CPU/request{lag}"
