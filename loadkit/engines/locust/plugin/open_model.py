@@ -22,10 +22,9 @@ sleeps until it is due, on a timer of its own that wakes it directly; the user t
 holds the earliest iteration, so iterations go to the longest free first. An iteration due
 while no user is free waits in the queue (due, not taken) until a user frees, takes it and
 starts it at once; it is measured from its due time all the same. ``max_in_flight`` is the
-number of users Locust was asked to start, so at most that many iterations run at once. (A
-dispatcher greenlet handing each iteration to a waiting user cost a timer wake-up of its own,
-two more greenlet switches and a hub callback per iteration: docs/benchmarks.md has what
-dropping it saved.) The first
+number of users Locust was asked to start, so at most that many iterations run at once. (This
+replaced a dispatcher greenlet that handed each iteration to a waiting user: one greenlet and
+one handoff fewer, at the same CPU per request, 0.99 of it in docs/benchmarks.md.) The first
 request of an iteration (by send order) is timed from the
 iteration's due time: its response time is the wait from due to send plus its own service time
 (never the scenario's code inside a ``catch_response`` block, which Locust's request event
