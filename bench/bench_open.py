@@ -204,6 +204,9 @@ def loadkit_load(
         ]  # fmt: skip
         if "--scenario" not in extra:
             command.insert(4, f"{url}{STATIC_PATH}")
+            if ((tree or ROOT) / "loadkit" / "engines" / "choice.py").exists():
+                # A URL runs native since the engine choice: this benchmark measures Locust's.
+                command += ["--engine", "locust"]
         load_average = os.getloadavg()[0]
         before = children_cpu_s()
         # An empty working folder: Locust reads locust.conf and pyproject.toml from it.
