@@ -117,7 +117,8 @@ class LocustSampler:
             if children:
                 moment = time.time()
                 self.samples.append((moment, cpu))
-                self.rss.append((moment, rss))
+                if rss:  # 0: every child was gone (the run's exit), no reading
+                    self.rss.append((moment, rss))
                 self.peak_rss = max(self.peak_rss, rss)
             time.sleep(interval_s)
 
