@@ -135,7 +135,11 @@ class LoadTest(Generic[RunnerT]):
             gevent.spawn(self._stop_after, float(duration))
         if self.open_run is not None and self.runs_users:
             self.open_model = model = start_open_model(
-                self.open_run, environment=self.environment, runner=self.runner, clock=self.clock
+                self.open_run,
+                environment=self.environment,
+                runner=self.runner,
+                clock=self.clock,
+                duration_s=duration if self.options.headless else None,
             )
             model.on_start = self.timetable_started
             self.recording.recorder.set_schedule(model.schedule)

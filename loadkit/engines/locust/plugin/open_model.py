@@ -5,22 +5,27 @@ login). Locust's users keep running their own loop (``TaskSet.run``: on_start, t
 ``interrupt``, ``SequentialTaskSet``'s order all unchanged); in an open run two of
 ``TaskSet``'s methods are wrapped, for the run's duration only:
 
-- ``execute_next_task``: before a task that is not a nested TaskSet, the user waits (in Locust's
-  "waiting" state, so that a stop kills it at once, as it would in a ``wait_time``) until the
-  dispatcher hands it an iteration; the task then runs as that iteration. This covers what
-  replacing each class's ``wait_time`` would miss: the first task, a task after
+- ``execute_next_task``: before a task that is not a nested TaskSet, the user takes the next
+  iteration of the timetable and waits for its due time (in Locust's "waiting" state, so that a
+  stop kills it at once, as it would in a ``wait_time``); the task then runs as that iteration.
+  This covers what replacing each class's ``wait_time`` would miss: the first task, a task after
   ``RescheduleTaskImmediately`` (``interrupt()``'s default), and TaskSets with a ``wait_time`` of
   their own. Entering a nested TaskSet is no iteration: each of its tasks is.
 - ``_sleep``: the think time after a task is skipped; the timetable decides when the next
   iteration starts (a scenario's ``wait_time`` is ignored, and the results say so).
 
-The dispatcher greenlet starts the timetable once Locust has spawned every user (spawning a few
-thousand users blocks the loop for a moment, which would otherwise show as scheduler lag) and
-every user has run its on_start and waits for an iteration (up to ``ON_START_TIMEOUT_S``), then
-hands each iteration at its due time to a free user, the longest free first. An iteration due
-while no user is free waits in the queue and is measured from its due time all the same;
-``max_in_flight`` is the number of users Locust was asked to start, so at most that many
-iterations run at once. The first request of an iteration (by send order) is timed from the
+The timetable starts once Locust has spawned every user (spawning a few thousand users blocks
+the loop for a moment, which would otherwise show as scheduler lag) and every user has run its
+on_start and waits for an iteration (up to ``ON_START_TIMEOUT_S``). From then on there is no
+dispatcher: a user that is free takes the earliest iteration no user has taken (a counter) and
+sleeps until it is due, on a timer of its own that wakes it directly; the user that freed first
+holds the earliest iteration, so iterations go to the longest free first. An iteration due
+while no user is free waits in the queue (due, not taken) until a user frees, takes it and
+starts it at once; it is measured from its due time all the same. ``max_in_flight`` is the
+number of users Locust was asked to start, so at most that many iterations run at once. (This
+replaced a dispatcher greenlet that handed each iteration to a waiting user: one greenlet and
+one handoff fewer, at the same CPU per request, 0.99 of it in docs/benchmarks.md.) The first
+request of an iteration (by send order) is timed from the
 iteration's due time: its response time is the wait from due to send plus its own service time
 (never the scenario's code inside a ``catch_response`` block, which Locust's request event
 follows). Later ones of the same iteration are timed from their send (any gap before them is
@@ -37,14 +42,14 @@ CPU) makes it large, and a run whose lag is large did not keep its timetable.
 
 from __future__ import annotations
 
+import heapq
 import logging
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import gevent
-from gevent.event import AsyncResult, Event
+from gevent.event import Event
 from locust.exception import StopUser
 from locust.user.task import (
     LOCUST_STATE_RUNNING,
@@ -84,7 +89,7 @@ class Iteration:
 
 
 class OpenModel:
-    """The timetable of one test in this process, its dispatcher and the users' iterations."""
+    """The timetable of one test in this process and the users' iterations."""
 
     def __init__(
         self,
@@ -94,11 +99,19 @@ class OpenModel:
         max_in_flight: int,
         spawning: Callable[[], bool] = lambda: False,
         users: Callable[[], int] = lambda: 0,
+        end_s: float | None = None,
     ) -> None:
         """Iterations of ``timetable``, on ``clock``; ``spawning()`` says whether Locust is still
         spawning users, ``users()`` how many it has: the timetable starts when it no longer
-        spawns and every user waits for an iteration (its on_start has run)."""
+        spawns and every user waits for an iteration (its on_start has run). ``end_s``: the
+        run's planned length (its ``--duration``), if any."""
         self.timetable = timetable
+        self.end_s = end_s
+        """No iteration due this long after ``t0`` or later belongs to the run: the stop comes
+        then, however late it is carried out (Locust's stop inspects the stack first, tens of
+        ms), and one due at the very end must not race it."""
+        self._planned = _due_before(timetable, end_s) if end_s is not None else None
+        """How many iterations are due before ``end_s`` (None: no planned end)."""
         self.clock = clock
         self._spawning = spawning
         self._users = users
@@ -107,37 +120,42 @@ class OpenModel:
         )
         """How this process keeps its timetable, kept up to date as it runs: the recorder holds
         it by reference (``LatencyRecorder.set_schedule``) and ships it with every share. Until
-        the end every due iteration counted is a dispatched one; ``finish`` adds those never
+        the end every due iteration counted is a started one; ``finish`` adds those never
         sent."""
         self.t0: float | None = None
         """When iteration 0 was due (run clock); None until the users are spawned."""
         self.on_start: Callable[[float], object] = lambda _t0: None
         """Called with ``t0`` when the timetable starts (the stages' clock starts there)."""
         self.finished = False
-        self.dispatched = 0
-        """Iterations handed to users (in order: the next one to hand is this number)."""
+        self.taken = 0
+        """Iterations taken by users, in order: the next one to take is this number (those
+        below it were started, or are held by a user waiting for their due time)."""
+        self._returned: list[int] = []
+        """Iterations taken by a user killed before it could begin them, while the run went on
+        (a heap): the next users take these first."""
         self.in_flight = 0
         self.current: dict[Any, Iteration] = {}
         """The iteration each user greenlet runs (read by the request listener)."""
-        self._free: deque[tuple[AsyncResult, float]] = deque()
-        """Users waiting for an iteration, the longest waiting first, with since when."""
-        self._user_freed = Event()
+        self._started = Event()
+        """Set when the timetable starts (``t0``): users wait on it before their first take."""
+        self._waiting_for_start = 0
+        self._never = Event()
+        """Never set: a user waits on it once the stages have ended, until Locust stops it."""
         self._greenlet: gevent.Greenlet | None = None
         self._probe: gevent.Greenlet | None = None
         self.stop_time: float | None = None
-        self._free_at_stop = 0
         self.start_at: float | None = None
         """A worker's timetable starts here (run clock, the master's), not once it spawned."""
         self.stop_timeout_before: tuple[Any] | None = None
         """Locust's ``stop_timeout`` before the drain changed it (to put back after)."""
 
-    # --- the dispatcher ---------------------------------------------------------------------
+    # --- the start --------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the dispatcher (it waits for the users to be spawned first)."""
-        self._greenlet = gevent.spawn(self._dispatch)
+        """Start the timetable once the users are spawned and ready (in a greenlet)."""
+        self._greenlet = gevent.spawn(self._begin)
 
-    def _dispatch(self) -> None:
+    def _begin(self) -> None:
         gevent.sleep(0)  # let Locust's spawner begin (it starts right after test_start)
         while self._spawning():
             gevent.sleep(SPAWN_POLL_S)
@@ -156,35 +174,12 @@ class OpenModel:
             # A worker: the master's common start, so that all workers' shares interleave.
             while (delay := self.start_at - now()) > 0:
                 gevent.sleep(delay)
+        if self.stop_time is not None:
+            return
         t0 = self.t0 = self.start_at if self.start_at is not None else now()
         self.on_start(t0)
         self._probe = gevent.spawn(self._probe_loop)
-        due_s = self.timetable.due_s
-        free = self._free
-        while True:
-            offset = due_s(self.dispatched)
-            if offset is None:
-                return  # the stages have ended: no more iterations
-            due = t0 + offset
-            while (delay := due - now()) > 0:
-                gevent.sleep(delay)  # woken early by a stale loop clock: sleep the rest
-            if not free:
-                # Queued: no user is free. Measured from its due time whenever it starts. The
-                # queue grows while the dispatcher waits: measured each time it wakes (and at
-                # the stop), not only when it begins to wait.
-                self._note_queue()
-                while not free:
-                    self._user_freed.clear()
-                    self._user_freed.wait()
-                    self._note_queue()
-            if self.stop_time is not None:
-                # Stopped while this greenlet waited: its kill is on its way, but a loop busy
-                # stopping thousands of users can wake it first, and it would hand out a burst
-                # of iterations due after the end.
-                return
-            waiter, _since = free.popleft()
-            waiter.set(Iteration(index=self.dispatched, due=due))
-            self.dispatched += 1
+        self._started.set()  # the users waiting take iterations 0, 1, … in the order they came
 
     def _probe_loop(self) -> None:
         """Sleep a fixed interval, again and again, and record how late each wake-up came: the
@@ -199,24 +194,22 @@ class OpenModel:
                 return  # the stop's own pause (stopping the users) is not the run's
             record(now() - asked)
 
-    def _note_queue(self, *, free: int = 0) -> None:
-        # Up to the moment a user freed (the dispatcher's wake-up) every iteration due and not
-        # dispatched was waiting; at the stop those a free user was about to take were cut by
-        # the end, not queued (as in ``not_sent``).
-        queued = self.queue_length() - free
-        self.schedule.max_queue = max(self.schedule.max_queue, queued)
+    def _note_queue(self) -> None:
+        # Every iteration due and not taken is waiting for a user: measured when a user frees
+        # to find its iteration overdue (as the queue is then at its longest) and at the stop.
+        self.schedule.max_queue = max(self.schedule.max_queue, self.queue_length())
 
     def _wait_for_on_start(self) -> None:
         """Until every user waits for an iteration (each has run its on_start), or for
         ``ON_START_TIMEOUT_S``: a timetable started earlier would time its first iterations
         from due times at which no user could begin them."""
         give_up = self.clock.now() + ON_START_TIMEOUT_S
-        while len(self._free) < self._users():
+        while self._waiting_for_start < self._users():
             if self.clock.now() >= give_up:
                 logger.warning(
                     "loadkit: open model: %d of %d users had not finished on_start after %.0f s; "
                     "starting the timetable anyway",
-                    self._users() - len(self._free),
+                    self._users() - self._waiting_for_start,
                     self._users(),
                     ON_START_TIMEOUT_S,
                 )
@@ -224,12 +217,11 @@ class OpenModel:
             gevent.sleep(SPAWN_POLL_S)
 
     def stop(self) -> None:
-        """The run ends: hand out nothing more (users waiting are stopped by Locust)."""
+        """The run ends: begin nothing more (users waiting are stopped by Locust)."""
         if self.stop_time is not None:
             return
         self.stop_time = self.clock.now()
-        self._free_at_stop = len(self._free)
-        self._note_queue(free=self._free_at_stop)
+        self._note_queue()
         if self._greenlet is not None:
             self._greenlet.kill(block=False)
         if self._probe is not None:
@@ -238,43 +230,63 @@ class OpenModel:
     # --- the users' side --------------------------------------------------------------------
 
     def take_iteration(self) -> Iteration | None:
-        """Wait (in the calling user's greenlet) until the dispatcher hands it an iteration;
-        None when the run ended before the user could begin it.
+        """In the calling user's greenlet: take the next iteration of the timetable, wait for
+        its due time and return it; None when the run ended before the user could begin it.
 
-        Such an iteration was cut by the end, like one the dispatcher had not reached: it is
-        neither dispatched nor due (``not_sent``). Counted, it would add the stop's own pause
-        (Locust stopping a couple of thousand users blocks the loop for tens of ms) to the
-        scheduler lag as if the generator had fallen behind."""
-        waiter: AsyncResult = AsyncResult()
-        since = self.clock.now()
-        self._free.append((waiter, since))
-        self._user_freed.set()
+        The user that frees first takes the earliest iteration not taken yet (the longest free
+        first), so an iteration due while every user is busy waits for the first one to free
+        and starts at once (measured from its due time all the same). A user waits for its
+        iteration's due time on one timer of its own: the hub wakes it directly.
+
+        An iteration the end cut before its user began it is neither due nor not sent (nor is
+        one no free user was about to take, ``not_sent``). Counted, it would add the stop's own
+        pause (Locust stopping a couple of thousand users blocks the loop for tens of ms) to
+        the scheduler lag as if the generator had fallen behind."""
+        now = self.clock.now
+        t0 = self.t0
+        if t0 is None:
+            self._waiting_for_start += 1
+            try:
+                self._started.wait()
+            finally:
+                self._waiting_for_start -= 1
+            t0 = self.t0
+            assert t0 is not None
+        since = now()
+        index = heapq.heappop(self._returned) if self._returned else self.taken
+        offset = self.timetable.due_s(index)
+        if offset is None or (self._planned is not None and index >= self._planned):
+            # The stages, or the run's planned length, have ended: no more iterations.
+            self._never.wait()  # until Locust stops the user
+            return None
+        if index == self.taken:
+            self.taken = index + 1
+        due = t0 + offset
+        if due <= since:
+            self._note_queue()  # it was queued: no user was free when it fell due
         try:
-            iteration: Iteration = waiter.get()
-        except BaseException:  # killed while waiting: the run ends
-            if not waiter.ready():
-                self._remove_waiter(waiter)
+            while (delay := due - now()) > 0:
+                gevent.sleep(delay)  # woken early by a stale loop clock: sleep the rest
+        except BaseException:  # killed while waiting: the run ends, or this user does
+            if self.stop_time is None:
+                heapq.heappush(self._returned, index)
             raise
-        started = self.clock.now()
+        started = now()
         if self.stop_time is not None:
             return None
         schedule = self.schedule
-        # Due and dispatched together: until the end (``finish``) every due iteration counted
+        # Due and started together: until the end (``finish``) every due iteration counted
         # has begun, so that any share shipped meanwhile adds up.
         schedule.iterations_due += 1
         schedule.iterations_dispatched += 1
-        schedule.record_lag(started - max(iteration.due, since))
-        if self.t0 is not None:
-            schedule.duration_s = max(schedule.duration_s, started - self.t0)
+        schedule.record_lag(started - (due if due > since else since))
+        duration = started - t0
+        if duration > schedule.duration_s:
+            schedule.duration_s = duration
         self.in_flight += 1
+        iteration = Iteration(index=index, due=due)
         self.current[gevent.getcurrent()] = iteration
         return iteration
-
-    def _remove_waiter(self, waiter: AsyncResult) -> None:
-        for position, (queued, _since) in enumerate(self._free):
-            if queued is waiter:
-                del self._free[position]
-                return
 
     def iteration_done(self) -> None:
         """The calling user's iteration has ended (its task returned or raised)."""
@@ -301,30 +313,39 @@ class OpenModel:
 
     # --- figures ----------------------------------------------------------------------------
 
+    def _first_not_taken(self) -> int:
+        """The earliest iteration no user holds (one killed before beginning it hands it back)."""
+        return min(self._returned) if self._returned else self.taken
+
+    def _due_count(self) -> int:
+        """Iterations of the run due by now (or by the stop)."""
+        assert self.t0 is not None
+        end = self.stop_time if self.stop_time is not None else self.clock.now()
+        due_count = self.timetable.due_count(end - self.t0)
+        return min(due_count, self._planned) if self._planned is not None else due_count
+
     def queue_length(self) -> int:
-        """Iterations due now that no user has begun yet."""
+        """Iterations due now that no user has taken yet."""
         if self.t0 is None:
             return 0
-        end = self.stop_time if self.stop_time is not None else self.clock.now()
-        return max(0, self.timetable.due_count(end - self.t0) - self.dispatched)
+        due_count = self._due_count()
+        returned = sum(1 for index in self._returned if index < due_count)
+        return max(0, due_count - self.taken) + returned
 
     def not_sent(self) -> list[float]:
         """Due times (run clock) of the iterations that waited for a free user until the end.
 
-        An iteration due in the run's last moments while a user was free, which the dispatcher
-        had not reached yet (or had handed to a user that had not begun), was cut by the end,
-        not held up by the target: it is neither due nor not sent."""
+        An iteration due in the run's last moments that a free user had taken but not begun
+        yet was cut by the end, not held up by the target: it is neither due nor not sent."""
         if self.t0 is None:
             return []
-        end = self.stop_time if self.stop_time is not None else self.clock.now()
-        due_count = self.timetable.due_count(end - self.t0)
+        due_count = self._due_count()
         due_s = self.timetable.due_s
-        first_queued = self.dispatched + self._free_at_stop
-        return [
-            self.t0 + offset
-            for n in range(first_queued, due_count)
-            if (offset := due_s(n)) is not None
+        indices = [
+            *sorted(i for i in self._returned if i < due_count),
+            *range(self.taken, due_count),
         ]
+        return [self.t0 + offset for n in indices if (offset := due_s(n)) is not None]
 
     def finish(self, *, drain_s: float) -> list[float]:
         """The run has ended and its users have stopped: complete the schedule figures (the
@@ -341,10 +362,19 @@ class OpenModel:
         if self.t0 is not None:
             end = self.stop_time if self.stop_time is not None else self.clock.now()
             ran = end - self.t0
-            if self.timetable.end_s is not None:
-                ran = min(ran, self.timetable.end_s)  # the stages ended before the run did
+            for planned in (self.timetable.end_s, self.end_s):
+                if planned is not None:
+                    ran = min(ran, planned)  # the stages or the planned length ended first
             schedule.duration_s = max(ran, 0.0)
         return not_sent
+
+
+def _due_before(timetable: Timetable, end_s: float) -> int:
+    """How many of ``timetable``'s iterations are due before ``end_s`` (strictly)."""
+    count = timetable.due_count(end_s)
+    while count > 0 and (due := timetable.due_s(count - 1)) is not None and due >= end_s:
+        count -= 1
+    return count
 
 
 def share_rate(timetable: Timetable) -> float:

@@ -32,9 +32,16 @@ requests)."""
 
 
 def start_open_model(
-    open_run: OpenRun, *, environment: Environment, runner: Runner, clock: RunClock
+    open_run: OpenRun,
+    *,
+    environment: Environment,
+    runner: Runner,
+    clock: RunClock,
+    duration_s: float | None = None,
 ) -> OpenModel:
-    """Start this process's timetable: Locust's task loop goes through it from now on."""
+    """Start this process's timetable: Locust's task loop goes through it from now on; a run
+    of a planned ``duration_s`` (from the timetable's start) begins no iteration due at its end
+    or later."""
     timetable = Timetable(
         rate=open_run.rate,
         stages=open_run.stages,
@@ -58,6 +65,7 @@ def start_open_model(
         max_in_flight=share,
         spawning=spawning,
         users=users,
+        end_s=duration_s,
     )
     model.start_at = open_run.start_at
     ignored = ignored_wait_times(list(environment.user_classes))
