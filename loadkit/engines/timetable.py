@@ -17,6 +17,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from loadkit.measure.schedule import mean_rate
 from loadkit.stages import Stage, total_duration_s
 
 IN_FLIGHT_WINDOW_S = 30.0
@@ -168,3 +169,13 @@ class Timetable:
             if t_s < segment.begin_s + segment.duration_s:
                 return segment.rate0 + segment.slope * max(0.0, t_s - segment.begin_s)
         return 0.0
+
+
+def share_rate(timetable: Timetable) -> float:
+    """The rate one process's share of ``timetable`` asks for (iterations/s): the run's fixed
+    rate, or with stages their mean (ramped from the rate), split evenly across workers."""
+    if timetable.stages:
+        total = mean_rate(timetable.stages, start=timetable.rate or 0.0)
+    else:
+        total = float(timetable.rate or 0.0)
+    return total / timetable.worker_count

@@ -219,7 +219,7 @@ def run_load(
         )
     scenario = resolve_scenario(profile.scenario)
     parsed = Target.parse(target)
-    _check_writable(out)
+    check_writable(out)
     locust_config = locust_config_for_run("load", announce)
     run_id = uuid.uuid4().hex
     try:
@@ -629,7 +629,7 @@ def _check_port_free(port: int) -> None:
             ) from None
 
 
-def _check_writable(out: Path) -> None:
+def check_writable(out: Path) -> None:
     """Refuse, before the run, a results path Locust could not write at its end."""
     folder = Path(os.path.abspath(out)).parent
     try:

@@ -34,7 +34,7 @@ from loadkit.measure.load_results import build_load_results, unmeasured_load_res
 from loadkit.measure.recorder import LatencyRecorder, RunClock
 from loadkit.measure.results import GeneratorHealth, LoadResults, write_results
 from loadkit.measure.validity import INTERRUPTED, aborted_reason, overload_reason
-from loadkit.run.load import Target, _check_writable, check_reachable
+from loadkit.run.load import Target, check_reachable, check_writable
 
 ENGINE = "native"
 PROCESS_START_LEAD_S = 2.0
@@ -97,7 +97,7 @@ def run_native_load(
         )
     encode_request(request)  # a bad method or header is refused before anything connects
     target = parse_target(request.url, option="URL")
-    _check_writable(out)
+    check_writable(out)
     run_id = uuid.uuid4().hex
     config = _config(request, profile, processes=processes, run_id=run_id, path=target.path)
     try:

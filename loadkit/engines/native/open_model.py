@@ -25,8 +25,8 @@ from collections import deque
 from time import perf_counter
 
 from loadkit.engines.native.pool import Pool
-from loadkit.engines.timetable import Timetable
-from loadkit.measure.schedule import ScheduleStats, mean_rate
+from loadkit.engines.timetable import Timetable, share_rate
+from loadkit.measure.schedule import ScheduleStats
 from loadkit.measure.validity import LOOP_PROBE_INTERVAL_S
 
 TIMER_FLOOR_S = 0.001
@@ -168,12 +168,3 @@ class OpenModel:
             ran = min(ran, self.timetable.end_s)
         schedule.duration_s = max(ran, 0.0)
         return not_sent
-
-
-def share_rate(timetable: Timetable) -> float:
-    """The rate this process's share of ``timetable`` asks for (iterations/s)."""
-    if timetable.stages:
-        total = mean_rate(timetable.stages, start=timetable.rate or 0.0)
-    else:
-        total = float(timetable.rate or 0.0)
-    return total / timetable.worker_count

@@ -58,9 +58,9 @@ from locust.user.task import (
     TaskSet,
 )
 
-from loadkit.engines.timetable import Timetable
+from loadkit.engines.timetable import Timetable, share_rate
 from loadkit.measure.recorder import RunClock
-from loadkit.measure.schedule import ScheduleStats, mean_rate
+from loadkit.measure.schedule import ScheduleStats
 from loadkit.measure.validity import LOOP_PROBE_INTERVAL_S
 
 logger = logging.getLogger("loadkit")
@@ -375,16 +375,6 @@ def _due_before(timetable: Timetable, end_s: float) -> int:
     while count > 0 and (due := timetable.due_s(count - 1)) is not None and due >= end_s:
         count -= 1
     return count
-
-
-def share_rate(timetable: Timetable) -> float:
-    """The rate this process's share of ``timetable`` asks for (iterations/s): the run's fixed
-    rate, or with stages their mean (ramped from the rate), split evenly across workers."""
-    if timetable.stages:
-        total = mean_rate(timetable.stages, start=timetable.rate or 0.0)
-    else:
-        total = float(timetable.rate or 0.0)
-    return total / timetable.worker_count
 
 
 # --- Locust's TaskSet, wrapped for the duration of an open run ------------------------------
