@@ -434,11 +434,14 @@ def render_load_table(results: LoadResults, *, path: str | None = None) -> str:
     scenario = config.get("scenario", "?")
     users = config.get("concurrency", "?")
     processes = config.get("processes", 1)
-    load = f"{users} users"
+    engine = config.get("engine")
+    # The native engine's closed model runs connections, not Locust users.
+    load = f"{users} connections" if engine == "native" else f"{users} users"
     if results.schedule is not None:
         load = f"open model {results.schedule.target_rate:,.1f}/s"
+    ran_on = f"  engine {engine}" if isinstance(engine, str) else ""
     head = (
-        f"loadkit load: {results.target}  scenario {scenario}  {load}  "
+        f"loadkit load: {results.target}{ran_on}  scenario {scenario}  {load}  "
         f"{results.duration_s:.1f} s"
         + (f"  {processes} processes" if isinstance(processes, int) and processes > 1 else "")
     )

@@ -206,3 +206,15 @@ def test_an_open_runs_progress_line_shows_target_and_achieved_rate_and_queue() -
     line = format_progress(master, duration_s=60, open_model=True, rate=None)
     assert "rate 120/s of 150/s  p95" in line
     assert "users 40" in format_progress(status, duration_s=60)  # a closed run: as before
+
+
+def test_summary_names_the_engine_that_ran_and_what_it_ran() -> None:
+    # Gate, compare and report never know which engine ran; the user reading the summary must.
+    native = _results().model_copy(
+        update={"config": {"scenario": "url", "concurrency": 5, "engine": "native"}}
+    )
+    locust = _results().model_copy(
+        update={"config": {"scenario": "login", "concurrency": 10, "engine": "locust"}}
+    )
+    assert "engine native  scenario url  5 connections" in render_load_table(native)
+    assert "engine locust  scenario login  10 users" in render_load_table(locust)
