@@ -4,7 +4,10 @@
 ``--url-method`` (default GET), ``--url-header 'Name: value'`` (repeatable) and ``--url-body``
 (text) or ``--url-body-file`` (a file's bytes) shape the request. ``loadkit load
 http://host/path`` runs this scenario (``--method``, ``--header``, ``--body`` become these).
-With plain Locust::
+The URL is hit as it is, as wrk does: a redirect is a response like any other (never followed),
+and the response is asked uncompressed (``Accept-Encoding: identity``, where FastHttpUser would
+ask for gzip) unless a header says otherwise, so that the target does the same work for this
+scenario as for loadkit's native engine. With plain Locust::
 
     locust -f scenarios/url.py --host http://127.0.0.1:8080 --url-path /index.html
     locust -f scenarios/url.py --host http://127.0.0.1:8080 --url-path /items \\
@@ -69,6 +72,8 @@ class UrlUser(FastHttpUser):
         self.path = path if path.startswith("/") else f"/{path}"
         self.method = (getattr(options, "url_method", None) or DEFAULT_METHOD).upper()
         self.headers = _headers(getattr(options, "url_header", None))
+        if not any(name.lower() == "accept-encoding" for name in self.headers):
+            self.headers["Accept-Encoding"] = "identity"
         body_file = getattr(options, "url_body_file", None)
         body_text = getattr(options, "url_body", None)
         if body_file:
@@ -81,5 +86,10 @@ class UrlUser(FastHttpUser):
     def send(self) -> None:
         """One request to the URL."""
         self.client.request(
-            self.method, self.path, name=self.path, headers=self.headers or None, data=self.body
+            self.method,
+            self.path,
+            name=self.path,
+            headers=self.headers,
+            data=self.body,
+            allow_redirects=False,
         )

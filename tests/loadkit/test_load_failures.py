@@ -22,6 +22,10 @@ class HTTPConnectionClosed(Exception):
     """Named as geventhttpclient's."""
 
 
+class HTTPParseError(Exception):
+    """Named as geventhttpclient's (HTTPConnectionClosed's base)."""
+
+
 class Timeout(BaseException):
     """Named as gevent's (a BaseException there too)."""
 
@@ -69,6 +73,9 @@ def test_a_2xx_the_scenario_failed_is_unexpected_status_with_its_reason() -> Non
         (Timeout(), "timeout"),
         (HTTPConnectionClosed("connection closed"), "connection_reset"),
         (ValueError("garbled status line"), "protocol_error"),
+        (HTTPParseError("connection closed before end of the headers"), "connection_reset"),
+        (HTTPParseError(("Invalid EOF state", 14)), "connection_reset"),
+        (HTTPParseError("invalid HTTP status line"), "protocol_error"),
         (RetriesExceeded("http://h/x", 0, original=TimeoutError("timed out")), "timeout"),
         (RetriesExceeded("http://h/x", 0, original=Timeout()), "timeout"),
         (RetriesExceeded("http://h/x", 0, original=None), "protocol_error"),
@@ -109,3 +116,11 @@ def test_a_scenario_failing_a_request_with_no_answer_keeps_the_connections_kind(
     assert failure.kind == kind
     assert failure.status is None
     assert "expected 401" in failure.message and type(cause).__name__ in failure.message
+
+
+def test_a_response_cut_short_after_its_status_line_is_a_lost_connection_not_a_status() -> None:
+    # geventhttpclient read "200 OK" and part of the body, then the server closed: httpx and the
+    # native engine call that connection_reset, and so must the Locust path.
+    failure = classify_failure(FakeResponse(200, None), HTTPParseError("Incomplete response."))
+    assert (failure.kind, failure.status) == ("connection_reset", 200)
+    assert failure.message.startswith("connection closed mid-response")

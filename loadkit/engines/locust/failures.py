@@ -46,6 +46,15 @@ def classify_failure(response: Any, exception: BaseException) -> Failure:
     except Exception:  # a body that cannot be read has no kind to give
         body = None
     verdict = classify_response(status, headers, body)
+    if verdict.kind is None and _cut_short(exception):
+        # The status line came, then the connection closed before the body's end: the response
+        # was lost, as httpx (smoke) and the native engine say it, not an unexpected status.
+        return Failure(
+            ErrorKind.CONNECTION_RESET.value,
+            status,
+            verdict.trace_id,
+            f"connection closed mid-response ({describe_error(exception)})",
+        )
     if verdict.kind is None:
         # The status alone looks fine, yet the scenario failed it (catch_response): say why.
         return Failure(
@@ -70,6 +79,20 @@ def client_kind(exception: BaseException) -> str:
     name = type(exception).__name__
     if "Timeout" in name:  # gevent.Timeout, requests' ReadTimeout/ConnectTimeout
         return ErrorKind.TIMEOUT.value
-    if "ConnectionClosed" in name:  # geventhttpclient: the server closed without answering
+    if "ConnectionClosed" in name or _cut_short(exception):
+        # geventhttpclient: the server closed without answering, or in the middle of its answer
         return ErrorKind.CONNECTION_RESET.value
     return ErrorKind.PROTOCOL_ERROR.value
+
+
+_CUT_SHORT = ("incomplete response", "connection closed", "invalid eof state")
+"""geventhttpclient's ``HTTPParseError`` words when the connection ended inside a response
+("connection closed before end of the headers", "Incomplete response." mid-body, its C parser's
+"Invalid EOF state" mid-headers); its other parse errors (garbage) stay ``protocol_error``."""
+
+
+def _cut_short(exception: BaseException) -> bool:
+    if type(exception).__name__ != "HTTPParseError":
+        return False
+    text = str(exception).lower()
+    return any(words in text for words in _CUT_SHORT)
