@@ -166,7 +166,7 @@ def classify_os_error(error: BaseException) -> str | None:
     wherever it is in the chain: it is an OSError, and wrapped in "connect" errors by httpx.
     """
     chain = _chain(error)
-    if any(isinstance(link, ssl.SSLError) for link in chain):
+    if _tls_failed(chain):
         return ErrorKind.TLS_ERROR.value
     for link in chain:
         if isinstance(link, TimeoutError):  # also socket.timeout
@@ -174,6 +174,8 @@ def classify_os_error(error: BaseException) -> str | None:
         if isinstance(link, ConnectionRefusedError):
             return ErrorKind.CONNECT_ERROR.value
         if isinstance(link, ConnectionResetError | BrokenPipeError | ConnectionAbortedError):
+            return ErrorKind.CONNECTION_RESET.value
+        if isinstance(link, _TLS_CLOSED):
             return ErrorKind.CONNECTION_RESET.value
     for link in chain:
         if isinstance(link, socket.gaierror) or (
@@ -189,7 +191,7 @@ def classify_httpx_error(error: BaseException) -> str:
 
     if is_http2_internal_error(error):
         return ErrorKind.HTTP2_INTERNAL_ERROR.value
-    if any(isinstance(link, ssl.SSLError) for link in _chain(error)):
+    if _tls_failed(_chain(error)):
         return ErrorKind.TLS_ERROR.value  # httpx raises it as a ConnectError
     if isinstance(error, httpx.TimeoutException):
         return ErrorKind.TIMEOUT.value
@@ -213,6 +215,17 @@ def describe_error(error: BaseException) -> str:
     text = str(error).strip().splitlines()[0] if str(error).strip() else ""
     name = type(error).__name__
     return f"{name}: {text}" if text else name
+
+
+_TLS_CLOSED = (ssl.SSLEOFError, ssl.SSLZeroReturnError)
+"""SSLErrors that say the peer ended the connection (an EOF, a close_notify), which may come
+long after the handshake, with a request sent: a lost connection, not a failed handshake."""
+
+
+def _tls_failed(chain: list[BaseException]) -> bool:
+    return any(
+        isinstance(link, ssl.SSLError) and not isinstance(link, _TLS_CLOSED) for link in chain
+    )
 
 
 def _chain(error: BaseException) -> list[BaseException]:

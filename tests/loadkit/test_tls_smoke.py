@@ -48,3 +48,18 @@ def test_a_certificate_failure_is_tls_error_for_every_client() -> None:
     wrapped = httpx.ConnectError("[SSL: CERTIFICATE_VERIFY_FAILED]")
     wrapped.__cause__ = failure
     assert classify_httpx_error(wrapped) == "tls_error"
+
+
+def test_a_tls_connection_the_peer_ended_is_a_lost_connection_not_a_tls_failure() -> None:
+    # An EOF or close_notify can end a connection long after its handshake, a request sent:
+    # tls_error says "nothing was sent", so it must not be these.
+    import ssl
+
+    import httpx
+
+    for ended in (ssl.SSLEOFError(8, "EOF occurred in violation of protocol"),
+                  ssl.SSLZeroReturnError(6, "TLS/SSL connection has been closed")):  # fmt: skip
+        assert classify_os_error(ended) == "connection_reset"
+        wrapped = httpx.ReadError("EOF")
+        wrapped.__cause__ = ended
+        assert classify_httpx_error(wrapped) == "connection_reset"
