@@ -4,6 +4,7 @@ body reach the target. Each run is a real Locust (a subprocess) of about a secon
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -41,11 +42,13 @@ class Requests(HttpUser):
 """
 
 
-def _load(folder: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], LoadResults]:
+def _load(
+    folder: Path, *args: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess[str], LoadResults]:
     out = folder / "load.json"
     command = [sys.executable, "-m", "loadkit", "load", *args, "--duration", "1.5"]
     command += ["--out", str(out), "--quiet"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=90, cwd=folder)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=90, cwd=folder, env=env)
     results = read_results(out)
     assert isinstance(results, LoadResults), done.stderr
     return done, results
@@ -102,3 +105,17 @@ def test_a_url_run_trusts_its_ca_cert_and_sends_the_method_headers_and_body_aske
     assert (method, path, body) == ("POST", "/items?x=1", b'{"a": 1}')
     assert headers["content-type"] == "application/json" and headers["x-run"] == "tls"
     assert results.config["engine"] == "locust"
+
+
+def test_by_default_the_system_store_is_trusted_as_on_the_other_engines(tmp_path: Path) -> None:
+    # A CA installed in the system's store only (OpenSSL reads SSL_CERT_FILE as that store):
+    # Locust's clients trust certifi's bundle by default, smoke and the native engine the
+    # system's; under loadkit the Locust path trusts the system's too.
+    (tmp_path / "users.py").write_text(LOCUSTFILE)
+    with tls_server(tmp_path) as server:
+        env = {**os.environ, "SSL_CERT_FILE": str(server.ca_cert)}
+        common = ["--host", server.url, "--scenario", str(tmp_path / "users.py")]
+        done, results = _load(tmp_path, *common, "--concurrency", "3", env=env)
+        assert done.returncode == 0, done.stderr
+        assert results.errors == [], results.errors
+        assert all(count > 0 for count in _ok(results).values()), _ok(results)

@@ -2,8 +2,9 @@
 target's certificate, the same rule as smoke and the native engine (``engines/tls.py``).
 
 Locust's ``FastHttpUser`` checks nothing by default (``insecure = True``), its ``HttpUser``
-(requests) verifies against certifi's CAs. Under loadkit both verify by default; ``--insecure``
-turns checking off, ``--ca-cert`` trusts that PEM file. Applied once, at ``init``, to the user
+(requests) verifies against certifi's CAs. Under loadkit both verify by default against the
+system's CAs (as smoke and the native engine do); ``--insecure`` turns checking off,
+``--ca-cert`` trusts that PEM file. Applied once, at ``init``, to the user
 classes Locust will run, before any user exists:
 
 - a ``FastHttpUser`` class gets ``insecure`` and ``ssl_context_factory``, unless the class (or a
@@ -16,6 +17,8 @@ classes Locust will run, before any user exists:
 from __future__ import annotations
 
 import functools
+import os
+import ssl
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -41,8 +44,8 @@ def apply_tls(user_classes: Iterable[type[Any]], tls: TlsOptions) -> list[str]:
             factory = _context_factory(tls)
             # A staticmethod: a plain function in a class attribute would be bound to the user.
             cls.ssl_context_factory = staticmethod(factory) if factory is not None else None
-        elif issubclass(cls, HttpUser) and not (tls.verify and tls.ca_cert is None):
-            _verify_after_init(cls, False if not tls.verify else str(tls.ca_cert))
+        elif issubclass(cls, HttpUser):
+            _verify_after_init(cls, _requests_verify(tls))
     return sorted(cls.__name__ for cls in kept)
 
 
@@ -52,17 +55,32 @@ def _chooses_itself(cls: type[Any]) -> bool:
 
 
 def _context_factory(tls: TlsOptions) -> Callable[[], Any] | None:
-    """None: Locust's own factory for ``insecure`` (unverified, or gevent's default context)."""
-    if tls.verify and tls.ca_cert is not None:
-        cafile = str(tls.ca_cert)
+    """None: Locust's own factory for ``insecure`` (unverified)."""
+    if not tls.verify:
+        return None
+    cafile = str(tls.ca_cert) if tls.ca_cert is not None else None
 
-        def ca_cert_context(**_kwargs: Any) -> Any:
-            # geventhttpclient calls the factory with cafile=<certifi's bundle>: ignored, the
-            # --ca-cert file is what is trusted (as curl --cacert and httpx do).
-            return gevent.ssl.create_default_context(cafile=cafile)
+    def verifying_context(**_kwargs: Any) -> Any:
+        # geventhttpclient calls the factory with cafile=<certifi's bundle>: ignored. Trusted
+        # are the --ca-cert file, else the system's CAs, as smoke and the native engine do
+        # (a CA installed only in the system store would otherwise fail here alone).
+        return gevent.ssl.create_default_context(cafile=cafile)
 
-        return ca_cert_context
-    return None
+    return verifying_context
+
+
+def _requests_verify(tls: TlsOptions) -> bool | str:
+    """requests' ``verify`` for ``tls``: its own default trusts certifi's bundle, so a verified
+    run without --ca-cert names the system's CA file or folder (True when it has none)."""
+    if not tls.verify:
+        return False
+    if tls.ca_cert is not None:
+        return str(tls.ca_cert)
+    paths = ssl.get_default_verify_paths()
+    for candidate in (paths.cafile, paths.capath):
+        if candidate and os.path.exists(candidate):
+            return candidate
+    return True
 
 
 def _verify_after_init(cls: type[Any], verify: bool | str) -> None:
