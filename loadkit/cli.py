@@ -521,8 +521,25 @@ def load(
             requested=engine or chosen.engine,
             url_run=chosen.scenario == URL_SCENARIO,
             source="--engine" if engine else f"profile {profile!r}'s engine",
+            worker=worker,
         )
         refuse_locust_only(chosen_engine, _locust_only_given(ctx))
+        if worker and chosen_engine == "native":
+            from loadkit.run.native import run_native_worker
+
+            if processes > 1:
+                raise ConfigError(
+                    "--processes on a native worker: start one `loadkit load --worker --engine "
+                    "native` per core instead (the master splits the run among them)"
+                )
+            tls_given = insecure or ca_cert is not None
+            run_native_worker(
+                master_host=master_host,
+                master_port=master_port,
+                tls=tls if tls_given else None,
+                quiet=quiet,
+            )
+            return
         target = url or host or DEFAULT_TARGET
         request = request_spec(target, method=method, headers=header or (), body=body, tls=tls)
         if worker:
@@ -539,8 +556,21 @@ def load(
             if chosen_engine == "native":
                 from loadkit.run.native import run_native_load
 
+                from loadkit.run.native import NativeMaster
+
                 results = run_native_load(
-                    request=request, profile=chosen, out=out, processes=processes, quiet=quiet
+                    request=request,
+                    profile=chosen,
+                    out=out,
+                    processes=processes,
+                    quiet=quiet,
+                    master=(
+                        NativeMaster(
+                            expect=expect_workers, bind_host=master_bind_host, bind_port=master_port
+                        )
+                        if master
+                        else None
+                    ),
                 )
             else:
                 results = run_load(
