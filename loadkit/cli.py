@@ -533,11 +533,16 @@ def load(
                     "native` per core instead (the master splits the run among them)"
                 )
             tls_given = insecure or ca_cert is not None
-            run_native_worker(
+            done = run_native_worker(
                 master_host=master_host,
                 master_port=master_port,
                 tls=tls if tls_given else None,
                 quiet=quiet,
+            )
+            typer.echo(
+                f"{done.plan.source} of {done.plan.worker_count}: {done.requests} requests, "
+                f"{done.errors} errors; share sent to the master at {master_host}:{master_port}, "
+                "which writes the results"
             )
             return
         target = url or host or DEFAULT_TARGET
@@ -554,9 +559,7 @@ def load(
             raise typer.Exit(code=code)
         try:
             if chosen_engine == "native":
-                from loadkit.run.native import run_native_load
-
-                from loadkit.run.native import NativeMaster
+                from loadkit.run.native import NativeMaster, run_native_load
 
                 results = run_native_load(
                     request=request,

@@ -19,6 +19,7 @@ from typing import Any
 
 from loadkit.config import LoadProfile
 from loadkit.engines.http_request import RequestSpec, TlsOptions
+from loadkit.engines.native.distributed import WorkerOutcome, run_master, run_worker
 from loadkit.engines.native.processes import ProcessShare, run_processes
 from loadkit.engines.native.request_bytes import encode_request
 from loadkit.engines.native.share import SharePlan, run_share
@@ -252,7 +253,6 @@ def _run_distributed(
 ) -> tuple[LatencyRecorder, GeneratorHealth, bool, list[InvalidReason]]:
     """The run split across ``master.expect`` workers elsewhere: the merged recorder, the
     generator health, whether interrupted, and why shares are missing (if they are)."""
-    from loadkit.engines.native.distributed import run_master
 
     def make_plans(workers: int) -> list[SharePlan]:
         start = RunClock().now() + DISTRIBUTED_START_LEAD_S
@@ -294,7 +294,7 @@ def run_native_worker(
     master_port: int,
     tls: TlsOptions | None = None,
     quiet: bool = False,
-) -> None:
+) -> WorkerOutcome:
     """``loadkit load --worker --engine native``: run the share the master at
     ``master_host:master_port`` sends, and send it back; the master writes the results.
 
@@ -334,10 +334,8 @@ def run_native_worker(
         for printer in printers:
             printer(status)
 
-    from loadkit.engines.native.distributed import run_worker
-
     try:
-        run_worker(
+        return run_worker(
             master_host=master_host,
             master_port=master_port,
             check_plan=check_plan,

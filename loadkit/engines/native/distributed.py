@@ -349,10 +349,12 @@ def _collect(
 
 @dataclass
 class WorkerOutcome:
-    """A worker's end: its plan, and what its run gave (None: the master stopped it first)."""
+    """A worker's end: its plan, the share it sent, and its own counts (for its summary)."""
 
     plan: SharePlan
     share: ProcessShare
+    requests: int
+    errors: int
 
 
 def run_worker(
@@ -403,7 +405,10 @@ def run_worker(
         # The master quits once every share is in, and its quit ends the relay.
         with contextlib.suppress(subprocess.TimeoutExpired):
             relay.process.wait(timeout=WORKER_QUIT_WAIT_S)
-        return WorkerOutcome(plan=plan, share=share)
+        recorder = outcome.recorder
+        return WorkerOutcome(
+            plan=plan, share=share, requests=recorder.requests, errors=recorder.errors
+        )
     finally:
         relay.close()
 
