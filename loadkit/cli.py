@@ -397,13 +397,23 @@ def load(
         str, typer.Option(help="Load profile in [profiles.<name>].")
     ] = DEFAULT_PROFILE,
     master: Annotated[
-        bool, typer.Option("--master", help="Run as master; workers connect from elsewhere.")
+        bool,
+        typer.Option(
+            "--master",
+            help="Run as master; workers connect from elsewhere (either engine: a URL's native "
+            "run splits its connections or its rate among them).",
+        ),
     ] = False,
     expect_workers: Annotated[
         int, typer.Option(min=1, help="--master: start once this many workers are connected.")
     ] = 1,
     worker: Annotated[
-        bool, typer.Option("--worker", help="Run as a worker of the master at --master-host.")
+        bool,
+        typer.Option(
+            "--worker",
+            help="Run as a worker of the master at --master-host (a native master's: add "
+            "--engine native; the URL and the load come from the master).",
+        ),
     ] = False,
     master_host: Annotated[str, typer.Option(help="--worker: the master's address.")] = LOOPBACK,
     master_port: Annotated[
@@ -452,6 +462,9 @@ def load(
 
     A URL (`loadkit load http://host/path`, with --method, --header, --body) runs on the native
     engine; a scenario written as a Python user flow (a locustfile) on Locust (--engine).
+    Both distribute on Locust's master/worker transport: `loadkit load URL --master
+    --expect-workers N` here and `loadkit load --worker --engine native --master-host H` on
+    each worker machine give one results file at the master.
 
     Closed model (the default, --concurrency): each user sends its next request when the
     previous one answered, so a slow API also slows the load, as a fixed pool of clients would.
