@@ -149,6 +149,9 @@ class Relay:
             stderr=self._log,
             text=True,
             bufsize=1,
+            # Ctrl-C reaches this process alone, which tells the relay (a master: "stop" to its
+            # workers, whose shares still come); the relay quits when its stdin ends.
+            start_new_session=True,
         )
         self._events: queue.Queue[dict[str, Any]] = queue.Queue()
         self._lock = threading.Lock()
