@@ -397,13 +397,23 @@ def load(
         str, typer.Option(help="Load profile in [profiles.<name>].")
     ] = DEFAULT_PROFILE,
     master: Annotated[
-        bool, typer.Option("--master", help="Run as master; workers connect from elsewhere.")
+        bool,
+        typer.Option(
+            "--master",
+            help="Run as master; workers connect from elsewhere (either engine: a URL's native "
+            "run splits its connections or its rate among them).",
+        ),
     ] = False,
     expect_workers: Annotated[
         int, typer.Option(min=1, help="--master: start once this many workers are connected.")
     ] = 1,
     worker: Annotated[
-        bool, typer.Option("--worker", help="Run as a worker of the master at --master-host.")
+        bool,
+        typer.Option(
+            "--worker",
+            help="Run as a worker of the master at --master-host (a native master's: add "
+            "--engine native; the URL and the load come from the master).",
+        ),
     ] = False,
     master_host: Annotated[str, typer.Option(help="--worker: the master's address.")] = LOOPBACK,
     master_port: Annotated[
@@ -452,6 +462,9 @@ def load(
 
     A URL (`loadkit load http://host/path`, with --method, --header, --body) runs on the native
     engine; a scenario written as a Python user flow (a locustfile) on Locust (--engine).
+    Both distribute on Locust's master/worker transport: `loadkit load URL --master
+    --expect-workers N` here and `loadkit load --worker --engine native --master-host H` on
+    each worker machine give one results file at the master.
 
     Closed model (the default, --concurrency): each user sends its next request when the
     previous one answered, so a slow API also slows the load, as a fixed pool of clients would.
@@ -521,8 +534,30 @@ def load(
             requested=engine or chosen.engine,
             url_run=chosen.scenario == URL_SCENARIO,
             source="--engine" if engine else f"profile {profile!r}'s engine",
+            worker=worker,
         )
         refuse_locust_only(chosen_engine, _locust_only_given(ctx))
+        if worker and chosen_engine == "native":
+            from loadkit.run.native import run_native_worker
+
+            if processes > 1:
+                raise ConfigError(
+                    "--processes on a native worker: start one `loadkit load --worker --engine "
+                    "native` per core instead (the master splits the run among them)"
+                )
+            tls_given = insecure or ca_cert is not None
+            done = run_native_worker(
+                master_host=master_host,
+                master_port=master_port,
+                tls=tls if tls_given else None,
+                quiet=quiet,
+            )
+            typer.echo(
+                f"{done.plan.source} of {done.plan.worker_count}: {done.requests} requests, "
+                f"{done.errors} errors; share sent to the master at {master_host}:{master_port}, "
+                "which writes the results"
+            )
+            return
         target = url or host or DEFAULT_TARGET
         request = request_spec(target, method=method, headers=header or (), body=body, tls=tls)
         if worker:
@@ -537,10 +572,21 @@ def load(
             raise typer.Exit(code=code)
         try:
             if chosen_engine == "native":
-                from loadkit.run.native import run_native_load
+                from loadkit.run.native import NativeMaster, run_native_load
 
                 results = run_native_load(
-                    request=request, profile=chosen, out=out, processes=processes, quiet=quiet
+                    request=request,
+                    profile=chosen,
+                    out=out,
+                    processes=processes,
+                    quiet=quiet,
+                    master=(
+                        NativeMaster(
+                            expect=expect_workers, bind_host=master_bind_host, bind_port=master_port
+                        )
+                        if master
+                        else None
+                    ),
                 )
             else:
                 results = run_load(

@@ -16,16 +16,23 @@ from loadkit.exceptions import ConfigError
 Engine = Literal["locust", "native"]
 ENGINES: tuple[Engine, ...] = ("locust", "native")
 
-LOCUST_ONLY_OPTIONS = ("--master", "--worker", "--spawn-rate", "--")
-"""Options only the Locust path has (``--`` passes arguments to Locust)."""
+LOCUST_ONLY_OPTIONS = ("--spawn-rate", "--")
+"""Options only the Locust path has (``--`` passes arguments to Locust). ``--master`` and
+``--worker`` serve both engines: a native run distributes on Locust's transport too."""
 
 
 def choose_engine(
-    *, requested: str | None, url_run: bool, http2: bool = False, source: str = "--engine"
+    *,
+    requested: str | None,
+    url_run: bool,
+    http2: bool = False,
+    source: str = "--engine",
+    worker: bool = False,
 ) -> Engine:
     """The engine for a run: ``requested`` (``--engine`` or the profile's ``engine``, named by
     ``source`` in errors) when given, else native for a URL run (``url_run``) without
-    ``http2``, Locust otherwise.
+    ``http2``, Locust otherwise. A ``worker`` (``--worker``) takes its URL from its master:
+    ``--engine native`` is all it needs; without it, it is a Locust worker.
 
     A ConfigError (exit 2) names why a request cannot be met: an unknown engine, ``native`` for
     a locustfile or with HTTP/2.
@@ -33,7 +40,7 @@ def choose_engine(
     if requested is not None and requested not in ENGINES:
         raise ConfigError(f"{source} {requested!r}: choose locust or native")
     if requested == "native":
-        if not url_run:
+        if not url_run and not worker:
             raise ConfigError(
                 f"{source} native runs one URL (`loadkit load URL`); a scenario is a Python "
                 "locustfile and runs on Locust: use --engine locust, or give a URL"

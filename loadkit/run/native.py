@@ -13,12 +13,13 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from loadkit.config import LoadProfile
-from loadkit.engines.http_request import RequestSpec
+from loadkit.engines.http_request import RequestSpec, TlsOptions
+from loadkit.engines.native.distributed import WorkerOutcome, run_master, run_worker
 from loadkit.engines.native.processes import ProcessShare, run_processes
 from loadkit.engines.native.request_bytes import encode_request
 from loadkit.engines.native.share import SharePlan, run_share
@@ -33,12 +34,23 @@ from loadkit.measure.live_status import LiveStatus
 from loadkit.measure.load_results import build_load_results, unmeasured_load_results
 from loadkit.measure.recorder import LatencyRecorder, RunClock
 from loadkit.measure.results import GeneratorHealth, LoadResults, write_results
-from loadkit.measure.validity import INTERRUPTED, aborted_reason, overload_reason
+from loadkit.measure.validity import (
+    INTERRUPTED,
+    InvalidReason,
+    aborted_reason,
+    overload_reason,
+    worker_share_missing_reason,
+)
 from loadkit.run.load import Target, check_reachable, check_writable
 
 ENGINE = "native"
 PROCESS_START_LEAD_S = 2.0
 """With several processes, their common start: long enough for each to spawn and import."""
+
+DISTRIBUTED_START_LEAD_S = 1.0
+"""A distributed run's common start after the master sent the plans: a message over the
+network and a worker's event loop starting take milliseconds; the clocks of the machines must
+agree within a small part of this (NTP does)."""
 
 LAG_P99_BOUND_MS = 10.0
 """The native engine's bound on scheduler lag P99 (half the Locust path's 20 ms, which a file
@@ -57,6 +69,16 @@ not void a sound run, and half of what the Locust path allows, whose healthy lag
 Progress = Callable[[LiveStatus], None]
 
 
+@dataclass(frozen=True)
+class NativeMaster:
+    """``--master``: the run's shares go to ``expect`` workers elsewhere (``loadkit load
+    --worker --engine native``), which connect on ``bind_host:bind_port``."""
+
+    expect: int
+    bind_host: str
+    bind_port: int
+
+
 def run_native_load(
     *,
     request: RequestSpec,
@@ -66,11 +88,15 @@ def run_native_load(
     quiet: bool = False,
     progress: Progress | None = None,
     timeout_s: float | None = None,
+    master: NativeMaster | None = None,
 ) -> LoadResults:
     """Run ``request`` as ``profile`` says on the native engine; its results (also at ``out``).
 
     ``processes`` > 1 splits the run across that many processes on this machine (closed:
     connections; open: the timetable, interleaved) and merges their shares exactly.
+    ``master`` splits it the same way across workers elsewhere, on Locust's transport
+    (``engines/native/distributed.py``); a worker whose share never arrives makes the run
+    invalid (``worker_share_missing``).
     ``timeout_s``: each request's bound (default 60 s, as the Locust path).
 
     Raises ConfigError (a bad request, profile or --out) and TargetUnreachableError before the
@@ -79,27 +105,42 @@ def run_native_load(
     """
     if processes < 1:
         raise ConfigError(f"--processes must be at least 1, not {processes}")
+    if master is not None and processes > 1:
+        raise ConfigError(
+            "--master cannot be combined with --processes: run `loadkit load --worker --engine "
+            "native` once per core on the workers' machines instead"
+        )
+    splits, split_flag = (
+        (master.expect, "--expect-workers") if master else (processes, "--processes")
+    )
     if profile.model == "closed" and profile.stages is not None:
         raise ConfigError(
             "the native engine runs closed-model stages not yet: give --rate for an open run "
             "with stages, or --engine locust"
         )
-    if profile.model == "closed" and profile.concurrency < processes:
+    if profile.model == "closed" and profile.concurrency < splits:
         raise ConfigError(
-            f"--concurrency {profile.concurrency} is below --processes {processes}: each "
+            f"--concurrency {profile.concurrency} is below {split_flag} {splits}: each "
             "process needs at least one connection"
         )
     bound = profile.in_flight_bound
-    if bound is not None and bound < processes:
+    if bound is not None and bound < splits:
         raise ConfigError(
-            f"--max-in-flight {bound} is below --processes {processes}: each process needs at "
+            f"--max-in-flight {bound} is below {split_flag} {splits}: each process needs at "
             "least one request in flight"
         )
     encode_request(request)  # a bad method or header is refused before anything connects
     target = parse_target(request.url, option="URL")
     check_writable(out)
     run_id = uuid.uuid4().hex
-    config = _config(request, profile, processes=processes, run_id=run_id, path=target.path)
+    config = _config(
+        request,
+        profile,
+        processes=splits,
+        run_id=run_id,
+        path=target.path,
+        distributed=master is not None,
+    )
     try:
         check_reachable(Target.parse(request.url))
     except TargetUnreachableError as error:
@@ -110,9 +151,6 @@ def run_native_load(
             out, unmeasured_load_results(target=request.url, config=config, reason=reason)
         )
         raise
-    # One process starts when its loop runs; several at a common time, once all have spawned.
-    start = None if processes == 1 else RunClock().now() + PROCESS_START_LEAD_S
-    plans = _plans(request, profile, processes=processes, start=start, timeout_s=timeout_s)
     printer = None
     if progress is None and not quiet:
         from loadkit.report.load import ProgressPrinter
@@ -123,8 +161,17 @@ def run_native_load(
             rate=profile.rate if profile.stages is None else None,
         )
         progress = printer
+    shares_missing: list[InvalidReason] = []
     try:
-        recorder, health, interrupted = _run(plans, progress)
+        if master is not None:
+            recorder, health, interrupted, shares_missing = _run_distributed(
+                master, request, profile, timeout_s, progress
+            )
+        else:
+            # One process starts when its loop runs; several at a common time, once spawned.
+            start = None if processes == 1 else RunClock().now() + PROCESS_START_LEAD_S
+            plans = _plans(request, profile, processes=processes, start=start, timeout_s=timeout_s)
+            recorder, health, interrupted = _run(plans, progress)
     finally:
         if printer is not None:
             printer.close()
@@ -142,7 +189,8 @@ def run_native_load(
             ]
             if health.overloaded
             else []
-        ),
+        )
+        + shares_missing,
     )
     if interrupted:
         results = results.model_copy(update={"invalid_reasons": _aborted_why(results, INTERRUPTED)})
@@ -172,21 +220,130 @@ def _run(
             progress(_combine_status(latest))
 
     shares: list[ProcessShare] = run_processes(plans, on_status=merged_status)
-    start = plans[0].start
+    recorder, health = _merged(plans[0], shares)
+    return recorder, health, any(p.interrupted for p in shares)
+
+
+def _merged(
+    plan: SharePlan, shares: Sequence[ProcessShare]
+) -> tuple[LatencyRecorder, GeneratorHealth]:
+    """The run's recorder (finished) from the shares of plans like ``plan``, merged exactly."""
+    start = plan.start
     assert start is not None  # several processes always share a fixed start
     recorder = LatencyRecorder(
         start=start,
         source="parent",
-        stages=plans[0].stages if plans[0].model == "open" else (),
+        stages=plan.stages if plan.model == "open" else (),
     )
-    if plans[0].model == "open":
+    if plan.model == "open":
         recorder.start_stages_at(start)
         recorder.count_span_from(start)
     for part in shares:
         recorder.merge_share(part.share)
-    recorder.finish(end=max(part.share.end or start for part in shares))
-    health = _health([(p.cpu_warnings, p.max_cpu_percent) for p in shares])
-    return recorder, health, any(p.interrupted for p in shares)
+    recorder.finish(end=max((part.share.end or start for part in shares), default=start))
+    return recorder, _health([(p.cpu_warnings, p.max_cpu_percent) for p in shares])
+
+
+def _run_distributed(
+    master: NativeMaster,
+    request: RequestSpec,
+    profile: LoadProfile,
+    timeout_s: float | None,
+    progress: Progress | None,
+) -> tuple[LatencyRecorder, GeneratorHealth, bool, list[InvalidReason]]:
+    """The run split across ``master.expect`` workers elsewhere: the merged recorder, the
+    generator health, whether interrupted, and why shares are missing (if they are)."""
+
+    def make_plans(workers: int) -> list[SharePlan]:
+        start = RunClock().now() + DISTRIBUTED_START_LEAD_S
+        plans = _plans(request, profile, processes=workers, start=start, timeout_s=timeout_s)
+        return [replace(plan, source=f"worker-{plan.worker_index + 1}") for plan in plans]
+
+    def merged_status(latest: list[LiveStatus | None]) -> None:
+        if progress is not None:
+            progress(_combine_status(latest))
+
+    plans: list[SharePlan] = []
+
+    def planned(workers: int) -> list[SharePlan]:
+        plans.extend(make_plans(workers))
+        return plans
+
+    outcome = run_master(
+        expect_workers=master.expect,
+        bind_host=master.bind_host,
+        bind_port=master.bind_port,
+        make_plans=planned,
+        on_status=merged_status,
+    )
+    arrived = [share for share in outcome.shares if share is not None]
+    recorder, health = _merged(plans[0], arrived)
+    health = health.model_copy(
+        update={"notes": [f"distributed: {len(outcome.workers)} native worker(s), shares merged"]}
+    )
+    reasons = []
+    if outcome.missing or outcome.refused:
+        reasons.append(worker_share_missing_reason(outcome.missing, refused=outcome.refused))
+    interrupted = outcome.interrupted or any(p.interrupted for p in arrived)
+    return recorder, health, interrupted, reasons
+
+
+def run_native_worker(
+    *,
+    master_host: str,
+    master_port: int,
+    tls: TlsOptions | None = None,
+    quiet: bool = False,
+) -> WorkerOutcome:
+    """``loadkit load --worker --engine native``: run the share the master at
+    ``master_host:master_port`` sends, and send it back; the master writes the results.
+
+    ``tls`` is this worker's own ``--insecure``/``--ca-cert`` when given (None: the master's):
+    a CA file lives on each machine, so the worker's ``--ca-cert`` replaces the master's path;
+    checking certificates where the master does not (or the reverse) contradicts it and is a
+    ConfigError (exit 2), as is a request this worker cannot encode. GeneratorCrashedError when
+    the master never answered (Locust's retries ran out) or went away."""
+
+    printers: list[Any] = []
+
+    def check_plan(plan: SharePlan) -> SharePlan:
+        encode_request(plan.request)
+        if not quiet:
+            from loadkit.report.load import ProgressPrinter
+
+            printers.append(
+                ProgressPrinter(
+                    duration_s=plan.duration_s,
+                    open_model=plan.model == "open",
+                    rate=plan.rate / plan.worker_count if plan.rate and not plan.stages else None,
+                )
+            )
+        if tls is None:
+            return plan
+        theirs = plan.request.tls
+        if tls.verify != theirs.verify:
+            said = "--insecure" if not tls.verify else "certificate checking"
+            master_says = "checks certificates" if theirs.verify else "runs --insecure"
+            raise ConfigError(
+                f"this worker's {said} contradicts its master, which {master_says}: give the "
+                "master's TLS options (or none) to the worker"
+            )
+        return replace(plan, request=replace(plan.request, tls=tls))
+
+    def progress(status: LiveStatus) -> None:
+        for printer in printers:
+            printer(status)
+
+    try:
+        return run_worker(
+            master_host=master_host,
+            master_port=master_port,
+            check_plan=check_plan,
+            on_status=progress,
+        )
+    finally:
+        for printer in printers:
+            printer.close()
 
 
 def _health(readings: Sequence[tuple[int, float | None]]) -> GeneratorHealth:
@@ -258,7 +415,13 @@ def _plans(
 
 
 def _config(
-    request: RequestSpec, profile: LoadProfile, *, processes: int, run_id: str, path: str
+    request: RequestSpec,
+    profile: LoadProfile,
+    *,
+    processes: int,
+    run_id: str,
+    path: str,
+    distributed: bool = False,
 ) -> dict[str, Any]:
     """The results' config: the Locust plugin's keys (as ``loadkit load`` on the url scenario
     writes them), with ``engine`` and the request's method."""
@@ -268,7 +431,7 @@ def _config(
         "spawn_rate": None,
         "duration_s": profile.run_duration_s,
         "processes": processes,
-        "distributed": False,
+        "distributed": distributed,
         "model": profile.model,
         "ui": False,
         "run_id": run_id,

@@ -3,8 +3,6 @@ what reaches which engine, and what is refused (exit 2) naming why. No load is r
 
 from __future__ import annotations
 
-import sys
-import types
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +20,7 @@ from tests.loadkit.crafted import crafted_load
 
 @pytest.fixture
 def engines(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, list[dict[str, Any]]]:
-    """Both engines replaced by recorders of their arguments (the native one by a stand-in
-    module: it lands with the native engine's own part)."""
+    """Both engines replaced by recorders of their arguments."""
     calls: dict[str, list[dict[str, Any]]] = {"native": [], "locust": []}
 
     def recorder(name: str) -> Any:
@@ -33,9 +30,7 @@ def engines(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, list[d
 
         return run
 
-    native = types.ModuleType("loadkit.run.native")
-    native.run_native_load = recorder("native")  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "loadkit.run.native", native)
+    monkeypatch.setattr("loadkit.run.native.run_native_load", recorder("native"))
     monkeypatch.setattr("loadkit.run.load.run_load", recorder("locust"))
     monkeypatch.chdir(tmp_path)  # no acceptance.toml of the checkout's
     return calls
@@ -117,7 +112,6 @@ def test_a_profiles_engine_is_read_and_validated(
 @pytest.mark.parametrize(
     ("args", "named"),
     [
-        (["http://h:1/", "--master"], "--master is for the Locust engine only"),
         (["http://h:1/", "--spawn-rate", "2"], "--spawn-rate is for the Locust engine only"),
         (["http://h:1/", "--", "--tags", "a"], "arguments after `--` (for Locust)"),
         (["--scenario", "api", "--engine", "native"], "--engine native runs one URL"),
@@ -138,6 +132,17 @@ def test_what_cannot_run_is_exit_2_naming_it(
     assert result.exit_code == 2, result.output
     assert named in result.output, result.output
     assert engines == {"native": [], "locust": []}
+
+
+def test_a_native_url_run_with_master_distributes_on_the_native_engine(
+    engines: dict[str, list[dict[str, Any]]],
+) -> None:
+    result = _load("http://h:1/", "--master", "--expect-workers", "3", "--master-port", "6001")
+    assert result.exit_code == 0, result.output
+    [call] = engines["native"]
+    master = call["master"]
+    assert (master.expect, master.bind_host, master.bind_port) == (3, "127.0.0.1", 6001)
+    assert engines["locust"] == []
 
 
 def test_a_ca_cert_that_is_not_pem_is_exit_2_naming_the_file(tmp_path: Path) -> None:

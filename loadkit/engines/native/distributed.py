@@ -1,0 +1,439 @@
+"""A native run across machines, on Locust's own master/worker transport (DESIGN.md: no
+home-made cluster protocol).
+
+Locust's runners (its ZeroMQ channel, heartbeats, worker ids) carry the messages; they live in
+a relay process of their own (``loadkit.engines.locust.plugin.native_relay``: gevent, never
+next to asyncio), started here and spoken to over its stdin and stdout in JSON lines. This
+process does the native work on either side:
+
+- **master** (``run_master``): waits for ``expect`` native workers, sends each its plan (closed:
+  its connections; open: ``Timetable(worker_index=k, worker_count=N)``, all from one start),
+  collects their live status and their final shares; a worker that quit or went missing
+  (Locust's heartbeats) before its share arrived is reported missing.
+- **worker** (``run_worker``): learns its plan from the master, runs it with ``run_share`` on
+  this process's event loop, sends its status each second and its share at the end; a "stop"
+  from the master (Ctrl-C there) ends it early, still sending its share.
+
+Messages, relay → this process: ``ready`` (the workers, by index), ``plan``, ``status``,
+``share``, ``lost``, ``stop``, ``refused``; this process → relay: ``plan``, ``status``,
+``share``, ``stop``, ``quit`` (end of stdin: quit too).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import queue
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from loadkit.engines.http_request import RequestSpec, TlsOptions
+from loadkit.engines.native.processes import SHARE_GRACE_S, ProcessShare
+from loadkit.engines.native.share import ShareControl, SharePlan, run_share
+from loadkit.exceptions import ConfigError, GeneratorCrashedError, InputError
+from loadkit.measure.live_status import LiveStatus
+from loadkit.measure.worker_share import WorkerShare
+from loadkit.stages import Stage
+
+RELAY_MODULE = "loadkit.engines.locust.plugin.native_relay"
+PLAN_VERSION = "loadkit.native_plan/1"
+RELAY_QUIT_S = 5.0
+"""How long a relay has to quit once told to (it tells Locust's peers first)."""
+WORKER_QUIT_WAIT_S = 30.0
+"""How long a worker that sent its share waits for its master's quit before it leaves."""
+LOG_TAIL_CHARS = 2_000
+
+
+# --- the plan, as plain data ------------------------------------------------------------------
+
+
+def plan_to_wire(plan: SharePlan) -> dict[str, Any]:
+    """A share's plan as JSON- and msgpack-safe data (``plan_from_wire`` reads it back)."""
+    request = plan.request
+    return {
+        "version": PLAN_VERSION,
+        "request": {
+            "url": request.url,
+            "method": request.method,
+            "headers": [list(h) for h in request.headers],
+            "body": base64.b64encode(request.body).decode(),
+            "name": request.name,
+            "verify": request.tls.verify,
+            "ca_cert": str(request.tls.ca_cert) if request.tls.ca_cert is not None else None,
+        },
+        "model": plan.model,
+        "start": plan.start,
+        "duration_s": plan.duration_s,
+        "concurrency": plan.concurrency,
+        "rate": plan.rate,
+        "stages": [asdict(stage) for stage in plan.stages],
+        "max_in_flight": plan.max_in_flight,
+        "worker_index": plan.worker_index,
+        "worker_count": plan.worker_count,
+        "timeout_s": plan.timeout_s,
+        "source": plan.source,
+    }
+
+
+def plan_from_wire(data: object) -> SharePlan:
+    """The plan a master sent; an InputError when it is not one this loadkit reads."""
+    version = data.get("version") if isinstance(data, dict) else None
+    if not isinstance(data, dict) or version != PLAN_VERSION:
+        raise InputError(
+            f"the master sent a native plan of version {version!r}, this loadkit reads "
+            f"{PLAN_VERSION}: run the same loadkit on the master and every worker"
+        )
+    try:
+        request = data["request"]
+        ca_cert = request["ca_cert"]
+        model = data["model"]
+        if model not in ("closed", "open"):
+            raise ValueError(f"model {model!r}")
+        return SharePlan(
+            request=RequestSpec(
+                url=str(request["url"]),
+                method=str(request["method"]),
+                headers=tuple((str(n), str(v)) for n, v in request["headers"]),
+                body=base64.b64decode(request["body"]),
+                name=request["name"],
+                tls=TlsOptions(
+                    verify=bool(request["verify"]), ca_cert=Path(ca_cert) if ca_cert else None
+                ),
+            ),
+            model=model,
+            start=float(data["start"]),
+            duration_s=float(data["duration_s"]),
+            concurrency=int(data["concurrency"]),
+            rate=float(data["rate"]) if data["rate"] is not None else None,
+            stages=tuple(
+                Stage(duration_s=float(s["duration_s"]), target=float(s["target"]), name=s["name"])
+                for s in data["stages"]
+            ),
+            max_in_flight=int(data["max_in_flight"]),
+            worker_index=int(data["worker_index"]),
+            worker_count=int(data["worker_count"]),
+            timeout_s=float(data["timeout_s"]),
+            source=str(data["source"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"the master sent an invalid native plan ({exc!r})") from None
+
+
+# --- the relay process ------------------------------------------------------------------------
+
+
+def relay_argv(role: str, *options: str) -> list[str]:
+    """The relay's command line: ``master``/``worker`` and its options."""
+    return [sys.executable, "-m", RELAY_MODULE, role, *options]
+
+
+class Relay:
+    """The Locust relay as a child process: JSON lines to its stdin, events from its stdout."""
+
+    def __init__(self, argv: Sequence[str]) -> None:
+        """Start it; its log (Locust's) goes to a temporary file, read back on failure."""
+        # Closed in close(): it outlives this call.
+        self._log: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
+        self.process = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            text=True,
+            bufsize=1,
+            # Ctrl-C reaches this process alone, which tells the relay (a master: "stop" to its
+            # workers, whose shares still come); the relay quits when its stdin ends.
+            start_new_session=True,
+        )
+        self._events: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._lock = threading.Lock()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            with contextlib.suppress(ValueError):
+                event = json.loads(line)
+                if isinstance(event, dict):
+                    self._events.put(event)
+        self._events.put({"event": "eof"})
+
+    def send(self, message: dict[str, Any]) -> None:
+        """One line to the relay (from any thread); lost silently once it has gone."""
+        assert self.process.stdin is not None
+        with self._lock, contextlib.suppress(OSError, ValueError):
+            self.process.stdin.write(json.dumps(message, separators=(",", ":")) + "\n")
+            self.process.stdin.flush()
+
+    def next_event(self, timeout_s: float) -> dict[str, Any] | None:
+        """The next event, None when none came within ``timeout_s``."""
+        try:
+            return self._events.get(timeout=max(timeout_s, 0.0))
+        except queue.Empty:
+            return None
+
+    def close(self) -> int | None:
+        """Tell it to quit (end of stdin), wait a little, kill it if it stays; its exit code."""
+        with self._lock, contextlib.suppress(OSError, ValueError):
+            assert self.process.stdin is not None
+            self.process.stdin.close()
+        try:
+            return self.process.wait(timeout=RELAY_QUIT_S)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+        finally:
+            self._log.close()
+
+    def log_tail(self) -> str:
+        """The last lines of its log (Locust's)."""
+        with contextlib.suppress(OSError, ValueError):
+            self._log.seek(0)
+            return self._log.read().decode(errors="replace")[-LOG_TAIL_CHARS:]
+        return ""
+
+    def crashed(self, what: str) -> GeneratorCrashedError:
+        """The error for a relay that ended when it should not have."""
+        code = self.process.poll()
+        return GeneratorCrashedError(
+            f"the native engine's Locust relay ({what}) ended (exit code {code})",
+            log_tail=self.log_tail(),
+            exit_code=code,
+        )
+
+
+def share_to_wire(outcome_share: WorkerShare, **health: Any) -> dict[str, Any]:
+    """A finished share and its process's health, as the relay carries it."""
+    return {"share": outcome_share.to_wire(), **health}
+
+
+def _share_from_wire(data: Any) -> ProcessShare:
+    if not isinstance(data, dict):
+        raise InputError(f"a worker sent a native share that is not a mapping: {data!r}")
+    peak = data.get("max_cpu_percent")
+    return ProcessShare(
+        share=WorkerShare.from_wire(data.get("share")),
+        cpu_warnings=int(data.get("cpu_warnings") or 0),
+        max_cpu_percent=float(peak) if peak is not None else None,
+        interrupted=bool(data.get("interrupted")),
+    )
+
+
+# --- master -----------------------------------------------------------------------------------
+
+
+@dataclass
+class MasterOutcome:
+    """What the workers sent: their shares by worker index (None: missing), and why not."""
+
+    workers: list[str]
+    """Locust's worker ids, by worker index."""
+    shares: list[ProcessShare | None]
+    refused: dict[str, str] = field(default_factory=dict)
+    """Workers whose share could not be read, and why."""
+    interrupted: bool = False
+    """Ctrl-C or SIGTERM here: the workers were told to stop early."""
+
+    @property
+    def missing(self) -> list[str]:
+        """Workers whose share never arrived (quit, missing, or past the deadline)."""
+        return [w for w, s in zip(self.workers, self.shares, strict=True) if s is None]
+
+
+def run_master(
+    *,
+    expect_workers: int,
+    bind_host: str,
+    bind_port: int,
+    make_plans: Callable[[int], list[SharePlan]],
+    on_status: Callable[[list[LiveStatus | None]], None] | None = None,
+) -> MasterOutcome:
+    """Wait for ``expect_workers`` native workers on ``bind_host:bind_port``, send worker k
+    ``make_plans(n)[k]``, and collect their shares (a worker that quit or went missing first
+    is missing; none waits past its plan's end, drain and a grace). Ctrl-C or SIGTERM while
+    they run stops them early (their shares still come; ``interrupted``).
+
+    Raises ConfigError when the relay cannot listen there, GeneratorCrashedError when it died.
+    """
+    relay = Relay(
+        relay_argv(
+            "master",
+            *("--bind-host", bind_host, "--bind-port", str(bind_port)),
+            *("--expect-workers", str(expect_workers)),
+        )
+    )
+    try:
+        workers = _wait_for_workers(relay, bind_host, bind_port)
+        plans = make_plans(len(workers))
+        for worker, plan in zip(workers, plans, strict=True):
+            relay.send({"send": "plan", "worker": worker, "data": plan_to_wire(plan)})
+        return _collect(relay, workers, plans, on_status)
+    finally:
+        relay.send({"send": "quit"})
+        relay.close()
+
+
+def _wait_for_workers(relay: Relay, bind_host: str, bind_port: int) -> list[str]:
+    # As Locust's --expect-workers: no time limit; Ctrl-C ends the wait.
+    while True:
+        event = relay.next_event(1.0)
+        if event is None:
+            continue
+        if event.get("event") == "ready":
+            return [str(w) for w in event["workers"]]
+        if event.get("event") == "eof":
+            tail = relay.log_tail()
+            if "was busy" in tail:
+                raise ConfigError(
+                    f"--master-bind-port {bind_port}: {bind_host}:{bind_port} is in use; "
+                    "pick another port"
+                )
+            raise relay.crashed("master, before its workers connected")
+
+
+def _collect(
+    relay: Relay,
+    workers: list[str],
+    plans: list[SharePlan],
+    on_status: Callable[[list[LiveStatus | None]], None] | None,
+) -> MasterOutcome:
+    index = {worker: k for k, worker in enumerate(workers)}
+    outcome = MasterOutcome(workers=workers, shares=[None] * len(workers))
+    latest: list[LiveStatus | None] = [None] * len(workers)
+    ended: set[str] = set()
+    plan = plans[0]
+    start = plan.start if plan.start is not None else time.time()
+    bound = plan.duration_s + plan.timeout_s + SHARE_GRACE_S
+    give_up = time.monotonic() + max(start - time.time(), 0.0) + bound
+    while len(ended) < len(workers) and time.monotonic() < give_up:
+        try:
+            event = relay.next_event(give_up - time.monotonic())
+        except KeyboardInterrupt:
+            if outcome.interrupted:
+                break  # a second Ctrl-C: what arrived is what there is
+            outcome.interrupted = True
+            relay.send({"send": "stop"})
+            give_up = min(give_up, time.monotonic() + plan.timeout_s + SHARE_GRACE_S)
+            continue
+        if event is None:
+            continue
+        kind, worker = event.get("event"), str(event.get("worker"))
+        if kind == "eof":
+            break
+        if worker not in index or worker in ended:
+            continue
+        k = index[worker]
+        if kind == "status":
+            with contextlib.suppress(TypeError):
+                latest[k] = LiveStatus(**event["data"])
+                if on_status is not None:
+                    on_status(list(latest))
+        elif kind == "share":
+            ended.add(worker)
+            try:
+                outcome.shares[k] = _share_from_wire(event.get("data"))
+            except InputError as exc:
+                outcome.refused[worker] = str(exc)
+        elif kind == "lost":
+            ended.add(worker)
+    return outcome
+
+
+# --- worker -----------------------------------------------------------------------------------
+
+
+@dataclass
+class WorkerOutcome:
+    """A worker's end: its plan, the share it sent, and its own counts (for its summary)."""
+
+    plan: SharePlan
+    share: ProcessShare
+    requests: int
+    errors: int
+
+
+def run_worker(
+    *,
+    master_host: str,
+    master_port: int,
+    check_plan: Callable[[SharePlan], SharePlan],
+    on_status: Callable[[LiveStatus], None] | None = None,
+) -> WorkerOutcome:
+    """Connect to the native master at ``master_host:master_port`` (Locust's retries), learn
+    this worker's plan (``check_plan`` may refuse it with a ConfigError, or adapt it), run it
+    here and send the share; returns once the master has quit (or a while after).
+
+    Raises ConfigError when the master refuses this worker or its plan cannot run here,
+    GeneratorCrashedError when the relay died (the master never answered)."""
+    relay = Relay(
+        relay_argv("worker", "--master-host", master_host, "--master-port", str(master_port))
+    )
+    try:
+        plan = check_plan(_wait_for_plan(relay, master_host, master_port))
+        control = ShareControl()
+        stop_reader = threading.Thread(target=_stop_on_request, args=(relay, control), daemon=True)
+        stop_reader.start()
+
+        def status(live: LiveStatus) -> None:
+            relay.send({"send": "status", "data": asdict(live)})
+            if on_status is not None:
+                on_status(live)
+
+        outcome = run_share(plan, on_status=status, control=control)
+        share = ProcessShare(
+            share=outcome.recorder.to_share(),
+            cpu_warnings=outcome.cpu_warnings,
+            max_cpu_percent=outcome.max_cpu_percent,
+            interrupted=outcome.interrupted,
+        )
+        relay.send(
+            {
+                "send": "share",
+                "data": share_to_wire(
+                    share.share,
+                    cpu_warnings=share.cpu_warnings,
+                    max_cpu_percent=share.max_cpu_percent,
+                    interrupted=share.interrupted,
+                ),
+            }
+        )
+        # The master quits once every share is in, and its quit ends the relay.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            relay.process.wait(timeout=WORKER_QUIT_WAIT_S)
+        recorder = outcome.recorder
+        return WorkerOutcome(
+            plan=plan, share=share, requests=recorder.requests, errors=recorder.errors
+        )
+    finally:
+        relay.close()
+
+
+def _wait_for_plan(relay: Relay, master_host: str, master_port: int) -> SharePlan:
+    while True:
+        event = relay.next_event(1.0)
+        if event is None:
+            continue
+        kind = event.get("event")
+        if kind == "plan":
+            return plan_from_wire(event.get("data"))
+        if kind == "refused":
+            raise ConfigError(str(event.get("message")))
+        if kind == "eof":
+            raise relay.crashed(f"worker of {master_host}:{master_port}, before a plan came")
+
+
+def _stop_on_request(relay: Relay, control: ShareControl) -> None:
+    """The master said stop (Ctrl-C there), or the relay is gone: the share stops early."""
+    while True:
+        event = relay.next_event(3600.0)
+        if event is not None and event.get("event") in ("stop", "eof"):
+            control.stop()
+            return

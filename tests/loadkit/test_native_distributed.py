@@ -1,0 +1,221 @@
+"""A native run across machines, on Locust's transport: `loadkit load URL --engine native
+--master` and `loadkit load --worker --engine native`, each a process of its own on loopback
+(each test on a free port, never Locust's 5557), against a truth server of known latencies."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from loadkit.cli import EXIT_INVALID_RUN, EXIT_USAGE, app
+from loadkit.config import LoadProfile
+from loadkit.engines.http_request import RequestSpec, TlsOptions
+from loadkit.engines.native.distributed import plan_from_wire, plan_to_wire
+from loadkit.engines.native.share import SharePlan
+from loadkit.exceptions import InputError
+from loadkit.measure.results import LoadResults, read_results
+from loadkit.run.bundled_service import free_port
+from loadkit.run.native import run_native_load
+from loadkit.stages import Stage
+from tests.loadkit.native_servers import scheduled_server_process
+
+MIX = (0.0,) * 8 + (0.1, 0.2)
+"""Eight answers at once, then one of 100 ms and one of 200 ms: P95 and P99 are known."""
+RUN_BOUND_S = 90.0
+SUMMARY = re.compile(r"(worker-\d) of 2: (\d+) requests, (\d+) errors")
+
+
+def loadkit(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "loadkit", "load", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@contextmanager
+def cluster(
+    url: str, out: Path, *load: str, workers: int = 2, worker_args: tuple[str, ...] = ()
+) -> Iterator[tuple[subprocess.Popen[str], list[subprocess.Popen[str]]]]:
+    """A native master for ``url`` with ``load`` options, and its workers, all on one port."""
+    port = str(free_port())
+    master = loadkit(
+        url,
+        *("--engine", "native", "--master", "--expect-workers", str(workers)),
+        *("--master-bind-host", "127.0.0.1", "--master-port", port),
+        *("--out", str(out), "-q", *load),
+    )
+    worker = ("--worker", "--engine", "native", "--master-host", "127.0.0.1", "-q")
+    started = [loadkit(*worker, "--master-port", port, *worker_args) for _ in range(workers)]
+    try:
+        yield master, started
+    finally:
+        for process in [master, *started]:
+            if process.poll() is None:
+                process.kill()
+            process.communicate()
+
+
+def finished(
+    master: subprocess.Popen[str], workers: list[subprocess.Popen[str]]
+) -> tuple[int, dict[str, int]]:
+    """The master's exit code and each worker's request count from its summary line."""
+    master.communicate(timeout=RUN_BOUND_S)
+    counts = {}
+    for worker in workers:
+        stdout, stderr = worker.communicate(timeout=RUN_BOUND_S)
+        assert worker.returncode == 0, stderr[-2000:]
+        found = SUMMARY.search(stdout)
+        assert found, stdout
+        counts[found.group(1)] = int(found.group(2))
+    return master.returncode, counts
+
+
+def test_a_closed_run_splits_the_connections_and_merges_every_workers_share(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "load.json"
+    with (
+        scheduled_server_process(hold_s=0.05) as url,
+        cluster(url, out, "--concurrency", "3", "--duration", "2") as (master, workers),
+    ):
+        code, counts = finished(master, workers)
+    assert code == 0
+    results = read_results(out)
+    assert isinstance(results, LoadResults)
+    assert results.valid, results.invalid_reasons
+    assert results.config["engine"] == "native"
+    assert results.config["distributed"] is True and results.config["processes"] == 2
+    # Every request of each worker's share is in the merge, once.
+    assert results.totals.requests == sum(counts.values())
+    assert results.latency_ms.count == results.totals.requests
+    assert sum(point.completions for point in results.timeline) == results.totals.requests
+    # Three connections (2 + 1), 50 ms each: about 60 a second, split two to one.
+    assert 100 <= results.totals.requests <= 124
+    assert counts["worker-1"] == pytest.approx(2 * counts["worker-2"], rel=0.15)
+
+
+def test_an_open_run_holds_the_total_rate_and_its_percentiles_match_one_process(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "load.json"
+    with scheduled_server_process(mix=MIX) as url:
+        with cluster(url, out, "--rate", "100", "--duration", "2", "--max-in-flight", "40") as (
+            master,
+            workers,
+        ):
+            code, counts = finished(master, workers)
+        alone = run_native_load(
+            request=RequestSpec(url=url),
+            profile=LoadProfile(rate=100, duration_s=2, max_in_flight=40),
+            out=tmp_path / "alone.json",
+            quiet=True,
+        )
+    assert code == 0
+    results = read_results(out)
+    assert isinstance(results, LoadResults)
+    assert results.valid, results.invalid_reasons
+    schedule = results.schedule
+    assert schedule is not None
+    # Both halves of the timetable ran (k, k + 2, ...) from one start: 200 due at 100/s.
+    assert schedule.target_rate == pytest.approx(100.0)
+    assert abs(schedule.iterations_due - 200) <= 2
+    assert results.totals.requests == schedule.iterations_dispatched == sum(counts.values())
+    assert abs(counts["worker-1"] - counts["worker-2"]) <= 1
+    # The merged histogram tells the same truth as one process on the same server.
+    for figure in ("p50", "p95", "p99"):
+        merged, single = getattr(results.latency_ms, figure), getattr(alone.latency_ms, figure)
+        assert merged == pytest.approx(single, rel=0.05, abs=1.0), figure
+
+
+def test_a_worker_killed_mid_run_makes_the_run_invalid(tmp_path: Path) -> None:
+    out = tmp_path / "load.json"
+    with (
+        scheduled_server_process(hold_s=0.01) as url,
+        cluster(url, out, "--concurrency", "2", "--duration", "3") as (master, workers),
+    ):
+        time.sleep(4.0)  # connected (about 1-2 s) and running (from a second after)
+        workers[1].send_signal(signal.SIGKILL)
+        master.communicate(timeout=RUN_BOUND_S)
+    assert master.returncode == EXIT_INVALID_RUN
+    results = read_results(out)
+    assert isinstance(results, LoadResults)
+    assert [reason.code for reason in results.invalid_reasons] == ["worker_share_missing"]
+    assert results.totals.requests > 0  # the other worker's share is in
+
+
+def test_a_plan_crosses_as_plain_data_and_back() -> None:
+    plan = SharePlan(
+        request=RequestSpec(
+            url="https://h:8443/p?q=1",
+            method="POST",
+            headers=(("X-A", "1"),),
+            body=b"\x00\xffbody",
+            tls=TlsOptions(verify=True, ca_cert=Path("/etc/ca.pem")),
+        ),
+        model="open",
+        start=1_700_000_000.25,
+        duration_s=3.0,
+        rate=50.0,
+        stages=(Stage(duration_s=1.0, target=10.0, name="warm"),),
+        max_in_flight=7,
+        worker_index=1,
+        worker_count=2,
+        source="worker-2",
+    )
+    assert plan_from_wire(plan_to_wire(plan)) == plan
+    with pytest.raises(InputError, match="same loadkit"):
+        plan_from_wire({**plan_to_wire(plan), "version": "loadkit.native_plan/0"})
+
+
+def test_a_worker_whose_tls_contradicts_its_master_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "load.json"
+    with (
+        scheduled_server_process(hold_s=0.01) as url,
+        cluster(
+            url,
+            out,
+            "--concurrency",
+            "1",
+            "--duration",
+            "1",
+            workers=1,
+            worker_args=("--insecure",),
+        ) as (master, workers),
+    ):
+        _, stderr = workers[0].communicate(timeout=RUN_BOUND_S)
+        master.communicate(timeout=RUN_BOUND_S)
+    assert workers[0].returncode == EXIT_USAGE
+    assert "--insecure contradicts its master, which checks certificates" in stderr
+    assert master.returncode == EXIT_INVALID_RUN
+    results = read_results(out)
+    assert isinstance(results, LoadResults)
+    # Its only worker refused: nothing was sent (no_requests) and its share is missing.
+    assert "worker_share_missing" in [reason.code for reason in results.invalid_reasons]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--worker", "--engine", "native", "--processes", "2"], "one `loadkit load --worker"),
+        (["http://127.0.0.1:9/", "--master", "--processes", "2"], "--master cannot be combined"),
+        (["http://127.0.0.1:9/", "--spawn-rate", "5"], "--spawn-rate is for the Locust"),
+    ],
+)
+def test_what_a_native_master_or_worker_cannot_do_is_refused(
+    args: list[str], message: str, tmp_path: Path
+) -> None:
+    out = [] if "--worker" in args else ["--out", str(tmp_path / "o.json")]
+    result = CliRunner().invoke(app, ["load", *args, *out])
+    assert result.exit_code == EXIT_USAGE, result.output
+    assert message in result.output
