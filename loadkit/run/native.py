@@ -10,7 +10,6 @@ and an invalid run raises ``InvalidLoadRunError`` after its results were written
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -20,12 +19,13 @@ from typing import Any
 from loadkit.config import LoadProfile
 from loadkit.engines.http_request import RequestSpec, TlsOptions
 from loadkit.engines.native.distributed import WorkerOutcome, run_master, run_worker
-from loadkit.engines.native.processes import ProcessShare, run_processes
+from loadkit.engines.native.processes import ProcessesCrashed, ProcessShare, run_processes
 from loadkit.engines.native.request_bytes import encode_request
 from loadkit.engines.native.share import SharePlan, run_share
 from loadkit.engines.target import parse_target
 from loadkit.exceptions import (
     ConfigError,
+    GeneratorCrashedError,
     InvalidLoadRunError,
     LoadInterrupted,
     TargetUnreachableError,
@@ -38,6 +38,7 @@ from loadkit.measure.validity import (
     INTERRUPTED,
     InvalidReason,
     aborted_reason,
+    generator_crashed_reason,
     overload_reason,
     worker_share_missing_reason,
 )
@@ -171,7 +172,21 @@ def run_native_load(
             # One process starts when its loop runs; several at a common time, once spawned.
             start = None if processes == 1 else RunClock().now() + PROCESS_START_LEAD_S
             plans = _plans(request, profile, processes=processes, start=start, timeout_s=timeout_s)
-            recorder, health, interrupted = _run(plans, progress)
+            recorder, health, interrupted, shares_missing = _run(plans, progress)
+    except (KeyboardInterrupt, GeneratorCrashedError) as stopped:
+        # Stopped before any share was measured (Ctrl-C while the processes start, the
+        # generator lost): an invalid file replaces --out, as on the Locust path, so that an
+        # earlier run's passing file is never judged for this one.
+        if isinstance(stopped, KeyboardInterrupt):
+            reason = aborted_reason(f"{INTERRUPTED} before the run measured anything")
+        else:
+            reason = generator_crashed_reason(exit_code=stopped.exit_code)
+        unmeasured = unmeasured_load_results(target=request.url, config=config, reason=reason)
+        write_results(out, unmeasured)
+        if isinstance(stopped, KeyboardInterrupt):
+            raise LoadInterrupted(unmeasured, out) from None
+        stopped.results, stopped.path = unmeasured, out
+        raise
     finally:
         if printer is not None:
             printer.close()
@@ -205,23 +220,31 @@ def run_native_load(
 
 def _run(
     plans: Sequence[SharePlan], progress: Progress | None
-) -> tuple[LatencyRecorder, GeneratorHealth, bool]:
-    """Run the plans: the run's recorder (finished), its generator health, whether interrupted."""
+) -> tuple[LatencyRecorder, GeneratorHealth, bool, list[InvalidReason]]:
+    """Run the plans: the run's recorder (finished), its generator health, whether interrupted,
+    and why it is invalid beyond that (a process that crashed)."""
     if len(plans) == 1:
         outcome = run_share(plans[0], on_status=progress)
         return (
             outcome.recorder,
             _health([(outcome.cpu_warnings, outcome.max_cpu_percent)]),
             outcome.interrupted,
+            [],
         )
 
     def merged_status(latest: list[LiveStatus | None]) -> None:
         if progress is not None:
             progress(_combine_status(latest))
 
-    shares: list[ProcessShare] = run_processes(plans, on_status=merged_status)
+    try:
+        shares: list[ProcessShare] = run_processes(plans, on_status=merged_status)
+    except ProcessesCrashed as crash:
+        # What the other processes measured is kept (they were stopped for the crash, not
+        # interrupted by the user); the run is invalid for the one lost.
+        recorder, health = _merged(plans[0], crash.shares)
+        return recorder, health, False, [generator_crashed_reason(exit_code=crash.exit_code)]
     recorder, health = _merged(plans[0], shares)
-    return recorder, health, any(p.interrupted for p in shares)
+    return recorder, health, any(p.interrupted for p in shares), []
 
 
 def _merged(
@@ -390,7 +413,7 @@ def _plans(
 ) -> list[SharePlan]:
     """One plan per process: closed, the connections split as evenly as they go; open, the
     timetable interleaved (``Timetable(worker_index=k, worker_count=n)``) and the in-flight
-    bound split, rounded up."""
+    bound split as the connections are (the shares add up to the bound)."""
     base = SharePlan(
         request=request,
         model=profile.model,
@@ -408,8 +431,10 @@ def _plans(
             share = profile.concurrency // processes + (k < profile.concurrency % processes)
             plan = replace(base, concurrency=share, worker_index=k)
         else:
-            bound = profile.in_flight_bound or 1
-            plan = replace(base, max_in_flight=math.ceil(bound / processes), worker_index=k)
+            # Split as the connections are: the shares add up to the bound, never above it.
+            bound = profile.in_flight_bound or processes
+            share = bound // processes + (k < bound % processes)
+            plan = replace(base, max_in_flight=share, worker_index=k)
         plans.append(replace(plan, source="local" if processes == 1 else f"process-{k + 1}"))
     return plans
 

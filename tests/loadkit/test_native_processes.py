@@ -4,15 +4,19 @@ recorders' shares exactly into one results file."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from loadkit.config import LoadProfile
 from loadkit.engines.http_request import RequestSpec
 from loadkit.exceptions import ConfigError
-from loadkit.measure.results import read_results
-from loadkit.run.native import run_native_load
+from loadkit.measure.results import LoadResults, read_results
+from loadkit.run.native import PROCESS_START_LEAD_S, run_native_load
 from tests.loadkit.native_servers import scheduled_server_process
 
 MIX = (0.0,) * 8 + (0.15, 0.3)
@@ -68,3 +72,59 @@ def test_more_processes_than_connections_is_refused(tmp_path: Path) -> None:
             processes=4,
             quiet=True,
         )
+
+
+def test_the_in_flight_bound_is_split_so_that_the_shares_add_up_to_it(tmp_path: Path) -> None:
+    # --max-in-flight 5 over 2 processes is 3 + 2 at most at once, never 3 + 3.
+    with scheduled_server_process(hold_s=0.5) as url:
+        results = run_native_load(
+            request=RequestSpec(url=url),
+            profile=LoadProfile(rate=40, duration_s=1.0, max_in_flight=5),
+            out=tmp_path / "load.json",
+            processes=2,
+            quiet=True,
+        )
+    schedule = results.schedule
+    assert schedule is not None
+    assert schedule.max_in_flight == 5 == results.config["max_in_flight"]
+
+
+def test_a_process_that_dies_leaves_an_invalid_file_with_what_the_others_measured(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "load.json"
+    out.write_text('{"stale": "an earlier run"}')
+    with scheduled_server_process(hold_s=0.01) as url:
+        command = [
+            sys.executable, "-m", "loadkit", "load", url, "--concurrency", "2",
+            "--duration", "4", "--processes", "2", "--out", str(out), "--quiet",
+        ]  # fmt: skip
+        run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            engines = _engine_processes(psutil.Process(run.pid), count=2)
+            time.sleep(PROCESS_START_LEAD_S + 1.0)  # both have measured for a second
+            engines[0].kill()
+            _, stderr = run.communicate(timeout=60)
+        finally:
+            run.kill()
+    assert run.returncode == 4, stderr
+    results = read_results(out)
+    assert isinstance(results, LoadResults)
+    assert [reason.code for reason in results.invalid_reasons] == ["generator_crashed"]
+    assert results.totals.requests > 0  # the other process's share, measured and kept
+
+
+def _engine_processes(parent: psutil.Process, *, count: int) -> list[psutil.Process]:
+    """The native engine's children of ``parent`` (spawned interpreters), once all are up."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        children = [
+            child
+            for child in parent.children()
+            if "multiprocessing" in " ".join(child.cmdline())
+            and "resource_tracker" not in " ".join(child.cmdline())
+        ]
+        if len(children) >= count:
+            return children
+        time.sleep(0.05)
+    raise AssertionError(f"no {count} engine processes under {parent.pid}")

@@ -69,7 +69,8 @@ def run_processes(
     """Run each plan in a process of its own and return their shares, in plan order.
 
     ``on_status`` gets every child's latest live status (None before its first) each time one
-    arrives. Raises ``GeneratorCrashedError`` when a child died without sending its share."""
+    arrives. A child that dies without sending its share stops the others (they still send
+    theirs, so what they measured is kept); then ``ProcessesCrashed`` carries those shares."""
     context = multiprocessing.get_context("spawn")
     pipes: list[Connection] = []
     children: list[Any] = []
@@ -81,22 +82,29 @@ def run_processes(
         pipes.append(ours)
         children.append(child)
     latest: list[LiveStatus | None] = [None] * len(plans)
+    pipes_done: set[int] = set()
+    crashed: tuple[int, int | None] | None = None
     results: list[ProcessShare | None] = [None] * len(plans)
     bound = max(plan.duration_s + plan.timeout_s for plan in plans) + SHARE_GRACE_S
     starts = [p.start for p in plans if p.start is not None]
     give_up = time.monotonic() + bound + max([*starts, time.time()]) - time.time()
     with _pass_sigterm_on(children):
-        while any(r is None for r in results) and time.monotonic() < give_up:
-            ready = multiprocessing.connection.wait(pipes, timeout=0.5)
+        while any(r is None and i not in pipes_done for i, r in enumerate(results)):
+            if time.monotonic() >= give_up:
+                break
+            waiting = [pipe for i, pipe in enumerate(pipes) if i not in pipes_done]
+            ready = multiprocessing.connection.wait(waiting, timeout=0.5)
             for pipe in ready:
                 assert isinstance(pipe, Connection)
                 index = pipes.index(pipe)
                 try:
                     message: tuple[Any, ...] = pipe.recv()
                 except (EOFError, OSError):
-                    if results[index] is None:
+                    pipes_done.add(index)
+                    if results[index] is None and crashed is None:
                         children[index].join(timeout=5)
-                        _crashed(index, children[index].exitcode)
+                        crashed = (index, children[index].exitcode)
+                        _stop(children)  # the run is broken: the others end and report
                     continue
                 if message[0] == "status":
                     latest[index] = message[1]
@@ -115,17 +123,34 @@ def run_processes(
         if child.is_alive():
             child.kill()
     missing = [i for i, r in enumerate(results) if r is None]
-    if missing:
-        _crashed(missing[0], children[missing[0]].exitcode)
-    return [r for r in results if r is not None]
+    shares = [r for r in results if r is not None]
+    if crashed is None and missing:
+        crashed = (missing[0], children[missing[0]].exitcode)
+    if crashed is not None:
+        index, exit_code = crashed
+        raise ProcessesCrashed(
+            f"native engine process {index + 1} ended without sending its share "
+            f"(exit code {exit_code})",
+            exit_code=exit_code,
+            shares=shares,
+        )
+    return shares
 
 
-def _crashed(index: int, exit_code: int | None) -> None:
-    raise GeneratorCrashedError(
-        f"native engine process {index + 1} ended without sending its share "
-        f"(exit code {exit_code})",
-        exit_code=exit_code,
-    )
+class ProcessesCrashed(GeneratorCrashedError):
+    """A child died without its share; ``shares`` holds those the others sent."""
+
+    def __init__(self, message: str, *, exit_code: int | None, shares: list[ProcessShare]) -> None:
+        super().__init__(message, exit_code=exit_code)
+        self.shares = shares
+
+
+def _stop(children: Sequence[Any]) -> None:
+    """SIGTERM to every child still running: each stops and sends its share."""
+    for child in children:
+        if child.is_alive() and child.pid is not None:
+            with contextlib.suppress(OSError):
+                os.kill(child.pid, signal.SIGTERM)
 
 
 @contextlib.contextmanager
@@ -139,10 +164,7 @@ def _pass_sigterm_on(children: Sequence[Any]) -> Any:
     before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
 
     def forward(signum: int, _frame: object) -> None:
-        for child in children:
-            if child.is_alive() and child.pid is not None:
-                with contextlib.suppress(OSError):
-                    os.kill(child.pid, signal.SIGTERM)
+        _stop(children)
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
