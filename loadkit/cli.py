@@ -334,7 +334,8 @@ def load(
     url: Annotated[
         str | None,
         typer.Argument(
-            help="A URL to hit again and again (runs the `url` scenario on it).",
+            help="A URL to hit again and again: on the native engine (or Locust's `url` "
+            "scenario with --engine locust).",
             show_default=False,
         ),
     ] = None,
@@ -350,7 +351,11 @@ def load(
         typer.Option(help="Scenario name (login, api, url) or path to a locustfile."),
     ] = None,
     concurrency: Annotated[
-        int | None, typer.Option(help="Simulated users (profile default: 10).")
+        int | None,
+        typer.Option(
+            help="Closed model: simulated users on Locust, connections on the native engine "
+            "(profile default: 10)."
+        ),
     ] = None,
     duration: Annotated[
         float | None, typer.Option(help="Seconds to run (profile default: 60).")
@@ -384,10 +389,15 @@ def load(
             show_default=False,
         ),
     ] = None,
-    processes: Annotated[
-        int,
-        typer.Option(min=1, help="Locust processes on this machine (a master and N workers)."),
-    ] = 1,
+    processes_option: Annotated[
+        str,
+        typer.Option(
+            "--processes",
+            help="Generator processes on this machine, a number or `auto` (one per core): "
+            "native engine processes whose shares merge exactly, or Locust's master and N "
+            "workers.",
+        ),
+    ] = "1",
     out: Annotated[Path, typer.Option(help="Where to write the results file.")] = DEFAULT_LOAD_OUT,
     config: Annotated[
         Path | None,
@@ -519,6 +529,7 @@ def load(
             )
         if url is not None and scenario is None:
             scenario = URL_SCENARIO
+        processes = processes_count(processes_option)
         chosen = load_profile(
             find_config(config),
             profile,
@@ -535,6 +546,8 @@ def load(
             url_run=chosen.scenario == URL_SCENARIO,
             source="--engine" if engine else f"profile {profile!r}'s engine",
             worker=worker,
+            ramped_users=chosen.model == "closed"
+            and (chosen.stages is not None or chosen.spawn_rate is not None),
         )
         refuse_locust_only(chosen_engine, _locust_only_given(ctx))
         if worker and chosen_engine == "native":
@@ -661,14 +674,24 @@ def check_load_roles(ctx: typer.Context) -> None:
         )
 
 
+def processes_count(value: str) -> int:
+    """``--processes``: a whole number of at least 1, or ``auto`` (one per core); a ConfigError
+    naming the value otherwise."""
+    if value.strip().lower() == "auto":
+        return os.cpu_count() or 1
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise ConfigError(f"--processes {value!r}: give a whole number of at least 1, or auto")
+    return count
+
+
 def _locust_only_given(ctx: typer.Context) -> list[str]:
     """The options of this `loadkit load` that only the Locust engine has, as spelled."""
-    given = [
-        f"--{name.replace('_', '-')}"
-        for name in ("master", "worker", "spawn_rate")
-        if (source := ctx.get_parameter_source(name)) and source.name != "DEFAULT"
-    ]
-    return given + (["--"] if ctx.meta.get(LOCUST_ARGS) is not None else [])
+    # A spawn rate or closed-model stages already keep a URL run on Locust (choose_engine).
+    return ["--"] if ctx.meta.get(LOCUST_ARGS) is not None else []
 
 
 def _flags(names: list[str]) -> str:

@@ -16,7 +16,7 @@ from loadkit.exceptions import ConfigError
 Engine = Literal["locust", "native"]
 ENGINES: tuple[Engine, ...] = ("locust", "native")
 
-LOCUST_ONLY_OPTIONS = ("--spawn-rate", "--")
+LOCUST_ONLY_OPTIONS = ("--",)
 """Options only the Locust path has (``--`` passes arguments to Locust). ``--master`` and
 ``--worker`` serve both engines: a native run distributes on Locust's transport too."""
 
@@ -28,14 +28,18 @@ def choose_engine(
     http2: bool = False,
     source: str = "--engine",
     worker: bool = False,
+    ramped_users: bool = False,
 ) -> Engine:
     """The engine for a run: ``requested`` (``--engine`` or the profile's ``engine``, named by
     ``source`` in errors) when given, else native for a URL run (``url_run``) without
     ``http2``, Locust otherwise. A ``worker`` (``--worker``) takes its URL from its master:
     ``--engine native`` is all it needs; without it, it is a Locust worker.
 
+    ``ramped_users``: the run ramps Locust users (closed-model stages, a spawn rate), which
+    only Locust does: a URL run then stays on Locust unless ``native`` is asked for.
+
     A ConfigError (exit 2) names why a request cannot be met: an unknown engine, ``native`` for
-    a locustfile or with HTTP/2.
+    a locustfile, with HTTP/2 or with ramped users.
     """
     if requested is not None and requested not in ENGINES:
         raise ConfigError(f"{source} {requested!r}: choose locust or native")
@@ -49,8 +53,14 @@ def choose_engine(
             raise ConfigError(
                 f"{source} native speaks HTTP/1.1 only: remove --http2, or use --engine locust"
             )
+        if ramped_users:
+            raise ConfigError(
+                f"{source} native opens its connections at once: users ramped by closed-model "
+                "stages or a spawn rate run on Locust (--engine locust); or give --rate for "
+                "an open run whose stages ramp the rate"
+            )
         return "native"
-    if requested == "locust" or not url_run or http2:
+    if requested == "locust" or not url_run or http2 or ramped_users:
         return "locust"
     return "native"
 

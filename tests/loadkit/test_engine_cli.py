@@ -3,6 +3,7 @@ what reaches which engine, and what is refused (exit 2) naming why. No load is r
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -112,7 +113,8 @@ def test_a_profiles_engine_is_read_and_validated(
 @pytest.mark.parametrize(
     ("args", "named"),
     [
-        (["http://h:1/", "--spawn-rate", "2"], "--spawn-rate is for the Locust engine only"),
+        (["http://h:1/", "--engine", "native", "--spawn-rate", "2"], "opens its connections"),
+        (["http://h:1/", "--engine", "native", "--stages", "1s:2"], "opens its connections"),
         (["http://h:1/", "--", "--tags", "a"], "arguments after `--` (for Locust)"),
         (["--scenario", "api", "--engine", "native"], "--engine native runs one URL"),
         (["http://h:1/", "--scenario", "api", "--method", "POST"], "--method and --scenario"),
@@ -167,3 +169,22 @@ def test_the_plugin_is_told_the_tls_choice_and_the_url_scenario_the_request() ->
     assert args[args.index("--url-method") :] == [
         "--url-method", "POST", "--url-header", "A: 1", "--url-body", "{}",
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize("ramp", [["--spawn-rate", "2"], ["--stages", "1s:2,1s:0"]])
+def test_a_url_run_that_ramps_users_stays_on_locust(
+    engines: dict[str, list[dict[str, Any]]], ramp: list[str]
+) -> None:
+    # Only Locust ramps users; such a run worked on Locust before the native engine came.
+    assert _load("http://h:1/x", *ramp).exit_code == 0
+    assert len(engines["locust"]) == 1 and engines["native"] == []
+
+
+def test_processes_auto_is_one_per_core_and_a_bad_count_is_exit_2(
+    engines: dict[str, list[dict[str, Any]]],
+) -> None:
+    assert _load("http://h:1/x", "--processes", "auto").exit_code == 0
+    assert engines["native"][0]["processes"] == (os.cpu_count() or 1)
+    for bad in ("0", "two"):
+        result = _load("http://h:1/x", "--processes", bad)
+        assert result.exit_code == 2 and f"--processes {bad!r}" in result.output, result.output

@@ -209,7 +209,7 @@ def test_a_worker_whose_tls_contradicts_its_master_is_refused(tmp_path: Path) ->
     [
         (["--worker", "--engine", "native", "--processes", "2"], "one `loadkit load --worker"),
         (["http://127.0.0.1:9/", "--master", "--processes", "2"], "--master cannot be combined"),
-        (["http://127.0.0.1:9/", "--spawn-rate", "5"], "--spawn-rate is for the Locust"),
+        (["http://127.0.0.1:9/", "--engine", "native", "--spawn-rate", "5"], "at once"),
     ],
 )
 def test_what_a_native_master_or_worker_cannot_do_is_refused(
