@@ -13,6 +13,7 @@ delimited by the server closing the connection (HTTP/1.0) complete at EOF.
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Protocol, cast
 
 import httptools
@@ -47,6 +48,7 @@ class Connection(asyncio.Protocol):
         "deadline",
         "due",
         "eof_body",
+        "head",
         "owner",
         "parser",
         "payload",
@@ -68,6 +70,9 @@ class Connection(asyncio.Protocol):
         """A failed response's body so far (None: not kept)."""
         self.eof_body = False
         """The current response's body ends when the server closes (no length, no chunks)."""
+        self.head: bytes | bytearray = b""
+        """The current response's bytes until its head is parsed (read for its framing when
+        it is not kept alive)."""
         self.received = False
         """Bytes of the current request's response have arrived."""
         # The request in flight: its bytes, trace id, the times it is measured from (perf
@@ -94,6 +99,14 @@ class Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.received = True
+        if not self.status:
+            head = self.head
+            if not head:
+                self.head = data
+            else:  # the head spans reads (rare): gathered in one growing buffer
+                if not isinstance(head, bytearray):
+                    head = self.head = bytearray(head)
+                head += data
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -124,8 +137,9 @@ class Connection(asyncio.Protocol):
         self.status = status
         if status >= 400:
             self.body = []
-        # llhttp keeps alive only when the message is not delimited by the connection's end.
-        self.eof_body = not self.parser.should_keep_alive()
+        # llhttp keeps alive neither a response whose body ends at the close nor one saying
+        # Connection: close (whose body may still have a length or chunks): its head tells.
+        self.eof_body = not self.parser.should_keep_alive() and not _framed(self.head)
 
     def on_body(self, data: bytes) -> None:
         body = self.body
@@ -150,6 +164,7 @@ class Connection(asyncio.Protocol):
         self.status = 0
         self.body = None
         self.eof_body = False
+        self.head = b""
         self.received = False
         assert self.transport is not None
         self.transport.write(payload)
@@ -174,3 +189,31 @@ class Connection(asyncio.Protocol):
             self.closed = True
             self.owner.lost(self, None, True)
         self.abort()
+
+
+_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
+
+
+def _framed(data: bytes | bytearray) -> bool:
+    """Whether the final response head at the start of ``data`` (after any interim 1xx heads)
+    gives its body a Content-Length or chunks, rather than ending it at the connection's close
+    (RFC 9112 6.3: a Transfer-Encoding not ending in chunked, or neither header)."""
+    start = 0
+    while (blank := _BLANK_LINE.search(data, start)) is not None:
+        lines = bytes(data[start : blank.start()]).split(b"\n")
+        start = blank.end()
+        if lines[0][9:10] == b"1":
+            continue  # an interim response's head: the final one follows
+        length = False
+        encoding: bytes | None = None
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = True
+            elif name == b"transfer-encoding":
+                encoding = value
+        if encoding is not None:
+            return encoding.rsplit(b",", 1)[-1].strip().lower() == b"chunked"
+        return length
+    return False

@@ -1,0 +1,57 @@
+"""The native engine on the edges of HTTP/1.1 a review found it wrong on: responses cut short,
+HEAD, connections that end with their response, loadkit's own bugs. Each share runs in-process
+(``run_share``) for a fraction of a second against a loopback server of the test's own."""
+
+from __future__ import annotations
+
+import socket
+
+from loadkit.engines.http_request import RequestSpec
+from loadkit.engines.native.share import ShareOutcome, SharePlan, run_share
+from tests.loadkit.misbehaving_servers import Handler, read_request, serve
+
+
+def answering(response: bytes, *, close_after: bool = False) -> Handler:
+    """Every request answered with ``response`` (then the close, with ``close_after``)."""
+
+    def handler(conn: socket.socket) -> None:
+        while read_request(conn):
+            conn.sendall(response)
+            if close_after:
+                conn.close()
+                return
+
+    return handler
+
+
+def run_closed(
+    url: str, *, method: str = "GET", duration_s: float = 0.2, timeout_s: float = 1.0
+) -> ShareOutcome:
+    plan = SharePlan(
+        request=RequestSpec(url=f"{url}/x", method=method),
+        model="closed",
+        start=None,
+        duration_s=duration_s,
+        concurrency=1,
+        timeout_s=timeout_s,
+    )
+    return run_share(plan)
+
+
+def kinds(outcome: ShareOutcome) -> dict[str, int]:
+    return {group.kind: group.count for group in outcome.recorder.error_groups()}
+
+
+def test_a_body_cut_short_by_the_close_is_a_failure_not_a_success() -> None:
+    # Connection: close says this is the last response, not that the close ends its body:
+    # a Content-Length or chunked body cut by the close is incomplete (the Locust path fails it).
+    cut = [
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1000\r\n\r\nshort",
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n100\r\nabc",
+        b"HTTP/1.0 200 OK\r\nContent-Length: 1000\r\n\r\nshort",
+    ]
+    for response in cut:
+        with serve(answering(response, close_after=True)) as url:
+            outcome = run_closed(url)
+        assert outcome.recorder.requests >= 2, response
+        assert kinds(outcome) == {"connection_reset": outcome.recorder.requests}, response
