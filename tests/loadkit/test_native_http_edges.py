@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import socket
 
+import pytest
+
 from loadkit.engines.http_request import RequestSpec
+from loadkit.engines.native.pool import Pool
 from loadkit.engines.native.share import ShareOutcome, SharePlan, run_share
 from tests.loadkit.misbehaving_servers import Handler, read_request, serve
 
@@ -55,3 +58,22 @@ def test_a_body_cut_short_by_the_close_is_a_failure_not_a_success() -> None:
             outcome = run_closed(url)
         assert outcome.recorder.requests >= 2, response
         assert kinds(outcome) == {"connection_reset": outcome.recorder.requests}, response
+
+
+def test_connections_whose_body_ends_at_the_close_are_not_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Each HTTP/1.0 answer takes its connection with it: the pool must forget every one (the
+    # timeout sweep walks what it keeps; a long run would grow without bound).
+    left: list[int] = []
+    close = Pool.close
+
+    def counting_close(pool: Pool) -> None:
+        left.append(len(pool.connections))
+        close(pool)
+
+    monkeypatch.setattr(Pool, "close", counting_close)
+    with serve(answering(b"HTTP/1.0 200 OK\r\n\r\nbody", close_after=True)) as url:
+        outcome = run_closed(url)
+    assert outcome.recorder.requests >= 5 and outcome.recorder.errors == 0
+    assert left[0] <= 1  # at most the one in flight at the end

@@ -126,8 +126,7 @@ class Connection(asyncio.Protocol):
         if self.busy and exc is None and self.status >= 200 and self.eof_body:
             # HTTP/1.0 style: the body ended where the server closed the connection.
             self.owner.responded(self, self.status, self._body(), False)
-            if not self.busy:
-                return
+        # Always told, answered or not: the owner forgets the connection (not busy: no failure).
         self.owner.lost(self, exc, False)
 
     # --- httptools' side --------------------------------------------------------------------
