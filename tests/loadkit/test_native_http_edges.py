@@ -77,3 +77,17 @@ def test_connections_whose_body_ends_at_the_close_are_not_kept(
         outcome = run_closed(url)
     assert outcome.recorder.requests >= 5 and outcome.recorder.errors == 0
     assert left[0] <= 1  # at most the one in flight at the end
+
+
+def test_a_head_request_ends_at_its_head() -> None:
+    # A HEAD response announces the length of the body a GET would have, and sends none.
+    for response in [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 100\r\n\r\n",
+    ]:
+        close_after = b"close" in response
+        with serve(answering(response, close_after=close_after)) as url:
+            outcome = run_closed(url, method="HEAD", timeout_s=0.5)
+        assert outcome.recorder.errors == 0, (response, kinds(outcome))
+        assert outcome.recorder.requests >= 5, response

@@ -24,6 +24,9 @@ from loadkit.measure.classify import MAX_ERROR_BODY_BYTES
 class ConnectionOwner(Protocol):
     """What a connection reports to (the pool)."""
 
+    bodiless: bool
+    """Its requests' responses have no body, whatever their head says (HEAD)."""
+
     def connected(self, connection: Connection) -> None:
         """The connection is up (TLS done): its request can be written."""
 
@@ -42,6 +45,7 @@ class Connection(asyncio.Protocol):
 
     __slots__ = (
         "attempts",
+        "bodiless",
         "body",
         "busy",
         "closed",
@@ -62,6 +66,7 @@ class Connection(asyncio.Protocol):
 
     def __init__(self, owner: ConnectionOwner) -> None:
         self.owner = owner
+        self.bodiless = owner.bodiless
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.status = 0
@@ -139,6 +144,13 @@ class Connection(asyncio.Protocol):
         # llhttp keeps alive neither a response whose body ends at the close nor one saying
         # Connection: close (whose body may still have a length or chunks): its head tells.
         self.eof_body = not self.parser.should_keep_alive() and not _framed(self.head)
+        if self.bodiless and status >= 200:
+            # llhttp does not know the request was HEAD and would wait for the body the head
+            # announces: the response ends here, and a fresh parser reads the next one (this
+            # one's own on_message_complete, if it comes, is ignored).
+            keep_alive = self.parser.should_keep_alive()
+            self.parser = httptools.HttpResponseParser(self)
+            self.owner.responded(self, status, self._body(), keep_alive)
 
     def on_body(self, data: bytes) -> None:
         body = self.body
@@ -152,6 +164,8 @@ class Connection(asyncio.Protocol):
             self.status = 0
             self.body = None
             return
+        if self.bodiless:
+            return  # a HEAD response, ended at its head
         keep_alive = self.parser.should_keep_alive()
         body = self._body()
         self.owner.responded(self, status, body, keep_alive)

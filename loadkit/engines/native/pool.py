@@ -69,6 +69,7 @@ class Pool:
         self.timeout_s = timeout_s
         self.service_times = service_times
         self.idempotent = request.method in IDEMPOTENT_METHODS
+        self.bodiless = request.method == "HEAD"
         self.on_done: Callable[[float], None] = lambda _end: None
         """Called after each request ended and was recorded, with its end (perf counter)."""
         self.idle: list[Connection] = []
