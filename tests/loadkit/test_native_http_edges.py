@@ -91,3 +91,17 @@ def test_a_head_request_ends_at_its_head() -> None:
             outcome = run_closed(url, method="HEAD", timeout_s=0.5)
         assert outcome.recorder.errors == 0, (response, kinds(outcome))
         assert outcome.recorder.requests >= 5, response
+
+
+def test_a_response_cut_short_is_connection_reset_mid_response() -> None:
+    # As the Locust path says for the same failure: head cut, or body cut on a kept-alive
+    # connection (the server promised more, then closed).
+    for response in [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nshort",
+    ]:
+        with serve(answering(response, close_after=True)) as url:
+            outcome = run_closed(url)
+        [group] = outcome.recorder.error_groups()
+        assert group.kind == "connection_reset" and group.count >= 2, response
+        assert "closed the connection mid-response" in (group.example_message or ""), response
