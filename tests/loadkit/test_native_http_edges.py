@@ -4,13 +4,19 @@ HEAD, connections that end with their response, loadkit's own bugs. Each share r
 
 from __future__ import annotations
 
+import itertools
 import socket
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from loadkit.config import LoadProfile
 from loadkit.engines.http_request import RequestSpec
 from loadkit.engines.native.pool import Pool
 from loadkit.engines.native.share import ShareOutcome, SharePlan, run_share
+from loadkit.exceptions import InvalidLoadRunError
+from loadkit.run.native import run_native_load
 from tests.loadkit.misbehaving_servers import Handler, read_request, serve
 
 
@@ -105,3 +111,36 @@ def test_a_response_cut_short_is_connection_reset_mid_response() -> None:
         [group] = outcome.recorder.error_groups()
         assert group.kind == "connection_reset" and group.count >= 2, response
         assert "closed the connection mid-response" in (group.example_message or ""), response
+
+
+def test_a_bug_in_loadkits_own_code_stops_the_share_and_is_not_blamed_on_the_target(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    responded = Pool.responded
+    calls = itertools.count(1)
+
+    def buggy(pool: Pool, *args: Any) -> None:
+        if next(calls) % 10 == 0:
+            raise RuntimeError("bug in our own callback")
+        responded(pool, *args)
+
+    monkeypatch.setattr(Pool, "responded", buggy)
+    with serve(answering(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")) as url:
+        outcome = run_closed(url, duration_s=2.0)
+    assert outcome.crashed is not None and "bug in our own callback" in outcome.crashed
+    assert outcome.recorder.errors == 0  # nothing recorded against the target
+    assert outcome.recorder.requests < 20  # it stopped at the bug, not at the planned end
+    assert "bug in our own callback" in caplog.text  # with its traceback, for the bug report
+    # A run of one process says so in its results: invalid, generator_crashed (exit 4).
+    calls = itertools.count(1)
+    with (
+        serve(answering(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")) as url,
+        pytest.raises(InvalidLoadRunError) as invalid,
+    ):
+        run_native_load(
+            request=RequestSpec(url=url),
+            profile=LoadProfile(concurrency=1, duration_s=2.0),
+            out=tmp_path / "load.json",
+            quiet=True,
+        )
+    assert [r.code for r in invalid.value.results.invalid_reasons] == ["generator_crashed"]

@@ -118,7 +118,10 @@ class Connection(asyncio.Protocol):
             self._garbled()
         except httptools.HttpParserError as error:
             if isinstance(error, httptools.HttpParserCallbackError) and error.__context__:
-                raise error.__context__ from None  # our own callback failed: a bug, not theirs
+                # Our own callback failed: a bug, not theirs. The loop's exception handler stops
+                # the share; the connection's close is not recorded as the target's failure.
+                self.closed = True
+                raise error.__context__ from None
             self._garbled()
 
     def eof_received(self) -> bool | None:

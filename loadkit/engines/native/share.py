@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 import ssl
 import threading
@@ -31,9 +32,12 @@ from loadkit.engines.timetable import Timetable
 from loadkit.engines.tls import client_context
 from loadkit.measure.live_status import LiveStatus, RunState
 from loadkit.measure.recorder import LatencyRecorder, RunClock
+from loadkit.measure.validity import InvalidReason
 from loadkit.stages import Stage
 
 STATUS_EVERY_S = 1.0
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,9 @@ class ShareOutcome:
     max_cpu_percent: float | None = None
     interrupted: bool = False
     """Stopped by Ctrl-C, SIGTERM or ``ShareControl.stop`` before its planned end."""
+    crashed: str | None = None
+    """loadkit's own code raised during the share (the exception, one line; its traceback is
+    logged): the share stopped there and its run is invalid (``generator_crashed``)."""
 
 
 @dataclass
@@ -148,6 +155,7 @@ class _ShareRun:
         self.control = control
         self.stopped = asyncio.Event()
         self.interrupted = False
+        self.crashed: str | None = None
         self.cpu: CpuSpans | None = None
         self._last_status = (0.0, 0, 0)
         self._open: OpenModel | None = None
@@ -156,9 +164,26 @@ class _ShareRun:
         self.interrupted = True
         self.stopped.set()
 
+    def _crash(self, loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
+        # An exception that reached the loop is a bug of ours (the target's failures are
+        # recorded where they happen): never a figure of the target's, so the share stops.
+        error = context.get("exception")
+        if not isinstance(error, BaseException):
+            loop.default_exception_handler(context)
+            return
+        if self.crashed is None:
+            self.crashed = f"{type(error).__name__}: {error}"
+            logger.error(
+                "loadkit's native engine failed (%s): the run stops and is invalid",
+                context.get("message"),
+                exc_info=error,
+            )
+        self.stopped.set()
+
     async def run(self) -> ShareOutcome:
         loop = asyncio.get_running_loop()
         self.control._loop, self.control._stop = loop, self._interrupt
+        loop.set_exception_handler(self._crash)
         if self.control._pending:
             self._interrupt()
         with _stop_signals(loop, self._interrupt):
@@ -183,6 +208,7 @@ class _ShareRun:
             cpu_warnings=self.cpu.warnings,
             max_cpu_percent=self.cpu.max_percent,
             interrupted=self.interrupted,
+            crashed=self.crashed,
         )
 
     async def _until(self, end: float) -> None:
@@ -224,7 +250,7 @@ class _ShareRun:
         assert stop_time is not None
         # The drain: requests in flight complete or time out (the sweep records them); a second
         # Ctrl-C or SIGTERM ends it at once.
-        if not self.interrupted:
+        if not self.interrupted and self.crashed is None:
             self.stopped.clear()
             waits = [asyncio.ensure_future(e.wait()) for e in (model.drained, self.stopped)]
             # Each request in flight ends by its timeout (the sweep records it) at the latest.
@@ -277,6 +303,15 @@ class _ShareRun:
                 queue=len(model.queue) if model is not None else None,
             )
         )
+
+
+def crashed_reason(crashed: str) -> InvalidReason:
+    """Why a share whose own code failed (``ShareOutcome.crashed``) makes its run invalid."""
+    return InvalidReason(
+        code="generator_crashed",
+        detail=f"loadkit's native engine failed during the run ({crashed}; its traceback is "
+        "logged): the results stop there. This is a bug in loadkit, please report it",
+    )
 
 
 @contextlib.contextmanager
