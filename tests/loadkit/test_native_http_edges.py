@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import socket
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -144,3 +145,24 @@ def test_a_bug_in_loadkits_own_code_stops_the_share_and_is_not_blamed_on_the_tar
             quiet=True,
         )
     assert [r.code for r in invalid.value.results.invalid_reasons] == ["generator_crashed"]
+
+
+def test_no_iteration_due_at_the_planned_end_is_sent() -> None:
+    # 200/s for 0.5 s is iterations 0..99 (due 0 to 0.495 s): the one due at 0.5 s is not the
+    # run's, as on the Locust path.
+    plan = SharePlan(
+        request=RequestSpec(url=""),
+        model="open",
+        start=None,
+        duration_s=0.5,
+        rate=200.0,
+        max_in_flight=20,
+        timeout_s=1.0,
+    )
+    with serve(answering(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")) as url:
+        for _ in range(2):  # the dispatcher's timer and the stop's race: twice
+            outcome = run_share(replace(plan, request=RequestSpec(url=f"{url}/")))
+            schedule = outcome.recorder.schedule_results()
+            assert schedule is not None
+            assert schedule.iterations_dispatched <= 100, schedule
+            assert outcome.recorder.requests <= 100

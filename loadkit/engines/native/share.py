@@ -234,8 +234,13 @@ class _ShareRun:
             worker_index=plan.worker_index,
             worker_count=plan.worker_count,
         )
+        planned = plan.duration_s if timetable.end_s is None else timetable.end_s
         model = self._open = OpenModel(
-            pool=self.pool, timetable=timetable, max_in_flight=plan.max_in_flight, t0=t0
+            pool=self.pool,
+            timetable=timetable,
+            max_in_flight=plan.max_in_flight,
+            t0=t0,
+            planned_s=planned,
         )
         self.recorder.start_stages_at(t0 + self.offset)
         self.recorder.count_span_from(t0 + self.offset)
@@ -243,7 +248,6 @@ class _ShareRun:
         self.pool.start_sweeping()
         if not self.stopped.is_set():
             model.start()
-        planned = plan.duration_s if timetable.end_s is None else timetable.end_s
         await self._until(t0 + planned)
         model.stop()
         stop_time = model.stop_time
