@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import itertools
 import socket
+import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ import pytest
 from loadkit.config import LoadProfile
 from loadkit.engines.http_request import RequestSpec
 from loadkit.engines.native.pool import Pool
-from loadkit.engines.native.share import ShareOutcome, SharePlan, run_share
+from loadkit.engines.native.share import ShareControl, ShareOutcome, SharePlan, run_share
 from loadkit.exceptions import InvalidLoadRunError
 from loadkit.run.native import run_native_load
 from tests.loadkit.misbehaving_servers import Handler, read_request, serve
@@ -166,3 +168,34 @@ def test_no_iteration_due_at_the_planned_end_is_sent() -> None:
             assert schedule is not None
             assert schedule.iterations_dispatched <= 100, schedule
             assert outcome.recorder.requests <= 100
+
+
+def test_an_interrupted_open_run_drains_its_requests_in_flight() -> None:
+    # Ctrl-C (here ShareControl.stop, the same interruption) sends nothing more, and the
+    # requests already sent are waited for and recorded, as the Locust path drains.
+    def slow(conn: socket.socket) -> None:
+        while read_request(conn):
+            time.sleep(0.4)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    control = ShareControl()
+    with serve(slow) as url:
+        plan = SharePlan(
+            request=RequestSpec(url=f"{url}/"),
+            model="open",
+            start=None,
+            duration_s=3.0,
+            rate=40.0,
+            max_in_flight=50,
+            timeout_s=2.0,
+        )
+        timer = threading.Timer(0.25, control.stop)
+        timer.start()
+        outcome = run_share(plan, control=control)
+        timer.join()
+    schedule = outcome.recorder.schedule_results()
+    assert schedule is not None
+    assert outcome.interrupted
+    assert schedule.iterations_dispatched >= 5
+    assert outcome.recorder.requests == schedule.iterations_dispatched
+    assert outcome.recorder.errors == 0

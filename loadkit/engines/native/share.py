@@ -252,9 +252,10 @@ class _ShareRun:
         model.stop()
         stop_time = model.stop_time
         assert stop_time is not None
-        # The drain: requests in flight complete or time out (the sweep records them); a second
-        # Ctrl-C or SIGTERM ends it at once.
-        if not self.interrupted and self.crashed is None:
+        # The drain, after the planned end or a first Ctrl-C or SIGTERM alike (as the Locust
+        # path drains): requests in flight complete or time out (the sweep records them); the
+        # next Ctrl-C or SIGTERM ends it at once (those still in flight are counted in_flight).
+        if self.crashed is None:
             self.stopped.clear()
             waits = [asyncio.ensure_future(e.wait()) for e in (model.drained, self.stopped)]
             # Each request in flight ends by its timeout (the sweep records it) at the latest.
