@@ -17,8 +17,9 @@ import pytest
 from loadkit.config import LoadProfile
 from loadkit.engines.http_request import RequestSpec
 from loadkit.engines.native.pool import Pool
+from loadkit.engines.native.request_bytes import encode_request
 from loadkit.engines.native.share import ShareControl, ShareOutcome, SharePlan, run_share
-from loadkit.exceptions import InvalidLoadRunError
+from loadkit.exceptions import ConfigError, InvalidLoadRunError
 from loadkit.run.native import run_native_load
 from tests.loadkit.misbehaving_servers import Handler, read_request, serve
 
@@ -199,3 +200,42 @@ def test_an_interrupted_open_run_drains_its_requests_in_flight() -> None:
     assert schedule.iterations_dispatched >= 5
     assert outcome.recorder.requests == schedule.iterations_dispatched
     assert outcome.recorder.errors == 0
+
+
+def head_lines(spec: RequestSpec) -> list[str]:
+    request = encode_request(spec)
+    return (request.head + request.tail).decode("latin-1").split("\r\n")
+
+
+def test_host_credentials_and_path_are_sent_as_an_http_client_sends_them() -> None:
+    lines = head_lines(RequestSpec(url="http://us%40er:p%3Aw@127.0.0.1:8080/caf\u00e9?q=\u00e9"))
+    assert lines[0] == "GET /caf%C3%A9?q=%C3%A9 HTTP/1.1"
+    assert "Host: 127.0.0.1:8080" in lines  # no credentials in it
+    assert "Authorization: Basic dXNAZXI6cDp3" in lines  # base64 of "us@er:p:w"
+    assert "Host: xn--bcher-kva.example" in head_lines(
+        RequestSpec(url="http://b\u00fccher.example/")
+    )
+    assert "Host: [::1]:81" in head_lines(RequestSpec(url="http://[::1]:81/"))
+    # The user's own Host and Authorization win, as on the Locust path.
+    lines = head_lines(
+        RequestSpec(
+            url="http://u:p@127.0.0.1:8080/",
+            headers=(("Host", "api.example"), ("Authorization", "Bearer t")),
+        )
+    )
+    assert "Host: api.example" in lines and "Host: 127.0.0.1:8080" not in lines
+    assert [line for line in lines if line.startswith("Authorization")] == [
+        "Authorization: Bearer t"
+    ]
+
+
+def test_a_header_the_engine_would_drop_or_cannot_send_is_refused_by_name() -> None:
+    for name, value in [
+        ("Connection", "close"),
+        ("Content-Length", "3"),
+        ("Transfer-Encoding", "chunked"),
+        ("traceparent", "00-x"),
+        ("X-Name", "\u20ac"),
+    ]:
+        with pytest.raises(ConfigError, match=name):
+            encode_request(RequestSpec(url="http://127.0.0.1:8080/", headers=((name, value),)))
