@@ -239,3 +239,13 @@ def test_a_header_the_engine_would_drop_or_cannot_send_is_refused_by_name() -> N
     ]:
         with pytest.raises(ConfigError, match=name):
             encode_request(RequestSpec(url="http://127.0.0.1:8080/", headers=((name, value),)))
+
+
+def test_any_http_token_is_a_method_the_native_engine_sends() -> None:
+    # --method M-SEARCH passes the CLI's check (an RFC 9110 token) and Locust sends it: so does
+    # the native engine, with the same check in the same place.
+    assert head_lines(RequestSpec(url="http://127.0.0.1:8080/", method="m-search"))[0] == (
+        "M-SEARCH / HTTP/1.1"
+    )
+    with pytest.raises(ConfigError, match="--method 'GET /'"):
+        encode_request(RequestSpec(url="http://127.0.0.1:8080/", method="GET /"))

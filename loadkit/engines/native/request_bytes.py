@@ -14,6 +14,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from loadkit.engines.http_request import RequestSpec
 from loadkit.engines.target import parse_target
+from loadkit.engines.url_request import check_header, check_method
 from loadkit.exceptions import ConfigError
 
 USER_AGENT = "loadkit-native"
@@ -58,9 +59,7 @@ class EncodedRequest:
 def encode_request(spec: RequestSpec) -> EncodedRequest:
     """Encode ``spec`` once (a ``ConfigError`` naming the bad URL, method or header)."""
     target = parse_target(spec.url, option="URL")
-    method = spec.method.upper()
-    if not method.isascii() or not method.isalpha():
-        raise ConfigError(f"--method {spec.method!r}: not an HTTP method (e.g. GET, POST)")
+    method = check_method(spec.method)
     lines = [f"{method} {quote(target.path, safe=_PATH_SAFE)} HTTP/1.1"]
     given = {name.lower() for name, _ in spec.headers}
     if "host" not in given:  # the user's own Host is sent, as on the Locust path
@@ -72,8 +71,7 @@ def encode_request(spec: RequestSpec) -> EncodedRequest:
         credentials = f"{unquote(url.username)}:{unquote(url.password or '')}".encode()
         lines.append(f"Authorization: Basic {base64.b64encode(credentials).decode()}")
     for name, value in spec.headers:
-        if not name or any(c in name for c in " \t\r\n:") or any(c in value for c in "\r\n"):
-            raise ConfigError(f"--header {name!r}: not a valid header name and value")
+        check_header(name, value)
         if name.lower() in _HOP_BY_HOP:
             raise ConfigError(
                 f"--header {name!r}: the native engine writes this header itself (framing, "
