@@ -20,7 +20,9 @@ from loadkit.engines.native.pool import Pool
 from loadkit.engines.native.request_bytes import encode_request
 from loadkit.engines.native.share import ShareControl, ShareOutcome, SharePlan, run_share
 from loadkit.exceptions import ConfigError, InvalidLoadRunError
+from loadkit.measure.live_status import LiveStatus
 from loadkit.run.native import run_native_load
+from loadkit.stages import Stage
 from tests.loadkit.misbehaving_servers import Handler, read_request, serve
 
 
@@ -249,3 +251,24 @@ def test_any_http_token_is_a_method_the_native_engine_sends() -> None:
     )
     with pytest.raises(ConfigError, match="--method 'GET /'"):
         encode_request(RequestSpec(url="http://127.0.0.1:8080/", method="GET /"))
+
+
+def test_the_live_line_of_an_open_run_shows_its_achieved_rate_and_last_target() -> None:
+    statuses: list[LiveStatus] = []
+    plan = SharePlan(
+        request=RequestSpec(url=""),
+        model="open",
+        start=None,
+        duration_s=1.2,
+        stages=(Stage(duration_s=1.2, target=60.0),),
+        rate=60.0,
+        max_in_flight=20,
+        timeout_s=1.0,
+    )
+    with serve(answering(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")) as url:
+        run_share(replace(plan, request=RequestSpec(url=f"{url}/")), on_status=statuses.append)
+    running = [s for s in statuses if s.state == "running"]
+    assert running and running[0].achieved_rate is not None
+    assert 40.0 <= running[0].achieved_rate <= 80.0
+    # After its stages ended, the target shown is their last one, not the 0 they end with.
+    assert statuses[-1].state == "done" and statuses[-1].target_rate == 60.0

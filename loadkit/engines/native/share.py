@@ -158,6 +158,7 @@ class _ShareRun:
         self.crashed: str | None = None
         self.cpu: CpuSpans | None = None
         self._last_status = (0.0, 0, 0)
+        self._last_dispatched = 0
         self._open: OpenModel | None = None
 
     def _interrupt(self) -> None:
@@ -292,6 +293,11 @@ class _ShareRun:
         done = requests - requests0
         last = recorder.last_second
         model = self._open
+        achieved = None
+        if model is not None:
+            # Iterations sent per second since the last status, as the Locust path's live line.
+            achieved = round((model.dispatched - self._last_dispatched) / span, 1)
+            self._last_dispatched = model.dispatched
         self.on_status(
             LiveStatus(
                 state=state,
@@ -302,12 +308,23 @@ class _ShareRun:
                 error_rate=round((errors - errors0) / done, 4) if done else 0.0,
                 p95_ms=last.p95_ms if last is not None else None,
                 target_rate=(
-                    model.timetable.rate_at(now - model.t0) if model is not None else None
+                    _live_target(model.timetable, now - model.t0) if model is not None else None
                 ),
-                achieved_rate=None,
+                achieved_rate=achieved,
                 queue=len(model.queue) if model is not None else None,
             )
         )
+
+
+def _live_target(timetable: Timetable, at_s: float) -> float:
+    """The target the live line shows ``at_s`` into the timetable: 0 before it starts, after
+    its stages their last target (not the 0 they end with). The rule of the Locust plugin's
+    ``open_run.live_target``, which this side cannot import (it imports Locust)."""
+    if at_s < 0:
+        return 0.0
+    if timetable.end_s is not None:
+        at_s = min(at_s, timetable.end_s * (1 - 1e-9))
+    return timetable.rate_at(at_s)
 
 
 def crashed_reason(crashed: str) -> InvalidReason:
