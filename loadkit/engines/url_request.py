@@ -24,15 +24,33 @@ BODY_FILE_PREFIX = "@"
 def parse_header(text: str) -> tuple[str, str]:
     """``"Name: value"`` as (name, value), surrounding spaces of the value dropped."""
     name, sep, value = text.partition(":")
-    if not sep or not _TOKEN.fullmatch(name):
+    if not sep:
+        name = ""  # refused as a name below, with the text as given
+    value = value.strip(" \t")
+    check_header(name, value, shown=text)
+    return name, value
+
+
+def check_header(name: str, value: str, *, shown: str | None = None) -> None:
+    """A ConfigError naming the header (``shown``: as typed) unless ``name`` is an HTTP token
+    and ``value`` holds no line break or NUL: the one check of every engine's headers."""
+    shown = shown if shown is not None else f"{name}: {value}"
+    if not _TOKEN.fullmatch(name):
         raise ConfigError(
-            f"--header {text!r}: must look like 'Name: value' (a name of letters, digits and "
+            f"--header {shown!r}: must look like 'Name: value' (a name of letters, digits and "
             "-, then a colon)"
         )
-    value = value.strip(" \t")
     if any(c in value for c in "\r\n\0"):
-        raise ConfigError(f"--header {text!r}: a value cannot hold a line break or NUL")
-    return name, value
+        raise ConfigError(f"--header {shown!r}: a value cannot hold a line break or NUL")
+
+
+def check_method(method: str) -> str:
+    """``method`` upper-cased, as sent; a ConfigError unless it is an HTTP token (RFC 9110:
+    ``M-SEARCH`` is one): the one check of every engine's method."""
+    verb = method.upper()
+    if not _TOKEN.fullmatch(verb):
+        raise ConfigError(f"--method {method!r}: not an HTTP method (e.g. GET, POST, PUT)")
+    return verb
 
 
 def read_body(text: str) -> bytes:
@@ -59,9 +77,7 @@ def request_spec(
     """The request of a URL run, from the CLI's options as typed (the URL checked as every
     target is: ``engines/target.py``)."""
     parse_target(url, option="target")
-    verb = (method or DEFAULT_METHOD).upper()
-    if not _TOKEN.fullmatch(verb):
-        raise ConfigError(f"--method {method!r}: not an HTTP method (e.g. GET, POST, PUT)")
+    verb = check_method(method or DEFAULT_METHOD)
     return RequestSpec(
         url=url,
         method=verb,

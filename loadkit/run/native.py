@@ -21,7 +21,7 @@ from loadkit.engines.http_request import RequestSpec, TlsOptions
 from loadkit.engines.native.distributed import WorkerOutcome, run_master, run_worker
 from loadkit.engines.native.processes import ProcessesCrashed, ProcessShare, run_processes
 from loadkit.engines.native.request_bytes import encode_request
-from loadkit.engines.native.share import SharePlan, run_share
+from loadkit.engines.native.share import SharePlan, crashed_reason, run_share
 from loadkit.engines.target import parse_target
 from loadkit.exceptions import (
     ConfigError,
@@ -229,7 +229,7 @@ def _run(
             outcome.recorder,
             _health([(outcome.cpu_warnings, outcome.max_cpu_percent)]),
             outcome.interrupted,
-            [],
+            [crashed_reason(outcome.crashed)] if outcome.crashed is not None else [],
         )
 
     def merged_status(latest: list[LiveStatus | None]) -> None:

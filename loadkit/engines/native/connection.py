@@ -13,6 +13,7 @@ delimited by the server closing the connection (HTTP/1.0) complete at EOF.
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Protocol, cast
 
 import httptools
@@ -22,6 +23,9 @@ from loadkit.measure.classify import MAX_ERROR_BODY_BYTES
 
 class ConnectionOwner(Protocol):
     """What a connection reports to (the pool)."""
+
+    bodiless: bool
+    """Its requests' responses have no body, whatever their head says (HEAD)."""
 
     def connected(self, connection: Connection) -> None:
         """The connection is up (TLS done): its request can be written."""
@@ -41,12 +45,14 @@ class Connection(asyncio.Protocol):
 
     __slots__ = (
         "attempts",
+        "bodiless",
         "body",
         "busy",
         "closed",
         "deadline",
         "due",
         "eof_body",
+        "head",
         "owner",
         "parser",
         "payload",
@@ -60,6 +66,7 @@ class Connection(asyncio.Protocol):
 
     def __init__(self, owner: ConnectionOwner) -> None:
         self.owner = owner
+        self.bodiless = owner.bodiless
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.status = 0
@@ -68,6 +75,9 @@ class Connection(asyncio.Protocol):
         """A failed response's body so far (None: not kept)."""
         self.eof_body = False
         """The current response's body ends when the server closes (no length, no chunks)."""
+        self.head: bytes | bytearray = b""
+        """The current response's bytes until its head is parsed (read for its framing when
+        it is not kept alive)."""
         self.received = False
         """Bytes of the current request's response have arrived."""
         # The request in flight: its bytes, trace id, the times it is measured from (perf
@@ -94,13 +104,24 @@ class Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.received = True
+        if not self.status:
+            head = self.head
+            if not head:
+                self.head = data
+            else:  # the head spans reads (rare): gathered in one growing buffer
+                if not isinstance(head, bytearray):
+                    head = self.head = bytearray(head)
+                head += data
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._garbled()
         except httptools.HttpParserError as error:
             if isinstance(error, httptools.HttpParserCallbackError) and error.__context__:
-                raise error.__context__ from None  # our own callback failed: a bug, not theirs
+                # Our own callback failed: a bug, not theirs. The loop's exception handler stops
+                # the share; the connection's close is not recorded as the target's failure.
+                self.closed = True
+                raise error.__context__ from None
             self._garbled()
 
     def eof_received(self) -> bool | None:
@@ -113,8 +134,7 @@ class Connection(asyncio.Protocol):
         if self.busy and exc is None and self.status >= 200 and self.eof_body:
             # HTTP/1.0 style: the body ended where the server closed the connection.
             self.owner.responded(self, self.status, self._body(), False)
-            if not self.busy:
-                return
+        # Always told, answered or not: the owner forgets the connection (not busy: no failure).
         self.owner.lost(self, exc, False)
 
     # --- httptools' side --------------------------------------------------------------------
@@ -124,8 +144,16 @@ class Connection(asyncio.Protocol):
         self.status = status
         if status >= 400:
             self.body = []
-        # llhttp keeps alive only when the message is not delimited by the connection's end.
-        self.eof_body = not self.parser.should_keep_alive()
+        # llhttp keeps alive neither a response whose body ends at the close nor one saying
+        # Connection: close (whose body may still have a length or chunks): its head tells.
+        self.eof_body = not self.parser.should_keep_alive() and not _framed(self.head)
+        if self.bodiless and status >= 200:
+            # llhttp does not know the request was HEAD and would wait for the body the head
+            # announces: the response ends here, and a fresh parser reads the next one (this
+            # one's own on_message_complete, if it comes, is ignored).
+            keep_alive = self.parser.should_keep_alive()
+            self.parser = httptools.HttpResponseParser(self)
+            self.owner.responded(self, status, self._body(), keep_alive)
 
     def on_body(self, data: bytes) -> None:
         body = self.body
@@ -139,6 +167,8 @@ class Connection(asyncio.Protocol):
             self.status = 0
             self.body = None
             return
+        if self.bodiless:
+            return  # a HEAD response, ended at its head
         keep_alive = self.parser.should_keep_alive()
         body = self._body()
         self.owner.responded(self, status, body, keep_alive)
@@ -150,6 +180,7 @@ class Connection(asyncio.Protocol):
         self.status = 0
         self.body = None
         self.eof_body = False
+        self.head = b""
         self.received = False
         assert self.transport is not None
         self.transport.write(payload)
@@ -174,3 +205,31 @@ class Connection(asyncio.Protocol):
             self.closed = True
             self.owner.lost(self, None, True)
         self.abort()
+
+
+_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
+
+
+def _framed(data: bytes | bytearray) -> bool:
+    """Whether the final response head at the start of ``data`` (after any interim 1xx heads)
+    gives its body a Content-Length or chunks, rather than ending it at the connection's close
+    (RFC 9112 6.3: a Transfer-Encoding not ending in chunked, or neither header)."""
+    start = 0
+    while (blank := _BLANK_LINE.search(data, start)) is not None:
+        lines = bytes(data[start : blank.start()]).split(b"\n")
+        start = blank.end()
+        if lines[0][9:10] == b"1":
+            continue  # an interim response's head: the final one follows
+        length = False
+        encoding: bytes | None = None
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = True
+            elif name == b"transfer-encoding":
+                encoding = value
+        if encoding is not None:
+            return encoding.rsplit(b",", 1)[-1].strip().lower() == b"chunked"
+        return length
+    return False

@@ -21,6 +21,7 @@ returned by ``finish``); requests in flight are waited for by the caller (the dr
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import deque
 from time import perf_counter
 
@@ -37,9 +38,20 @@ sooner is sent by the next response's dispatch, or by the timer a tick late at m
 class OpenModel:
     """One process's timetable, dispatched onto ``pool``."""
 
-    def __init__(self, *, pool: Pool, timetable: Timetable, max_in_flight: int, t0: float) -> None:
-        """``t0``: when iteration 0 is due (perf counter seconds)."""
+    def __init__(
+        self,
+        *,
+        pool: Pool,
+        timetable: Timetable,
+        max_in_flight: int,
+        t0: float,
+        planned_s: float = math.inf,
+    ) -> None:
+        """``t0``: when iteration 0 is due (perf counter seconds); ``planned_s``: the planned
+        end, from ``t0``: iterations due at or after it are never sent (the Locust path's rule:
+        the stop's timer must not race the dispatcher's for the one due exactly then)."""
         self.pool = pool
+        self.planned_s = planned_s
         self.timetable = timetable
         self.max_in_flight = max_in_flight
         self.t0 = t0
@@ -51,7 +63,7 @@ class OpenModel:
         self.dispatched = 0
         self.next_index = 0
         offset = timetable.due_s(0)
-        self.next_due: float | None = None if offset is None else t0 + offset
+        self.next_due: float | None = None if offset is None or offset >= planned_s else t0 + offset
         self.free_since = t0
         """Since when a slot has been free (the last time every slot was busy, or ``t0``)."""
         self.stop_time: float | None = None
@@ -99,7 +111,7 @@ class OpenModel:
                     schedule.max_queue = len(self.queue)
             self.next_index += 1
             offset = self.timetable.due_s(self.next_index)
-            due = None if offset is None else self.t0 + offset
+            due = None if offset is None or offset >= self.planned_s else self.t0 + offset
         self.next_due = due
 
     def _done(self, end: float) -> None:

@@ -69,6 +69,7 @@ class Pool:
         self.timeout_s = timeout_s
         self.service_times = service_times
         self.idempotent = request.method in IDEMPOTENT_METHODS
+        self.bodiless = request.method == "HEAD"
         self.on_done: Callable[[float], None] = lambda _end: None
         """Called after each request ended and was recorded, with its end (perf counter)."""
         self.idle: list[Connection] = []
@@ -210,7 +211,11 @@ class Pool:
             kind, message = PROTOCOL_ERROR, "the response is not valid HTTP/1.1"
         elif error is None:
             kind = CONNECTION_RESET
-            message = "the server closed the connection before a complete response"
+            message = (
+                "the server closed the connection mid-response"
+                if connection.received
+                else "the server closed the connection before responding"
+            )
         else:
             kind, message = client_kind(error), describe_error(error)
         self._failed(connection, end, kind, message)

@@ -7,17 +7,24 @@ a request costs one random number, one format and one join.
 
 from __future__ import annotations
 
+import base64
 import random
 from dataclasses import dataclass
+from urllib.parse import quote, unquote, urlsplit
 
 from loadkit.engines.http_request import RequestSpec
 from loadkit.engines.target import parse_target
+from loadkit.engines.url_request import check_header, check_method
 from loadkit.exceptions import ConfigError
 
 USER_AGENT = "loadkit-native"
 TRACE_HEADER = "traceparent"
-_HOP_BY_HOP = frozenset({"host", "content-length", "connection", "transfer-encoding", TRACE_HEADER})
-"""Headers the engine writes itself: a user's own would contradict them (framing, keep-alive)."""
+_HOP_BY_HOP = frozenset({"content-length", "connection", "transfer-encoding", TRACE_HEADER})
+"""Headers the engine writes itself: a user's own would contradict them (framing, keep-alive,
+the trace header), so they are refused."""
+_PATH_SAFE = "!#$%&'()*+,/:;=?@[]~"
+"""What a path and query keep as they are (requests' ``requote_uri``): the rest, non-ASCII above
+all, is percent-encoded as UTF-8."""
 
 
 @dataclass(frozen=True)
@@ -52,19 +59,31 @@ class EncodedRequest:
 def encode_request(spec: RequestSpec) -> EncodedRequest:
     """Encode ``spec`` once (a ``ConfigError`` naming the bad URL, method or header)."""
     target = parse_target(spec.url, option="URL")
-    method = spec.method.upper()
-    if not method.isascii() or not method.isalpha():
-        raise ConfigError(f"--method {spec.method!r}: not an HTTP method (e.g. GET, POST)")
-    lines = [f"{method} {target.path} HTTP/1.1", f"Host: {target.netloc}"]
-    has_agent = False
+    method = check_method(spec.method)
+    lines = [f"{method} {quote(target.path, safe=_PATH_SAFE)} HTTP/1.1"]
+    given = {name.lower() for name, _ in spec.headers}
+    if "host" not in given:  # the user's own Host is sent, as on the Locust path
+        lines.append(f"Host: {_host(target.hostname, target.port, target.scheme)}")
+    url = urlsplit(spec.url.strip())
+    if url.username is not None and "authorization" not in given:
+        # Credentials in the URL are Basic auth (as requests and geventhttpclient send them),
+        # never part of the Host header.
+        credentials = f"{unquote(url.username)}:{unquote(url.password or '')}".encode()
+        lines.append(f"Authorization: Basic {base64.b64encode(credentials).decode()}")
     for name, value in spec.headers:
-        if not name or any(c in name for c in " \t\r\n:") or any(c in value for c in "\r\n"):
-            raise ConfigError(f"--header {name!r}: not a valid header name and value")
+        check_header(name, value)
         if name.lower() in _HOP_BY_HOP:
-            continue
-        has_agent = has_agent or name.lower() == "user-agent"
+            raise ConfigError(
+                f"--header {name!r}: the native engine writes this header itself (framing, "
+                "keep-alive, the trace header); leave it out"
+            )
+        if not value.isascii() and not _is_latin1(value):
+            raise ConfigError(
+                f"--header {name!r}: its value must be Latin-1 text (HTTP/1.1 headers are "
+                "bytes); percent-encode or base64 anything else"
+            )
         lines.append(f"{name}: {value}")
-    if not has_agent:
+    if "user-agent" not in given:
         lines.append(f"User-Agent: {USER_AGENT}")
     if spec.body or method in {"POST", "PUT", "PATCH"}:
         lines.append(f"Content-Length: {len(spec.body)}")
@@ -79,6 +98,21 @@ def encode_request(spec: RequestSpec) -> EncodedRequest:
         head=head,
         tail=b"\r\n\r\n" + spec.body,
     )
+
+
+def _host(hostname: str, port: int, scheme: str) -> str:
+    """The Host header of a URL's host and port: IDNA (ASCII) names, bracketed IPv6, no
+    default port."""
+    host = f"[{hostname}]" if ":" in hostname else hostname.encode("idna").decode("ascii")
+    return host if port == (443 if scheme == "https" else 80) else f"{host}:{port}"
+
+
+def _is_latin1(text: str) -> bool:
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def endpoint_name(method: str, name: str) -> str:

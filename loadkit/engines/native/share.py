@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 import ssl
 import threading
@@ -31,9 +32,12 @@ from loadkit.engines.timetable import Timetable
 from loadkit.engines.tls import client_context
 from loadkit.measure.live_status import LiveStatus, RunState
 from loadkit.measure.recorder import LatencyRecorder, RunClock
+from loadkit.measure.validity import InvalidReason
 from loadkit.stages import Stage
 
 STATUS_EVERY_S = 1.0
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,9 @@ class ShareOutcome:
     max_cpu_percent: float | None = None
     interrupted: bool = False
     """Stopped by Ctrl-C, SIGTERM or ``ShareControl.stop`` before its planned end."""
+    crashed: str | None = None
+    """loadkit's own code raised during the share (the exception, one line; its traceback is
+    logged): the share stopped there and its run is invalid (``generator_crashed``)."""
 
 
 @dataclass
@@ -148,17 +155,36 @@ class _ShareRun:
         self.control = control
         self.stopped = asyncio.Event()
         self.interrupted = False
+        self.crashed: str | None = None
         self.cpu: CpuSpans | None = None
         self._last_status = (0.0, 0, 0)
+        self._last_dispatched = 0
         self._open: OpenModel | None = None
 
     def _interrupt(self) -> None:
         self.interrupted = True
         self.stopped.set()
 
+    def _crash(self, loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
+        # An exception that reached the loop is a bug of ours (the target's failures are
+        # recorded where they happen): never a figure of the target's, so the share stops.
+        error = context.get("exception")
+        if not isinstance(error, BaseException):
+            loop.default_exception_handler(context)
+            return
+        if self.crashed is None:
+            self.crashed = f"{type(error).__name__}: {error}"
+            logger.error(
+                "loadkit's native engine failed (%s): the run stops and is invalid",
+                context.get("message"),
+                exc_info=error,
+            )
+        self.stopped.set()
+
     async def run(self) -> ShareOutcome:
         loop = asyncio.get_running_loop()
         self.control._loop, self.control._stop = loop, self._interrupt
+        loop.set_exception_handler(self._crash)
         if self.control._pending:
             self._interrupt()
         with _stop_signals(loop, self._interrupt):
@@ -183,6 +209,7 @@ class _ShareRun:
             cpu_warnings=self.cpu.warnings,
             max_cpu_percent=self.cpu.max_percent,
             interrupted=self.interrupted,
+            crashed=self.crashed,
         )
 
     async def _until(self, end: float) -> None:
@@ -208,8 +235,13 @@ class _ShareRun:
             worker_index=plan.worker_index,
             worker_count=plan.worker_count,
         )
+        planned = plan.duration_s if timetable.end_s is None else timetable.end_s
         model = self._open = OpenModel(
-            pool=self.pool, timetable=timetable, max_in_flight=plan.max_in_flight, t0=t0
+            pool=self.pool,
+            timetable=timetable,
+            max_in_flight=plan.max_in_flight,
+            t0=t0,
+            planned_s=planned,
         )
         self.recorder.start_stages_at(t0 + self.offset)
         self.recorder.count_span_from(t0 + self.offset)
@@ -217,14 +249,14 @@ class _ShareRun:
         self.pool.start_sweeping()
         if not self.stopped.is_set():
             model.start()
-        planned = plan.duration_s if timetable.end_s is None else timetable.end_s
         await self._until(t0 + planned)
         model.stop()
         stop_time = model.stop_time
         assert stop_time is not None
-        # The drain: requests in flight complete or time out (the sweep records them); a second
-        # Ctrl-C or SIGTERM ends it at once.
-        if not self.interrupted:
+        # The drain, after the planned end or a first Ctrl-C or SIGTERM alike (as the Locust
+        # path drains): requests in flight complete or time out (the sweep records them); the
+        # next Ctrl-C or SIGTERM ends it at once (those still in flight are counted in_flight).
+        if self.crashed is None:
             self.stopped.clear()
             waits = [asyncio.ensure_future(e.wait()) for e in (model.drained, self.stopped)]
             # Each request in flight ends by its timeout (the sweep records it) at the latest.
@@ -261,6 +293,11 @@ class _ShareRun:
         done = requests - requests0
         last = recorder.last_second
         model = self._open
+        achieved = None
+        if model is not None:
+            # Iterations sent per second since the last status, as the Locust path's live line.
+            achieved = round((model.dispatched - self._last_dispatched) / span, 1)
+            self._last_dispatched = model.dispatched
         self.on_status(
             LiveStatus(
                 state=state,
@@ -271,12 +308,32 @@ class _ShareRun:
                 error_rate=round((errors - errors0) / done, 4) if done else 0.0,
                 p95_ms=last.p95_ms if last is not None else None,
                 target_rate=(
-                    model.timetable.rate_at(now - model.t0) if model is not None else None
+                    _live_target(model.timetable, now - model.t0) if model is not None else None
                 ),
-                achieved_rate=None,
+                achieved_rate=achieved,
                 queue=len(model.queue) if model is not None else None,
             )
         )
+
+
+def _live_target(timetable: Timetable, at_s: float) -> float:
+    """The target the live line shows ``at_s`` into the timetable: 0 before it starts, after
+    its stages their last target (not the 0 they end with). The rule of the Locust plugin's
+    ``open_run.live_target``, which this side cannot import (it imports Locust)."""
+    if at_s < 0:
+        return 0.0
+    if timetable.end_s is not None:
+        at_s = min(at_s, timetable.end_s * (1 - 1e-9))
+    return timetable.rate_at(at_s)
+
+
+def crashed_reason(crashed: str) -> InvalidReason:
+    """Why a share whose own code failed (``ShareOutcome.crashed``) makes its run invalid."""
+    return InvalidReason(
+        code="generator_crashed",
+        detail=f"loadkit's native engine failed during the run ({crashed}; its traceback is "
+        "logged): the results stop there. This is a bug in loadkit, please report it",
+    )
 
 
 @contextlib.contextmanager
