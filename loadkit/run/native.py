@@ -244,7 +244,13 @@ def _run(
         recorder, health = _merged(plans[0], crash.shares)
         return recorder, health, False, [generator_crashed_reason(exit_code=crash.exit_code)]
     recorder, health = _merged(plans[0], shares)
-    return recorder, health, any(p.interrupted for p in shares), []
+    return recorder, health, any(p.interrupted for p in shares), _crashed_reasons(shares)
+
+
+def _crashed_reasons(shares: Sequence[ProcessShare]) -> list[InvalidReason]:
+    """Why the run is invalid when a process's own code failed (the first such failure)."""
+    crashed = [part.crashed for part in shares if part.crashed is not None]
+    return [crashed_reason(crashed[0])] if crashed else []
 
 
 def _merged(
@@ -304,7 +310,7 @@ def _run_distributed(
     health = health.model_copy(
         update={"notes": [f"distributed: {len(outcome.workers)} native worker(s), shares merged"]}
     )
-    reasons = []
+    reasons = _crashed_reasons(arrived)
     if outcome.missing or outcome.refused:
         reasons.append(worker_share_missing_reason(outcome.missing, refused=outcome.refused))
     interrupted = outcome.interrupted or any(p.interrupted for p in arrived)
@@ -395,6 +401,11 @@ def _combine_status(latest: Sequence[LiveStatus | None]) -> LiveStatus:
         target_rate=(
             sum(s.target_rate or 0.0 for s in known)
             if any(s.target_rate is not None for s in known)
+            else None
+        ),
+        achieved_rate=(
+            round(sum(s.achieved_rate or 0.0 for s in known), 1)
+            if any(s.achieved_rate is not None for s in known)
             else None
         ),
         queue=(

@@ -8,13 +8,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
 
 from loadkit.config import LoadProfile
 from loadkit.engines.http_request import RequestSpec
-from loadkit.exceptions import ConfigError
+from loadkit.engines.native.processes import ProcessShare
+from loadkit.exceptions import ConfigError, InvalidLoadRunError
+from loadkit.measure.recorder import LatencyRecorder
 from loadkit.measure.results import LoadResults, read_results
 from loadkit.run.native import PROCESS_START_LEAD_S, run_native_load
 from tests.loadkit.native_servers import scheduled_server_process
@@ -128,3 +131,34 @@ def _engine_processes(parent: psutil.Process, *, count: int) -> list[psutil.Proc
             return children
         time.sleep(0.05)
     raise AssertionError(f"no {count} engine processes under {parent.pid}")
+
+
+def test_a_process_whose_own_code_failed_makes_the_merged_run_invalid(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A child's own bug stops its share (ShareOutcome.crashed); its parent must not merge that
+    # share into a run that passes. (The children's bug cannot be planted across the spawn:
+    # their shares are made here, as the children would send them.)
+    def shares(plans: Any, **_kwargs: Any) -> list[ProcessShare]:
+        made = []
+        for k, plan in enumerate(plans):
+            recorder = LatencyRecorder(start=plan.start, source=f"process-{k + 1}")
+            recorder.record(endpoint="GET /", latency_s=0.01, end=plan.start + 0.5)
+            recorder.finish(end=plan.start + 1.0)
+            crashed = "RuntimeError: a bug" if k == 1 else None
+            made.append(ProcessShare(recorder.to_share(), 0, 10.0, False, crashed=crashed))
+        return made
+
+    monkeypatch.setattr("loadkit.run.native.run_processes", shares)
+    with scheduled_server_process(hold_s=0.01) as url, pytest.raises(InvalidLoadRunError) as bad:
+        run_native_load(
+            request=RequestSpec(url=url),
+            profile=LoadProfile(concurrency=2, duration_s=1.0),
+            out=tmp_path / "load.json",
+            processes=2,
+            quiet=True,
+        )
+    results = bad.value.results
+    assert results is not None and results.totals.requests == 2
+    assert [reason.code for reason in results.invalid_reasons] == ["generator_crashed"]
+    assert "RuntimeError: a bug" in results.invalid_reasons[0].detail

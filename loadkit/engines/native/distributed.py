@@ -224,6 +224,7 @@ def _share_from_wire(data: Any) -> ProcessShare:
         cpu_warnings=int(data.get("cpu_warnings") or 0),
         max_cpu_percent=float(peak) if peak is not None else None,
         interrupted=bool(data.get("interrupted")),
+        crashed=str(data["crashed"]) if data.get("crashed") is not None else None,
     )
 
 
@@ -393,6 +394,7 @@ def run_worker(
             cpu_warnings=outcome.cpu_warnings,
             max_cpu_percent=outcome.max_cpu_percent,
             interrupted=outcome.interrupted,
+            crashed=outcome.crashed,
         )
         relay.send(
             {
@@ -402,6 +404,7 @@ def run_worker(
                     cpu_warnings=share.cpu_warnings,
                     max_cpu_percent=share.max_cpu_percent,
                     interrupted=share.interrupted,
+                    crashed=share.crashed,
                 ),
             }
         )

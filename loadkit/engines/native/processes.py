@@ -39,6 +39,9 @@ class ProcessShare:
     cpu_warnings: int
     max_cpu_percent: float | None
     interrupted: bool
+    crashed: str | None = None
+    """loadkit's own failure that stopped the share (``ShareOutcome.crashed``): the run is
+    invalid (``generator_crashed``), though what it measured until then is kept."""
 
 
 def _child(plan: SharePlan, pipe: Connection) -> None:
@@ -56,6 +59,7 @@ def _child(plan: SharePlan, pipe: Connection) -> None:
             outcome.cpu_warnings,
             outcome.max_cpu_percent,
             outcome.interrupted,
+            outcome.crashed,
         )
     )
     pipe.close()
@@ -111,12 +115,13 @@ def run_processes(
                     if on_status is not None:
                         on_status(list(latest))
                 else:
-                    _, wire, warnings, peak, interrupted = message
+                    _, wire, warnings, peak, interrupted, crashed_with = message
                     results[index] = ProcessShare(
                         share=WorkerShare.from_wire(wire),
                         cpu_warnings=int(warnings),
                         max_cpu_percent=peak,
                         interrupted=bool(interrupted),
+                        crashed=crashed_with,
                     )
     for child in children:
         child.join(timeout=5)
