@@ -46,37 +46,34 @@ class Connection(asyncio.Protocol):
         "closed",
         "deadline",
         "due",
-        "eof_body",
         "owner",
         "parser",
         "payload",
         "received",
+        "responded",
         "reused",
         "sent",
         "status",
-        "trace_id",
         "transport",
     )  # fmt: skip
 
     def __init__(self, owner: ConnectionOwner) -> None:
         self.owner = owner
+        self.responded = owner.responded  # looked up once: it runs for every response
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.status = 0
         """The current response's status once its head is parsed; 0 before."""
         self.body: list[bytes] | None = None
         """A failed response's body so far (None: not kept)."""
-        self.eof_body = False
-        """The current response's body ends when the server closes (no length, no chunks)."""
         self.received = False
         """Bytes of the current request's response have arrived."""
-        # The request in flight: its bytes, trace id, the times it is measured from (perf
-        # counter seconds: ``due`` the response time's start, ``sent`` the service time's),
-        # when it times out, whether this connection answered a request before it, and how
-        # often it was tried (a request lost to a kept-alive connection the server had just
+        # The request in flight: its bytes (its trace id in them), the times it is measured
+        # from (perf counter seconds: ``due`` the response time's start, ``sent`` the service
+        # time's), when it times out, whether this connection answered a request before it,
+        # and how often it was tried (a request lost to a kept-alive connection the server had just
         # closed is tried once more on a new one, as HTTP clients do).
         self.payload = b""
-        self.trace_id = ""
         self.due = 0.0
         self.sent = 0.0
         self.deadline = 0.0
@@ -110,9 +107,11 @@ class Connection(asyncio.Protocol):
         if self.closed:
             return
         self.closed = True
-        if self.busy and exc is None and self.status >= 200 and self.eof_body:
-            # HTTP/1.0 style: the body ended where the server closed the connection.
-            self.owner.responded(self, self.status, self._body(), False)
+        if self.busy and exc is None and self.status >= 200 and not self.parser.should_keep_alive():
+            # HTTP/1.0 style: the body ended where the server closed the connection (llhttp
+            # keeps alive only a message not delimited by the connection's end; its flags are
+            # the current response's, whose head was parsed: ``status`` says so).
+            self.responded(self, self.status, self._body(), False)
             if not self.busy:
                 return
         self.owner.lost(self, exc, False)
@@ -120,12 +119,9 @@ class Connection(asyncio.Protocol):
     # --- httptools' side --------------------------------------------------------------------
 
     def on_headers_complete(self) -> None:
-        status = self.parser.get_status_code()
-        self.status = status
+        status = self.status = self.parser.get_status_code()
         if status >= 400:
             self.body = []
-        # llhttp keeps alive only when the message is not delimited by the connection's end.
-        self.eof_body = not self.parser.should_keep_alive()
 
     def on_body(self, data: bytes) -> None:
         body = self.body
@@ -139,9 +135,12 @@ class Connection(asyncio.Protocol):
             self.status = 0
             self.body = None
             return
-        keep_alive = self.parser.should_keep_alive()
-        body = self._body()
-        self.owner.responded(self, status, body, keep_alive)
+        body = self.body
+        if body is not None:
+            self.body = None
+            self.responded(self, status, b"".join(body), self.parser.should_keep_alive())
+        else:
+            self.responded(self, status, None, self.parser.should_keep_alive())
 
     # --- the owner's side -------------------------------------------------------------------
 
@@ -149,7 +148,6 @@ class Connection(asyncio.Protocol):
         """Send a request's bytes (the request's fields are set by the owner)."""
         self.status = 0
         self.body = None
-        self.eof_body = False
         self.received = False
         assert self.transport is not None
         self.transport.write(payload)
