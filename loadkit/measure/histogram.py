@@ -131,9 +131,7 @@ class LatencyHistogram:
         self._fold()
         pending = self._pending
         if pending:
-            record_value = self._hist.record_value
-            for value, count in pending.items():
-                record_value(value, count)
+            _add_counts(self._hist, pending)
             pending.clear()
         return self._hist
 
@@ -272,6 +270,28 @@ class LatencyHistogram:
         histogram._max_us = encoded.max_us
         histogram._clamped = encoded.clamped
         return histogram
+
+
+def _add_counts(hist: HdrHistogram, counts: dict[int, int]) -> None:
+    """Add ``counts`` (value: how many; every value in range) to ``hist``, as its
+    ``record_value(value, count)`` would one by one, at a fifth of the cost.
+
+    hdrh's record_value is pure Python (1.6 µs, FACTS.md): an open run's spread of response
+    times gives thousands of distinct values a second, and this ran in the generator's hot
+    path. The index is hdrh's own ``_counts_index_for``, with ``int.bit_length`` for its
+    ``64 - _clz(...)``; ``LatencyHistogram``'s tests compare the encodings exactly."""
+    array = hist.counts
+    half_magnitude = hist.sub_bucket_half_count_magnitude
+    half_count = hist.sub_bucket_half_count
+    mask = hist.sub_bucket_mask
+    unit = hist.unit_magnitude
+    base = unit + half_magnitude + 1
+    for value, count in counts.items():
+        bucket = (value | mask).bit_length() - base
+        array[((bucket + 1) << half_magnitude) + (value >> (bucket + unit)) - half_count] += count
+    hist.total_count += sum(counts.values())
+    hist.min_value = min(hist.min_value, min(counts))
+    hist.max_value = max(hist.max_value, max(counts))
 
 
 def us_to_ms(value_us: float | None) -> float | None:
