@@ -14,7 +14,8 @@ Prints figures; the peer comparison (ab, hey, autocannon, Locust) is bench/bench
    printed.
 2. Open model at ``--rate`` (default 50,000/s) for ``--seconds``: achieved rate, scheduler lag
    P50/P99/max, loop delay P90, CPU µs per request.
-3. RSS of a native run sampled every second over ``--rss-seconds`` (closed, 10 connections).
+3. RSS of a native run sampled every second over ``--rss-seconds`` (closed, 10 connections):
+   early against late, each minute's mean and the least-squares slope.
 """
 
 from __future__ import annotations
@@ -114,6 +115,13 @@ def _sample_rss(child: subprocess.Popen[bytes], samples: list[float]) -> None:
         except psutil.Error:
             return
         time.sleep(1.0)
+
+
+def rss_slope_per_min(samples: list[float]) -> float:
+    """Least-squares slope of RSS samples taken once a second, in MiB per minute."""
+    if len(samples) < 2:
+        return 0.0
+    return statistics.linear_regression(range(len(samples)), samples).slope * 60.0
 
 
 def run_wrk(url: str, seconds: float) -> dict[str, float]:
@@ -243,6 +251,17 @@ def main() -> None:
                 f"{settled[0]:.1f} MiB, first tenth max {max(settled[:tenth]):.1f} MiB, last "
                 f"tenth max {max(settled[-tenth:]):.1f} MiB, peak {max(samples):.1f} MiB "
                 f"({len(samples)} samples, one a second)"
+            )
+            half = settled[len(settled) // 2 :]
+            print(
+                f"slope over the second half: {rss_slope_per_min(half):+.3f} MiB/min; "
+                f"over all from 5 s: {rss_slope_per_min(settled):+.3f} MiB/min; each "
+                "minute's mean: "
+                + ", ".join(
+                    f"{statistics.mean(settled[i : i + 60]):.1f}"
+                    for i in range(0, len(settled), 60)
+                )
+                + " MiB"
             )
 
 
