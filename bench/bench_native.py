@@ -15,7 +15,8 @@ Prints figures; the peer comparison (ab, hey, autocannon, Locust) is bench/bench
 2. Open model at ``--rate`` (default 50,000/s) for ``--seconds``: achieved rate, scheduler lag
    P50/P99/max, loop delay P90, CPU µs per request.
 3. RSS of a native run sampled every second over ``--rss-seconds`` (closed, 10 connections):
-   early against late, each minute's mean and the least-squares slope.
+   early against late, each minute's mean and the least-squares slope (with ``--base``, a run
+   of the base revision first).
 """
 
 from __future__ import annotations
@@ -136,6 +137,27 @@ def run_wrk(url: str, seconds: float) -> dict[str, float]:
     return {"requests": requests, "rps": rps, "cpu_s": cpu, "user_s": user}
 
 
+def rss_run(url: str, seconds: float, tree: Path, label: str) -> None:
+    """RSS of one closed run (10 connections) of ``tree``'s engine, sampled once a second."""
+    samples: list[float] = []
+    run_native(url, seconds, rss=samples, tree=tree)
+    # From the 5th second on: before that the child is still importing.
+    settled = samples[5:] or samples
+    tenth = max(len(settled) // 10, 1)
+    half = settled[len(settled) // 2 :]
+    minutes = [statistics.mean(settled[i : i + 60]) for i in range(0, len(settled), 60)]
+    print(
+        f"## RSS over {seconds:g} s, {label} (closed, 10 connections): at 5 s {settled[0]:.1f} "
+        f"MiB, first tenth max {max(settled[:tenth]):.1f} MiB, last tenth max "
+        f"{max(settled[-tenth:]):.1f} MiB, peak {max(samples):.1f} MiB ({len(samples)} samples, "
+        f"one a second); slope over the second half {rss_slope_per_min(half):+.3f} MiB/min, over "
+        f"all from 5 s {rss_slope_per_min(settled):+.3f} MiB/min; each minute's mean "
+        + ", ".join(f"{m:.1f}" for m in minutes)
+        + " MiB",
+        flush=True,
+    )
+
+
 def closed_rounds(url: str, args: argparse.Namespace, base_tree: Path | None) -> None:
     """The closed-model rounds: this tree, wrk and (``--base``) the base revision, alternated."""
     print(f"## closed, 10 connections, {args.seconds:g} s, {args.rounds} rounds (interleaved)")
@@ -241,28 +263,10 @@ def main() -> None:
                 flush=True,
             )
         if "rss" not in skip:
-            samples: list[float] = []
-            run_native(url, args.rss_seconds, rss=samples)
-            # From the 5th second on: before that the child is still importing.
-            settled = samples[5:] or samples
-            tenth = max(len(settled) // 10, 1)
-            print(
-                f"## RSS over {args.rss_seconds:g} s (closed, 10 connections): at 5 s "
-                f"{settled[0]:.1f} MiB, first tenth max {max(settled[:tenth]):.1f} MiB, last "
-                f"tenth max {max(settled[-tenth:]):.1f} MiB, peak {max(samples):.1f} MiB "
-                f"({len(samples)} samples, one a second)"
-            )
-            half = settled[len(settled) // 2 :]
-            print(
-                f"slope over the second half: {rss_slope_per_min(half):+.3f} MiB/min; "
-                f"over all from 5 s: {rss_slope_per_min(settled):+.3f} MiB/min; each "
-                "minute's mean: "
-                + ", ".join(
-                    f"{statistics.mean(settled[i : i + 60]):.1f}"
-                    for i in range(0, len(settled), 60)
-                )
-                + " MiB"
-            )
+            if args.base:
+                with revision_tree(args.base) as base_tree:
+                    rss_run(url, args.rss_seconds, base_tree, f"native ({args.base})")
+            rss_run(url, args.rss_seconds, ROOT, "this tree")
 
 
 if __name__ == "__main__":
