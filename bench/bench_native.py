@@ -4,6 +4,8 @@ Run: ``PYTHONPATH=. .venv/bin/python bench/bench_native.py [--seconds 10] [--rou
 [--rss-seconds 60] [--base REV]``. Needs nginx (``nginx-light``) and wrk (Debian packages).
 Prints figures; the peer comparison (ab, hey, autocannon, Locust) is bench/bench_engines.py's.
 
+0. The engine's Python per request with no network (a fake transport fed canned responses), in
+   ``--rounds`` x 2 alternated runs (with ``--base``, the base revision's too).
 1. Closed model, 10 connections, ``--seconds`` each, rounds interleaved (native, wrk, native,
    wrk, ...) on the same nginx: requests per second and CPU µs per request of each tool's whole
    process tree (``RUSAGE_CHILDREN`` around the child, start-up included), HDR recording and
@@ -42,6 +44,44 @@ from bench_revisions import revision_tree
 from bench_load import STATIC_PATH, nginx
 
 ROOT = Path(__file__).resolve().parent.parent
+
+PYTHON_PATH = """
+import sys, time
+from loadkit.engines.http_request import RequestSpec
+from loadkit.engines.native.closed_model import ClosedModel
+from loadkit.engines.native.connection import Connection
+from loadkit.engines.native.pool import Pool
+from loadkit.engines.native.request_bytes import encode_request
+from loadkit.measure.recorder import LatencyRecorder, RunClock
+RESPONSE = (
+    b"HTTP/1.1 200 OK\\r\\nServer: nginx/1.22.1\\r\\nDate: Wed, 02 Dec 2026 05:00:00 GMT\\r\\n"
+    b"Content-Type: text/plain\\r\\nContent-Length: 17\\r\\n"
+    b"Last-Modified: Wed, 02 Dec 2026 04:00:00 GMT\\r\\nConnection: keep-alive\\r\\n"
+    b'ETag: "abc-11"\\r\\nAccept-Ranges: bytes\\r\\n\\r\\nhello from nginx\\n'
+)
+class Transport:
+    def write(self, data): pass
+    def is_closing(self): return False
+n = int(sys.argv[1])
+clock = RunClock()
+pool = Pool(
+    request=encode_request(RequestSpec(url="http://127.0.0.1:8080/hello.txt")),
+    ssl_context=None, recorder=LatencyRecorder(start=clock.now()),
+    run_clock_offset=clock.now() - time.perf_counter(),
+)
+model = ClosedModel(pool=pool, concurrency=1)
+connection = Connection(pool)
+connection.transport = Transport()
+pool.idle.append(connection)
+model.start()
+feed = connection.data_received
+before = time.process_time()
+for _ in range(n):
+    feed(RESPONSE)
+print((time.process_time() - before) / n * 1e6)
+"""
+"""The engine's Python per request with no network: a connection on a transport that drops what
+is written, fed one canned nginx response after another (parse, record, next request's bytes)."""
 
 NATIVE = """
 import sys
@@ -137,6 +177,36 @@ def run_wrk(url: str, seconds: float) -> dict[str, float]:
     return {"requests": requests, "rps": rps, "cpu_s": cpu, "user_s": user}
 
 
+def python_us(tree: Path, requests: int = 300_000) -> float:
+    """µs of CPU per request of ``tree``'s engine Python alone (``PYTHON_PATH``)."""
+    done = subprocess.run(
+        [sys.executable, "-c", PYTHON_PATH, str(requests)],
+        cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)},
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return float(done.stdout.strip())
+
+
+def python_rounds(args: argparse.Namespace, base_tree: Path | None) -> None:
+    """The engine's Python per request, this tree and (``--base``) the base, alternated."""
+    print(f"## the engine's Python per request, no network ({args.rounds * 2} rounds)")
+    costs: dict[str, list[float]] = {}
+    for round_ in range(args.rounds * 2):
+        order = ["this"] + (["base"] if base_tree is not None else [])
+        for which in order if round_ % 2 == 0 else order[::-1]:
+            tree = base_tree if which == "base" and base_tree is not None else ROOT
+            costs.setdefault(which, []).append(python_us(tree))
+    for which, values in costs.items():
+        label = f"native ({args.base})" if which == "base" else "this tree"
+        print(
+            f"{label}: median {statistics.median(values):.2f} µs "
+            f"({', '.join(f'{v:.2f}' for v in values)})"
+        )
+    if "base" in costs:
+        ratio = statistics.median(costs["this"]) / statistics.median(costs["base"])
+        print(f"ratio this / {args.base}: {ratio:.3f}")
+
+
 def rss_run(url: str, seconds: float, tree: Path, label: str) -> None:
     """RSS of one closed run (10 connections) of ``tree``'s engine, sampled once a second."""
     samples: list[float] = []
@@ -209,12 +279,18 @@ def main() -> None:
     parser.add_argument("--rss-seconds", type=float, default=60.0)
     parser.add_argument("--base", default=None, help="also run the native engine of this revision")
     parser.add_argument(
-        "--skip", default="", help="comma list of parts to skip: closed,open,lag,startup,rss"
+        "--skip", default="", help="comma list of parts to skip: python,closed,open,lag,startup,rss"
     )
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     with nginx() as base:
         url = base + STATIC_PATH
+        if "python" not in skip:
+            if args.base:
+                with revision_tree(args.base) as base_tree:
+                    python_rounds(args, base_tree)
+            else:
+                python_rounds(args, None)
         if "closed" not in skip:
             if args.base:
                 with revision_tree(args.base) as base_tree:
