@@ -17,6 +17,7 @@ import pytest
 
 from loadkit.config import LoadProfile
 from loadkit.engines.http_request import RequestSpec
+from loadkit.engines.native.request_bytes import TRACE_BLOCK, TracedPayloads, encode_request
 from loadkit.exceptions import ConfigError, TargetUnreachableError
 from loadkit.measure.results import LoadResults, read_results
 from loadkit.run.load import Target
@@ -145,6 +146,22 @@ def test_every_request_carries_a_fresh_traceparent(tmp_path: Path) -> None:
     assert len(set(parents)) == len(parents)
     version, trace_id, parent_id, flags = parents[0].split(b"-")
     assert (version, len(trace_id), len(parent_id), flags) == (b"00", 32, 16, b"01")
+
+
+def test_trace_ids_stay_fresh_across_blocks_and_read_back_from_the_bytes() -> None:
+    # Ids are drawn TRACE_BLOCK requests at a time: a refill must never repeat or cut one, and
+    # the id recorded for a failure is the one its bytes carried.
+    request = encode_request(RequestSpec(url="http://127.0.0.1:9/x"))
+    payloads = TracedPayloads(request)
+    sent = [payloads.next() for _ in range(2 * TRACE_BLOCK + 3)]
+    parents = [p.split(b"traceparent: ")[1].split(b"\r\n")[0] for p in sent]
+    assert len(set(parents)) == len(parents)
+    for payload, parent in zip(sent, parents, strict=True):
+        version, trace_id, parent_id, flags = parent.split(b"-")
+        assert (version, len(trace_id), len(parent_id), flags) == (b"00", 32, 16, b"01")
+        assert int(trace_id, 16) and int(parent_id, 16) >= 0
+        assert request.trace_id(payload) == trace_id.decode()
+    assert sent[0].endswith(b"\r\n\r\n") and sent[0].startswith(b"GET /x HTTP/1.1\r\n")
 
 
 @pytest.mark.parametrize(
@@ -276,6 +293,7 @@ import sys
 from pathlib import Path
 from loadkit.config import LoadProfile
 from loadkit.engines.http_request import RequestSpec
+from loadkit.engines.native.request_bytes import TRACE_BLOCK, TracedPayloads, encode_request
 from loadkit.exceptions import LoadInterrupted
 from loadkit.run.native import run_native_load
 try:

@@ -9,10 +9,18 @@ from fractions import Fraction
 
 import orjson
 import pytest
+from hdrh.histogram import HdrHistogram
 
 from loadkit.exceptions import InputError
 from loadkit.measure.error_groups import TRACE_ID_SAMPLE
-from loadkit.measure.histogram import HIGHEST_US, PERCENTILES, LatencyHistogram
+from loadkit.measure.histogram import (
+    HIGHEST_US,
+    LOWEST_US,
+    PERCENTILES,
+    RAW_LIMIT,
+    SIGNIFICANT_DIGITS,
+    LatencyHistogram,
+)
 from loadkit.measure.recorder import LatencyRecorder
 from loadkit.measure.results import EncodedHistogram
 from loadkit.measure.stalls import STALL_FLOOR_S
@@ -115,6 +123,24 @@ def test_out_of_range_values_are_clamped_and_counted_never_dropped() -> None:
     assert summary.p99 is not None and summary.max is not None
     assert summary.p99 <= summary.max
     assert histogram.percentiles_us()[99.0] >= HIGHEST_US  # clamped to the top, not lost
+
+
+def test_buckets_are_hdrhs_own_over_the_whole_range_and_across_batches() -> None:
+    # Values reach hdrh in bulk (batches of RAW_LIMIT, distinct values added by index): the
+    # counts must be exactly what hdrh's record_value gives, in every bucket and at both ends.
+    rng = random.Random(11)
+    values = [2 ** rng.uniform(-1.0, 26.0) for _ in range(3 * RAW_LIMIT + 17)]
+    values += [0.0, -1.0, 2047.0, 2048.0, 2049.5, 65_536.0, HIGHEST_US - 0.5, 7e7]
+    histogram = histogram_of(values)
+    reference = HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
+    for value in values:
+        reference.record_value(min(max(math.ceil(max(value, 0.0)), LOWEST_US), HIGHEST_US))
+    decoded = HdrHistogram.decode(histogram.encode().data.encode("ascii"))
+    assert list(decoded.counts) == list(reference.counts)
+    outside = [v for v in values if not LOWEST_US <= math.ceil(max(v, 0.0)) <= HIGHEST_US]
+    assert histogram.count == len(values) and histogram.clamped == len(outside) >= 3
+    assert histogram.min_us == 0.0 and histogram.max_us == 7e7
+    assert histogram.sum_us == sum(round(max(v, 0.0) * 1000.0) for v in values) / 1000.0
 
 
 def test_empty_histogram_has_no_percentiles() -> None:

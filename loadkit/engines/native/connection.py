@@ -51,42 +51,39 @@ class Connection(asyncio.Protocol):
         "closed",
         "deadline",
         "due",
-        "eof_body",
         "head",
         "owner",
         "parser",
         "payload",
         "received",
+        "responded",
         "reused",
         "sent",
         "status",
-        "trace_id",
         "transport",
     )  # fmt: skip
 
     def __init__(self, owner: ConnectionOwner) -> None:
         self.owner = owner
         self.bodiless = owner.bodiless
+        self.responded = owner.responded  # looked up once: it runs for every response
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.status = 0
         """The current response's status once its head is parsed; 0 before."""
         self.body: list[bytes] | None = None
         """A failed response's body so far (None: not kept)."""
-        self.eof_body = False
-        """The current response's body ends when the server closes (no length, no chunks)."""
         self.head: bytes | bytearray = b""
         """The current response's bytes until its head is parsed (read for its framing when
         it is not kept alive)."""
         self.received = False
         """Bytes of the current request's response have arrived."""
-        # The request in flight: its bytes, trace id, the times it is measured from (perf
-        # counter seconds: ``due`` the response time's start, ``sent`` the service time's),
-        # when it times out, whether this connection answered a request before it, and how
-        # often it was tried (a request lost to a kept-alive connection the server had just
-        # closed is tried once more on a new one, as HTTP clients do).
+        # The request in flight: its bytes (its trace id in them), the times it is measured
+        # from (perf counter seconds: ``due`` the response time's start, ``sent`` the service
+        # time's), when it times out, whether this connection answered a request before it,
+        # and how often it was tried (a request lost to a kept-alive connection the server
+        # had just closed is tried once more on a new one, as HTTP clients do).
         self.payload = b""
-        self.trace_id = ""
         self.due = 0.0
         self.sent = 0.0
         self.deadline = 0.0
@@ -131,29 +128,34 @@ class Connection(asyncio.Protocol):
         if self.closed:
             return
         self.closed = True
-        if self.busy and exc is None and self.status >= 200 and self.eof_body:
-            # HTTP/1.0 style: the body ended where the server closed the connection.
-            self.owner.responded(self, self.status, self._body(), False)
+        if (
+            self.busy
+            and exc is None
+            and self.status >= 200
+            and not self.parser.should_keep_alive()
+            and not _framed(self.head)
+        ):
+            # HTTP/1.0 style: the body ended where the server closed the connection. llhttp
+            # keeps alive neither such a response nor one saying Connection: close, whose body
+            # may still have a length or chunks (then cut short: lost, below): its head tells.
+            # Asked here, at the close, not for every response.
+            self.responded(self, self.status, self._body(), False)
         # Always told, answered or not: the owner forgets the connection (not busy: no failure).
         self.owner.lost(self, exc, False)
 
     # --- httptools' side --------------------------------------------------------------------
 
     def on_headers_complete(self) -> None:
-        status = self.parser.get_status_code()
-        self.status = status
+        status = self.status = self.parser.get_status_code()
         if status >= 400:
             self.body = []
-        # llhttp keeps alive neither a response whose body ends at the close nor one saying
-        # Connection: close (whose body may still have a length or chunks): its head tells.
-        self.eof_body = not self.parser.should_keep_alive() and not _framed(self.head)
         if self.bodiless and status >= 200:
             # llhttp does not know the request was HEAD and would wait for the body the head
             # announces: the response ends here, and a fresh parser reads the next one (this
             # one's own on_message_complete, if it comes, is ignored).
             keep_alive = self.parser.should_keep_alive()
             self.parser = httptools.HttpResponseParser(self)
-            self.owner.responded(self, status, self._body(), keep_alive)
+            self.responded(self, status, self._body(), keep_alive)
 
     def on_body(self, data: bytes) -> None:
         body = self.body
@@ -169,9 +171,12 @@ class Connection(asyncio.Protocol):
             return
         if self.bodiless:
             return  # a HEAD response, ended at its head
-        keep_alive = self.parser.should_keep_alive()
-        body = self._body()
-        self.owner.responded(self, status, body, keep_alive)
+        body = self.body
+        if body is not None:
+            self.body = None
+            self.responded(self, status, b"".join(body), self.parser.should_keep_alive())
+        else:
+            self.responded(self, status, None, self.parser.should_keep_alive())
 
     # --- the owner's side -------------------------------------------------------------------
 
@@ -179,7 +184,6 @@ class Connection(asyncio.Protocol):
         """Send a request's bytes (the request's fields are set by the owner)."""
         self.status = 0
         self.body = None
-        self.eof_body = False
         self.head = b""
         self.received = False
         assert self.transport is not None

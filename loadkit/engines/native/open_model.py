@@ -12,7 +12,11 @@ of their due time). Scheduler lag is
 a dispatch's time minus the later of its due time and the moment a slot became free: the
 generator's own delay, recorded in the run's ``ScheduleStats``. The loop probe, a timer re-armed
 every ``LOOP_PROBE_INTERVAL_S``, records how late each wake-up comes (the event loop's delay,
-whether or not a slot is free), as the Locust path's greenlet does.
+whether or not a slot is free), as the Locust path's greenlet does: late from the moment the
+timer became due on the loop's own clock (libuv counts whole milliseconds, so a timer asked for
+10 ms from now is due up to 1 ms sooner), which is the time any callback that became ready then
+(a response) waited for the loop. Measured from the 10 ms asked for, a busy loop's delay read up
+to 1 ms short (negative readings, counted as 0).
 
 At the stop nothing more is sent; iterations still queued are ``not_sent`` (their due times
 returned by ``finish``); requests in flight are waited for by the caller (the drain).
@@ -69,13 +73,19 @@ class OpenModel:
         self.stop_time: float | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._probe: asyncio.TimerHandle | None = None
-        self._probe_asked = 0.0
+        self._clock_shift = 0.0
+        """``perf_counter()`` minus the loop's clock (0 when they are one clock, as on Linux)."""
         self.drained = asyncio.Event()
         """Set once the run has stopped and no request is in flight any more."""
         pool.on_done = self._done
 
     def start(self) -> None:
         """Arm the dispatcher and the loop probe (``t0`` may lie a little ahead)."""
+        shift = perf_counter() - asyncio.get_running_loop().time()
+        # uvloop's clock is CLOCK_MONOTONIC in whole milliseconds, perf_counter's the same clock
+        # to the ns: they differ by under a millisecond. Another loop's clock may not share its
+        # epoch: then it is placed by this one reading (good to its resolution).
+        self._clock_shift = 0.0 if 0.0 <= shift < 0.002 else shift
         self._tick()
         self._arm_probe()
 
@@ -140,12 +150,15 @@ class OpenModel:
     # --- the loop probe ---------------------------------------------------------------------
 
     def _arm_probe(self) -> None:
-        self._probe_asked = perf_counter() + LOOP_PROBE_INTERVAL_S
         self._probe = asyncio.get_running_loop().call_later(LOOP_PROBE_INTERVAL_S, self._woke)
 
     def _woke(self) -> None:
         if self.stop_time is None:
-            self.schedule.record_loop_delay(perf_counter() - self._probe_asked)
+            assert self._probe is not None
+            # From when the timer became due on the loop's clock (``when``), not from the
+            # 10 ms asked for: see the module's docstring.
+            due = self._probe.when() + self._clock_shift
+            self.schedule.record_loop_delay(perf_counter() - due)
             self._arm_probe()
 
     # --- the end ----------------------------------------------------------------------------

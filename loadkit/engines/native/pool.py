@@ -27,7 +27,7 @@ from time import perf_counter
 
 from loadkit.engines.locust.failures import client_kind
 from loadkit.engines.native.connection import Connection
-from loadkit.engines.native.request_bytes import EncodedRequest
+from loadkit.engines.native.request_bytes import EncodedRequest, TracedPayloads
 from loadkit.measure.classify import classify_response, describe_error
 from loadkit.measure.kinds import ErrorKind
 from loadkit.measure.recorder import LatencyRecorder
@@ -63,6 +63,7 @@ class Pool:
         """``run_clock_offset`` turns a ``perf_counter`` reading into the recorder's run clock;
         ``service_times``: an open run (each request also has a service time, from its send)."""
         self.request = request
+        self.payloads = TracedPayloads(request)
         self.ssl_context = ssl_context
         self.recorder = recorder
         self.offset = run_clock_offset
@@ -90,7 +91,7 @@ class Pool:
         while connection.transport is not None and connection.transport.is_closing():
             # Closed by the server while idle, its connection_lost not yet run: not reusable.
             connection = idle.pop() if idle else Connection(self)
-        connection.payload, connection.trace_id = self.request.with_trace()
+        connection.payload = self.payloads.next()
         connection.due = due
         connection.sent = now
         connection.deadline = now + self.timeout_s
@@ -196,7 +197,7 @@ class Pool:
             # one, for idempotent methods (RFC 9110 9.2.2), as browsers do; not on a fresh
             # connection, whose close is the server's answer (``resets``, ``hangs_up``).
             retry = Connection(self)
-            retry.payload, retry.trace_id = connection.payload, connection.trace_id
+            retry.payload = connection.payload
             retry.due, retry.sent, retry.deadline = (
                 connection.due,
                 connection.sent,
@@ -252,7 +253,7 @@ class Pool:
             error_kind=kind,
             status=status,
             # The service's own word when it gave one, else the id this request carried.
-            trace_id=trace_id or connection.trace_id,
+            trace_id=trace_id or self.request.trace_id(connection.payload),
             message=message,
             service_s=end - connection.sent if self.service_times else None,
         )

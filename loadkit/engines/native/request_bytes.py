@@ -1,13 +1,15 @@
 """A ``RequestSpec`` as the bytes sent on the wire, encoded once; only the trace header is new
 for every request (DESIGN.md, "Trace header": a fresh W3C ``traceparent`` each time).
 
-HTTP/1.1, keep-alive, never pipelined. The head is split around the ``traceparent`` line so that
-a request costs one random number, one format and one join.
+HTTP/1.1, keep-alive, never pipelined. The head is split around the ids of the ``traceparent``
+line, and the ids come from a block of random hex drawn for thousands of requests at once, so
+that a request costs two slices and one join (``TracedPayloads``).
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import random
 from dataclasses import dataclass
 from urllib.parse import quote, unquote, urlsplit
@@ -19,6 +21,8 @@ from loadkit.exceptions import ConfigError
 
 USER_AGENT = "loadkit-native"
 TRACE_HEADER = "traceparent"
+TRACE_BLOCK = 4096
+"""Requests whose trace and parent ids are drawn at once (24 random bytes each)."""
 _HOP_BY_HOP = frozenset({"content-length", "connection", "transfer-encoding", TRACE_HEADER})
 """Headers the engine writes itself: a user's own would contradict them (framing, keep-alive,
 the trace header), so they are refused."""
@@ -43,17 +47,48 @@ class EncodedRequest:
     ``RequestSpec.name`` or the path (``GET /items``), unless the name already starts with the
     method."""
     head: bytes
-    """Request line and headers up to the ``traceparent`` line."""
+    """Request line and headers up to the ``traceparent`` ids (``traceparent: 00-``)."""
     tail: bytes
-    """The end of the head and the body."""
+    """From after the ids (``-01``) to the end of the head, and the body."""
 
-    def with_trace(self) -> tuple[bytes, str]:
-        """The request's bytes with a fresh ``traceparent``, and its trace id (32 hex)."""
-        # One 192-bit draw: 128 bits of trace id, 64 of parent (span) id. random, not secrets:
-        # ids must be unique, not unpredictable, and this runs once per request.
-        ids = f"{random.getrandbits(192):048x}"
-        trace_id = ids[:32]
-        return b"".join((self.head, f"00-{trace_id}-{ids[32:]}-01".encode(), self.tail)), trace_id
+    def trace_id(self, payload: bytes) -> str:
+        """The trace id (32 hex) in ``payload``, a request's bytes from ``TracedPayloads``."""
+        start = len(self.head)
+        return payload[start : start + 32].decode("ascii")
+
+
+class TracedPayloads:
+    """A request's bytes, each time with a fresh ``traceparent``: a 128-bit trace id and a
+    64-bit parent id.
+
+    The ids come from ``random.Random`` seeded from ``os.urandom`` for each instance (so for
+    each process's pool), not from ``secrets``: trace ids must be unique, not unpredictable,
+    and 128 random bits make a collision among a run's requests as unlikely as W3C intends.
+    They are drawn ``TRACE_BLOCK`` requests at a time, as one hex block: a request then costs
+    two slices of it and one join (0.3 µs here, against 0.7 to format fresh ids each time).
+    """
+
+    __slots__ = ("_block", "_end", "_head", "_next", "_random", "_tail")
+
+    def __init__(self, request: EncodedRequest) -> None:
+        self._head = request.head
+        self._tail = request.tail
+        self._random = random.Random()  # seeded from os.urandom
+        self._block = b""
+        self._next = 0
+        self._end = 0
+
+    def next(self) -> bytes:
+        """The request's bytes with ids never handed out before."""
+        i = self._next
+        if i >= self._end:
+            ids = self._random.getrandbits(TRACE_BLOCK * 192).to_bytes(TRACE_BLOCK * 24, "little")
+            self._block = binascii.hexlify(ids)
+            self._end = len(self._block)
+            i = 0
+        self._next = i + 48
+        block = self._block
+        return b"".join((self._head, block[i : i + 32], b"-", block[i + 32 : i + 48], self._tail))
 
 
 def encode_request(spec: RequestSpec) -> EncodedRequest:
@@ -87,7 +122,7 @@ def encode_request(spec: RequestSpec) -> EncodedRequest:
         lines.append(f"User-Agent: {USER_AGENT}")
     if spec.body or method in {"POST", "PUT", "PATCH"}:
         lines.append(f"Content-Length: {len(spec.body)}")
-    head = ("\r\n".join(lines) + f"\r\n{TRACE_HEADER}: ").encode("latin-1")
+    head = ("\r\n".join(lines) + f"\r\n{TRACE_HEADER}: 00-").encode("latin-1")
     return EncodedRequest(
         scheme=target.scheme,
         host=target.hostname,
@@ -96,7 +131,7 @@ def encode_request(spec: RequestSpec) -> EncodedRequest:
         method=method,
         endpoint=endpoint_name(method, spec.name or target.path),
         head=head,
-        tail=b"\r\n\r\n" + spec.body,
+        tail=b"-01\r\n\r\n" + spec.body,
     )
 
 
