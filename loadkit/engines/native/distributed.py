@@ -389,6 +389,10 @@ def run_worker(
                 on_status(live)
 
         outcome = run_share(plan, on_status=status, control=control)
+        if relay.process.poll() is not None:
+            # The relay (and so the master's channel) is gone: the share cannot reach the
+            # master, which counts this worker missing; say so rather than claim it was sent.
+            raise relay.crashed(f"worker of {master_host}:{master_port}, before its share went")
         share = ProcessShare(
             share=outcome.recorder.to_share(),
             cpu_warnings=outcome.cpu_warnings,
