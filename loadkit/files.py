@@ -25,6 +25,7 @@ import contextlib
 import errno
 import os
 import secrets
+import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
@@ -128,3 +129,9 @@ def _sync_folder(folder: Path) -> None:
 def _why(exc: OSError, path: Path) -> str:
     where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(path) else ""
     return f"{exc.strerror or exc}{where}"
+
+
+def scratch_file() -> BinaryIO:
+    """An unnamed temporary file to write to and read back (a child process's log): it has no
+    path, so there is nothing to follow and nothing left behind; closed by the caller."""
+    return tempfile.TemporaryFile()

@@ -179,3 +179,13 @@ def share_rate(timetable: Timetable) -> float:
     else:
         total = float(timetable.rate or 0.0)
     return total / timetable.worker_count
+
+
+def live_target(timetable: Timetable, at_s: float) -> float:
+    """The rate a live line shows as the target ``at_s`` into ``timetable``: 0 before it starts,
+    after its stages have ended their last target (rather than the 0 they end with)."""
+    if at_s < 0:
+        return 0.0
+    if timetable.end_s is not None:
+        at_s = min(at_s, timetable.end_s * (1 - 1e-9))
+    return timetable.rate_at(at_s)

@@ -239,9 +239,12 @@ def _run(
     try:
         shares: list[ProcessShare] = run_processes(plans, on_status=merged_status)
     except ProcessesCrashed as crash:
-        # What the other processes measured is kept (they were stopped for the crash, not
-        # interrupted by the user); the run is invalid for the one lost.
+        # What the other processes measured is kept. Stopped by the user (a child still
+        # starting dies of a Ctrl-C): interrupted. Else the others were stopped for the crash,
+        # and the run is invalid for the one lost.
         recorder, health = _merged(plans[0], crash.shares)
+        if crash.interrupted:
+            return recorder, health, True, []
         return recorder, health, False, [generator_crashed_reason(exit_code=crash.exit_code)]
     recorder, health = _merged(plans[0], shares)
     return recorder, health, any(p.interrupted for p in shares), _crashed_reasons(shares)

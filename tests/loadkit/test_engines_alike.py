@@ -94,3 +94,6 @@ def test_a_response_cut_short_is_a_lost_connection_on_both_engines(
         assert results.totals.requests > 0
         assert results.totals.errors == results.totals.requests, results.errors
     assert _kinds(locust) == _kinds(native) == {("GET /orders", "connection_reset")}
+    # A body cut after its head keeps the head's status on both engines.
+    statuses = [set(group.status_codes) for group in (*locust.errors, *native.errors)]
+    assert statuses[0] == statuses[1], statuses

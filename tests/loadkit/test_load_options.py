@@ -56,7 +56,6 @@ def test_an_option_the_role_would_ignore_is_exit_2(
 @pytest.mark.parametrize(
     "args",
     [
-        ["load", "--processes", "0"],
         ["load", "--master", "--expect-workers", "0"],
         ["load", "--worker", "--master-port", "70000"],
         ["ui", "--web-port", "70000"],

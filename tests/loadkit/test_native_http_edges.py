@@ -173,9 +173,12 @@ def test_no_iteration_due_at_the_planned_end_is_sent() -> None:
             assert outcome.recorder.requests <= 100
 
 
-def test_an_interrupted_open_run_drains_its_requests_in_flight() -> None:
+@pytest.mark.parametrize("signals", [1, 2], ids=["once", "delivered-twice"])
+def test_an_interrupted_open_run_drains_its_requests_in_flight(signals: int) -> None:
     # Ctrl-C (here ShareControl.stop, the same interruption) sends nothing more, and the
-    # requests already sent are waited for and recorded, as the Locust path drains.
+    # requests already sent are waited for and recorded, as the Locust path drains. In a child
+    # of --processes one Ctrl-C comes twice at once (the terminal's, the parent's SIGTERM):
+    # the second must not cut the drain the first began.
     def slow(conn: socket.socket) -> None:
         while read_request(conn):
             time.sleep(0.4)
@@ -192,7 +195,13 @@ def test_an_interrupted_open_run_drains_its_requests_in_flight() -> None:
             max_in_flight=50,
             timeout_s=2.0,
         )
-        timer = threading.Timer(0.25, control.stop)
+
+        def interrupt() -> None:
+            for _ in range(signals):
+                control.stop()
+                time.sleep(0.01)
+
+        timer = threading.Timer(0.25, interrupt)
         timer.start()
         outcome = run_share(plan, control=control)
         timer.join()

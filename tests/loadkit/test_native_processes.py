@@ -4,6 +4,8 @@ recorders' shares exactly into one results file."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -162,3 +164,34 @@ def test_a_process_whose_own_code_failed_makes_the_merged_run_invalid(
     assert results is not None and results.totals.requests == 2
     assert [reason.code for reason in results.invalid_reasons] == ["generator_crashed"]
     assert "RuntimeError: a bug" in results.invalid_reasons[0].detail
+
+
+@pytest.mark.parametrize("after_s", [0.5, 2.5], ids=["while-starting", "while-running"])
+def test_ctrl_c_stops_every_process_as_an_interruption_never_a_crash(
+    after_s: float, tmp_path: Path
+) -> None:
+    # Ctrl-C reaches the whole process group: children still importing, running or sending
+    # their shares, and the parent, which passes it on. The run is interrupted (130, aborted).
+    out = tmp_path / "load.json"
+    with scheduled_server_process(hold_s=0.01) as url:
+        command = [
+            sys.executable, "-m", "loadkit", "load", url, "--concurrency", "2",
+            "--duration", "3", "--processes", "2", "--out", str(out), "--quiet",
+        ]  # fmt: skip
+        run = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            start_new_session=True,
+        )  # fmt: skip
+        try:
+            time.sleep(after_s)
+            os.killpg(run.pid, signal.SIGINT)
+            _, stderr = run.communicate(timeout=60)
+        finally:
+            run.kill()
+    assert run.returncode == 130, stderr
+    results = read_results(out)
+    assert isinstance(results, LoadResults)
+    assert [reason.code for reason in results.invalid_reasons] in (
+        ["aborted"],
+        ["no_requests", "aborted"],
+    ), results.invalid_reasons

@@ -27,7 +27,6 @@ import json
 import queue
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -39,6 +38,7 @@ from loadkit.engines.http_request import RequestSpec, TlsOptions
 from loadkit.engines.native.processes import SHARE_GRACE_S, ProcessShare
 from loadkit.engines.native.share import ShareControl, SharePlan, run_share
 from loadkit.exceptions import ConfigError, GeneratorCrashedError, InputError
+from loadkit.files import scratch_file
 from loadkit.measure.live_status import LiveStatus
 from loadkit.measure.worker_share import WorkerShare
 from loadkit.stages import Stage
@@ -141,7 +141,7 @@ class Relay:
     def __init__(self, argv: Sequence[str]) -> None:
         """Start it; its log (Locust's) goes to a temporary file, read back on failure."""
         # Closed in close(): it outlives this call.
-        self._log: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
+        self._log: IO[bytes] = scratch_file()
         self.process = subprocess.Popen(
             list(argv),
             stdin=subprocess.PIPE,
@@ -389,6 +389,10 @@ def run_worker(
                 on_status(live)
 
         outcome = run_share(plan, on_status=status, control=control)
+        if relay.process.poll() is not None:
+            # The relay (and so the master's channel) is gone: the share cannot reach the
+            # master, which counts this worker missing; say so rather than claim it was sent.
+            raise relay.crashed(f"worker of {master_host}:{master_port}, before its share went")
         share = ProcessShare(
             share=outcome.recorder.to_share(),
             cpu_warnings=outcome.cpu_warnings,

@@ -232,7 +232,9 @@ class Pool:
         self._failed(connection, perf_counter(), client_kind(error), describe_error(error))
 
     def _failed(self, connection: Connection, end: float, kind: str, message: str) -> None:
-        self._record(connection, end, kind, status=None, message=message, trace_id=None)
+        # A response cut short after its head keeps its status, as the Locust path records it.
+        status = connection.status if connection.status >= 200 else None
+        self._record(connection, end, kind, status=status, message=message, trace_id=None)
         self.in_flight -= 1
         self.on_done(end)
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-from loadkit.engines.native.share import SharePlan, run_share
+from loadkit.engines.native.share import ShareControl, SharePlan, run_share
 from loadkit.exceptions import GeneratorCrashedError
 from loadkit.measure.live_status import LiveStatus
 from loadkit.measure.worker_share import WorkerShare
@@ -51,7 +51,13 @@ def _child(plan: SharePlan, pipe: Connection) -> None:
         with contextlib.suppress(OSError):
             pipe.send(("status", live))
 
-    outcome = run_share(plan, on_status=status)
+    # Ctrl-C (the terminal's, to the whole group) and the parent's SIGTERM stop the share as an
+    # interruption, also before its loop runs and after it ended, while the share is still to
+    # be sent: never a death that would read as a crash.
+    control = ShareControl()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda _signum, _frame: control.stop())
+    outcome = run_share(plan, on_status=status, control=control)
     pipe.send(
         (
             "share",
@@ -74,7 +80,8 @@ def run_processes(
 
     ``on_status`` gets every child's latest live status (None before its first) each time one
     arrives. A child that dies without sending its share stops the others (they still send
-    theirs, so what they measured is kept); then ``ProcessesCrashed`` carries those shares."""
+    theirs, so what they measured is kept); then ``ProcessesCrashed`` carries those shares,
+    ``interrupted`` when a Ctrl-C or SIGTERM came first (a child still starting dies of it)."""
     context = multiprocessing.get_context("spawn")
     pipes: list[Connection] = []
     children: list[Any] = []
@@ -92,7 +99,8 @@ def run_processes(
     bound = max(plan.duration_s + plan.timeout_s for plan in plans) + SHARE_GRACE_S
     starts = [p.start for p in plans if p.start is not None]
     give_up = time.monotonic() + bound + max([*starts, time.time()]) - time.time()
-    with _pass_sigterm_on(children):
+    signalled = threading.Event()
+    with _pass_sigterm_on(children, signalled):
         while any(r is None and i not in pipes_done for i, r in enumerate(results)):
             if time.monotonic() >= give_up:
                 break
@@ -138,16 +146,26 @@ def run_processes(
             f"(exit code {exit_code})",
             exit_code=exit_code,
             shares=shares,
+            interrupted=signalled.is_set(),
         )
     return shares
 
 
 class ProcessesCrashed(GeneratorCrashedError):
-    """A child died without its share; ``shares`` holds those the others sent."""
+    """A child died without its share; ``shares`` holds those the others sent; ``interrupted``:
+    a Ctrl-C or SIGTERM had come (the run was stopped, not broken)."""
 
-    def __init__(self, message: str, *, exit_code: int | None, shares: list[ProcessShare]) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        exit_code: int | None,
+        shares: list[ProcessShare],
+        interrupted: bool = False,
+    ) -> None:
         super().__init__(message, exit_code=exit_code)
         self.shares = shares
+        self.interrupted = interrupted
 
 
 def _stop(children: Sequence[Any]) -> None:
@@ -159,16 +177,17 @@ def _stop(children: Sequence[Any]) -> None:
 
 
 @contextlib.contextmanager
-def _pass_sigterm_on(children: Sequence[Any]) -> Any:
-    """While the children run, a SIGTERM to the parent stops them (they send their shares);
-    Ctrl-C reaches them through the process group already, so the parent ignores it and
-    waits for their shares."""
+def _pass_sigterm_on(children: Sequence[Any], signalled: threading.Event) -> Any:
+    """While the children run, a Ctrl-C or SIGTERM to the parent stops them (they send their
+    shares) and sets ``signalled``; a child that also got the terminal's Ctrl-C takes the two as
+    one (``share.DUPLICATE_SIGNAL_S``)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
 
     def forward(signum: int, _frame: object) -> None:
+        signalled.set()
         _stop(children)
 
     signal.signal(signal.SIGTERM, forward)

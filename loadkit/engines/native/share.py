@@ -28,7 +28,7 @@ from loadkit.engines.native.closed_model import ClosedModel
 from loadkit.engines.native.open_model import OpenModel
 from loadkit.engines.native.pool import DEFAULT_TIMEOUT_S, Pool
 from loadkit.engines.native.request_bytes import EncodedRequest, encode_request
-from loadkit.engines.timetable import Timetable
+from loadkit.engines.timetable import Timetable, live_target
 from loadkit.engines.tls import client_context
 from loadkit.measure.live_status import LiveStatus, RunState
 from loadkit.measure.recorder import LatencyRecorder, RunClock
@@ -94,6 +94,11 @@ class ShareControl:
                 self._loop.call_soon_threadsafe(self._stop)
 
 
+DUPLICATE_SIGNAL_S = 0.5
+"""A second Ctrl-C or SIGTERM within this long of the first is the same one delivered twice, not a
+second request to cut the drain short (a person pressing Ctrl-C again takes longer)."""
+
+
 def run_share(
     plan: SharePlan,
     *,
@@ -156,13 +161,20 @@ class _ShareRun:
         self.stopped = asyncio.Event()
         self.interrupted = False
         self.crashed: str | None = None
+        self._interrupted_at = 0.0
         self.cpu: CpuSpans | None = None
         self._last_status = (0.0, 0, 0)
         self._last_dispatched = 0
         self._open: OpenModel | None = None
 
     def _interrupt(self) -> None:
+        now = perf_counter()
+        if self.interrupted and now - self._interrupted_at < DUPLICATE_SIGNAL_S:
+            # One Ctrl-C arrives twice in a child of --processes (from the terminal's process
+            # group, and as the parent's SIGTERM): it must not also cut the drain it started.
+            return
         self.interrupted = True
+        self._interrupted_at = now
         self.stopped.set()
 
     def _crash(self, loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
@@ -308,23 +320,12 @@ class _ShareRun:
                 error_rate=round((errors - errors0) / done, 4) if done else 0.0,
                 p95_ms=last.p95_ms if last is not None else None,
                 target_rate=(
-                    _live_target(model.timetable, now - model.t0) if model is not None else None
+                    live_target(model.timetable, now - model.t0) if model is not None else None
                 ),
                 achieved_rate=achieved,
                 queue=len(model.queue) if model is not None else None,
             )
         )
-
-
-def _live_target(timetable: Timetable, at_s: float) -> float:
-    """The target the live line shows ``at_s`` into the timetable: 0 before it starts, after
-    its stages their last target (not the 0 they end with). The rule of the Locust plugin's
-    ``open_run.live_target``, which this side cannot import (it imports Locust)."""
-    if at_s < 0:
-        return 0.0
-    if timetable.end_s is not None:
-        at_s = min(at_s, timetable.end_s * (1 - 1e-9))
-    return timetable.rate_at(at_s)
 
 
 def crashed_reason(crashed: str) -> InvalidReason:

@@ -81,6 +81,9 @@ class MasterRelay:
     def _ready(self, environment: Any, msg: Any, **_kwargs: Any) -> None:
         if msg.node_id in self.native or self.workers:
             return  # a duplicate, or a worker beyond those the run started with
+        # A worker that said ready and then left (or went silent) before the run started is
+        # no longer one of its workers: a share planned for it would only go missing.
+        self.native = [worker for worker in self.native if self._present(worker)]
         self.native.append(msg.node_id)
         if len(self.native) >= self.expect:
             self.workers = sorted(self.native)
@@ -97,14 +100,16 @@ class MasterRelay:
 
         return relay
 
+    def _present(self, worker: str) -> bool:
+        client = self.runner.clients.get(worker)
+        return client is not None and client.state != STATE_MISSING
+
     def _watch_lost(self) -> None:
         # A worker that quit (Locust drops it) or stopped sending heartbeats (missing).
         while True:
             gevent.sleep(LOST_CHECK_S)
             for worker in self.workers:
-                client = self.runner.clients.get(worker)
-                gone = client is None or client.state == STATE_MISSING
-                if gone and worker not in self.ended:
+                if not self._present(worker) and worker not in self.ended:
                     self.ended.add(worker)
                     _print("lost", worker=worker)
 

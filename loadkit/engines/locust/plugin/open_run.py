@@ -19,7 +19,7 @@ from loadkit.engines.locust.plugin.open_model import (
 )
 from loadkit.engines.locust.plugin.options import OpenRun
 from loadkit.engines.locust.plugin.recording import RateWindow
-from loadkit.engines.timetable import Timetable
+from loadkit.engines.timetable import Timetable, live_target
 from loadkit.measure.recorder import LatencyRecorder, RunClock
 
 logger = logging.getLogger("loadkit")
@@ -166,16 +166,6 @@ def workers_live_figures(
     at = clock.now() - started if started is not None else -1.0
     target = live_target(Timetable(rate=open_run.rate, stages=open_run.stages), at)
     return {"target_rate": round(target, 1), "achieved_rate": round(rates.total(), 1)}
-
-
-def live_target(timetable: Timetable, at_s: float) -> float:
-    """The rate the live line shows as the target ``at_s`` into the timetable: before it starts
-    0, after its stages have ended their last target (rather than the 0 they end with)."""
-    if at_s < 0:
-        return 0.0
-    if timetable.end_s is not None:
-        at_s = min(at_s, timetable.end_s * (1 - 1e-9))
-    return timetable.rate_at(at_s)
 
 
 def open_live_figures(model: OpenModel, rates: RateWindow, now: float) -> dict[str, Any]:
