@@ -441,10 +441,11 @@ def load(
         str | None,
         typer.Option(
             "--engine",
-            help="locust or native. A URL runs on the native engine (asyncio + uvloop, ~5-10 "
-            "µs of CPU per request) unless --engine locust; a scenario (a locustfile) always "
-            "runs on Locust (~110 µs of CPU per request: one process tops out near 8 k req/s). "
-            "Default: the profile's engine, else that rule.",
+            help="locust or native. A URL runs on the native engine (asyncio + uvloop, about "
+            "wrk's CPU per request, 12-14 µs here) unless --engine locust or it ramps users "
+            "(--spawn-rate, closed --stages); a scenario (a locustfile) always runs on Locust "
+            "(~110-170 µs of CPU per request: one process tops out near 8 k req/s). Default: "
+            "the profile's engine, else that rule.",
             show_default=False,
         ),
     ] = None,

@@ -1,8 +1,8 @@
 """Which engine runs a ``loadkit load`` (DESIGN.md, "Two engines, one measurement"). Pure.
 
 A URL (or, once it lands, the declarative scenario of acceptance.toml) runs on the native
-engine: no Python per request, ~5-10 µs of CPU each. A scenario written as a Python user flow (a
-locustfile) runs on Locust, ~110 µs of CPU per request. ``--engine`` (or a profile's ``engine``)
+engine: no Python of the user's per request, about wrk's CPU each (docs/benchmarks.md). A
+scenario written as a Python user flow (a locustfile) runs on Locust, ~12 times that. ``--engine`` (or a profile's ``engine``)
 overrides for a URL; ``--http2`` needs Locust (the native engine speaks HTTP/1.1).
 """
 

@@ -18,7 +18,9 @@ from tests.loadkit.misbehaving_servers import Handler, read_request
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _answer_loop(response: bytes, *, close_after: bool = False) -> Handler:
+def answering(response: bytes, *, close_after: bool = False) -> Handler:
+    """Every request answered with ``response`` (then the close, with ``close_after``)."""
+
     def handler(conn: socket.socket) -> None:
         while read_request(conn):
             conn.sendall(response)
@@ -32,36 +34,36 @@ def _answer_loop(response: bytes, *, close_after: bool = False) -> Handler:
 def chunked(body_chunks: list[bytes]) -> Handler:
     """Every answer a 200 in ``Transfer-Encoding: chunked``."""
     encoded = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in body_chunks) + b"0\r\n\r\n"
-    return _answer_loop(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + encoded)
+    return answering(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + encoded)
 
 
 def sized(body: bytes, *, status: int = 200, extra: bytes = b"") -> Handler:
     """Every answer ``status`` with ``body`` (Content-Length), kept alive."""
     head = b"HTTP/1.1 %d X\r\nContent-Length: %d\r\n%s\r\n" % (status, len(body), extra)
-    return _answer_loop(head + body)
+    return answering(head + body)
 
 
 def connection_close(body: bytes) -> Handler:
     """One answer per connection, saying ``Connection: close``, then the close."""
     head = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: %d\r\n\r\n" % len(body)
-    return _answer_loop(head + body, close_after=True)
+    return answering(head + body, close_after=True)
 
 
 def silently_closing(body: bytes) -> Handler:
     """One answer per connection that promises keep-alive, then the server closes it anyway."""
     head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body)
-    return _answer_loop(head + body, close_after=True)
+    return answering(head + body, close_after=True)
 
 
 def http10_until_close(body: bytes) -> Handler:
     """HTTP/1.0 with no length: the body ends where the server closes the connection."""
-    return _answer_loop(b"HTTP/1.0 200 OK\r\n\r\n" + body, close_after=True)
+    return answering(b"HTTP/1.0 200 OK\r\n\r\n" + body, close_after=True)
 
 
 def with_interim(body: bytes) -> Handler:
     """A 100 Continue and a 103 Early Hints before each 200."""
     final = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body
-    return _answer_loop(
+    return answering(
         b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n" + final
     )
 

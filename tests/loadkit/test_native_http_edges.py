@@ -23,20 +23,8 @@ from loadkit.exceptions import ConfigError, InvalidLoadRunError
 from loadkit.measure.live_status import LiveStatus
 from loadkit.run.native import run_native_load
 from loadkit.stages import Stage
-from tests.loadkit.misbehaving_servers import Handler, read_request, serve
-
-
-def answering(response: bytes, *, close_after: bool = False) -> Handler:
-    """Every request answered with ``response`` (then the close, with ``close_after``)."""
-
-    def handler(conn: socket.socket) -> None:
-        while read_request(conn):
-            conn.sendall(response)
-            if close_after:
-                conn.close()
-                return
-
-    return handler
+from tests.loadkit.misbehaving_servers import read_request, serve
+from tests.loadkit.native_servers import answering
 
 
 def run_closed(
