@@ -2,9 +2,9 @@
 
 A URL (or, once it lands, the declarative scenario of acceptance.toml) runs on the native
 engine: no Python of the user's per request, about wrk's CPU each (docs/benchmarks.md). A
-scenario written as a Python user flow (a locustfile) runs on Locust, ~12 times that. ``--engine`` (or a profile's ``engine``)
-overrides for a URL; ``--http2`` needs Locust (the native engine speaks HTTP/1.1).
-"""
+scenario written as a Python user flow (a locustfile) runs on Locust, ~12 times that.
+``--engine`` (or a profile's ``engine``) overrides for a URL; ``--http2`` needs Locust (the
+native engine speaks HTTP/1.1)."""
 
 from __future__ import annotations
 
