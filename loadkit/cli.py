@@ -502,7 +502,7 @@ def load(
     variables are read as plain Locust reads them: loadkit says which on stderr, records them
     in the results, and refuses a key it sets itself.
     """
-    from loadkit.engines.choice import choose_engine, refuse_locust_only
+    from loadkit.engines.choice import choose_engine, refuse_locust_args
     from loadkit.engines.tls import tls_options
     from loadkit.engines.url_request import request_spec
     from loadkit.report.load import render_load_table
@@ -550,7 +550,7 @@ def load(
             ramped_users=chosen.model == "closed"
             and (chosen.stages is not None or chosen.spawn_rate is not None),
         )
-        refuse_locust_only(chosen_engine, _locust_only_given(ctx))
+        refuse_locust_args(chosen_engine, given=ctx.meta.get(LOCUST_ARGS) is not None)
         if worker and chosen_engine == "native":
             from loadkit.run.native import run_native_worker
 
@@ -687,12 +687,6 @@ def processes_count(value: str) -> int:
     if count < 1:
         raise ConfigError(f"--processes {value!r}: give a whole number of at least 1, or auto")
     return count
-
-
-def _locust_only_given(ctx: typer.Context) -> list[str]:
-    """The options of this `loadkit load` that only the Locust engine has, as spelled."""
-    # A spawn rate or closed-model stages already keep a URL run on Locust (choose_engine).
-    return ["--"] if ctx.meta.get(LOCUST_ARGS) is not None else []
 
 
 def _flags(names: list[str]) -> str:

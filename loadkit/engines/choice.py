@@ -8,17 +8,12 @@ native engine speaks HTTP/1.1)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Literal
 
 from loadkit.exceptions import ConfigError
 
 Engine = Literal["locust", "native"]
 ENGINES: tuple[Engine, ...] = ("locust", "native")
-
-LOCUST_ONLY_OPTIONS = ("--",)
-"""Options only the Locust path has (``--`` passes arguments to Locust). ``--master`` and
-``--worker`` serve both engines: a native run distributes on Locust's transport too."""
 
 
 def choose_engine(
@@ -65,15 +60,13 @@ def choose_engine(
     return "native"
 
 
-def refuse_locust_only(engine: Engine, given: Iterable[str]) -> None:
-    """A ConfigError naming the first of ``given`` (option spellings) that only the Locust path
-    has, when ``engine`` is native."""
-    if engine != "native":
-        return
-    for option in given:
-        if option in LOCUST_ONLY_OPTIONS:
-            what = "arguments after `--` (for Locust)" if option == "--" else option
-            raise ConfigError(
-                f"{what} is for the Locust engine only, and this URL runs on the native "
-                f"engine: add --engine locust, or remove {option}"
-            )
+def refuse_locust_args(engine: Engine, *, given: bool) -> None:
+    """A ConfigError when arguments for Locust (after ``--``) are ``given`` to a native run.
+
+    The only option left that Locust alone has: a spawn rate or closed-model stages already keep
+    a URL run on Locust (``choose_engine``), and ``--master``/``--worker`` serve both engines."""
+    if engine == "native" and given:
+        raise ConfigError(
+            "arguments after `--` (for Locust) are for the Locust engine only, and this URL runs "
+            "on the native engine: add --engine locust, or remove `--` and what follows"
+        )
