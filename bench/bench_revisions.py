@@ -118,7 +118,8 @@ def main() -> None:
             f"Measured {datetime.now(UTC):%Y-%m-%d} on {os.cpu_count()} cores (shared with other "
             f"work), Python {platform.python_version()}, with `.venv/bin/python "
             f"bench/bench_revisions.py --base {args.base} --rounds {args.rounds} --seconds "
-            f"{args.seconds}`. `loadkit load URL` ({args.users} users, url scenario) flat out "
+            f"{args.seconds}`. `loadkit load URL` ({args.users} users, url scenario, on "
+            "Locust: `--engine locust` where the tree has the engine choice) flat out "
             "against nginx on loopback, from the base revision's tree and from this one, "
             "alternated; CPU of each run's whole process tree (start-up included) over the "
             "requests it completed.",
