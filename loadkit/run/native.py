@@ -142,28 +142,19 @@ def run_native_load(
         path=target.path,
         distributed=master is not None,
     )
-    try:
-        check_reachable(Target.parse(request.url))
-    except TargetUnreachableError as error:
-        # As the Locust path does: an invalid file replaces whatever --out held, so that an
-        # earlier run's passing file is never judged for this one.
-        reason = aborted_reason(f"the run could not start: {error}")
-        write_results(
-            out, unmeasured_load_results(target=request.url, config=config, reason=reason)
-        )
-        raise
     printer = None
-    if progress is None and not quiet:
-        from loadkit.report.load import ProgressPrinter
-
-        printer = ProgressPrinter(
-            duration_s=profile.run_duration_s,
-            open_model=profile.model == "open",
-            rate=profile.rate if profile.stages is None else None,
-        )
-        progress = printer
     shares_missing: list[InvalidReason] = []
     try:
+        _check_reachable(request.url, config, out)
+        if progress is None and not quiet:
+            from loadkit.report.load import ProgressPrinter
+
+            printer = ProgressPrinter(
+                duration_s=profile.run_duration_s,
+                open_model=profile.model == "open",
+                rate=profile.rate if profile.stages is None else None,
+            )
+            progress = printer
         if master is not None:
             recorder, health, interrupted, shares_missing = _run_distributed(
                 master, request, profile, timeout_s, progress
@@ -174,9 +165,9 @@ def run_native_load(
             plans = _plans(request, profile, processes=processes, start=start, timeout_s=timeout_s)
             recorder, health, interrupted, shares_missing = _run(plans, progress)
     except (KeyboardInterrupt, GeneratorCrashedError) as stopped:
-        # Stopped before any share was measured (Ctrl-C while the processes start, the
-        # generator lost): an invalid file replaces --out, as on the Locust path, so that an
-        # earlier run's passing file is never judged for this one.
+        # Stopped before any share was measured (Ctrl-C during the reachability check or while
+        # the processes start, the generator lost): an invalid file replaces --out, as on the
+        # Locust path, so that an earlier run's passing file is never judged for this one.
         if isinstance(stopped, KeyboardInterrupt):
             reason = aborted_reason(f"{INTERRUPTED} before the run measured anything")
         else:
@@ -415,6 +406,18 @@ def _combine_status(latest: Sequence[LiveStatus | None]) -> LiveStatus:
             sum(s.queue or 0 for s in known) if any(s.queue is not None for s in known) else None
         ),
     )
+
+
+def _check_reachable(url: str, config: dict[str, Any], out: Path) -> None:
+    """The target must answer before the run; if it does not, an invalid file replaces --out
+    (as on the Locust path), so that an earlier run's passing file is never judged for this
+    one."""
+    try:
+        check_reachable(Target.parse(url))
+    except TargetUnreachableError as error:
+        reason = aborted_reason(f"the run could not start: {error}")
+        write_results(out, unmeasured_load_results(target=url, config=config, reason=reason))
+        raise
 
 
 def _plans(

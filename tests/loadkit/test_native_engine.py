@@ -18,7 +18,7 @@ import pytest
 from loadkit.config import LoadProfile
 from loadkit.engines.http_request import RequestSpec
 from loadkit.engines.native.request_bytes import TRACE_BLOCK, TracedPayloads, encode_request
-from loadkit.exceptions import ConfigError, TargetUnreachableError
+from loadkit.exceptions import ConfigError, LoadInterrupted, TargetUnreachableError
 from loadkit.measure.results import LoadResults, read_results
 from loadkit.run.load import Target
 from loadkit.run.native import run_native_load
@@ -244,6 +244,27 @@ def test_a_target_that_goes_away_mid_run_is_connect_error(
     monkeypatch.setattr("loadkit.run.native.check_reachable", check_then_close)
     results = run(url, tmp_path, concurrency=1, duration_s=0.2)
     assert set(kinds(results)) == {"connect_error"}
+
+
+def test_ctrl_c_during_the_reachability_check_replaces_out_with_an_aborted_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An earlier run's passing file at --out must never be judged for a run stopped before it
+    # measured anything.
+    out = tmp_path / "load.json"
+    with serve(sized(b"{}")) as url:
+        run(url, tmp_path, concurrency=1, duration_s=0.2)
+        assert read_results(out).valid  # type: ignore[union-attr]
+
+        def interrupted(target: Target) -> None:
+            raise KeyboardInterrupt  # what SIGINT raises while the check waits on the socket
+
+        monkeypatch.setattr("loadkit.run.native.check_reachable", interrupted)
+        with pytest.raises(LoadInterrupted):
+            run(url, tmp_path, concurrency=1, duration_s=0.2)
+    results = read_results(out)
+    assert isinstance(results, LoadResults) and results.totals.requests == 0
+    assert [reason.code for reason in results.invalid_reasons] == ["aborted"]
 
 
 def test_a_bad_header_is_a_config_error_before_anything_is_sent(tmp_path: Path) -> None:

@@ -166,9 +166,30 @@ def test_a_process_whose_own_code_failed_makes_the_merged_run_invalid(
     assert "RuntimeError: a bug" in results.invalid_reasons[0].detail
 
 
-@pytest.mark.parametrize("after_s", [0.5, 2.5], ids=["while-starting", "while-running"])
+def _wait_for_spawned(pid: int, count: int) -> None:
+    """Until the process ``pid`` has spawned ``count`` children of multiprocessing (which
+    start by importing loadkit), or 30 s."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            spawned = [
+                child
+                for child in psutil.Process(pid).children()
+                if "spawn_main" in " ".join(child.cmdline())
+            ]
+        except psutil.Error:
+            spawned = []  # a child gone between listing and reading its command line
+        if len(spawned) >= count:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"process {pid} never spawned {count} children")
+
+
+@pytest.mark.parametrize(
+    "after_spawn_s", [0.0, PROCESS_START_LEAD_S + 0.5], ids=["while-starting", "while-running"]
+)
 def test_ctrl_c_stops_every_process_as_an_interruption_never_a_crash(
-    after_s: float, tmp_path: Path
+    after_spawn_s: float, tmp_path: Path
 ) -> None:
     # Ctrl-C reaches the whole process group: children still importing, running or sending
     # their shares, and the parent, which passes it on. The run is interrupted (130, aborted).
@@ -183,7 +204,10 @@ def test_ctrl_c_stops_every_process_as_an_interruption_never_a_crash(
             start_new_session=True,
         )  # fmt: skip
         try:
-            time.sleep(after_s)
+            # Timed from the spawn, not the launch: a busy machine takes a second or more
+            # to import loadkit, and a Ctrl-C before the run began is another test's case.
+            _wait_for_spawned(run.pid, 2)
+            time.sleep(after_spawn_s)
             os.killpg(run.pid, signal.SIGINT)
             _, stderr = run.communicate(timeout=60)
         finally:
