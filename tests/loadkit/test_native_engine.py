@@ -254,7 +254,7 @@ def test_ctrl_c_during_the_reachability_check_replaces_out_with_an_aborted_file(
     out = tmp_path / "load.json"
     with serve(sized(b"{}")) as url:
         run(url, tmp_path, concurrency=1, duration_s=0.2)
-        assert read_results(out).valid  # type: ignore[union-attr]
+        assert read_results(out).valid
 
         def interrupted(target: Target) -> None:
             raise KeyboardInterrupt  # what SIGINT raises while the check waits on the socket
