@@ -31,7 +31,9 @@ ALLOWED: dict[str, set[str]] = {
         "exceptions", "defaults", "stages", "windows", "files", "config", "measure", "gate", "logs",
         "lockaudit",
     },
-    "engines": {"exceptions", "defaults", "stages", "windows", "files", "config", "measure", "report"},
+    "engines": {
+        "exceptions", "defaults", "stages", "windows", "files", "config", "measure", "report",
+    },
     "run": {
         "exceptions", "defaults", "stages", "windows", "files", "config", "measure", "gate", "logs",
         "lockaudit", "report", "engines",
