@@ -13,9 +13,11 @@ the test summary.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -52,10 +54,11 @@ class Host:
         return ["ip", "netns", "exec", self.namespace, *argv]
 
     def popen(self, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[str]:
-        """Start ``argv`` on this host (text mode, output captured unless said otherwise)."""
+        """Start ``argv`` on this host (text mode, output captured unless said otherwise), in
+        a process group of its own: ``Network.kill`` ends it with every child it started."""
         kwargs.setdefault("stdout", subprocess.PIPE)
         kwargs.setdefault("stderr", subprocess.PIPE)
-        return subprocess.Popen(self.argv(argv), text=True, **kwargs)
+        return subprocess.Popen(self.argv(argv), text=True, start_new_session=True, **kwargs)
 
 
 @dataclass
@@ -75,6 +78,13 @@ class Network:
         self.started.append(process)
         return process
 
+    @staticmethod
+    def kill(process: subprocess.Popen[str]) -> None:
+        """SIGKILL ``process`` and every process of its group (started by ``start``): a host
+        that dies leaves no child behind to say goodbye for it."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+
     def cut(self, name: str) -> None:
         """Cut host ``name``'s link (its switch port down): its packets go nowhere, as when a
         cable is pulled or a host dies without closing its connections."""
@@ -82,8 +92,7 @@ class Network:
 
     def _stop_all(self) -> None:
         for process in self.started:
-            if process.poll() is None:
-                process.kill()
+            self.kill(process)
             try:
                 process.communicate(timeout=10)
             except (subprocess.TimeoutExpired, ValueError):

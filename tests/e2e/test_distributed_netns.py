@@ -1,0 +1,176 @@
+"""A distributed run across hosts, as a team runs one: the target, the master and two workers
+each in a network namespace of its own (tests/e2e/netns.py), talking over their own addresses,
+never loopback; `loadkit load --master --master-bind-host ADDR` and `loadkit load --worker
+--master-host ADDR` (tests/e2e/distributed_commands.py, the deployment files' commands too), on
+both engines, closed and open model.
+
+Skipped, with the reason in the summary, where namespaces cannot be made (not root, no `ip`).
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from loadkit.cli import EXIT_INVALID_RUN
+from loadkit.measure.results import LoadResults, read_results
+from tests.e2e.distributed_commands import master_command, worker_command
+from tests.e2e.netns import Network, network
+
+HOSTS = ("target", "master", "worker1", "worker2")
+WORKERS = ("worker1", "worker2")
+TARGET_PORT = 8080
+HOLD_MS = 10
+RUN_BOUND_S = 60.0
+NATIVE_SUMMARY = r"(worker-\d) of 2: (\d+) requests, (\d+) errors"
+
+
+def python(command: Sequence[str]) -> list[str]:
+    """A loadkit command as this test's interpreter runs it (the worktree's code)."""
+    assert command[0] == "loadkit"
+    return [sys.executable, "-m", "loadkit", *command[1:]]
+
+
+class Target:
+    """The target server on its host, and what it says (tests/e2e/netns_target.py)."""
+
+    def __init__(self, net: Network) -> None:
+        host = net["target"]
+        self.url = f"http://{host.address}:{TARGET_PORT}/"
+        self.process = net.start(
+            "target",
+            [sys.executable, "-m", "tests.e2e.netns_target", host.address, str(TARGET_PORT)]
+            + [str(HOLD_MS)],
+        )
+        self.lines: queue.Queue[dict[str, object]] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        assert "listening" in self.next_line(10.0)
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(json.loads(line))
+
+    def next_line(self, timeout: float) -> dict[str, object]:
+        return self.lines.get(timeout=timeout)
+
+    def wait_first(self, address: str) -> None:
+        """Until the generator at ``address`` has had its first answer: it is running."""
+        deadline = time.monotonic() + RUN_BOUND_S
+        while self.next_line(deadline - time.monotonic()).get("first") != address:
+            pass
+
+    def served(self) -> dict[str, int]:
+        """Stop the target; the requests it answered, by the generator's address."""
+        self.process.terminate()
+        while True:
+            line = self.next_line(10.0)
+            if "served" in line:
+                served = line["served"]
+                assert isinstance(served, dict)
+                return {str(k): int(v) for k, v in served.items()}
+
+
+@dataclass
+class Run:
+    """What a distributed run left: the master's code and output, the results, the workers'."""
+
+    code: int
+    output: str
+    results: LoadResults
+    served: dict[str, int]
+    workers: dict[str, subprocess.Popen[str]]
+    worker_output: dict[str, str] = field(default_factory=dict)
+
+
+@contextmanager
+def hosts() -> Iterator[Network]:
+    with network(HOSTS) as net:
+        yield net
+
+
+def run(
+    net: Network,
+    tmp_path: Path,
+    *,
+    engine: str,
+    load: Sequence[str],
+    during: Callable[[Network, Target, dict[str, subprocess.Popen[str]]], None] | None = None,
+) -> Run:
+    """One distributed run: the target, the master, both workers; ``during`` acts mid-run."""
+    target = Target(net)
+    out = tmp_path / "load.json"
+    master = net.start(
+        "master",
+        python(
+            master_command(
+                target=target.url,
+                engine=engine,
+                bind_host=net["master"].address,
+                workers=len(WORKERS),
+                load=[*load, "-q"],
+                out=str(out),
+            )
+        ),
+    )
+    workers = {
+        name: net.start(
+            name, python(worker_command(engine=engine, master_host=net["master"].address))
+        )
+        for name in WORKERS
+    }
+    if during is not None:
+        during(net, target, workers)
+    stdout, stderr = master.communicate(timeout=RUN_BOUND_S)
+    served = target.served()
+    results = read_results(out)
+    assert isinstance(results, LoadResults), stderr
+    return Run(master.returncode, stdout + stderr, results, served, workers)
+
+
+def finished_workers(done: Run) -> dict[str, int]:
+    """Each native worker's request count from its own summary line (all must end well)."""
+    import re
+
+    counts = {}
+    for name, worker in done.workers.items():
+        stdout, stderr = worker.communicate(timeout=RUN_BOUND_S)
+        assert worker.returncode == 0, (name, stderr[-2000:])
+        found = re.search(NATIVE_SUMMARY, stdout)
+        assert found, stdout
+        counts[name] = int(found.group(2))
+    return counts
+
+
+def assert_merged_exactly(results: LoadResults) -> None:
+    """One count everywhere the merge put the shares: totals, histogram, endpoints, seconds."""
+    requests = results.totals.requests
+    assert requests > 0
+    assert results.latency_ms.count == requests
+    assert sum(e.requests for e in results.endpoints) == requests
+    assert sum(point.completions for point in results.timeline) == requests
+
+
+def test_locust_closed_run_across_hosts_merges_every_share(tmp_path: Path) -> None:
+    with hosts() as net:
+        done = run(net, tmp_path, engine="locust", load=["--concurrency", "4", "--duration", "2"])
+    assert done.code == 0, done.output
+    results = done.results
+    assert results.valid, results.invalid_reasons
+    assert results.config["distributed"] is True and results.config["engine"] == "locust"
+    assert_merged_exactly(results)
+    # Each worker reached the target over its own address; the master sent nothing itself.
+    assert set(done.served) == {net["worker1"].address, net["worker2"].address}
+    # What the target answered is what was merged, but for requests in flight at the stop
+    # (a Locust user stopped mid-request: served, never recorded): at most one per user.
+    assert 0 <= sum(done.served.values()) - results.totals.requests <= 4
