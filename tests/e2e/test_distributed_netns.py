@@ -174,3 +174,22 @@ def test_locust_closed_run_across_hosts_merges_every_share(tmp_path: Path) -> No
     # What the target answered is what was merged, but for requests in flight at the stop
     # (a Locust user stopped mid-request: served, never recorded): at most one per user.
     assert 0 <= sum(done.served.values()) - results.totals.requests <= 4
+
+
+def test_native_open_run_across_hosts_merges_every_share_exactly(tmp_path: Path) -> None:
+    with hosts() as net:
+        done = run(
+            net, tmp_path, engine="native", load=["--rate", "100", "--duration", "2"]
+        )
+        counts = finished_workers(done)
+    assert done.code == 0, done.output
+    results = done.results
+    assert results.valid, results.invalid_reasons
+    assert results.config["distributed"] is True and results.config["engine"] == "native"
+    assert_merged_exactly(results)
+    schedule = results.schedule
+    assert schedule is not None and abs(schedule.iterations_due - 200) <= 2
+    # Exact: every due iteration was sent and answered, each worker's share is in the merge
+    # once, and the target answered each worker exactly what that worker recorded.
+    assert results.totals.requests == schedule.iterations_dispatched == sum(counts.values())
+    assert done.served == {net[name].address: counts[name] for name in WORKERS}
