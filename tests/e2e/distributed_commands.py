@@ -38,7 +38,16 @@ def worker_command(*, engine: str, master_host: str) -> list[str]:
     """``loadkit load`` as a worker of the master at ``master_host``: the target and the load
     come from the master. A Locust worker names the master's scenario (a URL run's is ``url``)."""
     scenario = ("--scenario", "url") if engine == "locust" else ()
-    return ["loadkit", "load", "--worker", "--engine", engine, *scenario, "--master-host", master_host]
+    return [
+        "loadkit",
+        "load",
+        "--worker",
+        "--engine",
+        engine,
+        *scenario,
+        "--master-host",
+        master_host,
+    ]
 
 
 def deployed_master() -> list[str]:

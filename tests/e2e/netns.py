@@ -50,15 +50,16 @@ class Host:
     """The veth's end in the switch namespace: taking it down cuts this host's link."""
 
     def argv(self, argv: Sequence[str]) -> list[str]:
-        """``argv`` run inside this host's namespace."""
-        return ["ip", "netns", "exec", self.namespace, *argv]
+        """``argv`` run inside this host's namespace, under this host's own host name (a UTS
+        namespace of its own: what a program calls its machine, as on a real host)."""
+        named = ["unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', self.name]
+        return ["ip", "netns", "exec", self.namespace, *named, *argv]
 
     def popen(self, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[str]:
-        """Start ``argv`` on this host (text mode, output captured unless said otherwise), in
-        a process group of its own: ``Network.kill`` ends it with every child it started."""
+        """Start ``argv`` on this host (text mode, output captured unless said otherwise)."""
         kwargs.setdefault("stdout", subprocess.PIPE)
         kwargs.setdefault("stderr", subprocess.PIPE)
-        return subprocess.Popen(self.argv(argv), text=True, start_new_session=True, **kwargs)
+        return subprocess.Popen(self.argv(argv), text=True, **kwargs)
 
 
 @dataclass
@@ -78,12 +79,11 @@ class Network:
         self.started.append(process)
         return process
 
-    @staticmethod
-    def kill(process: subprocess.Popen[str]) -> None:
-        """SIGKILL ``process`` and every process of its group (started by ``start``): a host
-        that dies leaves no child behind to say goodbye for it."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
+    def kill_host(self, name: str) -> None:
+        """SIGKILL every process on host ``name`` (each started here, by its pid: ``ip netns
+        pids``), children in sessions of their own included: a host that dies leaves nothing
+        behind to say goodbye for it."""
+        _kill_all_in(self.hosts[name].namespace)
 
     def cut(self, name: str) -> None:
         """Cut host ``name``'s link (its switch port down): its packets go nowhere, as when a
@@ -91,17 +91,26 @@ class Network:
         _ip("-n", self.switch, "link", "set", self.hosts[name].switch_port, "down")
 
     def _stop_all(self) -> None:
+        for host in self.hosts.values():
+            _kill_all_in(host.namespace)
         for process in self.started:
-            self.kill(process)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired, ValueError):
                 process.communicate(timeout=10)
-            except (subprocess.TimeoutExpired, ValueError):
-                pass
+
+
+def _kill_all_in(namespace: str) -> None:
+    listed = subprocess.run(
+        ["ip", "netns", "pids", namespace], capture_output=True, text=True, check=False
+    )
+    for pid in listed.stdout.split():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(pid), signal.SIGKILL)
 
 
 def _unavailable_reason() -> str | None:
-    if shutil.which("ip") is None:
-        return "`ip` (iproute2) is not installed"
+    for tool, package in (("ip", "iproute2"), ("unshare", "util-linux")):
+        if shutil.which(tool) is None:
+            return f"`{tool}` ({package}) is not installed"
     if os.geteuid() != 0:
         return "network namespaces need root (this test makes its own, then removes them)"
     return None

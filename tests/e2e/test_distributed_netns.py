@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import queue
+import re
 import subprocess
 import sys
 import threading
@@ -47,11 +48,8 @@ class Target:
     def __init__(self, net: Network) -> None:
         host = net["target"]
         self.url = f"http://{host.address}:{TARGET_PORT}/"
-        self.process = net.start(
-            "target",
-            [sys.executable, "-m", "tests.e2e.netns_target", host.address, str(TARGET_PORT)]
-            + [str(HOLD_MS)],
-        )
+        serve = (host.address, str(TARGET_PORT), str(HOLD_MS))
+        self.process = net.start("target", [sys.executable, "-m", "tests.e2e.netns_target", *serve])
         self.lines: queue.Queue[dict[str, object]] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
         assert "listening" in self.next_line(10.0)
@@ -140,8 +138,6 @@ def run(
 
 def finished_workers(done: Run) -> dict[str, int]:
     """Each native worker's request count from its own summary line (all must end well)."""
-    import re
-
     counts = {}
     for name, worker in done.workers.items():
         stdout, stderr = worker.communicate(timeout=RUN_BOUND_S)
@@ -178,9 +174,7 @@ def test_locust_closed_run_across_hosts_merges_every_share(tmp_path: Path) -> No
 
 def test_native_open_run_across_hosts_merges_every_share_exactly(tmp_path: Path) -> None:
     with hosts() as net:
-        done = run(
-            net, tmp_path, engine="native", load=["--rate", "100", "--duration", "2"]
-        )
+        done = run(net, tmp_path, engine="native", load=["--rate", "100", "--duration", "2"])
         counts = finished_workers(done)
     assert done.code == 0, done.output
     results = done.results
@@ -193,3 +187,41 @@ def test_native_open_run_across_hosts_merges_every_share_exactly(tmp_path: Path)
     # once, and the target answered each worker exactly what that worker recorded.
     assert results.totals.requests == schedule.iterations_dispatched == sum(counts.values())
     assert done.served == {net[name].address: counts[name] for name in WORKERS}
+
+
+def kill_worker2(net: Network, target: Target, workers: dict[str, subprocess.Popen[str]]) -> None:
+    """Worker 2's host dies once it is sending: its process group killed, no goodbye sent."""
+    target.wait_first(net["worker2"].address)
+    time.sleep(0.5)
+    net.kill_host("worker2")
+
+
+def cut_worker2(net: Network, target: Target, workers: dict[str, subprocess.Popen[str]]) -> None:
+    """Worker 2's link drops once it is sending: its process lives on, unheard."""
+    target.wait_first(net["worker2"].address)
+    time.sleep(0.5)
+    net.cut("worker2")
+
+
+@pytest.mark.parametrize(
+    ("engine", "load", "during"),
+    [
+        ("locust", ["--concurrency", "4", "--duration", "3"], kill_worker2),
+        ("native", ["--concurrency", "4", "--duration", "3"], cut_worker2),
+    ],
+    ids=["locust-killed", "native-cut"],
+)
+def test_a_worker_lost_mid_run_makes_the_run_invalid_naming_it(
+    engine: str,
+    load: list[str],
+    during: Callable[[Network, Target, dict[str, subprocess.Popen[str]]], None],
+    tmp_path: Path,
+) -> None:
+    with hosts() as net:
+        done = run(net, tmp_path, engine=engine, load=load, during=during)
+    assert done.code == EXIT_INVALID_RUN, done.output
+    reasons = done.results.invalid_reasons
+    assert [reason.code for reason in reasons] == ["worker_share_missing"], reasons
+    # Named by Locust's id for it, which begins with its host's name.
+    assert "worker(s) worker2_" in reasons[0].detail and "worker1" not in reasons[0].detail
+    assert done.results.totals.requests > 0  # the other worker's share is in
