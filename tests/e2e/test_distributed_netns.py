@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import queue
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -104,8 +105,10 @@ def run(
     engine: str,
     load: Sequence[str],
     during: Callable[[Network, Target, dict[str, subprocess.Popen[str]]], None] | None = None,
+    worker_prefix: dict[str, list[str]] | None = None,
 ) -> Run:
-    """One distributed run: the target, the master, both workers; ``during`` acts mid-run."""
+    """One distributed run: the target, the master, both workers (each started under its
+    ``worker_prefix``, if any); ``during`` acts mid-run."""
     target = Target(net)
     out = tmp_path / "load.json"
     master = net.start(
@@ -123,7 +126,11 @@ def run(
     )
     workers = {
         name: net.start(
-            name, python(worker_command(engine=engine, master_host=net["master"].address))
+            name,
+            [
+                *(worker_prefix or {}).get(name, []),
+                *python(worker_command(engine=engine, master_host=net["master"].address)),
+            ],
         )
         for name in WORKERS
     }
@@ -146,6 +153,10 @@ def finished_workers(done: Run) -> dict[str, int]:
         assert found, stdout
         counts[name] = int(found.group(2))
     return counts
+
+
+def results_requests(done: Run) -> int:
+    return done.results.totals.requests
 
 
 def assert_merged_exactly(results: LoadResults) -> None:
@@ -225,3 +236,54 @@ def test_a_worker_lost_mid_run_makes_the_run_invalid_naming_it(
     # Named by Locust's id for it, which begins with its host's name.
     assert "worker(s) worker2_" in reasons[0].detail and "worker1" not in reasons[0].detail
     assert done.results.totals.requests > 0  # the other worker's share is in
+
+
+SKEW_S = 20
+
+
+def skewed(seconds: int) -> list[str]:
+    """A command prefix: the wall clock of what runs under it (children too) is ``seconds``
+    off, as on a host whose clock was set wrong. (Its monotonic clock moves by as much, which
+    nothing compares across hosts; libfaketime's --exclude-monotonic makes sleeps fail here.)"""
+    if shutil.which("faketime") is None:
+        pytest.skip("`faketime` (Debian package faketime, libfaketime) is not installed")
+    return ["faketime", "-m", "-f", f"{seconds:+d}s"]
+
+
+@pytest.mark.parametrize(
+    ("engine", "load"),
+    [
+        ("locust", ["--rate", "100", "--duration", "2", "--max-in-flight", "20"]),
+        ("native", ["--concurrency", "4", "--duration", "2"]),
+    ],
+    ids=["locust-open", "native-closed"],
+)
+def test_workers_with_skewed_clocks_keep_the_timeline_and_the_stalls_true(
+    engine: str, load: list[str], tmp_path: Path
+) -> None:
+    # One worker's wall clock runs behind the master's, the other's ahead.
+    prefix = {"worker1": skewed(-SKEW_S), "worker2": skewed(SKEW_S)}
+    with hosts() as net:
+        done = run(net, tmp_path, engine=engine, load=load, worker_prefix=prefix)
+        if engine == "native":
+            # Each worker's own count is in the merge; the target answered it that many, and
+            # perhaps the requests on its two connections when the run ended.
+            counts = finished_workers(done)
+            assert results_requests(done) == sum(counts.values())
+            for name in WORKERS:
+                assert 0 <= done.served[net[name].address] - counts[name] <= 2
+    results = done.results
+    # What is judged here is the alignment: a busy machine may still mark an open run's
+    # generator overloaded (its event loop late), never anything else.
+    reasons = [reason.code for reason in results.invalid_reasons]
+    assert set(reasons) <= {"generator_overloaded"}, results.invalid_reasons
+    assert done.code == (EXIT_INVALID_RUN if reasons else 0), done.output
+    assert_merged_exactly(results)
+    assert set(done.served) == {net["worker1"].address, net["worker2"].address}
+    # Aligned on the master's clock: every completion within the run's two seconds (and the
+    # second a request in flight at the end closes in), none in a hole; no stall from a
+    # worker's seconds landing 20 s away from the others'.
+    seconds = [point.t_s for point in results.timeline if point.completions]
+    assert seconds == list(range(len(seconds))) and len(seconds) <= 3, seconds
+    assert results.longest_stall is None or results.longest_stall.duration_s < 1.0
+    assert results.duration_s < 4.0

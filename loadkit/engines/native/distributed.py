@@ -30,7 +30,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -45,6 +45,10 @@ from loadkit.stages import Stage
 
 RELAY_MODULE = "loadkit.engines.locust.plugin.native_relay"
 PLAN_VERSION = "loadkit.native_plan/1"
+SENT_AT = "sent_at"
+"""A plan's optional key: the master's wall clock when it sent the plan. The worker runs on
+its master's clock from then on (its offset measured on arrival, one hop late), so that a
+worker whose clock is wrong neither starts early or late nor shifts its share's seconds."""
 RELAY_QUIT_S = 5.0
 """How long a relay has to quit once told to (it tells Locust's peers first)."""
 WORKER_QUIT_WAIT_S = 30.0
@@ -275,7 +279,9 @@ def run_master(
         workers = _wait_for_workers(relay, bind_host, bind_port)
         plans = make_plans(len(workers))
         for worker, plan in zip(workers, plans, strict=True):
-            relay.send({"send": "plan", "worker": worker, "data": plan_to_wire(plan)})
+            # Its master's clock now, for the worker to take (SENT_AT): the moment it is sent.
+            data = {**plan_to_wire(plan), SENT_AT: time.time()}
+            relay.send({"send": "plan", "worker": worker, "data": data})
         return _collect(relay, workers, plans, on_status)
     finally:
         relay.send({"send": "quit"})
@@ -430,7 +436,15 @@ def _wait_for_plan(relay: Relay, master_host: str, master_port: int) -> SharePla
             continue
         kind = event.get("event")
         if kind == "plan":
-            return plan_from_wire(event.get("data"))
+            received = time.time()
+            data = event.get("data")
+            plan = plan_from_wire(data)
+            sent_at = data.get(SENT_AT) if isinstance(data, dict) else None
+            if isinstance(sent_at, int | float):
+                # This worker runs on its master's clock, whatever its own says (a master
+                # without SENT_AT: on its own, as before).
+                plan = replace(plan, clock_offset_s=float(sent_at) - received)
+            return plan
         if kind == "refused":
             raise ConfigError(str(event.get("message")))
         if kind == "eof":
