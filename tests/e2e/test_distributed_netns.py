@@ -34,6 +34,7 @@ WORKERS = ("worker1", "worker2")
 TARGET_PORT = 8080
 HOLD_MS = 10
 RUN_BOUND_S = 60.0
+LATE_S = 3.0
 NATIVE_SUMMARY = r"(worker-\d) of 2: (\d+) requests, (\d+) errors"
 
 
@@ -106,9 +107,10 @@ def run(
     load: Sequence[str],
     during: Callable[[Network, Target, dict[str, subprocess.Popen[str]]], None] | None = None,
     worker_prefix: dict[str, list[str]] | None = None,
+    late: str | None = None,
 ) -> Run:
     """One distributed run: the target, the master, both workers (each started under its
-    ``worker_prefix``, if any); ``during`` acts mid-run."""
+    ``worker_prefix``, if any; ``late`` one LATE_S after the others); ``during`` acts mid-run."""
     target = Target(net)
     out = tmp_path / "load.json"
     master = net.start(
@@ -124,16 +126,17 @@ def run(
             )
         ),
     )
-    workers = {
-        name: net.start(
-            name,
-            [
-                *(worker_prefix or {}).get(name, []),
-                *python(worker_command(engine=engine, master_host=net["master"].address)),
-            ],
-        )
-        for name in WORKERS
-    }
+
+    def start(name: str) -> subprocess.Popen[str]:
+        command = worker_command(engine=engine, master_host=net["master"].address)
+        return net.start(name, [*(worker_prefix or {}).get(name, []), *python(command)])
+
+    workers = {name: start(name) for name in WORKERS if name != late}
+    if late is not None:
+        time.sleep(LATE_S)
+        # The master waits for --expect-workers: still there, and nothing sent yet.
+        assert master.poll() is None and target.lines.empty()
+        workers[late] = start(late)
     if during is not None:
         during(net, target, workers)
     stdout, stderr = master.communicate(timeout=RUN_BOUND_S)
@@ -183,9 +186,17 @@ def test_locust_closed_run_across_hosts_merges_every_share(tmp_path: Path) -> No
     assert 0 <= sum(done.served.values()) - results.totals.requests <= 4
 
 
-def test_native_open_run_across_hosts_merges_every_share_exactly(tmp_path: Path) -> None:
+def test_native_open_run_across_hosts_waits_for_a_late_worker_and_merges_exactly(
+    tmp_path: Path,
+) -> None:
     with hosts() as net:
-        done = run(net, tmp_path, engine="native", load=["--rate", "100", "--duration", "2"])
+        done = run(
+            net,
+            tmp_path,
+            engine="native",
+            load=["--rate", "100", "--duration", "2"],
+            late="worker2",
+        )
         counts = finished_workers(done)
     assert done.code == 0, done.output
     results = done.results
