@@ -298,3 +298,49 @@ def test_workers_with_skewed_clocks_keep_the_timeline_and_the_stalls_true(
     assert seconds == list(range(len(seconds))) and len(seconds) <= 3, seconds
     assert results.longest_stall is None or results.longest_stall.duration_s < 1.0
     assert results.duration_s < 4.0
+
+
+@pytest.mark.parametrize("engine", ["locust", "native"])
+def test_a_master_whose_workers_do_not_all_come_gives_up_with_exit_4(
+    engine: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "load.json"
+    out.write_text("an earlier run's results")
+    with hosts() as net:
+        target = Target(net)
+        master = net.start(
+            "master",
+            python(
+                master_command(
+                    target=target.url,
+                    engine=engine,
+                    bind_host=net["master"].address,
+                    workers=2,
+                    load=[
+                        "--concurrency",
+                        "2",
+                        "--duration",
+                        "2",
+                        "--expect-workers-max-wait",
+                        "3",
+                    ],
+                    out=str(out),
+                )
+            ),
+        )
+        # Only one of the two comes.
+        net.start(
+            "worker1", python(worker_command(engine=engine, master_host=net["master"].address))
+        )
+        _, stderr = master.communicate(timeout=RUN_BOUND_S)
+        served = target.served()
+    assert master.returncode == EXIT_INVALID_RUN, stderr
+    address = f"{net['master'].address}:5557"
+    assert "--expect-workers 2: " in stderr and f"workers connected to {address} within" in stderr
+    assert "--expect-workers-max-wait 3 s" in stderr
+    assert served == {}  # nothing was sent
+    # The earlier file is replaced by one no gate passes.
+    results = read_results(out)
+    assert isinstance(results, LoadResults)
+    assert [reason.code for reason in results.invalid_reasons] == ["aborted"]
+    assert "could not start" in results.invalid_reasons[0].detail

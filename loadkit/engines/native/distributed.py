@@ -34,10 +34,16 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
+from loadkit.defaults import DEFAULT_WORKERS_WAIT_S
 from loadkit.engines.http_request import RequestSpec, TlsOptions
 from loadkit.engines.native.processes import SHARE_GRACE_S, ProcessShare
 from loadkit.engines.native.share import ShareControl, SharePlan, run_share
-from loadkit.exceptions import ConfigError, GeneratorCrashedError, InputError
+from loadkit.exceptions import (
+    ConfigError,
+    GeneratorCrashedError,
+    InputError,
+    WorkersNotConnectedError,
+)
 from loadkit.files import scratch_file
 from loadkit.measure.live_status import LiveStatus
 from loadkit.measure.worker_share import WorkerShare
@@ -260,13 +266,15 @@ def run_master(
     bind_port: int,
     make_plans: Callable[[int], list[SharePlan]],
     on_status: Callable[[list[LiveStatus | None]], None] | None = None,
+    wait_s: float = DEFAULT_WORKERS_WAIT_S,
 ) -> MasterOutcome:
     """Wait for ``expect_workers`` native workers on ``bind_host:bind_port``, send worker k
     ``make_plans(n)[k]``, and collect their shares (a worker that quit or went missing first
     is missing; none waits past its plan's end, drain and a grace). Ctrl-C or SIGTERM while
     they run stops them early (their shares still come; ``interrupted``).
 
-    Raises ConfigError when the relay cannot listen there, GeneratorCrashedError when it died.
+    Raises ConfigError when the relay cannot listen there, GeneratorCrashedError when it died,
+    WorkersNotConnectedError when they had not all come after ``wait_s`` seconds.
     """
     relay = Relay(
         relay_argv(
@@ -276,7 +284,12 @@ def run_master(
         )
     )
     try:
-        workers = _wait_for_workers(relay, bind_host, bind_port)
+        deadline = time.monotonic() + wait_s
+        workers = _wait_for_workers(relay, bind_host, bind_port, deadline)
+        if workers is None:
+            raise WorkersNotConnectedError.waited(
+                expect=expect_workers, address=f"{bind_host}:{bind_port}", wait_s=wait_s
+            )
         plans = make_plans(len(workers))
         for worker, plan in zip(workers, plans, strict=True):
             # Its master's clock now, for the worker to take (SENT_AT): the moment it is sent.
@@ -288,9 +301,14 @@ def run_master(
         relay.close()
 
 
-def _wait_for_workers(relay: Relay, bind_host: str, bind_port: int) -> list[str]:
-    # As Locust's --expect-workers: no time limit; Ctrl-C ends the wait.
+def _wait_for_workers(
+    relay: Relay, bind_host: str, bind_port: int, deadline: float
+) -> list[str] | None:
+    # As Locust's --expect-workers with --expect-workers-max-wait: None once ``deadline``
+    # (monotonic) has passed; Ctrl-C ends the wait too.
     while True:
+        if time.monotonic() > deadline:
+            return None
         event = relay.next_event(1.0)
         if event is None:
             continue
