@@ -62,7 +62,8 @@ class RunClock:
     """Seconds since the epoch, advanced by a monotonic clock.
 
     Durations measured on it are monotonic (immune to wall-clock steps), while readings from
-    processes on one machine still line up, which the merge of distributed shares relies on.
+    processes on one machine still line up, which the merge of distributed shares relies on; a
+    worker on another machine takes its master's reading instead (``align_to``).
     """
 
     def __init__(self, *, offset_s: float = 0.0) -> None:
