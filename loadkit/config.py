@@ -281,7 +281,7 @@ class RegressionCriterion(_Section):
             allowed.append(f"{self.max_worse_pct:.15g} %")
         if self.max_worse_abs is not None:
             allowed.append(f"{self.max_worse_abs:.15g}")
-        return f"{self.metric}{where} regression ≤ {' and '.join(allowed)}"
+        return f"{self.metric}{where} regression ≤ {' or '.join(allowed)}"
 
 
 def _criterion_tag(value: Any) -> str:
