@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,7 +40,7 @@ duration_s = 2
 """
 
 
-def accept(project: Path, name: str, *args: str) -> tuple[int, str, dict[str, object]]:
+def accept(project: Path, name: str, *args: str) -> tuple[int, str, dict[str, Any]]:
     """`loadkit accept --profile quick` in ``project``; its reports under ``reports-<name>``."""
     out_dir = project / f"reports-{name}"
     command = [
@@ -82,7 +83,7 @@ def test_accept_judges_against_a_saved_baseline(tmp_path: Path) -> None:
     # The same service against its own previous run: passes, the change shown.
     code, output, verdict = accept(tmp_path, "again", "--baseline", str(baseline))
     assert code == 0, output
-    assert [r["status"] for r in verdict["regressions"]] == ["passed"]  # type: ignore[index]
+    assert [r["status"] for r in verdict["regressions"]] == ["passed"]
 
     # 300 ms slower on every API request: fails against the faster baseline, naming it, and a
     # failing run is never saved as the next baseline.
@@ -103,6 +104,6 @@ def test_accept_judges_against_a_saved_baseline(tmp_path: Path) -> None:
     assert "endpoints that regressed most" in output
     assert "baseline not saved" in output
     assert baseline.read_bytes() == saved_before
-    (entry,) = verdict["regressions"]  # type: ignore[misc]
+    (entry,) = verdict["regressions"]
     assert entry["status"] == "failed"
     assert entry["current"] - entry["baseline"] > 100
