@@ -19,6 +19,7 @@ Pure, like ``loadkit.gate.evaluate``. The rules:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from loadkit.config import ENDPOINT_METRICS, Criterion, RegressionCriterion
 from loadkit.exceptions import ConfigError, InputError
@@ -60,7 +61,14 @@ def evaluate_gate(
     what ``evaluate_criteria`` raises otherwise.
     """
     if not regressions:
-        return evaluate_criteria(criteria, results)
+        report = evaluate_criteria(criteria, results)
+        if not baselines:
+            return report
+        unused = ", ".join(source for source, _ in baselines)
+        return replace(
+            report,
+            baseline_notes=(f"no regression criteria: the baseline {unused} was not used",),
+        )
     if not results:
         raise InputError("no results files given: there is nothing to gate")
     by_kind = _baselines_by_kind(baselines)

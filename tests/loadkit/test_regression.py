@@ -318,3 +318,12 @@ def test_compare_fail_on_regression_exit_codes(tmp_path: Path, config: Path) -> 
     code, output = cli("compare", paths["base"], paths["slow"], "--fail-on-regression")
     assert code == 2
     assert "needs --config" in output
+
+
+def test_a_baseline_with_no_regression_criteria_is_said_to_be_unused(tmp_path: Path) -> None:
+    config = tmp_path / "thresholds.toml"
+    config.write_text('[[criteria]]\nmetric = "load.p95_ms"\nop = "<"\nthreshold = 1000\n')
+    paths = files(tmp_path, base=crafted_load(), now=crafted_load())
+    code, output = cli("gate", paths["now"], "--config", config, "--baseline", paths["base"])
+    assert code == 0, output
+    assert "no regression criteria: the baseline" in output
