@@ -46,7 +46,7 @@ from loadkit.exceptions import (
 )
 
 if TYPE_CHECKING:
-    from loadkit.config import AcceptanceConfig
+    from loadkit.config import AcceptanceConfig, Criterion
     from loadkit.gate.evaluate import GateReport
     from loadkit.measure.results import LoadResults, LockAuditResults, SmokeResults
     from loadkit.run.baseline import Baselines
@@ -580,6 +580,9 @@ def load(
             return
         target = url or host or DEFAULT_TARGET
         request = request_spec(target, method=method, headers=header or (), body=body, tls=tls)
+        abort_on = _abort_criteria(
+            config, native=chosen_engine == "native", single=processes == 1 and not master
+        )
         if worker:
             code = run_worker(
                 scenario=chosen.scenario,
@@ -607,6 +610,7 @@ def load(
                         if master
                         else None
                     ),
+                    abort_on=abort_on,
                 )
             else:
                 results = run_load(
@@ -628,10 +632,42 @@ def load(
                 typer.echo(render_load_table(stopped.results, path=str(stopped.path)))
             raise
         typer.echo(render_load_table(results, path=str(out)))
+        _raise_if_stopped_by_a_criterion(results, abort_on)
         if results.locust_exit_code:
             # Locust's own verdict (the locustfile's process_exit_code, 2 after an exception in
             # its event handlers or greenlets): exited with, as plain Locust does.
             raise typer.Exit(code=results.locust_exit_code)
+
+
+def _abort_criteria(config: Path | None, *, native: bool, single: bool) -> tuple[Criterion, ...]:
+    """The abort-on-fail criteria of ``--config`` (given explicitly: a load run does not gate,
+    and ./acceptance.toml's criteria do not stop runs nobody asked to stop). Checked on the
+    native engine in one process; elsewhere said, and left to the gate."""
+    if config is None:
+        return ()
+    from loadkit.config import load_config
+    from loadkit.gate.abort import abort_criteria
+
+    found = abort_criteria(load_config(config).criteria)
+    if found and not (native and single):
+        where = "on the Locust engine" if not native else "with --processes or --master"
+        typer.echo(
+            f"note: {config}'s abort_on_fail criteria are not checked {where} yet: the run goes "
+            "to its end (the gate still judges them)",
+            err=True,
+        )
+        return ()
+    return found
+
+
+def _raise_if_stopped_by_a_criterion(results: LoadResults, abort_on: tuple[Criterion, ...]) -> None:
+    """A run an abort-on-fail criterion stopped failed (exit 1), saying when and on what."""
+    stopped = results.stopped
+    if stopped is None or stopped.by != "criterion":
+        return
+    from loadkit.report.abort import stopped_early
+
+    raise CriteriaNotMetError(stopped_early(stopped, abort_on))
 
 
 # Options that only one role of `loadkit load` reads: given to another, they would be ignored

@@ -91,6 +91,15 @@ LOCK_AUDIT_METRICS: frozenset[str] = frozenset({"lock_violations"})
 FRACTION_METRICS: frozenset[str] = frozenset({"error_rate", "pass_ratio"})
 """Metrics that are fractions from 0 to 1 (not percentages)."""
 
+ABORT_METRICS: frozenset[str] = frozenset(
+    {"requests", "errors", "error_rate", "http2_internal_errors"}
+    | {"p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms", "mean_ms"}
+    | {"service_p50_ms", "service_p90_ms", "service_p95_ms", "service_p99_ms"}
+)
+"""Load metrics an ``abort_on_fail`` criterion can watch during the run (also ``errors.<kind>``):
+those the live recorder holds exactly. Not the rate, the stall or Locust's verdict, which only
+the end of the run settles."""
+
 METRICS_BY_KIND: dict[ResultsKind, frozenset[str]] = {
     "smoke": SMOKE_METRICS,
     "load": LOAD_METRICS,
@@ -107,6 +116,11 @@ class Criterion(_Section):
     name: str | None = None
     endpoint: str | None = None
     description: str | None = None
+    abort_on_fail: bool = False
+    """``loadkit load --config`` stops the run as soon as this criterion fails (checked every
+    second from the live figures, after ``delay_s``)."""
+    delay_s: float | None = Field(default=None, ge=0, le=24 * 3600)
+    """Seconds from the run's start before ``abort_on_fail`` is first checked (0 when absent)."""
 
     @field_validator("metric")
     @classmethod
@@ -157,6 +171,22 @@ class Criterion(_Section):
             raise ValueError(
                 f"endpoint applies only to load metrics {sorted(ENDPOINT_METRICS)}, "
                 f"not to {self.metric!r}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _abort_applies(self) -> Criterion:
+        if self.delay_s is not None and not self.abort_on_fail:
+            raise ValueError("delay_s delays abort_on_fail: set abort_on_fail = true, or remove it")
+        if not self.abort_on_fail:
+            return self
+        name = self.metric_name
+        if self.results_kind != "load" or not (
+            name in ABORT_METRICS or (name.startswith("errors.") and len(name) > len("errors."))
+        ):
+            raise ValueError(
+                f"abort_on_fail applies to load metrics the run watches live "
+                f"({', '.join(sorted(ABORT_METRICS))}, errors.<kind>), not to {self.metric!r}"
             )
         return self
 

@@ -72,6 +72,13 @@ def _sent_nothing(
     return stall is None or bool(exceptions)
 
 
+def live_results(recorder: LatencyRecorder, *, target: str) -> LoadResults:
+    """A snapshot of a run still running (what abort-on-fail criteria are judged on): the
+    recorder's figures so far, exact as at the end; its duration and rate are not settled (0)
+    until ``finish``. Costs one histogram encoding per endpoint: meant for once a second."""
+    return LoadResults(target=target, config={}, **recorder.traffic_fields())
+
+
 def mark_aborted(results: LoadResults, why: str) -> LoadResults:
     """A copy of ``results`` marked aborted (idempotent: an existing abort reason is kept)."""
     return with_reason(results, aborted_reason(why))
