@@ -223,11 +223,14 @@ def test_beyond_tolerance_fails_naming_metric_baseline_and_change(
         base=two_endpoints(login_s=0.05, items_s=0.05),
         now=two_endpoints(login_s=0.08, items_s=0.051),
     )
-    verdict = tmp_path / "verdict.json"
+    verdict, junit, markdown = (tmp_path / name for name in ("v.json", "j.xml", "g.md"))
     code, output = cli(
-        "gate", paths["now"], "--config", config, "--baseline", paths["base"], "--json", verdict
+        *("gate", paths["now"], "--config", config, "--baseline", paths["base"]),
+        *("--json", verdict, "--junit", junit, "--markdown", markdown),
     )
     assert code == 1, output
+    assert 'failures="1"' in junit.read_text() and 'type="regression"' in junit.read_text()
+    assert "| load.p95_ms regression ≤ 20 % | 50.0 ms" in markdown.read_text()
     assert "load.p95_ms: 80.0 ms against the baseline's 50.0 ms, +30.0 ms (+60.0 %)" in output
     assert "allowed +10.0 ms" in output
     # The evidence names the endpoint that regressed, worst first.
