@@ -580,9 +580,7 @@ def load(
             return
         target = url or host or DEFAULT_TARGET
         request = request_spec(target, method=method, headers=header or (), body=body, tls=tls)
-        abort_on = _abort_criteria(
-            config, native=chosen_engine == "native", single=processes == 1 and not master
-        )
+        abort_on = _abort_criteria(config, single=processes == 1 and not master)
         if worker:
             code = run_worker(
                 scenario=chosen.scenario,
@@ -626,6 +624,7 @@ def load(
                     locust_args=locust_args,
                     request=request,
                     tls=tls,
+                    abort_on=abort_on,
                 )
         except (InvalidLoadRunError, GeneratorCrashedError, LoadInterrupted) as stopped:
             if stopped.results is not None:
@@ -639,21 +638,20 @@ def load(
             raise typer.Exit(code=results.locust_exit_code)
 
 
-def _abort_criteria(config: Path | None, *, native: bool, single: bool) -> tuple[Criterion, ...]:
+def _abort_criteria(config: Path | None, *, single: bool) -> tuple[Criterion, ...]:
     """The abort-on-fail criteria of ``--config`` (given explicitly: a load run does not gate,
-    and ./acceptance.toml's criteria do not stop runs nobody asked to stop). Checked on the
-    native engine in one process; elsewhere said, and left to the gate."""
+    and ./acceptance.toml's criteria do not stop runs nobody asked to stop). Checked in
+    single-process runs; with --processes or --master said, and left to the gate."""
     if config is None:
         return ()
     from loadkit.config import load_config
     from loadkit.gate.abort import abort_criteria
 
     found = abort_criteria(load_config(config).criteria)
-    if found and not (native and single):
-        where = "on the Locust engine" if not native else "with --processes or --master"
+    if found and not single:
         typer.echo(
-            f"note: {config}'s abort_on_fail criteria are not checked {where} yet: the run goes "
-            "to its end (the gate still judges them)",
+            f"note: {config}'s abort_on_fail criteria are not checked with --processes or "
+            "--master yet: the run goes to its end (the gate still judges them)",
             err=True,
         )
         return ()
