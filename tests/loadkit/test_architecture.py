@@ -30,7 +30,8 @@ ALLOWED: dict[str, set[str]] = {
         "exceptions", "defaults", "stages", "files", "config", "measure", "gate", "logs",
         "lockaudit",
     },
-    "engines": {"exceptions", "defaults", "stages", "files", "config", "measure", "report"},
+    # gate: the Locust plugin judges abort-on-fail criteria as the gate reads them (gate.abort).
+    "engines": {"exceptions", "defaults", "stages", "files", "config", "measure", "gate", "report"},
     "run": {
         "exceptions", "defaults", "stages", "files", "config", "measure", "gate", "logs",
         "lockaudit", "report", "engines",
