@@ -70,7 +70,9 @@ def _steady_bounds(results: LoadResults) -> tuple[float, float | None, str]:
         last = stages[-1]
         down = len(stages) > 1 and last.target < stages[-2].target
         why = f"after {first.label()}" + (f", before {last.label()}" if down else "")
-        return first.end_s, last.start_s if down else None, why
+        # Stage times count from the stages' clock; the timeline's seconds from the run's start.
+        offset = results.stages_start_s or 0.0
+        return first.end_s + offset, last.start_s + offset if down else None, why
     users = results.config.get("concurrency")
     spawn_rate = results.config.get("spawn_rate")
     if (

@@ -157,6 +157,7 @@ def test_a_stage_window_judges_that_stage_and_an_unknown_stage_names_the_stages(
     assert hold.status == "passed" and steady.status == "passed"
     assert ramp.status == "passed"  # the frozen ramp is where the slow requests are
     assert steady.window is not None and "after ramp" in steady.window
+    assert results.stages_start_s is not None  # the stage clock, placed on the timeline
     with pytest.raises(InputError, match=r"no such stage \(its stages: 1 \('ramp'\), 2\)"):
         judge(criterion("load.p95_ms", "<", 200, window="stage:3"), results)
     data = gate_verdict_data(judge(criterion("load.p95_ms", "<", 200, window="stage:2"), results))
