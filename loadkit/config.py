@@ -26,6 +26,7 @@ from pydantic_core import ErrorDetails
 
 from loadkit.exceptions import ConfigError
 from loadkit.stages import Stage, check_stages, total_duration_s
+from loadkit.windows import parse_window
 
 HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 Operator = Literal["<", "<=", ">", ">=", "==", "!="]
@@ -121,6 +122,11 @@ class Criterion(_Section):
     second from the live figures, after ``delay_s``)."""
     delay_s: float | None = Field(default=None, ge=0, le=24 * 3600)
     """Seconds from the run's start before ``abort_on_fail`` is first checked (0 when absent)."""
+    window: str | None = Field(
+        default=None,
+        description='the span judged: "all" (default), "steady", "from 10s", "10s-40s", '
+        '"stage:2", "stage:NAME" (loadkit.windows)',
+    )
 
     @field_validator("metric")
     @classmethod
@@ -180,6 +186,10 @@ class Criterion(_Section):
             raise ValueError("delay_s delays abort_on_fail: set abort_on_fail = true, or remove it")
         if not self.abort_on_fail:
             return self
+        if self.window is not None and not parse_window(self.window).judges_whole_run:
+            raise ValueError(
+                f"abort_on_fail judges the run so far, not window {self.window!r}: remove one"
+            )
         name = self.metric_name
         if self.results_kind != "load" or not (
             name in ABORT_METRICS or (name.startswith("errors.") and len(name) > len("errors."))
@@ -187,6 +197,32 @@ class Criterion(_Section):
             raise ValueError(
                 f"abort_on_fail applies to load metrics the run watches live "
                 f"({', '.join(sorted(ABORT_METRICS))}, errors.<kind>), not to {self.metric!r}"
+            )
+        return self
+
+    @field_validator("window")
+    @classmethod
+    def _window_form(cls, value: str | None) -> str | None:
+        return None if value is None else parse_window(value).text
+
+    @model_validator(mode="after")
+    def _window_applies(self) -> Criterion:
+        if self.window is None or parse_window(self.window).judges_whole_run:
+            return self
+        window = parse_window(self.window)
+        if self.results_kind != "load":
+            raise ValueError(f"window applies to load metrics only, not to {self.metric!r}")
+        if self.endpoint is not None:
+            raise ValueError(
+                f"window {self.window!r} with endpoint {self.endpoint!r}: a run's seconds and "
+                "stages are recorded for the whole run, not per endpoint; judge the endpoint "
+                "over the whole run, or the window without endpoint"
+            )
+        if self.metric_name not in window.metrics:
+            raise ValueError(
+                f"window {self.window!r} cannot judge {self.metric!r}: a "
+                f"{'stage' if window.kind == 'stage' else 'window of seconds'} holds "
+                f'{", ".join(sorted(window.metrics))}; judge it with window = "all"'
             )
         return self
 
@@ -208,6 +244,8 @@ class Criterion(_Section):
         if self.name:
             return self.name
         where = f"[{self.endpoint}]" if self.endpoint else ""
+        if self.window is not None and not parse_window(self.window).judges_whole_run:
+            where += f"@{self.window}"
         return f"{self.metric}{where} {self.op} {self.threshold:.15g}"
 
 

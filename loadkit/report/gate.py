@@ -169,6 +169,8 @@ def _criterion(verdict: Verdict) -> str:
     if c.name:
         where = f"[{c.endpoint}]" if c.endpoint else ""
         text += f" ({c.metric}{where})"
+    if verdict.window:
+        text += f" over {verdict.window}"
     return text
 
 
@@ -435,6 +437,8 @@ def gate_verdict_data(report: GateReport) -> dict[str, Any]:
                 "name": v.criterion.name,
                 "metric": v.criterion.metric,
                 "endpoint": v.criterion.endpoint,
+                "window": v.criterion.window,
+                "window_span": v.window,
                 "op": v.criterion.op,
                 "threshold": v.criterion.threshold,
                 "status": v.status,

@@ -85,6 +85,11 @@ def test_nothing_measured_yet_cannot_fail() -> None:
             'metric = "load.p95_ms"\nop = "<"\nthreshold = 1\ndelay_s = 5\n',
             "delay_s delays abort_on_fail",
         ),
+        (
+            'metric = "load.p95_ms"\nop = "<"\nthreshold = 1\nabort_on_fail = true\n'
+            'window = "steady"\n',
+            "abort_on_fail judges the run so far, not window 'steady'",
+        ),
     ],
 )
 def test_abort_keys_are_checked(entry: str, expected: str) -> None:
