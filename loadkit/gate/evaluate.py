@@ -29,6 +29,7 @@ from typing import Literal
 
 from loadkit.config import Criterion, ResultsKind
 from loadkit.exceptions import ConfigError, CriteriaNotMetError, InputError, InvalidRunError
+from loadkit.gate.regression import RegressionVerdict
 from loadkit.gate.window_figures import WindowFigures, window_figures
 from loadkit.measure.kinds import NOT_SENT_ENDPOINT, ErrorKind
 from loadkit.measure.results import (
@@ -249,13 +250,20 @@ class GateReport:
     runs: tuple[RunCheck, ...]
     ungated: tuple[RunCheck, ...] = field(default=())
     """Results files given that no criterion is about: not gated."""
+    regressions: tuple[RegressionVerdict, ...] = field(default=())
+    """The regression criteria judged against a baseline (``loadkit.gate.against_baseline``)."""
+    baseline_notes: tuple[str, ...] = field(default=())
+    """What the report must say about the baselines (one compared although it differs)."""
 
     @property
     def outcome(self) -> Outcome:
-        """invalid if any run is invalid, else failed if any verdict failed, else passed."""
+        """invalid if any run is invalid, else failed if any verdict (or regression) failed,
+        else passed."""
         if any(not run.valid for run in self.runs):
             return "invalid"
-        if any(v.status == "failed" for v in self.verdicts):
+        if any(v.status == "failed" for v in self.verdicts) or any(
+            r.status == "failed" for r in self.regressions
+        ):
             return "failed"
         return "passed"
 
