@@ -31,9 +31,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench_load import STATIC_PATH, rps_from_locust_json  # noqa: E402
+from loadkit.run.bundled_service import free_port
 
-from loadkit.run.bundled_service import free_port  # noqa: E402
+from bench_load import STATIC_PATH, rps_from_locust_json
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -97,8 +97,10 @@ class U(User):
         except Exception as error:
             exception, length = error, 0
         self.environment.events.request.fire(
-            request_type="GET", name="{STATIC_PATH}", response_time=(time.perf_counter() - start) * 1000,
-            response_length=length, response=response, context={{}}, exception=exception)
+            request_type="GET", name="{STATIC_PATH}",
+            response_time=(time.perf_counter() - start) * 1000,
+            response_length=length, response=response, context={{}}, exception=exception,
+        )
 """,
 }
 
@@ -175,10 +177,16 @@ def main() -> None:
             cost: dict[str, float] = {}
             for client in clients:
                 url = h1 if client.endswith("h1") else h2
-                result = run_client(client, url, users=args.users, seconds=args.seconds, folder=Path(tmp))
+                result = run_client(
+                    client, url, users=args.users, seconds=args.seconds, folder=Path(tmp)
+                )
                 figures[client].append(result)
                 cost[client] = result[2]
-                print(f"round {round_no + 1} {client}: {result[0]} req, {result[1]:.0f}/s, {result[2]:.0f} µs CPU/req", flush=True)
+                print(
+                    f"round {round_no + 1} {client}: {result[0]} req, {result[1]:.0f}/s, "
+                    f"{result[2]:.0f} µs CPU/req",
+                    flush=True,
+                )
             for client in clients[1:]:
                 ratios[client].append(cost[client] / cost["fasthttp-h1"])
     print(f"\n{args.users} users, {args.seconds} s, {args.rounds} rounds (medians)")

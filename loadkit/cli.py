@@ -468,6 +468,16 @@ def load(
     ] = None,
     insecure: InsecureOption = False,
     ca_cert: CaCertOption = None,
+    http2: Annotated[
+        bool,
+        typer.Option(
+            "--http2",
+            help="Speak HTTP/2: h2c by prior knowledge on http://, ALPN h2 on https://. Runs on "
+            "Locust; the bundled scenarios switch, a locustfile must be written on "
+            "scenarios/http2_user.py (Http2User or FastOrHttp2User). Default: the profile's "
+            "http2.",
+        ),
+    ] = False,
 ) -> None:
     """Run a URL or a Locust scenario with exact HDR latencies, freeze and overload detection.
 
@@ -542,9 +552,11 @@ def load(
             max_in_flight=max_in_flight,
             stages=stages_option(stages),
         )
+        http2 = http2 or chosen.http2
         chosen_engine = choose_engine(
             requested=engine or chosen.engine,
             url_run=chosen.scenario == URL_SCENARIO,
+            http2=http2,
             source="--engine" if engine else f"profile {profile!r}'s engine",
             worker=worker,
             ramped_users=chosen.model == "closed"
@@ -582,6 +594,7 @@ def load(
                 processes=processes,
                 locust_args=locust_args,
                 tls=tls,
+                http2=http2,
             )
             raise typer.Exit(code=code)
         try:
@@ -616,6 +629,7 @@ def load(
                     locust_args=locust_args,
                     request=request,
                     tls=tls,
+                    http2=http2,
                 )
         except (InvalidLoadRunError, GeneratorCrashedError, LoadInterrupted) as stopped:
             if stopped.results is not None:

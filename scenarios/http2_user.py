@@ -28,7 +28,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -181,7 +181,9 @@ class Http2Connection:
                     continue
                 self._window.clear()
             if not self._window.wait(timeout):
-                raise TimeoutError(f"the server's flow-control window stayed shut (stream {stream_id})")
+                raise TimeoutError(
+                    f"the server's flow-control window stayed shut (stream {stream_id})"
+                )
 
     def _cancel(self, stream_id: int) -> None:
         with self._lock:
@@ -223,7 +225,9 @@ class Http2Connection:
         elif isinstance(event, h2.events.ResponseReceived):
             stream = self._streams.get(event.stream_id)  # type: ignore[arg-type]
             if stream is not None:
-                stream.headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in event.headers or ()]  # type: ignore[union-attr]
+                stream.headers = [
+                    (n.decode("latin-1"), v.decode("latin-1")) for n, v in event.headers or ()
+                ]  # type: ignore[union-attr]
                 stream.status = int(dict(stream.headers).get(":status", "0"))
         elif isinstance(event, h2.events.StreamEnded):
             stream = self._streams.pop(event.stream_id, None)  # type: ignore[arg-type]
@@ -248,10 +252,8 @@ class Http2Connection:
                 stream.error = error
                 stream.done.set()
             self._window.set()
-            try:
+            with suppress(OSError):
                 self._sock.close()
-            except OSError:
-                pass
 
 
 class Http2Response:
@@ -268,7 +270,9 @@ class Http2Response:
     ) -> None:
         self.url = url
         self.status_code = status_code
-        self.headers: CaseInsensitiveDict[str] = headers if headers is not None else CaseInsensitiveDict()
+        self.headers: CaseInsensitiveDict[str] = (
+            headers if headers is not None else CaseInsensitiveDict()
+        )
         self.content = content
         self.error = error
         self.request_meta: dict[str, Any] = {}
@@ -421,7 +425,9 @@ class Http2Session:
             (b":authority", self._authority),
             (b":path", (self._prefix + path).encode()),
         ]
-        wire += [(k.lower().encode(), str(v).encode()) for k, v in fields.items() if k.lower() != "host"]
+        wire += [
+            (k.lower().encode(), str(v).encode()) for k, v in fields.items() if k.lower() != "host"
+        ]
         if body:
             wire.append((b"content-length", str(len(body)).encode()))
         start_time = time.time()

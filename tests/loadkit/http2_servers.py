@@ -40,9 +40,7 @@ def h2_by_path() -> Handler:
                 elif isinstance(event, h2.events.RequestReceived):
                     paths[event.stream_id] = dict(event.headers).get(b":path", b"/").decode()
                 elif isinstance(event, h2.events.DataReceived):
-                    h2conn.acknowledge_received_data(
-                        event.flow_controlled_length, event.stream_id
-                    )
+                    h2conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
                 if ended:
                     break
             conn.sendall(h2conn.data_to_send())

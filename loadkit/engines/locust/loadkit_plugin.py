@@ -56,6 +56,7 @@ from loadkit.engines.http_request import TlsOptions
 from loadkit.engines.locust.plugin.closed_stages import MARKER as STAGES_MARKER
 from loadkit.engines.locust.plugin.closed_stages import apply_stages
 from loadkit.engines.locust.plugin.first_look import look_first, note_raised
+from loadkit.engines.locust.plugin.http2 import apply_http2
 from loadkit.engines.locust.plugin.launch_check import check_launch
 from loadkit.engines.locust.plugin.load_test import LoadTest, starting_status
 from loadkit.engines.locust.plugin.locust_api import (
@@ -204,6 +205,14 @@ def _add_arguments(parser: Any, **_kwargs: Any) -> None:
         include_in_web_ui=False,
     )
     group.add_argument(
+        "--loadkit-http2",
+        action="store_true",
+        default=False,
+        help="The locustfile's HTTP users speak HTTP/2 (h2c on http://, ALPN h2 on https://): "
+        "classes built on scenarios/http2_user.py; a FastHttpUser or HttpUser is refused.",
+        include_in_web_ui=False,
+    )
+    group.add_argument(
         "--loadkit-launch",
         default=None,
         help="JSON object of what loadkit passed to Locust (its arguments after `--`, Locust's "
@@ -249,6 +258,7 @@ def plugin_options(options: Namespace | None) -> PluginOptions:
         tls=tls_options(
             insecure=bool(option("loadkit_insecure")), ca_cert=option("loadkit_ca_cert")
         ),
+        http2=bool(option("loadkit_http2")),
     )
 
 
@@ -796,6 +806,8 @@ def _on_init(environment: Any, web_ui: Any = None, **_kwargs: Any) -> None:
         _plugin = plugin = LoadkitPlugin(environment)
     except ValueError as exc:  # a --loadkit-* option that cannot run (it names itself)
         refuse(str(exc))
+    if plugin.options.http2 and (refusal := apply_http2(environment.user_classes)):
+        refuse(refusal)
     kept = apply_tls(environment.user_classes, plugin.options.tls)
     if kept:
         logger.info(

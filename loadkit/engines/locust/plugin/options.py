@@ -40,6 +40,8 @@ class PluginOptions:
     """An open-model run's timetable settings; None: the closed model (Locust's own loop)."""
     tls: TlsOptions = field(default_factory=TlsOptions)
     """How the HTTP users check https certificates (``plugin/tls.py``): verified by default."""
+    http2: bool = False
+    """``--loadkit-http2``: the HTTP users speak HTTP/2 (``plugin/http2.py``)."""
 
 
 @dataclass(frozen=True, kw_only=True)
