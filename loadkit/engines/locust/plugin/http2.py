@@ -29,8 +29,9 @@ def apply_http2(user_classes: Iterable[type[Any]]) -> str | None:
     )
     if http1_only:
         return (
-            f"--http2: user class{'es' if len(http1_only) > 1 else ''} {', '.join(http1_only)} "
-            "speak HTTP/1.1 only (FastHttpUser or HttpUser). Base them on Http2User, or on "
+            f"--http2: user class{'es' if len(http1_only) > 1 else ''} "
+            f"{', '.join(http1_only)} {'speak' if len(http1_only) > 1 else 'speaks'} HTTP/1.1 "
+            "only (FastHttpUser or HttpUser). Base it on Http2User, or on "
             f"FastOrHttp2User to keep HTTP/1.1 without --http2, from {HTTP2_USER_MODULE} "
             "(copy it beside your locustfile: `from http2_user import FastOrHttp2User`); "
             "its client has FastHttpUser's API. Or run without --http2"
