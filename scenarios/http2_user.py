@@ -51,6 +51,7 @@ RECEIVE_WINDOW = 16 * 1024 * 1024
 """The connection's and each stream's receive window: large, so that a response rarely waits for
 a WINDOW_UPDATE (h2 still sends them as data is acknowledged)."""
 READ_SIZE = 65536
+GOAWAY_FRAME = 0x7
 
 
 class Http2StreamReset(ConnectionError):
@@ -125,6 +126,8 @@ class Http2Connection:
         self._lock = RLock()
         self._window = Event()
         self._streams: dict[int, _Stream] = {}
+        self._pending = b""
+        self._goaway: Http2GoAway | None = None
         self.closed: BaseException | None = None
         config = h2.config.H2Configuration(client_side=True, header_encoding=None)
         self._h2 = h2.connection.H2Connection(config=config)
@@ -145,6 +148,8 @@ class Http2Connection:
         with self._lock:
             if self.closed is not None:
                 raise self.closed
+            if self._goaway is not None:
+                raise self._goaway
             stream_id = self._h2.get_next_available_stream_id()
             self._streams[stream_id] = stream
             self._h2.send_headers(stream_id, headers, end_stream=not body)
@@ -199,22 +204,59 @@ class Http2Connection:
         if data:
             self._sock.sendall(data)
 
+    @property
+    def usable(self) -> bool:
+        """Whether a new request may go on this connection (not closed, no GOAWAY received)."""
+        return self.closed is None and self._goaway is None
+
     def _read_loop(self) -> None:
         try:
             while True:
                 data = self._sock.recv(READ_SIZE)
                 if not data:
-                    raise ConnectionResetError("the server closed the HTTP/2 connection")
+                    raise self._goaway or ConnectionResetError(
+                        "the server closed the HTTP/2 connection"
+                    )
                 with self._lock:
-                    for event in self._h2.receive_data(data):
-                        self._handle(event)
+                    self._receive(self._pending + data if self._pending else data)
                     self._flush()
                     if self.closed is not None:
+                        return
+                    if self._goaway is not None and not self._streams:
+                        self._fail_all(self._goaway)  # drained after a graceful GOAWAY
                         return
         except gevent.GreenletExit:
             raise
         except Exception as error:  # anything that ends the connection fails its streams
             self._fail_all(error)
+
+    def _receive(self, data: bytes) -> None:
+        """Feed ``data`` to the state machine, stopping after each GOAWAY frame.
+
+        h2 closes its connection state on receiving a GOAWAY and refuses every later frame
+        (python-hyper/h2#1181), though the streams up to its last stream id may still complete:
+        nginx sends GOAWAY(NO_ERROR) when a connection reaches ``keepalive_requests`` (1,000 by
+        default), then answers the requests it took. So complete frames are fed up to a GOAWAY's
+        end, the state reopened after a graceful one, and a partial frame kept for next time.
+        """
+        offset, size = 0, len(data)
+        start = 0
+        while offset + 9 <= size:
+            end = offset + 9 + int.from_bytes(data[offset : offset + 3], "big")
+            if end > size:
+                break
+            if data[offset + 3] == GOAWAY_FRAME:
+                self._feed(data[start:end])
+                start = end
+            offset = end
+        self._feed(data[start:offset])
+        self._pending = data[offset:]
+
+    def _feed(self, data: bytes) -> None:
+        if not data or self.closed is not None:
+            return
+        for event in self._h2.receive_data(data):
+            self._handle(event)
 
     def _handle(self, event: h2.events.Event) -> None:
         if isinstance(event, h2.events.DataReceived):
@@ -239,7 +281,17 @@ class Http2Connection:
                 stream.error = Http2StreamReset(event.stream_id or 0, int(event.error_code or 0))
                 stream.done.set()
         elif isinstance(event, h2.events.ConnectionTerminated):
-            self._fail_all(Http2GoAway(int(event.error_code or 0), event.last_stream_id or 0))
+            goaway = Http2GoAway(int(event.error_code or 0), event.last_stream_id or 0)
+            if goaway.error_code != 0:
+                self._fail_all(goaway)
+                return
+            # Graceful: streams the server never took fail; the others may still be answered.
+            self._goaway = goaway
+            for stream_id in [s for s in self._streams if s > goaway.last_stream_id]:
+                stream = self._streams.pop(stream_id)
+                stream.error = goaway
+                stream.done.set()
+            self._h2.state_machine.state = h2.connection.ConnectionState.CLIENT_OPEN
         elif isinstance(event, h2.events.WindowUpdated):
             self._window.set()
 
@@ -461,7 +513,7 @@ class Http2Session:
         self._next = (index + 1) % len(self._connections)
         try:
             connection = self._connections[index]
-            if connection is None or connection.closed is not None:
+            if connection is None or not connection.usable:
                 connection = Http2Connection(
                     self._host, self._port, tls=self._tls, connect_timeout=self._connect_timeout
                 )

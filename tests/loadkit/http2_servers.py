@@ -4,7 +4,8 @@
 with RST_STREAM carrying that error code (2 INTERNAL_ERROR, 7 REFUSED_STREAM, 8 CANCEL, ...).
 ``/goaway/<code>``: the connection ends with GOAWAY carrying that code (this stream unprocessed).
 ``/cut/<code>``: headers and part of a body, then RST_STREAM with that code (as nginx does when
-its upstream stalls after its headers). Runs on ``misbehaving_servers.serve``'s threads.
+its upstream stalls after its headers). ``/drain``: a graceful GOAWAY (NO_ERROR) naming this
+stream as the last, then its 200, then the connection closes (nginx at ``keepalive_requests``). Runs on ``misbehaving_servers.serve``'s threads.
 """
 
 from __future__ import annotations
@@ -60,14 +61,24 @@ def _answer(h2conn: h2.connection.H2Connection, stream_id: int, path: str) -> bo
     if parts[0] == "goaway":
         h2conn.close_connection(error_code=code, last_stream_id=max(0, stream_id - 2))
         return True
+    if parts[0] == "drain":
+        h2conn.close_connection(error_code=0, last_stream_id=stream_id)
+        _ok(h2conn, stream_id)
+        return True
     if parts[0] == "cut":
         h2conn.send_headers(stream_id, [(":status", "200"), ("content-type", "application/json")])
         h2conn.send_data(stream_id, b'{"sta')
         h2conn.reset_stream(stream_id, error_code=code)
         return False
+    _ok(h2conn, stream_id)
+    return False
+
+
+def _ok(h2conn: h2.connection.H2Connection, stream_id: int) -> None:
+    # h2 refuses to send after its own GOAWAY: reopened here, as a draining server does.
+    h2conn.state_machine.state = h2.connection.ConnectionState.SERVER_OPEN
     h2conn.send_headers(
         stream_id,
         [(":status", "200"), ("content-type", "application/json"), ("content-length", "16")],
     )
     h2conn.send_data(stream_id, OK_BODY, end_stream=True)
-    return False
