@@ -53,7 +53,7 @@ http {{
             proxy_set_header Connection "";
             proxy_set_header Host $http_host;
             proxy_set_header X-Forwarded-For $remote_addr;
-            proxy_read_timeout {timeout}s;
+            proxy_read_timeout {timeout}ms;
         }}
     }}
 }}
@@ -105,7 +105,7 @@ def edge_config(
         ssl=" ssl" if tls is not None else "",
         tls=tls_lines,
         upstream=upstream,
-        timeout=f"{upstream_timeout_s:g}",
+        timeout=f"{max(1, round(upstream_timeout_s * 1000))}",  # nginx takes whole ms
     )
 
 
