@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from loadkit.run.bundled_service import free_port
 from tests.loadkit.http2_servers import h2_by_path
 from tests.loadkit.misbehaving_servers import serve
 
@@ -109,3 +110,34 @@ def test_a_locustfile_on_fasthttpuser_is_refused_with_http2_saying_how_to_switch
     assert done.returncode == 2, done.stdout + done.stderr
     assert "CrashingUser speaks HTTP/1.1 only" in done.stderr
     assert "Http2User" in done.stderr and "FastOrHttp2User" in done.stderr
+
+
+def test_a_worker_started_without_http2_speaks_it_for_a_master_with_it(tmp_path: Path) -> None:
+    # The master's --http2 reaches its workers with the spawn message; the server speaks
+    # HTTP/2 only, so a worker left on HTTP/1.1 would fail every request.
+    port = str(free_port())
+    out = tmp_path / "r.json"
+    with serve(h2_by_path()) as url:
+        master = subprocess.Popen(
+            [sys.executable, "-m", "loadkit", "load", f"{url}/ok", "--http2", "--engine",
+             "locust", "--master", "--expect-workers", "1", "--master-port", port,
+             "--concurrency", "2", "--duration", "1", "-q", "--out", str(out)],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "loadkit", "load", "--worker", "--master-port", port,
+             "--scenario", "url", "--engine", "locust"],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            _out, err = master.communicate(timeout=60)
+            worker.wait(timeout=30)
+        finally:
+            for process in (master, worker):
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+    assert master.returncode == 0, err[-2000:]
+    results = json.loads(out.read_text())
+    assert results["config"]["http2"] is True and results["config"]["distributed"] is True
+    assert results["totals"]["requests"] > 0 and results["totals"]["errors"] == 0

@@ -819,6 +819,13 @@ def _on_init(environment: Any, web_ui: Any = None, **_kwargs: Any) -> None:
         install_web_tabs(web_ui, lambda: web_tab_rows(plugin.current_recorder()))
 
 
+def _on_test_start(environment: Any, **_kwargs: Any) -> None:
+    # A worker gets its master's --loadkit-http2 with the spawn message, after its own init:
+    # the master refused HTTP/1.1-only classes already, so a worker only switches its users.
+    if getattr(environment.parsed_options, "loadkit_http2", False):
+        apply_http2(environment.user_classes)
+
+
 def _on_quitting(environment: Any, **_kwargs: Any) -> None:
     if _plugin is not None:
         _plugin.on_quitting_last()
@@ -828,6 +835,7 @@ def _on_quitting(environment: Any, **_kwargs: Any) -> None:
 _events: Any = events
 _events.init_command_line_parser.add_listener(_add_arguments)
 _events.init.add_listener(_on_init)
+_events.test_start.add_listener(_on_test_start)
 # Registered at import, before Locust builds its runner: quitting fires in reverse order, so
 # this runs after the master has told its workers to quit and collected their reports.
 _events.quitting.add_listener(_on_quitting)
