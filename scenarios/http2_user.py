@@ -620,9 +620,12 @@ class Http2User(User):
         super().__init__(environment)
         self.client = session_for(self)
 
-    def on_stop(self) -> None:
-        """Close the connections (a subclass's ``on_stop`` should call this one)."""
-        self.client.close()
+    def run(self) -> None:
+        """Locust's user loop; the connections close when it ends (stopped or killed)."""
+        try:
+            super().run()
+        finally:
+            self.client.close()
 
 
 class FastOrHttp2User(FastHttpUser):
@@ -638,3 +641,11 @@ class FastOrHttp2User(FastHttpUser):
         super().__init__(environment)
         if self.http2:
             self.client = session_for(self)  # type: ignore[assignment]
+
+    def run(self) -> None:
+        """Locust's user loop; an HTTP/2 session's connections close when it ends."""
+        try:
+            super().run()
+        finally:
+            if isinstance(self.client, Http2Session):
+                self.client.close()
