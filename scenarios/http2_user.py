@@ -164,7 +164,7 @@ class Http2Connection:
             self._h2.send_headers(stream_id, headers, end_stream=not body)
             self._flush()
         if body:
-            self._send_body(stream_id, body, timeout)
+            self._send_body(stream_id, stream, body, timeout)
         if not stream.done.wait(timeout):
             self._cancel(stream_id)
             raise TimeoutError(f"no complete response within {timeout} s (stream {stream_id})")
@@ -177,10 +177,14 @@ class Http2Connection:
         self._fail_all(ConnectionAbortedError("connection closed by the client"))
         self._reader.kill(block=False)
 
-    def _send_body(self, stream_id: int, body: bytes, timeout: float | None) -> None:
+    def _send_body(
+        self, stream_id: int, stream: _Stream, body: bytes, timeout: float | None
+    ) -> None:
         view = memoryview(body)
         while view:
             with self._lock:
+                if stream.done.is_set():
+                    return  # answered or reset before its body was sent: the caller raises
                 if self.closed is not None:
                     raise self.closed
                 size = min(
