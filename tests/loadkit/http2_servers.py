@@ -5,7 +5,8 @@ with RST_STREAM carrying that error code (2 INTERNAL_ERROR, 7 REFUSED_STREAM, 8 
 ``/goaway/<code>``: the connection ends with GOAWAY carrying that code (this stream unprocessed).
 ``/cut/<code>``: headers and part of a body, then RST_STREAM with that code (as nginx does when
 its upstream stalls after its headers). ``/drain``: a graceful GOAWAY (NO_ERROR) naming this
-stream as the last, then its 200, then the connection closes (nginx at ``keepalive_requests``). Runs on ``misbehaving_servers.serve``'s threads.
+stream as the last, then its 200, then the connection closes (nginx at ``keepalive_requests``).
+Runs on ``misbehaving_servers.serve``'s threads.
 """
 
 from __future__ import annotations
