@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer.core import TyperCommand
@@ -44,6 +44,12 @@ from loadkit.exceptions import (
     ServiceStartError,
     TargetUnreachableError,
 )
+
+if TYPE_CHECKING:
+    from loadkit.config import AcceptanceConfig, Criterion
+    from loadkit.gate.evaluate import GateReport
+    from loadkit.measure.results import LoadResults, LockAuditResults, SmokeResults
+    from loadkit.run.baseline import Baselines
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -634,6 +640,7 @@ def load(
             return
         target = url or host or DEFAULT_TARGET
         request = request_spec(target, method=method, headers=header or (), body=body, tls=tls)
+        abort_on = _abort_criteria(config, single=processes == 1 and not master)
         if worker:
             code = run_worker(
                 scenario=chosen.scenario,
@@ -662,6 +669,7 @@ def load(
                         if master
                         else None
                     ),
+                    abort_on=abort_on,
                 )
             else:
                 results = run_load(
@@ -678,16 +686,48 @@ def load(
                     request=request,
                     tls=tls,
                     http2=http2,
+                    abort_on=abort_on,
                 )
         except (InvalidLoadRunError, GeneratorCrashedError, LoadInterrupted) as stopped:
             if stopped.results is not None:
                 typer.echo(render_load_table(stopped.results, path=str(stopped.path)))
             raise
         typer.echo(render_load_table(results, path=str(out)))
+        _raise_if_stopped_by_a_criterion(results, abort_on)
         if results.locust_exit_code:
             # Locust's own verdict (the locustfile's process_exit_code, 2 after an exception in
             # its event handlers or greenlets): exited with, as plain Locust does.
             raise typer.Exit(code=results.locust_exit_code)
+
+
+def _abort_criteria(config: Path | None, *, single: bool) -> tuple[Criterion, ...]:
+    """The abort-on-fail criteria of ``--config`` (given explicitly: a load run does not gate,
+    and ./acceptance.toml's criteria do not stop runs nobody asked to stop). Checked in
+    single-process runs; with --processes or --master said, and left to the gate."""
+    if config is None:
+        return ()
+    from loadkit.config import load_config
+    from loadkit.gate.abort import abort_criteria
+
+    found = abort_criteria(load_config(config).criteria)
+    if found and not single:
+        typer.echo(
+            f"note: {config}'s abort_on_fail criteria are not checked with --processes or "
+            "--master yet: the run goes to its end (the gate still judges them)",
+            err=True,
+        )
+        return ()
+    return found
+
+
+def _raise_if_stopped_by_a_criterion(results: LoadResults, abort_on: tuple[Criterion, ...]) -> None:
+    """A run an abort-on-fail criterion stopped failed (exit 1), saying when and on what."""
+    stopped = results.stopped
+    if stopped is None or stopped.by != "criterion":
+        return
+    from loadkit.report.abort import stopped_early
+
+    raise CriteriaNotMetError(stopped_early(stopped, abort_on))
 
 
 # Options that only one role of `loadkit load` reads: given to another, they would be ignored
@@ -812,6 +852,24 @@ def ui(
 
 # --- gate / accept / compare -------------------------------------------------------------------
 
+BaselineOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--baseline",
+        help='Results file of the baseline run the regression criteria (op = "regression") '
+        "are judged against; one per kind (default: [baseline] path of the acceptance file).",
+        show_default=False,
+    ),
+]
+ForceBaselineOption = Annotated[
+    bool,
+    typer.Option(
+        "--force-baseline",
+        help="Judge against a baseline whose run differs (scenario, model, engine, users or "
+        "rate, duration, stages) instead of refusing it (exit 2).",
+    ),
+]
+
 
 @app.command()
 def gate(
@@ -832,6 +890,8 @@ def gate(
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Write the verdict as JSON.")
     ] = None,
+    baseline: BaselineOption = None,
+    force_baseline: ForceBaselineOption = False,
 ) -> None:
     """Judge results files against the criteria of acceptance.toml.
 
@@ -839,10 +899,12 @@ def gate(
     the evidence (top error kinds by endpoint, the stall's window, the lock sites). Criteria about
     a kind of results not given are listed as not evaluated. Exit 0 passed, 1 failed, 2 bad
     configuration or a measurement missing from a results file, 4 a run is invalid (aborted,
-    generator overloaded): an invalid run never passes.
+    generator overloaded): an invalid run never passes. Regression criteria are judged against
+    --baseline; a baseline from a different load is exit 2 unless --force-baseline.
     """
     from loadkit.config import load_config
-    from loadkit.gate.evaluate import evaluate_criteria, raise_for_outcome
+    from loadkit.gate.against_baseline import evaluate_gate
+    from loadkit.gate.evaluate import raise_for_outcome
     from loadkit.measure.results import read_results
     from loadkit.report.gate import (
         render_gate_headline,
@@ -855,7 +917,14 @@ def gate(
         try:
             settings = load_config(config)
             loaded = [(str(path), read_results(path)) for path in results]
-            report = evaluate_criteria(settings.criteria, loaded)
+            baselines = _baselines(baseline, settings, config, force=force_baseline)
+            report = evaluate_gate(
+                settings.criteria,
+                settings.regressions,
+                loaded,
+                baselines=baselines.files,
+                force_baseline=baselines.force,
+            )
         except LoadkitError as error:
             # The requested reports still say why the gate could not judge (and a stale
             # junit.xml of an earlier, passing gate does not stay behind for CI to read).
@@ -873,26 +942,96 @@ def compare(
     markdown: Annotated[
         Path | None, typer.Option(help="Also write the comparison as Markdown.")
     ] = None,
+    fail_on_regression: Annotated[
+        bool,
+        typer.Option(
+            "--fail-on-regression",
+            help="Judge AFTER against BEFORE with the regression criteria of --config: exit 1 "
+            "on a regression, 2 when the runs are not comparable (see --force-baseline).",
+        ),
+    ] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="The acceptance file whose regression criteria --fail-on-regression applies.",
+            show_default=False,
+        ),
+    ] = None,
+    force_baseline: ForceBaselineOption = False,
 ) -> None:
     """Compare two runs side by side: requests, RPS, error rate, P50/P95/P99/max, stalls, per
-    endpoint and per error kind, with the change in percent."""
+    endpoint and per error kind, with the change in percent. With --fail-on-regression, also
+    judge the change by the regression criteria of --config (exit 1 on a regression)."""
     from loadkit.files import write_output
     from loadkit.gate.compare import compare_results
     from loadkit.measure.results import read_results
     from loadkit.report.compare import render_compare_markdown, render_compare_table
 
     with exit_on_error():
+        if config is not None and not fail_on_regression:
+            raise ConfigError("--config is for --fail-on-regression; give both or neither")
+        before_results = read_results(before)
+        after_results = read_results(after)
         comparison = compare_results(
-            read_results(before),
-            read_results(after),
+            before_results,
+            after_results,
             before_source=str(before),
             after_source=str(after),
         )
+        if fail_on_regression:
+            # Judged before anything is printed: an incomparable pair is exit 2 with no table.
+            report = _regression_report(
+                config, (str(before), before_results), (str(after), after_results), force_baseline
+            )
         typer.echo(render_compare_table(comparison), nl=False)
         if markdown is not None:
             write_output(
                 markdown, render_compare_markdown(comparison).encode(), option="--markdown"
             )
+        if fail_on_regression:
+            from loadkit.gate.evaluate import raise_for_outcome
+            from loadkit.report.gate import render_gate_headline, render_gate_table
+
+            typer.echo("")
+            typer.echo(render_gate_table(report), nl=False)
+            raise_for_outcome(report, message=render_gate_headline(report))
+
+
+def _baselines(
+    options: list[Path] | None, settings: AcceptanceConfig, config: Path, *, force: bool
+) -> Baselines:
+    """The baselines to judge regression criteria against, saying when [baseline]'s is absent."""
+    from loadkit.run.baseline import read_baselines
+
+    baselines = read_baselines(options, settings, config, force=force)
+    if baselines.note is not None:
+        typer.echo(f"note: {baselines.note}", err=True)
+    return baselines
+
+
+def _regression_report(
+    config: Path | None,
+    before: tuple[str, SmokeResults | LoadResults | LockAuditResults],
+    after: tuple[str, SmokeResults | LoadResults | LockAuditResults],
+    force: bool,
+) -> GateReport:
+    """``compare --fail-on-regression``: AFTER judged by the regression criteria of ``config``
+    with BEFORE as its baseline."""
+    from loadkit.config import load_config
+    from loadkit.gate.against_baseline import evaluate_gate
+
+    if config is None:
+        raise ConfigError("--fail-on-regression needs --config FILE with regression criteria")
+    settings = load_config(config)
+    if not settings.regressions:
+        raise ConfigError(
+            f'{config}: no regression criteria ([[criteria]] with op = "regression"): '
+            "--fail-on-regression has nothing to judge"
+        )
+    return evaluate_gate(
+        (), settings.regressions, [after], baselines=[before], force_baseline=force
+    )
 
 
 @app.command(cls=NoLocustArgsCommand)
@@ -936,6 +1075,17 @@ def accept(
             "nginx (which must be installed) in front of uvicorn.",
         ),
     ] = False,
+    baseline: BaselineOption = None,
+    force_baseline: ForceBaselineOption = False,
+    save_baseline: Annotated[
+        Path | None,
+        typer.Option(
+            "--save-baseline",
+            help="After a pass, write the run's load results here as the new baseline (e.g. on "
+            "the main branch); nothing is written when the gate does not pass.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """The whole acceptance: lock audit, smoke, load profile, gate; every report in one folder.
 
@@ -945,6 +1095,7 @@ def accept(
     missing measurement, 3 target unreachable or service not starting, 4 run invalid, 130
     interrupted.
     """
+    from loadkit.config import load_config
     from loadkit.engines.tls import tls_options
     from loadkit.gate.evaluate import raise_for_outcome
     from loadkit.report.gate import render_gate_headline, render_gate_table
@@ -957,6 +1108,9 @@ def accept(
             if not sep or not key:
                 raise ConfigError(f"--service-env {entry!r} must look like KEY=VALUE")
             env[key] = value
+        # Read before anything runs: a missing or invalid baseline is exit 2 at once, not
+        # after minutes of load.
+        baselines = _baselines(baseline, load_config(config), config, force=force_baseline)
         run = run_acceptance(
             config_path=config,
             profile=profile,
@@ -967,10 +1121,16 @@ def accept(
             progress=typer.echo,
             tls=tls_options(insecure=insecure, ca_cert=ca_cert),
             http2=http2,
+            baselines=baselines,
+            save_baseline_to=save_baseline,
         )
         typer.echo("")
         typer.echo(render_gate_table(run.report), nl=False)
         typer.echo(f"reports: {run.folder}")
+        if run.saved_baseline is not None:
+            typer.echo(f"baseline saved: {run.saved_baseline}")
+        elif save_baseline is not None:
+            typer.echo(f"baseline not saved to {save_baseline}: the gate did not pass")
         raise_for_outcome(run.report, message=render_gate_headline(run.report))
 
 

@@ -12,11 +12,21 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import ErrorDetails
 
 from loadkit.exceptions import ConfigError
 from loadkit.stages import Stage, check_stages, total_duration_s
+from loadkit.windows import parse_window
 
 HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 Operator = Literal["<", "<=", ">", ">=", "==", "!="]
@@ -82,6 +92,15 @@ LOCK_AUDIT_METRICS: frozenset[str] = frozenset({"lock_violations"})
 FRACTION_METRICS: frozenset[str] = frozenset({"error_rate", "pass_ratio"})
 """Metrics that are fractions from 0 to 1 (not percentages)."""
 
+ABORT_METRICS: frozenset[str] = frozenset(
+    {"requests", "errors", "error_rate", "http2_internal_errors"}
+    | {"p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms", "mean_ms"}
+    | {"service_p50_ms", "service_p90_ms", "service_p95_ms", "service_p99_ms"}
+)
+"""Load metrics an ``abort_on_fail`` criterion can watch during the run (also ``errors.<kind>``):
+those the live recorder holds exactly. Not the rate, the stall or Locust's verdict, which only
+the end of the run settles."""
+
 METRICS_BY_KIND: dict[ResultsKind, frozenset[str]] = {
     "smoke": SMOKE_METRICS,
     "load": LOAD_METRICS,
@@ -98,6 +117,16 @@ class Criterion(_Section):
     name: str | None = None
     endpoint: str | None = None
     description: str | None = None
+    abort_on_fail: bool = False
+    """``loadkit load --config`` stops the run as soon as this criterion fails (checked every
+    second from the live figures, after ``delay_s``)."""
+    delay_s: float | None = Field(default=None, ge=0, le=24 * 3600)
+    """Seconds from the run's start before ``abort_on_fail`` is first checked (0 when absent)."""
+    window: str | None = Field(
+        default=None,
+        description='the span judged: "all" (default), "steady", "from 10s", "10s-40s", '
+        '"stage:2", "stage:NAME" (loadkit.windows)',
+    )
 
     @field_validator("metric")
     @classmethod
@@ -151,6 +180,52 @@ class Criterion(_Section):
             )
         return self
 
+    @model_validator(mode="after")
+    def _abort_applies(self) -> Criterion:
+        if self.delay_s is not None and not self.abort_on_fail:
+            raise ValueError("delay_s delays abort_on_fail: set abort_on_fail = true, or remove it")
+        if not self.abort_on_fail:
+            return self
+        if self.window is not None and not parse_window(self.window).judges_whole_run:
+            raise ValueError(
+                f"abort_on_fail judges the run so far, not window {self.window!r}: remove one"
+            )
+        name = self.metric_name
+        if self.results_kind != "load" or not (
+            name in ABORT_METRICS or (name.startswith("errors.") and len(name) > len("errors."))
+        ):
+            raise ValueError(
+                f"abort_on_fail applies to load metrics the run watches live "
+                f"({', '.join(sorted(ABORT_METRICS))}, errors.<kind>), not to {self.metric!r}"
+            )
+        return self
+
+    @field_validator("window")
+    @classmethod
+    def _window_form(cls, value: str | None) -> str | None:
+        return None if value is None else parse_window(value).text
+
+    @model_validator(mode="after")
+    def _window_applies(self) -> Criterion:
+        if self.window is None or parse_window(self.window).judges_whole_run:
+            return self
+        window = parse_window(self.window)
+        if self.results_kind != "load":
+            raise ValueError(f"window applies to load metrics only, not to {self.metric!r}")
+        if self.endpoint is not None:
+            raise ValueError(
+                f"window {self.window!r} with endpoint {self.endpoint!r}: a run's seconds and "
+                "stages are recorded for the whole run, not per endpoint; judge the endpoint "
+                "over the whole run, or the window without endpoint"
+            )
+        if self.metric_name not in window.metrics:
+            raise ValueError(
+                f"window {self.window!r} cannot judge {self.metric!r}: a "
+                f"{'stage' if window.kind == 'stage' else 'window of seconds'} holds "
+                f'{", ".join(sorted(window.metrics))}; judge it with window = "all"'
+            )
+        return self
+
     @property
     def results_kind(self) -> ResultsKind:
         """The kind of results file this criterion is measured on."""
@@ -169,7 +244,142 @@ class Criterion(_Section):
         if self.name:
             return self.name
         where = f"[{self.endpoint}]" if self.endpoint else ""
+        if self.window is not None and not parse_window(self.window).judges_whole_run:
+            where += f"@{self.window}"
         return f"{self.metric}{where} {self.op} {self.threshold:.15g}"
+
+
+# --- regression criteria (against a baseline) ----------------------------------------------------
+
+REGRESSION_OP = "regression"
+
+LOWER_IS_WORSE: frozenset[str] = frozenset(
+    {"load.rps", "load.requests", "smoke.checks_passed", "smoke.pass_ratio"}
+)
+"""Metrics that regress by going down (throughput, checks passed); every other regression metric
+regresses by going up (latencies, errors, stalls)."""
+
+REGRESSION_METRICS: dict[ResultsKind, frozenset[str]] = {
+    "load": LOAD_METRICS - {"exceptions", "locust_exit_code"},
+    "smoke": SMOKE_METRICS,
+}
+"""Metrics a regression criterion can name (also ``load.errors.<kind>``); a run's exception count
+and Locust's exit code are verdicts, not figures that drift."""
+
+
+class RegressionCriterion(_Section):
+    """``op = "regression"``: the metric may be worse than in the baseline run by at most
+    ``max_worse_pct`` percent of the baseline's value and/or ``max_worse_abs`` in the metric's own
+    unit (a fraction for ``error_rate``); with both, it fails only when it exceeds both. Below
+    ``min_requests`` (in either run) it is not evaluated."""
+
+    metric: str = Field(description='"<kind>.<metric>": "load.p95_ms", "load.errors.timeout"')
+    op: Literal["regression"]
+    max_worse_pct: float | None = Field(default=None, ge=0)
+    max_worse_abs: float | None = Field(default=None, ge=0)
+    min_requests: int | None = Field(default=None, ge=1)
+    name: str | None = None
+    endpoint: str | None = None
+    description: str | None = None
+
+    @field_validator("metric")
+    @classmethod
+    def _regression_metric(cls, value: str) -> str:
+        kind, _, metric = value.partition(".")
+        if kind not in REGRESSION_METRICS:
+            raise ValueError(
+                f"metric {value!r}: a regression criterion is about load or smoke results "
+                '("load.p95_ms", "smoke.checks_passed")'
+            )
+        if kind == "load" and metric.startswith("errors.") and len(metric) > len("errors."):
+            return value
+        if metric not in REGRESSION_METRICS[kind]:
+            known = ", ".join(sorted(REGRESSION_METRICS[kind]))
+            raise ValueError(f"unknown {kind} regression metric {metric!r}; known: {known}")
+        return value
+
+    @model_validator(mode="after")
+    def _tolerance_given(self) -> RegressionCriterion:
+        # Without a tolerance any change at all would fail: noise alone fails such a gate.
+        if self.max_worse_pct is None and self.max_worse_abs is None:
+            raise ValueError(
+                "a regression criterion needs max_worse_pct and/or max_worse_abs "
+                "(how much worse than the baseline is still a pass)"
+            )
+        for key in ("max_worse_pct", "max_worse_abs"):
+            value = getattr(self, key)
+            if value is not None and not math.isfinite(value):
+                raise ValueError(f"{key} must be a finite number, not {value}")
+        if self.endpoint is not None and (
+            self.results_kind != "load" or self.metric_name not in ENDPOINT_METRICS
+        ):
+            raise ValueError(
+                f"endpoint applies only to load metrics {sorted(ENDPOINT_METRICS)}, "
+                f"not to {self.metric!r}"
+            )
+        if self.min_requests is not None and self.results_kind != "load":
+            raise ValueError(f"min_requests applies to load metrics, not to {self.metric!r}")
+        return self
+
+    @property
+    def results_kind(self) -> ResultsKind:
+        """The kind of results file this criterion is measured on (and its baseline)."""
+        kind = self.metric.partition(".")[0]
+        assert kind in METRICS_BY_KIND
+        return kind
+
+    @property
+    def metric_name(self) -> str:
+        """The metric without its kind prefix (``p95_ms``, ``errors.timeout``)."""
+        return self.metric.partition(".")[2]
+
+    @property
+    def worse(self) -> Literal["up", "down"]:
+        """Which way the metric regresses: up (latency, errors) or down (rps, checks passed)."""
+        return "down" if self.metric in LOWER_IS_WORSE else "up"
+
+    @property
+    def label(self) -> str:
+        """How the criterion is shown: its name, or the metric and its tolerance."""
+        if self.name:
+            return self.name
+        where = f"[{self.endpoint}]" if self.endpoint else ""
+        allowed = []
+        if self.max_worse_pct is not None:
+            allowed.append(f"{self.max_worse_pct:.15g} %")
+        if self.max_worse_abs is not None:
+            allowed.append(f"{self.max_worse_abs:.15g}")
+        return f"{self.metric}{where} regression ≤ {' or '.join(allowed)}"
+
+
+def _criterion_tag(value: Any) -> str:
+    op = value.get("op") if isinstance(value, dict) else getattr(value, "op", None)
+    return _REGRESSION_TAG if op == REGRESSION_OP else _THRESHOLD_TAG
+
+
+_THRESHOLD_TAG = "<threshold criterion>"
+_REGRESSION_TAG = "<regression criterion>"
+_UNION_TAGS = frozenset({_THRESHOLD_TAG, _REGRESSION_TAG})
+"""How pydantic names the member of a criterion's union in an error's location: left out of
+the location shown (``criteria[2].max_worse_pct``)."""
+
+AnyCriterion = Annotated[
+    Annotated[Criterion, Tag(_THRESHOLD_TAG)]
+    | Annotated[RegressionCriterion, Tag(_REGRESSION_TAG)],
+    Discriminator(_criterion_tag),
+]
+
+
+class BaselineConfig(_Section):
+    """``[baseline]``: defaults for the regression criteria's baseline (``--baseline`` wins)."""
+
+    path: str | None = Field(
+        default=None, min_length=1, description="the baseline results file, relative to this file"
+    )
+    force: bool = Field(
+        default=False,
+        description="judge against a baseline whose run differs (as --force-baseline)",
+    )
 
 
 # --- smoke ---------------------------------------------------------------------------------------
@@ -517,10 +727,21 @@ class LockAuditConfig(_Section):
 class AcceptanceConfig(_Section):
     """The whole of acceptance.toml."""
 
-    criteria: TomlArray[Criterion] = ()
+    all_criteria: TomlArray[AnyCriterion] = Field(default=(), alias="criteria")
     smoke: SmokeConfig = SmokeConfig()
     profiles: dict[str, LoadProfile] = Field(default_factory=lambda: {"default": LoadProfile()})
     lock_audit: LockAuditConfig = LockAuditConfig()
+    baseline: BaselineConfig = BaselineConfig()
+
+    @property
+    def criteria(self) -> tuple[Criterion, ...]:
+        """The threshold criteria (``<metric> <op> <threshold>``), in the file's order."""
+        return tuple(c for c in self.all_criteria if isinstance(c, Criterion))
+
+    @property
+    def regressions(self) -> tuple[RegressionCriterion, ...]:
+        """The regression criteria (``op = "regression"``), judged against a baseline run."""
+        return tuple(c for c in self.all_criteria if isinstance(c, RegressionCriterion))
 
     def profile(self, name: str) -> LoadProfile:
         """The named load profile, or a ConfigError listing the ones that exist."""
@@ -534,6 +755,8 @@ class AcceptanceConfig(_Section):
 def _location(loc: tuple[int | str, ...]) -> str:
     parts: list[str] = []
     for item in loc:
+        if item in _UNION_TAGS:
+            continue
         if isinstance(item, int):
             parts.append(f"[{item}]")
         else:

@@ -29,6 +29,8 @@ from typing import Literal
 
 from loadkit.config import Criterion, ResultsKind
 from loadkit.exceptions import ConfigError, CriteriaNotMetError, InputError, InvalidRunError
+from loadkit.gate.regression import RegressionVerdict
+from loadkit.gate.window_figures import WindowFigures, window_figures
 from loadkit.measure.kinds import NOT_SENT_ENDPOINT, ErrorKind
 from loadkit.measure.results import (
     EndpointResults,
@@ -45,6 +47,7 @@ from loadkit.measure.results import (
 )
 from loadkit.measure.user_exceptions import UserException
 from loadkit.measure.validity import InvalidReason
+from loadkit.windows import parse_window
 
 AnyResults = SmokeResults | LoadResults | LockAuditResults
 Status = Literal["passed", "failed", "invalid", "not_evaluated"]
@@ -228,6 +231,8 @@ class Verdict:
     evidence: tuple[Evidence, ...] = ()
     stopped_run_at_s: float | None = None
     """Set when this criterion stopped the run (abort on fail): seconds from its start."""
+    window: str | None = None
+    """The span judged, as resolved (``steady (8 s-60 s, after stage 1)``); None for the run."""
 
     @property
     def margin_percent(self) -> float | None:
@@ -245,13 +250,20 @@ class GateReport:
     runs: tuple[RunCheck, ...]
     ungated: tuple[RunCheck, ...] = field(default=())
     """Results files given that no criterion is about: not gated."""
+    regressions: tuple[RegressionVerdict, ...] = field(default=())
+    """The regression criteria judged against a baseline (``loadkit.gate.against_baseline``)."""
+    baseline_notes: tuple[str, ...] = field(default=())
+    """What the report must say about the baselines (one compared although it differs)."""
 
     @property
     def outcome(self) -> Outcome:
-        """invalid if any run is invalid, else failed if any verdict failed, else passed."""
+        """invalid if any run is invalid, else failed if any verdict (or regression) failed,
+        else passed."""
         if any(not run.valid for run in self.runs):
             return "invalid"
-        if any(v.status == "failed" for v in self.verdicts):
+        if any(v.status == "failed" for v in self.verdicts) or any(
+            r.status == "failed" for r in self.regressions
+        ):
             return "failed"
         return "passed"
 
@@ -375,7 +387,22 @@ def _judge(criterion: Criterion, source: str, results: AnyResults, run: RunCheck
         run=run,
         evidence=evidence,
         stopped_run_at_s=stopper.at_s if stopper is not None else None,
+        window=_window_label(criterion, results, source=source),
     )
+
+
+def _window(criterion: Criterion, results: LoadResults, *, source: str) -> WindowFigures | None:
+    """The figures of the criterion's window; None when it judges the whole run."""
+    if criterion.window is None:
+        return None
+    return window_figures(parse_window(criterion.window), results, source=source)
+
+
+def _window_label(criterion: Criterion, results: AnyResults, *, source: str) -> str | None:
+    if not isinstance(results, LoadResults):
+        return None
+    figures = _window(criterion, results, source=source)
+    return None if figures is None else figures.label
 
 
 def _stopped_by(criterion: Criterion, results: AnyResults) -> Stopped | None:
@@ -484,6 +511,19 @@ def _measure_load(criterion: Criterion, results: LoadResults, *, source: str) ->
             errors=endpoint.errors,
             latency=endpoint.latency_ms,
             service=endpoint_service_time(endpoint),
+            source=source,
+        )
+    figures = _window(criterion, results, source=source)
+    if figures is not None:
+        # config.py admits only the traffic metrics a window holds, and no endpoint with it.
+        if metric == "rps":
+            return figures.rps
+        return _traffic_metric(
+            criterion,
+            requests=figures.requests,
+            errors=figures.errors,
+            latency=figures.latency,
+            service=figures.service,
             source=source,
         )
     if metric == "max_stall_s":

@@ -391,6 +391,13 @@ class LatencyRecorder:
         """One summary per stage; None in a run without stages."""
         return None if self._stages is None else self._stages.results()
 
+    def stages_start_s(self) -> float | None:
+        """Seconds from the recorder's start (the timeline's second 0) to the stages' clock's
+        start (``start_stages_at``); None in a run without stages."""
+        if self._stages is None:
+            return None
+        return round(max(self._stages.start - self.start, 0.0), 6)
+
     @property
     def started_at(self) -> datetime:
         """The run's start as an aware UTC datetime."""

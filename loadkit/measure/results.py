@@ -295,13 +295,37 @@ class ErrorGroup(_Model):
         return self
 
 
-class TimelinePoint(_Model):
+class TimelinePoint(_Model, _OmitsEmptyOptionals):
     """One second of the run: what completed in it."""
+
+    OMITTED_WHEN_NONE: ClassVar[frozenset[str]] = frozenset({"histogram"})
 
     t_s: int = Field(ge=0, description="seconds since the run's start")
     completions: int = Field(ge=0)
     errors: int = Field(ge=0)
     p95_ms: float | None = Field(default=None, ge=0)
+    histogram: EncodedHistogram | None = Field(
+        default=None,
+        description="optional: the latencies (headline figure) of the requests that completed in "
+        "this second, so that a window of seconds is judged exactly (merged, never averaged); "
+        "absent in seconds with no completion, in files written before windows, and past the "
+        "writer's size bound (TIMELINE_HISTOGRAM_BUDGET_BYTES)",
+    )
+
+    @model_validator(mode="after")
+    def _counts_agree(self) -> TimelinePoint:
+        if self.histogram is not None and self.histogram.count != self.completions:
+            raise ValueError(
+                f"second {self.t_s}: histogram count ({self.histogram.count}) != completions "
+                f"({self.completions})"
+            )
+        return self
+
+
+TIMELINE_HISTOGRAM_BUDGET_BYTES = 16 << 20
+"""The most encoded per-second histogram data one results file carries (16 MiB, a quarter of
+``MAX_RESULTS_BYTES``): an hour at a thousand requests a second takes about 5 MB; past the
+budget, later seconds carry counts and P95 only, and a window reaching them is refused."""
 
 
 MEAN_SLACK_MS = 0.001
@@ -686,7 +710,7 @@ class LoadResults(_TrafficResults):
     """Results of ``loadkit load`` (single process or merged from distributed workers)."""
 
     OMITTED_WHEN_NONE: ClassVar[frozenset[str]] = frozenset(
-        {"service_time_ms", "service_histogram", "schedule", "stages"}
+        {"service_time_ms", "service_histogram", "schedule", "stages", "stages_start_s"}
     )
 
     kind: Literal["load"] = "load"
@@ -709,6 +733,13 @@ class LoadResults(_TrafficResults):
     )
     stages: list[StageResults] | None = Field(
         default=None, description="runs with stages only: one summary per stage, in order"
+    )
+    stages_start_s: float | None = Field(
+        default=None,
+        ge=0,
+        description="optional, runs with stages: seconds from the run's start (the timeline's "
+        "second 0) to the start of the stages' clock, from which their start_s and end_s count "
+        "(an open run's timetable start, after its users spawned); absent in files before it",
     )
 
     @model_validator(mode="after")

@@ -13,7 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from loadkit.measure.histogram import LatencyHistogram, us_to_ms
-from loadkit.measure.results import EncodedHistogram, TimelinePoint
+from loadkit.measure.results import (
+    TIMELINE_HISTOGRAM_BUDGET_BYTES,
+    EncodedHistogram,
+    TimelinePoint,
+)
 
 
 @dataclass(slots=True)
@@ -129,6 +133,7 @@ class Timeline:
         if duration_s is not None:
             last = max(last, int(duration_s) - (1 if duration_s.is_integer() else 0))
         points = []
+        budget = TIMELINE_HISTOGRAM_BUDGET_BYTES
         for t in range(0, last + 1):
             closed = self._seconds.get(t)
             histogram = LatencyHistogram()
@@ -145,8 +150,16 @@ class Timeline:
                 points.append(TimelinePoint(t_s=t, completions=0, errors=0, p95_ms=None))
                 continue
             p95 = histogram.percentiles_us((95.0,)).get(95.0)
+            encoded = histogram.encode()
+            budget -= len(encoded.data)  # past it: counts and P95 only (see the budget)
             points.append(
-                TimelinePoint(t_s=t, completions=completions, errors=errors, p95_ms=us_to_ms(p95))
+                TimelinePoint(
+                    t_s=t,
+                    completions=completions,
+                    errors=errors,
+                    p95_ms=us_to_ms(p95),
+                    histogram=encoded if budget >= 0 else None,
+                )
             )
         return points
 

@@ -36,11 +36,13 @@ from loadkit.exceptions import (
     LoadkitError,
     TargetUnreachableError,
 )
-from loadkit.gate.evaluate import GateReport, evaluate_criteria
+from loadkit.gate.against_baseline import evaluate_gate
+from loadkit.gate.evaluate import GateReport
 from loadkit.measure.results import LoadResults, LockAuditResults, SmokeResults, write_results
 from loadkit.measure.validity import INTERRUPTED
 from loadkit.report.load import describe_load
 from loadkit.report.units import format_fraction, format_ms
+from loadkit.run.baseline import Baselines, save_baseline
 from loadkit.run.bundled_service import BundledService
 from loadkit.run.http2_edge import Http2Edge
 from loadkit.run.profile import load_profile
@@ -64,6 +66,8 @@ class AcceptanceRun:
     report: GateReport
     artifacts: tuple[Path, ...]
     target: str
+    saved_baseline: Path | None = None
+    """Where the load results were saved as the new baseline (only after a pass)."""
 
 
 def report_folder(base: Path, *, now: datetime | None = None) -> Path:
@@ -92,6 +96,8 @@ def run_acceptance(
     quiet_load: bool = False,
     tls: TlsOptions | None = None,
     http2: bool = False,
+    baselines: Baselines | None = None,
+    save_baseline_to: Path | None = None,
 ) -> AcceptanceRun:
     """Run the lock audit, smoke and load against ``host`` or the bundled service, then gate.
 
@@ -101,12 +107,14 @@ def run_acceptance(
     ``tls`` says how an https ``host``'s certificate is checked by smoke and load (default:
     verified). ``http2``: smoke and load speak HTTP/2, and the bundled service is served over
     h2c through nginx (``run/http2_edge.py``).
+    ``baselines`` are what the regression criteria are judged against;
+    ``save_baseline_to`` receives the load results as the new baseline when the gate passed.
     """
     if host is not None:
         # Before anything is audited or written: a malformed --host is a usage error.
         parse_target(host, option="--host")
     config = load_config(config_path)
-    if not config.criteria:
+    if not config.criteria and not config.regressions:
         raise ConfigError(f"{config_path}: no [[criteria]]: there is nothing to accept against")
     load = load_profile(config, profile, duration_s=duration_s)
     http2 = http2 or load.http2
@@ -125,6 +133,8 @@ def run_acceptance(
             quiet_load=quiet_load,
             tls=tls or TlsOptions(),
             http2=http2,
+            baselines=baselines or Baselines(files=(), force=False),
+            save_baseline_to=save_baseline_to,
         )
     except BaseException as error:
         _leave_reason(folder, step, error)
@@ -143,6 +153,8 @@ def _run_stages(
     quiet_load: bool,
     tls: TlsOptions,
     http2: bool = False,
+    baselines: Baselines,
+    save_baseline_to: Path | None,
 ) -> AcceptanceRun:
     with step("lock audit"):
         audit = _lock_audit(config, config_path)
@@ -168,13 +180,16 @@ def _run_stages(
     with step("gate"):
         # A gate that cannot judge (a measurement missing from the run) raises here; its
         # reports then say why (run_acceptance), as for a stage that failed.
-        report = evaluate_criteria(
+        report = evaluate_gate(
             config.criteria,
+            config.regressions,
             [
                 (str(folder / LOCK_AUDIT_FILE), audit),
                 (str(folder / SMOKE_FILE), smoke),
                 (str(folder / LOAD_FILE), results),
             ],
+            baselines=baselines.files,
+            force_baseline=baselines.force,
         )
         artifacts = _write_gate_reports(report, folder)
         step.done(report.outcome.upper())
@@ -184,7 +199,13 @@ def _run_stages(
         folder / LOAD_FILE,
         *artifacts,
     )
-    return AcceptanceRun(folder=folder, report=report, artifacts=all_files, target=target)
+    saved = None
+    if save_baseline_to is not None and report.outcome == "passed":
+        # Only a passing run becomes the reference the next ones are judged against.
+        saved = save_baseline(save_baseline_to, results)
+    return AcceptanceRun(
+        folder=folder, report=report, artifacts=all_files, target=target, saved_baseline=saved
+    )
 
 
 def _leave_reason(folder: Path, step: _Steps, error: BaseException) -> None:

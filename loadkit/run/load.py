@@ -12,6 +12,7 @@ interrupted.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import sys
@@ -21,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from loadkit.config import LoadProfile
+from loadkit.config import Criterion, LoadProfile
 from loadkit.defaults import (
     DEFAULT_MASTER_PORT,
     DEFAULT_TARGET,
@@ -185,6 +186,7 @@ def run_load(
     request: RequestSpec | None = None,
     tls: TlsOptions | None = None,
     http2: bool = False,
+    abort_on: Sequence[Criterion] = (),
 ) -> LoadResults:
     """Run one headless load test on Locust and return its results (also written to ``out``).
 
@@ -200,6 +202,7 @@ def run_load(
     ``tls`` how https certificates are checked (default: verified), given to the plugin.
     ``http2``: the locustfile's HTTP users speak HTTP/2 (``--http2``; the plugin refuses a
     locustfile written on FastHttpUser, exit 2).
+    ``abort_on``: abort-on-fail criteria the plugin checks every second (one process only).
 
     Raises TargetUnreachableError before the run; ConfigError for a bad profile or a scenario
     Locust cannot load; GeneratorCrashedError when Locust died (or hung) without results;
@@ -211,6 +214,11 @@ def run_load(
         raise ConfigError(f"--processes must be at least 1, not {processes}")
     if master and processes > 1:
         raise ConfigError("--master cannot be combined with --processes (Locust's own rule)")
+    if abort_on and (processes > 1 or master):
+        raise ConfigError(
+            "abort_on_fail criteria are checked in single-process runs only (for now): run "
+            "without --processes and --master"
+        )
     workers = expect_workers if master else processes
     bound = profile.in_flight_bound
     if bound is not None and workers > 1 and bound < workers:
@@ -244,6 +252,7 @@ def run_load(
             request=request,
             tls=tls or TlsOptions(),
             http2=http2,
+            abort_on=abort_on,
         )
     except (LoadkitError, KeyboardInterrupt) as error:
         written = _read_run_results(out, run_id)
@@ -293,6 +302,13 @@ def run_load(
     return results
 
 
+def _abort_json(criteria: Sequence[Criterion]) -> str | None:
+    """The abort-on-fail criteria as the plugin's ``--loadkit-abort`` takes them (None: none)."""
+    if not criteria:
+        return None
+    return json.dumps([c.model_dump(mode="json", exclude_none=True) for c in criteria])
+
+
 def _with_locust_exit_code(results: LoadResults, run: LocustRun, out: Path) -> LoadResults:
     """The results of a run Locust ended on its own, with the exit code Locust gave it
     (``locust_exit_code``, written to ``out``): the locustfile's ``process_exit_code``, which it
@@ -327,6 +343,7 @@ def _run_headless(
     request: RequestSpec | None = None,
     tls: TlsOptions | None = None,
     http2: bool = False,
+    abort_on: Sequence[Criterion] = (),
 ) -> tuple[LocustRun, LoadResults]:
     """Run Locust headless; how it ended and the results its plugin wrote for ``run_id``.
 
@@ -359,6 +376,7 @@ def _run_headless(
                 status=Path(tmp) / "status.json",
                 run_id=run_id,
                 workers=workers,
+                abort_criteria=_abort_json(abort_on),
             ),
             parent_pid=os.getpid(),
             locust_args=tuple(locust_args),

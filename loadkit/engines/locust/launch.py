@@ -116,6 +116,8 @@ class Headless:
     """Closed model with a fixed number of users unless it says otherwise."""
     workers: LocalWorkers | RemoteWorkers | None = None
     """Where the users run: in this one process (None), in forked workers, in remote workers."""
+    abort_criteria: str | None = None
+    """Abort on fail (one process): the criteria's JSON list, for ``--loadkit-abort``."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -339,6 +341,8 @@ def _headless_args(role: Headless) -> list[str]:
     # loadkit judges validity from the results and records that code beside them.
     args += ["--loadkit-keep-exit-code"]
     args += _schedule_args(role.schedule)
+    if role.abort_criteria is not None:
+        args += ["--loadkit-abort", role.abort_criteria]
     match role.workers:
         case LocalWorkers(count=count, port=port):
             args += ["--processes", str(count), "--master-bind-host", LOOPBACK]

@@ -50,6 +50,7 @@ from locust import events
 from locust import runners as locust_runners
 from locust.exception import StopTest
 
+from loadkit.config import Criterion
 from loadkit.defaults import DEFAULT_LOAD_OUT as DEFAULT_OUT
 from loadkit.defaults import DEFAULT_UI_DIR
 from loadkit.engines.http_request import TlsOptions
@@ -213,6 +214,13 @@ def _add_arguments(parser: Any, **_kwargs: Any) -> None:
         include_in_web_ui=False,
     )
     group.add_argument(
+        "--loadkit-abort",
+        default=None,
+        help="JSON list of abort-on-fail criteria (as in acceptance.toml): a headless test in "
+        "one process stops when one fails on the live figures.",
+        include_in_web_ui=False,
+    )
+    group.add_argument(
         "--loadkit-launch",
         default=None,
         help="JSON object of what loadkit passed to Locust (its arguments after `--`, Locust's "
@@ -259,7 +267,19 @@ def plugin_options(options: Namespace | None) -> PluginOptions:
             insecure=bool(option("loadkit_insecure")), ca_cert=option("loadkit_ca_cert")
         ),
         http2=bool(option("loadkit_http2")),
+        abort=abort_options(option("loadkit_abort")),
     )
+
+
+def abort_options(text: str | None) -> tuple[Criterion, ...]:
+    """``--loadkit-abort``'s criteria (a ValueError naming the option when malformed)."""
+    if not text:
+        return ()
+    try:
+        entries = json.loads(text)
+        return tuple(Criterion.model_validate(entry) for entry in entries)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"--loadkit-abort: not a JSON list of criteria: {error}") from None
 
 
 def tls_options(*, insecure: bool, ca_cert: str | None) -> TlsOptions:

@@ -85,6 +85,9 @@ class ShareControl:
     _loop: asyncio.AbstractEventLoop | None = None
     _stop: Callable[[], None] | None = None
     _pending: bool = field(default=False)
+    watch: Callable[[LatencyRecorder, float], bool] | None = None
+    """Abort on fail: called in the share's loop once a second with the recorder and the
+    seconds since the load began; True ends the run there, as planned (not interrupted)."""
 
     def stop(self) -> None:
         """Stop the share as an interruption (thread-safe; before it started: at once)."""
@@ -291,6 +294,11 @@ class _ShareRun:
         assert self.cpu is not None
         self.cpu.tick()
         self._status("running")
+        watch = self.control.watch
+        if watch is not None and not self.stopped.is_set():
+            elapsed = perf_counter() - (self.start - self.offset)
+            if watch(self.recorder, elapsed):
+                self.stopped.set()
         asyncio.get_running_loop().call_later(STATUS_EVERY_S, self._tick)
 
     def _status(self, state: RunState) -> None:

@@ -50,6 +50,8 @@ lets Locust shut down): never a wait for the launcher's time bound."""
 RunnerT = TypeVar("RunnerT", bound=Runner)
 TIMETABLE_POLL_S = 0.005
 """How often the duration's timer looks whether a local open run's timetable has started."""
+ABORT_CHECK_S = 1.0
+"""How often abort-on-fail criteria are judged on the live figures."""
 
 
 class LoadTest(Generic[RunnerT]):
@@ -125,6 +127,8 @@ class LoadTest(Generic[RunnerT]):
         """Called once the test's measurement is final (its results written or shipped)."""
         self.results_path: Path | None = None
         self.iteration_rates = RateWindow()
+        self.abort_stop: Stopped | None = None
+        """The abort-on-fail criterion that stopped the test, when one did."""
 
     # --- its life ---------------------------------------------------------------------------
 
@@ -133,6 +137,9 @@ class LoadTest(Generic[RunnerT]):
         duration = self.options.duration_s
         if duration and self.options.headless and self.stops_on_timer:
             gevent.spawn(self._stop_after, float(duration))
+        # One process (stops on its timer and runs the users): its recorder holds the whole run.
+        if self.options.abort and self.options.headless and self.stops_on_timer and self.runs_users:
+            gevent.spawn(self._watch_abort)
         if self.open_run is not None and self.runs_users:
             self.open_model = model = start_open_model(
                 self.open_run,
@@ -190,6 +197,34 @@ class LoadTest(Generic[RunnerT]):
             self.ran_full_duration = True
         # stop() before quit(): a master's stop() waits until every worker has stopped, and
         # each worker's final share travels ahead of its "stopped" message.
+        self.runner.stop()
+        self.runner.quit()
+
+    def _watch_abort(self) -> None:
+        """Abort on fail: once a second, judge the abort criteria on the live figures (exactly
+        as the gate reads them); the first that fails stops the test as the timer would, and
+        the results say so (``stopped: {by: "criterion"}``)."""
+        from loadkit.gate.abort import first_failure
+        from loadkit.measure.load_results import live_results
+
+        start = time.perf_counter()
+        ticks = 0
+        while self.stop_time is None and not self.finalized:
+            ticks += 1
+            gevent.sleep(max(start + ticks * ABORT_CHECK_S - time.perf_counter(), 0.0))
+            if self.stop_time is not None or self.finalized:
+                return
+            recorder = self.recording.flush()
+            elapsed = self.clock.now() - recorder.start
+            live = live_results(recorder, target=str(self.environment.host or ""))
+            stop = first_failure(self.options.abort, live, elapsed_s=elapsed)
+            if stop is not None:
+                break
+        else:
+            return
+        self.abort_stop = stop
+        logger.warning("loadkit: %s failed at %.1f s; stopping the test", stop.criterion, elapsed)
+        gevent.spawn(self._see_it_end)
         self.runner.stop()
         self.runner.quit()
 
@@ -357,6 +392,8 @@ class LoadTest(Generic[RunnerT]):
         planned = self.options.duration_s
         if not planned or not self.options.headless or self.aborted:
             return None
+        if self.abort_stop is not None:
+            return None  # stopped on purpose by a criterion (``stopped``)
         ran_s = self.recording.recorder.duration_s()
         if self.shape is not None and self.shape_cut:
             return shape_unfinished_reason(shape=self.shape, ran_s=ran_s, cap_s=float(planned))
@@ -369,7 +406,10 @@ class LoadTest(Generic[RunnerT]):
         return incomplete_reason(ran_s=ran_s, planned_s=float(planned))
 
     def _stopped(self) -> Stopped | None:
-        """How a test its locustfile stopped on purpose ended (None for any other end)."""
+        """How a test stopped on purpose ended: by an abort-on-fail criterion, or by its
+        locustfile (None for any other end)."""
+        if self.abort_stop is not None and not self.aborted:
+            return self.abort_stop
         if self.stop_origin != "locustfile" or self.aborted:
             return None
         recorder = self.recording.recorder

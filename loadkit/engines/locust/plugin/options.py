@@ -6,6 +6,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from loadkit.config import Criterion
 from loadkit.engines.http_request import TlsOptions
 from loadkit.stages import Stage
 
@@ -42,6 +43,9 @@ class PluginOptions:
     """How the HTTP users check https certificates (``plugin/tls.py``): verified by default."""
     http2: bool = False
     """``--loadkit-http2``: the HTTP users speak HTTP/2 (``plugin/http2.py``)."""
+    abort: tuple[Criterion, ...] = ()
+    """Abort-on-fail criteria (``--loadkit-abort``): a local headless test stops when one
+    fails on the live figures (``LoadTest._watch_abort``)."""
 
 
 @dataclass(frozen=True, kw_only=True)
