@@ -239,14 +239,62 @@ def serve(
             )
         ),
     ] = None,
+    http2: Annotated[
+        bool,
+        typer.Option(
+            "--http2",
+            help="Serve over HTTP/2: nginx (which must be installed) listens on --host/--port "
+            "with h2c (or TLS with ALPN h2 given --certfile/--keyfile) in front of uvicorn.",
+        ),
+    ] = False,
+    certfile: Annotated[
+        Path | None,
+        typer.Option(
+            help="--http2: the certificate (PEM) to serve https with.", show_default=False
+        ),
+    ] = None,
+    keyfile: Annotated[
+        Path | None,
+        typer.Option(help="--http2: the certificate's private key (PEM).", show_default=False),
+    ] = None,
+    edge_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0.001,
+            help="--http2: seconds nginx waits on a silent handler (proxy_read_timeout): 504 "
+            "before its headers, a stream reset with INTERNAL_ERROR after them.",
+        ),
+    ] = 60.0,
 ) -> None:
     """Run the bundled API service (the "engines" API) under uvicorn.
 
     Settings come from ENGINES_* environment variables (see README); the options here override
     them. The service runs as `python -m service` in this same process (exec), so signals such as
-    SIGTERM reach uvicorn directly and shut it down gracefully.
+    SIGTERM reach uvicorn directly and shut it down gracefully. With --http2 it runs as a child
+    behind nginx, both stopped on Ctrl-C or SIGTERM.
     """
     from loadkit.run.bundled_service import service_command, service_environment
+
+    if http2 or certfile or keyfile:
+        from loadkit.run.http2_edge import EdgeTls, serve_over_http2
+
+        with exit_on_error(), sigterm_as_interrupt():
+            if not http2:
+                raise ConfigError("--certfile/--keyfile serve HTTP/2 over TLS: add --http2")
+            if (certfile is None) != (keyfile is None):
+                raise ConfigError("--certfile and --keyfile go together: give both, or neither")
+            tls = EdgeTls(certfile=certfile, keyfile=keyfile) if certfile and keyfile else None
+            try:
+                serve_over_http2(
+                    host=host,
+                    port=port,
+                    database_url=database_url,
+                    tls=tls,
+                    upstream_timeout_s=edge_timeout,
+                    announce=typer.echo,
+                )
+            except KeyboardInterrupt:
+                return
 
     env = service_environment(os.environ)
     if database_url is not None:
@@ -474,6 +522,16 @@ def load(
     ] = None,
     insecure: InsecureOption = False,
     ca_cert: CaCertOption = None,
+    http2: Annotated[
+        bool,
+        typer.Option(
+            "--http2",
+            help="Speak HTTP/2: h2c by prior knowledge on http://, ALPN h2 on https://. Runs on "
+            "Locust; the bundled scenarios switch, a locustfile must be written on "
+            "scenarios/http2_user.py (Http2User or FastOrHttp2User). Default: the profile's "
+            "http2.",
+        ),
+    ] = False,
 ) -> None:
     """Run a URL or a Locust scenario with exact HDR latencies, freeze and overload detection.
 
@@ -548,9 +606,11 @@ def load(
             max_in_flight=max_in_flight,
             stages=stages_option(stages),
         )
+        http2 = http2 or chosen.http2
         chosen_engine = choose_engine(
             requested=engine or chosen.engine,
             url_run=chosen.scenario == URL_SCENARIO,
+            http2=http2,
             source="--engine" if engine else f"profile {profile!r}'s engine",
             worker=worker,
             ramped_users=chosen.model == "closed"
@@ -589,6 +649,7 @@ def load(
                 processes=processes,
                 locust_args=locust_args,
                 tls=tls,
+                http2=http2,
             )
             raise typer.Exit(code=code)
         try:
@@ -624,6 +685,7 @@ def load(
                     locust_args=locust_args,
                     request=request,
                     tls=tls,
+                    http2=http2,
                     abort_on=abort_on,
                 )
         except (InvalidLoadRunError, GeneratorCrashedError, LoadInterrupted) as stopped:
@@ -1005,6 +1067,14 @@ def accept(
     config: ConfigOption = DEFAULT_CONFIG,
     insecure: InsecureOption = False,
     ca_cert: CaCertOption = None,
+    http2: Annotated[
+        bool,
+        typer.Option(
+            "--http2",
+            help="Smoke and load speak HTTP/2; the bundled service is served over h2c through "
+            "nginx (which must be installed) in front of uvicorn.",
+        ),
+    ] = False,
     baseline: BaselineOption = None,
     force_baseline: ForceBaselineOption = False,
     save_baseline: Annotated[
@@ -1050,6 +1120,7 @@ def accept(
             service_env=env,
             progress=typer.echo,
             tls=tls_options(insecure=insecure, ca_cert=ca_cert),
+            http2=http2,
             baselines=baselines,
             save_baseline_to=save_baseline,
         )

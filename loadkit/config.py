@@ -530,6 +530,11 @@ class LoadProfile(_Section):
         description="which engine runs a URL: native (the default for a URL) or locust; a "
         "locustfile always runs on Locust",
     )
+    http2: bool = Field(
+        default=False,
+        description="speak HTTP/2 (h2c on http://, ALPN h2 on https://), on Locust: the bundled "
+        "scenarios and locustfiles on scenarios/http2_user.py (loadkit load --http2)",
+    )
 
     @field_validator("stages")
     @classmethod

@@ -7,7 +7,9 @@ inside ``classify_httpx_error``, the one place that maps httpx's exceptions to k
 A response's kind is the service's own word when its body says one (``{"error": {"kind": ...}}``),
 kept as sent even when loadkit does not know it; a failed response without one is
 ``unexpected_status``. A request that got no response is classified by its exception: timeout,
-connect_error, tls_error, connection_reset, protocol_error or http2_internal_error.
+connect_error, tls_error, connection_reset, protocol_error, or one of the HTTP/2 kinds
+(``classify_http2_error``: http2_internal_error, http2_stream_reset, http2_refused_stream,
+http2_goaway), whichever client saw it: httpx (smoke) or scenarios' ``Http2User`` (Locust).
 """
 
 from __future__ import annotations
@@ -32,9 +34,19 @@ _KIND_SYNTAX = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,63}")
 # httpcore raises RemoteProtocolError(event) for an HTTP/2 RST_STREAM or GOAWAY; httpx keeps only
 # str(event): "<StreamReset stream_id:1, error_code:2, remote_reset:True>" (older h2 versions
 # print the enum, "error_code:ErrorCodes.INTERNAL_ERROR").
-_H2_INTERNAL_ERROR = re.compile(
-    r"\b(StreamReset|ConnectionTerminated)\b.*\berror_code:\s*(2|ErrorCodes\.INTERNAL_ERROR)\b"
+_H2_FRAME_TEXT = re.compile(
+    r"\b(StreamReset|ConnectionTerminated)\b.*?\berror_code:\s*(?:ErrorCodes\.)?(\w+)"
 )
+_H2_FRAMES = {"StreamReset": "RST_STREAM", "ConnectionTerminated": "GOAWAY"}
+"""h2's event class names (what httpcore raises with) → the frame that carried the code."""
+H2_INTERNAL_ERROR = 0x2
+H2_REFUSED_STREAM = 0x7
+_H2_CODE_NAMES = {
+    "NO_ERROR": 0x0, "PROTOCOL_ERROR": 0x1, "INTERNAL_ERROR": 0x2, "FLOW_CONTROL_ERROR": 0x3,
+    "SETTINGS_TIMEOUT": 0x4, "STREAM_CLOSED": 0x5, "FRAME_SIZE_ERROR": 0x6, "REFUSED_STREAM": 0x7,
+    "CANCEL": 0x8, "COMPRESSION_ERROR": 0x9, "CONNECT_ERROR": 0xA, "ENHANCE_YOUR_CALM": 0xB,
+    "INADEQUATE_SECURITY": 0xC, "HTTP_1_1_REQUIRED": 0xD,
+}  # fmt: skip
 # Never got connected: no route, host down, address not available.
 _CONNECT_ERRNOS = frozenset(
     {errno.ECONNREFUSED, errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EHOSTDOWN}
@@ -148,14 +160,55 @@ def classify_response(
 
 def is_http2_internal_error(error: BaseException) -> bool:
     """True for an HTTP/2 stream reset or GOAWAY with error code 2 (INTERNAL_ERROR)."""
+    return classify_http2_error(error) == ErrorKind.HTTP2_INTERNAL_ERROR.value
+
+
+def http2_frame(error: BaseException) -> tuple[str, int] | None:
+    """(``"RST_STREAM"`` or ``"GOAWAY"``, error code) when an HTTP/2 reset or GOAWAY ended the
+    request, anywhere in ``error``'s cause chain; else None.
+
+    Read from scenarios' ``Http2StreamReset``/``Http2GoAway`` (``http2_frame`` and
+    ``error_code`` attributes: loadkit never imports scenarios), from h2's ``StreamReset`` /
+    ``ConnectionTerminated`` events in an exception's args (httpcore), or from their text (httpx
+    keeps only ``str(event)``).
+    """
     for link in _chain(error):
+        frame = getattr(link, "http2_frame", None)
+        code = getattr(link, "error_code", None)
+        if frame in ("RST_STREAM", "GOAWAY") and isinstance(code, int):
+            return str(frame), int(code)
         for arg in (link, *link.args):
             code = getattr(arg, "error_code", None)
-            if code is not None and type(arg).__name__ in {"StreamReset", "ConnectionTerminated"}:
-                return int(code) == 2
-        if _H2_INTERNAL_ERROR.search(str(link)):
-            return True
-    return False
+            name = type(arg).__name__
+            if code is not None and name in _H2_FRAMES:
+                return _H2_FRAMES[name], int(code)
+        found = _H2_FRAME_TEXT.search(str(link))
+        if found is not None:
+            text = found.group(2)
+            number = int(text) if text.isdigit() else _H2_CODE_NAMES.get(text)
+            if number is not None:
+                return _H2_FRAMES[found.group(1)], number
+    return None
+
+
+def classify_http2_error(error: BaseException) -> str | None:
+    """The HTTP/2 kind of a request ended by a reset or a GOAWAY, or None.
+
+    RST_STREAM or GOAWAY with INTERNAL_ERROR → ``http2_internal_error``; RST_STREAM with
+    REFUSED_STREAM → ``http2_refused_stream``; other RST_STREAM codes → ``http2_stream_reset``;
+    other GOAWAYs → ``http2_goaway``.
+    """
+    found = http2_frame(error)
+    if found is None:
+        return None
+    frame, code = found
+    if code == H2_INTERNAL_ERROR:
+        return ErrorKind.HTTP2_INTERNAL_ERROR.value
+    if frame == "GOAWAY":
+        return ErrorKind.HTTP2_GOAWAY.value
+    if code == H2_REFUSED_STREAM:
+        return ErrorKind.HTTP2_REFUSED_STREAM.value
+    return ErrorKind.HTTP2_STREAM_RESET.value
 
 
 def classify_os_error(error: BaseException) -> str | None:
@@ -189,8 +242,9 @@ def classify_httpx_error(error: BaseException) -> str:
     """The kind for an exception raised by httpx while sending a request (no response)."""
     import httpx  # here, not at module level: the Locust process never needs it
 
-    if is_http2_internal_error(error):
-        return ErrorKind.HTTP2_INTERNAL_ERROR.value
+    http2_kind = classify_http2_error(error)
+    if http2_kind is not None:
+        return http2_kind
     if _tls_failed(_chain(error)):
         return ErrorKind.TLS_ERROR.value  # httpx raises it as a ConnectError
     if isinstance(error, httpx.TimeoutException):

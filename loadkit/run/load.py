@@ -185,6 +185,7 @@ def run_load(
     announce: Announce | None = None,
     request: RequestSpec | None = None,
     tls: TlsOptions | None = None,
+    http2: bool = False,
     abort_on: Sequence[Criterion] = (),
 ) -> LoadResults:
     """Run one headless load test on Locust and return its results (also written to ``out``).
@@ -199,6 +200,8 @@ def run_load(
     Progress goes to ``progress``, else to stderr unless ``quiet``. ``request``: the bundled
     ``url`` scenario's method, headers and body (``--method``, ``--header``, ``--body``);
     ``tls`` how https certificates are checked (default: verified), given to the plugin.
+    ``http2``: the locustfile's HTTP users speak HTTP/2 (``--http2``; the plugin refuses a
+    locustfile written on FastHttpUser, exit 2).
     ``abort_on``: abort-on-fail criteria the plugin checks every second (one process only).
 
     Raises TargetUnreachableError before the run; ConfigError for a bad profile or a scenario
@@ -248,6 +251,7 @@ def run_load(
             progress=progress,
             request=request,
             tls=tls or TlsOptions(),
+            http2=http2,
             abort_on=abort_on,
         )
     except (LoadkitError, KeyboardInterrupt) as error:
@@ -271,6 +275,7 @@ def run_load(
                 processes=processes,
                 locust_args=locust_args,
                 locust_config=locust_config,
+                http2=http2,
             ),
             reason=_unmeasured_reason(error),
         )
@@ -337,6 +342,7 @@ def _run_headless(
     progress: ProgressCallback | None,
     request: RequestSpec | None = None,
     tls: TlsOptions | None = None,
+    http2: bool = False,
     abort_on: Sequence[Criterion] = (),
 ) -> tuple[LocustRun, LoadResults]:
     """Run Locust headless; how it ended and the results its plugin wrote for ``run_id``.
@@ -376,6 +382,7 @@ def _run_headless(
             locust_args=tuple(locust_args),
             locust_config=locust_config,
             tls=tls or TlsOptions(),
+            http2=http2,
         )
         bound_s = START_GRACE_S + profile.run_duration_s + _drain_allowance_s(profile)
         bound_s += STOP_GRACE_S
@@ -431,6 +438,7 @@ def _unmeasured_config(
     processes: int,
     locust_args: Sequence[str],
     locust_config: LocustConfig,
+    http2: bool = False,
 ) -> dict[str, object]:
     """What a run that measured nothing was asked to do (the keys the plugin writes)."""
     config: dict[str, object] = {
@@ -446,6 +454,8 @@ def _unmeasured_config(
         config |= {"rate": profile.rate, "max_in_flight": profile.in_flight_bound}
     if profile.stages is not None:
         config["stages"] = [asdict(stage) for stage in profile.stage_list]
+    if http2:
+        config["http2"] = True
     return config | {
         "run_id": run_id,
         "locust_args": list(locust_args),
@@ -516,6 +526,7 @@ def run_worker(
     locust_args: Sequence[str] = (),
     announce: Announce | None = None,
     tls: TlsOptions | None = None,
+    http2: bool = False,
 ) -> int:
     """Run Locust worker(s) with the plugin for a master elsewhere, until it quits.
 
@@ -535,6 +546,7 @@ def run_worker(
         locust_args=tuple(locust_args),
         locust_config=locust_config,
         tls=tls or TlsOptions(),
+        http2=http2,
     )
     return _run_until_quit(launch)
 

@@ -14,7 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from loadkit.measure.classify import classify_os_error, classify_response, describe_error
+from loadkit.measure.classify import (
+    classify_http2_error,
+    classify_os_error,
+    classify_response,
+    describe_error,
+)
 from loadkit.measure.kinds import ErrorKind
 
 
@@ -73,7 +78,8 @@ def client_kind(exception: BaseException) -> str:
         # RetriesExceeded(url, retries, original=<the error>), a ConnectionError of its own
         # that chains nothing: FastHttpUser's network_timeout arrives so. The cause is the kind.
         return client_kind(original)
-    kind = classify_os_error(exception)
+    # scenarios' Http2User: a reset stream or a GOAWAY (a ConnectionError, so checked first)
+    kind = classify_http2_error(exception) or classify_os_error(exception)
     if kind is not None:
         return kind
     name = type(exception).__name__

@@ -157,6 +157,8 @@ class LocustLaunch:
     tls: TlsOptions = field(default_factory=TlsOptions)
     """How https targets' certificates are checked (``--loadkit-insecure``,
     ``--loadkit-ca-cert``; the plugin applies it to the locustfile's HTTP users)."""
+    http2: bool = False
+    """The HTTP users speak HTTP/2 (``--loadkit-http2``; ``loadkit load --http2``)."""
 
     @property
     def status_path(self) -> Path | None:
@@ -175,6 +177,7 @@ class LocustLaunch:
             case Worker():
                 command += _worker_args(self.role)
         command += tls_args(self.tls)
+        command += ["--loadkit-http2"] if self.http2 else []
         command += ["--loadkit-launch", self._launch_record()]
         return command + list(self.locust_args)
 

@@ -57,6 +57,7 @@ from loadkit.engines.http_request import TlsOptions
 from loadkit.engines.locust.plugin.closed_stages import MARKER as STAGES_MARKER
 from loadkit.engines.locust.plugin.closed_stages import apply_stages
 from loadkit.engines.locust.plugin.first_look import look_first, note_raised
+from loadkit.engines.locust.plugin.http2 import apply_http2
 from loadkit.engines.locust.plugin.launch_check import check_launch
 from loadkit.engines.locust.plugin.load_test import LoadTest, starting_status
 from loadkit.engines.locust.plugin.locust_api import (
@@ -205,6 +206,14 @@ def _add_arguments(parser: Any, **_kwargs: Any) -> None:
         include_in_web_ui=False,
     )
     group.add_argument(
+        "--loadkit-http2",
+        action="store_true",
+        default=False,
+        help="The locustfile's HTTP users speak HTTP/2 (h2c on http://, ALPN h2 on https://): "
+        "classes built on scenarios/http2_user.py; a FastHttpUser or HttpUser is refused.",
+        include_in_web_ui=False,
+    )
+    group.add_argument(
         "--loadkit-abort",
         default=None,
         help="JSON list of abort-on-fail criteria (as in acceptance.toml): a headless test in "
@@ -257,6 +266,7 @@ def plugin_options(options: Namespace | None) -> PluginOptions:
         tls=tls_options(
             insecure=bool(option("loadkit_insecure")), ca_cert=option("loadkit_ca_cert")
         ),
+        http2=bool(option("loadkit_http2")),
         abort=abort_options(option("loadkit_abort")),
     )
 
@@ -816,6 +826,8 @@ def _on_init(environment: Any, web_ui: Any = None, **_kwargs: Any) -> None:
         _plugin = plugin = LoadkitPlugin(environment)
     except ValueError as exc:  # a --loadkit-* option that cannot run (it names itself)
         refuse(str(exc))
+    if plugin.options.http2 and (refusal := apply_http2(environment.user_classes)):
+        refuse(refusal)
     kept = apply_tls(environment.user_classes, plugin.options.tls)
     if kept:
         logger.info(
@@ -827,6 +839,13 @@ def _on_init(environment: Any, web_ui: Any = None, **_kwargs: Any) -> None:
         install_web_tabs(web_ui, lambda: web_tab_rows(plugin.current_recorder()))
 
 
+def _on_test_start(environment: Any, **_kwargs: Any) -> None:
+    # A worker gets its master's --loadkit-http2 with the spawn message, after its own init:
+    # the master refused HTTP/1.1-only classes already, so a worker only switches its users.
+    if getattr(environment.parsed_options, "loadkit_http2", False):
+        apply_http2(environment.user_classes)
+
+
 def _on_quitting(environment: Any, **_kwargs: Any) -> None:
     if _plugin is not None:
         _plugin.on_quitting_last()
@@ -836,6 +855,7 @@ def _on_quitting(environment: Any, **_kwargs: Any) -> None:
 _events: Any = events
 _events.init_command_line_parser.add_listener(_add_arguments)
 _events.init.add_listener(_on_init)
+_events.test_start.add_listener(_on_test_start)
 # Registered at import, before Locust builds its runner: quitting fires in reverse order, so
 # this runs after the master has told its workers to quit and collected their reports.
 _events.quitting.add_listener(_on_quitting)

@@ -375,6 +375,8 @@ class LoadTest(Generic[RunnerT]):
             config["stages"] = [asdict(stage) for stage in self.stages]
             config["concurrency"] = self.peak_users
             config["spawn_rate"] = None
+        if options.http2:  # absent for HTTP/1.1: such runs' files stay as they were
+            config["http2"] = True
         config.update(options.launch)  # locust_args, locust_config (from `loadkit load`)
         return config
 

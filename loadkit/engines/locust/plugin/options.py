@@ -41,6 +41,8 @@ class PluginOptions:
     """An open-model run's timetable settings; None: the closed model (Locust's own loop)."""
     tls: TlsOptions = field(default_factory=TlsOptions)
     """How the HTTP users check https certificates (``plugin/tls.py``): verified by default."""
+    http2: bool = False
+    """``--loadkit-http2``: the HTTP users speak HTTP/2 (``plugin/http2.py``)."""
     abort: tuple[Criterion, ...] = ()
     """Abort-on-fail criteria (``--loadkit-abort``): a local headless test stops when one
     fails on the live figures (``LoadTest._watch_abort``)."""
