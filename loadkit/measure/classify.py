@@ -16,7 +16,7 @@ import errno
 import re
 import socket
 import ssl
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 import orjson
@@ -116,16 +116,18 @@ def classify_response(
     headers: Mapping[str, str] | None,
     body: bytes | str | None,
     *,
-    expected_status: int | None = None,
+    expected_status: int | Collection[int] | None = None,
 ) -> ResponseVerdict:
     """Judge a response: is it what was expected, and if not, which kind of error is it?
 
-    With ``expected_status`` the response is ok only with exactly that status; without it, any
-    status below 400 is ok. A failed response's kind is the body's ``error.kind`` when there is
-    one, else ``unexpected_status`` (a 200 where a 201 was expected has no kind to give). The
-    trace id comes from the body, else from the ``X-Trace-Id`` header.
+    With ``expected_status`` (a status, or several) the response is ok only with that status (one
+    of them); without it, any status below 400 is ok. A failed response's kind is the body's
+    ``error.kind`` when there is one, else ``unexpected_status`` (a 200 where a 201 was expected
+    has no kind to give). The trace id comes from the body, else from the ``X-Trace-Id`` header.
     """
-    ok = status == expected_status if expected_status is not None else 100 <= status < 400
+    if isinstance(expected_status, int):
+        expected_status = (expected_status,)
+    ok = status in expected_status if expected_status is not None else 100 <= status < 400
     if ok:
         return ResponseVerdict(status=status, kind=None, trace_id=trace_id_from_headers(headers))
     envelope = error_from_body(body)
@@ -134,7 +136,7 @@ def classify_response(
     message = envelope.message if envelope is not None else None
     if message is None:
         message = (
-            f"status {status}, expected {expected_status}"
+            f"status {status}, expected {' or '.join(map(str, expected_status))}"
             if expected_status is not None
             else f"status {status}"
         )

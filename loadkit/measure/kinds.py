@@ -40,6 +40,9 @@ class ErrorKind(StrEnum):
     PROTOCOL_ERROR = "protocol_error"
     HTTP2_INTERNAL_ERROR = "http2_internal_error"
     UNEXPECTED_STATUS = "unexpected_status"
+    EXPECTATION_FAILED = "expectation_failed"
+    """The status was the one expected, but a smoke step's expectation on a header, a body field
+    or the latency was not met (its message says which, with the expected and the actual)."""
     NOT_SENT = "not_sent"
     """An open-model iteration still waiting for a free user when the run ended: never sent,
     because the target was too slow to let it start. Always on ``NOT_SENT_ENDPOINT``."""
@@ -57,6 +60,7 @@ SERVER_KINDS: frozenset[str] = frozenset(
         ErrorKind.PROTOCOL_ERROR,
         ErrorKind.HTTP2_INTERNAL_ERROR,
         ErrorKind.UNEXPECTED_STATUS,
+        ErrorKind.EXPECTATION_FAILED,
         ErrorKind.NOT_SENT,
     }
 )

@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from loadkit.cli import app
-from loadkit.config import DEFAULT_SMOKE_CHECKS, SmokeConfig, load_config
+from loadkit.config import DEFAULT_SMOKE_CHECKS, DEFAULT_SMOKE_SETUP, SmokeConfig, load_config
 from loadkit.measure.results import SmokeResults, read_results, write_results
 from loadkit.run.bundled_service import BundledService
 from tests.loadkit.crafted import crafted_smoke
@@ -64,8 +64,10 @@ def test_default_suite_passes_against_the_real_service(
 
 
 def test_the_repository_config_holds_the_default_suite() -> None:
-    assert load_config(REPO / "acceptance.toml").smoke.checks == DEFAULT_SMOKE_CHECKS
+    smoke = load_config(REPO / "acceptance.toml").smoke
+    assert smoke.checks == DEFAULT_SMOKE_CHECKS and smoke.setup == DEFAULT_SMOKE_SETUP
     assert SmokeConfig().checks == DEFAULT_SMOKE_CHECKS
+    assert SmokeConfig().setup == DEFAULT_SMOKE_SETUP
 
 
 def test_a_failed_check_exits_1_with_kind_and_trace_id(
