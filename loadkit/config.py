@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import jmespath
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.functional_serializers import PlainSerializer
 from pydantic.functional_validators import PlainValidator
 from pydantic_core import ErrorDetails, PydanticCustomError
 
@@ -202,7 +203,11 @@ def _statuses(value: object) -> int | tuple[int, ...]:
     return _status_code(value)
 
 
-ExpectedStatus = Annotated[int | tuple[int, ...], PlainValidator(_statuses)]
+ExpectedStatus = Annotated[
+    int | tuple[int, ...],
+    PlainValidator(_statuses),
+    PlainSerializer(lambda value: list(value) if isinstance(value, tuple) else value),
+]
 """``expect_status = 200`` or ``expect_status = [200, 204]`` (any of them)."""
 
 
