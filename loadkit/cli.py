@@ -287,7 +287,7 @@ def smoke(
     Exit 0 when every check passed, 1 when one failed, 2 on a bad configuration, 3 when the
     target cannot be reached.
     """
-    from loadkit.config import SmokeConfig, load_config
+    from loadkit.config import SmokeConfig, TargetProfile, load_config
     from loadkit.engines.smoke import aborted_smoke_results, run_smoke
     from loadkit.engines.tls import tls_options
     from loadkit.files import write_output
@@ -298,11 +298,14 @@ def smoke(
     with exit_on_error(), sigterm_as_interrupt():
         tls = tls_options(insecure=insecure, ca_cert=ca_cert)
         if config is None and not DEFAULT_CONFIG.exists():
-            checks = SmokeConfig()
+            checks, target = SmokeConfig(), TargetProfile()
         else:
-            checks = load_config(config or DEFAULT_CONFIG).smoke
+            loaded = load_config(config or DEFAULT_CONFIG)
+            checks, target = loaded.smoke, loaded.target
         try:
-            results = run_smoke(host=host, config=checks, http2=http2, timeout_s=timeout, tls=tls)
+            results = run_smoke(
+                host=host, config=checks, http2=http2, timeout_s=timeout, tls=tls, target=target
+            )
         except (TargetUnreachableError, KeyboardInterrupt) as error:
             if out is not None:
                 # Not a stale --out of an earlier passing smoke run for the gate to read.

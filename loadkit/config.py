@@ -734,6 +734,87 @@ class LockAuditConfig(_Section):
         return value
 
 
+# --- target profile ------------------------------------------------------------------------------
+
+KIND_SYNTAX = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,63}")
+"""What an error kind may look like: a short identifier (``storage_lock_timeout``)."""
+_STATUS_KEY = re.compile(r"[1-5]([0-9]{2}|xx)")
+
+
+class ErrorKindSource(_Section):
+    """Where a failed response says its kind: exactly one of ``body`` (a JMESPath on the JSON
+    body, ``"error.kind"``), ``header`` (a response header's name) or ``problem = true`` (RFC 7807
+    problem+json: the last segment of ``type``, else ``title`` in snake_case)."""
+
+    body: str | None = None
+    header: str | None = Field(default=None, min_length=1)
+    problem: bool = False
+
+    @field_validator("body")
+    @classmethod
+    def _body_path(cls, value: str | None) -> str | None:
+        return None if value is None else _jmespath(value)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ErrorKindSource:
+        given = [k for k in ("body", "header") if getattr(self, k) is not None]
+        if self.problem:
+            given.append("problem")
+        if len(given) != 1:
+            raise ValueError(
+                'give exactly one of body = "<JMESPath>", header = "<name>", problem = true'
+                + (f"; got {', '.join(given)}" if given else "")
+            )
+        return self
+
+
+class TargetProfile(_Section):
+    """``[target]``: how the API under test reports its errors and carries trace ids.
+
+    The defaults are the bundled service's: the kind at ``error.kind`` of the JSON body, the
+    trace id at ``error.trace_id`` or in ``X-Trace-Id``. ``status_kinds`` names the kind of a
+    failed response that says none (``{ "401" = "unauthorized", "5xx" = "server_error" }``; an
+    exact status wins over its class), else it is ``unexpected_status``. ``trace_header`` is sent
+    with a fresh id on every request: ``traceparent`` (W3C, the default) or another name
+    (``X-Request-Id``: 32 hex digits); ``trace_response_header`` is the one that returns it.
+    """
+
+    error_kind: ErrorKindSource = ErrorKindSource(body="error.kind")
+    error_message: str | None = Field(
+        default="error.message", description="a JMESPath to the error's words in the body"
+    )
+    error_trace_id: str | None = Field(
+        default="error.trace_id", description="a JMESPath to the error's trace id in the body"
+    )
+    status_kinds: dict[str, str] = Field(default_factory=dict)
+    trace_header: str = Field(default="traceparent", pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+    trace_response_header: str = Field(
+        default="X-Trace-Id", pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$"
+    )
+
+    @field_validator("error_message", "error_trace_id")
+    @classmethod
+    def _paths(cls, value: str | None) -> str | None:
+        return None if value is None else _jmespath(value)
+
+    @field_validator("status_kinds")
+    @classmethod
+    def _status_kinds(cls, value: dict[str, str]) -> dict[str, str]:
+        for status, kind in value.items():
+            if not _STATUS_KEY.fullmatch(status):
+                raise ValueError(
+                    f'{status!r} is not a status or a class of them: write "404" or "4xx"'
+                )
+            if not KIND_SYNTAX.fullmatch(kind):
+                raise ValueError(f"kind {kind!r} for {status} must be a short identifier")
+        return value
+
+    @property
+    def is_bundled(self) -> bool:
+        """True when this is the bundled service's profile, read the fast way."""
+        return self == TargetProfile()
+
+
 # --- the file ------------------------------------------------------------------------------------
 
 
@@ -744,6 +825,7 @@ class AcceptanceConfig(_Section):
     smoke: SmokeConfig = SmokeConfig()
     profiles: dict[str, LoadProfile] = Field(default_factory=lambda: {"default": LoadProfile()})
     lock_audit: LockAuditConfig = LockAuditConfig()
+    target: TargetProfile = TargetProfile()
 
     def profile(self, name: str) -> LoadProfile:
         """The named load profile, or a ConfigError listing the ones that exist."""

@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from loadkit.config import SmokeCheck, SmokeConfig, SmokeRequest, SmokeStep
+from loadkit.config import SmokeCheck, SmokeConfig, SmokeRequest, SmokeStep, TargetProfile
 from loadkit.engines.expectations import (
     FailedExpectation,
     Response,
@@ -40,7 +40,13 @@ from loadkit.engines.target import parse_target
 from loadkit.engines.templates import Secrets, read_secrets, render, render_json
 from loadkit.engines.tls import client_context
 from loadkit.exceptions import ConfigError, TargetUnreachableError
-from loadkit.measure.classify import classify_httpx_error, classify_response, describe_error
+from loadkit.measure.classify import (
+    ResponseVerdict,
+    classify_httpx_error,
+    classify_response,
+    describe_error,
+)
+from loadkit.measure.error_reader import ErrorReader
 from loadkit.measure.kinds import ErrorKind
 from loadkit.measure.recorder import LatencyRecorder, RunClock
 from loadkit.measure.results import SmokeCheckResult, SmokeResults
@@ -91,7 +97,29 @@ class _Run:
     flow: Flow
     secrets: Secrets
     values: _Values
+    target: TargetProfile = field(default_factory=TargetProfile)
     failure: SmokeCheckResult | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        # The bundled service's profile is read the fast way (no reader).
+        self.reader = None if self.target.is_bundled else ErrorReader(self.target)
+
+    def judge_status(self, response: httpx.Response, request: SmokeRequest) -> ResponseVerdict:
+        """The status judged, with the error's kind and trace id read as the target says."""
+        return classify_response(
+            response.status_code,
+            response.headers,
+            response.content,
+            expected_status=request.statuses,
+            reader=self.reader,
+        )
+
+    def trace(self) -> tuple[str, str]:
+        """A fresh trace id, and the trace header's value that carries it."""
+        trace_id = random_tokens.token_hex(16)
+        if self.target.trace_header.lower() == "traceparent":
+            return trace_id, f"00-{trace_id}-{random_tokens.token_hex(8)}-01"
+        return trace_id, trace_id
 
 
 def validate_host(host: str) -> str:
@@ -107,11 +135,15 @@ def run_smoke(
     http2: bool = False,
     timeout_s: float | None = None,
     tls: TlsOptions | None = None,
+    target: TargetProfile | None = None,
 ) -> SmokeResults:
     """Run the smoke flow against ``host`` and return their results (no printing); ``tls``
-    says how an https target's certificate is checked (default: verified)."""
+    says how an https target's certificate is checked (default: verified); ``target`` how the
+    API reports errors and trace ids (default: as the bundled service does)."""
     return asyncio.run(
-        run_smoke_async(host=host, config=config, http2=http2, timeout_s=timeout_s, tls=tls)
+        run_smoke_async(
+            host=host, config=config, http2=http2, timeout_s=timeout_s, tls=tls, target=target
+        )
     )
 
 
@@ -122,6 +154,7 @@ async def run_smoke_async(
     http2: bool = False,
     timeout_s: float | None = None,
     tls: TlsOptions | None = None,
+    target: TargetProfile | None = None,
 ) -> SmokeResults:
     """``run_smoke`` for callers already inside an event loop."""
     base = validate_host(host)
@@ -132,7 +165,7 @@ async def run_smoke_async(
         # nan would reach anyio as a deadline and crash with a traceback.
         raise ConfigError(f"--timeout must be a number of seconds above 0, not {timeout:g}")
     clients = _ClientFactory(base=base, http2=http2, timeout_s=timeout, tls=tls or TlsOptions())
-    run = _Run(flow=flow, secrets=secrets, values=_Values())
+    run = _Run(flow=flow, secrets=secrets, values=_Values(), target=target or TargetProfile())
 
     async with clients.new() as client:
         await _preflight(client, base, timeout, flow.preflight_path, http2=http2)
@@ -245,11 +278,21 @@ def _as_given(request: SmokeRequest) -> dict[str, Any]:
     return request.model_dump(mode="json", by_alias=True, exclude_defaults=True)
 
 
+@dataclass(frozen=True)
+class _Sent:
+    """A request sent: its path as shown (masked), the response or the error, the seconds it
+    took, and the trace id it carried."""
+
+    path: str
+    outcome: httpx.Response | httpx.HTTPError
+    seconds: float
+    trace_id: str
+
+
 async def _send(
     client: httpx.AsyncClient, request: SmokeRequest, values: Mapping[str, object], run: _Run
-) -> tuple[str, httpx.Response | httpx.HTTPError, float]:
-    """Send ``request`` filled in; the path as shown (masked), the response or the error, and
-    the seconds it took."""
+) -> _Sent:
+    """Send ``request`` filled in, with a fresh trace header."""
     secrets = run.secrets
     path = render(request.path, values, secrets)
     query = {
@@ -267,19 +310,20 @@ async def _send(
         else None
     )
     shown = secrets.mask(path + (f"?{httpx.QueryParams(query)}" if query else ""))
+    trace_id, headers[run.target.trace_header] = run.trace()
     started = time.perf_counter()
     try:
         response = await client.request(
             request.method,
             path,
             params=query or None,
-            headers=headers or None,
+            headers=headers,
             json=body,
             data=form,
         )
     except httpx.HTTPError as exc:
-        return shown, exc, time.perf_counter() - started
-    return shown, response, time.perf_counter() - started
+        return _Sent(shown, exc, time.perf_counter() - started, trace_id)
+    return _Sent(shown, response, time.perf_counter() - started, trace_id)
 
 
 def _scalar(value: object) -> str:
@@ -314,7 +358,8 @@ async def _step(
     client: httpx.AsyncClient, run: _Run, step: SmokeStep, values: _Values
 ) -> SmokeCheckResult | None:
     """Run a setup step, saving its values into ``values``; its failure, or None."""
-    path, outcome, seconds = await _send(client, step, values, run)
+    sent = await _send(client, step, values, run)
+    path, outcome, seconds = sent.path, sent.outcome, sent.seconds
     expected = step.statuses[0]
     if isinstance(outcome, httpx.HTTPError):
         return SmokeCheckResult(
@@ -324,13 +369,12 @@ async def _step(
             expected_status=expected,
             passed=False,
             error_kind=classify_httpx_error(outcome),
+            trace_id=sent.trace_id,
             message=run.secrets.mask(f"setup ({step.name}) failed: {describe_error(outcome)}"),
         )
     response = outcome
     problem: str | None = None
-    verdict = classify_response(
-        response.status_code, response.headers, response.content, expected_status=step.statuses
-    )
+    verdict = run.judge_status(response, step)
     if verdict.ok:
         judged = Response(response.status_code, response.headers, response.content, seconds * 1e3)
         failed = first_failure(step, judged, values, run.secrets)
@@ -356,7 +400,7 @@ async def _step(
         passed=False,
         error_kind=verdict.kind
         or (ErrorKind.EXPECTATION_FAILED.value if problem else ErrorKind.UNEXPECTED_STATUS.value),
-        trace_id=verdict.trace_id,
+        trace_id=verdict.trace_id or sent.trace_id,
         message=run.secrets.mask(f"setup ({step.name}) answered {response.status_code}: {detail}"),
     )
 
@@ -381,12 +425,18 @@ async def _run_check(
         )
     endpoint = f"{check.method} {check.path}"
     async with clients.new() as client:
-        path, outcome, latency = await _send(client, check, values, run)
+        sent = await _send(client, check, values, run)
+    path, outcome, latency = sent.path, sent.outcome, sent.seconds
     if isinstance(outcome, httpx.HTTPError):
         lost = classify_httpx_error(outcome)
         said = run.secrets.mask(describe_error(outcome))
         recorder.record(
-            endpoint=endpoint, latency_s=latency, end=clock.now(), error_kind=lost, message=said
+            endpoint=endpoint,
+            latency_s=latency,
+            end=clock.now(),
+            error_kind=lost,
+            trace_id=sent.trace_id,
+            message=said,
         )
         return SmokeCheckResult(
             name=check.name,
@@ -396,12 +446,11 @@ async def _run_check(
             passed=False,
             latency_ms=round(latency * 1000.0, 3),
             error_kind=lost,
+            trace_id=sent.trace_id,
             message=said,
         )
     response = outcome
-    verdict = classify_response(
-        response.status_code, response.headers, response.content, expected_status=check.statuses
-    )
+    verdict = run.judge_status(response, check)
     kind: str | None = verdict.kind
     message: str | None = verdict.message
     failed: FailedExpectation | None = None
@@ -411,13 +460,15 @@ async def _run_check(
         if failed is not None:
             kind, message = ErrorKind.EXPECTATION_FAILED.value, failed.message
     message = run.secrets.mask(message) if message is not None else None
+    # A failure's trace id: the service's when it said one, else the one the request carried.
+    trace_id = verdict.trace_id or (sent.trace_id if kind is not None else None)
     recorder.record(
         endpoint=endpoint,
         latency_s=latency,
         end=clock.now(),
         error_kind=kind,
         status=response.status_code,
-        trace_id=verdict.trace_id,
+        trace_id=trace_id,
         message=message,
     )
     return SmokeCheckResult(
@@ -429,6 +480,6 @@ async def _run_check(
         passed=kind is None,
         latency_ms=round(latency * 1000.0, 3),
         error_kind=kind,
-        trace_id=verdict.trace_id,
+        trace_id=trace_id,
         message=message,
     )

@@ -206,7 +206,7 @@ def _lock_audit(config: AcceptanceConfig, config_path: Path) -> LockAuditResults
 def _smoke(config: AcceptanceConfig, target: str, *, tls: TlsOptions) -> SmokeResults:
     from loadkit.engines.smoke import run_smoke
 
-    return run_smoke(host=target, config=config.smoke, tls=tls)
+    return run_smoke(host=target, config=config.smoke, tls=tls, target=config.target)
 
 
 def _smoke_or_aborted(

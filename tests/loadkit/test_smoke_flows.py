@@ -252,3 +252,49 @@ def test_json_results_say_the_config_as_written_never_the_secret(
     config = orjson.loads(output)["config"]
     assert config["setup"][0]["form"]["client_secret"] == "${ORDERS_SECRET}"
     assert SECRET not in output
+
+
+def test_the_target_profile_reads_problem_kinds_and_the_request_id_it_sent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ORDERS_SECRET", SECRET)
+    flow = (
+        '[target]\nerror_kind = { problem = true }\ntrace_header = "X-Request-Id"\n'
+        'trace_response_header = "X-Request-Id"\n'
+        + SETUP
+        + '\n[[smoke.checks]]\nname = "missing"\npath = "/v2/orders/ORD-999"\n'
+        'headers = { Authorization = "Token {jwt}" }\nexpect_status = 200\n'
+        '\n[[smoke.checks]]\nname = "anonymous"\npath = "/v2/orders"\nexpect_status = 200\n'
+    )
+    out = tmp_path / "smoke.json"
+    with orders_api(secret=SECRET) as url:
+        code, output = smoke(
+            "--host", url, "--config", str(write(tmp_path, flow)), "--out", str(out)
+        )
+    assert code == 1, output
+    results = read_results(out)
+    assert isinstance(results, SmokeResults)
+    missing, anonymous = results.checks
+    assert (missing.error_kind, missing.message) == ("order-not-found", "No such order")
+    assert anonymous.error_kind == "unauthenticated"
+    # The id the request carried in X-Request-Id, echoed back by the API: one per request.
+    assert missing.trace_id and anonymous.trace_id and missing.trace_id != anonymous.trace_id
+    assert len(missing.trace_id) == 32 and int(missing.trace_id, 16) >= 0
+    assert {g.kind for g in results.errors} == {"order-not-found", "unauthenticated"}
+
+
+def test_a_failure_without_a_trace_id_of_its_own_keeps_the_traceparent_it_sent(
+    tmp_path: Path,
+) -> None:
+    flow = '[[smoke.checks]]\nname = "teapot"\npath = "/status"\nexpect_status = 418\n'
+    out = tmp_path / "smoke.json"
+    with orders_api(secret=SECRET) as url:
+        code, output = smoke(
+            "--host", url, "--config", str(write(tmp_path, flow)), "--out", str(out)
+        )
+    assert code == 1, output
+    results = read_results(out)
+    assert isinstance(results, SmokeResults)
+    (teapot,) = results.checks
+    assert teapot.error_kind == "unexpected_status"
+    assert teapot.trace_id is not None and len(teapot.trace_id) == 32
