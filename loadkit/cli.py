@@ -534,8 +534,10 @@ def load(
         if url is not None and scenario is None:
             scenario = URL_SCENARIO
         processes = processes_count(processes_option)
+        acceptance = find_config(config)
+        target_profile = acceptance.target if acceptance is not None else None
         chosen = load_profile(
-            find_config(config),
+            acceptance,
             profile,
             scenario=scenario,
             concurrency=concurrency,
@@ -585,6 +587,7 @@ def load(
                 processes=processes,
                 locust_args=locust_args,
                 tls=tls,
+                target_profile=target_profile,
             )
             raise typer.Exit(code=code)
         try:
@@ -619,6 +622,7 @@ def load(
                     locust_args=locust_args,
                     request=request,
                     tls=tls,
+                    target_profile=target_profile,
                 )
         except (InvalidLoadRunError, GeneratorCrashedError, LoadInterrupted) as stopped:
             if stopped.results is not None:
@@ -730,7 +734,8 @@ def ui(
 
     with exit_on_error():
         locust_args = locust_args_of(ctx)
-        chosen = load_profile(find_config(config), profile, scenario=scenario)
+        acceptance = find_config(config)
+        chosen = load_profile(acceptance, profile, scenario=scenario)
         if chosen.rate is not None or chosen.stages is not None:
             # The UI's form sets users and spawn rate; a rate or stages would not be what it runs.
             typer.echo(
@@ -747,6 +752,7 @@ def ui(
             spawn_rate=chosen.spawn_rate,
             announce=lambda line: typer.echo(line, err=True),
             locust_args=locust_args,
+            target_profile=acceptance.target if acceptance is not None else None,
         )
         raise typer.Exit(code=code)
 

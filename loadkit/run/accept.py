@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from loadkit.config import AcceptanceConfig, LoadProfile, load_config
+from loadkit.config import AcceptanceConfig, LoadProfile, TargetProfile, load_config
 from loadkit.defaults import DEFAULT_PROFILE, DEFAULT_REPORTS_DIR
 from loadkit.engines.http_request import TlsOptions
 from loadkit.engines.target import parse_target
@@ -149,7 +149,14 @@ def _run_stages(
             write_results(folder / SMOKE_FILE, smoke)
             step.done(f"{smoke.checks_passed}/{len(smoke.checks)} checks passed")
         with step(f"load: {describe_load(load)}"):
-            results = _load(target, load, folder / LOAD_FILE, quiet=quiet_load, tls=tls)
+            results = _load(
+                target,
+                load,
+                folder / LOAD_FILE,
+                quiet=quiet_load,
+                tls=tls,
+                target_profile=config.target,
+            )
             step.done(
                 f"{results.totals.requests} requests, "
                 f"{format_fraction(results.totals.error_rate)} errors, "
@@ -225,12 +232,25 @@ def _smoke_or_aborted(
 
 
 def _load(
-    target: str, profile: LoadProfile, out: Path, *, quiet: bool, tls: TlsOptions
+    target: str,
+    profile: LoadProfile,
+    out: Path,
+    *,
+    quiet: bool,
+    tls: TlsOptions,
+    target_profile: TargetProfile,
 ) -> LoadResults:
     from loadkit.run.load import run_load
 
     try:
-        return run_load(target=target, profile=profile, out=out, quiet=quiet, tls=tls)
+        return run_load(
+            target=target,
+            profile=profile,
+            out=out,
+            quiet=quiet,
+            tls=tls,
+            target_profile=target_profile,
+        )
     except InvalidLoadRunError as invalid:
         # The results were written; the gate shows the run as invalid (exit 4) with the
         # criteria measured on it, and writes its reports, rather than stopping here.

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from loadkit.config import LoadProfile
+from loadkit.config import LoadProfile, TargetProfile
 from loadkit.defaults import (
     DEFAULT_MASTER_PORT,
     DEFAULT_TARGET,
@@ -184,6 +184,7 @@ def run_load(
     announce: Announce | None = None,
     request: RequestSpec | None = None,
     tls: TlsOptions | None = None,
+    target_profile: TargetProfile | None = None,
 ) -> LoadResults:
     """Run one headless load test on Locust and return its results (also written to ``out``).
 
@@ -240,6 +241,7 @@ def run_load(
             progress=progress,
             request=request,
             tls=tls or TlsOptions(),
+            target_profile=target_profile,
         )
     except (LoadkitError, KeyboardInterrupt) as error:
         written = _read_run_results(out, run_id)
@@ -321,6 +323,7 @@ def _run_headless(
     progress: ProgressCallback | None,
     request: RequestSpec | None = None,
     tls: TlsOptions | None = None,
+    target_profile: TargetProfile | None = None,
 ) -> tuple[LocustRun, LoadResults]:
     """Run Locust headless; how it ended and the results its plugin wrote for ``run_id``.
 
@@ -358,6 +361,7 @@ def _run_headless(
             locust_args=tuple(locust_args),
             locust_config=locust_config,
             tls=tls or TlsOptions(),
+            target=target_profile or TargetProfile(),
         )
         bound_s = START_GRACE_S + profile.run_duration_s + _drain_allowance_s(profile)
         bound_s += STOP_GRACE_S
@@ -454,6 +458,7 @@ def run_ui(
     announce: Callable[[str], None] | None = None,
     locust_args: Sequence[str] = (),
     tls: TlsOptions | None = None,
+    target_profile: TargetProfile | None = None,
 ) -> int:
     """Serve Locust's web UI on loopback with the plugin loaded, until Ctrl-C or SIGTERM.
 
@@ -480,6 +485,7 @@ def run_ui(
         locust_args=tuple(locust_args),
         locust_config=locust_config,
         tls=tls or TlsOptions(),
+        target=target_profile or TargetProfile(),
     )
     if announce is not None:
         announce(
@@ -498,6 +504,7 @@ def run_worker(
     locust_args: Sequence[str] = (),
     announce: Announce | None = None,
     tls: TlsOptions | None = None,
+    target_profile: TargetProfile | None = None,
 ) -> int:
     """Run Locust worker(s) with the plugin for a master elsewhere, until it quits.
 
@@ -517,6 +524,7 @@ def run_worker(
         locust_args=tuple(locust_args),
         locust_config=locust_config,
         tls=tls or TlsOptions(),
+        target=target_profile or TargetProfile(),
     )
     return _run_until_quit(launch)
 

@@ -28,6 +28,8 @@ class _OrdersState:
         self.tokens: set[str] = set()
         self.orders: dict[str, dict[str, Any]] = {}
         self.lock = threading.Lock()
+        self.trace_headers: list[tuple[str | None, str | None]] = []
+        """Each request's ``traceparent`` and ``X-Request-Id``, as received."""
 
 
 def _handler(state: _OrdersState) -> type[BaseHTTPRequestHandler]:
@@ -38,6 +40,10 @@ def _handler(state: _OrdersState) -> type[BaseHTTPRequestHandler]:
             pass
 
         def _send(self, status: int, document: object, content_type: str) -> None:
+            with state.lock:
+                state.trace_headers.append(
+                    (self.headers.get("traceparent"), self.headers.get("X-Request-Id"))
+                )
             body = json.dumps(document).encode()
             self.send_response(status)
             self.send_header("Content-Type", content_type)
@@ -115,9 +121,15 @@ def _handler(state: _OrdersState) -> type[BaseHTTPRequestHandler]:
 
 
 @contextlib.contextmanager
-def orders_api(*, secret: str) -> Iterator[str]:
-    """Serve the orders API on a free loopback port; yields its base URL, stops on exit."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(_OrdersState(secret)))
+def orders_api(
+    *, secret: str, seen: list[tuple[str | None, str | None]] | None = None
+) -> Iterator[str]:
+    """Serve the orders API on a free loopback port; yields its base URL, stops on exit.
+    ``seen`` gets each request's ``traceparent`` and ``X-Request-Id`` headers."""
+    state = _OrdersState(secret)
+    if seen is not None:
+        state.trace_headers = seen
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     thread.start()

@@ -23,6 +23,7 @@ import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from loadkit.config import TargetProfile
 from loadkit.defaults import LOOPBACK
 from loadkit.engines.http_request import RequestSpec, TlsOptions
 from loadkit.engines.locust.locust_config import Command, LocustConfig
@@ -155,6 +156,9 @@ class LocustLaunch:
     tls: TlsOptions = field(default_factory=TlsOptions)
     """How https targets' certificates are checked (``--loadkit-insecure``,
     ``--loadkit-ca-cert``; the plugin applies it to the locustfile's HTTP users)."""
+    target: TargetProfile = field(default_factory=TargetProfile)
+    """How the API reports errors and trace ids, and the trace header sent
+    (``--loadkit-target``, given only when not the bundled service's)."""
 
     @property
     def status_path(self) -> Path | None:
@@ -173,6 +177,7 @@ class LocustLaunch:
             case Worker():
                 command += _worker_args(self.role)
         command += tls_args(self.tls)
+        command += target_args(self.target)
         command += ["--loadkit-launch", self._launch_record()]
         return command + list(self.locust_args)
 
@@ -289,6 +294,13 @@ def _expected_options(role: Headless | WebUI | Worker) -> dict[str, object]:
             expected["processes"] = processes if processes > 1 else None
             expected |= {"master_host": master_host, "master_port": master_port}
     return expected
+
+
+def target_args(target: TargetProfile) -> list[str]:
+    """The plugin's ``--loadkit-target`` (none for the bundled service's profile, its default)."""
+    if target.is_bundled:
+        return []
+    return ["--loadkit-target", target.model_dump_json(exclude_defaults=True)]
 
 
 def tls_args(tls: TlsOptions) -> list[str]:
