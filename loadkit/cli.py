@@ -8,6 +8,7 @@ fast and never import Locust (which monkey-patches the process with gevent).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import sys
@@ -579,6 +580,9 @@ def load(
             return
         target = url or host or DEFAULT_TARGET
         request = request_spec(target, method=method, headers=header or (), body=body, tls=tls)
+        if target_profile is not None:
+            # The native engine reads error kinds and sends the trace header as [target] says.
+            request = dataclasses.replace(request, target=target_profile)
         if worker:
             code = run_worker(
                 scenario=chosen.scenario,

@@ -1,6 +1,6 @@
-"""``loadkit load`` (Locust) against an API that is not ours: the target profile names its error
-kinds (RFC 7807 problems), and every request carries a fresh trace header whose id follows its
-failure into the results."""
+"""``loadkit load`` (Locust, native) against an API that is not ours: the target profile names its
+error kinds (RFC 7807 problems), and every request carries a fresh trace header whose id follows
+its failure into the results."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from loadkit.config import LoadProfile, TargetProfile
+from loadkit.engines.http_request import RequestSpec
 from loadkit.run.load import run_load
+from loadkit.run.native import run_native_load
 from tests.loadkit.orders_api import orders_api
 
 pytestmark = pytest.mark.slow
@@ -78,3 +80,26 @@ def test_load_reads_the_targets_kinds_and_records_the_trace_ids_it_sent(
     for group in results.errors:
         assert group.example_trace_id in sent
         assert set(group.trace_ids) <= sent
+
+
+def test_the_native_engine_reads_the_targets_kinds_and_sends_its_trace_header(
+    tmp_path: Path,
+) -> None:
+    target = TargetProfile.model_validate(
+        {"error_kind": {"problem": True}, "trace_header": "X-Request-Id"}
+    )
+    seen: list[tuple[str | None, str | None]] = []
+    with orders_api(secret="unused", seen=seen) as url:
+        results = run_native_load(
+            request=RequestSpec(url=f"{url}/v2/nowhere", target=target),
+            profile=LoadProfile(scenario="url", concurrency=2, duration_s=0.5),
+            out=tmp_path / "load.json",
+            quiet=True,
+        )
+    (group,) = results.errors
+    assert (group.endpoint, group.kind) == ("GET /v2/nowhere", "no-route")
+    # (the server also saw what was in flight at the end, not measured)
+    assert 0 < group.count == results.totals.requests <= len(seen)
+    sent = {request_id for traceparent, request_id in seen if traceparent is None}
+    assert len(sent) == len(seen) and all(HEX32.fullmatch(str(i)) for i in sent)
+    assert group.example_trace_id in sent and set(group.trace_ids) <= sent

@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from loadkit.config import TargetProfile
 from loadkit.engines.http_request import RequestSpec, TlsOptions
 from loadkit.engines.native.processes import SHARE_GRACE_S, ProcessShare
 from loadkit.engines.native.share import ShareControl, SharePlan, run_share
@@ -68,6 +69,7 @@ def plan_to_wire(plan: SharePlan) -> dict[str, Any]:
             "name": request.name,
             "verify": request.tls.verify,
             "ca_cert": str(request.tls.ca_cert) if request.tls.ca_cert is not None else None,
+            "target": request.target.model_dump(mode="json", exclude_defaults=True),
         },
         "model": plan.model,
         "start": plan.start,
@@ -107,6 +109,7 @@ def plan_from_wire(data: object) -> SharePlan:
                 tls=TlsOptions(
                     verify=bool(request["verify"]), ca_cert=Path(ca_cert) if ca_cert else None
                 ),
+                target=TargetProfile.model_validate(request.get("target") or {}),
             ),
             model=model,
             start=float(data["start"]),
