@@ -45,7 +45,9 @@ from loadkit.measure.worker_share import WorkerShare
 from loadkit.stages import Stage
 
 RELAY_MODULE = "loadkit.engines.locust.plugin.native_relay"
-PLAN_VERSION = "loadkit.native_plan/1"
+PLAN_VERSION = "loadkit.native_plan/2"
+"""/2: the request carries the target profile (error kinds, trace header); a /1 worker would
+run it with the bundled service's."""
 RELAY_QUIT_S = 5.0
 """How long a relay has to quit once told to (it tells Locust's peers first)."""
 WORKER_QUIT_WAIT_S = 30.0
@@ -109,7 +111,7 @@ def plan_from_wire(data: object) -> SharePlan:
                 tls=TlsOptions(
                     verify=bool(request["verify"]), ca_cert=Path(ca_cert) if ca_cert else None
                 ),
-                target=TargetProfile.model_validate(request.get("target") or {}),
+                target=TargetProfile.model_validate(request["target"]),
             ),
             model=model,
             start=float(data["start"]),
