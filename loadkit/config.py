@@ -472,12 +472,13 @@ class SmokeConfig(_Section):
             raise ValueError(f"preflight_path {value!r} must start with '/'")
         return value
 
-    @model_validator(mode="after")
-    def _default_setup(self) -> SmokeConfig:
-        # No checks given means the bundled flow, which needs its setup as well.
-        if "checks" not in self.model_fields_set and "setup" not in self.model_fields_set:
-            object.__setattr__(self, "setup", DEFAULT_SMOKE_SETUP)
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _bundled_flow(cls, data: Any) -> Any:
+        # No checks given means the bundled service's flow: its setup comes with its checks.
+        if isinstance(data, dict) and "checks" not in data and "setup" not in data:
+            return {**data, "setup": DEFAULT_SMOKE_SETUP}
+        return data
 
     @model_validator(mode="after")
     def _unique_names(self) -> SmokeConfig:
