@@ -8,6 +8,7 @@ fast and never import Locust (which monkey-patches the process with gevent).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import sys
@@ -341,7 +342,7 @@ def smoke(
     Exit 0 when every check passed, 1 when one failed, 2 on a bad configuration, 3 when the
     target cannot be reached.
     """
-    from loadkit.config import SmokeConfig, load_config
+    from loadkit.config import SmokeConfig, TargetProfile, load_config
     from loadkit.engines.smoke import aborted_smoke_results, run_smoke
     from loadkit.engines.tls import tls_options
     from loadkit.files import write_output
@@ -352,11 +353,14 @@ def smoke(
     with exit_on_error(), sigterm_as_interrupt():
         tls = tls_options(insecure=insecure, ca_cert=ca_cert)
         if config is None and not DEFAULT_CONFIG.exists():
-            checks = SmokeConfig()
+            checks, target = SmokeConfig(), TargetProfile()
         else:
-            checks = load_config(config or DEFAULT_CONFIG).smoke
+            loaded = load_config(config or DEFAULT_CONFIG)
+            checks, target = loaded.smoke, loaded.target
         try:
-            results = run_smoke(host=host, config=checks, http2=http2, timeout_s=timeout, tls=tls)
+            results = run_smoke(
+                host=host, config=checks, http2=http2, timeout_s=timeout, tls=tls, target=target
+            )
         except (TargetUnreachableError, KeyboardInterrupt) as error:
             if out is not None:
                 # Not a stale --out of an earlier passing smoke run for the gate to read.
@@ -595,8 +599,10 @@ def load(
         if url is not None and scenario is None:
             scenario = URL_SCENARIO
         processes = processes_count(processes_option)
+        acceptance = find_config(config)
+        target_profile = acceptance.target if acceptance is not None else None
         chosen = load_profile(
-            find_config(config),
+            acceptance,
             profile,
             scenario=scenario,
             concurrency=concurrency,
@@ -641,6 +647,9 @@ def load(
         target = url or host or DEFAULT_TARGET
         request = request_spec(target, method=method, headers=header or (), body=body, tls=tls)
         abort_on = _abort_criteria(config, single=processes == 1 and not master)
+        if target_profile is not None:
+            # The native engine reads error kinds and sends the trace header as [target] says.
+            request = dataclasses.replace(request, target=target_profile)
         if worker:
             code = run_worker(
                 scenario=chosen.scenario,
@@ -650,6 +659,7 @@ def load(
                 locust_args=locust_args,
                 tls=tls,
                 http2=http2,
+                target_profile=target_profile,
             )
             raise typer.Exit(code=code)
         try:
@@ -687,6 +697,7 @@ def load(
                     tls=tls,
                     http2=http2,
                     abort_on=abort_on,
+                    target_profile=target_profile,
                 )
         except (InvalidLoadRunError, GeneratorCrashedError, LoadInterrupted) as stopped:
             if stopped.results is not None:
@@ -829,7 +840,8 @@ def ui(
 
     with exit_on_error():
         locust_args = locust_args_of(ctx)
-        chosen = load_profile(find_config(config), profile, scenario=scenario)
+        acceptance = find_config(config)
+        chosen = load_profile(acceptance, profile, scenario=scenario)
         if chosen.rate is not None or chosen.stages is not None:
             # The UI's form sets users and spawn rate; a rate or stages would not be what it runs.
             typer.echo(
@@ -846,6 +858,7 @@ def ui(
             spawn_rate=chosen.spawn_rate,
             announce=lambda line: typer.echo(line, err=True),
             locust_args=locust_args,
+            target_profile=acceptance.target if acceptance is not None else None,
         )
         raise typer.Exit(code=code)
 

@@ -18,12 +18,16 @@ import errno
 import re
 import socket
 import ssl
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import orjson
 
 from loadkit.measure.kinds import ErrorKind
+
+if TYPE_CHECKING:
+    from loadkit.measure.error_reader import ErrorReader
 
 TRACE_HEADER = "x-trace-id"
 MAX_ERROR_BODY_BYTES = 64 * 1024
@@ -109,16 +113,20 @@ def error_from_body(body: bytes | str | None) -> BodyError | None:
     )
 
 
-def trace_id_from_headers(headers: Mapping[str, str] | None) -> str | None:
-    """The ``X-Trace-Id`` header, whatever its case and whatever mapping holds the headers."""
+def trace_id_from_headers(
+    headers: Mapping[str, str] | None, header: str = "X-Trace-Id"
+) -> str | None:
+    """The trace id ``header`` (``X-Trace-Id`` unless the target says another), whatever its case
+    and whatever mapping holds the headers."""
     if not headers:
         return None
-    for name in ("X-Trace-Id", TRACE_HEADER):
+    lowered = header.lower()
+    for name in (header, lowered):
         value = headers.get(name)
         if value:
             return value
     for name, value in headers.items():
-        if name.lower() == TRACE_HEADER and value:
+        if name.lower() == lowered and value:
             return value
     return None
 
@@ -128,32 +136,39 @@ def classify_response(
     headers: Mapping[str, str] | None,
     body: bytes | str | None,
     *,
-    expected_status: int | None = None,
+    expected_status: int | Collection[int] | None = None,
+    reader: ErrorReader | None = None,
 ) -> ResponseVerdict:
     """Judge a response: is it what was expected, and if not, which kind of error is it?
 
-    With ``expected_status`` the response is ok only with exactly that status; without it, any
-    status below 400 is ok. A failed response's kind is the body's ``error.kind`` when there is
-    one, else ``unexpected_status`` (a 200 where a 201 was expected has no kind to give). The
-    trace id comes from the body, else from the ``X-Trace-Id`` header.
+    With ``expected_status`` (a status, or several) the response is ok only with that status (one
+    of them); without it, any status below 400 is ok. A failed response's kind is the body's
+    ``error.kind`` when there is one, else ``unexpected_status`` (a 200 where a 201 was expected
+    has no kind to give). The trace id comes from the body, else from the ``X-Trace-Id`` header.
+    A ``reader`` (the target profile's) says where another API puts kind, message and trace id.
     """
-    ok = status == expected_status if expected_status is not None else 100 <= status < 400
+    if isinstance(expected_status, int):
+        expected_status = (expected_status,)
+    ok = status in expected_status if expected_status is not None else 100 <= status < 400
+    trace_header = reader.trace_response_header if reader is not None else "X-Trace-Id"
     if ok:
-        return ResponseVerdict(status=status, kind=None, trace_id=trace_id_from_headers(headers))
-    envelope = error_from_body(body)
+        return ResponseVerdict(
+            status=status, kind=None, trace_id=trace_id_from_headers(headers, trace_header)
+        )
+    envelope = error_from_body(body) if reader is None else reader.read(status, headers, body)
     kind = envelope.kind if envelope is not None else None
     trace_id = envelope.trace_id if envelope is not None else None
     message = envelope.message if envelope is not None else None
     if message is None:
         message = (
-            f"status {status}, expected {expected_status}"
+            f"status {status}, expected {' or '.join(map(str, expected_status))}"
             if expected_status is not None
             else f"status {status}"
         )
     return ResponseVerdict(
         status=status,
         kind=kind or ErrorKind.UNEXPECTED_STATUS.value,
-        trace_id=trace_id or trace_id_from_headers(headers),
+        trace_id=trace_id or trace_id_from_headers(headers, trace_header),
         message=message,
     )
 

@@ -51,6 +51,9 @@ class ErrorKind(StrEnum):
     """The HTTP/2 connection ended (GOAWAY) with another code than INTERNAL_ERROR while the request
     was open: a graceful shutdown, or the server's complaint (the message keeps the code)."""
     UNEXPECTED_STATUS = "unexpected_status"
+    EXPECTATION_FAILED = "expectation_failed"
+    """The status was the one expected, but a smoke step's expectation on a header, a body field
+    or the latency was not met (its message says which, with the expected and the actual)."""
     NOT_SENT = "not_sent"
     """An open-model iteration still waiting for a free user when the run ended: never sent,
     because the target was too slow to let it start. Always on ``NOT_SENT_ENDPOINT``."""
@@ -71,6 +74,7 @@ SERVER_KINDS: frozenset[str] = frozenset(
         ErrorKind.HTTP2_REFUSED_STREAM,
         ErrorKind.HTTP2_GOAWAY,
         ErrorKind.UNEXPECTED_STATUS,
+        ErrorKind.EXPECTATION_FAILED,
         ErrorKind.NOT_SENT,
     }
 )

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from loadkit.config import AcceptanceConfig, LoadProfile, load_config
+from loadkit.config import AcceptanceConfig, LoadProfile, TargetProfile, load_config
 from loadkit.defaults import DEFAULT_PROFILE, DEFAULT_REPORTS_DIR
 from loadkit.engines.http_request import TlsOptions
 from loadkit.engines.target import parse_target
@@ -168,7 +168,13 @@ def _run_stages(
             step.done(f"{smoke.checks_passed}/{len(smoke.checks)} checks passed")
         with step(f"load: {describe_load(load)}"):
             results = _load(
-                target, load, folder / LOAD_FILE, quiet=quiet_load, tls=tls, http2=http2
+                target,
+                load,
+                folder / LOAD_FILE,
+                quiet=quiet_load,
+                tls=tls,
+                http2=http2,
+                target_profile=config.target,
             )
             step.done(
                 f"{results.totals.requests} requests, "
@@ -237,7 +243,7 @@ def _smoke(
 ) -> SmokeResults:
     from loadkit.engines.smoke import run_smoke
 
-    return run_smoke(host=target, config=config.smoke, tls=tls, http2=http2)
+    return run_smoke(host=target, config=config.smoke, tls=tls, http2=http2, target=config.target)
 
 
 def _smoke_or_aborted(
@@ -263,11 +269,20 @@ def _load(
     quiet: bool,
     tls: TlsOptions,
     http2: bool = False,
+    target_profile: TargetProfile,
 ) -> LoadResults:
     from loadkit.run.load import run_load
 
     try:
-        return run_load(target=target, profile=profile, out=out, quiet=quiet, tls=tls, http2=http2)
+        return run_load(
+            target=target,
+            profile=profile,
+            out=out,
+            quiet=quiet,
+            tls=tls,
+            http2=http2,
+            target_profile=target_profile,
+        )
     except InvalidLoadRunError as invalid:
         # The results were written; the gate shows the run as invalid (exit 4) with the
         # criteria measured on it, and writes its reports, rather than stopping here.

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from loadkit.config import Criterion, LoadProfile
+from loadkit.config import Criterion, LoadProfile, TargetProfile
 from loadkit.defaults import (
     DEFAULT_MASTER_PORT,
     DEFAULT_TARGET,
@@ -187,6 +187,7 @@ def run_load(
     tls: TlsOptions | None = None,
     http2: bool = False,
     abort_on: Sequence[Criterion] = (),
+    target_profile: TargetProfile | None = None,
 ) -> LoadResults:
     """Run one headless load test on Locust and return its results (also written to ``out``).
 
@@ -253,6 +254,7 @@ def run_load(
             tls=tls or TlsOptions(),
             http2=http2,
             abort_on=abort_on,
+            target_profile=target_profile,
         )
     except (LoadkitError, KeyboardInterrupt) as error:
         written = _read_run_results(out, run_id)
@@ -344,6 +346,7 @@ def _run_headless(
     tls: TlsOptions | None = None,
     http2: bool = False,
     abort_on: Sequence[Criterion] = (),
+    target_profile: TargetProfile | None = None,
 ) -> tuple[LocustRun, LoadResults]:
     """Run Locust headless; how it ended and the results its plugin wrote for ``run_id``.
 
@@ -383,6 +386,7 @@ def _run_headless(
             locust_config=locust_config,
             tls=tls or TlsOptions(),
             http2=http2,
+            target=target_profile or TargetProfile(),
         )
         bound_s = START_GRACE_S + profile.run_duration_s + _drain_allowance_s(profile)
         bound_s += STOP_GRACE_S
@@ -482,6 +486,7 @@ def run_ui(
     announce: Callable[[str], None] | None = None,
     locust_args: Sequence[str] = (),
     tls: TlsOptions | None = None,
+    target_profile: TargetProfile | None = None,
 ) -> int:
     """Serve Locust's web UI on loopback with the plugin loaded, until Ctrl-C or SIGTERM.
 
@@ -508,6 +513,7 @@ def run_ui(
         locust_args=tuple(locust_args),
         locust_config=locust_config,
         tls=tls or TlsOptions(),
+        target=target_profile or TargetProfile(),
     )
     if announce is not None:
         announce(
@@ -527,6 +533,7 @@ def run_worker(
     announce: Announce | None = None,
     tls: TlsOptions | None = None,
     http2: bool = False,
+    target_profile: TargetProfile | None = None,
 ) -> int:
     """Run Locust worker(s) with the plugin for a master elsewhere, until it quits.
 
@@ -547,6 +554,7 @@ def run_worker(
         locust_config=locust_config,
         tls=tls or TlsOptions(),
         http2=http2,
+        target=target_profile or TargetProfile(),
     )
     return _run_until_quit(launch)
 

@@ -72,6 +72,8 @@ def test_each_reset_and_goaway_is_counted_as_its_kind_on_its_endpoint(
     messages = {g["endpoint"]: g["example_message"] for g in results["errors"]}
     assert "CANCEL (8)" in messages["GET /reset/8"]
     assert "NO_ERROR (0)" in messages["GET /goaway/0"]
+    # A reset has no trace id from the server: the one its request was sent with is kept.
+    assert all(len(g["example_trace_id"] or "") == 32 for g in results["errors"])
     if processes == "2":
         return
     # The gate's default criterion fails, naming it and where the resets were.

@@ -23,6 +23,7 @@ import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from loadkit.config import TargetProfile
 from loadkit.defaults import LOOPBACK
 from loadkit.engines.http_request import RequestSpec, TlsOptions
 from loadkit.engines.locust.locust_config import Command, LocustConfig
@@ -159,6 +160,9 @@ class LocustLaunch:
     ``--loadkit-ca-cert``; the plugin applies it to the locustfile's HTTP users)."""
     http2: bool = False
     """The HTTP users speak HTTP/2 (``--loadkit-http2``; ``loadkit load --http2``)."""
+    target: TargetProfile = field(default_factory=TargetProfile)
+    """How the API reports errors and trace ids, and the trace header sent
+    (``--loadkit-target``, given only when not the bundled service's)."""
 
     @property
     def status_path(self) -> Path | None:
@@ -178,6 +182,7 @@ class LocustLaunch:
                 command += _worker_args(self.role)
         command += tls_args(self.tls)
         command += ["--loadkit-http2"] if self.http2 else []
+        command += target_args(self.target)
         command += ["--loadkit-launch", self._launch_record()]
         return command + list(self.locust_args)
 
@@ -294,6 +299,13 @@ def _expected_options(role: Headless | WebUI | Worker) -> dict[str, object]:
             expected["processes"] = processes if processes > 1 else None
             expected |= {"master_host": master_host, "master_port": master_port}
     return expected
+
+
+def target_args(target: TargetProfile) -> list[str]:
+    """The plugin's ``--loadkit-target`` (none for the bundled service's profile, its default)."""
+    if target.is_bundled:
+        return []
+    return ["--loadkit-target", target.model_dump_json(exclude_defaults=True)]
 
 
 def tls_args(tls: TlsOptions) -> list[str]:

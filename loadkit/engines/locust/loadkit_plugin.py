@@ -50,7 +50,7 @@ from locust import events
 from locust import runners as locust_runners
 from locust.exception import StopTest
 
-from loadkit.config import Criterion
+from loadkit.config import Criterion, TargetProfile
 from loadkit.defaults import DEFAULT_LOAD_OUT as DEFAULT_OUT
 from loadkit.defaults import DEFAULT_UI_DIR
 from loadkit.engines.http_request import TlsOptions
@@ -73,6 +73,7 @@ from loadkit.engines.locust.plugin.recording import BATCH_SIZE, Recording
 from loadkit.engines.locust.plugin.roles import LocalTest, MasterTest, WorkerTest
 from loadkit.engines.locust.plugin.stops import StopOrigin, observe_runner
 from loadkit.engines.locust.plugin.tls import apply_tls
+from loadkit.engines.locust.plugin.trace_header import TRACE_CONTEXT_KEY, apply_trace_header
 from loadkit.engines.locust.plugin.user_code import format_traceback, type_name, where_raised
 from loadkit.engines.locust.plugin.worker_report import (
     FINAL_MESSAGE,
@@ -221,6 +222,13 @@ def _add_arguments(parser: Any, **_kwargs: Any) -> None:
         include_in_web_ui=False,
     )
     group.add_argument(
+        "--loadkit-target",
+        default=None,
+        help="JSON object of acceptance.toml's [target]: where the API says its error kinds and "
+        "trace ids, and the trace header sent (default: the bundled service's, traceparent).",
+        include_in_web_ui=False,
+    )
+    group.add_argument(
         "--loadkit-launch",
         default=None,
         help="JSON object of what loadkit passed to Locust (its arguments after `--`, Locust's "
@@ -268,6 +276,7 @@ def plugin_options(options: Namespace | None) -> PluginOptions:
         ),
         http2=bool(option("loadkit_http2")),
         abort=abort_options(option("loadkit_abort")),
+        target=target_profile(option("loadkit_target")),
     )
 
 
@@ -280,6 +289,17 @@ def abort_options(text: str | None) -> tuple[Criterion, ...]:
         return tuple(Criterion.model_validate(entry) for entry in entries)
     except (ValueError, TypeError) as error:
         raise ValueError(f"--loadkit-abort: not a JSON list of criteria: {error}") from None
+
+
+def target_profile(text: str | None) -> TargetProfile:
+    """``--loadkit-target``'s profile (the bundled service's when absent); a ValueError naming
+    the option when it is not a valid ``[target]``."""
+    if not text:
+        return TargetProfile()
+    try:
+        return TargetProfile.model_validate_json(text)
+    except ValueError as exc:
+        raise ValueError(f"--loadkit-target is not a valid [target] table: {exc}") from None
 
 
 def tls_options(*, insecure: bool, ca_cert: str | None) -> TlsOptions:
@@ -713,6 +733,7 @@ class LoadkitPlugin:
             if len(batch) >= BATCH_SIZE:
                 recording.flush()
             return
+        context = _kwargs.get("context")
         recording.record_failure(
             endpoint=endpoint,
             latency_s=latency_s,
@@ -720,6 +741,7 @@ class LoadkitPlugin:
             end=end,
             response=response,
             exception=exception,
+            sent_trace_id=context.get(TRACE_CONTEXT_KEY) if isinstance(context, dict) else None,
         )
 
     def on_user_error(
@@ -829,6 +851,7 @@ def _on_init(environment: Any, web_ui: Any = None, **_kwargs: Any) -> None:
     if plugin.options.http2 and (refusal := apply_http2(environment.user_classes)):
         refuse(refusal)
     kept = apply_tls(environment.user_classes, plugin.options.tls)
+    apply_trace_header(environment.user_classes, plugin.options.target.trace_header)
     if kept:
         logger.info(
             "loadkit: user classes %s set insecure, ssl_context_factory or client_pool "

@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from loadkit.config import TargetProfile
 from loadkit.engines.http_request import RequestSpec, TlsOptions
 from loadkit.engines.native.processes import SHARE_GRACE_S, ProcessShare
 from loadkit.engines.native.share import ShareControl, SharePlan, run_share
@@ -44,7 +45,9 @@ from loadkit.measure.worker_share import WorkerShare
 from loadkit.stages import Stage
 
 RELAY_MODULE = "loadkit.engines.locust.plugin.native_relay"
-PLAN_VERSION = "loadkit.native_plan/1"
+PLAN_VERSION = "loadkit.native_plan/2"
+"""/2: the request carries the target profile (error kinds, trace header); a /1 worker would
+run it with the bundled service's."""
 RELAY_QUIT_S = 5.0
 """How long a relay has to quit once told to (it tells Locust's peers first)."""
 WORKER_QUIT_WAIT_S = 30.0
@@ -68,6 +71,7 @@ def plan_to_wire(plan: SharePlan) -> dict[str, Any]:
             "name": request.name,
             "verify": request.tls.verify,
             "ca_cert": str(request.tls.ca_cert) if request.tls.ca_cert is not None else None,
+            "target": request.target.model_dump(mode="json", exclude_defaults=True),
         },
         "model": plan.model,
         "start": plan.start,
@@ -107,6 +111,7 @@ def plan_from_wire(data: object) -> SharePlan:
                 tls=TlsOptions(
                     verify=bool(request["verify"]), ca_cert=Path(ca_cert) if ca_cert else None
                 ),
+                target=TargetProfile.model_validate(request["target"]),
             ),
             model=model,
             start=float(data["start"]),

@@ -30,6 +30,7 @@ from loadkit.engines.native.pool import DEFAULT_TIMEOUT_S, Pool
 from loadkit.engines.native.request_bytes import EncodedRequest, encode_request
 from loadkit.engines.timetable import Timetable, live_target
 from loadkit.engines.tls import client_context
+from loadkit.measure.error_reader import ErrorReader
 from loadkit.measure.live_status import LiveStatus, RunState
 from loadkit.measure.recorder import LatencyRecorder, RunClock
 from loadkit.measure.validity import InvalidReason
@@ -143,6 +144,7 @@ class _ShareRun:
         control: ShareControl,
     ) -> None:
         self.plan = plan
+        target = plan.request.target
         self.clock = RunClock()
         self.offset = self.clock.now() - perf_counter()
         self.start = plan.start if plan.start is not None else self.clock.now()
@@ -158,6 +160,7 @@ class _ShareRun:
             run_clock_offset=self.offset,
             timeout_s=plan.timeout_s,
             service_times=plan.model == "open",
+            reader=None if target.is_bundled else ErrorReader(target),
         )
         self.on_status = on_status
         self.control = control

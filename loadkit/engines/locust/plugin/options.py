@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from loadkit.config import Criterion
+from loadkit.config import Criterion, TargetProfile
 from loadkit.engines.http_request import TlsOptions
 from loadkit.stages import Stage
 
@@ -46,6 +46,9 @@ class PluginOptions:
     abort: tuple[Criterion, ...] = ()
     """Abort-on-fail criteria (``--loadkit-abort``): a local headless test stops when one
     fails on the live figures (``LoadTest._watch_abort``)."""
+    target: TargetProfile = field(default_factory=TargetProfile)
+    """How the API reports error kinds and trace ids, and the trace header to send
+    (``--loadkit-target``; the bundled service's by default)."""
 
 
 @dataclass(frozen=True, kw_only=True)
