@@ -8,6 +8,7 @@ fast and never import Locust (which monkey-patches the process with gevent).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import sys
@@ -15,7 +16,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer.core import TyperCommand
@@ -45,6 +46,12 @@ from loadkit.exceptions import (
     ServiceStartError,
     TargetUnreachableError,
 )
+
+if TYPE_CHECKING:
+    from loadkit.config import AcceptanceConfig, Criterion
+    from loadkit.gate.evaluate import GateReport
+    from loadkit.measure.results import LoadResults, LockAuditResults, SmokeResults
+    from loadkit.run.baseline import Baselines
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -234,14 +241,62 @@ def serve(
             )
         ),
     ] = None,
+    http2: Annotated[
+        bool,
+        typer.Option(
+            "--http2",
+            help="Serve over HTTP/2: nginx (which must be installed) listens on --host/--port "
+            "with h2c (or TLS with ALPN h2 given --certfile/--keyfile) in front of uvicorn.",
+        ),
+    ] = False,
+    certfile: Annotated[
+        Path | None,
+        typer.Option(
+            help="--http2: the certificate (PEM) to serve https with.", show_default=False
+        ),
+    ] = None,
+    keyfile: Annotated[
+        Path | None,
+        typer.Option(help="--http2: the certificate's private key (PEM).", show_default=False),
+    ] = None,
+    edge_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0.001,
+            help="--http2: seconds nginx waits on a silent handler (proxy_read_timeout): 504 "
+            "before its headers, a stream reset with INTERNAL_ERROR after them.",
+        ),
+    ] = 60.0,
 ) -> None:
     """Run the bundled API service (the "engines" API) under uvicorn.
 
     Settings come from ENGINES_* environment variables (see README); the options here override
     them. The service runs as `python -m service` in this same process (exec), so signals such as
-    SIGTERM reach uvicorn directly and shut it down gracefully.
+    SIGTERM reach uvicorn directly and shut it down gracefully. With --http2 it runs as a child
+    behind nginx, both stopped on Ctrl-C or SIGTERM.
     """
     from loadkit.run.bundled_service import service_command, service_environment
+
+    if http2 or certfile or keyfile:
+        from loadkit.run.http2_edge import EdgeTls, serve_over_http2
+
+        with exit_on_error(), sigterm_as_interrupt():
+            if not http2:
+                raise ConfigError("--certfile/--keyfile serve HTTP/2 over TLS: add --http2")
+            if (certfile is None) != (keyfile is None):
+                raise ConfigError("--certfile and --keyfile go together: give both, or neither")
+            tls = EdgeTls(certfile=certfile, keyfile=keyfile) if certfile and keyfile else None
+            try:
+                serve_over_http2(
+                    host=host,
+                    port=port,
+                    database_url=database_url,
+                    tls=tls,
+                    upstream_timeout_s=edge_timeout,
+                    announce=typer.echo,
+                )
+            except KeyboardInterrupt:
+                return
 
     env = service_environment(os.environ)
     if database_url is not None:
@@ -288,7 +343,7 @@ def smoke(
     Exit 0 when every check passed, 1 when one failed, 2 on a bad configuration, 3 when the
     target cannot be reached.
     """
-    from loadkit.config import SmokeConfig, load_config
+    from loadkit.config import SmokeConfig, TargetProfile, load_config
     from loadkit.engines.smoke import aborted_smoke_results, run_smoke
     from loadkit.engines.tls import tls_options
     from loadkit.files import write_output
@@ -299,11 +354,14 @@ def smoke(
     with exit_on_error(), sigterm_as_interrupt():
         tls = tls_options(insecure=insecure, ca_cert=ca_cert)
         if config is None and not DEFAULT_CONFIG.exists():
-            checks = SmokeConfig()
+            checks, target = SmokeConfig(), TargetProfile()
         else:
-            checks = load_config(config or DEFAULT_CONFIG).smoke
+            loaded = load_config(config or DEFAULT_CONFIG)
+            checks, target = loaded.smoke, loaded.target
         try:
-            results = run_smoke(host=host, config=checks, http2=http2, timeout_s=timeout, tls=tls)
+            results = run_smoke(
+                host=host, config=checks, http2=http2, timeout_s=timeout, tls=tls, target=target
+            )
         except (TargetUnreachableError, KeyboardInterrupt) as error:
             if out is not None:
                 # Not a stale --out of an earlier passing smoke run for the gate to read.
@@ -477,6 +535,16 @@ def load(
     ] = None,
     insecure: InsecureOption = False,
     ca_cert: CaCertOption = None,
+    http2: Annotated[
+        bool,
+        typer.Option(
+            "--http2",
+            help="Speak HTTP/2: h2c by prior knowledge on http://, ALPN h2 on https://. Runs on "
+            "Locust; the bundled scenarios switch, a locustfile must be written on "
+            "scenarios/http2_user.py (Http2User or FastOrHttp2User). Default: the profile's "
+            "http2.",
+        ),
+    ] = False,
 ) -> None:
     """Run a URL or a Locust scenario with exact HDR latencies, freeze and overload detection.
 
@@ -540,8 +608,10 @@ def load(
         if url is not None and scenario is None:
             scenario = URL_SCENARIO
         processes = processes_count(processes_option)
+        acceptance = find_config(config)
+        target_profile = acceptance.target if acceptance is not None else None
         chosen = load_profile(
-            find_config(config),
+            acceptance,
             profile,
             scenario=scenario,
             concurrency=concurrency,
@@ -551,9 +621,11 @@ def load(
             max_in_flight=max_in_flight,
             stages=stages_option(stages),
         )
+        http2 = http2 or chosen.http2
         chosen_engine = choose_engine(
             requested=engine or chosen.engine,
             url_run=chosen.scenario == URL_SCENARIO,
+            http2=http2,
             source="--engine" if engine else f"profile {profile!r}'s engine",
             worker=worker,
             ramped_users=chosen.model == "closed"
@@ -583,6 +655,10 @@ def load(
             return
         target = url or host or DEFAULT_TARGET
         request = request_spec(target, method=method, headers=header or (), body=body, tls=tls)
+        abort_on = _abort_criteria(config, single=processes == 1 and not master)
+        if target_profile is not None:
+            # The native engine reads error kinds and sends the trace header as [target] says.
+            request = dataclasses.replace(request, target=target_profile)
         if worker:
             code = run_worker(
                 scenario=chosen.scenario,
@@ -591,6 +667,8 @@ def load(
                 processes=processes,
                 locust_args=locust_args,
                 tls=tls,
+                http2=http2,
+                target_profile=target_profile,
             )
             raise typer.Exit(code=code)
         try:
@@ -613,6 +691,7 @@ def load(
                         if master
                         else None
                     ),
+                    abort_on=abort_on,
                 )
             else:
                 results = run_load(
@@ -629,16 +708,50 @@ def load(
                     locust_args=locust_args,
                     request=request,
                     tls=tls,
+                    http2=http2,
+                    abort_on=abort_on,
+                    target_profile=target_profile,
                 )
         except (InvalidLoadRunError, GeneratorCrashedError, LoadInterrupted) as stopped:
             if stopped.results is not None:
                 typer.echo(render_load_table(stopped.results, path=str(stopped.path)))
             raise
         typer.echo(render_load_table(results, path=str(out)))
+        _raise_if_stopped_by_a_criterion(results, abort_on)
         if results.locust_exit_code:
             # Locust's own verdict (the locustfile's process_exit_code, 2 after an exception in
             # its event handlers or greenlets): exited with, as plain Locust does.
             raise typer.Exit(code=results.locust_exit_code)
+
+
+def _abort_criteria(config: Path | None, *, single: bool) -> tuple[Criterion, ...]:
+    """The abort-on-fail criteria of ``--config`` (given explicitly: a load run does not gate,
+    and ./acceptance.toml's criteria do not stop runs nobody asked to stop). Checked in
+    single-process runs; with --processes or --master said, and left to the gate."""
+    if config is None:
+        return ()
+    from loadkit.config import load_config
+    from loadkit.gate.abort import abort_criteria
+
+    found = abort_criteria(load_config(config).criteria)
+    if found and not single:
+        typer.echo(
+            f"note: {config}'s abort_on_fail criteria are not checked with --processes or "
+            "--master yet: the run goes to its end (the gate still judges them)",
+            err=True,
+        )
+        return ()
+    return found
+
+
+def _raise_if_stopped_by_a_criterion(results: LoadResults, abort_on: tuple[Criterion, ...]) -> None:
+    """A run an abort-on-fail criterion stopped failed (exit 1), saying when and on what."""
+    stopped = results.stopped
+    if stopped is None or stopped.by != "criterion":
+        return
+    from loadkit.report.abort import stopped_early
+
+    raise CriteriaNotMetError(stopped_early(stopped, abort_on))
 
 
 # Options that only one role of `loadkit load` reads: given to another, they would be ignored
@@ -741,7 +854,8 @@ def ui(
 
     with exit_on_error():
         locust_args = locust_args_of(ctx)
-        chosen = load_profile(find_config(config), profile, scenario=scenario)
+        acceptance = find_config(config)
+        chosen = load_profile(acceptance, profile, scenario=scenario)
         if chosen.rate is not None or chosen.stages is not None:
             # The UI's form sets users and spawn rate; a rate or stages would not be what it runs.
             typer.echo(
@@ -758,11 +872,30 @@ def ui(
             spawn_rate=chosen.spawn_rate,
             announce=lambda line: typer.echo(line, err=True),
             locust_args=locust_args,
+            target_profile=acceptance.target if acceptance is not None else None,
         )
         raise typer.Exit(code=code)
 
 
 # --- gate / accept / compare -------------------------------------------------------------------
+
+BaselineOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--baseline",
+        help='Results file of the baseline run the regression criteria (op = "regression") '
+        "are judged against; one per kind (default: [baseline] path of the acceptance file).",
+        show_default=False,
+    ),
+]
+ForceBaselineOption = Annotated[
+    bool,
+    typer.Option(
+        "--force-baseline",
+        help="Judge against a baseline whose run differs (scenario, model, engine, users or "
+        "rate, duration, stages) instead of refusing it (exit 2).",
+    ),
+]
 
 
 @app.command()
@@ -784,6 +917,8 @@ def gate(
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Write the verdict as JSON.")
     ] = None,
+    baseline: BaselineOption = None,
+    force_baseline: ForceBaselineOption = False,
 ) -> None:
     """Judge results files against the criteria of acceptance.toml.
 
@@ -791,10 +926,12 @@ def gate(
     the evidence (top error kinds by endpoint, the stall's window, the lock sites). Criteria about
     a kind of results not given are listed as not evaluated. Exit 0 passed, 1 failed, 2 bad
     configuration or a measurement missing from a results file, 4 a run is invalid (aborted,
-    generator overloaded): an invalid run never passes.
+    generator overloaded): an invalid run never passes. Regression criteria are judged against
+    --baseline; a baseline from a different load is exit 2 unless --force-baseline.
     """
     from loadkit.config import load_config
-    from loadkit.gate.evaluate import evaluate_criteria, raise_for_outcome
+    from loadkit.gate.against_baseline import evaluate_gate
+    from loadkit.gate.evaluate import raise_for_outcome
     from loadkit.measure.results import read_results
     from loadkit.report.gate import (
         render_gate_headline,
@@ -807,7 +944,14 @@ def gate(
         try:
             settings = load_config(config)
             loaded = [(str(path), read_results(path)) for path in results]
-            report = evaluate_criteria(settings.criteria, loaded)
+            baselines = _baselines(baseline, settings, config, force=force_baseline)
+            report = evaluate_gate(
+                settings.criteria,
+                settings.regressions,
+                loaded,
+                baselines=baselines.files,
+                force_baseline=baselines.force,
+            )
         except LoadkitError as error:
             # The requested reports still say why the gate could not judge (and a stale
             # junit.xml of an earlier, passing gate does not stay behind for CI to read).
@@ -825,26 +969,96 @@ def compare(
     markdown: Annotated[
         Path | None, typer.Option(help="Also write the comparison as Markdown.")
     ] = None,
+    fail_on_regression: Annotated[
+        bool,
+        typer.Option(
+            "--fail-on-regression",
+            help="Judge AFTER against BEFORE with the regression criteria of --config: exit 1 "
+            "on a regression, 2 when the runs are not comparable (see --force-baseline).",
+        ),
+    ] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="The acceptance file whose regression criteria --fail-on-regression applies.",
+            show_default=False,
+        ),
+    ] = None,
+    force_baseline: ForceBaselineOption = False,
 ) -> None:
     """Compare two runs side by side: requests, RPS, error rate, P50/P95/P99/max, stalls, per
-    endpoint and per error kind, with the change in percent."""
+    endpoint and per error kind, with the change in percent. With --fail-on-regression, also
+    judge the change by the regression criteria of --config (exit 1 on a regression)."""
     from loadkit.files import write_output
     from loadkit.gate.compare import compare_results
     from loadkit.measure.results import read_results
     from loadkit.report.compare import render_compare_markdown, render_compare_table
 
     with exit_on_error():
+        if config is not None and not fail_on_regression:
+            raise ConfigError("--config is for --fail-on-regression; give both or neither")
+        before_results = read_results(before)
+        after_results = read_results(after)
         comparison = compare_results(
-            read_results(before),
-            read_results(after),
+            before_results,
+            after_results,
             before_source=str(before),
             after_source=str(after),
         )
+        if fail_on_regression:
+            # Judged before anything is printed: an incomparable pair is exit 2 with no table.
+            report = _regression_report(
+                config, (str(before), before_results), (str(after), after_results), force_baseline
+            )
         typer.echo(render_compare_table(comparison), nl=False)
         if markdown is not None:
             write_output(
                 markdown, render_compare_markdown(comparison).encode(), option="--markdown"
             )
+        if fail_on_regression:
+            from loadkit.gate.evaluate import raise_for_outcome
+            from loadkit.report.gate import render_gate_headline, render_gate_table
+
+            typer.echo("")
+            typer.echo(render_gate_table(report), nl=False)
+            raise_for_outcome(report, message=render_gate_headline(report))
+
+
+def _baselines(
+    options: list[Path] | None, settings: AcceptanceConfig, config: Path, *, force: bool
+) -> Baselines:
+    """The baselines to judge regression criteria against, saying when [baseline]'s is absent."""
+    from loadkit.run.baseline import read_baselines
+
+    baselines = read_baselines(options, settings, config, force=force)
+    if baselines.note is not None:
+        typer.echo(f"note: {baselines.note}", err=True)
+    return baselines
+
+
+def _regression_report(
+    config: Path | None,
+    before: tuple[str, SmokeResults | LoadResults | LockAuditResults],
+    after: tuple[str, SmokeResults | LoadResults | LockAuditResults],
+    force: bool,
+) -> GateReport:
+    """``compare --fail-on-regression``: AFTER judged by the regression criteria of ``config``
+    with BEFORE as its baseline."""
+    from loadkit.config import load_config
+    from loadkit.gate.against_baseline import evaluate_gate
+
+    if config is None:
+        raise ConfigError("--fail-on-regression needs --config FILE with regression criteria")
+    settings = load_config(config)
+    if not settings.regressions:
+        raise ConfigError(
+            f'{config}: no regression criteria ([[criteria]] with op = "regression"): '
+            "--fail-on-regression has nothing to judge"
+        )
+    return evaluate_gate(
+        (), settings.regressions, [after], baselines=[before], force_baseline=force
+    )
 
 
 @app.command(cls=NoLocustArgsCommand)
@@ -880,6 +1094,25 @@ def accept(
     config: ConfigOption = DEFAULT_CONFIG,
     insecure: InsecureOption = False,
     ca_cert: CaCertOption = None,
+    http2: Annotated[
+        bool,
+        typer.Option(
+            "--http2",
+            help="Smoke and load speak HTTP/2; the bundled service is served over h2c through "
+            "nginx (which must be installed) in front of uvicorn.",
+        ),
+    ] = False,
+    baseline: BaselineOption = None,
+    force_baseline: ForceBaselineOption = False,
+    save_baseline: Annotated[
+        Path | None,
+        typer.Option(
+            "--save-baseline",
+            help="After a pass, write the run's load results here as the new baseline (e.g. on "
+            "the main branch); nothing is written when the gate does not pass.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """The whole acceptance: lock audit, smoke, load profile, gate; every report in one folder.
 
@@ -889,6 +1122,7 @@ def accept(
     missing measurement, 3 target unreachable or service not starting, 4 run invalid, 130
     interrupted.
     """
+    from loadkit.config import load_config
     from loadkit.engines.tls import tls_options
     from loadkit.gate.evaluate import raise_for_outcome
     from loadkit.report.gate import render_gate_headline, render_gate_table
@@ -901,6 +1135,9 @@ def accept(
             if not sep or not key:
                 raise ConfigError(f"--service-env {entry!r} must look like KEY=VALUE")
             env[key] = value
+        # Read before anything runs: a missing or invalid baseline is exit 2 at once, not
+        # after minutes of load.
+        baselines = _baselines(baseline, load_config(config), config, force=force_baseline)
         run = run_acceptance(
             config_path=config,
             profile=profile,
@@ -910,10 +1147,17 @@ def accept(
             service_env=env,
             progress=typer.echo,
             tls=tls_options(insecure=insecure, ca_cert=ca_cert),
+            http2=http2,
+            baselines=baselines,
+            save_baseline_to=save_baseline,
         )
         typer.echo("")
         typer.echo(render_gate_table(run.report), nl=False)
         typer.echo(f"reports: {run.folder}")
+        if run.saved_baseline is not None:
+            typer.echo(f"baseline saved: {run.saved_baseline}")
+        elif save_baseline is not None:
+            typer.echo(f"baseline not saved to {save_baseline}: the gate did not pass")
         raise_for_outcome(run.report, message=render_gate_headline(run.report))
 
 

@@ -55,6 +55,7 @@ def build_load_results(
         stopped=stopped,
         schedule=recorder.schedule_results(),
         stages=recorder.stage_results(),
+        span_start_s=recorder.span_start_s(),
     )
     return with_reason(results, aborted_reason(STOPPED_EARLY)) if aborted else results
 
@@ -70,6 +71,29 @@ def _sent_nothing(
     if requests or aborted:
         return False
     return stall is None or bool(exceptions)
+
+
+def live_results(recorder: LatencyRecorder, *, target: str) -> LoadResults:
+    """A snapshot of a run still running (what abort-on-fail criteria are judged on): the
+    recorder's totals, latencies, endpoints and error groups so far, exact as at the end. Its
+    duration and rate are not settled (0) until ``finish``, and it carries no timeline nor
+    stall: building those costs a histogram per second of the run, on every snapshot, and no
+    criterion that can abort reads them. Meant for once a second."""
+    overall = recorder.overall_histogram()
+    service = recorder.overall_service_histogram()
+    return LoadResults(
+        target=target,
+        config={},
+        started_at=recorder.started_at,
+        duration_s=0.0,
+        totals=recorder.totals(),
+        latency_ms=overall.summary(),
+        histogram=overall.encode(),
+        service_time_ms=service.summary() if service is not None else None,
+        service_histogram=service.encode() if service is not None else None,
+        endpoints=recorder.endpoint_results(),
+        errors=recorder.error_groups(),
+    )
 
 
 def mark_aborted(results: LoadResults, why: str) -> LoadResults:

@@ -402,6 +402,13 @@ class LatencyRecorder:
         """One summary per stage; None in a run without stages."""
         return None if self._stages is None else self._stages.results()
 
+    def span_start_s(self) -> float | None:
+        """Seconds from the recorder's start (the timeline's second 0) to the start of the span
+        ``duration_s`` counts and the stages count from (``count_span_from``,
+        ``start_stages_at``: an open run's timetable start); None when they coincide."""
+        offset = round(self.span_start - self.start, 6)
+        return offset if offset > 0 else None
+
     @property
     def started_at(self) -> datetime:
         """The run's start as an aware UTC datetime."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,18 @@ from loadkit.config import Criterion
 from loadkit.exceptions import ConfigError
 from loadkit.files import append_file, write_file, write_output
 from loadkit.gate.evaluate import GateReport, RunCheck, Verdict
+from loadkit.gate.regression import RegressionVerdict
 from loadkit.report.gate_evidence import EvidenceTable, verdict_tables
+from loadkit.report.gate_regression import (
+    REGRESSED_ENDPOINTS_COLUMNS,
+    REGRESSED_ENDPOINTS_TITLE,
+    REGRESSION_HEADERS,
+    baselines_line,
+    regressed_endpoint_rows,
+    regression_data,
+    regression_reason,
+    regression_row,
+)
 from loadkit.report.units import format_delta, format_percent, format_seconds, format_value
 
 VERDICT_SCHEMA = "loadkit.verdict/2"
@@ -50,22 +61,24 @@ _STATUS_MARK = {
 
 def render_gate_headline(report: GateReport) -> str:
     """One line: the outcome and the criteria behind it (also the exit's error message)."""
-    judged = [v for v in report.verdicts if v.status != "not_evaluated"]
-    skipped = len(report.verdicts) - len(judged)
+    # Regression criteria count as criteria: a regression is a criterion not met.
+    statuses = [v.status for v in report.verdicts] + [r.status for r in report.regressions]
+    judged = [status for status in statuses if status != "not_evaluated"]
+    skipped = len(statuses) - len(judged)
     tail = f"; {skipped} not evaluated" if skipped else ""
+    failed_labels = [v.criterion.label for v in report.with_status("failed")] + [
+        r.criterion.label for r in report.regressions if r.status == "failed"
+    ]
     if report.outcome == "invalid":
         bad = [f"{run.source} ({_run_reasons(run)})" for run in report.runs if not run.valid]
-        failed = report.with_status("failed")
-        also = f"; also failed: {_labels(failed)}" if failed else ""
+        also = f"; also failed: {', '.join(failed_labels)}" if failed_labels else ""
         return f"INVALID: run cannot be gated on: {', '.join(bad)}{also}{tail}"
     if report.outcome == "failed":
-        failed = report.with_status("failed")
-        return f"FAILED: {len(failed)} of {len(judged)} criteria not met: {_labels(failed)}{tail}"
+        return (
+            f"FAILED: {len(failed_labels)} of {len(judged)} criteria not met: "
+            f"{', '.join(failed_labels)}{tail}"
+        )
     return f"PASSED: {len(judged)} of {len(judged)} criteria met{tail}"
-
-
-def _labels(verdicts: Sequence[Verdict]) -> str:
-    return ", ".join(v.criterion.label for v in verdicts)
 
 
 def _run_reasons(run: RunCheck) -> str:
@@ -76,12 +89,15 @@ def _run_reasons(run: RunCheck) -> str:
 def verdict_reason(verdict: Verdict) -> str:
     """One sentence: why a criterion passed, failed, was not trusted or not evaluated."""
     c = verdict.criterion
+    if verdict.status == "not_evaluated" and verdict.missing is not None:
+        return f"not evaluated: {verdict.missing}"
     if verdict.status == "not_evaluated" or verdict.run is None:
         return f"no {c.results_kind} results given"
     distrust = f"not trusted: {_run_reasons(verdict.run)}"
     if verdict.frozen is not None:
+        where = f"window {verdict.window}" if verdict.window else "the whole run"
         return (
-            "no request completed in the whole run: the service froze for "
+            f"no request completed in {where}: the service froze for "
             f"{format_seconds(verdict.frozen.duration_s)} with requests in flight, "
             f"so {c.metric} has no value and is not met"
         )
@@ -121,6 +137,10 @@ def _notes(report: GateReport) -> list[str]:
     return [
         f"{run.source}: no criterion is about {run.kind} results; it was not gated"
         for run in report.ungated
+    ] + [
+        f"{v.criterion.label}: {verdict_reason(v)}"
+        for v in report.with_status("not_evaluated")
+        if v.missing is not None
     ]
 
 
@@ -194,12 +214,26 @@ def _evidence_cells(table: EvidenceTable) -> list[list[str]]:
 
 def render_gate_table(report: GateReport) -> str:
     """The verdict as the terminal shows it: table, evidence of each failure, headline."""
-    parts = [tabulate(_rows(report, _STATUS_TEXT), headers=_headers(report), tablefmt="simple")]
+    parts = []
+    if report.verdicts:
+        parts.append(
+            tabulate(_rows(report, _STATUS_TEXT), headers=_headers(report), tablefmt="simple")
+        )
+    if report.regressions:
+        rows = [regression_row(r, _STATUS_TEXT[r.status]) for r in report.regressions]
+        parts.append(
+            f"Regressions ({baselines_line(report)}):\n"
+            + tabulate(rows, headers=REGRESSION_HEADERS, tablefmt="simple")
+        )
     for run in report.runs:
         if not run.valid:
             parts.append(f"INVALID RUN {run.source}: {_run_reasons(run)}")
     for verdict in report.with_status("failed"):
         parts.append(_evidence_text(verdict))
+    for regression in report.regressions:
+        if regression.status != "passed":
+            parts.append(_regression_text(regression))
+    parts.extend(f"note: {note}" for note in report.baseline_notes)
     parts.extend(f"note: {note}" for note in _notes(report))
     parts.append(render_gate_headline(report))
     return "\n\n".join(parts) + "\n"
@@ -221,6 +255,25 @@ def _evidence_text(verdict: Verdict) -> str:
     return "\n".join(lines)
 
 
+def _regression_text(verdict: RegressionVerdict) -> str:
+    mark = {"failed": "✗", "invalid": "!", "not_evaluated": "–"}.get(verdict.status, "✓")
+    status = _STATUS_TEXT[verdict.status]
+    lines = [f"{mark} {verdict.criterion.label}: {status}: {regression_reason(verdict)}"]
+    if verdict.source:
+        lines[0] += f"  [{verdict.source}]"
+    if verdict.evidence is not None:
+        lines.append(f"  {REGRESSED_ENDPOINTS_TITLE}:")
+        rows = regressed_endpoint_rows(verdict.evidence)
+        if rows:
+            table = tabulate(rows, headers=REGRESSED_ENDPOINTS_COLUMNS, tablefmt="simple")
+            lines.extend("    " + line for line in table.splitlines())
+        else:
+            lines.append("    (no endpoint got worse on its own)")
+        if verdict.evidence.omitted:
+            lines.append(f"    … and {verdict.evidence.omitted} more")
+    return "\n".join(lines)
+
+
 # --- Markdown ------------------------------------------------------------------------------------
 
 
@@ -228,7 +281,34 @@ def render_gate_markdown(report: GateReport, *, title: str = "Acceptance gate") 
     """The verdict as GitHub-flavoured Markdown (a CI step summary, a PR comment)."""
     outcome = {"passed": "✅ PASSED", "failed": "❌ FAILED", "invalid": "⚠️ INVALID"}[report.outcome]
     parts = [f"## {title}: {outcome}", _md_escape(render_gate_headline(report))]
-    parts.append(tabulate(_rows(report, _STATUS_MARK), headers=_headers(report), tablefmt="github"))
+    if report.verdicts:
+        parts.append(
+            tabulate(_rows(report, _STATUS_MARK), headers=_headers(report), tablefmt="github")
+        )
+    if report.regressions:
+        rows = [
+            [_md_escape(cell) for cell in regression_row(r, _STATUS_MARK[r.status])]
+            for r in report.regressions
+        ]
+        parts.append(f"**Regressions** ({_md_escape(baselines_line(report))})")
+        parts.append(tabulate(rows, headers=REGRESSION_HEADERS, tablefmt="github"))
+        for regression in report.regressions:
+            if regression.status == "passed":
+                continue
+            parts.append(
+                f"- {_md_escape(regression.criterion.label)}: "
+                + _md_escape(regression_reason(regression))
+            )
+            if regression.evidence is not None and regression.evidence.endpoints:
+                cells = [
+                    [_md_escape(cell) for cell in row]
+                    for row in regressed_endpoint_rows(regression.evidence)
+                ]
+                parts.append(f"**{REGRESSED_ENDPOINTS_TITLE}**")
+                parts.append(
+                    tabulate(cells, headers=REGRESSED_ENDPOINTS_COLUMNS, tablefmt="github")
+                )
+        parts.extend(f"- note: {_md_escape(note)}" for note in report.baseline_notes)
     invalid = [run for run in report.runs if not run.valid]
     if invalid:
         parts.append(
@@ -272,11 +352,12 @@ def render_gate_junit(report: GateReport, *, suite: str = "loadkit acceptance") 
     failed → ``<failure>``, invalid run → ``<error>``, not evaluated → ``<skipped>``, so CI systems
     show the gate as tests with no plug-in.
     """
-    failures = len(report.with_status("failed"))
-    errors = len(report.with_status("invalid"))
-    skipped = len(report.with_status("not_evaluated"))
+    regressions = [r.status for r in report.regressions]
+    failures = len(report.with_status("failed")) + regressions.count("failed")
+    errors = len(report.with_status("invalid")) + regressions.count("invalid")
+    skipped = len(report.with_status("not_evaluated")) + regressions.count("not_evaluated")
     counts = {
-        "tests": str(len(report.verdicts)),
+        "tests": str(len(report.verdicts) + len(regressions)),
         "failures": str(failures),
         "errors": str(errors),
         "skipped": str(skipped),
@@ -311,9 +392,32 @@ def render_gate_junit(report: GateReport, *, suite: str = "loadkit acceptance") 
                 f"measured {_measured(verdict)}, threshold {_threshold(verdict)}, "
                 f"margin {_margin(verdict)}, results {verdict.source}"
             )
+    for regression in report.regressions:
+        _regression_case(testsuite, regression, many=many)
     ET.indent(root)
     body = ET.tostring(root, encoding="unicode")
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + body + "\n"
+
+
+def _regression_case(suite: ET.Element, verdict: RegressionVerdict, *, many: bool) -> None:
+    name = verdict.criterion.label
+    if many and verdict.source:
+        name += f" [{verdict.source}]"
+    case = ET.SubElement(
+        suite,
+        "testcase",
+        {"classname": f"{JUNIT_CLASS}.{verdict.criterion.results_kind}", "name": name},
+    )
+    case.set("time", "0")
+    reason = regression_reason(verdict)
+    if verdict.status == "failed":
+        failure = ET.SubElement(case, "failure", {"message": reason, "type": "regression"})
+        failure.text = _regression_text(verdict)
+    elif verdict.status == "invalid":
+        error = ET.SubElement(case, "error", {"message": reason, "type": "invalid_run"})
+        error.text = reason
+    elif verdict.status == "not_evaluated":
+        ET.SubElement(case, "skipped", {"message": reason})
 
 
 # --- JSON ----------------------------------------------------------------------------------------
@@ -363,7 +467,15 @@ def gate_verdict_data(report: GateReport) -> dict[str, Any]:
             for v in report.verdicts
         ],
         "notes": _notes(report),
-    }
+    } | (
+        # Optional (verdict/2): only when the acceptance file has regression criteria.
+        {
+            "regressions": [regression_data(r) for r in report.regressions],
+            "baseline_notes": list(report.baseline_notes),
+        }
+        if report.regressions
+        else {}
+    )
 
 
 def render_gate_json(report: GateReport) -> bytes:

@@ -12,6 +12,7 @@ interrupted.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import socket
@@ -22,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from loadkit.config import LoadProfile
+from loadkit.config import Criterion, LoadProfile, TargetProfile
 from loadkit.defaults import (
     DEFAULT_MASTER_PORT,
     DEFAULT_TARGET,
@@ -188,6 +189,9 @@ def run_load(
     announce: Announce | None = None,
     request: RequestSpec | None = None,
     tls: TlsOptions | None = None,
+    http2: bool = False,
+    abort_on: Sequence[Criterion] = (),
+    target_profile: TargetProfile | None = None,
 ) -> LoadResults:
     """Run one headless load test on Locust and return its results (also written to ``out``).
 
@@ -202,6 +206,9 @@ def run_load(
     Progress goes to ``progress``, else to stderr unless ``quiet``. ``request``: the bundled
     ``url`` scenario's method, headers and body (``--method``, ``--header``, ``--body``);
     ``tls`` how https certificates are checked (default: verified), given to the plugin.
+    ``http2``: the locustfile's HTTP users speak HTTP/2 (``--http2``; the plugin refuses a
+    locustfile written on FastHttpUser, exit 2).
+    ``abort_on``: abort-on-fail criteria the plugin checks every second (one process only).
 
     Raises TargetUnreachableError before the run; ConfigError for a bad profile or a scenario
     Locust cannot load; GeneratorCrashedError when Locust died (or hung) without results;
@@ -213,6 +220,11 @@ def run_load(
         raise ConfigError(f"--processes must be at least 1, not {processes}")
     if master and processes > 1:
         raise ConfigError("--master cannot be combined with --processes (Locust's own rule)")
+    if abort_on and (processes > 1 or master):
+        raise ConfigError(
+            "abort_on_fail criteria are checked in single-process runs only (for now): run "
+            "without --processes and --master"
+        )
     workers = expect_workers if master else processes
     bound = profile.in_flight_bound
     if bound is not None and workers > 1 and bound < workers:
@@ -246,6 +258,9 @@ def run_load(
             progress=progress,
             request=request,
             tls=tls or TlsOptions(),
+            http2=http2,
+            abort_on=abort_on,
+            target_profile=target_profile,
         )
     except (LoadkitError, KeyboardInterrupt) as error:
         written = _read_run_results(out, run_id)
@@ -268,6 +283,7 @@ def run_load(
                 processes=processes,
                 locust_args=locust_args,
                 locust_config=locust_config,
+                http2=http2,
             ),
             reason=_unmeasured_reason(error),
         )
@@ -292,6 +308,13 @@ def run_load(
     if not results.valid:
         raise InvalidLoadRunError(results, out)
     return results
+
+
+def _abort_json(criteria: Sequence[Criterion]) -> str | None:
+    """The abort-on-fail criteria as the plugin's ``--loadkit-abort`` takes them (None: none)."""
+    if not criteria:
+        return None
+    return json.dumps([c.model_dump(mode="json", exclude_none=True) for c in criteria])
 
 
 def _with_locust_exit_code(results: LoadResults, run: LocustRun, out: Path) -> LoadResults:
@@ -327,6 +350,9 @@ def _run_headless(
     progress: ProgressCallback | None,
     request: RequestSpec | None = None,
     tls: TlsOptions | None = None,
+    http2: bool = False,
+    abort_on: Sequence[Criterion] = (),
+    target_profile: TargetProfile | None = None,
     master_wait_s: int = DEFAULT_WORKERS_WAIT_S,
 ) -> tuple[LocustRun, LoadResults]:
     """Run Locust headless; how it ended and the results its plugin wrote for ``run_id``.
@@ -363,11 +389,14 @@ def _run_headless(
                 status=Path(tmp) / "status.json",
                 run_id=run_id,
                 workers=workers,
+                abort_criteria=_abort_json(abort_on),
             ),
             parent_pid=os.getpid(),
             locust_args=tuple(locust_args),
             locust_config=locust_config,
             tls=tls or TlsOptions(),
+            http2=http2,
+            target=target_profile or TargetProfile(),
         )
         bound_s = START_GRACE_S + profile.run_duration_s + _drain_allowance_s(profile)
         bound_s += STOP_GRACE_S + (master_wait_s if isinstance(workers, RemoteWorkers) else 0)
@@ -444,6 +473,7 @@ def _unmeasured_config(
     processes: int,
     locust_args: Sequence[str],
     locust_config: LocustConfig,
+    http2: bool = False,
 ) -> dict[str, object]:
     """What a run that measured nothing was asked to do (the keys the plugin writes)."""
     config: dict[str, object] = {
@@ -459,6 +489,8 @@ def _unmeasured_config(
         config |= {"rate": profile.rate, "max_in_flight": profile.in_flight_bound}
     if profile.stages is not None:
         config["stages"] = [asdict(stage) for stage in profile.stage_list]
+    if http2:
+        config["http2"] = True
     return config | {
         "run_id": run_id,
         "locust_args": list(locust_args),
@@ -485,6 +517,7 @@ def run_ui(
     announce: Callable[[str], None] | None = None,
     locust_args: Sequence[str] = (),
     tls: TlsOptions | None = None,
+    target_profile: TargetProfile | None = None,
 ) -> int:
     """Serve Locust's web UI on loopback with the plugin loaded, until Ctrl-C or SIGTERM.
 
@@ -511,6 +544,7 @@ def run_ui(
         locust_args=tuple(locust_args),
         locust_config=locust_config,
         tls=tls or TlsOptions(),
+        target=target_profile or TargetProfile(),
     )
     if announce is not None:
         announce(
@@ -529,6 +563,8 @@ def run_worker(
     locust_args: Sequence[str] = (),
     announce: Announce | None = None,
     tls: TlsOptions | None = None,
+    http2: bool = False,
+    target_profile: TargetProfile | None = None,
 ) -> int:
     """Run Locust worker(s) with the plugin for a master elsewhere, until it quits.
 
@@ -548,6 +584,8 @@ def run_worker(
         locust_args=tuple(locust_args),
         locust_config=locust_config,
         tls=tls or TlsOptions(),
+        http2=http2,
+        target=target_profile or TargetProfile(),
     )
     return _run_until_quit(launch)
 

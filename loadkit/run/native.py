@@ -16,13 +16,13 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from loadkit.config import LoadProfile
+from loadkit.config import Criterion, LoadProfile
 from loadkit.defaults import DEFAULT_WORKERS_WAIT_S
 from loadkit.engines.http_request import RequestSpec, TlsOptions
 from loadkit.engines.native.distributed import WorkerOutcome, run_master, run_worker
 from loadkit.engines.native.processes import ProcessesCrashed, ProcessShare, run_processes
 from loadkit.engines.native.request_bytes import encode_request
-from loadkit.engines.native.share import SharePlan, crashed_reason, run_share
+from loadkit.engines.native.share import ShareControl, SharePlan, crashed_reason, run_share
 from loadkit.engines.target import parse_target
 from loadkit.exceptions import (
     ConfigError,
@@ -33,9 +33,13 @@ from loadkit.exceptions import (
     WorkersNotConnectedError,
 )
 from loadkit.measure.live_status import LiveStatus
-from loadkit.measure.load_results import build_load_results, unmeasured_load_results
+from loadkit.measure.load_results import (
+    build_load_results,
+    live_results,
+    unmeasured_load_results,
+)
 from loadkit.measure.recorder import LatencyRecorder, RunClock
-from loadkit.measure.results import GeneratorHealth, LoadResults, write_results
+from loadkit.measure.results import GeneratorHealth, LoadResults, Stopped, write_results
 from loadkit.measure.validity import (
     INTERRUPTED,
     InvalidReason,
@@ -95,6 +99,7 @@ def run_native_load(
     progress: Progress | None = None,
     timeout_s: float | None = None,
     master: NativeMaster | None = None,
+    abort_on: Sequence[Criterion] = (),
 ) -> LoadResults:
     """Run ``request`` as ``profile`` says on the native engine; its results (also at ``out``).
 
@@ -104,6 +109,8 @@ def run_native_load(
     (``engines/native/distributed.py``); a worker whose share never arrives makes the run
     invalid (``worker_share_missing``).
     ``timeout_s``: each request's bound (default 60 s, as the Locust path).
+    ``abort_on``: abort-on-fail criteria, checked every second (one process only): the first
+    that fails stops the run, recorded as ``stopped: {by: "criterion", ...}``.
 
     Raises ConfigError (a bad request, profile or --out) and TargetUnreachableError before the
     run; InvalidLoadRunError (generator overloaded, timetable not kept) and LoadInterrupted
@@ -111,6 +118,11 @@ def run_native_load(
     """
     if processes < 1:
         raise ConfigError(f"--processes must be at least 1, not {processes}")
+    if abort_on and (processes > 1 or master is not None):
+        raise ConfigError(
+            "abort_on_fail criteria are checked in single-process runs only (for now): run "
+            "without --processes and --master"
+        )
     if master is not None and processes > 1:
         raise ConfigError(
             "--master cannot be combined with --processes: run `loadkit load --worker --engine "
@@ -149,6 +161,7 @@ def run_native_load(
     )
     printer = None
     shares_missing: list[InvalidReason] = []
+    stops: list[Stopped] = []
     try:
         _check_reachable(request.url, config, out)
         if progress is None and not quiet:
@@ -168,7 +181,8 @@ def run_native_load(
             # One process starts when its loop runs; several at a common time, once spawned.
             start = None if processes == 1 else RunClock().now() + PROCESS_START_LEAD_S
             plans = _plans(request, profile, processes=processes, start=start, timeout_s=timeout_s)
-            recorder, health, interrupted, shares_missing = _run(plans, progress)
+            watch = _abort_watch(abort_on, target=request.url, stops=stops)
+            recorder, health, interrupted, shares_missing = _run(plans, progress, watch)
     except (KeyboardInterrupt, GeneratorCrashedError, WorkersNotConnectedError) as stopped:
         # Stopped before any share was measured (Ctrl-C during the reachability check or while
         # the processes start, the generator lost): an invalid file replaces --out, as on the
@@ -205,6 +219,7 @@ def run_native_load(
             else []
         )
         + shares_missing,
+        stopped=stops[0] if stops and not interrupted else None,
     )
     if interrupted:
         results = results.model_copy(update={"invalid_reasons": _aborted_why(results, INTERRUPTED)})
@@ -217,13 +232,35 @@ def run_native_load(
     return results
 
 
+def _abort_watch(
+    criteria: Sequence[Criterion], *, target: str, stops: list[Stopped]
+) -> Callable[[LatencyRecorder, float], bool] | None:
+    """The share's once-a-second check of the abort-on-fail criteria; the stop that ended the
+    run is appended to ``stops``. None without such criteria (nothing is snapshotted)."""
+    if not criteria:
+        return None
+    from loadkit.gate.abort import first_failure
+
+    def watch(recorder: LatencyRecorder, elapsed_s: float) -> bool:
+        stop = first_failure(criteria, live_results(recorder, target=target), elapsed_s=elapsed_s)
+        if stop is None:
+            return False
+        stops.append(stop)
+        return True
+
+    return watch
+
+
 def _run(
-    plans: Sequence[SharePlan], progress: Progress | None
+    plans: Sequence[SharePlan],
+    progress: Progress | None,
+    watch: Callable[[LatencyRecorder, float], bool] | None = None,
 ) -> tuple[LatencyRecorder, GeneratorHealth, bool, list[InvalidReason]]:
     """Run the plans: the run's recorder (finished), its generator health, whether interrupted,
-    and why it is invalid beyond that (a process that crashed)."""
+    and why it is invalid beyond that (a process that crashed). ``watch``: abort on fail, one
+    process only."""
     if len(plans) == 1:
-        outcome = run_share(plans[0], on_status=progress)
+        outcome = run_share(plans[0], on_status=progress, control=ShareControl(watch=watch))
         return (
             outcome.recorder,
             _health([(outcome.cpu_warnings, outcome.max_cpu_percent)]),

@@ -31,8 +31,10 @@ ALLOWED: dict[str, set[str]] = {
         "exceptions", "defaults", "stages", "windows", "files", "config", "measure", "gate", "logs",
         "lockaudit",
     },
+    # gate: the Locust plugin judges abort-on-fail criteria as the gate reads them (gate.abort).
     "engines": {
-        "exceptions", "defaults", "stages", "windows", "files", "config", "measure", "report",
+        "exceptions", "defaults", "stages", "windows", "files", "config", "measure", "gate",
+        "report",
     },
     "run": {
         "exceptions", "defaults", "stages", "windows", "files", "config", "measure", "gate", "logs",

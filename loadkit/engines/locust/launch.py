@@ -23,6 +23,7 @@ import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from loadkit.config import TargetProfile
 from loadkit.defaults import DEFAULT_WORKERS_WAIT_S, LOOPBACK
 from loadkit.engines.http_request import RequestSpec, TlsOptions
 from loadkit.engines.locust.locust_config import Command, LocustConfig
@@ -118,6 +119,8 @@ class Headless:
     """Closed model with a fixed number of users unless it says otherwise."""
     workers: LocalWorkers | RemoteWorkers | None = None
     """Where the users run: in this one process (None), in forked workers, in remote workers."""
+    abort_criteria: str | None = None
+    """Abort on fail (one process): the criteria's JSON list, for ``--loadkit-abort``."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -157,6 +160,11 @@ class LocustLaunch:
     tls: TlsOptions = field(default_factory=TlsOptions)
     """How https targets' certificates are checked (``--loadkit-insecure``,
     ``--loadkit-ca-cert``; the plugin applies it to the locustfile's HTTP users)."""
+    http2: bool = False
+    """The HTTP users speak HTTP/2 (``--loadkit-http2``; ``loadkit load --http2``)."""
+    target: TargetProfile = field(default_factory=TargetProfile)
+    """How the API reports errors and trace ids, and the trace header sent
+    (``--loadkit-target``, given only when not the bundled service's)."""
 
     @property
     def status_path(self) -> Path | None:
@@ -175,6 +183,8 @@ class LocustLaunch:
             case Worker():
                 command += _worker_args(self.role)
         command += tls_args(self.tls)
+        command += ["--loadkit-http2"] if self.http2 else []
+        command += target_args(self.target)
         command += ["--loadkit-launch", self._launch_record()]
         return command + list(self.locust_args)
 
@@ -295,6 +305,13 @@ def _expected_options(role: Headless | WebUI | Worker) -> dict[str, object]:
     return expected
 
 
+def target_args(target: TargetProfile) -> list[str]:
+    """The plugin's ``--loadkit-target`` (none for the bundled service's profile, its default)."""
+    if target.is_bundled:
+        return []
+    return ["--loadkit-target", target.model_dump_json(exclude_defaults=True)]
+
+
 def tls_args(tls: TlsOptions) -> list[str]:
     """The plugin's TLS options (none: verify against the system's CAs, its default too)."""
     if not tls.verify:
@@ -340,6 +357,8 @@ def _headless_args(role: Headless) -> list[str]:
     # loadkit judges validity from the results and records that code beside them.
     args += ["--loadkit-keep-exit-code"]
     args += _schedule_args(role.schedule)
+    if role.abort_criteria is not None:
+        args += ["--loadkit-abort", role.abort_criteria]
     match role.workers:
         case LocalWorkers(count=count, port=port):
             args += ["--processes", str(count), "--master-bind-host", LOOPBACK]

@@ -50,12 +50,14 @@ from locust import events
 from locust import runners as locust_runners
 from locust.exception import StopTest
 
+from loadkit.config import Criterion, TargetProfile
 from loadkit.defaults import DEFAULT_LOAD_OUT as DEFAULT_OUT
 from loadkit.defaults import DEFAULT_UI_DIR
 from loadkit.engines.http_request import TlsOptions
 from loadkit.engines.locust.plugin.closed_stages import MARKER as STAGES_MARKER
 from loadkit.engines.locust.plugin.closed_stages import apply_stages
 from loadkit.engines.locust.plugin.first_look import look_first, note_raised
+from loadkit.engines.locust.plugin.http2 import apply_http2
 from loadkit.engines.locust.plugin.launch_check import check_launch
 from loadkit.engines.locust.plugin.load_test import LoadTest, starting_status
 from loadkit.engines.locust.plugin.locust_api import (
@@ -71,6 +73,7 @@ from loadkit.engines.locust.plugin.recording import BATCH_SIZE, Recording
 from loadkit.engines.locust.plugin.roles import LocalTest, MasterTest, WorkerTest
 from loadkit.engines.locust.plugin.stops import StopOrigin, observe_runner
 from loadkit.engines.locust.plugin.tls import apply_tls
+from loadkit.engines.locust.plugin.trace_header import TRACE_CONTEXT_KEY, apply_trace_header
 from loadkit.engines.locust.plugin.user_code import format_traceback, type_name, where_raised
 from loadkit.engines.locust.plugin.worker_report import (
     CLOCK_MESSAGE,
@@ -205,6 +208,28 @@ def _add_arguments(parser: Any, **_kwargs: Any) -> None:
         include_in_web_ui=False,
     )
     group.add_argument(
+        "--loadkit-http2",
+        action="store_true",
+        default=False,
+        help="The locustfile's HTTP users speak HTTP/2 (h2c on http://, ALPN h2 on https://): "
+        "classes built on scenarios/http2_user.py; a FastHttpUser or HttpUser is refused.",
+        include_in_web_ui=False,
+    )
+    group.add_argument(
+        "--loadkit-abort",
+        default=None,
+        help="JSON list of abort-on-fail criteria (as in acceptance.toml): a headless test in "
+        "one process stops when one fails on the live figures.",
+        include_in_web_ui=False,
+    )
+    group.add_argument(
+        "--loadkit-target",
+        default=None,
+        help="JSON object of acceptance.toml's [target]: where the API says its error kinds and "
+        "trace ids, and the trace header sent (default: the bundled service's, traceparent).",
+        include_in_web_ui=False,
+    )
+    group.add_argument(
         "--loadkit-launch",
         default=None,
         help="JSON object of what loadkit passed to Locust (its arguments after `--`, Locust's "
@@ -250,7 +275,32 @@ def plugin_options(options: Namespace | None) -> PluginOptions:
         tls=tls_options(
             insecure=bool(option("loadkit_insecure")), ca_cert=option("loadkit_ca_cert")
         ),
+        http2=bool(option("loadkit_http2")),
+        abort=abort_options(option("loadkit_abort")),
+        target=target_profile(option("loadkit_target")),
     )
+
+
+def abort_options(text: str | None) -> tuple[Criterion, ...]:
+    """``--loadkit-abort``'s criteria (a ValueError naming the option when malformed)."""
+    if not text:
+        return ()
+    try:
+        entries = json.loads(text)
+        return tuple(Criterion.model_validate(entry) for entry in entries)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"--loadkit-abort: not a JSON list of criteria: {error}") from None
+
+
+def target_profile(text: str | None) -> TargetProfile:
+    """``--loadkit-target``'s profile (the bundled service's when absent); a ValueError naming
+    the option when it is not a valid ``[target]``."""
+    if not text:
+        return TargetProfile()
+    try:
+        return TargetProfile.model_validate_json(text)
+    except ValueError as exc:
+        raise ValueError(f"--loadkit-target is not a valid [target] table: {exc}") from None
 
 
 def tls_options(*, insecure: bool, ca_cert: str | None) -> TlsOptions:
@@ -702,6 +752,7 @@ class LoadkitPlugin:
             if len(batch) >= BATCH_SIZE:
                 recording.flush()
             return
+        context = _kwargs.get("context")
         recording.record_failure(
             endpoint=endpoint,
             latency_s=latency_s,
@@ -709,6 +760,7 @@ class LoadkitPlugin:
             end=end,
             response=response,
             exception=exception,
+            sent_trace_id=context.get(TRACE_CONTEXT_KEY) if isinstance(context, dict) else None,
         )
 
     def on_user_error(
@@ -815,7 +867,10 @@ def _on_init(environment: Any, web_ui: Any = None, **_kwargs: Any) -> None:
         _plugin = plugin = LoadkitPlugin(environment)
     except ValueError as exc:  # a --loadkit-* option that cannot run (it names itself)
         refuse(str(exc))
+    if plugin.options.http2 and (refusal := apply_http2(environment.user_classes)):
+        refuse(refusal)
     kept = apply_tls(environment.user_classes, plugin.options.tls)
+    apply_trace_header(environment.user_classes, plugin.options.target.trace_header)
     if kept:
         logger.info(
             "loadkit: user classes %s set insecure, ssl_context_factory or client_pool "
@@ -824,6 +879,13 @@ def _on_init(environment: Any, web_ui: Any = None, **_kwargs: Any) -> None:
         )
     if web_ui is not None:
         install_web_tabs(web_ui, lambda: web_tab_rows(plugin.current_recorder()))
+
+
+def _on_test_start(environment: Any, **_kwargs: Any) -> None:
+    # A worker gets its master's --loadkit-http2 with the spawn message, after its own init:
+    # the master refused HTTP/1.1-only classes already, so a worker only switches its users.
+    if getattr(environment.parsed_options, "loadkit_http2", False):
+        apply_http2(environment.user_classes)
 
 
 def _on_quitting(environment: Any, **_kwargs: Any) -> None:
@@ -835,6 +897,7 @@ def _on_quitting(environment: Any, **_kwargs: Any) -> None:
 _events: Any = events
 _events.init_command_line_parser.add_listener(_add_arguments)
 _events.init.add_listener(_on_init)
+_events.test_start.add_listener(_on_test_start)
 # Registered at import, before Locust builds its runner: quitting fires in reverse order, so
 # this runs after the master has told its workers to quit and collected their reports.
 _events.quitting.add_listener(_on_quitting)

@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
+from loadkit.config import TargetProfile
 from loadkit.defaults import DEFAULT_WORKERS_WAIT_S
 from loadkit.engines.http_request import RequestSpec, TlsOptions
 from loadkit.engines.native.processes import SHARE_GRACE_S, ProcessShare
@@ -50,7 +51,9 @@ from loadkit.measure.worker_share import WorkerShare
 from loadkit.stages import Stage
 
 RELAY_MODULE = "loadkit.engines.locust.plugin.native_relay"
-PLAN_VERSION = "loadkit.native_plan/1"
+PLAN_VERSION = "loadkit.native_plan/2"
+"""/2: the request carries the target profile (error kinds, trace header); a /1 worker would
+run it with the bundled service's."""
 SENT_AT = "sent_at"
 """A plan's optional key: the master's wall clock when it sent the plan. The worker runs on
 its master's clock from then on (its offset measured on arrival, one hop late), so that a
@@ -78,6 +81,7 @@ def plan_to_wire(plan: SharePlan) -> dict[str, Any]:
             "name": request.name,
             "verify": request.tls.verify,
             "ca_cert": str(request.tls.ca_cert) if request.tls.ca_cert is not None else None,
+            "target": request.target.model_dump(mode="json", exclude_defaults=True),
         },
         "model": plan.model,
         "start": plan.start,
@@ -117,6 +121,7 @@ def plan_from_wire(data: object) -> SharePlan:
                 tls=TlsOptions(
                     verify=bool(request["verify"]), ca_cert=Path(ca_cert) if ca_cert else None
                 ),
+                target=TargetProfile.model_validate(request["target"]),
             ),
             model=model,
             start=float(data["start"]),

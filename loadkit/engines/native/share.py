@@ -30,6 +30,7 @@ from loadkit.engines.native.pool import DEFAULT_TIMEOUT_S, Pool
 from loadkit.engines.native.request_bytes import EncodedRequest, encode_request
 from loadkit.engines.timetable import Timetable, live_target
 from loadkit.engines.tls import client_context
+from loadkit.measure.error_reader import ErrorReader
 from loadkit.measure.live_status import LiveStatus, RunState
 from loadkit.measure.recorder import LatencyRecorder, RunClock
 from loadkit.measure.validity import InvalidReason
@@ -89,6 +90,9 @@ class ShareControl:
     _loop: asyncio.AbstractEventLoop | None = None
     _stop: Callable[[], None] | None = None
     _pending: bool = field(default=False)
+    watch: Callable[[LatencyRecorder, float], bool] | None = None
+    """Abort on fail: called in the share's loop once a second with the recorder and the
+    seconds since the load began; True ends the run there, as planned (not interrupted)."""
 
     def stop(self) -> None:
         """Stop the share as an interruption (thread-safe; before it started: at once)."""
@@ -144,6 +148,7 @@ class _ShareRun:
         control: ShareControl,
     ) -> None:
         self.plan = plan
+        target = plan.request.target
         self.clock = RunClock(offset_s=plan.clock_offset_s)
         self.offset = self.clock.now() - perf_counter()
         self.start = plan.start if plan.start is not None else self.clock.now()
@@ -159,6 +164,7 @@ class _ShareRun:
             run_clock_offset=self.offset,
             timeout_s=plan.timeout_s,
             service_times=plan.model == "open",
+            reader=None if target.is_bundled else ErrorReader(target),
         )
         self.on_status = on_status
         self.control = control
@@ -295,6 +301,11 @@ class _ShareRun:
         assert self.cpu is not None
         self.cpu.tick()
         self._status("running")
+        watch = self.control.watch
+        if watch is not None and not self.stopped.is_set():
+            elapsed = perf_counter() - (self.start - self.offset)
+            if watch(self.recorder, elapsed):
+                self.stopped.set()
         asyncio.get_running_loop().call_later(STATUS_EVERY_S, self._tick)
 
     def _status(self, state: RunState) -> None:

@@ -33,6 +33,7 @@ from loadkit.engines.locust.plugin.open_run import (
 from loadkit.engines.locust.plugin.options import OpenRun, PluginOptions
 from loadkit.engines.locust.plugin.recording import RateWindow, Recording
 from loadkit.engines.locust.plugin.stops import StopOrigin
+from loadkit.measure.error_reader import ErrorReader
 from loadkit.measure.live_status import LiveStatus, RunState, write_status
 from loadkit.measure.load_results import build_load_results
 from loadkit.measure.recorder import LatencyRecorder, RunClock
@@ -50,6 +51,8 @@ lets Locust shut down): never a wait for the launcher's time bound."""
 RunnerT = TypeVar("RunnerT", bound=Runner)
 TIMETABLE_POLL_S = 0.005
 """How often the duration's timer looks whether a local open run's timetable has started."""
+ABORT_CHECK_S = 1.0
+"""How often abort-on-fail criteria are judged on the live figures."""
 
 
 class LoadTest(Generic[RunnerT]):
@@ -89,7 +92,10 @@ class LoadTest(Generic[RunnerT]):
         self.timetable_start: float | None = None
         """An open run: when its timetable started (run clock). Its stages and its planned
         duration count from there, not from the test's start (see ``timetable_started``)."""
-        self.recording = Recording(self._new_recorder(source), clock)
+        target = options.target
+        self.reader = None if target.is_bundled else ErrorReader(target)
+        """How failures' kinds are read (the target profile's; None: the bundled envelope)."""
+        self.recording = Recording(self._new_recorder(source), clock, self.reader)
         self.started_perf = time.perf_counter()
         self.cpu = CpuWatch()
         self.exceptions = ExceptionTally()
@@ -125,6 +131,8 @@ class LoadTest(Generic[RunnerT]):
         """Called once the test's measurement is final (its results written or shipped)."""
         self.results_path: Path | None = None
         self.iteration_rates = RateWindow()
+        self.abort_stop: Stopped | None = None
+        """The abort-on-fail criterion that stopped the test, when one did."""
 
     # --- its life ---------------------------------------------------------------------------
 
@@ -133,6 +141,9 @@ class LoadTest(Generic[RunnerT]):
         duration = self.options.duration_s
         if duration and self.options.headless and self.stops_on_timer:
             gevent.spawn(self._stop_after, float(duration))
+        # One process (stops on its timer and runs the users): its recorder holds the whole run.
+        if self.options.abort and self.options.headless and self.stops_on_timer and self.runs_users:
+            gevent.spawn(self._watch_abort)
         if self.open_run is not None and self.runs_users:
             self.open_model = model = start_open_model(
                 self.open_run,
@@ -193,6 +204,34 @@ class LoadTest(Generic[RunnerT]):
         self.runner.stop()
         self.runner.quit()
 
+    def _watch_abort(self) -> None:
+        """Abort on fail: once a second, judge the abort criteria on the live figures (exactly
+        as the gate reads them); the first that fails stops the test as the timer would, and
+        the results say so (``stopped: {by: "criterion"}``)."""
+        from loadkit.gate.abort import first_failure
+        from loadkit.measure.load_results import live_results
+
+        start = time.perf_counter()
+        ticks = 0
+        while self.stop_time is None and not self.finalized:
+            ticks += 1
+            gevent.sleep(max(start + ticks * ABORT_CHECK_S - time.perf_counter(), 0.0))
+            if self.stop_time is not None or self.finalized:
+                return
+            recorder = self.recording.flush()
+            elapsed = self.clock.now() - recorder.start
+            live = live_results(recorder, target=str(self.environment.host or ""))
+            stop = first_failure(self.options.abort, live, elapsed_s=elapsed)
+            if stop is not None:
+                break
+        else:
+            return
+        self.abort_stop = stop
+        logger.warning("loadkit: %s failed at %.1f s; stopping the test", stop.criterion, elapsed)
+        gevent.spawn(self._see_it_end)
+        self.runner.stop()
+        self.runner.quit()
+
     def _see_it_end(self) -> None:
         """Backstop: a headless test whose users were told to stop is finalized, and Locust
         quits, a short grace later, whatever cut the stop short on its way (a stop from a
@@ -250,7 +289,7 @@ class LoadTest(Generic[RunnerT]):
         if self.finalized:
             return
         source = self.recording.recorder.source
-        self.recording = Recording(self._new_recorder(source), self.clock)
+        self.recording = Recording(self._new_recorder(source), self.clock, self.reader)
 
     def stopping(self) -> None:
         """Users are about to be stopped: the measured span ends now."""
@@ -340,6 +379,8 @@ class LoadTest(Generic[RunnerT]):
             config["stages"] = [asdict(stage) for stage in self.stages]
             config["concurrency"] = self.peak_users
             config["spawn_rate"] = None
+        if options.http2:  # absent for HTTP/1.1: such runs' files stay as they were
+            config["http2"] = True
         config.update(options.launch)  # locust_args, locust_config (from `loadkit load`)
         return config
 
@@ -355,6 +396,8 @@ class LoadTest(Generic[RunnerT]):
         planned = self.options.duration_s
         if not planned or not self.options.headless or self.aborted:
             return None
+        if self.abort_stop is not None:
+            return None  # stopped on purpose by a criterion (``stopped``)
         ran_s = self.recording.recorder.duration_s()
         if self.shape is not None and self.shape_cut:
             return shape_unfinished_reason(shape=self.shape, ran_s=ran_s, cap_s=float(planned))
@@ -367,7 +410,10 @@ class LoadTest(Generic[RunnerT]):
         return incomplete_reason(ran_s=ran_s, planned_s=float(planned))
 
     def _stopped(self) -> Stopped | None:
-        """How a test its locustfile stopped on purpose ended (None for any other end)."""
+        """How a test stopped on purpose ended: by an abort-on-fail criterion, or by its
+        locustfile (None for any other end)."""
+        if self.abort_stop is not None and not self.aborted:
+            return self.abort_stop
         if self.stop_origin != "locustfile" or self.aborted:
             return None
         recorder = self.recording.recorder
