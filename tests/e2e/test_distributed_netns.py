@@ -29,7 +29,6 @@ from loadkit.measure.results import LoadResults, read_results
 from tests.e2e.distributed_commands import master_command, worker_command
 from tests.e2e.netns import Network, network
 
-HOSTS = ("target", "master", "worker1", "worker2")
 WORKERS = ("worker1", "worker2")
 TARGET_PORT = 8080
 HOLD_MS = 10
@@ -53,6 +52,7 @@ class Target:
         serve = (host.address, str(TARGET_PORT), str(HOLD_MS))
         self.process = net.start("target", [sys.executable, "-m", "tests.e2e.netns_target", *serve])
         self.lines: queue.Queue[dict[str, object]] = queue.Queue()
+        self.seen: set[object] = set()
         threading.Thread(target=self._read, daemon=True).start()
         assert "listening" in self.next_line(10.0)
 
@@ -67,8 +67,8 @@ class Target:
     def wait_first(self, address: str) -> None:
         """Until the generator at ``address`` has had its first answer: it is running."""
         deadline = time.monotonic() + RUN_BOUND_S
-        while self.next_line(deadline - time.monotonic()).get("first") != address:
-            pass
+        while address not in self.seen:
+            self.seen.add(self.next_line(deadline - time.monotonic()).get("first"))
 
     def served(self) -> dict[str, int]:
         """Stop the target; the requests it answered, by the generator's address."""
@@ -94,8 +94,8 @@ class Run:
 
 
 @contextmanager
-def hosts() -> Iterator[Network]:
-    with network(HOSTS) as net:
+def hosts(workers: Sequence[str] = WORKERS) -> Iterator[Network]:
+    with network(("target", "master", *workers)) as net:
         yield net
 
 
@@ -108,6 +108,7 @@ def run(
     during: Callable[[Network, Target, dict[str, subprocess.Popen[str]]], None] | None = None,
     worker_prefix: dict[str, list[str]] | None = None,
     late: str | None = None,
+    workers: Sequence[str] = WORKERS,
 ) -> Run:
     """One distributed run: the target, the master, both workers (each started under its
     ``worker_prefix``, if any; ``late`` one LATE_S after the others); ``during`` acts mid-run."""
@@ -120,7 +121,7 @@ def run(
                 target=target.url,
                 engine=engine,
                 bind_host=net["master"].address,
-                workers=len(WORKERS),
+                workers=len(workers),
                 load=[*load, "-q"],
                 out=str(out),
             )
@@ -131,19 +132,19 @@ def run(
         command = worker_command(engine=engine, master_host=net["master"].address)
         return net.start(name, [*(worker_prefix or {}).get(name, []), *python(command)])
 
-    workers = {name: start(name) for name in WORKERS if name != late}
+    started = {name: start(name) for name in workers if name != late}
     if late is not None:
         time.sleep(LATE_S)
         # The master waits for --expect-workers: still there, and nothing sent yet.
         assert master.poll() is None and target.lines.empty()
-        workers[late] = start(late)
+        started[late] = start(late)
     if during is not None:
-        during(net, target, workers)
+        during(net, target, started)
     stdout, stderr = master.communicate(timeout=RUN_BOUND_S)
     served = target.served()
     results = read_results(out)
     assert isinstance(results, LoadResults), stderr
-    return Run(master.returncode, stdout + stderr, results, served, workers)
+    return Run(master.returncode, stdout + stderr, results, served, started)
 
 
 def finished_workers(done: Run) -> dict[str, int]:
@@ -211,42 +212,44 @@ def test_native_open_run_across_hosts_waits_for_a_late_worker_and_merges_exactly
     assert done.served == {net[name].address: counts[name] for name in WORKERS}
 
 
-def kill_worker2(net: Network, target: Target, workers: dict[str, subprocess.Popen[str]]) -> None:
-    """Worker 2's host dies once it is sending: its process group killed, no goodbye sent."""
-    target.wait_first(net["worker2"].address)
-    time.sleep(0.5)
-    net.kill_host("worker2")
+def lose(killed: Sequence[str], cut: Sequence[str]) -> Callable[..., None]:
+    """Once each is sending: the hosts ``killed`` die (every process killed, no goodbye sent),
+    the links of ``cut`` drop (their processes live on, unheard)."""
 
+    def during(net: Network, target: Target, workers: dict[str, subprocess.Popen[str]]) -> None:
+        for name in [*killed, *cut]:
+            target.wait_first(net[name].address)
+        time.sleep(0.5)
+        for name in killed:
+            net.kill_host(name)
+        for name in cut:
+            net.cut(name)
 
-def cut_worker2(net: Network, target: Target, workers: dict[str, subprocess.Popen[str]]) -> None:
-    """Worker 2's link drops once it is sending: its process lives on, unheard."""
-    target.wait_first(net["worker2"].address)
-    time.sleep(0.5)
-    net.cut("worker2")
+    return during
 
 
 @pytest.mark.parametrize(
-    ("engine", "load", "during"),
+    ("engine", "workers", "killed", "cut"),
     [
-        ("locust", ["--concurrency", "4", "--duration", "3"], kill_worker2),
-        ("native", ["--concurrency", "4", "--duration", "3"], cut_worker2),
+        ("locust", ("worker1", "worker2", "worker3"), ["worker2"], ["worker3"]),
+        ("native", WORKERS, [], ["worker2"]),
     ],
-    ids=["locust-killed", "native-cut"],
+    ids=["locust-killed-and-cut", "native-cut"],
 )
-def test_a_worker_lost_mid_run_makes_the_run_invalid_naming_it(
-    engine: str,
-    load: list[str],
-    during: Callable[[Network, Target, dict[str, subprocess.Popen[str]]], None],
-    tmp_path: Path,
+def test_workers_lost_mid_run_make_the_run_invalid_naming_them(
+    engine: str, workers: tuple[str, ...], killed: list[str], cut: list[str], tmp_path: Path
 ) -> None:
-    with hosts() as net:
-        done = run(net, tmp_path, engine=engine, load=load, during=during)
+    load = ["--concurrency", "4", "--duration", "3"]
+    with hosts(workers) as net:
+        done = run(
+            net, tmp_path, engine=engine, load=load, during=lose(killed, cut), workers=workers
+        )
     assert done.code == EXIT_INVALID_RUN, done.output
     reasons = done.results.invalid_reasons
     assert [reason.code for reason in reasons] == ["worker_share_missing"], reasons
-    # Named by Locust's id for it, which begins with its host's name.
-    assert "worker(s) worker2_" in reasons[0].detail and "worker1" not in reasons[0].detail
-    assert done.results.totals.requests > 0  # the other worker's share is in
+    # Each named by Locust's id for it, which begins with its host's name; worker1 is not.
+    assert re.findall(r"(worker\d)_[0-9a-f]{32}", reasons[0].detail) == [*killed, *cut]
+    assert done.results.totals.requests > 0  # worker1's share is in
 
 
 SKEW_S = 20
