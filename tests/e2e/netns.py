@@ -74,7 +74,8 @@ class Network:
         return self.hosts[name]
 
     def start(self, name: str, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[str]:
-        """``argv`` on host ``name``; killed by its handle when the network is removed."""
+        """``argv`` on host ``name``; when the network is removed, every process on its host is
+        killed (only this test's: the namespace is its own) and this one reaped by its handle."""
         process = self.hosts[name].popen(argv, **kwargs)
         self.started.append(process)
         return process
