@@ -30,6 +30,7 @@ from loadkit.defaults import (
     DEFAULT_TARGET,
     DEFAULT_UI_DIR,
     DEFAULT_WEB_PORT,
+    DEFAULT_WORKERS_WAIT_S,
     LOOPBACK,
     SERVE_PORT,
 )
@@ -475,6 +476,14 @@ def load(
     expect_workers: Annotated[
         int, typer.Option(min=1, help="--master: start once this many workers are connected.")
     ] = 1,
+    expect_workers_max_wait: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="--master: give up when the workers have not all connected within this many "
+            "seconds (exit 4, an aborted results file at --out).",
+        ),
+    ] = DEFAULT_WORKERS_WAIT_S,
     worker: Annotated[
         bool,
         typer.Option(
@@ -674,7 +683,10 @@ def load(
                     quiet=quiet,
                     master=(
                         NativeMaster(
-                            expect=expect_workers, bind_host=master_bind_host, bind_port=master_port
+                            expect=expect_workers,
+                            bind_host=master_bind_host,
+                            bind_port=master_port,
+                            wait_s=expect_workers_max_wait,
                         )
                         if master
                         else None
@@ -692,6 +704,7 @@ def load(
                     expect_workers=expect_workers,
                     master_bind_host=master_bind_host,
                     master_bind_port=master_port,
+                    master_wait_s=expect_workers_max_wait,
                     locust_args=locust_args,
                     request=request,
                     tls=tls,
@@ -749,6 +762,7 @@ _RUN_OPTIONS = (
 )
 _ROLE_ONLY = {
     "expect_workers": ("master",),
+    "expect_workers_max_wait": ("master",),
     "master_bind_host": ("master",),
     "master_host": ("worker",),
     "master_port": ("master", "worker"),

@@ -62,16 +62,27 @@ class RunClock:
     """Seconds since the epoch, advanced by a monotonic clock.
 
     Durations measured on it are monotonic (immune to wall-clock steps), while readings from
-    processes on one machine still line up, which the merge of distributed shares relies on.
+    processes on one machine still line up, which the merge of distributed shares relies on; a
+    worker on another machine takes its master's reading instead (``align_to``).
     """
 
-    def __init__(self) -> None:
-        self._wall0 = time.time()
+    def __init__(self, *, offset_s: float = 0.0) -> None:
+        """``offset_s``: added to this machine's wall clock (a distributed worker's, to read
+        its master's clock: see ``align_to``)."""
+        self._wall0 = time.time() + offset_s
         self._mono0 = time.perf_counter()
 
     def now(self) -> float:
         """The current time on this clock, in seconds since the epoch."""
         return self._wall0 + (time.perf_counter() - self._mono0)
+
+    def align_to(self, reference_now: float) -> None:
+        """Read ``reference_now`` at this moment from now on: a distributed worker takes its
+        master's clock when the master's reading arrives (one network hop late, milliseconds),
+        so that its share's times line up with the master's whatever its own wall clock says
+        (docs/distributed.md, "Clocks")."""
+        self._wall0 = reference_now
+        self._mono0 = time.perf_counter()
 
 
 class LatencyRecorder:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import socket
 import sys
 import tempfile
@@ -28,6 +29,7 @@ from loadkit.defaults import (
     DEFAULT_TARGET,
     DEFAULT_UI_DIR,
     DEFAULT_WEB_PORT,
+    DEFAULT_WORKERS_WAIT_S,
     LOOPBACK,
 )
 from loadkit.engines.http_request import RequestSpec, TlsOptions
@@ -61,6 +63,7 @@ from loadkit.exceptions import (
     LoadInterrupted,
     LoadkitError,
     TargetUnreachableError,
+    WorkersNotConnectedError,
 )
 from loadkit.files import write_file
 from loadkit.measure.load_results import mark_aborted, unmeasured_load_results
@@ -180,6 +183,7 @@ def run_load(
     expect_workers: int = 1,
     master_bind_host: str = LOOPBACK,
     master_bind_port: int = DEFAULT_MASTER_PORT,
+    master_wait_s: int = DEFAULT_WORKERS_WAIT_S,
     locust_args: Sequence[str] = (),
     progress: ProgressCallback | None = None,
     announce: Announce | None = None,
@@ -193,7 +197,8 @@ def run_load(
 
     ``target`` is the base URL (or, for the ``url`` scenario, the full URL to hit). ``processes``
     > 1 runs Locust's master and that many workers on this machine; ``master`` waits for
-    ``expect_workers`` workers from elsewhere (``loadkit load --worker --master-host ...``).
+    ``expect_workers`` workers from elsewhere (``loadkit load --worker --master-host ...``), at
+    most ``master_wait_s`` seconds (then WorkersNotConnectedError; an aborted file at ``out``).
     ``locust_args`` are passed on to Locust as they are (the CLI refuses those loadkit sets
     itself: ``passthrough.check_locust_args``; the plugin what Locust parsed otherwise); Locust's
     own configuration files and variables are read, said (to ``announce``, else stderr) and
@@ -247,6 +252,7 @@ def run_load(
             expect_workers=expect_workers,
             master_bind_host=master_bind_host,
             master_bind_port=master_bind_port,
+            master_wait_s=master_wait_s,
             locust_args=locust_args,
             locust_config=locust_config,
             progress=progress,
@@ -347,6 +353,7 @@ def _run_headless(
     http2: bool = False,
     abort_on: Sequence[Criterion] = (),
     target_profile: TargetProfile | None = None,
+    master_wait_s: int = DEFAULT_WORKERS_WAIT_S,
 ) -> tuple[LocustRun, LoadResults]:
     """Run Locust headless; how it ended and the results its plugin wrote for ``run_id``.
 
@@ -360,7 +367,10 @@ def _run_headless(
         workers = LocalWorkers(count=processes, port=free_port())
     elif master:
         workers = RemoteWorkers(
-            expect=expect_workers, bind_host=master_bind_host, bind_port=master_bind_port
+            expect=expect_workers,
+            bind_host=master_bind_host,
+            bind_port=master_bind_port,
+            wait_s=master_wait_s,
         )
     with tempfile.TemporaryDirectory(prefix="loadkit-load-") as tmp:
         users = _users(target, scenario, profile)
@@ -389,7 +399,7 @@ def _run_headless(
             target=target_profile or TargetProfile(),
         )
         bound_s = START_GRACE_S + profile.run_duration_s + _drain_allowance_s(profile)
-        bound_s += STOP_GRACE_S
+        bound_s += STOP_GRACE_S + (master_wait_s if isinstance(workers, RemoteWorkers) else 0)
         if progress is None and not quiet:
             from loadkit.report.load import ProgressPrinter
 
@@ -414,6 +424,8 @@ def _run_headless(
                 raise KeyboardInterrupt
             _raise_if_unloadable(scenario)
             _raise_if_refused_by_locust(run)
+            if isinstance(workers, RemoteWorkers):
+                _raise_if_workers_never_came(run, workers)
             raise GeneratorCrashedError(
                 f"the load generator (Locust) {_how_it_ended(run, bound_s)} without writing "
                 f"results, though the scenario loads ({out} is marked generator_crashed)",
@@ -421,6 +433,25 @@ def _run_headless(
                 exit_code=run.returncode,
             )
     return run, results
+
+
+LOCUST_GAVE_UP = "Gave up waiting for workers to connect"
+"""What Locust's master logs when --expect-workers-max-wait ran out (locust/main.py; exit 1)."""
+LOCUST_WAITING = re.compile(r"Waiting for workers to be ready, (\d+) of \d+ connected")
+
+
+def _raise_if_workers_never_came(run: LocustRun, workers: RemoteWorkers) -> None:
+    """Locust's master gave up waiting for its workers (its own log line says so, the only
+    trace it leaves): WorkersNotConnectedError, with how many came when Locust said it."""
+    if LOCUST_GAVE_UP not in run.log_tail:
+        return
+    counts = LOCUST_WAITING.findall(run.log_tail)
+    raise WorkersNotConnectedError.waited(
+        expect=workers.expect,
+        address=f"{workers.bind_host}:{workers.bind_port}",
+        wait_s=workers.wait_s,
+        connected=int(counts[-1]) if counts else None,
+    )
 
 
 def _body_file(request: RequestSpec, folder: Path) -> Path | None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from loadkit.config import TargetProfile
-from loadkit.defaults import LOOPBACK
+from loadkit.defaults import DEFAULT_WORKERS_WAIT_S, LOOPBACK
 from loadkit.engines.http_request import RequestSpec, TlsOptions
 from loadkit.engines.locust.locust_config import Command, LocustConfig
 from loadkit.engines.locust.passthrough import DESTS, PLUGIN_PREFIX, SHORT, refusal
@@ -99,6 +99,8 @@ class RemoteWorkers:
     expect: int
     bind_host: str
     bind_port: int
+    wait_s: int = DEFAULT_WORKERS_WAIT_S
+    """Locust gives up (exit 1, no results) when they have not all connected by then."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -282,10 +284,12 @@ def _expected_options(role: Headless | WebUI | Worker) -> dict[str, object]:
                     expected |= {"processes": count, "master": True, "expect_workers": count}
                     expected |= {"master_bind_host": LOOPBACK, "master_bind_port": port}
                     expected |= {"master_host": LOOPBACK, "master_port": port}
-                case RemoteWorkers(expect=expect, bind_host=bind_host, bind_port=bind_port):
+                case RemoteWorkers(
+                    expect=expect, bind_host=bind_host, bind_port=bind_port, wait_s=wait_s
+                ):
                     expected |= {"processes": None, "master": True, "expect_workers": expect}
                     expected |= {"master_bind_host": bind_host, "master_bind_port": bind_port}
-                    expected |= {"expect_workers_max_wait": 0}
+                    expected |= {"expect_workers_max_wait": wait_s}
                 case None:
                     expected |= {"processes": None, "master": False}
         case WebUI(users=users, port=port):
@@ -359,9 +363,10 @@ def _headless_args(role: Headless) -> list[str]:
         case LocalWorkers(count=count, port=port):
             args += ["--processes", str(count), "--master-bind-host", LOOPBACK]
             args += ["--master-bind-port", str(port), "--master-port", str(port)]
-        case RemoteWorkers(expect=expect, bind_host=bind_host, bind_port=bind_port):
+        case RemoteWorkers(expect=expect, bind_host=bind_host, bind_port=bind_port, wait_s=wait_s):
             args += ["--master", "--expect-workers", str(expect)]
             args += ["--master-bind-host", bind_host, "--master-bind-port", str(bind_port)]
+            args += ["--expect-workers-max-wait", str(wait_s)]
         case None:
             pass
     return args

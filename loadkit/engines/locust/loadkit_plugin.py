@@ -76,6 +76,7 @@ from loadkit.engines.locust.plugin.tls import apply_tls
 from loadkit.engines.locust.plugin.trace_header import TRACE_CONTEXT_KEY, apply_trace_header
 from loadkit.engines.locust.plugin.user_code import format_traceback, type_name, where_raised
 from loadkit.engines.locust.plugin.worker_report import (
+    CLOCK_MESSAGE,
     FINAL_MESSAGE,
     SHARE_KEY,
     SLOT_MESSAGE,
@@ -417,6 +418,7 @@ class LoadkitPlugin:
         elif self.worker is not None:
             ev.report_to_master.add_listener(self.on_report_to_master)
             self.worker.register_message(SLOT_MESSAGE, self.on_slot_message)
+            self.worker.register_message(CLOCK_MESSAGE, self.on_clock_message)
         if self.options.open_run is not None and self.worker is None:
             self._users_for_open_run(self.options.open_run)
         if self.master is None:
@@ -464,6 +466,21 @@ class LoadkitPlugin:
         options.num_users = open_run.max_in_flight
         options.spawn_rate = float(open_run.max_in_flight)
 
+    def on_clock_message(self, environment: Any, msg: Message, **_kwargs: Any) -> None:
+        """Worker: the master's clock at its test's start, ahead of the spawn: this worker's
+        run clock reads it from now on (a wrong wall clock here would shift its share)."""
+        try:
+            self.clock.align_to(float(msg.data["now"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            logger.error("loadkit: the master sent an invalid clock reading: %s", exc)
+
+    def _send_clock(self) -> None:
+        # Before Locust's spawn messages and the open run's slots (sent a moment later, on the
+        # same ordered channels): each worker's test starts on the master's clock.
+        assert self.master is not None
+        for client_id in list(self.master.clients):
+            self.master.send_message(CLOCK_MESSAGE, {"now": self.clock.now()}, client_id=client_id)
+
     def on_slot_message(self, environment: Any, msg: Message, **_kwargs: Any) -> None:
         """Worker: the master's open run and this worker's share of it, ahead of the spawn."""
         try:
@@ -508,6 +525,8 @@ class LoadkitPlugin:
     def on_test_start(self, **_kwargs: Any) -> None:
         """A test starts (headless start, the UI's start button, a worker's first spawn)."""
         env, options, clock = self.environment, self.options, self.clock
+        if self.master is not None:
+            self._send_clock()
         open_run = self._open_run_here()
         test: LoadTest[Any]
         if self.master is not None:

@@ -63,6 +63,10 @@ class SharePlan:
     worker_count: int = 1
     timeout_s: float = DEFAULT_TIMEOUT_S
     source: str = "local"
+    clock_offset_s: float = 0.0
+    """Added to this machine's wall clock to read the run clock: a distributed worker's
+    measured offset to its master's clock (``start`` and every time it records are on the
+    master's clock then); never on the wire, each worker measures its own."""
 
 
 @dataclass
@@ -145,7 +149,7 @@ class _ShareRun:
     ) -> None:
         self.plan = plan
         target = plan.request.target
-        self.clock = RunClock()
+        self.clock = RunClock(offset_s=plan.clock_offset_s)
         self.offset = self.clock.now() - perf_counter()
         self.start = plan.start if plan.start is not None else self.clock.now()
         self.recorder = LatencyRecorder(
