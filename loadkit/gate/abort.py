@@ -23,6 +23,12 @@ def abort_criteria(criteria: Sequence[Criterion]) -> tuple[Criterion, ...]:
     return tuple(c for c in criteria if c.abort_on_fail)
 
 
+def named_endpoints(criteria: Sequence[Criterion]) -> frozenset[str]:
+    """The endpoints ``criteria`` are about: the only ones a live snapshot needs to hold
+    (``live_results(endpoints=...)``), each costing an encoding and a percentile scan."""
+    return frozenset(c.endpoint for c in criteria if c.endpoint is not None)
+
+
 def first_failure(
     criteria: Sequence[Criterion], live: LoadResults, *, elapsed_s: float
 ) -> Stopped | None:

@@ -231,10 +231,13 @@ def _abort_watch(
     run is appended to ``stops``. None without such criteria (nothing is snapshotted)."""
     if not criteria:
         return None
-    from loadkit.gate.abort import first_failure
+    from loadkit.gate.abort import first_failure, named_endpoints
+
+    endpoints = named_endpoints(criteria)
 
     def watch(recorder: LatencyRecorder, elapsed_s: float) -> bool:
-        stop = first_failure(criteria, live_results(recorder, target=target), elapsed_s=elapsed_s)
+        live = live_results(recorder, target=target, endpoints=endpoints)
+        stop = first_failure(criteria, live, elapsed_s=elapsed_s)
         if stop is None:
             return False
         stops.append(stop)

@@ -204,8 +204,10 @@ class LoadTest(Generic[RunnerT]):
         """Abort on fail: once a second, judge the abort criteria on the live figures (exactly
         as the gate reads them); the first that fails stops the test as the timer would, and
         the results say so (``stopped: {by: "criterion"}``)."""
-        from loadkit.gate.abort import first_failure
+        from loadkit.gate.abort import first_failure, named_endpoints
         from loadkit.measure.load_results import live_results
+
+        endpoints = named_endpoints(self.options.abort)
 
         start = time.perf_counter()
         ticks = 0
@@ -216,7 +218,8 @@ class LoadTest(Generic[RunnerT]):
                 return
             recorder = self.recording.flush()
             elapsed = self.clock.now() - recorder.start
-            live = live_results(recorder, target=str(self.environment.host or ""))
+            target = str(self.environment.host or "")
+            live = live_results(recorder, target=target, endpoints=endpoints)
             stop = first_failure(self.options.abort, live, elapsed_s=elapsed)
             if stop is not None:
                 break
