@@ -580,7 +580,9 @@ def load(
             return
         target = url or host or DEFAULT_TARGET
         request = request_spec(target, method=method, headers=header or (), body=body, tls=tls)
-        abort_on = _abort_criteria(config, single=processes == 1 and not master)
+        # Judged in every run but a native one across machines (its master sees its workers'
+        # figures only at the end).
+        abort_on = _abort_criteria(config, judged=not (master and chosen_engine == "native"))
         if worker:
             code = run_worker(
                 scenario=chosen.scenario,
@@ -638,20 +640,20 @@ def load(
             raise typer.Exit(code=results.locust_exit_code)
 
 
-def _abort_criteria(config: Path | None, *, single: bool) -> tuple[Criterion, ...]:
+def _abort_criteria(config: Path | None, *, judged: bool) -> tuple[Criterion, ...]:
     """The abort-on-fail criteria of ``--config`` (given explicitly: a load run does not gate,
-    and ./acceptance.toml's criteria do not stop runs nobody asked to stop). Checked in
-    single-process runs; with --processes or --master said, and left to the gate."""
+    and ./acceptance.toml's criteria do not stop runs nobody asked to stop). Where they are not
+    ``judged`` (a native run across machines) said, and left to the gate."""
     if config is None:
         return ()
     from loadkit.config import load_config
     from loadkit.gate.abort import abort_criteria
 
     found = abort_criteria(load_config(config).criteria)
-    if found and not single:
+    if found and not judged:
         typer.echo(
-            f"note: {config}'s abort_on_fail criteria are not checked with --processes or "
-            "--master yet: the run goes to its end (the gate still judges them)",
+            f"note: {config}'s abort_on_fail criteria are not checked in a native run across "
+            "machines (--master) yet: the run goes to its end (the gate still judges them)",
             err=True,
         )
         return ()

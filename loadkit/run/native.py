@@ -46,6 +46,7 @@ from loadkit.measure.validity import (
     overload_reason,
     worker_share_missing_reason,
 )
+from loadkit.measure.worker_share import WorkerShare
 from loadkit.run.load import Target, check_reachable, check_writable
 
 ENGINE = "native"
@@ -104,8 +105,10 @@ def run_native_load(
     (``engines/native/distributed.py``); a worker whose share never arrives makes the run
     invalid (``worker_share_missing``).
     ``timeout_s``: each request's bound (default 60 s, as the Locust path).
-    ``abort_on``: abort-on-fail criteria, checked every second (one process only): the first
-    that fails stops the run, recorded as ``stopped: {by: "criterion", ...}``.
+    ``abort_on``: abort-on-fail criteria, checked every second (with ``processes``, in this
+    process, on every process's figures so far merged: each sends its own every second): the
+    first that fails stops the run, recorded as ``stopped: {by: "criterion", ...}``. Not with
+    ``master`` (ConfigError).
 
     Raises ConfigError (a bad request, profile or --out) and TargetUnreachableError before the
     run; InvalidLoadRunError (generator overloaded, timetable not kept) and LoadInterrupted
@@ -113,10 +116,10 @@ def run_native_load(
     """
     if processes < 1:
         raise ConfigError(f"--processes must be at least 1, not {processes}")
-    if abort_on and (processes > 1 or master is not None):
+    if abort_on and master is not None:
         raise ConfigError(
-            "abort_on_fail criteria are checked in single-process runs only (for now): run "
-            "without --processes and --master"
+            "abort_on_fail criteria are not checked in a native run across machines (--master) "
+            "yet: run without them (the gate still judges them), or with --processes"
         )
     if master is not None and processes > 1:
         raise ConfigError(
@@ -177,7 +180,11 @@ def run_native_load(
             start = None if processes == 1 else RunClock().now() + PROCESS_START_LEAD_S
             plans = _plans(request, profile, processes=processes, start=start, timeout_s=timeout_s)
             watch = _abort_watch(abort_on, target=request.url, stops=stops)
+            if watch is not None and processes > 1:
+                plans = [replace(plan, live_shares=True) for plan in plans]
             recorder, health, interrupted, shares_missing = _run(plans, progress, watch)
+            if stops and processes > 1:
+                interrupted = False  # the children's stop was the criterion's, not a signal
     except (KeyboardInterrupt, GeneratorCrashedError) as stopped:
         # Stopped before any share was measured (Ctrl-C during the reachability check or while
         # the processes start, the generator lost): an invalid file replaces --out, as on the
@@ -252,8 +259,8 @@ def _run(
     watch: Callable[[LatencyRecorder, float], bool] | None = None,
 ) -> tuple[LatencyRecorder, GeneratorHealth, bool, list[InvalidReason]]:
     """Run the plans: the run's recorder (finished), its generator health, whether interrupted,
-    and why it is invalid beyond that (a process that crashed). ``watch``: abort on fail, one
-    process only."""
+    and why it is invalid beyond that (a process that crashed). ``watch``: abort on fail, on
+    the one share's recorder, or on the processes' figures merged (``_merged_watch``)."""
     if len(plans) == 1:
         outcome = run_share(plans[0], on_status=progress, control=ShareControl(watch=watch))
         return (
@@ -268,7 +275,11 @@ def _run(
             progress(_combine_status(latest))
 
     try:
-        shares: list[ProcessShare] = run_processes(plans, on_status=merged_status)
+        shares: list[ProcessShare] = run_processes(
+            plans,
+            on_status=merged_status,
+            on_live=_merged_watch(plans[0], watch) if watch is not None else None,
+        )
     except ProcessesCrashed as crash:
         # What the other processes measured is kept. Stopped by the user (a child still
         # starting dies of a Ctrl-C): interrupted. Else the others were stopped for the crash,
@@ -279,6 +290,25 @@ def _run(
         return recorder, health, False, [generator_crashed_reason(exit_code=crash.exit_code)]
     recorder, health = _merged(plans[0], shares)
     return recorder, health, any(p.interrupted for p in shares), _crashed_reasons(shares)
+
+
+def _merged_watch(
+    plan: SharePlan, watch: Callable[[LatencyRecorder, float], bool]
+) -> Callable[[Sequence[WorkerShare | None]], bool]:
+    """``watch`` on the processes' latest figures, merged exactly into one recorder (each
+    process's share is cumulative), at the seconds since their common start."""
+    start = plan.start
+    assert start is not None  # several processes always share a fixed start
+    clock = RunClock()
+
+    def merged(latest: Sequence[WorkerShare | None]) -> bool:
+        recorder = LatencyRecorder(start=start, source="parent")
+        for share in latest:
+            if share is not None:
+                recorder.merge_share(share)
+        return watch(recorder, clock.now() - start)
+
+    return merged
 
 
 def _crashed_reasons(shares: Sequence[ProcessShare]) -> list[InvalidReason]:

@@ -137,8 +137,9 @@ class LoadTest(Generic[RunnerT]):
         duration = self.options.duration_s
         if duration and self.options.headless and self.stops_on_timer:
             gevent.spawn(self._stop_after, float(duration))
-        # One process (stops on its timer and runs the users): its recorder holds the whole run.
-        if self.options.abort and self.options.headless and self.stops_on_timer and self.runs_users:
+        # Where the run is decided (one process, or a master: its recorder merges its workers'
+        # shares, which then come every second): its recorder holds the whole run so far.
+        if self.options.abort and self.options.headless and self.stops_on_timer:
             gevent.spawn(self._watch_abort)
         if self.open_run is not None and self.runs_users:
             self.open_model = model = start_open_model(
