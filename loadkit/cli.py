@@ -630,9 +630,11 @@ def load(
                 )
         except (InvalidLoadRunError, GeneratorCrashedError, LoadInterrupted) as stopped:
             if stopped.results is not None:
-                typer.echo(render_load_table(stopped.results, path=str(stopped.path)))
+                typer.echo(
+                    render_load_table(stopped.results, path=str(stopped.path), criteria=abort_on)
+                )
             raise
-        typer.echo(render_load_table(results, path=str(out)))
+        typer.echo(render_load_table(results, path=str(out), criteria=abort_on))
         _raise_if_stopped_by_a_criterion(results, abort_on)
         if results.locust_exit_code:
             # Locust's own verdict (the locustfile's process_exit_code, 2 after an exception in
