@@ -20,7 +20,7 @@ import pytest
 
 from loadkit.config import Criterion, parse_config
 from loadkit.exceptions import ConfigError
-from loadkit.gate.abort import abort_criteria, first_failure
+from loadkit.gate.abort import abort_criteria, first_failure, named_endpoints
 from loadkit.measure.load_results import live_results
 from loadkit.measure.recorder import LatencyRecorder
 from loadkit.measure.results import LoadResults, read_results
@@ -74,6 +74,31 @@ def test_nothing_measured_yet_cannot_fail() -> None:
     )
     empty = live_results(LatencyRecorder(start=T0), target="http://127.0.0.1:1")
     assert first_failure(crits, empty, elapsed_s=3) is None
+
+
+def test_an_endpoint_criterion_is_judged_on_that_endpoint_which_the_snapshot_holds() -> None:
+    crits = abort_criteria(
+        criteria(ABORT.replace("delay_s = 1", 'delay_s = 1\nendpoint = "POST /login"'))
+    )
+    recorder = LatencyRecorder(start=T0)
+    for index in range(20):
+        failed = index % 4 == 0  # POST /login: 5 of 20 fail
+        recorder.record(
+            endpoint="POST /login",
+            latency_s=0.01,
+            end=T0 + 0.01 * index,
+            error_kind="internal_error" if failed else None,
+        )
+        recorder.record(endpoint="GET /", latency_s=0.01, end=T0 + 0.01 * index)
+    named = named_endpoints(crits)
+    assert named == {"POST /login"}
+    snapshot = live_results(recorder, target="http://127.0.0.1:1", endpoints=named)
+    assert [e.name for e in snapshot.endpoints] == ["POST /login"]  # only what is judged
+    stop = first_failure(crits, snapshot, elapsed_s=2)
+    assert stop is not None and stop.measured == pytest.approx(0.25)
+    # Not in the snapshot (not seen yet, or not asked for): nothing to measure, no stop.
+    bare = live_results(recorder, target="http://127.0.0.1:1")
+    assert first_failure(crits, bare, elapsed_s=2) is None
 
 
 @pytest.mark.parametrize(
