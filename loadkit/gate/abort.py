@@ -35,7 +35,7 @@ def first_failure(
     """The stop record of the first criterion (in the file's order) that fails on ``live`` at
     ``elapsed_s`` seconds into the run, past its delay; None while every one holds."""
     for criterion in criteria:
-        if elapsed_s < (criterion.delay_s or 0.0):
+        if elapsed_s < criterion.abort_delay_s:
             continue
         try:
             value = measure(criterion, live, source="the live run")

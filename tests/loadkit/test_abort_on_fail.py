@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from loadkit.config import Criterion, parse_config
+from loadkit.config import DEFAULT_ABORT_DELAY_S, Criterion, parse_config
 from loadkit.exceptions import ConfigError
 from loadkit.gate.abort import abort_criteria, first_failure, named_endpoints
 from loadkit.measure.load_results import live_results
@@ -70,10 +70,19 @@ def test_nothing_measured_yet_cannot_fail() -> None:
     crits = abort_criteria(
         criteria(
             '[[criteria]]\nmetric = "load.p95_ms"\nop = "<"\nthreshold = 1\nabort_on_fail = true\n'
+            "delay_s = 0\n"
         )
     )
     empty = live_results(LatencyRecorder(start=T0), target="http://127.0.0.1:1")
     assert first_failure(crits, empty, elapsed_s=3) is None
+
+
+def test_without_delay_s_a_criterion_waits_ten_seconds() -> None:
+    (crit,) = criteria(ABORT.replace("delay_s = 1\n", ""))
+    assert crit.delay_s is None and crit.abort_delay_s == DEFAULT_ABORT_DELAY_S == 10.0
+    failing = live(errors=3, ok=7)
+    assert first_failure([crit], failing, elapsed_s=9.9) is None
+    assert first_failure([crit], failing, elapsed_s=10.0) is not None
 
 
 def test_an_endpoint_criterion_is_judged_on_that_endpoint_which_the_snapshot_holds() -> None:
