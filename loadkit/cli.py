@@ -580,9 +580,7 @@ def load(
             return
         target = url or host or DEFAULT_TARGET
         request = request_spec(target, method=method, headers=header or (), body=body, tls=tls)
-        # Judged in every run but a native one across machines (its master sees its workers'
-        # figures only at the end).
-        abort_on = _abort_criteria(config, judged=not (master and chosen_engine == "native"))
+        abort_on = _abort_criteria(config)
         if worker:
             code = run_worker(
                 scenario=chosen.scenario,
@@ -642,24 +640,15 @@ def load(
             raise typer.Exit(code=results.locust_exit_code)
 
 
-def _abort_criteria(config: Path | None, *, judged: bool) -> tuple[Criterion, ...]:
+def _abort_criteria(config: Path | None) -> tuple[Criterion, ...]:
     """The abort-on-fail criteria of ``--config`` (given explicitly: a load run does not gate,
-    and ./acceptance.toml's criteria do not stop runs nobody asked to stop). Where they are not
-    ``judged`` (a native run across machines) said, and left to the gate."""
+    and ./acceptance.toml's criteria do not stop runs nobody asked to stop)."""
     if config is None:
         return ()
     from loadkit.config import load_config
     from loadkit.gate.abort import abort_criteria
 
-    found = abort_criteria(load_config(config).criteria)
-    if found and not judged:
-        typer.echo(
-            f"note: {config}'s abort_on_fail criteria are not checked in a native run across "
-            "machines (--master) yet: the run goes to its end (the gate still judges them)",
-            err=True,
-        )
-        return ()
-    return found
+    return abort_criteria(load_config(config).criteria)
 
 
 def _raise_if_stopped_by_a_criterion(results: LoadResults, abort_on: tuple[Criterion, ...]) -> None:

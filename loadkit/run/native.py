@@ -105,10 +105,10 @@ def run_native_load(
     (``engines/native/distributed.py``); a worker whose share never arrives makes the run
     invalid (``worker_share_missing``).
     ``timeout_s``: each request's bound (default 60 s, as the Locust path).
-    ``abort_on``: abort-on-fail criteria, checked every second (with ``processes``, in this
-    process, on every process's figures so far merged: each sends its own every second): the
-    first that fails stops the run, recorded as ``stopped: {by: "criterion", ...}``. Not with
-    ``master`` (ConfigError).
+    ``abort_on``: abort-on-fail criteria, checked every second (with ``processes`` or
+    ``master``, here, on every process's or worker's figures so far merged: each sends its own
+    every second): the first that fails stops the run, recorded as ``stopped: {by:
+    "criterion", ...}``.
 
     Raises ConfigError (a bad request, profile or --out) and TargetUnreachableError before the
     run; InvalidLoadRunError (generator overloaded, timetable not kept) and LoadInterrupted
@@ -116,11 +116,6 @@ def run_native_load(
     """
     if processes < 1:
         raise ConfigError(f"--processes must be at least 1, not {processes}")
-    if abort_on and master is not None:
-        raise ConfigError(
-            "abort_on_fail criteria are not checked in a native run across machines (--master) "
-            "yet: run without them (the gate still judges them), or with --processes"
-        )
     if master is not None and processes > 1:
         raise ConfigError(
             "--master cannot be combined with --processes: run `loadkit load --worker --engine "
@@ -172,9 +167,12 @@ def run_native_load(
             )
             progress = printer
         if master is not None:
+            watch = _abort_watch(abort_on, target=request.url, stops=stops)
             recorder, health, interrupted, shares_missing = _run_distributed(
-                master, request, profile, timeout_s, progress
+                master, request, profile, timeout_s, progress, watch
             )
+            if stops:
+                interrupted = False  # the workers' stop was the criterion's, not a signal
         else:
             # One process starts when its loop runs; several at a common time, once spawned.
             start = None if processes == 1 else RunClock().now() + PROCESS_START_LEAD_S
@@ -343,14 +341,21 @@ def _run_distributed(
     profile: LoadProfile,
     timeout_s: float | None,
     progress: Progress | None,
+    watch: Callable[[LatencyRecorder, float], bool] | None = None,
 ) -> tuple[LatencyRecorder, GeneratorHealth, bool, list[InvalidReason]]:
     """The run split across ``master.expect`` workers elsewhere: the merged recorder, the
-    generator health, whether interrupted, and why shares are missing (if they are)."""
+    generator health, whether interrupted, and why shares are missing (if they are).
+    ``watch``: abort on fail, on the workers' figures merged (each sends its own every
+    second)."""
 
     def make_plans(workers: int) -> list[SharePlan]:
         start = RunClock().now() + DISTRIBUTED_START_LEAD_S
         plans = _plans(request, profile, processes=workers, start=start, timeout_s=timeout_s)
-        return [replace(plan, source=f"worker-{plan.worker_index + 1}") for plan in plans]
+        live_shares = watch is not None
+        return [
+            replace(plan, source=f"worker-{plan.worker_index + 1}", live_shares=live_shares)
+            for plan in plans
+        ]
 
     def merged_status(latest: list[LiveStatus | None]) -> None:
         if progress is not None:
@@ -358,9 +363,16 @@ def _run_distributed(
 
     plans: list[SharePlan] = []
 
+    judge: list[Callable[[Sequence[WorkerShare | None]], bool]] = []
+
     def planned(workers: int) -> list[SharePlan]:
         plans.extend(make_plans(workers))
+        if watch is not None:
+            judge.append(_merged_watch(plans[0], watch))
         return plans
+
+    def live(latest: list[WorkerShare | None]) -> bool:
+        return bool(judge) and judge[0](latest)
 
     outcome = run_master(
         expect_workers=master.expect,
@@ -368,6 +380,7 @@ def _run_distributed(
         bind_port=master.bind_port,
         make_plans=planned,
         on_status=merged_status,
+        on_live=live if watch is not None else None,
     )
     arrived = [share for share in outcome.shares if share is not None]
     recorder, health = _merged(plans[0], arrived)
