@@ -8,6 +8,7 @@ fast and never import Locust (which monkey-patches the process with gevent).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import sys
@@ -29,6 +30,7 @@ from loadkit.defaults import (
     DEFAULT_TARGET,
     DEFAULT_UI_DIR,
     DEFAULT_WEB_PORT,
+    DEFAULT_WORKERS_WAIT_S,
     LOOPBACK,
     SERVE_PORT,
 )
@@ -239,14 +241,62 @@ def serve(
             )
         ),
     ] = None,
+    http2: Annotated[
+        bool,
+        typer.Option(
+            "--http2",
+            help="Serve over HTTP/2: nginx (which must be installed) listens on --host/--port "
+            "with h2c (or TLS with ALPN h2 given --certfile/--keyfile) in front of uvicorn.",
+        ),
+    ] = False,
+    certfile: Annotated[
+        Path | None,
+        typer.Option(
+            help="--http2: the certificate (PEM) to serve https with.", show_default=False
+        ),
+    ] = None,
+    keyfile: Annotated[
+        Path | None,
+        typer.Option(help="--http2: the certificate's private key (PEM).", show_default=False),
+    ] = None,
+    edge_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0.001,
+            help="--http2: seconds nginx waits on a silent handler (proxy_read_timeout): 504 "
+            "before its headers, a stream reset with INTERNAL_ERROR after them.",
+        ),
+    ] = 60.0,
 ) -> None:
     """Run the bundled API service (the "engines" API) under uvicorn.
 
     Settings come from ENGINES_* environment variables (see README); the options here override
     them. The service runs as `python -m service` in this same process (exec), so signals such as
-    SIGTERM reach uvicorn directly and shut it down gracefully.
+    SIGTERM reach uvicorn directly and shut it down gracefully. With --http2 it runs as a child
+    behind nginx, both stopped on Ctrl-C or SIGTERM.
     """
     from loadkit.run.bundled_service import service_command, service_environment
+
+    if http2 or certfile or keyfile:
+        from loadkit.run.http2_edge import EdgeTls, serve_over_http2
+
+        with exit_on_error(), sigterm_as_interrupt():
+            if not http2:
+                raise ConfigError("--certfile/--keyfile serve HTTP/2 over TLS: add --http2")
+            if (certfile is None) != (keyfile is None):
+                raise ConfigError("--certfile and --keyfile go together: give both, or neither")
+            tls = EdgeTls(certfile=certfile, keyfile=keyfile) if certfile and keyfile else None
+            try:
+                serve_over_http2(
+                    host=host,
+                    port=port,
+                    database_url=database_url,
+                    tls=tls,
+                    upstream_timeout_s=edge_timeout,
+                    announce=typer.echo,
+                )
+            except KeyboardInterrupt:
+                return
 
     env = service_environment(os.environ)
     if database_url is not None:
@@ -293,7 +343,7 @@ def smoke(
     Exit 0 when every check passed, 1 when one failed, 2 on a bad configuration, 3 when the
     target cannot be reached.
     """
-    from loadkit.config import SmokeConfig, load_config
+    from loadkit.config import SmokeConfig, TargetProfile, load_config
     from loadkit.engines.smoke import aborted_smoke_results, run_smoke
     from loadkit.engines.tls import tls_options
     from loadkit.files import write_output
@@ -304,11 +354,14 @@ def smoke(
     with exit_on_error(), sigterm_as_interrupt():
         tls = tls_options(insecure=insecure, ca_cert=ca_cert)
         if config is None and not DEFAULT_CONFIG.exists():
-            checks = SmokeConfig()
+            checks, target = SmokeConfig(), TargetProfile()
         else:
-            checks = load_config(config or DEFAULT_CONFIG).smoke
+            loaded = load_config(config or DEFAULT_CONFIG)
+            checks, target = loaded.smoke, loaded.target
         try:
-            results = run_smoke(host=host, config=checks, http2=http2, timeout_s=timeout, tls=tls)
+            results = run_smoke(
+                host=host, config=checks, http2=http2, timeout_s=timeout, tls=tls, target=target
+            )
         except (TargetUnreachableError, KeyboardInterrupt) as error:
             if out is not None:
                 # Not a stale --out of an earlier passing smoke run for the gate to read.
@@ -423,6 +476,14 @@ def load(
     expect_workers: Annotated[
         int, typer.Option(min=1, help="--master: start once this many workers are connected.")
     ] = 1,
+    expect_workers_max_wait: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="--master: give up when the workers have not all connected within this many "
+            "seconds (exit 4, an aborted results file at --out).",
+        ),
+    ] = DEFAULT_WORKERS_WAIT_S,
     worker: Annotated[
         bool,
         typer.Option(
@@ -474,6 +535,16 @@ def load(
     ] = None,
     insecure: InsecureOption = False,
     ca_cert: CaCertOption = None,
+    http2: Annotated[
+        bool,
+        typer.Option(
+            "--http2",
+            help="Speak HTTP/2: h2c by prior knowledge on http://, ALPN h2 on https://. Runs on "
+            "Locust; the bundled scenarios switch, a locustfile must be written on "
+            "scenarios/http2_user.py (Http2User or FastOrHttp2User). Default: the profile's "
+            "http2.",
+        ),
+    ] = False,
 ) -> None:
     """Run a URL or a Locust scenario with exact HDR latencies, freeze and overload detection.
 
@@ -537,8 +608,10 @@ def load(
         if url is not None and scenario is None:
             scenario = URL_SCENARIO
         processes = processes_count(processes_option)
+        acceptance = find_config(config)
+        target_profile = acceptance.target if acceptance is not None else None
         chosen = load_profile(
-            find_config(config),
+            acceptance,
             profile,
             scenario=scenario,
             concurrency=concurrency,
@@ -548,9 +621,11 @@ def load(
             max_in_flight=max_in_flight,
             stages=stages_option(stages),
         )
+        http2 = http2 or chosen.http2
         chosen_engine = choose_engine(
             requested=engine or chosen.engine,
             url_run=chosen.scenario == URL_SCENARIO,
+            http2=http2,
             source="--engine" if engine else f"profile {profile!r}'s engine",
             worker=worker,
             ramped_users=chosen.model == "closed"
@@ -581,6 +656,9 @@ def load(
         target = url or host or DEFAULT_TARGET
         request = request_spec(target, method=method, headers=header or (), body=body, tls=tls)
         abort_on = _abort_criteria(config)
+        if target_profile is not None:
+            # The native engine reads error kinds and sends the trace header as [target] says.
+            request = dataclasses.replace(request, target=target_profile)
         if worker:
             code = run_worker(
                 scenario=chosen.scenario,
@@ -589,6 +667,8 @@ def load(
                 processes=processes,
                 locust_args=locust_args,
                 tls=tls,
+                http2=http2,
+                target_profile=target_profile,
             )
             raise typer.Exit(code=code)
         try:
@@ -603,7 +683,10 @@ def load(
                     quiet=quiet,
                     master=(
                         NativeMaster(
-                            expect=expect_workers, bind_host=master_bind_host, bind_port=master_port
+                            expect=expect_workers,
+                            bind_host=master_bind_host,
+                            bind_port=master_port,
+                            wait_s=expect_workers_max_wait,
                         )
                         if master
                         else None
@@ -621,10 +704,13 @@ def load(
                     expect_workers=expect_workers,
                     master_bind_host=master_bind_host,
                     master_bind_port=master_port,
+                    master_wait_s=expect_workers_max_wait,
                     locust_args=locust_args,
                     request=request,
                     tls=tls,
+                    http2=http2,
                     abort_on=abort_on,
+                    target_profile=target_profile,
                 )
         except (InvalidLoadRunError, GeneratorCrashedError, LoadInterrupted) as stopped:
             if stopped.results is not None:
@@ -669,6 +755,7 @@ _RUN_OPTIONS = (
 )
 _ROLE_ONLY = {
     "expect_workers": ("master",),
+    "expect_workers_max_wait": ("master",),
     "master_bind_host": ("master",),
     "master_host": ("worker",),
     "master_port": ("master", "worker"),
@@ -760,7 +847,8 @@ def ui(
 
     with exit_on_error():
         locust_args = locust_args_of(ctx)
-        chosen = load_profile(find_config(config), profile, scenario=scenario)
+        acceptance = find_config(config)
+        chosen = load_profile(acceptance, profile, scenario=scenario)
         if chosen.rate is not None or chosen.stages is not None:
             # The UI's form sets users and spawn rate; a rate or stages would not be what it runs.
             typer.echo(
@@ -777,6 +865,7 @@ def ui(
             spawn_rate=chosen.spawn_rate,
             announce=lambda line: typer.echo(line, err=True),
             locust_args=locust_args,
+            target_profile=acceptance.target if acceptance is not None else None,
         )
         raise typer.Exit(code=code)
 
@@ -998,6 +1087,14 @@ def accept(
     config: ConfigOption = DEFAULT_CONFIG,
     insecure: InsecureOption = False,
     ca_cert: CaCertOption = None,
+    http2: Annotated[
+        bool,
+        typer.Option(
+            "--http2",
+            help="Smoke and load speak HTTP/2; the bundled service is served over h2c through "
+            "nginx (which must be installed) in front of uvicorn.",
+        ),
+    ] = False,
     baseline: BaselineOption = None,
     force_baseline: ForceBaselineOption = False,
     save_baseline: Annotated[
@@ -1043,6 +1140,7 @@ def accept(
             service_env=env,
             progress=typer.echo,
             tls=tls_options(insecure=insecure, ca_cert=ca_cert),
+            http2=http2,
             baselines=baselines,
             save_baseline_to=save_baseline,
         )

@@ -7,11 +7,13 @@ is a ``ConfigError`` that names the file, the key and what was expected.
 from __future__ import annotations
 
 import math
+import re
 import sys
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
+import jmespath
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -22,7 +24,9 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import ErrorDetails
+from pydantic.functional_serializers import PlainSerializer
+from pydantic.functional_validators import PlainValidator
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from loadkit.exceptions import ConfigError
 from loadkit.stages import Stage, check_stages, total_duration_s
@@ -399,21 +403,131 @@ class BaselineConfig(_Section):
 
 # --- smoke ---------------------------------------------------------------------------------------
 
+TemplateScalar = str | int | float | bool
+"""A query or form value: strings may hold ``{name}`` and ``${ENV_VAR}`` (see ``SmokeRequest``)."""
 
-class SmokeCheck(_Section):
-    """One smoke check: a request and the status it must get back.
+_NAME_SYNTAX = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+EXPECTATION_TESTS = ("equals", "not_equals", "lt", "le", "gt", "ge", "matches", "exists")
+"""The tests an expectation can make; each gives exactly one."""
 
-    ``path`` and string values inside ``json`` may use placeholders the smoke runner fills in:
-    ``{email}`` / ``{password}`` (the account the run registers for itself), ``{new_email}``
-    (a fresh address each time), ``{item_id}`` (an item the run created beforehand for this check).
+
+def _status_code(value: object) -> int:
+    if type(value) is not int:
+        # The same error (and "(got '200', a string; write it without quotes)") as a plain int.
+        raise PydanticCustomError("int_type", "Input should be a valid integer")
+    if not 100 <= value <= 599:
+        raise ValueError(f"status {value} is not an HTTP status (100 to 599)")
+    return value
+
+
+def _statuses(value: object) -> int | tuple[int, ...]:
+    if isinstance(value, list | tuple):
+        if not value:
+            raise ValueError("give at least one status")
+        return tuple(_status_code(item) for item in value)
+    return _status_code(value)
+
+
+ExpectedStatus = Annotated[
+    int | tuple[int, ...],
+    PlainValidator(_statuses),
+    PlainSerializer(lambda value: list(value) if isinstance(value, tuple) else value),
+]
+"""``expect_status = 200`` or ``expect_status = [200, 204]`` (any of them)."""
+
+
+def _jmespath(expression: str) -> str:
+    try:
+        jmespath.compile(expression)
+    except jmespath.exceptions.JMESPathError as exc:
+        raise ValueError(f"{expression!r} is not a JMESPath expression: {exc}") from None
+    return expression
+
+
+class Expectation(_Section):
+    """One expectation on a response: a body field (JMESPath) or a header, and one test.
+
+    ``{ body = "customer.id", equals = "{customer_id}" }``, ``{ body = "total", ge = 10 }``,
+    ``{ header = "Content-Type", matches = "^application/json" }``, ``{ body = "error",
+    exists = false }``. ``exists`` is true for a field present and not null. ``matches`` is a
+    regular expression searched in the value. ``lt``/``le``/``gt``/``ge`` compare numbers.
     """
 
-    name: str
+    body: str | None = Field(default=None, description="a JMESPath expression on the JSON body")
+    header: str | None = Field(default=None, min_length=1)
+    equals: Any = None
+    not_equals: Any = None
+    lt: float | None = None
+    le: float | None = None
+    gt: float | None = None
+    ge: float | None = None
+    matches: str | None = None
+    exists: bool | None = None
+
+    @field_validator("body")
+    @classmethod
+    def _body_path(cls, value: str | None) -> str | None:
+        return None if value is None else _jmespath(value)
+
+    @field_validator("matches")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"{value!r} is not a regular expression: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_subject_one_test(self) -> Expectation:
+        if (self.body is None) == (self.header is None):
+            raise ValueError("give either body (a JMESPath expression) or header (a name)")
+        tests = [name for name in EXPECTATION_TESTS if name in self.model_fields_set]
+        if len(tests) != 1:
+            raise ValueError(
+                f"give exactly one of {', '.join(EXPECTATION_TESTS)}"
+                + (f"; got {', '.join(tests)}" if tests else "")
+            )
+        return self
+
+    @property
+    def test(self) -> str:
+        """The one test this expectation makes (``"equals"``, ``"ge"``, ...)."""
+        return next(name for name in EXPECTATION_TESTS if name in self.model_fields_set)
+
+    @property
+    def operand(self) -> Any:
+        """The test's value (``10`` in ``ge = 10``)."""
+        return getattr(self, self.test)
+
+    @property
+    def subject(self) -> str:
+        """What is tested, as shown: ``body `total` `` or ``header Content-Type``."""
+        return f"body `{self.body}`" if self.body is not None else f"header {self.header}"
+
+
+class SmokeRequest(_Section):
+    """A request of a smoke flow and what its response must be.
+
+    Strings in ``path``, ``query``, ``headers``, ``json`` and ``form`` may use ``{name}``: a value
+    saved by an earlier step (``save``) or one the run makes: ``{email}``/``{password}`` (an
+    account of the run's own), ``{new_email}``, ``{uuid}`` (fresh at each use), ``{run_id}``.
+    ``${ENV_VAR}`` is read from the environment (secrets: never written into results or reports).
+    A ``json`` string that is a placeholder alone keeps the saved value's type (an id stays a
+    number).
+    """
+
+    name: str = Field(min_length=1)
     method: HttpMethod = "GET"
     path: str
-    expect_status: int = Field(ge=100, le=599)
+    query: dict[str, TemplateScalar] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(default_factory=dict)
     json_body: dict[str, Any] | list[Any] | None = Field(default=None, alias="json")
-    auth: bool = False
+    form: dict[str, TemplateScalar] | None = None
+    expect_status: ExpectedStatus
+    expect: TomlArray[Expectation] = ()
+    max_latency_ms: float | None = Field(default=None, gt=0)
 
     @field_validator("path")
     @classmethod
@@ -422,8 +536,93 @@ class SmokeCheck(_Section):
             raise ValueError(f"path {value!r} must start with '/'")
         return value
 
+    @model_validator(mode="after")
+    def _one_body(self) -> SmokeRequest:
+        if self.json_body is not None and self.form is not None:
+            raise ValueError("json and form cannot both be set: a request has one body")
+        return self
 
+    @property
+    def statuses(self) -> tuple[int, ...]:
+        """The statuses that pass, in the order given."""
+        given = self.expect_status
+        return given if isinstance(given, tuple) else (given,)
+
+
+class SmokeStep(SmokeRequest):
+    """A setup step: a request whose response must pass, and values it saves for later ones.
+
+    ``save = { token = "access_token" }``: the JMESPath ``access_token`` of the JSON body, used
+    afterwards as ``{token}`` (``Authorization = "Bearer {token}"``).
+    """
+
+    save: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("save")
+    @classmethod
+    def _save_paths(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, expression in value.items():
+            if not _NAME_SYNTAX.fullmatch(name):
+                raise ValueError(f"{name!r} cannot be a name: letters, digits and _ only")
+            _jmespath(expression)
+        return value
+
+
+class SmokeCheck(SmokeRequest):
+    """One smoke check: a request and what it must get back, measured.
+
+    ``setup``: steps run for this check alone before the checks start (an item a check deletes
+    is its own). ``auth = true`` sends ``Authorization: Bearer {token}``. Without any ``setup`` in
+    the file, the checks are read as before flows existed: ``auth``, ``{email}``/``{password}``
+    and ``{item_id}`` make the run register an account at ``/api/auth/register``, log in at
+    ``/api/auth/login`` and create an item at ``/api/items`` per ``{item_id}`` check.
+    """
+
+    auth: bool = False
+    setup: TomlArray[SmokeStep] = ()
+
+
+DEFAULT_SMOKE_PREFLIGHT = "/health"
+"""What the run asks first to know the target answers (any status will do)."""
+
+_BEARER = {"Authorization": "Bearer {token}"}
 _CREDENTIALS = {"email": "{email}", "password": "{password}"}
+
+
+def bundled_item_step(check: str) -> dict[str, Any]:
+    """The bundled service's setup step that creates an item of ``check``'s own as ``{item_id}``."""
+    return {
+        "name": f"item for {check}",
+        "method": "POST",
+        "path": "/api/items",
+        "headers": _BEARER,
+        "json": {"name": f"loadkit smoke: {check}"},
+        "expect_status": 201,
+        "save": {"item_id": "id"},
+    }
+
+
+DEFAULT_SMOKE_SETUP: tuple[SmokeStep, ...] = tuple(
+    SmokeStep.model_validate(step)
+    for step in (
+        {
+            "name": "register",
+            "method": "POST",
+            "path": "/api/auth/register",
+            "json": _CREDENTIALS,
+            "expect_status": 201,
+        },
+        {
+            "name": "login",
+            "method": "POST",
+            "path": "/api/auth/login",
+            "json": _CREDENTIALS,
+            "expect_status": 200,
+            "save": {"token": "access_token"},
+        },
+    )
+)
+"""The bundled service's setup: an account of the run's own, and its bearer token."""
 
 DEFAULT_SMOKE_CHECKS: tuple[SmokeCheck, ...] = tuple(
     SmokeCheck.model_validate(check)
@@ -444,23 +643,30 @@ DEFAULT_SMOKE_CHECKS: tuple[SmokeCheck, ...] = tuple(
             "expect_status": 200,
             "json": _CREDENTIALS,
         },
-        {"name": "me", "path": "/api/auth/me", "expect_status": 200, "auth": True},
+        {"name": "me", "path": "/api/auth/me", "expect_status": 200, "headers": _BEARER},
         {
             "name": "items_create",
             "method": "POST",
             "path": "/api/items",
             "expect_status": 201,
             "json": {"name": "smoke item"},
-            "auth": True,
+            "headers": _BEARER,
         },
-        {"name": "items_list", "path": "/api/items", "expect_status": 200, "auth": True},
-        {"name": "items_get", "path": "/api/items/{item_id}", "expect_status": 200, "auth": True},
+        {"name": "items_list", "path": "/api/items", "expect_status": 200, "headers": _BEARER},
+        {
+            "name": "items_get",
+            "path": "/api/items/{item_id}",
+            "expect_status": 200,
+            "headers": _BEARER,
+            "setup": [bundled_item_step("items_get")],
+        },
         {
             "name": "items_delete",
             "method": "DELETE",
             "path": "/api/items/{item_id}",
             "expect_status": 204,
-            "auth": True,
+            "headers": _BEARER,
+            "setup": [bundled_item_step("items_delete")],
         },
         {
             "name": "login_bad_password",
@@ -471,16 +677,33 @@ DEFAULT_SMOKE_CHECKS: tuple[SmokeCheck, ...] = tuple(
         },
     )
 )
-"""The built-in suite (also written out in acceptance.toml): health, version, register, login,
-me, items create/list/get/delete, and a wrong password answered 401."""
+"""The bundled service's suite (also written out in acceptance.toml): health, version, register,
+login, me, items create/list/get/delete, and a wrong password answered 401."""
 
 
 class SmokeConfig(_Section):
-    """``[smoke]``: the checks ``loadkit smoke`` runs, concurrently (the built-in suite when the
-    section gives none)."""
+    """``[smoke]``: the flow ``loadkit smoke`` runs: ``setup`` steps in order, then every check
+    at once (the bundled service's flow when the section gives no checks)."""
 
     timeout_s: float = Field(default=10.0, gt=0)
+    preflight_path: str = DEFAULT_SMOKE_PREFLIGHT
+    setup: TomlArray[SmokeStep] = ()
     checks: TomlArray[SmokeCheck] = Field(default=DEFAULT_SMOKE_CHECKS, min_length=1)
+
+    @field_validator("preflight_path")
+    @classmethod
+    def _preflight_absolute(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError(f"preflight_path {value!r} must start with '/'")
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bundled_flow(cls, data: Any) -> Any:
+        # No checks given means the bundled service's flow: its setup comes with its checks.
+        if isinstance(data, dict) and "checks" not in data and "setup" not in data:
+            return {**data, "setup": DEFAULT_SMOKE_SETUP}
+        return data
 
     @model_validator(mode="after")
     def _unique_names(self) -> SmokeConfig:
@@ -489,6 +712,12 @@ class SmokeConfig(_Section):
         if duplicates:
             raise ValueError(f"check names must be unique; repeated: {', '.join(duplicates)}")
         return self
+
+    @property
+    def is_flow(self) -> bool:
+        """True when the file writes its setup out (flows); False for checks read as before
+        flows existed, whose account and items the runner makes itself."""
+        return bool(self.setup) or any(c.setup for c in self.checks)
 
 
 # --- load profiles -------------------------------------------------------------------------------
@@ -544,6 +773,11 @@ class LoadProfile(_Section):
         default=None,
         description="which engine runs a URL: native (the default for a URL) or locust; a "
         "locustfile always runs on Locust",
+    )
+    http2: bool = Field(
+        default=False,
+        description="speak HTTP/2 (h2c on http://, ALPN h2 on https://), on Locust: the bundled "
+        "scenarios and locustfiles on scenarios/http2_user.py (loadkit load --http2)",
     )
 
     @field_validator("stages")
@@ -731,6 +965,87 @@ class LockAuditConfig(_Section):
         return value
 
 
+# --- target profile ------------------------------------------------------------------------------
+
+KIND_SYNTAX = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,63}")
+"""What an error kind may look like: a short identifier (``storage_lock_timeout``)."""
+_STATUS_KEY = re.compile(r"[1-5]([0-9]{2}|xx)")
+
+
+class ErrorKindSource(_Section):
+    """Where a failed response says its kind: exactly one of ``body`` (a JMESPath on the JSON
+    body, ``"error.kind"``), ``header`` (a response header's name) or ``problem = true`` (RFC 7807
+    problem+json: the last segment of ``type``, else ``title`` in snake_case)."""
+
+    body: str | None = None
+    header: str | None = Field(default=None, min_length=1)
+    problem: bool = False
+
+    @field_validator("body")
+    @classmethod
+    def _body_path(cls, value: str | None) -> str | None:
+        return None if value is None else _jmespath(value)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ErrorKindSource:
+        given = [k for k in ("body", "header") if getattr(self, k) is not None]
+        if self.problem:
+            given.append("problem")
+        if len(given) != 1:
+            raise ValueError(
+                'give exactly one of body = "<JMESPath>", header = "<name>", problem = true'
+                + (f"; got {', '.join(given)}" if given else "")
+            )
+        return self
+
+
+class TargetProfile(_Section):
+    """``[target]``: how the API under test reports its errors and carries trace ids.
+
+    The defaults are the bundled service's: the kind at ``error.kind`` of the JSON body, the
+    trace id at ``error.trace_id`` or in ``X-Trace-Id``. ``status_kinds`` names the kind of a
+    failed response that says none (``{ "401" = "unauthorized", "5xx" = "server_error" }``; an
+    exact status wins over its class), else it is ``unexpected_status``. ``trace_header`` is sent
+    with a fresh id on every request: ``traceparent`` (W3C, the default) or another name
+    (``X-Request-Id``: 32 hex digits); ``trace_response_header`` is the one that returns it.
+    """
+
+    error_kind: ErrorKindSource = ErrorKindSource(body="error.kind")
+    error_message: str | None = Field(
+        default="error.message", description="a JMESPath to the error's words in the body"
+    )
+    error_trace_id: str | None = Field(
+        default="error.trace_id", description="a JMESPath to the error's trace id in the body"
+    )
+    status_kinds: dict[str, str] = Field(default_factory=dict)
+    trace_header: str = Field(default="traceparent", pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+    trace_response_header: str = Field(
+        default="X-Trace-Id", pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$"
+    )
+
+    @field_validator("error_message", "error_trace_id")
+    @classmethod
+    def _paths(cls, value: str | None) -> str | None:
+        return None if value is None else _jmespath(value)
+
+    @field_validator("status_kinds")
+    @classmethod
+    def _status_kinds(cls, value: dict[str, str]) -> dict[str, str]:
+        for status, kind in value.items():
+            if not _STATUS_KEY.fullmatch(status):
+                raise ValueError(
+                    f'{status!r} is not a status or a class of them: write "404" or "4xx"'
+                )
+            if not KIND_SYNTAX.fullmatch(kind):
+                raise ValueError(f"kind {kind!r} for {status} must be a short identifier")
+        return value
+
+    @property
+    def is_bundled(self) -> bool:
+        """True when this is the bundled service's profile, read the fast way."""
+        return self == TargetProfile()
+
+
 # --- the file ------------------------------------------------------------------------------------
 
 
@@ -742,6 +1057,7 @@ class AcceptanceConfig(_Section):
     profiles: dict[str, LoadProfile] = Field(default_factory=lambda: {"default": LoadProfile()})
     lock_audit: LockAuditConfig = LockAuditConfig()
     baseline: BaselineConfig = BaselineConfig()
+    target: TargetProfile = TargetProfile()
 
     @property
     def criteria(self) -> tuple[Criterion, ...]:

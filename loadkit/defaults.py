@@ -33,3 +33,5 @@ DEFAULT_WEB_PORT = 8089
 """The Locust web UI's port (Locust's own default)."""
 DEFAULT_MASTER_PORT = 5557
 """The port a Locust master listens on for its workers (Locust's own default)."""
+DEFAULT_WORKERS_WAIT_S = 60
+"""How long a ``--master`` waits for its ``--expect-workers`` before it gives up (exit 4)."""

@@ -10,7 +10,8 @@ Every message names what was wrong (file, key, value) and what to do about it.
     ├── ServiceStartError           3  the bundled service did not start
     ├── InvalidRunError             4  numbers nobody should gate on
     │   ├── InvalidLoadRunError     4  a load run completed invalid; its results were written
-    │   └── GeneratorCrashedError   4  the load generator died during the run
+    │   ├── GeneratorCrashedError   4  the load generator died during the run
+    │   └── WorkersNotConnectedError 4  a master gave up waiting for its workers; nothing ran
     └── CriteriaNotMetError         1  measured, and not good enough
     KeyboardInterrupt             130
     └── LoadInterrupted           130  Ctrl-C or SIGTERM; partial results were written
@@ -87,6 +88,25 @@ class GeneratorCrashedError(InvalidRunError):
         """The generator's exit code as ``Popen.returncode`` gives it (None: not known)."""
         self.results = results
         self.path = path
+
+
+class WorkersNotConnectedError(InvalidRunError):
+    """A master gave up waiting for its ``--expect-workers`` workers: nothing was run (exit 4)."""
+
+    @classmethod
+    def waited(
+        cls, *, expect: int, address: str, wait_s: float, connected: int | None = None
+    ) -> WorkersNotConnectedError:
+        """The error after ``wait_s`` seconds on ``address`` (host:port) with ``connected`` of
+        ``expect`` workers (None: not known)."""
+        have = f"only {connected} of {expect}" if connected is not None else f"not all {expect}"
+        host = address.rsplit(":", 1)[0]
+        return cls(
+            f"--expect-workers {expect}: {have} workers connected to {address} within "
+            f"--expect-workers-max-wait {wait_s:g} s; start `loadkit load --worker --master-host "
+            f"{host}` on each worker machine (the same engine and loadkit as the master), check "
+            "that they can reach that address, or wait longer"
+        )
 
 
 class CriteriaNotMetError(LoadkitError):

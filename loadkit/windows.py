@@ -72,6 +72,8 @@ def parse_window(text: str) -> Window:
         return Window(text=value, kind="seconds", start_s=start, end_s=end)
     if match := _STAGE.fullmatch(value):
         ref = match[1].strip()
+        if not ref:
+            raise ValueError(f"window {text!r} names no stage (stage:2 or stage:NAME)")
         if ref.isdigit():
             if int(ref) < 1:
                 raise ValueError(f"window {text!r}: stages are numbered from 1")

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from locust import FastHttpUser, constant, events, task
+# a sibling module: Locust puts the locustfile's folder on sys.path while it imports it
+from http2_user import FastOrHttp2User
+from locust import constant, events, task
 
 DEFAULT_PATH = "/"
 DEFAULT_METHOD = "GET"
@@ -60,7 +62,7 @@ def _headers(lines: list[str] | None) -> dict[str, str]:
     return headers
 
 
-class UrlUser(FastHttpUser):
+class UrlUser(FastOrHttp2User):
     """Sends one request to one URL in a closed loop with no think time."""
 
     wait_time = constant(0)

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from loadkit.config import TargetProfile
+
 DEFAULT_METHOD = "GET"
 
 
@@ -35,3 +37,6 @@ class RequestSpec:
     body: bytes = b""
     name: str | None = None
     tls: TlsOptions = field(default_factory=TlsOptions)
+    target: TargetProfile = field(default_factory=TargetProfile)
+    """How the API reports error kinds and trace ids, and the trace header each request
+    carries fresh (acceptance.toml's ``[target]``; the bundled service's by default)."""

@@ -125,6 +125,26 @@ def evaluate_gate(
     )
 
 
+def _kind_never_seen(probe: Criterion, baseline: AnyResults) -> bool:
+    """Whether ``probe`` counts an error kind a baseline with requests recorded none of."""
+    metric = probe.metric_name
+    counts_kind = metric.startswith("errors.") or metric == "http2_internal_errors"
+    return counts_kind and isinstance(baseline, LoadResults) and baseline.totals.requests > 0
+
+
+def _failed_run(baseline: AnyResults) -> str | None:
+    """Why a valid run still failed on its own terms: an abort-on-fail criterion stopped it (cut
+    short, its duration no longer the one its config says), or Locust's own verdict."""
+    if not isinstance(baseline, LoadResults):
+        return None
+    stopped = baseline.stopped
+    if stopped is not None and stopped.by == "criterion":
+        return f"stopped at {stopped.at_s:g} s by {stopped.criterion}"
+    if baseline.locust_exit_code:
+        return f"Locust's exit code {baseline.locust_exit_code}"
+    return None
+
+
 def _baselines_by_kind(baselines: Sequence[Sourced]) -> dict[str, Sourced]:
     by_kind: dict[str, Sourced] = {}
     for source, baseline in baselines:
@@ -143,6 +163,12 @@ def _baselines_by_kind(baselines: Sequence[Sourced]) -> dict[str, Sourced]:
             raise ConfigError(
                 f"baseline {source} is an invalid run ({reasons}); its figures are no reference: "
                 "choose a valid run as the baseline"
+            )
+        failed = _failed_run(baseline)
+        if failed is not None:
+            raise ConfigError(
+                f"baseline {source} is a failed run ({failed}); its figures are no reference: "
+                "choose a run that passed as the baseline"
             )
         by_kind[baseline.kind] = (source, baseline)
     return by_kind
@@ -218,7 +244,11 @@ def _judge(
     try:
         before = measure(probe, baseline_results, source=baseline_source)
     except InputError as missing:
-        return not_evaluated(f"the baseline has no such measurement ({missing})")
+        if not _kind_never_seen(probe, baseline_results):
+            return not_evaluated(f"the baseline has no such measurement ({missing})")
+        # An error kind of the service's own that the baseline never saw: it had none of it,
+        # so a run that has some regressed (the first of a new kind is what this gate is for).
+        before = 0.0
     try:
         after = measure(probe, current, source=source)
     except InputError as missing:

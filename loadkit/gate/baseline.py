@@ -24,11 +24,18 @@ IDENTITY_KEYS: tuple[str, ...] = (
     "rate",
     "duration_s",
     "stages",
+    "spawn_rate",
+    "url_path",
+    "method",
+    "http2",
 )
-"""The keys of a load run's ``config`` that make two runs comparable (docs/results.md)."""
+"""The keys of a load run's ``config`` that make two runs comparable (docs/results.md): what ran
+(scenario, or a URL run's path and method; engine; protocol) and how hard (users or rate, their
+ramp, the duration or stages)."""
 
-_DEFAULTS: dict[str, Any] = {"engine": "locust"}
-"""What an absent key means: files written before there were two engines all ran on Locust."""
+_DEFAULTS: dict[str, Any] = {"engine": "locust", "http2": False}
+"""What an absent key means: files written before there were two engines all ran on Locust,
+and before HTTP/2 over HTTP/1.1."""
 
 
 @dataclass(frozen=True)

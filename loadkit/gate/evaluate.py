@@ -30,7 +30,7 @@ from typing import Literal
 from loadkit.config import Criterion, ResultsKind
 from loadkit.exceptions import ConfigError, CriteriaNotMetError, InputError, InvalidRunError
 from loadkit.gate.regression import RegressionVerdict
-from loadkit.gate.window_figures import WindowFigures, window_figures
+from loadkit.gate.window_figures import WindowFigures, WindowOutsideRunError, window_figures
 from loadkit.measure.kinds import NOT_SENT_ENDPOINT, ErrorKind
 from loadkit.measure.results import (
     EndpointResults,
@@ -331,10 +331,26 @@ def _check_run(source: str, results: AnyResults) -> RunCheck:
 
 
 def _judge(criterion: Criterion, source: str, results: AnyResults, run: RunCheck) -> Verdict:
-    if not run.valid:
-        try:
-            measured = measure(criterion, results, source=source)
-        except InputError as missing:
+    figures = None
+    try:
+        figures = _window(criterion, results, source=source)
+        measured = _measure(criterion, results, source=source, figures=figures)
+    except InputError as missing:
+        window = _window_label(criterion, figures)
+        stopped = None if isinstance(results, LockAuditResults) else results.stopped
+        if isinstance(missing, WindowOutsideRunError) and stopped is not None:
+            # A run stopped early (by a criterion, which fails it, or its locustfile) has
+            # nothing in a window past its end: said, not judged (and never a pass).
+            return Verdict(
+                criterion=criterion,
+                status="not_evaluated",
+                source=source,
+                measured=None,
+                margin=None,
+                run=run,
+                missing=f"{missing}: the run stopped at {stopped.at_s:g} s",
+            )
+        if not run.valid:
             # An aborted run often has nothing to measure: that is the run being invalid
             # (exit 4), not a broken input (exit 2).
             return Verdict(
@@ -345,26 +361,25 @@ def _judge(criterion: Criterion, source: str, results: AnyResults, run: RunCheck
                 margin=None,
                 run=run,
                 missing=str(missing),
+                window=window,
             )
-    else:
-        try:
-            measured = measure(criterion, results, source=source)
-        except InputError:
-            frozen = _frozen(results)
-            if frozen is None or not isinstance(results, LoadResults):
-                raise
-            # Nothing completed because the service froze: that is the failure to report (with
-            # the stall as evidence), not a broken input file.
-            return Verdict(
-                criterion=criterion,
-                status="failed",
-                source=source,
-                measured=None,
-                margin=None,
-                run=run,
-                frozen=frozen,
-                evidence=_stall(results),
-            )
+        frozen = _frozen(results, figures)
+        if frozen is None or not isinstance(results, LoadResults):
+            raise
+        # Nothing completed because the service froze: that is the failure to report (with
+        # the stall as evidence), not a broken input file.
+        return Verdict(
+            criterion=criterion,
+            status="failed",
+            source=source,
+            measured=None,
+            margin=None,
+            run=run,
+            frozen=frozen,
+            evidence=_stall(results),
+            window=window,
+        )
+    window = _window_label(criterion, figures)
     stopper = _stopped_by(criterion, results)
     if stopper is not None and stopper.measured is not None:
         measured = stopper.measured  # what stopped the run, not what the run ended with
@@ -372,7 +387,7 @@ def _judge(criterion: Criterion, source: str, results: AnyResults, run: RunCheck
     if stopper is not None:
         met = False  # it stopped the run by failing: the verdict cannot be a pass
     margin = _margin(criterion.op, measured, criterion.threshold)
-    evidence = () if met else _evidence(criterion, results)
+    evidence = () if met else _evidence(criterion, results, figures)
     status: Status = "passed" if met else "failed"
     if not run.valid:
         status = "invalid"
@@ -387,22 +402,24 @@ def _judge(criterion: Criterion, source: str, results: AnyResults, run: RunCheck
         run=run,
         evidence=evidence,
         stopped_run_at_s=stopper.at_s if stopper is not None else None,
-        window=_window_label(criterion, results, source=source),
+        window=window,
     )
 
 
-def _window(criterion: Criterion, results: LoadResults, *, source: str) -> WindowFigures | None:
+def _window_label(criterion: Criterion, figures: WindowFigures | None) -> str | None:
+    """The span judged, as the verdict shows it; None for the whole run as written."""
+    if figures is not None:
+        return figures.label
+    if criterion.window is None or parse_window(criterion.window).judges_whole_run:
+        return None
+    return f"{criterion.window} (no ramp-up: the whole run)"  # steady, in a run without ramps
+
+
+def _window(criterion: Criterion, results: AnyResults, *, source: str) -> WindowFigures | None:
     """The figures of the criterion's window; None when it judges the whole run."""
-    if criterion.window is None:
+    if criterion.window is None or not isinstance(results, LoadResults):
         return None
     return window_figures(parse_window(criterion.window), results, source=source)
-
-
-def _window_label(criterion: Criterion, results: AnyResults, *, source: str) -> str | None:
-    if not isinstance(results, LoadResults):
-        return None
-    figures = _window(criterion, results, source=source)
-    return None if figures is None else figures.label
 
 
 def _stopped_by(criterion: Criterion, results: AnyResults) -> Stopped | None:
@@ -428,13 +445,19 @@ def _check_stopped_by_a_known_criterion(
         )
 
 
-def _frozen(results: AnyResults) -> Stall | None:
-    """The stall that explains why a valid load run has nothing to measure: no request ever
-    completed in it while requests were in flight (a freeze longer than the run); None for any
-    other run."""
-    if not isinstance(results, LoadResults) or results.totals.requests:
+def _frozen(results: AnyResults, figures: WindowFigures | None) -> Stall | None:
+    """The stall that explains why a valid load run (or the criterion's window of it) has
+    nothing to measure: no request completed in it while requests were in flight (a freeze
+    longer than the run, or than the window); None for any other run."""
+    if not isinstance(results, LoadResults):
         return None
-    return results.longest_stall
+    stall = results.longest_stall
+    if figures is None:
+        return None if results.totals.requests else stall
+    if figures.requests or stall is None:
+        return None
+    first, last = figures.seconds
+    return stall if stall.start_s < last and stall.end_s > first else None
 
 
 def _margin(op: str, measured: float, threshold: float) -> float:
@@ -468,7 +491,18 @@ def measure(criterion: Criterion, results: AnyResults, *, source: str = "results
         return float(results.violations)
     if isinstance(results, SmokeResults):
         return _measure_smoke(metric, results, source=source)
-    return _measure_load(criterion, results, source=source)
+    return _measure_load(
+        criterion, results, source=source, figures=_window(criterion, results, source=source)
+    )
+
+
+def _measure(
+    criterion: Criterion, results: AnyResults, *, source: str, figures: WindowFigures | None
+) -> float:
+    """``measure``, with the criterion's window already resolved (its figures merged once)."""
+    if figures is None or not isinstance(results, LoadResults):
+        return measure(criterion, results, source=source)
+    return _measure_load(criterion, results, source=source, figures=figures)
 
 
 def _missing(source: str, criterion: Criterion, why: str) -> InputError:
@@ -501,7 +535,9 @@ def _measure_smoke(metric: str, results: SmokeResults, *, source: str) -> float:
     raise InputError(f"{source}: unknown smoke metric {metric!r}")
 
 
-def _measure_load(criterion: Criterion, results: LoadResults, *, source: str) -> float:
+def _measure_load(
+    criterion: Criterion, results: LoadResults, *, source: str, figures: WindowFigures | None
+) -> float:
     metric = criterion.metric_name
     if criterion.endpoint is not None:
         endpoint = _endpoint(criterion, results, source=source)
@@ -513,7 +549,6 @@ def _measure_load(criterion: Criterion, results: LoadResults, *, source: str) ->
             service=endpoint_service_time(endpoint),
             source=source,
         )
-    figures = _window(criterion, results, source=source)
     if figures is not None:
         # config.py admits only the traffic metrics a window holds, and no endpoint with it.
         if metric == "rps":
@@ -640,7 +675,10 @@ def _kind_count(results: LoadResults, kind: str) -> int:
 # --- evidence ------------------------------------------------------------------------------------
 
 
-def _evidence(criterion: Criterion, results: AnyResults) -> tuple[Evidence, ...]:
+def _evidence(
+    criterion: Criterion, results: AnyResults, figures: WindowFigures | None = None
+) -> tuple[Evidence, ...]:
+    """Where to look when ``criterion`` failed; with a window, its seconds only."""
     metric = criterion.metric_name
     if isinstance(results, LockAuditResults):
         return (_lock_sites(results),)
@@ -657,10 +695,14 @@ def _evidence(criterion: Criterion, results: AnyResults) -> tuple[Evidence, ...]
         return _stall(results)
     if metric == "exceptions":
         return (_user_exceptions(results),)
+    seconds = results.timeline
+    if figures is not None:
+        first, last = figures.seconds
+        seconds = [p for p in results.timeline if first <= p.t_s < last]
     if metric in _LATENCY_FIELDS or metric in _SERVICE_FIELDS:
-        return _latency(results, metric, endpoint=criterion.endpoint)
+        return _latency(results, metric, endpoint=criterion.endpoint, seconds=seconds)
     if metric in ("rps", "requests") and criterion.endpoint is None:
-        return _throughput(results)
+        return _throughput(results, seconds)
     return ()
 
 
@@ -702,7 +744,13 @@ def _stall(results: LoadResults, *, with_seconds: bool = True) -> tuple[StallWin
     )
 
 
-def _latency(results: LoadResults, metric: str, *, endpoint: str | None) -> tuple[Evidence, ...]:
+def _latency(
+    results: LoadResults,
+    metric: str,
+    *,
+    endpoint: str | None,
+    seconds: Sequence[TimelinePoint],
+) -> tuple[Evidence, ...]:
     service = metric in _SERVICE_FIELDS
     field_name = _SERVICE_FIELDS[metric] if service else _LATENCY_FIELDS[metric]
     endpoints = [e for e in results.endpoints if endpoint is None or e.name == endpoint]
@@ -722,7 +770,7 @@ def _latency(results: LoadResults, metric: str, *, endpoint: str | None) -> tupl
     ]
     if endpoint is None:
         timed = sorted(
-            (p for p in results.timeline if p.p95_ms is not None),
+            (p for p in seconds if p.p95_ms is not None),
             key=lambda p: -(p.p95_ms or 0.0),
         )[:SLOWEST_SECONDS]
         if timed:
@@ -732,10 +780,10 @@ def _latency(results: LoadResults, metric: str, *, endpoint: str | None) -> tupl
     return tuple(evidence)
 
 
-def _throughput(results: LoadResults) -> tuple[Evidence, ...]:
+def _throughput(results: LoadResults, seconds: Sequence[TimelinePoint]) -> tuple[Evidence, ...]:
     # Low throughput is either a slow service (the slowest seconds show where) or a generator
     # that could not keep up (its notes say so).
-    quiet = sorted(results.timeline, key=lambda p: (p.completions, p.t_s))[:SLOWEST_SECONDS]
+    quiet = sorted(seconds, key=lambda p: (p.completions, p.t_s))[:SLOWEST_SECONDS]
     evidence: list[Evidence] = [QuietestSeconds(seconds=tuple(quiet))]
     if results.generator.notes:
         evidence.append(GeneratorNotes(notes=tuple(results.generator.notes)))

@@ -5,7 +5,8 @@ timeline's per-second histograms merged exactly (never from averaged per-second 
 window on that stage's own figures (the requests that began in it, as the stage table shows).
 "steady" is from the end of the ramp-up (the first stage, or spawning every user at the spawn
 rate) to the start of the last ramp-down (a last stage whose target is below the one before);
-a run with neither is judged whole.
+a run with neither is judged whole. A window's requests per second count its seconds up to
+the run's end (``span_start_s + duration_s`` on the timeline), not the drain's part-second after.
 
 Pure: reads a results file already loaded.
 """
@@ -26,12 +27,14 @@ class WindowFigures:
     """A window's traffic: what the gate's load metrics read in it."""
 
     label: str
-    """How the span is shown: ``steady (10 s-50 s)``, ``stage 2 "peak"``."""
+    """How the span is shown: ``steady (10 s-50 s, after stage 1)``, ``stage:2 (peak, …)``."""
     requests: int
     errors: int
     duration_s: float
     latency: LatencySummary
     service: LatencySummary | None
+    seconds: tuple[int, int]
+    """The timeline's seconds [from, to) the window covers (its evidence shows only these)."""
 
     @property
     def rps(self) -> float:
@@ -39,39 +42,59 @@ class WindowFigures:
         return self.requests / self.duration_s
 
 
+class WindowOutsideRunError(InputError):
+    """The window reaches past the run's end. A run stopped early (by a criterion, its
+    locustfile) holds nothing there to judge: the gate says so (not evaluated); a run that ran
+    its course was judged with a window it never had (exit 2)."""
+
+
 def window_figures(window: Window, results: LoadResults, *, source: str) -> WindowFigures | None:
     """The figures of ``results`` in ``window``; None when the window is the whole run (``all``,
     ``from 0s``, ``steady`` without any ramp): the run's own figures are judged then.
 
-    Raises ``InputError`` (naming the file) when the file cannot give them exactly: no such
-    stage, seconds past the run or without per-second histograms (a file written before
-    windows, or past the writer's size bound)."""
+    Raises ``WindowOutsideRunError`` when the window reaches past the run's end, ``InputError``
+    (naming the file) when the file cannot give the figures exactly: no such stage, seconds
+    without per-second histograms (a file written before windows, or past the
+    writer's size bound), a run with no steady state."""
     if window.judges_whole_run:
         return None
+    run_end = run_end_s(results)
     if window.kind == "stage":
-        return _stage_figures(window, results, source=source)
-    run_end = len(results.timeline)
+        return _stage_figures(window, results, run_end, source=source)
     if window.kind == "seconds":
-        end = run_end if window.end_s is None else window.end_s
-        return _seconds_figures(window, results, window.start_s, end, "", source=source)
+        end = len(results.timeline) if window.end_s is None else window.end_s
+        return _seconds_figures(window, results, window.start_s, end, run_end, "", source=source)
     ramp_up_end, ramp_down_start, why = _steady_bounds(results)
     if ramp_up_end == 0 and ramp_down_start is None:
-        return None
+        return None  # no ramp: steady is the whole run (config.py's label says "@steady")
     start = math.ceil(ramp_up_end)
-    end = run_end if ramp_down_start is None else math.floor(ramp_down_start)
-    return _seconds_figures(window, results, start, end, why, source=source)
+    steady_end = run_end if ramp_down_start is None else min(ramp_down_start, run_end)
+    if steady_end - start < 1:
+        raise InputError(
+            f"{source}: window steady: the run has no whole second of steady state ({why}, it "
+            f"ends at {steady_end:.3g} s); give it a stage after its ramp-up, or judge it with "
+            'window = "all"'
+        )
+    end = len(results.timeline) if ramp_down_start is None else math.floor(ramp_down_start)
+    return _seconds_figures(window, results, start, end, run_end, why, source=source)
+
+
+def run_end_s(results: LoadResults) -> float:
+    """When the run ended, in seconds on the timeline (its drain's completions come after)."""
+    return (results.span_start_s or 0.0) + results.duration_s
 
 
 def _steady_bounds(results: LoadResults) -> tuple[float, float | None, str]:
-    """The end of the ramp-up and the start of the last ramp-down (None: none), in seconds."""
+    """The end of the ramp-up and the start of the last ramp-down (None: none), in seconds on
+    the timeline, and how they were found."""
     stages = results.stages
     if stages:
         first = stages[0]
         last = stages[-1]
         down = len(stages) > 1 and last.target < stages[-2].target
         why = f"after {first.label()}" + (f", before {last.label()}" if down else "")
-        # Stage times count from the stages' clock; the timeline's seconds from the run's start.
-        offset = results.stages_start_s or 0.0
+        # Stage times count from the span's start; the timeline's seconds from the run's start.
+        offset = results.span_start_s or 0.0
         return first.end_s + offset, last.start_s + offset if down else None, why
     users = results.config.get("concurrency")
     spawn_rate = results.config.get("spawn_rate")
@@ -87,13 +110,20 @@ def _steady_bounds(results: LoadResults) -> tuple[float, float | None, str]:
 
 
 def _seconds_figures(
-    window: Window, results: LoadResults, start: int, end: int, why: str, *, source: str
+    window: Window,
+    results: LoadResults,
+    start: int,
+    end: int,
+    run_end: float,
+    why: str,
+    *,
+    source: str,
 ) -> WindowFigures:
     shown = f"{window.text} ({start} s-{end} s{', ' + why if why else ''})"
-    if end > len(results.timeline):
-        raise InputError(
-            f"{source}: window {shown} reaches past the run's timeline, which ends at "
-            f"{len(results.timeline)} s"
+    if start >= run_end or end > len(results.timeline):
+        raise WindowOutsideRunError(
+            f"{source}: window {shown} reaches past the run's end ({run_end:.3g} s; its "
+            f"timeline ends at {len(results.timeline)} s)"
         )
     if end <= start:
         raise InputError(f"{source}: window {shown} holds no whole second of the run")
@@ -115,13 +145,17 @@ def _seconds_figures(
         label=shown,
         requests=requests,
         errors=errors,
-        duration_s=float(end - start),
+        # Up to the run's end: the last second of the timeline is the drain's part-second.
+        duration_s=min(float(end), run_end) - start,
         latency=histogram.summary(),
         service=None,
+        seconds=(start, end),
     )
 
 
-def _stage_figures(window: Window, results: LoadResults, *, source: str) -> WindowFigures:
+def _stage_figures(
+    window: Window, results: LoadResults, run_end: float, *, source: str
+) -> WindowFigures:
     stages = results.stages or []
     stage = _find_stage(stages, window.stage)
     if stage is None:
@@ -130,6 +164,15 @@ def _stage_figures(window: Window, results: LoadResults, *, source: str) -> Wind
             f"{source}: window {window.text!r}: the run has no such stage "
             f"({'its stages: ' + known if known else 'it ran without stages'})"
         )
+    offset = results.span_start_s or 0.0
+    # A stage a stopped run never finished holds part of what the stage was meant to offer.
+    cut = results.stopped is not None and stage.end_s + offset > run_end
+    if stage.start_s + offset >= run_end or cut:
+        raise WindowOutsideRunError(
+            f"{source}: window {window.text!r}: {stage.label()} reaches past the run's end "
+            f"({run_end:.3g} s)"
+        )
+    last_second = max(len(results.timeline), 1)
     return WindowFigures(
         label=f"{window.text} ({stage.label()}, {stage.start_s:g} s-{stage.end_s:g} s)",
         requests=stage.requests,
@@ -140,6 +183,10 @@ def _stage_figures(window: Window, results: LoadResults, *, source: str) -> Wind
         service=stage.service_time_ms
         if stage.service_time_ms is not None or stage.not_sent
         else stage.latency_ms,
+        seconds=(
+            min(math.floor(stage.start_s + offset), last_second - 1),
+            min(math.ceil(stage.end_s + offset), last_second),
+        ),
     )
 
 

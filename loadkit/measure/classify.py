@@ -7,7 +7,9 @@ inside ``classify_httpx_error``, the one place that maps httpx's exceptions to k
 A response's kind is the service's own word when its body says one (``{"error": {"kind": ...}}``),
 kept as sent even when loadkit does not know it; a failed response without one is
 ``unexpected_status``. A request that got no response is classified by its exception: timeout,
-connect_error, tls_error, connection_reset, protocol_error or http2_internal_error.
+connect_error, tls_error, connection_reset, protocol_error, or one of the HTTP/2 kinds
+(``classify_http2_error``: http2_internal_error, http2_stream_reset, http2_refused_stream,
+http2_goaway), whichever client saw it: httpx (smoke) or scenarios' ``Http2User`` (Locust).
 """
 
 from __future__ import annotations
@@ -16,12 +18,16 @@ import errno
 import re
 import socket
 import ssl
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import orjson
 
 from loadkit.measure.kinds import ErrorKind
+
+if TYPE_CHECKING:
+    from loadkit.measure.error_reader import ErrorReader
 
 TRACE_HEADER = "x-trace-id"
 MAX_ERROR_BODY_BYTES = 64 * 1024
@@ -32,9 +38,19 @@ _KIND_SYNTAX = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,63}")
 # httpcore raises RemoteProtocolError(event) for an HTTP/2 RST_STREAM or GOAWAY; httpx keeps only
 # str(event): "<StreamReset stream_id:1, error_code:2, remote_reset:True>" (older h2 versions
 # print the enum, "error_code:ErrorCodes.INTERNAL_ERROR").
-_H2_INTERNAL_ERROR = re.compile(
-    r"\b(StreamReset|ConnectionTerminated)\b.*\berror_code:\s*(2|ErrorCodes\.INTERNAL_ERROR)\b"
+_H2_FRAME_TEXT = re.compile(
+    r"\b(StreamReset|ConnectionTerminated)\b.*?\berror_code:\s*(?:ErrorCodes\.)?(\w+)"
 )
+_H2_FRAMES = {"StreamReset": "RST_STREAM", "ConnectionTerminated": "GOAWAY"}
+"""h2's event class names (what httpcore raises with) → the frame that carried the code."""
+H2_INTERNAL_ERROR = 0x2
+H2_REFUSED_STREAM = 0x7
+_H2_CODE_NAMES = {
+    "NO_ERROR": 0x0, "PROTOCOL_ERROR": 0x1, "INTERNAL_ERROR": 0x2, "FLOW_CONTROL_ERROR": 0x3,
+    "SETTINGS_TIMEOUT": 0x4, "STREAM_CLOSED": 0x5, "FRAME_SIZE_ERROR": 0x6, "REFUSED_STREAM": 0x7,
+    "CANCEL": 0x8, "COMPRESSION_ERROR": 0x9, "CONNECT_ERROR": 0xA, "ENHANCE_YOUR_CALM": 0xB,
+    "INADEQUATE_SECURITY": 0xC, "HTTP_1_1_REQUIRED": 0xD,
+}  # fmt: skip
 # Never got connected: no route, host down, address not available.
 _CONNECT_ERRNOS = frozenset(
     {errno.ECONNREFUSED, errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EHOSTDOWN}
@@ -97,16 +113,20 @@ def error_from_body(body: bytes | str | None) -> BodyError | None:
     )
 
 
-def trace_id_from_headers(headers: Mapping[str, str] | None) -> str | None:
-    """The ``X-Trace-Id`` header, whatever its case and whatever mapping holds the headers."""
+def trace_id_from_headers(
+    headers: Mapping[str, str] | None, header: str = "X-Trace-Id"
+) -> str | None:
+    """The trace id ``header`` (``X-Trace-Id`` unless the target says another), whatever its case
+    and whatever mapping holds the headers."""
     if not headers:
         return None
-    for name in ("X-Trace-Id", TRACE_HEADER):
+    lowered = header.lower()
+    for name in (header, lowered):
         value = headers.get(name)
         if value:
             return value
     for name, value in headers.items():
-        if name.lower() == TRACE_HEADER and value:
+        if name.lower() == lowered and value:
             return value
     return None
 
@@ -116,46 +136,94 @@ def classify_response(
     headers: Mapping[str, str] | None,
     body: bytes | str | None,
     *,
-    expected_status: int | None = None,
+    expected_status: int | Collection[int] | None = None,
+    reader: ErrorReader | None = None,
 ) -> ResponseVerdict:
     """Judge a response: is it what was expected, and if not, which kind of error is it?
 
-    With ``expected_status`` the response is ok only with exactly that status; without it, any
-    status below 400 is ok. A failed response's kind is the body's ``error.kind`` when there is
-    one, else ``unexpected_status`` (a 200 where a 201 was expected has no kind to give). The
-    trace id comes from the body, else from the ``X-Trace-Id`` header.
+    With ``expected_status`` (a status, or several) the response is ok only with that status (one
+    of them); without it, any status below 400 is ok. A failed response's kind is the body's
+    ``error.kind`` when there is one, else ``unexpected_status`` (a 200 where a 201 was expected
+    has no kind to give). The trace id comes from the body, else from the ``X-Trace-Id`` header.
+    A ``reader`` (the target profile's) says where another API puts kind, message and trace id.
     """
-    ok = status == expected_status if expected_status is not None else 100 <= status < 400
+    if isinstance(expected_status, int):
+        expected_status = (expected_status,)
+    ok = status in expected_status if expected_status is not None else 100 <= status < 400
+    trace_header = reader.trace_response_header if reader is not None else "X-Trace-Id"
     if ok:
-        return ResponseVerdict(status=status, kind=None, trace_id=trace_id_from_headers(headers))
-    envelope = error_from_body(body)
+        return ResponseVerdict(
+            status=status, kind=None, trace_id=trace_id_from_headers(headers, trace_header)
+        )
+    envelope = error_from_body(body) if reader is None else reader.read(status, headers, body)
     kind = envelope.kind if envelope is not None else None
     trace_id = envelope.trace_id if envelope is not None else None
     message = envelope.message if envelope is not None else None
     if message is None:
         message = (
-            f"status {status}, expected {expected_status}"
+            f"status {status}, expected {' or '.join(map(str, expected_status))}"
             if expected_status is not None
             else f"status {status}"
         )
     return ResponseVerdict(
         status=status,
         kind=kind or ErrorKind.UNEXPECTED_STATUS.value,
-        trace_id=trace_id or trace_id_from_headers(headers),
+        trace_id=trace_id or trace_id_from_headers(headers, trace_header),
         message=message,
     )
 
 
 def is_http2_internal_error(error: BaseException) -> bool:
     """True for an HTTP/2 stream reset or GOAWAY with error code 2 (INTERNAL_ERROR)."""
+    return classify_http2_error(error) == ErrorKind.HTTP2_INTERNAL_ERROR.value
+
+
+def http2_frame(error: BaseException) -> tuple[str, int] | None:
+    """(``"RST_STREAM"`` or ``"GOAWAY"``, error code) when an HTTP/2 reset or GOAWAY ended the
+    request, anywhere in ``error``'s cause chain; else None.
+
+    Read from scenarios' ``Http2StreamReset``/``Http2GoAway`` (``http2_frame`` and
+    ``error_code`` attributes: loadkit never imports scenarios), from h2's ``StreamReset`` /
+    ``ConnectionTerminated`` events in an exception's args (httpcore), or from their text (httpx
+    keeps only ``str(event)``).
+    """
     for link in _chain(error):
+        frame = getattr(link, "http2_frame", None)
+        code = getattr(link, "error_code", None)
+        if frame in ("RST_STREAM", "GOAWAY") and isinstance(code, int):
+            return str(frame), int(code)
         for arg in (link, *link.args):
             code = getattr(arg, "error_code", None)
-            if code is not None and type(arg).__name__ in {"StreamReset", "ConnectionTerminated"}:
-                return int(code) == 2
-        if _H2_INTERNAL_ERROR.search(str(link)):
-            return True
-    return False
+            name = type(arg).__name__
+            if code is not None and name in _H2_FRAMES:
+                return _H2_FRAMES[name], int(code)
+        found = _H2_FRAME_TEXT.search(str(link))
+        if found is not None:
+            text = found.group(2)
+            number = int(text) if text.isdigit() else _H2_CODE_NAMES.get(text)
+            if number is not None:
+                return _H2_FRAMES[found.group(1)], number
+    return None
+
+
+def classify_http2_error(error: BaseException) -> str | None:
+    """The HTTP/2 kind of a request ended by a reset or a GOAWAY, or None.
+
+    RST_STREAM or GOAWAY with INTERNAL_ERROR → ``http2_internal_error``; RST_STREAM with
+    REFUSED_STREAM → ``http2_refused_stream``; other RST_STREAM codes → ``http2_stream_reset``;
+    other GOAWAYs → ``http2_goaway``.
+    """
+    found = http2_frame(error)
+    if found is None:
+        return None
+    frame, code = found
+    if code == H2_INTERNAL_ERROR:
+        return ErrorKind.HTTP2_INTERNAL_ERROR.value
+    if frame == "GOAWAY":
+        return ErrorKind.HTTP2_GOAWAY.value
+    if code == H2_REFUSED_STREAM:
+        return ErrorKind.HTTP2_REFUSED_STREAM.value
+    return ErrorKind.HTTP2_STREAM_RESET.value
 
 
 def classify_os_error(error: BaseException) -> str | None:
@@ -189,8 +257,9 @@ def classify_httpx_error(error: BaseException) -> str:
     """The kind for an exception raised by httpx while sending a request (no response)."""
     import httpx  # here, not at module level: the Locust process never needs it
 
-    if is_http2_internal_error(error):
-        return ErrorKind.HTTP2_INTERNAL_ERROR.value
+    http2_kind = classify_http2_error(error)
+    if http2_kind is not None:
+        return http2_kind
     if _tls_failed(_chain(error)):
         return ErrorKind.TLS_ERROR.value  # httpx raises it as a ConnectError
     if isinstance(error, httpx.TimeoutException):

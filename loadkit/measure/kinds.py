@@ -39,7 +39,21 @@ class ErrorKind(StrEnum):
     CONNECTION_RESET = "connection_reset"
     PROTOCOL_ERROR = "protocol_error"
     HTTP2_INTERNAL_ERROR = "http2_internal_error"
+    """An HTTP/2 stream reset (RST_STREAM), or the connection ended (GOAWAY), with INTERNAL_ERROR:
+    what an HTTP/2 proxy sends when its upstream's response broke off after its headers."""
+    HTTP2_STREAM_RESET = "http2_stream_reset"
+    """An HTTP/2 stream reset with another error code than INTERNAL_ERROR or REFUSED_STREAM
+    (CANCEL, ENHANCE_YOUR_CALM, ...); the message keeps the code."""
+    HTTP2_REFUSED_STREAM = "http2_refused_stream"
+    """An HTTP/2 stream reset with REFUSED_STREAM: the server did not process the request (too many
+    concurrent streams, shutting down); safe to retry."""
+    HTTP2_GOAWAY = "http2_goaway"
+    """The HTTP/2 connection ended (GOAWAY) with another code than INTERNAL_ERROR while the request
+    was open: a graceful shutdown, or the server's complaint (the message keeps the code)."""
     UNEXPECTED_STATUS = "unexpected_status"
+    EXPECTATION_FAILED = "expectation_failed"
+    """The status was the one expected, but a smoke step's expectation on a header, a body field
+    or the latency was not met (its message says which, with the expected and the actual)."""
     NOT_SENT = "not_sent"
     """An open-model iteration still waiting for a free user when the run ended: never sent,
     because the target was too slow to let it start. Always on ``NOT_SENT_ENDPOINT``."""
@@ -56,7 +70,11 @@ SERVER_KINDS: frozenset[str] = frozenset(
         ErrorKind.CONNECTION_RESET,
         ErrorKind.PROTOCOL_ERROR,
         ErrorKind.HTTP2_INTERNAL_ERROR,
+        ErrorKind.HTTP2_STREAM_RESET,
+        ErrorKind.HTTP2_REFUSED_STREAM,
+        ErrorKind.HTTP2_GOAWAY,
         ErrorKind.UNEXPECTED_STATUS,
+        ErrorKind.EXPECTATION_FAILED,
         ErrorKind.NOT_SENT,
     }
 )

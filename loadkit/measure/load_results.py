@@ -55,7 +55,7 @@ def build_load_results(
         stopped=stopped,
         schedule=recorder.schedule_results(),
         stages=recorder.stage_results(),
-        stages_start_s=recorder.stages_start_s(),
+        span_start_s=recorder.span_start_s(),
     )
     return with_reason(results, aborted_reason(STOPPED_EARLY)) if aborted else results
 

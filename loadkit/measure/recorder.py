@@ -62,16 +62,27 @@ class RunClock:
     """Seconds since the epoch, advanced by a monotonic clock.
 
     Durations measured on it are monotonic (immune to wall-clock steps), while readings from
-    processes on one machine still line up, which the merge of distributed shares relies on.
+    processes on one machine still line up, which the merge of distributed shares relies on; a
+    worker on another machine takes its master's reading instead (``align_to``).
     """
 
-    def __init__(self) -> None:
-        self._wall0 = time.time()
+    def __init__(self, *, offset_s: float = 0.0) -> None:
+        """``offset_s``: added to this machine's wall clock (a distributed worker's, to read
+        its master's clock: see ``align_to``)."""
+        self._wall0 = time.time() + offset_s
         self._mono0 = time.perf_counter()
 
     def now(self) -> float:
         """The current time on this clock, in seconds since the epoch."""
         return self._wall0 + (time.perf_counter() - self._mono0)
+
+    def align_to(self, reference_now: float) -> None:
+        """Read ``reference_now`` at this moment from now on: a distributed worker takes its
+        master's clock when the master's reading arrives (one network hop late, milliseconds),
+        so that its share's times line up with the master's whatever its own wall clock says
+        (docs/distributed.md, "Clocks")."""
+        self._wall0 = reference_now
+        self._mono0 = time.perf_counter()
 
 
 class LatencyRecorder:
@@ -394,12 +405,12 @@ class LatencyRecorder:
         """One summary per stage; None in a run without stages."""
         return None if self._stages is None else self._stages.results()
 
-    def stages_start_s(self) -> float | None:
-        """Seconds from the recorder's start (the timeline's second 0) to the stages' clock's
-        start (``start_stages_at``); None in a run without stages."""
-        if self._stages is None:
-            return None
-        return round(max(self._stages.start - self.start, 0.0), 6)
+    def span_start_s(self) -> float | None:
+        """Seconds from the recorder's start (the timeline's second 0) to the start of the span
+        ``duration_s`` counts and the stages count from (``count_span_from``,
+        ``start_stages_at``: an open run's timetable start); None when they coincide."""
+        offset = round(self.span_start - self.start, 6)
+        return offset if offset > 0 else None
 
     @property
     def started_at(self) -> datetime:

@@ -710,7 +710,7 @@ class LoadResults(_TrafficResults):
     """Results of ``loadkit load`` (single process or merged from distributed workers)."""
 
     OMITTED_WHEN_NONE: ClassVar[frozenset[str]] = frozenset(
-        {"service_time_ms", "service_histogram", "schedule", "stages", "stages_start_s"}
+        {"service_time_ms", "service_histogram", "schedule", "stages", "span_start_s"}
     )
 
     kind: Literal["load"] = "load"
@@ -734,12 +734,13 @@ class LoadResults(_TrafficResults):
     stages: list[StageResults] | None = Field(
         default=None, description="runs with stages only: one summary per stage, in order"
     )
-    stages_start_s: float | None = Field(
+    span_start_s: float | None = Field(
         default=None,
         ge=0,
-        description="optional, runs with stages: seconds from the run's start (the timeline's "
-        "second 0) to the start of the stages' clock, from which their start_s and end_s count "
-        "(an open run's timetable start, after its users spawned); absent in files before it",
+        description="optional: seconds from the run's start (the timeline's second 0) to the "
+        "start of the span duration_s counts and the stages' start_s/end_s count from (an open "
+        "run's timetable start, once its users are spawned); absent when they coincide and in "
+        "files written before it",
     )
 
     @model_validator(mode="after")

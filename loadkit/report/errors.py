@@ -56,7 +56,15 @@ KIND_HINTS: dict[str, str] = {
     "connect_error": "no connection: the service was down or refusing connections",
     "connection_reset": "the connection dropped mid-request: crash, restart or proxy",
     "protocol_error": "the response could not be parsed as HTTP",
-    "http2_internal_error": "an HTTP/2 stream was reset with INTERNAL_ERROR",
+    "http2_internal_error": "an HTTP/2 stream was reset (or the connection ended) with "
+    "INTERNAL_ERROR: a proxy whose upstream broke off a response after its headers (a handler "
+    "stuck past the proxy's timeout, or crashed)",
+    "http2_stream_reset": "an HTTP/2 stream was reset with another code (in the message): CANCEL, "
+    "ENHANCE_YOUR_CALM (the server's rate limit), ...",
+    "http2_refused_stream": "HTTP/2 REFUSED_STREAM: the server did not process the request (too "
+    "many concurrent streams, shutting down); safe to retry",
+    "http2_goaway": "the HTTP/2 connection ended (GOAWAY, code in the message) with the request "
+    "open: a server restart or its complaint",
     "unexpected_status": "an error status without a kind in its body: often a proxy's page",
     "not_sent": "open model: iterations still waiting for a free user when the run ended (the "
     "target was too slow to let them start); raise --max-in-flight or look at the response times",

@@ -89,12 +89,15 @@ def _run_reasons(run: RunCheck) -> str:
 def verdict_reason(verdict: Verdict) -> str:
     """One sentence: why a criterion passed, failed, was not trusted or not evaluated."""
     c = verdict.criterion
+    if verdict.status == "not_evaluated" and verdict.missing is not None:
+        return f"not evaluated: {verdict.missing}"
     if verdict.status == "not_evaluated" or verdict.run is None:
         return f"no {c.results_kind} results given"
     distrust = f"not trusted: {_run_reasons(verdict.run)}"
     if verdict.frozen is not None:
+        where = f"window {verdict.window}" if verdict.window else "the whole run"
         return (
-            "no request completed in the whole run: the service froze for "
+            f"no request completed in {where}: the service froze for "
             f"{format_seconds(verdict.frozen.duration_s)} with requests in flight, "
             f"so {c.metric} has no value and is not met"
         )
@@ -134,6 +137,10 @@ def _notes(report: GateReport) -> list[str]:
     return [
         f"{run.source}: no criterion is about {run.kind} results; it was not gated"
         for run in report.ungated
+    ] + [
+        f"{v.criterion.label}: {verdict_reason(v)}"
+        for v in report.with_status("not_evaluated")
+        if v.missing is not None
     ]
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from loadkit.config import AcceptanceConfig, LoadProfile, load_config
+from loadkit.config import AcceptanceConfig, LoadProfile, TargetProfile, load_config
 from loadkit.defaults import DEFAULT_PROFILE, DEFAULT_REPORTS_DIR
 from loadkit.engines.http_request import TlsOptions
 from loadkit.engines.target import parse_target
@@ -44,6 +44,7 @@ from loadkit.report.load import describe_load
 from loadkit.report.units import format_fraction, format_ms
 from loadkit.run.baseline import Baselines, save_baseline
 from loadkit.run.bundled_service import BundledService
+from loadkit.run.http2_edge import Http2Edge
 from loadkit.run.profile import load_profile
 
 LOCK_AUDIT_FILE = "lock_audit.json"
@@ -94,6 +95,7 @@ def run_acceptance(
     progress: Progress = lambda _line: None,
     quiet_load: bool = False,
     tls: TlsOptions | None = None,
+    http2: bool = False,
     baselines: Baselines | None = None,
     save_baseline_to: Path | None = None,
 ) -> AcceptanceRun:
@@ -103,7 +105,9 @@ def run_acceptance(
     (which the service inherits too). The report files are written whatever the verdict; the
     caller decides what the outcome means (``loadkit.gate.evaluate.raise_for_outcome``).
     ``tls`` says how an https ``host``'s certificate is checked by smoke and load (default:
-    verified). ``baselines`` are what the regression criteria are judged against;
+    verified). ``http2``: smoke and load speak HTTP/2, and the bundled service is served over
+    h2c through nginx (``run/http2_edge.py``).
+    ``baselines`` are what the regression criteria are judged against;
     ``save_baseline_to`` receives the load results as the new baseline when the gate passed.
     """
     if host is not None:
@@ -113,6 +117,7 @@ def run_acceptance(
     if not config.criteria and not config.regressions:
         raise ConfigError(f"{config_path}: no [[criteria]]: there is nothing to accept against")
     load = load_profile(config, profile, duration_s=duration_s)
+    http2 = http2 or load.http2
     folder = report_folder(out_dir)
     step = _Steps(5 if host is None else 4, progress)
     try:
@@ -127,6 +132,7 @@ def run_acceptance(
             step=step,
             quiet_load=quiet_load,
             tls=tls or TlsOptions(),
+            http2=http2,
             baselines=baselines or Baselines(files=(), force=False),
             save_baseline_to=save_baseline_to,
         )
@@ -146,6 +152,7 @@ def _run_stages(
     step: _Steps,
     quiet_load: bool,
     tls: TlsOptions,
+    http2: bool = False,
     baselines: Baselines,
     save_baseline_to: Path | None,
 ) -> AcceptanceRun:
@@ -154,13 +161,21 @@ def _run_stages(
         write_results(folder / LOCK_AUDIT_FILE, audit)
         step.done(f"{audit.violations} violation(s) in {audit.files_checked} files")
 
-    with _target(host, folder, service_env, step) as target:
+    with _target(host, folder, service_env, step, http2=http2) as target:
         with step(f"smoke against {target}"):
-            smoke = _smoke_or_aborted(config, target, folder / SMOKE_FILE, tls=tls)
+            smoke = _smoke_or_aborted(config, target, folder / SMOKE_FILE, tls=tls, http2=http2)
             write_results(folder / SMOKE_FILE, smoke)
             step.done(f"{smoke.checks_passed}/{len(smoke.checks)} checks passed")
         with step(f"load: {describe_load(load)}"):
-            results = _load(target, load, folder / LOAD_FILE, quiet=quiet_load, tls=tls)
+            results = _load(
+                target,
+                load,
+                folder / LOAD_FILE,
+                quiet=quiet_load,
+                tls=tls,
+                http2=http2,
+                target_profile=config.target,
+            )
             step.done(
                 f"{results.totals.requests} requests, "
                 f"{format_fraction(results.totals.error_rate)} errors, "
@@ -223,19 +238,21 @@ def _lock_audit(config: AcceptanceConfig, config_path: Path) -> LockAuditResults
     return to_results(audit_paths(targets, config.lock_audit), config.lock_audit)
 
 
-def _smoke(config: AcceptanceConfig, target: str, *, tls: TlsOptions) -> SmokeResults:
+def _smoke(
+    config: AcceptanceConfig, target: str, *, tls: TlsOptions, http2: bool = False
+) -> SmokeResults:
     from loadkit.engines.smoke import run_smoke
 
-    return run_smoke(host=target, config=config.smoke, tls=tls)
+    return run_smoke(host=target, config=config.smoke, tls=tls, http2=http2, target=config.target)
 
 
 def _smoke_or_aborted(
-    config: AcceptanceConfig, target: str, out: Path, *, tls: TlsOptions
+    config: AcceptanceConfig, target: str, out: Path, *, tls: TlsOptions, http2: bool = False
 ) -> SmokeResults:
     """Smoke's results; when it cannot finish (unreachable, Ctrl-C or SIGTERM), an aborted
     results file at ``out`` says so before the error goes on."""
     try:
-        return _smoke(config, target, tls=tls)
+        return _smoke(config, target, tls=tls, http2=http2)
     except (TargetUnreachableError, KeyboardInterrupt) as error:
         from loadkit.engines.smoke import aborted_smoke_results
 
@@ -245,12 +262,27 @@ def _smoke_or_aborted(
 
 
 def _load(
-    target: str, profile: LoadProfile, out: Path, *, quiet: bool, tls: TlsOptions
+    target: str,
+    profile: LoadProfile,
+    out: Path,
+    *,
+    quiet: bool,
+    tls: TlsOptions,
+    http2: bool = False,
+    target_profile: TargetProfile,
 ) -> LoadResults:
     from loadkit.run.load import run_load
 
     try:
-        return run_load(target=target, profile=profile, out=out, quiet=quiet, tls=tls)
+        return run_load(
+            target=target,
+            profile=profile,
+            out=out,
+            quiet=quiet,
+            tls=tls,
+            http2=http2,
+            target_profile=target_profile,
+        )
     except InvalidLoadRunError as invalid:
         # The results were written; the gate shows the run as invalid (exit 4) with the
         # criteria measured on it, and writes its reports, rather than stopping here.
@@ -264,7 +296,12 @@ def _load(
 
 @contextlib.contextmanager
 def _target(
-    host: str | None, folder: Path, service_env: Mapping[str, str] | None, step: _Steps
+    host: str | None,
+    folder: Path,
+    service_env: Mapping[str, str] | None,
+    step: _Steps,
+    *,
+    http2: bool = False,
 ) -> Iterator[str]:
     if host is not None:
         yield host.rstrip("/")
@@ -275,12 +312,25 @@ def _target(
     env = {"ENGINES_DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'engines.db'}"}
     env.update(service_env or {})
     service = BundledService(workdir=workdir, env=env)
-    with step("bundled service"):
-        service.start()
-        step.done(f"healthy at {service.url} (log: {service.log_path})")
+    edge: Http2Edge | None = None
     try:
-        yield service.url
+        with step("bundled service"):
+            service.start()
+            if http2:
+                edge = Http2Edge(
+                    workdir=workdir / "edge", upstream=f"{service.host}:{service.port}"
+                )
+                edge.start()
+                step.done(
+                    f"healthy at {service.url}, over HTTP/2 (h2c) at {edge.url} through nginx "
+                    f"(log: {service.log_path})"
+                )
+            else:
+                step.done(f"healthy at {service.url} (log: {service.log_path})")
+        yield edge.url if edge is not None else service.url
     finally:
+        if edge is not None:
+            edge.stop()
         service.stop()
 
 

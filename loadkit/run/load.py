@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import socket
 import sys
 import tempfile
@@ -22,12 +23,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from loadkit.config import Criterion, LoadProfile
+from loadkit.config import Criterion, LoadProfile, TargetProfile
 from loadkit.defaults import (
     DEFAULT_MASTER_PORT,
     DEFAULT_TARGET,
     DEFAULT_UI_DIR,
     DEFAULT_WEB_PORT,
+    DEFAULT_WORKERS_WAIT_S,
     LOOPBACK,
 )
 from loadkit.engines.http_request import RequestSpec, TlsOptions
@@ -61,6 +63,7 @@ from loadkit.exceptions import (
     LoadInterrupted,
     LoadkitError,
     TargetUnreachableError,
+    WorkersNotConnectedError,
 )
 from loadkit.files import write_file
 from loadkit.measure.load_results import mark_aborted, unmeasured_load_results
@@ -180,18 +183,22 @@ def run_load(
     expect_workers: int = 1,
     master_bind_host: str = LOOPBACK,
     master_bind_port: int = DEFAULT_MASTER_PORT,
+    master_wait_s: int = DEFAULT_WORKERS_WAIT_S,
     locust_args: Sequence[str] = (),
     progress: ProgressCallback | None = None,
     announce: Announce | None = None,
     request: RequestSpec | None = None,
     tls: TlsOptions | None = None,
+    http2: bool = False,
     abort_on: Sequence[Criterion] = (),
+    target_profile: TargetProfile | None = None,
 ) -> LoadResults:
     """Run one headless load test on Locust and return its results (also written to ``out``).
 
     ``target`` is the base URL (or, for the ``url`` scenario, the full URL to hit). ``processes``
     > 1 runs Locust's master and that many workers on this machine; ``master`` waits for
-    ``expect_workers`` workers from elsewhere (``loadkit load --worker --master-host ...``).
+    ``expect_workers`` workers from elsewhere (``loadkit load --worker --master-host ...``), at
+    most ``master_wait_s`` seconds (then WorkersNotConnectedError; an aborted file at ``out``).
     ``locust_args`` are passed on to Locust as they are (the CLI refuses those loadkit sets
     itself: ``passthrough.check_locust_args``; the plugin what Locust parsed otherwise); Locust's
     own configuration files and variables are read, said (to ``announce``, else stderr) and
@@ -199,6 +206,8 @@ def run_load(
     Progress goes to ``progress``, else to stderr unless ``quiet``. ``request``: the bundled
     ``url`` scenario's method, headers and body (``--method``, ``--header``, ``--body``);
     ``tls`` how https certificates are checked (default: verified), given to the plugin.
+    ``http2``: the locustfile's HTTP users speak HTTP/2 (``--http2``; the plugin refuses a
+    locustfile written on FastHttpUser, exit 2).
     ``abort_on``: abort-on-fail criteria the plugin checks every second (a master on its
     workers' merged figures, which then report every second instead of Locust's 3 s).
 
@@ -239,12 +248,15 @@ def run_load(
             expect_workers=expect_workers,
             master_bind_host=master_bind_host,
             master_bind_port=master_bind_port,
+            master_wait_s=master_wait_s,
             locust_args=locust_args,
             locust_config=locust_config,
             progress=progress,
             request=request,
             tls=tls or TlsOptions(),
+            http2=http2,
             abort_on=abort_on,
+            target_profile=target_profile,
         )
     except (LoadkitError, KeyboardInterrupt) as error:
         written = _read_run_results(out, run_id)
@@ -267,6 +279,7 @@ def run_load(
                 processes=processes,
                 locust_args=locust_args,
                 locust_config=locust_config,
+                http2=http2,
             ),
             reason=_unmeasured_reason(error),
         )
@@ -333,7 +346,10 @@ def _run_headless(
     progress: ProgressCallback | None,
     request: RequestSpec | None = None,
     tls: TlsOptions | None = None,
+    http2: bool = False,
     abort_on: Sequence[Criterion] = (),
+    target_profile: TargetProfile | None = None,
+    master_wait_s: int = DEFAULT_WORKERS_WAIT_S,
 ) -> tuple[LocustRun, LoadResults]:
     """Run Locust headless; how it ended and the results its plugin wrote for ``run_id``.
 
@@ -347,7 +363,10 @@ def _run_headless(
         workers = LocalWorkers(count=processes, port=free_port())
     elif master:
         workers = RemoteWorkers(
-            expect=expect_workers, bind_host=master_bind_host, bind_port=master_bind_port
+            expect=expect_workers,
+            bind_host=master_bind_host,
+            bind_port=master_bind_port,
+            wait_s=master_wait_s,
         )
     with tempfile.TemporaryDirectory(prefix="loadkit-load-") as tmp:
         users = _users(target, scenario, profile)
@@ -372,9 +391,11 @@ def _run_headless(
             locust_args=tuple(locust_args),
             locust_config=locust_config,
             tls=tls or TlsOptions(),
+            http2=http2,
+            target=target_profile or TargetProfile(),
         )
         bound_s = START_GRACE_S + profile.run_duration_s + _drain_allowance_s(profile)
-        bound_s += STOP_GRACE_S
+        bound_s += STOP_GRACE_S + (master_wait_s if isinstance(workers, RemoteWorkers) else 0)
         if progress is None and not quiet:
             from loadkit.report.load import ProgressPrinter
 
@@ -399,6 +420,8 @@ def _run_headless(
                 raise KeyboardInterrupt
             _raise_if_unloadable(scenario)
             _raise_if_refused_by_locust(run)
+            if isinstance(workers, RemoteWorkers):
+                _raise_if_workers_never_came(run, workers)
             raise GeneratorCrashedError(
                 f"the load generator (Locust) {_how_it_ended(run, bound_s)} without writing "
                 f"results, though the scenario loads ({out} is marked generator_crashed)",
@@ -406,6 +429,25 @@ def _run_headless(
                 exit_code=run.returncode,
             )
     return run, results
+
+
+LOCUST_GAVE_UP = "Gave up waiting for workers to connect"
+"""What Locust's master logs when --expect-workers-max-wait ran out (locust/main.py; exit 1)."""
+LOCUST_WAITING = re.compile(r"Waiting for workers to be ready, (\d+) of \d+ connected")
+
+
+def _raise_if_workers_never_came(run: LocustRun, workers: RemoteWorkers) -> None:
+    """Locust's master gave up waiting for its workers (its own log line says so, the only
+    trace it leaves): WorkersNotConnectedError, with how many came when Locust said it."""
+    if LOCUST_GAVE_UP not in run.log_tail:
+        return
+    counts = LOCUST_WAITING.findall(run.log_tail)
+    raise WorkersNotConnectedError.waited(
+        expect=workers.expect,
+        address=f"{workers.bind_host}:{workers.bind_port}",
+        wait_s=workers.wait_s,
+        connected=int(counts[-1]) if counts else None,
+    )
 
 
 def _body_file(request: RequestSpec, folder: Path) -> Path | None:
@@ -427,6 +469,7 @@ def _unmeasured_config(
     processes: int,
     locust_args: Sequence[str],
     locust_config: LocustConfig,
+    http2: bool = False,
 ) -> dict[str, object]:
     """What a run that measured nothing was asked to do (the keys the plugin writes)."""
     config: dict[str, object] = {
@@ -442,6 +485,8 @@ def _unmeasured_config(
         config |= {"rate": profile.rate, "max_in_flight": profile.in_flight_bound}
     if profile.stages is not None:
         config["stages"] = [asdict(stage) for stage in profile.stage_list]
+    if http2:
+        config["http2"] = True
     return config | {
         "run_id": run_id,
         "locust_args": list(locust_args),
@@ -468,6 +513,7 @@ def run_ui(
     announce: Callable[[str], None] | None = None,
     locust_args: Sequence[str] = (),
     tls: TlsOptions | None = None,
+    target_profile: TargetProfile | None = None,
 ) -> int:
     """Serve Locust's web UI on loopback with the plugin loaded, until Ctrl-C or SIGTERM.
 
@@ -494,6 +540,7 @@ def run_ui(
         locust_args=tuple(locust_args),
         locust_config=locust_config,
         tls=tls or TlsOptions(),
+        target=target_profile or TargetProfile(),
     )
     if announce is not None:
         announce(
@@ -512,6 +559,8 @@ def run_worker(
     locust_args: Sequence[str] = (),
     announce: Announce | None = None,
     tls: TlsOptions | None = None,
+    http2: bool = False,
+    target_profile: TargetProfile | None = None,
 ) -> int:
     """Run Locust worker(s) with the plugin for a master elsewhere, until it quits.
 
@@ -531,6 +580,8 @@ def run_worker(
         locust_args=tuple(locust_args),
         locust_config=locust_config,
         tls=tls or TlsOptions(),
+        http2=http2,
+        target=target_profile or TargetProfile(),
     )
     return _run_until_quit(launch)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from loadkit.config import Criterion, LoadProfile
+from loadkit.defaults import DEFAULT_WORKERS_WAIT_S
 from loadkit.engines.http_request import RequestSpec, TlsOptions
 from loadkit.engines.native.distributed import WorkerOutcome, run_master, run_worker
 from loadkit.engines.native.processes import ProcessesCrashed, ProcessShare, run_processes
@@ -29,6 +30,7 @@ from loadkit.exceptions import (
     InvalidLoadRunError,
     LoadInterrupted,
     TargetUnreachableError,
+    WorkersNotConnectedError,
 )
 from loadkit.measure.live_status import LiveStatus
 from loadkit.measure.load_results import (
@@ -83,6 +85,9 @@ class NativeMaster:
     expect: int
     bind_host: str
     bind_port: int
+    wait_s: int = DEFAULT_WORKERS_WAIT_S
+    """Give up (WorkersNotConnectedError, an aborted file at --out) when they have not all
+    connected by then."""
 
 
 def run_native_load(
@@ -183,19 +188,22 @@ def run_native_load(
             recorder, health, interrupted, shares_missing = _run(plans, progress, watch)
             if stops and processes > 1:
                 interrupted = False  # the children's stop was the criterion's, not a signal
-    except (KeyboardInterrupt, GeneratorCrashedError) as stopped:
+    except (KeyboardInterrupt, GeneratorCrashedError, WorkersNotConnectedError) as stopped:
         # Stopped before any share was measured (Ctrl-C during the reachability check or while
         # the processes start, the generator lost): an invalid file replaces --out, as on the
         # Locust path, so that an earlier run's passing file is never judged for this one.
         if isinstance(stopped, KeyboardInterrupt):
             reason = aborted_reason(f"{INTERRUPTED} before the run measured anything")
+        elif isinstance(stopped, WorkersNotConnectedError):
+            reason = aborted_reason(f"the run could not start: {stopped}")
         else:
             reason = generator_crashed_reason(exit_code=stopped.exit_code)
         unmeasured = unmeasured_load_results(target=request.url, config=config, reason=reason)
         write_results(out, unmeasured)
         if isinstance(stopped, KeyboardInterrupt):
             raise LoadInterrupted(unmeasured, out) from None
-        stopped.results, stopped.path = unmeasured, out
+        if isinstance(stopped, GeneratorCrashedError):
+            stopped.results, stopped.path = unmeasured, out
         raise
     finally:
         if printer is not None:
@@ -381,6 +389,7 @@ def _run_distributed(
         make_plans=planned,
         on_status=merged_status,
         on_live=live if watch is not None else None,
+        wait_s=master.wait_s,
     )
     arrived = [share for share in outcome.shares if share is not None]
     recorder, health = _merged(plans[0], arrived)

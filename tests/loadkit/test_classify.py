@@ -7,6 +7,7 @@ import httpx
 import orjson
 import pytest
 
+from loadkit.engines.locust.failures import classify_failure, client_kind
 from loadkit.measure.classify import (
     classify_httpx_error,
     classify_os_error,
@@ -117,7 +118,58 @@ def test_h2_internal_error_is_read_from_the_message_httpx_keeps() -> None:
     assert is_http2_internal_error(error)
     other = httpx.RemoteProtocolError("<StreamReset stream_id:1, error_code:8, remote_reset:True>")
     assert not is_http2_internal_error(other)
-    assert classify_httpx_error(other) == ErrorKind.PROTOCOL_ERROR
+    # Other codes have kinds of their own (issue #16), never protocol_error.
+    assert classify_httpx_error(other) == ErrorKind.HTTP2_STREAM_RESET
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("<StreamReset stream_id:3, error_code:2, remote_reset:True>", "http2_internal_error"),
+        ("<StreamReset stream_id:3, error_code:ErrorCodes.INTERNAL_ERROR, remote_reset:True>",
+         "http2_internal_error"),
+        ("<StreamReset stream_id:3, error_code:7, remote_reset:True>", "http2_refused_stream"),
+        ("<StreamReset stream_id:3, error_code:11, remote_reset:True>", "http2_stream_reset"),
+        ("<ConnectionTerminated error_code:2, last_stream_id:1, additional_data:None>",
+         "http2_internal_error"),
+        ("<ConnectionTerminated error_code:ErrorCodes.NO_ERROR, last_stream_id:1, "
+         "additional_data:None>", "http2_goaway"),
+        ("<ConnectionTerminated error_code:7, last_stream_id:1, additional_data:None>",
+         "http2_goaway"),
+    ],
+)  # fmt: skip
+def test_each_http2_reset_or_goaway_code_has_its_kind(text: str, kind: str) -> None:
+    assert classify_httpx_error(httpx.RemoteProtocolError(text)) == kind
+
+
+class Http2StreamReset(ConnectionError):
+    """As scenarios/http2_user.py raises it (importing it here would import Locust, which
+    monkey-patches the test process): loadkit reads ``http2_frame`` and ``error_code``."""
+
+    http2_frame = "RST_STREAM"
+
+    def __init__(self, stream_id: int, error_code: int) -> None:
+        self.error_code = error_code
+        super().__init__(f"stream {stream_id} reset by the server: CANCEL ({error_code})")
+
+
+class Http2GoAway(ConnectionError):
+    """As scenarios/http2_user.py raises it."""
+
+    http2_frame = "GOAWAY"
+
+    def __init__(self, error_code: int, last_stream_id: int) -> None:
+        self.error_code = error_code
+        super().__init__(f"GOAWAY {error_code}, last stream {last_stream_id}")
+
+
+def test_the_http2_users_own_errors_are_classified_by_frame_and_code() -> None:
+    assert client_kind(Http2StreamReset(5, 2)) == ErrorKind.HTTP2_INTERNAL_ERROR
+    assert client_kind(Http2StreamReset(5, 7)) == ErrorKind.HTTP2_REFUSED_STREAM
+    assert client_kind(Http2StreamReset(5, 8)) == ErrorKind.HTTP2_STREAM_RESET
+    assert client_kind(Http2GoAway(2, 1)) == ErrorKind.HTTP2_INTERNAL_ERROR
+    assert client_kind(Http2GoAway(0, 1)) == ErrorKind.HTTP2_GOAWAY
+    assert "CANCEL (8)" in classify_failure(None, Http2StreamReset(5, 8)).message
 
 
 # --- real servers ---------------------------------------------------------------------------

@@ -4,6 +4,7 @@ what reaches which engine, and what is refused (exit 2) naming why. No load is r
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from loadkit.cli import app
 from loadkit.config import load_config
 from loadkit.engines.choice import choose_engine
 from loadkit.engines.http_request import RequestSpec, TlsOptions
-from loadkit.engines.locust.launch import Users, _users_args, tls_args
+from loadkit.engines.locust.launch import LocustLaunch, Users, Worker, _users_args, tls_args
 from loadkit.exceptions import ConfigError
 from tests.loadkit.crafted import crafted_load
 
@@ -188,3 +189,22 @@ def test_processes_auto_is_one_per_core_and_a_bad_count_is_exit_2(
     for bad in ("0", "two"):
         result = _load("http://h:1/x", "--processes", bad)
         assert result.exit_code == 2 and f"--processes {bad!r}" in result.output, result.output
+
+
+def test_http2_from_the_flag_or_the_profile_runs_a_url_on_locust_and_tells_the_plugin(
+    engines: dict[str, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    assert _load("http://h:1/x", "--http2").exit_code == 0
+    assert engines["native"] == [] and engines["locust"][-1]["http2"] is True
+    (tmp_path / "acceptance.toml").write_text(
+        '[profiles.default]\nscenario = "url"\nhttp2 = true\n'
+    )
+    assert _load("http://h:1/x").exit_code == 0
+    assert engines["native"] == [] and engines["locust"][-1]["http2"] is True
+    result = _load("http://h:1/x", "--engine", "native")
+    assert result.exit_code == 2 and "HTTP/1.1 only" in result.output, result.output
+    launch = LocustLaunch(
+        scenario=Path("s.py"), role=Worker(master_host="m", master_port=1), parent_pid=1
+    )
+    assert "--loadkit-http2" not in launch.argv()  # an HTTP/1.1 run's command line as before
+    assert "--loadkit-http2" in replace(launch, http2=True).argv()

@@ -22,6 +22,7 @@ EXPECTED = {
     "InvalidRunError": 4,
     "InvalidLoadRunError": 4,
     "GeneratorCrashedError": 4,
+    "WorkersNotConnectedError": 4,
     "CriteriaNotMetError": 1,
     "LoadInterrupted": 130,
 }

@@ -115,10 +115,12 @@ def test_headless_with_workers_forked_here_talks_over_a_loopback_port() -> None:
 
 
 def test_headless_master_waits_for_remote_workers_where_told() -> None:
-    workers = RemoteWorkers(expect=3, bind_host="0.0.0.0", bind_port=5557)
+    workers = RemoteWorkers(expect=3, bind_host="0.0.0.0", bind_port=5557, wait_s=7)
     argv = launch(replace(HEADLESS, workers=workers)).argv()
     assert "--master" in argv and "--headless" in argv
     assert after(argv, "--expect-workers") == "3"
+    # Locust gives up (and loadkit says so) when they have not all come by then.
+    assert after(argv, "--expect-workers-max-wait") == "7"
     assert after(argv, "--master-bind-host") == "0.0.0.0"
     assert after(argv, "--master-bind-port") == "5557"
     assert "--processes" not in argv

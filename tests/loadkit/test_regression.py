@@ -17,7 +17,7 @@ from loadkit.gate.against_baseline import evaluate_gate
 from loadkit.gate.baseline import baseline_differences
 from loadkit.gate.regression import judge_change
 from loadkit.measure.recorder import LatencyRecorder
-from loadkit.measure.results import LoadResults, write_results
+from loadkit.measure.results import LoadResults, Stopped, write_results
 from tests.loadkit.crafted import ITEMS, LOGIN, T0, aborted, crafted_load
 
 P95_20_PCT = """
@@ -197,6 +197,36 @@ def test_an_error_kind_regresses_by_its_count() -> None:
     assert verdict.status == "failed"
     assert verdict.change is not None
     assert (verdict.change.baseline, verdict.change.current) == (5, 20)
+
+
+def test_the_first_errors_of_a_kind_the_baseline_never_saw_are_a_regression() -> None:
+    # A kind of the service's own (unknown to loadkit) that the baseline had none of.
+    before = crafted_load(errors=())
+    after = crafted_load(errors=((LOGIN, "payment_declined", 500),))
+    crit = regression(metric="load.errors.payment_declined", max_worse_abs=10)
+    report = evaluate_gate((), [crit], [("now.json", after)], baselines=[("b.json", before)])
+    (verdict,) = report.regressions
+    assert verdict.status == "failed"
+    assert verdict.change is not None
+    assert (verdict.change.baseline, verdict.change.current) == (0, 500)
+
+
+def test_another_url_method_or_ramp_makes_a_baseline_incomparable() -> None:
+    url = {"scenario": "url", "url_path": "/fast", "method": "GET", "spawn_rate": 10}
+    before = crafted_load().model_copy(update={"config": url})
+    for key, value in (("url_path", "/slow"), ("method", "POST"), ("spawn_rate", 1)):
+        other = before.model_copy(update={"config": {**url, key: value}})
+        (difference,) = baseline_differences(before, other)
+        assert difference.key == key
+
+
+def test_a_baseline_a_criterion_stopped_is_no_reference(tmp_path: Path, config: Path) -> None:
+    stopped = Stopped(by="criterion", at_s=3.0, criterion="load.error_rate < 0.1", measured=0.3)
+    base = crafted_load().model_copy(update={"stopped": stopped})
+    paths = files(tmp_path, base=base, now=crafted_load())
+    code, output = cli("gate", paths["now"], "--config", config, "--baseline", paths["base"])
+    assert code == 2, output
+    assert "is a failed run (stopped at 3 s by load.error_rate < 0.1)" in output
 
 
 def test_host_and_port_never_make_a_baseline_incomparable() -> None:

@@ -14,13 +14,83 @@ import pytest
 from typer.testing import CliRunner
 
 from loadkit.cli import app
-from loadkit.config import DEFAULT_SMOKE_CHECKS, SmokeConfig, load_config
+from loadkit.config import DEFAULT_SMOKE_CHECKS, DEFAULT_SMOKE_SETUP, SmokeConfig, load_config
 from loadkit.measure.results import SmokeResults, read_results, write_results
 from loadkit.run.bundled_service import BundledService
 from tests.loadkit.crafted import crafted_smoke
 from tests.loadkit.misbehaving_servers import answers, closed_port, h2_server, hangs, serve
 
 REPO = Path(__file__).resolve().parents[2]
+
+BEFORE_FLOWS = """
+[smoke]
+timeout_s = 10
+
+[[smoke.checks]]
+name = "health"
+path = "/health"
+expect_status = 200
+
+[[smoke.checks]]
+name = "version"
+path = "/version"
+expect_status = 200
+
+[[smoke.checks]]
+name = "register"
+method = "POST"
+path = "/api/auth/register"
+expect_status = 201
+json = { email = "{new_email}", password = "{password}" }
+
+[[smoke.checks]]
+name = "login"
+method = "POST"
+path = "/api/auth/login"
+expect_status = 200
+json = { email = "{email}", password = "{password}" }
+
+[[smoke.checks]]
+name = "me"
+path = "/api/auth/me"
+expect_status = 200
+auth = true
+
+[[smoke.checks]]
+name = "items_create"
+method = "POST"
+path = "/api/items"
+expect_status = 201
+json = { name = "smoke item" }
+auth = true
+
+[[smoke.checks]]
+name = "items_list"
+path = "/api/items"
+expect_status = 200
+auth = true
+
+[[smoke.checks]]
+name = "items_get"
+path = "/api/items/{item_id}"
+expect_status = 200
+auth = true
+
+[[smoke.checks]]
+name = "items_delete"
+method = "DELETE"
+path = "/api/items/{item_id}"
+expect_status = 204
+auth = true
+
+[[smoke.checks]]
+name = "login_bad_password"
+method = "POST"
+path = "/api/auth/login"
+expect_status = 401
+json = { email = "{email}", password = "not-the-password" }
+"""
+"""The smoke section acceptance.toml had before flows: checks only, `auth`, `{item_id}`."""
 
 
 def smoke(*args: str) -> tuple[int, str]:
@@ -62,10 +132,20 @@ def test_default_suite_passes_against_the_real_service(
     assert data["schema"] == "loadkit.results/2" and data["kind"] == "smoke"
     assert all(check["passed"] for check in data["checks"])
 
+    # The checks as written before flows still make their account, token and items: 10/10.
+    before = write_config(tmp_path, BEFORE_FLOWS)
+    code, output = smoke("--host", service.url, "--config", str(before), "--json")
+    assert code == 0, output
+    data = orjson.loads(output)
+    assert [c["name"] for c in data["checks"]] == [c.name for c in DEFAULT_SMOKE_CHECKS]
+    assert all(check["passed"] for check in data["checks"]) and data["totals"]["requests"] == 10
+
 
 def test_the_repository_config_holds_the_default_suite() -> None:
-    assert load_config(REPO / "acceptance.toml").smoke.checks == DEFAULT_SMOKE_CHECKS
+    smoke = load_config(REPO / "acceptance.toml").smoke
+    assert smoke.checks == DEFAULT_SMOKE_CHECKS and smoke.setup == DEFAULT_SMOKE_SETUP
     assert SmokeConfig().checks == DEFAULT_SMOKE_CHECKS
+    assert SmokeConfig().setup == DEFAULT_SMOKE_SETUP
 
 
 def test_a_failed_check_exits_1_with_kind_and_trace_id(

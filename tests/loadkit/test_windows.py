@@ -11,14 +11,16 @@ import pytest
 from loadkit.config import LoadProfile, StageConfig, parse_config
 from loadkit.engines.http_request import RequestSpec
 from loadkit.exceptions import ConfigError, InputError
+from loadkit.gate.evaluate import SlowestSeconds, evaluate_criteria
 from loadkit.measure.histogram import LatencyHistogram
 from loadkit.measure.recorder import LatencyRecorder
-from loadkit.measure.results import LoadResults, read_results, write_results
+from loadkit.measure.results import LoadResults, Stopped, read_results, write_results
 from loadkit.report.gate import gate_verdict_data, render_gate_table
 from loadkit.run.native import run_native_load
+from loadkit.stages import Stage
 from loadkit.windows import parse_window
 from tests.loadkit.crafted import criterion, judge, only
-from tests.loadkit.scheduled_server import scheduled_server
+from tests.loadkit.native_servers import scheduled_server_process
 
 T0 = 1_000.0
 
@@ -62,7 +64,9 @@ def test_each_form_of_the_window_key_parses(
     assert (window.kind, window.start_s, window.end_s, window.stage) == (kind, start, end, stage)
 
 
-@pytest.mark.parametrize("text", ["steady state", "from 10", "10.5s-20s", "40s-10s", "stage:0"])
+@pytest.mark.parametrize(
+    "text", ["steady state", "from 10", "10.5s-20s", "40s-10s", "stage:0", "stage: "]
+)
 def test_a_window_that_cannot_be_judged_exactly_is_refused_naming_it(text: str) -> None:
     with pytest.raises(ValueError, match="window"):
         parse_window(text)
@@ -117,7 +121,7 @@ def test_a_window_past_the_run_or_in_a_file_without_per_second_histograms_is_nev
     tmp_path: Path,
 ) -> None:
     results = slow_start_run(seconds=10)
-    with pytest.raises(InputError, match="past the run's timeline"):
+    with pytest.raises(InputError, match="past the run's end"):
         judge(criterion("load.p95_ms", "<", 100, window="5s-30s"), results)
     older = results.model_copy(
         update={"timeline": [p.model_copy(update={"histogram": None}) for p in results.timeline]}
@@ -142,7 +146,9 @@ def test_a_stage_window_judges_that_stage_and_an_unknown_stage_names_the_stages(
         StageConfig(duration_s=2, target=40, name="ramp"),
         StageConfig(duration_s=3, target=40),
     )
-    with scheduled_server(freeze_from_s=0.0, freeze_to_s=1.5) as (url, _):
+    # The server in a process of its own: its threads waking at once must not take the GIL
+    # from the engine's loop (a lag over its bound would void the run).
+    with scheduled_server_process(freeze_from_s=0.0, freeze_to_s=1.5) as url:
         results = run_native_load(
             request=RequestSpec(url=url),
             profile=LoadProfile(rate=40, stages=stages, max_in_flight=200),
@@ -157,7 +163,6 @@ def test_a_stage_window_judges_that_stage_and_an_unknown_stage_names_the_stages(
     assert hold.status == "passed" and steady.status == "passed"
     assert ramp.status == "passed"  # the frozen ramp is where the slow requests are
     assert steady.window is not None and "after ramp" in steady.window
-    assert results.stages_start_s is not None  # the stage clock, placed on the timeline
     with pytest.raises(InputError, match=r"no such stage \(its stages: 1 \('ramp'\), 2\)"):
         judge(criterion("load.p95_ms", "<", 200, window="stage:3"), results)
     data = gate_verdict_data(judge(criterion("load.p95_ms", "<", 200, window="stage:2"), results))
@@ -170,3 +175,92 @@ def test_a_bad_window_in_the_acceptance_file_is_a_config_error_naming_the_key() 
         ConfigError, match=r"(?s)acceptance.toml.*criteria\[0\].window: window 'soon'"
     ):
         parse_config({"criteria": criteria}, source="acceptance.toml")
+
+
+def test_a_window_past_the_end_of_a_stopped_run_is_not_evaluated_and_the_run_fails() -> None:
+    results = slow_start_run(seconds=6)
+    stopper = criterion("load.error_rate", "<", 0.05, abort_on_fail=True)
+    stopped = results.model_copy(
+        update={
+            "stopped": Stopped(by="criterion", at_s=6.0, criterion=stopper.label, measured=0.13)
+        }
+    )
+    later = criterion("load.p95_ms", "<", 1000, window="10s-20s")
+    report = evaluate_criteria([stopper, later], [("load.json", stopped)])
+    assert report.outcome == "failed"
+    verdict = report.verdicts[1]
+    assert verdict.status == "not_evaluated"
+    assert "not evaluated" in render_gate_table(report)
+    assert "the run stopped at 6 s" in render_gate_table(report)
+    # The same window on a run that ran its course is a window it never had: exit 2.
+    with pytest.raises(InputError, match="past the run's end"):
+        judge(later, results)
+
+
+def test_a_windows_rate_counts_up_to_the_runs_end_not_the_drains_part_second() -> None:
+    recorder = LatencyRecorder(start=T0)
+    for second in range(10):
+        for n in range(50):
+            recorder.record(endpoint="GET /", latency_s=0.01, end=T0 + second + (n + 0.5) / 50)
+    recorder.record(endpoint="GET /", latency_s=0.2, end=T0 + 10.05)  # drained after the end
+    recorder.finish(end=T0 + 10.0)
+    results = LoadResults(
+        target="http://127.0.0.1:1", config={"scenario": "url"}, **recorder.traffic_fields()
+    )
+    assert len(results.timeline) == 11
+    rps = only(judge(criterion("load.rps", ">", 0, window="from 5s"), results))
+    assert rps.measured == pytest.approx((250 + 1) / 5)
+
+
+def test_steady_on_a_run_that_is_all_ramp_up_is_refused_never_judged_on_its_drain() -> None:
+    results = slow_start_run(seconds=4)  # 10 users at 2.5/s: spawning ends with the run
+    with pytest.raises(InputError, match="no whole second of steady state"):
+        judge(criterion("load.p95_ms", "<", 1000, window="steady"), results)
+
+
+def test_a_window_the_service_froze_through_fails_with_the_stall_as_evidence() -> None:
+    recorder = LatencyRecorder(start=T0)
+    for second in (*range(4), *range(9, 12)):
+        for n in range(20):
+            recorder.record(endpoint="GET /", latency_s=0.01, end=T0 + second + (n + 0.5) / 20)
+    recorder.record(endpoint="GET /", latency_s=5.0, end=T0 + 9.0)  # in flight through 4-9 s
+    recorder.finish(end=T0 + 12.0)
+    results = LoadResults(
+        target="http://127.0.0.1:1", config={"scenario": "url"}, **recorder.traffic_fields()
+    )
+    verdict = only(judge(criterion("load.p95_ms", "<", 1000, window="5s-8s"), results))
+    assert verdict.status == "failed" and verdict.frozen is not None
+    assert "no request completed in window 5s-8s" in render_gate_table(
+        judge(criterion("load.p95_ms", "<", 1000, window="5s-8s"), results)
+    )
+
+
+def test_a_failed_windows_evidence_shows_only_the_windows_seconds() -> None:
+    results = slow_start_run()
+    verdict = only(judge(criterion("load.p95_ms", "<", 5, window="from 10s"), results))
+    assert verdict.status == "failed"
+    slowest = [e for e in verdict.evidence if isinstance(e, SlowestSeconds)]
+    assert slowest and all(point.t_s >= 10 for point in slowest[0].seconds)
+
+
+def test_steady_counts_the_stages_from_where_their_clock_started_on_the_timeline() -> None:
+    # An open run whose timetable (and stages) began 1.5 s after the run did (users spawning):
+    # its 2 s ramp ends at 3.5 s on the timeline, so steady starts at 4 s, not 2 s.
+    recorder = LatencyRecorder(start=T0, stages=(Stage(2, 20), Stage(4, 20)))
+    recorder.start_stages_at(T0 + 1.5)
+    recorder.count_span_from(T0 + 1.5)
+    for second in range(8):
+        for n in range(20):
+            end = T0 + second + (n + 0.5) / 20
+            recorder.record(endpoint="GET /", latency_s=0.01, end=end)
+    recorder.finish(end=T0 + 7.5)
+    results = LoadResults(
+        target="http://127.0.0.1:1",
+        config={"scenario": "url", "model": "open"},
+        **recorder.traffic_fields(),
+        stages=recorder.stage_results(),
+        span_start_s=recorder.span_start_s(),
+    )
+    assert results.span_start_s == 1.5
+    verdict = only(judge(criterion("load.p95_ms", "<", 1000, window="steady"), results))
+    assert verdict.window is not None and verdict.window.startswith("steady (4 s-8 s")

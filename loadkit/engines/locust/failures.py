@@ -11,10 +11,16 @@ stdlib's socket errors, their own ``HTTPConnectionClosed`` and ``HTTPParseError`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from loadkit.measure.classify import classify_os_error, classify_response, describe_error
+from loadkit.measure.classify import (
+    classify_http2_error,
+    classify_os_error,
+    classify_response,
+    describe_error,
+)
+from loadkit.measure.error_reader import ErrorReader
 from loadkit.measure.kinds import ErrorKind
 
 
@@ -28,8 +34,22 @@ class Failure:
     message: str
 
 
-def classify_failure(response: Any, exception: BaseException) -> Failure:
-    """The kind, status, trace id and message of a request Locust counted as failed."""
+def classify_failure(
+    response: Any,
+    exception: BaseException,
+    reader: ErrorReader | None = None,
+    sent_trace_id: str | None = None,
+) -> Failure:
+    """The kind, status, trace id and message of a request Locust counted as failed; ``reader``
+    reads the kind where the target profile says (None: the bundled service's envelope); the
+    trace id is the API's, else ``sent_trace_id``, the one the request carried."""
+    failure = _classify(response, exception, reader)
+    if failure.trace_id is None and sent_trace_id is not None:
+        return replace(failure, trace_id=sent_trace_id)
+    return failure
+
+
+def _classify(response: Any, exception: BaseException, reader: ErrorReader | None) -> Failure:
     status = int(getattr(response, "status_code", 0) or 0) if response is not None else 0
     if status <= 0:
         cause = getattr(response, "error", None)
@@ -45,7 +65,7 @@ def classify_failure(response: Any, exception: BaseException) -> Failure:
         body = response.content
     except Exception:  # a body that cannot be read has no kind to give
         body = None
-    verdict = classify_response(status, headers, body)
+    verdict = classify_response(status, headers, body, reader=reader)
     if verdict.kind is None and _cut_short(exception):
         # The status line came, then the connection closed before the body's end: the response
         # was lost, as httpx (smoke) and the native engine say it, not an unexpected status.
@@ -73,7 +93,8 @@ def client_kind(exception: BaseException) -> str:
         # RetriesExceeded(url, retries, original=<the error>), a ConnectionError of its own
         # that chains nothing: FastHttpUser's network_timeout arrives so. The cause is the kind.
         return client_kind(original)
-    kind = classify_os_error(exception)
+    # scenarios' Http2User: a reset stream or a GOAWAY (a ConnectionError, so checked first)
+    kind = classify_http2_error(exception) or classify_os_error(exception)
     if kind is not None:
         return kind
     name = type(exception).__name__

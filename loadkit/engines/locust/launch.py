@@ -23,7 +23,8 @@ import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from loadkit.defaults import LOOPBACK
+from loadkit.config import TargetProfile
+from loadkit.defaults import DEFAULT_WORKERS_WAIT_S, LOOPBACK
 from loadkit.engines.http_request import RequestSpec, TlsOptions
 from loadkit.engines.locust.locust_config import Command, LocustConfig
 from loadkit.engines.locust.passthrough import DESTS, PLUGIN_PREFIX, SHORT, refusal
@@ -98,6 +99,8 @@ class RemoteWorkers:
     expect: int
     bind_host: str
     bind_port: int
+    wait_s: int = DEFAULT_WORKERS_WAIT_S
+    """Locust gives up (exit 1, no results) when they have not all connected by then."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -157,6 +160,11 @@ class LocustLaunch:
     tls: TlsOptions = field(default_factory=TlsOptions)
     """How https targets' certificates are checked (``--loadkit-insecure``,
     ``--loadkit-ca-cert``; the plugin applies it to the locustfile's HTTP users)."""
+    http2: bool = False
+    """The HTTP users speak HTTP/2 (``--loadkit-http2``; ``loadkit load --http2``)."""
+    target: TargetProfile = field(default_factory=TargetProfile)
+    """How the API reports errors and trace ids, and the trace header sent
+    (``--loadkit-target``, given only when not the bundled service's)."""
 
     @property
     def status_path(self) -> Path | None:
@@ -175,6 +183,8 @@ class LocustLaunch:
             case Worker():
                 command += _worker_args(self.role)
         command += tls_args(self.tls)
+        command += ["--loadkit-http2"] if self.http2 else []
+        command += target_args(self.target)
         command += ["--loadkit-launch", self._launch_record()]
         return command + list(self.locust_args)
 
@@ -274,10 +284,12 @@ def _expected_options(role: Headless | WebUI | Worker) -> dict[str, object]:
                     expected |= {"processes": count, "master": True, "expect_workers": count}
                     expected |= {"master_bind_host": LOOPBACK, "master_bind_port": port}
                     expected |= {"master_host": LOOPBACK, "master_port": port}
-                case RemoteWorkers(expect=expect, bind_host=bind_host, bind_port=bind_port):
+                case RemoteWorkers(
+                    expect=expect, bind_host=bind_host, bind_port=bind_port, wait_s=wait_s
+                ):
                     expected |= {"processes": None, "master": True, "expect_workers": expect}
                     expected |= {"master_bind_host": bind_host, "master_bind_port": bind_port}
-                    expected |= {"expect_workers_max_wait": 0}
+                    expected |= {"expect_workers_max_wait": wait_s}
                 case None:
                     expected |= {"processes": None, "master": False}
         case WebUI(users=users, port=port):
@@ -291,6 +303,13 @@ def _expected_options(role: Headless | WebUI | Worker) -> dict[str, object]:
             expected["processes"] = processes if processes > 1 else None
             expected |= {"master_host": master_host, "master_port": master_port}
     return expected
+
+
+def target_args(target: TargetProfile) -> list[str]:
+    """The plugin's ``--loadkit-target`` (none for the bundled service's profile, its default)."""
+    if target.is_bundled:
+        return []
+    return ["--loadkit-target", target.model_dump_json(exclude_defaults=True)]
 
 
 def tls_args(tls: TlsOptions) -> list[str]:
@@ -344,9 +363,10 @@ def _headless_args(role: Headless) -> list[str]:
         case LocalWorkers(count=count, port=port):
             args += ["--processes", str(count), "--master-bind-host", LOOPBACK]
             args += ["--master-bind-port", str(port), "--master-port", str(port)]
-        case RemoteWorkers(expect=expect, bind_host=bind_host, bind_port=bind_port):
+        case RemoteWorkers(expect=expect, bind_host=bind_host, bind_port=bind_port, wait_s=wait_s):
             args += ["--master", "--expect-workers", str(expect)]
             args += ["--master-bind-host", bind_host, "--master-bind-port", str(bind_port)]
+            args += ["--expect-workers-max-wait", str(wait_s)]
         case None:
             pass
     return args

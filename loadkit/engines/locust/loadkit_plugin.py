@@ -50,13 +50,14 @@ from locust import events
 from locust import runners as locust_runners
 from locust.exception import StopTest
 
-from loadkit.config import Criterion
+from loadkit.config import Criterion, TargetProfile
 from loadkit.defaults import DEFAULT_LOAD_OUT as DEFAULT_OUT
 from loadkit.defaults import DEFAULT_UI_DIR
 from loadkit.engines.http_request import TlsOptions
 from loadkit.engines.locust.plugin.closed_stages import MARKER as STAGES_MARKER
 from loadkit.engines.locust.plugin.closed_stages import apply_stages
 from loadkit.engines.locust.plugin.first_look import look_first, note_raised
+from loadkit.engines.locust.plugin.http2 import apply_http2
 from loadkit.engines.locust.plugin.launch_check import check_launch
 from loadkit.engines.locust.plugin.load_test import LoadTest, starting_status
 from loadkit.engines.locust.plugin.locust_api import (
@@ -72,8 +73,10 @@ from loadkit.engines.locust.plugin.recording import BATCH_SIZE, Recording
 from loadkit.engines.locust.plugin.roles import LocalTest, MasterTest, WorkerTest
 from loadkit.engines.locust.plugin.stops import StopOrigin, observe_runner
 from loadkit.engines.locust.plugin.tls import apply_tls
+from loadkit.engines.locust.plugin.trace_header import TRACE_CONTEXT_KEY, apply_trace_header
 from loadkit.engines.locust.plugin.user_code import format_traceback, type_name, where_raised
 from loadkit.engines.locust.plugin.worker_report import (
+    CLOCK_MESSAGE,
     FINAL_MESSAGE,
     SHARE_KEY,
     SLOT_MESSAGE,
@@ -205,10 +208,25 @@ def _add_arguments(parser: Any, **_kwargs: Any) -> None:
         include_in_web_ui=False,
     )
     group.add_argument(
+        "--loadkit-http2",
+        action="store_true",
+        default=False,
+        help="The locustfile's HTTP users speak HTTP/2 (h2c on http://, ALPN h2 on https://): "
+        "classes built on scenarios/http2_user.py; a FastHttpUser or HttpUser is refused.",
+        include_in_web_ui=False,
+    )
+    group.add_argument(
         "--loadkit-abort",
         default=None,
         help="JSON list of abort-on-fail criteria (as in acceptance.toml): a headless test in "
         "one process stops when one fails on the live figures.",
+        include_in_web_ui=False,
+    )
+    group.add_argument(
+        "--loadkit-target",
+        default=None,
+        help="JSON object of acceptance.toml's [target]: where the API says its error kinds and "
+        "trace ids, and the trace header sent (default: the bundled service's, traceparent).",
         include_in_web_ui=False,
     )
     group.add_argument(
@@ -257,7 +275,9 @@ def plugin_options(options: Namespace | None) -> PluginOptions:
         tls=tls_options(
             insecure=bool(option("loadkit_insecure")), ca_cert=option("loadkit_ca_cert")
         ),
+        http2=bool(option("loadkit_http2")),
         abort=abort_options(option("loadkit_abort")),
+        target=target_profile(option("loadkit_target")),
     )
 
 
@@ -270,6 +290,17 @@ def abort_options(text: str | None) -> tuple[Criterion, ...]:
         return tuple(Criterion.model_validate(entry) for entry in entries)
     except (ValueError, TypeError) as error:
         raise ValueError(f"--loadkit-abort: not a JSON list of criteria: {error}") from None
+
+
+def target_profile(text: str | None) -> TargetProfile:
+    """``--loadkit-target``'s profile (the bundled service's when absent); a ValueError naming
+    the option when it is not a valid ``[target]``."""
+    if not text:
+        return TargetProfile()
+    try:
+        return TargetProfile.model_validate_json(text)
+    except ValueError as exc:
+        raise ValueError(f"--loadkit-target is not a valid [target] table: {exc}") from None
 
 
 def tls_options(*, insecure: bool, ca_cert: str | None) -> TlsOptions:
@@ -387,6 +418,7 @@ class LoadkitPlugin:
         elif self.worker is not None:
             ev.report_to_master.add_listener(self.on_report_to_master)
             self.worker.register_message(SLOT_MESSAGE, self.on_slot_message)
+            self.worker.register_message(CLOCK_MESSAGE, self.on_clock_message)
         if self.options.open_run is not None and self.worker is None:
             self._users_for_open_run(self.options.open_run)
         if self.master is None:
@@ -434,6 +466,21 @@ class LoadkitPlugin:
         options.num_users = open_run.max_in_flight
         options.spawn_rate = float(open_run.max_in_flight)
 
+    def on_clock_message(self, environment: Any, msg: Message, **_kwargs: Any) -> None:
+        """Worker: the master's clock at its test's start, ahead of the spawn: this worker's
+        run clock reads it from now on (a wrong wall clock here would shift its share)."""
+        try:
+            self.clock.align_to(float(msg.data["now"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            logger.error("loadkit: the master sent an invalid clock reading: %s", exc)
+
+    def _send_clock(self) -> None:
+        # Before Locust's spawn messages and the open run's slots (sent a moment later, on the
+        # same ordered channels): each worker's test starts on the master's clock.
+        assert self.master is not None
+        for client_id in list(self.master.clients):
+            self.master.send_message(CLOCK_MESSAGE, {"now": self.clock.now()}, client_id=client_id)
+
     def on_slot_message(self, environment: Any, msg: Message, **_kwargs: Any) -> None:
         """Worker: the master's open run and this worker's share of it, ahead of the spawn."""
         try:
@@ -478,6 +525,8 @@ class LoadkitPlugin:
     def on_test_start(self, **_kwargs: Any) -> None:
         """A test starts (headless start, the UI's start button, a worker's first spawn)."""
         env, options, clock = self.environment, self.options, self.clock
+        if self.master is not None:
+            self._send_clock()
         open_run = self._open_run_here()
         test: LoadTest[Any]
         if self.master is not None:
@@ -705,6 +754,7 @@ class LoadkitPlugin:
             if len(batch) >= BATCH_SIZE:
                 recording.flush()
             return
+        context = _kwargs.get("context")
         recording.record_failure(
             endpoint=endpoint,
             latency_s=latency_s,
@@ -712,6 +762,7 @@ class LoadkitPlugin:
             end=end,
             response=response,
             exception=exception,
+            sent_trace_id=context.get(TRACE_CONTEXT_KEY) if isinstance(context, dict) else None,
         )
 
     def on_user_error(
@@ -832,7 +883,10 @@ def _on_init(environment: Any, web_ui: Any = None, **_kwargs: Any) -> None:
         _plugin = plugin = LoadkitPlugin(environment)
     except ValueError as exc:  # a --loadkit-* option that cannot run (it names itself)
         refuse(str(exc))
+    if plugin.options.http2 and (refusal := apply_http2(environment.user_classes)):
+        refuse(refusal)
     kept = apply_tls(environment.user_classes, plugin.options.tls)
+    apply_trace_header(environment.user_classes, plugin.options.target.trace_header)
     if kept:
         logger.info(
             "loadkit: user classes %s set insecure, ssl_context_factory or client_pool "
@@ -841,6 +895,13 @@ def _on_init(environment: Any, web_ui: Any = None, **_kwargs: Any) -> None:
         )
     if web_ui is not None:
         install_web_tabs(web_ui, lambda: web_tab_rows(plugin.current_recorder()))
+
+
+def _on_test_start(environment: Any, **_kwargs: Any) -> None:
+    # A worker gets its master's --loadkit-http2 with the spawn message, after its own init:
+    # the master refused HTTP/1.1-only classes already, so a worker only switches its users.
+    if getattr(environment.parsed_options, "loadkit_http2", False):
+        apply_http2(environment.user_classes)
 
 
 def _on_quitting(environment: Any, **_kwargs: Any) -> None:
@@ -852,6 +913,7 @@ def _on_quitting(environment: Any, **_kwargs: Any) -> None:
 _events: Any = events
 _events.init_command_line_parser.add_listener(_add_arguments)
 _events.init.add_listener(_on_init)
+_events.test_start.add_listener(_on_test_start)
 # Registered at import, before Locust builds its runner: quitting fires in reverse order, so
 # this runs after the master has told its workers to quit and collected their reports.
 _events.quitting.add_listener(_on_quitting)

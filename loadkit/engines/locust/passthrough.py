@@ -60,7 +60,7 @@ REFUSED: dict[str, str] = {
     "--master-host": "--master-host (with --worker)",
     "--master-port": "--master-port",
     "--expect-workers": "--expect-workers",
-    "--expect-workers-max-wait": "--expect-workers",
+    "--expect-workers-max-wait": "--expect-workers-max-wait",
     "--worker": "`loadkit load --worker`",
     "--web-host": "`loadkit ui` (it serves on 127.0.0.1 only)",
     "--web-port": "--web-port of `loadkit ui`",

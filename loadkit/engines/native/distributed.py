@@ -32,14 +32,21 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
+from loadkit.config import TargetProfile
+from loadkit.defaults import DEFAULT_WORKERS_WAIT_S
 from loadkit.engines.http_request import RequestSpec, TlsOptions
 from loadkit.engines.native.processes import SHARE_GRACE_S, ProcessShare
 from loadkit.engines.native.share import ShareControl, SharePlan, run_share
-from loadkit.exceptions import ConfigError, GeneratorCrashedError, InputError
+from loadkit.exceptions import (
+    ConfigError,
+    GeneratorCrashedError,
+    InputError,
+    WorkersNotConnectedError,
+)
 from loadkit.files import scratch_file
 from loadkit.measure.live_status import LiveStatus
 from loadkit.measure.recorder import LatencyRecorder
@@ -47,7 +54,13 @@ from loadkit.measure.worker_share import WorkerShare
 from loadkit.stages import Stage
 
 RELAY_MODULE = "loadkit.engines.locust.plugin.native_relay"
-PLAN_VERSION = "loadkit.native_plan/1"
+PLAN_VERSION = "loadkit.native_plan/2"
+"""/2: the request carries the target profile (error kinds, trace header); a /1 worker would
+run it with the bundled service's."""
+SENT_AT = "sent_at"
+"""A plan's optional key: the master's wall clock when it sent the plan. The worker runs on
+its master's clock from then on (its offset measured on arrival, one hop late), so that a
+worker whose clock is wrong neither starts early or late nor shifts its share's seconds."""
 RELAY_QUIT_S = 5.0
 """How long a relay has to quit once told to (it tells Locust's peers first)."""
 WORKER_QUIT_WAIT_S = 30.0
@@ -71,6 +84,7 @@ def plan_to_wire(plan: SharePlan) -> dict[str, Any]:
             "name": request.name,
             "verify": request.tls.verify,
             "ca_cert": str(request.tls.ca_cert) if request.tls.ca_cert is not None else None,
+            "target": request.target.model_dump(mode="json", exclude_defaults=True),
         },
         "model": plan.model,
         "start": plan.start,
@@ -111,6 +125,7 @@ def plan_from_wire(data: object) -> SharePlan:
                 tls=TlsOptions(
                     verify=bool(request["verify"]), ca_cert=Path(ca_cert) if ca_cert else None
                 ),
+                target=TargetProfile.model_validate(request["target"]),
             ),
             model=model,
             start=float(data["start"]),
@@ -262,6 +277,7 @@ def run_master(
     make_plans: Callable[[int], list[SharePlan]],
     on_status: Callable[[list[LiveStatus | None]], None] | None = None,
     on_live: Callable[[list[WorkerShare | None]], bool] | None = None,
+    wait_s: float = DEFAULT_WORKERS_WAIT_S,
 ) -> MasterOutcome:
     """Wait for ``expect_workers`` native workers on ``bind_host:bind_port``, send worker k
     ``make_plans(n)[k]``, and collect their shares (a worker that quit or went missing first
@@ -270,7 +286,8 @@ def run_master(
     every worker's latest figures so far (plans with ``live_shares``) as one arrives: True
     stops every worker, as planned (their shares still come; not ``interrupted``).
 
-    Raises ConfigError when the relay cannot listen there, GeneratorCrashedError when it died.
+    Raises ConfigError when the relay cannot listen there, GeneratorCrashedError when it died,
+    WorkersNotConnectedError when they had not all come after ``wait_s`` seconds.
     """
     relay = Relay(
         relay_argv(
@@ -280,19 +297,31 @@ def run_master(
         )
     )
     try:
-        workers = _wait_for_workers(relay, bind_host, bind_port)
+        deadline = time.monotonic() + wait_s
+        workers = _wait_for_workers(relay, bind_host, bind_port, deadline)
+        if workers is None:
+            raise WorkersNotConnectedError.waited(
+                expect=expect_workers, address=f"{bind_host}:{bind_port}", wait_s=wait_s
+            )
         plans = make_plans(len(workers))
         for worker, plan in zip(workers, plans, strict=True):
-            relay.send({"send": "plan", "worker": worker, "data": plan_to_wire(plan)})
+            # Its master's clock now, for the worker to take (SENT_AT): the moment it is sent.
+            data = {**plan_to_wire(plan), SENT_AT: time.time()}
+            relay.send({"send": "plan", "worker": worker, "data": data})
         return _collect(relay, workers, plans, on_status, on_live)
     finally:
         relay.send({"send": "quit"})
         relay.close()
 
 
-def _wait_for_workers(relay: Relay, bind_host: str, bind_port: int) -> list[str]:
-    # As Locust's --expect-workers: no time limit; Ctrl-C ends the wait.
+def _wait_for_workers(
+    relay: Relay, bind_host: str, bind_port: int, deadline: float
+) -> list[str] | None:
+    # As Locust's --expect-workers with --expect-workers-max-wait: None once ``deadline``
+    # (monotonic) has passed; Ctrl-C ends the wait too.
     while True:
+        if time.monotonic() > deadline:
+            return None
         event = relay.next_event(1.0)
         if event is None:
             continue
@@ -455,7 +484,15 @@ def _wait_for_plan(relay: Relay, master_host: str, master_port: int) -> SharePla
             continue
         kind = event.get("event")
         if kind == "plan":
-            return plan_from_wire(event.get("data"))
+            received = time.time()
+            data = event.get("data")
+            plan = plan_from_wire(data)
+            sent_at = data.get(SENT_AT) if isinstance(data, dict) else None
+            if isinstance(sent_at, int | float):
+                # This worker runs on its master's clock, whatever its own says (a master
+                # without SENT_AT: on its own, as before).
+                plan = replace(plan, clock_offset_s=float(sent_at) - received)
+            return plan
         if kind == "refused":
             raise ConfigError(str(event.get("message")))
         if kind == "eof":

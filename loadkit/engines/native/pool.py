@@ -29,6 +29,7 @@ from loadkit.engines.locust.failures import client_kind
 from loadkit.engines.native.connection import Connection
 from loadkit.engines.native.request_bytes import EncodedRequest, TracedPayloads
 from loadkit.measure.classify import classify_response, describe_error
+from loadkit.measure.error_reader import ErrorReader
 from loadkit.measure.kinds import ErrorKind
 from loadkit.measure.recorder import LatencyRecorder
 
@@ -59,11 +60,15 @@ class Pool:
         run_clock_offset: float,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         service_times: bool = False,
+        reader: ErrorReader | None = None,
     ) -> None:
         """``run_clock_offset`` turns a ``perf_counter`` reading into the recorder's run clock;
         ``service_times``: an open run (each request also has a service time, from its send)."""
         self.request = request
         self.payloads = TracedPayloads(request)
+        self.reader = reader
+        """How a failed response's kind is read (the target profile's; None: the bundled
+        service's envelope)."""
         self.ssl_context = ssl_context
         self.recorder = recorder
         self.offset = run_clock_offset
@@ -157,7 +162,7 @@ class Pool:
                     status=status,
                 )
         else:
-            verdict = classify_response(status, None, body)
+            verdict = classify_response(status, None, body, reader=self.reader)
             self._record(
                 connection,
                 end,

@@ -23,9 +23,9 @@ USER_AGENT = "loadkit-native"
 TRACE_HEADER = "traceparent"
 TRACE_BLOCK = 4096
 """Requests whose trace and parent ids are drawn at once (24 random bytes each)."""
-_HOP_BY_HOP = frozenset({"content-length", "connection", "transfer-encoding", TRACE_HEADER})
-"""Headers the engine writes itself: a user's own would contradict them (framing, keep-alive,
-the trace header), so they are refused."""
+_HOP_BY_HOP = frozenset({"content-length", "connection", "transfer-encoding"})
+"""Headers the engine writes itself (with the target's trace header): a user's own would
+contradict them (framing, keep-alive, the trace header), so they are refused."""
 _PATH_SAFE = "!#$%&'()*+,/:;=?@[]~"
 """What a path and query keep as they are (requests' ``requote_uri``): the rest, non-ASCII above
 all, is percent-encoded as UTF-8."""
@@ -47,9 +47,12 @@ class EncodedRequest:
     ``RequestSpec.name`` or the path (``GET /items``), unless the name already starts with the
     method."""
     head: bytes
-    """Request line and headers up to the ``traceparent`` ids (``traceparent: 00-``)."""
+    """Request line and headers up to the trace header's ids (``traceparent: 00-``)."""
     tail: bytes
     """From after the ids (``-01``) to the end of the head, and the body."""
+    w3c: bool = True
+    """The trace header is W3C ``traceparent`` (trace id, ``-``, parent id); else another
+    header (the target's ``trace_header``) that carries the trace id alone."""
 
     def trace_id(self, payload: bytes) -> str:
         """The trace id (32 hex) in ``payload``, a request's bytes from ``TracedPayloads``."""
@@ -68,11 +71,12 @@ class TracedPayloads:
     two slices of it and one join (0.3 µs here, against 0.7 to format fresh ids each time).
     """
 
-    __slots__ = ("_block", "_end", "_head", "_next", "_random", "_tail")
+    __slots__ = ("_block", "_end", "_head", "_next", "_random", "_tail", "_w3c")
 
     def __init__(self, request: EncodedRequest) -> None:
         self._head = request.head
         self._tail = request.tail
+        self._w3c = request.w3c
         self._random = random.Random()  # seeded from os.urandom
         self._block = b""
         self._next = 0
@@ -88,6 +92,8 @@ class TracedPayloads:
             i = 0
         self._next = i + 48
         block = self._block
+        if not self._w3c:
+            return b"".join((self._head, block[i : i + 32], self._tail))
         return b"".join((self._head, block[i : i + 32], b"-", block[i + 32 : i + 48], self._tail))
 
 
@@ -97,6 +103,8 @@ def encode_request(spec: RequestSpec) -> EncodedRequest:
     method = check_method(spec.method)
     lines = [f"{method} {quote(target.path, safe=_PATH_SAFE)} HTTP/1.1"]
     given = {name.lower() for name, _ in spec.headers}
+    trace_header = spec.target.trace_header
+    w3c = trace_header.lower() == TRACE_HEADER
     if "host" not in given:  # the user's own Host is sent, as on the Locust path
         lines.append(f"Host: {_host(target.hostname, target.port, target.scheme)}")
     url = urlsplit(spec.url.strip())
@@ -107,7 +115,7 @@ def encode_request(spec: RequestSpec) -> EncodedRequest:
         lines.append(f"Authorization: Basic {base64.b64encode(credentials).decode()}")
     for name, value in spec.headers:
         check_header(name, value)
-        if name.lower() in _HOP_BY_HOP:
+        if name.lower() in _HOP_BY_HOP or name.lower() == trace_header.lower():
             raise ConfigError(
                 f"--header {name!r}: the native engine writes this header itself (framing, "
                 "keep-alive, the trace header); leave it out"
@@ -122,7 +130,7 @@ def encode_request(spec: RequestSpec) -> EncodedRequest:
         lines.append(f"User-Agent: {USER_AGENT}")
     if spec.body or method in {"POST", "PUT", "PATCH"}:
         lines.append(f"Content-Length: {len(spec.body)}")
-    head = ("\r\n".join(lines) + f"\r\n{TRACE_HEADER}: 00-").encode("latin-1")
+    head = ("\r\n".join(lines) + f"\r\n{trace_header}: {'00-' if w3c else ''}").encode("latin-1")
     return EncodedRequest(
         scheme=target.scheme,
         host=target.hostname,
@@ -131,7 +139,8 @@ def encode_request(spec: RequestSpec) -> EncodedRequest:
         method=method,
         endpoint=endpoint_name(method, spec.name or target.path),
         head=head,
-        tail=b"-01\r\n\r\n" + spec.body,
+        tail=(b"-01\r\n\r\n" if w3c else b"\r\n\r\n") + spec.body,
+        w3c=w3c,
     )
 
 

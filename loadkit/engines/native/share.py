@@ -30,6 +30,7 @@ from loadkit.engines.native.pool import DEFAULT_TIMEOUT_S, Pool
 from loadkit.engines.native.request_bytes import EncodedRequest, encode_request
 from loadkit.engines.timetable import Timetable, live_target
 from loadkit.engines.tls import client_context
+from loadkit.measure.error_reader import ErrorReader
 from loadkit.measure.live_status import LiveStatus, RunState
 from loadkit.measure.recorder import LatencyRecorder, RunClock
 from loadkit.measure.validity import InvalidReason
@@ -65,6 +66,10 @@ class SharePlan:
     live_shares: bool = False
     """A process of ``--processes`` in a run with abort-on-fail criteria: it sends its figures
     so far to the parent every second, which judges them merged with the others'."""
+    clock_offset_s: float = 0.0
+    """Added to this machine's wall clock to read the run clock: a distributed worker's
+    measured offset to its master's clock (``start`` and every time it records are on the
+    master's clock then); never on the wire, each worker measures its own."""
 
 
 @dataclass
@@ -146,7 +151,8 @@ class _ShareRun:
         control: ShareControl,
     ) -> None:
         self.plan = plan
-        self.clock = RunClock()
+        target = plan.request.target
+        self.clock = RunClock(offset_s=plan.clock_offset_s)
         self.offset = self.clock.now() - perf_counter()
         self.start = plan.start if plan.start is not None else self.clock.now()
         self.recorder = LatencyRecorder(
@@ -161,6 +167,7 @@ class _ShareRun:
             run_clock_offset=self.offset,
             timeout_s=plan.timeout_s,
             service_times=plan.model == "open",
+            reader=None if target.is_bundled else ErrorReader(target),
         )
         self.on_status = on_status
         self.control = control

@@ -33,6 +33,7 @@ from loadkit.engines.locust.plugin.open_run import (
 from loadkit.engines.locust.plugin.options import OpenRun, PluginOptions
 from loadkit.engines.locust.plugin.recording import RateWindow, Recording
 from loadkit.engines.locust.plugin.stops import StopOrigin
+from loadkit.measure.error_reader import ErrorReader
 from loadkit.measure.live_status import LiveStatus, RunState, write_status
 from loadkit.measure.load_results import build_load_results
 from loadkit.measure.recorder import LatencyRecorder, RunClock
@@ -91,7 +92,10 @@ class LoadTest(Generic[RunnerT]):
         self.timetable_start: float | None = None
         """An open run: when its timetable started (run clock). Its stages and its planned
         duration count from there, not from the test's start (see ``timetable_started``)."""
-        self.recording = Recording(self._new_recorder(source), clock)
+        target = options.target
+        self.reader = None if target.is_bundled else ErrorReader(target)
+        """How failures' kinds are read (the target profile's; None: the bundled envelope)."""
+        self.recording = Recording(self._new_recorder(source), clock, self.reader)
         self.started_perf = time.perf_counter()
         self.cpu = CpuWatch()
         self.exceptions = ExceptionTally()
@@ -289,7 +293,7 @@ class LoadTest(Generic[RunnerT]):
         if self.finalized:
             return
         source = self.recording.recorder.source
-        self.recording = Recording(self._new_recorder(source), self.clock)
+        self.recording = Recording(self._new_recorder(source), self.clock, self.reader)
 
     def stopping(self) -> None:
         """Users are about to be stopped: the measured span ends now."""
@@ -379,6 +383,8 @@ class LoadTest(Generic[RunnerT]):
             config["stages"] = [asdict(stage) for stage in self.stages]
             config["concurrency"] = self.peak_users
             config["spawn_rate"] = None
+        if options.http2:  # absent for HTTP/1.1: such runs' files stay as they were
+            config["http2"] = True
         config.update(options.launch)  # locust_args, locust_config (from `loadkit load`)
         return config
 

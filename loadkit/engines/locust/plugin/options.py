@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from loadkit.config import Criterion
+from loadkit.config import Criterion, TargetProfile
 from loadkit.engines.http_request import TlsOptions
 from loadkit.stages import Stage
 
@@ -41,9 +41,14 @@ class PluginOptions:
     """An open-model run's timetable settings; None: the closed model (Locust's own loop)."""
     tls: TlsOptions = field(default_factory=TlsOptions)
     """How the HTTP users check https certificates (``plugin/tls.py``): verified by default."""
+    http2: bool = False
+    """``--loadkit-http2``: the HTTP users speak HTTP/2 (``plugin/http2.py``)."""
     abort: tuple[Criterion, ...] = ()
     """Abort-on-fail criteria (``--loadkit-abort``): a local headless test stops when one
     fails on the live figures (``LoadTest._watch_abort``)."""
+    target: TargetProfile = field(default_factory=TargetProfile)
+    """How the API reports error kinds and trace ids, and the trace header to send
+    (``--loadkit-target``; the bundled service's by default)."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -11,6 +11,7 @@ from collections import deque
 from typing import Any
 
 from loadkit.engines.locust.failures import classify_failure
+from loadkit.measure.error_reader import ErrorReader
 from loadkit.measure.recorder import LatencyRecorder, RunClock
 
 BATCH_SIZE = 256
@@ -29,10 +30,14 @@ class Recording:
     ``requests`` itself: it runs once per request, so it reaches in rather than calling here.
     """
 
-    def __init__(self, recorder: LatencyRecorder, clock: RunClock) -> None:
-        """Record into ``recorder`` (a fresh one, started now), timing on ``clock``."""
+    def __init__(
+        self, recorder: LatencyRecorder, clock: RunClock, reader: ErrorReader | None = None
+    ) -> None:
+        """Record into ``recorder`` (a fresh one, started now), timing on ``clock``; failures'
+        kinds read by ``reader`` (the target profile's; None: the bundled service's envelope)."""
         self.recorder = recorder
         self.clock = clock
+        self.reader = reader
         self.batch: list[tuple[str, float, float | None, float]] = []
         """Successful requests not yet in the recorder: (endpoint, response time s, service time
         s or None when the same, end)."""
@@ -62,12 +67,13 @@ class Recording:
         end: float,
         response: Any,
         exception: BaseException,
+        sent_trace_id: str | None = None,
     ) -> None:
         """A failed request (response and service time as in ``batch``): classified, in
         completion order."""
         self.flush()
         self.errors += 1
-        failure = classify_failure(response, exception)
+        failure = classify_failure(response, exception, self.reader, sent_trace_id)
         self.recorder.record(
             endpoint=endpoint,
             latency_s=latency_s,

@@ -46,7 +46,19 @@ def apply_tls(user_classes: Iterable[type[Any]], tls: TlsOptions) -> list[str]:
             cls.ssl_context_factory = staticmethod(factory) if factory is not None else None
         elif issubclass(cls, HttpUser):
             _verify_after_init(cls, _requests_verify(tls))
+        elif getattr(cls, "http2_capable", False) and not _sets_tls_itself(cls):
+            # scenarios' Http2User (no FastHttpUser): the same two attributes decide its TLS
+            cls.insecure = not tls.verify
+            factory = _context_factory(tls)
+            cls.ssl_context_factory = staticmethod(factory) if factory is not None else None
     return sorted(cls.__name__ for cls in kept)
+
+
+def _sets_tls_itself(cls: type[Any]) -> bool:
+    # Below the class that first says it can speak HTTP/2 (scenarios' Http2User): the
+    # locustfile's own classes.
+    below = [k for k in cls.__mro__ if getattr(k, "http2_capable", False)][:-1]
+    return any(name in klass.__dict__ for klass in below for name in OWN_CHOICE)
 
 
 def _chooses_itself(cls: type[Any]) -> bool:

@@ -23,6 +23,10 @@ FINAL_MESSAGE = "loadkit_final"
 """The custom message that carries a worker's last share when its users have stopped."""
 SLOT_MESSAGE = "loadkit_open_share"
 """Master → worker at an open run's start: the run and this worker's share of its rate."""
+CLOCK_MESSAGE = "loadkit_clock"
+"""Master → worker at every test's start, before the spawn: ``{"now": master's run clock}``.
+The worker takes that clock (``RunClock.align_to``), so its share lines up with the master's
+whatever its own wall clock says."""
 
 
 class WorkerStop(BaseModel):
