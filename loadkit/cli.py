@@ -655,7 +655,7 @@ def load(
             return
         target = url or host or DEFAULT_TARGET
         request = request_spec(target, method=method, headers=header or (), body=body, tls=tls)
-        abort_on = _abort_criteria(config, single=processes == 1 and not master)
+        abort_on = _abort_criteria(config)
         if target_profile is not None:
             # The native engine reads error kinds and sends the trace header as [target] says.
             request = dataclasses.replace(request, target=target_profile)
@@ -714,9 +714,11 @@ def load(
                 )
         except (InvalidLoadRunError, GeneratorCrashedError, LoadInterrupted) as stopped:
             if stopped.results is not None:
-                typer.echo(render_load_table(stopped.results, path=str(stopped.path)))
+                typer.echo(
+                    render_load_table(stopped.results, path=str(stopped.path), criteria=abort_on)
+                )
             raise
-        typer.echo(render_load_table(results, path=str(out)))
+        typer.echo(render_load_table(results, path=str(out), criteria=abort_on))
         _raise_if_stopped_by_a_criterion(results, abort_on)
         if results.locust_exit_code:
             # Locust's own verdict (the locustfile's process_exit_code, 2 after an exception in
@@ -724,24 +726,15 @@ def load(
             raise typer.Exit(code=results.locust_exit_code)
 
 
-def _abort_criteria(config: Path | None, *, single: bool) -> tuple[Criterion, ...]:
+def _abort_criteria(config: Path | None) -> tuple[Criterion, ...]:
     """The abort-on-fail criteria of ``--config`` (given explicitly: a load run does not gate,
-    and ./acceptance.toml's criteria do not stop runs nobody asked to stop). Checked in
-    single-process runs; with --processes or --master said, and left to the gate."""
+    and ./acceptance.toml's criteria do not stop runs nobody asked to stop)."""
     if config is None:
         return ()
     from loadkit.config import load_config
     from loadkit.gate.abort import abort_criteria
 
-    found = abort_criteria(load_config(config).criteria)
-    if found and not single:
-        typer.echo(
-            f"note: {config}'s abort_on_fail criteria are not checked with --processes or "
-            "--master yet: the run goes to its end (the gate still judges them)",
-            err=True,
-        )
-        return ()
-    return found
+    return abort_criteria(load_config(config).criteria)
 
 
 def _raise_if_stopped_by_a_criterion(results: LoadResults, abort_on: tuple[Criterion, ...]) -> None:

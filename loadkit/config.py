@@ -105,6 +105,15 @@ ABORT_METRICS: frozenset[str] = frozenset(
 those the live recorder holds exactly. Not the rate, the stall or Locust's verdict, which only
 the end of the run settles."""
 
+DEFAULT_ABORT_DELAY_S = 10.0
+"""How long an abort-on-fail criterion waits before it is first judged, when it says no
+``delay_s``. The first seconds' figures are few and skewed: a P95 of a second's dozen requests is
+nearly their maximum, one failed request among the first ten is a 10 % error rate, connections
+and caches are still cold, users still spawning. Ten seconds hold hundreds of requests at modest
+rates and cover a short ramp-up, and a failing 60 s CI run still stops with most of it saved.
+Write ``delay_s = 0`` to judge from the first second (k6's ``delayAbortEval`` is empty by
+default, and its users are told to set it)."""
+
 METRICS_BY_KIND: dict[ResultsKind, frozenset[str]] = {
     "smoke": SMOKE_METRICS,
     "load": LOAD_METRICS,
@@ -125,7 +134,8 @@ class Criterion(_Section):
     """``loadkit load --config`` stops the run as soon as this criterion fails (checked every
     second from the live figures, after ``delay_s``)."""
     delay_s: float | None = Field(default=None, ge=0, le=24 * 3600)
-    """Seconds from the run's start before ``abort_on_fail`` is first checked (0 when absent)."""
+    """Seconds from the run's start before ``abort_on_fail`` is first checked
+    (``DEFAULT_ABORT_DELAY_S`` when absent: ``abort_delay_s``)."""
     window: str | None = Field(
         default=None,
         description='the span judged: "all" (default), "steady", "from 10s", "10s-40s", '
@@ -229,6 +239,11 @@ class Criterion(_Section):
                 f'{", ".join(sorted(window.metrics))}; judge it with window = "all"'
             )
         return self
+
+    @property
+    def abort_delay_s(self) -> float:
+        """abort_on_fail: seconds from the run's start before it is first judged."""
+        return DEFAULT_ABORT_DELAY_S if self.delay_s is None else self.delay_s
 
     @property
     def results_kind(self) -> ResultsKind:

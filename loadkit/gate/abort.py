@@ -23,13 +23,19 @@ def abort_criteria(criteria: Sequence[Criterion]) -> tuple[Criterion, ...]:
     return tuple(c for c in criteria if c.abort_on_fail)
 
 
+def named_endpoints(criteria: Sequence[Criterion]) -> frozenset[str]:
+    """The endpoints ``criteria`` are about: the only ones a live snapshot needs to hold
+    (``live_results(endpoints=...)``), each costing an encoding and a percentile scan."""
+    return frozenset(c.endpoint for c in criteria if c.endpoint is not None)
+
+
 def first_failure(
     criteria: Sequence[Criterion], live: LoadResults, *, elapsed_s: float
 ) -> Stopped | None:
     """The stop record of the first criterion (in the file's order) that fails on ``live`` at
     ``elapsed_s`` seconds into the run, past its delay; None while every one holds."""
     for criterion in criteria:
-        if elapsed_s < (criterion.delay_s or 0.0):
+        if elapsed_s < criterion.abort_delay_s:
             continue
         try:
             value = measure(criterion, live, source="the live run")

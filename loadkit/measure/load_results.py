@@ -6,7 +6,7 @@ that merged its workers' shares), and the launcher marks a run aborted when it i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from loadkit.measure.recorder import LatencyRecorder, RunClock
@@ -73,15 +73,20 @@ def _sent_nothing(
     return stall is None or bool(exceptions)
 
 
-def live_results(recorder: LatencyRecorder, *, target: str) -> LoadResults:
+def live_results(
+    recorder: LatencyRecorder, *, target: str, endpoints: Collection[str] = ()
+) -> LoadResults:
     """A snapshot of a run still running (what abort-on-fail criteria are judged on): the
-    recorder's totals, latencies, endpoints and error groups so far, exact as at the end. Its
-    duration and rate are not settled (0) until ``finish``, and it carries no timeline nor
-    stall: building those costs a histogram per second of the run, on every snapshot, and no
-    criterion that can abort reads them. Meant for once a second."""
+    recorder's totals, latencies and error groups so far, exact as at the end, and the figures
+    of ``endpoints`` alone (those the criteria name). Its duration and rate are not settled (0)
+    until ``finish``, and it carries no timeline nor stall: building those costs a histogram per
+    second of the run, on every snapshot, and no criterion that can abort reads them. Every
+    endpoint costs an encoding and a percentile scan, in the generator's own loop: with all of
+    50 endpoints a snapshot took 44 ms here, with none 2 ms. Built, not read, so not validated
+    (its endpoints need not add up to its totals). Meant for once a second."""
     overall = recorder.overall_histogram()
     service = recorder.overall_service_histogram()
-    return LoadResults(
+    return LoadResults.model_construct(
         target=target,
         config={},
         started_at=recorder.started_at,
@@ -91,8 +96,10 @@ def live_results(recorder: LatencyRecorder, *, target: str) -> LoadResults:
         histogram=overall.encode(),
         service_time_ms=service.summary() if service is not None else None,
         service_histogram=service.encode() if service is not None else None,
-        endpoints=recorder.endpoint_results(),
+        endpoints=recorder.endpoint_results(only=endpoints) if endpoints else [],
         errors=recorder.error_groups(),
+        timeline=[],
+        longest_stall=None,
     )
 
 

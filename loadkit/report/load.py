@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Sequence
 from typing import TextIO
 
 from tabulate import tabulate
 
-from loadkit.config import LoadProfile
+from loadkit.config import Criterion, LoadProfile
 from loadkit.measure.live_status import LiveStatus
 from loadkit.measure.results import (
     EndpointResults,
@@ -21,6 +22,7 @@ from loadkit.measure.results import (
     LoadResults,
     ScheduleResults,
 )
+from loadkit.report.abort import stopped_early
 from loadkit.report.units import NO_VALUE, format_fraction, format_ms, format_seconds
 
 BAR_WIDTH = 24
@@ -257,12 +259,15 @@ def stall_line(results: LoadResults) -> str:
     )
 
 
-def stopped_line(results: LoadResults) -> str | None:
-    """How a run stopped on purpose ended (None when it was not): who stopped it, and when."""
+def stopped_line(results: LoadResults, criteria: Sequence[Criterion] = ()) -> str | None:
+    """How a run stopped on purpose ended (None when it was not): who stopped it, and when;
+    by one of the abort-on-fail ``criteria``, what it measured against what."""
     stopped = results.stopped
     if stopped is None:
         return None
     at = format_seconds(stopped.at_s)
+    if stopped.by == "criterion" and criteria:
+        return stopped_early(stopped, criteria)
     if stopped.by == "criterion":
         return f"stopped at {at} by the criterion {stopped.criterion!r} (abort on fail)"
     if stopped.by == "user":
@@ -428,8 +433,11 @@ def _service_cells(service: LatencySummary | None) -> list[str]:
     ]
 
 
-def render_load_table(results: LoadResults, *, path: str | None = None) -> str:
-    """The end-of-run report: overall, per endpoint, top error kinds, stall, validity, file."""
+def render_load_table(
+    results: LoadResults, *, path: str | None = None, criteria: Sequence[Criterion] = ()
+) -> str:
+    """The end-of-run report: overall, per endpoint, top error kinds, stall, validity, file;
+    ``criteria``: the abort-on-fail ones the run was judged by (a stop names its figure)."""
     config = results.config
     scenario = config.get("scenario", "?")
     users = config.get("concurrency", "?")
@@ -460,7 +468,7 @@ def render_load_table(results: LoadResults, *, path: str | None = None) -> str:
     if results.exceptions:
         parts += _exceptions_part(results)
     parts += ["", stall_line(results)]
-    lines = (shape_line(results), stopped_line(results), locust_exit_line(results))
+    lines = (shape_line(results), stopped_line(results, criteria), locust_exit_line(results))
     parts += [line for line in lines if line is not None]
     generator = results.generator
     if generator.max_cpu_percent is not None:

@@ -48,6 +48,7 @@ from loadkit.measure.validity import (
     overload_reason,
     worker_share_missing_reason,
 )
+from loadkit.measure.worker_share import WorkerShare
 from loadkit.run.load import Target, check_reachable, check_writable
 
 ENGINE = "native"
@@ -109,8 +110,10 @@ def run_native_load(
     (``engines/native/distributed.py``); a worker whose share never arrives makes the run
     invalid (``worker_share_missing``).
     ``timeout_s``: each request's bound (default 60 s, as the Locust path).
-    ``abort_on``: abort-on-fail criteria, checked every second (one process only): the first
-    that fails stops the run, recorded as ``stopped: {by: "criterion", ...}``.
+    ``abort_on``: abort-on-fail criteria, checked every second (with ``processes`` or
+    ``master``, here, on every process's or worker's figures so far merged: each sends its own
+    every second): the first that fails stops the run, recorded as ``stopped: {by:
+    "criterion", ...}``.
 
     Raises ConfigError (a bad request, profile or --out) and TargetUnreachableError before the
     run; InvalidLoadRunError (generator overloaded, timetable not kept) and LoadInterrupted
@@ -118,11 +121,6 @@ def run_native_load(
     """
     if processes < 1:
         raise ConfigError(f"--processes must be at least 1, not {processes}")
-    if abort_on and (processes > 1 or master is not None):
-        raise ConfigError(
-            "abort_on_fail criteria are checked in single-process runs only (for now): run "
-            "without --processes and --master"
-        )
     if master is not None and processes > 1:
         raise ConfigError(
             "--master cannot be combined with --processes: run `loadkit load --worker --engine "
@@ -174,15 +172,22 @@ def run_native_load(
             )
             progress = printer
         if master is not None:
+            watch = _abort_watch(abort_on, target=request.url, stops=stops)
             recorder, health, interrupted, shares_missing = _run_distributed(
-                master, request, profile, timeout_s, progress
+                master, request, profile, timeout_s, progress, watch
             )
+            if stops:
+                interrupted = False  # the workers' stop was the criterion's, not a signal
         else:
             # One process starts when its loop runs; several at a common time, once spawned.
             start = None if processes == 1 else RunClock().now() + PROCESS_START_LEAD_S
             plans = _plans(request, profile, processes=processes, start=start, timeout_s=timeout_s)
             watch = _abort_watch(abort_on, target=request.url, stops=stops)
+            if watch is not None and processes > 1:
+                plans = [replace(plan, live_shares=True) for plan in plans]
             recorder, health, interrupted, shares_missing = _run(plans, progress, watch)
+            if stops and processes > 1:
+                interrupted = False  # the children's stop was the criterion's, not a signal
     except (KeyboardInterrupt, GeneratorCrashedError, WorkersNotConnectedError) as stopped:
         # Stopped before any share was measured (Ctrl-C during the reachability check or while
         # the processes start, the generator lost): an invalid file replaces --out, as on the
@@ -239,10 +244,13 @@ def _abort_watch(
     run is appended to ``stops``. None without such criteria (nothing is snapshotted)."""
     if not criteria:
         return None
-    from loadkit.gate.abort import first_failure
+    from loadkit.gate.abort import first_failure, named_endpoints
+
+    endpoints = named_endpoints(criteria)
 
     def watch(recorder: LatencyRecorder, elapsed_s: float) -> bool:
-        stop = first_failure(criteria, live_results(recorder, target=target), elapsed_s=elapsed_s)
+        live = live_results(recorder, target=target, endpoints=endpoints)
+        stop = first_failure(criteria, live, elapsed_s=elapsed_s)
         if stop is None:
             return False
         stops.append(stop)
@@ -257,8 +265,8 @@ def _run(
     watch: Callable[[LatencyRecorder, float], bool] | None = None,
 ) -> tuple[LatencyRecorder, GeneratorHealth, bool, list[InvalidReason]]:
     """Run the plans: the run's recorder (finished), its generator health, whether interrupted,
-    and why it is invalid beyond that (a process that crashed). ``watch``: abort on fail, one
-    process only."""
+    and why it is invalid beyond that (a process that crashed). ``watch``: abort on fail, on
+    the one share's recorder, or on the processes' figures merged (``_merged_watch``)."""
     if len(plans) == 1:
         outcome = run_share(plans[0], on_status=progress, control=ShareControl(watch=watch))
         return (
@@ -273,7 +281,11 @@ def _run(
             progress(_combine_status(latest))
 
     try:
-        shares: list[ProcessShare] = run_processes(plans, on_status=merged_status)
+        shares: list[ProcessShare] = run_processes(
+            plans,
+            on_status=merged_status,
+            on_live=_merged_watch(plans[0], watch) if watch is not None else None,
+        )
     except ProcessesCrashed as crash:
         # What the other processes measured is kept. Stopped by the user (a child still
         # starting dies of a Ctrl-C): interrupted. Else the others were stopped for the crash,
@@ -284,6 +296,25 @@ def _run(
         return recorder, health, False, [generator_crashed_reason(exit_code=crash.exit_code)]
     recorder, health = _merged(plans[0], shares)
     return recorder, health, any(p.interrupted for p in shares), _crashed_reasons(shares)
+
+
+def _merged_watch(
+    plan: SharePlan, watch: Callable[[LatencyRecorder, float], bool]
+) -> Callable[[Sequence[WorkerShare | None]], bool]:
+    """``watch`` on the processes' latest figures, merged exactly into one recorder (each
+    process's share is cumulative), at the seconds since their common start."""
+    start = plan.start
+    assert start is not None  # several processes always share a fixed start
+    clock = RunClock()
+
+    def merged(latest: Sequence[WorkerShare | None]) -> bool:
+        recorder = LatencyRecorder(start=start, source="parent")
+        for share in latest:
+            if share is not None:
+                recorder.merge_share(share)
+        return watch(recorder, clock.now() - start)
+
+    return merged
 
 
 def _crashed_reasons(shares: Sequence[ProcessShare]) -> list[InvalidReason]:
@@ -318,14 +349,21 @@ def _run_distributed(
     profile: LoadProfile,
     timeout_s: float | None,
     progress: Progress | None,
+    watch: Callable[[LatencyRecorder, float], bool] | None = None,
 ) -> tuple[LatencyRecorder, GeneratorHealth, bool, list[InvalidReason]]:
     """The run split across ``master.expect`` workers elsewhere: the merged recorder, the
-    generator health, whether interrupted, and why shares are missing (if they are)."""
+    generator health, whether interrupted, and why shares are missing (if they are).
+    ``watch``: abort on fail, on the workers' figures merged (each sends its own every
+    second)."""
 
     def make_plans(workers: int) -> list[SharePlan]:
         start = RunClock().now() + DISTRIBUTED_START_LEAD_S
         plans = _plans(request, profile, processes=workers, start=start, timeout_s=timeout_s)
-        return [replace(plan, source=f"worker-{plan.worker_index + 1}") for plan in plans]
+        live_shares = watch is not None
+        return [
+            replace(plan, source=f"worker-{plan.worker_index + 1}", live_shares=live_shares)
+            for plan in plans
+        ]
 
     def merged_status(latest: list[LiveStatus | None]) -> None:
         if progress is not None:
@@ -333,9 +371,16 @@ def _run_distributed(
 
     plans: list[SharePlan] = []
 
+    judge: list[Callable[[Sequence[WorkerShare | None]], bool]] = []
+
     def planned(workers: int) -> list[SharePlan]:
         plans.extend(make_plans(workers))
+        if watch is not None:
+            judge.append(_merged_watch(plans[0], watch))
         return plans
+
+    def live(latest: list[WorkerShare | None]) -> bool:
+        return bool(judge) and judge[0](latest)
 
     outcome = run_master(
         expect_workers=master.expect,
@@ -343,6 +388,7 @@ def _run_distributed(
         bind_port=master.bind_port,
         make_plans=planned,
         on_status=merged_status,
+        on_live=live if watch is not None else None,
         wait_s=master.wait_s,
     )
     arrived = [share for share in outcome.shares if share is not None]

@@ -27,6 +27,7 @@ from loadkit.run.bundled_service import free_port
 from loadkit.run.native import run_native_load
 from loadkit.stages import Stage
 from tests.loadkit.native_servers import scheduled_server_process
+from tests.loadkit.test_abort_on_fail import ABORT, could_first_fail_s, failing_later
 
 MIX = (0.0,) * 8 + (0.1, 0.2)
 """Eight answers at once, then one of 100 ms and one of 200 ms: P95 and P99 are known."""
@@ -154,6 +155,33 @@ def test_a_worker_killed_mid_run_makes_the_run_invalid(tmp_path: Path) -> None:
     assert results.totals.requests > 0  # the other worker's share is in
 
 
+def test_an_abort_on_fail_criterion_stops_a_run_across_machines_on_merged_figures(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "acceptance.toml"
+    config.write_text(ABORT)
+    out = tmp_path / "load.json"
+    # 500s from 2 s after the first request: the workers send their figures every second,
+    # the master judges them merged and stops every worker (their shares still come).
+    with (
+        failing_later() as url,
+        cluster(
+            f"{url}/", out, "--concurrency", "2", "--duration", "20", "--config", str(config)
+        ) as (master, workers),
+    ):
+        code, _ = finished(master, workers)
+    assert code == 1
+    results = read_results(out)
+    assert isinstance(results, LoadResults)
+    assert results.valid, results.invalid_reasons  # every share came, no interruption
+    stopped = results.stopped
+    assert stopped is not None and stopped.by == "criterion", results
+    assert stopped.measured is not None and stopped.measured >= 0.10
+    late_s = 2.0 + 0.3  # one judging interval and one report interval, and a busy machine's
+    assert 2.0 <= stopped.at_s <= could_first_fail_s(results) + late_s, results.timeline
+    assert results.duration_s < stopped.at_s + 1.0
+
+
 def test_a_plan_crosses_as_plain_data_and_back() -> None:
     plan = SharePlan(
         request=RequestSpec(
@@ -172,6 +200,7 @@ def test_a_plan_crosses_as_plain_data_and_back() -> None:
         worker_index=1,
         worker_count=2,
         source="worker-2",
+        live_shares=True,
     )
     assert plan_from_wire(plan_to_wire(plan)) == plan
     with pytest.raises(InputError, match="same loadkit"):

@@ -534,6 +534,8 @@ class LoadkitPlugin:
                 environment=env, runner=self.master, options=options, clock=clock, open_run=open_run
             )
         elif self.worker is not None:
+            # The master's options came with its spawn message, ahead of test_start.
+            _report_every_second(bool(getattr(env.parsed_options, "loadkit_abort", None)))
             source = str(self.worker.client_id)
             test = WorkerTest(
                 environment=env,
@@ -854,6 +856,20 @@ class LoadkitPlugin:
             except Exception:  # a full disk must not end the load test
                 logger.exception("loadkit: cannot write the status file")
             gevent.sleep(STATUS_INTERVAL_S)
+
+
+_LOCUST_REPORT_INTERVAL_S = locust_runners.WORKER_REPORT_INTERVAL
+ABORT_REPORT_INTERVAL_S = 1.0
+"""How often a worker reports in a run with abort-on-fail criteria (Locust's own: 3 s)."""
+
+
+def _report_every_second(abort: bool) -> None:
+    """A worker of a run with abort-on-fail criteria reports every second, not every 3 s: the
+    master judges the run on its workers' merged figures, so that a failing run stops about as
+    soon as in one process. Locust's reporter reads the module's value at each of its sleeps;
+    the shares are drained each time, so a report costs what it holds, not more."""
+    interval = ABORT_REPORT_INTERVAL_S if abort else _LOCUST_REPORT_INTERVAL_S
+    locust_runners.WORKER_REPORT_INTERVAL = interval
 
 
 _plugin: LoadkitPlugin | None = None

@@ -15,8 +15,10 @@ process does the native work on either side:
   from the master (Ctrl-C there) ends it early, still sending its share.
 
 Messages, relay → this process: ``ready`` (the workers, by index), ``plan``, ``status``,
-``share``, ``lost``, ``stop``, ``refused``; this process → relay: ``plan``, ``status``,
-``share``, ``stop``, ``quit`` (end of stdin: quit too).
+``live``, ``share``, ``lost``, ``stop``, ``refused``; this process → relay: ``plan``,
+``status``, ``live``, ``share``, ``stop``, ``quit`` (end of stdin: quit too). ``live`` is a
+worker's figures so far, every second, in a run with abort-on-fail criteria (its plan's
+``live_shares``): the master judges them merged and stops every worker when one fails.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from loadkit.exceptions import (
 )
 from loadkit.files import scratch_file
 from loadkit.measure.live_status import LiveStatus
+from loadkit.measure.recorder import LatencyRecorder
 from loadkit.measure.worker_share import WorkerShare
 from loadkit.stages import Stage
 
@@ -94,6 +97,7 @@ def plan_to_wire(plan: SharePlan) -> dict[str, Any]:
         "worker_count": plan.worker_count,
         "timeout_s": plan.timeout_s,
         "source": plan.source,
+        "live_shares": plan.live_shares,
     }
 
 
@@ -137,6 +141,7 @@ def plan_from_wire(data: object) -> SharePlan:
             worker_count=int(data["worker_count"]),
             timeout_s=float(data["timeout_s"]),
             source=str(data["source"]),
+            live_shares=bool(data.get("live_shares", False)),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"the master sent an invalid native plan ({exc!r})") from None
@@ -271,12 +276,15 @@ def run_master(
     bind_port: int,
     make_plans: Callable[[int], list[SharePlan]],
     on_status: Callable[[list[LiveStatus | None]], None] | None = None,
+    on_live: Callable[[list[WorkerShare | None]], bool] | None = None,
     wait_s: float = DEFAULT_WORKERS_WAIT_S,
 ) -> MasterOutcome:
     """Wait for ``expect_workers`` native workers on ``bind_host:bind_port``, send worker k
     ``make_plans(n)[k]``, and collect their shares (a worker that quit or went missing first
     is missing; none waits past its plan's end, drain and a grace). Ctrl-C or SIGTERM while
-    they run stops them early (their shares still come; ``interrupted``).
+    they run stops them early (their shares still come; ``interrupted``). ``on_live`` gets
+    every worker's latest figures so far (plans with ``live_shares``) as one arrives: True
+    stops every worker, as planned (their shares still come; not ``interrupted``).
 
     Raises ConfigError when the relay cannot listen there, GeneratorCrashedError when it died,
     WorkersNotConnectedError when they had not all come after ``wait_s`` seconds.
@@ -300,7 +308,7 @@ def run_master(
             # Its master's clock now, for the worker to take (SENT_AT): the moment it is sent.
             data = {**plan_to_wire(plan), SENT_AT: time.time()}
             relay.send({"send": "plan", "worker": worker, "data": data})
-        return _collect(relay, workers, plans, on_status)
+        return _collect(relay, workers, plans, on_status, on_live)
     finally:
         relay.send({"send": "quit"})
         relay.close()
@@ -334,10 +342,13 @@ def _collect(
     workers: list[str],
     plans: list[SharePlan],
     on_status: Callable[[list[LiveStatus | None]], None] | None,
+    on_live: Callable[[list[WorkerShare | None]], bool] | None = None,
 ) -> MasterOutcome:
     index = {worker: k for k, worker in enumerate(workers)}
     outcome = MasterOutcome(workers=workers, shares=[None] * len(workers))
     latest: list[LiveStatus | None] = [None] * len(workers)
+    live: list[WorkerShare | None] = [None] * len(workers)
+    live_stopped = False
     ended: set[str] = set()
     plan = plans[0]
     start = plan.start if plan.start is not None else time.time()
@@ -366,6 +377,12 @@ def _collect(
                 latest[k] = LiveStatus(**event["data"])
                 if on_status is not None:
                     on_status(list(latest))
+        elif kind == "live" and on_live is not None and not live_stopped:
+            with contextlib.suppress(InputError):
+                live[k] = WorkerShare.from_wire(event.get("data"))
+                if on_live(list(live)):
+                    live_stopped = True
+                    relay.send({"send": "stop"})
         elif kind == "share":
             ended.add(worker)
             try:
@@ -408,7 +425,15 @@ def run_worker(
     )
     try:
         plan = check_plan(_wait_for_plan(relay, master_host, master_port))
-        control = ShareControl()
+
+        def live(recorder: LatencyRecorder, _elapsed_s: float) -> bool:
+            # The figures so far, cumulative, without the timeline and stages (which grow
+            # with the run and which no abort criterion reads): the master judges them.
+            share = recorder.to_share().model_copy(update={"seconds": [], "stages": []})
+            relay.send({"send": "live", "data": share.to_wire()})
+            return False
+
+        control = ShareControl(watch=live if plan.live_shares else None)
         stop_reader = threading.Thread(target=_stop_on_request, args=(relay, control), daemon=True)
         stop_reader.start()
 

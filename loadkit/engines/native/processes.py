@@ -4,8 +4,11 @@ Each is a process of its own, started with the spawn method (a fresh interpreter
 parent's event loop or sockets is inherited), running ``run_share`` with its plan, and sending
 back over a pipe its live status every second and, at its end, its recorder's share
 (``LatencyRecorder.to_share``, histograms encoded) with its CPU health. The parent merges the
-shares exactly (``merge_share``). Ctrl-C reaches the whole process group: every child stops
-and still sends its share; SIGTERM sent to the parent alone is passed on to the children.
+shares exactly (``merge_share``). A plan with ``live_shares`` also sends its figures so far
+every second (without the per-second timeline): the parent's ``on_live`` judges them merged,
+and stops every child when it says so (abort on fail). Ctrl-C reaches the whole process
+group: every child stops and still sends its share; SIGTERM sent to the parent alone is passed
+on to the children.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any
 from loadkit.engines.native.share import ShareControl, SharePlan, run_share
 from loadkit.exceptions import GeneratorCrashedError
 from loadkit.measure.live_status import LiveStatus
+from loadkit.measure.recorder import LatencyRecorder
 from loadkit.measure.worker_share import WorkerShare
 
 SHARE_GRACE_S = 30.0
@@ -54,7 +58,15 @@ def _child(plan: SharePlan, pipe: Connection) -> None:
     # Ctrl-C (the terminal's, to the whole group) and the parent's SIGTERM stop the share as an
     # interruption, also before its loop runs and after it ended, while the share is still to
     # be sent: never a death that would read as a crash.
-    control = ShareControl()
+    def live(recorder: LatencyRecorder, _elapsed_s: float) -> bool:
+        # The figures so far, cumulative (the final share stays whole), without the timeline
+        # and stages, which grow with the run and which no abort criterion reads.
+        share = recorder.to_share().model_copy(update={"seconds": [], "stages": []})
+        with contextlib.suppress(OSError):
+            pipe.send(("live", share.to_wire()))
+        return False  # the parent decides, on every process's figures
+
+    control = ShareControl(watch=live if plan.live_shares else None)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda _signum, _frame: control.stop())
     outcome = run_share(plan, on_status=status, control=control)
@@ -75,13 +87,16 @@ def run_processes(
     plans: Sequence[SharePlan],
     *,
     on_status: Callable[[list[LiveStatus | None]], None] | None = None,
+    on_live: Callable[[list[WorkerShare | None]], bool] | None = None,
 ) -> list[ProcessShare]:
     """Run each plan in a process of its own and return their shares, in plan order.
 
     ``on_status`` gets every child's latest live status (None before its first) each time one
-    arrives. A child that dies without sending its share stops the others (they still send
-    theirs, so what they measured is kept); then ``ProcessesCrashed`` carries those shares,
-    ``interrupted`` when a Ctrl-C or SIGTERM came first (a child still starting dies of it)."""
+    arrives; ``on_live`` every child's latest figures so far (plans with ``live_shares``) each
+    time one arrives: True stops every child, as planned (each still sends its share). A
+    child that dies without sending its share stops the others (they still send theirs, so what
+    they measured is kept); then ``ProcessesCrashed`` carries those shares, ``interrupted`` when
+    a Ctrl-C or SIGTERM came first (a child still starting dies of it)."""
     context = multiprocessing.get_context("spawn")
     pipes: list[Connection] = []
     children: list[Any] = []
@@ -93,6 +108,8 @@ def run_processes(
         pipes.append(ours)
         children.append(child)
     latest: list[LiveStatus | None] = [None] * len(plans)
+    live: list[WorkerShare | None] = [None] * len(plans)
+    live_stopped = False
     pipes_done: set[int] = set()
     crashed: tuple[int, int | None] | None = None
     results: list[ProcessShare | None] = [None] * len(plans)
@@ -122,6 +139,11 @@ def run_processes(
                     latest[index] = message[1]
                     if on_status is not None:
                         on_status(list(latest))
+                elif message[0] == "live":
+                    live[index] = WorkerShare.from_wire(message[1])
+                    if on_live is not None and not live_stopped and on_live(list(live)):
+                        live_stopped = True
+                        _stop(children)
                 else:
                     _, wire, warnings, peak, interrupted, crashed_with = message
                     results[index] = ProcessShare(

@@ -63,6 +63,9 @@ class SharePlan:
     worker_count: int = 1
     timeout_s: float = DEFAULT_TIMEOUT_S
     source: str = "local"
+    live_shares: bool = False
+    """A process of ``--processes`` in a run with abort-on-fail criteria: it sends its figures
+    so far to the parent every second, which judges them merged with the others'."""
     clock_offset_s: float = 0.0
     """Added to this machine's wall clock to read the run clock: a distributed worker's
     measured offset to its master's clock (``start`` and every time it records are on the
@@ -176,6 +179,7 @@ class _ShareRun:
         self._last_status = (0.0, 0, 0)
         self._last_dispatched = 0
         self._open: OpenModel | None = None
+        self._watch_stopped = False
 
     def _interrupt(self) -> None:
         now = perf_counter()
@@ -302,9 +306,12 @@ class _ShareRun:
         self.cpu.tick()
         self._status("running")
         watch = self.control.watch
-        if watch is not None and not self.stopped.is_set():
+        if watch is not None and not self.stopped.is_set() and not self._watch_stopped:
             elapsed = perf_counter() - (self.start - self.offset)
             if watch(self.recorder, elapsed):
+                # Once: the open model's drain clears ``stopped``, and a second stop would cut
+                # the drain short, as a second Ctrl-C does.
+                self._watch_stopped = True
                 self.stopped.set()
         asyncio.get_running_loop().call_later(STATUS_EVERY_S, self._tick)
 

@@ -141,8 +141,9 @@ class LoadTest(Generic[RunnerT]):
         duration = self.options.duration_s
         if duration and self.options.headless and self.stops_on_timer:
             gevent.spawn(self._stop_after, float(duration))
-        # One process (stops on its timer and runs the users): its recorder holds the whole run.
-        if self.options.abort and self.options.headless and self.stops_on_timer and self.runs_users:
+        # Where the run is decided (one process, or a master: its recorder merges its workers'
+        # shares, which then come every second): its recorder holds the whole run so far.
+        if self.options.abort and self.options.headless and self.stops_on_timer:
             gevent.spawn(self._watch_abort)
         if self.open_run is not None and self.runs_users:
             self.open_model = model = start_open_model(
@@ -208,8 +209,10 @@ class LoadTest(Generic[RunnerT]):
         """Abort on fail: once a second, judge the abort criteria on the live figures (exactly
         as the gate reads them); the first that fails stops the test as the timer would, and
         the results say so (``stopped: {by: "criterion"}``)."""
-        from loadkit.gate.abort import first_failure
+        from loadkit.gate.abort import first_failure, named_endpoints
         from loadkit.measure.load_results import live_results
+
+        endpoints = named_endpoints(self.options.abort)
 
         start = time.perf_counter()
         ticks = 0
@@ -220,7 +223,8 @@ class LoadTest(Generic[RunnerT]):
                 return
             recorder = self.recording.flush()
             elapsed = self.clock.now() - recorder.start
-            live = live_results(recorder, target=str(self.environment.host or ""))
+            target = str(self.environment.host or "")
+            live = live_results(recorder, target=target, endpoints=endpoints)
             stop = first_failure(self.options.abort, live, elapsed_s=elapsed)
             if stop is not None:
                 break

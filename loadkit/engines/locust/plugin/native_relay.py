@@ -40,6 +40,8 @@ NATIVE_READY = "loadkit_native_ready"
 sends it, so a master never gives it a plan)."""
 NATIVE_PLAN = "loadkit_native_plan"
 NATIVE_STATUS = "loadkit_native_status"
+NATIVE_LIVE = "loadkit_native_live"
+"""Worker → master every second in a run with abort-on-fail criteria: its figures so far."""
 NATIVE_SHARE = "loadkit_native_share"
 NATIVE_STOP = "loadkit_native_stop"
 LOST_CHECK_S = 0.5
@@ -76,6 +78,7 @@ class MasterRelay:
         self.ended: set[str] = set()
         runner.register_message(NATIVE_READY, self._ready)
         runner.register_message(NATIVE_STATUS, self._relay("status"))
+        runner.register_message(NATIVE_LIVE, self._relay("live"))
         runner.register_message(NATIVE_SHARE, self._relay("share", ends=True))
 
     def _ready(self, environment: Any, msg: Any, **_kwargs: Any) -> None:
@@ -171,6 +174,8 @@ class WorkerRelay:
             send = message.get("send")
             if send == "status":
                 self.runner.send_message(NATIVE_STATUS, message.get("data"))
+            elif send == "live":
+                self.runner.send_message(NATIVE_LIVE, message.get("data"))
             elif send == "share":
                 self.runner.send_message(NATIVE_SHARE, message.get("data"))
 
