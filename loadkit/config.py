@@ -97,13 +97,15 @@ FRACTION_METRICS: frozenset[str] = frozenset({"error_rate", "pass_ratio"})
 """Metrics that are fractions from 0 to 1 (not percentages)."""
 
 ABORT_METRICS: frozenset[str] = frozenset(
-    {"requests", "errors", "error_rate", "http2_internal_errors"}
+    {"errors", "error_rate", "http2_internal_errors"}
     | {"p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms", "mean_ms"}
     | {"service_p50_ms", "service_p90_ms", "service_p95_ms", "service_p99_ms"}
 )
 """Load metrics an ``abort_on_fail`` criterion can watch during the run (also ``errors.<kind>``):
 those the live recorder holds exactly. Not the rate, the stall or Locust's verdict, which only
-the end of the run settles."""
+the end of the run settles, nor the request count, which measures the load, not the service.
+Counts (``errors``, ``errors.<kind>``, ``http2_internal_errors``) only grow during a run: they
+abort with an upper bound only (``<``, ``<=``), whose failure no later second can undo."""
 
 DEFAULT_ABORT_DELAY_S = 10.0
 """How long an abort-on-fail criterion waits before it is first judged, when it says no
@@ -211,6 +213,13 @@ class Criterion(_Section):
             raise ValueError(
                 f"abort_on_fail applies to load metrics the run watches live "
                 f"({', '.join(sorted(ABORT_METRICS))}, errors.<kind>), not to {self.metric!r}"
+            )
+        counted = name in ("errors", "http2_internal_errors") or name.startswith("errors.")
+        if counted and self.op not in ("<", "<="):
+            raise ValueError(
+                f"abort_on_fail with {self.metric} {self.op}: a count only grows during the run, "
+                "so it fails for good only against an upper bound (< or <=); a lower bound "
+                "would stop every run before it could be met"
             )
         return self
 

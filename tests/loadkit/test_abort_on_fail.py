@@ -122,6 +122,14 @@ def test_an_endpoint_criterion_is_judged_on_that_endpoint_which_the_snapshot_hol
             "delay_s delays abort_on_fail",
         ),
         (
+            'metric = "load.requests"\nop = ">="\nthreshold = 1000\nabort_on_fail = true\n',
+            "abort_on_fail applies to load metrics the run watches live",
+        ),
+        (
+            'metric = "load.errors.timeout"\nop = ">"\nthreshold = 5\nabort_on_fail = true\n',
+            "a count only grows during the run",
+        ),
+        (
             'metric = "load.p95_ms"\nop = "<"\nthreshold = 1\nabort_on_fail = true\n'
             'window = "steady"\n',
             "abort_on_fail judges the run so far, not window 'steady'",

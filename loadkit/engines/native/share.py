@@ -179,7 +179,8 @@ class _ShareRun:
         self._last_status = (0.0, 0, 0)
         self._last_dispatched = 0
         self._open: OpenModel | None = None
-        self._watch_stopped = False
+        self._load_over = False
+        """The planned end (or a stop) came: a drain's completions never stop the run."""
 
     def _interrupt(self) -> None:
         now = perf_counter()
@@ -249,6 +250,7 @@ class _ShareRun:
         if not self.stopped.is_set():
             model.start()
         await self._until(start + self.plan.duration_s)
+        self._load_over = True
         model.stop()
         end = perf_counter()
         self.recorder.finish(end=end + self.offset, in_flight=self.pool.in_flight)
@@ -276,6 +278,7 @@ class _ShareRun:
         if not self.stopped.is_set():
             model.start()
         await self._until(t0 + planned)
+        self._load_over = True
         model.stop()
         stop_time = model.stop_time
         assert stop_time is not None
@@ -306,12 +309,12 @@ class _ShareRun:
         self.cpu.tick()
         self._status("running")
         watch = self.control.watch
-        if watch is not None and not self.stopped.is_set() and not self._watch_stopped:
+        if watch is not None and not (self.stopped.is_set() or self._load_over):
             elapsed = perf_counter() - (self.start - self.offset)
             if watch(self.recorder, elapsed):
-                # Once: the open model's drain clears ``stopped``, and a second stop would cut
-                # the drain short, as a second Ctrl-C does.
-                self._watch_stopped = True
+                # Once: the load is over from here (the open model's drain clears ``stopped``,
+                # and a second stop would cut the drain short, as a second Ctrl-C does).
+                self._load_over = True
                 self.stopped.set()
         asyncio.get_running_loop().call_later(STATUS_EVERY_S, self._tick)
 
