@@ -151,6 +151,7 @@ class _FailingLater(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     first: float | None = None
     fail_from_s = 2.0
+    hold_s = 0.0
 
     def do_GET(self) -> None:
         now = time.monotonic()
@@ -158,6 +159,7 @@ class _FailingLater(BaseHTTPRequestHandler):
         if cls.first is None:
             cls.first = now
         status = 500 if now - cls.first >= cls.fail_from_s else 200
+        time.sleep(cls.hold_s)
         self.send_response(status)
         self.send_header("Content-Length", "2")
         self.end_headers()
@@ -173,8 +175,8 @@ class _QuietServer(ThreadingHTTPServer):
 
 
 @contextlib.contextmanager
-def failing_later(fail_from_s: float = 2.0) -> Iterator[str]:
-    handler = type("Handler", (_FailingLater,), {"fail_from_s": fail_from_s})
+def failing_later(fail_from_s: float = 2.0, hold_s: float = 0.0) -> Iterator[str]:
+    handler = type("Handler", (_FailingLater,), {"fail_from_s": fail_from_s, "hold_s": hold_s})
     server = _QuietServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -286,3 +288,31 @@ def test_a_healthy_run_with_the_same_criteria_runs_to_its_end(tmp_path: Path, en
     assert isinstance(results, LoadResults)
     assert results.valid and results.stopped is None, results.invalid_reasons
     assert results.duration_s >= 2.9
+
+
+def test_failures_that_complete_in_the_drain_never_stop_a_run_that_ran_its_course(
+    tmp_path: Path,
+) -> None:
+    # Every answer takes 1.2 s, and those to requests arriving from 2.4 s on are 500s: they
+    # complete after the planned 3 s, in the drain. The run ran as planned: it is not "stopped
+    # early", and the requests still in flight are waited for, not cut (the gate judges them).
+    with failing_later(fail_from_s=2.4, hold_s=1.2) as url:
+        config, out = tmp_path / "acceptance.toml", tmp_path / "load.json"
+        config.write_text(ABORT)
+        done = subprocess.run(
+            [
+                *(sys.executable, "-m", "loadkit", "load", f"{url}/", "--rate", "20"),
+                *("--duration", "3", "--quiet", "--config", str(config), "--out", str(out)),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    results = read_results(out)
+    assert isinstance(results, LoadResults)
+    assert results.stopped is None, done.stdout + done.stderr
+    assert results.schedule is not None
+    assert results.totals.requests == results.schedule.iterations_dispatched
+    assert results.totals.error_rate >= 0.10  # the drain's 500s are counted
+    assert done.returncode == 0, done.stdout + done.stderr
