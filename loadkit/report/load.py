@@ -433,6 +433,11 @@ def _service_cells(service: LatencySummary | None) -> list[str]:
     ]
 
 
+NEAR_CPU_LIMIT_PERCENT = 75.0
+"""A generator process this busy (or more) is warned about: the rate may be its, not the
+target's, even before it is busy enough (90 %) to void the run."""
+
+
 def render_load_table(
     results: LoadResults, *, path: str | None = None, criteria: Sequence[Criterion] = ()
 ) -> str:
@@ -473,6 +478,12 @@ def render_load_table(
     generator = results.generator
     if generator.max_cpu_percent is not None:
         parts.append(f"generator: peak CPU {generator.max_cpu_percent:.0f} % per process")
+        if generator.max_cpu_percent >= NEAR_CPU_LIMIT_PERCENT and not generator.overloaded:
+            parts.append(
+                "warning: a load generator process ran near its CPU limit (invalid from 90 %): "
+                "the generator, not the target, may be what bounds this run's rate; add "
+                "--processes (one per core) or workers (docs/distributed.md) to be sure"
+            )
     if results.aborted:
         parts.append("ABORTED: the run was interrupted; these are partial results")
     if not results.valid:

@@ -91,6 +91,15 @@ def test_summary_shows_tables_error_kinds_stall_and_path() -> None:
     assert "INVALID" not in text
 
 
+@pytest.mark.parametrize(("peak", "warned"), [(40.0, False), (74.9, False), (82.0, True)])
+def test_summary_warns_when_the_generator_may_be_what_limits_the_run(
+    peak: float, warned: bool
+) -> None:
+    results = _results().model_copy(update={"generator": GeneratorHealth(max_cpu_percent=peak)})
+    text = render_load_table(results)
+    assert ("warning: a load generator process ran near its CPU limit" in text) is warned
+
+
 def test_summary_says_invalid_and_why() -> None:
     text = render_load_table(mark_aborted(_results(overloaded=True), "interrupted"))
     assert "INVALID" in text and "ABORTED" in text
