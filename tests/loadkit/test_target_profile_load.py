@@ -4,16 +4,22 @@ its failure into the results."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from loadkit.config import LoadProfile, TargetProfile
 from loadkit.engines.http_request import RequestSpec
+from loadkit.run.bundled_service import free_port
 from loadkit.run.load import run_load
 from loadkit.run.native import run_native_load
 from tests.loadkit.orders_api import orders_api
+
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.slow
 
@@ -103,3 +109,49 @@ def test_the_native_engine_reads_the_targets_kinds_and_sends_its_trace_header(
     sent = {request_id for traceparent, request_id in seen if traceparent is None}
     assert len(sent) == len(seen) and all(HEX32.fullmatch(str(i)) for i in sent)
     assert group.example_trace_id in sent and set(group.trace_ids) <= sent
+
+
+def test_a_remote_worker_reads_kinds_and_sends_the_header_as_its_master_says(
+    tmp_path: Path,
+) -> None:
+    # The worker runs in a folder with no acceptance.toml: the profile is the master's, which
+    # reaches it with the spawn message, after the worker's own start.
+    locustfile = tmp_path / "clerk.py"
+    locustfile.write_text(LOCUSTFILE)
+    folder = tmp_path / "elsewhere"
+    folder.mkdir()
+    target = TargetProfile.model_validate(
+        {"error_kind": {"problem": True}, "trace_header": "X-Request-Id"}
+    )
+    port = free_port()
+    seen: list[tuple[str | None, str | None]] = []
+    worker = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "loadkit", "load", "--worker", "--master-port", str(port)),
+            *("--scenario", str(locustfile)),
+        ],
+        cwd=folder,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        with orders_api(secret="unused", seen=seen) as url:
+            results = run_load(
+                target=url,
+                profile=LoadProfile(scenario=str(locustfile), concurrency=2, duration_s=1.5),
+                out=tmp_path / "load.json",
+                quiet=True,
+                master=True,
+                expect_workers=1,
+                master_bind_port=port,
+                target_profile=target,
+            )
+        assert worker.wait(timeout=30) == 0
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    kinds = {group.endpoint: group.kind for group in results.errors}
+    assert kinds == {"GET /v2/orders/ORD-9": "unauthenticated", "GET /v2/nowhere": "no-route"}
+    assert seen and all(traceparent is None and request_id for traceparent, request_id in seen)

@@ -40,6 +40,7 @@ import os
 import signal
 import time
 from argparse import Namespace
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
@@ -534,8 +535,14 @@ class LoadkitPlugin:
                 environment=env, runner=self.master, options=options, clock=clock, open_run=open_run
             )
         elif self.worker is not None:
-            # The master's options came with its spawn message, ahead of test_start.
+            # The master's options came with its spawn message, ahead of test_start: its
+            # target profile (how the API says its error kinds, the trace header to send) is
+            # the run's, whatever acceptance.toml this worker's folder holds or lacks.
             _report_every_second(bool(getattr(env.parsed_options, "loadkit_abort", None)))
+            target = target_profile(getattr(env.parsed_options, "loadkit_target", None))
+            if target != options.target:
+                options = self.options = replace(options, target=target)
+                apply_trace_header(env.user_classes, target.trace_header)
             source = str(self.worker.client_id)
             test = WorkerTest(
                 environment=env,

@@ -49,17 +49,34 @@ def header_value(header: str, trace_id: str, span_id: str) -> str:
     return trace_id
 
 
+class _Header:
+    """The trace header this process sends, set at ``init`` and again when a worker learns its
+    master's (``--loadkit-target`` arrives with the spawn message, after init)."""
+
+    def __init__(self) -> None:
+        self.name = "traceparent"
+        self.lowered = "traceparent"
+
+    def set(self, name: str) -> None:
+        self.name, self.lowered = name, name.lower()
+
+
+_HEADER = _Header()
+
+
 def apply_trace_header(user_classes: Iterable[type[Any]], header: str) -> None:
-    """Make every HTTP user class in ``user_classes`` send ``header`` fresh on each request."""
+    """Make every HTTP user class in ``user_classes`` send ``header`` fresh on each request
+    (again for classes already traced: the header changes, the wrapping stays)."""
+    _HEADER.set(header)
     ids = TraceIds()
     for cls in user_classes:
         # http2_capable: scenarios/http2_user.py's users (their client has the same request()).
         http = issubclass(cls, FastHttpUser | HttpUser) or getattr(cls, "http2_capable", False)
         if http and not getattr(cls, "_loadkit_traced", False):
-            _trace_after_init(cls, header, ids)
+            _trace_after_init(cls, ids)
 
 
-def _trace_after_init(cls: type[Any], header: str, ids: TraceIds) -> None:
+def _trace_after_init(cls: type[Any], ids: TraceIds) -> None:
     original = cls.__init__
 
     @functools.wraps(original)
@@ -67,17 +84,16 @@ def _trace_after_init(cls: type[Any], header: str, ids: TraceIds) -> None:
         original(self, *args, **kwargs)
         client = getattr(self, "client", None)
         if client is not None:
-            client.request = _traced(client.request, header, ids)
+            client.request = _traced(client.request, ids)
 
     cls.__init__ = __init__
     cls._loadkit_traced = True  # a subclass of a traced class is traced by its base's __init__
 
 
-def _traced(request: Callable[..., Any], header: str, ids: TraceIds) -> Callable[..., Any]:
-    lowered = header.lower()
-
+def _traced(request: Callable[..., Any], ids: TraceIds) -> Callable[..., Any]:
     @functools.wraps(request)
     def traced_request(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        header, lowered = _HEADER.name, _HEADER.lowered
         headers = kwargs.get("headers")
         if len(args) > 1 or (headers and any(k.lower() == lowered for k in headers)):
             # Headers given by position, or the scenario's own trace header: left as they are.
