@@ -17,7 +17,7 @@ import jmespath
 import orjson
 
 from loadkit.config import Expectation, SmokeRequest
-from loadkit.engines.templates import Secrets, as_text, render_json
+from loadkit.engines.templates import Secrets, as_text, render, render_json
 
 MAX_SHOWN_CHARS = 80
 """How much of an expected or actual value a message shows."""
@@ -129,9 +129,14 @@ def _judge(
         text = actual if isinstance(actual, str) else None
         if text is None and present and not isinstance(actual, dict | list):
             text = as_text(actual)  # a number or a boolean, matched as written
-        if text is not None and re.search(operand, text):
+        # Saved values and secrets go into the pattern as literals (config.py checked the
+        # pattern as written).
+        pattern = render(str(expectation.operand), values, secrets, literal=re.escape)
+        if text is not None and re.search(pattern, text):
             return None
-        return FailedExpectation(expectation.subject, f"to match {operand!r}", got)
+        return FailedExpectation(
+            expectation.subject, f"to match {secrets.mask(repr(pattern))}", got
+        )
     number = _number(actual)
     bound = float(operand)
     holds = (

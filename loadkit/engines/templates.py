@@ -8,7 +8,8 @@ secret: ``Secrets.mask`` replaces it by ``${NAME}`` in anything shown or written
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+import urllib.parse
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,12 +51,31 @@ class Secrets:
     values: Mapping[str, str]
 
     def mask(self, text: str) -> str:
-        """``text`` with every secret's value replaced by ``${NAME}``."""
+        """``text`` with every secret's value replaced by ``${NAME}``, also where it shows
+        encoded: percent-encoded in a URL's query, escaped in JSON or in a Python repr."""
+        forms = [
+            (form, "${" + name + "}")
+            for name, value in self.values.items()
+            if value
+            for form in _shown_forms(value)
+        ]
         # Longest first: a secret that contains another is masked whole.
-        for name, value in sorted(self.values.items(), key=lambda item: -len(item[1])):
-            if value:
-                text = text.replace(value, "${" + name + "}")
+        for form, placeholder in sorted(forms, key=lambda item: -len(item[0])):
+            text = text.replace(form, placeholder)
         return text
+
+
+def _shown_forms(value: str) -> set[str]:
+    """The ways ``value`` can appear in a message or a URL: as is, percent-encoded (``quote``,
+    ``quote_plus``: httpx and browsers differ on spaces and slashes), JSON- and repr-escaped."""
+    return {
+        value,
+        urllib.parse.quote(value, safe=""),
+        urllib.parse.quote(value),
+        urllib.parse.quote_plus(value),
+        orjson.dumps(value).decode()[1:-1],
+        repr(value)[1:-1],
+    } - {""}
 
 
 def read_secrets(wanted: Mapping[str, str], environ: Mapping[str, str]) -> Secrets:
@@ -71,14 +91,21 @@ def read_secrets(wanted: Mapping[str, str], environ: Mapping[str, str]) -> Secre
     return Secrets({name: environ[name] for name in wanted})
 
 
-def render(text: str, values: Mapping[str, object], secrets: Secrets) -> str:
+def render(
+    text: str,
+    values: Mapping[str, object],
+    secrets: Secrets,
+    *,
+    literal: Callable[[str], str] = str,
+) -> str:
     """``text`` with its placeholders and variables filled (saved values as text; a table or an
-    array as JSON)."""
+    array as JSON), each filled-in value passed through ``literal`` (``re.escape`` for a
+    pattern: a value a server sent is matched as written, never read as a regex)."""
 
     def fill(match: re.Match[str]) -> str:
         if match.group(1) is not None:
-            return secrets.values[match.group(1)]
-        return as_text(values[match.group(2)])
+            return literal(secrets.values[match.group(1)])
+        return literal(as_text(values[match.group(2)]))
 
     return _TEMPLATE.sub(fill, text)
 

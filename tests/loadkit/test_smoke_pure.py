@@ -3,8 +3,10 @@ before flows become one."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 
@@ -34,6 +36,16 @@ def test_masking_hides_the_longest_secret_whole() -> None:
     assert secrets.mask("got abcdef and abc") == "got ${LONG} and ${SHORT}"
 
 
+def test_masking_hides_a_secret_encoded_in_a_query_or_escaped_in_a_message() -> None:
+    key = "ab+c/d== it's\\x"
+    secrets = Secrets({"API_KEY": key})
+    query = str(httpx.QueryParams({"key": key}))
+    assert secrets.mask(f"/items?{query}") == "/items?key=${API_KEY}"
+    assert key not in secrets.mask(repr(key)) and "${API_KEY}" in secrets.mask(repr(key))
+    json_text = orjson.dumps({"key": key}).decode()
+    assert secrets.mask(json_text) == '{"key":"${API_KEY}"}'
+
+
 def judged(
     expect: list[dict[str, Any]], body: object, headers: dict[str, str] | None = None
 ) -> str | None:
@@ -43,6 +55,21 @@ def judged(
     response = Response(200, headers or {}, orjson.dumps(body), 1.0)
     failure = first_failure(request, response, {}, NO_SECRETS)
     return failure.message if failure is not None else None
+
+
+def test_a_saved_value_in_a_pattern_is_matched_as_written_never_as_a_regex() -> None:
+    # A server sent "a(b" (or a pattern that backtracks for ever): it is a literal in the pattern.
+    request = SmokeRequest.model_validate(
+        {"name": "x", "path": "/", "expect_status": 200, "expect": [
+            {"body": "echo", "matches": "^{sent}$"}
+        ]}
+    )  # fmt: skip
+    ok = Response(200, {}, orjson.dumps({"echo": "a(b"}), 1.0)
+    assert first_failure(request, ok, {"sent": "a(b"}, NO_SECRETS) is None
+    other = Response(200, {}, orjson.dumps({"echo": "ab"}), 1.0)
+    failure = first_failure(request, other, {"sent": "a(b"}, NO_SECRETS)
+    pattern = "^" + re.escape("a(b") + "$"
+    assert failure is not None and failure.expected == f"to match {pattern!r}"
 
 
 @pytest.mark.parametrize(
