@@ -100,12 +100,14 @@ class WorkersNotConnectedError(InvalidRunError):
         """The error after ``wait_s`` seconds on ``address`` (host:port) with ``connected`` of
         ``expect`` workers (None: not known)."""
         have = f"only {connected} of {expect}" if connected is not None else f"not all {expect}"
-        host = address.rsplit(":", 1)[0]
+        host, _, port = address.rpartition(":")
+        # A wildcard bind is no address to give a worker: the master's own name or address is.
+        where = "MASTER_ADDRESS" if host in ("0.0.0.0", "::", "[::]", "") else host
         return cls(
             f"--expect-workers {expect}: {have} workers connected to {address} within "
             f"--expect-workers-max-wait {wait_s:g} s; start `loadkit load --worker --master-host "
-            f"{host}` on each worker machine (the same engine and loadkit as the master), check "
-            "that they can reach that address, or wait longer"
+            f"{where} --master-port {port}` on each worker machine (the same engine, scenario "
+            "and loadkit as the master), check that they can reach that address, or wait longer"
         )
 
 

@@ -67,6 +67,12 @@ class EdgeTls:
     certfile: Path
     keyfile: Path
 
+    def __post_init__(self) -> None:
+        # nginx reads relative paths from its own prefix (a work folder), not from where the
+        # command was given: absolute, as the user meant them.
+        object.__setattr__(self, "certfile", Path(self.certfile).resolve())
+        object.__setattr__(self, "keyfile", Path(self.keyfile).resolve())
+
 
 def nginx_binary() -> str:
     """nginx's path; a ConfigError saying how to install it when there is none."""
@@ -92,7 +98,7 @@ def edge_config(
 ) -> str:
     """nginx's configuration for the edge (pure: tested on its text)."""
     tls_lines = (
-        f"        ssl_certificate {tls.certfile};\n        ssl_certificate_key {tls.keyfile};\n"
+        f'        ssl_certificate "{tls.certfile}";\n        ssl_certificate_key "{tls.keyfile}";\n'
         if tls is not None
         else ""
     )

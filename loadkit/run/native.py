@@ -10,8 +10,11 @@ and an invalid run raises ``InvalidLoadRunError`` after its results were written
 
 from __future__ import annotations
 
+import signal
+import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -229,7 +232,8 @@ def run_native_load(
     if interrupted:
         results = results.model_copy(update={"invalid_reasons": _aborted_why(results, INTERRUPTED)})
     results = _with_lag_bound(results)
-    write_results(out, results)
+    with signals_deferred():
+        write_results(out, results)
     if interrupted:
         raise LoadInterrupted(results, out)
     if not results.valid:
@@ -327,6 +331,13 @@ def _merged(
     plan: SharePlan, shares: Sequence[ProcessShare]
 ) -> tuple[LatencyRecorder, GeneratorHealth]:
     """The run's recorder (finished) from the shares of plans like ``plan``, merged exactly."""
+    with signals_deferred():
+        return _merge(plan, shares)
+
+
+def _merge(
+    plan: SharePlan, shares: Sequence[ProcessShare]
+) -> tuple[LatencyRecorder, GeneratorHealth]:
     start = plan.start
     assert start is not None  # several processes always share a fixed start
     recorder = LatencyRecorder(
@@ -607,3 +618,23 @@ def _with_lag_bound(results: LoadResults) -> LoadResults:
     data = results.model_dump(mode="json")
     data["schedule"] = updated.model_dump(mode="json")
     return LoadResults.model_validate(data)
+
+
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait for the block: the shares are in, and merging or writing them
+    takes moments; a stop then (a container runtime stopping the master once its workers
+    exited) would throw a complete measurement away. The run is over: the signal is dropped.
+    Outside the main thread (tests running the engine in a thread), nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            if handler is not None:  # None: a handler not set from Python, left as it is
+                signal.signal(sig, handler)

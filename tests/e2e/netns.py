@@ -19,6 +19,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -100,12 +101,19 @@ class Network:
 
 
 def _kill_all_in(namespace: str) -> None:
-    listed = subprocess.run(
-        ["ip", "netns", "pids", namespace], capture_output=True, text=True, check=False
-    )
-    for pid in listed.stdout.split():
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(int(pid), signal.SIGKILL)
+    # Until none is left: a process forking while its parent is killed would keep the
+    # namespace (and its addresses) alive after `ip netns delete`.
+    for _ in range(50):
+        listed = subprocess.run(
+            ["ip", "netns", "pids", namespace], capture_output=True, text=True, check=False
+        )
+        pids = listed.stdout.split()
+        if not pids:
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+        time.sleep(0.02)
 
 
 def _unavailable_reason() -> str | None:

@@ -60,3 +60,12 @@ def test_a_command_exits_with_the_code_of_what_it_raised(
     result = CliRunner().invoke(app, ["load", "--out", str(tmp_path / "load.json")])
     assert result.exit_code == code, result.output
     assert result.output.strip().splitlines()[-1] == line
+
+
+def test_workers_not_connected_says_how_to_start_one_with_an_address_a_worker_can_use() -> None:
+    from loadkit.exceptions import WorkersNotConnectedError
+
+    wildcard = str(WorkersNotConnectedError.waited(expect=2, address="0.0.0.0:6000", wait_s=3))
+    assert "--master-host MASTER_ADDRESS --master-port 6000" in wildcard
+    named = str(WorkersNotConnectedError.waited(expect=2, address="10.0.0.5:5557", wait_s=3))
+    assert "--master-host 10.0.0.5 --master-port 5557" in named

@@ -6,6 +6,7 @@ the smoke client give for the same failure)."""
 from __future__ import annotations
 
 import itertools
+import os
 import signal
 import socket
 import subprocess
@@ -346,3 +347,13 @@ def test_sigterm_writes_the_results_so_far_marked_aborted(tmp_path: Path) -> Non
     assert [reason.code for reason in results.invalid_reasons] == ["aborted"]
     assert "SIGTERM" in results.invalid_reasons[0].detail
     assert results.totals.requests > 10 and results.duration_s < 5
+
+
+def test_a_signal_while_the_shares_are_merged_and_written_does_not_lose_them() -> None:
+    from loadkit.run.native import signals_deferred
+
+    before = signal.getsignal(signal.SIGINT)
+    with signals_deferred():
+        os.kill(os.getpid(), signal.SIGINT)  # would raise KeyboardInterrupt here otherwise
+        time.sleep(0.05)
+    assert signal.getsignal(signal.SIGINT) is before

@@ -60,7 +60,9 @@ def loadkit(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str
     )  # fmt: skip
 
 
-def test_the_edge_config_is_h2c_or_tls_with_the_upstream_timeout(tmp_path: Path) -> None:
+def test_the_edge_config_is_h2c_or_tls_with_the_upstream_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     h2c = edge_config(
         prefix=tmp_path, listen="127.0.0.1:1", upstream="127.0.0.1:2", upstream_timeout_s=1.5,
         tls=None, as_root=False,
@@ -73,9 +75,14 @@ def test_the_edge_config_is_h2c_or_tls_with_the_upstream_timeout(tmp_path: Path)
         tls=tls, as_root=True,
     )  # fmt: skip
     assert (
-        "listen 127.0.0.1:1 http2 ssl;" in https and f"ssl_certificate_key {tls.keyfile};" in https
+        "listen 127.0.0.1:1 http2 ssl;" in https
+        and f'ssl_certificate_key "{tls.keyfile}";' in https
     )
     assert https.startswith("user root;")
+    # nginx reads relative paths from its own work folder: they are made absolute, as meant.
+    monkeypatch.chdir(tmp_path)
+    relative = EdgeTls(certfile=Path("c.pem"), keyfile=Path("k.pem"))
+    assert relative.certfile == tmp_path.resolve() / "c.pem" and relative.keyfile.is_absolute()
 
 
 def test_accept_http2_passes_on_the_bundled_service(tmp_path: Path) -> None:
