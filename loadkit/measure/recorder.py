@@ -419,9 +419,10 @@ class LatencyRecorder:
 
     # --- merging ---------------------------------------------------------------------------
 
-    def to_share(self) -> WorkerShare:
+    def to_share(self, *, timeline: bool = True) -> WorkerShare:
         """Everything recorded, for ``merge_share`` in another recorder (the open second
-        included as it stands)."""
+        included as it stands). ``timeline=False``: without the per-second timeline and the
+        stages (a live share judged each second: their cost grows with the run's length)."""
         quiet, stalled = self._stalls.spans_by_source()
         return WorkerShare(
             source=self.source,
@@ -446,12 +447,12 @@ class LatencyRecorder:
                 SecondShare(
                     t=t, completions=s.completions, errors=s.errors, histograms=s.histograms
                 )
-                for t, s in self._timeline.closed_seconds().items()
+                for t, s in (self._timeline.closed_seconds() if timeline else {}).items()
             ],
             quiet=quiet,
             stalled=stalled,
             sources=sorted(self._stalls.sources),
-            stages=self._stages.to_shares() if self._stages is not None else [],
+            stages=self._stages.to_shares() if self._stages is not None and timeline else [],
             schedules=self._schedule_shares(),
         )
 

@@ -429,7 +429,7 @@ def run_worker(
         def live(recorder: LatencyRecorder, _elapsed_s: float) -> bool:
             # The figures so far, cumulative, without the timeline and stages (which grow
             # with the run and which no abort criterion reads): the master judges them.
-            share = recorder.to_share().model_copy(update={"seconds": [], "stages": []})
+            share = recorder.to_share(timeline=False)
             relay.send({"send": "live", "data": share.to_wire()})
             return False
 

@@ -61,7 +61,7 @@ def _child(plan: SharePlan, pipe: Connection) -> None:
     def live(recorder: LatencyRecorder, _elapsed_s: float) -> bool:
         # The figures so far, cumulative (the final share stays whole), without the timeline
         # and stages, which grow with the run and which no abort criterion reads.
-        share = recorder.to_share().model_copy(update={"seconds": [], "stages": []})
+        share = recorder.to_share(timeline=False)
         with contextlib.suppress(OSError):
             pipe.send(("live", share.to_wire()))
         return False  # the parent decides, on every process's figures
