@@ -260,13 +260,14 @@ def serve(
         typer.Option(help="--http2: the certificate's private key (PEM).", show_default=False),
     ] = None,
     edge_timeout: Annotated[
-        float,
+        float | None,
         typer.Option(
             min=0.001,
             help="--http2: seconds nginx waits on a silent handler (proxy_read_timeout): 504 "
-            "before its headers, a stream reset with INTERNAL_ERROR after them.",
+            "before its headers, a stream reset with INTERNAL_ERROR after them.  [default: 60]",
+            show_default=False,
         ),
-    ] = 60.0,
+    ] = None,
 ) -> None:
     """Run the bundled API service (the "engines" API) under uvicorn.
 
@@ -277,12 +278,13 @@ def serve(
     """
     from loadkit.run.bundled_service import service_command, service_environment
 
-    if http2 or certfile or keyfile:
-        from loadkit.run.http2_edge import EdgeTls, serve_over_http2
+    if http2 or certfile or keyfile or edge_timeout is not None:
+        from loadkit.run.http2_edge import DEFAULT_UPSTREAM_TIMEOUT_S, EdgeTls, serve_over_http2
 
         with exit_on_error(), sigterm_as_interrupt():
             if not http2:
-                raise ConfigError("--certfile/--keyfile serve HTTP/2 over TLS: add --http2")
+                given = "--edge-timeout" if edge_timeout is not None else "--certfile/--keyfile"
+                raise ConfigError(f"{given} is about the HTTP/2 edge: add --http2")
             if (certfile is None) != (keyfile is None):
                 raise ConfigError("--certfile and --keyfile go together: give both, or neither")
             tls = EdgeTls(certfile=certfile, keyfile=keyfile) if certfile and keyfile else None
@@ -292,7 +294,7 @@ def serve(
                     port=port,
                     database_url=database_url,
                     tls=tls,
-                    upstream_timeout_s=edge_timeout,
+                    upstream_timeout_s=edge_timeout or DEFAULT_UPSTREAM_TIMEOUT_S,
                     announce=typer.echo,
                 )
             except KeyboardInterrupt:

@@ -10,8 +10,10 @@ runs as a child process in ``workdir``, stopped by its own handle.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -168,6 +170,7 @@ class Http2Edge:
             [binary, "-c", str(conf), "-p", str(self.workdir), "-e", str(self.error_log)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            start_new_session=True,  # its workers in its group: a kill reaches them all
         )
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
@@ -203,7 +206,8 @@ class Http2Edge:
             try:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                process.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)  # nginx's workers too
                 process.wait()
         if process.stderr is not None:
             process.stderr.close()

@@ -208,3 +208,9 @@ def test_http2_from_the_flag_or_the_profile_runs_a_url_on_locust_and_tells_the_p
     )
     assert "--loadkit-http2" not in launch.argv()  # an HTTP/1.1 run's command line as before
     assert "--loadkit-http2" in replace(launch, http2=True).argv()
+
+
+def test_an_edge_option_without_http2_is_refused_not_ignored() -> None:
+    result = CliRunner().invoke(app, ["serve", "--edge-timeout", "5"])
+    assert result.exit_code == 2
+    assert "--edge-timeout is about the HTTP/2 edge: add --http2" in result.output
