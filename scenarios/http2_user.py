@@ -161,7 +161,13 @@ class Http2Connection:
                 raise self._goaway
             stream_id = self._h2.get_next_available_stream_id()
             self._streams[stream_id] = stream
-            self._h2.send_headers(stream_id, headers, end_stream=not body)
+            try:
+                self._h2.send_headers(stream_id, headers, end_stream=not body)
+            except Exception:
+                # Refused by h2 (too many open streams, ...): no stream was opened, so none
+                # is left waiting for an answer (a graceful GOAWAY waits for open ones).
+                del self._streams[stream_id]
+                raise
             self._flush()
         if body:
             self._send_body(stream_id, stream, body, timeout)
