@@ -8,12 +8,12 @@ fast and never import Locust (which monkey-patches the process with gevent).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import signal
 import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any
@@ -660,7 +660,7 @@ def load(
         abort_on = _abort_criteria(config)
         if target_profile is not None:
             # The native engine reads error kinds and sends the trace header as [target] says.
-            request = dataclasses.replace(request, target=target_profile)
+            request = replace(request, target=target_profile)
         if worker:
             code = run_worker(
                 scenario=chosen.scenario,
