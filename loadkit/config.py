@@ -10,8 +10,9 @@ import math
 import re
 import sys
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, Self, TypeVar
 
 import jmespath
 from pydantic import (
@@ -123,15 +124,61 @@ METRICS_BY_KIND: dict[ResultsKind, frozenset[str]] = {
 }
 
 
-class Criterion(_Section):
-    """One acceptance criterion: ``<kind>.<metric> <op> <threshold>``, strict as written."""
+def check_metric(value: str, known: Mapping[Any, frozenset[str]], *, what: str = "") -> str:
+    """``value`` as ``<kind>.<metric>`` naming a metric of ``known`` (or ``load.errors.<kind>``);
+    a ValueError naming what is known otherwise. ``what``: the criterion's sort, for the error
+    (``regression``)."""
+    kind, _, metric = value.partition(".")
+    if kind not in known:
+        raise ValueError(
+            f'metric {value!r} must start with one of {sorted(known)} and a dot, e.g. "load.p95_ms"'
+        )
+    if kind == "load" and metric.startswith("errors.") and len(metric) > len("errors."):
+        return value
+    if metric not in known[kind]:
+        names = ", ".join(sorted(known[kind]))
+        sort = f"{what} " if what else ""
+        raise ValueError(f"unknown {kind} {sort}metric {metric!r}; known: {names}")
+    return value
+
+
+class _OnAMetric(_Section):
+    """What every criterion has: the metric it judges and, for load metrics, an endpoint."""
 
     metric: str = Field(description='"<kind>.<metric>": "load.p95_ms", "load.errors.timeout"')
-    op: Operator
-    threshold: float
     name: str | None = None
     endpoint: str | None = None
     description: str | None = None
+
+    @model_validator(mode="after")
+    def _endpoint_applies(self) -> Self:
+        if self.endpoint is not None and (
+            self.results_kind != "load" or self.metric_name not in ENDPOINT_METRICS
+        ):
+            raise ValueError(
+                f"endpoint applies only to load metrics {sorted(ENDPOINT_METRICS)}, "
+                f"not to {self.metric!r}"
+            )
+        return self
+
+    @property
+    def results_kind(self) -> ResultsKind:
+        """The kind of results file this criterion is measured on (and its baseline's)."""
+        kind = self.metric.partition(".")[0]
+        assert kind in METRICS_BY_KIND
+        return kind
+
+    @property
+    def metric_name(self) -> str:
+        """The metric without its kind prefix (``p95_ms``, ``errors.timeout``)."""
+        return self.metric.partition(".")[2]
+
+
+class Criterion(_OnAMetric):
+    """One acceptance criterion: ``<kind>.<metric> <op> <threshold>``, strict as written."""
+
+    op: Operator
+    threshold: float
     abort_on_fail: bool = False
     """``loadkit load --config`` stops the run as soon as this criterion fails (checked every
     second from the live figures, after ``delay_s``)."""
@@ -147,18 +194,7 @@ class Criterion(_Section):
     @field_validator("metric")
     @classmethod
     def _known_metric(cls, value: str) -> str:
-        kind, _, metric = value.partition(".")
-        if kind not in METRICS_BY_KIND:
-            raise ValueError(
-                f"metric {value!r} must start with one of {sorted(METRICS_BY_KIND)} and a dot, "
-                'e.g. "load.p95_ms"'
-            )
-        if kind == "load" and metric.startswith("errors.") and len(metric) > len("errors."):
-            return value
-        if metric not in METRICS_BY_KIND[kind]:
-            known = ", ".join(sorted(METRICS_BY_KIND[kind]))
-            raise ValueError(f"unknown {kind} metric {metric!r}; known: {known}")
-        return value
+        return check_metric(value, METRICS_BY_KIND)
 
     @field_validator("threshold")
     @classmethod
@@ -182,17 +218,6 @@ class Criterion(_Section):
             raise ValueError(
                 f"threshold {self.threshold:g} is above 1; {self.metric} is a fraction from 0 to 1 "
                 "(write 10 % as 0.10)"
-            )
-        return self
-
-    @model_validator(mode="after")
-    def _endpoint_applies(self) -> Criterion:
-        if self.endpoint is not None and (
-            self.results_kind != "load" or self.metric_name not in ENDPOINT_METRICS
-        ):
-            raise ValueError(
-                f"endpoint applies only to load metrics {sorted(ENDPOINT_METRICS)}, "
-                f"not to {self.metric!r}"
             )
         return self
 
@@ -255,18 +280,6 @@ class Criterion(_Section):
         return DEFAULT_ABORT_DELAY_S if self.delay_s is None else self.delay_s
 
     @property
-    def results_kind(self) -> ResultsKind:
-        """The kind of results file this criterion is measured on."""
-        kind = self.metric.partition(".")[0]
-        assert kind in METRICS_BY_KIND
-        return kind
-
-    @property
-    def metric_name(self) -> str:
-        """The metric without its kind prefix (``p95_ms``, ``errors.timeout``)."""
-        return self.metric.partition(".")[2]
-
-    @property
     def label(self) -> str:
         """How the criterion is shown: its name, or the expression it checks."""
         if self.name:
@@ -295,36 +308,21 @@ REGRESSION_METRICS: dict[ResultsKind, frozenset[str]] = {
 and Locust's exit code are verdicts, not figures that drift."""
 
 
-class RegressionCriterion(_Section):
+class RegressionCriterion(_OnAMetric):
     """``op = "regression"``: the metric may be worse than in the baseline run by at most
     ``max_worse_pct`` percent of the baseline's value and/or ``max_worse_abs`` in the metric's own
     unit (a fraction for ``error_rate``); with both, it fails only when it exceeds both. Below
     ``min_requests`` (in either run) it is not evaluated."""
 
-    metric: str = Field(description='"<kind>.<metric>": "load.p95_ms", "load.errors.timeout"')
     op: Literal["regression"]
     max_worse_pct: float | None = Field(default=None, ge=0)
     max_worse_abs: float | None = Field(default=None, ge=0)
     min_requests: int | None = Field(default=None, ge=1)
-    name: str | None = None
-    endpoint: str | None = None
-    description: str | None = None
 
     @field_validator("metric")
     @classmethod
     def _regression_metric(cls, value: str) -> str:
-        kind, _, metric = value.partition(".")
-        if kind not in REGRESSION_METRICS:
-            raise ValueError(
-                f"metric {value!r}: a regression criterion is about load or smoke results "
-                '("load.p95_ms", "smoke.checks_passed")'
-            )
-        if kind == "load" and metric.startswith("errors.") and len(metric) > len("errors."):
-            return value
-        if metric not in REGRESSION_METRICS[kind]:
-            known = ", ".join(sorted(REGRESSION_METRICS[kind]))
-            raise ValueError(f"unknown {kind} regression metric {metric!r}; known: {known}")
-        return value
+        return check_metric(value, REGRESSION_METRICS, what="regression")
 
     @model_validator(mode="after")
     def _tolerance_given(self) -> RegressionCriterion:
@@ -338,28 +336,9 @@ class RegressionCriterion(_Section):
             value = getattr(self, key)
             if value is not None and not math.isfinite(value):
                 raise ValueError(f"{key} must be a finite number, not {value}")
-        if self.endpoint is not None and (
-            self.results_kind != "load" or self.metric_name not in ENDPOINT_METRICS
-        ):
-            raise ValueError(
-                f"endpoint applies only to load metrics {sorted(ENDPOINT_METRICS)}, "
-                f"not to {self.metric!r}"
-            )
         if self.min_requests is not None and self.results_kind != "load":
             raise ValueError(f"min_requests applies to load metrics, not to {self.metric!r}")
         return self
-
-    @property
-    def results_kind(self) -> ResultsKind:
-        """The kind of results file this criterion is measured on (and its baseline)."""
-        kind = self.metric.partition(".")[0]
-        assert kind in METRICS_BY_KIND
-        return kind
-
-    @property
-    def metric_name(self) -> str:
-        """The metric without its kind prefix (``p95_ms``, ``errors.timeout``)."""
-        return self.metric.partition(".")[2]
 
     @property
     def worse(self) -> Literal["up", "down"]:
