@@ -1097,6 +1097,16 @@ def accept(
             "nginx (which must be installed) in front of uvicorn.",
         ),
     ] = False,
+    edge_timeout: Annotated[
+        float | None,
+        typer.Option(
+            min=0.001,
+            help="--http2, bundled service: seconds nginx waits on a silent handler "
+            "(proxy_read_timeout): 504 before its headers, a stream reset with INTERNAL_ERROR "
+            "after them.  [default: 60]",
+            show_default=False,
+        ),
+    ] = None,
     baseline: BaselineOption = None,
     force_baseline: ForceBaselineOption = False,
     save_baseline: Annotated[
@@ -1143,6 +1153,7 @@ def accept(
             progress=typer.echo,
             tls=tls_options(insecure=insecure, ca_cert=ca_cert),
             http2=http2,
+            edge_timeout_s=edge_timeout,
             baselines=baselines,
             save_baseline_to=save_baseline,
         )
