@@ -835,6 +835,15 @@ def ui(
     profile: Annotated[
         str, typer.Option(help="Profile whose scenario and users to offer.")
     ] = DEFAULT_PROFILE,
+    http2: Annotated[
+        bool,
+        typer.Option(
+            "--http2",
+            help="The users speak HTTP/2, as with `loadkit load --http2` (h2c by prior "
+            "knowledge on http://, ALPN h2 on https://; a locustfile must be written on "
+            "scenarios/http2_user.py). Default: the profile's http2.",
+        ),
+    ] = False,
 ) -> None:
     """Serve the Locust web UI on 127.0.0.1 with loadkit's exact measurement loaded.
 
@@ -868,6 +877,7 @@ def ui(
             announce=lambda line: typer.echo(line, err=True),
             locust_args=locust_args,
             target_profile=acceptance.target if acceptance is not None else None,
+            http2=http2 or chosen.http2,
         )
         raise typer.Exit(code=code)
 
