@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
+from starlette.types import Message
 
 from loadkit.run.bundled_service import BundledService
 from service import faults
@@ -249,10 +250,10 @@ async def test_the_stall_after_headers_fault_holds_the_body_once_the_headers_are
             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
         }  # fmt: skip
 
-        async def receive() -> dict[str, object]:
+        async def receive() -> Message:
             return {"type": "http.request", "body": b"", "more_body": False}
 
-        async def send(message: dict[str, object]) -> None:
+        async def send(message: Message) -> None:
             events.append((message["type"], message.get("status")))
 
         await app(scope, receive, send)
