@@ -186,3 +186,22 @@ def test_ui_http2_users_speak_http2(tmp_path: Path) -> None:
         ("GET /reset/2", "http2_internal_error")
     }
     assert results.totals.errors == results.totals.requests > 0
+
+
+def test_ui_http2_with_an_http1_only_locustfile_exits_2_saying_how_to_switch(
+    tmp_path: Path,
+) -> None:
+    locustfile = tmp_path / "fast.py"
+    locustfile.write_text(
+        "from locust import FastHttpUser, task\n\n\nclass Shop(FastHttpUser):\n"
+        "    @task\n    def home(self) -> None:\n        self.client.get('/')\n"
+    )
+    with socket.socket() as target:  # something that accepts connections, for the preflight
+        target.bind(("127.0.0.1", 0))
+        target.listen()
+        host = f"http://127.0.0.1:{target.getsockname()[1]}"
+        command = ["ui", "--http2", "--host", host, "--scenario", str(locustfile)]
+        result = CliRunner().invoke(app, [*command, "--web-port", str(free_port())])
+    assert result.exit_code == 2, result.output
+    assert "--http2: user class Shop speaks HTTP/1.1 only" in result.output
+    assert "FastOrHttp2User" in result.output

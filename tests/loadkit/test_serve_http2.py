@@ -158,7 +158,7 @@ paths = ["src"]
 [profiles.seed]
 scenario = "login"
 concurrency = 3
-duration_s = 5
+duration_s = 3
 """
 
 
@@ -171,7 +171,7 @@ def test_accept_http2_fails_on_internal_error_when_login_stalls_after_its_header
     (tmp_path / "src" / "app.py").write_text("def handler() -> int:\n    return 1\n")
     (tmp_path / "acceptance.toml").write_text(SEED)
     env = [
-        "ENGINES_BCRYPT_ROUNDS=4", "ENGINES_FAULT_STALL_AFTER_HEADERS_MS=2000",
+        "ENGINES_BCRYPT_ROUNDS=4", "ENGINES_FAULT_STALL_AFTER_HEADERS_MS=1000",
         "ENGINES_FAULT_STALL_AFTER_HEADERS_SHARE=0.2", "ENGINES_FAULT_PATHS=/api/auth/login",
     ]  # fmt: skip
     done = loadkit(
