@@ -148,11 +148,16 @@ class InputSummary:
     """Request lines without an endpoint or status code (logged, but unusable)."""
     outside_window: int
     """Log lines outside --since/--until (or without a readable ``ts`` while a bound was set)."""
+    unmatched: int = 0
+    """Text lines not in the text format read (nginx preset)."""
+    log_format: str = "loadkit"
+    """The format read: ``loadkit`` (the bundled service's), ``nginx``, or ``mapping``."""
 
     @property
     def skipped(self) -> int:
-        """Lines that held something but could not be used (malformed, foreign, incomplete)."""
-        return self.not_json + self.foreign + self.incomplete
+        """Lines that held something but could not be used (malformed, foreign, unmatched,
+        incomplete)."""
+        return self.not_json + self.foreign + self.unmatched + self.incomplete
 
 
 @dataclass(frozen=True)
@@ -498,8 +503,10 @@ class BreakdownBuilder:
         top: int = DEFAULT_TOP,
         counts: ScanCounts | None = None,
         sources: list[str] | None = None,
+        log_format: str = "loadkit",
     ) -> ErrorBreakdown:
-        """The breakdown of everything added so far; ``counts`` are the reader's line counts."""
+        """The breakdown of everything added so far; ``counts`` are the reader's line counts,
+        ``log_format`` the name of the format they were read in."""
         counts = counts or ScanCounts(lines=self._log_lines, log_lines=self._log_lines)
         requests, errors = self._requests, self._errors
         have_success = self._success > 0
@@ -549,6 +556,8 @@ class BreakdownBuilder:
             foreign=counts.foreign,
             incomplete=self._incomplete,
             outside_window=self._outside,
+            unmatched=counts.unmatched,
+            log_format=log_format,
         )
         return ErrorBreakdown(
             inputs=inputs,
