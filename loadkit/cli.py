@@ -1259,8 +1259,8 @@ def errors(
         Path | None,
         typer.Option(
             "--config",
-            help="An acceptance file whose [logs] says the log format: preset = \"nginx\", or "
-            "field paths of another JSON log (status = \"status\", path = \"req.path\", ...). "
+            help='An acceptance file whose [logs] says the log format: preset = "nginx", or '
+            'field paths of another JSON log (status = "status", path = "req.path", ...). '
             "Read only when given.",
             show_default=False,
         ),

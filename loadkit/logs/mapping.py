@@ -63,9 +63,9 @@ class FieldMapping:
     def recognises(self, obj: dict[str, Any]) -> bool:
         """Whether ``obj`` is a request line of this log (it holds the route or the status)."""
         route = self.endpoint or self.path
-        return (
-            route is not None and field(obj, route) is not None
-        ) or field(obj, self.status) is not None
+        return (route is not None and field(obj, route) is not None) or field(
+            obj, self.status
+        ) is not None
 
     def request_line(self, obj: dict[str, Any]) -> dict[str, Any]:
         """``obj`` as a request line in the service's shape (fields it lacks are None)."""

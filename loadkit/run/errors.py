@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from loadkit.config import load_config
 from loadkit.exceptions import InputError
 from loadkit.files import write_output
-from loadkit.config import load_config
 from loadkit.logs.breakdown import BreakdownBuilder, ErrorBreakdown, iso, parse_time_bound
 from loadkit.logs.formats import log_format
 from loadkit.logs.join import ClientView
