@@ -20,9 +20,11 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from loadkit.logs.breakdown import REQUEST_EVENT
 from loadkit.logs.paths import endpoint_path
-from loadkit.logs.scan import ScanCounts
+from loadkit.logs.scan import ENVELOPE_KEYS, ScanCounts
 from loadkit.logs.status_kinds import status_kind
 
 # Anchored on what follows the client's address and user (a platform prefix before them is
@@ -69,6 +71,22 @@ def time_local_epoch(text: bytes) -> float | None:
     return moment.timestamp() - (offset if text[21:22] == b"+" else -offset)
 
 
+def _in_envelope(line: bytes) -> re.Match[bytes] | None:
+    """The access line a platform wrapped in JSON (Docker's ``{"log": "..."}``, a shipper's
+    ``{"message": "..."}``): its quotes are escaped there, so the raw line never matches."""
+    try:
+        value = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(value, dict):
+        return None
+    for key in ENVELOPE_KEYS:
+        inner = value.get(key)
+        if isinstance(inner, str):
+            return _LINE.search(inner.encode("utf-8", "surrogatepass"))
+    return None
+
+
 def read_combined(lines: Iterable[bytes], counts: ScanCounts) -> Iterator[dict[str, Any]]:
     """The request lines of an nginx combined access log (a ``LineReader``), every line
     counted: blank ones as blank, the others that do not parse as unmatched."""
@@ -79,6 +97,8 @@ def read_combined(lines: Iterable[bytes], counts: ScanCounts) -> Iterator[dict[s
     for line in lines:
         counts.lines += 1
         match = search(line)
+        if match is None and line[:1] == b"{":
+            match = _in_envelope(line)
         if match is None:
             if line.strip():
                 counts.unmatched += 1

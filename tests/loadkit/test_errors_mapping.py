@@ -156,8 +156,9 @@ UUID = "9f1c2a3b-1111-2222-3333-444455556666"
 
 def nginx_log() -> bytes:
     """12 × GET /api/items/{id} 502 (numbers, UUIDs, query strings), 6 × DELETE
-    /api/users/{id}/sessions 504 (hex ids), 4 × POST /api/login 499, 2 × 418 (client_error),
-    1 garbled request line (400), 30 successes, 2 lines that are not nginx's, a blank one."""
+    /api/users/{id}/sessions 504 (hex ids), 5 × POST /api/login 499 (one wrapped by Docker),
+    2 × 418 (client_error), 1 garbled request line (400), 30 successes, 2 lines that are not
+    nginx's, a blank one."""
     lines = [nginx_line(f"GET /api/items/{i} HTTP/1.1", 502, second=i) for i in range(8)]
     lines += [nginx_line(f"GET /api/items/{UUID}?page=2 HTTP/2.0", 502) for _ in range(4)]
     lines += [
@@ -169,6 +170,9 @@ def nginx_log() -> bytes:
     lines += [nginx_line("\\x16\\x03\\x01\\x02\\x00", 400)]
     lines += [nginx_line(f"GET /api/items?page={i} HTTP/1.1", 200) for i in range(30)]
     lines += [b"2026/12/02 09:00:01 [error] 7#7: *1 upstream prematurely closed\n", b"{}\n", b"\n"]
+    # Docker's json-file driver wraps each line of the container's stdout.
+    wrapped = nginx_line("POST /api/login HTTP/1.1", 499).decode()
+    lines += [orjson.dumps({"log": wrapped, "stream": "stdout"}) + b"\n"]
     return b"".join(lines)
 
 
@@ -177,13 +181,13 @@ def test_the_nginx_preset_gives_the_top_offenders_with_kinds_from_the_status() -
     assert offenders(result) == [
         ("GET /api/items/{id}", "bad_gateway", 12, {"502": 12}),
         ("DELETE /api/users/{id}/sessions", "gateway_timeout", 6, {"504": 6}),
-        ("POST /api/login", "client_closed_request", 4, {"499": 4}),
+        ("POST /api/login", "client_closed_request", 5, {"499": 5}),
         ("GET /teapot", "client_error", 2, {"418": 2}),
         ("(unparsed request line)", "bad_request", 1, {"400": 1}),
     ]
-    assert (result.totals.requests, result.totals.errors) == (55, 25)
+    assert (result.totals.requests, result.totals.errors) == (56, 26)
     inputs = result.inputs
-    assert (inputs.lines, inputs.log_lines, inputs.unmatched, inputs.blank) == (58, 55, 2, 1)
+    assert (inputs.lines, inputs.log_lines, inputs.unmatched, inputs.blank) == (59, 56, 2, 1)
     assert result.top[0].first_seen == "2026-12-02T09:00:00.000Z"
     assert result.top[1].last_seen == "2026-12-02T09:00:30.000Z"
     by_endpoint = {row.endpoint: row.requests for row in result.by_endpoint}
@@ -246,7 +250,7 @@ def test_without_logs_or_preset_the_service_log_is_read_as_before() -> None:
     result = breakdown(orjson.dumps(line) + b"\n" + nginx_log(), BUNDLED)
     assert offenders(result) == [("POST /api/auth/login", "storage_lock_timeout", 1, {"503": 1})]
     inputs = result.inputs
-    assert (inputs.not_json, inputs.foreign, inputs.unmatched) == (56, 1, 0)
+    assert (inputs.not_json, inputs.foreign, inputs.unmatched) == (56, 2, 0)
     assert inputs.log_format == "loadkit"
 
 
@@ -280,8 +284,8 @@ def test_cli_preset_nginx_and_its_usage_errors(tmp_path: Path) -> None:
     result = runner.invoke(app, ["errors", str(log), "--preset", "nginx", "--top", "2"])
     assert result.exit_code == 0, result.output
     out = result.stdout
-    assert "55 access log lines; skipped 2 not in nginx's combined format" in out
-    assert "Requests seen 55 · errors 25 · error rate 45.5 %" in out
+    assert "56 access log lines; skipped 2 not in nginx's combined format" in out
+    assert "Requests seen 56 · errors 26 · error rate 46.4 %" in out
     top = out.split("Top 2 offenders")[1].splitlines()
     assert "GET /api/items/{id}" in top[3] and "bad_gateway" in top[3] and " 12 " in top[3]
     assert "DELETE /api/users/{id}/sessions" in top[4] and "gateway_timeout" in top[4]
