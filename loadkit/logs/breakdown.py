@@ -34,10 +34,10 @@ OTHER_EVENTS = "(other events)"
 
 DEFAULT_TOP = 5
 MAX_GROUPS = 500
-"""Distinct (endpoint, kind) groups kept; each holds an HDR histogram (~137 KiB), so the groups
-cost ~70 MiB at most whatever the log's length. Beyond the cap, errors go to one catch-all group
-per kind under ``OTHER_ENDPOINTS``: a log whose endpoints are raw paths (not route templates)
-would otherwise grow without bound."""
+"""Distinct (endpoint, kind) groups kept; each holds an HDR histogram (~137 KiB) from its first
+duration on, so the groups cost ~70 MiB at most whatever the log's length. Beyond the cap, errors
+go to one catch-all group per kind under ``OTHER_ENDPOINTS``: a log whose endpoints are raw paths
+(not route templates) would otherwise grow without bound."""
 MAX_ENDPOINTS = 10_000
 MAX_KINDS = 200
 OTHER_ENDPOINTS = "(other endpoints)"
@@ -268,7 +268,8 @@ class ErrorBreakdown:
 class _Group:
     count: int = 0
     statuses: Counter[str] = field(default_factory=Counter)
-    durations: LatencyHistogram = field(default_factory=LatencyHistogram)
+    durations: LatencyHistogram | None = None
+    """Made at the first duration: a log without durations (nginx's) costs no histograms."""
     first: float | None = None
     last: float | None = None
     example_trace_id: str | None = None
@@ -449,6 +450,8 @@ class BreakdownBuilder:
         group.statuses[status_text] += 1
         duration = obj.get("duration_ms")
         if isinstance(duration, int | float) and not isinstance(duration, bool):
+            if group.durations is None:
+                group.durations = LatencyHistogram()
             group.durations.record_us(duration * 1000.0)
         if epoch is not None:
             if group.first is None or epoch < group.first:
@@ -601,7 +604,8 @@ class BreakdownBuilder:
 
     @staticmethod
     def _offender(key: tuple[str, str], group: _Group, errors: int) -> Offender:
-        summary = group.durations.summary() if group.durations.count else None
+        durations = group.durations
+        summary = durations.summary() if durations is not None and durations.count else None
         return Offender(
             endpoint=key[0],
             kind=key[1],
