@@ -1041,6 +1041,7 @@ LOG_PRESETS: tuple[LogPreset, ...] = ("loadkit", "nginx")
 _FIELD_PATH = re.compile(r"[^.\s]+(\.[^.\s]+)*")
 LOG_FIELD_KEYS: tuple[str, ...] = (
     "ts",
+    "ts_ms",
     "method",
     "endpoint",
     "path",
@@ -1061,13 +1062,15 @@ class LogsConfig(_Section):
     default ``combined`` access log (text). Otherwise a field mapping for another JSON log, one
     dotted path per field (``kind = "err.code"``; a flat key holding dots is found too): a line is
     a request when it has ``endpoint`` (a route template, kept as is) or ``path`` (a raw path:
-    query dropped, ids folded into ``{id}``), and ``status``. A duration is in milliseconds
+    query dropped, ids folded into ``{id}``), and ``status``. The time is ``ts`` (ISO 8601 or
+    epoch seconds) or ``ts_ms`` (epoch milliseconds, as pino logs). A duration is in milliseconds
     (``duration_ms``) or seconds (``duration_s``); with no ``kind``, an error's kind comes from
     its status (502 → ``bad_gateway``, other 5xx → ``server_error``, ...).
     """
 
     preset: LogPreset | None = None
     ts: str | None = None
+    ts_ms: str | None = None
     method: str | None = None
     endpoint: str | None = None
     path: str | None = None
@@ -1111,6 +1114,11 @@ class LogsConfig(_Section):
             raise ValueError('a field mapping needs status = "<status code field>"')
         if self.duration_ms is not None and self.duration_s is not None:
             raise ValueError("duration_ms and duration_s both given: give the one your log has")
+        if self.ts is not None and self.ts_ms is not None:
+            raise ValueError(
+                "ts and ts_ms both given: ts is ISO 8601 or epoch seconds, ts_ms epoch "
+                "milliseconds; give the one your log has"
+            )
         return self
 
     @property

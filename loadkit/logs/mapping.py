@@ -30,6 +30,7 @@ class FieldMapping:
     endpoint: FieldPath | None = None
     path: FieldPath | None = None
     ts: FieldPath | None = None
+    ts_ms: FieldPath | None = None
     method: FieldPath | None = None
     kind: FieldPath | None = None
     trace_id: FieldPath | None = None
@@ -52,6 +53,7 @@ class FieldMapping:
             endpoint=split(config.endpoint),
             path=split(config.path),
             ts=split(config.ts),
+            ts_ms=split(config.ts_ms),
             method=split(config.method),
             kind=split(config.kind),
             trace_id=split(config.trace_id),
@@ -86,9 +88,13 @@ class FieldMapping:
         elif self.duration_s is not None:
             seconds = _number(field(obj, self.duration_s))
             duration = None if seconds is None else seconds * 1000.0
+        ts = field(obj, self.ts) if self.ts is not None else None
+        if self.ts_ms is not None:
+            millis = _number(field(obj, self.ts_ms))
+            ts = None if millis is None else millis / 1000.0
         return {
             "event": REQUEST_EVENT,
-            "ts": field(obj, self.ts) if self.ts is not None else None,
+            "ts": ts,
             "method": _text(field(obj, self.method)) if self.method is not None else None,
             "endpoint": endpoint,
             "status_code": status,

@@ -108,15 +108,25 @@ def test_a_mapped_json_log_gives_its_top_offenders_with_ids_folded() -> None:
 
 
 def test_a_mapping_with_a_route_field_keeps_it_and_reads_flat_dotted_keys() -> None:
-    logs = LogsConfig(endpoint="route", status="http.status", kind="kind", duration_ms="ms")
+    logs = LogsConfig(
+        endpoint="route", status="http.status", kind="kind", duration_ms="ms", ts_ms="time"
+    )
     lines = [
-        {"route": "/v1/carts/{cart}", "http.status": 503, "kind": "overloaded", "ms": 12},
+        {
+            "route": "/v1/carts/{cart}",
+            "http.status": 503,
+            "kind": "overloaded",
+            "ms": "12.5",
+            "time": 1_764_666_000_250,  # epoch milliseconds, as pino logs them
+        },
         {"route": "/v1/carts/{cart}", "http": {"status": 200}},
         {"route": "/v1/carts/{cart}"},  # a request line without its status: incomplete
     ]
     result = breakdown(b"".join(orjson.dumps(line) + b"\n" for line in lines), log_format(logs))
     assert offenders(result) == [("/v1/carts/{cart}", "overloaded", 1, {"503": 1})]
     assert (result.totals.requests, result.inputs.incomplete) == (2, 1)
+    assert result.top[0].first_seen == "2025-12-02T09:00:00.250Z"
+    assert result.top[0].max_ms == pytest.approx(12.5, rel=0.01)
 
 
 @pytest.mark.parametrize(
@@ -129,6 +139,7 @@ def test_a_mapping_with_a_route_field_keeps_it_and_reads_flat_dotted_keys() -> N
         ('[logs]\nstatus = "s"', 'needs endpoint = "<route field>" or path = "<path field>"'),
         ('[logs]\nstatus = "s"\npath = "p"\nendpoint = "e"', "endpoint and path both given"),
         ('[logs]\nstatus = "s"\npath = "p"\nduration_ms = "a"\nduration_s = "b"', "both given"),
+        ('[logs]\nstatus = "s"\npath = "p"\nts = "a"\nts_ms = "b"', "ts and ts_ms both given"),
         ('[logs]\nstatus = "res..status"\npath = "p"', "logs.status: 'res..status' is not a"),
         ("[logs]\nstatus = 200\npath = 'p'", "logs.status: Input should be a valid string"),
     ],
