@@ -72,7 +72,8 @@ class ScanCounts:
     """Lines in which no JSON object could be found (text, truncated or malformed JSON, and
     lines over ``MAX_LINE_BYTES``)."""
     foreign: int = 0
-    """Lines holding JSON that is not a service log line (no ``event`` field, even unwrapped)."""
+    """Lines holding JSON that is not a log line of the format (the service's: no ``event``
+    field, even unwrapped; a ``[logs]`` mapping's: neither the route nor the status field)."""
     unmatched: int = 0
     """Text lines not in the text format read (the nginx preset's lines that do not parse)."""
 
