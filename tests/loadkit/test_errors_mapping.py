@@ -129,6 +129,29 @@ def test_a_mapping_with_a_route_field_keeps_it_and_reads_flat_dotted_keys() -> N
     assert result.top[0].max_ms == pytest.approx(12.5, rel=0.01)
 
 
+def test_nginx_json_log_format_reads_through_a_mapping() -> None:
+    """nginx's ``log_format … escape=json`` writes every variable as a string."""
+    logs = LogsConfig(
+        ts="time_iso8601",
+        method="request_method",
+        path="request_uri",
+        status="status",
+        trace_id="request_id",
+        duration_s="request_time",
+    )
+    line = (
+        '{"time_iso8601":"2026-12-02T10:00:00+01:00","request_method":"GET",'
+        '"request_uri":"/api/items/5?x=1","status":"502","request_time":"0.031",'
+        '"request_id":"4bf92f3577b34da6a3ce929d0e0e4736"}\n'
+    )
+    result = breakdown(line.encode() * 3, log_format(logs))
+    assert offenders(result) == [("GET /api/items/{id}", "bad_gateway", 3, {"502": 3})]
+    top = result.top[0]
+    assert top.first_seen == "2026-12-02T09:00:00.000Z"
+    assert top.example_trace_id == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert top.max_ms == pytest.approx(31, rel=0.01)
+
+
 @pytest.mark.parametrize(
     ("toml", "message"),
     [
