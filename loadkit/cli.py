@@ -1248,7 +1248,8 @@ def errors(
     log_files: Annotated[
         list[str] | None,
         typer.Argument(
-            help="The service's JSON logs (gzip too); '-' reads stdin, as does no file at all.",
+            help="The logs (gzip too): the service's JSON log, or the format of --preset or "
+            "[logs]; '-' reads stdin, as does no file at all.",
             show_default=False,
         ),
     ] = None,
@@ -1275,6 +1276,25 @@ def errors(
     out: Annotated[
         Path | None, typer.Option(help="Write the report to this file instead of stdout.")
     ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help='An acceptance file whose [logs] says the log format: preset = "nginx", or '
+            'field paths of another JSON log (status = "status", path = "req.path", ...). '
+            "Read only when given.",
+            show_default=False,
+        ),
+    ] = None,
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            help="The log format, over [logs]: loadkit (the bundled service's JSON log, the "
+            "default) or nginx (nginx's default combined access log: kind from the status, ids "
+            "in paths folded into {id}).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Break errors down by kind and endpoint, from service logs and loadkit runs.
 
@@ -1282,9 +1302,13 @@ def errors(
 
     --results sets the client's errors beside the server's, joined by trace id.
 
-    Lines that are not the service's JSON log are skipped and counted.
+    Other logs: --preset nginx reads nginx's combined access log; [logs] in --config maps the
+    fields of another JSON log.
 
-    Exit 0 with a report, 2 when an input cannot be read or holds no service log line.
+    Lines that are not in the format read are skipped and counted.
+
+    Exit 0 with a report, 2 when an input cannot be read or holds no log line of the format,
+    or --config/--preset is wrong.
     """
     from loadkit.run.errors import run_errors
 
@@ -1297,6 +1321,8 @@ def errors(
             top=top,
             fmt=fmt,
             out=out,
+            config=config,
+            preset=preset,
         )
         if report.written_to is None:
             typer.echo(report.text, nl=False)

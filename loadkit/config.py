@@ -1035,6 +1035,99 @@ class TargetProfile(_Section):
         return self == TargetProfile()
 
 
+# --- logs (loadkit errors) -----------------------------------------------------------------------
+
+LogPreset = Literal["loadkit", "nginx"]
+LOG_PRESETS: tuple[LogPreset, ...] = ("loadkit", "nginx")
+_FIELD_PATH = re.compile(r"[^.\s]+(\.[^.\s]+)*")
+LOG_FIELD_KEYS: tuple[str, ...] = (
+    "ts",
+    "ts_ms",
+    "method",
+    "endpoint",
+    "path",
+    "status",
+    "kind",
+    "trace_id",
+    "duration_ms",
+    "duration_s",
+    "message",
+)
+"""The keys of ``[logs]`` that map a field of another JSON log (``preset`` is the other key)."""
+
+
+class LogsConfig(_Section):
+    """``[logs]``: the log format ``loadkit errors`` reads.
+
+    Nothing set: the bundled service's JSON log (DESIGN contract 3). ``preset = "nginx"``: nginx's
+    default ``combined`` access log (text). Otherwise a field mapping for another JSON log, one
+    dotted path per field (``kind = "err.code"``; a flat key holding dots is found too): a line is
+    a request when it has ``endpoint`` (a route template, kept as is) or ``path`` (a raw path:
+    query dropped, ids folded into ``{id}``), and ``status``. The time is ``ts`` (ISO 8601 or
+    epoch seconds) or ``ts_ms`` (epoch milliseconds, as pino logs). A duration is in milliseconds
+    (``duration_ms``) or seconds (``duration_s``); with no ``kind``, an error's kind comes from
+    its status (502 → ``bad_gateway``, other 5xx → ``server_error``, ...).
+    """
+
+    preset: LogPreset | None = None
+    ts: str | None = None
+    ts_ms: str | None = None
+    method: str | None = None
+    endpoint: str | None = None
+    path: str | None = None
+    status: str | None = None
+    kind: str | None = None
+    trace_id: str | None = None
+    duration_ms: str | None = None
+    duration_s: str | None = None
+    message: str | None = None
+
+    @field_validator(*LOG_FIELD_KEYS)
+    @classmethod
+    def _dotted(cls, value: str | None) -> str | None:
+        if value is not None and not _FIELD_PATH.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is not a field path: write the key, or keys joined by dots "
+                '("status", "http.response.status_code")'
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _one_format(self) -> LogsConfig:
+        mapped = self.mapped_keys
+        if self.preset is not None and mapped:
+            raise ValueError(
+                f"preset = {self.preset!r} and field keys ({', '.join(mapped)}): a preset says "
+                "where every field is; give the preset or the field keys, not both"
+            )
+        if not mapped:
+            return self
+        if self.endpoint is not None and self.path is not None:
+            raise ValueError(
+                "endpoint and path both given: endpoint is a route template, path a raw path "
+                "whose ids are folded; give one"
+            )
+        if self.endpoint is None and self.path is None:
+            raise ValueError(
+                'a field mapping needs endpoint = "<route field>" or path = "<path field>"'
+            )
+        if self.status is None:
+            raise ValueError('a field mapping needs status = "<status code field>"')
+        if self.duration_ms is not None and self.duration_s is not None:
+            raise ValueError("duration_ms and duration_s both given: give the one your log has")
+        if self.ts is not None and self.ts_ms is not None:
+            raise ValueError(
+                "ts and ts_ms both given: ts is ISO 8601 or epoch seconds, ts_ms epoch "
+                "milliseconds; give the one your log has"
+            )
+        return self
+
+    @property
+    def mapped_keys(self) -> list[str]:
+        """The field keys set, in the order of ``LOG_FIELD_KEYS``."""
+        return [key for key in LOG_FIELD_KEYS if getattr(self, key) is not None]
+
+
 # --- the file ------------------------------------------------------------------------------------
 
 
@@ -1047,6 +1140,7 @@ class AcceptanceConfig(_Section):
     lock_audit: LockAuditConfig = LockAuditConfig()
     baseline: BaselineConfig = BaselineConfig()
     target: TargetProfile = TargetProfile()
+    logs: LogsConfig = LogsConfig()
 
     @property
     def criteria(self) -> tuple[Criterion, ...]:

@@ -34,10 +34,10 @@ OTHER_EVENTS = "(other events)"
 
 DEFAULT_TOP = 5
 MAX_GROUPS = 500
-"""Distinct (endpoint, kind) groups kept; each holds an HDR histogram (~137 KiB), so the groups
-cost ~70 MiB at most whatever the log's length. Beyond the cap, errors go to one catch-all group
-per kind under ``OTHER_ENDPOINTS``: a log whose endpoints are raw paths (not route templates)
-would otherwise grow without bound."""
+"""Distinct (endpoint, kind) groups kept; each holds an HDR histogram (~137 KiB) from its first
+duration on, so the groups cost ~70 MiB at most whatever the log's length. Beyond the cap, errors
+go to one catch-all group per kind under ``OTHER_ENDPOINTS``: a log whose endpoints are raw paths
+(not route templates) would otherwise grow without bound."""
 MAX_ENDPOINTS = 10_000
 MAX_KINDS = 200
 OTHER_ENDPOINTS = "(other endpoints)"
@@ -148,11 +148,16 @@ class InputSummary:
     """Request lines without an endpoint or status code (logged, but unusable)."""
     outside_window: int
     """Log lines outside --since/--until (or without a readable ``ts`` while a bound was set)."""
+    unmatched: int = 0
+    """Text lines not in the text format read (nginx preset)."""
+    log_format: str = "loadkit"
+    """The format read: ``loadkit`` (the bundled service's), ``nginx``, or ``mapping``."""
 
     @property
     def skipped(self) -> int:
-        """Lines that held something but could not be used (malformed, foreign, incomplete)."""
-        return self.not_json + self.foreign + self.incomplete
+        """Lines that held something but could not be used (malformed, foreign, unmatched,
+        incomplete)."""
+        return self.not_json + self.foreign + self.unmatched + self.incomplete
 
 
 @dataclass(frozen=True)
@@ -263,7 +268,8 @@ class ErrorBreakdown:
 class _Group:
     count: int = 0
     statuses: Counter[str] = field(default_factory=Counter)
-    durations: LatencyHistogram = field(default_factory=LatencyHistogram)
+    durations: LatencyHistogram | None = None
+    """Made at the first duration: a log without durations (nginx's) costs no histograms."""
     first: float | None = None
     last: float | None = None
     example_trace_id: str | None = None
@@ -444,6 +450,8 @@ class BreakdownBuilder:
         group.statuses[status_text] += 1
         duration = obj.get("duration_ms")
         if isinstance(duration, int | float) and not isinstance(duration, bool):
+            if group.durations is None:
+                group.durations = LatencyHistogram()
             group.durations.record_us(duration * 1000.0)
         if epoch is not None:
             if group.first is None or epoch < group.first:
@@ -498,8 +506,10 @@ class BreakdownBuilder:
         top: int = DEFAULT_TOP,
         counts: ScanCounts | None = None,
         sources: list[str] | None = None,
+        log_format: str = "loadkit",
     ) -> ErrorBreakdown:
-        """The breakdown of everything added so far; ``counts`` are the reader's line counts."""
+        """The breakdown of everything added so far; ``counts`` are the reader's line counts,
+        ``log_format`` the name of the format they were read in."""
         counts = counts or ScanCounts(lines=self._log_lines, log_lines=self._log_lines)
         requests, errors = self._requests, self._errors
         have_success = self._success > 0
@@ -549,6 +559,8 @@ class BreakdownBuilder:
             foreign=counts.foreign,
             incomplete=self._incomplete,
             outside_window=self._outside,
+            unmatched=counts.unmatched,
+            log_format=log_format,
         )
         return ErrorBreakdown(
             inputs=inputs,
@@ -592,7 +604,8 @@ class BreakdownBuilder:
 
     @staticmethod
     def _offender(key: tuple[str, str], group: _Group, errors: int) -> Offender:
-        summary = group.durations.summary() if group.durations.count else None
+        durations = group.durations
+        summary = durations.summary() if durations is not None and durations.count else None
         return Offender(
             endpoint=key[0],
             kind=key[1],

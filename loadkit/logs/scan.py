@@ -18,7 +18,7 @@ import gzip
 import io
 import sys
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -72,12 +72,15 @@ class ScanCounts:
     """Lines in which no JSON object could be found (text, truncated or malformed JSON, and
     lines over ``MAX_LINE_BYTES``)."""
     foreign: int = 0
-    """Lines holding JSON that is not a service log line (no ``event`` field, even unwrapped)."""
+    """Lines holding JSON that is not a log line of the format (the service's: no ``event``
+    field, even unwrapped; a ``[logs]`` mapping's: neither the route nor the status field)."""
+    unmatched: int = 0
+    """Text lines not in the text format read (the nginx preset's lines that do not parse)."""
 
     @property
     def skipped(self) -> int:
-        """Lines that carried something but nothing usable (malformed or foreign)."""
-        return self.not_json + self.foreign
+        """Lines that carried something but nothing usable (malformed, foreign, unmatched)."""
+        return self.not_json + self.foreign + self.unmatched
 
     def add(self, other: ScanCounts) -> None:
         """Add another scan's counts to these."""
@@ -86,17 +89,29 @@ class ScanCounts:
         self.blank += other.blank
         self.not_json += other.not_json
         self.foreign += other.foreign
+        self.unmatched += other.unmatched
 
 
 NOT_JSON = "not_json"
 FOREIGN = "foreign"
 
+Recognise = Callable[[dict[str, Any]], bool]
+"""Whether a JSON object is a log line of the format read (not an envelope or foreign JSON)."""
+LineReader = Callable[[Iterable[bytes], ScanCounts], Iterator[dict[str, Any]]]
+"""Lines in, log objects in the service's shape (contract 3) out, every line counted."""
 
-def find_log_object(line: bytes) -> dict[str, Any] | str:
-    """The service log object in one line, or why there is none (``NOT_JSON`` or ``FOREIGN``).
+
+def is_service_line(value: dict[str, Any]) -> bool:
+    """The bundled service's log line: it carries an ``event`` name."""
+    return isinstance(value.get("event"), str)
+
+
+def find_log_object(line: bytes, recognise: Recognise = is_service_line) -> dict[str, Any] | str:
+    """The log object in one line, or why there is none (``NOT_JSON`` or ``FOREIGN``).
 
     The object may be the line itself, follow a prefix, or sit inside an envelope (see
-    ``ENVELOPE_KEYS``) as a nested object or as a JSON string.
+    ``ENVELOPE_KEYS``) as a nested object or as a JSON string. ``recognise`` tells the object
+    sought from an envelope (default: the service's lines, which carry an ``event``).
     """
     start = line.find(b"{")
     if start < 0:
@@ -104,7 +119,7 @@ def find_log_object(line: bytes) -> dict[str, Any] | str:
     value = _loads_from(line, start)
     if value is None:
         return NOT_JSON
-    found = _unwrap(value, MAX_ENVELOPE_DEPTH)
+    found = _unwrap(value, MAX_ENVELOPE_DEPTH, recognise)
     return FOREIGN if found is None else found
 
 
@@ -129,20 +144,20 @@ def _loads_from(line: bytes, start: int) -> Any:
     return None
 
 
-def _unwrap(value: Any, depth: int) -> dict[str, Any] | None:
+def _unwrap(value: Any, depth: int, recognise: Recognise) -> dict[str, Any] | None:
     if not isinstance(value, dict):
         return None
-    if isinstance(value.get("event"), str):
+    if recognise(value):
         return value
     if depth <= 0:
         return None
     for key in ENVELOPE_KEYS:
         inner = value.get(key)
         if isinstance(inner, dict):
-            found = _unwrap(inner, depth - 1)
+            found = _unwrap(inner, depth - 1, recognise)
         elif isinstance(inner, str) and "{" in inner:
             data = inner.encode("utf-8", "surrogatepass")
-            found = _unwrap(_loads_from(data, data.find(b"{")), depth - 1)
+            found = _unwrap(_loads_from(data, data.find(b"{")), depth - 1, recognise)
         else:
             continue
         if found is not None:
@@ -152,6 +167,20 @@ def _unwrap(value: Any, depth: int) -> dict[str, Any] | None:
 
 def iter_log_objects(lines: Iterable[bytes], counts: ScanCounts) -> Iterator[dict[str, Any]]:
     """Yield the service log objects found in ``lines``, counting every line into ``counts``."""
+    return iter_json_objects(lines, counts)
+
+
+def iter_json_objects(
+    lines: Iterable[bytes], counts: ScanCounts, recognise: Recognise | None = None
+) -> Iterator[dict[str, Any]]:
+    """Yield the JSON log objects found in ``lines`` that ``recognise`` accepts (default: the
+    service's lines), counting every line into ``counts``."""
+    if recognise is None:
+        recognise = is_service_line
+        # The service's own check, inlined below: the fast path runs once per line.
+        service = True
+    else:
+        service = False
     loads = orjson.loads
     decode_error = orjson.JSONDecodeError
     for line in lines:
@@ -163,14 +192,16 @@ def iter_log_objects(lines: Iterable[bytes], counts: ScanCounts) -> Iterator[dic
                 value = loads(line)
             except decode_error:
                 value = None
-            if type(value) is dict and type(value.get("event")) is str:
+            if type(value) is dict and (
+                type(value.get("event")) is str if service else recognise(value)
+            ):
                 counts.log_lines += 1
                 yield value
                 continue
         elif not line.strip():
             counts.blank += 1
             continue
-        found = find_log_object(line)
+        found = find_log_object(line, recognise)
         if found == NOT_JSON:
             counts.not_json += 1
         elif isinstance(found, dict):
@@ -186,9 +217,13 @@ class LogSource:
     A context manager; ``open()`` raises ``InputError`` naming the file when it cannot be read.
     """
 
-    def __init__(self, name: str, *, stdin: IO[bytes] | None = None) -> None:
-        """``stdin``: the stream "-" stands for (default: the process's binary stdin)."""
+    def __init__(
+        self, name: str, *, stdin: IO[bytes] | None = None, reader: LineReader = iter_log_objects
+    ) -> None:
+        """``stdin``: the stream "-" stands for (default: the process's binary stdin);
+        ``reader``: the log format (default: the service's JSON lines)."""
         self.name = name
+        self._reader = reader
         self.counts = ScanCounts()
         self._stdin = stdin
         self._raw: IO[bytes] | None = None
@@ -227,7 +262,7 @@ class LogSource:
         """The service log objects of this log, counted into ``self.counts``."""
         stream = self._stream if self._stream is not None else self.open()
         try:
-            yield from iter_log_objects(bounded_lines(stream), self.counts)
+            yield from self._reader(bounded_lines(stream), self.counts)
         except (OSError, EOFError, zlib.error) as exc:
             # gzip raises BadGzipFile (an OSError) on a corrupt file, EOFError on a truncated one.
             raise InputError(
@@ -266,8 +301,11 @@ def _maybe_gunzip(stream: IO[bytes], name: str) -> IO[bytes]:
     return result
 
 
-def sources_from(names: Sequence[str], *, stdin: IO[bytes] | None = None) -> list[LogSource]:
-    """One ``LogSource`` per name; a name given twice is read twice (as ``cat`` would)."""
+def sources_from(
+    names: Sequence[str], *, stdin: IO[bytes] | None = None, reader: LineReader = iter_log_objects
+) -> list[LogSource]:
+    """One ``LogSource`` per name, read by ``reader``; a name given twice is read twice (as
+    ``cat`` would)."""
     if names.count(STDIN) > 1:
         raise InputError('"-" (stdin) given more than once; it can only be read once')
-    return [LogSource(name, stdin=stdin) for name in names]
+    return [LogSource(name, stdin=stdin, reader=reader) for name in names]

@@ -66,6 +66,19 @@ KIND_HINTS: dict[str, str] = {
     "http2_goaway": "the HTTP/2 connection ended (GOAWAY, code in the message) with the request "
     "open: a server restart or its complaint",
     "unexpected_status": "an error status without a kind in its body: often a proxy's page",
+    "bad_gateway": "the proxy got no valid answer from its upstream (refused, reset, or a "
+    "response cut short): the upstream crashed, restarted or is not listening",
+    "gateway_timeout": "the upstream did not answer within the proxy's timeout "
+    "(proxy_read_timeout): slow requests, or a service frozen under load",
+    "service_unavailable": "shed or down: backpressure, a limit (uvicorn --limit-concurrency), "
+    "or the upstream marked failed by the proxy",
+    "client_closed_request": "nginx 499: the client gave up before the answer came (its own "
+    "timeout): look at the latency of that endpoint",
+    "bad_request": "the request was malformed (a garbled request line, a bad header or body)",
+    "forbidden": "refused by an access rule or a missing permission",
+    "request_timeout": "the client was too slow to send its request (408)",
+    "client_error": "a 4xx status without a kind of its own in the log",
+    "server_error": "a 5xx status without a kind of its own in the log",
     "not_sent": "open model: iterations still waiting for a free user when the run ended (the "
     "target was too slow to let them start); raise --max-in-flight or look at the response times",
 }
@@ -98,15 +111,33 @@ def render_errors(
     return render_errors_table(breakdown)
 
 
+LOG_LINES = {"loadkit": "service log lines", "nginx": "access log lines", "mapping": "log lines"}
+"""What a usable line is called, by log format."""
+
+
 def empty_input_message(inputs: InputSummary) -> str:
     """Why there is nothing to report, for an input that held no service log line."""
     sources = ", ".join("stdin" if s == "-" else s for s in inputs.sources) or "the input"
     if inputs.lines == 0:
         return f"{sources}: empty, no log lines to read"
+    name = LOG_LINES.get(inputs.log_format, "log lines")
     if inputs.outside_window:
         return (
-            f"{sources}: none of the {inputs.outside_window:,} service log lines falls between "
+            f"{sources}: none of the {inputs.outside_window:,} {name} falls between "
             "--since and --until (or they carry no readable ts); widen the window"
+        )
+    if inputs.log_format == "nginx":
+        return (
+            f"{sources}: no nginx access log lines found ({inputs.lines:,} line(s) read, "
+            f"{inputs.unmatched:,} not in the combined format); the nginx preset reads nginx's "
+            'default combined log ($remote_addr - $remote_user [$time_local] "$request" '
+            "$status ...): is this that log?"
+        )
+    if inputs.log_format == "mapping":
+        return (
+            f"{sources}: no request lines found ({inputs.lines:,} line(s) read: "
+            f"{inputs.not_json:,} not JSON, {inputs.foreign:,} JSON without the endpoint/path "
+            "or status field of [logs]); check the field paths in [logs] against a line of the log"
         )
     found = (
         f"{inputs.lines:,} line(s) read: {inputs.not_json:,} not JSON, "
@@ -146,12 +177,15 @@ def _time(ts: str | None, day: str | None) -> str:
 def _input_line(breakdown: ErrorBreakdown) -> str:
     inputs = breakdown.inputs
     sources = ", ".join("stdin" if s == "-" else s for s in inputs.sources) or "(none)"
-    text = f"{sources}: {inputs.lines:,} lines, {inputs.log_lines:,} service log lines"
+    name = LOG_LINES.get(inputs.log_format, "log lines")
+    text = f"{sources}: {inputs.lines:,} lines, {inputs.log_lines:,} {name}"
     skipped = []
     if inputs.not_json:
         skipped.append(f"{inputs.not_json:,} not JSON")
     if inputs.foreign:
         skipped.append(f"{inputs.foreign:,} foreign JSON")
+    if inputs.unmatched:
+        skipped.append(f"{inputs.unmatched:,} not in nginx's combined format")
     if inputs.incomplete:
         skipped.append(f"{inputs.incomplete:,} request lines without endpoint/status")
     if skipped:
@@ -175,11 +209,13 @@ def _totals_line(breakdown: ErrorBreakdown) -> str:
     text = f"Requests seen {totals.requests:,} · errors {totals.errors:,}"
     if totals.error_rate is not None:
         text += f" · error rate {format_fraction(totals.error_rate, decimals=1)}"
-    elif totals.requests:
+    elif totals.requests and breakdown.inputs.log_format == "loadkit":
         text += (
             " · error rate unknown: the log holds no success lines (set "
             "ENGINES_ACCESS_LOG_LEVEL=info to log them)"
         )
+    elif totals.requests:
+        text += " · error rate unknown: the log holds no success lines"
     return text
 
 
@@ -453,7 +489,9 @@ def _server_tables(breakdown: ErrorBreakdown, day: str | None) -> list[str]:
         lines.append(_grid(_endpoint_rows(breakdown), _ENDPOINT_HEADERS))
         lines += [more for more in (_more_endpoints(breakdown),) if more]
         lines.append("")
-    lines.append("Database pool: " + _pool_line(breakdown, day))
+    if breakdown.pool is not None or breakdown.inputs.log_format == "loadkit":
+        # Only the bundled service logs its pool: elsewhere the absence says nothing.
+        lines.append("Database pool: " + _pool_line(breakdown, day))
     events = _events_line(breakdown)
     if events:
         lines.append(events)
@@ -551,7 +589,8 @@ def _server_sections(breakdown: ErrorBreakdown, day: str | None) -> list[str]:
         more = _more_endpoints(breakdown)
         if more:
             out += [more + ".", ""]
-    out += ["## Database pool", "", _pool_line(breakdown, day), ""]
+    if breakdown.pool is not None or breakdown.inputs.log_format == "loadkit":
+        out += ["## Database pool", "", _pool_line(breakdown, day), ""]
     events = _events_line(breakdown)
     if events:
         out += [f"{events}.", ""]

@@ -16,9 +16,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from loadkit.config import load_config
 from loadkit.exceptions import InputError
 from loadkit.files import write_output
 from loadkit.logs.breakdown import BreakdownBuilder, ErrorBreakdown, iso, parse_time_bound
+from loadkit.logs.formats import log_format
 from loadkit.logs.join import ClientView
 from loadkit.logs.scan import STDIN, ScanCounts, sources_from
 from loadkit.measure.results import read_results
@@ -44,6 +46,8 @@ def run_errors(
     top: int,
     fmt: str,
     out: Path | None,
+    config: Path | None = None,
+    preset: str | None = None,
     now: float | None = None,
 ) -> ErrorsReport:
     """Break the errors of ``log_files`` (``-`` for stdin) and ``results`` down, and render it.
@@ -52,8 +56,12 @@ def run_errors(
     and ``until`` take ISO 8601 times or ages (``15m``, ``2h``, ``1d``, before ``now``). Raises
     ConfigError for a bad option, InputError for an input that cannot be read or holds no
     service log line.
+
+    The log format is ``preset`` (``--preset``) if given, else ``[logs]`` of ``config``, else
+    the bundled service's JSON log.
     """
     report_format = parse_format(fmt)
+    logs = log_format(load_config(config).logs if config is not None else None, preset=preset)
     now = time.time() if now is None else now
     since_s = parse_time_bound(since, now=now, option="--since") if since else None
     until_s = parse_time_bound(until, now=now, option="--until") if until else None
@@ -65,17 +73,18 @@ def run_errors(
     client = ClientView(read_results(path) for path in results) if results else None
     builder = BreakdownBuilder(since=since_s, until=until_s, client=client)
     counts = ScanCounts()
-    for source in sources_from(names):
+    for source in sources_from(names, reader=logs.reader):
         builder.add_all(source)
         counts.add(source.counts)
-    breakdown = builder.result(top=top, counts=counts, sources=names)
+    breakdown = builder.result(top=top, counts=counts, sources=names, log_format=logs.name)
     if names and breakdown.inputs.log_lines == 0:
         raise InputError(empty_input_message(breakdown.inputs))
     # The Markdown and JSON reports say how they were made, as a command to run again.
     command = ["loadkit", "errors", *names]
     for path in results:
         command += ["--results", str(path)]
-    for flag, value in (("--since", since), ("--until", until), ("--out", out)):
+    options = (("--config", config), ("--preset", preset), ("--since", since), ("--until", until))
+    for flag, value in (*options, ("--out", out)):
         command += [flag, str(value)] if value is not None else []
     command += ["--top", str(top), "--format", report_format]
     text = render_errors(
