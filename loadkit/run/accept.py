@@ -19,6 +19,7 @@ are raised for the CLI to map to exit codes.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from pathlib import Path
 
 from loadkit.config import AcceptanceConfig, LoadProfile, TargetProfile, load_config
 from loadkit.defaults import DEFAULT_PROFILE, DEFAULT_REPORTS_DIR
+from loadkit.engines.declarative import declarative_scenario, describe
 from loadkit.engines.http_request import TlsOptions
 from loadkit.engines.target import parse_target
 from loadkit.exceptions import (
@@ -118,6 +120,9 @@ def run_acceptance(
         raise ConfigError(f"{config_path}: no [[criteria]]: there is nothing to accept against")
     load = load_profile(config, profile, duration_s=duration_s)
     http2 = http2 or load.http2
+    # A declarative scenario is checked (its names, its secrets set) before anything runs.
+    found = declarative_scenario(config, load.scenario)
+    declarative = describe(*found, os.environ) if found is not None else None
     folder = report_folder(out_dir)
     step = _Steps(5 if host is None else 4, progress)
     try:
@@ -135,6 +140,7 @@ def run_acceptance(
             http2=http2,
             baselines=baselines or Baselines(files=(), force=False),
             save_baseline_to=save_baseline_to,
+            declarative=declarative,
         )
     except BaseException as error:
         _leave_reason(folder, step, error)
@@ -155,6 +161,7 @@ def _run_stages(
     http2: bool = False,
     baselines: Baselines,
     save_baseline_to: Path | None,
+    declarative: str | None = None,
 ) -> AcceptanceRun:
     with step("lock audit"):
         audit = _lock_audit(config, config_path)
@@ -175,6 +182,7 @@ def _run_stages(
                 tls=tls,
                 http2=http2,
                 target_profile=config.target,
+                declarative=declarative,
             )
             step.done(
                 f"{results.totals.requests} requests, "
@@ -270,6 +278,7 @@ def _load(
     tls: TlsOptions,
     http2: bool = False,
     target_profile: TargetProfile,
+    declarative: str | None = None,
 ) -> LoadResults:
     from loadkit.run.load import run_load
 
@@ -282,6 +291,7 @@ def _load(
             tls=tls,
             http2=http2,
             target_profile=target_profile,
+            declarative=declarative,
         )
     except InvalidLoadRunError as invalid:
         # The results were written; the gate shows the run as invalid (exit 4) with the
