@@ -856,6 +856,7 @@ def ui(
     class names); options loadkit sets itself are refused. Locust's configuration files and
     LOCUST_* variables are read, said on stderr and recorded, as for `loadkit load`.
     """
+    from loadkit.engines.declarative import declarative_scenario, describe
     from loadkit.run.load import run_ui
     from loadkit.run.profile import find_config, load_profile
 
@@ -863,6 +864,7 @@ def ui(
         locust_args = locust_args_of(ctx)
         acceptance = find_config(config)
         chosen = load_profile(acceptance, profile, scenario=scenario)
+        declarative = declarative_scenario(acceptance, chosen.scenario)
         if chosen.rate is not None or chosen.stages is not None:
             # The UI's form sets users and spawn rate; a rate or stages would not be what it runs.
             typer.echo(
@@ -880,6 +882,7 @@ def ui(
             announce=lambda line: typer.echo(line, err=True),
             locust_args=locust_args,
             target_profile=acceptance.target if acceptance is not None else None,
+            declarative=describe(*declarative, os.environ) if declarative else None,
         )
         raise typer.Exit(code=code)
 

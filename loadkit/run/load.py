@@ -170,7 +170,8 @@ def resolve_scenario(name: str) -> Path:
     )
     raise ConfigError(
         f"no scenario named {name!r}; known: {', '.join(known) or 'none'} "
-        "(or pass the path to a locustfile)"
+        "(or pass the path to a locustfile, or write [scenarios.NAME] in the acceptance file "
+        "given by --config)"
     )
 
 
@@ -523,14 +524,15 @@ def run_ui(
     locust_args: Sequence[str] = (),
     tls: TlsOptions | None = None,
     target_profile: TargetProfile | None = None,
+    declarative: str | None = None,
 ) -> int:
     """Serve Locust's web UI on loopback with the plugin loaded, until Ctrl-C or SIGTERM.
 
     Every test started from the UI writes ``<results_dir>/ui-<time>.json`` when it stops.
     Returns Locust's exit code (0 after a Ctrl-C: that is how the UI is closed); a ConfigError
-    when Locust failed because it cannot load the scenario.
+    when Locust failed because it cannot load the scenario. ``declarative``: as ``run_load``'s.
     """
-    path = resolve_scenario(scenario)
+    path = DECLARATIVE_SCENARIO if declarative is not None else resolve_scenario(scenario)
     parsed = Target.parse(target)
     _check_port_free(web_port)
     check_reachable(parsed)
@@ -541,6 +543,7 @@ def run_ui(
         spawn_rate=spawn_rate or concurrency,
         scenario_label=scenario,
         url_path=_url_path(parsed, path),
+        declarative_spec=declarative,
     )
     launch = LocustLaunch(
         scenario=path,
