@@ -16,6 +16,7 @@ from loadkit.config import parse_config, parse_toml
 from loadkit.engines.choice import choose_engine
 from loadkit.engines.declarative import DESCRIPTION_FORMAT, describe
 from loadkit.exceptions import ConfigError
+from loadkit.measure.results import write_results
 from tests.loadkit.crafted import crafted_load
 
 SCENARIO = """
@@ -163,3 +164,41 @@ def test_load_refuses_native_and_a_missing_secret_with_exit_2(
     assert unset.exit_code == 2, unset.output
     assert "ORDERS_SECRET is not set" in unset.output
     assert runs == []
+
+
+def test_accept_runs_a_profiles_declarative_scenario_and_refuses_a_missing_secret_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from loadkit.run import accept as accept_module
+    from tests.loadkit.crafted import crafted_smoke
+
+    loads: list[dict[str, Any]] = []
+
+    def load(_target: str, profile: Any, out: Path, **kwargs: Any) -> Any:
+        loads.append({"scenario": profile.scenario, **kwargs})
+        results = crafted_load(errors=())
+        write_results(out, results)
+        return results
+
+    monkeypatch.setattr(accept_module, "_smoke", lambda *_a, **_k: crafted_smoke())
+    monkeypatch.setattr(accept_module, "_load", load)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "app.py").write_text("def handler() -> int:\n    return 1\n")
+    config = tmp_path / "a.toml"
+    config.write_text(
+        '[[criteria]]\nmetric = "load.p95_ms"\nop = "<"\nthreshold = 1000\n'
+        '[lock_audit]\npaths = ["src"]\n'
+        + SCENARIO
+        + '[profiles.mix]\nscenario = "orders"\nconcurrency = 2\nduration_s = 2\n'
+    )
+    args = ["accept", "--config", str(config), "--host", "http://127.0.0.1:9", "--profile", "mix"]
+    args += ["--out-dir", str(tmp_path / "r")]
+    monkeypatch.delenv("ORDERS_SECRET", raising=False)
+    unset = CliRunner().invoke(app, args)
+    assert unset.exit_code == 2 and "ORDERS_SECRET is not set" in unset.output, unset.output
+    assert loads == [] and not (tmp_path / "r").exists()
+    monkeypatch.setenv("ORDERS_SECRET", "hunter2")
+    passed = CliRunner().invoke(app, args)
+    assert passed.exit_code == 0, passed.output
+    (run,) = loads
+    assert run["scenario"] == "orders" and json.loads(run["declarative"])["name"] == "orders"
