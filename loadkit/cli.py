@@ -847,6 +847,15 @@ def ui(
     profile: Annotated[
         str, typer.Option(help="Profile whose scenario and users to offer.")
     ] = DEFAULT_PROFILE,
+    http2: Annotated[
+        bool,
+        typer.Option(
+            "--http2",
+            help="The users speak HTTP/2, as with `loadkit load --http2` (h2c by prior "
+            "knowledge on http://, ALPN h2 on https://; a locustfile must be written on "
+            "scenarios/http2_user.py). Default: the profile's http2.",
+        ),
+    ] = False,
 ) -> None:
     """Serve the Locust web UI on 127.0.0.1 with loadkit's exact measurement loaded.
 
@@ -882,6 +891,7 @@ def ui(
             announce=lambda line: typer.echo(line, err=True),
             locust_args=locust_args,
             target_profile=acceptance.target if acceptance is not None else None,
+            http2=http2 or chosen.http2,
             declarative=describe(*declarative, os.environ) if declarative else None,
         )
         raise typer.Exit(code=code)
@@ -1112,6 +1122,16 @@ def accept(
             "nginx (which must be installed) in front of uvicorn.",
         ),
     ] = False,
+    edge_timeout: Annotated[
+        float | None,
+        typer.Option(
+            min=0.001,
+            help="--http2, bundled service: seconds nginx waits on a silent handler "
+            "(proxy_read_timeout): 504 before its headers, a stream reset with INTERNAL_ERROR "
+            "after them.  [default: 60]",
+            show_default=False,
+        ),
+    ] = None,
     baseline: BaselineOption = None,
     force_baseline: ForceBaselineOption = False,
     save_baseline: Annotated[
@@ -1158,6 +1178,7 @@ def accept(
             progress=typer.echo,
             tls=tls_options(insecure=insecure, ca_cert=ca_cert),
             http2=http2,
+            edge_timeout_s=edge_timeout,
             baselines=baselines,
             save_baseline_to=save_baseline,
         )

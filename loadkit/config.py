@@ -88,6 +88,7 @@ The latency metrics read the response time (from the due time in an open-model r
 ENDPOINT_METRICS: frozenset[str] = frozenset(
     {"requests", "errors", "error_rate", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms"}
     | {"max_ms", "service_p50_ms", "service_p90_ms", "service_p95_ms", "service_p99_ms"}
+    | {"http2_internal_errors"}
 )
 """Load metrics that can also be asked of one endpoint (``endpoint = "POST /api/auth/login"``)."""
 

@@ -12,7 +12,14 @@ target that fails in each way it watches for:
 - slow queries: every database session holds its connection ``ENGINES_FAULT_SLOW_QUERY_MS`` longer
   (see ``Database``);
 - stall: from ``ENGINES_FAULT_STALL_AT_S`` after start-up, for ``ENGINES_FAULT_STALL_S``, every
-  request waits until the stall ends (an API freeze).
+  request waits until the stall ends (an API freeze);
+- stall after headers: a share ``ENGINES_FAULT_STALL_AFTER_HEADERS_SHARE`` of responses send their
+  status and headers, then hold their body ``ENGINES_FAULT_STALL_AFTER_HEADERS_MS``, as a
+  streaming handler that froze on the lock mid-response does. Its status is out and cannot be
+  changed any more: behind an HTTP/2 edge whose upstream read timeout is shorter (nginx's
+  ``proxy_read_timeout``, ``loadkit serve --http2 --edge-timeout``), the client's stream is reset
+  with RST_STREAM INTERNAL_ERROR, the seed's failure (docs/http2.md). Over plain HTTP/1.1 the
+  response is only late.
 
 Faults apply only to requests whose path starts with one of ``ENGINES_FAULT_PATHS`` (all when
 empty), and never to ``/health``, ``/version`` and ``/metrics``: start-up checks and scrapes must
@@ -28,7 +35,7 @@ import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import ErrorKind, ServiceError, error_class_for
 from service.settings import Settings
@@ -57,6 +64,8 @@ class FaultPlan:
     slow_query_s: float = 0.0
     stall_at_s: float = 0.0
     stall_s: float = 0.0
+    stall_after_headers_s: float = 0.0
+    stall_after_headers_share: float = 1.0
     paths: tuple[str, ...] = ()
 
     @classmethod
@@ -72,6 +81,8 @@ class FaultPlan:
             slow_query_s=settings.fault_slow_query_ms / 1000,
             stall_at_s=settings.fault_stall_at_s,
             stall_s=settings.fault_stall_s,
+            stall_after_headers_s=settings.fault_stall_after_headers_ms / 1000,
+            stall_after_headers_share=settings.fault_stall_after_headers_share,
             paths=tuple(p.strip() for p in settings.fault_paths.split(",") if p.strip()),
         )
 
@@ -79,6 +90,11 @@ class FaultPlan:
     def latency_on(self) -> bool:
         """Some requests get added latency."""
         return (self.latency_s > 0 or self.latency_jitter_s > 0) and self.latency_share > 0
+
+    @property
+    def stall_after_headers_on(self) -> bool:
+        """Some responses hold their body after their headers went out."""
+        return self.stall_after_headers_s > 0 and self.stall_after_headers_share > 0
 
     @property
     def any_on(self) -> bool:
@@ -102,6 +118,11 @@ class FaultPlan:
             faults["slow_query"] = {"delay_ms": round(self.slow_query_s * 1000)}
         if self.stall_s > 0:
             faults["stall"] = {"at_s": self.stall_at_s, "duration_s": self.stall_s}
+        if self.stall_after_headers_on:
+            faults["stall_after_headers"] = {
+                "stall_ms": round(self.stall_after_headers_s * 1000),
+                "share": self.stall_after_headers_share,
+            }
         return faults
 
     def applies_to(self, path: str) -> bool:
@@ -151,6 +172,9 @@ class FaultInjectionMiddleware:
         token = _IN_FAULT_SCOPE.set(True)
         try:
             await self._disturb()
+            plan = self.plan
+            if plan.stall_after_headers_on and self.rng.random() < plan.stall_after_headers_share:
+                send = _stalled_after_headers(send, plan.stall_after_headers_s)
             await self.app(scope, receive, send)
         finally:
             _IN_FAULT_SCOPE.reset(token)
@@ -167,6 +191,22 @@ class FaultInjectionMiddleware:
             await asyncio.sleep(plan.latency_s + self.rng.uniform(0, plan.latency_jitter_s))
         if plan.error_share > 0 and self.rng.random() < plan.error_share:
             raise injected_error(plan.error_kind)
+
+
+def _stalled_after_headers(send: Send, stall_s: float) -> Send:
+    """``send``, holding the response ``stall_s`` once its status and headers were sent.
+
+    The server writes the headers when it gets ``http.response.start`` (uvicorn does), so the
+    client (or the proxy in front) has them while the body waits: a response broken off
+    mid-way, which an error handler can no longer turn into a 5xx.
+    """
+
+    async def stalling_send(message: Message) -> None:
+        await send(message)
+        if message["type"] == "http.response.start":
+            await asyncio.sleep(stall_s)
+
+    return stalling_send
 
 
 def injected_error(kind: ErrorKind) -> ServiceError:

@@ -165,6 +165,19 @@ class Settings(BaseSettings):
         ge=0,
         description="Fault: how long the stall lasts; every request during it waits until its end.",
     )
+    fault_stall_after_headers_ms: int = Field(
+        default=0,
+        ge=0,
+        description="Fault: affected responses send their status and headers, then hold their "
+        "body this long (a streaming handler frozen mid-response; behind an HTTP/2 edge with a "
+        "shorter read timeout the stream is reset with INTERNAL_ERROR).",
+    )
+    fault_stall_after_headers_share: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        description="Fault: share (0..1) of requests whose response stalls after its headers.",
+    )
     fault_paths: str = Field(
         default="",
         description="Fault: comma-separated path prefixes faults apply to (empty = all); "

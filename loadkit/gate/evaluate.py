@@ -541,6 +541,11 @@ def _measure_load(
     metric = criterion.metric_name
     if criterion.endpoint is not None:
         endpoint = _endpoint(criterion, results, source=source)
+        if metric == "http2_internal_errors":
+            # The endpoint is in the file (it was requested): none of its errors of this kind
+            # is a measured 0, not a missing measurement.
+            kind = ErrorKind.HTTP2_INTERNAL_ERROR.value
+            return float(_kind_count(results, kind, endpoint=endpoint.name))
         return _traffic_metric(
             criterion,
             requests=endpoint.requests,
@@ -668,8 +673,12 @@ def _endpoint(criterion: Criterion, results: LoadResults, *, source: str) -> End
     raise _missing(source, criterion, f"the file has no such endpoint (it has: {known})")
 
 
-def _kind_count(results: LoadResults, kind: str) -> int:
-    return sum(group.count for group in results.errors if group.kind == kind)
+def _kind_count(results: LoadResults, kind: str, *, endpoint: str | None = None) -> int:
+    return sum(
+        group.count
+        for group in results.errors
+        if group.kind == kind and (endpoint is None or group.endpoint == endpoint)
+    )
 
 
 # --- evidence ------------------------------------------------------------------------------------
@@ -688,7 +697,7 @@ def _evidence(
         return (_error_groups(results, endpoint=criterion.endpoint, kind=None),)
     if metric == "http2_internal_errors":
         kind = ErrorKind.HTTP2_INTERNAL_ERROR.value
-        return (_error_groups(results, endpoint=None, kind=kind),)
+        return (_error_groups(results, endpoint=criterion.endpoint, kind=kind),)
     if metric.startswith("errors."):
         return (_error_groups(results, endpoint=None, kind=metric.removeprefix("errors.")),)
     if metric == "max_stall_s":

@@ -46,7 +46,7 @@ from loadkit.report.load import describe_load
 from loadkit.report.units import format_fraction, format_ms
 from loadkit.run.baseline import Baselines, save_baseline
 from loadkit.run.bundled_service import BundledService
-from loadkit.run.http2_edge import Http2Edge
+from loadkit.run.http2_edge import DEFAULT_UPSTREAM_TIMEOUT_S, Http2Edge
 from loadkit.run.profile import load_profile
 
 LOCK_AUDIT_FILE = "lock_audit.json"
@@ -98,6 +98,7 @@ def run_acceptance(
     quiet_load: bool = False,
     tls: TlsOptions | None = None,
     http2: bool = False,
+    edge_timeout_s: float | None = None,
     baselines: Baselines | None = None,
     save_baseline_to: Path | None = None,
 ) -> AcceptanceRun:
@@ -108,7 +109,8 @@ def run_acceptance(
     caller decides what the outcome means (``loadkit.gate.evaluate.raise_for_outcome``).
     ``tls`` says how an https ``host``'s certificate is checked by smoke and load (default:
     verified). ``http2``: smoke and load speak HTTP/2, and the bundled service is served over
-    h2c through nginx (``run/http2_edge.py``).
+    h2c through nginx (``run/http2_edge.py``), whose upstream read timeout is ``edge_timeout_s``
+    (nginx's 60 s when None; a ConfigError without HTTP/2 or with ``host``: there is no edge).
     ``baselines`` are what the regression criteria are judged against;
     ``save_baseline_to`` receives the load results as the new baseline when the gate passed.
     """
@@ -120,6 +122,10 @@ def run_acceptance(
         raise ConfigError(f"{config_path}: no [[criteria]]: there is nothing to accept against")
     load = load_profile(config, profile, duration_s=duration_s)
     http2 = http2 or load.http2
+    if edge_timeout_s is not None and (not http2 or host is not None):
+        why = "add --http2" if host is None else "--host is served by its own edge, not loadkit's"
+        raise ConfigError(f"--edge-timeout is about the bundled service's HTTP/2 edge: {why}")
+    edge_timeout_s = edge_timeout_s or DEFAULT_UPSTREAM_TIMEOUT_S
     # A declarative scenario is checked (its names, its secrets set) before anything runs.
     found = declarative_scenario(config, load.scenario)
     declarative = describe(*found, os.environ) if found is not None else None
@@ -138,6 +144,7 @@ def run_acceptance(
             quiet_load=quiet_load,
             tls=tls or TlsOptions(),
             http2=http2,
+            edge_timeout_s=edge_timeout_s,
             baselines=baselines or Baselines(files=(), force=False),
             save_baseline_to=save_baseline_to,
             declarative=declarative,
@@ -159,6 +166,7 @@ def _run_stages(
     quiet_load: bool,
     tls: TlsOptions,
     http2: bool = False,
+    edge_timeout_s: float = DEFAULT_UPSTREAM_TIMEOUT_S,
     baselines: Baselines,
     save_baseline_to: Path | None,
     declarative: str | None = None,
@@ -168,7 +176,9 @@ def _run_stages(
         write_results(folder / LOCK_AUDIT_FILE, audit)
         step.done(f"{audit.violations} violation(s) in {audit.files_checked} files")
 
-    with _target(host, folder, service_env, step, http2=http2) as target:
+    with _target(
+        host, folder, service_env, step, http2=http2, edge_timeout_s=edge_timeout_s
+    ) as target:
         with step(f"smoke against {target}"):
             smoke = _smoke_or_aborted(config, target, folder / SMOKE_FILE, tls=tls, http2=http2)
             write_results(folder / SMOKE_FILE, smoke)
@@ -312,6 +322,7 @@ def _target(
     step: _Steps,
     *,
     http2: bool = False,
+    edge_timeout_s: float = DEFAULT_UPSTREAM_TIMEOUT_S,
 ) -> Iterator[str]:
     if host is not None:
         yield host.rstrip("/")
@@ -328,12 +339,14 @@ def _target(
             service.start()
             if http2:
                 edge = Http2Edge(
-                    workdir=workdir / "edge", upstream=f"{service.host}:{service.port}"
+                    workdir=workdir / "edge",
+                    upstream=f"{service.host}:{service.port}",
+                    upstream_timeout_s=edge_timeout_s,
                 )
                 edge.start()
                 step.done(
-                    f"healthy at {service.url}, over HTTP/2 (h2c) at {edge.url} through nginx "
-                    f"(log: {service.log_path})"
+                    f"healthy at {service.url}, over HTTP/2 (h2c) at {edge.url} through nginx, "
+                    f"proxy_read_timeout {edge_timeout_s:g} s (log: {service.log_path})"
                 )
             else:
                 step.done(f"healthy at {service.url} (log: {service.log_path})")

@@ -524,11 +524,14 @@ def run_ui(
     locust_args: Sequence[str] = (),
     tls: TlsOptions | None = None,
     target_profile: TargetProfile | None = None,
+    http2: bool = False,
     declarative: str | None = None,
 ) -> int:
     """Serve Locust's web UI on loopback with the plugin loaded, until Ctrl-C or SIGTERM.
 
     Every test started from the UI writes ``<results_dir>/ui-<time>.json`` when it stops.
+    ``http2``: the users speak HTTP/2 (as ``run_load``'s; the plugin refuses a locustfile whose
+    users cannot, before the UI serves).
     Returns Locust's exit code (0 after a Ctrl-C: that is how the UI is closed); a ConfigError
     when Locust failed because it cannot load the scenario. ``declarative``: as ``run_load``'s.
     """
@@ -552,11 +555,13 @@ def run_ui(
         locust_args=tuple(locust_args),
         locust_config=locust_config,
         tls=tls or TlsOptions(),
+        http2=http2,
         target=target_profile or TargetProfile(),
     )
     if announce is not None:
         announce(
-            f"Locust web UI with loadkit: http://{LOOPBACK}:{web_port} (Ctrl-C to stop); "
+            f"Locust web UI with loadkit{', users over HTTP/2' if http2 else ''}: "
+            f"http://{LOOPBACK}:{web_port} (Ctrl-C to stop); "
             f"each test writes its results to {results_dir}/ui-<time>.json"
         )
     return _run_until_quit(launch)

@@ -110,6 +110,28 @@ def test_an_endpoint_criterion_is_judged_on_that_endpoint_which_the_snapshot_hol
     assert first_failure(crits, bare, elapsed_s=2) is None
 
 
+def test_http2_resets_on_one_endpoint_stop_the_run_from_the_live_snapshot() -> None:
+    crits = abort_criteria(
+        criteria(
+            '[[criteria]]\nmetric = "load.http2_internal_errors"\nop = "<"\nthreshold = 1\n'
+            'endpoint = "POST /login"\nabort_on_fail = true\ndelay_s = 0\n'
+        )
+    )
+    recorder = LatencyRecorder(start=T0)
+    recorder.record(
+        endpoint="GET /", latency_s=0.01, end=T0 + 0.01, error_kind="http2_internal_error"
+    )
+    recorder.record(endpoint="POST /login", latency_s=0.01, end=T0 + 0.02)
+    snapshot = live_results(recorder, target="http://127.0.0.1:1", endpoints=named_endpoints(crits))
+    assert first_failure(crits, snapshot, elapsed_s=1) is None  # the reset was on another one
+    recorder.record(
+        endpoint="POST /login", latency_s=0.01, end=T0 + 0.03, error_kind="http2_internal_error"
+    )
+    snapshot = live_results(recorder, target="http://127.0.0.1:1", endpoints=named_endpoints(crits))
+    stop = first_failure(crits, snapshot, elapsed_s=1)
+    assert stop is not None and stop.measured == 1
+
+
 @pytest.mark.parametrize(
     ("entry", "expected"),
     [

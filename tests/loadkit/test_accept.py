@@ -93,6 +93,21 @@ def test_bad_duration_and_service_env_are_exit_2(project: Path, tmp_path: Path) 
     assert "--service-env 'NO_EQUALS' must look like KEY=VALUE" in output
 
 
+def test_edge_timeout_without_loadkits_http2_edge_is_exit_2(project: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    code, output = accept("--config", project, "--edge-timeout", "1", "--out-dir", out)
+    assert (
+        code == 2
+        and "--edge-timeout is about the bundled service's HTTP/2 edge: add --http2" in output
+    )
+    code, output = accept(
+        "--config", project, "--http2", "--edge-timeout", "1", "--host", "http://127.0.0.1:1",
+        "--out-dir", out,
+    )  # fmt: skip
+    assert code == 2 and "--host is served by its own edge" in output
+    assert not out.exists()  # refused before anything ran
+
+
 def test_lock_audit_scope_that_does_not_exist_is_exit_2(tmp_path: Path) -> None:
     config = tmp_path / "acceptance.toml"
     config.write_text(CRITERIA + '\n[lock_audit]\npaths = ["missing"]\n')

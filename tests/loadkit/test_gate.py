@@ -169,6 +169,31 @@ def test_http2_internal_errors_counts_that_kind_and_names_the_endpoint() -> None
     ]
 
 
+def test_http2_internal_errors_per_endpoint_counts_that_endpoint_only() -> None:
+    broken = crafted_load(
+        errors=(
+            (LOGIN, "http2_internal_error", 3),
+            (ITEMS, "http2_internal_error", 2),
+            (LOGIN, "storage_lock_timeout", 4),
+        )
+    )
+    on_login = criterion("load.http2_internal_errors", "==", 0, endpoint=LOGIN)
+    verdict = only(judge(on_login, broken))
+    assert (verdict.status, verdict.measured) == ("failed", 3)
+    (evidence,) = verdict.evidence
+    assert isinstance(evidence, ErrorGroups) and evidence.endpoint == LOGIN
+    assert [(g.endpoint, g.kind, g.count) for g in evidence.groups] == [
+        (LOGIN, "http2_internal_error", 3)
+    ]
+    # An endpoint the run requested without one such error measured 0: passed, not missing.
+    clean_items = crafted_load(errors=((LOGIN, "http2_internal_error", 3),))
+    on_items = criterion("load.http2_internal_errors", "==", 0, endpoint=ITEMS)
+    items = only(judge(on_items, clean_items))
+    assert (items.status, items.measured) == ("passed", 0)
+    with pytest.raises(InputError, match=r"for endpoint 'GET /nope'"):
+        judge(criterion("load.http2_internal_errors", "==", 0, endpoint="GET /nope"), broken)
+
+
 def test_error_rate_failure_shows_top_error_kinds_by_endpoint() -> None:
     run = crafted_load(
         ok=80,

@@ -16,6 +16,8 @@ from typer.testing import CliRunner
 from loadkit.cli import app
 from loadkit.measure.results import LoadResults, read_results
 from loadkit.run.bundled_service import BundledService, free_port
+from tests.loadkit.http2_servers import h2_by_path
+from tests.loadkit.misbehaving_servers import serve
 
 pytestmark = pytest.mark.slow
 
@@ -144,3 +146,62 @@ def test_locust_shuts_down_when_loadkit_is_killed(service: BundledService) -> No
             return
         time.sleep(0.2)
     raise AssertionError("Locust's web UI outlived loadkit by 15 s")
+
+
+def test_ui_http2_users_speak_http2(tmp_path: Path) -> None:
+    # The target speaks h2c only and resets every stream with INTERNAL_ERROR: only users that
+    # really speak HTTP/2 get those resets (HTTP/1.1 would fail as a protocol error).
+    port = free_port()
+    folder = tmp_path / "results"
+    with serve(h2_by_path()) as target:
+        command = [
+            sys.executable, "-m", "loadkit", "ui", "--http2", "--scenario", "url",
+            "--host", f"{target}/reset/2", "--web-port", str(port), "--results-dir", str(folder),
+        ]  # fmt: skip
+        ui = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            wait_for_port(port)
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+                swarm = {"user_count": "1", "spawn_rate": "1", "host": target}
+                assert client.post("/swarm", data=swarm).status_code == 200
+                deadline = time.monotonic() + 20
+                while client.get("/stats/requests").json()["fail_ratio"] == 0:
+                    assert time.monotonic() < deadline, "no request failed"
+                    time.sleep(0.2)
+                assert client.post("/stop").status_code == 200
+                deadline = time.monotonic() + 10
+                while not list(folder.glob("ui-*.json")) and time.monotonic() < deadline:
+                    time.sleep(0.1)
+            ui.send_signal(signal.SIGINT)
+            _, err = ui.communicate(timeout=30)
+        finally:
+            if ui.poll() is None:
+                ui.kill()
+                ui.wait()
+    assert "users over HTTP/2" in err
+    (file,) = folder.glob("ui-*.json")
+    results = read_results(file)
+    assert isinstance(results, LoadResults) and results.config["http2"] is True
+    assert {(g.endpoint, g.kind) for g in results.errors} == {
+        ("GET /reset/2", "http2_internal_error")
+    }
+    assert results.totals.errors == results.totals.requests > 0
+
+
+def test_ui_http2_with_an_http1_only_locustfile_exits_2_saying_how_to_switch(
+    tmp_path: Path,
+) -> None:
+    locustfile = tmp_path / "fast.py"
+    locustfile.write_text(
+        "from locust import FastHttpUser, task\n\n\nclass Shop(FastHttpUser):\n"
+        "    @task\n    def home(self) -> None:\n        self.client.get('/')\n"
+    )
+    with socket.socket() as target:  # something that accepts connections, for the preflight
+        target.bind(("127.0.0.1", 0))
+        target.listen()
+        host = f"http://127.0.0.1:{target.getsockname()[1]}"
+        command = ["ui", "--http2", "--host", host, "--scenario", str(locustfile)]
+        result = CliRunner().invoke(app, [*command, "--web-port", str(free_port())])
+    assert result.exit_code == 2, result.output
+    assert "--http2: user class Shop speaks HTTP/1.1 only" in result.output
+    assert "FastOrHttp2User" in result.output

@@ -1,7 +1,8 @@
 """The bundled service over HTTP/2 (nginx's http2 listener in front of uvicorn,
 loadkit/run/http2_edge.py): `accept --http2` passes on it, `serve --http2` serves TLS with ALPN
 h2, and a response the upstream breaks off after its headers reaches the client as RST_STREAM
-INTERNAL_ERROR, counted by the criterion."""
+INTERNAL_ERROR, counted by the criterion: the seed's failure, reproduced on the bundled service by
+its stall-after-headers fault, fails `accept --http2` on "no HTTP/2 INTERNAL_ERROR"."""
 
 from __future__ import annotations
 
@@ -130,6 +131,69 @@ def test_a_response_stuck_after_its_headers_is_reset_with_internal_error_by_the_
     [group] = results["errors"]
     assert (group["endpoint"], group["kind"]) == ("GET /stuck", "http2_internal_error")
     assert group["count"] == results["totals"]["requests"] > 0
+
+
+SEED = """
+[[criteria]]
+name = "no HTTP/2 INTERNAL_ERROR"
+metric = "load.http2_internal_errors"
+op = "=="
+threshold = 0
+
+[[criteria]]
+name = "no reset on login"
+metric = "load.http2_internal_errors"
+endpoint = "POST /api/auth/login"
+op = "=="
+threshold = 0
+
+[[criteria]]
+metric = "lock_audit.lock_violations"
+op = "=="
+threshold = 0
+
+[lock_audit]
+paths = ["src"]
+
+[profiles.seed]
+scenario = "login"
+concurrency = 3
+duration_s = 3
+"""
+
+
+def test_accept_http2_fails_on_internal_error_when_login_stalls_after_its_headers(
+    tmp_path: Path,
+) -> None:
+    # The seed's failure: login responses that froze after their headers went out, behind an
+    # edge that gives up on them sooner: nginx resets those streams with INTERNAL_ERROR.
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "app.py").write_text("def handler() -> int:\n    return 1\n")
+    (tmp_path / "acceptance.toml").write_text(SEED)
+    env = [
+        "ENGINES_BCRYPT_ROUNDS=4", "ENGINES_FAULT_STALL_AFTER_HEADERS_MS=1000",
+        "ENGINES_FAULT_STALL_AFTER_HEADERS_SHARE=0.2", "ENGINES_FAULT_PATHS=/api/auth/login",
+    ]  # fmt: skip
+    done = loadkit(
+        "accept", "--http2", "--edge-timeout", "0.4", "--config", str(tmp_path / "acceptance.toml"),
+        "--profile", "seed", "--out-dir", str(tmp_path / "r"),
+        *(arg for setting in env for arg in ("--service-env", setting)),
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-2000:]
+    (folder,) = (tmp_path / "r").iterdir()
+    load = json.loads((folder / "load.json").read_text())
+    resets = [g for g in load["errors"] if g["kind"] == "http2_internal_error"]
+    assert {g["endpoint"] for g in resets} == {"POST /api/auth/login"}
+    count = sum(g["count"] for g in resets)
+    assert count > 0
+    verdict = json.loads((folder / "verdict.json").read_text())
+    failed = {c["name"]: c for c in verdict["criteria"] if c["status"] == "failed"}
+    assert failed["no HTTP/2 INTERNAL_ERROR"]["measured"] == count
+    assert failed["no reset on login"]["measured"] == count
+    (table,) = failed["no HTTP/2 INTERNAL_ERROR"]["evidence"]
+    assert table["rows"][0][:3] == ["POST /api/auth/login", "http2_internal_error", count]
+    assert f"no HTTP/2 INTERNAL_ERROR: {count}, off by {count}" in done.stdout
+    assert "POST /api/auth/login  http2_internal_error" in done.stdout
 
 
 def test_serve_http2_serves_tls_with_alpn_h2_until_sigterm(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
+from starlette.types import Message
 
 from loadkit.run.bundled_service import BundledService
 from service import faults
@@ -65,13 +66,19 @@ async def test_each_active_fault_is_logged_at_start_up(
             fault_slow_query_ms=2,
             fault_stall_at_s=30,
             fault_stall_s=3,
+            fault_stall_after_headers_ms=2500,
+            fault_stall_after_headers_share=0.25,
             fault_paths="/api/items, /api/auth",
         )
     )
     async with open_client(app):
         pass
     lines = {x["fault"]: x for x in log_lines(capsys.readouterr().out, "fault_injection_enabled")}
-    assert set(lines) == {"latency", "error", "lock_hold", "slow_query", "stall"}
+    assert set(lines) == {
+        "latency", "error", "lock_hold", "slow_query", "stall", "stall_after_headers"
+    }  # fmt: skip
+    assert lines["stall_after_headers"]["stall_ms"] == 2500
+    assert lines["stall_after_headers"]["share"] == 0.25
     assert all(x["level"] == "warning" for x in lines.values())
     assert (lines["latency"]["latency_ms"], lines["latency"]["jitter_ms"]) == (10, 5)
     assert lines["latency"]["share"] == 0.5
@@ -222,6 +229,58 @@ async def test_the_stall_fault_freezes_every_request_during_its_window(
             assert answered >= 1.5, (sent, answered)  # held until the end of the window
     assert sum(1 for sent, _, _ in stalled if sent < 1.5) == len(stall_sleeps)
     assert after[2] == 401 and after[0] >= 1.5  # sent after the window: not held
+
+
+async def test_the_stall_after_headers_fault_holds_the_body_once_the_headers_are_out(
+    make_settings: SettingsFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events: list[object] = []
+
+    async def sleep(delay: float) -> None:
+        events.append(("hold", delay))
+
+    monkeypatch.setattr(faults, "asyncio", SimpleNamespace(sleep=sleep))
+    app = create_app(make_settings(fault_stall_after_headers_ms=2500, fault_paths="/api/auth/me"))
+
+    async def call(path: str) -> None:
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+            "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+            "root_path": "", "headers": [(b"host", b"engines.test")],
+            "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
+        }  # fmt: skip
+
+        async def receive() -> Message:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: Message) -> None:
+            events.append((message["type"], message.get("status")))
+
+        await app(scope, receive, send)
+
+    async with open_client(app):
+        await call("/api/auth/me")  # 401: no token; its status goes out, then the hold
+        held = list(events)
+        events.clear()
+        await call("/api/items")  # outside ENGINES_FAULT_PATHS: never held
+    assert held == [
+        ("http.response.start", 401), ("hold", 2.5), ("http.response.body", None)
+    ]  # fmt: skip
+    assert ("hold", 2.5) not in events and events[0] == ("http.response.start", 401)
+
+
+async def test_the_stall_after_headers_share_is_a_share(
+    make_settings: SettingsFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sleeps = FaultSleeps(monkeypatch)
+    app = create_app(
+        make_settings(fault_stall_after_headers_ms=1, fault_stall_after_headers_share=0.5)
+    )
+    async with open_client(app) as client:
+        statuses = {(await client.get("/api/auth/me")).status_code for _ in range(40)}
+    assert statuses == {401}
+    held = len(sleeps.take())
+    assert 5 <= held <= 35, held  # binomial(40, 0.5): outside 5..35 is a bug, not bad luck
 
 
 def test_faults_switch_on_through_engines_variables_on_a_real_process(
