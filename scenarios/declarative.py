@@ -76,7 +76,9 @@ class DeclarativeUser(FastOrHttp2User):
     wait_time = constant(0)
 
     def on_start(self) -> None:
-        """Read the scenario and run its setup."""
+        """Read the scenario and run its setup. No scenario to run (no option, a variable not
+        set here) raises: Locust logs it and stops this user, and loadkit counts it among the
+        run's exceptions."""
         self.scenario = scenario_of(self.environment.parsed_options)
         self.values = Values(os.environ)
         self.ready = False
