@@ -409,7 +409,10 @@ def load(
     ] = None,
     scenario: Annotated[
         str | None,
-        typer.Option(help="Scenario name (login, api, url) or path to a locustfile."),
+        typer.Option(
+            help="Scenario name (login, api, url), a declarative scenario [scenarios.NAME] of "
+            "the acceptance file, or path to a locustfile."
+        ),
     ] = None,
     concurrency: Annotated[
         int | None,
@@ -551,7 +554,9 @@ def load(
     """Run a URL or a Locust scenario with exact HDR latencies, freeze and overload detection.
 
     A URL (`loadkit load http://host/path`, with --method, --header, --body) runs on the native
-    engine; a scenario written as a Python user flow (a locustfile) on Locust (--engine).
+    engine; a scenario written as a Python user flow (a locustfile) on Locust (--engine), as
+    does a declarative scenario of acceptance.toml (`--scenario NAME` for `[scenarios.NAME]`:
+    setup steps per user, then a weighted mix of requests).
     Both distribute on Locust's master/worker transport: `loadkit load URL --master
     --expect-workers N` here and `loadkit load --worker --engine native --master-host H` on
     each worker machine give one results file at the master.
@@ -582,10 +587,11 @@ def load(
     in the results, and refuses a key it sets itself.
     """
     from loadkit.engines.choice import choose_engine, refuse_locust_args
+    from loadkit.engines.declarative import declarative_scenario, describe
     from loadkit.engines.tls import tls_options
     from loadkit.engines.url_request import request_spec
     from loadkit.report.load import render_load_table
-    from loadkit.run.load import URL_SCENARIO, run_load, run_worker
+    from loadkit.run.load import DECLARATIVE_SCENARIO, URL_SCENARIO, run_load, run_worker
     from loadkit.run.profile import find_config, load_profile, stages_option
 
     with exit_on_error(), sigterm_as_interrupt():
@@ -624,9 +630,11 @@ def load(
             stages=stages_option(stages),
         )
         http2 = http2 or chosen.http2
+        declarative = declarative_scenario(acceptance, chosen.scenario)
         chosen_engine = choose_engine(
             requested=engine or chosen.engine,
             url_run=chosen.scenario == URL_SCENARIO,
+            declarative=declarative is not None,
             http2=http2,
             source="--engine" if engine else f"profile {profile!r}'s engine",
             worker=worker,
@@ -634,6 +642,8 @@ def load(
             and (chosen.stages is not None or chosen.spawn_rate is not None),
         )
         refuse_locust_args(chosen_engine, given=ctx.meta.get(LOCUST_ARGS) is not None)
+        # Checked before anything starts: its placeholders, and its ${ENV_VAR}s set here.
+        spec = describe(*declarative, os.environ) if declarative and not worker else None
         if worker and chosen_engine == "native":
             from loadkit.run.native import run_native_worker
 
@@ -663,7 +673,8 @@ def load(
             request = replace(request, target=target_profile)
         if worker:
             code = run_worker(
-                scenario=chosen.scenario,
+                # A declarative scenario's description comes from the master with each spawn.
+                scenario=str(DECLARATIVE_SCENARIO) if declarative else chosen.scenario,
                 master_host=master_host,
                 master_port=master_port,
                 processes=processes,
@@ -713,6 +724,7 @@ def load(
                     http2=http2,
                     abort_on=abort_on,
                     target_profile=target_profile,
+                    declarative=spec,
                 )
         except (InvalidLoadRunError, GeneratorCrashedError, LoadInterrupted) as stopped:
             if stopped.results is not None:
@@ -853,6 +865,7 @@ def ui(
     class names); options loadkit sets itself are refused. Locust's configuration files and
     LOCUST_* variables are read, said on stderr and recorded, as for `loadkit load`.
     """
+    from loadkit.engines.declarative import declarative_scenario, describe
     from loadkit.run.load import run_ui
     from loadkit.run.profile import find_config, load_profile
 
@@ -860,6 +873,7 @@ def ui(
         locust_args = locust_args_of(ctx)
         acceptance = find_config(config)
         chosen = load_profile(acceptance, profile, scenario=scenario)
+        declarative = declarative_scenario(acceptance, chosen.scenario)
         if chosen.rate is not None or chosen.stages is not None:
             # The UI's form sets users and spawn rate; a rate or stages would not be what it runs.
             typer.echo(
@@ -878,6 +892,7 @@ def ui(
             locust_args=locust_args,
             target_profile=acceptance.target if acceptance is not None else None,
             http2=http2 or chosen.http2,
+            declarative=describe(*declarative, os.environ) if declarative else None,
         )
         raise typer.Exit(code=code)
 

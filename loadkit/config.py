@@ -26,7 +26,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic.functional_serializers import PlainSerializer
-from pydantic.functional_validators import PlainValidator
+from pydantic.functional_validators import AfterValidator, PlainValidator
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from loadkit.exceptions import ConfigError
@@ -1126,6 +1126,71 @@ class LogsConfig(_Section):
     def mapped_keys(self) -> list[str]:
         """The field keys set, in the order of ``LOG_FIELD_KEYS``."""
         return [key for key in LOG_FIELD_KEYS if getattr(self, key) is not None]
+# --- declarative load scenarios ------------------------------------------------------------------
+
+SCENARIO_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
+"""A declarative scenario's name: a word (``orders``), never a path, so ``--scenario`` tells it
+from a locustfile."""
+_SMOKE_ONLY_KEYS = ("expect", "max_latency_ms")
+
+
+class ScenarioStep(SmokeStep):
+    """A setup step of a declarative load scenario (``[[scenarios.NAME.setup]]``): a request of
+    a smoke flow's keys (method, path, query, headers, json or form, expect_status, save) run
+    once per simulated user before its weighted mix (a login saving ``{token}``). ``name`` is
+    the endpoint it is counted under; by default its path as written (``/v2/orders/{number}``).
+    """
+
+    name: str | None = Field(default=None, min_length=1)  # type: ignore[assignment]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_smoke_assertions(cls, data: Any) -> Any:
+        # A load run counts statuses (and classifies the others by their kind); body and
+        # latency assertions per request are smoke's, where each one is reported.
+        if isinstance(data, dict):
+            for key in _SMOKE_ONLY_KEYS:
+                if key in data:
+                    raise ValueError(
+                        f"{key} is a smoke check's key, not a load scenario's: a load request "
+                        "passes on its expect_status (latency is judged by [[criteria]]); "
+                        f"remove {key}"
+                    )
+        return data
+
+    @property
+    def endpoint_name(self) -> str:
+        """The name its requests are counted under (Locust's ``name``)."""
+        return self.name or self.path.partition("?")[0]
+
+
+class ScenarioRequest(ScenarioStep):
+    """One request of a declarative scenario's weighted mix (``[[scenarios.NAME.requests]]``):
+    each iteration of a user sends one, chosen at random in proportion to ``weight``."""
+
+    weight: int = Field(default=1, ge=1, le=1_000_000)
+
+
+class DeclarativeScenario(_Section):
+    """``[scenarios.NAME]``: a load scenario written in acceptance.toml, for an API one does not
+    write Python for; ``scenarios/declarative.py`` runs it (on Locust). Its ``setup`` runs once
+    per simulated user, in order; then each iteration sends one of ``requests``, weighted.
+    A profile names it (``scenario = "NAME"``), or ``loadkit load --scenario NAME``."""
+
+    setup: TomlArray[ScenarioStep] = ()
+    requests: TomlArray[ScenarioRequest] = Field(min_length=1)
+
+
+def _scenario_name(value: str) -> str:
+    if not SCENARIO_NAME.fullmatch(value):
+        raise ValueError(
+            f"scenario name {value!r} must be a word of letters, digits, _ and - (a path names "
+            "a locustfile, given to --scenario directly)"
+        )
+    return value
+
+
+ScenarioName = Annotated[str, AfterValidator(_scenario_name)]
 
 
 # --- the file ------------------------------------------------------------------------------------
@@ -1141,6 +1206,7 @@ class AcceptanceConfig(_Section):
     baseline: BaselineConfig = BaselineConfig()
     target: TargetProfile = TargetProfile()
     logs: LogsConfig = LogsConfig()
+    scenarios: dict[ScenarioName, DeclarativeScenario] = Field(default_factory=dict)
 
     @property
     def criteria(self) -> tuple[Criterion, ...]:

@@ -1,10 +1,14 @@
 """Which engine runs a ``loadkit load`` (DESIGN.md, "Two engines, one measurement"). Pure.
 
-A URL (or, once it lands, the declarative scenario of acceptance.toml) runs on the native
-engine: no Python of the user's per request, about wrk's CPU each (docs/benchmarks.md). A
-scenario written as a Python user flow (a locustfile) runs on Locust, ~12 times that.
-``--engine`` (or a profile's ``engine``) overrides for a URL; ``--http2`` needs Locust (the
-native engine speaks HTTP/1.1)."""
+A URL runs on the native engine: no Python of the user's per request, about wrk's CPU each
+(docs/benchmarks.md). A scenario written as a Python user flow (a locustfile) runs on Locust,
+~12 times that. ``--engine`` (or a profile's ``engine``) overrides for a URL; ``--http2`` needs
+Locust (the native engine speaks HTTP/1.1).
+
+The declarative scenario of acceptance.toml (``[scenarios.NAME]``) runs on Locust for now,
+against DESIGN.md's "runs native": its users log in and carry saved values (a token, an id) from
+one request to the next, which the native engine, one request template per connection, cannot
+do yet. ``--engine native`` with it is refused (exit 2), saying so."""
 
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ def choose_engine(
     source: str = "--engine",
     worker: bool = False,
     ramped_users: bool = False,
+    declarative: bool = False,
 ) -> Engine:
     """The engine for a run: ``requested`` (``--engine`` or the profile's ``engine``, named by
     ``source`` in errors) when given, else native for a URL run (``url_run``) without
@@ -32,6 +37,8 @@ def choose_engine(
 
     ``ramped_users``: the run ramps Locust users (closed-model stages, a spawn rate), which
     only Locust does: a URL run then stays on Locust unless ``native`` is asked for.
+    ``declarative``: the run is a declarative scenario of acceptance.toml, on Locust (the
+    module's docstring says why).
 
     A ConfigError (exit 2) names why a request cannot be met: an unknown engine, ``native`` for
     a locustfile, with HTTP/2 or with ramped users.
@@ -39,6 +46,12 @@ def choose_engine(
     if requested is not None and requested not in ENGINES:
         raise ConfigError(f"{source} {requested!r}: choose locust or native")
     if requested == "native":
+        if declarative:
+            raise ConfigError(
+                f"{source} native runs one URL for now: a declarative scenario's users carry "
+                "saved values (a token) from request to request, which runs on Locust; ask for "
+                "locust, or name no engine"
+            )
         if not url_run and not worker:
             raise ConfigError(
                 f"{source} native runs one URL (`loadkit load URL`); a scenario is a Python "

@@ -19,6 +19,7 @@ are raised for the CLI to map to exit codes.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from pathlib import Path
 
 from loadkit.config import AcceptanceConfig, LoadProfile, TargetProfile, load_config
 from loadkit.defaults import DEFAULT_PROFILE, DEFAULT_REPORTS_DIR
+from loadkit.engines.declarative import declarative_scenario, describe
 from loadkit.engines.http_request import TlsOptions
 from loadkit.engines.target import parse_target
 from loadkit.exceptions import (
@@ -124,6 +126,9 @@ def run_acceptance(
         why = "add --http2" if host is None else "--host is served by its own edge, not loadkit's"
         raise ConfigError(f"--edge-timeout is about the bundled service's HTTP/2 edge: {why}")
     edge_timeout_s = edge_timeout_s or DEFAULT_UPSTREAM_TIMEOUT_S
+    # A declarative scenario is checked (its names, its secrets set) before anything runs.
+    found = declarative_scenario(config, load.scenario)
+    declarative = describe(*found, os.environ) if found is not None else None
     folder = report_folder(out_dir)
     step = _Steps(5 if host is None else 4, progress)
     try:
@@ -142,6 +147,7 @@ def run_acceptance(
             edge_timeout_s=edge_timeout_s,
             baselines=baselines or Baselines(files=(), force=False),
             save_baseline_to=save_baseline_to,
+            declarative=declarative,
         )
     except BaseException as error:
         _leave_reason(folder, step, error)
@@ -163,6 +169,7 @@ def _run_stages(
     edge_timeout_s: float = DEFAULT_UPSTREAM_TIMEOUT_S,
     baselines: Baselines,
     save_baseline_to: Path | None,
+    declarative: str | None = None,
 ) -> AcceptanceRun:
     with step("lock audit"):
         audit = _lock_audit(config, config_path)
@@ -185,6 +192,7 @@ def _run_stages(
                 tls=tls,
                 http2=http2,
                 target_profile=config.target,
+                declarative=declarative,
             )
             step.done(
                 f"{results.totals.requests} requests, "
@@ -280,6 +288,7 @@ def _load(
     tls: TlsOptions,
     http2: bool = False,
     target_profile: TargetProfile,
+    declarative: str | None = None,
 ) -> LoadResults:
     from loadkit.run.load import run_load
 
@@ -292,6 +301,7 @@ def _load(
             tls=tls,
             http2=http2,
             target_profile=target_profile,
+            declarative=declarative,
         )
     except InvalidLoadRunError as invalid:
         # The results were written; the gate shows the run as invalid (exit 4) with the

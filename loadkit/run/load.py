@@ -82,6 +82,8 @@ from loadkit.stages import users_for
 BUNDLED_SCENARIOS = bundled_scenarios_dir()
 """Where the scenarios shipped with loadkit live (in a wheel or a checkout: loadkit.run.bundle)."""
 URL_SCENARIO = "url"
+DECLARATIVE_SCENARIO = BUNDLED_SCENARIOS / "declarative.py"
+"""The locustfile that runs a declarative scenario of acceptance.toml (``[scenarios.NAME]``)."""
 
 CONNECT_TIMEOUT_S = 3.0
 START_GRACE_S = 60.0
@@ -168,7 +170,8 @@ def resolve_scenario(name: str) -> Path:
     )
     raise ConfigError(
         f"no scenario named {name!r}; known: {', '.join(known) or 'none'} "
-        "(or pass the path to a locustfile)"
+        "(or pass the path to a locustfile, or write [scenarios.NAME] in the acceptance file "
+        "given by --config)"
     )
 
 
@@ -192,6 +195,7 @@ def run_load(
     http2: bool = False,
     abort_on: Sequence[Criterion] = (),
     target_profile: TargetProfile | None = None,
+    declarative: str | None = None,
 ) -> LoadResults:
     """Run one headless load test on Locust and return its results (also written to ``out``).
 
@@ -210,6 +214,8 @@ def run_load(
     locustfile written on FastHttpUser, exit 2).
     ``abort_on``: abort-on-fail criteria the plugin checks every second (a master on its
     workers' merged figures, which then report every second instead of Locust's 3 s).
+    ``declarative``: the JSON description of the profile's scenario when it is a declarative
+    one (``loadkit.engines.declarative.describe``), run by ``scenarios/declarative.py``.
 
     Raises TargetUnreachableError before the run; ConfigError for a bad profile or a scenario
     Locust cannot load; GeneratorCrashedError when Locust died (or hung) without results;
@@ -230,7 +236,9 @@ def run_load(
             f"--max-in-flight {bound} is below {flag} {workers}: each worker needs at least "
             f"one iteration in flight; raise --max-in-flight to {workers} or more"
         )
-    scenario = resolve_scenario(profile.scenario)
+    scenario = (
+        DECLARATIVE_SCENARIO if declarative is not None else resolve_scenario(profile.scenario)
+    )
     parsed = Target.parse(target)
     check_writable(out)
     locust_config = locust_config_for_run("load", announce)
@@ -257,6 +265,7 @@ def run_load(
             http2=http2,
             abort_on=abort_on,
             target_profile=target_profile,
+            declarative=declarative,
         )
     except (LoadkitError, KeyboardInterrupt) as error:
         written = _read_run_results(out, run_id)
@@ -350,6 +359,7 @@ def _run_headless(
     abort_on: Sequence[Criterion] = (),
     target_profile: TargetProfile | None = None,
     master_wait_s: int = DEFAULT_WORKERS_WAIT_S,
+    declarative: str | None = None,
 ) -> tuple[LocustRun, LoadResults]:
     """Run Locust headless; how it ended and the results its plugin wrote for ``run_id``.
 
@@ -369,7 +379,7 @@ def _run_headless(
             wait_s=master_wait_s,
         )
     with tempfile.TemporaryDirectory(prefix="loadkit-load-") as tmp:
-        users = _users(target, scenario, profile)
+        users = replace(_users(target, scenario, profile), declarative_spec=declarative)
         if request is not None and _is_url_scenario(scenario):
             users = replace(
                 users, url_request=request, url_body_file=_body_file(request, Path(tmp))
@@ -515,6 +525,7 @@ def run_ui(
     tls: TlsOptions | None = None,
     target_profile: TargetProfile | None = None,
     http2: bool = False,
+    declarative: str | None = None,
 ) -> int:
     """Serve Locust's web UI on loopback with the plugin loaded, until Ctrl-C or SIGTERM.
 
@@ -522,9 +533,9 @@ def run_ui(
     ``http2``: the users speak HTTP/2 (as ``run_load``'s; the plugin refuses a locustfile whose
     users cannot, before the UI serves).
     Returns Locust's exit code (0 after a Ctrl-C: that is how the UI is closed); a ConfigError
-    when Locust failed because it cannot load the scenario.
+    when Locust failed because it cannot load the scenario. ``declarative``: as ``run_load``'s.
     """
-    path = resolve_scenario(scenario)
+    path = DECLARATIVE_SCENARIO if declarative is not None else resolve_scenario(scenario)
     parsed = Target.parse(target)
     _check_port_free(web_port)
     check_reachable(parsed)
@@ -535,6 +546,7 @@ def run_ui(
         spawn_rate=spawn_rate or concurrency,
         scenario_label=scenario,
         url_path=_url_path(parsed, path),
+        declarative_spec=declarative,
     )
     launch = LocustLaunch(
         scenario=path,

@@ -53,6 +53,10 @@ class Users:
     url_body_file: Path | None = None
     """Where ``url_request``'s body was written when it is not text a command line can carry
     (``--url-body-file``)."""
+    declarative_spec: str | None = None
+    """The declarative scenario ``scenarios/declarative.py`` runs, as JSON
+    (``--declarative-spec``; ``loadkit.engines.declarative.describe``); None for others. A
+    master's reaches its workers with the spawn message, as every locustfile option does."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -344,6 +348,8 @@ def _users_args(users: Users) -> list[str]:
         args += ["--url-path", users.url_path]
     if users.url_request is not None:
         args += _url_request_args(users.url_request, users.url_body_file)
+    if users.declarative_spec is not None:
+        args += ["--declarative-spec", users.declarative_spec]
     return args
 
 

@@ -1,0 +1,204 @@
+"""The declarative load scenario's part in loadkit (``[scenarios.NAME]``): strict validation,
+the checks before a run, the JSON handed to ``scenarios/declarative.py``, and the CLI's choice
+of engine. No load is run (tests/loadkit/test_declarative_load.py runs it)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from loadkit.cli import app
+from loadkit.config import parse_config, parse_toml
+from loadkit.engines.choice import choose_engine
+from loadkit.engines.declarative import DESCRIPTION_FORMAT, describe
+from loadkit.exceptions import ConfigError
+from loadkit.measure.results import write_results
+from tests.loadkit.crafted import crafted_load
+
+SCENARIO = """
+[scenarios.orders]
+[[scenarios.orders.setup]]
+name = "sign in"
+method = "POST"
+path = "/v2/sessions"
+form = { client_id = "loadkit", client_secret = "${ORDERS_SECRET}" }
+expect_status = 200
+save = { token = "data.jwt" }
+
+[[scenarios.orders.requests]]
+method = "POST"
+path = "/v2/orders"
+headers = { Authorization = "Token {token}" }
+json = { sku = "A1", qty = 2 }
+expect_status = [200, 201]
+save = { number = "order.number" }
+
+[[scenarios.orders.requests]]
+path = "/v2/orders/{number}"
+headers = { Authorization = "Token {token}" }
+expect_status = 200
+weight = 3
+"""
+
+
+def _config(text: str = SCENARIO) -> Any:
+    return parse_config(parse_toml(text, source="a.toml"), source="a.toml")
+
+
+def test_the_description_keeps_secrets_as_names_and_names_endpoints_by_their_path() -> None:
+    scenario = _config().scenarios["orders"]
+    document = json.loads(describe("orders", scenario, {"ORDERS_SECRET": "hunter2"}))
+    assert "hunter2" not in json.dumps(document)
+    assert document["format"] == DESCRIPTION_FORMAT and document["name"] == "orders"
+    (login,) = document["setup"]
+    assert login["name"] == "sign in" and "weight" not in login
+    assert login["form"]["client_secret"] == "${ORDERS_SECRET}"
+    assert login["save"] == {"token": "data.jwt"}
+    create, read = document["requests"]
+    assert (create["name"], create["statuses"], create["weight"]) == ("/v2/orders", [200, 201], 1)
+    assert create["json"] == {"sku": "A1", "qty": 2} and "form" not in create
+    assert (read["name"], read["statuses"], read["weight"]) == ("/v2/orders/{number}", [200], 3)
+    assert "json" not in read
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (("weight = 3", "weight = 0"), "scenarios.orders.requests[1].weight"),
+        (("weight = 3", "wieght = 3"), "scenarios.orders.requests[1].wieght: unknown key"),
+        (("weight = 3", "weight = 2.5"), "scenarios.orders.requests[1].weight"),
+        (("weight = 3", "expect = []"), "expect is a smoke check's key"),
+        (('save = { token = "data.jwt" }', "weight = 2"), "setup[0].weight: unknown key"),
+        (("[scenarios.orders]", "[scenarios.orders.x]"), "scenarios.orders.x"),
+        (('path = "/v2/orders/{number}"', 'path = "v2"'), "must start with '/'"),
+        (("expect_status = 200\nweight", "expect_status = 99\nweight"), "not an HTTP status"),
+    ],
+)
+def test_a_bad_scenario_is_refused_naming_the_key(change: tuple[str, str], named: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        _config(SCENARIO.replace(*change, 1))
+    assert named in str(refused.value)
+
+
+def test_a_scenario_name_is_a_word_not_a_path() -> None:
+    with pytest.raises(ConfigError, match=r"scenario name 'my/orders\.py' must be a word"):
+        _config(SCENARIO.replace("scenarios.orders", '"scenarios"."my/orders.py"'))
+
+
+def test_a_placeholder_nothing_saves_is_refused_before_the_run() -> None:
+    scenario = _config(SCENARIO.replace("Token {token}", "Token {tokn}", 1)).scenarios["orders"]
+    with pytest.raises(ConfigError) as refused:
+        describe("orders", scenario, {"ORDERS_SECRET": "x"})
+    message = str(refused.value)
+    assert "scenarios.orders.requests[0] (/v2/orders)" in message
+    assert "{tokn} in key headers.Authorization" in message
+
+
+def test_a_mix_that_cannot_start_is_refused() -> None:
+    # Only the second request saves {number}, which only the first uses: no first request.
+    text = SCENARIO.replace('save = { number = "order.number" }', "").replace(
+        "weight = 3", 'weight = 3\nsave = { number = "order.number" }'
+    )
+    text = text.replace('path = "/v2/orders"\n', 'path = "/v2/orders/{number}/copy"\n')
+    with pytest.raises(ConfigError, match="none can be sent first"):
+        describe("orders", _config(text).scenarios["orders"], {"ORDERS_SECRET": "x"})
+
+
+def test_a_secret_not_in_the_environment_is_refused_naming_where_it_is_used() -> None:
+    with pytest.raises(ConfigError) as refused:
+        describe("orders", _config().scenarios["orders"], {})
+    message = str(refused.value)
+    assert "scenarios.orders.setup[0] (sign in), key form.client_secret" in message
+    assert "ORDERS_SECRET is not set" in message
+
+
+def test_a_declarative_scenario_runs_on_locust_and_native_is_refused_saying_why() -> None:
+    assert choose_engine(requested=None, url_run=False, declarative=True) == "locust"
+    with pytest.raises(ConfigError, match="native runs one URL for now"):
+        choose_engine(requested="native", url_run=False, declarative=True)
+
+
+@pytest.fixture
+def runs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[dict[str, Any]]:
+    """``run_load`` replaced by a recorder of its arguments, in a folder with the scenario."""
+    calls: list[dict[str, Any]] = []
+
+    def run_load(**kwargs: Any) -> Any:
+        calls.append(kwargs)
+        return crafted_load(errors=())
+
+    monkeypatch.setattr("loadkit.run.load.run_load", run_load)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.toml").write_text(SCENARIO + '\n[profiles.mix]\nscenario = "orders"\n')
+    return calls
+
+
+def _load(*args: str) -> Any:
+    return CliRunner().invoke(app, ["load", "--config", "a.toml", *args, "--out", "r.json"])
+
+
+def test_load_hands_the_scenario_to_locust_by_name_or_by_profile(
+    runs: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ORDERS_SECRET", "hunter2")
+    assert _load("--scenario", "orders", "--duration", "1").exit_code == 0
+    assert _load("--profile", "mix", "--duration", "1").exit_code == 0
+    for call in runs:
+        assert call["profile"].scenario == "orders"
+        assert json.loads(call["declarative"])["name"] == "orders"
+        assert "hunter2" not in call["declarative"]
+
+
+def test_load_refuses_native_and_a_missing_secret_with_exit_2(
+    runs: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ORDERS_SECRET", raising=False)
+    native = _load("--scenario", "orders", "--engine", "native")
+    assert native.exit_code == 2, native.output
+    assert "native runs one URL for now" in native.output
+    unset = _load("--scenario", "orders")
+    assert unset.exit_code == 2, unset.output
+    assert "ORDERS_SECRET is not set" in unset.output
+    assert runs == []
+
+
+def test_accept_runs_a_profiles_declarative_scenario_and_refuses_a_missing_secret_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from loadkit.run import accept as accept_module
+    from tests.loadkit.crafted import crafted_smoke
+
+    loads: list[dict[str, Any]] = []
+
+    def load(_target: str, profile: Any, out: Path, **kwargs: Any) -> Any:
+        loads.append({"scenario": profile.scenario, **kwargs})
+        results = crafted_load(errors=())
+        write_results(out, results)
+        return results
+
+    monkeypatch.setattr(accept_module, "_smoke", lambda *_a, **_k: crafted_smoke())
+    monkeypatch.setattr(accept_module, "_load", load)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "app.py").write_text("def handler() -> int:\n    return 1\n")
+    config = tmp_path / "a.toml"
+    config.write_text(
+        '[[criteria]]\nmetric = "load.p95_ms"\nop = "<"\nthreshold = 1000\n'
+        '[lock_audit]\npaths = ["src"]\n'
+        + SCENARIO
+        + '[profiles.mix]\nscenario = "orders"\nconcurrency = 2\nduration_s = 2\n'
+    )
+    args = ["accept", "--config", str(config), "--host", "http://127.0.0.1:9", "--profile", "mix"]
+    args += ["--out-dir", str(tmp_path / "r")]
+    monkeypatch.delenv("ORDERS_SECRET", raising=False)
+    unset = CliRunner().invoke(app, args)
+    assert unset.exit_code == 2 and "ORDERS_SECRET is not set" in unset.output, unset.output
+    assert loads == [] and not (tmp_path / "r").exists()
+    monkeypatch.setenv("ORDERS_SECRET", "hunter2")
+    passed = CliRunner().invoke(app, args)
+    assert passed.exit_code == 0, passed.output
+    (run,) = loads
+    assert run["scenario"] == "orders" and json.loads(run["declarative"])["name"] == "orders"
