@@ -4,7 +4,10 @@ The stages, in order: the lock audit of the configured paths (it needs no servic
 scope fails before anything starts); the bundled service on a free loopback port with a fresh
 SQLite database, unless a ``host`` is given; smoke; the load profile; the gate. Every artifact
 lands in one timestamped folder: the three results files, the gate as Markdown, JUnit XML and a
-JSON verdict, and the service's log. The service this started is stopped by its own process
+JSON verdict, and the service's log. The bundled service records the spans of every request
+there too (``spans.jsonl``, ``OTEL_TRACES_SAMPLER=always_on``); when a latency criterion fails,
+where the time of its requests went is read from them into its evidence
+(``loadkit.gate.trace_evidence``). The service this started is stopped by its own process
 handle whatever happens (a failed stage, an error, Ctrl-C).
 
 A failed acceptance (a stage that fails, Ctrl-C or SIGTERM) leaves the files of the stages done
@@ -38,12 +41,13 @@ from loadkit.exceptions import (
 )
 from loadkit.gate.against_baseline import evaluate_gate
 from loadkit.gate.evaluate import GateReport
+from loadkit.gate.trace_evidence import wants_time_breakdowns, with_time_breakdowns
 from loadkit.measure.results import LoadResults, LockAuditResults, SmokeResults, write_results
 from loadkit.measure.validity import INTERRUPTED
 from loadkit.report.load import describe_load
 from loadkit.report.units import format_fraction, format_ms
 from loadkit.run.baseline import Baselines, save_baseline
-from loadkit.run.bundled_service import BundledService
+from loadkit.run.bundled_service import TRACE_FILE_ENV, BundledService, span_recording_env
 from loadkit.run.http2_edge import Http2Edge
 from loadkit.run.profile import load_profile
 
@@ -54,6 +58,7 @@ MARKDOWN_FILE = "gate.md"
 JUNIT_FILE = "junit.xml"
 VERDICT_FILE = "verdict.json"
 SERVICE_DIR = "service"
+SPANS_FILE = "spans.jsonl"
 
 Progress = Callable[[str], None]
 
@@ -161,7 +166,8 @@ def _run_stages(
         write_results(folder / LOCK_AUDIT_FILE, audit)
         step.done(f"{audit.violations} violation(s) in {audit.files_checked} files")
 
-    with _target(host, folder, service_env, step, http2=http2) as target:
+    spans = _span_file(host, folder, service_env)
+    with _target(host, folder, service_env, step, http2=http2, spans=spans) as target:
         with step(f"smoke against {target}"):
             smoke = _smoke_or_aborted(config, target, folder / SMOKE_FILE, tls=tls, http2=http2)
             write_results(folder / SMOKE_FILE, smoke)
@@ -197,12 +203,16 @@ def _run_stages(
             baselines=baselines.files,
             force_baseline=baselines.force,
         )
+        traced = ""
+        if spans is not None and wants_time_breakdowns(report):
+            report, traced = _explained_by_spans(report, spans)
         artifacts = _write_gate_reports(report, folder)
-        step.done(report.outcome.upper())
+        step.done(report.outcome.upper() + traced)
     all_files = (
         folder / LOCK_AUDIT_FILE,
         folder / SMOKE_FILE,
         folder / LOAD_FILE,
+        *((spans,) if spans is not None and spans.is_file() else ()),
         *artifacts,
     )
     saved = None
@@ -212,6 +222,40 @@ def _run_stages(
     return AcceptanceRun(
         folder=folder, report=report, artifacts=all_files, target=target, saved_baseline=saved
     )
+
+
+def _span_file(
+    host: str | None, folder: Path, service_env: Mapping[str, str] | None
+) -> Path | None:
+    """Where the bundled service writes its spans: the report folder's ``spans.jsonl``, unless
+    ``--service-env ENGINES_TRACE_FILE=`` says elsewhere (relative to the service's folder, its
+    working directory) or, empty, turns the file off. None with a ``host``: not ours to trace."""
+    if host is not None:
+        return None
+    given = (service_env or {}).get(TRACE_FILE_ENV)
+    if given is None:
+        return folder / SPANS_FILE
+    if not given:
+        return None
+    path = Path(given)
+    return path if path.is_absolute() else folder / SERVICE_DIR / path
+
+
+def _explained_by_spans(report: GateReport, spans: Path) -> tuple[GateReport, str]:
+    """The report with where the time went in each failed latency criterion, from the bundled
+    service's span file, and a few words for the progress line. No span file (tracing off in
+    the service, an OTel SDK missing), or one that cannot be read: the report as it was, and
+    why, since the verdict stands without it."""
+    from loadkit.run.traces import read_span_files
+
+    if not spans.is_file():
+        return report, " (no span file: where the time went is not shown)"
+    try:
+        reading = read_span_files([spans])
+    except LoadkitError as error:
+        return report, f" (spans not read: {error})"
+    explained = with_time_breakdowns(report, reading.requests)
+    return explained, f" (where the time went: {reading.breakdown.requests} traced requests)"
 
 
 def _leave_reason(folder: Path, step: _Steps, error: BaseException) -> None:
@@ -302,6 +346,7 @@ def _target(
     step: _Steps,
     *,
     http2: bool = False,
+    spans: Path | None = None,
 ) -> Iterator[str]:
     if host is not None:
         yield host.rstrip("/")
@@ -310,6 +355,9 @@ def _target(
     # A fresh database in the report folder, whatever ENGINES_DATABASE_URL says: acceptance
     # runs on a known, empty state.
     env = {"ENGINES_DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'engines.db'}"}
+    if spans is not None:
+        # Every request's spans, for where the time went when a latency criterion fails.
+        env.update(span_recording_env(spans.resolve()))
     env.update(service_env or {})
     service = BundledService(workdir=workdir, env=env)
     edge: Http2Edge | None = None
