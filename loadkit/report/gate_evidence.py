@@ -26,7 +26,7 @@ from loadkit.gate.evaluate import (
 )
 from loadkit.measure.results import EndpointResults, LatencySummary, TimelinePoint
 from loadkit.report.traces import CATEGORY_DOING, CATEGORY_LABELS
-from loadkit.report.units import format_fraction, format_ms, format_seconds
+from loadkit.report.units import format_fraction, format_seconds
 from loadkit.traces.breakdown import TailBreakdown
 from loadkit.traces.requests import CATEGORIES
 
@@ -250,7 +250,7 @@ def _tail_tables(tail: TailBreakdown) -> list[EvidenceTable]:
                 (
                     CATEGORY_LABELS[c],
                     format_fraction(split.share(c), decimals=1),
-                    format_ms(split.ms(c) / per_request),
+                    round(split.ms(c) / per_request, 1),
                 )
                 for c in ranked
                 if split.self_ns[c]
