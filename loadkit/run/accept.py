@@ -50,6 +50,7 @@ from loadkit.run.baseline import Baselines, save_baseline
 from loadkit.run.bundled_service import TRACE_FILE_ENV, BundledService, span_recording_env
 from loadkit.run.http2_edge import Http2Edge
 from loadkit.run.profile import load_profile
+from loadkit.traces.breakdown import started_between
 
 LOCK_AUDIT_FILE = "lock_audit.json"
 SMOKE_FILE = "smoke.json"
@@ -59,6 +60,9 @@ JUNIT_FILE = "junit.xml"
 VERDICT_FILE = "verdict.json"
 SERVICE_DIR = "service"
 SPANS_FILE = "spans.jsonl"
+SPAN_CLOCK_SLACK_S = 0.5
+"""Spans that started this long before the load run's start or after its end still count as
+its requests (the service and loadkit read the same clock, but not at the same instant)."""
 
 Progress = Callable[[str], None]
 
@@ -205,7 +209,7 @@ def _run_stages(
         )
         traced = ""
         if spans is not None and wants_time_breakdowns(report):
-            report, traced = _explained_by_spans(report, spans)
+            report, traced = _explained_by_spans(report, spans, results)
         artifacts = _write_gate_reports(report, folder)
         step.done(report.outcome.upper() + traced)
     all_files = (
@@ -241,11 +245,13 @@ def _span_file(
     return path if path.is_absolute() else folder / SERVICE_DIR / path
 
 
-def _explained_by_spans(report: GateReport, spans: Path) -> tuple[GateReport, str]:
-    """The report with where the time went in each failed latency criterion, from the bundled
-    service's span file, and a few words for the progress line. No span file (tracing off in
-    the service, an OTel SDK missing), or one that cannot be read: the report as it was, and
-    why, since the verdict stands without it."""
+def _explained_by_spans(
+    report: GateReport, spans: Path, load: LoadResults
+) -> tuple[GateReport, str]:
+    """The report with where the time went in each failed latency criterion, from the requests
+    of the load run in the bundled service's span file (smoke's are there too), and a few words
+    for the progress line. No span file (tracing off in the service), or one that cannot be
+    read: the report as it was, and why, since the verdict stands without it."""
     from loadkit.run.traces import read_span_files
 
     if not spans.is_file():
@@ -254,8 +260,14 @@ def _explained_by_spans(report: GateReport, spans: Path) -> tuple[GateReport, st
         reading = read_span_files([spans])
     except LoadkitError as error:
         return report, f" (spans not read: {error})"
-    explained = with_time_breakdowns(report, reading.requests)
-    return explained, f" (where the time went: {reading.breakdown.requests} traced requests)"
+    start_ns = int(load.started_at.timestamp() * 1e9)
+    requests = started_between(
+        reading.requests,
+        start_ns - int(SPAN_CLOCK_SLACK_S * 1e9),
+        start_ns + int((load.duration_s + SPAN_CLOCK_SLACK_S) * 1e9),
+    )
+    explained = with_time_breakdowns(report, requests)
+    return explained, f" (where the time went: {len(requests)} traced requests of the load run)"
 
 
 def _leave_reason(folder: Path, step: _Steps, error: BaseException) -> None:

@@ -169,6 +169,14 @@ def _reversed(trace_id: str) -> tuple[int, ...]:
     return tuple(-ord(char) for char in trace_id)
 
 
+def started_between(
+    requests: Iterable[RequestTimes], since_ns: int, until_ns: int
+) -> list[RequestTimes]:
+    """The requests whose SERVER span started in ``[since_ns, until_ns]`` (Unix nanoseconds):
+    those of one run, when the span file also holds another's (smoke before load)."""
+    return [r for r in requests if since_ns <= r.start_ns <= until_ns]
+
+
 def same_endpoint(a: str, b: str) -> bool:
     """Whether two endpoint names are one route: path parameters compared without their names
     (a scenario's ``/api/items/{id}`` is the service's ``/api/items/{item_id}``)."""
