@@ -31,6 +31,7 @@ kept afterwards costs one small record (``RequestTimes``), whatever its span cou
 from __future__ import annotations
 
 import heapq
+import sys
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -109,8 +110,11 @@ class RequestTimes:
 def endpoint_of(server: Span) -> str:
     """``METHOD route`` of a SERVER span, as loadkit's results name endpoints."""
     if server.route:
-        return f"{server.method} {server.route}" if server.method else server.route
-    return server.name or "(unnamed)"
+        name = f"{server.method} {server.route}" if server.method else server.route
+    else:
+        name = server.name or "(unnamed)"
+    # Interned: a run has a handful of endpoints and many requests that keep the name.
+    return sys.intern(name)
 
 
 def request_times(server: Span, spans: Sequence[Span], *, with_path: bool = True) -> RequestTimes:
