@@ -1114,9 +1114,9 @@ def accept(
     Without --host it starts the bundled service and stops it afterwards (also on failure or
     Ctrl-C). Writes lock_audit.json, smoke.json, load.json, gate.md, junit.xml and verdict.json
     to reports/<timestamp>/, and the bundled service's spans.jsonl (every request traced), from
-    which a failed latency criterion's evidence says where the time went. Exit 0 passed, 1 a criterion not met, 2 bad configuration or a
-    missing measurement, 3 target unreachable or service not starting, 4 run invalid, 130
-    interrupted.
+    which a failed latency criterion's evidence says where the time went. Exit 0 passed, 1 a
+    criterion not met, 2 bad configuration or a missing measurement, 3 target unreachable or
+    service not starting, 4 run invalid, 130 interrupted.
     """
     from loadkit.config import load_config
     from loadkit.engines.tls import tls_options

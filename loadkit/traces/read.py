@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import gzip
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -102,23 +102,28 @@ def iter_spans(path: Path, counts: ReadCounts) -> Iterator[Span]:
             if first is None:
                 raise InputError(f"{path}: empty span file: no OTLP-JSON record in it")
             document = _loads(first)
-            if document is None:
-                # Not a record per line: one pretty-printed record for the whole file.
-                document = _loads(first + stream.read())
-                if document is None:
-                    counts.skipped_lines += 1
-                else:
-                    yield from _record_spans(document, counts)
-            else:
+            lines: Iterable[bytes] = stream
+            if document is not None:
                 yield from _record_spans(document, counts)
-                for line in stream:
-                    if not line.strip():
-                        continue
-                    record = _loads(line)
-                    if record is None:
-                        counts.skipped_lines += 1
-                        continue
-                    yield from _record_spans(record, counts)
+            elif _opens_a_document(first):
+                # The start of a pretty-printed record: the whole file may be that one record.
+                rest = stream.read()
+                document = _loads(first + rest)
+                if document is not None:
+                    yield from _record_spans(document, counts)
+                    return
+                counts.skipped_lines += 1
+                lines = rest.splitlines()
+            else:
+                counts.skipped_lines += 1
+            for line in lines:
+                if not line.strip():
+                    continue
+                record = _loads(line)
+                if record is None:
+                    counts.skipped_lines += 1
+                    continue
+                yield from _record_spans(record, counts)
     except OSError as exc:
         raise InputError(f"{path}: cannot read the span file: {exc.strerror or exc}") from None
     except (EOFError, gzip.BadGzipFile) as exc:
@@ -150,6 +155,17 @@ def _first_line(stream: IO[bytes]) -> bytes | None:
         if line.strip():
             return line
     return None
+
+
+def _opens_a_document(line: bytes) -> bool:
+    """A line that starts a JSON object without being one: ``{`` of an indented record."""
+    if not line.lstrip().startswith(b"{"):
+        return False
+    try:
+        orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return True
+    return False
 
 
 def _loads(data: bytes) -> dict[str, Any] | None:

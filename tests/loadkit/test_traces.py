@@ -243,3 +243,15 @@ def test_the_requests_of_one_run_are_told_by_their_start(tmp_path: Path) -> None
     origin = min(r.start_ns for r in reading.requests)
     during = started_between(reading.requests, origin + 1000 * MS, origin + 9000 * MS)
     assert [r.trace_id for r in during] == [reqs[1].trace_id, reqs[2].trace_id]
+
+
+@pytest.mark.parametrize("first", ["a log line, not JSON", '{"broken": '])
+def test_a_foreign_first_line_does_not_hide_the_records_after_it(
+    tmp_path: Path, first: str
+) -> None:
+    lines = [first, *(json.dumps(record(request_spans(Req()))) for _ in range(2))]
+    path = tmp_path / "spans.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    reading = read_span_files([path])
+    assert reading.breakdown.requests == 2
+    assert reading.read.skipped_lines == 1
