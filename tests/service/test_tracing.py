@@ -396,3 +396,25 @@ def test_sigterm_flushes_the_span_file(tmp_path: Path) -> None:
     spans = read_span_file(span_file)
     # /version is not traced: the one span of the trace is the request's to /api/auth/me.
     assert server_span(spans, TRACE_ID)["attributes"]["http.route"] == "/api/auth/me"
+
+
+async def test_by_default_a_caller_that_sampled_is_traced_and_one_that_did_not_is_not(
+    make_settings: SettingsFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OTEL_TRACES_SAMPLER")
+    span_file = tmp_path / "spans.jsonl"
+    unsampled_id = "fedcba9876543210fedcba9876543210"
+    app = create_app(make_settings(trace_file=str(span_file)))
+    assert "ParentBased" in app.state.services.tracing.provider.sampler.get_description()
+    async with traced_client(app) as client:
+        sampled = await client.get("/api/auth/me", headers={"traceparent": TRACEPARENT})
+        unsampled = await client.get(
+            "/api/auth/me", headers={"traceparent": f"00-{unsampled_id}-{PARENT_ID}-00"}
+        )
+    # Either way the trace id is the caller's; only the sampled one was recorded.
+    assert (sampled.headers["X-Trace-Id"], unsampled.headers["X-Trace-Id"]) == (
+        TRACE_ID,
+        unsampled_id,
+    )
+    trace_ids = {span["traceId"] for span in read_span_file(span_file)}
+    assert trace_ids == {TRACE_ID}
