@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import os
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -46,7 +45,11 @@ def _hex_ids(record: dict[str, Any]) -> None:
 
 
 class SpanFileExporter(SpanExporter):
-    """Appends each batch of spans to a file as one OTLP-JSON line (see the module docstring)."""
+    """Appends each batch of spans to a file as one OTLP-JSON line (see the module docstring).
+
+    Called by one ``BatchSpanProcessor``: its worker thread is the only caller of ``export``, and
+    ``shutdown`` comes after that thread has stopped, so no lock is needed (nor taken).
+    """
 
     def __init__(self, path: str | Path) -> None:
         """Open ``path`` for appending (created if missing; a symlink there is refused)."""
@@ -54,28 +57,24 @@ class SpanFileExporter(SpanExporter):
         # O_APPEND: each batch is one write at the end, even if several services share the file.
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
         self._fd: int | None = os.open(self.path, flags, 0o644)
-        self._lock = threading.Lock()
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Write the batch as one line."""
         if not spans:
             return SpanExportResult.SUCCESS
-        line = otlp_json_line(spans)
-        with self._lock:
-            if self._fd is None:
-                return SpanExportResult.FAILURE
-            view = memoryview(line)
-            while view:
-                written = os.write(self._fd, view)
-                view = view[written:]
+        if self._fd is None:
+            return SpanExportResult.FAILURE
+        view = memoryview(otlp_json_line(spans))
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
         return SpanExportResult.SUCCESS
 
     def shutdown(self) -> None:
         """Close the file (the batch processor has flushed before it calls this)."""
-        with self._lock:
-            if self._fd is not None:
-                os.close(self._fd)
-                self._fd = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Nothing is buffered here: every batch is written when exported."""

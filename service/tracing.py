@@ -66,7 +66,7 @@ KNOWN_EXPORTERS = frozenset({"otlp", "console", "none"})
 SERVICE = "engines"
 UNTRACED_PATHS = ("/health", "/version", "/metrics")
 """Probes and scrapes: never traced (as they are never slowed by faults)."""
-DEFAULT_SAMPLER_RATIO = 1.0
+DEFAULT_SAMPLER_RATIO = 0.1
 DEFAULT_SAMPLER: Sampler = ParentBased(TraceIdRatioBased(DEFAULT_SAMPLER_RATIO))
 """When OTEL_TRACES_SAMPLER is unset (see docs/benchmarks.md, "Tracing overhead")."""
 
