@@ -154,7 +154,8 @@ def _notes(read: ReadCounts, assembled: AssembleCounts) -> list[str]:
     if assembled.traces_without_server_span:
         notes.append(
             f"{assembled.traces_without_server_span} trace(s) had no SERVER span and are not "
-            "counted (spans of requests outside the files, or of background work)"
+            "counted (requests whose SERVER span is not in these files, background work, or "
+            "spans written long after their request's)"
         )
     return notes
 
