@@ -260,7 +260,10 @@ def _explained_by_spans(
         reading = read_span_files([spans])
     except LoadkitError as error:
         return report, f" (spans not read: {error})"
-    start_ns = int(load.started_at.timestamp() * 1e9)
+    started = load.started_at
+    if started.tzinfo is None:
+        started = started.replace(tzinfo=UTC)  # results times are UTC
+    start_ns = int(started.timestamp() * 1e9)
     requests = started_between(
         reading.requests,
         start_ns - int(SPAN_CLOCK_SLACK_S * 1e9),
