@@ -50,7 +50,7 @@ from loadkit.run.baseline import Baselines, save_baseline
 from loadkit.run.bundled_service import TRACE_FILE_ENV, BundledService, span_recording_env
 from loadkit.run.http2_edge import Http2Edge
 from loadkit.run.profile import load_profile
-from loadkit.traces.breakdown import started_between
+from loadkit.traces.breakdown import ran_between
 
 LOCK_AUDIT_FILE = "lock_audit.json"
 SMOKE_FILE = "smoke.json"
@@ -61,8 +61,9 @@ VERDICT_FILE = "verdict.json"
 SERVICE_DIR = "service"
 SPANS_FILE = "spans.jsonl"
 SPAN_CLOCK_SLACK_S = 0.5
-"""Spans that started this long before the load run's start or after its end still count as
-its requests (the service and loadkit read the same clock, but not at the same instant)."""
+"""Spans that started this long before the load run's start, or ended this long after its end,
+still count as its requests (the service and loadkit read the same clock, but not at the same
+instant)."""
 
 Progress = Callable[[str], None]
 
@@ -249,7 +250,8 @@ def _explained_by_spans(
     report: GateReport, spans: Path, load: LoadResults
 ) -> tuple[GateReport, str]:
     """The report with where the time went in each failed latency criterion, from the requests
-    of the load run in the bundled service's span file (smoke's are there too), and a few words
+    the load run recorded, from the bundled service's span file (which also holds smoke's, and
+    those still in flight when the load stopped), and a few words
     for the progress line. No span file (tracing off in the service), or one that cannot be
     read: the report as it was, and why, since the verdict stands without it."""
     from loadkit.run.traces import read_span_files
@@ -264,7 +266,7 @@ def _explained_by_spans(
     if started.tzinfo is None:
         started = started.replace(tzinfo=UTC)  # results times are UTC
     start_ns = int(started.timestamp() * 1e9)
-    requests = started_between(
+    requests = ran_between(
         reading.requests,
         start_ns - int(SPAN_CLOCK_SLACK_S * 1e9),
         start_ns + int((load.duration_s + SPAN_CLOCK_SLACK_S) * 1e9),

@@ -169,12 +169,15 @@ def _reversed(trace_id: str) -> tuple[int, ...]:
     return tuple(-ord(char) for char in trace_id)
 
 
-def started_between(
+def ran_between(
     requests: Iterable[RequestTimes], since_ns: int, until_ns: int
 ) -> list[RequestTimes]:
-    """The requests whose SERVER span started in ``[since_ns, until_ns]`` (Unix nanoseconds):
-    those of one run, when the span file also holds another's (smoke before load)."""
-    return [r for r in requests if since_ns <= r.start_ns <= until_ns]
+    """The requests whose SERVER span started and ended within ``[since_ns, until_ns]`` (Unix
+    nanoseconds): those a run recorded, when the span file also holds others (smoke's before the
+    load, requests still in flight when the load stopped, which the run's figures leave out)."""
+    return [
+        r for r in requests if since_ns <= r.start_ns and r.start_ns + r.duration_ns <= until_ns
+    ]
 
 
 def same_endpoint(a: str, b: str) -> bool:
