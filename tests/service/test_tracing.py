@@ -418,3 +418,29 @@ async def test_by_default_a_caller_that_sampled_is_traced_and_one_that_did_not_i
     )
     trace_ids = {span["traceId"] for span in read_span_file(span_file)}
     assert trace_ids == {TRACE_ID}
+
+
+async def test_an_injected_error_is_the_failed_span_of_its_request(
+    make_settings: SettingsFactory, tmp_path: Path
+) -> None:
+    span_file = tmp_path / "spans.jsonl"
+    settings = make_settings(
+        trace_file=str(span_file),
+        fault_error_share=1.0,
+        fault_error_kind="storage_lock_timeout",
+        fault_latency_ms=50,
+    )
+    app = create_app(settings)
+    async with traced_client(app) as client:
+        response = await client.get("/api/auth/me", headers={"traceparent": TRACEPARENT})
+    assert response.status_code == 503
+    spans = read_span_file(span_file)
+    request = server_span(spans, TRACE_ID)
+    assert request["attributes"]["engines.error_kind"] == "storage_lock_timeout"
+    assert request["attributes"]["http.response.status_code"] == "503"
+    assert request["attributes"]["http.route"] == "/api/auth/me"  # refused before routing
+    assert request["status"]["code"] == 2  # ERROR
+    below = children(spans, request)
+    assert below["fault.error"]["attributes"]["engines.error_kind"] == "storage_lock_timeout"
+    assert below["fault.error"]["status"]["code"] == 2
+    assert duration_s(below["fault.latency"]) >= 0.05
