@@ -29,6 +29,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from loadkit.run.bundled_service import free_port
+from service.__main__ import main as service_main
 from service.app import create_app
 from service.tracing import TracingConfigError, setup_tracing
 from tests.service.engines_api import (
@@ -444,3 +445,13 @@ async def test_an_injected_error_is_the_failed_span_of_its_request(
     assert below["fault.error"]["attributes"]["engines.error_kind"] == "storage_lock_timeout"
     assert below["fault.error"]["status"]["code"] == 2
     assert duration_s(below["fault.latency"]) >= 0.05
+
+
+def test_a_span_file_that_cannot_be_opened_stops_start_up_with_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ENGINES_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'engines.db'}")
+    monkeypatch.setenv("ENGINES_TRACE_FILE", str(tmp_path / "no such folder" / "spans.jsonl"))
+    assert service_main(["--port", str(free_port())]) == 2
+    error = capsys.readouterr().err
+    assert "ENGINES_TRACE_FILE=" in error and "No such file or directory" in error
