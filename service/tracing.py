@@ -74,7 +74,7 @@ _TRACE_ID_HINT: ContextVar[int | None] = ContextVar("engines_trace_id_hint", def
 
 
 class TracingConfigError(ValueError):
-    """An OTEL_* variable the service cannot honour (the message names it and its value)."""
+    """A tracing setting the service cannot honour (the message names it and its value)."""
 
 
 class RequestIdGenerator(RandomIdGenerator):
@@ -181,7 +181,7 @@ def setup_tracing(settings: Settings, environ: Mapping[str, str] | None = None) 
     """The tracing the environment asks for, or None when no exporter is (or the SDK is off).
 
     Raises ``TracingConfigError`` for an ``OTEL_TRACES_EXPORTER`` value the service cannot
-    honour.
+    honour, or an ``ENGINES_TRACE_FILE`` it cannot open.
     """
     env = os.environ if environ is None else environ
     if env.get(OTEL_SDK_DISABLED, "").strip().lower() == "true":
@@ -200,7 +200,14 @@ def setup_tracing(settings: Settings, environ: Mapping[str, str] | None = None) 
         # stderr: stdout carries the service's JSON log lines.
         exporters.append(("console", ConsoleSpanExporter(out=sys.stderr)))
     if settings.trace_file:
-        exporters.append((f"file:{settings.trace_file}", SpanFileExporter(settings.trace_file)))
+        try:
+            span_file = SpanFileExporter(settings.trace_file)
+        except OSError as error:
+            raise TracingConfigError(
+                f"ENGINES_TRACE_FILE={settings.trace_file!r}: cannot open it for appending "
+                f"({error.strerror}); name a file in a folder that exists and may be written"
+            ) from None
+        exporters.append((f"file:{settings.trace_file}", span_file))
     if not exporters:
         return None
     resource_attributes: dict[str, Any] = {SERVICE_VERSION: settings.git_commit}

@@ -29,6 +29,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from loadkit.run.bundled_service import free_port
+from service.__main__ import main as service_main
 from service.app import create_app
 from service.tracing import TracingConfigError, setup_tracing
 from tests.service.engines_api import (
@@ -270,6 +271,7 @@ async def test_tracing_off_installs_nothing_and_exports_nothing(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     otlp_receiver.requests.clear()
+    global_provider = trace.get_tracer_provider()
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", otlp_receiver.endpoint)
     monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
     disabled = create_app(make_settings(trace_file=str(tmp_path / "spans.jsonl")))
@@ -288,8 +290,8 @@ async def test_tracing_off_installs_nothing_and_exports_nothing(
         assert line["trace_id"] == TRACE_ID
     assert not (tmp_path / "spans.jsonl").exists()
     assert otlp_receiver.requests == []
-    # No provider was made global (the app's own is used, and only when tracing is on).
-    assert type(trace.get_tracer_provider()).__name__ == "ProxyTracerProvider"
+    # No provider was made global (an app uses its own, and only when tracing is on).
+    assert trace.get_tracer_provider() is global_provider
 
 
 def test_the_standard_variables_choose_exporters_and_sampler(
@@ -418,3 +420,39 @@ async def test_by_default_a_caller_that_sampled_is_traced_and_one_that_did_not_i
     )
     trace_ids = {span["traceId"] for span in read_span_file(span_file)}
     assert trace_ids == {TRACE_ID}
+
+
+async def test_an_injected_error_is_the_failed_span_of_its_request(
+    make_settings: SettingsFactory, tmp_path: Path
+) -> None:
+    span_file = tmp_path / "spans.jsonl"
+    settings = make_settings(
+        trace_file=str(span_file),
+        fault_error_share=1.0,
+        fault_error_kind="storage_lock_timeout",
+        fault_latency_ms=50,
+    )
+    app = create_app(settings)
+    async with traced_client(app) as client:
+        response = await client.get("/api/auth/me", headers={"traceparent": TRACEPARENT})
+    assert response.status_code == 503
+    spans = read_span_file(span_file)
+    request = server_span(spans, TRACE_ID)
+    assert request["attributes"]["engines.error_kind"] == "storage_lock_timeout"
+    assert request["attributes"]["http.response.status_code"] == "503"
+    assert request["attributes"]["http.route"] == "/api/auth/me"  # refused before routing
+    assert request["status"]["code"] == 2  # ERROR
+    below = children(spans, request)
+    assert below["fault.error"]["attributes"]["engines.error_kind"] == "storage_lock_timeout"
+    assert below["fault.error"]["status"]["code"] == 2
+    assert duration_s(below["fault.latency"]) >= 0.05
+
+
+def test_a_span_file_that_cannot_be_opened_stops_start_up_with_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ENGINES_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'engines.db'}")
+    monkeypatch.setenv("ENGINES_TRACE_FILE", str(tmp_path / "no such folder" / "spans.jsonl"))
+    assert service_main(["--port", str(free_port())]) == 2
+    error = capsys.readouterr().err
+    assert "ENGINES_TRACE_FILE=" in error and "No such file or directory" in error
