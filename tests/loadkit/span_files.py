@@ -1,9 +1,8 @@
 """Span files written by hand: OTLP-JSON ``ExportTraceServiceRequest`` records, as the service's
 ``ENGINES_TRACE_FILE`` holds them (one per line), built from a compact description of a request.
 
-Times are in milliseconds from a fixed origin; every span of a request is given as
-``(name, start_ms, end_ms, parent)`` where parent is the index of its parent in the list (-1 for
-the SERVER span, which is always first).
+Times are in milliseconds from the request's start; each child span of a request is given as
+``(name, start_ms, end_ms, parent)``, parent 0 being the SERVER span and i the i-th child.
 """
 
 from __future__ import annotations
