@@ -1148,9 +1148,10 @@ def accept(
 
     Without --host it starts the bundled service and stops it afterwards (also on failure or
     Ctrl-C). Writes lock_audit.json, smoke.json, load.json, gate.md, junit.xml and verdict.json
-    to reports/<timestamp>/. Exit 0 passed, 1 a criterion not met, 2 bad configuration or a
-    missing measurement, 3 target unreachable or service not starting, 4 run invalid, 130
-    interrupted.
+    to reports/<timestamp>/, and the bundled service's spans.jsonl (every request traced), from
+    which a failed latency criterion's evidence says where the time went. Exit 0 passed, 1 a
+    criterion not met, 2 bad configuration or a missing measurement, 3 target unreachable or
+    service not starting, 4 run invalid, 130 interrupted.
     """
     from loadkit.config import load_config
     from loadkit.engines.tls import tls_options
@@ -1343,6 +1344,47 @@ def errors(
             typer.echo(report.text, nl=False)
         else:
             typer.echo(f"wrote {report.written_to}", err=True)
+
+
+# --- traces ------------------------------------------------------------------------------------
+
+
+@app.command()
+def traces(
+    span_files: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Span files: the service's ENGINES_TRACE_FILE (one OTLP-JSON record per "
+            "line) or a collector's OTLP-JSON export; gzip too.",
+            show_default=False,
+        ),
+    ],
+    top: Annotated[int, typer.Option(min=1, help="How many of the slowest traces to show.")] = 10,
+    fmt: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+) -> None:
+    """Where the time went: per endpoint, how the time of all requests, the slowest 1 % and the
+    failed ones splits into lock wait, lock hold, database, password hashing, token work and
+    the rest (exact sums of the spans' self time); then the slowest traces and their critical
+    paths.
+
+    Exit 0 with a report, 2 when a file cannot be read or no SERVER span is found.
+    """
+    from loadkit.report.traces import parse_format, render_traces
+    from loadkit.run.traces import read_span_files
+
+    with exit_on_error():
+        report_format = parse_format(fmt)
+        reading = read_span_files(span_files, top=top)
+        typer.echo(
+            render_traces(
+                reading.breakdown,
+                fmt=report_format,
+                read=reading.read,
+                assembled=reading.assembled,
+                sources=[str(p) for p in reading.sources],
+            ),
+            nl=False,
+        )
 
 
 def main() -> None:

@@ -1126,6 +1126,8 @@ class LogsConfig(_Section):
     def mapped_keys(self) -> list[str]:
         """The field keys set, in the order of ``LOG_FIELD_KEYS``."""
         return [key for key in LOG_FIELD_KEYS if getattr(self, key) is not None]
+
+
 # --- declarative load scenarios ------------------------------------------------------------------
 
 SCENARIO_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")

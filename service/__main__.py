@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from service.app import create_app
 from service.server import build_server
 from service.settings import Settings
+from service.tracing import TracingConfigError
 
 EXIT_STARTUP_FAILED = 3
 """As ``uvicorn.run``: the lifespan start-up failed (e.g. the database could not be opened)."""
@@ -46,7 +47,12 @@ def main(argv: list[str] | None = None) -> int:
         for problem in error.errors():
             print(f"error: {_setting_problem(problem['loc'], problem['msg'])}", file=sys.stderr)
         return 2
-    server = build_server(create_app(settings), settings, host=args.host, port=args.port)
+    try:
+        app = create_app(settings)
+    except TracingConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    server = build_server(app, settings, host=args.host, port=args.port)
     server.run()
     return 0 if server.started else EXIT_STARTUP_FAILED
 

@@ -2,10 +2,11 @@
 
 Nothing is bound at import time: each call builds its own database engine, storage, hasher,
 token issuer, metrics registry, login limiter and fault plan (the ``Services`` composition root,
-on ``app.state.services``). The lifespan creates the tables and the dummy password hash, logs each
+on ``app.state.services``), and its tracing when the environment asks for it (``service.tracing``).
+The lifespan creates the tables and the dummy password hash, logs each
 active fault and starts the "db_pool" line and the sweep of expired idempotency keys at start-up;
 at shutdown (after uvicorn has drained the requests in flight, see ``service.__main__``) it stops
-both and disposes the engine.
+both, disposes the engine and flushes the spans still buffered.
 """
 
 from __future__ import annotations
@@ -32,16 +33,20 @@ from service.routes import auth, health, items, metrics
 from service.settings import Settings
 from service.storage import Storage
 from service.tokens import TokenIssuer
+from service.tracing import Tracing, add_tracing_middleware, setup_tracing
 
 
-def build_services(settings: Settings) -> Services:
-    """Everything the handlers and middleware use, wired from the settings."""
+def build_services(settings: Settings, tracing: Tracing | None = None) -> Services:
+    """Everything the handlers and middleware use, wired from the settings (and traced with
+    ``tracing`` when given)."""
+    tracer = tracing.tracer if tracing is not None else None
     faults = FaultPlan.from_settings(settings)
-    database = Database(settings, slow_query_fault_s=faults.slow_query_s)
+    database = Database(settings, slow_query_fault_s=faults.slow_query_s, tracing=tracing)
     storage = Storage(
         lock_timeout_s=settings.storage_lock_timeout_s,
         cache_max_entries=settings.cache_max_entries,
         fault_lock_hold_s=faults.lock_hold_s,
+        tracer=tracer,
     )
     in_flight = InFlightCounter()
     service_metrics = ServiceMetrics(pool=database.pool_monitor, in_flight=in_flight)
@@ -51,8 +56,8 @@ def build_services(settings: Settings) -> Services:
         settings=settings,
         database=database,
         storage=storage,
-        passwords=PasswordHasher(rounds=settings.bcrypt_rounds),
-        tokens=TokenIssuer(secret=settings.jwt_secret, ttl_s=settings.jwt_ttl_s),
+        passwords=PasswordHasher(rounds=settings.bcrypt_rounds, tracer=tracer),
+        tokens=TokenIssuer(secret=settings.jwt_secret, ttl_s=settings.jwt_ttl_s, tracer=tracer),
         started_at=datetime.now(UTC),
         metrics=service_metrics,
         in_flight=in_flight,
@@ -65,14 +70,19 @@ def build_services(settings: Settings) -> Services:
         stall_clock=StallClock(),
         idempotency_window=idempotency_window,
         idempotency_sweeper=IdempotencySweeper(database, idempotency_window),
+        tracing=tracing,
     )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the API service; with no settings, read them from ``ENGINES_*`` variables."""
+    """Build the API service; with no settings, read them from ``ENGINES_*`` variables.
+
+    Raises ``TracingConfigError`` when an OTEL_* variable asks for what cannot be done.
+    """
     settings = settings if settings is not None else Settings()
     configure_logging(settings.log_level)
-    services = build_services(settings)
+    tracing = setup_tracing(settings)
+    services = build_services(settings, tracing)
 
     pool_reporter = PoolMetricsReporter(
         services.database.pool_monitor, interval_s=settings.pool_metrics_interval_s
@@ -91,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_in_flight=settings.max_in_flight,
             query_timeout_s=settings.query_timeout_s,
             db_pool_timeout_s=settings.db_pool_timeout_s,
+            tracing=list(tracing.exporters) if tracing is not None else "off",
         )
         for fault, figures in services.faults.active().items():
             # Loud on purpose: a service misbehaving by design must never pass for a bug.
@@ -110,6 +121,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await pool_reporter.stop()
             await services.database.dispose()
             log.info("database_disposed", database=services.database.display_url)
+            if tracing is not None:
+                # Last: every request has been answered, so every span has ended.
+                tracing.shutdown()
             log.info("service_stopped")
 
     app = FastAPI(
@@ -131,7 +145,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # add_middleware wraps: the last added is the outermost.
     if services.faults.any_on:
         app.add_middleware(
-            FaultInjectionMiddleware, plan=services.faults, clock=services.stall_clock
+            FaultInjectionMiddleware,
+            plan=services.faults,
+            clock=services.stall_clock,
+            tracer=tracing.tracer if tracing is not None else None,
         )
     app.add_middleware(
         InFlightLimitMiddleware,
@@ -150,4 +167,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         observers=(services.metrics.observe_request,),
         routes=api_routes,
     )
+    if tracing is not None:
+        # Outermost: the server span covers the whole request, the error envelope included,
+        # and the request middleware reads its trace id from it.
+        add_tracing_middleware(app, tracing)
     return app

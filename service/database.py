@@ -22,6 +22,7 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import sqlalchemy.exc
+from opentelemetry.trace import Tracer
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import (
@@ -43,6 +44,7 @@ from service.query_timeout import (
     timeout_error,
 )
 from service.settings import Settings
+from service.tracing import Tracing, child_span
 
 BEGIN_MODE_OPTION = "sqlite_begin_mode"
 """Execution option naming how a SQLite transaction begins (DEFERRED or IMMEDIATE)."""
@@ -53,9 +55,16 @@ T = TypeVar("T")
 class Database:
     """The engine and its session factories; built by ``create_app``, disposed on shutdown."""
 
-    def __init__(self, settings: Settings, *, slow_query_fault_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        slow_query_fault_s: float = 0.0,
+        tracing: Tracing | None = None,
+    ) -> None:
         """``slow_query_fault_s``: the slow-query fault (0 = off), applied to sessions of
-        requests in fault scope (``service.faults``)."""
+        requests in fault scope (``service.faults``); ``tracing``: a span for every statement
+        and for the fault (None: tracing off)."""
         url = make_url(settings.database_url)
         self.url = url
         self.is_sqlite = url.get_backend_name() == "sqlite"
@@ -74,6 +83,10 @@ class Database:
             engine_args["connect_args"] = postgres_connect_args(timeout_s=self.query_timeout_s)
         self.engine: AsyncEngine = create_async_engine(url, **engine_args)
         self.pool_monitor = PoolMonitor(self.engine.pool, max_overflow=settings.db_max_overflow)
+        self.tracer: Tracer | None = None
+        if tracing is not None:
+            tracing.instrument_engine(self.engine)
+            self.tracer = tracing.tracer
         if self.is_sqlite:
             _install_sqlite_hooks(self.engine, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
             install_sqlite_query_timeout(self.engine, timeout_s=self.query_timeout_s)
@@ -131,10 +144,11 @@ class Database:
 
     async def _slow_query_fault(self) -> None:
         # A query this slow would be interrupted at the query timeout; so is the fault.
-        if self.slow_query_fault_s >= self.query_timeout_s:
-            await asyncio.sleep(self.query_timeout_s)
-            raise timeout_error(self.query_timeout_s)
-        await asyncio.sleep(self.slow_query_fault_s)
+        with child_span(self.tracer, "fault.slow_query"):
+            if self.slow_query_fault_s >= self.query_timeout_s:
+                await asyncio.sleep(self.query_timeout_s)
+                raise timeout_error(self.query_timeout_s)
+            await asyncio.sleep(self.slow_query_fault_s)
 
     async def create_tables(self) -> None:
         """Create missing tables (start-up)."""

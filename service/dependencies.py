@@ -20,6 +20,7 @@ from service.rate_limit import LoginRateLimiter
 from service.settings import Settings
 from service.storage import Storage
 from service.tokens import TokenClaims, TokenIssuer
+from service.tracing import Tracing
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ class Services:
     stall_clock: StallClock
     idempotency_window: IdempotencyWindow
     idempotency_sweeper: IdempotencySweeper
+    tracing: Tracing | None = None
+    """The app's tracer provider; None when tracing is off (``service.tracing``)."""
 
 
 def get_services(request: Request) -> Services:

@@ -35,10 +35,12 @@ import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
+from opentelemetry.trace import Tracer
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import ErrorKind, ServiceError, error_class_for
 from service.settings import Settings
+from service.tracing import child_span
 
 OPERATIONAL_PATHS = frozenset({"/health", "/version", "/metrics"})
 """Never slowed, failed or stalled, and never refused as overloaded: probes and scrapes."""
@@ -158,8 +160,11 @@ class FaultInjectionMiddleware:
         plan: FaultPlan,
         clock: StallClock,
         rng: random.Random | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
+        """``tracer``: a ``fault.<name>`` span for each fault applied (None: tracing off)."""
         self.app = app
+        self.tracer = tracer
         self.plan = plan
         self.clock = clock
         # Not for security: a share of requests to disturb.
@@ -186,11 +191,16 @@ class FaultInjectionMiddleware:
             stall_end = stall_start + plan.stall_s
             now = time.monotonic()
             if stall_start <= now < stall_end:
-                await asyncio.sleep(stall_end - now)
+                with child_span(self.tracer, "fault.stall"):
+                    await asyncio.sleep(stall_end - now)
         if plan.latency_on and self.rng.random() < plan.latency_share:
-            await asyncio.sleep(plan.latency_s + self.rng.uniform(0, plan.latency_jitter_s))
+            with child_span(self.tracer, "fault.latency"):
+                await asyncio.sleep(plan.latency_s + self.rng.uniform(0, plan.latency_jitter_s))
         if plan.error_share > 0 and self.rng.random() < plan.error_share:
-            raise injected_error(plan.error_kind)
+            with child_span(self.tracer, "fault.error") as span:
+                if span is not None:
+                    span.set_attribute("engines.error_kind", plan.error_kind.value)
+                raise injected_error(plan.error_kind)
 
 
 def _stalled_after_headers(send: Send, stall_s: float) -> Send:

@@ -1,6 +1,7 @@
 """ASGI middleware: trace ids, the request log line, unhandled errors, and the body-size limit.
 
-Order (outermost first): ``RequestContextMiddleware`` → ``BodySizeLimitMiddleware`` (the body is
+Order (outermost first): OpenTelemetry's ASGI middleware when tracing is on (``service.tracing``:
+the server span) → ``RequestContextMiddleware`` → ``BodySizeLimitMiddleware`` (the body is
 read before the request counts as in flight) → ``InFlightLimitMiddleware`` (service.backpressure)
 → ``FaultInjectionMiddleware`` (service.faults) → the app. Whatever the inner ones raise as a
 ``ServiceError`` is answered with the error envelope, a trace id and a log line by
@@ -11,15 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import structlog
+from opentelemetry import trace
 from starlette.datastructures import MutableHeaders
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.context import TRACE_HEADER, RequestContext, request_context, trace_id_from
+from service.context import TRACE_HEADER, RequestContext, incoming_ids, request_context
 from service.errors import (
     InternalError,
     PayloadTooLarge,
@@ -77,9 +80,27 @@ RequestObserver = Callable[[AnsweredRequest], None]
 """Called once per answered request; must be fast and must not raise."""
 
 
+def request_trace_ids(scope: Scope) -> tuple[str, str | None]:
+    """The request's trace id and the client's request id when it is not that trace id.
+
+    The current span's trace id when there is one (tracing on: a valid ``traceparent``'s, or
+    the one ``service.tracing`` gave the span); else a valid ``traceparent``'s, else a
+    well-formed X-Request-Id / X-Trace-Id, else a fresh one (``service.context``).
+    """
+    ids = incoming_ids(scope)
+    span_context = trace.get_current_span().get_span_context()
+    if span_context.is_valid:
+        trace_id = format(span_context.trace_id, "032x")
+    else:
+        trace_id = ids.traceparent_trace_id or ids.request_id or uuid.uuid4().hex
+    request_id = ids.request_id if ids.request_id != trace_id else None
+    return trace_id, request_id
+
+
 class RequestContextMiddleware:
     """Gives every request a trace id (echoed in ``X-Trace-Id``), answers anything the app
-    raised with the error envelope, and writes the request's log line."""
+    raised with the error envelope, and writes the request's log line (and puts what it says
+    on the request's server span, when tracing is on)."""
 
     def __init__(
         self,
@@ -102,7 +123,8 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        context = RequestContext(trace_id=trace_id_from(scope))
+        trace_id, request_id = request_trace_ids(scope)
+        context = RequestContext(trace_id=trace_id, request_id=request_id)
         scope.setdefault("state", {})["request_context"] = context
         status_code = 0
 
@@ -111,9 +133,17 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 status_code = message["status"]
                 MutableHeaders(scope=message)[TRACE_HEADER] = context.trace_id
+                span = trace.get_current_span()
+                if span.is_recording():
+                    # Now: OpenTelemetry's middleware ends the span with the response body.
+                    endpoint = endpoint_of(scope, self.routes)
+                    _describe_server_span(span, scope["method"], endpoint, status_code, context)
             await send(message)
 
-        with structlog.contextvars.bound_contextvars(trace_id=context.trace_id):
+        log_ids = {"trace_id": trace_id}
+        if request_id is not None:
+            log_ids["request_id"] = request_id
+        with structlog.contextvars.bound_contextvars(**log_ids):
             try:
                 await self.app(scope, receive, send_with_trace_id)
             except asyncio.CancelledError:
@@ -182,8 +212,32 @@ class RequestContextMiddleware:
         if context.error_message is not None:
             fields["message"] = context.error_message
         get_logger().log(level, "request", **fields)
+        # Tracing on and no answer sent (so the span is still open): it says so too.
+        span = trace.get_current_span()
+        if span.is_recording():
+            _describe_server_span(span, answered.method, answered.endpoint, status_code, context)
         for observer in self.observers:
             observer(answered)
+
+
+def _describe_server_span(
+    span: trace.Span, method: str, endpoint: str, status_code: int, context: RequestContext
+) -> None:
+    """The span contract (docs/tracing.md): what the log line says, under OpenTelemetry's
+    current HTTP attribute names (set here whatever semconv mode the instrumentation runs in),
+    and the span named after the route template, known only once the request was routed."""
+    span.update_name(f"{method} {endpoint}")
+    span.set_attribute("http.route", endpoint)
+    span.set_attribute("http.request.method", method)
+    if status_code:
+        span.set_attribute("http.response.status_code", status_code)
+    if context.error_kind is not None:
+        span.set_attribute("engines.error_kind", context.error_kind)
+    if context.request_id is not None:
+        span.set_attribute("engines.request_id", context.request_id)
+    if status_code >= 500 or status_code == 0:
+        description = context.error_message or context.error_kind or "no answer"
+        span.set_status(trace.StatusCode.ERROR, description)
 
 
 class BodySizeLimitMiddleware:

@@ -2,6 +2,9 @@
 
 bcrypt costs ~72 ms per hash or check at 10 rounds here (shared/FACTS.md) and releases the GIL,
 so it runs through ``asyncio.to_thread``: never on the event loop, never under the storage lock.
+Its spans (``password.hash``, ``password.verify``) start in the worker thread, so they time the
+hashing itself; ``to_thread`` runs the function in a copy of the caller's context, which carries
+the request's span across, so they are its children.
 """
 
 from __future__ import annotations
@@ -10,6 +13,9 @@ import asyncio
 import secrets
 
 import bcrypt
+from opentelemetry.trace import Tracer
+
+from service.tracing import child_span
 
 MAX_PASSWORD_BYTES = 72
 """bcrypt 5 raises ValueError past 72 bytes; requests are validated against this first."""
@@ -18,8 +24,10 @@ MAX_PASSWORD_BYTES = 72
 class PasswordHasher:
     """Hashes and checks passwords; unknown users are checked against a dummy hash."""
 
-    def __init__(self, rounds: int) -> None:
+    def __init__(self, rounds: int, tracer: Tracer | None = None) -> None:
+        """``tracer``: for the hash and check spans (None: tracing off)."""
         self.rounds = rounds
+        self.tracer = tracer
         self._dummy_hash: bytes | None = None
 
     async def prepare(self) -> None:
@@ -37,9 +45,14 @@ class PasswordHasher:
             if self._dummy_hash is None:
                 await self.prepare()
             assert self._dummy_hash is not None
-            await asyncio.to_thread(bcrypt.checkpw, password.encode(), self._dummy_hash)
+            await asyncio.to_thread(self._check_sync, password.encode(), self._dummy_hash)
             return False
-        return await asyncio.to_thread(bcrypt.checkpw, password.encode(), password_hash)
+        return await asyncio.to_thread(self._check_sync, password.encode(), password_hash)
 
     def _hash_sync(self, password: bytes) -> bytes:
-        return bcrypt.hashpw(password, bcrypt.gensalt(rounds=self.rounds))
+        with child_span(self.tracer, "password.hash"):
+            return bcrypt.hashpw(password, bcrypt.gensalt(rounds=self.rounds))
+
+    def _check_sync(self, password: bytes, password_hash: bytes) -> bool:
+        with child_span(self.tracer, "password.verify"):
+            return bcrypt.checkpw(password, password_hash)

@@ -184,6 +184,12 @@ class Settings(BaseSettings):
         "/health, /version and /metrics are never affected.",
     )
 
+    trace_file: str = Field(
+        default="",
+        description="Tracing: append every span to this file, one OTLP-JSON "
+        "ExportTraceServiceRequest per line (empty = no span file; see service.tracing).",
+    )
+
     @field_validator("database_url")
     @classmethod
     def _async_database_url(cls, value: str) -> str:

@@ -33,8 +33,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
+from opentelemetry.trace import Tracer
+
 from service.errors import StorageLockTimeout
 from service.faults import in_fault_scope
+from service.tracing import child_span
 
 T = TypeVar("T")
 K = TypeVar("K")
@@ -158,6 +161,8 @@ class Storage:
     fault_lock_hold_s: float = 0.0
     """The lock-hold fault (ENGINES_FAULT_LOCK_HOLD_MS; 0 = off): requests in fault scope keep
     the lock this long after their callable, as the handlers of the original freeze did."""
+    tracer: Tracer | None = None
+    """Spans ``storage.lock_wait`` and ``storage.lock_hold`` per use (None: tracing off)."""
     cache: StorageCache = field(init=False)
     timings: dict[str, LockTimings] = field(default_factory=dict, init=False)
     observers: list[LockObserver] = field(default_factory=list, init=False)
@@ -218,22 +223,26 @@ class Storage:
 
     async def _run_locked(self, fn: Callable[[StorageCache], T]) -> tuple[T, float, float]:
         started = time.perf_counter()
-        try:
-            async with asyncio.timeout(self.lock_timeout_s):
-                await self._lock.acquire()
-        except TimeoutError:
-            raise StorageLockTimeout(
-                f"storage lock not acquired within {self.lock_timeout_s:g} s, retry later"
-            ) from None
+        with child_span(self.tracer, "storage.lock_wait"):
+            try:
+                async with asyncio.timeout(self.lock_timeout_s):
+                    await self._lock.acquire()
+            except TimeoutError:
+                raise StorageLockTimeout(
+                    f"storage lock not acquired within {self.lock_timeout_s:g} s, retry later"
+                ) from None
         acquired = time.perf_counter()
         try:
-            self._apply_pending()
-            result = fn(self.cache)
-            hold_s = self.fault_lock_hold_s
-            if hold_s > 0 and in_fault_scope():
-                # The one sanctioned await under the lock: the lock-hold fault (off by default)
-                # reproduces the original freeze, when handlers awaited while holding it.
-                await asyncio.sleep(hold_s)  # lockaudit: ignore[LK002] lock-hold fault, on purpose
+            with child_span(self.tracer, "storage.lock_hold"):
+                self._apply_pending()
+                result = fn(self.cache)
+                hold_s = self.fault_lock_hold_s
+                if hold_s > 0 and in_fault_scope():
+                    with child_span(self.tracer, "fault.lock_hold"):
+                        # The one sanctioned await under the lock: the lock-hold fault (off by
+                        # default) reproduces the original freeze, when handlers awaited while
+                        # holding it.
+                        await asyncio.sleep(hold_s)  # lockaudit: ignore[LK002] lock-hold fault
         finally:
             self._lock.release()
         return result, acquired - started, time.perf_counter() - acquired

@@ -47,6 +47,7 @@ from loadkit.measure.results import (
 )
 from loadkit.measure.user_exceptions import UserException
 from loadkit.measure.validity import InvalidReason
+from loadkit.traces.breakdown import TailBreakdown
 from loadkit.windows import parse_window
 
 AnyResults = SmokeResults | LoadResults | LockAuditResults
@@ -204,6 +205,7 @@ Evidence = (
     | FailedChecks
     | LockSites
     | UserExceptions
+    | TailBreakdown  # where the time went, from the service's spans (gate.trace_evidence)
 )
 
 

@@ -25,7 +25,10 @@ from loadkit.gate.evaluate import (
     endpoint_service_time,
 )
 from loadkit.measure.results import EndpointResults, LatencySummary, TimelinePoint
+from loadkit.report.traces import CATEGORY_DOING, CATEGORY_LABELS
 from loadkit.report.units import format_fraction, format_seconds
+from loadkit.traces.breakdown import TailBreakdown
+from loadkit.traces.requests import CATEGORIES
 
 Cell = str | int | float | None
 SECONDS_COLUMNS = ("second", "completions", "errors", "p95 ms")
@@ -66,6 +69,8 @@ def evidence_tables(evidence: Evidence) -> list[EvidenceTable]:
             return [_lock_sites_table(evidence)]
         case UserExceptions():
             return [_user_exceptions_table(evidence)]
+        case TailBreakdown():
+            return _tail_tables(evidence)
 
 
 def _error_groups_table(evidence: ErrorGroups) -> EvidenceTable:
@@ -201,6 +206,66 @@ def _user_exceptions_table(evidence: UserExceptions) -> EvidenceTable:
         ),
         omitted=evidence.omitted,
     )
+
+
+def tail_sentence(tail: TailBreakdown) -> str:
+    """One line: the figure, where, how long, and where most of that time went
+    (``P95 POST /api/auth/login 1.84 s: 91 % waiting for the storage lock``)."""
+    split = tail.tail
+    scope = tail.endpoint or "all endpoints"
+    if tail.share is None:
+        figure, duration = "mean", split.total_ns / max(split.requests, 1)
+        which = f"all {tail.traced} traced requests"
+    elif split.requests == 1 and tail.share == 0:
+        figure, duration = tail.figure.upper(), tail.from_ns
+        which = f"the slowest of {tail.traced} traced requests"
+    else:
+        figure, duration = tail.figure.upper(), tail.from_ns
+        which = (
+            f"the slowest {tail.share * 100:g} %: {split.requests} of {tail.traced} traced "
+            "requests, from their SERVER spans"
+        )
+    dominant = split.dominant
+    went = (
+        f"{format_fraction(split.share(dominant), decimals=0)} {CATEGORY_DOING[dominant]}"
+        if dominant is not None
+        else "no time recorded"
+    )
+    return f"{figure} {scope} {_duration(duration)}: {went} ({which})"
+
+
+def _duration(nanoseconds: float) -> str:
+    return f"{nanoseconds / 1e9:.2f} s" if nanoseconds >= 1e9 else f"{nanoseconds / 1e6:.1f} ms"
+
+
+def _tail_tables(tail: TailBreakdown) -> list[EvidenceTable]:
+    split = tail.tail
+    per_request = max(split.requests, 1)
+    ranked = sorted(CATEGORIES, key=lambda c: (-split.self_ns[c], c))
+    tables = [
+        EvidenceTable(
+            title="Where the time went: " + tail_sentence(tail),
+            columns=("where", "share", "ms per request"),
+            rows=tuple(
+                (
+                    CATEGORY_LABELS[c],
+                    format_fraction(split.share(c), decimals=1),
+                    round(split.ms(c) / per_request, 1),
+                )
+                for c in ranked
+                if split.self_ns[c]
+            ),
+        )
+    ]
+    if tail.endpoint is None and tail.endpoints:
+        tables.append(
+            EvidenceTable(
+                title="Endpoints of those requests",
+                columns=("endpoint", "requests"),
+                rows=tuple(tail.endpoints),
+            )
+        )
+    return tables
 
 
 def last_line(traceback: str) -> str | None:

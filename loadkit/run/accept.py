@@ -4,7 +4,10 @@ The stages, in order: the lock audit of the configured paths (it needs no servic
 scope fails before anything starts); the bundled service on a free loopback port with a fresh
 SQLite database, unless a ``host`` is given; smoke; the load profile; the gate. Every artifact
 lands in one timestamped folder: the three results files, the gate as Markdown, JUnit XML and a
-JSON verdict, and the service's log. The service this started is stopped by its own process
+JSON verdict, and the service's log. The bundled service records the spans of every request
+there too (``spans.jsonl``, ``OTEL_TRACES_SAMPLER=always_on``); when a latency criterion fails,
+where the time of its requests went is read from them into its evidence
+(``loadkit.gate.trace_evidence``). The service this started is stopped by its own process
 handle whatever happens (a failed stage, an error, Ctrl-C).
 
 A failed acceptance (a stage that fails, Ctrl-C or SIGTERM) leaves the files of the stages done
@@ -40,14 +43,16 @@ from loadkit.exceptions import (
 )
 from loadkit.gate.against_baseline import evaluate_gate
 from loadkit.gate.evaluate import GateReport
+from loadkit.gate.trace_evidence import wants_time_breakdowns, with_time_breakdowns
 from loadkit.measure.results import LoadResults, LockAuditResults, SmokeResults, write_results
 from loadkit.measure.validity import INTERRUPTED
 from loadkit.report.load import describe_load
 from loadkit.report.units import format_fraction, format_ms
 from loadkit.run.baseline import Baselines, save_baseline
-from loadkit.run.bundled_service import BundledService
+from loadkit.run.bundled_service import TRACE_FILE_ENV, BundledService, span_recording_env
 from loadkit.run.http2_edge import DEFAULT_UPSTREAM_TIMEOUT_S, Http2Edge
 from loadkit.run.profile import load_profile
+from loadkit.traces.breakdown import ran_between
 
 LOCK_AUDIT_FILE = "lock_audit.json"
 SMOKE_FILE = "smoke.json"
@@ -56,6 +61,12 @@ MARKDOWN_FILE = "gate.md"
 JUNIT_FILE = "junit.xml"
 VERDICT_FILE = "verdict.json"
 SERVICE_DIR = "service"
+SPANS_FILE = "spans.jsonl"
+SPAN_CLOCK_SLACK_S = 0.01
+"""Spans that started this long before the load run's start, or ended this long after its end,
+still count as its requests. Small: the service reads the same clock, a request's SERVER span
+starts after the client sent it and ends before the client has the answer, and a run's figures
+leave out the requests still in flight when it stopped (the service answers them later)."""
 
 Progress = Callable[[str], None]
 
@@ -176,8 +187,15 @@ def _run_stages(
         write_results(folder / LOCK_AUDIT_FILE, audit)
         step.done(f"{audit.violations} violation(s) in {audit.files_checked} files")
 
+    spans = _span_file(host, folder, service_env)
     with _target(
-        host, folder, service_env, step, http2=http2, edge_timeout_s=edge_timeout_s
+        host,
+        folder,
+        service_env,
+        step,
+        http2=http2,
+        edge_timeout_s=edge_timeout_s,
+        spans=spans,
     ) as target:
         with step(f"smoke against {target}"):
             smoke = _smoke_or_aborted(config, target, folder / SMOKE_FILE, tls=tls, http2=http2)
@@ -215,12 +233,16 @@ def _run_stages(
             baselines=baselines.files,
             force_baseline=baselines.force,
         )
+        traced = ""
+        if spans is not None and wants_time_breakdowns(report):
+            report, traced = _explained_by_spans(report, spans, results)
         artifacts = _write_gate_reports(report, folder)
-        step.done(report.outcome.upper())
+        step.done(report.outcome.upper() + traced)
     all_files = (
         folder / LOCK_AUDIT_FILE,
         folder / SMOKE_FILE,
         folder / LOAD_FILE,
+        *((spans,) if spans is not None and spans.is_file() else ()),
         *artifacts,
     )
     saved = None
@@ -230,6 +252,52 @@ def _run_stages(
     return AcceptanceRun(
         folder=folder, report=report, artifacts=all_files, target=target, saved_baseline=saved
     )
+
+
+def _span_file(
+    host: str | None, folder: Path, service_env: Mapping[str, str] | None
+) -> Path | None:
+    """Where the bundled service writes its spans: the report folder's ``spans.jsonl``, unless
+    ``--service-env ENGINES_TRACE_FILE=`` says elsewhere (relative to the service's folder, its
+    working directory) or, empty, turns the file off. None with a ``host``: not ours to trace."""
+    if host is not None:
+        return None
+    given = (service_env or {}).get(TRACE_FILE_ENV)
+    if given is None:
+        return folder / SPANS_FILE
+    if not given:
+        return None
+    path = Path(given)
+    return path if path.is_absolute() else folder / SERVICE_DIR / path
+
+
+def _explained_by_spans(
+    report: GateReport, spans: Path, load: LoadResults
+) -> tuple[GateReport, str]:
+    """The report with where the time went in each failed latency criterion, from the requests
+    the load run recorded, from the bundled service's span file (which also holds smoke's, and
+    those still in flight when the load stopped), and a few words
+    for the progress line. No span file (tracing off in the service), or one that cannot be
+    read: the report as it was, and why, since the verdict stands without it."""
+    from loadkit.run.traces import read_span_files
+
+    if not spans.is_file():
+        return report, " (no span file: where the time went is not shown)"
+    try:
+        reading = read_span_files([spans])
+    except LoadkitError as error:
+        return report, f" (spans not read: {error})"
+    started = load.started_at
+    if started.tzinfo is None:
+        started = started.replace(tzinfo=UTC)  # results times are UTC
+    start_ns = int(started.timestamp() * 1e9)
+    requests = ran_between(
+        reading.requests,
+        start_ns - int(SPAN_CLOCK_SLACK_S * 1e9),
+        start_ns + int((load.duration_s + SPAN_CLOCK_SLACK_S) * 1e9),
+    )
+    explained = with_time_breakdowns(report, requests)
+    return explained, f" (where the time went: {len(requests)} traced requests of the load run)"
 
 
 def _leave_reason(folder: Path, step: _Steps, error: BaseException) -> None:
@@ -323,6 +391,7 @@ def _target(
     *,
     http2: bool = False,
     edge_timeout_s: float = DEFAULT_UPSTREAM_TIMEOUT_S,
+    spans: Path | None = None,
 ) -> Iterator[str]:
     if host is not None:
         yield host.rstrip("/")
@@ -331,6 +400,9 @@ def _target(
     # A fresh database in the report folder, whatever ENGINES_DATABASE_URL says: acceptance
     # runs on a known, empty state.
     env = {"ENGINES_DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'engines.db'}"}
+    if spans is not None:
+        # Every request's spans, for where the time went when a latency criterion fails.
+        env.update(span_recording_env(spans.resolve()))
     env.update(service_env or {})
     service = BundledService(workdir=workdir, env=env)
     edge: Http2Edge | None = None

@@ -32,6 +32,16 @@ from loadkit.run.bundle import bundle_dir
 
 DEFAULT_START_TIMEOUT_S = 30.0
 DEFAULT_STOP_TIMEOUT_S = 15.0
+TRACE_FILE_ENV = "ENGINES_TRACE_FILE"
+"""The service's setting for its span file (one OTLP-JSON record per line)."""
+SAMPLER_ENV = "OTEL_TRACES_SAMPLER"
+
+
+def span_recording_env(trace_file: Path) -> dict[str, str]:
+    """The settings that make the bundled service record the spans of every request to
+    ``trace_file``: ``always_on``, because where the time went is summed over every request,
+    which a sampled share of them could not give exactly."""
+    return {TRACE_FILE_ENV: str(trace_file), SAMPLER_ENV: "always_on"}
 
 
 def free_port(host: str = LOOPBACK) -> int:

@@ -26,23 +26,25 @@ ALLOWED: dict[str, set[str]] = {
     "measure": {"exceptions", "defaults", "stages", "windows", "files", "config"},
     "lockaudit": {"exceptions", "defaults", "stages", "windows", "files", "config", "measure"},
     "logs": {"exceptions", "defaults", "stages", "windows", "files", "config", "measure"},
-    "gate": {"exceptions", "defaults", "stages", "windows", "files", "config", "measure"},
+    "traces": {"exceptions"},
+    # traces: a latency criterion's evidence can be where the time went (gate.trace_evidence).
+    "gate": {"exceptions", "defaults", "stages", "windows", "files", "config", "measure", "traces"},
     "report": {
         "exceptions", "defaults", "stages", "windows", "files", "config", "measure", "gate", "logs",
-        "lockaudit",
+        "lockaudit", "traces",
     },
     # gate: the Locust plugin judges abort-on-fail criteria as the gate reads them (gate.abort).
     "engines": {
         "exceptions", "defaults", "stages", "windows", "files", "config", "measure", "gate",
-        "report",
+        "report", "traces",
     },
     "run": {
         "exceptions", "defaults", "stages", "windows", "files", "config", "measure", "gate", "logs",
-        "lockaudit", "report", "engines",
+        "lockaudit", "report", "engines", "traces",
     },
     "cli": {
         "exceptions", "defaults", "stages", "windows", "files", "config", "measure", "gate", "logs",
-        "lockaudit", "report", "engines", "run",
+        "lockaudit", "report", "engines", "run", "traces",
     },
     "__main__": {"cli"},
     "__init__": set(),

@@ -1,0 +1,43 @@
+"""`loadkit accept` on the bundled service with the storage lock held 1.5 s per use
+(``ENGINES_FAULT_LOCK_HOLD_MS``): it fails naming P95, and the evidence, read from the spans the
+service recorded in the report folder, is where the time went: waiting for the storage lock.
+
+The lock timeout is raised from 2 s to 5 s, and the fault kept to logins: the requests counted
+are those the run recorded (completed within it), and at 2 s the slowest of them had waited
+1.5-2 s and then held the lock 1.5 s, so the wait led the hold by a few points or tied (50-53 %
+here). At 5 s, with 8 s of load, the slowest waited behind two or three holders: 75 % against
+25 %, whatever the machine's speed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.accept_run import run_accept
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
+
+
+def test_a_held_storage_lock_fails_p95_with_the_lock_wait_as_evidence(tmp_path: Path) -> None:
+    run = run_accept(
+        tmp_path,
+        duration_s=8,
+        env=(
+            "ENGINES_FAULT_LOCK_HOLD_MS=1500",
+            "ENGINES_STORAGE_LOCK_TIMEOUT_S=5",
+            "ENGINES_FAULT_PATHS=/api/auth/login",
+        ),
+    )
+    assert run.code == 1, run.output
+    assert run.status("load.p95_ms") == "failed"
+    assert (run.folder / "spans.jsonl").is_file()
+    (p95,) = [c for c in run.verdict["criteria"] if c["metric"] == "load.p95_ms"]
+    where = p95["evidence"][0]
+    assert where["title"].startswith("Where the time went: P95 all endpoints"), where
+    assert "waiting for the storage lock" in where["title"], where
+    # The lock wait is the largest share, and the lock (waiting and holding) nearly all of it.
+    assert where["rows"][0][0] == "lock wait", where
+    lock = {row[0]: float(row[1].removesuffix(" %")) for row in where["rows"]}
+    assert lock["lock wait"] > 60 and lock["lock wait"] + lock.get("lock hold", 0.0) > 90, where
+    assert "waiting for the storage lock" in run.output
