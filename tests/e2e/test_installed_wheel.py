@@ -127,7 +127,7 @@ def test_accept_passes_beside_a_users_own_service_package(venv: Path, project: P
             "--profile",
             "ci",
             "--duration",
-            "5",
+            "2",
             "--service-env",
             "ENGINES_BCRYPT_ROUNDS=4",
         ],

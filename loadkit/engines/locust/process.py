@@ -118,7 +118,10 @@ def run_locust(
                         if status is not None and status != last:
                             progress(status)
                             last = status
-                    time.sleep(POLL_S)
+                    # Woken at once when Locust exits (a sleep would add up to POLL_S to
+                    # every run's end).
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        process.wait(timeout=POLL_S)
                 if status_path is not None and progress is not None:
                     status = read_status(status_path)
                     if status is not None and status != last:
