@@ -179,7 +179,7 @@ class FaultInjectionMiddleware:
             await self._disturb()
             plan = self.plan
             if plan.stall_after_headers_on and self.rng.random() < plan.stall_after_headers_share:
-                send = _stalled_after_headers(send, plan.stall_after_headers_s)
+                send = _stalled_after_headers(send, plan.stall_after_headers_s, self.tracer)
             await self.app(scope, receive, send)
         finally:
             _IN_FAULT_SCOPE.reset(token)
@@ -203,7 +203,7 @@ class FaultInjectionMiddleware:
                 raise injected_error(plan.error_kind)
 
 
-def _stalled_after_headers(send: Send, stall_s: float) -> Send:
+def _stalled_after_headers(send: Send, stall_s: float, tracer: Tracer | None) -> Send:
     """``send``, holding the response ``stall_s`` once its status and headers were sent.
 
     The server writes the headers when it gets ``http.response.start`` (uvicorn does), so the
@@ -214,7 +214,8 @@ def _stalled_after_headers(send: Send, stall_s: float) -> Send:
     async def stalling_send(message: Message) -> None:
         await send(message)
         if message["type"] == "http.response.start":
-            await asyncio.sleep(stall_s)
+            with child_span(tracer, "fault.stall_after_headers"):
+                await asyncio.sleep(stall_s)
 
     return stalling_send
 
