@@ -167,12 +167,17 @@ def test_abort_keys_are_checked(entry: str, expected: str) -> None:
 # --- a run stopped -------------------------------------------------------------------------------
 
 
+FAILS_FROM_S = 1.5
+"""When the failing server starts answering 500s (after its first request): past the criterion's
+delay (1 s), so it is judged and holds first, and early enough that the run stops at about 2 s."""
+
+
 class _FailingLater(BaseHTTPRequestHandler):
     """200 until ``fail_from_s`` after the server's first request, 500 from then on."""
 
     protocol_version = "HTTP/1.1"
     first: float | None = None
-    fail_from_s = 2.0
+    fail_from_s = FAILS_FROM_S
     hold_s = 0.0
 
     def do_GET(self) -> None:
@@ -197,7 +202,7 @@ class _QuietServer(ThreadingHTTPServer):
 
 
 @contextlib.contextmanager
-def failing_later(fail_from_s: float = 2.0, hold_s: float = 0.0) -> Iterator[str]:
+def failing_later(fail_from_s: float = FAILS_FROM_S, hold_s: float = 0.0) -> Iterator[str]:
     handler = type("Handler", (_FailingLater,), {"fail_from_s": fail_from_s, "hold_s": hold_s})
     server = _QuietServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
@@ -259,8 +264,8 @@ SLACK_S = 0.3
 def test_a_failing_criterion_stops_the_run_and_the_gate_fails_it(
     tmp_path: Path, engine: str, processes: int, late_s: float
 ) -> None:
-    # 200s for the first 2 s of requests, 500s from then on: past the delay (1 s), so the
-    # criterion is judged, and holds, a second or so before it fails.
+    # 200s for the first 1.5 s of requests, 500s from then on: past the delay (1 s), so the
+    # criterion is judged, and holds, before it fails.
     with failing_later() as url:
         done, out = load(
             url, tmp_path, "--duration", "20", "--engine", engine, "--processes", str(processes)
@@ -278,7 +283,7 @@ def test_a_failing_criterion_stops_the_run_and_the_gate_fails_it(
     assert stopped.measured is not None and stopped.measured >= 0.10
     # Stopped once the failures began, within a judging interval (with two processes, one
     # report interval more) of when the figures first failed, far before its planned 20 s.
-    assert stopped.at_s >= 2.0, stopped
+    assert stopped.at_s >= FAILS_FROM_S, stopped
     assert stopped.at_s <= could_first_fail_s(results) + late_s + SLACK_S, results.timeline
     assert results.duration_s < stopped.at_s + 1.0
     if processes == 1 and engine == "native":
@@ -304,27 +309,28 @@ def test_a_failing_criterion_stops_the_run_and_the_gate_fails_it(
 @pytest.mark.parametrize("engine", ["native", "locust"])
 def test_a_healthy_run_with_the_same_criteria_runs_to_its_end(tmp_path: Path, engine: str) -> None:
     with failing_later(fail_from_s=3600.0) as url:
-        done, out = load(url, tmp_path, "--duration", "3", "--engine", engine)
+        # 2 s: judged once its delay (1 s) is over, and again at the end.
+        done, out = load(url, tmp_path, "--duration", "2", "--engine", engine)
     assert done.returncode == 0, done.stdout + done.stderr
     results = read_results(out)
     assert isinstance(results, LoadResults)
     assert results.valid and results.stopped is None, results.invalid_reasons
-    assert results.duration_s >= 2.9
+    assert results.duration_s >= 1.9
 
 
 def test_failures_that_complete_in_the_drain_never_stop_a_run_that_ran_its_course(
     tmp_path: Path,
 ) -> None:
-    # Every answer takes 1.2 s, and those to requests arriving from 2.4 s on are 500s: they
-    # complete after the planned 3 s, in the drain. The run ran as planned: it is not "stopped
+    # Every answer takes 1.2 s, and those to requests arriving from 1.4 s on are 500s: they
+    # complete after the planned 2 s, in the drain. The run ran as planned: it is not "stopped
     # early", and the requests still in flight are waited for, not cut (the gate judges them).
-    with failing_later(fail_from_s=2.4, hold_s=1.2) as url:
+    with failing_later(fail_from_s=1.4, hold_s=1.2) as url:
         config, out = tmp_path / "acceptance.toml", tmp_path / "load.json"
         config.write_text(ABORT)
         done = subprocess.run(
             [
                 *(sys.executable, "-m", "loadkit", "load", f"{url}/", "--rate", "20"),
-                *("--duration", "3", "--quiet", "--config", str(config), "--out", str(out)),
+                *("--duration", "2", "--quiet", "--config", str(config), "--out", str(out)),
             ],
             capture_output=True,
             text=True,

@@ -1,6 +1,6 @@
 """The same failures through both engines: the Locust path (its url scenario with the plugin)
 and the native engine, against the same loopback server, give the same error kinds on the same
-endpoint, and results files that validate alike."""
+endpoint, and results files that validate alike; a redirect is a response, never followed."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import itertools
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -24,20 +25,30 @@ URL_SCENARIO = REPO / "scenarios" / "url.py"
 ENVELOPE = b'{"error": {"kind": "db_pool_exhausted", "message": "pool", "trace_id": "t-9"}}'
 
 
-def _mixed_failures() -> object:
-    """Per arrival, in turn: 200, the service's 503 envelope, a 404 without a kind."""
+def _mixed_failures(seen: list[bytes]) -> object:
+    """Per arrival, in turn: 200, the service's 503 envelope, a 404 without a kind, a 302 to
+    /missing (which would be one more 404); notes each request in ``seen``."""
     arrivals = itertools.count()
+    lock = threading.Lock()
 
     def handler(conn: socket.socket) -> None:
-        while read_request(conn):
-            turn = next(arrivals) % 3
-            if turn == 0:
+        while request := read_request(conn):
+            with lock:
+                seen.append(request)
+            turn = next(arrivals) % 4
+            if request.startswith(b"GET /missing"):
+                conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+            elif turn == 0:
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
             elif turn == 1:
                 head = b"HTTP/1.1 503 X\r\nContent-Length: %d\r\n\r\n" % len(ENVELOPE)
                 conn.sendall(head + ENVELOPE)
-            else:
+            elif turn == 2:
                 conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\n\r\nnope")
+            else:
+                conn.sendall(
+                    b"HTTP/1.1 302 Found\r\nLocation: /missing\r\nContent-Length: 0\r\n\r\n"
+                )
 
     return handler
 
@@ -72,8 +83,13 @@ def run_native(url: str, tmp_path: Path) -> LoadResults:
 
 
 @pytest.mark.slow
-def test_the_same_failures_have_the_same_kinds_through_both_engines(tmp_path: Path) -> None:
-    with serve(_mixed_failures()) as url:  # type: ignore[arg-type]
+def test_the_same_failures_have_the_same_kinds_and_a_redirect_is_never_followed_by_either_engine(
+    tmp_path: Path,
+) -> None:
+    # One run per engine for both checks (each run costs a Locust start): the redirects were
+    # a test of their own, whose every assertion is here.
+    seen: list[bytes] = []
+    with serve(_mixed_failures(seen)) as url:  # type: ignore[arg-type]
         locust = run_locust(url, tmp_path)
         native = run_native(url, tmp_path)
     groups = {engine: {(g.endpoint, g.kind) for g in r.errors} for engine, r in
@@ -90,9 +106,14 @@ def test_the_same_failures_have_the_same_kinds_through_both_engines(tmp_path: Pa
         by_kind = {g.kind: g for g in results.errors}
         assert by_kind["db_pool_exhausted"].example_trace_id == "t-9"
         assert by_kind["db_pool_exhausted"].status_codes.keys() == {"503"}
+        # The 302 is recorded as it came: neither an unexpected status nor an error at all.
         assert by_kind["unexpected_status"].status_codes.keys() == {"404"}
-        # Two of every three requests fail, whichever engine sent them.
-        assert results.totals.error_rate == pytest.approx(2 / 3, abs=0.03)
+        # Two of every four requests fail (the 503 and the 404), whichever engine sent them.
+        assert results.totals.error_rate == pytest.approx(2 / 4, abs=0.03)
+    # A redirect is never followed...
+    assert not any(request.startswith(b"GET /missing") for request in seen)
+    # ...and the same work is asked of the target: nothing compressed, whichever engine asks.
+    assert not any(b"gzip" in request.lower() for request in seen)
     assert native.config["engine"] == "native"
     # Gate and compare read either file the same way: both fail the error-rate criterion (not
     # a usage error, not an invalid run), and the two compare.

@@ -406,21 +406,21 @@ def test_a_master_expecting_more_workers_than_slots_is_refused(tmp_path: Path) -
     assert "--loadkit-max-in-flight 1 is below the 2 workers" in done.stderr
 
 
-STAGES_JSON = '[{"duration_s": 2, "target": 20}, {"duration_s": 2, "target": 20, "name": "peak"}]'
+STAGES_JSON = '[{"duration_s": 1, "target": 20}, {"duration_s": 1, "target": 20, "name": "peak"}]'
 
 
 @pytest.mark.slow
 def test_open_stages_over_two_processes_count_each_iteration_in_the_stage_it_was_due_in(
     tmp_path: Path,
 ) -> None:
-    # From 5/s ramped to 20/s over 2 s (25 iterations due), then 20/s for 2 s (40 more), split
+    # From 10/s ramped to 20/s over 1 s (15 iterations due), then 20/s for 1 s (20 more), split
     # across two workers. Each worker counts stage times from the common timetable start: had
     # one counted from its own test's start (half a second earlier), iterations would land in
     # the wrong stage.
     with scheduled_server() as (url, _):
         done, out = run_locust(
             tmp_path, url,
-            "--processes", "2", "--loadkit-rate", "5", "--loadkit-stages", STAGES_JSON,
+            "--processes", "2", "--loadkit-rate", "10", "--loadkit-stages", STAGES_JSON,
             "--loadkit-max-in-flight", "20",
         )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
@@ -430,11 +430,11 @@ def test_open_stages_over_two_processes_count_each_iteration_in_the_stage_it_was
     stages = results.stages
     assert stages is not None
     assert [(s.label(), s.target, s.requests, s.not_sent) for s in stages] == [
-        ("stage 1", 20.0, 25, 0),
-        ("peak", 20.0, 40, 0),
+        ("stage 1", 20.0, 15, 0),
+        ("peak", 20.0, 20, 0),
     ]
-    assert [s.rps for s in stages] == [12.5, 20.0]
+    assert [s.rps for s in stages] == [15.0, 20.0]
     assert all(s.service_time_ms is not None for s in stages)
     schedule = results.schedule
-    assert schedule is not None and schedule.target_rate == 65 / 4
-    assert schedule.iterations_dispatched == results.totals.requests == 65
+    assert schedule is not None and schedule.target_rate == 35 / 2
+    assert schedule.iterations_dispatched == results.totals.requests == 35
