@@ -56,7 +56,9 @@ def describe(name: str, scenario: DeclarativeScenario, environ: Mapping[str, str
 
 def check_names(name: str, scenario: DeclarativeScenario) -> None:
     """Every ``{name}`` is made by the user or saved: by an earlier setup step, or (in the mix)
-    by any request or step, a request then waiting until one has saved it."""
+    by any request or step, a request then waiting until one has saved it; and every request
+    of the mix can run at last, its values saved by steps or by requests that can run before
+    it (never by itself alone: it would wait for ever, its weight silently lost)."""
     known = set(LOAD_VALUES)
     for where, step in _setup(name, scenario):
         _known(where, step, known)
@@ -72,6 +74,30 @@ def check_names(name: str, scenario: DeclarativeScenario) -> None:
             "be sent first; save one of them in a setup step ([[scenarios."
             f"{name}.setup]]), or add a request that needs none"
         )
+    reachable = _reachable(scenario.requests, first)
+    for where, request in _mix(name, scenario):
+        waiting = sorted(placeholders(request) - reachable)
+        if waiting:
+            raise ConfigError(
+                f"{where} can never be sent: it uses {{{waiting[0]}}}, and no step or request "
+                "that can run before it saves that (its own save comes only after it is sent); "
+                f"save {{{waiting[0]}}} in a setup step ([[scenarios.{name}.setup]]) or in a "
+                "request that can run first"
+            )
+
+
+def _reachable(requests: tuple[ScenarioRequest, ...], first: set[str]) -> set[str]:
+    """The values a user can ever have: ``first``, then those saved by requests whose own
+    values it has, until no request adds one (a fixpoint)."""
+    have = set(first)
+    pending = list(requests)
+    while True:
+        runnable = [request for request in pending if placeholders(request) <= have]
+        if not runnable:
+            return have
+        for request in runnable:
+            have |= set(request.save)
+            pending.remove(request)
 
 
 def env_variables(name: str, scenario: DeclarativeScenario) -> dict[str, str]:
