@@ -10,8 +10,9 @@ The description (``format = "loadkit.declarative/1"``) and its templates are rea
 ``declarative_spec.py``, which says what they hold.
 
 Each user runs the setup in order once (Locust's ``on_start``); a step that fails stops it, and
-the user's next iteration runs the setup again instead of the mix (every attempt is a request,
-counted and classified). Each iteration then sends one request of the mix, chosen at random in
+the user's next iteration sends that step again instead of the mix, then the steps after it: the
+steps that passed stay done, their saved values kept (a register that passed is not sent again
+to get a conflict). Every attempt is a request, counted and classified. Each iteration then sends one request of the mix, chosen at random in
 proportion to its weight; a request that uses a value no request has saved yet for this user
 waits until one has. A response whose status is not one of ``statuses`` is failed
 (``catch_response``), so loadkit's plugin reads its real error kind from it.
@@ -27,7 +28,16 @@ import random
 from typing import Any
 
 # sibling modules: Locust puts the locustfile's folder on sys.path while it imports it
-from declarative_spec import Request, Scenario, Values, judge, parse_scenario, prepare, weighted
+from declarative_spec import (
+    Request,
+    Scenario,
+    Setup,
+    Values,
+    judge,
+    parse_scenario,
+    prepare,
+    weighted,
+)
 from http2_user import FastOrHttp2User
 from locust import constant, events, task
 
@@ -81,22 +91,17 @@ class DeclarativeUser(FastOrHttp2User):
         run's exceptions."""
         self.scenario = scenario_of(self.environment.parsed_options)
         self.values = Values(os.environ)
-        self.ready = False
+        self.setup = Setup(self.scenario.setup)
         self._mix_for: frozenset[str] | None = None
         self._mix: tuple[list[Request], list[int]] = ([], [])
-        self._setup()
-
-    def _setup(self) -> None:
-        for step in self.scenario.setup:
-            if not self._send(step):
-                return
-        self.ready = True
+        self.setup.run(self._send)
 
     @task
     def iteration(self) -> None:
-        """One request of the mix, chosen by weight (or the setup again, while it fails)."""
-        if not self.ready:
-            self._setup()
+        """One request of the mix, chosen by weight (or, while the setup is not finished, its
+        steps again from the one that failed)."""
+        if not self.setup.finished:
+            self.setup.run(self._send)
             return
         have = frozenset(self.values.saved)
         if have != self._mix_for:  # a new value saved: more requests may run

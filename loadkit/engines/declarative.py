@@ -14,6 +14,7 @@ reads them from its own environment, so they are never on a command line nor in 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -29,6 +30,8 @@ USER_VALUES = frozenset({"email", "password"})
 FRESH_VALUES = frozenset({"new_email", "uuid"})
 """Values made anew at each use."""
 LOAD_VALUES = USER_VALUES | FRESH_VALUES
+_UNSENDABLE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+"""Control characters (tab aside): no request line or header can carry them."""
 
 
 def declarative_scenario(
@@ -45,6 +48,7 @@ def describe(name: str, scenario: DeclarativeScenario, environ: Mapping[str, str
     step provides or a variable ``environ`` lacks."""
     check_names(name, scenario)
     read_secrets(env_variables(name, scenario), environ)
+    check_sendable(name, scenario, environ)
     document = {
         "format": DESCRIPTION_FORMAT,
         "name": name,
@@ -108,6 +112,23 @@ def env_variables(name: str, scenario: DeclarativeScenario) -> dict[str, str]:
             for variable in sorted(names_in(text)[1]):
                 found.setdefault(variable, f"{where}, key {key}")
     return found
+
+
+def check_sendable(name: str, scenario: DeclarativeScenario, environ: Mapping[str, str]) -> None:
+    """A ``ConfigError`` naming the place and the variable (never its value) when a
+    ``${ENV_VAR}`` in a path or a header holds a control character: no request could be sent,
+    and the client's error would quote the secret. The query, a form and JSON are encoded."""
+    for where, request in [*_setup(name, scenario), *_mix(name, scenario)]:
+        for key, text in places(request):
+            if key != "path" and not key.startswith("headers."):
+                continue
+            for variable in sorted(names_in(text)[1]):
+                if _UNSENDABLE.search(environ.get(variable, "")):
+                    raise ConfigError(
+                        f"{where}, key {key} uses ${{{variable}}}, but the environment variable "
+                        f"{variable} holds a line break or another control character (a "
+                        "trailing newline from a file?); strip it"
+                    )
 
 
 def _setup(name: str, scenario: DeclarativeScenario) -> Iterator[tuple[str, ScenarioStep]]:

@@ -173,6 +173,18 @@ def test_a_secret_not_in_the_environment_is_refused_naming_where_it_is_used() ->
     assert "ORDERS_SECRET is not set" in message
 
 
+def test_a_secret_with_a_trailing_newline_in_a_header_is_refused_without_its_value() -> None:
+    text = SCENARIO.replace("Token {token}", "Token {token} ${API_KEY}", 1)
+    scenario = _config(text).scenarios["orders"]
+    with pytest.raises(ConfigError) as refused:
+        describe("orders", scenario, {"ORDERS_SECRET": "x\n", "API_KEY": "TopSecret987\n"})
+    message = str(refused.value)
+    assert "requests[0] (/v2/orders), key headers.Authorization uses ${API_KEY}" in message
+    assert "API_KEY holds a line break" in message and "TopSecret987" not in message
+    # In a form (encoded), ORDERS_SECRET's newline is sent as %0A: kept.
+    describe("orders", scenario, {"ORDERS_SECRET": "x\n", "API_KEY": "k"})
+
+
 def test_a_declarative_scenario_runs_on_locust_and_native_is_refused_saying_why() -> None:
     assert choose_engine(requested=None, url_run=False, declarative=True) == "locust"
     with pytest.raises(ConfigError, match="native runs one URL for now"):
