@@ -1,10 +1,13 @@
 """A load scenario written as data: setup steps once per user, then a weighted mix of requests.
 
 loadkit runs the ``[scenarios.NAME]`` of acceptance.toml with this file (``loadkit load
---scenario NAME``), handing it the scenario as JSON in ``--declarative-spec``. Plain Locust runs
-it too, given that JSON in a file::
+--scenario NAME``), handing it the scenario as JSON in a file. Plain Locust runs it the same
+way::
 
     locust -f scenarios/declarative.py --host http://127.0.0.1:8080 --declarative-file spec.json
+
+A master (or a lone process) reads the file into ``--declarative-spec`` at its start: that
+option reaches its workers with each spawn message, so workers elsewhere need no file.
 
 The description (``format = "loadkit.declarative/1"``) and its templates are read by
 ``declarative_spec.py``, which says what they hold.
@@ -53,9 +56,22 @@ def _add_arguments(parser: Any, **_kwargs: Any) -> None:
     parser.add_argument(
         "--declarative-spec",
         default=None,
-        help="The declarative scenario as JSON text (loadkit passes it; wins over the file).",
+        help="The declarative scenario as JSON text (a master sends it to its workers; wins "
+        "over the file).",
         include_in_web_ui=False,
     )
+
+
+@events.init.add_listener
+def _read_file_for_workers(environment: Any, **_kwargs: Any) -> None:
+    # A worker's own file may not exist (the master's path, on another machine): the master's
+    # text comes with the spawn message instead.
+    options = environment.parsed_options
+    if options is None or getattr(options, "worker", False) or options.declarative_spec:
+        return
+    if options.declarative_file:
+        with open(options.declarative_file, encoding="utf-8") as file:
+            options.declarative_spec = file.read()
 
 
 _PARSED: dict[str, Scenario] = {}

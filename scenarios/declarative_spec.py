@@ -117,7 +117,7 @@ def _check_sendable(item: dict[str, Any], environ: Mapping[str, str]) -> None:
     for text in [item["path"], *item.get("headers", {}).values()]:
         for match in _TEMPLATE.finditer(text):
             variable = match.group(1)
-            if variable in environ and _UNSENDABLE.search(environ[variable]):
+            if variable is not None and _UNSENDABLE.search(environ.get(variable, "")):
                 raise ValueError(
                     f"request {item['name']!r} uses ${{{variable}}} in its path or a header, "
                     f"but the environment variable {variable} holds a line break or another "

@@ -2,8 +2,9 @@
 
 Pure: the environment is handed in. ``scenarios/declarative.py`` runs the scenario on Locust;
 scenarios never import loadkit (DESIGN.md, Boundaries), so loadkit hands it the scenario as a
-JSON description (``describe``) in a Locust option, ``--declarative-spec``. A Locust master
-sends its options to its workers with each spawn, so workers elsewhere get the same one.
+JSON description (``describe``) in a file of the run's own (``--declarative-file``). A Locust
+master's locustfile reads it into ``--declarative-spec``, one of the options a master sends its
+workers with each spawn, so workers elsewhere get the same one.
 
 Before a run, every ``{name}`` must be one the locustfile makes (``LOAD_VALUES``) or one a step
 saves, and every ``${ENV_VAR}`` must be set, or the run is refused (``ConfigError`` naming the
@@ -56,6 +57,11 @@ def describe(name: str, scenario: DeclarativeScenario, environ: Mapping[str, str
         "requests": [_request(request) for request in scenario.requests],
     }
     return json.dumps(document, separators=(",", ":"))
+
+
+def secret_names(description: str) -> tuple[str, ...]:
+    """The ``${ENV_VAR}``s a description (``describe``'s JSON) uses: the values to mask."""
+    return tuple(sorted(names_in(description)[1]))
 
 
 def check_names(name: str, scenario: DeclarativeScenario) -> None:
