@@ -15,10 +15,11 @@ The description (``format = "loadkit.declarative/1"``) and its templates are rea
 Each user runs the setup in order once (Locust's ``on_start``); a step that fails stops it, and
 the user's next iteration sends that step again instead of the mix, then the steps after it: the
 steps that passed stay done, their saved values kept (a register that passed is not sent again
-to get a conflict). Every attempt is a request, counted and classified. Each iteration then sends one request of the mix, chosen at random in
-proportion to its weight; a request that uses a value no request has saved yet for this user
-waits until one has. A response whose status is not one of ``statuses`` is failed
-(``catch_response``), so loadkit's plugin reads its real error kind from it.
+to get a conflict). Every attempt is a request, counted and classified. Each iteration then
+sends one request of the mix, chosen at random in proportion to its weight; a request that uses
+a value no request has saved yet for this user waits until one has. A response whose status
+is not one of ``statuses`` is failed (``catch_response``), so loadkit's plugin reads its real
+error kind from it.
 
 ``${ENV_VAR}`` secrets are read from this process's environment, and never written into a
 request's name or a failure's words.

@@ -32,6 +32,7 @@ from loadkit.defaults import (
     DEFAULT_WORKERS_WAIT_S,
     LOOPBACK,
 )
+from loadkit.engines.declarative import secret_names
 from loadkit.engines.http_request import RequestSpec, TlsOptions
 from loadkit.engines.locust.launch import (
     Headless,
@@ -52,7 +53,6 @@ from loadkit.engines.locust.locust_config import (
 )
 from loadkit.engines.locust.locustfile import locustfile_problem
 from loadkit.engines.locust.passthrough import locust_usage_error
-from loadkit.engines.declarative import secret_names
 from loadkit.engines.locust.process import STOP_GRACE_S, LocustRun, ProgressCallback, run_locust
 from loadkit.engines.locust.usage_error import ERROR_PREFIX
 from loadkit.engines.target import parse_target

@@ -113,8 +113,8 @@ def test_a_secret_missing_where_the_scenario_runs_is_named() -> None:
 
 def test_a_secret_holding_a_line_break_is_refused_naming_the_variable_not_the_value() -> None:
     # A token read from a file or a k8s secret often ends in a newline: no header can carry it.
-    spec = {"format": "loadkit.declarative/1", "setup": [], "requests": [{"name": "me"}]}
-    spec["requests"][0] |= {"path": "/me", "headers": {"A": "Bearer ${TOKEN}"}, "statuses": [200]}
+    me = {"name": "me", "path": "/me", "headers": {"A": "Bearer ${TOKEN}"}, "statuses": [200]}
+    spec = {"format": "loadkit.declarative/1", "setup": [], "requests": [me]}
     with pytest.raises(ValueError) as refused:
         parse_scenario(json.dumps(spec), {"TOKEN": "Tok987\n"})
     message = str(refused.value)

@@ -72,10 +72,10 @@ from loadkit.engines.locust.plugin.open_model import OpenModel
 from loadkit.engines.locust.plugin.options import OpenRun, PluginOptions
 from loadkit.engines.locust.plugin.recording import BATCH_SIZE, Recording
 from loadkit.engines.locust.plugin.roles import LocalTest, MasterTest, WorkerTest
+from loadkit.engines.locust.plugin.secret_mask import SecretMask
 from loadkit.engines.locust.plugin.stops import StopOrigin, observe_runner
 from loadkit.engines.locust.plugin.tls import apply_tls
 from loadkit.engines.locust.plugin.trace_header import TRACE_CONTEXT_KEY, apply_trace_header
-from loadkit.engines.locust.plugin.secret_mask import SecretMask
 from loadkit.engines.locust.plugin.user_code import format_traceback, type_name, where_raised
 from loadkit.engines.locust.plugin.worker_report import (
     CLOCK_MESSAGE,
