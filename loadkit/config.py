@@ -496,6 +496,12 @@ class Expectation(_Section):
         return f"body `{self.body}`" if self.body is not None else f"header {self.header}"
 
 
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+"""An HTTP token (RFC 9110): what a header name is made of."""
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*")
+"""What every client sends as written: printable ASCII, spaces and tabs."""
+
+
 class SmokeRequest(_Section):
     """A request of a smoke flow and what its response must be.
 
@@ -523,6 +529,24 @@ class SmokeRequest(_Section):
     def _absolute(cls, value: str) -> str:
         if not value.startswith("/"):
             raise ValueError(f"path {value!r} must start with '/'")
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _sendable_headers(cls, value: dict[str, str]) -> dict[str, str]:
+        # HTTP clients (httpx for smoke, Locust's for load) raise on these for every request:
+        # refused here, before anything is sent.
+        for name, text in value.items():
+            if not _HEADER_NAME.fullmatch(name):
+                raise ValueError(
+                    f"header name {name!r} is not an HTTP token: letters, digits and "
+                    "!#$%&'*+-.^_`|~ only, no space or colon"
+                )
+            if not _HEADER_VALUE.fullmatch(text):
+                raise ValueError(
+                    f"header {name}: its value may hold printable ASCII, spaces and tabs only "
+                    "(no line break, NUL, other control character or non-ASCII letter)"
+                )
         return value
 
     @model_validator(mode="after")
@@ -1133,6 +1157,12 @@ class LogsConfig(_Section):
 SCENARIO_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 """A declarative scenario's name: a word (``orders``), never a path, so ``--scenario`` tells it
 from a locustfile."""
+RESERVED_SCENARIO_NAMES = frozenset(
+    {"url", "login", "api", "declarative", "declarative_spec", "http2_user"}
+)
+"""The bundled scenarios' names (``scenarios/*.py``): ``--scenario`` runs those, and ``url``
+is run by the native engine before any ``[scenarios]`` is read, so none can name a declarative
+scenario."""
 _SMOKE_ONLY_KEYS = ("expect", "max_latency_ms")
 
 
@@ -1188,6 +1218,11 @@ def _scenario_name(value: str) -> str:
         raise ValueError(
             f"scenario name {value!r} must be a word of letters, digits, _ and - (a path names "
             "a locustfile, given to --scenario directly)"
+        )
+    if value in RESERVED_SCENARIO_NAMES:
+        raise ValueError(
+            f"scenario name {value!r} is a bundled scenario's ("
+            f"{', '.join(sorted(RESERVED_SCENARIO_NAMES))}): name yours apart"
         )
     return value
 

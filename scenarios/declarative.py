@@ -1,20 +1,25 @@
 """A load scenario written as data: setup steps once per user, then a weighted mix of requests.
 
 loadkit runs the ``[scenarios.NAME]`` of acceptance.toml with this file (``loadkit load
---scenario NAME``), handing it the scenario as JSON in ``--declarative-spec``. Plain Locust runs
-it too, given that JSON in a file::
+--scenario NAME``), handing it the scenario as JSON in a file. Plain Locust runs it the same
+way::
 
     locust -f scenarios/declarative.py --host http://127.0.0.1:8080 --declarative-file spec.json
+
+A master (or a lone process) reads the file into ``--declarative-spec`` at its start: that
+option reaches its workers with each spawn message, so workers elsewhere need no file.
 
 The description (``format = "loadkit.declarative/1"``) and its templates are read by
 ``declarative_spec.py``, which says what they hold.
 
 Each user runs the setup in order once (Locust's ``on_start``); a step that fails stops it, and
-the user's next iteration runs the setup again instead of the mix (every attempt is a request,
-counted and classified). Each iteration then sends one request of the mix, chosen at random in
-proportion to its weight; a request that uses a value no request has saved yet for this user
-waits until one has. A response whose status is not one of ``statuses`` is failed
-(``catch_response``), so loadkit's plugin reads its real error kind from it.
+the user's next iteration sends that step again instead of the mix, then the steps after it: the
+steps that passed stay done, their saved values kept (a register that passed is not sent again
+to get a conflict). Every attempt is a request, counted and classified. Each iteration then
+sends one request of the mix, chosen at random in proportion to its weight; a request that uses
+a value no request has saved yet for this user waits until one has. A response whose status
+is not one of ``statuses`` is failed (``catch_response``), so loadkit's plugin reads its real
+error kind from it.
 
 ``${ENV_VAR}`` secrets are read from this process's environment, and never written into a
 request's name or a failure's words.
@@ -27,7 +32,16 @@ import random
 from typing import Any
 
 # sibling modules: Locust puts the locustfile's folder on sys.path while it imports it
-from declarative_spec import Request, Scenario, Values, judge, parse_scenario, prepare, weighted
+from declarative_spec import (
+    Request,
+    Scenario,
+    Setup,
+    Values,
+    judge,
+    parse_scenario,
+    prepare,
+    weighted,
+)
 from http2_user import FastOrHttp2User
 from locust import constant, events, task
 
@@ -43,9 +57,22 @@ def _add_arguments(parser: Any, **_kwargs: Any) -> None:
     parser.add_argument(
         "--declarative-spec",
         default=None,
-        help="The declarative scenario as JSON text (loadkit passes it; wins over the file).",
+        help="The declarative scenario as JSON text (a master sends it to its workers; wins "
+        "over the file).",
         include_in_web_ui=False,
     )
+
+
+@events.init.add_listener
+def _read_file_for_workers(environment: Any, **_kwargs: Any) -> None:
+    # A worker's own file may not exist (the master's path, on another machine): the master's
+    # text comes with the spawn message instead.
+    options = environment.parsed_options
+    if options is None or getattr(options, "worker", False) or options.declarative_spec:
+        return
+    if options.declarative_file:
+        with open(options.declarative_file, encoding="utf-8") as file:
+            options.declarative_spec = file.read()
 
 
 _PARSED: dict[str, Scenario] = {}
@@ -81,22 +108,17 @@ class DeclarativeUser(FastOrHttp2User):
         run's exceptions."""
         self.scenario = scenario_of(self.environment.parsed_options)
         self.values = Values(os.environ)
-        self.ready = False
+        self.setup = Setup(self.scenario.setup)
         self._mix_for: frozenset[str] | None = None
         self._mix: tuple[list[Request], list[int]] = ([], [])
-        self._setup()
-
-    def _setup(self) -> None:
-        for step in self.scenario.setup:
-            if not self._send(step):
-                return
-        self.ready = True
+        self.setup.run(self._send)
 
     @task
     def iteration(self) -> None:
-        """One request of the mix, chosen by weight (or the setup again, while it fails)."""
-        if not self.ready:
-            self._setup()
+        """One request of the mix, chosen by weight (or, while the setup is not finished, its
+        steps again from the one that failed)."""
+        if not self.setup.finished:
+            self.setup.run(self._send)
             return
         have = frozenset(self.values.saved)
         if have != self._mix_for:  # a new value saved: more requests may run

@@ -17,7 +17,7 @@ import json
 import re
 import secrets
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -28,6 +28,8 @@ FORMAT = "loadkit.declarative/1"
 _TEMPLATE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 FRESH = frozenset({"new_email", "uuid"})
 FORM_TYPE = "application/x-www-form-urlencoded"
+_UNSENDABLE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+"""Control characters (tab aside): no header can carry them."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,7 @@ def parse_scenario(text: str, environ: Mapping[str, str]) -> Scenario:
 
 
 def _parse_request(item: dict[str, Any], environ: Mapping[str, str], *, weighted: bool) -> Request:
+    _check_sendable(item, environ)
     texts = [item["path"], *item.get("headers", {}).values()]
     texts += [value for value in item.get("query", {}).values() if isinstance(value, str)]
     texts += [v for v in (item.get("form") or {}).values() if isinstance(v, str)]
@@ -80,10 +83,11 @@ def _parse_request(item: dict[str, Any], environ: Mapping[str, str], *, weighted
     needs: set[str] = set()
     for text in texts:
         for match in _TEMPLATE.finditer(text):
-            if match.group(1) is not None and match.group(1) not in environ:
+            variable = match.group(1)
+            if variable is not None and variable not in environ:
                 raise ValueError(
-                    f"request {item['name']!r} uses ${{{match.group(1)}}}, but the environment "
-                    f"variable {match.group(1)} is not set; export it"
+                    f"request {item['name']!r} uses ${{{variable}}}, but the environment "
+                    f"variable {variable} is not set; export it"
                 )
             if match.group(2) is not None:
                 needs.add(match.group(2))
@@ -106,6 +110,21 @@ def _parse_request(item: dict[str, Any], environ: Mapping[str, str], *, weighted
     )
 
 
+def _check_sendable(item: dict[str, Any], environ: Mapping[str, str]) -> None:
+    """A ValueError naming the variable (never its value) when a ``${ENV_VAR}`` in the path or
+    a header holds a control character: every request would raise, the secret in its text.
+    (The query, a form and JSON are encoded: any value goes there.)"""
+    for text in [item["path"], *item.get("headers", {}).values()]:
+        for match in _TEMPLATE.finditer(text):
+            variable = match.group(1)
+            if variable is not None and _UNSENDABLE.search(environ.get(variable, "")):
+                raise ValueError(
+                    f"request {item['name']!r} uses ${{{variable}}} in its path or a header, "
+                    f"but the environment variable {variable} holds a line break or another "
+                    "control character (a trailing newline from a file?); strip it"
+                )
+
+
 def _strings(value: Any) -> Iterator[str]:
     if isinstance(value, str):
         yield value
@@ -115,6 +134,30 @@ def _strings(value: Any) -> Iterator[str]:
     elif isinstance(value, list):
         for item in value:
             yield from _strings(item)
+
+
+class Setup:
+    """A user's progress through the setup: a step that passed stays done (its values kept),
+    so a setup that failed part-way goes on from the step that failed."""
+
+    def __init__(self, steps: tuple[Request, ...]) -> None:
+        self.steps = steps
+        self.done = 0
+        """How many steps have passed, in order."""
+
+    @property
+    def finished(self) -> bool:
+        """Whether every step has passed."""
+        return self.done == len(self.steps)
+
+    def run(self, send: Callable[[Request], bool]) -> bool:
+        """Send the steps not yet passed, in order, until one fails (``send``: whether it
+        passed); whether the setup is finished."""
+        while not self.finished:
+            if not send(self.steps[self.done]):
+                return False
+            self.done += 1
+        return True
 
 
 class Values:

@@ -102,6 +102,37 @@ def _server_span_details(scope: Scope) -> tuple[str, dict[str, Any]]:
     return str(scope.get("method", "HTTP")), {}
 
 
+_URL_ATTRIBUTES = ("http.url", "http.target", "url.full")
+"""The server span's attributes that may end in the query (old and current HTTP semconv)."""
+REDACTED = "REDACTED"
+
+
+def redact_query(query: str) -> str:
+    """``query`` with every value replaced by ``REDACTED``, the names kept (``key=REDACTED``);
+    a part without ``=`` is replaced whole."""
+    return "&".join(
+        f"{part.partition('=')[0]}={REDACTED}" if "=" in part else REDACTED if part else part
+        for part in query.split("&")
+    )
+
+
+def redact_query_attributes(span: Span, _scope: Scope) -> None:
+    """The server span's URL attributes with the query's values redacted (the ASGI
+    instrumentation's server request hook): a query carries API keys and tokens, and the span
+    file lands in accept's report folder. Path and route are kept."""
+    attributes = getattr(span, "attributes", None)  # the SDK's span (a recorded one) has them
+    if not attributes:
+        return
+    for key in _URL_ATTRIBUTES:
+        value = attributes.get(key)
+        if isinstance(value, str) and "?" in value:
+            head, _, query = value.partition("?")
+            span.set_attribute(key, f"{head}?{redact_query(query)}")
+    query = attributes.get("url.query")
+    if isinstance(query, str) and query:
+        span.set_attribute("url.query", redact_query(query))
+
+
 class RequestSpansOnly(Sampler):
     """``inner``'s decision for spans of a request; no span for work outside any request
     (start-up, the idempotency sweep, the pool's ping): their statements would be traces of
@@ -154,6 +185,7 @@ class Tracing:
             # The URL the middleware matches is scheme://host[:port]/path (no query).
             "excluded_urls": rf"^[a-z]+://[^/]*/({untraced})/?$",
             "default_span_details": _server_span_details,
+            "server_request_hook": redact_query_attributes,
             # No spans for each ASGI receive/send message: noise, and a cost on every request.
             "exclude_spans": ["receive", "send"],
         }

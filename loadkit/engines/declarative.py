@@ -2,8 +2,9 @@
 
 Pure: the environment is handed in. ``scenarios/declarative.py`` runs the scenario on Locust;
 scenarios never import loadkit (DESIGN.md, Boundaries), so loadkit hands it the scenario as a
-JSON description (``describe``) in a Locust option, ``--declarative-spec``. A Locust master
-sends its options to its workers with each spawn, so workers elsewhere get the same one.
+JSON description (``describe``) in a file of the run's own (``--declarative-file``). A Locust
+master's locustfile reads it into ``--declarative-spec``, one of the options a master sends its
+workers with each spawn, so workers elsewhere get the same one.
 
 Before a run, every ``{name}`` must be one the locustfile makes (``LOAD_VALUES``) or one a step
 saves, and every ``${ENV_VAR}`` must be set, or the run is refused (``ConfigError`` naming the
@@ -14,6 +15,7 @@ reads them from its own environment, so they are never on a command line nor in 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -29,6 +31,8 @@ USER_VALUES = frozenset({"email", "password"})
 FRESH_VALUES = frozenset({"new_email", "uuid"})
 """Values made anew at each use."""
 LOAD_VALUES = USER_VALUES | FRESH_VALUES
+_UNSENDABLE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+"""Control characters (tab aside): no request line or header can carry them."""
 
 
 def declarative_scenario(
@@ -45,6 +49,7 @@ def describe(name: str, scenario: DeclarativeScenario, environ: Mapping[str, str
     step provides or a variable ``environ`` lacks."""
     check_names(name, scenario)
     read_secrets(env_variables(name, scenario), environ)
+    check_sendable(name, scenario, environ)
     document = {
         "format": DESCRIPTION_FORMAT,
         "name": name,
@@ -54,9 +59,16 @@ def describe(name: str, scenario: DeclarativeScenario, environ: Mapping[str, str
     return json.dumps(document, separators=(",", ":"))
 
 
+def secret_names(description: str) -> tuple[str, ...]:
+    """The ``${ENV_VAR}``s a description (``describe``'s JSON) uses: the values to mask."""
+    return tuple(sorted(names_in(description)[1]))
+
+
 def check_names(name: str, scenario: DeclarativeScenario) -> None:
     """Every ``{name}`` is made by the user or saved: by an earlier setup step, or (in the mix)
-    by any request or step, a request then waiting until one has saved it."""
+    by any request or step, a request then waiting until one has saved it; and every request
+    of the mix can run at last, its values saved by steps or by requests that can run before
+    it (never by itself alone: it would wait for ever, its weight silently lost)."""
     known = set(LOAD_VALUES)
     for where, step in _setup(name, scenario):
         _known(where, step, known)
@@ -72,6 +84,30 @@ def check_names(name: str, scenario: DeclarativeScenario) -> None:
             "be sent first; save one of them in a setup step ([[scenarios."
             f"{name}.setup]]), or add a request that needs none"
         )
+    reachable = _reachable(scenario.requests, first)
+    for where, request in _mix(name, scenario):
+        waiting = sorted(placeholders(request) - reachable)
+        if waiting:
+            raise ConfigError(
+                f"{where} can never be sent: it uses {{{waiting[0]}}}, and no step or request "
+                "that can run before it saves that (its own save comes only after it is sent); "
+                f"save {{{waiting[0]}}} in a setup step ([[scenarios.{name}.setup]]) or in a "
+                "request that can run first"
+            )
+
+
+def _reachable(requests: tuple[ScenarioRequest, ...], first: set[str]) -> set[str]:
+    """The values a user can ever have: ``first``, then those saved by requests whose own
+    values it has, until no request adds one (a fixpoint)."""
+    have = set(first)
+    pending = list(requests)
+    while True:
+        runnable = [request for request in pending if placeholders(request) <= have]
+        if not runnable:
+            return have
+        for request in runnable:
+            have |= set(request.save)
+            pending.remove(request)
 
 
 def env_variables(name: str, scenario: DeclarativeScenario) -> dict[str, str]:
@@ -82,6 +118,23 @@ def env_variables(name: str, scenario: DeclarativeScenario) -> dict[str, str]:
             for variable in sorted(names_in(text)[1]):
                 found.setdefault(variable, f"{where}, key {key}")
     return found
+
+
+def check_sendable(name: str, scenario: DeclarativeScenario, environ: Mapping[str, str]) -> None:
+    """A ``ConfigError`` naming the place and the variable (never its value) when a
+    ``${ENV_VAR}`` in a path or a header holds a control character: no request could be sent,
+    and the client's error would quote the secret. The query, a form and JSON are encoded."""
+    for where, request in [*_setup(name, scenario), *_mix(name, scenario)]:
+        for key, text in places(request):
+            if key != "path" and not key.startswith("headers."):
+                continue
+            for variable in sorted(names_in(text)[1]):
+                if _UNSENDABLE.search(environ.get(variable, "")):
+                    raise ConfigError(
+                        f"{where}, key {key} uses ${{{variable}}}, but the environment variable "
+                        f"{variable} holds a line break or another control character (a "
+                        "trailing newline from a file?); strip it"
+                    )
 
 
 def _setup(name: str, scenario: DeclarativeScenario) -> Iterator[tuple[str, ScenarioStep]]:

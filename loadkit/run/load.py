@@ -32,6 +32,7 @@ from loadkit.defaults import (
     DEFAULT_WORKERS_WAIT_S,
     LOOPBACK,
 )
+from loadkit.engines.declarative import secret_names
 from loadkit.engines.http_request import RequestSpec, TlsOptions
 from loadkit.engines.locust.launch import (
     Headless,
@@ -379,7 +380,7 @@ def _run_headless(
             wait_s=master_wait_s,
         )
     with tempfile.TemporaryDirectory(prefix="loadkit-load-") as tmp:
-        users = replace(_users(target, scenario, profile), declarative_spec=declarative)
+        users = _with_declarative(_users(target, scenario, profile), declarative, Path(tmp))
         if request is not None and _is_url_scenario(scenario):
             users = replace(
                 users, url_request=request, url_body_file=_body_file(request, Path(tmp))
@@ -458,6 +459,16 @@ def _raise_if_workers_never_came(run: LocustRun, workers: RemoteWorkers) -> None
         wait_s=workers.wait_s,
         connected=int(counts[-1]) if counts else None,
     )
+
+
+def _with_declarative(users: Users, declarative: str | None, folder: Path) -> Users:
+    """``users`` running the declarative scenario ``declarative`` (its JSON description, None:
+    none): written to a file in ``folder``, the run's own (Linux caps one argument at 128 KiB,
+    which a big JSON body outgrows), and its secrets named for the plugin to mask."""
+    if declarative is None:
+        return users
+    path = write_file(folder / "declarative.json", declarative.encode(), durable=False)
+    return replace(users, declarative_file=path, secret_names=secret_names(declarative))
 
 
 def _body_file(request: RequestSpec, folder: Path) -> Path | None:
@@ -546,25 +557,29 @@ def run_ui(
         spawn_rate=spawn_rate or concurrency,
         scenario_label=scenario,
         url_path=_url_path(parsed, path),
-        declarative_spec=declarative,
     )
-    launch = LocustLaunch(
-        scenario=path,
-        role=WebUI(users=users, port=web_port, results_dir=results_dir.resolve()),
-        parent_pid=os.getpid(),
-        locust_args=tuple(locust_args),
-        locust_config=locust_config,
-        tls=tls or TlsOptions(),
-        http2=http2,
-        target=target_profile or TargetProfile(),
-    )
-    if announce is not None:
-        announce(
-            f"Locust web UI with loadkit{', users over HTTP/2' if http2 else ''}: "
-            f"http://{LOOPBACK}:{web_port} (Ctrl-C to stop); "
-            f"each test writes its results to {results_dir}/ui-<time>.json"
+    with tempfile.TemporaryDirectory(prefix="loadkit-ui-") as tmp:
+        launch = LocustLaunch(
+            scenario=path,
+            role=WebUI(
+                users=_with_declarative(users, declarative, Path(tmp)),
+                port=web_port,
+                results_dir=results_dir.resolve(),
+            ),
+            parent_pid=os.getpid(),
+            locust_args=tuple(locust_args),
+            locust_config=locust_config,
+            tls=tls or TlsOptions(),
+            http2=http2,
+            target=target_profile or TargetProfile(),
         )
-    return _run_until_quit(launch)
+        if announce is not None:
+            announce(
+                f"Locust web UI with loadkit{', users over HTTP/2' if http2 else ''}: "
+                f"http://{LOOPBACK}:{web_port} (Ctrl-C to stop); "
+                f"each test writes its results to {results_dir}/ui-<time>.json"
+            )
+        return _run_until_quit(launch)
 
 
 def run_worker(

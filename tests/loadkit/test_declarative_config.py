@@ -12,12 +12,14 @@ import pytest
 from typer.testing import CliRunner
 
 from loadkit.cli import app
-from loadkit.config import parse_config, parse_toml
+from loadkit.config import RESERVED_SCENARIO_NAMES, parse_config, parse_toml
 from loadkit.engines.choice import choose_engine
 from loadkit.engines.declarative import DESCRIPTION_FORMAT, describe
 from loadkit.exceptions import ConfigError
 from loadkit.measure.results import write_results
 from tests.loadkit.crafted import crafted_load
+
+REPO = Path(__file__).resolve().parents[2]
 
 SCENARIO = """
 [scenarios.orders]
@@ -76,12 +78,49 @@ def test_the_description_keeps_secrets_as_names_and_names_endpoints_by_their_pat
         (("[scenarios.orders]", "[scenarios.orders.x]"), "scenarios.orders.x"),
         (('path = "/v2/orders/{number}"', 'path = "v2"'), "must start with '/'"),
         (("expect_status = 200\nweight", "expect_status = 99\nweight"), "not an HTTP status"),
+        # A header every request would fail to send: refused here, not 100 % CPU of exceptions.
+        (
+            (
+                'headers = { Authorization = "Token {token}" }\nexpect_status = 200',
+                'headers = { "Bad Header" = "v" }\nexpect_status = 200',
+            ),
+            "scenarios.orders.requests[1].headers: header name 'Bad Header' is not an HTTP token",
+        ),
+        (
+            (
+                'headers = { Authorization = "Token {token}" }\nexpect_status = 200',
+                'headers = { X = "a\\r\\nInjected: 1" }\nexpect_status = 200',
+            ),
+            "scenarios.orders.requests[1].headers: header X: its value may hold printable ASCII",
+        ),
+        (
+            (
+                'headers = { Authorization = "Token {token}" }\nexpect_status = 200',
+                'headers = { X = "é€" }\nexpect_status = 200',
+            ),
+            "requests[1].headers: header X",
+        ),
+        # The bundled scenarios' names run those (url: the native engine), never this one.
+        (("[scenarios.orders]", "[scenarios.url]"), "scenario name 'url' is a bundled"),
+        (("[scenarios.orders]", "[scenarios.login]"), "scenario name 'login' is a bundled"),
     ],
 )
 def test_a_bad_scenario_is_refused_naming_the_key(change: tuple[str, str], named: str) -> None:
     with pytest.raises(ConfigError) as refused:
         _config(SCENARIO.replace(*change, 1))
     assert named in str(refused.value)
+
+
+def test_the_reserved_names_are_the_bundled_scenarios() -> None:
+    bundled = {path.stem for path in (REPO / "scenarios").glob("[!_]*.py")}
+    assert bundled == RESERVED_SCENARIO_NAMES
+
+
+def test_a_smoke_header_is_checked_as_a_scenarios_is() -> None:
+    check = '[[smoke.checks]]\nname = "c"\npath = "/"\nexpect_status = 200\n'
+    with pytest.raises(ConfigError, match=r"smoke\.checks\[0\]\.headers: header name 'A B'"):
+        _config(check + 'headers = { "A B" = "v" }\n')
+    assert _config(check + 'headers = { A = "Bearer ${T}\\tx {token}" }\n').smoke.checks
 
 
 def test_a_scenario_name_is_a_word_not_a_path() -> None:
@@ -108,12 +147,42 @@ def test_a_mix_that_cannot_start_is_refused() -> None:
         describe("orders", _config(text).scenarios["orders"], {"ORDERS_SECRET": "x"})
 
 
+def test_a_request_that_needs_a_value_only_it_saves_is_refused_naming_it() -> None:
+    # It would wait for ever (its own save comes after it is sent): its weight silently lost.
+    text = SCENARIO.replace("weight = 3", 'weight = 3\nsave = { next = "order.next" }')
+    text = text.replace('path = "/v2/orders/{number}"', 'path = "/v2/orders/{next}"')
+    with pytest.raises(ConfigError) as refused:
+        describe("orders", _config(text).scenarios["orders"], {"ORDERS_SECRET": "x"})
+    message = str(refused.value)
+    assert "scenarios.orders.requests[1] (/v2/orders/{next}) can never be sent" in message
+    assert "uses {next}" in message
+
+
+def test_a_chain_of_requests_each_saving_the_next_ones_value_is_accepted() -> None:
+    # The first request saves {number}; the second, which needs it, saves {next} for a third.
+    text = SCENARIO.replace("weight = 3", 'weight = 3\nsave = { next = "order.next" }')
+    text += '[[scenarios.orders.requests]]\npath = "/v2/next/{next}"\nexpect_status = 200\n'
+    describe("orders", _config(text).scenarios["orders"], {"ORDERS_SECRET": "x"})
+
+
 def test_a_secret_not_in_the_environment_is_refused_naming_where_it_is_used() -> None:
     with pytest.raises(ConfigError) as refused:
         describe("orders", _config().scenarios["orders"], {})
     message = str(refused.value)
     assert "scenarios.orders.setup[0] (sign in), key form.client_secret" in message
     assert "ORDERS_SECRET is not set" in message
+
+
+def test_a_secret_with_a_trailing_newline_in_a_header_is_refused_without_its_value() -> None:
+    text = SCENARIO.replace("Token {token}", "Token {token} ${API_KEY}", 1)
+    scenario = _config(text).scenarios["orders"]
+    with pytest.raises(ConfigError) as refused:
+        describe("orders", scenario, {"ORDERS_SECRET": "x\n", "API_KEY": "TopSecret987\n"})
+    message = str(refused.value)
+    assert "requests[0] (/v2/orders), key headers.Authorization uses ${API_KEY}" in message
+    assert "API_KEY holds a line break" in message and "TopSecret987" not in message
+    # In a form (encoded), ORDERS_SECRET's newline is sent as %0A: kept.
+    describe("orders", scenario, {"ORDERS_SECRET": "x\n", "API_KEY": "k"})
 
 
 def test_a_declarative_scenario_runs_on_locust_and_native_is_refused_saying_why() -> None:

@@ -176,3 +176,47 @@ def test_a_remote_worker_runs_the_scenario_its_master_describes(
     assert {(g.endpoint, g.kind) for g in results.errors} == {
         ("GET missing order", "order-not-found")
     }
+
+
+BIG_AND_LEAKY = """
+[scenarios.big]
+[[scenarios.big.requests]]
+name = "big order"
+method = "POST"
+path = "/v2/orders"
+json = { sku = "A1", qty = 1, note = "%s" }
+expect_status = 401
+
+[[scenarios.big.requests]]
+path = "/v2/echo-key"
+headers = { X-Api-Key = "${LEAK_KEY}" }
+expect_status = 200
+"""
+LEAK = "Sécret€987"
+"""Refused by the HTTP client (not latin-1), which quotes it in its exception."""
+
+
+def test_a_spec_over_128_kib_runs_and_a_secret_in_an_exception_is_masked(
+    api: tuple[str, Seen], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One argument holds at most 128 KiB on Linux: the spec goes to Locust as a file.
+    url, _ = api
+    (tmp_path / "acceptance.toml").write_text(BIG_AND_LEAKY % ("x" * 140_000))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LEAK_KEY", LEAK)
+    result = CliRunner().invoke(
+        app,
+        [
+            *("load", "--host", url, "--config", "acceptance.toml", "--scenario", "big"),
+            *("--rate", "20", "--max-in-flight", "2", "--duration", "1", "--out", "load.json"),
+            "--quiet",
+        ],
+    )
+    results = read_results(tmp_path / "load.json")
+    assert isinstance(results, LoadResults), result.output
+    assert {e.name: e.requests for e in results.endpoints}["POST big order"] > 0
+    # The client's error quoted the secret: recorded and shown masked, as ${LEAK_KEY}.
+    (raised,) = results.exceptions
+    assert "${LEAK_KEY}" in raised.traceback
+    assert LEAK not in (tmp_path / "load.json").read_text(encoding="utf-8")
+    assert LEAK not in result.output and repr(LEAK)[1:-1] not in result.output

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
+from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -13,7 +14,7 @@ import pytest
 
 from loadkit.config import parse_config, parse_toml
 from loadkit.engines.declarative import describe
-from scenarios.declarative_spec import Values, judge, parse_scenario, prepare, weighted
+from scenarios.declarative_spec import Setup, Values, judge, parse_scenario, prepare, weighted
 
 ACCEPTANCE = """
 [scenarios.shop]
@@ -108,3 +109,32 @@ def test_a_secret_missing_where_the_scenario_runs_is_named() -> None:
         _scenario(environ={})
     with pytest.raises(ValueError, match=r"format must be 'loadkit\.declarative/1'"):
         parse_scenario('{"setup": [], "requests": []}', ENV)
+
+
+def test_a_secret_holding_a_line_break_is_refused_naming_the_variable_not_the_value() -> None:
+    # A token read from a file or a k8s secret often ends in a newline: no header can carry it.
+    me = {"name": "me", "path": "/me", "headers": {"A": "Bearer ${TOKEN}"}, "statuses": [200]}
+    spec = {"format": "loadkit.declarative/1", "setup": [], "requests": [me]}
+    with pytest.raises(ValueError) as refused:
+        parse_scenario(json.dumps(spec), {"TOKEN": "Tok987\n"})
+    message = str(refused.value)
+    assert "variable TOKEN holds a line break" in message and "Tok987" not in message
+    # Encoded into a form, a line break is sent as %0A: that secret is kept.
+    assert _scenario(environ={"SHOP_SECRET": "two\nlines"}).setup
+
+
+def test_a_setup_that_failed_goes_on_from_the_step_that_failed() -> None:
+    # register passes, login fails once: the retry logs in, it never registers again (a 409).
+    register, login = (replace(_scenario().setup[0], name=name) for name in ("register", "login"))
+    outcomes = iter([True, False, True])
+    sent: list[str] = []
+
+    def send(step: Any) -> bool:
+        sent.append(step.name)
+        return next(outcomes)
+
+    setup = Setup((register, login))
+    assert setup.run(send) is False and not setup.finished
+    assert setup.run(send) is True and setup.finished
+    assert setup.run(send) is True
+    assert sent == ["register", "login", "login"]

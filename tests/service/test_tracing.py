@@ -31,7 +31,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from loadkit.run.bundled_service import free_port
 from service.__main__ import main as service_main
 from service.app import create_app
-from service.tracing import TracingConfigError, setup_tracing
+from service.tracing import TracingConfigError, redact_query, setup_tracing
 from tests.service.engines_api import (
     TEST_PASSWORD,
     SettingsFactory,
@@ -456,3 +456,24 @@ def test_a_span_file_that_cannot_be_opened_stops_start_up_with_exit_2(
     assert service_main(["--port", str(free_port())]) == 2
     error = capsys.readouterr().err
     assert "ENGINES_TRACE_FILE=" in error and "No such file or directory" in error
+
+
+async def test_the_server_span_keeps_the_path_but_not_the_querys_values(
+    make_settings: SettingsFactory, tmp_path: Path
+) -> None:
+    # accept writes the span file next to results that claim secrets are masked.
+    span_file = tmp_path / "spans.jsonl"
+    app = create_app(make_settings(trace_file=str(span_file)))
+    async with traced_client(app) as client:
+        answer = await client.get("/api/items/7?key=SuperSecret123&flag")
+    assert "SuperSecret123" not in span_file.read_text()
+    span = server_span(read_span_file(span_file), answer.headers["X-Trace-Id"])
+    attributes = span["attributes"]
+    assert attributes["http.url"].endswith("/api/items/7?key=REDACTED&REDACTED")
+    assert attributes["http.route"] == "/api/items/{item_id}"
+    assert attributes.get("http.target", "/api/items/7").startswith("/api/items/7")
+
+
+def test_a_query_keeps_its_names_and_loses_its_values() -> None:
+    assert redact_query("key=s%20ecret&page=2&&flag") == "key=REDACTED&page=REDACTED&&REDACTED"
+    assert redact_query("") == ""

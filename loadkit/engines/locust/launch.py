@@ -53,10 +53,14 @@ class Users:
     url_body_file: Path | None = None
     """Where ``url_request``'s body was written when it is not text a command line can carry
     (``--url-body-file``)."""
-    declarative_spec: str | None = None
-    """The declarative scenario ``scenarios/declarative.py`` runs, as JSON
-    (``--declarative-spec``; ``loadkit.engines.declarative.describe``); None for others. A
-    master's reaches its workers with the spawn message, as every locustfile option does."""
+    declarative_file: Path | None = None
+    """The declarative scenario ``scenarios/declarative.py`` runs: its JSON description
+    (``loadkit.engines.declarative.describe``) in a file of the run's own temp folder
+    (``--declarative-file``: one argument holds at most 128 KiB); None for others. A master's
+    locustfile reads it and sends it to its workers with the spawn message."""
+    secret_names: tuple[str, ...] = ()
+    """Environment variables whose values the plugin masks in the tracebacks it records
+    (``--loadkit-secrets``: a declarative scenario's ``${NAME}``s)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -348,8 +352,10 @@ def _users_args(users: Users) -> list[str]:
         args += ["--url-path", users.url_path]
     if users.url_request is not None:
         args += _url_request_args(users.url_request, users.url_body_file)
-    if users.declarative_spec is not None:
-        args += ["--declarative-spec", users.declarative_spec]
+    if users.declarative_file is not None:
+        args += ["--declarative-file", str(users.declarative_file)]
+    if users.secret_names:
+        args += ["--loadkit-secrets", ",".join(users.secret_names)]
     return args
 
 

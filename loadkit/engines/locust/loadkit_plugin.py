@@ -72,6 +72,7 @@ from loadkit.engines.locust.plugin.open_model import OpenModel
 from loadkit.engines.locust.plugin.options import OpenRun, PluginOptions
 from loadkit.engines.locust.plugin.recording import BATCH_SIZE, Recording
 from loadkit.engines.locust.plugin.roles import LocalTest, MasterTest, WorkerTest
+from loadkit.engines.locust.plugin.secret_mask import SecretMask
 from loadkit.engines.locust.plugin.stops import StopOrigin, observe_runner
 from loadkit.engines.locust.plugin.tls import apply_tls
 from loadkit.engines.locust.plugin.trace_header import TRACE_CONTEXT_KEY, apply_trace_header
@@ -231,6 +232,13 @@ def _add_arguments(parser: Any, **_kwargs: Any) -> None:
         include_in_web_ui=False,
     )
     group.add_argument(
+        "--loadkit-secrets",
+        default=None,
+        help="Comma-separated environment variables whose values are secrets: masked as "
+        "${NAME} in the tracebacks recorded (a declarative scenario's ${NAME}s).",
+        include_in_web_ui=False,
+    )
+    group.add_argument(
         "--loadkit-launch",
         default=None,
         help="JSON object of what loadkit passed to Locust (its arguments after `--`, Locust's "
@@ -385,6 +393,7 @@ class LoadkitPlugin:
         # Locust's (request type, name) -> our endpoint name: made once per endpoint, not per
         # request.
         self._endpoints: dict[tuple[str, str], str] = {}
+        self.secret_mask = SecretMask(os.environ)
         self.early_exceptions = ExceptionTally()
         """Raised by user code while no test was under way (a locustfile's test_start hook
         runs before ours): counted in the next test that starts here."""
@@ -787,7 +796,7 @@ class LoadkitPlugin:
             type_name=type_name(exception),
             where=where_raised(tb, user_instance),
             at=self.clock.now(),
-            traceback=lambda: format_traceback(exception, tb),
+            traceback=lambda: self._traceback(exception, tb),
         )
 
     def on_exception_logged(self, exception: BaseException, tb: TracebackType | None) -> None:
@@ -800,8 +809,14 @@ class LoadkitPlugin:
             type_name=type_name(exception),
             where=where_raised(tb),
             at=self.clock.now(),
-            traceback=lambda: format_traceback(exception, tb),
+            traceback=lambda: self._traceback(exception, tb),
         )
+
+    def _traceback(self, exception: BaseException, tb: TracebackType | None) -> str:
+        """The traceback as recorded: ``--loadkit-secrets``' values masked (read from the
+        options now: a worker gets them with the spawn message, after its init)."""
+        names = getattr(self.environment.parsed_options, "loadkit_secrets", None)
+        return self.secret_mask.mask(names, format_traceback(exception, tb))
 
     def on_quit(self, **_kwargs: Any) -> None:
         """Locust is about to exit: say what user code raised that no test's results hold (a
