@@ -39,7 +39,9 @@ def _handler(state: _OrdersState) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-        def _send(self, status: int, document: object, content_type: str) -> None:
+        def _send(
+            self, status: int, document: object, content_type: str, *extra: tuple[str, str]
+        ) -> None:
             with state.lock:
                 state.trace_headers.append(
                     (self.headers.get("traceparent"), self.headers.get("X-Request-Id"))
@@ -51,6 +53,8 @@ def _handler(state: _OrdersState) -> type[BaseHTTPRequestHandler]:
             request_id = self.headers.get("X-Request-Id")
             if request_id:
                 self.send_header("X-Request-Id", request_id)
+            for name, value in extra:
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(body)
 
@@ -59,7 +63,8 @@ def _handler(state: _OrdersState) -> type[BaseHTTPRequestHandler]:
 
         def _problem(self, status: int, slug: str, title: str) -> None:
             document = {"type": PROBLEM_BASE + slug, "title": title, "status": status}
-            self._send(status, document, "application/problem+json")
+            # The kind in a header too, as some gateways send it (X-Error-Code).
+            self._send(status, document, "application/problem+json", ("X-Error-Code", f"{slug}-h"))
 
         def _body(self) -> bytes:
             return self.rfile.read(int(self.headers.get("Content-Length") or 0))

@@ -88,11 +88,15 @@ def test_load_reads_the_targets_kinds_and_records_the_trace_ids_it_sent(
         assert set(group.trace_ids) <= sent
 
 
+@pytest.mark.parametrize("source", ["problem", "header"])
 def test_the_native_engine_reads_the_targets_kinds_and_sends_its_trace_header(
-    tmp_path: Path,
+    tmp_path: Path, source: str
 ) -> None:
+    # The kind in the body (RFC 7807) or in a response header (X-Error-Code: "<slug>-h"), as
+    # the Locust engine reads them: the native engine parses a failure's head for it.
+    error_kind = {"problem": True} if source == "problem" else {"header": "X-Error-Code"}
     target = TargetProfile.model_validate(
-        {"error_kind": {"problem": True}, "trace_header": "X-Request-Id"}
+        {"error_kind": error_kind, "trace_header": "X-Request-Id"}
     )
     seen: list[tuple[str | None, str | None]] = []
     with orders_api(secret="unused", seen=seen) as url:
@@ -103,7 +107,8 @@ def test_the_native_engine_reads_the_targets_kinds_and_sends_its_trace_header(
             quiet=True,
         )
     (group,) = results.errors
-    assert (group.endpoint, group.kind) == ("GET /v2/nowhere", "no-route")
+    kind = "no-route" if source == "problem" else "no-route-h"
+    assert (group.endpoint, group.kind) == ("GET /v2/nowhere", kind)
     # (the server also saw what was in flight at the end, not measured)
     assert 0 < group.count == results.totals.requests <= len(seen)
     sent = {request_id for traceparent, request_id in seen if traceparent is None}

@@ -13,6 +13,7 @@ delimited by the server closing the connection (HTTP/1.0) complete at EOF.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from typing import Protocol, cast
 
@@ -199,6 +200,17 @@ class Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
 
+    def response_headers(self) -> dict[str, str]:
+        """The current response's headers, parsed again from its head.
+
+        Asked for a failed response only, where the target profile reads its kind or trace id
+        from a header: a success never pays for it (the parser calls no header callback of
+        ours while a run goes)."""
+        collector = _HeaderCollector()
+        with contextlib.suppress(httptools.HttpParserError):
+            httptools.HttpResponseParser(collector).feed_data(bytes(self.head))
+        return collector.headers
+
     def _body(self) -> bytes | None:
         body = self.body
         self.body = None
@@ -209,6 +221,17 @@ class Connection(asyncio.Protocol):
             self.closed = True
             self.owner.lost(self, None, True)
         self.abort()
+
+
+class _HeaderCollector:
+    """httptools' callbacks that keep a response head's headers (the last of a repeated name,
+    as a mapping would; an interim 1xx response's are replaced by the final one's)."""
+
+    def __init__(self) -> None:
+        self.headers: dict[str, str] = {}
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers[name.decode("latin-1")] = value.decode("latin-1")
 
 
 _BLANK_LINE = re.compile(rb"\r?\n\r?\n")

@@ -162,7 +162,10 @@ class Pool:
                     status=status,
                 )
         else:
-            verdict = classify_response(status, None, body, reader=self.reader)
+            # Another API's kind or trace id may be in a header; the bundled service's are in
+            # its body (no reader).
+            headers = connection.response_headers() if self.reader is not None else None
+            verdict = classify_response(status, headers, body, reader=self.reader)
             self._record(
                 connection,
                 end,
