@@ -77,6 +77,7 @@ def test_ui_serves_exact_tabs_and_writes_results_per_test(
             # The UI caches /stats/requests for up to ~2 s: ask until it shows the stopped
             # test's final count (what the results file says), or give up and compare anyway.
             written = read_results(next(folder.glob("ui-*.json")))
+            assert isinstance(written, LoadResults)
             deadline = time.monotonic() + 10
             while True:
                 stats = client.get("/stats/requests").json()
