@@ -4,24 +4,20 @@ loadkit promises that a team's existing locustfiles run unchanged and are measur
 runs them: the same requests, the same failures, under the same endpoint names. Every test
 first checks that plain Locust did the locustfile's planned work (so a comparison of two empty
 runs cannot pass), then that loadkit's results say the same, and that loadkit called the run
-what plain Locust's run was. The pairs of runs are started ahead, two pairs at a time (see
-``started_runs``); each test asserts on its own pair.
+what plain Locust's run was.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from tests.compat.answering_server import answering_server
 from tests.compat.two_tools import (
     Counts,
-    LoadkitRun,
-    PlainRun,
     assert_plain_counts,
     assert_same_counts,
     assert_valid,
@@ -35,97 +31,16 @@ SECONDS = 1
 dozen requests on loopback, is done well inside it."""
 
 
-PAIRS_AT_ONCE = 2
-"""Locustfiles run through both tools at the same time. A pair keeps about one core busy
-(mostly Python and Locust starting up; each locustfile's work is a few dozen requests, then
-idle), so two pairs fill the machine's two cores instead of one."""
-
-
-@dataclass(frozen=True)
-class Case:
-    """How one test runs its locustfile through both tools (``run_both``'s arguments)."""
-
-    locustfile: str
-    users: int
-    seconds: int = SECONDS
-    path: str = ""
-    """Appended to the answering server's URL for ``--host``."""
-    extra_args: tuple[str, ...] = ()
-    plain_exceptions: bool = False
-
-
-CASES = {
-    "test_nested_tasksets_and_sequential_taskset": Case("tasksets.py", users=3),
-    "test_user_classes_weights_and_fixed_count": Case("user_classes.py", users=5),
-    "test_command_line_as_plain_locust_gets_it": Case(
-        "tags_and_arguments.py",
-        users=2,
-        path="/api/v1",
-        extra_args=("--tags", "checkout", "--catalogue", "spring"),
-    ),
-    "test_custom_client_firing_request_events": Case("custom_client.py", users=2),
-    "test_catch_response_and_rest_validations": Case("validations.py", users=4),
-    "test_interrupt_reschedule_and_stop_user": Case("control_flow.py", users=3),
-    "test_request_listener_raising_reschedule_task_drops_no_failure": Case(
-        "reschedule_on_failure.py", users=3
-    ),
-    "test_load_test_shape_runs_to_its_end": Case("shape.py", users=1, seconds=5),
-    "test_hooks_and_custom_messages": Case("hooks_and_messages.py", users=2),
-    "test_exceptions_in_tasks_are_counted_by_both": Case(
-        "task_exception.py", users=2, plain_exceptions=True
-    ),
-    "test_locustfile_quitting_on_threshold_is_a_stopped_run": Case(
-        "quit_on_threshold.py", users=3, seconds=10
-    ),
-}
-"""Each test's runs, by test name."""
-
-Runs = tuple[PlainRun, LoadkitRun]
-
-
 @pytest.fixture(scope="module")
-def started_runs(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[str, Future[Runs]]]:
-    """Every selected test's runs, started in the tests' order, ``PAIRS_AT_ONCE`` at a time, on
-    one answering server (its answers depend on the path only): a test waits for its own pair
-    while the next one already runs. Each pair runs in folders of its own."""
-    selected = [
-        item.name
-        for item in request.session.items
-        if item.path == request.path and item.name in CASES
-    ]
+def host() -> Iterator[str]:
+    """The answering server, shared by the module's tests (its answers depend on the path only)."""
     with answering_server() as url:
-        pool = ThreadPoolExecutor(max_workers=PAIRS_AT_ONCE)
-        try:
-            yield {
-                name: pool.submit(
-                    run_both,
-                    CASES[name].locustfile,
-                    url + CASES[name].path,
-                    tmp_path_factory.mktemp(name[:40]),
-                    users=CASES[name].users,
-                    seconds=CASES[name].seconds,
-                    extra_args=CASES[name].extra_args,
-                    plain_exceptions=CASES[name].plain_exceptions,
-                )
-                for name in selected
-            }
-        finally:
-            # Pairs not started yet (a test run interrupted) never start; running ones end
-            # within run_both's own bound.
-            pool.shutdown(wait=True, cancel_futures=True)
+        yield url
 
 
-@pytest.fixture
-def runs(started_runs: dict[str, Future[Runs]], request: pytest.FixtureRequest) -> Runs:
-    """This test's runs: plain Locust's and loadkit's, once both have ended."""
-    return started_runs[request.node.name].result()
-
-
-def test_nested_tasksets_and_sequential_taskset(runs: Runs) -> None:
-    users, journeys = CASES["test_nested_tasksets_and_sequential_taskset"].users, 3
-    plain, loadkit = runs
+def test_nested_tasksets_and_sequential_taskset(host: str, tmp_path: Path) -> None:
+    users, journeys = 3, 3
+    plain, loadkit = run_both("tasksets.py", host, tmp_path, users=users, seconds=SECONDS)
     each = users * journeys
     assert_plain_counts(
         plain,
@@ -142,9 +57,9 @@ def test_nested_tasksets_and_sequential_taskset(runs: Runs) -> None:
     assert_valid(loadkit)
 
 
-def test_user_classes_weights_and_fixed_count(runs: Runs) -> None:
+def test_user_classes_weights_and_fixed_count(host: str, tmp_path: Path) -> None:
     # 5 users: 1 Admin (fixed_count), then 3 Readers and 1 Writer (weights 3:1), 2 rounds each.
-    plain, loadkit = runs
+    plain, loadkit = run_both("user_classes.py", host, tmp_path, users=5, seconds=SECONDS)
     assert_plain_counts(
         plain,
         {
@@ -158,10 +73,13 @@ def test_user_classes_weights_and_fixed_count(runs: Runs) -> None:
     assert_valid(loadkit)
 
 
-def test_command_line_as_plain_locust_gets_it(runs: Runs) -> None:
+def test_command_line_as_plain_locust_gets_it(host: str, tmp_path: Path) -> None:
     # Locust's own arguments (--tags) and the locustfile's (--catalogue), after -- for loadkit,
     # and a --host with a path, under which Locust requests (and names) every path.
-    plain, loadkit = runs
+    plain, loadkit = run_both(
+        "tags_and_arguments.py", f"{host}/api/v1", tmp_path, users=2, seconds=SECONDS,
+        extra_args=["--tags", "checkout", "--catalogue", "spring"],
+    )  # fmt: skip
     assert_plain_counts(
         plain,
         {
@@ -173,8 +91,8 @@ def test_command_line_as_plain_locust_gets_it(runs: Runs) -> None:
     assert_valid(loadkit)
 
 
-def test_custom_client_firing_request_events(runs: Runs) -> None:
-    plain, loadkit = runs
+def test_custom_client_firing_request_events(host: str, tmp_path: Path) -> None:
+    plain, loadkit = run_both("custom_client.py", host, tmp_path, users=2, seconds=SECONDS)
     rounds = 2 * 4
     assert_plain_counts(
         plain, {"KV get user": Counts(2 * rounds, rounds), "KV set user": Counts(rounds, 0)}
@@ -183,9 +101,9 @@ def test_custom_client_firing_request_events(runs: Runs) -> None:
     assert_valid(loadkit)
 
 
-def test_catch_response_and_rest_validations(runs: Runs) -> None:
+def test_catch_response_and_rest_validations(host: str, tmp_path: Path) -> None:
     # 4 users: 2 ProfileUsers (HttpUser), 2 OrderUsers (FastHttpUser), 2 rounds each.
-    plain, loadkit = runs
+    plain, loadkit = run_both("validations.py", host, tmp_path, users=4, seconds=SECONDS)
     assert_plain_counts(
         plain,
         {
@@ -201,9 +119,9 @@ def test_catch_response_and_rest_validations(runs: Runs) -> None:
     assert_valid(loadkit)
 
 
-def test_interrupt_reschedule_and_stop_user(runs: Runs) -> None:
+def test_interrupt_reschedule_and_stop_user(host: str, tmp_path: Path) -> None:
     # 3 users, 2 rounds each, then every user stops itself (StopUser); the run goes on, empty.
-    plain, loadkit = runs
+    plain, loadkit = run_both("control_flow.py", host, tmp_path, users=3, seconds=SECONDS)
     assert_plain_counts(
         plain,
         {
@@ -217,27 +135,29 @@ def test_interrupt_reschedule_and_stop_user(runs: Runs) -> None:
     assert_valid(loadkit)
 
 
-def test_request_listener_raising_reschedule_task_drops_no_failure(runs: Runs) -> None:
+def test_request_listener_raising_reschedule_task_drops_no_failure(
+    host: str, tmp_path: Path
+) -> None:
     # The listener ends the task at the failed checkout and skips every listener after it.
-    plain, loadkit = runs
+    plain, loadkit = run_both("reschedule_on_failure.py", host, tmp_path, users=3, seconds=SECONDS)
     assert_plain_counts(plain, {"GET /account": Counts(9, 0), "POST /fail-checkout": Counts(9, 9)})
     assert_same_counts(plain, loadkit)
     assert_valid(loadkit)
 
 
-def test_load_test_shape_runs_to_its_end(runs: Runs) -> None:
+def test_load_test_shape_runs_to_its_end(host: str, tmp_path: Path) -> None:
     # The shape lasts 2 s: 2 users, then 4 (-u and --concurrency are the shape's to decide).
     # Plain Locust ignores -t and runs the shape to its end; loadkit runs it to its end too (its
     # --duration, longer here, is only the shape's cap) and calls the finished shape complete.
-    plain, loadkit = runs
+    plain, loadkit = run_both("shape.py", host, tmp_path, users=1, seconds=5)
     assert "Shape test completed" in plain.output, plain.tail()
     assert_plain_counts(plain, {"GET /jobs": Counts(8, 0), "POST /fail-jobs": Counts(8, 8)})
     assert_same_counts(plain, loadkit)
     assert_valid(loadkit)
 
 
-def test_hooks_and_custom_messages(runs: Runs) -> None:
-    plain, loadkit = runs
+def test_hooks_and_custom_messages(host: str, tmp_path: Path) -> None:
+    plain, loadkit = run_both("hooks_and_messages.py", host, tmp_path, users=2, seconds=SECONDS)
     assert_plain_counts(
         plain, {"GET /reports/daily": Counts(4, 0), "GET /reports/weekly": Counts(4, 0)}
     )
@@ -249,8 +169,10 @@ def test_hooks_and_custom_messages(runs: Runs) -> None:
     assert_valid(loadkit)
 
 
-def test_exceptions_in_tasks_are_counted_by_both(runs: Runs) -> None:
-    plain, loadkit = runs
+def test_exceptions_in_tasks_are_counted_by_both(host: str, tmp_path: Path) -> None:
+    plain, loadkit = run_both(
+        "task_exception.py", host, tmp_path, users=2, seconds=SECONDS, plain_exceptions=True
+    )
     assert_plain_counts(plain, {"GET /login-page": Counts(6, 0)}, exit_code=1)  # exceptions: 1
     # One row in Locust's table: 2 users x 3 visits, the same traceback each time.
     message = "'NoneType' object has no attribute 'group'"
@@ -272,10 +194,10 @@ def test_exceptions_in_tasks_are_counted_by_both(runs: Runs) -> None:
     assert_valid(loadkit)
 
 
-def test_locustfile_quitting_on_threshold_is_a_stopped_run(runs: Runs) -> None:
+def test_locustfile_quitting_on_threshold_is_a_stopped_run(host: str, tmp_path: Path) -> None:
     # The locustfile quits with exit code 1 once all 3 users' rounds are counted: a stopped run,
     # with Locust's exit code, not an incomplete one.
-    plain, loadkit = runs
+    plain, loadkit = run_both("quit_on_threshold.py", host, tmp_path, users=3, seconds=10)
     assert_plain_counts(plain, {"GET /search": Counts(9, 0), "GET /fail-search": Counts(9, 9)})
     assert_same_counts(plain, loadkit)
     stopped = loadkit.results.get("stopped") or {}
