@@ -31,6 +31,7 @@ from loadkit.run.load import run_load
 from tests.loadkit.child_processes import wait_until_connected
 from tests.loadkit.crafted import crafted_load
 from tests.loadkit.misbehaving_servers import closed_port, hangs, serve
+from tests.shared_service import module_service
 
 pytestmark = pytest.mark.slow
 
@@ -80,9 +81,16 @@ def load(
     return results, locust_count(json_prefix)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BundledService]:
+    """One bundled service for the module: every run here registers accounts of its own."""
+    yield from module_service(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
 def static_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A plain static file server (Python's http.server) on loopback, serving hello.txt."""
+    """A plain static file server (Python's http.server) on loopback, serving hello.txt; it
+    only reads files, so the module's tests share it."""
     folder = tmp_path_factory.mktemp("static")
     (folder / "hello.txt").write_text("hello\n")
     port = free_port()
@@ -173,19 +181,7 @@ def test_overloaded_generator_exits_4_with_results_written(
     assert ("GET /missing.txt", "unexpected_status") in kinds
 
 
-def test_invalid_run_error_carries_the_written_results(static_server: str, tmp_path: Path) -> None:
-    with pytest.raises(InvalidLoadRunError) as raised:
-        run_load(
-            target=static_server,
-            profile=LoadProfile(scenario=str(OVERLOADED_LOCUSTFILE), concurrency=1, duration_s=1.5),
-            out=tmp_path / "load.json",
-            quiet=True,
-        )
-    assert raised.value.path == tmp_path / "load.json"
-    assert raised.value.results.generator.overloaded
-
-
-def test_a_run_too_short_for_locusts_cpu_reading_is_still_judged(
+def test_a_run_too_short_for_locusts_cpu_reading_is_still_judged_and_the_error_carries_it(
     static_server: str, tmp_path: Path
 ) -> None:
     # Locust reads its CPU every 10 s: a saturated 2 s run fires no cpu_warning at all. The
@@ -200,6 +196,9 @@ def test_a_run_too_short_for_locusts_cpu_reading_is_still_judged(
     generator = raised.value.results.generator
     assert generator.overloaded and generator.cpu_warnings == 1
     assert generator.max_cpu_percent is not None and generator.max_cpu_percent > 90
+    # The error carries the results it wrote, and where (the CLI's message names the file).
+    assert raised.value.path == tmp_path / "load.json"
+    assert read_results(raised.value.path) == raised.value.results
 
 
 @pytest.mark.parametrize("case", list(UNLOADABLE_LOCUSTFILES))
@@ -301,7 +300,7 @@ def test_sigint_writes_partial_results_marked_aborted_and_exits_130(
     try:
         # Wait until Locust's users talk to the service, then interrupt as Ctrl-C would.
         wait_until_connected(process.pid, service.port)
-        time.sleep(1.5)
+        time.sleep(1.0)
         started = time.monotonic()
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=30)

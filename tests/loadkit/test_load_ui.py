@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -18,8 +19,15 @@ from loadkit.measure.results import LoadResults, read_results
 from loadkit.run.bundled_service import BundledService, free_port
 from tests.loadkit.http2_servers import h2_by_path
 from tests.loadkit.misbehaving_servers import serve
+from tests.shared_service import module_service
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BundledService]:
+    """One bundled service for the module: the UI's users register accounts of their own."""
+    yield from module_service(tmp_path_factory)
 
 
 def wait_for_port(port: int, timeout_s: float = 20) -> None:
@@ -66,11 +74,19 @@ def test_ui_serves_exact_tabs_and_writes_results_per_test(
             deadline = time.monotonic() + 10
             while not list(folder.glob("ui-*.json")) and time.monotonic() < deadline:
                 time.sleep(0.1)
-            time.sleep(2.5)  # past the UI's cache of /stats/requests
-            stats = client.get("/stats/requests").json()
-            locust_requests = next(s for s in stats["stats"] if s["name"] == "Aggregated")[
-                "num_requests"
-            ]
+            # The UI caches /stats/requests for up to ~2 s: ask until it shows the stopped
+            # test's final count (what the results file says), or give up and compare anyway.
+            written = read_results(next(folder.glob("ui-*.json")))
+            assert isinstance(written, LoadResults)
+            deadline = time.monotonic() + 10
+            while True:
+                stats = client.get("/stats/requests").json()
+                locust_requests = next(s for s in stats["stats"] if s["name"] == "Aggregated")[
+                    "num_requests"
+                ]
+                if locust_requests == written.totals.requests or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
         ui.send_signal(signal.SIGINT)
         try:
             ui.communicate(timeout=30)

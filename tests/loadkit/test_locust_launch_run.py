@@ -131,19 +131,28 @@ def _clean_environ() -> dict[str, str]:
 def test_the_host_path_is_kept_as_plain_locust_keeps_it(tmp_path: Path) -> None:
     # Before: loadkit gave Locust the scheme and host only, so /api/v1/ was dropped ("/items")
     # and a relative path made an invalid URL.
+    # Both tools run at once, each against a server of its own that records its paths.
     (tmp_path / "paths.py").write_text(PATHS_LOCUSTFILE)
-    with path_server() as server:
-        host = f"{server.url}/api/v1/"
+    with path_server() as plain_server, path_server() as server:
+        plain_host, host = f"{plain_server.url}/api/v1/", f"{server.url}/api/v1/"
         plain = [sys.executable, "-m", "locust", "-f", "paths.py", "--headless", "-u", "2"]
-        plain += ["-r", "2", "-t", "2s", "-H", host, "--only-summary", "--loglevel", "ERROR"]
-        completed = subprocess.run(
-            plain, cwd=tmp_path, env=_clean_environ(), capture_output=True, timeout=60
-        )
-        assert completed.returncode == 0, completed.stderr[-2000:]
-        plain_paths, server.paths = server.paths, set()
-        loaded = loadkit_load(tmp_path, "--host", host, "--scenario", "paths.py", "--duration", "2")
+        plain += ["-r", "2", "-t", "2s", "-H", plain_host, "--only-summary", "--loglevel", "ERROR"]
+        plain_run = subprocess.Popen(
+            plain, cwd=tmp_path, env=_clean_environ(), stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            loaded = loadkit_load(
+                tmp_path, "--host", host, "--scenario", "paths.py", "--duration", "2"
+            )
+            _, plain_err = plain_run.communicate(timeout=60)
+        finally:
+            if plain_run.poll() is None:
+                plain_run.kill()
+                plain_run.wait()
+        assert plain_run.returncode == 0, plain_err[-2000:]
         assert loaded.returncode == 0, loaded.stderr
-        loadkit_paths = server.paths
+        plain_paths, loadkit_paths = plain_server.paths, server.paths
     assert plain_paths == {"/api/v1//items", "/api/v1/items", "/api/v1//fast", "/api/v1/fast"}
     assert loadkit_paths == plain_paths
     results = read_results(tmp_path / "load.json")

@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from loadkit.measure.results import LoadResults, read_results
@@ -54,6 +56,18 @@ def _load(
     return done, results
 
 
+def _load_at_once(
+    folder: Path, *runs: Sequence[str]
+) -> list[tuple[subprocess.CompletedProcess[str], LoadResults]]:
+    """Several ``_load`` runs at the same time (each in a folder of its own), in their order."""
+    folders = [folder / f"run{number}" for number in range(len(runs))]
+    for run_folder in folders:
+        run_folder.mkdir()
+    with ThreadPoolExecutor(max_workers=len(runs)) as pool:
+        started = [pool.submit(_load, f, *args) for f, args in zip(folders, runs, strict=True)]
+        return [future.result() for future in started]
+
+
 def _kinds(results: LoadResults) -> dict[str, set[str]]:
     kinds: dict[str, set[str]] = {}
     for group in results.errors:
@@ -71,7 +85,10 @@ def test_certificates_are_verified_by_default_and_a_class_choosing_itself_keeps_
     (tmp_path / "users.py").write_text(LOCUSTFILE)
     with tls_server(tmp_path) as server:
         common = ["--host", server.url, "--scenario", str(tmp_path / "users.py")]
-        done, results = _load(tmp_path, *common, "--concurrency", "3")
+        # Two separate runs, at once: by default, then with --insecure.
+        (done, results), (insecure_done, insecure_results) = _load_at_once(
+            tmp_path, [*common, "--concurrency", "3"], [*common, "--concurrency", "3", "--insecure"]
+        )
         assert done.returncode == 0, done.stderr
         # Neither client trusts a self-signed certificate: a TLS failure, not a connect error.
         assert _kinds(results) == {"GET /fast": {"tls_error"}, "GET /req": {"tls_error"}}, (
@@ -81,10 +98,9 @@ def test_certificates_are_verified_by_default_and_a_class_choosing_itself_keeps_
         assert ok["GET /fast"] == 0 and ok["GET /req"] == 0 and ok["GET /own"] > 0, ok
         assert results.config["engine"] == "locust"
 
-        done, results = _load(tmp_path, *common, "--concurrency", "3", "--insecure")
-        assert done.returncode == 0, done.stderr
-        assert results.errors == [], results.errors
-        assert all(count > 0 for count in _ok(results).values()), _ok(results)
+        assert insecure_done.returncode == 0, insecure_done.stderr
+        assert insecure_results.errors == [], insecure_results.errors
+        assert all(count > 0 for count in _ok(insecure_results).values()), _ok(insecure_results)
 
 
 def test_a_url_run_trusts_its_ca_cert_and_sends_the_method_headers_and_body_asked(

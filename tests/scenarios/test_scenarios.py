@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,10 +13,17 @@ import pytest
 from loadkit.measure.results import LoadResults, read_results
 from loadkit.run.bundled_service import BundledService
 from tests.loadkit.misbehaving_servers import resets, serve
+from tests.shared_service import module_service
 
 pytestmark = pytest.mark.slow
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BundledService]:
+    """One bundled service for the module: both scenarios register accounts of their own."""
+    yield from module_service(tmp_path_factory)
 
 
 def run_plain_locust(scenario: str, host: str, *, seconds: int = 3) -> list[dict[str, object]]:
@@ -32,7 +40,9 @@ def run_plain_locust(scenario: str, host: str, *, seconds: int = 3) -> list[dict
 
 
 def test_login_runs_with_plain_locust(service: BundledService) -> None:
-    stats = {(s["method"], s["name"]): s for s in run_plain_locust("login", service.url)}
+    # 2 s: users log in back to back (no wait), hundreds of logins even if Locust's timer fires
+    # early.
+    stats = {(s["method"], s["name"]): s for s in run_plain_locust("login", service.url, seconds=2)}
     assert set(stats) == {("POST", "/api/auth/register"), ("POST", "/api/auth/login")}
     login = stats[("POST", "/api/auth/login")]
     assert int(str(login["num_requests"])) > 10
