@@ -1,6 +1,6 @@
 """`loadkit accept --baseline` end to end on the bundled service (issue #17): a run saves its load
-results as the baseline after a pass; the same service then passes against it, and the service
-with a latency fault on fails against it, naming the regression. Short runs (2 s of load, two
+results as the baseline after a pass; the service with a latency fault on then fails against it,
+naming the regression, and is not saved. Short runs (2 s of load, two
 users) and a tolerance wide enough for a shared machine's noise, far below the fault's 300 ms."""
 
 from __future__ import annotations
@@ -80,10 +80,7 @@ def test_accept_judges_against_a_saved_baseline(tmp_path: Path) -> None:
     assert f"baseline saved: {baseline}" in output
     assert baseline.is_file()
 
-    # The same service against its own previous run: passes, the change shown.
-    code, output, verdict = accept(tmp_path, "again", "--baseline", str(baseline))
-    assert code == 0, output
-    assert [r["status"] for r in verdict["regressions"]] == ["passed"]
+    # (A pass within the tolerance is the gate's: test_regression.py, test_within_tolerance_passes.)
 
     # 300 ms slower on every API request: fails against the faster baseline, naming it, and a
     # failing run is never saved as the next baseline.

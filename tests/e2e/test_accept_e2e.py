@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 
 def test_accept_passes_on_the_healthy_service(tmp_path: Path) -> None:
-    run = run_accept(tmp_path, duration_s=4)
+    run = run_accept(tmp_path, duration_s=2)
     assert run.code == 0, run.output
     assert run.verdict["outcome"] == "passed"
     assert "PASSED: 9 of 9 criteria met" in run.output
@@ -41,7 +41,7 @@ def test_accept_passes_on_the_healthy_service(tmp_path: Path) -> None:
 def test_accept_against_a_running_host_starts_no_service(
     tmp_path: Path, service: BundledService
 ) -> None:
-    run = run_accept(tmp_path, duration_s=3, host=service.url)
+    run = run_accept(tmp_path, duration_s=2, host=service.url)
     assert run.code == 0, run.output
     assert "[1/4] lock audit" in run.output
     assert "bundled service" not in run.output

@@ -26,19 +26,12 @@ def test_accept_fails_when_errors_exceed_ten_percent(tmp_path: Path) -> None:
     assert run.status("lock_audit.lock_violations") == "passed"
 
 
-def test_accept_fails_when_latency_pushes_p95_over_one_second(tmp_path: Path) -> None:
-    run = run_accept(tmp_path, duration_s=4, env=("ENGINES_FAULT_LATENCY_MS=1500", LOGIN_ONLY))
-    assert run.code == 1, run.output
-    assert run.failed() == {"load.p95_ms"}
-    assert "P95 < 1 s" in run.output
-    assert "Slowest endpoints by p95_ms" in run.output
-
-
 def test_accept_fails_on_a_six_second_stall(tmp_path: Path) -> None:
-    # The stall starts 5 s after the service starts: after smoke, inside the 13 s of load.
+    # The stall starts 5 s after the service starts: after smoke, inside the 11 s of load,
+    # which begin 1-2 s after the service and end after the stall (5 s to 11 s).
     run = run_accept(
         tmp_path,
-        duration_s=13,
+        duration_s=11,
         env=("ENGINES_FAULT_STALL_AT_S=5", "ENGINES_FAULT_STALL_S=6"),
     )
     assert run.code == 1, run.output

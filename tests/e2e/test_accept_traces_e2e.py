@@ -41,3 +41,7 @@ def test_a_held_storage_lock_fails_p95_with_the_lock_wait_as_evidence(tmp_path: 
     lock = {row[0]: float(row[1].removesuffix(" %")) for row in where["rows"]}
     assert lock["lock wait"] > 60 and lock["lock wait"] + lock.get("lock hold", 0.0) > 90, where
     assert "waiting for the storage lock" in run.output
+    # The slowest endpoints follow, as for any failed latency criterion (the latency fault of
+    # test_accept_faults_e2e was this test's before spans: P95 fails, the endpoints named).
+    assert "P95 < 1 s" in run.output
+    assert "Slowest endpoints by p95_ms" in run.output

@@ -33,7 +33,7 @@ WORKERS = ("worker1", "worker2")
 TARGET_PORT = 8080
 HOLD_MS = 10
 RUN_BOUND_S = 60.0
-LATE_S = 3.0
+LATE_S = 2.0
 NATIVE_SUMMARY = r"(worker-\d) of 2: (\d+) requests, (\d+) errors"
 
 
