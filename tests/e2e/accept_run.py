@@ -35,11 +35,16 @@ class Accepted:
 
 
 def run_accept(
-    tmp_path: Path, *, duration_s: float, env: tuple[str, ...] = (), host: str | None = None
+    tmp_path: Path,
+    *,
+    duration_s: float,
+    env: tuple[str, ...] = (),
+    host: str | None = None,
+    config: Path = CONFIG,
 ) -> Accepted:
     """``loadkit accept --profile default`` in ``tmp_path``, ``duration_s`` of load, extra service
-    settings ``env`` (``NAME=value``), against ``host`` or the bundled service; its one report
-    folder must hold a verdict."""
+    settings ``env`` (``NAME=value``), against ``host`` or the bundled service, with ``config``
+    (the repository's acceptance.toml by default); its one report folder must hold a verdict."""
     out_dir = tmp_path / "reports"
     args = [
         sys.executable,
@@ -47,7 +52,7 @@ def run_accept(
         "loadkit",
         "accept",
         "--config",
-        str(CONFIG),
+        str(config),
         "--profile",
         "default",
         "--duration",
