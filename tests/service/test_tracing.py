@@ -29,6 +29,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from loadkit.run.bundled_service import free_port
+from loadkit.run.traces import read_span_files
+from loadkit.traces.breakdown import split_of
+from loadkit.traces.requests import Category
 from service.__main__ import main as service_main
 from service.app import create_app
 from service.tracing import TracingConfigError, redact_query, setup_tracing
@@ -338,6 +341,11 @@ async def test_a_held_lock_shows_as_lock_hold_and_as_the_next_requests_lock_wait
     hold_ids = {s["spanId"] for s in holds}
     assert {s["parentSpanId"] for s in faults} == hold_ids
     assert max(duration_s(s) for s in waits) >= 0.25
+    # `loadkit traces` on this file: the two logins' time is the lock's, waiting and holding.
+    split = split_of(read_span_files([span_file]).requests)
+    lock = split.ms(Category.LOCK_WAIT) + split.ms(Category.LOCK_HOLD)
+    assert split.requests == 2 and split.ms(Category.LOCK_WAIT) >= 250
+    assert lock / (split.total_ns / 1e6) > 0.8, split
 
 
 async def test_a_slow_query_fault_is_a_span_of_the_request(
@@ -356,6 +364,10 @@ async def test_a_slow_query_fault_is_a_span_of_the_request(
     request = server_span(spans, TRACE_ID)
     fault = children(spans, request)["fault.slow_query"]
     assert duration_s(fault) >= 0.2
+    # `loadkit traces` on this file puts the request's time in the database.
+    split = split_of(read_span_files([span_file]).requests)
+    assert split.requests == 1 and split.dominant is Category.DATABASE, split
+    assert split.ms(Category.DATABASE) >= 200
 
 
 def test_sigterm_flushes_the_span_file(tmp_path: Path) -> None:
