@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from loadkit import __version__
 from loadkit.config import load_config
 from loadkit.exceptions import InputError
 from loadkit.files import write_output
@@ -78,11 +78,18 @@ def render_report(report: LoadedReport, *, now: datetime | None = None) -> str:
         ReportInput(
             results=report.results,
             gate=report.gate,
-            version=__version__,
+            version=_loadkit_version(),
             generated_at=now or datetime.now(tz=UTC),
             baselines=report.baselines,
         )
     )
+
+
+def _loadkit_version() -> str:
+    try:
+        return version("loadkit")
+    except PackageNotFoundError:  # a source tree never installed
+        return "unknown"
 
 
 def write_html_report(
