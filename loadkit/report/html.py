@@ -16,7 +16,8 @@ Stable DOM contract (browser tests and scripts rely on it; add to it, never chan
   "distribution"]``;
 - the whole run's figures are ``tr[data-overall]``, each endpoint's ``tr[data-endpoint="<name>"]``,
   their cells ``td[data-metric="requests"|"errors"|"error_rate"|"rps"|"p50_ms"|"p95_ms"|
-  "p99_ms"|"max_ms"]`` formatted exactly as the terminal's table (``1,234``, ``0.50 %``,
+  "p99_ms"|"max_ms"]`` (open model, when service time differs: also ``"service_p95_ms"|
+  "service_p99_ms"``) formatted exactly as the terminal's table (``1,234``, ``0.50 %``,
   ``1,040.2``);
 - error groups are ``tr[data-error-group]`` (``data-endpoint``, ``data-kind``), their trace ids in
   ``[data-trace-id]``; smoke checks ``tr[data-check="<name>"]``; lock findings
@@ -36,7 +37,7 @@ from bokeh.embed import components
 from bokeh.resources import Component, Resources
 
 from loadkit.gate.evaluate import AnyResults, GateReport
-from loadkit.measure.results import LoadResults, LockAuditResults, SmokeResults
+from loadkit.measure.results import LatencySummary, LoadResults, LockAuditResults, SmokeResults
 from loadkit.report.gate import (
     gate_notes,
     regression_cells,
@@ -47,7 +48,7 @@ from loadkit.report.gate import (
 from loadkit.report.gate_evidence import verdict_tables
 from loadkit.report.gate_regression import REGRESSION_HEADERS
 from loadkit.report.html_charts import run_charts
-from loadkit.report.load import stopped_line
+from loadkit.report.load import service_differs, stopped_line
 from loadkit.report.timeline_figures import second_figures
 from loadkit.report.units import NO_VALUE, format_fraction, format_ms, format_seconds
 
@@ -221,7 +222,12 @@ _FIGURE_HEADERS = ("requests", "errors", "error %", "P50 ms", "P95 ms", "P99 ms"
 
 
 def _figure_cells(
-    requests: int, errors: int, error_rate: float, latency: Any, rps: float | None = None
+    requests: int,
+    errors: int,
+    error_rate: float,
+    latency: Any,
+    rps: float | None = None,
+    service: LatencySummary | bool | None = False,
 ) -> str:
     cells = [
         ("requests", f"{requests:,}"),
@@ -236,6 +242,10 @@ def _figure_cells(
         ("p99_ms", format_ms(latency.p99)),
         ("max_ms", format_ms(latency.max)),
     ]
+    if service is not False:  # the terminal's service-time columns, shown when they differ
+        shown = service if isinstance(service, LatencySummary) else None
+        cells.append(("service_p95_ms", format_ms(shown.p95 if shown else None)))
+        cells.append(("service_p99_ms", format_ms(shown.p99 if shown else None)))
     return "".join(f'<td class="n" data-metric="{k}">{_e(v)}</td>' for k, v in cells)
 
 
@@ -249,13 +259,23 @@ def _figures_tables(results: LoadResults | SmokeResults) -> str:
             + "</tr>"
         ],
     )
+    with_service = any(service_differs(e.latency_ms, e.service_time_ms) for e in results.endpoints)
     rows = [
         f'<tr data-endpoint="{_e(e.name)}"><td>{_e(e.name)}</td>'
-        + _figure_cells(e.requests, e.errors, e.error_rate, e.latency_ms)
+        + _figure_cells(
+            e.requests,
+            e.errors,
+            e.error_rate,
+            e.latency_ms,
+            service=e.service_time_ms if with_service else False,
+        )
         + "</tr>"
         for e in results.endpoints
     ]
-    return overall + "<h3>Endpoints</h3>" + _table(("endpoint", *_FIGURE_HEADERS), rows)
+    headers = ["endpoint", *_FIGURE_HEADERS]
+    if with_service:
+        headers += ["svc P95 ms", "svc P99 ms"]
+    return overall + "<h3>Endpoints</h3>" + _table(headers, rows)
 
 
 def _error_groups(results: LoadResults | SmokeResults) -> str:

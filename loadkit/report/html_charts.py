@@ -54,6 +54,7 @@ LATENCY_LINES = (
 )
 STALL_COLOR = "#d62728"
 STAGE_COLOR = "#2ca02c"
+SERVICE_COLOR = "#9467bd"
 
 Traffic = LoadResults | SmokeResults
 
@@ -118,6 +119,28 @@ def latency_chart(
             ],
         )
     )
+    service = results.service_time_ms
+    if open_model and service is not None:
+        # Service time (from the send) is kept for the whole run, not per second: drawn as the
+        # run's figures, so that the gap to the response time shows the generator's queueing.
+        for value, label in ((service.p50, "P50"), (service.p95, "P95")):
+            if value is None:
+                continue
+            plot.add_layout(
+                Span(
+                    location=value, dimension="width", line_color=SERVICE_COLOR, line_dash="dotted"
+                )
+            )
+            plot.add_layout(
+                Label(
+                    x=0,
+                    y=value,
+                    x_offset=4,
+                    text=f"service time {label} (whole run) {value:,.1f} ms",
+                    text_color=SERVICE_COLOR,
+                    text_font_size="11px",
+                )
+            )
     stall = results.longest_stall
     if stall is not None:
         plot.add_layout(

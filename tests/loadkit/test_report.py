@@ -21,6 +21,14 @@ from loadkit.report.hgrm import hgrm_file_names
 from loadkit.report.timeline_figures import UNKNOWN_KIND
 from loadkit.report.units import format_fraction, format_ms
 from loadkit.run.report import write_html_report
+from tests.loadkit.open_runs import (
+    STAGES,
+    T0,
+    freeze_timetable,
+    open_results,
+    record_open,
+    schedule_of,
+)
 from tests.loadkit.report_runs import ERROR_KINDS, synthetic_run
 
 FAILING_CRITERIA = """
@@ -292,3 +300,23 @@ def test_errors_by_kind_per_second_merge_exactly_across_shares() -> None:
     expected = [(p.t_s, p.errors_by_kind) for p in whole.timeline()]
     assert [(p.t_s, p.errors_by_kind) for p in merged.timeline()] == expected
     assert all(kinds and sum(kinds.values()) == 25 for _, kinds in expected)
+
+
+def test_an_open_run_shows_its_service_time_and_stages(tmp_path: Path) -> None:
+    requests = freeze_timetable()
+    recorder = LatencyRecorder(start=T0, stages=STAGES)
+    record_open(recorder, requests)
+    schedule = schedule_of(requests, rate=100, lags_s=[0.0005] * 100, not_sent=0)
+    results = open_results(recorder, end=T0 + 3.0, schedule=schedule)
+    write_results(tmp_path / "open.json", results)
+    page = write_html_report([tmp_path / "open.json"], tmp_path / "r.html").read_text()
+    service = results.service_time_ms
+    assert service is not None and service.p95 is not None
+    assert f"service time P95 (whole run) {service.p95:,.1f} ms" in page
+    assert "response time (from the due time) per second" in page
+    assert "open model, 100.0 iterations/s" in page
+    [endpoint] = results.endpoints
+    assert endpoint.service_time_ms is not None
+    cell = f'<td class="n" data-metric="service_p99_ms">{format_ms(endpoint.service_time_ms.p99)}'
+    assert cell in page
+    assert '"text":"warm"' in page.replace(" ", "")  # the first stage's marker on the chart
