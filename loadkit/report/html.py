@@ -12,8 +12,8 @@ Stable DOM contract (browser tests and scripts rely on it; add to it, never chan
   ``data-status``) and its measured value, as the terminal shows it, is in ``[data-measured]``;
   regression criteria are ``tr[data-regression="<kind>.<metric>"]``;
 - each results file is a ``section[data-results="<path>"]`` with ``data-kind``;
-- each chart is inside an element ``[data-chart="latency"|"throughput"|"errors"|
-  "distribution"]``;
+- each chart of a load run (one with requests; a smoke run has tables only) is inside an
+  element ``[data-chart="latency"|"throughput"|"errors"|"distribution"]``;
 - the whole run's figures are ``tr[data-overall]``, each endpoint's ``tr[data-endpoint="<name>"]``,
   their cells ``td[data-metric="requests"|"errors"|"error_rate"|"rps"|"p50_ms"|"p95_ms"|
   "p99_ms"|"max_ms"]`` (open model, when service time differs: also ``"service_p95_ms"|
@@ -380,6 +380,10 @@ def render_html_report(report: ReportInput) -> str:
     for index, (source, results) in enumerate(report.results):
         if isinstance(results, LockAuditResults):
             sections.append((source, _lock_audit(source, results), None))
+            continue
+        if not isinstance(results, LoadResults) or not results.totals.requests:
+            # A smoke run is a handful of requests in a second: its tables say it all.
+            sections.append((source, "", results))
             continue
         seconds = second_figures(results.timeline)
         baseline = baselines.get(results.kind)
