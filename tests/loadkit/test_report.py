@@ -21,6 +21,7 @@ from loadkit.report.hgrm import hgrm_file_names
 from loadkit.report.timeline_figures import UNKNOWN_KIND
 from loadkit.report.units import format_fraction, format_ms
 from loadkit.run.report import write_html_report
+from tests.loadkit.crafted import crafted_audit, crafted_smoke
 from tests.loadkit.open_runs import (
     STAGES,
     T0,
@@ -320,3 +321,18 @@ def test_an_open_run_shows_its_service_time_and_stages(tmp_path: Path) -> None:
     cell = f'<td class="n" data-metric="service_p99_ms">{format_ms(endpoint.service_time_ms.p99)}'
     assert cell in page
     assert '"text":"warm"' in page.replace(" ", "")  # the first stage's marker on the chart
+
+
+def test_smoke_checks_and_lock_findings_are_tables_beside_the_load_runs_charts(
+    files: dict[str, Path], tmp_path: Path
+) -> None:
+    smoke, audit = crafted_smoke(passed=8, failed=2), crafted_audit(violations=2)
+    write_results(tmp_path / "smoke.json", smoke)
+    write_results(tmp_path / "audit.json", audit)
+    sources = [tmp_path / "smoke.json", tmp_path / "audit.json", files["load"]]
+    page = write_html_report(sources, tmp_path / "r.html").read_text()
+    for check in smoke.checks:
+        status = "passed" if check.passed else "failed"
+        assert f'<tr data-check="{check.name}" class="{status}">' in page
+    assert page.count("<tr data-finding>") == len(audit.findings) == 2
+    assert page.count('<div data-chart="latency">') == 1  # the load run's; smoke has tables
