@@ -47,6 +47,10 @@ FRAME_JS = """() => {
             [...Array(30).keys()].map(t => [t, frame.x_scale.compute(t + 0.5)]))};
 }"""
 
+DISTRIBUTION_LINES_JS = """() => [...Bokeh.documents[0].all_models]
+  .filter(m => m.data_source !== undefined && 'percentile' in m.data_source.data)
+  .map(m => [m.visible, Math.max(...m.data_source.data.value)])"""
+
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[LoadResults, Path]:
@@ -97,6 +101,14 @@ def test_the_report_opens_offline_draws_every_chart_and_shows_the_results_figure
     tooltip = page.locator("div.bk-tooltip-content").first
     second = second_figures(results.timeline)[5]
     assert f"P95:\t{format_ms(second.p95_ms)} ms" in tooltip.inner_text()
+    # The distribution shows the endpoint chosen, alone (the whole run's line first, then the
+    # endpoints in the results' order).
+    chosen = results.endpoints[1]
+    page.locator('[data-chart="distribution"] select').select_option(chosen.name)
+    shown = page.evaluate(DISTRIBUTION_LINES_JS)
+    assert [visible for visible, _ in shown] == [False, False, True, False]
+    assert chosen.latency_ms.max is not None
+    assert shown[2][1] == pytest.approx(chosen.latency_ms.max, rel=1e-3)
 
 
 def test_a_freeze_is_shaded_on_the_latency_chart_over_its_seconds(
