@@ -15,6 +15,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urljoin
 
 import pytest
 from playwright.sync_api import Page
@@ -142,7 +143,9 @@ def test_a_test_run_from_the_page_shows_its_results_files_figures_and_links_its_
     # The page links the stopped test's results file and HTML report ("Download data").
     page.get_by_role("tab", name="Download Data").click()
     results_link = page.get_by_role("link", name="Results file of the last stopped test (loadkit)")
-    served = page.request.get(locust_ui.url + "/" + results_link.get_attribute("href").lstrip("./"))
+    href = results_link.get_attribute("href")
+    assert href is not None
+    served = page.request.get(urljoin(page.url, href))
     assert json.loads(served.body()) == json.loads(results_file.read_bytes())
 
     recorded_page.requests.clear()

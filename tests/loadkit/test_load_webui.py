@@ -106,7 +106,7 @@ def web_ui_with(tests: FakeTests) -> tuple[FakeWebUi, Any]:
 
 
 def test_a_stats_poll_during_the_stop_waits_for_the_results(tmp_path: Path) -> None:
-    final = [
+    final: Rows = [
         {"key": LATENCY_TAB, "data": [{"endpoint": "GET /items"}]},
         {"key": ERRORS_TAB, "data": []},
     ]
