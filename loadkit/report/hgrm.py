@@ -70,7 +70,10 @@ def render_hgrm(encoded: EncodedHistogram) -> bytes:
         hdr.output_percentile_distribution(out, US_PER_MS, TICKS_PER_HALF_DISTANCE)
     else:
         # hdrh divides by the count for the mean: an empty histogram is a header alone.
-        out.write(b"%12s %14s %10s %14s\n\n" % (b"Value", b"Percentile", b"TotalCount", b"1/(1-Percentile)"))
+        out.write(
+            b"%12s %14s %10s %14s\n\n"
+            % (b"Value", b"Percentile", b"TotalCount", b"1/(1-Percentile)")
+        )
         return out.getvalue()
     mean_ms = encoded.sum_us / encoded.count / US_PER_MS
     stddev_ms = hdr.get_stddev() / US_PER_MS

@@ -16,7 +16,8 @@ Stable DOM contract (browser tests and scripts rely on it; add to it, never chan
   "distribution"]``;
 - the whole run's figures are ``tr[data-overall]``, each endpoint's ``tr[data-endpoint="<name>"]``,
   their cells ``td[data-metric="requests"|"errors"|"error_rate"|"rps"|"p50_ms"|"p95_ms"|
-  "p99_ms"|"max_ms"]`` formatted exactly as the terminal's table (``1,234``, ``0.50 %``,
+  "p99_ms"|"max_ms"]`` (open model, when service time differs: also ``"service_p95_ms"|
+  "service_p99_ms"``) formatted exactly as the terminal's table (``1,234``, ``0.50 %``,
   ``1,040.2``);
 - error groups are ``tr[data-error-group]`` (``data-endpoint``, ``data-kind``), their trace ids in
   ``[data-trace-id]``; smoke checks ``tr[data-check="<name>"]``; lock findings
@@ -33,10 +34,10 @@ from html import escape
 from typing import Any
 
 from bokeh.embed import components
-from bokeh.resources import Resources
+from bokeh.resources import Component, Resources
 
 from loadkit.gate.evaluate import AnyResults, GateReport
-from loadkit.measure.results import LoadResults, LockAuditResults, SmokeResults
+from loadkit.measure.results import LatencySummary, LoadResults, LockAuditResults, SmokeResults
 from loadkit.report.gate import (
     gate_notes,
     regression_cells,
@@ -47,13 +48,13 @@ from loadkit.report.gate import (
 from loadkit.report.gate_evidence import verdict_tables
 from loadkit.report.gate_regression import REGRESSION_HEADERS
 from loadkit.report.html_charts import run_charts
-from loadkit.report.load import stopped_line
+from loadkit.report.load import service_differs, stopped_line
 from loadkit.report.timeline_figures import second_figures
 from loadkit.report.units import NO_VALUE, format_fraction, format_ms, format_seconds
 
 TRACE_IDS_SHOWN = 5
 """Trace ids shown per error group: the example and a few more of the results' sample."""
-BOKEH_COMPONENTS = ["bokeh", "bokeh-widgets"]
+BOKEH_COMPONENTS: list[Component] = ["bokeh", "bokeh-widgets"]
 """The parts of BokehJS the charts use (the endpoint selector is a widget); tables, WebGL and
 MathJax are left out of the page."""
 
@@ -117,7 +118,9 @@ def _verdict_section(gate: GateReport | None) -> str:
     for run in gate.runs:
         if not run.valid:
             reasons = "; ".join(map(str, run.reasons))
-            parts.append(f'<p class="banner invalid">INVALID RUN {_e(run.source)}: {_e(reasons)}</p>')
+            parts.append(
+                f'<p class="banner invalid">INVALID RUN {_e(run.source)}: {_e(reasons)}</p>'
+            )
     if gate.verdicts:
         rows = []
         for verdict in gate.verdicts:
@@ -126,7 +129,7 @@ def _verdict_section(gate: GateReport | None) -> str:
                 f'<tr class="{verdict.status}" data-criterion="{_e(verdict.criterion.metric)}" '
                 f'data-status="{verdict.status}"><td>{_e(criterion)}</td><td>{_e(threshold)}</td>'
                 f'<td class="n" data-measured>{_e(measured)}</td><td class="n">{_e(margin)}</td>'
-                f"<td>{_e(status)}</td><td class=\"muted\">{_e(verdict_reason(verdict))}</td></tr>"
+                f'<td>{_e(status)}</td><td class="muted">{_e(verdict_reason(verdict))}</td></tr>'
             )
         parts.append(
             _table(("criterion", "threshold", "measured", "margin", "verdict", "why"), rows)
@@ -139,10 +142,12 @@ def _verdict_section(gate: GateReport | None) -> str:
         ]
         parts.append("<h3>Regressions against the baseline</h3>" + _table(REGRESSION_HEADERS, rows))
     for verdict in gate.with_status("failed"):
-        parts.append(_evidence(verdict.criterion.label, verdict_reason(verdict), verdict_tables(verdict)))
+        parts.append(
+            _evidence(verdict.criterion.label, verdict_reason(verdict), verdict_tables(verdict))
+        )
     notes = gate_notes(gate)
     if notes:
-        parts.append("<ul class=\"muted\">" + "".join(f"<li>{_e(n)}</li>" for n in notes) + "</ul>")
+        parts.append('<ul class="muted">' + "".join(f"<li>{_e(n)}</li>" for n in notes) + "</ul>")
     parts.append("</section>")
     return "".join(parts)
 
@@ -152,9 +157,12 @@ def _evidence(label: str, reason: str, tables: Sequence[Any]) -> str:
     for table in tables:
         parts.append(f"<div>{_e(table.title)}:</div>")
         rows = [
-            "<tr>" + _cells(NO_VALUE if c is None else c for c in row) + "</tr>" for row in table.rows
+            "<tr>" + _cells(NO_VALUE if c is None else c for c in row) + "</tr>"
+            for row in table.rows
         ]
-        parts.append(_table(table.columns, rows) if rows else '<p class="muted">(none recorded)</p>')
+        parts.append(
+            _table(table.columns, rows) if rows else '<p class="muted">(none recorded)</p>'
+        )
         if table.omitted:
             parts.append(f'<p class="muted">… and {table.omitted} more</p>')
     parts.append("</div>")
@@ -201,7 +209,9 @@ def _facts(results: LoadResults | SmokeResults, version: str) -> str:
         health += f", {generator.cpu_warnings} CPU warnings"
     facts.append(("generator", health))
     facts += [("generator note", note) for note in generator.notes]
-    validity = "valid" if results.valid else "INVALID: " + "; ".join(map(str, results.invalid_reasons))
+    validity = (
+        "valid" if results.valid else "INVALID: " + "; ".join(map(str, results.invalid_reasons))
+    )
     facts.append(("validity", validity))
     facts.append(("loadkit", version))
     items = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in facts)
@@ -212,7 +222,12 @@ _FIGURE_HEADERS = ("requests", "errors", "error %", "P50 ms", "P95 ms", "P99 ms"
 
 
 def _figure_cells(
-    requests: int, errors: int, error_rate: float, latency: Any, rps: float | None = None
+    requests: int,
+    errors: int,
+    error_rate: float,
+    latency: Any,
+    rps: float | None = None,
+    service: LatencySummary | bool | None = False,
 ) -> str:
     cells = [
         ("requests", f"{requests:,}"),
@@ -227,6 +242,10 @@ def _figure_cells(
         ("p99_ms", format_ms(latency.p99)),
         ("max_ms", format_ms(latency.max)),
     ]
+    if service is not False:  # the terminal's service-time columns, shown when they differ
+        shown = service if isinstance(service, LatencySummary) else None
+        cells.append(("service_p95_ms", format_ms(shown.p95 if shown else None)))
+        cells.append(("service_p99_ms", format_ms(shown.p99 if shown else None)))
     return "".join(f'<td class="n" data-metric="{k}">{_e(v)}</td>' for k, v in cells)
 
 
@@ -234,15 +253,29 @@ def _figures_tables(results: LoadResults | SmokeResults) -> str:
     t = results.totals
     overall = _table(
         ("requests", "errors", "error %", "req/s", "P50 ms", "P95 ms", "P99 ms", "max ms"),
-        ["<tr data-overall>" + _figure_cells(t.requests, t.errors, t.error_rate, results.latency_ms, t.rps) + "</tr>"],
+        [
+            "<tr data-overall>"
+            + _figure_cells(t.requests, t.errors, t.error_rate, results.latency_ms, t.rps)
+            + "</tr>"
+        ],
     )
+    with_service = any(service_differs(e.latency_ms, e.service_time_ms) for e in results.endpoints)
     rows = [
         f'<tr data-endpoint="{_e(e.name)}"><td>{_e(e.name)}</td>'
-        + _figure_cells(e.requests, e.errors, e.error_rate, e.latency_ms)
+        + _figure_cells(
+            e.requests,
+            e.errors,
+            e.error_rate,
+            e.latency_ms,
+            service=e.service_time_ms if with_service else False,
+        )
         + "</tr>"
         for e in results.endpoints
     ]
-    return overall + "<h3>Endpoints</h3>" + _table(("endpoint", *_FIGURE_HEADERS), rows)
+    headers = ["endpoint", *_FIGURE_HEADERS]
+    if with_service:
+        headers += ["svc P95 ms", "svc P99 ms"]
+    return overall + "<h3>Endpoints</h3>" + _table(headers, rows)
 
 
 def _error_groups(results: LoadResults | SmokeResults) -> str:
@@ -255,8 +288,9 @@ def _error_groups(results: LoadResults | SmokeResults) -> str:
         traces = " ".join(f"<code data-trace-id>{_e(i)}</code>" for i in ids[:TRACE_IDS_SHOWN])
         statuses = ", ".join(f"{code}×{count}" for code, count in group.status_codes.items())
         rows.append(
-            f'<tr data-error-group data-endpoint="{_e(group.endpoint)}" data-kind="{_e(group.kind)}">'
-            f"<td>{_e(group.endpoint)}</td><td>{_e(group.kind)}</td><td class=\"n\">{group.count:,}</td>"
+            f'<tr data-error-group data-endpoint="{_e(group.endpoint)}" '
+            f'data-kind="{_e(group.kind)}"><td>{_e(group.endpoint)}</td><td>{_e(group.kind)}</td>'
+            f'<td class="n">{group.count:,}</td>'
             f"<td>{_e(statuses)}</td><td>{traces or NO_VALUE}</td>"
             f"<td>{_e(group.example_message or '')}</td>"
             f'<td class="n">{group.first_s:.2f} s – {group.last_s:.2f} s</td></tr>'
@@ -299,7 +333,17 @@ def _smoke_checks(results: SmokeResults) -> str:
         + "</tr>"
         for c in results.checks
     ]
-    headers = ("check", "request", "status", "expected", "latency ms", "verdict", "error kind", "trace id", "message")
+    headers = (
+        "check",
+        "request",
+        "status",
+        "expected",
+        "latency ms",
+        "verdict",
+        "error kind",
+        "trace id",
+        "message",
+    )
     return "<h3>Smoke checks</h3>" + _table(headers, rows)
 
 
@@ -372,6 +416,6 @@ def render_html_report(report: ReportInput) -> str:
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>loadkit report</title><style>{_STYLE}</style>{head_css}{head_js}</head><body>"
-        f"<h1>loadkit report</h1><p class=\"muted\">generated {_e(generated)} by loadkit "
+        f'<h1>loadkit report</h1><p class="muted">generated {_e(generated)} by loadkit '
         f"{_e(report.version)}</p>{''.join(body)}{script}</body></html>\n"
     )

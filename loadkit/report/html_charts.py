@@ -19,18 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from bokeh.layouts import column
-from bokeh.models import (
-    BoxAnnotation,
-    ColumnDataSource,
-    CustomJS,
-    FixedTicker,
-    HoverTool,
-    Label,
-    Range1d,
-    Select,
-    Span,
-)
+from bokeh.models import ColumnDataSource, CustomJS, FixedTicker, HoverTool, Range1d
+from bokeh.models.annotations import BoxAnnotation, Label, Span
 from bokeh.models.layouts import LayoutDOM
+from bokeh.models.renderers import DataRenderer
+from bokeh.models.widgets import Select
 from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
 
@@ -61,6 +54,7 @@ LATENCY_LINES = (
 )
 STALL_COLOR = "#d62728"
 STAGE_COLOR = "#2ca02c"
+SERVICE_COLOR = "#9467bd"
 
 Traffic = LoadResults | SmokeResults
 
@@ -125,6 +119,28 @@ def latency_chart(
             ],
         )
     )
+    service = results.service_time_ms
+    if open_model and service is not None:
+        # Service time (from the send) is kept for the whole run, not per second: drawn as the
+        # run's figures, so that the gap to the response time shows the generator's queueing.
+        for value, label in ((service.p50, "P50"), (service.p95, "P95")):
+            if value is None:
+                continue
+            plot.add_layout(
+                Span(
+                    location=value, dimension="width", line_color=SERVICE_COLOR, line_dash="dotted"
+                )
+            )
+            plot.add_layout(
+                Label(
+                    x=0,
+                    y=value,
+                    x_offset=4,
+                    text=f"service time {label} (whole run) {value:,.1f} ms",
+                    text_color=SERVICE_COLOR,
+                    text_font_size="11px",
+                )
+            )
     stall = results.longest_stall
     if stall is not None:
         plot.add_layout(
@@ -260,7 +276,7 @@ def distribution_chart(results: Traffic, baseline: Traffic | None = None) -> Lay
         width=CHART_WIDTH,
         height=DISTRIBUTION_HEIGHT,
         x_axis_type="log",
-        x_range=Range1d(1.0, DISTRIBUTION_TOP),
+        x_range=Range1d(start=1.0, end=DISTRIBUTION_TOP),
         tools="box_zoom,wheel_zoom,pan,reset,save",
         x_axis_label="percentile",
         y_axis_label="ms",
@@ -271,7 +287,7 @@ def distribution_chart(results: Traffic, baseline: Traffic | None = None) -> Lay
     current = _histograms(results)
     before = _histograms(baseline) if baseline is not None else {}
     lines: dict[str, list[Any]] = {}
-    hovered = []
+    hovered: list[DataRenderer] = []
     for index, (name, histogram) in enumerate(current.items()):
         visible = index == 0
         line = plot.line(
@@ -309,7 +325,8 @@ def distribution_chart(results: Traffic, baseline: Traffic | None = None) -> Lay
         )
     )
     plot.legend.location = "top_left"
-    select = Select(title="endpoint", value=ALL_ENDPOINTS, options=list(current), width=420)
+    options: list[str | None] = list(current)
+    select = Select(title="endpoint", value=ALL_ENDPOINTS, options=options, width=420)
     select.js_on_change(
         "value",
         CustomJS(
@@ -326,7 +343,7 @@ def run_charts(
 ) -> RunCharts:
     """The four charts of one run (the time charts zoom together)."""
     last = max((s.t_s for s in seconds), default=0) + 1
-    x_range = Range1d(0, max(last, results.duration_s + (_span_start(results) or 0.0)))
+    x_range = Range1d(start=0, end=max(last, results.duration_s + (_span_start(results) or 0.0)))
     charts: Mapping[str, LayoutDOM] = {
         "latency": latency_chart(results, seconds, x_range),
         "throughput": throughput_chart(seconds, x_range),

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from loadkit import __version__
 from loadkit.config import load_config
 from loadkit.exceptions import InputError
 from loadkit.files import write_output
@@ -37,12 +37,19 @@ class LoadedReport:
     results: tuple[Sourced, ...]
     gate: GateReport | None
     baselines: tuple[Sourced, ...]
+    note: str | None = None
+    """What to say about the baselines (``[baseline] path`` not there yet)."""
 
 
 def load_report(
-    results: Sequence[Path], *, config: Path | None = None, baseline: Sequence[Path] = ()
+    results: Sequence[Path],
+    *,
+    config: Path | None = None,
+    baseline: Sequence[Path] = (),
+    force_baseline: bool = False,
 ) -> LoadedReport:
-    """Read ``results`` (at least one), and with ``config`` judge them as the gate does.
+    """Read ``results`` (at least one), and with ``config`` judge them as the gate does
+    (``force_baseline``: compare with a baseline of another load, as ``--force-baseline``).
 
     Raises ``InputError`` for a results or baseline file that cannot be read, ``ConfigError`` for
     a bad acceptance file or an incomparable baseline (what ``loadkit gate`` raises too).
@@ -54,7 +61,7 @@ def load_report(
         baselines = tuple((str(path), read_results(path)) for path in baseline)
         return LoadedReport(results=loaded, gate=None, baselines=baselines)
     settings = load_config(config)
-    chosen = read_baselines(list(baseline) or None, settings, config)
+    chosen = read_baselines(list(baseline) or None, settings, config, force=force_baseline)
     gate = evaluate_gate(
         settings.criteria,
         settings.regressions,
@@ -62,7 +69,7 @@ def load_report(
         baselines=chosen.files,
         force_baseline=chosen.force,
     )
-    return LoadedReport(results=loaded, gate=gate, baselines=chosen.files)
+    return LoadedReport(results=loaded, gate=gate, baselines=chosen.files, note=chosen.note)
 
 
 def render_report(report: LoadedReport, *, now: datetime | None = None) -> str:
@@ -71,11 +78,18 @@ def render_report(report: LoadedReport, *, now: datetime | None = None) -> str:
         ReportInput(
             results=report.results,
             gate=report.gate,
-            version=__version__,
+            version=_loadkit_version(),
             generated_at=now or datetime.now(tz=UTC),
             baselines=report.baselines,
         )
     )
+
+
+def _loadkit_version() -> str:
+    try:
+        return version("loadkit")
+    except PackageNotFoundError:  # a source tree never installed
+        return "unknown"
 
 
 def write_html_report(
