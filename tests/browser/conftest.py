@@ -6,7 +6,8 @@ browser serves the whole session; each test gets a fresh context (no cookies or 
 and a page (``page``) that records what the tests assert on (``recorded_page``): console errors,
 uncaught page errors and every request the page made. Requests that would leave the machine are
 aborted as well as recorded, so a test never reaches the internet, and the report's "works
-offline" is checked, not assumed.
+offline" is checked, not assumed. (Chromium asks no ``/favicon.ico`` in a routed context, so a
+page served over HTTP without an icon of its own is not caught by that here.)
 
 Where Chromium is missing the browser tests are skipped with the reason, except when ``CI`` is
 set: there a missing browser fails them (like ``ENGINES_TEST_REQUIRE_POSTGRES``), so that CI never
