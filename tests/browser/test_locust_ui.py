@@ -116,7 +116,8 @@ def test_a_test_run_from_the_page_shows_its_results_files_figures_and_links_its_
         ("overloaded", ("503",)),
         ("database_error", ("500",)),
     }
-    assert abs(results.totals.errors - results.totals.requests / 4) <= 2
+    # One in four, give or take the requests in flight at the stop and the launcher's preflight.
+    assert abs(results.totals.errors - results.totals.requests / 4) <= 3
 
     expected_latency = [
         latency_cells(e.name, e.requests, e.errors, e.latency_ms) for e in results.endpoints
