@@ -70,7 +70,7 @@ td.n{text-align:right}th{background:#f5f6f8}
 .passed{background:#e7f6ec;color:#17632f}.failed{background:#fdeaea;color:#9b1c1c}
 .invalid{background:#fff4e0;color:#8a5300}.none{background:#eef1f5;color:#3b4556}
 tr.failed td{background:#fdf3f3}tr.invalid td{background:#fffaf0}
-.evidence{margin:6px 0 14px 18px}.muted{color:#667085}
+.evidence{margin:4px 0 8px 4px}summary{cursor:pointer}.muted{color:#667085}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;margin:6px 0}
 dt{color:#667085}dd{margin:0}code{font-size:12.5px}
 """
@@ -153,7 +153,11 @@ def _verdict_section(gate: GateReport | None) -> str:
 
 
 def _evidence(label: str, reason: str, tables: Sequence[Any]) -> str:
-    parts = [f'<div class="evidence"><h3>✗ {_e(label)}: {_e(reason)}</h3>']
+    # Folded (one click): the charts stay near the top of the page, as in the terminal's order.
+    parts = [
+        f'<details class="evidence" data-evidence><summary><b>✗ {_e(label)}</b>: {_e(reason)} '
+        '<span class="muted">(evidence)</span></summary>'
+    ]
     for table in tables:
         parts.append(f"<div>{_e(table.title)}:</div>")
         rows = [
@@ -165,7 +169,7 @@ def _evidence(label: str, reason: str, tables: Sequence[Any]) -> str:
         )
         if table.omitted:
             parts.append(f'<p class="muted">… and {table.omitted} more</p>')
-    parts.append("</div>")
+    parts.append("</details>")
     return "".join(parts)
 
 
