@@ -862,7 +862,8 @@ def ui(
         int, typer.Option(min=1, max=MAX_PORT, help=f"Port of the web UI on {LOOPBACK}.")
     ] = DEFAULT_WEB_PORT,
     results_dir: Annotated[
-        Path, typer.Option(help="Each test started from the UI writes its results here.")
+        Path,
+        typer.Option(help="Each test started from the UI writes its results and HTML report here."),
     ] = DEFAULT_UI_DIR,
     config: Annotated[
         Path | None,
@@ -883,7 +884,8 @@ def ui(
 ) -> None:
     """Serve the Locust web UI on 127.0.0.1 with loadkit's exact measurement loaded.
 
-    Every test you start from the UI writes a loadkit results file when it stops. Ctrl-C ends.
+    Every test you start from the UI writes a loadkit results file when it stops, and its HTML
+    report beside it (linked in the UI's "Download data" tab). Ctrl-C ends.
 
     Everything after `--` goes to Locust as it is (tags, the locustfile's own arguments, user
     class names); options loadkit sets itself are refused. Locust's configuration files and

@@ -423,6 +423,9 @@ def render_html_report(report: ReportInput) -> str:
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        # An icon of its own: served over HTTP (loadkit ui's link), a browser would otherwise
+        # ask the server for /favicon.ico, a request and, answered 404, a console error.
+        '<link rel="icon" href="data:,">'
         f"<title>loadkit report</title><style>{_STYLE}</style>{head_css}{head_js}</head><body>"
         f'<h1>loadkit report</h1><p class="muted">generated {_e(generated)} by loadkit '
         f"{_e(report.version)}</p>{''.join(body)}{script}</body></html>\n"

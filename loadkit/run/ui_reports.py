@@ -26,6 +26,12 @@ WriteReport = Callable[[Path, Path], object]
 """Renders the results file (first argument) into the HTML file (second)."""
 
 
+def prepare_ui_report() -> None:
+    """Import the report's renderer (its charting library takes over a second to import here):
+    done as the UI starts, so that a report is ready as soon as a test stops."""
+    import loadkit.run.report  # noqa: F401
+
+
 def write_ui_report(results: Path, html: Path) -> Path:
     """The HTML report of one results file of the web UI (no criteria: the UI gates nothing)."""
     from loadkit.run.report import write_html_report
@@ -42,12 +48,15 @@ class UiReportWriter:
         *,
         announce: Callable[[str], None] | None = None,
         write: WriteReport = write_ui_report,
+        prepare: Callable[[], None] = prepare_ui_report,
         poll_s: float = POLL_S,
     ) -> None:
-        """Files already in ``folder`` (earlier sessions') are left alone."""
+        """Files already in ``folder`` (earlier sessions') are left alone. ``prepare`` runs
+        once, first thing on the watching thread."""
         self.folder = folder
         self.announce = announce
         self.write = write
+        self.prepare = prepare
         self.poll_s = poll_s
         self.done: set[Path] = set(self._results_files())
         self.written: list[Path] = []
@@ -68,7 +77,7 @@ class UiReportWriter:
             html = html_report_path(results)
             try:
                 self.write(results, html)
-            except (LoadkitError, OSError, ValueError) as exc:
+            except (LoadkitError, OSError, ValueError, ImportError) as exc:
                 self._say(f"loadkit: cannot write the HTML report of {results}: {exc}")
                 continue
             written.append(html)
@@ -81,6 +90,10 @@ class UiReportWriter:
             self.announce(line)
 
     def _watch(self) -> None:
+        try:
+            self.prepare()
+        except ImportError as exc:  # said here; each report that cannot be written says so too
+            self._say(f"loadkit: HTML reports cannot be written: {exc}")
         while not self._stop.wait(self.poll_s):
             self.sweep()
 

@@ -3,9 +3,11 @@
 Playwright's own browser download is not used: the system's ``chromium`` (Debian package, which
 ``.ci/run`` installs when missing) is launched by path. Starting it costs about a second, so one
 browser serves the whole session; each test gets a fresh context (no cookies or storage shared)
-and a page that records what the tests assert on: console errors, uncaught page errors and every
-request the page made. Requests that would leave the machine are aborted as well as recorded, so
-a test never reaches the internet, and the report's "works offline" is checked, not assumed.
+and a page (``page``) that records what the tests assert on (``recorded_page``): console errors,
+uncaught page errors and every request the page made. Requests that would leave the machine are
+aborted as well as recorded, so a test never reaches the internet, and the report's "works
+offline" is checked, not assumed. (Chromium asks no ``/favicon.ico`` in a routed context, so a
+page served over HTTP without an icon of its own is not caught by that here.)
 
 Where Chromium is missing the browser tests are skipped with the reason, except when ``CI`` is
 set: there a missing browser fails them (like ``ENGINES_TEST_REQUIRE_POSTGRES``), so that CI never
@@ -157,3 +159,10 @@ def recorded_page(browser: Browser) -> Iterator[RecordedPage]:
         # The browser may have gone away with the test that failed.
         with contextlib.suppress(PlaywrightError):
             context.close()
+
+
+@pytest.fixture
+def page(recorded_page: RecordedPage) -> Page:
+    """The recorded page itself, for tests that drive it (its records: ``recorded_page``, the
+    same page when a test asks for both)."""
+    return recorded_page.page

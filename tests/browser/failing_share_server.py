@@ -3,7 +3,8 @@
 The n-th request (counting from 1) fails when n is a multiple of ``fail_every``, answering in
 the bundled service's error envelope (``{"error": {"kind", "message", "trace_id"}}``) with the
 kinds of ``failures`` in turn; every other request is a 200. So the share failing is known
-(1 / ``fail_every``), and the errors by kind are too.
+(1 / ``fail_every``), and the errors by kind are too. Each answer waits ``hold_s`` first, so
+that users with no wait time of their own make a light load.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import contextlib
 import itertools
 import json
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,6 +27,7 @@ class FailingShareServer(ThreadingHTTPServer):
 
     daemon_threads = True
     fail_every = 4
+    hold_s = 0.0
     failures: tuple[tuple[int, str], ...] = DEFAULT_FAILURES
 
     def __init__(self, address: tuple[str, int]) -> None:
@@ -36,6 +39,9 @@ class FailingShareServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes: without TCP_NODELAY the body waits for the
+    # client's delayed ACK (40 ms), a delay of the server's, not of the test's making.
+    disable_nagle_algorithm = True
     server: FailingShareServer
 
     def do_GET(self) -> None:
@@ -46,6 +52,8 @@ class _Handler(BaseHTTPRequestHandler):
             if fails:
                 status, kind = server.failures[server.failed % len(server.failures)]
                 server.failed += 1
+        if server.hold_s:
+            time.sleep(server.hold_s)
         trace_id = uuid.uuid4().hex
         if fails:
             error = {"kind": kind, "message": f"failure {n}", "trace_id": trace_id}
@@ -65,11 +73,14 @@ class _Handler(BaseHTTPRequestHandler):
 
 @contextlib.contextmanager
 def failing_share_server(
-    *, fail_every: int = 4, failures: tuple[tuple[int, str], ...] = DEFAULT_FAILURES
+    *,
+    fail_every: int = 4,
+    failures: tuple[tuple[int, str], ...] = DEFAULT_FAILURES,
+    hold_s: float = 0.0,
 ) -> Iterator[tuple[str, FailingShareServer]]:
     """Serve on a free loopback port until the context exits; yields (base URL, server)."""
     server = FailingShareServer(("127.0.0.1", 0))
-    server.fail_every, server.failures = fail_every, failures
+    server.fail_every, server.failures, server.hold_s = fail_every, failures, hold_s
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     thread.start()
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Page
 
 from tests.browser.conftest import RecordedPage, is_local
 
@@ -47,8 +48,9 @@ def test_the_page_records_console_errors_and_requests_and_blocks_the_network(
 
 
 def test_a_self_contained_page_passes_every_check(
-    recorded_page: RecordedPage, tmp_path: Path
+    page: Page, recorded_page: RecordedPage, tmp_path: Path
 ) -> None:
+    assert page is recorded_page.page
     page_file = tmp_path / "page.html"
     page_file.write_text(
         "<!doctype html><html><body><p id='figure'>1041.4</p>"
