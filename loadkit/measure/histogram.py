@@ -135,6 +135,11 @@ class LatencyHistogram:
             pending.clear()
         return self._hist
 
+    def as_hdr(self) -> HdrHistogram:
+        """The HdrHistogram itself, every value in it, for hdrh's own readers (its percentile
+        iterator, the ``.hgrm`` writer); read it, never record into it."""
+        return self._synced()
+
     def clone(self) -> LatencyHistogram:
         """A histogram holding the same values (exact; this one is left as it is)."""
         twin = LatencyHistogram()

@@ -170,11 +170,15 @@ class LatencyRecorder:
         t = int(end - self.start)
         second = self._timeline.open
         if second is None or t != second.t or t < 0:
-            self._add_to_new_second(end, latency_us, failed)
+            self._add_to_new_second(end, latency_us, error_kind)
         else:
             second.completions += 1
             if failed:
+                # Failures only: the kind by second is what the report's errors chart stacks.
                 second.errors += 1
+                kinds = second.error_kinds
+                kind = str(error_kind)
+                kinds[kind] = kinds.get(kind, 0) + 1
             second.histogram.record_us(latency_us)
         # In flight from the send (the service time), not from the due time: an open-model
         # request waiting for a free user is not yet in flight.
@@ -249,12 +253,12 @@ class LatencyRecorder:
         updating them; every share and the results read them as they are then)."""
         self._schedule = stats
 
-    def _add_to_new_second(self, end: float, latency_us: float, failed: bool) -> None:
+    def _add_to_new_second(self, end: float, latency_us: float, error_kind: str | None) -> None:
         # This process recorded requests: noted here, off the hot path, which is enough because
         # the first record after the start and after every drain (which closes the open second)
         # comes this way.
         self._stalls.sources.add(self.source)
-        self._timeline.add(end, latency_us, failed)
+        self._timeline.add(end, latency_us, None if error_kind is None else str(error_kind))
 
     def finish(self, *, end: float, in_flight: int = 0) -> None:
         """Close the run at ``end``; with requests still in flight, the silence since the last
@@ -445,7 +449,11 @@ class LatencyRecorder:
             ],
             seconds=[
                 SecondShare(
-                    t=t, completions=s.completions, errors=s.errors, histograms=s.histograms
+                    t=t,
+                    completions=s.completions,
+                    errors=s.errors,
+                    histograms=s.histograms,
+                    error_kinds=s.error_kinds,
                 )
                 for t, s in (self._timeline.closed_seconds() if timeline else {}).items()
             ],
@@ -511,7 +519,13 @@ class LatencyRecorder:
             # Seconds are counted from each share's own start; shift onto this recorder's.
             t = max(int(second.t + start_shift), 0)
             self._timeline.merge_second(
-                t, ClosedSecond(second.completions, second.errors, list(second.histograms))
+                t,
+                ClosedSecond(
+                    second.completions,
+                    second.errors,
+                    list(second.histograms),
+                    dict(second.error_kinds),
+                ),
             )
         self._stalls.merge(quiet=share.quiet, stalled=share.stalled, sources=share.sources)
         if share.end is not None:

@@ -298,7 +298,7 @@ class ErrorGroup(_Model):
 class TimelinePoint(_Model, _OmitsEmptyOptionals):
     """One second of the run: what completed in it."""
 
-    OMITTED_WHEN_NONE: ClassVar[frozenset[str]] = frozenset({"histogram"})
+    OMITTED_WHEN_NONE: ClassVar[frozenset[str]] = frozenset({"histogram", "errors_by_kind"})
 
     t_s: int = Field(ge=0, description="seconds since the run's start")
     completions: int = Field(ge=0)
@@ -311,6 +311,11 @@ class TimelinePoint(_Model, _OmitsEmptyOptionals):
         "absent in seconds with no completion, in files written before windows, and past the "
         "writer's size bound (TIMELINE_HISTOGRAM_BUDGET_BYTES)",
     )
+    errors_by_kind: dict[str, Annotated[int, Field(ge=1)]] | None = Field(
+        default=None,
+        description="optional: this second's errors by kind (they add up to errors), what the "
+        "HTML report stacks; absent in seconds without errors and in files written before it",
+    )
 
     @model_validator(mode="after")
     def _counts_agree(self) -> TimelinePoint:
@@ -318,6 +323,11 @@ class TimelinePoint(_Model, _OmitsEmptyOptionals):
             raise ValueError(
                 f"second {self.t_s}: histogram count ({self.histogram.count}) != completions "
                 f"({self.completions})"
+            )
+        if self.errors_by_kind is not None and sum(self.errors_by_kind.values()) != self.errors:
+            raise ValueError(
+                f"second {self.t_s}: errors_by_kind adds up to "
+                f"{sum(self.errors_by_kind.values())}, not errors ({self.errors})"
             )
         return self
 

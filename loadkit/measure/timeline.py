@@ -1,9 +1,10 @@
-"""The per-second timeline of a run: completions, errors and the P95 of each second.
+"""The per-second timeline of a run: completions, errors (by kind) and the P95 of each second.
 
 Seconds are counted from the run's start. The second that is still filling (the *open* second)
 keeps a live histogram; when a later second begins (or on ``close_open_second``) it is encoded
 and kept with the closed ones, so memory stays small: an encoded second is a few hundred bytes.
-Seconds of several processes merge by adding (a second may hold several encoded histograms).
+Seconds of several processes merge by adding (a second may hold several encoded histograms,
+and its errors by kind add up key by key).
 
 Pure: times are seconds on the run clock (``RunClock``), latencies integer-ready microseconds.
 """
@@ -28,6 +29,8 @@ class OpenSecond:
     completions: int = 0
     errors: int = 0
     histogram: LatencyHistogram = field(default_factory=LatencyHistogram)
+    error_kinds: dict[str, int] = field(default_factory=dict)
+    """Errors by kind (touched on failures only: a success costs what it did before)."""
 
 
 @dataclass(slots=True)
@@ -37,6 +40,7 @@ class ClosedSecond:
     completions: int = 0
     errors: int = 0
     histograms: list[EncodedHistogram] = field(default_factory=list)
+    error_kinds: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -61,8 +65,9 @@ class Timeline:
         self._seconds: dict[int, ClosedSecond] = {}
         self._last_closed: SecondStats | None = None
 
-    def add(self, end: float, latency_us: float, failed: bool) -> None:
-        """Count a completion at ``end`` (the slow path: a new second, or out of order)."""
+    def add(self, end: float, latency_us: float, error_kind: str | None) -> None:
+        """Count a completion at ``end``, failed when ``error_kind`` is not None (the slow
+        path: a new second, or out of order)."""
         t = max(int(end - self.start), 0)
         second = self.open
         if second is None:
@@ -73,8 +78,9 @@ class Timeline:
         # A completion stamped before the open second (out of order) is counted in the open one:
         # requests complete in time order within one process, so this only absorbs clock jitter.
         second.completions += 1
-        if failed:
+        if error_kind is not None:
             second.errors += 1
+            second.error_kinds[error_kind] = second.error_kinds.get(error_kind, 0) + 1
         second.histogram.record_us(latency_us)
 
     def close_open_second(self) -> None:
@@ -91,7 +97,12 @@ class Timeline:
         )
         self.merge_second(
             second.t,
-            ClosedSecond(second.completions, second.errors, [second.histogram.encode()]),
+            ClosedSecond(
+                second.completions,
+                second.errors,
+                [second.histogram.encode()],
+                dict(second.error_kinds),
+            ),
         )
 
     def merge_second(self, t: int, second: ClosedSecond) -> None:
@@ -103,6 +114,7 @@ class Timeline:
         target.completions += second.completions
         target.errors += second.errors
         target.histograms.extend(second.histograms)
+        _add_kinds(target.error_kinds, second.error_kinds)
 
     @property
     def last_closed(self) -> SecondStats | None:
@@ -112,7 +124,7 @@ class Timeline:
     def closed_seconds(self) -> dict[int, ClosedSecond]:
         """Every second as closed data, the open one included as if closed now (a copy)."""
         seconds = {
-            t: ClosedSecond(s.completions, s.errors, list(s.histograms))
+            t: ClosedSecond(s.completions, s.errors, list(s.histograms), dict(s.error_kinds))
             for t, s in self._seconds.items()
         }
         second = self.open
@@ -121,6 +133,7 @@ class Timeline:
             entry.completions += second.completions
             entry.errors += second.errors
             entry.histograms.append(second.histogram.encode())
+            _add_kinds(entry.error_kinds, second.error_kinds)
         return seconds
 
     def points(self, *, duration_s: float | None) -> list[TimelinePoint]:
@@ -138,14 +151,17 @@ class Timeline:
             closed = self._seconds.get(t)
             histogram = LatencyHistogram()
             completions = errors = 0
+            kinds: dict[str, int] = {}
             if closed is not None:
                 completions, errors = closed.completions, closed.errors
                 for encoded in closed.histograms:
                     histogram.add(LatencyHistogram.decode(encoded))
+                _add_kinds(kinds, closed.error_kinds)
             if open_second is not None and open_second.t == t:
                 completions += open_second.completions
                 errors += open_second.errors
                 histogram.add(open_second.histogram)
+                _add_kinds(kinds, open_second.error_kinds)
             if completions == 0:
                 points.append(TimelinePoint(t_s=t, completions=0, errors=0, p95_ms=None))
                 continue
@@ -159,6 +175,7 @@ class Timeline:
                     errors=errors,
                     p95_ms=us_to_ms(p95),
                     histogram=encoded if budget >= 0 else None,
+                    errors_by_kind=dict(sorted(kinds.items())) if errors else None,
                 )
             )
         return points
@@ -167,3 +184,9 @@ class Timeline:
         """Forget the closed seconds (shipped elsewhere); the open second and ``last_closed``
         stay."""
         self._seconds = {}
+
+
+def _add_kinds(into: dict[str, int], kinds: dict[str, int]) -> None:
+    """Add errors by kind into ``into`` (merging seconds is adding, key by key)."""
+    for kind, count in kinds.items():
+        into[kind] = into.get(kind, 0) + count

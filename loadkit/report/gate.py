@@ -181,6 +181,30 @@ def _criterion(verdict: Verdict) -> str:
     return text
 
 
+def verdict_cells(verdict: Verdict) -> tuple[str, str, str, str, str]:
+    """One verdict's cells as the terminal table shows them: criterion, threshold, measured,
+    margin and the verdict's word (PASS, FAIL, INVALID, not evaluated)."""
+    return (
+        _criterion(verdict),
+        _threshold(verdict),
+        _measured(verdict),
+        _margin(verdict),
+        _STATUS_TEXT[verdict.status],
+    )
+
+
+def regression_cells(verdict: RegressionVerdict) -> list[str]:
+    """One regression criterion's cells as the terminal table shows them
+    (``REGRESSION_HEADERS``)."""
+    return regression_row(verdict, _STATUS_TEXT[verdict.status])
+
+
+def gate_notes(report: GateReport) -> list[str]:
+    """What the terminal prints as notes under the verdict (ungated runs, criteria not
+    evaluated and why, baselines compared although they differ)."""
+    return list(report.baseline_notes) + _notes(report)
+
+
 def _several_of_a_kind(report: GateReport) -> bool:
     # Only then does a criterion have several verdicts, which the results file tells apart.
     kinds = [run.kind for run in report.runs]

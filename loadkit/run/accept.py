@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,6 +60,7 @@ LOAD_FILE = "load.json"
 MARKDOWN_FILE = "gate.md"
 JUNIT_FILE = "junit.xml"
 VERDICT_FILE = "verdict.json"
+HTML_FILE = "report.html"
 SERVICE_DIR = "service"
 SPANS_FILE = "spans.jsonl"
 SPAN_CLOCK_SLACK_S = 0.01
@@ -237,6 +238,18 @@ def _run_stages(
         if spans is not None and wants_time_breakdowns(report):
             report, traced = _explained_by_spans(report, spans, results)
         artifacts = _write_gate_reports(report, folder)
+        artifacts.append(
+            _write_html_report(
+                report,
+                folder,
+                [
+                    (str(folder / LOCK_AUDIT_FILE), audit),
+                    (str(folder / SMOKE_FILE), smoke),
+                    (str(folder / LOAD_FILE), results),
+                ],
+                baselines,
+            )
+        )
         step.done(report.outcome.upper() + traced)
     all_files = (
         folder / LOCK_AUDIT_FILE,
@@ -439,6 +452,21 @@ def _write_gate_reports(report: GateReport, folder: Path) -> list[Path]:
         json=folder / VERDICT_FILE,
         from_options=False,
     )
+
+
+def _write_html_report(
+    report: GateReport,
+    folder: Path,
+    results: Sequence[tuple[str, LockAuditResults | SmokeResults | LoadResults]],
+    baselines: Baselines,
+) -> Path:
+    """``report.html``: the charts and tables of the three runs under the verdict just given
+    (the one the gate reports say, its time breakdowns included)."""
+    from loadkit.files import write_file
+    from loadkit.run.report import LoadedReport, render_report
+
+    loaded = LoadedReport(results=tuple(results), gate=report, baselines=baselines.files)
+    return write_file(folder / HTML_FILE, render_report(loaded).encode())
 
 
 def _write_gate_error_reports(message: str, folder: Path) -> list[Path]:
