@@ -705,6 +705,7 @@ def load(
                         else None
                     ),
                     abort_on=abort_on,
+                    scenario=spec,
                 )
             else:
                 results = run_load(
