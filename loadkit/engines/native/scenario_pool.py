@@ -10,8 +10,10 @@ the iteration is over the user is free again and the model is told.
 
 Users: one per slot, made at the start: the closed model's ``concurrency`` connections, the open
 model's ``max_in_flight`` (this process's share of either). A request in flight always has its
-user, so a slot is free exactly when a user is. ``run_setup`` sends every user's setup at once,
-before an open run's timetable starts (as Locust's users run their ``on_start`` before it).
+user, so a slot is free exactly when a user is; the user free the longest takes the next
+iteration (so every user gets its turn, as on the Locust path, even at a low rate).
+``run_setup`` sends every user's setup at once, before an open run's timetable starts (as
+Locust's users run their ``on_start`` before it).
 
 A response whose status is one of the request's statuses (and whose values to save are in its
 body) passes, whatever the status (a 404 that was expected counts as ok); any other is failed and
@@ -26,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import random
 import ssl
+from collections import deque
 from time import perf_counter
 from typing import cast
 
@@ -72,8 +75,9 @@ class ScenarioPool(Pool):
         self.scenario = scenario
         chooser = random.Random()  # seeded from os.urandom
         self.users = [ScenarioUser(scenario, chooser) for _ in range(users)]
-        self.free = list(reversed(self.users))
-        """Users with no iteration running; the last freed is taken first."""
+        self.free = deque(self.users)
+        """Users with no iteration running; the longest free is taken first (as on the Locust
+        path, where the user that freed first takes the earliest iteration)."""
         self.ids = TraceIds()
         self.halted = False
         """The load is over: an iteration in flight sends no further step."""
@@ -100,7 +104,7 @@ class ScenarioPool(Pool):
 
     def send(self, due: float, now: float) -> None:
         """Start an iteration of a free user at ``now``, timed from ``due``."""
-        user = self.free.pop()
+        user = self.free.popleft()
         self._start(user, user.first(), due, now)
 
     def _start(self, user: ScenarioUser, call: ScenarioCall, due: float, now: float) -> None:
