@@ -104,7 +104,7 @@ def test_every_request_is_sent_as_the_locust_path_prepares_it(index: int) -> Non
     user = ScenarioUser(native, random.Random(1))
     user.values |= values.saved
 
-    method, target, headers, body = _parse(ours.template.render(user.values, IDS).payload)
+    method, target, headers, body = _parse(ours.template.render(user.values, IDS)[0])
     sent = prepare(theirs, values)
     assert (method, unquote(target)) == (sent.method, unquote(sent.path))
     assert headers.pop("Host") == HOST and headers.pop("User-Agent") == "loadkit-native"
@@ -123,26 +123,26 @@ def test_every_request_is_sent_as_the_locust_path_prepares_it(index: int) -> Non
 def test_constant_parts_are_encoded_once_and_only_the_ids_change() -> None:
     scenario = _compiled()
     catalogue = scenario.requests[2]
-    first = catalogue.template.render({}, IDS)
-    second = catalogue.template.render({}, IDS[::-1])
-    assert first.payload.replace(IDS[:32], b"").replace(IDS[32:], b"") == second.payload.replace(
+    first, at = catalogue.template.render({}, IDS)
+    second, _ = catalogue.template.render({}, IDS[::-1])
+    assert first.replace(IDS[:32], b"").replace(IDS[32:], b"") == second.replace(
         IDS[::-1][:32], b""
     ).replace(IDS[::-1][32:], b"")
     # The path already has a query: the scenario's query follows it with '&'.
-    assert first.payload.startswith(b"GET /catalogue?lang=en&q=x HTTP/1.1\r\n")
-    assert first.payload[first.trace_at : first.trace_at + 32] == IDS[:32]
+    assert first.startswith(b"GET /catalogue?lang=en&q=x HTTP/1.1\r\n")
+    assert first[at : at + 32] == IDS[:32]
     # Secrets are read once and folded in; they never need a value of the user's.
     sign_in = scenario.setup[0]
     assert sign_in.needs == frozenset()
-    assert b"secret=p%26ss+w%C3%B6rd" in sign_in.template.render({}, IDS).payload
+    assert b"secret=p%26ss+w%C3%B6rd" in sign_in.template.render({}, IDS)[0]
 
 
 def test_another_trace_header_carries_the_trace_id_alone() -> None:
     scenario = _compiled(trace_header="X-Request-Id")
-    rendered = scenario.requests[1].template.render(SAVED, IDS)
-    _, _, headers, _ = _parse(rendered.payload)
+    payload, at = scenario.requests[1].template.render(SAVED, IDS)
+    _, _, headers, _ = _parse(payload)
     assert headers["X-Request-Id"] == IDS[:32].decode() and "traceparent" not in headers
-    assert rendered.payload[rendered.trace_at : rendered.trace_at + 32] == IDS[:32]
+    assert payload[at : at + 32] == IDS[:32]
 
 
 def test_fresh_values_are_new_at_each_request() -> None:
@@ -156,7 +156,7 @@ expect_status = 201
 """
     call = compile_scenario(_description(toml, {}), {}, host=HOST).requests[0]
     assert call.needs == frozenset()
-    bodies = {call.template.render({}, IDS).payload for _ in range(3)}
+    bodies = {call.template.render({}, IDS)[0] for _ in range(3)}
     assert len(bodies) == 3
 
 

@@ -164,12 +164,9 @@ def _scalar(value: Any, secrets: Mapping[str, str]) -> Text:
     return Text((str(value),))
 
 
-@dataclass(frozen=True)
-class Rendered:
-    """One request's bytes and where its trace id starts in them."""
-
-    payload: bytes
-    trace_at: int
+Rendered = tuple[bytes, int]
+"""One request's bytes, and where its trace id starts in them (a plain tuple: one is made for
+every request)."""
 
 
 class RequestTemplate:
@@ -251,11 +248,12 @@ class RequestTemplate:
         # The request line when constant (its path and query have no {name}).
         line = self._line({}) if self._line_constant() else None
         self._fixed_head = (line + self._constant_headers) if line is not None else None
+        self._constant: tuple[bytes, bytes, int] | None = None
+        """A request with no ``{name}`` at all: its head up to the ids, what follows them (the
+        body too), and the ids' offset; only the ids are new for each request."""
         if self._fixed_head is not None and not self._headers and self._body is not None:
-            self._fixed_head += self._trace
-            self._all_constant = True
-        else:
-            self._all_constant = False
+            head = self._fixed_head + self._trace
+            self._constant = (head, self._after_ids + self._body, len(head))
 
     @property
     def names(self) -> frozenset[str]:
@@ -294,10 +292,12 @@ class RequestTemplate:
         """The request for a user with ``values``, carrying the trace ids ``ids`` (48 hex
         digits: a 32-digit trace id, then a 16-digit parent id). ``UnsendableValue`` when a value
         cannot go where its template puts it."""
-        if self._all_constant:
-            head = self._fixed_head
-            assert head is not None and self._body is not None
-            return Rendered(self._with_ids(head, ids, self._body), len(head))
+        constant = self._constant
+        if constant is not None:
+            head, tail, at = constant
+            if self.w3c:
+                return b"".join((head, ids[:32], b"-", ids[32:48], tail)), at
+            return b"".join((head, ids[:32], tail)), at
         parts = [self._fixed_head or self._line(values) + self._constant_headers]
         for prefix, name, text in self._headers:
             value = text.fill(values)
@@ -311,7 +311,7 @@ class RequestTemplate:
             parts.append(b"Content-Length: %d\r\n" % len(body))
         parts.append(self._trace)
         head = b"".join(parts)
-        return Rendered(self._with_ids(head, ids, body), len(head))
+        return self._with_ids(head, ids, body), len(head)
 
     def _with_ids(self, head: bytes, ids: bytes, body: bytes) -> bytes:
         if self.w3c:

@@ -30,7 +30,6 @@ import random
 import ssl
 from collections import deque
 from time import perf_counter
-from typing import cast
 
 from loadkit.engines.native.connection import Connection
 from loadkit.engines.native.pool import DEFAULT_TIMEOUT_S, Pool
@@ -110,7 +109,7 @@ class ScenarioPool(Pool):
     def _start(self, user: ScenarioUser, call: ScenarioCall, due: float, now: float) -> None:
         self.in_flight += 1
         try:
-            rendered = call.template.render(user.values, self.ids.next())
+            payload, trace_at = call.template.render(user.values, self.ids.next())
         except UnsendableValue as unsendable:
             self.in_flight -= 1
             end = perf_counter()
@@ -130,8 +129,8 @@ class ScenarioPool(Pool):
         connection = idle.pop() if idle else Connection(self)
         while connection.transport is not None and connection.transport.is_closing():
             connection = idle.pop() if idle else Connection(self)
-        connection.payload = rendered.payload
-        connection.trace_at = rendered.trace_at
+        connection.payload = payload
+        connection.trace_at = trace_at
         connection.user = user
         connection.call = call
         connection.bodiless = call.bodiless
@@ -148,7 +147,8 @@ class ScenarioPool(Pool):
 
     def is_idempotent(self, connection: Connection) -> bool:
         """Whether the scenario's request on ``connection`` may be sent again."""
-        return cast(ScenarioCall, connection.call).idempotent
+        call: ScenarioCall = connection.call
+        return call.idempotent
 
     def retry_of(self, connection: Connection) -> Connection:
         """The lost request's second attempt, for the same user."""
@@ -170,9 +170,14 @@ class ScenarioPool(Pool):
         end = perf_counter()
         if not connection.busy:
             return  # a response nobody asked for (after a timeout): ignored
-        user = cast(ScenarioUser, connection.user)
-        call = cast(ScenarioCall, connection.call)
-        why = judge(call, status, body, user.values)
+        user: ScenarioUser = connection.user
+        call: ScenarioCall = connection.call
+        # Most responses pass and save nothing: judged without a call.
+        why = (
+            None
+            if status in call.statuses and not call.save
+            else judge(call, status, body, user.values)
+        )
         if why is None:
             self.recorder.record(
                 endpoint=call.endpoint,
@@ -206,9 +211,7 @@ class ScenarioPool(Pool):
         status = connection.status if connection.status >= 200 else None
         self._record(connection, end, kind, status=status, message=message, trace_id=None)
         self.in_flight -= 1
-        self._next(
-            cast(ScenarioUser, connection.user), cast(ScenarioCall, connection.call), False, end
-        )
+        self._next(connection.user, connection.call, False, end)
 
     def _record(
         self,
@@ -222,7 +225,7 @@ class ScenarioPool(Pool):
     ) -> None:
         at = connection.trace_at
         self.recorder.record(
-            endpoint=cast(ScenarioCall, connection.call).endpoint,
+            endpoint=connection.call.endpoint,
             latency_s=end - connection.due,
             end=end + self.offset,
             error_kind=kind,
