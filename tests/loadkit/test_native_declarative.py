@@ -101,6 +101,8 @@ class _Api:
                 self.trace_ids.add(match.group(1))
             if headers.get("x-api-key") != SECRET:
                 return _response(401, {"error": {"kind": "unauthorized", "message": "key"}})
+            if path == "/broken-token":
+                return _response(200, {"token": "t-1\r\nX-Injected: 1"})
             if path in ("/register", "/login"):
                 account = json.loads(body)
                 email, password = account["email"], account["password"]
@@ -237,3 +239,36 @@ def test_a_closed_native_run_gives_each_connection_a_user(
     assert results.config["model"] == "closed"
     mix = _check(results, state, out, users=3)
     assert min(mix.values()) > 0
+
+
+def test_a_saved_value_no_header_can_carry_fails_its_requests_unsent(
+    api: tuple[str, _Api], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, state = api
+    monkeypatch.setenv("NATDECL_KEY", SECRET)
+    broken = DeclarativeScenario.model_validate(
+        {
+            "setup": [
+                {"path": "/broken-token", "headers": KEY, "expect_status": 200,
+                 "save": {"token": "token"}},
+            ],
+            "requests": [
+                {"path": "/items", "headers": {**KEY, "Authorization": "Bearer {token}"},
+                 "expect_status": 200},
+            ],
+        }
+    )  # fmt: skip
+    out = tmp_path / "load.json"
+    results = run_native_load(
+        request=request_spec(url),
+        profile=LoadProfile(scenario="broken", concurrency=2, duration_s=0.3),
+        out=out,
+        quiet=True,
+        scenario=describe("broken", broken, {"NATDECL_KEY": SECRET}),
+    )
+    # Every list failed before it was sent (the server counted none), and the run went on.
+    (group,) = results.errors
+    assert (group.endpoint, group.kind) == ("GET /items", "protocol_error")
+    assert group.count == {e.name: e.requests for e in results.endpoints}["GET /items"] > 2
+    assert "header Authorization" in (group.example_message or "")
+    assert next(state.lists) == 1

@@ -111,7 +111,6 @@ class ScenarioPool(Pool):
         try:
             payload, trace_at = call.template.render(user.values, self.ids.next())
         except UnsendableValue as unsendable:
-            self.in_flight -= 1
             end = perf_counter()
             self.recorder.record(
                 endpoint=call.endpoint,
@@ -121,9 +120,9 @@ class ScenarioPool(Pool):
                 message=str(unsendable),
                 service_s=end - now if self.service_times else None,
             )
-            # Told on the loop's next turn: a closed run whose every request is unsendable
-            # would otherwise recurse, send after send, in this one call.
-            asyncio.get_running_loop().call_soon(self._next, user, call, False, end)
+            # Ended on the loop's next turn (its slot busy till then, as its user is): a closed
+            # run whose every request is unsendable would otherwise recurse, send after send.
+            asyncio.get_running_loop().call_soon(self._unsent, user, call, end)
             return
         idle = self.idle
         connection = idle.pop() if idle else Connection(self)
@@ -235,6 +234,10 @@ class ScenarioPool(Pool):
             message=message,
             service_s=end - connection.sent if self.service_times else None,
         )
+
+    def _unsent(self, user: ScenarioUser, call: ScenarioCall, end: float) -> None:
+        self.in_flight -= 1
+        self._next(user, call, False, end)
 
     def _next(self, user: ScenarioUser, call: ScenarioCall, passed: bool, end: float) -> None:
         """After ``call`` ended: the iteration's next step, else the user is free."""
