@@ -3,14 +3,18 @@ each user registers, then logs in (refused the first time, so the login is sent 
 user's next iteration), then sends a weighted mix in which one request waits for an id another
 saves; the API fails every fifth ``GET /items`` with its own kind. Both engines count the same
 setup requests, the same kinds on the same endpoints, exactly the failed share, the trace ids
-they sent, and write the secret nowhere."""
+they sent, and write the secret nowhere. The native engine also in a closed run, across a
+master and a worker, and with a saved value no header can carry."""
 
 from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,12 +27,14 @@ from loadkit.engines.url_request import request_spec
 from loadkit.exceptions import InvalidLoadRunError
 from loadkit.measure.kinds import NOT_SENT_ENDPOINT
 from loadkit.measure.results import LoadResults
+from loadkit.run.bundled_service import free_port
 from loadkit.run.load import run_load
-from loadkit.run.native import run_native_load
+from loadkit.run.native import NativeMaster, run_native_load
 from tests.loadkit.misbehaving_servers import serve
 
 pytestmark = pytest.mark.slow
 
+REPO = Path(__file__).resolve().parents[2]
 SECRET = "k3y-Natdecl-Secret"
 KEY = {"X-Api-Key": "${NATDECL_KEY}"}
 SCENARIO = DeclarativeScenario.model_validate(
@@ -272,3 +278,40 @@ def test_a_saved_value_no_header_can_carry_fails_its_requests_unsent(
     assert group.count == {e.name: e.requests for e in results.endpoints}["GET /items"] > 2
     assert "header Authorization" in (group.example_message or "")
     assert next(state.lists) == 1
+
+
+def test_a_native_worker_runs_the_scenario_its_master_sends(
+    api: tuple[str, _Api], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The worker's folder has no acceptance.toml: the scenario comes in its plan, the secret
+    # from its own environment.
+    url, state = api
+    monkeypatch.setenv("NATDECL_KEY", SECRET)  # the master checks it is set, as the CLI does
+    port = free_port()
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "loadkit", "load", "--worker", "--engine", "native", "-q",
+         "--master-port", str(port)],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO), "NATDECL_KEY": SECRET},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    out = tmp_path / "load.json"
+    try:
+        results = run_native_load(
+            request=request_spec(url),
+            profile=LoadProfile(scenario="shop", concurrency=2, duration_s=1.0),
+            out=out,
+            quiet=True,
+            master=NativeMaster(expect=1, bind_host="127.0.0.1", bind_port=port, wait_s=30),
+            scenario=describe("shop", SCENARIO, {"NATDECL_KEY": ""}),
+        )
+        _, stderr = worker.communicate(timeout=30)
+        assert worker.returncode == 0, stderr[-2000:]
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.communicate()
+    assert results.config["distributed"] is True and results.config["engine"] == "native"
+    _check(results, state, out, users=2)
