@@ -1,5 +1,6 @@
-"""``loadkit load URL`` on the native engine: checks before the run, the run (in this process,
-or in ``processes`` of its own), the results file, and what the run's end means.
+"""``loadkit load URL`` (or ``--scenario NAME`` for a declarative scenario) on the native engine:
+checks before the run, the run (in this process, or in ``processes`` of its own), the results
+file, and what the run's end means.
 
 Mirrors ``run/load.py``'s ``run_load`` for the Locust engine: the target must answer first
 (``TargetUnreachableError``), ``--out`` must be writable, a progress line goes to stderr
