@@ -521,11 +521,11 @@ def load(
         str | None,
         typer.Option(
             "--engine",
-            help="locust or native. A URL runs on the native engine (asyncio + uvloop, about "
-            "wrk's CPU per request, 12-14 µs here) unless --engine locust or it ramps users "
-            "(--spawn-rate, closed --stages); a scenario (a locustfile) always runs on Locust "
-            "(~110-170 µs of CPU per request: one process tops out near 8 k req/s). Default: "
-            "the profile's engine, else that rule.",
+            help="locust or native. A URL or a declarative scenario [scenarios.NAME] runs on "
+            "the native engine (asyncio + uvloop, about wrk's CPU per request, 12-14 µs here "
+            "for a URL) unless --engine locust, --http2 or it ramps users (--spawn-rate, closed "
+            "--stages); a locustfile always runs on Locust (~110-170 µs of CPU per request: one "
+            "process tops out near 8 k req/s). Default: the profile's engine, else that rule.",
             show_default=False,
         ),
     ] = None,
@@ -562,9 +562,9 @@ def load(
     """Run a URL or a Locust scenario with exact HDR latencies, freeze and overload detection.
 
     A URL (`loadkit load http://host/path`, with --method, --header, --body) runs on the native
-    engine; a scenario written as a Python user flow (a locustfile) on Locust (--engine), as
-    does a declarative scenario of acceptance.toml (`--scenario NAME` for `[scenarios.NAME]`:
-    setup steps per user, then a weighted mix of requests).
+    engine, as does a declarative scenario of acceptance.toml (`--scenario NAME` for
+    `[scenarios.NAME]`: setup steps per user, then a weighted mix of requests); a scenario
+    written as a Python user flow (a locustfile) on Locust (--engine).
     Both distribute on Locust's master/worker transport: `loadkit load URL --master
     --expect-workers N` here and `loadkit load --worker --engine native --master-host H` on
     each worker machine give one results file at the master.
@@ -713,6 +713,7 @@ def load(
                         else None
                     ),
                     abort_on=abort_on,
+                    scenario=spec,
                 )
             else:
                 results = run_load(

@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -208,8 +209,10 @@ def test_a_plan_crosses_as_plain_data_and_back() -> None:
         worker_count=2,
         source="worker-2",
         live_shares=True,
+        scenario='{"format":"loadkit.declarative/1","name":"s","setup":[],"requests":[]}',
     )
     assert plan_from_wire(plan_to_wire(plan)) == plan
+    assert plan_from_wire(plan_to_wire(replace(plan, scenario=None))).scenario is None
     with pytest.raises(InputError, match="same loadkit"):
         plan_from_wire({**plan_to_wire(plan), "version": "loadkit.native_plan/0"})
 
