@@ -86,8 +86,7 @@ class TracedPayloads:
         """The request's bytes with ids never handed out before."""
         i = self._next
         if i >= self._end:
-            ids = self._random.getrandbits(TRACE_BLOCK * 192).to_bytes(TRACE_BLOCK * 24, "little")
-            self._block = binascii.hexlify(ids)
+            self._block = _id_block(self._random)
             self._end = len(self._block)
             i = 0
         self._next = i + 48
@@ -114,12 +113,17 @@ class TraceIds:
         """48 hex digits never handed out before."""
         i = self._next
         if i >= self._end:
-            ids = self._random.getrandbits(TRACE_BLOCK * 192).to_bytes(TRACE_BLOCK * 24, "little")
-            self._block = binascii.hexlify(ids)
+            self._block = _id_block(self._random)
             self._end = len(self._block)
             i = 0
         self._next = i + 48
         return self._block[i : i + 48]
+
+
+def _id_block(rng: random.Random) -> bytes:
+    """``TRACE_BLOCK`` requests' ids as one block of hex: 48 digits each (a 128-bit trace id,
+    then a 64-bit parent id)."""
+    return binascii.hexlify(rng.getrandbits(TRACE_BLOCK * 192).to_bytes(TRACE_BLOCK * 24, "little"))
 
 
 def encode_request(spec: RequestSpec) -> EncodedRequest:
