@@ -594,7 +594,7 @@ def load(
     variables are read as plain Locust reads them: loadkit says which on stderr, records them
     in the results, and refuses a key it sets itself.
     """
-    from loadkit.engines.choice import choose_engine, refuse_locust_args
+    from loadkit.engines.choice import engine_for_profile, refuse_locust_args
     from loadkit.engines.declarative import declarative_scenario, describe
     from loadkit.engines.tls import tls_options
     from loadkit.engines.url_request import request_spec
@@ -639,15 +639,14 @@ def load(
         )
         http2 = http2 or chosen.http2
         declarative = declarative_scenario(acceptance, chosen.scenario)
-        chosen_engine = choose_engine(
+        chosen_engine = engine_for_profile(
+            chosen,
             requested=engine or chosen.engine,
+            source="--engine" if engine else f"profile {profile!r}'s engine",
             url_run=chosen.scenario == URL_SCENARIO,
             declarative=declarative is not None,
             http2=http2,
-            source="--engine" if engine else f"profile {profile!r}'s engine",
             worker=worker,
-            ramped_users=chosen.model == "closed"
-            and (chosen.stages is not None or chosen.spawn_rate is not None),
         )
         refuse_locust_args(chosen_engine, given=ctx.meta.get(LOCUST_ARGS) is not None)
         # Checked before anything starts: its placeholders, and its ${ENV_VAR}s set here.

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from loadkit.config import LoadProfile
 from loadkit.exceptions import ConfigError
 
 Engine = Literal["locust", "native"]
@@ -65,6 +66,30 @@ def choose_engine(
     if requested == "locust" or not (url_run or declarative) or http2 or ramped_users:
         return "locust"
     return "native"
+
+
+def engine_for_profile(
+    profile: LoadProfile,
+    *,
+    requested: str | None,
+    source: str,
+    url_run: bool,
+    declarative: bool,
+    http2: bool,
+    worker: bool = False,
+) -> Engine:
+    """``choose_engine`` for a run of ``profile``, which ramps users when it is closed-model
+    with stages or a spawn rate: the one rule ``loadkit load`` and ``loadkit accept`` share."""
+    return choose_engine(
+        requested=requested,
+        url_run=url_run,
+        http2=http2,
+        source=source,
+        worker=worker,
+        ramped_users=profile.model == "closed"
+        and (profile.stages is not None or profile.spawn_rate is not None),
+        declarative=declarative,
+    )
 
 
 def refuse_locust_args(engine: Engine, *, given: bool) -> None:
