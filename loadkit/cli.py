@@ -872,6 +872,8 @@ def ui(
     profile: Annotated[
         str, typer.Option(help="Profile whose scenario and users to offer.")
     ] = DEFAULT_PROFILE,
+    insecure: InsecureOption = False,
+    ca_cert: CaCertOption = None,
     http2: Annotated[
         bool,
         typer.Option(
@@ -892,11 +894,13 @@ def ui(
     LOCUST_* variables are read, said on stderr and recorded, as for `loadkit load`.
     """
     from loadkit.engines.declarative import declarative_scenario, describe
+    from loadkit.engines.tls import tls_options
     from loadkit.run.load import run_ui
     from loadkit.run.profile import find_config, load_profile
 
     with exit_on_error():
         locust_args = locust_args_of(ctx)
+        tls = tls_options(insecure=insecure, ca_cert=ca_cert)
         acceptance = find_config(config)
         chosen = load_profile(acceptance, profile, scenario=scenario)
         declarative = declarative_scenario(acceptance, chosen.scenario)
@@ -916,6 +920,7 @@ def ui(
             spawn_rate=chosen.spawn_rate,
             announce=lambda line: typer.echo(line, err=True),
             locust_args=locust_args,
+            tls=tls,
             target_profile=acceptance.target if acceptance is not None else None,
             http2=http2 or chosen.http2,
             declarative=describe(*declarative, os.environ) if declarative else None,
