@@ -1399,7 +1399,11 @@ def errors(
     ] = None,
     top: Annotated[int, typer.Option(min=1, help="How many (endpoint, kind) offenders.")] = 5,
     fmt: Annotated[
-        str, typer.Option("--format", help="table, markdown (the runbook page) or json.")
+        str,
+        typer.Option(
+            "--format",
+            help="table, markdown (the runbook page) or json (loadkit.errors/1: docs/errors.md).",
+        ),
     ] = "table",
     out: Annotated[
         Path | None, typer.Option(help="Write the report to this file instead of stdout.")
