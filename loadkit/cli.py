@@ -1257,12 +1257,14 @@ def accept(
     """The whole acceptance: lock audit, smoke, load profile, gate; every report in one folder.
 
     Without --host it starts the bundled service and stops it afterwards (also on failure or
-    Ctrl-C). Writes lock_audit.json, smoke.json, load.json, gate.md, junit.xml, verdict.json
-    and report.html (the HTML report) to reports/<timestamp>/, and the bundled service's
-    spans.jsonl (every request traced), from which a failed latency criterion's evidence says
-    where the time went. Exit 0 passed, 1 a criterion not met, 2 bad configuration or a
-    missing measurement, 3 target unreachable or service not starting, 4 run invalid, 130
-    interrupted.
+    Ctrl-C). The load runs on the engine `loadkit load` would choose for the profile: its
+    engine, else native for a declarative scenario [scenarios.NAME] without --http2, Locust
+    for a locustfile (login). Writes lock_audit.json, smoke.json, load.json, gate.md,
+    junit.xml, verdict.json and report.html (the HTML report) to reports/<timestamp>/, and
+    the bundled service's spans.jsonl (every request traced), from which a failed latency
+    criterion's evidence says where the time went. Exit 0 passed, 1 a criterion not met, 2 bad
+    configuration or a missing measurement, 3 target unreachable or service not starting, 4
+    run invalid, 130 interrupted.
     """
     from loadkit.config import load_config
     from loadkit.engines.tls import tls_options

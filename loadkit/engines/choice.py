@@ -29,6 +29,7 @@ def choose_engine(
     worker: bool = False,
     ramped_users: bool = False,
     declarative: bool = False,
+    to_locust: str = "--engine locust",
 ) -> Engine:
     """The engine for a run: ``requested`` (``--engine`` or the profile's ``engine``, named by
     ``source`` in errors) when given, else native for a URL run (``url_run``) or a
@@ -41,7 +42,8 @@ def choose_engine(
     ``declarative``: the run is a declarative scenario of acceptance.toml: native, as a URL.
 
     A ConfigError (exit 2) names why a request cannot be met: an unknown engine, ``native`` for
-    a locustfile, with HTTP/2 or with ramped users.
+    a locustfile, with HTTP/2 or with ramped users, and says to ask for Locust by ``to_locust``
+    (``loadkit accept`` has no ``--engine``: its profile's ``engine`` says).
     """
     if requested is not None and requested not in ENGINES:
         raise ConfigError(f"{source} {requested!r}: choose locust or native")
@@ -50,16 +52,16 @@ def choose_engine(
             raise ConfigError(
                 f"{source} native runs a URL (`loadkit load URL`) or a declarative scenario of "
                 "acceptance.toml; a scenario written in Python is a locustfile and runs on "
-                "Locust: use --engine locust"
+                f"Locust: use {to_locust}"
             )
         if http2:
             raise ConfigError(
-                f"{source} native speaks HTTP/1.1 only: remove --http2, or use --engine locust"
+                f"{source} native speaks HTTP/1.1 only: remove --http2, or use {to_locust}"
             )
         if ramped_users:
             raise ConfigError(
                 f"{source} native opens its connections at once: users ramped by closed-model "
-                "stages or a spawn rate run on Locust (--engine locust); or give --rate for "
+                f"stages or a spawn rate run on Locust ({to_locust}); or give --rate for "
                 "an open run whose stages ramp the rate"
             )
         return "native"
@@ -77,6 +79,7 @@ def engine_for_profile(
     declarative: bool,
     http2: bool,
     worker: bool = False,
+    to_locust: str = "--engine locust",
 ) -> Engine:
     """``choose_engine`` for a run of ``profile``, which ramps users when it is closed-model
     with stages or a spawn rate: the one rule ``loadkit load`` and ``loadkit accept`` share."""
@@ -89,6 +92,7 @@ def engine_for_profile(
         ramped_users=profile.model == "closed"
         and (profile.stages is not None or profile.spawn_rate is not None),
         declarative=declarative,
+        to_locust=to_locust,
     )
 
 

@@ -155,6 +155,7 @@ def run_acceptance(
         url_run=load.scenario == URL_SCENARIO,
         declarative=found is not None,
         http2=http2,
+        to_locust=f'engine = "locust" in [profiles.{profile}]',
     )
     folder = report_folder(out_dir)
     step = _Steps(5 if host is None else 4, progress)
@@ -198,7 +199,7 @@ def _run_stages(
     baselines: Baselines,
     save_baseline_to: Path | None,
     declarative: str | None = None,
-    engine: Engine = "locust",
+    engine: Engine,
 ) -> AcceptanceRun:
     with step("lock audit"):
         audit = _lock_audit(config, config_path)
@@ -388,7 +389,7 @@ def _load(
     http2: bool = False,
     target_profile: TargetProfile,
     declarative: str | None = None,
-    engine: Engine = "locust",
+    engine: Engine,
 ) -> LoadResults:
     """The load stage's results, on ``engine``: the native engine runs a URL or a declarative
     scenario (its description ``declarative``) against ``target``, Locust the rest."""

@@ -393,10 +393,12 @@ def test_accept_runs_a_declarative_profile_on_the_native_engine(
         progress=lines.append,
         quiet_load=True,
     )
-    assert run.report.outcome == "passed", lines
     out = run.folder / LOAD_FILE
     results = read_results(out)
     assert isinstance(results, LoadResults)
+    # A busy machine may overload the generator: that voids the figures, not what is counted.
+    reasons = [r.code for r in results.invalid_reasons]
+    assert (run.report.outcome, reasons) in (("passed", []), ("invalid", ["generator_overloaded"]))
     assert results.config["engine"] == "native" and results.config["scenario"] == "shop"
     assert any("load: shop, 2 connections, 1 s, engine native" in line for line in lines), lines
     assert min(_check(results, state, out, users=2).values()) > 0
