@@ -1,4 +1,5 @@
-"""Which engine runs a ``loadkit load`` (DESIGN.md, "Two engines, one measurement"). Pure.
+"""Which engine runs a ``loadkit load``, and ``loadkit accept``'s load (DESIGN.md, "Two engines,
+one measurement"). Pure.
 
 A URL and the declarative scenario of acceptance.toml (``[scenarios.NAME]``) run on the native
 engine: no Python of the user's per request, about wrk's CPU each for a URL
