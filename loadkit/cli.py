@@ -594,7 +594,7 @@ def load(
     variables are read as plain Locust reads them: loadkit says which on stderr, records them
     in the results, and refuses a key it sets itself.
     """
-    from loadkit.engines.choice import choose_engine, refuse_locust_args
+    from loadkit.engines.choice import engine_for_profile, refuse_locust_args
     from loadkit.engines.declarative import declarative_scenario, describe
     from loadkit.engines.tls import tls_options
     from loadkit.engines.url_request import request_spec
@@ -639,15 +639,14 @@ def load(
         )
         http2 = http2 or chosen.http2
         declarative = declarative_scenario(acceptance, chosen.scenario)
-        chosen_engine = choose_engine(
+        chosen_engine = engine_for_profile(
+            chosen,
             requested=engine or chosen.engine,
+            source="--engine" if engine else f"profile {profile!r}'s engine",
             url_run=chosen.scenario == URL_SCENARIO,
             declarative=declarative is not None,
             http2=http2,
-            source="--engine" if engine else f"profile {profile!r}'s engine",
             worker=worker,
-            ramped_users=chosen.model == "closed"
-            and (chosen.stages is not None or chosen.spawn_rate is not None),
         )
         refuse_locust_args(chosen_engine, given=ctx.meta.get(LOCUST_ARGS) is not None)
         # Checked before anything starts: its placeholders, and its ${ENV_VAR}s set here.
@@ -873,6 +872,8 @@ def ui(
     profile: Annotated[
         str, typer.Option(help="Profile whose scenario and users to offer.")
     ] = DEFAULT_PROFILE,
+    insecure: InsecureOption = False,
+    ca_cert: CaCertOption = None,
     http2: Annotated[
         bool,
         typer.Option(
@@ -893,11 +894,13 @@ def ui(
     LOCUST_* variables are read, said on stderr and recorded, as for `loadkit load`.
     """
     from loadkit.engines.declarative import declarative_scenario, describe
+    from loadkit.engines.tls import tls_options
     from loadkit.run.load import run_ui
     from loadkit.run.profile import find_config, load_profile
 
     with exit_on_error():
         locust_args = locust_args_of(ctx)
+        tls = tls_options(insecure=insecure, ca_cert=ca_cert)
         acceptance = find_config(config)
         chosen = load_profile(acceptance, profile, scenario=scenario)
         declarative = declarative_scenario(acceptance, chosen.scenario)
@@ -917,6 +920,7 @@ def ui(
             spawn_rate=chosen.spawn_rate,
             announce=lambda line: typer.echo(line, err=True),
             locust_args=locust_args,
+            tls=tls,
             target_profile=acceptance.target if acceptance is not None else None,
             http2=http2 or chosen.http2,
             declarative=describe(*declarative, os.environ) if declarative else None,
@@ -1253,12 +1257,14 @@ def accept(
     """The whole acceptance: lock audit, smoke, load profile, gate; every report in one folder.
 
     Without --host it starts the bundled service and stops it afterwards (also on failure or
-    Ctrl-C). Writes lock_audit.json, smoke.json, load.json, gate.md, junit.xml, verdict.json
-    and report.html (the HTML report) to reports/<timestamp>/, and the bundled service's
-    spans.jsonl (every request traced), from which a failed latency criterion's evidence says
-    where the time went. Exit 0 passed, 1 a criterion not met, 2 bad configuration or a
-    missing measurement, 3 target unreachable or service not starting, 4 run invalid, 130
-    interrupted.
+    Ctrl-C). The load runs on the engine `loadkit load` would choose for the profile: its
+    engine, else native for a declarative scenario [scenarios.NAME] without --http2, Locust
+    for a locustfile (login). Writes lock_audit.json, smoke.json, load.json, gate.md,
+    junit.xml, verdict.json and report.html (the HTML report) to reports/<timestamp>/, and
+    the bundled service's spans.jsonl (every request traced), from which a failed latency
+    criterion's evidence says where the time went. Exit 0 passed, 1 a criterion not met, 2 bad
+    configuration or a missing measurement, 3 target unreachable or service not starting, 4
+    run invalid, 130 interrupted.
     """
     from loadkit.config import load_config
     from loadkit.engines.tls import tls_options
@@ -1395,7 +1401,11 @@ def errors(
     ] = None,
     top: Annotated[int, typer.Option(min=1, help="How many (endpoint, kind) offenders.")] = 5,
     fmt: Annotated[
-        str, typer.Option("--format", help="table, markdown (the runbook page) or json.")
+        str,
+        typer.Option(
+            "--format",
+            help="table, markdown (the runbook page) or json (loadkit.errors/1: docs/errors.md).",
+        ),
     ] = "table",
     out: Annotated[
         Path | None, typer.Option(help="Write the report to this file instead of stdout.")

@@ -1,4 +1,5 @@
-"""Which engine runs a ``loadkit load`` (DESIGN.md, "Two engines, one measurement"). Pure.
+"""Which engine runs a ``loadkit load``, and ``loadkit accept``'s load (DESIGN.md, "Two engines,
+one measurement"). Pure.
 
 A URL and the declarative scenario of acceptance.toml (``[scenarios.NAME]``) run on the native
 engine: no Python of the user's per request, about wrk's CPU each for a URL
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from loadkit.config import LoadProfile
 from loadkit.exceptions import ConfigError
 
 Engine = Literal["locust", "native"]
@@ -28,6 +30,7 @@ def choose_engine(
     worker: bool = False,
     ramped_users: bool = False,
     declarative: bool = False,
+    to_locust: str = "--engine locust",
 ) -> Engine:
     """The engine for a run: ``requested`` (``--engine`` or the profile's ``engine``, named by
     ``source`` in errors) when given, else native for a URL run (``url_run``) or a
@@ -40,7 +43,8 @@ def choose_engine(
     ``declarative``: the run is a declarative scenario of acceptance.toml: native, as a URL.
 
     A ConfigError (exit 2) names why a request cannot be met: an unknown engine, ``native`` for
-    a locustfile, with HTTP/2 or with ramped users.
+    a locustfile, with HTTP/2 or with ramped users, and says to ask for Locust by ``to_locust``
+    (``loadkit accept`` has no ``--engine``: its profile's ``engine`` says).
     """
     if requested is not None and requested not in ENGINES:
         raise ConfigError(f"{source} {requested!r}: choose locust or native")
@@ -49,22 +53,48 @@ def choose_engine(
             raise ConfigError(
                 f"{source} native runs a URL (`loadkit load URL`) or a declarative scenario of "
                 "acceptance.toml; a scenario written in Python is a locustfile and runs on "
-                "Locust: use --engine locust"
+                f"Locust: use {to_locust}"
             )
         if http2:
             raise ConfigError(
-                f"{source} native speaks HTTP/1.1 only: remove --http2, or use --engine locust"
+                f"{source} native speaks HTTP/1.1 only: remove --http2, or use {to_locust}"
             )
         if ramped_users:
             raise ConfigError(
                 f"{source} native opens its connections at once: users ramped by closed-model "
-                "stages or a spawn rate run on Locust (--engine locust); or give --rate for "
+                f"stages or a spawn rate run on Locust ({to_locust}); or give --rate for "
                 "an open run whose stages ramp the rate"
             )
         return "native"
     if requested == "locust" or not (url_run or declarative) or http2 or ramped_users:
         return "locust"
     return "native"
+
+
+def engine_for_profile(
+    profile: LoadProfile,
+    *,
+    requested: str | None,
+    source: str,
+    url_run: bool,
+    declarative: bool,
+    http2: bool,
+    worker: bool = False,
+    to_locust: str = "--engine locust",
+) -> Engine:
+    """``choose_engine`` for a run of ``profile``, which ramps users when it is closed-model
+    with stages or a spawn rate: the one rule ``loadkit load`` and ``loadkit accept`` share."""
+    return choose_engine(
+        requested=requested,
+        url_run=url_run,
+        http2=http2,
+        source=source,
+        worker=worker,
+        ramped_users=profile.model == "closed"
+        and (profile.stages is not None or profile.spawn_rate is not None),
+        declarative=declarative,
+        to_locust=to_locust,
+    )
 
 
 def refuse_locust_args(engine: Engine, *, given: bool) -> None:

@@ -262,7 +262,7 @@ def test_load_refuses_native_http2_and_a_missing_secret_with_exit_2(
     assert runs == []
 
 
-def test_accept_runs_a_profiles_declarative_scenario_and_refuses_a_missing_secret_first(
+def test_accept_refuses_a_missing_secret_first_and_runs_on_the_engine_load_would_choose(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from loadkit.run import accept as accept_module
@@ -286,6 +286,7 @@ def test_accept_runs_a_profiles_declarative_scenario_and_refuses_a_missing_secre
         '[lock_audit]\npaths = ["src"]\n'
         + SCENARIO
         + '[profiles.mix]\nscenario = "orders"\nconcurrency = 2\nduration_s = 2\n'
+        + '[profiles.native]\nscenario = "orders"\nengine = "native"\n'
     )
     args = ["accept", "--config", str(config), "--host", "http://127.0.0.1:9", "--profile", "mix"]
     args += ["--out-dir", str(tmp_path / "r")]
@@ -298,3 +299,19 @@ def test_accept_runs_a_profiles_declarative_scenario_and_refuses_a_missing_secre
     assert passed.exit_code == 0, passed.output
     (run,) = loads
     assert run["scenario"] == "orders" and json.loads(run["declarative"])["name"] == "orders"
+    # On the engine `loadkit load` would choose, named as it names it: native by default,
+    # Locust with --http2.
+    assert run["engine"] == "native"
+    assert "load: orders, 2 connections, 2 s, engine native" in passed.output
+    over_http2 = CliRunner().invoke(app, [*args, "--http2"])
+    assert over_http2.exit_code == 0, over_http2.output
+    assert loads[-1]["engine"] == "locust" and loads[-1]["http2"] is True
+    assert "load: orders, 2 users, 2 s, engine locust" in over_http2.output
+    # A profile asking for what cannot be: exit 2 before anything runs, saying what to write.
+    args[args.index("mix")] = "native"
+    refused = CliRunner().invoke(app, [*args, "--http2"])
+    assert refused.exit_code == 2, refused.output
+    assert 'native speaks HTTP/1.1 only: remove --http2, or use engine = "locust" in ' in (
+        refused.output
+    )
+    assert len(loads) == 2

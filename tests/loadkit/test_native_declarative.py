@@ -26,7 +26,7 @@ from loadkit.engines.declarative import describe
 from loadkit.engines.url_request import request_spec
 from loadkit.exceptions import InvalidLoadRunError
 from loadkit.measure.kinds import NOT_SENT_ENDPOINT
-from loadkit.measure.results import LoadResults
+from loadkit.measure.results import LoadResults, read_results
 from loadkit.run.bundled_service import free_port
 from loadkit.run.load import run_load
 from loadkit.run.native import NativeMaster, run_native_load
@@ -315,3 +315,90 @@ def test_a_native_worker_runs_the_scenario_its_master_sends(
             worker.communicate()
     assert results.config["distributed"] is True and results.config["engine"] == "native"
     _check(results, state, out, users=2)
+
+
+SHOP_TOML = """
+[[criteria]]
+metric = "load.error_rate"
+op = "<"
+threshold = 0.5
+
+[lock_audit]
+paths = ["src"]
+
+[profiles.shop]
+scenario = "shop"
+concurrency = 2
+duration_s = 1
+
+[[scenarios.shop.setup]]
+method = "POST"
+path = "/register"
+headers = { X-Api-Key = "${NATDECL_KEY}" }
+json = { email = "{email}", password = "{password}" }
+expect_status = 201
+
+[[scenarios.shop.setup]]
+method = "POST"
+path = "/login"
+headers = { X-Api-Key = "${NATDECL_KEY}" }
+json = { email = "{email}", password = "{password}" }
+expect_status = 200
+save = { token = "token" }
+
+[[scenarios.shop.requests]]
+path = "/items"
+headers = { X-Api-Key = "${NATDECL_KEY}", Authorization = "Bearer {token}" }
+expect_status = 200
+weight = 3
+
+[[scenarios.shop.requests]]
+name = "new item"
+method = "POST"
+path = "/items"
+headers = { X-Api-Key = "${NATDECL_KEY}", Authorization = "Bearer {token}" }
+json = { name = "thing" }
+expect_status = 201
+save = { item_id = "id" }
+
+[[scenarios.shop.requests]]
+path = "/items/{item_id}"
+headers = { X-Api-Key = "${NATDECL_KEY}", Authorization = "Bearer {token}" }
+expect_status = 200
+"""
+
+
+def test_accept_runs_a_declarative_profile_on_the_native_engine(
+    api: tuple[str, _Api], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The engine `loadkit load` would choose for the profile: native, as its load.json says.
+    from loadkit.run import accept as accept_module
+    from loadkit.run.accept import LOAD_FILE, run_acceptance
+    from tests.loadkit.crafted import crafted_smoke
+
+    url, state = api
+    monkeypatch.setenv("NATDECL_KEY", SECRET)
+    monkeypatch.chdir(tmp_path)  # no acceptance.toml or locust.conf of the checkout's
+    # Smoke is not what is tested here (its checks are the bundled service's).
+    monkeypatch.setattr(accept_module, "_smoke", lambda *_a, **_k: crafted_smoke())
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "app.py").write_text("def handler() -> int:\n    return 1\n")
+    (tmp_path / "acceptance.toml").write_text(SHOP_TOML)
+    lines: list[str] = []
+    run = run_acceptance(
+        config_path=tmp_path / "acceptance.toml",
+        profile="shop",
+        host=url,
+        out_dir=tmp_path / "reports",
+        progress=lines.append,
+        quiet_load=True,
+    )
+    out = run.folder / LOAD_FILE
+    results = read_results(out)
+    assert isinstance(results, LoadResults)
+    # A busy machine may overload the generator: that voids the figures, not what is counted.
+    reasons = [r.code for r in results.invalid_reasons]
+    assert (run.report.outcome, reasons) in (("passed", []), ("invalid", ["generator_overloaded"]))
+    assert results.config["engine"] == "native" and results.config["scenario"] == "shop"
+    assert any("load: shop, 2 connections, 1 s, engine native" in line for line in lines), lines
+    assert min(_check(results, state, out, users=2).values()) > 0
