@@ -84,6 +84,25 @@ def parse_target(text: str, *, option: str = "--host") -> TargetURL:
     )
 
 
+def scenario_base_path(text: str, *, option: str = "--host") -> str:
+    """What a declarative scenario's request paths are appended to, as the Locust path appends
+    them to ``--host`` (FastHttpSession writes ``host + path``, the text as it is): the target's
+    path as written (``http://h/v2`` → ``/v2``; ``http://h/v2/`` → ``/v2/``, then ``/v2//items``),
+    nothing for no path or a lone ``/``. A ``ConfigError`` for a target with a query or a
+    fragment: each request's path would land inside it."""
+    url = text.strip()
+    parse_target(url, option=option)
+    parts = urlsplit(url)
+    after_host = url[len(parts.scheme) + 3 + len(parts.netloc) :]
+    if "?" in after_host or "#" in after_host:
+        raise ConfigError(
+            f"{option} {url[:200]!r}: a declarative scenario appends its request paths to the "
+            "target's path, so the target cannot carry a query or a fragment; give "
+            "scheme://host[:port][/base path] and put the query in the scenario's requests"
+        )
+    return "" if parts.path == "/" else parts.path
+
+
 def check_host(text: str, *, option: str, any_address: bool = False) -> str:
     """``text`` as a bare host (a name, an IPv4 address, an IPv6 address with or without
     brackets) for Locust's master options; ``any_address`` also lets ``0.0.0.0`` and ``*`` (bind
