@@ -131,9 +131,7 @@ def test_a_target_with_a_path_is_requested_below_it_as_the_locust_path_requests_
     # _build_url), sent as geventhttpclient's request URI of it.
     from geventhttpclient.url import URL
 
-    native = compile_scenario(
-        _description(), ENV, host=HOST, base_path=scenario_base_path(host)
-    )
+    native = compile_scenario(_description(), ENV, host=HOST, base_path=scenario_base_path(host))
     locust = parse_scenario(_description(), ENV)
     values = Values(ENV)
     values.saved |= SAVED
