@@ -21,7 +21,7 @@ from loadkit.files import write_output
 from loadkit.gate.against_baseline import evaluate_gate
 from loadkit.gate.evaluate import AnyResults, GateReport
 from loadkit.measure.results import LockAuditResults, read_results
-from loadkit.report.hgrm import hgrm_file_names, render_hgrm
+from loadkit.report.hgrm import hgrm_file_names, hgrm_folder_names, render_hgrm
 from loadkit.report.html import ReportInput, render_html_report
 from loadkit.report.timeline_csv import render_timeline_csv
 from loadkit.report.timeline_figures import second_figures
@@ -104,15 +104,26 @@ def write_html_report(
     return write_output(html, render_report(report).encode(), option="--html")
 
 
+def hgrm_folders(report: LoadedReport, folder: Path) -> list[tuple[str, Path]]:
+    """Where the ``.hgrm`` files of each results file with requests go, in order: ``folder``
+    itself for one, else a subfolder of its own per results file (``hgrm_folder_names``: never
+    shared, so none overwrites another's)."""
+    sources = [s for s, r in report.results if not isinstance(r, LockAuditResults)]
+    if len(sources) == 1:
+        return [(sources[0], folder)]
+    names = hgrm_folder_names(sources)
+    return [(source, folder / name) for source, name in zip(sources, names, strict=True)]
+
+
 def write_hgrm_files(report: LoadedReport, folder: Path) -> list[Path]:
     """One ``.hgrm`` file per endpoint and ``all.hgrm`` for the whole run, of each results file
-    with requests; in a subfolder named after the results file when there are several."""
-    traffic = [(s, r) for s, r in report.results if not isinstance(r, LockAuditResults)]
+    with requests; in a subfolder of its own per results file when there are several
+    (``hgrm_folders``)."""
+    traffic = [r for _, r in report.results if not isinstance(r, LockAuditResults)]
     written = []
-    for source, results in traffic:
-        if isinstance(results, LockAuditResults):  # narrowed above; for the type checker
+    for results, (_, target) in zip(traffic, hgrm_folders(report, folder), strict=True):
+        if isinstance(results, LockAuditResults):  # filtered above; for the type checker
             continue
-        target = folder if len(traffic) == 1 else folder / Path(source).stem
         names = hgrm_file_names([e.name for e in results.endpoints])
         written.append(
             write_output(target / "all.hgrm", render_hgrm(results.histogram), option="--hgrm")

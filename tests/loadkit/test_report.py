@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from loadkit.cli import app
 from loadkit.measure.recorder import LatencyRecorder
 from loadkit.measure.results import LoadResults, parse_results, read_results, write_results
-from loadkit.report.hgrm import hgrm_file_names
+from loadkit.report.hgrm import hgrm_file_names, hgrm_folder_names
 from loadkit.report.timeline_figures import UNKNOWN_KIND
 from loadkit.report.units import format_fraction, format_ms
 from loadkit.run.report import write_html_report
@@ -195,6 +195,31 @@ def test_hgrm_files_read_back_as_hdrhistograms_percentile_distribution(
         assert float(footer["Mean"]) == pytest.approx(latency.mean, abs=0.001)
         assert float(footer["StdDeviation"]) < latency.max  # in ms like the rest, not µs
         assert float(footer["TotalCount"]) == count
+
+
+def test_hgrm_files_of_results_files_of_one_name_go_to_folders_of_their_own(
+    files: dict[str, Path], tmp_path: Path
+) -> None:
+    for folder, source in (("a", files["load"]), ("b", files["baseline"])):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "r.json").write_bytes(source.read_bytes())
+    given = [str(tmp_path / "a" / "r.json"), str(tmp_path / "b" / "r.json")]
+    out = tmp_path / "hg"
+    result = CliRunner().invoke(app, ["report", *given, "--hgrm", str(out)])
+    assert result.exit_code == 0, result.output
+    assert f"{given[0]}: {out / 'a_r'}" in result.output
+    assert f"{given[1]}: {out / 'b_r'}" in result.output
+    for folder, source in (("a_r", files["load"]), ("b_r", files["baseline"])):
+        footer = (out / folder / "all.hgrm").read_text().splitlines()[-3:]
+        count = dict(re.findall(r"(\w+)\s*=\s*([0-9.]+)", " ".join(footer)))["TotalCount"]
+        assert float(count) == read_results(source).totals.requests
+    assert hgrm_folder_names(["x/r.json", "y/r.json", "r.json", "r.json", "q.json"]) == [
+        "x_r",
+        "y_r",
+        "r",
+        "r-2",
+        "q",
+    ]
 
 
 def test_the_csv_has_one_row_per_second_and_the_errors_by_kind(
