@@ -294,6 +294,15 @@ def test_bad_input_is_exit_2_naming_the_file(files: dict[str, Path], tmp_path: P
         app, ["report", str(files["load"]), str(files["baseline"]), "--csv", str(tmp_path / "t")]
     )
     assert result.exit_code == 2 and "--csv writes the timeline of one run" in result.output
+    for key in ("timeline", "endpoints"):
+        damaged = orjson.loads(files["load"].read_bytes())
+        damaged[key][1]["histogram"]["data"] = "SElTVEZBQUFBR2FyYmFnZQ=="
+        bad = tmp_path / f"bad_{key}.json"
+        bad.write_bytes(orjson.dumps(damaged))
+        result = CliRunner().invoke(app, ["report", str(bad), "--hgrm", str(tmp_path / "h")])
+        assert result.exit_code == 2
+        assert f"{bad}: {key}[1].histogram: histogram data cannot be decoded" in result.output
+        assert "run again" in result.output and not (tmp_path / "h").exists()
 
 
 def test_without_html_it_prints_the_terminal_summary_and_the_verdict(
