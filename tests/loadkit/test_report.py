@@ -18,9 +18,10 @@ from loadkit.cli import app
 from loadkit.measure.recorder import LatencyRecorder
 from loadkit.measure.results import LoadResults, parse_results, read_results, write_results
 from loadkit.report.hgrm import hgrm_file_names, hgrm_folder_names
+from loadkit.report.html import _verdict_section
 from loadkit.report.timeline_figures import UNKNOWN_KIND
 from loadkit.report.units import format_fraction, format_ms
-from loadkit.run.report import write_html_report
+from loadkit.run.report import load_report, write_html_report
 from tests.loadkit.crafted import crafted_audit, crafted_smoke
 from tests.loadkit.open_runs import (
     STAGES,
@@ -153,6 +154,26 @@ def test_the_verdict_is_the_gates_and_failing_it_is_still_a_report(page: str) ->
     assert re.search(r'<td class="n" data-measured>[0-9,]+\.[0-9] ms</td>', row.group(1))
     assert 'data-criterion="load.max_stall_s" data-status="failed"' in page
     assert "The longest stall" in page  # the stall criterion's evidence, as the terminal's
+
+
+def test_with_several_runs_of_a_kind_each_verdict_row_and_evidence_names_its_file(
+    files: dict[str, Path], page: str
+) -> None:
+    verdict = page[page.index('<section id="verdict"') :]
+    verdict = verdict[: verdict.index("</section>")]
+    assert "<th>results</th>" not in verdict and "data-results" not in verdict  # one run
+    both = [str(files["load"]), str(files["baseline"])]
+    report = load_report([Path(p) for p in both], config=files["config"])
+    assert report.gate is not None
+    section = _verdict_section(report.gate)
+    assert "<th>verdict</th><th>results</th><th>why</th>" in section
+    for source in both:
+        assert re.search(
+            rf'<tr class="\w+" data-criterion="load.p95_ms" data-status="\w+" '
+            rf'data-results="{re.escape(source)}">.*?<td>{re.escape(source)}</td>',
+            section,
+        )
+    assert f'[{both[0]}] <span class="muted">(evidence)</span></summary>' in section
 
 
 def test_the_page_opens_offline_and_escapes_what_the_results_say(tmp_path: Path) -> None:
