@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from loadkit.defaults import DEFAULT_TARGET
 from loadkit.exceptions import ConfigError
+from loadkit.url_credentials import mask_password
 
 _LABEL = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?", re.ASCII)
 """One DNS label after IDNA (RFC 1123; ``_`` too, which container hostnames use)."""
@@ -48,7 +49,8 @@ def parse_target(text: str, *, option: str = "--host") -> TargetURL:
     url = text.strip()
 
     def refuse(why: str) -> ConfigError:
-        shown = repr(text) if len(text) <= 200 else repr(text[:200]) + "..."
+        shown = repr(mask_password(text.strip()))
+        shown = shown if len(shown) <= 202 else shown[:200] + "..."
         return ConfigError(f"{option} {shown}: {why}; give a URL like {DEFAULT_TARGET}")
 
     if _UNSAFE.search(url):
@@ -96,8 +98,8 @@ def scenario_base_path(text: str, *, option: str = "--host") -> str:
     after_host = url[len(parts.scheme) + 3 + len(parts.netloc) :]
     if "?" in after_host or "#" in after_host:
         raise ConfigError(
-            f"{option} {url[:200]!r}: a declarative scenario appends its request paths to the "
-            "target's path, so the target cannot carry a query or a fragment; give "
+            f"{option} {mask_password(url)[:200]!r}: a declarative scenario appends its request "
+            "paths to the target's path, so the target cannot carry a query or a fragment; give "
             "scheme://host[:port][/base path] and put the query in the scenario's requests"
         )
     return "" if parts.path == "/" else parts.path
