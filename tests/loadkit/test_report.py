@@ -233,7 +233,8 @@ def test_hgrm_files_of_results_files_of_one_name_go_to_folders_of_their_own(
     for folder, source in (("a_r", files["load"]), ("b_r", files["baseline"])):
         footer = (out / folder / "all.hgrm").read_text().splitlines()[-3:]
         count = dict(re.findall(r"(\w+)\s*=\s*([0-9.]+)", " ".join(footer)))["TotalCount"]
-        assert float(count) == read_results(source).totals.requests
+        results = read_results(source)
+        assert isinstance(results, LoadResults) and float(count) == results.totals.requests
     assert hgrm_folder_names(["x/r.json", "y/r.json", "r.json", "r.json", "q.json"]) == [
         "x_r",
         "y_r",

@@ -42,7 +42,7 @@ def test_results_never_record_the_password_of_their_target(tmp_path: Path) -> No
     assert b"Pa55word" not in path.read_bytes()
     # A file written before masking is masked when read, so reports never show it either.
     path.write_bytes(path.read_bytes().replace(b"bob:***@", b"bob:Pa55word@"))
-    assert read_results(path).target == "http://bob:***@api.test/v2"  # type: ignore[union-attr]
+    assert read_results(path).target == "http://bob:***@api.test/v2"
 
 
 def test_a_refused_target_is_named_without_its_password() -> None:
