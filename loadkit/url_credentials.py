@@ -7,7 +7,7 @@ import re
 
 MASK = "***"
 
-_USERINFO = re.compile(r"^(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*):(?P<password>[^/?#]*)@")
+_USERINFO = re.compile(r"^(?P<head>\s*[A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*):(?P<password>[^/?#]*)@")
 """A URL's ``scheme://user:`` then the password up to the last ``@`` of the authority (an
 unencoded ``@`` in a password belongs to it, as urlsplit reads it)."""
 

@@ -49,8 +49,8 @@ def parse_target(text: str, *, option: str = "--host") -> TargetURL:
     url = text.strip()
 
     def refuse(why: str) -> ConfigError:
-        shown = repr(mask_password(text.strip()))
-        shown = shown if len(shown) <= 202 else shown[:200] + "..."
+        masked = mask_password(text)
+        shown = repr(masked) if len(masked) <= 200 else repr(masked[:200]) + "..."
         return ConfigError(f"{option} {shown}: {why}; give a URL like {DEFAULT_TARGET}")
 
     if _UNSAFE.search(url):
