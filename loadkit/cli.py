@@ -1105,7 +1105,7 @@ def report(
         Path | None,
         typer.Option(
             help="Write HdrHistogram .hgrm percentile files into this folder: all.hgrm and one "
-            "per endpoint.",
+            "per endpoint (in a subfolder of its own per results file when several are given).",
             show_default=False,
         ),
     ] = None,
@@ -1127,6 +1127,7 @@ def report(
     prints the terminal summary of each file.
     """
     from loadkit.run.report import (
+        hgrm_folders,
         load_report,
         render_report,
         write_hgrm_files,
@@ -1148,6 +1149,10 @@ def report(
         if hgrm is not None:
             written = write_hgrm_files(loaded, hgrm)
             typer.echo(f"HdrHistogram percentile files: {len(written)} in {hgrm}")
+            folders = hgrm_folders(loaded, hgrm)
+            if len(folders) > 1:
+                for source, folder in folders:
+                    typer.echo(f"  {source}: {folder}")
         if html is not None:
             from loadkit.files import write_output
 

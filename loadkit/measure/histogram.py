@@ -262,7 +262,8 @@ class LatencyHistogram:
         try:
             decoded = HdrHistogram.decode(encoded.data.encode("ascii"))
         except Exception as exc:  # hdrh raises TypeError, zlib.error and its own cookie errors
-            raise InputError(f"histogram data cannot be decoded: {exc}") from None
+            why = str(exc) or type(exc).__name__
+            raise InputError(f"histogram data cannot be decoded ({why})") from None
         if decoded.get_total_count() != encoded.count:
             raise InputError(
                 f"histogram data holds {decoded.get_total_count()} values but says {encoded.count}"

@@ -22,6 +22,7 @@ from pydantic import (
     SerializerFunctionWrapHandler,
     TypeAdapter,
     ValidationError,
+    field_validator,
     model_serializer,
     model_validator,
 )
@@ -44,6 +45,7 @@ from loadkit.measure.validity import (
     overload_reason,
     timetable_missed_reason,
 )
+from loadkit.url_credentials import mask_password
 
 SCHEMA_PREFIX = "loadkit.results/"
 SCHEMA_VERSION = 2
@@ -618,6 +620,13 @@ class _TrafficResults(_Judged, _OmitsEmptyOptionals):
     stopped: Stopped | None = None
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @field_validator("target")
+    @classmethod
+    def _no_password(cls, value: str) -> str:
+        # A results file is shared (CI artifacts, reports): a password in the target URL is
+        # never written into it nor shown from it; what is sent keeps it.
+        return mask_password(value)
 
     @model_validator(mode="after")
     def _overload_is_a_reason(self) -> _TrafficResults:

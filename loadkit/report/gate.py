@@ -205,14 +205,15 @@ def gate_notes(report: GateReport) -> list[str]:
     return list(report.baseline_notes) + _notes(report)
 
 
-def _several_of_a_kind(report: GateReport) -> bool:
-    # Only then does a criterion have several verdicts, which the results file tells apart.
+def several_of_a_kind(report: GateReport) -> bool:
+    """Whether several results files of one kind were judged: only then does a criterion have
+    several verdicts, which their results files tell apart (a "results" column)."""
     kinds = [run.kind for run in report.runs]
     return len(kinds) != len(set(kinds))
 
 
 def _rows(report: GateReport, marks: Mapping[str, str]) -> list[list[str]]:
-    many = _several_of_a_kind(report)
+    many = several_of_a_kind(report)
     rows = []
     for v in report.verdicts:
         row = [_criterion(v), _threshold(v), _measured(v), _margin(v), marks[v.status]]
@@ -224,7 +225,7 @@ def _rows(report: GateReport, marks: Mapping[str, str]) -> list[list[str]]:
 
 def _headers(report: GateReport) -> list[str]:
     headers = ["criterion", "threshold", "measured", "margin", "verdict"]
-    if _several_of_a_kind(report):
+    if several_of_a_kind(report):
         headers.append("results")
     return headers
 
@@ -389,7 +390,7 @@ def render_gate_junit(report: GateReport, *, suite: str = "loadkit acceptance") 
     }
     root = ET.Element("testsuites", {"name": suite, **counts})
     testsuite = ET.SubElement(root, "testsuite", {"name": suite, **counts})
-    many = _several_of_a_kind(report)
+    many = several_of_a_kind(report)
     for verdict in report.verdicts:
         name = verdict.criterion.label
         if many and verdict.source:

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import PurePath
 
 from loadkit.measure.histogram import LatencyHistogram
 from loadkit.measure.results import EncodedHistogram
@@ -80,6 +82,34 @@ def render_hgrm(encoded: EncodedHistogram) -> bytes:
     digits = hdr.significant_figures
     footer = f"#[Mean    = {mean_ms:12.{digits}f}, StdDeviation   = {stddev_ms:12.{digits}f}]"
     return _MEAN_LINE.sub(footer.encode(), out.getvalue(), count=1)
+
+
+def hgrm_folder_names(sources: Sequence[str]) -> list[str]:
+    """A subfolder name per results file, unique among them so that none overwrites another:
+    its stem (``runs/r.json`` → ``r``); files of one stem get as many of their folders' names
+    before it as tell them apart (``a/r.json``, ``b/r.json`` → ``a_r``, ``b_r``), then a number
+    (the same file given twice: ``r``, ``r-2``)."""
+    tails = [PurePath(source).with_suffix("").parts for source in sources]
+
+    def tail(parts: tuple[str, ...], depth: int) -> str:
+        return _UNSAFE.sub("_", "_".join(parts[-depth:])).strip("_.")[:100] or "results"
+
+    depths = [1] * len(tails)
+    while True:
+        names = [tail(parts, depth) for parts, depth in zip(tails, depths, strict=True)]
+        clashing = [i for i, name in enumerate(names) if names.count(name) > 1]
+        deeper = [i for i in clashing if depths[i] < len(tails[i])]
+        if not deeper:
+            break
+        for i in deeper:
+            depths[i] += 1
+    unique: list[str] = []
+    for name in names:
+        chosen, index = name, 2
+        while chosen in unique:
+            chosen, index = f"{name}-{index}", index + 1
+        unique.append(chosen)
+    return unique
 
 
 def hgrm_file_names(endpoints: list[str]) -> dict[str, str]:

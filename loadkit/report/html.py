@@ -10,7 +10,9 @@ Stable DOM contract (browser tests and scripts rely on it; add to it, never chan
 - ``#verdict`` carries ``data-outcome`` (``passed``, ``failed``, ``invalid``; absent without
   ``--config``); each criterion's row is ``tr[data-criterion="<kind>.<metric>"]`` (with
   ``data-status``) and its measured value, as the terminal shows it, is in ``[data-measured]``;
-  regression criteria are ``tr[data-regression="<kind>.<metric>"]``;
+  with several results files of one kind, the row also says which in ``data-results="<path>"``
+  (and a "results" column), as the terminal's table does; regression criteria are
+  ``tr[data-regression="<kind>.<metric>"]``;
 - each results file is a ``section[data-results="<path>"]`` with ``data-kind``;
 - each chart of a load run (one with requests; a smoke run has tables only) is inside an
   element ``[data-chart="latency"|"throughput"|"errors"|"distribution"]``;
@@ -42,6 +44,7 @@ from loadkit.report.gate import (
     gate_notes,
     regression_cells,
     render_gate_headline,
+    several_of_a_kind,
     verdict_cells,
     verdict_reason,
 )
@@ -122,18 +125,24 @@ def _verdict_section(gate: GateReport | None) -> str:
                 f'<p class="banner invalid">INVALID RUN {_e(run.source)}: {_e(reasons)}</p>'
             )
     if gate.verdicts:
+        # As the terminal: with several results files of one kind, each row says its file.
+        many = several_of_a_kind(gate)
         rows = []
         for verdict in gate.verdicts:
             criterion, threshold, measured, margin, status = verdict_cells(verdict)
+            source = verdict.source or NO_VALUE
             rows.append(
                 f'<tr class="{verdict.status}" data-criterion="{_e(verdict.criterion.metric)}" '
-                f'data-status="{verdict.status}"><td>{_e(criterion)}</td><td>{_e(threshold)}</td>'
+                f'data-status="{verdict.status}"'
+                + (f' data-results="{_e(source)}"' if many else "")
+                + f"><td>{_e(criterion)}</td><td>{_e(threshold)}</td>"
                 f'<td class="n" data-measured>{_e(measured)}</td><td class="n">{_e(margin)}</td>'
-                f'<td>{_e(status)}</td><td class="muted">{_e(verdict_reason(verdict))}</td></tr>'
+                f"<td>{_e(status)}</td>"
+                + (f"<td>{_e(source)}</td>" if many else "")
+                + f'<td class="muted">{_e(verdict_reason(verdict))}</td></tr>'
             )
-        parts.append(
-            _table(("criterion", "threshold", "measured", "margin", "verdict", "why"), rows)
-        )
+        headers = ("criterion", "threshold", "measured", "margin", "verdict")
+        parts.append(_table((*headers, *(("results",) if many else ()), "why"), rows))
     if gate.regressions:
         rows = [
             f'<tr class="{r.status}" data-regression="{_e(r.criterion.metric)}" '
@@ -143,7 +152,12 @@ def _verdict_section(gate: GateReport | None) -> str:
         parts.append("<h3>Regressions against the baseline</h3>" + _table(REGRESSION_HEADERS, rows))
     for verdict in gate.with_status("failed"):
         parts.append(
-            _evidence(verdict.criterion.label, verdict_reason(verdict), verdict_tables(verdict))
+            _evidence(
+                verdict.criterion.label,
+                verdict_reason(verdict),
+                verdict_tables(verdict),
+                source=verdict.source,
+            )
         )
     notes = gate_notes(gate)
     if notes:
@@ -152,11 +166,13 @@ def _verdict_section(gate: GateReport | None) -> str:
     return "".join(parts)
 
 
-def _evidence(label: str, reason: str, tables: Sequence[Any]) -> str:
-    # Folded (one click): the charts stay near the top of the page, as in the terminal's order.
+def _evidence(label: str, reason: str, tables: Sequence[Any], *, source: str | None) -> str:
+    # Folded (one click): the charts stay near the top of the page, as in the terminal's order;
+    # the results file it was judged on is named, as the terminal names it.
+    on = f" [{_e(source)}]" if source else ""
     parts = [
-        f'<details class="evidence" data-evidence><summary><b>✗ {_e(label)}</b>: {_e(reason)} '
-        '<span class="muted">(evidence)</span></summary>'
+        f'<details class="evidence" data-evidence><summary><b>✗ {_e(label)}</b>: {_e(reason)}'
+        f'{on} <span class="muted">(evidence)</span></summary>'
     ]
     for table in tables:
         parts.append(f"<div>{_e(table.title)}:</div>")

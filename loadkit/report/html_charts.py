@@ -220,32 +220,55 @@ def throughput_chart(seconds: Sequence[SecondFigures], x_range: Range1d) -> Any:
     return plot
 
 
-def errors_chart(seconds: Sequence[SecondFigures], x_range: Range1d) -> Any:
-    """Errors per second, stacked by kind (the most frequent kind at the bottom)."""
+def errors_chart(
+    seconds: Sequence[SecondFigures], x_range: Range1d, *, errors: int, not_sent: int = 0
+) -> Any:
+    """Errors per second, stacked by kind (the most frequent kind at the bottom); ``errors``
+    and ``not_sent`` are the run's totals, so that errors the per-second timeline does not hold
+    (iterations never sent) are said rather than drawn as no errors."""
     kinds = error_kinds(seconds)
     plot = _time_figure("errors per second by kind", "errors per second", x_range)
+    # Kinds are the API's words: columns get made-up names (a kind may be called "t").
+    columns = [f"kind_{index}" for index in range(len(kinds))]
     data: dict[str, list[Any]] = {"t": [s.t_s for s in seconds]}
     data["errors"] = [s.errors for s in seconds]
-    for kind in kinds:
-        data[kind] = [s.errors_by_kind.get(kind, 0) for s in seconds]
+    for kind, name in zip(kinds, columns, strict=True):
+        data[name] = [s.errors_by_kind.get(kind, 0) for s in seconds]
     source = ColumnDataSource(data)
     if kinds:
         colors = [Category10_10[index % 10] for index in range(len(kinds))]
         bars = plot.vbar_stack(
-            kinds, x="t", width=0.9, source=source, color=colors, legend_label=kinds
+            columns, x="t", width=0.9, source=source, color=colors, legend_label=kinds
         )
         tooltips = [("second", "@t"), ("errors", "@errors{0,0}")]
-        tooltips += [(kind, f"@{{{kind}}}{{0,0}}") for kind in kinds]
+        tooltips += [(kind, f"@{name}{{0,0}}") for kind, name in zip(kinds, columns, strict=True)]
         plot.add_tools(HoverTool(renderers=list(bars), tooltips=tooltips))
         plot.legend.location = "top_left"
     else:
-        # An empty chart still says so (and draws the zero line, so it is not blank).
+        # An empty chart still says why (and draws the zero line, so it is not blank).
         plot.line("t", "errors", source=source, color="#2ca02c", line_width=2)
-        plot.add_layout(
-            Label(x=10, y=10, x_units="screen", y_units="screen", text="no errors in this run")
-        )
+    note = errors_note(errors=errors, in_timeline=sum(s.errors for s in seconds), not_sent=not_sent)
+    if note:
+        plot.add_layout(Label(x=10, y=10, x_units="screen", y_units="screen", text=note))
     plot.y_range.start = 0
     return plot
+
+
+def errors_note(*, errors: int, in_timeline: int, not_sent: int) -> str | None:
+    """What the errors chart says below its bars: that the run had no errors, or how many of
+    its errors the per-second timeline does not hold (and so the chart does not draw)."""
+    if errors == 0:
+        return "no errors in this run"
+    missing = errors - in_timeline
+    if missing <= 0:
+        return None
+    if missing == not_sent:
+        why = "not sent (iterations still due at the end of the run)"
+    elif not_sent:
+        why = f"{not_sent:,} of them not sent (iterations still due at the end of the run)"
+    else:
+        why = "counted in the run's totals only"
+    return f"{missing:,} of the run's {errors:,} errors are not in the per-second timeline: {why}"
 
 
 def _distribution_source(points: Sequence[PercentilePoint]) -> ColumnDataSource:
@@ -347,7 +370,12 @@ def run_charts(
     charts: Mapping[str, LayoutDOM] = {
         "latency": latency_chart(results, seconds, x_range),
         "throughput": throughput_chart(seconds, x_range),
-        "errors": errors_chart(seconds, x_range),
+        "errors": errors_chart(
+            seconds,
+            x_range,
+            errors=results.totals.errors,
+            not_sent=results.not_sent if isinstance(results, LoadResults) else 0,
+        ),
         "distribution": distribution_chart(results, baseline),
     }
     return RunCharts(charts=dict(charts))

@@ -80,6 +80,7 @@ from loadkit.run.bundle import bundled_scenarios_dir
 from loadkit.run.bundled_service import free_port
 from loadkit.run.ui_reports import UiReportWriter
 from loadkit.stages import users_for
+from loadkit.url_credentials import mask_password
 
 BUNDLED_SCENARIOS = bundled_scenarios_dir()
 """Where the scenarios shipped with loadkit live (in a wheel or a checkout: loadkit.run.bundle)."""
@@ -150,7 +151,7 @@ def check_reachable(target: Target, timeout_s: float = CONNECT_TIMEOUT_S) -> Non
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise TargetUnreachableError(
-            f"cannot connect to {target.host} ({reason}); is the service running? "
+            f"cannot connect to {mask_password(target.host)} ({reason}); is the service running? "
             f"(`loadkit serve` starts the bundled one on {DEFAULT_TARGET})"
         ) from None
 

@@ -9,19 +9,22 @@ the one atomic writer.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+
+from pydantic import BaseModel
 
 from loadkit.config import load_config
 from loadkit.exceptions import InputError
 from loadkit.files import write_output
 from loadkit.gate.against_baseline import evaluate_gate
 from loadkit.gate.evaluate import AnyResults, GateReport
-from loadkit.measure.results import LockAuditResults, read_results
-from loadkit.report.hgrm import hgrm_file_names, render_hgrm
+from loadkit.measure.histogram import LatencyHistogram
+from loadkit.measure.results import EncodedHistogram, LockAuditResults, read_results
+from loadkit.report.hgrm import hgrm_file_names, hgrm_folder_names, render_hgrm
 from loadkit.report.html import ReportInput, render_html_report
 from loadkit.report.timeline_csv import render_timeline_csv
 from loadkit.report.timeline_figures import second_figures
@@ -57,6 +60,8 @@ def load_report(
     if not results:
         raise InputError("no results files given: name at least one (loadkit report RESULTS…)")
     loaded = tuple((str(path), read_results(path)) for path in results)
+    for source, read in loaded:
+        check_histograms(source, read)
     if config is None:
         baselines = tuple((str(path), read_results(path)) for path in baseline)
         return LoadedReport(results=loaded, gate=None, baselines=baselines)
@@ -70,6 +75,31 @@ def load_report(
         force_baseline=chosen.force,
     )
     return LoadedReport(results=loaded, gate=gate, baselines=chosen.files, note=chosen.note)
+
+
+def check_histograms(source: str, results: AnyResults) -> None:
+    """Decode every histogram of ``results`` (about 70 µs each), so that a damaged one is an
+    ``InputError`` naming the file and the key (``timeline[3].histogram``) before anything is
+    rendered, rather than an error deep in a chart that names neither."""
+    for key, histogram in _histograms(results, ""):
+        try:
+            LatencyHistogram.decode(histogram)
+        except InputError as exc:
+            raise InputError(
+                f"{source}: {key}: {exc}; the file is damaged: run again to write it anew, or "
+                "restore the file as loadkit wrote it"
+            ) from None
+
+
+def _histograms(value: object, key: str) -> Iterator[tuple[str, EncodedHistogram]]:
+    if isinstance(value, EncodedHistogram):
+        yield key, value
+    elif isinstance(value, BaseModel):
+        for name, field in value:
+            yield from _histograms(field, f"{key}.{name}" if key else name)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _histograms(item, f"{key}[{index}]")
 
 
 def render_report(report: LoadedReport, *, now: datetime | None = None) -> str:
@@ -104,15 +134,26 @@ def write_html_report(
     return write_output(html, render_report(report).encode(), option="--html")
 
 
+def hgrm_folders(report: LoadedReport, folder: Path) -> list[tuple[str, Path]]:
+    """Where the ``.hgrm`` files of each results file with requests go, in order: ``folder``
+    itself for one, else a subfolder of its own per results file (``hgrm_folder_names``: never
+    shared, so none overwrites another's)."""
+    sources = [s for s, r in report.results if not isinstance(r, LockAuditResults)]
+    if len(sources) == 1:
+        return [(sources[0], folder)]
+    names = hgrm_folder_names(sources)
+    return [(source, folder / name) for source, name in zip(sources, names, strict=True)]
+
+
 def write_hgrm_files(report: LoadedReport, folder: Path) -> list[Path]:
     """One ``.hgrm`` file per endpoint and ``all.hgrm`` for the whole run, of each results file
-    with requests; in a subfolder named after the results file when there are several."""
-    traffic = [(s, r) for s, r in report.results if not isinstance(r, LockAuditResults)]
+    with requests; in a subfolder of its own per results file when there are several
+    (``hgrm_folders``)."""
+    traffic = [r for _, r in report.results if not isinstance(r, LockAuditResults)]
     written = []
-    for source, results in traffic:
-        if isinstance(results, LockAuditResults):  # narrowed above; for the type checker
+    for results, (_, target) in zip(traffic, hgrm_folders(report, folder), strict=True):
+        if isinstance(results, LockAuditResults):  # filtered above; for the type checker
             continue
-        target = folder if len(traffic) == 1 else folder / Path(source).stem
         names = hgrm_file_names([e.name for e in results.endpoints])
         written.append(
             write_output(target / "all.hgrm", render_hgrm(results.histogram), option="--hgrm")

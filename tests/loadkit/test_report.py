@@ -17,10 +17,11 @@ from typer.testing import CliRunner
 from loadkit.cli import app
 from loadkit.measure.recorder import LatencyRecorder
 from loadkit.measure.results import LoadResults, parse_results, read_results, write_results
-from loadkit.report.hgrm import hgrm_file_names
+from loadkit.report.hgrm import hgrm_file_names, hgrm_folder_names
+from loadkit.report.html import _verdict_section
 from loadkit.report.timeline_figures import UNKNOWN_KIND
 from loadkit.report.units import format_fraction, format_ms
-from loadkit.run.report import write_html_report
+from loadkit.run.report import load_report, write_html_report
 from tests.loadkit.crafted import crafted_audit, crafted_smoke
 from tests.loadkit.open_runs import (
     STAGES,
@@ -155,6 +156,26 @@ def test_the_verdict_is_the_gates_and_failing_it_is_still_a_report(page: str) ->
     assert "The longest stall" in page  # the stall criterion's evidence, as the terminal's
 
 
+def test_with_several_runs_of_a_kind_each_verdict_row_and_evidence_names_its_file(
+    files: dict[str, Path], page: str
+) -> None:
+    verdict = page[page.index('<section id="verdict"') :]
+    verdict = verdict[: verdict.index("</section>")]
+    assert "<th>results</th>" not in verdict and "data-results" not in verdict  # one run
+    both = [str(files["load"]), str(files["baseline"])]
+    report = load_report([Path(p) for p in both], config=files["config"])
+    assert report.gate is not None
+    section = _verdict_section(report.gate)
+    assert "<th>verdict</th><th>results</th><th>why</th>" in section
+    for source in both:
+        assert re.search(
+            rf'<tr class="\w+" data-criterion="load.p95_ms" data-status="\w+" '
+            rf'data-results="{re.escape(source)}">.*?<td>{re.escape(source)}</td>',
+            section,
+        )
+    assert f'[{both[0]}] <span class="muted">(evidence)</span></summary>' in section
+
+
 def test_the_page_opens_offline_and_escapes_what_the_results_say(tmp_path: Path) -> None:
     recorder = LatencyRecorder(start=1_800_000_000.0)
     hostile = "GET /x</script><script>alert(1)</script>"
@@ -195,6 +216,38 @@ def test_hgrm_files_read_back_as_hdrhistograms_percentile_distribution(
         assert float(footer["Mean"]) == pytest.approx(latency.mean, abs=0.001)
         assert float(footer["StdDeviation"]) < latency.max  # in ms like the rest, not µs
         assert float(footer["TotalCount"]) == count
+
+
+def test_hgrm_files_of_results_files_of_one_name_go_to_folders_of_their_own(
+    tmp_path: Path,
+) -> None:
+    given = []
+    for folder, requests in (("a", 3), ("b", 5)):
+        # Small runs: hdrh's .hgrm writer walks every bucket a run fills (seconds for 30 s).
+        recorder = LatencyRecorder(start=T0)
+        for index in range(requests):
+            recorder.record(endpoint="GET /x", latency_s=0.01, end=T0 + 0.1 * (index + 1))
+        recorder.finish(end=T0 + 1)
+        (tmp_path / folder).mkdir()
+        path = tmp_path / folder / "r.json"
+        write_results(path, LoadResults(target="http://h", config={}, **recorder.traffic_fields()))
+        given.append(str(path))
+    out = tmp_path / "hg"
+    result = CliRunner().invoke(app, ["report", *given, "--hgrm", str(out)])
+    assert result.exit_code == 0, result.output
+    assert f"{given[0]}: {out / 'a_r'}" in result.output
+    assert f"{given[1]}: {out / 'b_r'}" in result.output
+    for folder, requests in (("a_r", 3), ("b_r", 5)):
+        footer = (out / folder / "all.hgrm").read_text().splitlines()[-3:]
+        count = dict(re.findall(r"(\w+)\s*=\s*([0-9.]+)", " ".join(footer)))["TotalCount"]
+        assert float(count) == requests
+    assert hgrm_folder_names(["x/r.json", "y/r.json", "r.json", "r.json", "q.json"]) == [
+        "x_r",
+        "y_r",
+        "r",
+        "r-2",
+        "q",
+    ]
 
 
 def test_the_csv_has_one_row_per_second_and_the_errors_by_kind(
@@ -269,6 +322,15 @@ def test_bad_input_is_exit_2_naming_the_file(files: dict[str, Path], tmp_path: P
         app, ["report", str(files["load"]), str(files["baseline"]), "--csv", str(tmp_path / "t")]
     )
     assert result.exit_code == 2 and "--csv writes the timeline of one run" in result.output
+    for key in ("timeline", "endpoints"):
+        damaged = orjson.loads(files["load"].read_bytes())
+        damaged[key][1]["histogram"]["data"] = "SElTVEZBQUFBR2FyYmFnZQ=="
+        bad = tmp_path / f"bad_{key}.json"
+        bad.write_bytes(orjson.dumps(damaged))
+        result = CliRunner().invoke(app, ["report", str(bad), "--hgrm", str(tmp_path / "h")])
+        assert result.exit_code == 2
+        assert f"{bad}: {key}[1].histogram: histogram data cannot be decoded" in result.output
+        assert "run again" in result.output and not (tmp_path / "h").exists()
 
 
 def test_without_html_it_prints_the_terminal_summary_and_the_verdict(

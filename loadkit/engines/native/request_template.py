@@ -186,13 +186,17 @@ class RequestTemplate:
         secrets: Mapping[str, str],
         host: str,
         trace_header: str = TRACE_HEADER,
+        base_path: str = "",
     ) -> None:
-        """``where`` names the request in errors; ``host`` is the Host header; ``secrets`` the
-        values of the ``${VAR}``s it uses. A ``ConfigError`` for a header the engine writes itself
+        """``where`` names the request in errors; ``host`` is the Host header; ``base_path`` the
+        target's path, put before ``path`` as it is once ``path`` is filled in (the Locust path
+        prepends ``--host`` so: ``scenario_base_path``); ``secrets`` the values of the ``${VAR}``s
+        it uses. A ``ConfigError`` for a header the engine writes itself
         or a secret that cannot be sent in a header."""
         self.where = where
         self.method = method
         self.w3c = trace_header.lower() == TRACE_HEADER
+        self._base_path = base_path
         self._path = split_text(path, secrets)
         self._query = tuple((quote_plus(str(key)), _scalar(v, secrets)) for key, v in query.items())
         given = {name.lower() for name in headers}
@@ -274,7 +278,7 @@ class RequestTemplate:
         )
 
     def _line(self, values: Values) -> bytes:
-        path = self._path.fill(values)
+        path = self._base_path + self._path.fill(values)
         if self._query:
             query = "&".join(f"{key}={quote_plus(text.fill(values))}" for key, text in self._query)
             path += ("&" if "?" in path else "?") + query

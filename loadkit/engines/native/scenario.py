@@ -75,9 +75,11 @@ def compile_scenario(
     *,
     host: str,
     trace_header: str = TRACE_HEADER,
+    base_path: str = "",
 ) -> CompiledScenario:
     """The scenario ``description`` holds (``describe``'s JSON), its secrets read from
-    ``environ``, its requests for ``host`` (the Host header) carrying ``trace_header``.
+    ``environ``, its requests for ``host`` (the Host header) carrying ``trace_header``, their
+    paths after ``base_path`` (the target's: ``scenario_base_path``).
 
     A ``ConfigError`` names what is wrong: not a description, a variable not set here, a secret
     no header can carry (its value never quoted), a header the engine writes itself."""
@@ -99,7 +101,7 @@ def compile_scenario(
     calls = {
         part: tuple(
             _call(f"scenarios.{name}.{part}[{index}] ({item['name']})", item, found, host,
-                  trace_header, setup_index=index if part == "setup" else None)
+                  trace_header, base_path, setup_index=index if part == "setup" else None)
             for p, index, item in items
             if p == part
         )
@@ -124,6 +126,7 @@ def _call(
     found: Mapping[str, str],
     host: str,
     trace_header: str,
+    base_path: str,
     *,
     setup_index: int | None,
 ) -> ScenarioCall:
@@ -140,6 +143,7 @@ def _call(
         secrets=found,
         host=host,
         trace_header=trace_header,
+        base_path=base_path,
     )
     return ScenarioCall(
         endpoint=endpoint_name(method, str(item["name"])),

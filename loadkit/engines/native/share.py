@@ -31,7 +31,7 @@ from loadkit.engines.native.pool import DEFAULT_TIMEOUT_S, Pool
 from loadkit.engines.native.request_bytes import EncodedRequest, encode_request, host_header
 from loadkit.engines.native.scenario import CompiledScenario, compile_scenario
 from loadkit.engines.native.scenario_pool import ScenarioPool
-from loadkit.engines.target import parse_target
+from loadkit.engines.target import parse_target, scenario_base_path
 from loadkit.engines.timetable import Timetable, live_target
 from loadkit.engines.tls import client_context
 from loadkit.measure.error_reader import ErrorReader
@@ -154,6 +154,7 @@ def plan_scenario(plan: SharePlan) -> CompiledScenario | None:
         os.environ,
         host=host_header(target.hostname, target.port, target.scheme),
         trace_header=plan.request.target.trace_header,
+        base_path=scenario_base_path(plan.request.url, option="URL"),
     )
 
 
