@@ -212,6 +212,9 @@ class Timeline:
             last = max(last, int(duration_s) - (1 if duration_s.is_integer() else 0))
         points = []
         budget = TIMELINE_HISTOGRAM_BUDGET_BYTES
+        # In a run with service times, a second none of whose requests had one of its own (a
+        # Locust iteration's later requests only) has its response times as service times.
+        timed_run = any(second.services is not None for second in seconds.values())
         for t in range(0, last + 1):
             closed = seconds.get(t)
             if closed is None or closed.completions == 0:
@@ -220,7 +223,11 @@ class Timeline:
             histogram = _decoded_sum(closed.histograms)
             p95 = histogram.percentiles_us((95.0,)).get(95.0)
             encoded = histogram.encode()
-            service = None if closed.services is None else _decoded_sum(closed.services).encode()
+            service = None
+            if closed.services is not None:
+                service = _decoded_sum(closed.services).encode()
+            elif timed_run:
+                service = encoded
             # A second's histograms count together; past the budget: counts and P95 only.
             budget -= len(encoded.data) + (0 if service is None else len(service.data))
             kept = budget >= 0
