@@ -373,6 +373,7 @@ def test_an_open_run_written_before_service_times_per_second_draws_the_whole_run
     for point in data["timeline"]:
         point.pop("service_histogram", None)
     old = parse_results(data, source="old")
+    assert isinstance(old, LoadResults)
     write_results(tmp_path / "old.json", old)
     out = tmp_path / "old.csv"
     html = tmp_path / "old.html"
