@@ -225,7 +225,9 @@ class Timeline:
             encoded = histogram.encode()
             service = None
             if closed.services is not None:
-                service = _decoded_sum(closed.services).encode()
+                # One part (one process's second) is already that second's histogram.
+                services = closed.services
+                service = services[0] if len(services) == 1 else _decoded_sum(services).encode()
             elif timed_run:
                 service = encoded
             # A second's histograms count together; past the budget: counts and P95 only.
