@@ -361,8 +361,9 @@ class TimelinePoint(_Model, _OmitsEmptyOptionals):
 
 TIMELINE_HISTOGRAM_BUDGET_BYTES = 16 << 20
 """The most encoded per-second histogram data one results file carries (16 MiB, a quarter of
-``MAX_RESULTS_BYTES``): an hour at a thousand requests a second takes about 5 MB; past the
-budget, later seconds carry counts and P95 only, and a window reaching them is refused."""
+``MAX_RESULTS_BYTES``): an hour at a thousand requests a second takes about 5 MB (about twice
+that in an open-model run, whose seconds carry their service times too); past the budget, later
+seconds carry counts and P95 only, and a window reaching them is refused."""
 
 
 MEAN_SLACK_MS = 0.001
