@@ -300,7 +300,9 @@ class ErrorGroup(_Model):
 class TimelinePoint(_Model, _OmitsEmptyOptionals):
     """One second of the run: what completed in it."""
 
-    OMITTED_WHEN_NONE: ClassVar[frozenset[str]] = frozenset({"histogram", "errors_by_kind"})
+    OMITTED_WHEN_NONE: ClassVar[frozenset[str]] = frozenset(
+        {"histogram", "errors_by_kind", "service_histogram"}
+    )
 
     t_s: int = Field(ge=0, description="seconds since the run's start")
     completions: int = Field(ge=0)
@@ -318,6 +320,14 @@ class TimelinePoint(_Model, _OmitsEmptyOptionals):
         description="optional: this second's errors by kind (they add up to errors), what the "
         "HTML report stacks; absent in seconds without errors and in files written before it",
     )
+    service_histogram: EncodedHistogram | None = Field(
+        default=None,
+        description="optional, open model: the service times (from the send) of the requests "
+        "that completed in this second, one per completion, as the run's service_histogram; "
+        "absent in closed-model runs, in seconds with no completion, in files written before "
+        "it, and past the writer's size bound (TIMELINE_HISTOGRAM_BUDGET_BYTES, which it counts "
+        "against with histogram)",
+    )
 
     @model_validator(mode="after")
     def _counts_agree(self) -> TimelinePoint:
@@ -326,6 +336,23 @@ class TimelinePoint(_Model, _OmitsEmptyOptionals):
                 f"second {self.t_s}: histogram count ({self.histogram.count}) != completions "
                 f"({self.completions})"
             )
+        service = self.service_histogram
+        if service is not None and service.count != self.completions:
+            raise ValueError(
+                f"second {self.t_s}: service_histogram count ({service.count}) != completions "
+                f"({self.completions}): every request that completed was sent"
+            )
+        response = self.histogram
+        if service is not None and response is not None:
+            # Each response time includes its service time, so their extremes keep the order.
+            for name in ("min_us", "max_us"):
+                low, high = getattr(service, name), getattr(response, name)
+                if low is not None and high is not None and low > high + MEAN_SLACK_MS * 1000:
+                    raise ValueError(
+                        f"second {self.t_s}: service_histogram.{name} ({low:g}) is above "
+                        f"histogram.{name} ({high:g}); a response time counts from the due "
+                        "time, at or before the send"
+                    )
         if self.errors_by_kind is not None and sum(self.errors_by_kind.values()) != self.errors:
             raise ValueError(
                 f"second {self.t_s}: errors_by_kind adds up to "
@@ -336,8 +363,9 @@ class TimelinePoint(_Model, _OmitsEmptyOptionals):
 
 TIMELINE_HISTOGRAM_BUDGET_BYTES = 16 << 20
 """The most encoded per-second histogram data one results file carries (16 MiB, a quarter of
-``MAX_RESULTS_BYTES``): an hour at a thousand requests a second takes about 5 MB; past the
-budget, later seconds carry counts and P95 only, and a window reaching them is refused."""
+``MAX_RESULTS_BYTES``): an hour at a thousand requests a second takes about 5 MB (about twice
+that in an open-model run, whose seconds carry their service times too); past the budget, later
+seconds carry counts and P95 only, and a window reaching them is refused."""
 
 
 MEAN_SLACK_MS = 0.001
@@ -686,6 +714,13 @@ class _TrafficResults(_Judged, _OmitsEmptyOptionals):
             sent=self.totals.requests - self.not_sent,
             where="",
         )
+        if self.service_histogram is None:
+            timed = next((p.t_s for p in self.timeline if p.service_histogram is not None), None)
+            if timed is not None:
+                raise ValueError(
+                    f"timeline second {timed} has a service_histogram but the run has none "
+                    "(a closed-model run's service times are its response times)"
+                )
         return self
 
     @property

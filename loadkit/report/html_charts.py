@@ -2,7 +2,9 @@
 
 Four charts per load run, each a Bokeh model the page embeds (``loadkit.report.html``):
 
-- ``latency``: P50, P95, P99 and max of each second, the longest stall shaded, stages marked;
+- ``latency``: P50, P95, P99 and max of each second, the longest stall shaded, stages marked; in
+  an open-model run the response time's, with the service time's P50, P95 and P99 dashed beside
+  them (the whole run's service P50 and P95 as flat lines for files without each second's);
 - ``throughput``: completions and errors per second;
 - ``errors``: errors per second stacked by kind;
 - ``distribution``: HdrHistogram's percentile plot (log scale to 99.999 %), one line per
@@ -29,7 +31,7 @@ from bokeh.plotting import figure
 
 from loadkit.measure.results import EncodedHistogram, LoadResults, SmokeResults
 from loadkit.report.hgrm import PercentilePoint, percentile_distribution
-from loadkit.report.timeline_figures import SecondFigures, error_kinds
+from loadkit.report.timeline_figures import SecondFigures, error_kinds, has_service_times
 
 CHART_WIDTH = 1100
 TIME_CHART_HEIGHT = 280
@@ -52,6 +54,12 @@ LATENCY_LINES = (
     ("p99_ms", "P99", "#d62728"),
     ("max_ms", "max", "#7f7f7f"),
 )
+SERVICE_LINES = (
+    ("service_p50_ms", "service P50", "#1f77b4"),
+    ("service_p95_ms", "service P95", "#ff7f0e"),
+    ("service_p99_ms", "service P99", "#d62728"),
+)
+"""An open run's service time per second: dashed, in the colour of its response-time twin."""
 STALL_COLOR = "#d62728"
 STAGE_COLOR = "#2ca02c"
 SERVICE_COLOR = "#9467bd"
@@ -90,13 +98,16 @@ def _time_figure(title: str, y_label: str, x_range: Range1d | None) -> Any:
 def latency_chart(
     results: Traffic, seconds: Sequence[SecondFigures], x_range: Range1d | None = None
 ) -> Any:
-    """Response time of each second: P50, P95, P99 and max; the longest stall shaded, the
-    stages marked where they begin."""
+    """Response time of each second: P50, P95, P99 and max, and in an open-model run the service
+    time's P50, P95 and P99 dashed beside them; the longest stall shaded, the stages marked
+    where they begin."""
     open_model = isinstance(results, LoadResults) and results.schedule is not None
     what = "response time (from the due time)" if open_model else "latency"
     plot = _time_figure(f"{what} per second (ms)", "ms", x_range)
+    per_second_service = has_service_times(seconds)
+    lines = LATENCY_LINES + (SERVICE_LINES if per_second_service else ())
     data: dict[str, list[Any]] = {"t": [s.t_s for s in seconds]}
-    for key, _, _ in LATENCY_LINES:
+    for key, _, _ in lines:
         data[key] = [_nan(getattr(s, key)) for s in seconds]
     data["completions"] = [s.completions for s in seconds]
     source = ColumnDataSource(data)
@@ -105,24 +116,34 @@ def latency_chart(
         renderers.append(
             plot.line("t", key, source=source, color=color, line_width=2, legend_label=label)
         )
-    plot.add_tools(
-        HoverTool(
-            renderers=[renderers[1]],
-            mode="vline",
-            tooltips=[
-                ("second", "@t"),
-                ("P50", "@p50_ms{0,0.0} ms"),
-                ("P95", "@p95_ms{0,0.0} ms"),
-                ("P99", "@p99_ms{0,0.0} ms"),
-                ("max", "@max_ms{0,0.0} ms"),
-                ("completions", "@completions"),
-            ],
-        )
-    )
+    tooltips = [
+        ("second", "@t"),
+        ("P50", "@p50_ms{0,0.0} ms"),
+        ("P95", "@p95_ms{0,0.0} ms"),
+        ("P99", "@p99_ms{0,0.0} ms"),
+        ("max", "@max_ms{0,0.0} ms"),
+    ]
+    if per_second_service:
+        # The gap between a line and its dashed twin is the time spent waiting to be sent: the
+        # generator's queueing, second by second.
+        for key, label, color in SERVICE_LINES:
+            plot.line(
+                "t",
+                key,
+                source=source,
+                color=color,
+                line_width=2,
+                line_dash="dashed",
+                legend_label=label,
+                name=key,
+            )
+            tooltips.append((label, f"@{key}{{0,0.0}} ms"))
+    tooltips.append(("completions", "@completions"))
+    plot.add_tools(HoverTool(renderers=[renderers[1]], mode="vline", tooltips=tooltips))
     service = results.service_time_ms
-    if open_model and service is not None:
-        # Service time (from the send) is kept for the whole run, not per second: drawn as the
-        # run's figures, so that the gap to the response time shows the generator's queueing.
+    if open_model and service is not None and not per_second_service:
+        # A file without each second's service times: the run's figures, drawn flat, so that
+        # the gap to the response time still shows the generator's queueing.
         for value, label in ((service.p50, "P50"), (service.p95, "P95")):
             if value is None:
                 continue

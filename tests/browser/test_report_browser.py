@@ -15,12 +15,14 @@ import numpy
 import pytest
 from PIL import Image
 
+from loadkit.measure.recorder import LatencyRecorder
 from loadkit.measure.results import LoadResults, read_results, write_results
 from loadkit.report.gate import verdict_cells
 from loadkit.report.timeline_figures import second_figures
 from loadkit.report.units import format_ms
 from loadkit.run.report import load_report, write_html_report
 from tests.browser.conftest import RecordedPage
+from tests.loadkit.open_runs import T0, freeze_timetable, open_results, record_open, schedule_of
 from tests.loadkit.report_runs import synthetic_run
 
 FREEZE = (10.0, 16.0)
@@ -65,13 +67,30 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[LoadResults, Path]
     return results, html
 
 
+@pytest.fixture(scope="module")
+def open_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[LoadResults, Path]:
+    """An open run's report (3 s at 100/s, one user, a freeze from 1 s to 2 s)."""
+    folder = tmp_path_factory.mktemp("browser-open-report")
+    requests = freeze_timetable()
+    recorder = LatencyRecorder(start=T0)
+    record_open(recorder, requests)
+    schedule = schedule_of(requests, rate=100, lags_s=[0.0005] * 10)
+    write_results(folder / "open.json", open_results(recorder, end=T0 + 3.0, schedule=schedule))
+    html = write_html_report([folder / "open.json"], folder / "report.html")
+    results = read_results(folder / "open.json")
+    assert isinstance(results, LoadResults)
+    return results, html
+
+
 def _pixels_near(image: Image.Image, color: tuple[int, int, int], tolerance: int = 12) -> int:
     pixels = numpy.asarray(image.convert("RGB"), dtype=numpy.int16)
     return int((numpy.abs(pixels - numpy.array(color)) <= tolerance).all(axis=2).sum())
 
 
 def test_the_report_opens_offline_draws_every_chart_and_shows_the_results_figures(
-    recorded_page: RecordedPage, report: tuple[LoadResults, Path]
+    recorded_page: RecordedPage,
+    report: tuple[LoadResults, Path],
+    open_report: tuple[LoadResults, Path],
 ) -> None:
     results, html = report
     page = recorded_page.page
@@ -109,6 +128,20 @@ def test_the_report_opens_offline_draws_every_chart_and_shows_the_results_figure
     assert [visible for visible, _ in shown] == [False, False, True, False]
     assert chosen.latency_ms.max is not None
     assert shown[2][1] == pytest.approx(chosen.latency_ms.max, rel=1e-3)
+    # An open run's hover shows the second's service time beside its response time.
+    open_run, open_html = open_report
+    page.goto(open_html.as_uri())
+    page.wait_for_function(RENDERED)
+    page.locator('[data-chart="latency"]').scroll_into_view_if_needed()
+    frame = page.evaluate(FRAME_JS)
+    x = frame["x0"] + frame["xs"]["0"] - 18  # second 0 (the point sits at its start)
+    for step in range(3):
+        page.mouse.move(x + 3 * step, frame["y0"] + frame["bottom"] - 20)
+    shown_text = page.locator("div.bk-tooltip-content").first.inner_text()
+    first = second_figures(open_run.timeline)[0]
+    assert f"P95:\t{format_ms(first.p95_ms)} ms" in shown_text
+    assert f"service P95:\t{format_ms(first.service_p95_ms)} ms" in shown_text
+    recorded_page.assert_no_console_errors()
 
 
 def test_a_freeze_is_shaded_on_the_latency_chart_over_its_seconds(

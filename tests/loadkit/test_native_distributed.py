@@ -139,6 +139,11 @@ def test_an_open_run_holds_the_total_rate_and_its_percentiles_match_one_process(
     for figure in ("p50", "p95", "p99"):
         merged, single = getattr(results.latency_ms, figure), getattr(alone.latency_ms, figure)
         assert merged == pytest.approx(single, rel=0.05, abs=1.0), figure
+    # Each second's service times crossed from the workers too: one per completion.
+    busy = [p for p in results.timeline if p.completions]
+    assert busy and all(
+        p.service_histogram is not None and p.service_histogram.count == p.completions for p in busy
+    )
 
 
 def test_a_worker_killed_mid_run_makes_the_run_invalid(tmp_path: Path) -> None:

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -19,7 +21,9 @@ from loadkit.measure.recorder import LatencyRecorder
 from loadkit.measure.results import LoadResults, parse_results, read_results, write_results
 from loadkit.report.hgrm import hgrm_file_names, hgrm_folder_names
 from loadkit.report.html import _verdict_section
-from loadkit.report.timeline_figures import UNKNOWN_KIND
+from loadkit.report.html_charts import latency_chart
+from loadkit.report.timeline_csv import SERVICE_COLUMNS
+from loadkit.report.timeline_figures import UNKNOWN_KIND, second_figures
 from loadkit.report.units import format_fraction, format_ms
 from loadkit.run.report import load_report, write_html_report
 from tests.loadkit.crafted import crafted_audit, crafted_smoke
@@ -365,17 +369,34 @@ def test_errors_by_kind_per_second_merge_exactly_across_shares() -> None:
     assert all(kinds and sum(kinds.values()) == 25 for _, kinds in expected)
 
 
-def test_an_open_run_shows_its_service_time_and_stages(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def open_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An open run (3 s at 100/s, one user, nothing completes from 1 s to 2 s) with stages."""
     requests = freeze_timetable()
     recorder = LatencyRecorder(start=T0, stages=STAGES)
     record_open(recorder, requests)
     schedule = schedule_of(requests, rate=100, lags_s=[0.0005] * 100, not_sent=0)
-    results = open_results(recorder, end=T0 + 3.0, schedule=schedule)
-    write_results(tmp_path / "open.json", results)
-    page = write_html_report([tmp_path / "open.json"], tmp_path / "r.html").read_text()
-    service = results.service_time_ms
-    assert service is not None and service.p95 is not None
-    assert f"service time P95 (whole run) {service.p95:,.1f} ms" in page
+    path = tmp_path_factory.mktemp("open") / "open.json"
+    write_results(path, open_results(recorder, end=T0 + 3.0, schedule=schedule))
+    return path
+
+
+def _lines(chart: Any) -> dict[str, tuple[Any, list[float]]]:
+    """The latency chart's lines by legend label: (glyph, y values, NaN for a gap)."""
+    labels = {item.renderers[0].id: item.label.value for item in chart.legend[0].items}
+    return {
+        labels[r.id]: (r.glyph, list(r.data_source.data[r.glyph.y]))
+        for r in chart.renderers
+        if r.id in labels
+    }
+
+
+def test_an_open_run_shows_its_service_time_per_second_and_stages(
+    open_run: Path, tmp_path: Path
+) -> None:
+    results = read_results(open_run)
+    assert isinstance(results, LoadResults)
+    page = write_html_report([open_run], tmp_path / "r.html").read_text()
     assert "response time (from the due time) per second" in page
     assert "open model, 100.0 iterations/s" in page
     [endpoint] = results.endpoints
@@ -383,6 +404,50 @@ def test_an_open_run_shows_its_service_time_and_stages(tmp_path: Path) -> None:
     cell = f'<td class="n" data-metric="service_p99_ms">{format_ms(endpoint.service_time_ms.p99)}'
     assert cell in page
     assert '"text":"warm"' in page.replace(" ", "")  # the first stage's marker on the chart
+    # Each second's service time beside its response time, dashed, from the second's figures;
+    # the whole run's flat lines are for files without them.
+    assert "service P95" in page and "(whole run)" not in page
+    seconds = second_figures(results.timeline)
+    lines = _lines(latency_chart(results, seconds))
+    assert list(lines) == ["P50", "P95", "P99", "max", "service P50", "service P95", "service P99"]
+    for label in ("P50", "P95", "P99"):
+        glyph, values = lines[f"service {label}"]
+        assert glyph.line_dash == [6] and lines[label][0].line_dash == []
+        key = f"service_{label.lower()}_ms"
+        expected = [getattr(s, key) for s in seconds]
+        assert [None if math.isnan(v) else v for v in values] == expected
+    # The freeze held the queue: response P95 near a second in second 2, service P95 2 ms.
+    assert lines["P95"][1][2] > 900 and lines["service P95"][1][2] == pytest.approx(2.0, abs=0.01)
+    # The CSV has the service columns, the same figures.
+    out = tmp_path / "open.csv"
+    assert CliRunner().invoke(app, ["report", str(open_run), "--csv", str(out)]).exit_code == 0
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert list(rows[0])[7:11] == list(SERVICE_COLUMNS)
+    assert [r["service_p95_ms"] for r in rows] == [
+        "" if s.service_p95_ms is None else repr(s.service_p95_ms) for s in seconds
+    ]
+
+
+def test_an_open_run_written_before_service_times_per_second_draws_the_whole_runs(
+    open_run: Path, tmp_path: Path
+) -> None:
+    data = orjson.loads(open_run.read_bytes())
+    for point in data["timeline"]:
+        point.pop("service_histogram", None)
+    old = parse_results(data, source="old")
+    assert isinstance(old, LoadResults)
+    write_results(tmp_path / "old.json", old)
+    out = tmp_path / "old.csv"
+    html = tmp_path / "old.html"
+    args = ["report", str(tmp_path / "old.json"), "--html", str(html), "--csv", str(out)]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    service = old.service_time_ms
+    assert service is not None and service.p95 is not None
+    page = html.read_text()
+    assert f"service time P95 (whole run) {service.p95:,.1f} ms" in page
+    assert "service P95" not in page
+    header = out.read_text().splitlines()[0]
+    assert "service_" not in header
 
 
 def test_smoke_checks_and_lock_findings_are_tables_beside_the_load_runs_charts(
