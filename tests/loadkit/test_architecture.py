@@ -15,40 +15,31 @@ import loadkit
 
 PACKAGE = Path(loadkit.__file__).parent
 
+# The leaves every part above ``config`` may import.
+BASE = {"exceptions", "defaults", "stages", "windows", "url_credentials", "files", "config"}
 # part -> the parts it may import (besides itself). Top-level modules are parts of their own.
 ALLOWED: dict[str, set[str]] = {
     "exceptions": set(),
     "defaults": set(),
     "stages": set(),
     "windows": set(),
+    "url_credentials": set(),
     "files": {"exceptions"},
     "config": {"exceptions", "defaults", "stages", "windows"},
-    "measure": {"exceptions", "defaults", "stages", "windows", "files", "config"},
-    "lockaudit": {"exceptions", "defaults", "stages", "windows", "files", "config", "measure"},
-    "logs": {"exceptions", "defaults", "stages", "windows", "files", "config", "measure"},
+    "measure": BASE,
+    "lockaudit": BASE | {"measure"},
+    "logs": BASE | {"measure"},
     "traces": {"exceptions"},
     # traces: a latency criterion's evidence can be where the time went (gate.trace_evidence).
-    "gate": {"exceptions", "defaults", "stages", "windows", "files", "config", "measure", "traces"},
-    "report": {
-        "exceptions", "defaults", "stages", "windows", "files", "config", "measure", "gate", "logs",
-        "lockaudit", "traces",
-    },
+    "gate": BASE | {"measure", "traces"},
+    "report": BASE | {"measure", "gate", "logs", "lockaudit", "traces"},
     # gate: the Locust plugin judges abort-on-fail criteria as the gate reads them (gate.abort).
-    "engines": {
-        "exceptions", "defaults", "stages", "windows", "files", "config", "measure", "gate",
-        "report", "traces",
-    },
-    "run": {
-        "exceptions", "defaults", "stages", "windows", "files", "config", "measure", "gate", "logs",
-        "lockaudit", "report", "engines", "traces",
-    },
-    "cli": {
-        "exceptions", "defaults", "stages", "windows", "files", "config", "measure", "gate", "logs",
-        "lockaudit", "report", "engines", "run", "traces",
-    },
+    "engines": BASE | {"measure", "gate", "report", "traces"},
+    "run": BASE | {"measure", "gate", "logs", "lockaudit", "report", "engines", "traces"},
+    "cli": BASE | {"measure", "gate", "logs", "lockaudit", "report", "engines", "run", "traces"},
     "__main__": {"cli"},
     "__init__": set(),
-}  # fmt: skip
+}
 
 # part -> the parts it may name under ``if TYPE_CHECKING:`` only (never imported at run time).
 TYPE_ONLY: dict[str, set[str]] = {
