@@ -49,8 +49,10 @@ UNLOADABLE_LOCUSTFILES = {
         "import loadkit_no_such_module\n",
         "ModuleNotFoundError: No module named 'loadkit_no_such_module' (broken.py, line 1)",
     ),
-    "no User class": ("TIMEOUT = 3\n", "no User class in it (Locust needs at least one)"),
 }
+"""Each reaches the CLI the same way (Locust refuses, ``locustfile_problem`` says why). A file
+with no User class is the same path, and its verdict is test_locustfile_check.py's: here it cost
+5-6 s (Locust, then the check, look for pytest-style users in it too)."""
 
 
 def locust_count(json_prefix: Path) -> int:
