@@ -198,7 +198,8 @@ def run_processes(
                     continue
                 if message[0] == "ready":
                     ready.add(index)
-                    if len(ready) == len(plans) and start is None and crashed is None:
+                    stopped = crashed is not None or signalled.is_set()
+                    if len(ready) == len(plans) and start is None and not stopped:
                         start = RunClock().now() + START_MARGIN_S
                         for other in pipes:
                             with contextlib.suppress(OSError):
