@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -118,36 +119,35 @@ def test_stages_with_a_duration_are_refused() -> None:
     assert "--stages and --duration cannot go together: the stages' total (2 s)" in done.stderr
 
 
-def test_stages_with_a_locustfiles_own_shape_are_refused(tmp_path: Path) -> None:
-    out = tmp_path / "load.json"
-    with serve(answers_after_a_while) as target:
-        done = loadkit_load(
-            "--scenario", str(SHAPE), "--host", target, "--stages", "1s:2", "--out", str(out)
-        )  # fmt: skip
-    assert done.returncode == 2, done.stdout + done.stderr
+def test_stages_or_a_rate_with_a_locustfiles_own_shape_are_refused(tmp_path: Path) -> None:
+    # Both at once (each a Locust start-up that refuses: seconds of imports, no load).
+    stages_out, rate_out = tmp_path / "stages.json", tmp_path / "rate.json"
+    with serve(answers_after_a_while) as target, ThreadPoolExecutor(max_workers=2) as pool:
+        by_stages = pool.submit(
+            loadkit_load,
+            *("--scenario", str(SHAPE), "--host", target, "--stages", "1s:2"),
+            *("--out", str(stages_out)),
+        )
+        by_rate = pool.submit(
+            loadkit_load,
+            *("--scenario", str(SHAPE), "--host", target, "--rate", "10", "--duration", "2"),
+            *("--out", str(rate_out)),
+        )
+        stages_done, rate_done = by_stages.result(), by_rate.result()
+    assert stages_done.returncode == 2, stages_done.stdout + stages_done.stderr
     assert (
         "error: stages cannot drive a locustfile that has a LoadTestShape of its own (TwoSteps)"
-        in done.stderr
+        in stages_done.stderr
     )
-    assert "Locust refused" not in done.stderr
-    results = read_results(out)  # no stale file of an earlier run for the gate to read
-    assert isinstance(results, LoadResults) and not results.valid
-
-
-def test_a_rate_with_a_locustfiles_own_shape_is_refused(tmp_path: Path) -> None:
-    out = tmp_path / "load.json"
-    with serve(answers_after_a_while) as target:
-        done = loadkit_load(
-            "--scenario", str(SHAPE), "--host", target, "--rate", "10", "--duration", "2",
-            "--out", str(out),
-        )  # fmt: skip
-    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Locust refused" not in stages_done.stderr
+    assert rate_done.returncode == 2, rate_done.stdout + rate_done.stderr
     assert (
         "error: --loadkit-rate cannot drive a locustfile that has a LoadTestShape of its own "
-        "(TwoSteps)" in done.stderr
+        "(TwoSteps)" in rate_done.stderr
     )
-    results = read_results(out)  # no stale file of an earlier run for the gate to read
-    assert isinstance(results, LoadResults) and not results.valid
+    for out in (stages_out, rate_out):
+        results = read_results(out)  # no stale file of an earlier run for the gate to read
+        assert isinstance(results, LoadResults) and not results.valid
 
 
 def test_fewer_slots_than_workers_are_refused() -> None:
