@@ -463,6 +463,14 @@ def load(
         ),
     ] = "1",
     out: Annotated[Path, typer.Option(help="Where to write the results file.")] = DEFAULT_LOAD_OUT,
+    html: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write the run's HTML report here (charts and tables; `loadkit report "
+            "--html` makes one from a results file later, with a verdict).",
+            show_default=False,
+        ),
+    ] = None,
     config: Annotated[
         Path | None,
         typer.Option(help="acceptance.toml with [profiles] (default: ./acceptance.toml if any)."),
@@ -513,11 +521,11 @@ def load(
         str | None,
         typer.Option(
             "--engine",
-            help="locust or native. A URL runs on the native engine (asyncio + uvloop, about "
-            "wrk's CPU per request, 12-14 µs here) unless --engine locust or it ramps users "
-            "(--spawn-rate, closed --stages); a scenario (a locustfile) always runs on Locust "
-            "(~110-170 µs of CPU per request: one process tops out near 8 k req/s). Default: "
-            "the profile's engine, else that rule.",
+            help="locust or native. A URL or a declarative scenario [scenarios.NAME] runs on "
+            "the native engine (asyncio + uvloop, about wrk's CPU per request, 12-14 µs here "
+            "for a URL) unless --engine locust, --http2 or it ramps users (--spawn-rate, closed "
+            "--stages); a locustfile always runs on Locust (~110-170 µs of CPU per request: one "
+            "process tops out near 8 k req/s). Default: the profile's engine, else that rule.",
             show_default=False,
         ),
     ] = None,
@@ -554,9 +562,9 @@ def load(
     """Run a URL or a Locust scenario with exact HDR latencies, freeze and overload detection.
 
     A URL (`loadkit load http://host/path`, with --method, --header, --body) runs on the native
-    engine; a scenario written as a Python user flow (a locustfile) on Locust (--engine), as
-    does a declarative scenario of acceptance.toml (`--scenario NAME` for `[scenarios.NAME]`:
-    setup steps per user, then a weighted mix of requests).
+    engine, as does a declarative scenario of acceptance.toml (`--scenario NAME` for
+    `[scenarios.NAME]`: setup steps per user, then a weighted mix of requests); a scenario
+    written as a Python user flow (a locustfile) on Locust (--engine).
     Both distribute on Locust's master/worker transport: `loadkit load URL --master
     --expect-workers N` here and `loadkit load --worker --engine native --master-host H` on
     each worker machine give one results file at the master.
@@ -586,7 +594,7 @@ def load(
     variables are read as plain Locust reads them: loadkit says which on stderr, records them
     in the results, and refuses a key it sets itself.
     """
-    from loadkit.engines.choice import choose_engine, refuse_locust_args
+    from loadkit.engines.choice import engine_for_profile, refuse_locust_args
     from loadkit.engines.declarative import declarative_scenario, describe
     from loadkit.engines.tls import tls_options
     from loadkit.engines.url_request import request_spec
@@ -631,15 +639,14 @@ def load(
         )
         http2 = http2 or chosen.http2
         declarative = declarative_scenario(acceptance, chosen.scenario)
-        chosen_engine = choose_engine(
+        chosen_engine = engine_for_profile(
+            chosen,
             requested=engine or chosen.engine,
+            source="--engine" if engine else f"profile {profile!r}'s engine",
             url_run=chosen.scenario == URL_SCENARIO,
             declarative=declarative is not None,
             http2=http2,
-            source="--engine" if engine else f"profile {profile!r}'s engine",
             worker=worker,
-            ramped_users=chosen.model == "closed"
-            and (chosen.stages is not None or chosen.spawn_rate is not None),
         )
         refuse_locust_args(chosen_engine, given=ctx.meta.get(LOCUST_ARGS) is not None)
         # Checked before anything starts: its placeholders, and its ${ENV_VAR}s set here.
@@ -705,6 +712,7 @@ def load(
                         else None
                     ),
                     abort_on=abort_on,
+                    scenario=spec,
                 )
             else:
                 results = run_load(
@@ -731,13 +739,29 @@ def load(
                 typer.echo(
                     render_load_table(stopped.results, path=str(stopped.path), criteria=abort_on)
                 )
+                _write_load_html(html, str(stopped.path), stopped.results)
             raise
         typer.echo(render_load_table(results, path=str(out), criteria=abort_on))
+        _write_load_html(html, str(out), results)
         _raise_if_stopped_by_a_criterion(results, abort_on)
         if results.locust_exit_code:
             # Locust's own verdict (the locustfile's process_exit_code, 2 after an exception in
             # its event handlers or greenlets): exited with, as plain Locust does.
             raise typer.Exit(code=results.locust_exit_code)
+
+
+def _write_load_html(html: Path | None, source: str, results: LoadResults) -> None:
+    """``load --html``: the run's report (no verdict: a load run does not gate); its path is
+    the terminal's last line."""
+    if html is None:
+        return
+    from loadkit.files import write_output
+    from loadkit.run.report import LoadedReport, render_report
+
+    loaded = LoadedReport(results=((source, results),), gate=None, baselines=())
+    typer.echo(
+        f"HTML report: {write_output(html, render_report(loaded).encode(), option='--html')}"
+    )
 
 
 def _abort_criteria(config: Path | None) -> tuple[Criterion, ...]:
@@ -838,7 +862,8 @@ def ui(
         int, typer.Option(min=1, max=MAX_PORT, help=f"Port of the web UI on {LOOPBACK}.")
     ] = DEFAULT_WEB_PORT,
     results_dir: Annotated[
-        Path, typer.Option(help="Each test started from the UI writes its results here.")
+        Path,
+        typer.Option(help="Each test started from the UI writes its results and HTML report here."),
     ] = DEFAULT_UI_DIR,
     config: Annotated[
         Path | None,
@@ -847,6 +872,8 @@ def ui(
     profile: Annotated[
         str, typer.Option(help="Profile whose scenario and users to offer.")
     ] = DEFAULT_PROFILE,
+    insecure: InsecureOption = False,
+    ca_cert: CaCertOption = None,
     http2: Annotated[
         bool,
         typer.Option(
@@ -859,18 +886,21 @@ def ui(
 ) -> None:
     """Serve the Locust web UI on 127.0.0.1 with loadkit's exact measurement loaded.
 
-    Every test you start from the UI writes a loadkit results file when it stops. Ctrl-C ends.
+    Every test you start from the UI writes a loadkit results file when it stops, and its HTML
+    report beside it (linked in the UI's "Download data" tab). Ctrl-C ends.
 
     Everything after `--` goes to Locust as it is (tags, the locustfile's own arguments, user
     class names); options loadkit sets itself are refused. Locust's configuration files and
     LOCUST_* variables are read, said on stderr and recorded, as for `loadkit load`.
     """
     from loadkit.engines.declarative import declarative_scenario, describe
+    from loadkit.engines.tls import tls_options
     from loadkit.run.load import run_ui
     from loadkit.run.profile import find_config, load_profile
 
     with exit_on_error():
         locust_args = locust_args_of(ctx)
+        tls = tls_options(insecure=insecure, ca_cert=ca_cert)
         acceptance = find_config(config)
         chosen = load_profile(acceptance, profile, scenario=scenario)
         declarative = declarative_scenario(acceptance, chosen.scenario)
@@ -890,6 +920,7 @@ def ui(
             spawn_rate=chosen.spawn_rate,
             announce=lambda line: typer.echo(line, err=True),
             locust_args=locust_args,
+            tls=tls,
             target_profile=acceptance.target if acceptance is not None else None,
             http2=http2 or chosen.http2,
             declarative=describe(*declarative, os.environ) if declarative else None,
@@ -1045,6 +1076,90 @@ def compare(
             raise_for_outcome(report, message=render_gate_headline(report))
 
 
+@app.command()
+def report(
+    results: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Results files (smoke, load, lock audit) to render.", show_default=False
+        ),
+    ],
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="The acceptance file: its criteria's verdict is shown (nothing is gated).",
+            show_default=False,
+        ),
+    ] = None,
+    baseline: BaselineOption = None,
+    force_baseline: ForceBaselineOption = False,
+    html: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write one self-contained HTML report (charts, verdict, tables; opens offline).",
+            show_default=False,
+        ),
+    ] = None,
+    hgrm: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write HdrHistogram .hgrm percentile files into this folder: all.hgrm and one "
+            "per endpoint (in a subfolder of its own per results file when several are given).",
+            show_default=False,
+        ),
+    ] = None,
+    csv: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write the per-second timeline as CSV (completions, errors, P50/P95/P99/max, "
+            "errors by kind).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Render results files: an HTML report, .hgrm files, the timeline as CSV.
+
+    It renders, it never gates: exit 0 when the files are written (whatever the verdict), 2 on
+    a results, acceptance or baseline file that cannot be read. With --config the verdict of
+    its criteria is shown (regression criteria against --baseline or [baseline]); with
+    --baseline the baseline's latency distribution is drawn beside the run's. Without --html,
+    prints the terminal summary of each file.
+    """
+    from loadkit.run.report import (
+        hgrm_folders,
+        load_report,
+        render_report,
+        write_hgrm_files,
+        write_timeline_csv,
+    )
+
+    with exit_on_error():
+        loaded = load_report(
+            results, config=config, baseline=baseline or (), force_baseline=force_baseline
+        )
+        if loaded.note is not None:
+            typer.echo(f"note: {loaded.note}", err=True)
+        if html is None:
+            from loadkit.report.summary import render_summary
+
+            typer.echo(render_summary(loaded.results, loaded.gate), nl=False)
+        if csv is not None:
+            typer.echo(f"timeline CSV: {write_timeline_csv(loaded, csv)}")
+        if hgrm is not None:
+            written = write_hgrm_files(loaded, hgrm)
+            typer.echo(f"HdrHistogram percentile files: {len(written)} in {hgrm}")
+            folders = hgrm_folders(loaded, hgrm)
+            if len(folders) > 1:
+                for source, folder in folders:
+                    typer.echo(f"  {source}: {folder}")
+        if html is not None:
+            from loadkit.files import write_output
+
+            path = write_output(html, render_report(loaded).encode(), option="--html")
+            typer.echo(f"HTML report: {path}")
+
+
 def _baselines(
     options: list[Path] | None, settings: AcceptanceConfig, config: Path, *, force: bool
 ) -> Baselines:
@@ -1147,17 +1262,20 @@ def accept(
     """The whole acceptance: lock audit, smoke, load profile, gate; every report in one folder.
 
     Without --host it starts the bundled service and stops it afterwards (also on failure or
-    Ctrl-C). Writes lock_audit.json, smoke.json, load.json, gate.md, junit.xml and verdict.json
-    to reports/<timestamp>/, and the bundled service's spans.jsonl (every request traced), from
-    which a failed latency criterion's evidence says where the time went. Exit 0 passed, 1 a
-    criterion not met, 2 bad configuration or a missing measurement, 3 target unreachable or
-    service not starting, 4 run invalid, 130 interrupted.
+    Ctrl-C). The load runs on the engine `loadkit load` would choose for the profile: its
+    engine, else native for a declarative scenario [scenarios.NAME] without --http2, Locust
+    for a locustfile (login). Writes lock_audit.json, smoke.json, load.json, gate.md,
+    junit.xml, verdict.json and report.html (the HTML report) to reports/<timestamp>/, and
+    the bundled service's spans.jsonl (every request traced), from which a failed latency
+    criterion's evidence says where the time went. Exit 0 passed, 1 a criterion not met, 2 bad
+    configuration or a missing measurement, 3 target unreachable or service not starting, 4
+    run invalid, 130 interrupted.
     """
     from loadkit.config import load_config
     from loadkit.engines.tls import tls_options
     from loadkit.gate.evaluate import raise_for_outcome
     from loadkit.report.gate import render_gate_headline, render_gate_table
-    from loadkit.run.accept import run_acceptance
+    from loadkit.run.accept import HTML_FILE, run_acceptance
 
     with exit_on_error(), sigterm_as_interrupt():
         env: dict[str, str] = {}
@@ -1190,6 +1308,7 @@ def accept(
             typer.echo(f"baseline saved: {run.saved_baseline}")
         elif save_baseline is not None:
             typer.echo(f"baseline not saved to {save_baseline}: the gate did not pass")
+        typer.echo(f"HTML report: {run.folder / HTML_FILE}")
         raise_for_outcome(run.report, message=render_gate_headline(run.report))
 
 
@@ -1287,7 +1406,11 @@ def errors(
     ] = None,
     top: Annotated[int, typer.Option(min=1, help="How many (endpoint, kind) offenders.")] = 5,
     fmt: Annotated[
-        str, typer.Option("--format", help="table, markdown (the runbook page) or json.")
+        str,
+        typer.Option(
+            "--format",
+            help="table, markdown (the runbook page) or json (loadkit.errors/1: docs/errors.md).",
+        ),
     ] = "table",
     out: Annotated[
         Path | None, typer.Option(help="Write the report to this file instead of stdout.")

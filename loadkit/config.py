@@ -1205,7 +1205,8 @@ class ScenarioRequest(ScenarioStep):
 
 class DeclarativeScenario(_Section):
     """``[scenarios.NAME]``: a load scenario written in acceptance.toml, for an API one does not
-    write Python for; ``scenarios/declarative.py`` runs it (on Locust). Its ``setup`` runs once
+    write Python for; the native engine runs it (``engines/native/scenario.py``), or
+    ``scenarios/declarative.py`` on Locust. Its ``setup`` runs once
     per simulated user, in order; then each iteration sends one of ``requests``, weighted.
     A profile names it (``scenario = "NAME"``), or ``loadkit load --scenario NAME``."""
 

@@ -1,8 +1,10 @@
-"""A declarative load scenario (``[scenarios.NAME]``), checked and described for the locustfile.
+"""A declarative load scenario (``[scenarios.NAME]``), checked and described for either engine.
 
-Pure: the environment is handed in. ``scenarios/declarative.py`` runs the scenario on Locust;
-scenarios never import loadkit (DESIGN.md, Boundaries), so loadkit hands it the scenario as a
-JSON description (``describe``) in a file of the run's own (``--declarative-file``). A Locust
+Pure: the environment is handed in. The native engine runs the description ``describe`` makes
+(``engines/native/scenario.py``; a native master sends it in each worker's plan);
+``scenarios/declarative.py`` runs the same one on Locust: scenarios never import loadkit
+(DESIGN.md, Boundaries), so loadkit hands it the scenario as that JSON description in a file
+of the run's own (``--declarative-file``). A Locust
 master's locustfile reads it into ``--declarative-spec``, one of the options a master sends its
 workers with each spawn, so workers elsewhere get the same one.
 

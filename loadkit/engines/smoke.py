@@ -51,6 +51,7 @@ from loadkit.measure.kinds import ErrorKind
 from loadkit.measure.recorder import LatencyRecorder, RunClock
 from loadkit.measure.results import SmokeCheckResult, SmokeResults
 from loadkit.measure.validity import aborted_reason
+from loadkit.url_credentials import mask_password
 
 USER_AGENT = "loadkit-smoke"
 
@@ -247,7 +248,7 @@ async def _preflight(
         }:
             # uvicorn (the bundled service) speaks HTTP/1.1 only and hangs up on an h2 preface.
             reason += "; does it speak HTTP/2 with prior knowledge (h2c)? try without --http2"
-        raise TargetUnreachableError(f"cannot reach {base}: {reason}") from None
+        raise TargetUnreachableError(f"cannot reach {mask_password(base)}: {reason}") from None
 
 
 def _unreachable_reason(error: httpx.HTTPError, timeout_s: float) -> str:

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from loadkit.defaults import DEFAULT_TARGET
 from loadkit.exceptions import ConfigError
+from loadkit.url_credentials import mask_password
 
 _LABEL = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?", re.ASCII)
 """One DNS label after IDNA (RFC 1123; ``_`` too, which container hostnames use)."""
@@ -48,7 +49,8 @@ def parse_target(text: str, *, option: str = "--host") -> TargetURL:
     url = text.strip()
 
     def refuse(why: str) -> ConfigError:
-        shown = repr(text) if len(text) <= 200 else repr(text[:200]) + "..."
+        masked = mask_password(text)
+        shown = repr(masked) if len(masked) <= 200 else repr(masked[:200]) + "..."
         return ConfigError(f"{option} {shown}: {why}; give a URL like {DEFAULT_TARGET}")
 
     if _UNSAFE.search(url):
@@ -82,6 +84,25 @@ def parse_target(text: str, *, option: str = "--host") -> TargetURL:
         netloc=parts.netloc,
         path=path,
     )
+
+
+def scenario_base_path(text: str, *, option: str = "--host") -> str:
+    """What a declarative scenario's request paths are appended to, as the Locust path appends
+    them to ``--host`` (FastHttpSession writes ``host + path``, the text as it is): the target's
+    path as written (``http://h/v2`` → ``/v2``; ``http://h/v2/`` → ``/v2/``, then ``/v2//items``),
+    nothing for no path or a lone ``/``. A ``ConfigError`` for a target with a query or a
+    fragment: each request's path would land inside it."""
+    url = text.strip()
+    parse_target(url, option=option)
+    parts = urlsplit(url)
+    after_host = url[len(parts.scheme) + 3 + len(parts.netloc) :]
+    if "?" in after_host or "#" in after_host:
+        raise ConfigError(
+            f"{option} {mask_password(url)[:200]!r}: a declarative scenario appends its request "
+            "paths to the target's path, so the target cannot carry a query or a fragment; give "
+            "scheme://host[:port][/base path] and put the query in the scenario's requests"
+        )
+    return "" if parts.path == "/" else parts.path
 
 
 def check_host(text: str, *, option: str, any_address: bool = False) -> str:

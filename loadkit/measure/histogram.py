@@ -135,6 +135,11 @@ class LatencyHistogram:
             pending.clear()
         return self._hist
 
+    def as_hdr(self) -> HdrHistogram:
+        """The HdrHistogram itself, every value in it, for hdrh's own readers (its percentile
+        iterator, the ``.hgrm`` writer); read it, never record into it."""
+        return self._synced()
+
     def clone(self) -> LatencyHistogram:
         """A histogram holding the same values (exact; this one is left as it is)."""
         twin = LatencyHistogram()
@@ -257,7 +262,8 @@ class LatencyHistogram:
         try:
             decoded = HdrHistogram.decode(encoded.data.encode("ascii"))
         except Exception as exc:  # hdrh raises TypeError, zlib.error and its own cookie errors
-            raise InputError(f"histogram data cannot be decoded: {exc}") from None
+            why = str(exc) or type(exc).__name__
+            raise InputError(f"histogram data cannot be decoded ({why})") from None
         if decoded.get_total_count() != encoded.count:
             raise InputError(
                 f"histogram data holds {decoded.get_total_count()} values but says {encoded.count}"

@@ -133,23 +133,46 @@ class LatencyRecorder:
         state = self._endpoints.get(endpoint)
         if state is None:
             state = self._endpoints[endpoint] = Tally()
+        failed = error_kind is not None
+        # This runs once per request in the load generator: the timeline's open second is
+        # updated inline, quick exits first (its own methods take the rest: a new second), and
+        # apart on each path so that the closed model's pays nothing for service times.
+        t = int(end - self.start)
+        second = self._timeline.open
         if service_s is None and state.service is None:
             # The closed model's path, as cheap as before service times existed.
             latency_us = latency_s * 1_000_000.0
             state.histogram.record_us(latency_us)
             sent_s = latency_s
+            if second is None or t != second.t or t < 0:
+                self._add_to_new_second(end, latency_us, error_kind, None)
+            else:
+                second.completions += 1
+                if failed:
+                    # Failures only: the kind by second is what the report's errors chart stacks.
+                    second.errors += 1
+                    kinds = second.error_kinds
+                    kind = str(error_kind)
+                    kinds[kind] = kinds.get(kind, 0) + 1
+                second.histogram.record_us(latency_us)
         else:
+            service_us: float | None
             if service_s is None:
                 sent_s = latency_s
                 latency_us = latency_s * 1_000_000.0
+                service_us = None
                 state.record_response(latency_us)
             else:
                 if latency_s < service_s:
                     latency_s = service_s
                 sent_s = service_s
                 latency_us = latency_s * 1_000_000.0
-                state.record_timed(latency_us, service_s * 1_000_000.0)
-        failed = error_kind is not None
+                service_us = service_s * 1_000_000.0
+                state.record_timed(latency_us, service_us)
+            if second is None or t != second.t or t < 0:
+                self._add_to_new_second(end, latency_us, error_kind, service_us)
+            else:
+                second.add(latency_us, None if error_kind is None else str(error_kind), service_us)
         if failed:
             state.errors += 1
             self._errors.add_error(
@@ -164,18 +187,7 @@ class LatencyRecorder:
             state.ok += 1
         if self._stages is not None:
             self._add_to_stage(end - latency_s, latency_us, service_s, failed)
-        # This runs once per request in the load generator: the timeline's open second and the
-        # stall tracker's common case are inlined here, quick exits first; their own methods
-        # take the rest (a new second, a quiet span).
-        t = int(end - self.start)
-        second = self._timeline.open
-        if second is None or t != second.t or t < 0:
-            self._add_to_new_second(end, latency_us, failed)
-        else:
-            second.completions += 1
-            if failed:
-                second.errors += 1
-            second.histogram.record_us(latency_us)
+        # The stall tracker's common case inlined, quick exits first.
         # In flight from the send (the service time), not from the due time: an open-model
         # request waiting for a free user is not yet in flight.
         stalls = self._stalls
@@ -249,12 +261,16 @@ class LatencyRecorder:
         updating them; every share and the results read them as they are then)."""
         self._schedule = stats
 
-    def _add_to_new_second(self, end: float, latency_us: float, failed: bool) -> None:
+    def _add_to_new_second(
+        self, end: float, latency_us: float, error_kind: str | None, service_us: float | None
+    ) -> None:
         # This process recorded requests: noted here, off the hot path, which is enough because
         # the first record after the start and after every drain (which closes the open second)
         # comes this way.
         self._stalls.sources.add(self.source)
-        self._timeline.add(end, latency_us, failed)
+        self._timeline.add(
+            end, latency_us, None if error_kind is None else str(error_kind), service_us
+        )
 
     def finish(self, *, end: float, in_flight: int = 0) -> None:
         """Close the run at ``end``; with requests still in flight, the silence since the last
@@ -445,7 +461,12 @@ class LatencyRecorder:
             ],
             seconds=[
                 SecondShare(
-                    t=t, completions=s.completions, errors=s.errors, histograms=s.histograms
+                    t=t,
+                    completions=s.completions,
+                    errors=s.errors,
+                    histograms=s.histograms,
+                    error_kinds=s.error_kinds,
+                    service_histograms=s.services,
                 )
                 for t, s in (self._timeline.closed_seconds() if timeline else {}).items()
             ],
@@ -511,7 +532,14 @@ class LatencyRecorder:
             # Seconds are counted from each share's own start; shift onto this recorder's.
             t = max(int(second.t + start_shift), 0)
             self._timeline.merge_second(
-                t, ClosedSecond(second.completions, second.errors, list(second.histograms))
+                t,
+                ClosedSecond(
+                    second.completions,
+                    second.errors,
+                    list(second.histograms),
+                    dict(second.error_kinds),
+                    None if second.service_histograms is None else list(second.service_histograms),
+                ),
             )
         self._stalls.merge(quiet=share.quiet, stalled=share.stalled, sources=share.sources)
         if share.end is not None:

@@ -22,6 +22,7 @@ from pydantic import (
     SerializerFunctionWrapHandler,
     TypeAdapter,
     ValidationError,
+    field_validator,
     model_serializer,
     model_validator,
 )
@@ -44,6 +45,7 @@ from loadkit.measure.validity import (
     overload_reason,
     timetable_missed_reason,
 )
+from loadkit.url_credentials import mask_password
 
 SCHEMA_PREFIX = "loadkit.results/"
 SCHEMA_VERSION = 2
@@ -298,7 +300,9 @@ class ErrorGroup(_Model):
 class TimelinePoint(_Model, _OmitsEmptyOptionals):
     """One second of the run: what completed in it."""
 
-    OMITTED_WHEN_NONE: ClassVar[frozenset[str]] = frozenset({"histogram"})
+    OMITTED_WHEN_NONE: ClassVar[frozenset[str]] = frozenset(
+        {"histogram", "errors_by_kind", "service_histogram"}
+    )
 
     t_s: int = Field(ge=0, description="seconds since the run's start")
     completions: int = Field(ge=0)
@@ -311,6 +315,19 @@ class TimelinePoint(_Model, _OmitsEmptyOptionals):
         "absent in seconds with no completion, in files written before windows, and past the "
         "writer's size bound (TIMELINE_HISTOGRAM_BUDGET_BYTES)",
     )
+    errors_by_kind: dict[str, Annotated[int, Field(ge=1)]] | None = Field(
+        default=None,
+        description="optional: this second's errors by kind (they add up to errors), what the "
+        "HTML report stacks; absent in seconds without errors and in files written before it",
+    )
+    service_histogram: EncodedHistogram | None = Field(
+        default=None,
+        description="optional, open model: the service times (from the send) of the requests "
+        "that completed in this second, one per completion, as the run's service_histogram; "
+        "absent in closed-model runs, in seconds with no completion, in files written before "
+        "it, and past the writer's size bound (TIMELINE_HISTOGRAM_BUDGET_BYTES, which it counts "
+        "against with histogram)",
+    )
 
     @model_validator(mode="after")
     def _counts_agree(self) -> TimelinePoint:
@@ -319,13 +336,36 @@ class TimelinePoint(_Model, _OmitsEmptyOptionals):
                 f"second {self.t_s}: histogram count ({self.histogram.count}) != completions "
                 f"({self.completions})"
             )
+        service = self.service_histogram
+        if service is not None and service.count != self.completions:
+            raise ValueError(
+                f"second {self.t_s}: service_histogram count ({service.count}) != completions "
+                f"({self.completions}): every request that completed was sent"
+            )
+        response = self.histogram
+        if service is not None and response is not None:
+            # Each response time includes its service time, so their extremes keep the order.
+            for name in ("min_us", "max_us"):
+                low, high = getattr(service, name), getattr(response, name)
+                if low is not None and high is not None and low > high + MEAN_SLACK_MS * 1000:
+                    raise ValueError(
+                        f"second {self.t_s}: service_histogram.{name} ({low:g}) is above "
+                        f"histogram.{name} ({high:g}); a response time counts from the due "
+                        "time, at or before the send"
+                    )
+        if self.errors_by_kind is not None and sum(self.errors_by_kind.values()) != self.errors:
+            raise ValueError(
+                f"second {self.t_s}: errors_by_kind adds up to "
+                f"{sum(self.errors_by_kind.values())}, not errors ({self.errors})"
+            )
         return self
 
 
 TIMELINE_HISTOGRAM_BUDGET_BYTES = 16 << 20
 """The most encoded per-second histogram data one results file carries (16 MiB, a quarter of
-``MAX_RESULTS_BYTES``): an hour at a thousand requests a second takes about 5 MB; past the
-budget, later seconds carry counts and P95 only, and a window reaching them is refused."""
+``MAX_RESULTS_BYTES``): an hour at a thousand requests a second takes about 5 MB (about twice
+that in an open-model run, whose seconds carry their service times too); past the budget, later
+seconds carry counts and P95 only, and a window reaching them is refused."""
 
 
 MEAN_SLACK_MS = 0.001
@@ -609,6 +649,13 @@ class _TrafficResults(_Judged, _OmitsEmptyOptionals):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
+    @field_validator("target")
+    @classmethod
+    def _no_password(cls, value: str) -> str:
+        # A results file is shared (CI artifacts, reports): a password in the target URL is
+        # never written into it nor shown from it; what is sent keeps it.
+        return mask_password(value)
+
     @model_validator(mode="after")
     def _overload_is_a_reason(self) -> _TrafficResults:
         # generator.overloaded is the measured fact; validity is the reasons alone. Whoever
@@ -667,6 +714,13 @@ class _TrafficResults(_Judged, _OmitsEmptyOptionals):
             sent=self.totals.requests - self.not_sent,
             where="",
         )
+        if self.service_histogram is None:
+            timed = next((p.t_s for p in self.timeline if p.service_histogram is not None), None)
+            if timed is not None:
+                raise ValueError(
+                    f"timeline second {timed} has a service_histogram but the run has none "
+                    "(a closed-model run's service times are its response times)"
+                )
         return self
 
     @property

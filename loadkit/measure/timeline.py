@@ -1,9 +1,19 @@
-"""The per-second timeline of a run: completions, errors and the P95 of each second.
+"""The per-second timeline of a run: completions, errors (by kind), the response times of each
+second and, in an open-model run, its service times.
 
 Seconds are counted from the run's start. The second that is still filling (the *open* second)
-keeps a live histogram; when a later second begins (or on ``close_open_second``) it is encoded
+keeps live histograms; when a later second begins (or on ``close_open_second``) they are encoded
 and kept with the closed ones, so memory stays small: an encoded second is a few hundred bytes.
-Seconds of several processes merge by adding (a second may hold several encoded histograms).
+Seconds of several processes merge by adding (a second may hold several encoded histograms,
+and its errors by kind add up key by key).
+
+Service times (open model) are exact whatever the mix, like ``Tally``'s: a request without one
+of its own (a closed-model request, or a later request of an open-model iteration) has its
+response time as service time. So the open second keeps those requests' response times in
+``histogram`` (the closed model's path records there and nothing else), and the requests with a
+service time of their own apart, their response times in ``timed`` and their service times in
+``service``: the second's response times are ``histogram`` + ``timed``, its service times
+``histogram`` + ``service``.
 
 Pure: times are seconds on the run clock (``RunClock``), latencies integer-ready microseconds.
 """
@@ -28,6 +38,49 @@ class OpenSecond:
     completions: int = 0
     errors: int = 0
     histogram: LatencyHistogram = field(default_factory=LatencyHistogram)
+    """Response times of the requests whose service time is their response time (all of them in
+    a closed-model run)."""
+    error_kinds: dict[str, int] = field(default_factory=dict)
+    """Errors by kind (touched on failures only: a success costs what it did before)."""
+    timed: LatencyHistogram | None = None
+    """Response times of the requests with a service time of their own (None: none yet)."""
+    service: LatencyHistogram | None = None
+    """Their service times (None with ``timed``)."""
+
+    def add(self, latency_us: float, error_kind: str | None, service_us: float | None) -> None:
+        """Count a completion in this second (``service_us`` None: its service time is its
+        response time)."""
+        self.completions += 1
+        if error_kind is not None:
+            self.errors += 1
+            kinds = self.error_kinds
+            kinds[error_kind] = kinds.get(error_kind, 0) + 1
+        if service_us is None:
+            self.histogram.record_us(latency_us)
+            return
+        timed = self.timed
+        service = self.service
+        if timed is None or service is None:
+            timed = self.timed = LatencyHistogram()
+            service = self.service = LatencyHistogram()
+        timed.record_us(latency_us)
+        service.record_us(service_us)
+
+    def response(self) -> LatencyHistogram:
+        """Every response time of this second (the histogram itself when it holds them all)."""
+        return _joined(self.histogram, self.timed)
+
+    def service_times(self) -> LatencyHistogram | None:
+        """Every service time of this second; None when each is its response time."""
+        return None if self.service is None else _joined(self.histogram, self.service)
+
+
+def _joined(untimed: LatencyHistogram, timed: LatencyHistogram | None) -> LatencyHistogram:
+    if timed is None or not untimed.count:
+        return untimed if timed is None else timed
+    total = untimed.clone()
+    total.add(timed)
+    return total
 
 
 @dataclass(slots=True)
@@ -37,6 +90,31 @@ class ClosedSecond:
     completions: int = 0
     errors: int = 0
     histograms: list[EncodedHistogram] = field(default_factory=list)
+    error_kinds: dict[str, int] = field(default_factory=dict)
+    services: list[EncodedHistogram] | None = None
+    """The service times, one histogram per share (a share without its own: its response
+    times); None when every share's service times were its response times (a closed run)."""
+
+    def add(self, other: ClosedSecond) -> None:
+        """Add another part of this second (another share's), exactly."""
+        self.completions += other.completions
+        self.errors += other.errors
+        if other.services is not None or self.services is not None:
+            if self.services is None:
+                self.services = list(self.histograms)
+            self.services.extend(other.services if other.services is not None else other.histograms)
+        self.histograms.extend(other.histograms)
+        _add_kinds(self.error_kinds, other.error_kinds)
+
+    def copy(self) -> ClosedSecond:
+        """A copy whose lists and counts are its own (the encoded histograms are shared)."""
+        return ClosedSecond(
+            self.completions,
+            self.errors,
+            list(self.histograms),
+            dict(self.error_kinds),
+            None if self.services is None else list(self.services),
+        )
 
 
 @dataclass(frozen=True)
@@ -61,8 +139,16 @@ class Timeline:
         self._seconds: dict[int, ClosedSecond] = {}
         self._last_closed: SecondStats | None = None
 
-    def add(self, end: float, latency_us: float, failed: bool) -> None:
-        """Count a completion at ``end`` (the slow path: a new second, or out of order)."""
+    def add(
+        self,
+        end: float,
+        latency_us: float,
+        error_kind: str | None,
+        service_us: float | None = None,
+    ) -> None:
+        """Count a completion at ``end``, failed when ``error_kind`` is not None, its service
+        time ``service_us`` (None: its response time) (the slow path: a new second, or out of
+        order)."""
         t = max(int(end - self.start), 0)
         second = self.open
         if second is None:
@@ -72,10 +158,7 @@ class Timeline:
             second = self.open = OpenSecond(t=t)
         # A completion stamped before the open second (out of order) is counted in the open one:
         # requests complete in time order within one process, so this only absorbs clock jitter.
-        second.completions += 1
-        if failed:
-            second.errors += 1
-        second.histogram.record_us(latency_us)
+        second.add(latency_us, error_kind, service_us)
 
     def close_open_second(self) -> None:
         """Encode the open second and keep it with the closed ones (a new one opens on demand)."""
@@ -85,14 +168,12 @@ class Timeline:
         self.open = None
         if not second.completions:
             return
-        p95 = second.histogram.percentiles_us((95.0,)).get(95.0)
+        response = second.response()
+        p95 = response.percentiles_us((95.0,)).get(95.0)
         self._last_closed = SecondStats(
             t=second.t, completions=second.completions, errors=second.errors, p95_ms=us_to_ms(p95)
         )
-        self.merge_second(
-            second.t,
-            ClosedSecond(second.completions, second.errors, [second.histogram.encode()]),
-        )
+        self.merge_second(second.t, _encoded(second, response))
 
     def merge_second(self, t: int, second: ClosedSecond) -> None:
         """Add a closed second (this process's, or from another's share) at second ``t``."""
@@ -100,9 +181,7 @@ class Timeline:
         if target is None:
             self._seconds[t] = second
             return
-        target.completions += second.completions
-        target.errors += second.errors
-        target.histograms.extend(second.histograms)
+        target.add(second)
 
     @property
     def last_closed(self) -> SecondStats | None:
@@ -111,54 +190,60 @@ class Timeline:
 
     def closed_seconds(self) -> dict[int, ClosedSecond]:
         """Every second as closed data, the open one included as if closed now (a copy)."""
-        seconds = {
-            t: ClosedSecond(s.completions, s.errors, list(s.histograms))
-            for t, s in self._seconds.items()
-        }
+        seconds = {t: s.copy() for t, s in self._seconds.items()}
         second = self.open
         if second is not None and second.completions:
-            entry = seconds.setdefault(second.t, ClosedSecond())
-            entry.completions += second.completions
-            entry.errors += second.errors
-            entry.histograms.append(second.histogram.encode())
+            part = _encoded(second, second.response())
+            entry = seconds.get(second.t)
+            if entry is None:
+                seconds[second.t] = part
+            else:
+                entry.add(part)
         return seconds
 
     def points(self, *, duration_s: float | None) -> list[TimelinePoint]:
         """One point per second from 0 to the last completion, or to ``duration_s`` when the
         run has ended; seconds with no completion included."""
-        open_second = self.open
-        last = max(self._seconds, default=-1)
-        if open_second is not None:
-            last = max(last, open_second.t)
+        seconds = self.closed_seconds()
+        last = max(seconds, default=-1)
+        if self.open is not None:
+            last = max(last, self.open.t)
         if duration_s is not None:
             last = max(last, int(duration_s) - (1 if duration_s.is_integer() else 0))
         points = []
         budget = TIMELINE_HISTOGRAM_BUDGET_BYTES
+        # In a run with service times, a second none of whose requests had one of its own (a
+        # Locust iteration's later requests only) has its response times as service times.
+        timed_run = any(second.services is not None for second in seconds.values())
         for t in range(0, last + 1):
-            closed = self._seconds.get(t)
-            histogram = LatencyHistogram()
-            completions = errors = 0
-            if closed is not None:
-                completions, errors = closed.completions, closed.errors
-                for encoded in closed.histograms:
-                    histogram.add(LatencyHistogram.decode(encoded))
-            if open_second is not None and open_second.t == t:
-                completions += open_second.completions
-                errors += open_second.errors
-                histogram.add(open_second.histogram)
-            if completions == 0:
+            closed = seconds.get(t)
+            if closed is None or closed.completions == 0:
                 points.append(TimelinePoint(t_s=t, completions=0, errors=0, p95_ms=None))
                 continue
+            histogram = _decoded_sum(closed.histograms)
             p95 = histogram.percentiles_us((95.0,)).get(95.0)
             encoded = histogram.encode()
-            budget -= len(encoded.data)  # past it: counts and P95 only (see the budget)
+            service = None
+            if closed.services is not None:
+                # One part (one process's second) is already that second's histogram.
+                services = closed.services
+                service = services[0] if len(services) == 1 else _decoded_sum(services).encode()
+            elif timed_run:
+                service = encoded
+            # A second's histograms count together; past the budget: counts and P95 only.
+            budget -= len(encoded.data) + (0 if service is None else len(service.data))
+            kept = budget >= 0
             points.append(
                 TimelinePoint(
                     t_s=t,
-                    completions=completions,
-                    errors=errors,
+                    completions=closed.completions,
+                    errors=closed.errors,
                     p95_ms=us_to_ms(p95),
-                    histogram=encoded if budget >= 0 else None,
+                    histogram=encoded if kept else None,
+                    service_histogram=service if kept else None,
+                    errors_by_kind=dict(sorted(closed.error_kinds.items()))
+                    if closed.errors
+                    else None,
                 )
             )
         return points
@@ -167,3 +252,29 @@ class Timeline:
         """Forget the closed seconds (shipped elsewhere); the open second and ``last_closed``
         stay."""
         self._seconds = {}
+
+
+def _encoded(second: OpenSecond, response: LatencyHistogram) -> ClosedSecond:
+    """The open ``second`` as a closed part (``response``: its response times, all of them)."""
+    service = second.service_times()
+    return ClosedSecond(
+        second.completions,
+        second.errors,
+        [response.encode()],
+        dict(second.error_kinds),
+        None if service is None else [service.encode()],
+    )
+
+
+def _decoded_sum(encoded: list[EncodedHistogram]) -> LatencyHistogram:
+    """The histograms of a second's parts, decoded and added."""
+    total = LatencyHistogram()
+    for part in encoded:
+        total.add(LatencyHistogram.decode(part))
+    return total
+
+
+def _add_kinds(into: dict[str, int], kinds: dict[str, int]) -> None:
+    """Add errors by kind into ``into`` (merging seconds is adding, key by key)."""
+    for kind, count in kinds.items():
+        into[kind] = into.get(kind, 0) + count

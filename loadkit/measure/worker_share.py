@@ -17,12 +17,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from loadkit.exceptions import InputError
 from loadkit.measure.results import EncodedHistogram
 
-SHARE_VERSION = 4
+SHARE_VERSION = 6
 """Bumped whenever the share's form or meaning changes (version 1 was an untyped dict; version
 2 came without the worker's user-code exceptions, which a version-3 master must not read as
 "none"; version 3 without service times, stages, the open model's schedule and the stop of a
 worker's locustfile, which a version-4 master must not read as "the same as the response time",
-"no stages", "a closed run" and "not stopped")."""
+"no stages", "a closed run" and "not stopped"; version 4 without each second's errors by kind,
+which a version-5 master must not read as "no errors of any kind"; version 5 without each
+second's service times, which a version-6 master must not read as "the same as the response
+times")."""
 
 Span = tuple[float, float]
 
@@ -87,6 +90,14 @@ class SecondShare(_Share):
     completions: int = Field(ge=0)
     errors: int = Field(ge=0)
     histograms: list[EncodedHistogram]
+    error_kinds: dict[str, int] = Field(
+        default_factory=dict, description="errors by kind (they add up to errors)"
+    )
+    service_histograms: list[EncodedHistogram] | None = Field(
+        default=None,
+        description="open model: the second's service times (one histogram per part, as "
+        "histograms); None: they are its response times",
+    )
 
 
 class WorkerShare(_Share):

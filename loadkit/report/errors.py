@@ -600,7 +600,8 @@ def _server_sections(breakdown: ErrorBreakdown, day: str | None) -> list[str]:
 def render_errors_json(
     breakdown: ErrorBreakdown, *, command: str | None = None, generated_at: str | None = None
 ) -> str:
-    """Everything as one JSON document (schema ``loadkit.errors/1``)."""
+    """Everything as one JSON document (schema ``loadkit.errors/1``, its fields in
+    docs/errors.md, which tests/loadkit/test_errors_doc.py holds to the fields written here)."""
     document = {
         "schema": JSON_SCHEMA,
         "generated_at": generated_at,

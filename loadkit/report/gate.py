@@ -181,14 +181,39 @@ def _criterion(verdict: Verdict) -> str:
     return text
 
 
-def _several_of_a_kind(report: GateReport) -> bool:
-    # Only then does a criterion have several verdicts, which the results file tells apart.
+def verdict_cells(verdict: Verdict) -> tuple[str, str, str, str, str]:
+    """One verdict's cells as the terminal table shows them: criterion, threshold, measured,
+    margin and the verdict's word (PASS, FAIL, INVALID, not evaluated)."""
+    return (
+        _criterion(verdict),
+        _threshold(verdict),
+        _measured(verdict),
+        _margin(verdict),
+        _STATUS_TEXT[verdict.status],
+    )
+
+
+def regression_cells(verdict: RegressionVerdict) -> list[str]:
+    """One regression criterion's cells as the terminal table shows them
+    (``REGRESSION_HEADERS``)."""
+    return regression_row(verdict, _STATUS_TEXT[verdict.status])
+
+
+def gate_notes(report: GateReport) -> list[str]:
+    """What the terminal prints as notes under the verdict (ungated runs, criteria not
+    evaluated and why, baselines compared although they differ)."""
+    return list(report.baseline_notes) + _notes(report)
+
+
+def several_of_a_kind(report: GateReport) -> bool:
+    """Whether several results files of one kind were judged: only then does a criterion have
+    several verdicts, which their results files tell apart (a "results" column)."""
     kinds = [run.kind for run in report.runs]
     return len(kinds) != len(set(kinds))
 
 
 def _rows(report: GateReport, marks: Mapping[str, str]) -> list[list[str]]:
-    many = _several_of_a_kind(report)
+    many = several_of_a_kind(report)
     rows = []
     for v in report.verdicts:
         row = [_criterion(v), _threshold(v), _measured(v), _margin(v), marks[v.status]]
@@ -200,7 +225,7 @@ def _rows(report: GateReport, marks: Mapping[str, str]) -> list[list[str]]:
 
 def _headers(report: GateReport) -> list[str]:
     headers = ["criterion", "threshold", "measured", "margin", "verdict"]
-    if _several_of_a_kind(report):
+    if several_of_a_kind(report):
         headers.append("results")
     return headers
 
@@ -365,7 +390,7 @@ def render_gate_junit(report: GateReport, *, suite: str = "loadkit acceptance") 
     }
     root = ET.Element("testsuites", {"name": suite, **counts})
     testsuite = ET.SubElement(root, "testsuite", {"name": suite, **counts})
-    many = _several_of_a_kind(report)
+    many = several_of_a_kind(report)
     for verdict in report.verdicts:
         name = verdict.criterion.label
         if many and verdict.source:

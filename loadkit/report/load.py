@@ -89,12 +89,16 @@ def format_progress(
     return line
 
 
-def describe_load(profile: LoadProfile) -> str:
+def describe_load(profile: LoadProfile, *, engine: str | None = None) -> str:
     """What a profile asks for, in a few words: ``login, 10 users, 60 s``, ``login, 20
-    iterations/s (at most 40 at once), 60 s``, ``login, users by stages 30s:50 60s:200, 90 s``."""
+    iterations/s (at most 40 at once), 60 s``, ``login, users by stages 30s:50 60s:200, 90 s``;
+    with the ``engine`` that runs it, as ``loadkit load`` names it: ``shop, 10 connections, 60
+    s, engine native``."""
     stages = " ".join(f"{s.duration_s:g}s:{s.target:g}" for s in profile.stage_list)
+    # The native engine's closed model runs connections, not Locust users (render_load_table).
+    users = "connections" if engine == "native" else "users"
     if profile.rate is None:
-        load = f"users by stages {stages}" if stages else f"{profile.concurrency} users"
+        load = f"{users} by stages {stages}" if stages else f"{profile.concurrency} {users}"
     else:
         load = (
             f"iterations/s by stages {stages} from {profile.rate:g}"
@@ -102,7 +106,8 @@ def describe_load(profile: LoadProfile) -> str:
             else (f"{profile.rate:g} iterations/s")
         )
         load += f" (at most {profile.in_flight_bound} at once)"
-    return f"{profile.scenario}, {load}, {profile.run_duration_s:g} s"
+    ran_on = f", engine {engine}" if engine is not None else ""
+    return f"{profile.scenario}, {load}, {profile.run_duration_s:g} s{ran_on}"
 
 
 class ProgressPrinter:

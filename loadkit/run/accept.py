@@ -24,13 +24,14 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from loadkit.config import AcceptanceConfig, LoadProfile, TargetProfile, load_config
 from loadkit.defaults import DEFAULT_PROFILE, DEFAULT_REPORTS_DIR
+from loadkit.engines.choice import Engine, engine_for_profile
 from loadkit.engines.declarative import declarative_scenario, describe
 from loadkit.engines.http_request import TlsOptions
 from loadkit.engines.target import parse_target
@@ -60,6 +61,7 @@ LOAD_FILE = "load.json"
 MARKDOWN_FILE = "gate.md"
 JUNIT_FILE = "junit.xml"
 VERDICT_FILE = "verdict.json"
+HTML_FILE = "report.html"
 SERVICE_DIR = "service"
 SPANS_FILE = "spans.jsonl"
 SPAN_CLOCK_SLACK_S = 0.01
@@ -124,6 +126,9 @@ def run_acceptance(
     (nginx's 60 s when None; a ConfigError without HTTP/2 or with ``host``: there is no edge).
     ``baselines`` are what the regression criteria are judged against;
     ``save_baseline_to`` receives the load results as the new baseline when the gate passed.
+    The load runs on the engine ``loadkit load`` would choose (``engines.choice``): the
+    profile's ``engine``, else native for a declarative scenario without HTTP/2, Locust for a
+    locustfile (the bundled ``login``); a ConfigError before anything runs when it cannot.
     """
     if host is not None:
         # Before anything is audited or written: a malformed --host is a usage error.
@@ -140,6 +145,18 @@ def run_acceptance(
     # A declarative scenario is checked (its names, its secrets set) before anything runs.
     found = declarative_scenario(config, load.scenario)
     declarative = describe(*found, os.environ) if found is not None else None
+    from loadkit.run.load import URL_SCENARIO
+
+    # The engine `loadkit load` would choose for this profile (DESIGN.md, "Two engines").
+    engine = engine_for_profile(
+        load,
+        requested=load.engine,
+        source=f"profile {profile!r}'s engine",
+        url_run=load.scenario == URL_SCENARIO,
+        declarative=found is not None,
+        http2=http2,
+        to_locust=f'engine = "locust" in [profiles.{profile}]',
+    )
     folder = report_folder(out_dir)
     step = _Steps(5 if host is None else 4, progress)
     try:
@@ -159,6 +176,7 @@ def run_acceptance(
             baselines=baselines or Baselines(files=(), force=False),
             save_baseline_to=save_baseline_to,
             declarative=declarative,
+            engine=engine,
         )
     except BaseException as error:
         _leave_reason(folder, step, error)
@@ -181,6 +199,7 @@ def _run_stages(
     baselines: Baselines,
     save_baseline_to: Path | None,
     declarative: str | None = None,
+    engine: Engine,
 ) -> AcceptanceRun:
     with step("lock audit"):
         audit = _lock_audit(config, config_path)
@@ -201,7 +220,7 @@ def _run_stages(
             smoke = _smoke_or_aborted(config, target, folder / SMOKE_FILE, tls=tls, http2=http2)
             write_results(folder / SMOKE_FILE, smoke)
             step.done(f"{smoke.checks_passed}/{len(smoke.checks)} checks passed")
-        with step(f"load: {describe_load(load)}"):
+        with step(f"load: {describe_load(load, engine=engine)}"):
             results = _load(
                 target,
                 load,
@@ -211,6 +230,7 @@ def _run_stages(
                 http2=http2,
                 target_profile=config.target,
                 declarative=declarative,
+                engine=engine,
             )
             step.done(
                 f"{results.totals.requests} requests, "
@@ -237,6 +257,18 @@ def _run_stages(
         if spans is not None and wants_time_breakdowns(report):
             report, traced = _explained_by_spans(report, spans, results)
         artifacts = _write_gate_reports(report, folder)
+        artifacts.append(
+            _write_html_report(
+                report,
+                folder,
+                [
+                    (str(folder / LOCK_AUDIT_FILE), audit),
+                    (str(folder / SMOKE_FILE), smoke),
+                    (str(folder / LOAD_FILE), results),
+                ],
+                baselines,
+            )
+        )
         step.done(report.outcome.upper() + traced)
     all_files = (
         folder / LOCK_AUDIT_FILE,
@@ -357,10 +389,22 @@ def _load(
     http2: bool = False,
     target_profile: TargetProfile,
     declarative: str | None = None,
+    engine: Engine,
 ) -> LoadResults:
-    from loadkit.run.load import run_load
-
+    """The load stage's results, on ``engine``: the native engine runs a URL or a declarative
+    scenario (its description ``declarative``) against ``target``, Locust the rest."""
     try:
+        if engine == "native":
+            from loadkit.engines.url_request import request_spec
+            from loadkit.run.native import run_native_load
+
+            # The native engine reads error kinds and sends the trace header as [target] says.
+            request = replace(request_spec(target, tls=tls), target=target_profile)
+            return run_native_load(
+                request=request, profile=profile, out=out, quiet=quiet, scenario=declarative
+            )
+        from loadkit.run.load import run_load
+
         return run_load(
             target=target,
             profile=profile,
@@ -439,6 +483,21 @@ def _write_gate_reports(report: GateReport, folder: Path) -> list[Path]:
         json=folder / VERDICT_FILE,
         from_options=False,
     )
+
+
+def _write_html_report(
+    report: GateReport,
+    folder: Path,
+    results: Sequence[tuple[str, LockAuditResults | SmokeResults | LoadResults]],
+    baselines: Baselines,
+) -> Path:
+    """``report.html``: the charts and tables of the three runs under the verdict just given
+    (the one the gate reports say, its time breakdowns included)."""
+    from loadkit.files import write_file
+    from loadkit.run.report import LoadedReport, render_report
+
+    loaded = LoadedReport(results=tuple(results), gate=report, baselines=baselines.files)
+    return write_file(folder / HTML_FILE, render_report(loaded).encode())
 
 
 def _write_gate_error_reports(message: str, folder: Path) -> list[Path]:

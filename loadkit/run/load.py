@@ -78,7 +78,9 @@ from loadkit.measure.validity import (
 )
 from loadkit.run.bundle import bundled_scenarios_dir
 from loadkit.run.bundled_service import free_port
+from loadkit.run.ui_reports import UiReportWriter
 from loadkit.stages import users_for
+from loadkit.url_credentials import mask_password
 
 BUNDLED_SCENARIOS = bundled_scenarios_dir()
 """Where the scenarios shipped with loadkit live (in a wheel or a checkout: loadkit.run.bundle)."""
@@ -149,7 +151,7 @@ def check_reachable(target: Target, timeout_s: float = CONNECT_TIMEOUT_S) -> Non
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise TargetUnreachableError(
-            f"cannot connect to {target.host} ({reason}); is the service running? "
+            f"cannot connect to {mask_password(target.host)} ({reason}); is the service running? "
             f"(`loadkit serve` starts the bundled one on {DEFAULT_TARGET})"
         ) from None
 
@@ -540,7 +542,8 @@ def run_ui(
 ) -> int:
     """Serve Locust's web UI on loopback with the plugin loaded, until Ctrl-C or SIGTERM.
 
-    Every test started from the UI writes ``<results_dir>/ui-<time>.json`` when it stops.
+    Every test started from the UI writes ``<results_dir>/ui-<time>.json`` when it stops, and
+    this process its HTML report beside it (``ui-<time>.html``), which the UI links.
     ``http2``: the users speak HTTP/2 (as ``run_load``'s; the plugin refuses a locustfile whose
     users cannot, before the UI serves).
     Returns Locust's exit code (0 after a Ctrl-C: that is how the UI is closed); a ConfigError
@@ -577,9 +580,11 @@ def run_ui(
             announce(
                 f"Locust web UI with loadkit{', users over HTTP/2' if http2 else ''}: "
                 f"http://{LOOPBACK}:{web_port} (Ctrl-C to stop); "
-                f"each test writes its results to {results_dir}/ui-<time>.json"
+                f"each test writes its results to {results_dir}/ui-<time>.json "
+                "and its HTML report beside them"
             )
-        return _run_until_quit(launch)
+        with UiReportWriter(results_dir.resolve(), announce=announce):
+            return _run_until_quit(launch)
 
 
 def run_worker(

@@ -1,5 +1,6 @@
-"""``loadkit load URL`` on the native engine: checks before the run, the run (in this process,
-or in ``processes`` of its own), the results file, and what the run's end means.
+"""``loadkit load URL`` (or ``--scenario NAME`` for a declarative scenario) on the native engine:
+checks before the run, the run (in this process, or in ``processes`` of its own), the results
+file, and what the run's end means.
 
 Mirrors ``run/load.py``'s ``run_load`` for the Locust engine: the target must answer first
 (``TargetUnreachableError``), ``--out`` must be writable, a progress line goes to stderr
@@ -25,7 +26,13 @@ from loadkit.engines.http_request import RequestSpec, TlsOptions
 from loadkit.engines.native.distributed import WorkerOutcome, run_master, run_worker
 from loadkit.engines.native.processes import ProcessesCrashed, ProcessShare, run_processes
 from loadkit.engines.native.request_bytes import encode_request
-from loadkit.engines.native.share import ShareControl, SharePlan, crashed_reason, run_share
+from loadkit.engines.native.share import (
+    ShareControl,
+    SharePlan,
+    crashed_reason,
+    plan_scenario,
+    run_share,
+)
 from loadkit.engines.target import parse_target
 from loadkit.exceptions import (
     ConfigError,
@@ -101,8 +108,13 @@ def run_native_load(
     timeout_s: float | None = None,
     master: NativeMaster | None = None,
     abort_on: Sequence[Criterion] = (),
+    scenario: str | None = None,
 ) -> LoadResults:
     """Run ``request`` as ``profile`` says on the native engine; its results (also at ``out``).
+
+    ``scenario``: a declarative scenario's description (``engines.declarative.describe``), run
+    by simulated users against ``request``'s host instead of ``request`` itself (one user per
+    connection, or per slot of the open model's in-flight bound; ``engines/native/scenario.py``).
 
     ``processes`` > 1 splits the run across that many processes on this machine (closed:
     connections; open: the timetable, interleaved) and merges their shares exactly.
@@ -146,6 +158,10 @@ def run_native_load(
             "least one request in flight"
         )
     encode_request(request)  # a bad method or header is refused before anything connects
+    if scenario is not None:
+        # Its secrets set and its headers sendable, before anything connects.
+        plan_scenario(SharePlan(request=request, model=profile.model, start=None,
+                                duration_s=0.0, scenario=scenario))  # fmt: skip
     target = parse_target(request.url, option="URL")
     check_writable(out)
     run_id = uuid.uuid4().hex
@@ -156,6 +172,7 @@ def run_native_load(
         run_id=run_id,
         path=target.path,
         distributed=master is not None,
+        scenario=profile.scenario if scenario is not None else None,
     )
     printer = None
     shares_missing: list[InvalidReason] = []
@@ -174,7 +191,7 @@ def run_native_load(
         if master is not None:
             watch = _abort_watch(abort_on, target=request.url, stops=stops)
             recorder, health, interrupted, shares_missing = _run_distributed(
-                master, request, profile, timeout_s, progress, watch
+                master, request, profile, timeout_s, progress, watch, scenario
             )
             if stops:
                 interrupted = False  # the workers' stop was the criterion's, not a signal
@@ -182,6 +199,7 @@ def run_native_load(
             # One process starts when its loop runs; several at the common start they are sent
             # once all are ready (``run_processes``).
             plans = _plans(request, profile, processes=processes, start=None, timeout_s=timeout_s)
+            plans = [replace(plan, scenario=scenario) for plan in plans]
             watch = _abort_watch(abort_on, target=request.url, stops=stops)
             if watch is not None and processes > 1:
                 plans = [replace(plan, live_shares=True) for plan in plans]
@@ -358,18 +376,24 @@ def _run_distributed(
     timeout_s: float | None,
     progress: Progress | None,
     watch: Callable[[LatencyRecorder, float], bool] | None = None,
+    scenario: str | None = None,
 ) -> tuple[LatencyRecorder, GeneratorHealth, bool, list[InvalidReason]]:
     """The run split across ``master.expect`` workers elsewhere: the merged recorder, the
     generator health, whether interrupted, and why shares are missing (if they are).
     ``watch``: abort on fail, on the workers' figures merged (each sends its own every
-    second)."""
+    second). ``scenario``: a declarative scenario's description, sent with each plan."""
 
     def make_plans(workers: int) -> list[SharePlan]:
         start = RunClock().now() + DISTRIBUTED_START_LEAD_S
         plans = _plans(request, profile, processes=workers, start=start, timeout_s=timeout_s)
         live_shares = watch is not None
         return [
-            replace(plan, source=f"worker-{plan.worker_index + 1}", live_shares=live_shares)
+            replace(
+                plan,
+                source=f"worker-{plan.worker_index + 1}",
+                live_shares=live_shares,
+                scenario=scenario,
+            )
             for plan in plans
         ]
 
@@ -434,6 +458,7 @@ def run_native_worker(
 
     def check_plan(plan: SharePlan) -> SharePlan:
         encode_request(plan.request)
+        plan_scenario(plan)  # its secrets set here, on this worker
         if not quiet:
             from loadkit.report.load import ProgressPrinter
 
@@ -567,11 +592,13 @@ def _config(
     run_id: str,
     path: str,
     distributed: bool = False,
+    scenario: str | None = None,
 ) -> dict[str, Any]:
     """The results' config: the Locust plugin's keys (as ``loadkit load`` on the url scenario
-    writes them), with ``engine`` and the request's method."""
+    writes them), with ``engine`` and the request's method; a declarative ``scenario``'s name
+    instead of ``url`` (its requests are its own: no path or method)."""
     config: dict[str, Any] = {
-        "scenario": "url",
+        "scenario": scenario or "url",
         "concurrency": profile.concurrency,
         "spawn_rate": None,
         "duration_s": profile.run_duration_s,
@@ -581,9 +608,9 @@ def _config(
         "ui": False,
         "run_id": run_id,
         "engine": ENGINE,
-        "url_path": path,
-        "method": request.method.upper(),
     }
+    if scenario is None:
+        config |= {"url_path": path, "method": request.method.upper()}
     if profile.rate is not None:
         config |= {"rate": profile.rate, "max_in_flight": profile.in_flight_bound}
         config["concurrency"] = profile.in_flight_bound

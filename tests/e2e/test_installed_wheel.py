@@ -18,6 +18,7 @@ import email
 import importlib.metadata
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -30,7 +31,15 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ("lock_audit.json", "smoke.json", "load.json", "gate.md", "junit.xml", "verdict.json")
+ARTIFACTS = (
+    "lock_audit.json",
+    "smoke.json",
+    "load.json",
+    "gate.md",
+    "junit.xml",
+    "verdict.json",
+    "report.html",
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -196,3 +205,9 @@ def test_accept_passes_beside_a_users_own_service_package(venv: Path, project: P
     cases = [case for suite in JUnitXml.fromfile(str(folder / "junit.xml")) for case in suite]
     assert len(cases) == 9 and all(case.is_passed for case in cases)
     assert (folder / "gate.md").read_text().startswith("## Acceptance gate: ✅ PASSED")
+    # The HTML report, its BokehJS inlined from the installed wheel's own dependency.
+    last = accepted.stdout.rstrip().splitlines()[-1]
+    assert last == f"HTML report: {(folder / 'report.html').relative_to(project)}"
+    page = (folder / "report.html").read_text()
+    assert '<section id="verdict" data-outcome="passed">' in page
+    assert "Bokeh" in page and not re.search(r"""\s(?:src|href)=["']?(?:[a-z]+:)?//""", page)

@@ -253,10 +253,16 @@ def test_every_artifact_is_written_to_one_folder(
         "gate.md",
         "junit.xml",
         "verdict.json",
+        "report.html",
     }
     assert f"reports: {folder}" in result.output
     assert "PASSED: 2 of 2 criteria met" in result.output
     assert summary.read_text().startswith("## Acceptance gate: ✅ PASSED")
+    # The HTML report is named on the terminal's last line and shows the gate's verdict.
+    assert result.output.rstrip().splitlines()[-1] == f"HTML report: {folder / 'report.html'}"
+    page = (folder / "report.html").read_text()
+    assert 'data-outcome="passed"' in page
+    assert 'data-criterion="load.p95_ms"' in page
 
 
 def test_an_invalid_load_run_is_gated_as_invalid_with_its_reports(

@@ -1,6 +1,6 @@
 """The declarative load scenario's part in loadkit (``[scenarios.NAME]``): strict validation,
-the checks before a run, the JSON handed to ``scenarios/declarative.py``, and the CLI's choice
-of engine. No load is run (tests/loadkit/test_declarative_load.py runs it)."""
+the checks before a run, the JSON handed to ``scenarios/declarative.py`` (or to the native
+engine), and the CLI's choice of engine. No load is run (test_declarative_load.py runs it)."""
 
 from __future__ import annotations
 
@@ -185,10 +185,15 @@ def test_a_secret_with_a_trailing_newline_in_a_header_is_refused_without_its_val
     describe("orders", scenario, {"ORDERS_SECRET": "x\n", "API_KEY": "k"})
 
 
-def test_a_declarative_scenario_runs_on_locust_and_native_is_refused_saying_why() -> None:
-    assert choose_engine(requested=None, url_run=False, declarative=True) == "locust"
-    with pytest.raises(ConfigError, match="native runs one URL for now"):
-        choose_engine(requested="native", url_run=False, declarative=True)
+def test_a_declarative_scenario_runs_native_unless_locust_or_http2_is_asked_for() -> None:
+    assert choose_engine(requested=None, url_run=False, declarative=True) == "native"
+    assert choose_engine(requested="locust", url_run=False, declarative=True) == "locust"
+    assert choose_engine(requested=None, url_run=False, declarative=True, http2=True) == "locust"
+    ramped = choose_engine(requested=None, url_run=False, declarative=True, ramped_users=True)
+    assert ramped == "locust"
+    assert choose_engine(requested="native", url_run=False, declarative=True) == "native"
+    with pytest.raises(ConfigError, match=r"native speaks HTTP/1\.1 only"):
+        choose_engine(requested="native", url_run=False, declarative=True, http2=True)
 
 
 @pytest.fixture
@@ -214,28 +219,50 @@ def test_load_hands_the_scenario_to_locust_by_name_or_by_profile(
     runs: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ORDERS_SECRET", "hunter2")
-    assert _load("--scenario", "orders", "--duration", "1").exit_code == 0
-    assert _load("--profile", "mix", "--duration", "1").exit_code == 0
+    assert _load("--scenario", "orders", "--duration", "1", "--engine", "locust").exit_code == 0
+    assert _load("--profile", "mix", "--duration", "1", "--http2").exit_code == 0
+    assert len(runs) == 2
     for call in runs:
         assert call["profile"].scenario == "orders"
         assert json.loads(call["declarative"])["name"] == "orders"
         assert "hunter2" not in call["declarative"]
 
 
-def test_load_refuses_native_and_a_missing_secret_with_exit_2(
+def test_load_hands_the_scenario_to_the_native_engine_by_default(
+    runs: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    native: list[dict[str, Any]] = []
+
+    def run_native_load(**kwargs: Any) -> Any:
+        native.append(kwargs)
+        return crafted_load(errors=())
+
+    monkeypatch.setattr("loadkit.run.native.run_native_load", run_native_load)
+    monkeypatch.setenv("ORDERS_SECRET", "hunter2")
+    assert _load("--scenario", "orders", "--duration", "1").exit_code == 0
+    assert _load("--profile", "mix", "--duration", "1", "--engine", "native").exit_code == 0
+    assert runs == [] and len(native) == 2
+    for call in native:
+        assert call["profile"].scenario == "orders"
+        assert json.loads(call["scenario"])["name"] == "orders"
+        assert "hunter2" not in call["scenario"]
+
+
+def test_load_refuses_native_http2_and_a_missing_secret_with_exit_2(
     runs: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("ORDERS_SECRET", raising=False)
-    native = _load("--scenario", "orders", "--engine", "native")
+    native = _load("--scenario", "orders", "--engine", "native", "--http2")
     assert native.exit_code == 2, native.output
-    assert "native runs one URL for now" in native.output
-    unset = _load("--scenario", "orders")
-    assert unset.exit_code == 2, unset.output
-    assert "ORDERS_SECRET is not set" in unset.output
+    assert "native speaks HTTP/1.1 only" in native.output
+    for engine in ("native", "locust"):
+        unset = _load("--scenario", "orders", "--engine", engine)
+        assert unset.exit_code == 2, unset.output
+        assert "ORDERS_SECRET is not set" in unset.output
     assert runs == []
 
 
-def test_accept_runs_a_profiles_declarative_scenario_and_refuses_a_missing_secret_first(
+def test_accept_refuses_a_missing_secret_first_and_runs_on_the_engine_load_would_choose(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from loadkit.run import accept as accept_module
@@ -259,6 +286,7 @@ def test_accept_runs_a_profiles_declarative_scenario_and_refuses_a_missing_secre
         '[lock_audit]\npaths = ["src"]\n'
         + SCENARIO
         + '[profiles.mix]\nscenario = "orders"\nconcurrency = 2\nduration_s = 2\n'
+        + '[profiles.native]\nscenario = "orders"\nengine = "native"\n'
     )
     args = ["accept", "--config", str(config), "--host", "http://127.0.0.1:9", "--profile", "mix"]
     args += ["--out-dir", str(tmp_path / "r")]
@@ -271,3 +299,19 @@ def test_accept_runs_a_profiles_declarative_scenario_and_refuses_a_missing_secre
     assert passed.exit_code == 0, passed.output
     (run,) = loads
     assert run["scenario"] == "orders" and json.loads(run["declarative"])["name"] == "orders"
+    # On the engine `loadkit load` would choose, named as it names it: native by default,
+    # Locust with --http2.
+    assert run["engine"] == "native"
+    assert "load: orders, 2 connections, 2 s, engine native" in passed.output
+    over_http2 = CliRunner().invoke(app, [*args, "--http2"])
+    assert over_http2.exit_code == 0, over_http2.output
+    assert loads[-1]["engine"] == "locust" and loads[-1]["http2"] is True
+    assert "load: orders, 2 users, 2 s, engine locust" in over_http2.output
+    # A profile asking for what cannot be: exit 2 before anything runs, saying what to write.
+    args[args.index("mix")] = "native"
+    refused = CliRunner().invoke(app, [*args, "--http2"])
+    assert refused.exit_code == 2, refused.output
+    assert 'native speaks HTTP/1.1 only: remove --http2, or use engine = "locust" in ' in (
+        refused.output
+    )
+    assert len(loads) == 2

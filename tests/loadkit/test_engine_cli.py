@@ -59,7 +59,8 @@ def test_a_url_runs_native_unless_locust_is_asked_or_http2(
 
 
 @pytest.mark.parametrize(
-    ("url_run", "http2", "why"), [(False, False, "runs one URL"), (True, True, "HTTP/1.1")]
+    ("url_run", "http2", "why"),
+    [(False, False, "is a locustfile and runs on Locust"), (True, True, "HTTP/1.1")],
 )
 def test_native_for_a_scenario_or_with_http2_is_refused(
     url_run: bool, http2: bool, why: str
@@ -117,7 +118,7 @@ def test_a_profiles_engine_is_read_and_validated(
         (["http://h:1/", "--engine", "native", "--spawn-rate", "2"], "opens its connections"),
         (["http://h:1/", "--engine", "native", "--stages", "1s:2"], "opens its connections"),
         (["http://h:1/", "--", "--tags", "a"], "arguments after `--` (for Locust)"),
-        (["--scenario", "api", "--engine", "native"], "--engine native runs one URL"),
+        (["--scenario", "api", "--engine", "native"], "--engine native runs a URL"),
         (["http://h:1/", "--scenario", "api", "--method", "POST"], "--method and --scenario"),
         (["--body", "x"], "--body shapes the request of a URL run"),
         (["http://h:1/", "--header", "no colon"], "--header 'no colon'"),

@@ -186,9 +186,10 @@ def test_web_tab_rows_show_exact_latency_and_error_kinds() -> None:
         trace_id="t-1",
     )
     latency, errors = web_tab_rows(recorder)
-    [row] = latency["data"]
+    row, aggregated = latency["data"]
     assert row["requests"] == 2 and row["errors"] == 1
     assert row["max"] == 1040.0  # exact, not Locust's bucket of 1000
+    assert aggregated == {**row, "endpoint": "Aggregated"}  # one endpoint: the same figures
     assert errors["data"] == [
         {
             "endpoint": "POST /api/auth/login",

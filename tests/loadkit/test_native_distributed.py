@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -138,6 +139,11 @@ def test_an_open_run_holds_the_total_rate_and_its_percentiles_match_one_process(
     for figure in ("p50", "p95", "p99"):
         merged, single = getattr(results.latency_ms, figure), getattr(alone.latency_ms, figure)
         assert merged == pytest.approx(single, rel=0.05, abs=1.0), figure
+    # Each second's service times crossed from the workers too: one per completion.
+    busy = [p for p in results.timeline if p.completions]
+    assert busy and all(
+        p.service_histogram is not None and p.service_histogram.count == p.completions for p in busy
+    )
 
 
 def test_a_worker_killed_mid_run_makes_the_run_invalid(tmp_path: Path) -> None:
@@ -208,8 +214,10 @@ def test_a_plan_crosses_as_plain_data_and_back() -> None:
         worker_count=2,
         source="worker-2",
         live_shares=True,
+        scenario='{"format":"loadkit.declarative/1","name":"s","setup":[],"requests":[]}',
     )
     assert plan_from_wire(plan_to_wire(plan)) == plan
+    assert plan_from_wire(plan_to_wire(replace(plan, scenario=None))).scenario is None
     with pytest.raises(InputError, match="same loadkit"):
         plan_from_wire({**plan_to_wire(plan), "version": "loadkit.native_plan/0"})
 

@@ -109,17 +109,19 @@ def test_a_process_that_dies_leaves_an_invalid_file_with_what_the_others_measure
 ) -> None:
     out = tmp_path / "load.json"
     out.write_text('{"stale": "an earlier run"}')
+    html = tmp_path / "load.html"
     with scheduled_server_process(hold_s=0.01) as url:
         command = [
             sys.executable, "-m", "loadkit", "load", url, "--concurrency", "2",
             "--duration", "4", "--processes", "2", "--out", str(out), "--quiet",
+            "--html", str(html),
         ]  # fmt: skip
         run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             engines = _engine_processes(psutil.Process(run.pid), count=2)
             time.sleep(STARTED_S + 1.0)  # both have measured for a second
             engines[0].kill()
-            _, stderr = run.communicate(timeout=60)
+            stdout, stderr = run.communicate(timeout=60)
         finally:
             run.kill()
     assert run.returncode == 4, stderr
@@ -127,6 +129,11 @@ def test_a_process_that_dies_leaves_an_invalid_file_with_what_the_others_measure
     assert isinstance(results, LoadResults)
     assert [reason.code for reason in results.invalid_reasons] == ["generator_crashed"]
     assert results.totals.requests > 0  # the other process's share, measured and kept
+    # --html: the merged run's report, written for an invalid run too, named last.
+    assert stdout.rstrip().splitlines()[-1] == f"HTML report: {html}"
+    page = html.read_text()
+    assert f'<td class="n" data-metric="requests">{results.totals.requests:,}</td>' in page
+    assert "INVALID: generator_crashed" in page
 
 
 def _engine_processes(parent: psutil.Process, *, count: int) -> list[psutil.Process]:

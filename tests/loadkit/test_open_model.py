@@ -395,6 +395,11 @@ def test_an_open_run_over_two_processes_holds_the_total_rate(tmp_path: Path) -> 
     assert results.totals.rps == pytest.approx(60.0, rel=0.15)
     # 21 slots split 11 + 10 by Locust: the bound reported is the run's, not 2 × 11.
     assert schedule.max_in_flight == 21
+    # Each second's service times crossed from the workers too: one per completion.
+    busy = [p for p in results.timeline if p.completions]
+    assert busy and all(
+        p.service_histogram is not None and p.service_histogram.count == p.completions for p in busy
+    )
 
 
 def test_a_master_expecting_more_workers_than_slots_is_refused(tmp_path: Path) -> None:

@@ -77,6 +77,7 @@ from loadkit.engines.locust.plugin.stops import StopOrigin, observe_runner
 from loadkit.engines.locust.plugin.tls import apply_tls
 from loadkit.engines.locust.plugin.trace_header import TRACE_CONTEXT_KEY, apply_trace_header
 from loadkit.engines.locust.plugin.user_code import format_traceback, type_name, where_raised
+from loadkit.engines.locust.plugin.web_ui import PluginWebUiTest
 from loadkit.engines.locust.plugin.worker_report import (
     CLOCK_MESSAGE,
     FINAL_MESSAGE,
@@ -94,10 +95,10 @@ from loadkit.engines.timetable import (
     peak_rate,
 )
 from loadkit.measure.live_status import write_status
-from loadkit.measure.recorder import LatencyRecorder, RunClock
+from loadkit.measure.recorder import RunClock
 from loadkit.measure.user_exceptions import ExceptionTally
 from loadkit.measure.validity import add_reason, stopped_in_test_start_reason
-from loadkit.report.load_webui import install_web_tabs, web_tab_rows
+from loadkit.report.load_webui import install_web_ui
 from loadkit.stages import Stage, stages_from_json, total_duration_s
 
 logger = logging.getLogger("loadkit")
@@ -386,6 +387,8 @@ class LoadkitPlugin:
             self.worker = cast(WorkerRunner, runner)
         self.clock = RunClock()
         self.test: LoadTest[Any] | None = None
+        self.previous_test: LoadTest[Any] | None = None
+        """The test before ``test`` (the web UI links the last stopped test's report)."""
         self.recording: Recording | None = None
         self.open_model: OpenModel | None = None
         """The open run's timetable in this process (None: closed, or a master)."""
@@ -571,7 +574,7 @@ class LoadkitPlugin:
             # between two tests): this test's; a worker ships them with its first report.
             test.exceptions = self.early_exceptions
             self.early_exceptions = ExceptionTally()
-        self.test = test
+        self.previous_test, self.test = self.test, test
         self.recording = test.recording
         if self.master is not None and test.open_run is not None:
             test.timetable_started(self._send_slots(test.open_run))
@@ -657,7 +660,7 @@ class LoadkitPlugin:
             test = MasterTest(environment=env, runner=self.master, options=options, clock=clock)
         else:
             test = LocalTest(environment=env, runner=self.runner, options=options, clock=clock)
-        self.test = test
+        self.previous_test, self.test = self.test, test
         self.recording = test.recording
         test.stop_origin = "locustfile"
         test.quit_requested = True  # Locust quits by itself (headless) or stays (web UI)
@@ -831,10 +834,6 @@ class LoadkitPlugin:
                 group.count,
             )
 
-    def current_recorder(self) -> LatencyRecorder | None:
-        """The recorder of the test under way, up to date (None before the first test)."""
-        return self.recording.flush() if self.recording is not None else None
-
     def on_cpu_warning(self, cpu_usage: float, **_kwargs: Any) -> None:
         """Locust saw this process above 90 % CPU: the run's latencies are not to be trusted."""
         if self.test is not None:
@@ -917,7 +916,7 @@ def _on_init(environment: Any, web_ui: Any = None, **_kwargs: Any) -> None:
             ", ".join(kept),
         )
     if web_ui is not None:
-        install_web_tabs(web_ui, lambda: web_tab_rows(plugin.current_recorder()))
+        install_web_ui(web_ui, PluginWebUiTest(lambda: (plugin.test, plugin.previous_test)))
     await_forked_workers(environment)  # last: Locust's headless start follows init
 
 

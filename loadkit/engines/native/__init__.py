@@ -1,4 +1,5 @@
-"""The native engine: one URL driven on asyncio + uvloop, one ``asyncio.Protocol`` per
+"""The native engine: one URL, or a declarative scenario's users (``scenario``,
+``scenario_pool``), driven on asyncio + uvloop, one ``asyncio.Protocol`` per
 connection, responses parsed by httptools (DESIGN.md, "Two engines, one measurement").
 
 It never imports Locust or gevent, and feeds the same recorder, error kinds, timeline and

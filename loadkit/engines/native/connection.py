@@ -6,7 +6,8 @@ is complete, and when it is lost. A new TCP connection is a new ``Connection``: 
 ``connection_lost`` of an old one can never be taken for the new one's.
 
 What a response is, as httptools (llhttp) parses it: bodies of any size (only an error's first
-``MAX_ERROR_BODY_BYTES`` are kept, for its kind), chunked, interim 1xx responses skipped, a body
+``MAX_ERROR_BODY_BYTES`` are kept, for its kind; a whole body when the request saves values
+from it, ``keep_body``), chunked, interim 1xx responses skipped, a body
 delimited by the server closing the connection (HTTP/1.0) complete at EOF.
 """
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 import httptools
 
@@ -49,10 +50,12 @@ class Connection(asyncio.Protocol):
         "bodiless",
         "body",
         "busy",
+        "call",
         "closed",
         "deadline",
         "due",
         "head",
+        "keep_body",
         "owner",
         "parser",
         "payload",
@@ -61,7 +64,9 @@ class Connection(asyncio.Protocol):
         "reused",
         "sent",
         "status",
+        "trace_at",
         "transport",
+        "user",
     )  # fmt: skip
 
     def __init__(self, owner: ConnectionOwner) -> None:
@@ -92,6 +97,13 @@ class Connection(asyncio.Protocol):
         self.attempts = 0
         self.busy = False
         self.closed = False
+        # A declarative scenario's request (``scenario_pool``; never set on a URL run): whether
+        # a success's body is kept (its values are saved from it), the user sending it, the
+        # scenario's request, and where its trace id starts in ``payload``.
+        self.keep_body = False
+        self.user: Any = None  # a ScenarioUser (typed loosely: the hot path casts nothing)
+        self.call: Any = None  # a ScenarioCall
+        self.trace_at = 0
 
     # --- asyncio's side ---------------------------------------------------------------------
 
@@ -148,7 +160,7 @@ class Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         status = self.status = self.parser.get_status_code()
-        if status >= 400:
+        if status >= 400 or self.keep_body:
             self.body = []
         if self.bodiless and status >= 200:
             # llhttp does not know the request was HEAD and would wait for the body the head
@@ -160,7 +172,7 @@ class Connection(asyncio.Protocol):
 
     def on_body(self, data: bytes) -> None:
         body = self.body
-        if body is not None and sum(map(len, body)) <= MAX_ERROR_BODY_BYTES:
+        if body is not None and (self.keep_body or sum(map(len, body)) <= MAX_ERROR_BODY_BYTES):
             body.append(data)
 
     def on_message_complete(self) -> None:

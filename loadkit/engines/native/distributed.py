@@ -54,9 +54,10 @@ from loadkit.measure.worker_share import WorkerShare
 from loadkit.stages import Stage
 
 RELAY_MODULE = "loadkit.engines.locust.plugin.native_relay"
-PLAN_VERSION = "loadkit.native_plan/2"
+PLAN_VERSION = "loadkit.native_plan/3"
 """/2: the request carries the target profile (error kinds, trace header); a /1 worker would
-run it with the bundled service's."""
+run it with the bundled service's. /3: a declarative scenario's description (``scenario``),
+which a /2 worker would ignore, sending the bare host instead."""
 SENT_AT = "sent_at"
 """A plan's optional key: the master's wall clock when it sent the plan. The worker runs on
 its master's clock from then on (its offset measured on arrival, one hop late), so that a
@@ -98,6 +99,7 @@ def plan_to_wire(plan: SharePlan) -> dict[str, Any]:
         "timeout_s": plan.timeout_s,
         "source": plan.source,
         "live_shares": plan.live_shares,
+        "scenario": plan.scenario,
     }
 
 
@@ -142,6 +144,7 @@ def plan_from_wire(data: object) -> SharePlan:
             timeout_s=float(data["timeout_s"]),
             source=str(data["source"]),
             live_shares=bool(data.get("live_shares", False)),
+            scenario=str(data["scenario"]) if data.get("scenario") is not None else None,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"the master sent an invalid native plan ({exc!r})") from None

@@ -194,7 +194,7 @@ class Pool:
         if (
             (error is None or isinstance(error, ConnectionResetError))
             and not garbled
-            and self.idempotent
+            and self.is_idempotent(connection)
             and connection.reused
             and not connection.received
             and connection.attempts == 1
@@ -204,16 +204,7 @@ class Pool:
             # or a reset: a server closing with our request unread resets): sent again on a new
             # one, for idempotent methods (RFC 9110 9.2.2), as browsers do; not on a fresh
             # connection, whose close is the server's answer (``resets``, ``hangs_up``).
-            retry = Connection(self)
-            retry.payload = connection.payload
-            retry.due, retry.sent, retry.deadline = (
-                connection.due,
-                connection.sent,
-                connection.deadline,
-            )
-            retry.attempts = 2
-            retry.busy = True
-            self._open(retry)
+            self._open(self.retry_of(connection))
             return
         end = perf_counter()
         if garbled:
@@ -228,6 +219,23 @@ class Pool:
         else:
             kind, message = client_kind(error), describe_error(error)
         self._failed(connection, end, kind, message)
+
+    def is_idempotent(self, connection: Connection) -> bool:
+        """Whether the request on ``connection`` may be sent again (its method is idempotent)."""
+        return self.idempotent
+
+    def retry_of(self, connection: Connection) -> Connection:
+        """A new connection carrying the request ``connection`` lost, for its second attempt."""
+        retry = Connection(self)
+        retry.payload = connection.payload
+        retry.due, retry.sent, retry.deadline = (
+            connection.due,
+            connection.sent,
+            connection.deadline,
+        )
+        retry.attempts = 2
+        retry.busy = True
+        return retry
 
     def _connect_failed(self, connection: Connection, error: BaseException) -> None:
         self.connections.discard(connection)
@@ -271,7 +279,9 @@ class Pool:
     # --- timeouts and the end ---------------------------------------------------------------
 
     def start_sweeping(self) -> None:
-        """Look for requests past their deadline every ``sweep_interval`` from now on."""
+        """Look for requests past their deadline every ``sweep_interval`` from now on (once)."""
+        if self._sweeper is not None:
+            return
         self._sweeper = asyncio.get_running_loop().call_later(
             sweep_interval(self.timeout_s), self._sweep
         )

@@ -26,7 +26,7 @@ TRACE_BLOCK = 4096
 _HOP_BY_HOP = frozenset({"content-length", "connection", "transfer-encoding"})
 """Headers the engine writes itself (with the target's trace header): a user's own would
 contradict them (framing, keep-alive, the trace header), so they are refused."""
-_PATH_SAFE = "!#$%&'()*+,/:;=?@[]~"
+PATH_SAFE = "!#$%&'()*+,/:;=?@[]~"
 """What a path and query keep as they are (requests' ``requote_uri``): the rest, non-ASCII above
 all, is percent-encoded as UTF-8."""
 
@@ -86,8 +86,7 @@ class TracedPayloads:
         """The request's bytes with ids never handed out before."""
         i = self._next
         if i >= self._end:
-            ids = self._random.getrandbits(TRACE_BLOCK * 192).to_bytes(TRACE_BLOCK * 24, "little")
-            self._block = binascii.hexlify(ids)
+            self._block = _id_block(self._random)
             self._end = len(self._block)
             i = 0
         self._next = i + 48
@@ -97,16 +96,46 @@ class TracedPayloads:
         return b"".join((self._head, block[i : i + 32], b"-", block[i + 32 : i + 48], self._tail))
 
 
+class TraceIds:
+    """Fresh ids for requests whose bytes are made one by one (a declarative scenario's): 48 hex
+    digits each (a 128-bit trace id, then a 64-bit parent id), drawn as ``TracedPayloads``
+    draws them, a block at a time."""
+
+    __slots__ = ("_block", "_end", "_next", "_random")
+
+    def __init__(self) -> None:
+        self._random = random.Random()  # seeded from os.urandom
+        self._block = b""
+        self._next = 0
+        self._end = 0
+
+    def next(self) -> bytes:
+        """48 hex digits never handed out before."""
+        i = self._next
+        if i >= self._end:
+            self._block = _id_block(self._random)
+            self._end = len(self._block)
+            i = 0
+        self._next = i + 48
+        return self._block[i : i + 48]
+
+
+def _id_block(rng: random.Random) -> bytes:
+    """``TRACE_BLOCK`` requests' ids as one block of hex: 48 digits each (a 128-bit trace id,
+    then a 64-bit parent id)."""
+    return binascii.hexlify(rng.getrandbits(TRACE_BLOCK * 192).to_bytes(TRACE_BLOCK * 24, "little"))
+
+
 def encode_request(spec: RequestSpec) -> EncodedRequest:
     """Encode ``spec`` once (a ``ConfigError`` naming the bad URL, method or header)."""
     target = parse_target(spec.url, option="URL")
     method = check_method(spec.method)
-    lines = [f"{method} {quote(target.path, safe=_PATH_SAFE)} HTTP/1.1"]
+    lines = [f"{method} {quote(target.path, safe=PATH_SAFE)} HTTP/1.1"]
     given = {name.lower() for name, _ in spec.headers}
     trace_header = spec.target.trace_header
     w3c = trace_header.lower() == TRACE_HEADER
     if "host" not in given:  # the user's own Host is sent, as on the Locust path
-        lines.append(f"Host: {_host(target.hostname, target.port, target.scheme)}")
+        lines.append(f"Host: {host_header(target.hostname, target.port, target.scheme)}")
     url = urlsplit(spec.url.strip())
     if url.username is not None and "authorization" not in given:
         # Credentials in the URL are Basic auth (as requests and geventhttpclient send them),
@@ -144,7 +173,7 @@ def encode_request(spec: RequestSpec) -> EncodedRequest:
     )
 
 
-def _host(hostname: str, port: int, scheme: str) -> str:
+def host_header(hostname: str, port: int, scheme: str) -> str:
     """The Host header of a URL's host and port: IDNA (ASCII) names, bracketed IPv6, no
     default port."""
     host = f"[{hostname}]" if ":" in hostname else hostname.encode("idna").decode("ascii")

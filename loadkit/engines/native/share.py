@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import ssl
 import threading
@@ -27,7 +28,10 @@ from loadkit.engines.http_request import RequestSpec
 from loadkit.engines.native.closed_model import ClosedModel
 from loadkit.engines.native.open_model import OpenModel
 from loadkit.engines.native.pool import DEFAULT_TIMEOUT_S, Pool
-from loadkit.engines.native.request_bytes import EncodedRequest, encode_request
+from loadkit.engines.native.request_bytes import EncodedRequest, encode_request, host_header
+from loadkit.engines.native.scenario import CompiledScenario, compile_scenario
+from loadkit.engines.native.scenario_pool import ScenarioPool
+from loadkit.engines.target import parse_target, scenario_base_path
 from loadkit.engines.timetable import Timetable, live_target
 from loadkit.engines.tls import client_context
 from loadkit.measure.error_reader import ErrorReader
@@ -37,6 +41,9 @@ from loadkit.measure.validity import InvalidReason
 from loadkit.stages import Stage
 
 STATUS_EVERY_S = 1.0
+SETUP_WAIT_S = 30.0
+"""How long an open run's timetable waits for its users' setup (the Locust path's
+``ON_START_TIMEOUT_S``): then it starts anyway, with a warning."""
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +77,11 @@ class SharePlan:
     """Added to this machine's wall clock to read the run clock: a distributed worker's
     measured offset to its master's clock (``start`` and every time it records are on the
     master's clock then); never on the wire, each worker measures its own."""
+    scenario: str | None = None
+    """A declarative scenario's description (``loadkit.engines.declarative.describe``: its
+    secrets still ``${NAME}``, read from this process's environment): its users run it against
+    ``request``'s host instead of sending ``request``. Closed: a user per connection; open: a
+    user per slot of ``max_in_flight``."""
 
 
 @dataclass
@@ -120,25 +132,42 @@ def run_share(
     the main thread) and mark it interrupted. Raises ``ConfigError`` for a request that cannot
     be encoded or a CA file that cannot be read, before anything is sent."""
     request = encode_request(plan.request)
+    scenario = plan_scenario(plan)
     ssl_context = client_context(plan.request.tls) if request.scheme == "https" else None
     loop = uvloop.new_event_loop()
     try:
         return loop.run_until_complete(
-            _run_share(plan, request, ssl_context, on_status, control or ShareControl())
+            _run_share(plan, request, scenario, ssl_context, on_status, control or ShareControl())
         )
     finally:
         loop.close()
 
 
+def plan_scenario(plan: SharePlan) -> CompiledScenario | None:
+    """The plan's declarative scenario compiled with this process's environment (None: a URL
+    run); a ``ConfigError`` naming what cannot run here (a variable not set, a bad header)."""
+    if plan.scenario is None:
+        return None
+    target = parse_target(plan.request.url, option="URL")
+    return compile_scenario(
+        plan.scenario,
+        os.environ,
+        host=host_header(target.hostname, target.port, target.scheme),
+        trace_header=plan.request.target.trace_header,
+        base_path=scenario_base_path(plan.request.url, option="URL"),
+    )
+
+
 async def _run_share(
     plan: SharePlan,
     request: EncodedRequest,
+    scenario: CompiledScenario | None,
     ssl_context: ssl.SSLContext | None,
     on_status: Callable[[LiveStatus], None] | None,
     control: ShareControl,
 ) -> ShareOutcome:
     # Built inside the running loop: a share without a fixed start begins now.
-    return await _ShareRun(plan, request, ssl_context, on_status, control).run()
+    return await _ShareRun(plan, request, scenario, ssl_context, on_status, control).run()
 
 
 class _ShareRun:
@@ -146,6 +175,7 @@ class _ShareRun:
         self,
         plan: SharePlan,
         request: EncodedRequest,
+        scenario: CompiledScenario | None,
         ssl_context: ssl.SSLContext | None,
         on_status: Callable[[LiveStatus], None] | None,
         control: ShareControl,
@@ -160,15 +190,31 @@ class _ShareRun:
             source=plan.source,
             stages=plan.stages if plan.model == "open" else (),
         )
-        self.pool = Pool(
-            request=request,
-            ssl_context=ssl_context,
-            recorder=self.recorder,
-            run_clock_offset=self.offset,
-            timeout_s=plan.timeout_s,
-            service_times=plan.model == "open",
-            reader=None if target.is_bundled else ErrorReader(target),
-        )
+        reader = None if target.is_bundled else ErrorReader(target)
+        self.scenario_pool: ScenarioPool | None = None
+        self.pool: Pool
+        if scenario is not None:
+            self.pool = self.scenario_pool = ScenarioPool(
+                scenario=scenario,
+                users=plan.concurrency if plan.model == "closed" else plan.max_in_flight,
+                base=request,
+                ssl_context=ssl_context,
+                recorder=self.recorder,
+                run_clock_offset=self.offset,
+                timeout_s=plan.timeout_s,
+                service_times=plan.model == "open",
+                reader=reader,
+            )
+        else:
+            self.pool = Pool(
+                request=request,
+                ssl_context=ssl_context,
+                recorder=self.recorder,
+                run_clock_offset=self.offset,
+                timeout_s=plan.timeout_s,
+                service_times=plan.model == "open",
+                reader=reader,
+            )
         self.on_status = on_status
         self.control = control
         self.stopped = asyncio.Event()
@@ -252,11 +298,34 @@ class _ShareRun:
         await self._until(start + self.plan.duration_s)
         self._load_over = True
         model.stop()
+        if self.scenario_pool is not None:
+            self.scenario_pool.halt()
         end = perf_counter()
         self.recorder.finish(end=end + self.offset, in_flight=self.pool.in_flight)
 
+    async def _set_up_users(self, t0: float) -> float:
+        """A declarative scenario's users run their setup before the timetable starts (as
+        Locust's users run their on_start first): when it starts, ``t0`` or later."""
+        pool = self.scenario_pool
+        if pool is None or not pool.scenario.setup or self.stopped.is_set():
+            return t0
+        self.pool.start_sweeping()
+        done = pool.run_setup()
+        waits = [asyncio.ensure_future(e.wait()) for e in (done, self.stopped)]
+        await asyncio.wait(waits, timeout=SETUP_WAIT_S, return_when=asyncio.FIRST_COMPLETED)
+        for wait in waits:
+            wait.cancel()
+        if not done.is_set() and not self.stopped.is_set():
+            logger.warning(
+                "the scenario's setup has not finished for every user after %g s: the "
+                "timetable starts anyway (users still in their setup take no iteration)",
+                SETUP_WAIT_S,
+            )
+        return max(t0, perf_counter())
+
     async def _run_open(self, t0: float) -> None:
         plan = self.plan
+        t0 = await self._set_up_users(t0)
         timetable = Timetable(
             rate=plan.rate,
             stages=plan.stages,
@@ -280,6 +349,8 @@ class _ShareRun:
         await self._until(t0 + planned)
         self._load_over = True
         model.stop()
+        if self.scenario_pool is not None:
+            self.scenario_pool.halt()
         stop_time = model.stop_time
         assert stop_time is not None
         # The drain, after the planned end or a first Ctrl-C or SIGTERM alike (as the Locust

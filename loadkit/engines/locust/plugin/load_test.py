@@ -37,7 +37,7 @@ from loadkit.measure.error_reader import ErrorReader
 from loadkit.measure.live_status import LiveStatus, RunState, write_status
 from loadkit.measure.load_results import build_load_results
 from loadkit.measure.recorder import LatencyRecorder, RunClock
-from loadkit.measure.results import GeneratorHealth, Stopped, write_results
+from loadkit.measure.results import GeneratorHealth, LoadResults, Stopped, write_results
 from loadkit.measure.user_exceptions import ExceptionTally
 from loadkit.measure.validity import InvalidReason, incomplete_reason, shape_unfinished_reason
 
@@ -130,6 +130,8 @@ class LoadTest(Generic[RunnerT]):
         self.when_finalized: list[Callable[[], object]] = []
         """Called once the test's measurement is final (its results written or shipped)."""
         self.results_path: Path | None = None
+        self.results: LoadResults | None = None
+        """The results written (the web UI's tabs then show them)."""
         self.iteration_rates = RateWindow()
         self.abort_stop: Stopped | None = None
         """The abort-on-fail criterion that stopped the test, when one did."""
@@ -445,7 +447,7 @@ class LoadTest(Generic[RunnerT]):
         )
         path = self._output_path()
         write_results(path, results)
-        self.results_path = path
+        self.results, self.results_path = results, path
         if self.options.headless and self.stop_origin == "locustfile" and not self.quit_requested:
             # runner.stop() alone leaves a headless Locust running until its --run-time: the
             # test is over and its results are out, so end Locust as loadkit's timer would.

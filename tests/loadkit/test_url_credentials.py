@@ -1,0 +1,51 @@
+"""A password in a target URL is never recorded or shown: the results' target, what the
+terminal and the HTML report print from it, and the errors naming the target mask it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from loadkit.engines.target import parse_target
+from loadkit.exceptions import ConfigError
+from loadkit.measure.recorder import LatencyRecorder
+from loadkit.measure.results import LoadResults, read_results, write_results
+from loadkit.url_credentials import mask_password
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://bob:Pa55word@host", "http://bob:***@host"),
+        ("https://bob:p@ss:w%2Frd@h:8443/v2?q=a:b@c", "https://bob:***@h:8443/v2?q=a:b@c"),
+        ("http://:secret@h/", "http://:***@h/"),
+        ("http://bob@h/", "http://bob@h/"),
+        ("http://h:8080/a:b@c", "http://h:8080/a:b@c"),
+        ("http://127.0.0.1:8000", "http://127.0.0.1:8000"),
+    ],
+)
+def test_the_password_alone_is_masked_the_rest_kept_as_written(url: str, shown: str) -> None:
+    assert mask_password(url) == shown
+
+
+def test_results_never_record_the_password_of_their_target(tmp_path: Path) -> None:
+    recorder = LatencyRecorder(start=1_800_000_000.0)
+    recorder.record(endpoint="GET /x", latency_s=0.01, end=1_800_000_000.5)
+    recorder.finish(end=1_800_000_001.0)
+    results = LoadResults(
+        target="http://bob:Pa55word@api.test/v2", config={}, **recorder.traffic_fields()
+    )
+    assert results.target == "http://bob:***@api.test/v2"
+    path = tmp_path / "r.json"
+    write_results(path, results)
+    assert b"Pa55word" not in path.read_bytes()
+    # A file written before masking is masked when read, so reports never show it either.
+    path.write_bytes(path.read_bytes().replace(b"bob:***@", b"bob:Pa55word@"))
+    assert read_results(path).target == "http://bob:***@api.test/v2"
+
+
+def test_a_refused_target_is_named_without_its_password() -> None:
+    with pytest.raises(ConfigError) as refused:
+        parse_target("http://bob:Pa55word@[::1/x")
+    assert "http://bob:***@[::1/x" in str(refused.value) and "Pa55" not in str(refused.value)
