@@ -62,9 +62,6 @@ from loadkit.measure.worker_share import WorkerShare
 from loadkit.run.load import Target, check_reachable, check_writable
 
 ENGINE = "native"
-PROCESS_START_LEAD_S = 2.0
-"""With several processes, their common start: long enough for each to spawn and import."""
-
 DISTRIBUTED_START_LEAD_S = 1.0
 """A distributed run's common start after the master sent the plans: a message over the
 network and a worker's event loop starting take milliseconds; the clocks of the machines must
@@ -199,9 +196,9 @@ def run_native_load(
             if stops:
                 interrupted = False  # the workers' stop was the criterion's, not a signal
         else:
-            # One process starts when its loop runs; several at a common time, once spawned.
-            start = None if processes == 1 else RunClock().now() + PROCESS_START_LEAD_S
-            plans = _plans(request, profile, processes=processes, start=start, timeout_s=timeout_s)
+            # One process starts when its loop runs; several at the common start they are sent
+            # once all are ready (``run_processes``).
+            plans = _plans(request, profile, processes=processes, start=None, timeout_s=timeout_s)
             plans = [replace(plan, scenario=scenario) for plan in plans]
             watch = _abort_watch(abort_on, target=request.url, stops=stops)
             if watch is not None and processes > 1:
@@ -302,31 +299,32 @@ def _run(
         if progress is not None:
             progress(_combine_status(latest))
 
+    def merged_live(latest: list[WorkerShare | None], start: float) -> bool:
+        assert watch is not None
+        return _merged_watch(start, watch)(latest)
+
     try:
-        shares: list[ProcessShare] = run_processes(
-            plans,
-            on_status=merged_status,
-            on_live=_merged_watch(plans[0], watch) if watch is not None else None,
+        run = run_processes(
+            plans, on_status=merged_status, on_live=merged_live if watch is not None else None
         )
     except ProcessesCrashed as crash:
         # What the other processes measured is kept. Stopped by the user (a child still
         # starting dies of a Ctrl-C): interrupted. Else the others were stopped for the crash,
         # and the run is invalid for the one lost.
-        recorder, health = _merged(plans[0], crash.shares)
+        recorder, health = _merged(plans[0], crash.shares, start=crash.start)
         if crash.interrupted:
             return recorder, health, True, []
         return recorder, health, False, [generator_crashed_reason(exit_code=crash.exit_code)]
-    recorder, health = _merged(plans[0], shares)
+    shares = run.shares
+    recorder, health = _merged(plans[0], shares, start=run.start)
     return recorder, health, any(p.interrupted for p in shares), _crashed_reasons(shares)
 
 
 def _merged_watch(
-    plan: SharePlan, watch: Callable[[LatencyRecorder, float], bool]
+    start: float, watch: Callable[[LatencyRecorder, float], bool]
 ) -> Callable[[Sequence[WorkerShare | None]], bool]:
     """``watch`` on the processes' latest figures, merged exactly into one recorder (each
-    process's share is cumulative), at the seconds since their common start."""
-    start = plan.start
-    assert start is not None  # several processes always share a fixed start
+    process's share is cumulative), at the seconds since their common ``start``."""
     clock = RunClock()
 
     def merged(latest: Sequence[WorkerShare | None]) -> bool:
@@ -346,18 +344,17 @@ def _crashed_reasons(shares: Sequence[ProcessShare]) -> list[InvalidReason]:
 
 
 def _merged(
-    plan: SharePlan, shares: Sequence[ProcessShare]
+    plan: SharePlan, shares: Sequence[ProcessShare], *, start: float
 ) -> tuple[LatencyRecorder, GeneratorHealth]:
-    """The run's recorder (finished) from the shares of plans like ``plan``, merged exactly."""
+    """The run's recorder (finished) from the shares of plans like ``plan`` that began at
+    ``start``, merged exactly."""
     with signals_deferred():
-        return _merge(plan, shares)
+        return _merge(plan, shares, start=start)
 
 
 def _merge(
-    plan: SharePlan, shares: Sequence[ProcessShare]
+    plan: SharePlan, shares: Sequence[ProcessShare], *, start: float
 ) -> tuple[LatencyRecorder, GeneratorHealth]:
-    start = plan.start
-    assert start is not None  # several processes always share a fixed start
     recorder = LatencyRecorder(
         start=start,
         source="parent",
@@ -411,7 +408,8 @@ def _run_distributed(
     def planned(workers: int) -> list[SharePlan]:
         plans.extend(make_plans(workers))
         if watch is not None:
-            judge.append(_merged_watch(plans[0], watch))
+            assert plans[0].start is not None  # a distributed run's plans carry its start
+            judge.append(_merged_watch(plans[0].start, watch))
         return plans
 
     def live(latest: list[WorkerShare | None]) -> bool:
@@ -427,7 +425,9 @@ def _run_distributed(
         wait_s=master.wait_s,
     )
     arrived = [share for share in outcome.shares if share is not None]
-    recorder, health = _merged(plans[0], arrived)
+    start = plans[0].start if plans else None
+    assert start is not None  # the workers' shares came from plans with a start
+    recorder, health = _merged(plans[0], arrived, start=start)
     health = health.model_copy(
         update={"notes": [f"distributed: {len(outcome.workers)} native worker(s), shares merged"]}
     )

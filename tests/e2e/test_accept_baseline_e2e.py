@@ -1,6 +1,6 @@
 """`loadkit accept --baseline` end to end on the bundled service (issue #17): a run saves its load
 results as the baseline after a pass; the service with a latency fault on then fails against it,
-naming the regression, and is not saved. Short runs (2 s of load, two
+naming the regression, and is not saved. Short runs (1 s of load, two
 users) and a tolerance wide enough for a shared machine's noise, far below the fault's 300 ms."""
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ paths = ["src"]
 
 [profiles.quick]
 concurrency = 2
-duration_s = 2
+duration_s = 1
 """
 
 

@@ -54,12 +54,12 @@ def load(url: str, out: Path, *extra: str) -> dict[str, Any]:
     return results
 
 
-@pytest.mark.parametrize("processes", ["1", "2"])
-def test_each_reset_and_goaway_is_counted_as_its_kind_on_its_endpoint(
-    tmp_path: Path, processes: str
-) -> None:
+def test_each_reset_and_goaway_is_counted_as_its_kind_on_its_endpoint(tmp_path: Path) -> None:
+    # Over two processes: each worker's users classify as one process's would (the same
+    # Http2User code), and the shares must still add up exactly once merged. (One process
+    # as well cost 4-5 s and proved nothing more.)
     with serve(h2_by_path()) as url:
-        results = load(url, tmp_path / "r.json", "--processes", processes)
+        results = load(url, tmp_path / "r.json", "--processes", "2")
     assert results["config"]["http2"] is True
     endpoints = {e["name"]: e for e in results["endpoints"]}
     assert endpoints["GET /ok"]["errors"] == 0
@@ -67,7 +67,7 @@ def test_each_reset_and_goaway_is_counted_as_its_kind_on_its_endpoint(
     assert endpoints["GET /drain"]["requests"] > 0 and endpoints["GET /drain"]["errors"] == 0
     groups = {(g["endpoint"], g["kind"]): g["count"] for g in results["errors"]}
     # Every request of a failing endpoint is one error of its kind: exactly the share the
-    # server reset, also when two processes' shares are merged.
+    # server reset, two processes' shares merged.
     assert groups == {(name, kind): endpoints[name]["requests"] for name, kind in EXPECTED.items()}
     assert all(endpoints[name]["requests"] > 0 for name in EXPECTED)
     messages = {g["endpoint"]: g["example_message"] for g in results["errors"]}
@@ -75,8 +75,6 @@ def test_each_reset_and_goaway_is_counted_as_its_kind_on_its_endpoint(
     assert "NO_ERROR (0)" in messages["GET /goaway/0"]
     # A reset has no trace id from the server: the one its request was sent with is kept.
     assert all(len(g["example_trace_id"] or "") == 32 for g in results["errors"])
-    if processes == "2":
-        return
     # The gate's default criterion fails, naming it and where the resets were.
     gate = loadkit("gate", str(tmp_path / "r.json"), "--config", str(ROOT / "acceptance.toml"))
     assert gate.returncode == 1, gate.stdout + gate.stderr

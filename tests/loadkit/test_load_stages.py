@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -84,13 +85,13 @@ def test_closed_model_stages_ramp_the_users_and_end_the_run(tmp_path: Path) -> N
 
 
 def test_open_model_stages_ramp_the_rate_with_a_summary_per_stage(tmp_path: Path) -> None:
-    # 5/s ramped to 20/s over 2 s (25 iterations due), then 20/s for 2 s (40): each iteration
+    # 10/s ramped to 20/s over 1 s (15 iterations due), then 20/s for 1 s (20): each iteration
     # counted in the stage it was due in, timed from the timetable's start.
     out = tmp_path / "load.json"
     with scheduled_server() as (url, _):
         done = subprocess.run(
-            [sys.executable, "-m", "loadkit", "load", url, "--engine", "locust", "--rate", "5",
-             "--stages", "2s:20,2s:20", "--out", str(out)],
+            [sys.executable, "-m", "loadkit", "load", url, "--engine", "locust", "--rate", "10",
+             "--stages", "1s:20,1s:20", "--out", str(out)],
             capture_output=True, text=True, timeout=90,
         )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
@@ -99,16 +100,16 @@ def test_open_model_stages_ramp_the_rate_with_a_summary_per_stage(tmp_path: Path
     assert results.config["model"] == "open"
     stages = results.stages
     assert stages is not None
-    assert [(s.requests, s.rps, s.not_sent) for s in stages] == [(25, 12.5, 0), (40, 20.0, 0)]
-    assert results.totals.requests == 65
+    assert [(s.requests, s.rps, s.not_sent) for s in stages] == [(15, 15.0, 0), (20, 20.0, 0)]
+    assert results.totals.requests == 35
     # The summary prints the stage table: rates, requests, response and service time.
     assert "stages (each request in the stage its response time began in):" in done.stdout
     header = next(line for line in done.stdout.splitlines() if line.startswith("stage "))
     assert "target rate /s" in header and "svc P95 ms" in header
     rows = [line.split() for line in done.stdout.splitlines() if line.startswith("stage ")][1:]
     assert [row[:6] for row in rows] == [
-        ["stage", "1", "0–2", "20", "25", "12.5"],
-        ["stage", "2", "2–4", "20", "40", "20.0"],
+        ["stage", "1", "0–1", "20", "15", "15.0"],
+        ["stage", "2", "1–2", "20", "20", "20.0"],
     ]
 
 
@@ -118,36 +119,35 @@ def test_stages_with_a_duration_are_refused() -> None:
     assert "--stages and --duration cannot go together: the stages' total (2 s)" in done.stderr
 
 
-def test_stages_with_a_locustfiles_own_shape_are_refused(tmp_path: Path) -> None:
-    out = tmp_path / "load.json"
-    with serve(answers_after_a_while) as target:
-        done = loadkit_load(
-            "--scenario", str(SHAPE), "--host", target, "--stages", "1s:2", "--out", str(out)
-        )  # fmt: skip
-    assert done.returncode == 2, done.stdout + done.stderr
+def test_stages_or_a_rate_with_a_locustfiles_own_shape_are_refused(tmp_path: Path) -> None:
+    # Both at once (each a Locust start-up that refuses: seconds of imports, no load).
+    stages_out, rate_out = tmp_path / "stages.json", tmp_path / "rate.json"
+    with serve(answers_after_a_while) as target, ThreadPoolExecutor(max_workers=2) as pool:
+        by_stages = pool.submit(
+            loadkit_load,
+            *("--scenario", str(SHAPE), "--host", target, "--stages", "1s:2"),
+            *("--out", str(stages_out)),
+        )
+        by_rate = pool.submit(
+            loadkit_load,
+            *("--scenario", str(SHAPE), "--host", target, "--rate", "10", "--duration", "2"),
+            *("--out", str(rate_out)),
+        )
+        stages_done, rate_done = by_stages.result(), by_rate.result()
+    assert stages_done.returncode == 2, stages_done.stdout + stages_done.stderr
     assert (
         "error: stages cannot drive a locustfile that has a LoadTestShape of its own (TwoSteps)"
-        in done.stderr
+        in stages_done.stderr
     )
-    assert "Locust refused" not in done.stderr
-    results = read_results(out)  # no stale file of an earlier run for the gate to read
-    assert isinstance(results, LoadResults) and not results.valid
-
-
-def test_a_rate_with_a_locustfiles_own_shape_is_refused(tmp_path: Path) -> None:
-    out = tmp_path / "load.json"
-    with serve(answers_after_a_while) as target:
-        done = loadkit_load(
-            "--scenario", str(SHAPE), "--host", target, "--rate", "10", "--duration", "2",
-            "--out", str(out),
-        )  # fmt: skip
-    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Locust refused" not in stages_done.stderr
+    assert rate_done.returncode == 2, rate_done.stdout + rate_done.stderr
     assert (
         "error: --loadkit-rate cannot drive a locustfile that has a LoadTestShape of its own "
-        "(TwoSteps)" in done.stderr
+        "(TwoSteps)" in rate_done.stderr
     )
-    results = read_results(out)  # no stale file of an earlier run for the gate to read
-    assert isinstance(results, LoadResults) and not results.valid
+    for out in (stages_out, rate_out):
+        results = read_results(out)  # no stale file of an earlier run for the gate to read
+        assert isinstance(results, LoadResults) and not results.valid
 
 
 def test_fewer_slots_than_workers_are_refused() -> None:

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,7 +61,7 @@ def _arguments(parser, **_kwargs):
 
 @events.test_start.add_listener
 def _slow_setup(environment, **_kwargs):
-    time.sleep(3)
+    time.sleep(1.5)
 
 class Greeter(HttpUser):
     wait_time = constant(0.1)
@@ -175,7 +176,7 @@ def test_locust_args_and_config_reach_locust_and_a_slow_hook_does_not_eat_the_ru
     with path_server() as server:
         loaded = loadkit_load(
             tmp_path,
-            *("--host", server.url, "--scenario", "hooked.py", "--duration", "2"),
+            *("--host", server.url, "--scenario", "hooked.py", "--duration", "1"),
             *("--concurrency", "2", "--", "--user", "bob"),
         )
         assert loaded.returncode == 0, loaded.stderr
@@ -196,45 +197,60 @@ def test_locust_args_and_config_reach_locust_and_a_slow_hook_does_not_eat_the_ru
         "env": [],
     }
     assert results.config["concurrency"] == 2
-    # The 3 s hook ran before the plugin's clock started: a complete, valid 2 s run.
+    # The 1.5 s hook ran before the plugin's clock started: a complete, valid 1 s run (a clock
+    # started before it would have left no time to send anything).
     assert results.valid and results.invalid_reasons == []
-    assert 1.9 <= results.duration_s < 2.9
+    assert 0.9 <= results.duration_s < 1.9
     assert results.totals.requests > 0
 
 
-@pytest.mark.parametrize(
-    ("args", "conf", "line"),
-    [
-        (["--tagz", "x"], "", "error: unrecognized arguments: --tagz Did you mean '--tags'?"),
-        (["NoSuchUser"], "", "Unknown User(s): NoSuchUser"),
-        # Abbreviations Locust's parser takes for an option loadkit sets: the plugin finds them
-        # in what Locust parsed (before: refused by name, a locustfile's own --user included).
-        (
-            ["--run", "5s"],
-            "",
-            "loadkit: error: `--run` after `--` sets Locust's --run-time, which would change "
-            "the run loadkit measures: loadkit sets it itself; use --duration",
-        ),
-        ([], "run = 5s\n", "loadkit: error: locust.conf: key 'run' sets Locust's --run-time"),
-    ],
-)
-def test_an_argument_locust_refuses_is_exit_2_with_locusts_line(
-    tmp_path: Path, args: list[str], conf: str, line: str
-) -> None:
+REFUSED: list[tuple[list[str], str, str]] = [
+    (["--tagz", "x"], "", "error: unrecognized arguments: --tagz Did you mean '--tags'?"),
+    (["NoSuchUser"], "", "Unknown User(s): NoSuchUser"),
+    # Abbreviations Locust's parser takes for an option loadkit sets: the plugin finds them
+    # in what Locust parsed (before: refused by name, a locustfile's own --user included).
+    (
+        ["--run", "5s"],
+        "",
+        "loadkit: error: `--run` after `--` sets Locust's --run-time, which would change "
+        "the run loadkit measures: loadkit sets it itself; use --duration",
+    ),
+    ([], "run = 5s\n", "loadkit: error: locust.conf: key 'run' sets Locust's --run-time"),
+]
+"""Arguments after ``--`` and a locust.conf Locust or the plugin refuses, and the line said."""
+
+
+def test_an_argument_locust_refuses_is_exit_2_with_locusts_line(tmp_path: Path) -> None:
     # Before: "the load generator (Locust) exited with code 2 ..." and exit 4, a crash.
-    (tmp_path / "paths.py").write_text(PATHS_LOCUSTFILE)
-    if conf:
-        (tmp_path / "locust.conf").write_text(conf)
+    # The cases run at once, each in a folder of its own: each is a Locust start-up that
+    # refuses, seconds of imports and no load, which one after another cost 3 s each.
+    folders = []
+    for number, (_args, conf, _line) in enumerate(REFUSED):
+        folder = tmp_path / f"case{number}"
+        folder.mkdir()
+        (folder / "paths.py").write_text(PATHS_LOCUSTFILE)
+        if conf:
+            (folder / "locust.conf").write_text(conf)
+        folders.append(folder)
     with path_server() as server:
         scenario = ("--scenario", "paths.py", "--duration", "2")
-        loaded = loadkit_load(tmp_path, "--host", server.url, *scenario, "--", *args)
+        with ThreadPoolExecutor(max_workers=len(REFUSED)) as pool:
+            started = [
+                pool.submit(loadkit_load, folder, "--host", server.url, *scenario, "--", *args)
+                for folder, (args, _conf, _line) in zip(folders, REFUSED, strict=True)
+            ]
+            runs = [future.result() for future in started]
         assert not server.paths  # refused before any request
-    assert loaded.returncode == 2, loaded.stderr
-    last = loaded.stderr.strip().splitlines()[-1]
-    if line.startswith("loadkit: error: "):  # the plugin's own line, said as loadkit's error
-        assert last.startswith("error: " + line.removeprefix("loadkit: error: ")), last
-    else:
-        assert last.startswith("error: Locust refused its arguments (those after `--`, or its ")
-        assert line in last
-    results = read_results(tmp_path / "load.json")
-    assert not results.valid  # the run could not start: never an earlier run's file
+    for folder, (args, conf, line), loaded in zip(folders, REFUSED, runs, strict=True):
+        case = (args, conf)
+        assert loaded.returncode == 2, (case, loaded.stderr)
+        last = loaded.stderr.strip().splitlines()[-1]
+        if line.startswith("loadkit: error: "):  # the plugin's own line, said as loadkit's error
+            assert last.startswith("error: " + line.removeprefix("loadkit: error: ")), (case, last)
+        else:
+            assert last.startswith(
+                "error: Locust refused its arguments (those after `--`, or its "
+            ), (case, last)
+            assert line in last, (case, last)
+        results = read_results(folder / "load.json")
+        assert not results.valid, case  # the run could not start: never an earlier run's file

@@ -17,14 +17,24 @@ import pytest
 
 from loadkit.config import LoadProfile
 from loadkit.engines.http_request import RequestSpec
-from loadkit.engines.native.processes import ProcessShare
+from loadkit.engines.native.processes import (
+    ProcessesCrashed,
+    ProcessesRun,
+    ProcessShare,
+    run_processes,
+)
+from loadkit.engines.native.share import SharePlan
 from loadkit.exceptions import ConfigError, InvalidLoadRunError
 from loadkit.measure.recorder import LatencyRecorder
 from loadkit.measure.results import LoadResults, read_results
-from loadkit.run.native import PROCESS_START_LEAD_S, run_native_load
+from loadkit.run.native import run_native_load
 from tests.loadkit.native_servers import scheduled_server_process
 
 MIX = (0.0,) * 8 + (0.15, 0.3)
+
+STARTED_S = 2.0
+"""Past the spawn, children have imported loadkit and begun (a busy machine takes over a
+second to import; the start follows a quarter of a second after the last is ready)."""
 
 
 def test_two_processes_of_an_open_run_keep_the_whole_timetable_and_merge_exactly(
@@ -109,7 +119,7 @@ def test_a_process_that_dies_leaves_an_invalid_file_with_what_the_others_measure
         run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             engines = _engine_processes(psutil.Process(run.pid), count=2)
-            time.sleep(PROCESS_START_LEAD_S + 1.0)  # both have measured for a second
+            time.sleep(STARTED_S + 1.0)  # both have measured for a second
             engines[0].kill()
             stdout, stderr = run.communicate(timeout=60)
         finally:
@@ -148,15 +158,16 @@ def test_a_process_whose_own_code_failed_makes_the_merged_run_invalid(
     # A child's own bug stops its share (ShareOutcome.crashed); its parent must not merge that
     # share into a run that passes. (The children's bug cannot be planted across the spawn:
     # their shares are made here, as the children would send them.)
-    def shares(plans: Any, **_kwargs: Any) -> list[ProcessShare]:
+    def shares(plans: Any, **_kwargs: Any) -> ProcessesRun:
         made = []
-        for k, plan in enumerate(plans):
-            recorder = LatencyRecorder(start=plan.start, source=f"process-{k + 1}")
-            recorder.record(endpoint="GET /", latency_s=0.01, end=plan.start + 0.5)
-            recorder.finish(end=plan.start + 1.0)
+        start = time.time()
+        for k, _plan in enumerate(plans):
+            recorder = LatencyRecorder(start=start, source=f"process-{k + 1}")
+            recorder.record(endpoint="GET /", latency_s=0.01, end=start + 0.5)
+            recorder.finish(end=start + 1.0)
             crashed = "RuntimeError: a bug" if k == 1 else None
             made.append(ProcessShare(recorder.to_share(), 0, 10.0, False, crashed=crashed))
-        return made
+        return ProcessesRun(start=start, shares=made)
 
     monkeypatch.setattr("loadkit.run.native.run_processes", shares)
     with scheduled_server_process(hold_s=0.01) as url, pytest.raises(InvalidLoadRunError) as bad:
@@ -193,7 +204,7 @@ def _wait_for_spawned(pid: int, count: int) -> None:
 
 
 @pytest.mark.parametrize(
-    "after_spawn_s", [0.0, PROCESS_START_LEAD_S + 0.5], ids=["while-starting", "while-running"]
+    "after_spawn_s", [0.0, STARTED_S + 0.5], ids=["while-starting", "while-running"]
 )
 def test_ctrl_c_stops_every_process_as_an_interruption_never_a_crash(
     after_spawn_s: float, tmp_path: Path
@@ -226,3 +237,18 @@ def test_ctrl_c_stops_every_process_as_an_interruption_never_a_crash(
         ["aborted"],
         ["no_requests", "aborted"],
     ), results.invalid_reasons
+
+
+def test_processes_not_ready_within_the_bound_are_a_crash_not_a_wait_forever(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The common start is sent once every process said it is ready; one that never does (here:
+    # none within a bound of 0 s) must not hold the run: the others are stopped, none began.
+    monkeypatch.setattr("loadkit.engines.native.processes.READY_TIMEOUT_S", 0.0)
+    plan = SharePlan(
+        request=RequestSpec(url="http://127.0.0.1:9/"), model="closed", start=None, duration_s=5.0
+    )
+    with pytest.raises(ProcessesCrashed, match="process 1 was not ready after 0 s") as crash:
+        run_processes([plan, plan])
+    assert not crash.value.interrupted
+    assert all(part.share.endpoints == {} for part in crash.value.shares)

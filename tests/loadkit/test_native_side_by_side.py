@@ -18,7 +18,7 @@ from loadkit.engines.http_request import RequestSpec
 from loadkit.engines.locust.launch import PLUGIN_PATH
 from loadkit.measure.results import LoadResults, read_results
 from loadkit.run.native import run_native_load
-from tests.loadkit.misbehaving_servers import read_request, resets, serve
+from tests.loadkit.misbehaving_servers import read_request, serve
 
 REPO = Path(__file__).resolve().parents[2]
 URL_SCENARIO = REPO / "scenarios" / "url.py"
@@ -53,14 +53,20 @@ def _mixed_failures(seen: list[bytes]) -> object:
     return handler
 
 
-def run_locust(url: str, tmp_path: Path) -> LoadResults:
-    out = tmp_path / f"locust-{len(list(tmp_path.iterdir()))}.json"
-    command = [
+def locust_command(url: str, out: Path) -> list[str]:
+    """Plain Locust with the plugin: the url scenario on ``url``/orders, 2 users, 1 s."""
+    return [
         sys.executable, "-m", "locust", "-f", f"{URL_SCENARIO},{PLUGIN_PATH}",
         "--headless", "--host", url, "--url-path", "/orders", "--users", "2",
         "--only-summary", "--loadkit-duration", "1", "--loadkit-out", str(out),
     ]  # fmt: skip
-    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=90)
+
+
+def run_locust(url: str, tmp_path: Path) -> LoadResults:
+    out = tmp_path / f"locust-{len(list(tmp_path.iterdir()))}.json"
+    done = subprocess.run(
+        locust_command(url, out), cwd=tmp_path, capture_output=True, text=True, timeout=90
+    )
     assert out.exists(), done.stderr[-3000:]
     results = read_results(out)
     assert isinstance(results, LoadResults)
@@ -124,17 +130,3 @@ def test_the_same_failures_have_the_same_kinds_and_a_redirect_is_never_followed_
         assert "error" in gate.stdout.lower()
     compared = loadkit("compare", str(files["locust"]), str(files["native"]))
     assert compared.returncode == 0, compared.stdout + compared.stderr
-
-
-@pytest.mark.slow
-def test_a_server_that_resets_every_connection_is_connection_reset_through_both(
-    tmp_path: Path,
-) -> None:
-    with serve(resets) as url:
-        locust = run_locust(url, tmp_path)
-        native = run_native(url, tmp_path)
-    for results in (locust, native):
-        assert {(g.endpoint, g.kind) for g in results.errors} == {
-            ("GET /orders", "connection_reset")
-        }
-        assert results.totals.ok == 0

@@ -387,10 +387,12 @@ def test_an_open_run_over_two_processes_holds_the_total_rate(tmp_path: Path) -> 
     # dispatched is one request recorded.
     assert schedule.iterations_dispatched == results.totals.requests
     assert schedule.achieved_rate == pytest.approx(60.0, rel=0.05)
-    # The rate over the timetable's span, not over the lead before it (nothing was due then);
-    # the drain and a busy machine's late stop add a little, the workers' start would add more.
-    assert results.totals.rps == pytest.approx(60.0, rel=0.05)
+    # The rate over the timetable's span, not over the lead before it (nothing was due then):
+    # the drain and a busy machine's late stop add a little (CI once saw 2.18 s: 55/s), the
+    # workers' start would add more.
     assert results.duration_s == pytest.approx(2.0, abs=0.3)
+    assert results.totals.rps == pytest.approx(results.totals.requests / results.duration_s)
+    assert results.totals.rps == pytest.approx(60.0, rel=0.15)
     # 21 slots split 11 + 10 by Locust: the bound reported is the run's, not 2 × 11.
     assert schedule.max_in_flight == 21
     # Each second's service times crossed from the workers too: one per completion.

@@ -49,7 +49,7 @@ paths = ["src"]
 [profiles.quick]
 scenario = "api"
 concurrency = 2
-duration_s = 2
+duration_s = 1
 """
 
 
@@ -123,7 +123,7 @@ def test_a_response_stuck_after_its_headers_is_reset_with_internal_error_by_the_
         ) as edge,
     ):  # fmt: skip
         done = loadkit(
-            "load", f"{edge.url}/stuck", "--http2", "--concurrency", "2", "--duration", "2",
+            "load", f"{edge.url}/stuck", "--http2", "--concurrency", "2", "--duration", "1",
             "--out", str(tmp_path / "r.json"), "-q",
         )  # fmt: skip
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
@@ -158,7 +158,7 @@ paths = ["src"]
 [profiles.seed]
 scenario = "login"
 concurrency = 3
-duration_s = 3
+duration_s = 2
 """
 
 

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -19,6 +20,7 @@ from loadkit.measure.results import SmokeResults, read_results, write_results
 from loadkit.run.bundled_service import BundledService
 from tests.loadkit.crafted import crafted_smoke
 from tests.loadkit.misbehaving_servers import answers, closed_port, h2_server, hangs, serve
+from tests.shared_service import module_service
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -104,6 +106,13 @@ def write_config(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "acceptance.toml"
     path.write_text(text)
     return path
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BundledService]:
+    """One bundled service for the module: the smoke runs here register accounts of their own
+    and change none of its settings."""
+    yield from module_service(tmp_path_factory)
 
 
 def test_default_suite_passes_against_the_real_service(

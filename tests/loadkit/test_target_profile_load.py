@@ -63,7 +63,7 @@ def test_load_reads_the_targets_kinds_and_records_the_trace_ids_it_sent(
     with orders_api(secret="unused", seen=seen) as url:
         results = run_load(
             target=url,
-            profile=LoadProfile(scenario=str(locustfile), concurrency=2, duration_s=1.5),
+            profile=LoadProfile(scenario=str(locustfile), concurrency=2, duration_s=1),
             out=out,
             quiet=True,
             target_profile=target,
@@ -144,7 +144,7 @@ def test_a_remote_worker_reads_kinds_and_sends_the_header_as_its_master_says(
         with orders_api(secret="unused", seen=seen) as url:
             results = run_load(
                 target=url,
-                profile=LoadProfile(scenario=str(locustfile), concurrency=2, duration_s=1.5),
+                profile=LoadProfile(scenario=str(locustfile), concurrency=2, duration_s=1),
                 out=tmp_path / "load.json",
                 quiet=True,
                 master=True,

@@ -48,7 +48,7 @@ def _load(
     folder: Path, *args: str, env: dict[str, str] | None = None
 ) -> tuple[subprocess.CompletedProcess[str], LoadResults]:
     out = folder / "load.json"
-    command = [sys.executable, "-m", "loadkit", "load", *args, "--duration", "1.5"]
+    command = [sys.executable, "-m", "loadkit", "load", *args, "--duration", "1"]
     command += ["--out", str(out), "--quiet"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=90, cwd=folder, env=env)
     results = read_results(out)

@@ -35,14 +35,20 @@ TICK = f"raising_locustfile.py:{line_of('self.stages[int(run_time)]')} in tick"
 
 
 def load(
-    case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, processes: int = 1
+    case: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    processes: int = 1,
+    seconds: float = 1.0,
 ) -> tuple[int, str, Path]:
     """``loadkit load`` of one case of the raising locustfile: (exit code, output, results)."""
     monkeypatch.setenv("LOCUSTFILE_CASE", case)  # inherited by Locust's process
     out = tmp_path / "load.json"
     with answering_server() as url:
         command = ["load", "--host", url, "--scenario", str(RAISING_LOCUSTFILE)]
-        command += ["--concurrency", "2", "--duration", "1.5", "--out", str(out), "--quiet"]
+        command += ["--concurrency", "2", "--duration", f"{seconds:g}", "--out", str(out)]
+        command += ["--quiet"]
         command += ["--processes", str(processes)]
         result = CliRunner().invoke(app, command)
     return result.exit_code, result.output, out
@@ -130,7 +136,8 @@ def test_an_exception_in_a_shapes_tick_is_counted(
 ) -> None:
     # The shape's greenlet dies (Locust logs it and ends the shape run): before, the run was
     # only "incomplete", with no word of why.
-    code, output, out = load("shape", tmp_path, monkeypatch)
+    # Its tick raises once the run is past its first second.
+    code, output, out = load("shape", tmp_path, monkeypatch, seconds=1.5)
     results = read_load(out)
     (group,) = results.exceptions
     assert (group.type, group.where, group.count) == ("IndexError", TICK, 1)

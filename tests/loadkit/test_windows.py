@@ -140,11 +140,11 @@ def test_a_window_past_the_run_or_in_a_file_without_per_second_histograms_is_nev
 def test_a_stage_window_judges_that_stage_and_an_unknown_stage_names_the_stages(
     tmp_path: Path,
 ) -> None:
-    # An open run that ramps to 40/s over 2 s, holds 3 s, against a server frozen for the first
-    # 1.5 s: the ramp's requests wait, the hold's do not.
+    # An open run that ramps to 40/s over 2 s, holds 2 s, against a server frozen for the first
+    # 1.5 s: the ramp's requests wait (about 22 of 120), the hold's do not.
     stages = (
         StageConfig(duration_s=2, target=40, name="ramp"),
-        StageConfig(duration_s=3, target=40),
+        StageConfig(duration_s=2, target=40),
     )
     # The server in a process of its own: its threads waking at once must not take the GIL
     # from the engine's loop (a lag over its bound would void the run).

@@ -326,6 +326,19 @@ def settings_from(env: dict[str, str]) -> Settings:
     return Settings(**values)  # type: ignore[arg-type]
 
 
+IDLE = "engines_http_requests_in_flight 1.0"
+"""/metrics when the only request the service is serving is the scrape that asks."""
+
+
+async def _until_idle(url: str, *, bound_s: float) -> None:
+    """Until the service serves no request but the scrape asking (its /metrics), or ``bound_s``
+    (then the reconciliation names whatever was still being written)."""
+    deadline = time.monotonic() + bound_s
+    async with httpx.AsyncClient(base_url=url, timeout=2) as client:
+        while IDLE not in (await client.get("/metrics")).text and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+
+
 @asynccontextmanager
 async def serve_in_process(env: dict[str, str]) -> AsyncIterator[str]:
     """The app under uvicorn in this event loop, on a loopback port: real HTTP (so clients
@@ -411,7 +424,7 @@ async def _run(
         await asyncio.to_thread(process.process.wait, 30)
     else:
         # Requests the clients stopped waiting for may still be running: let them end.
-        await asyncio.sleep(1.5 if fault.client_timeout_s < 1 else 0.1)
+        await _until_idle(url, bound_s=5.0)
     rows_before = await read_rows(database_url)
     to_retry = [a for a in attempts if a.key is not None and not a.succeeded]
 

@@ -86,6 +86,7 @@ from loadkit.engines.locust.plugin.worker_report import (
     WorkerReport,
     WorkerStop,
 )
+from loadkit.engines.locust.plugin.workers_ready import await_forked_workers
 from loadkit.engines.locust.usage_error import refuse
 from loadkit.engines.timetable import (
     IN_FLIGHT_WINDOW_S,
@@ -916,6 +917,7 @@ def _on_init(environment: Any, web_ui: Any = None, **_kwargs: Any) -> None:
         )
     if web_ui is not None:
         install_web_ui(web_ui, PluginWebUiTest(lambda: (plugin.test, plugin.previous_test)))
+    await_forked_workers(environment)  # last: Locust's headless start follows init
 
 
 def _on_test_start(environment: Any, **_kwargs: Any) -> None:

@@ -1,12 +1,15 @@
 """Several processes on this machine, each running a share of one native run (``--processes``).
 
 Each is a process of its own, started with the spawn method (a fresh interpreter: nothing of the
-parent's event loop or sockets is inherited), running ``run_share`` with its plan, and sending
-back over a pipe its live status every second and, at its end, its recorder's share
-(``LatencyRecorder.to_share``, histograms encoded) with its CPU health. The parent merges the
-shares exactly (``merge_share``). A plan with ``live_shares`` also sends its figures so far
-every second (without the per-second timeline): the parent's ``on_live`` judges them merged,
-and stops every child when it says so (abort on fail). Ctrl-C reaches the whole process
+parent's event loop or sockets is inherited). Once imported, each says it is ready; when all are,
+the parent sends them one common start a short margin ahead (``START_MARGIN_S``: a spawn takes
+from a fraction of a second to several on a busy machine, so a start fixed before the spawn
+would have to wait for the worst case every time). Each then runs ``run_share`` with its plan
+from that start, sending back over a pipe its live status every second and, at its end, its
+recorder's share (``LatencyRecorder.to_share``, histograms encoded) with its CPU health. The
+parent merges the shares exactly (``merge_share``). A plan with ``live_shares`` also sends its
+figures so far every second (without the per-second timeline): the parent's ``on_live`` judges
+them merged, and stops every child when it says so (abort on fail). Ctrl-C reaches the whole process
 group: every child stops and still sends its share; SIGTERM sent to the parent alone is passed
 on to the children.
 """
@@ -21,18 +24,39 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from typing import Any
 
 from loadkit.engines.native.share import ShareControl, SharePlan, run_share
 from loadkit.exceptions import GeneratorCrashedError
 from loadkit.measure.live_status import LiveStatus
-from loadkit.measure.recorder import LatencyRecorder
+from loadkit.measure.recorder import LatencyRecorder, RunClock
 from loadkit.measure.worker_share import WorkerShare
 
 SHARE_GRACE_S = 30.0
 """How long past its plan's end (and its drain) a child may take to send its share."""
+
+START_MARGIN_S = 0.25
+"""The common start, after the last child said it is ready: the start message's way through
+a pipe and a share's set-up (its event loop, recorder and pool) take milliseconds; the rest is
+room for a busy machine's scheduling, so that no process begins late on the timetable."""
+
+READY_TIMEOUT_S = 60.0
+"""How long the children may take to start (spawn and import) before the run is given up as
+crashed: far beyond the 1-3 s a busy machine takes."""
+
+_START_POLL_S = 0.05
+"""How often a ready child, waiting for its start, looks whether it was stopped meanwhile."""
+
+
+@dataclass
+class ProcessesRun:
+    """What ``run_processes`` gives back: the common start it sent and every child's share."""
+
+    start: float
+    """On the run clock; every share's load began there."""
+    shares: list[ProcessShare]
 
 
 @dataclass
@@ -49,7 +73,8 @@ class ProcessShare:
 
 
 def _child(plan: SharePlan, pipe: Connection) -> None:
-    """A child's whole life: run the share, send its status and then its share."""
+    """A child's whole life: say it is ready, wait for the common start, run the share, send
+    its status and then its share."""
 
     def status(live: LiveStatus) -> None:
         with contextlib.suppress(OSError):
@@ -67,8 +92,23 @@ def _child(plan: SharePlan, pipe: Connection) -> None:
         return False  # the parent decides, on every process's figures
 
     control = ShareControl(watch=live if plan.live_shares else None)
+    stopped = threading.Event()
+
+    def stop(_signum: int, _frame: object) -> None:
+        stopped.set()
+        control.stop()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda _signum, _frame: control.stop())
+        signal.signal(sig, stop)
+    pipe.send(("ready",))
+    try:
+        start = _await_start(pipe, stopped)
+    except (EOFError, OSError):
+        return  # the parent is gone: nobody to measure for
+    # Stopped before the start: the share runs stopped at once and sends its (empty) share,
+    # an interruption as on any other stop.
+    if start is not None:
+        plan = replace(plan, start=start)
     outcome = run_share(plan, on_status=status, control=control)
     pipe.send(
         (
@@ -83,25 +123,38 @@ def _child(plan: SharePlan, pipe: Connection) -> None:
     pipe.close()
 
 
+def _await_start(pipe: Connection, stopped: threading.Event) -> float | None:
+    """The common start the parent sends, or None once ``stopped`` (a signal) came first."""
+    while not stopped.is_set():
+        if pipe.poll(_START_POLL_S):
+            _, start = pipe.recv()
+            return float(start)
+    return None
+
+
 def run_processes(
     plans: Sequence[SharePlan],
     *,
     on_status: Callable[[list[LiveStatus | None]], None] | None = None,
-    on_live: Callable[[list[WorkerShare | None]], bool] | None = None,
-) -> list[ProcessShare]:
-    """Run each plan in a process of its own and return their shares, in plan order.
+    on_live: Callable[[list[WorkerShare | None], float], bool] | None = None,
+) -> ProcessesRun:
+    """Run each plan in a process of its own from one common start (sent once every process
+    is ready; the plans' own ``start`` is not read) and return their shares, in plan order.
 
     ``on_status`` gets every child's latest live status (None before its first) each time one
     arrives; ``on_live`` every child's latest figures so far (plans with ``live_shares``) each
-    time one arrives: True stops every child, as planned (each still sends its share). A
-    child that dies without sending its share stops the others (they still send theirs, so what
-    they measured is kept); then ``ProcessesCrashed`` carries those shares, ``interrupted`` when
-    a Ctrl-C or SIGTERM came first (a child still starting dies of it)."""
+    time one arrives, with the common start: True stops every child, as planned (each still
+    sends its share). A child that dies without sending its share, or that is not ready after
+    ``READY_TIMEOUT_S``, stops the others (they still send theirs, so what they measured is
+    kept); then ``ProcessesCrashed`` carries those shares, ``interrupted`` when a Ctrl-C or
+    SIGTERM came first (a child still starting dies of it)."""
     context = multiprocessing.get_context("spawn")
     pipes: list[Connection] = []
     children: list[Any] = []
     for plan in plans:
-        ours, theirs = context.Pipe(duplex=False)
+        # Both ways: the child says it is ready and sends its status and share; the parent
+        # sends the common start.
+        ours, theirs = context.Pipe()
         child = context.Process(target=_child, args=(plan, theirs), daemon=True)
         child.start()
         theirs.close()
@@ -110,20 +163,28 @@ def run_processes(
     latest: list[LiveStatus | None] = [None] * len(plans)
     live: list[WorkerShare | None] = [None] * len(plans)
     live_stopped = False
+    ready: set[int] = set()
+    start: float | None = None
     pipes_done: set[int] = set()
     crashed: tuple[int, int | None] | None = None
+    not_ready: int | None = None
     results: list[ProcessShare | None] = [None] * len(plans)
     bound = max(plan.duration_s + plan.timeout_s for plan in plans) + SHARE_GRACE_S
-    starts = [p.start for p in plans if p.start is not None]
-    give_up = time.monotonic() + bound + max([*starts, time.time()]) - time.time()
+    give_up = time.monotonic() + READY_TIMEOUT_S
     signalled = threading.Event()
     with _pass_sigterm_on(children, signalled):
         while any(r is None and i not in pipes_done for i, r in enumerate(results)):
             if time.monotonic() >= give_up:
+                if start is None and crashed is None:
+                    # Never all ready: the run cannot start; those ready were told nothing.
+                    not_ready = min(set(range(len(plans))) - ready)
+                    _stop(children)
+                    give_up = time.monotonic() + SHARE_GRACE_S
+                    start = RunClock().now()
+                    continue
                 break
             waiting = [pipe for i, pipe in enumerate(pipes) if i not in pipes_done]
-            ready = multiprocessing.connection.wait(waiting, timeout=0.5)
-            for pipe in ready:
+            for pipe in multiprocessing.connection.wait(waiting, timeout=0.5):
                 assert isinstance(pipe, Connection)
                 index = pipes.index(pipe)
                 try:
@@ -135,13 +196,27 @@ def run_processes(
                         crashed = (index, children[index].exitcode)
                         _stop(children)  # the run is broken: the others end and report
                     continue
-                if message[0] == "status":
+                if message[0] == "ready":
+                    ready.add(index)
+                    stopped = crashed is not None or signalled.is_set()
+                    if len(ready) == len(plans) and start is None and not stopped:
+                        start = RunClock().now() + START_MARGIN_S
+                        for other in pipes:
+                            with contextlib.suppress(OSError):
+                                other.send(("start", start))
+                        give_up = time.monotonic() + START_MARGIN_S + bound
+                elif message[0] == "status":
                     latest[index] = message[1]
                     if on_status is not None:
                         on_status(list(latest))
                 elif message[0] == "live":
                     live[index] = WorkerShare.from_wire(message[1])
-                    if on_live is not None and not live_stopped and on_live(list(live)):
+                    if (
+                        on_live is not None
+                        and start is not None
+                        and not live_stopped
+                        and on_live(list(live), start)
+                    ):
                         live_stopped = True
                         _stop(children)
                 else:
@@ -157,8 +232,19 @@ def run_processes(
         child.join(timeout=5)
         if child.is_alive():
             child.kill()
+    if start is None:
+        # Stopped (or broken) before every process was ready: the shares, if any, are empty.
+        start = RunClock().now()
     missing = [i for i, r in enumerate(results) if r is None]
     shares = [r for r in results if r is not None]
+    if not_ready is not None:
+        raise ProcessesCrashed(
+            f"native engine process {not_ready + 1} was not ready after {READY_TIMEOUT_S:g} s",
+            exit_code=None,
+            shares=shares,
+            start=start,
+            interrupted=signalled.is_set(),
+        )
     if crashed is None and missing:
         crashed = (missing[0], children[missing[0]].exitcode)
     if crashed is not None:
@@ -168,14 +254,16 @@ def run_processes(
             f"(exit code {exit_code})",
             exit_code=exit_code,
             shares=shares,
+            start=start,
             interrupted=signalled.is_set(),
         )
-    return shares
+    return ProcessesRun(start=start, shares=shares)
 
 
 class ProcessesCrashed(GeneratorCrashedError):
-    """A child died without its share; ``shares`` holds those the others sent; ``interrupted``:
-    a Ctrl-C or SIGTERM had come (the run was stopped, not broken)."""
+    """A child died without its share (or never got ready); ``shares`` holds those the others
+    sent, from the common ``start``; ``interrupted``: a Ctrl-C or SIGTERM had come (the run was
+    stopped, not broken)."""
 
     def __init__(
         self,
@@ -183,10 +271,12 @@ class ProcessesCrashed(GeneratorCrashedError):
         *,
         exit_code: int | None,
         shares: list[ProcessShare],
+        start: float,
         interrupted: bool = False,
     ) -> None:
         super().__init__(message, exit_code=exit_code)
         self.shares = shares
+        self.start = start
         self.interrupted = interrupted
 
 
