@@ -106,7 +106,7 @@ class ClosedSecond:
         self.histograms.extend(other.histograms)
         _add_kinds(self.error_kinds, other.error_kinds)
 
-    def copy(self) -> ClosedSecond:
+    def duplicate(self) -> ClosedSecond:
         """A copy whose lists and counts are its own (the encoded histograms are shared)."""
         return ClosedSecond(
             self.completions,
@@ -190,7 +190,7 @@ class Timeline:
 
     def closed_seconds(self) -> dict[int, ClosedSecond]:
         """Every second as closed data, the open one included as if closed now (a copy)."""
-        seconds = {t: s.copy() for t, s in self._seconds.items()}
+        seconds = {t: s.duplicate() for t, s in self._seconds.items()}
         second = self.open
         if second is not None and second.completions:
             part = _encoded(second, second.response())
