@@ -108,16 +108,20 @@ def chromium_path() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def playwright_driver() -> Iterator[Playwright]:
-    """Playwright's driver process, one for the session."""
+    """Playwright's driver process, one for the browser tests.
+
+    Package-scoped, not session-scoped: while its sync API is open it leaves an asyncio loop
+    marked running in this thread, and every later test calling ``asyncio.run`` would fail
+    ("cannot be called from a running event loop"); it is closed when tests/browser ends."""
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright_driver: Playwright, chromium_path: str) -> Iterator[Browser]:
-    """One headless Chromium for the whole session (its start-up is the costly part)."""
+    """One headless Chromium for the browser tests (its start-up is the costly part)."""
     # Chromium refuses to run its sandbox as root (CI containers run as root).
     args = ["--no-sandbox"] if os.geteuid() == 0 else []
     launched = playwright_driver.chromium.launch(
