@@ -69,7 +69,7 @@ def altair_page(results: LoadResults, path: Path) -> None:
     import altair as alt
 
     seconds = second_figures(results.timeline)
-    frame = alt.Data(  # type: ignore[no-untyped-call]
+    frame = alt.Data(  # type: ignore[no-untyped-call, unused-ignore]
         values=[
             {
                 "t": s.t_s,
@@ -99,7 +99,7 @@ def altair_page(results: LoadResults, path: Path) -> None:
         .properties(width=1000, height=240)
     )
     kinds = error_kinds(seconds)
-    stacked = alt.Data(  # type: ignore[no-untyped-call]
+    stacked = alt.Data(  # type: ignore[no-untyped-call, unused-ignore]
         values=[
             {"t": s.t_s, "kind": kind, "count": s.errors_by_kind.get(kind, 0)}
             for s in seconds
@@ -112,7 +112,7 @@ def altair_page(results: LoadResults, path: Path) -> None:
         .encode(x="t:O", y="count:Q", color="kind:N", tooltip=["t:O", "kind:N", "count:Q"])
         .properties(width=1000, height=240)
     )
-    distribution = alt.Data(  # type: ignore[no-untyped-call]
+    distribution = alt.Data(  # type: ignore[no-untyped-call, unused-ignore]
         values=[
             {"x": p.inverse_tail, "percentile": p.percentile, "ms": p.value_ms}
             for p in percentile_distribution(results.histogram)
