@@ -52,6 +52,8 @@ from loadkit.report.gate_evidence import verdict_tables
 from loadkit.report.gate_regression import REGRESSION_HEADERS
 from loadkit.report.html_charts import run_charts
 from loadkit.report.load import service_differs, stopped_line
+from loadkit.report.smoke import HEADERS as SMOKE_HEADERS
+from loadkit.report.smoke import check_row
 from loadkit.report.timeline_figures import second_figures
 from loadkit.report.units import NO_VALUE, format_fraction, format_ms, format_seconds
 
@@ -337,34 +339,11 @@ def _stall(results: LoadResults | SmokeResults) -> str:
 def _smoke_checks(results: SmokeResults) -> str:
     rows = [
         f'<tr data-check="{_e(c.name)}" class="{"passed" if c.passed else "failed"}">'
-        + _cells(
-            (
-                c.name,
-                f"{c.method} {c.path}",
-                c.status if c.status is not None else NO_VALUE,
-                c.expected_status,
-                format_ms(c.latency_ms),
-                "pass" if c.passed else "FAIL",
-                c.error_kind or "",
-                c.trace_id or "",
-                c.message or "",
-            )
-        )
+        + _cells((*check_row(c), c.message or ""))
         + "</tr>"
         for c in results.checks
     ]
-    headers = (
-        "check",
-        "request",
-        "status",
-        "expected",
-        "latency ms",
-        "verdict",
-        "error kind",
-        "trace id",
-        "message",
-    )
-    return "<h3>Smoke checks</h3>" + _table(headers, rows)
+    return "<h3>Smoke checks</h3>" + _table((*SMOKE_HEADERS, "message"), rows)
 
 
 def _lock_audit(source: str, results: LockAuditResults) -> str:

@@ -24,7 +24,8 @@ HEADERS = (
 )
 
 
-def _row(check: SmokeCheckResult) -> tuple[str, ...]:
+def check_row(check: SmokeCheckResult) -> tuple[str, ...]:
+    """One check's cells under ``HEADERS`` (the terminal's table and the HTML report's)."""
     failed = not check.passed
     return (
         check.name,
@@ -53,7 +54,7 @@ def render_smoke_table(results: SmokeResults) -> str:
     """The terminal report: the table, a line per failure saying why, the summary line, and
     why the run is invalid when it is."""
     table = tabulate(
-        [_row(c) for c in results.checks],
+        [check_row(c) for c in results.checks],
         headers=HEADERS,
         tablefmt="simple",
         colalign=("left", "left", "right", "right", "right", "left", "left", "left"),
