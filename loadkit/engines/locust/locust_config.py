@@ -10,9 +10,10 @@ the user's variable: a password in it stays out of the process list), so they ar
 "overridden by loadkit" and recorded, not refused. loadkit reads the same files first (with
 the same parsers: configargparse's for ``.conf``, ``tomllib`` as Locust's
 ``LocustTomlConfigParser`` does), says which it read, records them in the results, and refuses
-a key or variable that would change the run loadkit measures and that it does not override (``run-time``, ``json-file``, ``reset-stats``, …).
-What this reading cannot see (an abbreviated key such as ``run = 5s``, which Locust's parser
-takes for ``--run-time``) the plugin finds in Locust's parsed options (``plugin/launch_check.py``).
+a key or variable that would change the run loadkit measures and that it does not override
+(``run-time``, ``json-file``, ``reset-stats``, …). What this reading cannot see (an
+abbreviated key such as ``run = 5s``, which Locust's parser takes for ``--run-time``) the
+plugin finds in Locust's parsed options (``plugin/launch_check.py``).
 
 configargparse comes with Locust and imports neither Locust nor gevent.
 """
