@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -158,9 +158,9 @@ def test_a_headless_run_authenticates_and_no_command_line_shows_the_password(
     assert_no_password(tmp_path / "load.json")  # its HTML report: the web UI's test below
 
 
-def wait_for(condition: object, what: str, timeout_s: float = 20) -> None:
+def wait_for(condition: Callable[[], object], what: str, timeout_s: float = 20) -> None:
     deadline = time.monotonic() + timeout_s
-    while not callable(condition) or not condition():
+    while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.1)
 
@@ -212,8 +212,8 @@ def test_the_web_ui_shows_the_host_masked_and_its_form_as_shown_authenticates(
             out, err = ui.communicate()
     assert server.denied == 0
     assert PASSWORD not in out + err
-    for path in [*folder.glob("ui-*.json"), *folder.glob("ui-*.html")]:
-        assert_no_password(path)
+    for written_file in [*folder.glob("ui-*.json"), *folder.glob("ui-*.html")]:
+        assert_no_password(written_file)
     (results,) = folder.glob("ui-*.json")
     written = read_results(results)
     assert isinstance(written, LoadResults) and written.totals.requests > 0
