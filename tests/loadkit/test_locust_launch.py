@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from argparse import Namespace
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from loadkit.engines.locust.launch import (
     Worker,
 )
 from loadkit.engines.locust.locust_config import ConfigFile, LocustConfig
+from loadkit.engines.locust.plugin.launch_check import launch_mismatch
 from loadkit.stages import Stage
 
 SCENARIO = Path("/s/login.py")
@@ -62,7 +64,7 @@ def test_headless_run_in_one_process() -> None:
     assert launch(HEADLESS).argv() == [
         *PREFIX,
         "--headless",
-        "--host", "http://127.0.0.1:8000", "--users", "4", "--spawn-rate", "2",
+        "--users", "4", "--spawn-rate", "2",
         "--exit-code-on-error", "0", "--loadkit-scenario", "login",
         "--only-summary",
         "--loadkit-out", "/r/load.json", "--loadkit-status", "/t/status.json",
@@ -70,6 +72,38 @@ def test_headless_run_in_one_process() -> None:
         "--loadkit-launch", after(launch(HEADLESS).argv(), "--loadkit-launch"),
     ]  # fmt: skip
     assert recorded(launch(HEADLESS).argv()) == NOTHING_PASSED
+    assert launch(HEADLESS).environ() == {"LOCUST_HOST": "http://127.0.0.1:8000"}
+
+
+def test_a_password_in_the_target_is_in_locusts_environment_never_its_command_line() -> None:
+    # Every user of the machine reads a process's command line (ps); its environment, only
+    # its own user. The launch record the plugin checks Locust's options against masks it.
+    users = replace(USERS, host="http://bob:Pa55word@127.0.0.1:8000/v2")
+    for role in (
+        replace(HEADLESS, users=users),
+        replace(HEADLESS, users=users, workers=LocalWorkers(count=2, port=1)),
+        replace(HEADLESS, users=users, workers=RemoteWorkers(expect=1, bind_host="h", bind_port=1)),
+        WebUI(users=users, port=8089, results_dir=Path("/r")),
+    ):
+        argv = launch(role).argv()
+        assert not any("Pa55word" in arg for arg in argv), argv
+        assert launch(role).environ() == {"LOCUST_HOST": "http://bob:Pa55word@127.0.0.1:8000/v2"}
+        expect = json.loads(after(argv, "--loadkit-launch"))["expect"]
+        assert expect["host"] == "http://bob:***@127.0.0.1:8000/v2"
+    # A worker takes the host from its master, over Locust's transport.
+    assert launch(Worker(master_host="h", master_port=1)).environ() == {}
+
+
+def test_the_plugin_checks_the_host_locust_parsed_against_the_masked_record() -> None:
+    users = replace(USERS, host="http://bob:Pa55word@127.0.0.1:8000")
+    started = launch(replace(HEADLESS, users=users), "--ho", "http://elsewhere")
+    record = json.loads(after(started.argv(), "--loadkit-launch"))
+    options = Namespace(**started.expected_options())
+    options.host = "http://bob:Pa55word@127.0.0.1:8000"  # as Locust reads it from LOCUST_HOST
+    assert launch_mismatch(options, record) is None
+    options.host = "http://elsewhere"  # what the abbreviation after `--` made of it
+    found = launch_mismatch(options, record)
+    assert found is not None and found.source == "`--ho` after `--`"
 
 
 def test_a_headless_run_has_no_locust_run_time_to_count_the_test_start_hooks() -> None:
@@ -131,7 +165,7 @@ def test_web_ui_on_loopback_writes_one_file_per_test_in_its_folder() -> None:
     assert launch(role).argv() == [
         *PREFIX,
         "--web-host", "127.0.0.1", "--web-port", "8089",
-        "--host", "http://127.0.0.1:8000", "--users", "4", "--spawn-rate", "2",
+        "--users", "4", "--spawn-rate", "2",
         "--exit-code-on-error", "0", "--loadkit-scenario", "login",
         "--loadkit-dir", "/r", "--loadkit-launch", after(launch(role).argv(), "--loadkit-launch"),
     ]  # fmt: skip

@@ -11,7 +11,7 @@ from loadkit.engines.target import parse_target
 from loadkit.exceptions import ConfigError
 from loadkit.measure.recorder import LatencyRecorder
 from loadkit.measure.results import LoadResults, read_results, write_results
-from loadkit.url_credentials import mask_password
+from loadkit.url_credentials import has_password, mask_password, unmask, userinfo
 
 
 @pytest.mark.parametrize(
@@ -49,3 +49,17 @@ def test_a_refused_target_is_named_without_its_password() -> None:
     with pytest.raises(ConfigError) as refused:
         parse_target("http://bob:Pa55word@[::1/x")
     assert "http://bob:***@[::1/x" in str(refused.value) and "Pa55" not in str(refused.value)
+
+
+def test_a_masked_form_shown_stands_for_the_url_it_masked_and_nothing_else() -> None:
+    known = ["http://bob:Pa55word@api.test/v2", "http://eve:other@api.test/v2"]
+    assert has_password(known[0]) and not has_password("http://bob:***@api.test/v2")
+    assert not has_password("http://bob@api.test/v2")
+    assert userinfo(known[0]) == ("bob:Pa55word@", "bob:***@")
+    assert userinfo("http://bob:***@api.test") is None and userinfo("http://h/") is None
+    assert unmask("http://bob:***@api.test/v2", known) == known[0]
+    assert unmask("http://eve:***@api.test/v2", known) == known[1]
+    # Another host, another path, or a password typed in: used as written.
+    assert unmask("http://bob:***@elsewhere/v2", known) == "http://bob:***@elsewhere/v2"
+    assert unmask("http://bob:***@api.test/v1", known) == "http://bob:***@api.test/v1"
+    assert unmask("http://bob:new@api.test/v2", known) == "http://bob:new@api.test/v2"

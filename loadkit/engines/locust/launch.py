@@ -1,4 +1,5 @@
-"""How loadkit starts Locust, as one value: the role it plays and the command line that says so.
+"""How loadkit starts Locust, as one value: the role it plays, and the command line and
+environment that say so.
 
 Every way loadkit runs Locust is a ``LocustLaunch``: a headless test (alone, with workers forked
 on this machine, or as the master of workers elsewhere), the web UI, or workers of a master
@@ -14,6 +15,13 @@ read (``--loadkit-launch``) in the results. The same record tells the plugin wha
 parsed options must be for the run loadkit measures (``expected_options``): an abbreviation
 after ``--`` or a configuration key that changed one is refused there, before the test starts
 (``plugin/launch_check.py``).
+
+The target goes to Locust as ``LOCUST_HOST`` in its environment (``environ()``), never on its
+command line: a password in the URL (``http://bob:Pa55word@host``) would show there in every
+user's process list (``ps``), where ``/proc/PID/environ`` is readable by its own user alone.
+Locust takes the variable over its configuration files and under its command line, so a
+``host`` key in a ``locust.conf`` is overridden as before, and the launch record carries the
+host masked (the plugin compares it masked).
 """
 
 from __future__ import annotations
@@ -26,9 +34,10 @@ from pathlib import Path
 from loadkit.config import TargetProfile
 from loadkit.defaults import DEFAULT_WORKERS_WAIT_S, LOOPBACK
 from loadkit.engines.http_request import RequestSpec, TlsOptions
-from loadkit.engines.locust.locust_config import Command, LocustConfig
+from loadkit.engines.locust.locust_config import ENV_OPTIONS, Command, LocustConfig
 from loadkit.engines.locust.passthrough import DESTS, PLUGIN_PREFIX, SHORT, refusal
 from loadkit.stages import Stage, stages_to_json
+from loadkit.url_credentials import mask_password
 
 PLUGIN_PATH = Path(__file__).with_name("loadkit_plugin.py")
 
@@ -38,8 +47,9 @@ class Users:
     """What the simulated users do: where they send requests, how many, how fast they start."""
 
     host: str
-    """Locust's ``--host``: the target as the user wrote it, path included (Locust prepends it
-    to every relative request path); for the bundled ``url`` scenario, scheme and host only."""
+    """Locust's host: the target as the user wrote it, path included (Locust prepends it to
+    every relative request path); for the bundled ``url`` scenario, scheme and host only.
+    Passed as ``LOCUST_HOST`` (``LocustLaunch.environ``), credentials and all."""
     count: int
     spawn_rate: float
     """Users started per second."""
@@ -196,6 +206,11 @@ class LocustLaunch:
         command += ["--loadkit-launch", self._launch_record()]
         return command + list(self.locust_args)
 
+    def environ(self) -> dict[str, str]:
+        """The variables Locust gets besides ours (``run_locust`` adds them to its
+        environment): the target, which may carry a password, as ``LOCUST_HOST``."""
+        return _role_environ(self.role)
+
     def expected_options(self) -> dict[str, object]:
         """Locust's parsed options (``dest`` → value) that the run loadkit measures needs, as
         its command line sets them (``plugin/launch_check.py`` compares). An option the caller
@@ -214,6 +229,14 @@ class LocustLaunch:
             "expect": self.expected_options(),
         }
         return json.dumps(record, separators=(",", ":"))
+
+
+def _role_environ(role: Headless | WebUI | Worker) -> dict[str, str]:
+    match role:
+        case Headless(users=users) | WebUI(users=users):
+            return {"LOCUST_HOST": users.host}
+        case Worker():
+            return {}  # a worker takes the host from its master, with each spawn
 
 
 def _role_args(role: Headless | WebUI | Worker) -> list[str]:
@@ -247,11 +270,14 @@ _SAMPLES: dict[Command, tuple[Headless | WebUI | Worker, ...]] = {
 
 def options_loadkit_sets(command: Command) -> frozenset[str]:
     """Locust's long options on every command line loadkit writes for ``command`` (``-f`` as
-    ``--locustfile``; loadkit's own ``--loadkit-*`` left out): Locust's command line wins over
-    its configuration files and variables, so a key or variable for one of these is overridden."""
+    ``--locustfile``; loadkit's own ``--loadkit-*`` left out), and those of the variables it
+    sets (``--host``): Locust's command line wins over its configuration files and variables,
+    and loadkit's variables replace the user's and win over the files, so a key or variable for
+    one of these is overridden."""
     common: set[str] | None = None
     for role in _SAMPLES[command]:
         names = {SHORT.get(arg, arg) for arg in ["-f", *_role_args(role)] if arg.startswith("-")}
+        names |= {ENV_OPTIONS[name] for name in _role_environ(role)}
         names = {name for name in names if name.startswith("--")}
         common = names if common is None else common & names
     return frozenset(name for name in common or () if not name.startswith(PLUGIN_PREFIX))
@@ -272,7 +298,8 @@ _OUTPUTS_UNSET: dict[str, object] = {
 
 def _users_expected(users: Users) -> dict[str, object]:
     return {
-        "host": users.host,
+        # Masked: the record is on the command line (plugin/launch_check.py compares it so).
+        "host": mask_password(users.host),
         "num_users": users.count,
         # As Locust parses what _users_args writes.
         "spawn_rate": float(f"{users.spawn_rate:g}"),
@@ -344,7 +371,8 @@ def _url_request_args(request: RequestSpec, body_file: Path | None) -> list[str]
 
 
 def _users_args(users: Users) -> list[str]:
-    args = ["--host", users.host, "--users", str(users.count)]
+    # No --host: the target goes in LOCUST_HOST (environ()), out of the process list.
+    args = ["--users", str(users.count)]
     args += ["--spawn-rate", f"{users.spawn_rate:g}"]
     # A failed request is a measurement, not Locust's exit 1: loadkit judges the run itself.
     args += ["--exit-code-on-error", "0", "--loadkit-scenario", users.scenario_label]

@@ -78,6 +78,7 @@ from loadkit.engines.locust.plugin.tls import apply_tls
 from loadkit.engines.locust.plugin.trace_header import TRACE_CONTEXT_KEY, apply_trace_header
 from loadkit.engines.locust.plugin.user_code import format_traceback, type_name, where_raised
 from loadkit.engines.locust.plugin.web_ui import PluginWebUiTest
+from loadkit.engines.locust.plugin.web_ui_host import WebUiHost
 from loadkit.engines.locust.plugin.worker_report import (
     CLOCK_MESSAGE,
     FINAL_MESSAGE,
@@ -916,6 +917,8 @@ def _on_init(environment: Any, web_ui: Any = None, **_kwargs: Any) -> None:
             ", ".join(kept),
         )
     if web_ui is not None:
+        # First: its answers are masked after every other hook has written them.
+        WebUiHost(environment).install(web_ui)
         install_web_ui(web_ui, PluginWebUiTest(lambda: (plugin.test, plugin.previous_test)))
     await_forked_workers(environment)  # last: Locust's headless start follows init
 

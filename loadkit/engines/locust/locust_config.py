@@ -5,13 +5,15 @@ Locust reads ``~/.locust.conf``, ``./locust.conf`` and ``./pyproject.toml [tool.
 (which win over the files; the command line wins over both). A team's tags, locustfile
 arguments and user classes kept there go on working under loadkit, and so does a typical
 ``locust.conf`` naming the locustfile, host, users and spawn rate: loadkit puts those on Locust's
-command line, which wins, so they are said as "overridden by loadkit" and recorded, not
-refused. loadkit reads the same files first (with the same parsers: configargparse's for
-``.conf``, ``tomllib`` as Locust's ``LocustTomlConfigParser`` does), says which it read, records
-them in the results, and refuses a key or variable that would change the run loadkit measures
-and that its command line does not override (``run-time``, ``json-file``, ``reset-stats``, …).
-What this reading cannot see (an abbreviated key such as ``run = 5s``, which Locust's parser
-takes for ``--run-time``) the plugin finds in Locust's parsed options (``plugin/launch_check.py``).
+command line, which wins (the host in ``LOCUST_HOST``, which wins over the files and replaces
+the user's variable: a password in it stays out of the process list), so they are said as
+"overridden by loadkit" and recorded, not refused. loadkit reads the same files first (with
+the same parsers: configargparse's for ``.conf``, ``tomllib`` as Locust's
+``LocustTomlConfigParser`` does), says which it read, records them in the results, and refuses
+a key or variable that would change the run loadkit measures and that it does not override
+(``run-time``, ``json-file``, ``reset-stats``, …). What this reading cannot see (an
+abbreviated key such as ``run = 5s``, which Locust's parser takes for ``--run-time``) the
+plugin finds in Locust's parsed options (``plugin/launch_check.py``).
 
 configargparse comes with Locust and imports neither Locust nor gevent.
 """

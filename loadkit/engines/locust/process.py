@@ -1,7 +1,8 @@
 """Locust as a child process: its time bound, its live status, and Ctrl-C on its way to it.
 
 Locust monkey-patches its process with gevent, so it never runs inside ``loadkit``: it runs as
-the command line of a ``LocustLaunch`` (``python -m locust -f <scenario>,<plugin> ...``). The
+the command line of a ``LocustLaunch`` (``python -m locust -f <scenario>,<plugin> ...``), with
+the launch's variables (the target, ``LOCUST_HOST``) added to our environment. The
 child gets a session of its own, so a terminal's Ctrl-C reaches it once, through us (a
 distributed master then has the chance to collect its workers' shares before anything else is
 stopped); a second signal asks again with SIGINT, a third kills its process group.
@@ -91,6 +92,9 @@ def run_locust(
             try:
                 process = subprocess.Popen(
                     command,
+                    # The target (a password in it too) goes in Locust's environment, which
+                    # only its own user can read, not on its command line, which anyone can.
+                    env={**os.environ, **launch.environ()},
                     stdin=subprocess.DEVNULL,
                     stdout=log if log is not None else None,
                     stderr=subprocess.STDOUT if log is not None else subprocess.PIPE,

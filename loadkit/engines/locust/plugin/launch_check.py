@@ -24,6 +24,7 @@ from typing import Any
 from loadkit.engines.locust.locust_config import ENV_OPTIONS
 from loadkit.engines.locust.passthrough import DESTS, REFUSED, Refusal
 from loadkit.engines.locust.usage_error import refuse
+from loadkit.url_credentials import mask_password
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,10 @@ def launch_mismatch(options: Namespace, launch: Mapping[str, Any]) -> Mismatch |
     for dest, value in expected.items():
         if dest not in DESTS or not hasattr(options, dest):
             continue
-        if getattr(options, dest) == value:
+        parsed = getattr(options, dest)
+        if dest == "host" and isinstance(parsed, str):
+            parsed = mask_password(parsed)  # the record carries it masked (launch.py)
+        if parsed == value:
             continue
         option = DESTS[dest]
         if dest == "headless" and value is True:
