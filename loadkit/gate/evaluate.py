@@ -421,7 +421,12 @@ def _window(criterion: Criterion, results: AnyResults, *, source: str) -> Window
     """The figures of the criterion's window; None when it judges the whole run."""
     if criterion.window is None or not isinstance(results, LoadResults):
         return None
-    return window_figures(parse_window(criterion.window), results, source=source)
+    return window_figures(
+        parse_window(criterion.window),
+        results,
+        source=source,
+        service_times=criterion.metric_name in _SERVICE_FIELDS,
+    )
 
 
 def _stopped_by(criterion: Criterion, results: AnyResults) -> Stopped | None:
