@@ -256,6 +256,8 @@ class GateReport:
     """The regression criteria judged against a baseline (``loadkit.gate.against_baseline``)."""
     baseline_notes: tuple[str, ...] = field(default=())
     """What the report must say about the baselines (one compared although it differs)."""
+    unused_baselines: tuple[str, ...] = field(default=())
+    """Baselines given while no regression criterion judges any: the gate did not use them."""
 
     @property
     def outcome(self) -> Outcome:
