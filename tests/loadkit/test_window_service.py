@@ -12,11 +12,20 @@ from typer.testing import CliRunner
 from loadkit.cli import app
 from loadkit.config import parse_config
 from loadkit.exceptions import InputError
+from loadkit.gate.evaluate import SlowestSeconds
 from loadkit.measure.histogram import LatencyHistogram
 from loadkit.measure.recorder import LatencyRecorder
 from loadkit.measure.results import LoadResults, write_results
+from loadkit.report.gate import render_gate_table
 from tests.loadkit.crafted import criterion, judge, only
-from tests.loadkit.open_runs import T0, freeze_timetable, open_results, record_open, schedule_of
+from tests.loadkit.open_runs import (
+    T0,
+    Request,
+    freeze_timetable,
+    open_results,
+    record_open,
+    schedule_of,
+)
 from tests.loadkit.test_windows import slow_start_run
 
 SERVICE_METRICS = ("service_p50_ms", "service_p90_ms", "service_p95_ms", "service_p99_ms")
@@ -101,6 +110,33 @@ def test_an_open_file_without_service_times_per_second_is_refused_saying_what_to
     )
     assert result.exit_code == 2, result.output
     assert "older.json" in result.output and 'window = "all"' in result.output
+
+
+def test_a_failed_service_criterions_slowest_seconds_are_ranked_by_service_time() -> None:
+    # Second 0: 50 ms services, sent on time. Second 1: 2 ms services after a 500 ms wait in a
+    # queue. By response time second 1 is the slowest; by service time, second 0.
+    requests = [Request(due=i * 0.01, sent=i * 0.01, end=i * 0.01 + 0.05) for i in range(50)]
+    requests += [
+        Request(due=0.55 + i * 0.01, sent=1.05 + i * 0.01, end=1.052 + i * 0.01) for i in range(50)
+    ]
+    recorder = LatencyRecorder(start=T0)
+    record_open(recorder, requests)
+    results = open_results(
+        recorder, end=T0 + 2.0, schedule=schedule_of(requests, rate=50, lags_s=[])
+    )
+    report = judge(criterion("load.service_p95_ms", "<", 10, window="0s-2s"), results)
+    verdict = only(report)
+    assert verdict.status == "failed"
+    [slowest] = [e for e in verdict.evidence if isinstance(e, SlowestSeconds)]
+    assert [p.t_s for p in slowest.seconds] == [0, 1]
+    assert slowest.service_p95_ms is not None
+    assert slowest.service_p95_ms[0] == pytest.approx(50.0, rel=1e-3)
+    assert slowest.service_p95_ms[1] == pytest.approx(2.0, rel=1e-3)
+    assert "service p95 ms" in render_gate_table(report)
+    # A response-time criterion still ranks by response time: the queued second first.
+    response = only(judge(criterion("load.p95_ms", "<", 10, window="0s-2s"), results))
+    [by_response] = [e for e in response.evidence if isinstance(e, SlowestSeconds)]
+    assert [p.t_s for p in by_response.seconds] == [1, 0] and by_response.service_p95_ms is None
 
 
 def test_a_closed_runs_service_time_over_a_window_is_its_response_time() -> None:
