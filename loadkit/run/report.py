@@ -75,22 +75,17 @@ def load_report(
         baselines=chosen.files,
         force_baseline=chosen.force,
     )
-    return LoadedReport(
-        results=loaded,
-        gate=_note_drawn_baselines(gate, loaded, chosen.files),
-        baselines=chosen.files,
-        note=chosen.note,
-    )
+    return LoadedReport(results=loaded, gate=gate, baselines=chosen.files, note=chosen.note)
 
 
-def _note_drawn_baselines(
-    gate: GateReport, results: Sequence[Sourced], baselines: Sequence[Sourced]
-) -> GateReport:
-    """The gate's report, saying of a baseline no criterion judged what the page does with it:
-    it draws it beside a run of its kind (the latency distribution), or does not use it."""
-    if not gate.unused_baselines:
+def page_gate(report: LoadedReport) -> GateReport | None:
+    """The gate's report as the page shows it: of a baseline no criterion judged, it says what
+    the page does with it (draws it beside a run of its kind: the latency distribution) where
+    the gate says it was not used; a baseline the page does not draw stays "not used"."""
+    gate = report.gate
+    if gate is None or not gate.unused_baselines:
         return gate
-    drawn = drawn_baselines(results, baselines)
+    drawn = drawn_baselines(report.results, report.baselines)
     shown = [source for source in gate.unused_baselines if source in drawn]
     unused = tuple(source for source in gate.unused_baselines if source not in drawn)
     notes = (drawn_baselines_note(shown),) if shown else ()
@@ -135,7 +130,7 @@ def render_report(report: LoadedReport, *, now: datetime | None = None) -> str:
     return render_html_report(
         ReportInput(
             results=report.results,
-            gate=report.gate,
+            gate=page_gate(report),
             version=_loadkit_version(),
             generated_at=now or datetime.now(tz=UTC),
             baselines=report.baselines,

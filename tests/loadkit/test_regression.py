@@ -19,7 +19,7 @@ from loadkit.gate.regression import judge_change
 from loadkit.measure.recorder import LatencyRecorder
 from loadkit.measure.results import LoadResults, Stopped, write_results
 from loadkit.report.gate import gate_notes
-from loadkit.run.report import load_report
+from loadkit.run.report import load_report, page_gate
 from tests.loadkit.crafted import ITEMS, LOGIN, T0, aborted, crafted_load, crafted_smoke
 
 P95_20_PCT = """
@@ -362,22 +362,29 @@ def test_a_baseline_no_criterion_judges_is_unused_by_the_gate_and_drawn_by_the_r
     config.write_text('[[criteria]]\nmetric = "load.p95_ms"\nop = "<"\nthreshold = 1000\n')
     paths = files(tmp_path, base=crafted_load(), now=crafted_load())
     smoke = write_results(tmp_path / "smoke_base.json", crafted_smoke())
+
+    def unused(source: object) -> str:
+        return (
+            f"baseline {source} not used: the acceptance criteria have no regression criterion "
+            '(op = "regression") to judge the run against it'
+        )
+
     code, output = cli("gate", paths["now"], "--config", config, "--baseline", paths["base"])
     assert code == 0, output
-    unused = f"note: baseline {paths['base']} not used: the acceptance criteria have no regression"
-    assert unused in output
-    # The report draws a load baseline beside the load run: that is what it says of it, and it
-    # never says the gate's "not used" of it. A smoke baseline it does not draw: not used.
+    assert f"note: {unused(paths['base'])}" in output
+    # The page draws a load baseline beside the load run: that is what it says of it, never the
+    # gate's "not used". A smoke baseline it does not draw: not used, there too.
     report = load_report([paths["now"]], config=config, baseline=[paths["base"], smoke])
     assert report.gate is not None
-    notes = gate_notes(report.gate)
-    assert notes == [
+    assert gate_notes(report.gate) == [unused(f"{paths['base']}, {smoke}")]
+    page = page_gate(report)
+    assert page is not None
+    assert gate_notes(page) == [
         f"baseline {paths['base']} drawn beside the run for comparison, not judged: the "
         'acceptance criteria have no regression criterion (op = "regression")',
-        f"baseline {smoke} not used: the acceptance criteria have no regression criterion "
-        '(op = "regression") to judge the run against it',
+        unused(smoke),
     ]
     # With a regression criterion the baseline is judged: neither note.
     config.write_text(P95_20_PCT)
-    judged = load_report([paths["now"]], config=config, baseline=[paths["base"]])
-    assert judged.gate is not None and gate_notes(judged.gate) == []
+    judged = page_gate(load_report([paths["now"]], config=config, baseline=[paths["base"]]))
+    assert judged is not None and gate_notes(judged) == []
