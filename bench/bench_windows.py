@@ -10,7 +10,10 @@ rounds:
 - results file bytes with and without the per-second histograms (their ratio);
 - building the results (``traffic_fields``), seconds;
 - judging ``load.p95_ms`` over the whole run and over ``window = "steady"``-like ``from 1s``
-  (merging every second but the first), milliseconds each, and their ratio.
+  (merging every second but the first), milliseconds each, and their ratio;
+- on the same run recorded as an open one (each request with a service time of its own, 80 %
+  of its response time), judging ``load.service_p95_ms`` beside ``load.p95_ms`` over ``from 1s``
+  (the seconds' service histograms decoded and merged as well), interleaved, and their ratio.
 
     .venv/bin/python bench/bench_windows.py [--seconds 600] [--rate 1000] [--rounds 3] [--write]
 
@@ -40,24 +43,27 @@ SECTION = "## Windows: per-second histograms (bench/bench_windows.py)"
 T0 = 1_000.0
 
 
-def recorded(seconds: int, rate: int) -> LatencyRecorder:
-    """A finished recorder of ``seconds`` × ``rate`` completions."""
+def recorded(seconds: int, rate: int, *, open_model: bool = False) -> LatencyRecorder:
+    """A finished recorder of ``seconds`` × ``rate`` completions (``open_model``: each with a
+    service time of 80 % of its response time)."""
     rng = random.Random(7)
     recorder = LatencyRecorder(start=T0)
     for second in range(seconds):
         for n in range(rate):
+            latency = rng.lognormvariate(-5.8, 0.6)
             recorder.record(
                 endpoint="GET /items",
-                latency_s=rng.lognormvariate(-5.8, 0.6),
+                latency_s=latency,
                 end=T0 + second + (n + 0.5) / rate,
+                service_s=latency * 0.8 if open_model else None,
             )
     recorder.finish(end=T0 + seconds)
     return recorder
 
 
-def judge_ms(results: LoadResults, window: str | None) -> float:
-    """Milliseconds to judge load.p95_ms < 1000 over ``window`` (None: the whole run)."""
-    fields: dict[str, object] = {"metric": "load.p95_ms", "op": "<", "threshold": 1000}
+def judge_ms(results: LoadResults, window: str | None, metric: str = "load.p95_ms") -> float:
+    """Milliseconds to judge ``metric`` < 1000 over ``window`` (None: the whole run)."""
+    fields: dict[str, object] = {"metric": metric, "op": "<", "threshold": 1000}
     if window is not None:
         fields["window"] = window
     criterion = Criterion.model_validate(fields)
@@ -75,11 +81,20 @@ def main() -> int:
     parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
     args = parser.parse_args()
     recorder = recorded(args.seconds, args.rate)
+    open_results = LoadResults(
+        target="http://127.0.0.1:1",
+        config={"scenario": "url", "model": "open", "rate": args.rate},
+        **recorded(args.seconds, args.rate, open_model=True).traffic_fields(),
+    )
     build_s: list[float] = []
     whole_ms: list[float] = []
     window_ms: list[float] = []
+    open_response_ms: list[float] = []
+    open_service_ms: list[float] = []
     results: LoadResults | None = None
     for _ in range(args.rounds):
+        open_response_ms.append(judge_ms(open_results, "from 1s"))
+        open_service_ms.append(judge_ms(open_results, "from 1s", "load.service_p95_ms"))
         began = time.perf_counter()
         results = LoadResults(
             target="http://127.0.0.1:1",
@@ -99,6 +114,7 @@ def main() -> int:
         write_results(bare_path, bare)
         with_bytes, bare_bytes = with_path.stat().st_size, bare_path.stat().st_size
     whole, window = statistics.median(whole_ms), statistics.median(window_ms)
+    response, service = statistics.median(open_response_ms), statistics.median(open_service_ms)
     command = (
         f".venv/bin/python bench/bench_windows.py --seconds {args.seconds} --rate {args.rate} "
         f"--rounds {args.rounds}"
@@ -116,6 +132,9 @@ def main() -> int:
         f"- building the results at the run's end: {statistics.median(build_s):.2f} s",
         f"- judging load.p95_ms: whole run {whole:.1f} ms, window `from 1s` {window:.1f} ms "
         f"(every second's histogram decoded and merged)",
+        f"- the same seconds recorded as an open run, window `from 1s`: load.p95_ms {response:.1f}"
+        f" ms, load.service_p95_ms {service:.1f} ms ({service / response:.2f}x: the seconds' "
+        "service histograms decoded and merged besides)",
     ]
     text = "\n".join(lines) + "\n"
     print(text)

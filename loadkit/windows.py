@@ -21,17 +21,24 @@ _STAGE = re.compile(r"stage:(.+)")
 
 WINDOW_FORMS = '"all", "steady", "from 10s", "10s-40s", "stage:2" or "stage:NAME"'
 
-SECONDS_WINDOW_METRICS = frozenset(
-    {"requests", "errors", "error_rate", "rps"}
-    | {"p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms", "mean_ms"}
-)
-"""What a window of seconds can judge: the timeline keeps counts and response times per second
-(no service times, error kinds or stalls)."""
-
-STAGE_WINDOW_METRICS = SECONDS_WINDOW_METRICS | frozenset(
+SERVICE_WINDOW_METRICS = frozenset(
     {"service_p50_ms", "service_p90_ms", "service_p95_ms", "service_p99_ms"}
 )
-"""What a stage window can judge: a stage's figures add its service times."""
+"""The service-time metrics. A window of seconds judges them on the seconds' service histograms
+(an open run's timeline keeps them; a closed run's service times are its response times); a
+file without them is refused when judged (``loadkit.gate.window_figures``), never here: the
+acceptance file cannot know which results it will judge."""
+
+SECONDS_WINDOW_METRICS = (
+    frozenset({"requests", "errors", "error_rate", "rps"})
+    | frozenset({"p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms", "mean_ms"})
+    | SERVICE_WINDOW_METRICS
+)
+"""What a window of seconds can judge: the timeline keeps counts, response times and service
+times per second (error kinds, stalls and endpoints are not judged over a window)."""
+
+STAGE_WINDOW_METRICS = SECONDS_WINDOW_METRICS
+"""What a stage window can judge: a stage's own figures, the same metrics."""
 
 
 @dataclass(frozen=True)

@@ -64,11 +64,7 @@ def evaluate_gate(
         report = evaluate_criteria(criteria, results)
         if not baselines:
             return report
-        unused = ", ".join(source for source, _ in baselines)
-        return replace(
-            report,
-            baseline_notes=(f"no regression criteria: the baseline {unused} was not used",),
-        )
+        return replace(report, unused_baselines=tuple(source for source, _ in baselines))
     if not results:
         raise InputError("no results files given: there is nothing to gate")
     by_kind = _baselines_by_kind(baselines)

@@ -31,6 +31,7 @@ from loadkit.config import Criterion, ResultsKind
 from loadkit.exceptions import ConfigError, CriteriaNotMetError, InputError, InvalidRunError
 from loadkit.gate.regression import RegressionVerdict
 from loadkit.gate.window_figures import WindowFigures, WindowOutsideRunError, window_figures
+from loadkit.measure.histogram import LatencyHistogram, us_to_ms
 from loadkit.measure.kinds import NOT_SENT_ENDPOINT, ErrorKind
 from loadkit.measure.results import (
     EndpointResults,
@@ -151,6 +152,9 @@ class SlowestSeconds:
     """The seconds of the run with the highest p95 of what completed in each."""
 
     seconds: tuple[TimelinePoint, ...]
+    service_p95_ms: tuple[float | None, ...] | None = None
+    """A service metric in an open run: each second's service-time P95 (from its
+    ``service_histogram``), which ranked them; None: ranked by response time."""
 
 
 @dataclass(frozen=True)
@@ -256,6 +260,8 @@ class GateReport:
     """The regression criteria judged against a baseline (``loadkit.gate.against_baseline``)."""
     baseline_notes: tuple[str, ...] = field(default=())
     """What the report must say about the baselines (one compared although it differs)."""
+    unused_baselines: tuple[str, ...] = field(default=())
+    """Baselines given while no regression criterion judges any: the gate did not use them."""
 
     @property
     def outcome(self) -> Outcome:
@@ -421,7 +427,12 @@ def _window(criterion: Criterion, results: AnyResults, *, source: str) -> Window
     """The figures of the criterion's window; None when it judges the whole run."""
     if criterion.window is None or not isinstance(results, LoadResults):
         return None
-    return window_figures(parse_window(criterion.window), results, source=source)
+    return window_figures(
+        parse_window(criterion.window),
+        results,
+        source=source,
+        service_times=criterion.metric_name in _SERVICE_FIELDS,
+    )
 
 
 def _stopped_by(criterion: Criterion, results: AnyResults) -> Stopped | None:
@@ -780,15 +791,39 @@ def _latency(
         )
     ]
     if endpoint is None:
-        timed = sorted(
-            (p for p in seconds if p.p95_ms is not None),
-            key=lambda p: -(p.p95_ms or 0.0),
-        )[:SLOWEST_SECONDS]
-        if timed:
-            evidence.append(SlowestSeconds(seconds=tuple(timed)))
+        slowest = _slowest_seconds(seconds, service=service)
+        if slowest is not None:
+            evidence.append(slowest)
         if results.longest_stall is not None and results.longest_stall.duration_s >= 1.0:
             evidence.extend(_stall(results, with_seconds=False))
     return tuple(evidence)
+
+
+def _slowest_seconds(seconds: Sequence[TimelinePoint], *, service: bool) -> SlowestSeconds | None:
+    """The seconds with the highest P95; of the service times for a service metric in an open
+    run (where a queue makes the response times' slowest seconds others), else the response
+    times'. None when no second has one."""
+    if service and any(p.service_histogram is not None for p in seconds):
+        # Decoded only here, for a failed service criterion: ~1.5 ms a second.
+        ranked = sorted(
+            ((p, _service_p95_ms(p)) for p in seconds if p.service_histogram is not None),
+            key=lambda pair: -(pair[1] or 0.0),
+        )[:SLOWEST_SECONDS]
+        return SlowestSeconds(
+            seconds=tuple(p for p, _ in ranked), service_p95_ms=tuple(v for _, v in ranked)
+        )
+    timed = sorted(
+        (p for p in seconds if p.p95_ms is not None),
+        key=lambda p: -(p.p95_ms or 0.0),
+    )[:SLOWEST_SECONDS]
+    return SlowestSeconds(seconds=tuple(timed)) if timed else None
+
+
+def _service_p95_ms(point: TimelinePoint) -> float | None:
+    if point.service_histogram is None:
+        return None
+    histogram = LatencyHistogram.decode(point.service_histogram)
+    return us_to_ms(histogram.percentiles_us((95.0,)).get(95.0))
 
 
 def _throughput(results: LoadResults, seconds: Sequence[TimelinePoint]) -> tuple[Evidence, ...]:

@@ -3,6 +3,9 @@
 A window of seconds is judged on the requests that completed in those seconds, from the
 timeline's per-second histograms merged exactly (never from averaged per-second P95s); a stage
 window on that stage's own figures (the requests that began in it, as the stage table shows).
+Service times over seconds come from the seconds' ``service_histogram`` (open runs), merged
+exactly as the response times are; in a closed run they are its response times (docs/results.md);
+an open run's file without them is refused, never judged on its response times instead.
 "steady" is from the end of the ramp-up (the first stage, or spawning every user at the spawn
 rate) to the start of the last ramp-down (a last stage whose target is below the one before);
 a run with neither is judged whole. A window's requests per second count its seconds up to
@@ -33,6 +36,7 @@ class WindowFigures:
     duration_s: float
     latency: LatencySummary
     service: LatencySummary | None
+    """The service times; None for a window of seconds unless asked for (``service_times``)."""
     seconds: tuple[int, int]
     """The timeline's seconds [from, to) the window covers (its evidence shows only these)."""
 
@@ -48,14 +52,19 @@ class WindowOutsideRunError(InputError):
     its course was judged with a window it never had (exit 2)."""
 
 
-def window_figures(window: Window, results: LoadResults, *, source: str) -> WindowFigures | None:
+def window_figures(
+    window: Window, results: LoadResults, *, source: str, service_times: bool = False
+) -> WindowFigures | None:
     """The figures of ``results`` in ``window``; None when the window is the whole run (``all``,
     ``from 0s``, ``steady`` without any ramp): the run's own figures are judged then.
+    ``service_times``: merge the seconds' service times too (a service-time criterion; it
+    costs a second decode and merge per second, so only when asked).
 
     Raises ``WindowOutsideRunError`` when the window reaches past the run's end, ``InputError``
     (naming the file) when the file cannot give the figures exactly: no such stage, seconds
     without per-second histograms (a file written before windows, or past the
-    writer's size bound), a run with no steady state."""
+    writer's size bound), an open run's seconds without service histograms (``service_times``;
+    a file written before they were kept), a run with no steady state."""
     if window.judges_whole_run:
         return None
     run_end = run_end_s(results)
@@ -63,7 +72,16 @@ def window_figures(window: Window, results: LoadResults, *, source: str) -> Wind
         return _stage_figures(window, results, run_end, source=source)
     if window.kind == "seconds":
         end = len(results.timeline) if window.end_s is None else window.end_s
-        return _seconds_figures(window, results, window.start_s, end, run_end, "", source=source)
+        return _seconds_figures(
+            window,
+            results,
+            window.start_s,
+            end,
+            run_end,
+            "",
+            source=source,
+            service_times=service_times,
+        )
     ramp_up_end, ramp_down_start, why = _steady_bounds(results)
     if ramp_up_end == 0 and ramp_down_start is None:
         return None  # no ramp: steady is the whole run (config.py's label says "@steady")
@@ -76,7 +94,9 @@ def window_figures(window: Window, results: LoadResults, *, source: str) -> Wind
             'window = "all"'
         )
     end = len(results.timeline) if ramp_down_start is None else math.floor(ramp_down_start)
-    return _seconds_figures(window, results, start, end, run_end, why, source=source)
+    return _seconds_figures(
+        window, results, start, end, run_end, why, source=source, service_times=service_times
+    )
 
 
 def run_end_s(results: LoadResults) -> float:
@@ -118,6 +138,7 @@ def _seconds_figures(
     why: str,
     *,
     source: str,
+    service_times: bool,
 ) -> WindowFigures:
     shown = f"{window.text} ({start} s-{end} s{', ' + why if why else ''})"
     if start >= run_end or end > len(results.timeline):
@@ -128,6 +149,9 @@ def _seconds_figures(
     if end <= start:
         raise InputError(f"{source}: window {shown} holds no whole second of the run")
     histogram = LatencyHistogram()
+    # A closed run's service times are its response times (no per-second service histograms).
+    apart = service_times and _keeps_service_times_apart(results)
+    service = LatencyHistogram() if apart else None
     requests = errors = 0
     for point in results.timeline[start:end]:
         requests += point.completions
@@ -141,15 +165,48 @@ def _seconds_figures(
                 'keeps them to); judge it with window = "all"'
             )
         histogram.add(LatencyHistogram.decode(point.histogram))
+        if service is None:
+            continue
+        if point.service_histogram is None:
+            raise _no_service_times(results, point.t_s, shown, source=source)
+        service.add(LatencyHistogram.decode(point.service_histogram))
+    latency = histogram.summary()
+    service_summary = service.summary() if service is not None else None
+    if service_times and service is None:
+        service_summary = latency  # a closed run: the same requests, the same times
     return WindowFigures(
         label=shown,
         requests=requests,
         errors=errors,
         # Up to the run's end: the last second of the timeline is the drain's part-second.
         duration_s=min(float(end), run_end) - start,
-        latency=histogram.summary(),
-        service=None,
+        latency=latency,
+        service=service_summary,
         seconds=(start, end),
+    )
+
+
+def _no_service_times(results: LoadResults, second: int, shown: str, *, source: str) -> InputError:
+    """Why an open run's window cannot judge service times, and what can be judged instead."""
+    instead = 'over the whole run (window = "all")'
+    if results.stages:
+        instead += ' or a stage (window = "stage:N")'
+    return InputError(
+        f"{source}: second {second} of window {shown} has no service_histogram, so the window's "
+        "service times (from the send) cannot be judged exactly: the file was written before "
+        "an open run's timeline kept each second's service times. Judge the service time "
+        f"{instead}, the window's response time (load.p95_ms …), or run the load again "
+        "to record them"
+    )
+
+
+def _keeps_service_times_apart(results: LoadResults) -> bool:
+    """Whether the run's service times differ from its response times: an open run (it has a
+    timetable, or service times of its own). A closed run's service time is its response time."""
+    return (
+        results.service_histogram is not None
+        or results.schedule is not None
+        or results.config.get("model") == "open"
     )
 
 

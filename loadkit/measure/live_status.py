@@ -44,6 +44,9 @@ class LiveStatus:
     """Open model: iterations started per second (over the same window as ``rps``)."""
     queue: int | None = None
     """Open model: iterations due that wait for a free user (in-flight bound reached)."""
+    service_p95_ms: float | None = None
+    """Open model: the P95 of the last closed second's service times (from the send, where
+    ``p95_ms`` counts from the due time), as ``p95_ms`` is taken; None in a closed run."""
 
 
 def write_status(path: Path, status: LiveStatus) -> None:

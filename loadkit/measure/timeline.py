@@ -125,6 +125,9 @@ class SecondStats:
     completions: int
     errors: int
     p95_ms: float | None
+    service_p95_ms: float | None = None
+    """The P95 of its service times (from the send); None when they are its response times
+    (a closed run)."""
 
 
 class Timeline:
@@ -169,11 +172,17 @@ class Timeline:
         if not second.completions:
             return
         response = second.response()
+        service = second.service_times()
         p95 = response.percentiles_us((95.0,)).get(95.0)
+        service_p95 = None if service is None else service.percentiles_us((95.0,)).get(95.0)
         self._last_closed = SecondStats(
-            t=second.t, completions=second.completions, errors=second.errors, p95_ms=us_to_ms(p95)
+            t=second.t,
+            completions=second.completions,
+            errors=second.errors,
+            p95_ms=us_to_ms(p95),
+            service_p95_ms=us_to_ms(service_p95),
         )
-        self.merge_second(second.t, _encoded(second, response))
+        self.merge_second(second.t, _encoded(second, response, service))
 
     def merge_second(self, t: int, second: ClosedSecond) -> None:
         """Add a closed second (this process's, or from another's share) at second ``t``."""
@@ -193,7 +202,7 @@ class Timeline:
         seconds = {t: s.duplicate() for t, s in self._seconds.items()}
         second = self.open
         if second is not None and second.completions:
-            part = _encoded(second, second.response())
+            part = _encoded(second, second.response(), second.service_times())
             entry = seconds.get(second.t)
             if entry is None:
                 seconds[second.t] = part
@@ -254,9 +263,11 @@ class Timeline:
         self._seconds = {}
 
 
-def _encoded(second: OpenSecond, response: LatencyHistogram) -> ClosedSecond:
-    """The open ``second`` as a closed part (``response``: its response times, all of them)."""
-    service = second.service_times()
+def _encoded(
+    second: OpenSecond, response: LatencyHistogram, service: LatencyHistogram | None
+) -> ClosedSecond:
+    """The open ``second`` as a closed part (``response``: its response times, all of them;
+    ``service``: its service times, None when they are its response times)."""
     return ClosedSecond(
         second.completions,
         second.errors,

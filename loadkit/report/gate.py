@@ -32,6 +32,7 @@ from loadkit.report.gate_regression import (
     regression_data,
     regression_reason,
     regression_row,
+    unused_baselines_note,
 )
 from loadkit.report.units import format_delta, format_percent, format_seconds, format_value
 
@@ -201,8 +202,13 @@ def regression_cells(verdict: RegressionVerdict) -> list[str]:
 
 def gate_notes(report: GateReport) -> list[str]:
     """What the terminal prints as notes under the verdict (ungated runs, criteria not
-    evaluated and why, baselines compared although they differ)."""
-    return list(report.baseline_notes) + _notes(report)
+    evaluated and why, baselines compared although they differ or not used at all)."""
+    return _baseline_notes(report) + _notes(report)
+
+
+def _baseline_notes(report: GateReport) -> list[str]:
+    unused = [unused_baselines_note(report.unused_baselines)] if report.unused_baselines else []
+    return list(report.baseline_notes) + unused
 
 
 def several_of_a_kind(report: GateReport) -> bool:
@@ -258,8 +264,7 @@ def render_gate_table(report: GateReport) -> str:
     for regression in report.regressions:
         if regression.status != "passed":
             parts.append(_regression_text(regression))
-    parts.extend(f"note: {note}" for note in report.baseline_notes)
-    parts.extend(f"note: {note}" for note in _notes(report))
+    parts.extend(f"note: {note}" for note in gate_notes(report))
     parts.append(render_gate_headline(report))
     return "\n\n".join(parts) + "\n"
 

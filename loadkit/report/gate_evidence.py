@@ -55,8 +55,7 @@ def evidence_tables(evidence: Evidence) -> list[EvidenceTable]:
         case SlowestEndpoints():
             return [_slowest_endpoints_table(evidence)]
         case SlowestSeconds():
-            title = "Slowest seconds of the run (p95 of what completed in each)"
-            return [EvidenceTable(title, SECONDS_COLUMNS, _seconds_rows(evidence.seconds))]
+            return [_slowest_seconds_table(evidence)]
         case QuietestSeconds():
             title = "Seconds with the fewest completions"
             return [EvidenceTable(title, SECONDS_COLUMNS, _seconds_rows(evidence.seconds))]
@@ -123,6 +122,20 @@ def _stall_tables(evidence: StallWindow) -> list[EvidenceTable]:
 
 def _clock(moment: datetime) -> str:
     return f"{moment:%H:%M:%S.%f}"[:-3]
+
+
+def _slowest_seconds_table(evidence: SlowestSeconds) -> EvidenceTable:
+    rows = _seconds_rows(evidence.seconds)
+    service = evidence.service_p95_ms
+    if service is None:
+        title = "Slowest seconds of the run (p95 of what completed in each)"
+        return EvidenceTable(title, SECONDS_COLUMNS, rows)
+    return EvidenceTable(
+        "Slowest seconds of the run by service time (service p95 from the send, p95 from the "
+        "due time, of what completed in each)",
+        (*SECONDS_COLUMNS, "service p95 ms"),
+        tuple((*row, value) for row, value in zip(rows, service, strict=True)),
+    )
 
 
 def _seconds_rows(points: Sequence[TimelinePoint]) -> tuple[tuple[Cell, ...], ...]:

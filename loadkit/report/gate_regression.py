@@ -7,6 +7,7 @@ pieces into each of its formats.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from loadkit.gate.evaluate import GateReport
@@ -141,6 +142,22 @@ def regression_data(verdict: RegressionVerdict) -> dict[str, Any]:
             }
         ],
     }
+
+
+def unused_baselines_note(sources: Sequence[str]) -> str:
+    """What the gate says of baselines it was given without any regression criterion."""
+    return (
+        f"baseline {', '.join(sources)} not used: the acceptance criteria have no regression "
+        'criterion (op = "regression") to judge the run against it'
+    )
+
+
+def drawn_baselines_note(sources: Sequence[str]) -> str:
+    """What the report says of baselines it draws while no regression criterion judges them."""
+    return (
+        f"baseline {', '.join(sources)} drawn beside the run for comparison, not judged: the "
+        'acceptance criteria have no regression criterion (op = "regression")'
+    )
 
 
 def baselines_line(report: GateReport) -> str:

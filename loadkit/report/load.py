@@ -54,8 +54,9 @@ def format_progress(
 ) -> str:
     """``[#####.......]  12/60 s  users 10  rps 812  errors 0.00 %  p95 11.4 ms``; an open run
     (``open_model``, or a status with an open run's fields) shows the achieved rate beside its
-    target (the status's, else a fixed ``rate``) and the iterations waiting for a free slot:
-    ``rate 198/s of 200/s  queue 0  p95 11.4 ms  errors 0.00 %``."""
+    target (the status's, else a fixed ``rate``), the iterations waiting for a free slot, and
+    its service time's P95 (from the send) beside its response time's (from the due time):
+    ``rate 198/s of 200/s  queue 0  p95 11.4 ms  service p95 2.1 ms  errors 0.00 %``."""
     if status.state == "starting":
         return "starting Locust (and waiting for its workers, if any)…"
     done = min(status.elapsed_s / duration_s, 1.0) if duration_s > 0 else 1.0
@@ -80,8 +81,10 @@ def format_progress(
         # Iterations started per second (the timetable's unit); requests/s from a plugin that
         # does not say.
         rate_now = achieved if achieved is not None else status.rps
+        # A queue or a slow send shows as a response time far above the service time.
+        service = format_ms(status.service_p95_ms, unit=True)
         line = (
-            f"{head}rate {rate_now:,.0f}/s{of}{waiting}  p95 {p95}  "
+            f"{head}rate {rate_now:,.0f}/s{of}{waiting}  p95 {p95}  service p95 {service}  "
             f"errors {format_fraction(status.error_rate)}  requests {status.requests:,}"
         )
     if status.state in ("stopping", "done"):

@@ -510,6 +510,7 @@ def _health(readings: Sequence[tuple[int, float | None]]) -> GeneratorHealth:
 def _combine_status(latest: Sequence[LiveStatus | None]) -> LiveStatus:
     known = [s for s in latest if s is not None]
     p95s = [s.p95_ms for s in known if s.p95_ms is not None]
+    service_p95s = [s.service_p95_ms for s in known if s.service_p95_ms is not None]
     requests = sum(s.requests for s in known)
     rps = sum(s.rps for s in known)
     return LiveStatus(
@@ -520,6 +521,7 @@ def _combine_status(latest: Sequence[LiveStatus | None]) -> LiveStatus:
         rps=round(rps, 1),
         error_rate=(round(sum(s.error_rate * s.rps for s in known) / rps, 4) if rps > 0 else 0.0),
         p95_ms=max(p95s) if p95s else None,
+        service_p95_ms=max(service_p95s) if service_p95s else None,
         target_rate=(
             sum(s.target_rate or 0.0 for s in known)
             if any(s.target_rate is not None for s in known)

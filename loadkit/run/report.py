@@ -10,7 +10,7 @@ the one atomic writer.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -23,7 +23,8 @@ from loadkit.files import write_output
 from loadkit.gate.against_baseline import evaluate_gate
 from loadkit.gate.evaluate import AnyResults, GateReport
 from loadkit.measure.histogram import LatencyHistogram
-from loadkit.measure.results import EncodedHistogram, LockAuditResults, read_results
+from loadkit.measure.results import EncodedHistogram, LoadResults, LockAuditResults, read_results
+from loadkit.report.gate_regression import drawn_baselines_note
 from loadkit.report.hgrm import hgrm_file_names, hgrm_folder_names, render_hgrm
 from loadkit.report.html import ReportInput, render_html_report
 from loadkit.report.timeline_csv import render_timeline_csv
@@ -77,6 +78,28 @@ def load_report(
     return LoadedReport(results=loaded, gate=gate, baselines=chosen.files, note=chosen.note)
 
 
+def page_gate(report: LoadedReport) -> GateReport | None:
+    """The gate's report as the page shows it: of a baseline no criterion judged, it says what
+    the page does with it (draws it beside a run of its kind: the latency distribution) where
+    the gate says it was not used; a baseline the page does not draw stays "not used"."""
+    gate = report.gate
+    if gate is None or not gate.unused_baselines:
+        return gate
+    drawn = drawn_baselines(report.results, report.baselines)
+    shown = [source for source in gate.unused_baselines if source in drawn]
+    unused = tuple(source for source in gate.unused_baselines if source not in drawn)
+    notes = (drawn_baselines_note(shown),) if shown else ()
+    return replace(gate, unused_baselines=unused, baseline_notes=gate.baseline_notes + notes)
+
+
+def drawn_baselines(results: Sequence[Sourced], baselines: Sequence[Sourced]) -> set[str]:
+    """The baselines the page draws: the last one of each kind (``render_html_report`` keys
+    them by kind), beside a load run of that kind with requests (the only runs it charts)."""
+    last_of_kind = {baseline.kind: source for source, baseline in baselines}
+    charted = {r.kind for _, r in results if isinstance(r, LoadResults) and r.totals.requests}
+    return {source for kind, source in last_of_kind.items() if kind in charted}
+
+
 def check_histograms(source: str, results: AnyResults) -> None:
     """Decode every histogram of ``results`` (about 70 µs each), so that a damaged one is an
     ``InputError`` naming the file and the key (``timeline[3].histogram``) before anything is
@@ -107,7 +130,7 @@ def render_report(report: LoadedReport, *, now: datetime | None = None) -> str:
     return render_html_report(
         ReportInput(
             results=report.results,
-            gate=report.gate,
+            gate=page_gate(report),
             version=_loadkit_version(),
             generated_at=now or datetime.now(tz=UTC),
             baselines=report.baselines,

@@ -7,6 +7,7 @@ import gevent and Locust (which would monkey-patch it). Prints one JSON object o
 from __future__ import annotations
 
 import sys
+import time
 from argparse import Namespace
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,10 @@ def main(folder: Path) -> None:
         worker.recording.requests += 1
         worker.recording.batch.append(("GET /x", 0.005, None, clock.now()))
     master.worker_reported("worker-a", worker.report().to_wire(), final=False)
+    # An open run's worker: its last second's P95s reach the master's live line.
+    live = worker.report().model_copy(update={"p95_ms": 812.0, "service_p95_ms": 3.0})
+    master.worker_reported("worker-a", live.to_wire(), final=False)
+    findings["master_live"] = list(master.live_counts(time.monotonic()))
     worker.recording.requests += 1
     worker.recording.errors += 1
     worker.recording.record_failure(

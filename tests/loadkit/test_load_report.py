@@ -218,6 +218,45 @@ def test_an_open_runs_progress_line_shows_target_and_achieved_rate_and_queue() -
     assert "users 40" in format_progress(status, duration_s=60)  # a closed run: as before
 
 
+def test_an_open_runs_progress_line_shows_the_service_p95_beside_the_response_p95() -> None:
+    # Response time from the due time, service time from the send: the gap is the queue.
+    status = LiveStatus("running", 12.0, 40, 2_400, 198.4, 0.0, 811.44, service_p95_ms=2.14)
+    line = format_progress(status, duration_s=60, open_model=True, rate=200)
+    assert "p95 811.4 ms  service p95 2.1 ms  errors" in line
+    # No completion in the last second: neither figure, both said so.
+    quiet = replace(status, p95_ms=None, service_p95_ms=None)
+    line = format_progress(quiet, duration_s=60, open_model=True, rate=200)
+    assert "p95 —  service p95 —  errors" in line
+    # A closed run's line is as it was: its service time is its response time.
+    closed = LiveStatus("running", 30.0, 10, 12_345, 812.4, 0.0125, 11.44)
+    assert format_progress(closed, duration_s=60, width=10) == (
+        "[#####.....]  30.0/60 s  users 10  rps 812  errors 1.25 %  p95 11.4 ms  requests 12,345"
+    )
+
+
+def test_the_live_service_p95_is_the_last_seconds_and_crosses_the_status_file(
+    tmp_path: Path,
+) -> None:
+    open_run = LatencyRecorder(start=START)
+    for n in range(100):  # second 0: 1 s waits before the send, services of 1-100 ms
+        end = START + 0.5 + n * 1e-3
+        open_run.record(
+            endpoint="GET /", latency_s=1.0 + (n + 1) / 1000, service_s=(n + 1) / 1000, end=end
+        )
+    open_run.record(endpoint="GET /", latency_s=0.01, service_s=0.01, end=START + 1.5)
+    last = open_run.last_second
+    assert last is not None and last.t == 0
+    assert last.p95_ms == pytest.approx(1095.0, rel=1e-3)
+    assert last.service_p95_ms == pytest.approx(95.0, rel=1e-3)
+    closed_run = LatencyRecorder(start=START)
+    for end in (START + 0.5, START + 1.5):
+        closed_run.record(endpoint="GET /", latency_s=0.01, end=end)
+    assert closed_run.last_second is not None and closed_run.last_second.service_p95_ms is None
+    status = LiveStatus("running", 1.5, 1, 101, 100.0, 0.0, last.p95_ms, service_p95_ms=95.0)
+    write_status(tmp_path / "status.json", status)
+    assert read_status(tmp_path / "status.json") == status
+
+
 def test_summary_names_the_engine_that_ran_and_what_it_ran() -> None:
     # Gate, compare and report never know which engine ran; the user reading the summary must.
     native = _results().model_copy(

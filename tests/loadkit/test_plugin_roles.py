@@ -23,6 +23,7 @@ def test_master_merges_a_worker_and_refuses_a_share_from_another_loadkit(tmp_pat
     assert done.returncode == 0, done.stderr
     findings = orjson.loads(done.stdout)
     assert findings["reset_is_a_new_recording"]
+    assert findings["master_live"] == [3, 0, 812.0, 3.0]  # requests, errors, P95, service P95
     assert findings["final_message"] == "loadkit_final"
     # worker-a: 3 successes after the reset, 1 failure; the request before the reset is gone.
     assert (findings["requests"], findings["errors"]) == (4, 1)

@@ -18,7 +18,9 @@ from loadkit.gate.baseline import baseline_differences
 from loadkit.gate.regression import judge_change
 from loadkit.measure.recorder import LatencyRecorder
 from loadkit.measure.results import LoadResults, Stopped, write_results
-from tests.loadkit.crafted import ITEMS, LOGIN, T0, aborted, crafted_load
+from loadkit.report.gate import gate_notes
+from loadkit.run.report import load_report, page_gate
+from tests.loadkit.crafted import ITEMS, LOGIN, T0, aborted, crafted_load, crafted_smoke
 
 P95_20_PCT = """
 [[criteria]]
@@ -353,10 +355,36 @@ def test_compare_fail_on_regression_exit_codes(tmp_path: Path, config: Path) -> 
     assert "needs --config" in output
 
 
-def test_a_baseline_with_no_regression_criteria_is_said_to_be_unused(tmp_path: Path) -> None:
+def test_a_baseline_no_criterion_judges_is_unused_by_the_gate_and_drawn_by_the_report(
+    tmp_path: Path,
+) -> None:
     config = tmp_path / "thresholds.toml"
     config.write_text('[[criteria]]\nmetric = "load.p95_ms"\nop = "<"\nthreshold = 1000\n')
     paths = files(tmp_path, base=crafted_load(), now=crafted_load())
+    smoke = write_results(tmp_path / "smoke_base.json", crafted_smoke())
+
+    def unused(source: object) -> str:
+        return (
+            f"baseline {source} not used: the acceptance criteria have no regression criterion "
+            '(op = "regression") to judge the run against it'
+        )
+
     code, output = cli("gate", paths["now"], "--config", config, "--baseline", paths["base"])
     assert code == 0, output
-    assert "no regression criteria: the baseline" in output
+    assert f"note: {unused(paths['base'])}" in output
+    # The page draws a load baseline beside the load run: that is what it says of it, never the
+    # gate's "not used". A smoke baseline it does not draw: not used, there too.
+    report = load_report([paths["now"]], config=config, baseline=[paths["base"], smoke])
+    assert report.gate is not None
+    assert gate_notes(report.gate) == [unused(f"{paths['base']}, {smoke}")]
+    page = page_gate(report)
+    assert page is not None
+    assert gate_notes(page) == [
+        f"baseline {paths['base']} drawn beside the run for comparison, not judged: the "
+        'acceptance criteria have no regression criterion (op = "regression")',
+        unused(smoke),
+    ]
+    # With a regression criterion the baseline is judged: neither note.
+    config.write_text(P95_20_PCT)
+    judged = page_gate(load_report([paths["now"]], config=config, baseline=[paths["base"]]))
+    assert judged is not None and gate_notes(judged) == []

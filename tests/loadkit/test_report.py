@@ -160,6 +160,15 @@ def test_the_verdict_is_the_gates_and_failing_it_is_still_a_report(page: str) ->
     assert "The longest stall" in page  # the stall criterion's evidence, as the terminal's
 
 
+def test_a_baseline_no_criterion_judges_is_said_to_be_drawn_not_unused(
+    files: dict[str, Path], page: str
+) -> None:
+    # FAILING_CRITERIA has no regression criterion: the page draws the baseline, judges nothing.
+    drawn = f"<li>baseline {files['baseline']} drawn beside the run for comparison, not judged"
+    assert drawn in page
+    assert "not used" not in page
+
+
 def test_with_several_runs_of_a_kind_each_verdict_row_and_evidence_names_its_file(
     files: dict[str, Path], page: str
 ) -> None:

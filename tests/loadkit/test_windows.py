@@ -77,7 +77,7 @@ def test_a_window_that_cannot_be_judged_exactly_is_refused_naming_it(text: str) 
     [
         ({"window": "steady", "endpoint": "GET /items"}, "not per endpoint"),
         ({"window": "from 5s", "metric": "load.max_stall_s"}, "cannot judge"),
-        ({"window": "from 5s", "metric": "load.service_p95_ms"}, "cannot judge"),
+        ({"window": "from 5s", "metric": "load.errors.timeout"}, "cannot judge"),
         ({"window": "stage:1", "metric": "smoke.checks_passed"}, "load metrics only"),
         ({"window": "the middle"}, "is not one of"),
     ],
@@ -167,6 +167,16 @@ def test_a_stage_window_judges_that_stage_and_an_unknown_stage_names_the_stages(
         judge(criterion("load.p95_ms", "<", 200, window="stage:3"), results)
     data = gate_verdict_data(judge(criterion("load.p95_ms", "<", 200, window="stage:2"), results))
     assert data["criteria"][0]["window"] == "stage:2"
+    # Service times over seconds, from the file the run wrote: the hold's are fast, and every
+    # second's service histograms merged are the run's own service figures, exactly.
+    written = read_results(tmp_path / "load.json")
+    assert isinstance(written, LoadResults) and written.service_time_ms is not None
+    hold_service = criterion("load.service_p95_ms", "<", 200, window="from 3s")
+    assert only(judge(hold_service, written)).status == "passed"
+    every = f"0s-{len(written.timeline)}s"
+    for field in ("p50", "p95", "p99"):
+        merged = criterion(f"load.service_{field}_ms", ">=", 0, window=every)
+        assert only(judge(merged, written)).measured == getattr(written.service_time_ms, field)
 
 
 def test_a_bad_window_in_the_acceptance_file_is_a_config_error_naming_the_key() -> None:

@@ -28,7 +28,13 @@ def worker_recorder() -> LatencyRecorder:
 def test_a_report_crosses_locusts_transport_and_merges_exactly() -> None:
     recorder = worker_recorder()
     report = WorkerReport(
-        share=recorder.to_share(), requests=2, errors=1, p95_ms=10.0, cpu_warnings=1, max_cpu=95.5
+        share=recorder.to_share(),
+        requests=2,
+        errors=1,
+        p95_ms=10.0,
+        service_p95_ms=2.5,  # an open run's: the master's live line shows it beside the P95
+        cpu_warnings=1,
+        max_cpu=95.5,
     )
     received = WorkerReport.from_wire(through_locust(report.to_wire()))
     assert received == report

@@ -415,6 +415,7 @@ class _ShareRun:
                 rps=round(done / span, 1),
                 error_rate=round((errors - errors0) / done, 4) if done else 0.0,
                 p95_ms=last.p95_ms if last is not None else None,
+                service_p95_ms=last.service_p95_ms if last is not None else None,
                 target_rate=(
                     live_target(model.timetable, now - model.t0) if model is not None else None
                 ),

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import gevent
 from locust.runners import STATE_RUNNING, STATE_SPAWNING, STATE_STOPPED
@@ -482,32 +482,38 @@ class LoadTest(Generic[RunnerT]):
             return "stopping"
         return "running"
 
-    def live_counts(self, now: float) -> tuple[int, int, float | None]:
-        """(requests, errors, P95 ms of the last second) for the live line."""
+    def live_counts(self, now: float) -> LiveCounts:
+        """Requests, errors and the last second's P95s for the live line."""
         recording = self.recording
         recorder = recording.flush()
         last = recorder.last_second
-        p95 = None
-        if last is not None:
-            current = int(self.clock.now() - recorder.start)
-            # The last closed second is stale when nothing completed since: show no P95 then.
-            p95 = last.p95_ms if last.t >= current - 2 else None
-        return recording.requests, recording.errors, p95
+        if last is None:
+            return LiveCounts(recording.requests, recording.errors, None, None)
+        current = int(self.clock.now() - recorder.start)
+        # The last closed second is stale when nothing completed since: show no P95 then.
+        fresh = last.t >= current - 2
+        return LiveCounts(
+            recording.requests,
+            recording.errors,
+            last.p95_ms if fresh else None,
+            last.service_p95_ms if fresh else None,
+        )
 
     def live_status(self, state: RunState | None = None) -> LiveStatus:
         """The test as the live line shows it."""
         now = time.monotonic()
-        requests, errors, p95 = self.live_counts(now)
-        rps, error_rate = self.recording.rates.rates(now, requests, errors)
+        counts = self.live_counts(now)
+        rps, error_rate = self.recording.rates.rates(now, counts.requests, counts.errors)
         return LiveStatus(
             state=state or self.state(),
             elapsed_s=round(time.perf_counter() - self.started_perf, 3),
             users=int(self.runner.user_count),
-            requests=requests,
+            requests=counts.requests,
             rps=round(rps, 1),
             error_rate=round(error_rate, 4),
-            p95_ms=p95,
+            p95_ms=counts.p95_ms,
             results_path=str(self.results_path) if self.results_path else None,
+            service_p95_ms=counts.service_p95_ms,
             **self._open_live_figures(now),
         )
 
@@ -521,6 +527,16 @@ class LoadTest(Generic[RunnerT]):
         """Replace the status file (if one was asked for) with the test's live status."""
         if self.options.status_path is not None:
             write_status(self.options.status_path, self.live_status(state))
+
+
+class LiveCounts(NamedTuple):
+    """What the live line counts: requests and errors so far, the last second's P95s."""
+
+    requests: int
+    errors: int
+    p95_ms: float | None
+    service_p95_ms: float | None
+    """Open model: its service times' P95 (None in a closed run, or when stale)."""
 
 
 def starting_status(runner: Runner) -> LiveStatus:

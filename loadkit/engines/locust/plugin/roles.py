@@ -16,7 +16,7 @@ from typing import Any
 
 import gevent
 
-from loadkit.engines.locust.plugin.load_test import LoadTest, RunnerT, round_percent
+from loadkit.engines.locust.plugin.load_test import LiveCounts, LoadTest, RunnerT, round_percent
 from loadkit.engines.locust.plugin.locust_api import (
     Environment,
     MasterRunner,
@@ -92,6 +92,7 @@ class WorkerTest(_UsersHere[WorkerRunner]):
             requests=recording.requests,
             errors=recording.errors,
             p95_ms=last.p95_ms if last is not None else None,
+            service_p95_ms=last.service_p95_ms if last is not None else None,
             cpu_warnings=self.cpu.warnings,
             max_cpu=self.cpu.max_percent,
             exceptions=self.exceptions.drain(),
@@ -144,8 +145,9 @@ class MasterTest(LoadTest[MasterRunner]):
         """Workers that took part (sent a share, or were connected as the test stopped)."""
         self.final_workers: set[str] = set()
         """Workers whose final share arrived."""
-        self.worker_live: dict[str, tuple[float, float | None]] = {}
-        """By worker: when it last reported (monotonic) and its last second's P95."""
+        self.worker_live: dict[str, tuple[float, float | None, float | None]] = {}
+        """By worker: when it last reported (monotonic) and its last second's P95 and service
+        P95."""
         self.worker_cpu_warnings: dict[str, int] = {}
         """By worker: its CPU warnings so far (each report carries the worker's running count)."""
         self.worker_rates = WorkerRates()
@@ -189,7 +191,7 @@ class MasterTest(LoadTest[MasterRunner]):
         self.recording.recorder.merge_share(report.share)
         self.expected_workers.add(client_id)
         self.recording.worker_totals[client_id] = (report.requests, report.errors)
-        self.worker_live[client_id] = (time.monotonic(), report.p95_ms)
+        self.worker_live[client_id] = (time.monotonic(), report.p95_ms, report.service_p95_ms)
         self.worker_cpu_warnings[client_id] = report.cpu_warnings
         for source, schedule in report.share.schedules.items():
             self.worker_rates.note(
@@ -277,14 +279,20 @@ class MasterTest(LoadTest[MasterRunner]):
             clock=self.clock,
         )
 
-    def live_counts(self, now: float) -> tuple[int, int, float | None]:
-        """Requests and errors as the workers last reported; the highest fresh P95."""
+    def live_counts(self, now: float) -> LiveCounts:
+        """Requests and errors as the workers last reported; the highest fresh P95s."""
         totals = self.recording.worker_totals.values()
         requests = sum(r for r, _ in totals)
         errors = sum(e for _, e in totals)
-        fresh = [p for at, p in self.worker_live.values() if now - at < WORKER_LIVE_STALE_S]
-        p95s = [p for p in fresh if p is not None]
+        fresh = [live for live in self.worker_live.values() if now - live[0] < WORKER_LIVE_STALE_S]
+        p95s = [p for _, p, _ in fresh if p is not None]
+        service_p95s = [s for _, _, s in fresh if s is not None]
         cpu = [c.cpu_usage for c in self.runner.clients.values()]
         if cpu:
             self.cpu.note(max(cpu))
-        return requests, errors, max(p95s) if p95s else None
+        return LiveCounts(
+            requests,
+            errors,
+            max(p95s) if p95s else None,
+            max(service_p95s) if service_p95s else None,
+        )

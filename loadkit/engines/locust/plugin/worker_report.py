@@ -56,6 +56,10 @@ class WorkerReport(BaseModel):
     requests: int = Field(default=0, ge=0, description="requests of the whole test so far")
     errors: int = Field(default=0, ge=0)
     p95_ms: float | None = Field(default=None, description="its last closed second's P95")
+    service_p95_ms: float | None = Field(
+        default=None,
+        description="open model: its last closed second's service-time P95 (None: closed run)",
+    )
     cpu_warnings: int = Field(default=0, ge=0)
     max_cpu: float | None = None
     exceptions: list[ExceptionGroupShare] = Field(
