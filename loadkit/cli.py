@@ -983,7 +983,7 @@ def gate(
     from loadkit.config import load_config
     from loadkit.gate.against_baseline import evaluate_gate
     from loadkit.gate.evaluate import raise_for_outcome
-    from loadkit.measure.results import read_results
+    from loadkit.measure.results_histograms import read_checked_results
     from loadkit.report.gate import (
         render_gate_headline,
         render_gate_table,
@@ -994,7 +994,7 @@ def gate(
     with exit_on_error():
         try:
             settings = load_config(config)
-            loaded = [(str(path), read_results(path)) for path in results]
+            loaded = [(str(path), read_checked_results(path)) for path in results]
             baselines = _baselines(baseline, settings, config, force=force_baseline)
             report = evaluate_gate(
                 settings.criteria,
@@ -1043,14 +1043,14 @@ def compare(
     judge the change by the regression criteria of --config (exit 1 on a regression)."""
     from loadkit.files import write_output
     from loadkit.gate.compare import compare_results
-    from loadkit.measure.results import read_results
+    from loadkit.measure.results_histograms import read_checked_results
     from loadkit.report.compare import render_compare_markdown, render_compare_table
 
     with exit_on_error():
         if config is not None and not fail_on_regression:
             raise ConfigError("--config is for --fail-on-regression; give both or neither")
-        before_results = read_results(before)
-        after_results = read_results(after)
+        before_results = read_checked_results(before)
+        after_results = read_checked_results(after)
         comparison = compare_results(
             before_results,
             after_results,

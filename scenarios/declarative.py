@@ -8,6 +8,9 @@ way::
 
 A master (or a lone process) reads the file into ``--declarative-spec`` at its start: that
 option reaches its workers with each spawn message, so workers elsewhere need no file.
+Locust prepends ``--host`` to each request's path as written: loadkit gives it the target
+without a trailing slash (``http://h/api/`` → ``http://h/api``, then ``/api/items``), as its
+native engine requests it, and refuses a target with a query.
 
 The description (``format = "loadkit.declarative/1"``) and its templates are read by
 ``declarative_spec.py``, which says what they hold.

@@ -86,12 +86,14 @@ def parse_target(text: str, *, option: str = "--host") -> TargetURL:
     )
 
 
-def scenario_base_path(text: str, *, option: str = "--host") -> str:
-    """What a declarative scenario's request paths are appended to, as the Locust path appends
-    them to ``--host`` (FastHttpSession writes ``host + path``, the text as it is): the target's
-    path as written (``http://h/v2`` → ``/v2``; ``http://h/v2/`` → ``/v2/``, then ``/v2//items``),
-    nothing for no path or a lone ``/``. A ``ConfigError`` for a target with a query or a
-    fragment: each request's path would land inside it."""
+def scenario_target(text: str, *, option: str = "--host") -> str:
+    """The URL a declarative scenario's request paths are appended to, the same on both engines:
+    the target without its trailing slash (``http://h/v2/`` → ``http://h/v2``; ``http://h/`` →
+    ``http://h``), so that ``/items`` is requested as ``/v2/items`` or ``/items``, never
+    ``/v2//items`` or ``//items``. The Locust path gives it to Locust as ``--host`` (which
+    writes ``host + path``); the native engine prepends its path (``scenario_base_path``).
+    A ``ConfigError`` naming ``option`` for a target with a query or a fragment: each request's
+    path would land inside it."""
     url = text.strip()
     parse_target(url, option=option)
     parts = urlsplit(url)
@@ -102,7 +104,13 @@ def scenario_base_path(text: str, *, option: str = "--host") -> str:
             "paths to the target's path, so the target cannot carry a query or a fragment; give "
             "scheme://host[:port][/base path] and put the query in the scenario's requests"
         )
-    return "" if parts.path == "/" else parts.path
+    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+
+
+def scenario_base_path(text: str, *, option: str = "--host") -> str:
+    """What the native engine prepends to a declarative scenario's request paths: the path of
+    ``scenario_target`` (``http://h/v2/`` → ``/v2``; nothing for no path or a lone ``/``)."""
+    return urlsplit(scenario_target(text, option=option)).path
 
 
 def check_host(text: str, *, option: str, any_address: bool = False) -> str:

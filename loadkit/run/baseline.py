@@ -18,9 +18,9 @@ from loadkit.measure.results import (
     LoadResults,
     LockAuditResults,
     SmokeResults,
-    read_results,
     write_results,
 )
+from loadkit.measure.results_histograms import read_checked_results
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ def read_baselines(
     force = force or config.baseline.force
     if options:
         return Baselines(
-            files=tuple((str(path), read_results(path)) for path in options), force=force
+            files=tuple((str(path), read_checked_results(path)) for path in options), force=force
         )
     if config.baseline.path is None:
         return Baselines(files=(), force=force)
@@ -58,7 +58,7 @@ def read_baselines(
             force=force,
             note=f"[baseline] path {path} does not exist yet: regression criteria not evaluated",
         )
-    return Baselines(files=((str(path), read_results(path)),), force=force)
+    return Baselines(files=((str(path), read_checked_results(path)),), force=force)
 
 
 def save_baseline(path: Path, results: LoadResults) -> Path:

@@ -23,7 +23,7 @@ from loadkit.logs.breakdown import BreakdownBuilder, ErrorBreakdown, iso, parse_
 from loadkit.logs.formats import log_format
 from loadkit.logs.join import ClientView
 from loadkit.logs.scan import STDIN, ScanCounts, sources_from
-from loadkit.measure.results import read_results
+from loadkit.measure.results_histograms import read_checked_results
 from loadkit.report.errors import empty_input_message, parse_format, render_errors
 
 
@@ -70,7 +70,7 @@ def run_errors(
         if sys.stdin.isatty():
             raise InputError("no input: give service log files, '-' for stdin, or --results")
         names = [STDIN]
-    client = ClientView(read_results(path) for path in results) if results else None
+    client = ClientView(read_checked_results(path) for path in results) if results else None
     builder = BreakdownBuilder(since=since_s, until=until_s, client=client)
     counts = ScanCounts()
     for source in sources_from(names, reader=logs.reader):

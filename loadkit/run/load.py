@@ -55,7 +55,7 @@ from loadkit.engines.locust.locustfile import locustfile_problem
 from loadkit.engines.locust.passthrough import locust_usage_error
 from loadkit.engines.locust.process import STOP_GRACE_S, LocustRun, ProgressCallback, run_locust
 from loadkit.engines.locust.usage_error import ERROR_PREFIX
-from loadkit.engines.target import parse_target
+from loadkit.engines.target import parse_target, scenario_target
 from loadkit.exceptions import (
     ConfigError,
     GeneratorCrashedError,
@@ -708,8 +708,14 @@ def _is_url_scenario(scenario: Path) -> bool:
 
 def _locust_host(target: Target, scenario: Path) -> str:
     """Locust's ``--host``: the target as written (as plain Locust gets it), except for the
-    bundled ``url`` scenario, which requests the target's path on its scheme and host."""
-    return target.host if _is_url_scenario(scenario) else target.url
+    bundled ``url`` scenario, which requests the target's path on its scheme and host, and the
+    declarative one, whose paths follow the target's base path as on the native engine
+    (``scenario_target``: no trailing slash, a query refused)."""
+    if _is_url_scenario(scenario):
+        return target.host
+    if scenario == DECLARATIVE_SCENARIO:
+        return scenario_target(target.url, option="target")
+    return target.url
 
 
 def _url_path(target: Target, scenario: Path) -> str | None:

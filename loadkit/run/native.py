@@ -33,7 +33,7 @@ from loadkit.engines.native.share import (
     plan_scenario,
     run_share,
 )
-from loadkit.engines.target import parse_target
+from loadkit.engines.target import parse_target, scenario_target
 from loadkit.exceptions import (
     ConfigError,
     GeneratorCrashedError,
@@ -133,6 +133,9 @@ def run_native_load(
     """
     if processes < 1:
         raise ConfigError(f"--processes must be at least 1, not {processes}")
+    if scenario is not None:
+        # The URL its paths follow, as the Locust path gives it to Locust (and records it).
+        request = replace(request, url=scenario_target(request.url, option="target"))
     if master is not None and processes > 1:
         raise ConfigError(
             "--master cannot be combined with --processes: run `loadkit load --worker --engine "

@@ -9,21 +9,19 @@ the one atomic writer.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-
-from pydantic import BaseModel
 
 from loadkit.config import load_config
 from loadkit.exceptions import InputError
 from loadkit.files import write_output
 from loadkit.gate.against_baseline import evaluate_gate
 from loadkit.gate.evaluate import AnyResults, GateReport
-from loadkit.measure.histogram import LatencyHistogram
-from loadkit.measure.results import EncodedHistogram, LoadResults, LockAuditResults, read_results
+from loadkit.measure.results import LoadResults, LockAuditResults
+from loadkit.measure.results_histograms import read_checked_results
 from loadkit.report.gate_regression import drawn_baselines_note
 from loadkit.report.hgrm import hgrm_file_names, hgrm_folder_names, render_hgrm
 from loadkit.report.html import ReportInput, render_html_report
@@ -60,11 +58,9 @@ def load_report(
     """
     if not results:
         raise InputError("no results files given: name at least one (loadkit report RESULTS…)")
-    loaded = tuple((str(path), read_results(path)) for path in results)
-    for source, read in loaded:
-        check_histograms(source, read)
+    loaded = tuple((str(path), read_checked_results(path)) for path in results)
     if config is None:
-        baselines = tuple((str(path), read_results(path)) for path in baseline)
+        baselines = tuple((str(path), read_checked_results(path)) for path in baseline)
         return LoadedReport(results=loaded, gate=None, baselines=baselines)
     settings = load_config(config)
     chosen = read_baselines(list(baseline) or None, settings, config, force=force_baseline)
@@ -98,31 +94,6 @@ def drawn_baselines(results: Sequence[Sourced], baselines: Sequence[Sourced]) ->
     last_of_kind = {baseline.kind: source for source, baseline in baselines}
     charted = {r.kind for _, r in results if isinstance(r, LoadResults) and r.totals.requests}
     return {source for kind, source in last_of_kind.items() if kind in charted}
-
-
-def check_histograms(source: str, results: AnyResults) -> None:
-    """Decode every histogram of ``results`` (about 70 µs each), so that a damaged one is an
-    ``InputError`` naming the file and the key (``timeline[3].histogram``) before anything is
-    rendered, rather than an error deep in a chart that names neither."""
-    for key, histogram in _histograms(results, ""):
-        try:
-            LatencyHistogram.decode(histogram)
-        except InputError as exc:
-            raise InputError(
-                f"{source}: {key}: {exc}; the file is damaged: run again to write it anew, or "
-                "restore the file as loadkit wrote it"
-            ) from None
-
-
-def _histograms(value: object, key: str) -> Iterator[tuple[str, EncodedHistogram]]:
-    if isinstance(value, EncodedHistogram):
-        yield key, value
-    elif isinstance(value, BaseModel):
-        for name, field in value:
-            yield from _histograms(field, f"{key}.{name}" if key else name)
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _histograms(item, f"{key}[{index}]")
 
 
 def render_report(report: LoadedReport, *, now: datetime | None = None) -> str:

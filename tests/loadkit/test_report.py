@@ -342,7 +342,9 @@ def test_bad_input_is_exit_2_naming_the_file(files: dict[str, Path], tmp_path: P
         bad.write_bytes(orjson.dumps(damaged))
         result = CliRunner().invoke(app, ["report", str(bad), "--hgrm", str(tmp_path / "h")])
         assert result.exit_code == 2
-        assert f"{bad}: {key}[1].histogram: histogram data cannot be decoded" in result.output
+        # The key, then what it measures (an endpoint by name, a second by its t_s).
+        assert f"{bad}: {key}[1].histogram (" in result.output
+        assert "): histogram data cannot be decoded" in result.output
         assert "run again" in result.output and not (tmp_path / "h").exists()
 
 

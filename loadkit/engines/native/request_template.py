@@ -189,8 +189,9 @@ class RequestTemplate:
         base_path: str = "",
     ) -> None:
         """``where`` names the request in errors; ``host`` is the Host header; ``base_path`` the
-        target's path, put before ``path`` as it is once ``path`` is filled in (the Locust path
-        prepends ``--host`` so: ``scenario_base_path``); ``secrets`` the values of the ``${VAR}``s
+        target's path without its trailing slash, put before ``path`` once ``path`` is filled
+        in (``scenario_base_path``; the Locust path gets the same base as ``--host``, which
+        Locust prepends); ``secrets`` the values of the ``${VAR}``s
         it uses. A ``ConfigError`` for a header the engine writes itself
         or a secret that cannot be sent in a header."""
         self.where = where
