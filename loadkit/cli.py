@@ -129,6 +129,40 @@ def _as_sigint(signum: int, frame: FrameType | None) -> None:
     signal.raise_signal(signal.SIGINT)
 
 
+# --- help panels -------------------------------------------------------------------------------
+
+DEFAULT_PANEL = "Options"
+"""Where an option without a ``rich_help_panel`` is listed."""
+
+
+class PanelledCommand(TyperCommand):
+    """A command whose ``--help`` lists its options under their ``rich_help_panel`` headings.
+
+    Typer draws panels in rich mode only, and this app's help is plain click (see ``app``):
+    options without a panel come first under "Options", then each panel in the order its first
+    option is declared, as typer's rich help orders them.
+    """
+
+    # ctx and formatter are typer's vendored click objects (not public API to name).
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        """The arguments, then the options panel by panel."""
+        arguments: list[tuple[str, str]] = []
+        panels: dict[str, list[tuple[str, str]]] = {DEFAULT_PANEL: []}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if param.param_type_name == "argument":
+                arguments.append(record)
+            elif param.param_type_name == "option":
+                panel = getattr(param, "rich_help_panel", None) or DEFAULT_PANEL
+                panels.setdefault(panel, []).append(record)
+        for title, records in [("Arguments", arguments), *panels.items()]:
+            if records:
+                with formatter.section(title):
+                    formatter.write_dl(records)
+
+
 # --- `--`: the arguments for Locust ----------------------------------------------------------
 
 LOCUST_ARGS = "loadkit.locust_args"
@@ -136,7 +170,7 @@ LOCUST_ARGS = "loadkit.locust_args"
 SEPARATOR = "--"
 
 
-class LocustArgsCommand(TyperCommand):
+class LocustArgsCommand(PanelledCommand):
     """A command that hands everything after the first ``--`` to Locust (``load``, ``ui``).
 
     Split here, before click parses: click would give the first word after ``--`` to the
@@ -158,7 +192,7 @@ class LocustArgsCommand(TyperCommand):
         return [*super().collect_usage_pieces(ctx), "[-- LOCUST_ARGS...]"]
 
 
-class NoLocustArgsCommand(TyperCommand):
+class NoLocustArgsCommand(PanelledCommand):
     """A command without arguments of its own, that says so when given ``--`` (which passes
     arguments to Locust in ``load`` and ``ui`` only)."""
 
