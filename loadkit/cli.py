@@ -21,6 +21,49 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from typer.core import TyperCommand
 
+from loadkit.cli_options import (
+    MAX_PORT,
+    AcceptDurationOption,
+    AcceptEdgeTimeoutOption,
+    AcceptHostOption,
+    AcceptHttp2Option,
+    AcceptProfileOption,
+    BaselineOption,
+    BodyOption,
+    CaCertOption,
+    ConcurrencyOption,
+    ConfigOption,
+    DurationOption,
+    EngineOption,
+    ExpectWorkersMaxWaitOption,
+    ExpectWorkersOption,
+    ForceBaselineOption,
+    HeaderOption,
+    InsecureOption,
+    LoadConfigOption,
+    LoadHostOption,
+    LoadHtmlOption,
+    LoadHttp2Option,
+    LoadOutOption,
+    LoadProfileOption,
+    LoadUrlArgument,
+    MasterBindHostOption,
+    MasterHostOption,
+    MasterOption,
+    MasterPortOption,
+    MaxInFlightOption,
+    MethodOption,
+    OutDirOption,
+    ProcessesOption,
+    QuietOption,
+    RateOption,
+    SaveBaselineOption,
+    ScenarioOption,
+    ServiceEnvOption,
+    SpawnRateOption,
+    StagesOption,
+    WorkerOption,
+)
 from loadkit.defaults import (
     DEFAULT_CONFIG,
     DEFAULT_LOAD_OUT,
@@ -58,8 +101,6 @@ EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 EXIT_INVALID_RUN = 4
 EXIT_INTERRUPTED = 130
-
-MAX_PORT = 65_535
 
 EXIT_CODES: dict[type[BaseException], int] = {
     CriteriaNotMetError: EXIT_FAILED,
@@ -234,28 +275,6 @@ def locust_args_of(ctx: typer.Context) -> tuple[str, ...]:
     return check_locust_args(ctx.meta.get(LOCUST_ARGS, ()))
 
 
-ConfigOption = Annotated[
-    Path,
-    typer.Option("--config", help="The acceptance file: criteria, smoke checks, load profiles."),
-]
-InsecureOption = Annotated[
-    bool,
-    typer.Option(
-        "--insecure",
-        help="https: check no certificate (by default they are verified against the system's "
-        "CAs, on every engine).",
-    ),
-]
-CaCertOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--ca-cert",
-        help="https: verify the target's certificate against this PEM file (e.g. a private CA).",
-        show_default=False,
-    ),
-]
-
-
 # --- serve -------------------------------------------------------------------------------------
 
 
@@ -426,172 +445,35 @@ def smoke(
 @app.command(cls=LocustArgsCommand)
 def load(
     ctx: typer.Context,
-    url: Annotated[
-        str | None,
-        typer.Argument(
-            help="A URL to hit again and again: on the native engine (or Locust's `url` "
-            "scenario with --engine locust).",
-            show_default=False,
-        ),
-    ] = None,
-    host: Annotated[
-        str | None,
-        typer.Option(
-            help=f"Base URL of the API under test (default: {DEFAULT_TARGET}).",
-            show_default=False,
-        ),
-    ] = None,
-    scenario: Annotated[
-        str | None,
-        typer.Option(
-            help="Scenario name (login, api, url), a declarative scenario [scenarios.NAME] of "
-            "the acceptance file, or path to a locustfile."
-        ),
-    ] = None,
-    concurrency: Annotated[
-        int | None,
-        typer.Option(
-            help="Closed model: simulated users on Locust, connections on the native engine "
-            "(profile default: 10)."
-        ),
-    ] = None,
-    duration: Annotated[
-        float | None, typer.Option(help="Seconds to run (profile default: 60).")
-    ] = None,
-    spawn_rate: Annotated[
-        float | None, typer.Option(help="Users started per second (default: all at once).")
-    ] = None,
-    rate: Annotated[
-        float | None,
-        typer.Option(
-            help="Open model: iterations (task runs) started per second, on a timetable; "
-            "latency is measured from when each was due. With --stages: the rate they ramp from.",
-            show_default=False,
-        ),
-    ] = None,
-    max_in_flight: Annotated[
-        int | None,
-        typer.Option(
-            help="Open model: the most iterations running at once; later ones wait, still "
-            "measured from when they were due (default: 30 s worth at the highest rate, at "
-            "most 2000).",
-            show_default=False,
-        ),
-    ] = None,
-    stages: Annotated[
-        str | None,
-        typer.Option(
-            help="Ramp the load in stages, e.g. 30s:50,60s:200,30s:0 (for 30 s to 50, for 60 s "
-            "to 200, for 30 s down to 0): users in a closed run, iterations/s with --rate. "
-            "Their total is the run's duration (not with --duration).",
-            show_default=False,
-        ),
-    ] = None,
-    processes_option: Annotated[
-        str,
-        typer.Option(
-            "--processes",
-            help="Generator processes on this machine, a number or `auto` (one per core): "
-            "native engine processes whose shares merge exactly, or Locust's master and N "
-            "workers.",
-        ),
-    ] = "1",
-    out: Annotated[Path, typer.Option(help="Where to write the results file.")] = DEFAULT_LOAD_OUT,
-    html: Annotated[
-        Path | None,
-        typer.Option(
-            help="Also write the run's HTML report here (charts and tables; `loadkit report "
-            "--html` makes one from a results file later, with a verdict).",
-            show_default=False,
-        ),
-    ] = None,
-    config: Annotated[
-        Path | None,
-        typer.Option(help="acceptance.toml with [profiles] (default: ./acceptance.toml if any)."),
-    ] = None,
-    profile: Annotated[
-        str, typer.Option(help="Load profile in [profiles.<name>].")
-    ] = DEFAULT_PROFILE,
-    master: Annotated[
-        bool,
-        typer.Option(
-            "--master",
-            help="Run as master; workers connect from elsewhere (either engine: a URL's native "
-            "run splits its connections or its rate among them).",
-        ),
-    ] = False,
-    expect_workers: Annotated[
-        int, typer.Option(min=1, help="--master: start once this many workers are connected.")
-    ] = 1,
-    expect_workers_max_wait: Annotated[
-        int,
-        typer.Option(
-            min=1,
-            help="--master: give up when the workers have not all connected within this many "
-            "seconds (exit 4, an aborted results file at --out).",
-        ),
-    ] = DEFAULT_WORKERS_WAIT_S,
-    worker: Annotated[
-        bool,
-        typer.Option(
-            "--worker",
-            help="Run as a worker of the master at --master-host (a native master's: add "
-            "--engine native; the URL and the load come from the master).",
-        ),
-    ] = False,
-    master_host: Annotated[str, typer.Option(help="--worker: the master's address.")] = LOOPBACK,
-    master_port: Annotated[
-        int, typer.Option(min=1, max=MAX_PORT, help="The master's port for workers.")
-    ] = DEFAULT_MASTER_PORT,
-    master_bind_host: Annotated[
-        str,
-        typer.Option(
-            help="--master: the address workers connect to; loopback by default, give the "
-            "machine's address (or 0.0.0.0) to accept workers from other machines."
-        ),
-    ] = LOOPBACK,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress line.")] = False,
-    engine: Annotated[
-        str | None,
-        typer.Option(
-            "--engine",
-            help="locust or native. A URL or a declarative scenario [scenarios.NAME] runs on "
-            "the native engine (asyncio + uvloop, about wrk's CPU per request, 12-14 µs here "
-            "for a URL) unless --engine locust, --http2 or it ramps users (--spawn-rate, closed "
-            "--stages); a locustfile always runs on Locust (~110-170 µs of CPU per request: one "
-            "process tops out near 8 k req/s). Default: the profile's engine, else that rule.",
-            show_default=False,
-        ),
-    ] = None,
-    method: Annotated[
-        str | None,
-        typer.Option(help="A URL run's HTTP method (default GET).", show_default=False),
-    ] = None,
-    header: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--header", help="A URL run's header, 'Name: value' (repeatable).", show_default=False
-        ),
-    ] = None,
-    body: Annotated[
-        str | None,
-        typer.Option(
-            help="A URL run's request body: the text, or @FILE for a file's bytes.",
-            show_default=False,
-        ),
-    ] = None,
+    url: LoadUrlArgument = None,
+    host: LoadHostOption = None,
+    method: MethodOption = None,
+    header: HeaderOption = None,
+    body: BodyOption = None,
+    scenario: ScenarioOption = None,
+    config: LoadConfigOption = None,
+    profile: LoadProfileOption = DEFAULT_PROFILE,
+    concurrency: ConcurrencyOption = None,
+    duration: DurationOption = None,
+    spawn_rate: SpawnRateOption = None,
+    rate: RateOption = None,
+    max_in_flight: MaxInFlightOption = None,
+    stages: StagesOption = None,
+    engine: EngineOption = None,
+    processes_option: ProcessesOption = "1",
+    http2: LoadHttp2Option = False,
     insecure: InsecureOption = False,
     ca_cert: CaCertOption = None,
-    http2: Annotated[
-        bool,
-        typer.Option(
-            "--http2",
-            help="Speak HTTP/2: h2c by prior knowledge on http://, ALPN h2 on https://. Runs on "
-            "Locust; the bundled scenarios switch, a locustfile must be written on "
-            "scenarios/http2_user.py (Http2User or FastOrHttp2User). Default: the profile's "
-            "http2.",
-        ),
-    ] = False,
+    out: LoadOutOption = DEFAULT_LOAD_OUT,
+    html: LoadHtmlOption = None,
+    quiet: QuietOption = False,
+    master: MasterOption = False,
+    expect_workers: ExpectWorkersOption = 1,
+    expect_workers_max_wait: ExpectWorkersMaxWaitOption = DEFAULT_WORKERS_WAIT_S,
+    master_bind_host: MasterBindHostOption = LOOPBACK,
+    worker: WorkerOption = False,
+    master_host: MasterHostOption = LOOPBACK,
+    master_port: MasterPortOption = DEFAULT_MASTER_PORT,
 ) -> None:
     """Run a URL or a Locust scenario with exact HDR latencies, freeze and overload detection.
 
@@ -964,24 +846,6 @@ def ui(
 
 # --- gate / accept / compare -------------------------------------------------------------------
 
-BaselineOption = Annotated[
-    list[Path] | None,
-    typer.Option(
-        "--baseline",
-        help='Results file of the baseline run the regression criteria (op = "regression") '
-        "are judged against; one per kind (default: [baseline] path of the acceptance file).",
-        show_default=False,
-    ),
-]
-ForceBaselineOption = Annotated[
-    bool,
-    typer.Option(
-        "--force-baseline",
-        help="Judge against a baseline whose run differs (scenario, model, engine, users or "
-        "rate, duration, stages) instead of refusing it (exit 2).",
-    ),
-]
-
 
 @app.command()
 def gate(
@@ -1232,66 +1096,19 @@ def _regression_report(
 
 @app.command(cls=NoLocustArgsCommand)
 def accept(
-    host: Annotated[
-        str | None,
-        typer.Option(
-            help="Base URL of the API under test (default: start the bundled service on a free "
-            "loopback port with a fresh SQLite database).",
-            show_default=False,
-        ),
-    ] = None,
-    profile: Annotated[
-        str, typer.Option(help="Which load profile of acceptance.toml to run (profiles.NAME).")
-    ] = DEFAULT_PROFILE,
-    duration: Annotated[
-        float | None,
-        typer.Option(
-            help="Seconds of load, overriding the profile's duration_s.", show_default=False
-        ),
-    ] = None,
-    out_dir: Annotated[
-        Path, typer.Option(help="Where the timestamped report folder is created.")
-    ] = DEFAULT_REPORTS_DIR,
-    service_env: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--service-env",
-            help="KEY=VALUE setting for the bundled service (repeatable), e.g. a fault switch.",
-            show_default=False,
-        ),
-    ] = None,
+    host: AcceptHostOption = None,
+    service_env: ServiceEnvOption = None,
+    http2: AcceptHttp2Option = False,
+    edge_timeout: AcceptEdgeTimeoutOption = None,
     config: ConfigOption = DEFAULT_CONFIG,
+    profile: AcceptProfileOption = DEFAULT_PROFILE,
+    duration: AcceptDurationOption = None,
     insecure: InsecureOption = False,
     ca_cert: CaCertOption = None,
-    http2: Annotated[
-        bool,
-        typer.Option(
-            "--http2",
-            help="Smoke and load speak HTTP/2; the bundled service is served over h2c through "
-            "nginx (which must be installed) in front of uvicorn.",
-        ),
-    ] = False,
-    edge_timeout: Annotated[
-        float | None,
-        typer.Option(
-            min=0.001,
-            help="--http2, bundled service: seconds nginx waits on a silent handler "
-            "(proxy_read_timeout): 504 before its headers, a stream reset with INTERNAL_ERROR "
-            "after them.  [default: 60]",
-            show_default=False,
-        ),
-    ] = None,
+    out_dir: OutDirOption = DEFAULT_REPORTS_DIR,
     baseline: BaselineOption = None,
     force_baseline: ForceBaselineOption = False,
-    save_baseline: Annotated[
-        Path | None,
-        typer.Option(
-            "--save-baseline",
-            help="After a pass, write the run's load results here as the new baseline (e.g. on "
-            "the main branch); nothing is written when the gate does not pass.",
-            show_default=False,
-        ),
-    ] = None,
+    save_baseline: SaveBaselineOption = None,
 ) -> None:
     """The whole acceptance: lock audit, smoke, load profile, gate; every report in one folder.
 
