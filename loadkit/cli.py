@@ -13,7 +13,6 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any
@@ -91,6 +90,7 @@ from loadkit.exceptions import (
 )
 
 if TYPE_CHECKING:
+    from loadkit.cli_load_plan import LoadOptions, LoadPlan
     from loadkit.config import AcceptanceConfig, Criterion
     from loadkit.gate.evaluate import GateReport
     from loadkit.measure.results import LoadResults, LockAuditResults, SmokeResults
@@ -510,160 +510,163 @@ def load(
     variables are read as plain Locust reads them: loadkit says which on stderr, records them
     in the results, and refuses a key it sets itself.
     """
-    from loadkit.engines.choice import engine_for_profile, refuse_locust_args
-    from loadkit.engines.declarative import declarative_scenario, describe
-    from loadkit.engines.tls import tls_options
-    from loadkit.engines.url_request import request_spec
-    from loadkit.report.load import render_load_table
-    from loadkit.run.load import DECLARATIVE_SCENARIO, URL_SCENARIO, run_load, run_worker
-    from loadkit.run.profile import find_config, load_profile, stages_option
+    from loadkit.cli_load_plan import (
+        DistributedOptions,
+        EngineOptions,
+        LoadOptions,
+        OutputOptions,
+        ProfileOptions,
+        RequestOptions,
+        TlsFlags,
+        check_load_roles,
+        plan_load,
+    )
 
-    with exit_on_error(), sigterm_as_interrupt():
-        check_load_roles(ctx)
-        locust_args = locust_args_of(ctx)
-        tls = tls_options(insecure=insecure, ca_cert=ca_cert)
-        shaping = [
-            flag
-            for flag, value in (("--method", method), ("--header", header), ("--body", body))
-            if value
-        ]
-        if shaping and scenario is not None:
-            raise ConfigError(
-                f"{shaping[0]} and --scenario cannot go together: {shaping[0]} shapes the "
-                "request of a URL run; a scenario's requests are its own (its locustfile)"
-            )
-        if shaping and url is None:
-            raise ConfigError(
-                f"{shaping[0]} shapes the request of a URL run: give the URL "
-                f"(`loadkit load URL {shaping[0]} ...`)"
-            )
-        if url is not None and scenario is None:
-            scenario = URL_SCENARIO
-        processes = processes_count(processes_option)
-        acceptance = find_config(config)
-        target_profile = acceptance.target if acceptance is not None else None
-        chosen = load_profile(
-            acceptance,
-            profile,
+    options = LoadOptions(
+        request=RequestOptions(
+            url=url, host=host, method=method, headers=tuple(header or ()), body=body
+        ),
+        profile=ProfileOptions(
+            config=config,
+            profile=profile,
             scenario=scenario,
             concurrency=concurrency,
             duration_s=duration,
             spawn_rate=spawn_rate,
             rate=rate,
             max_in_flight=max_in_flight,
-            stages=stages_option(stages),
-        )
-        http2 = http2 or chosen.http2
-        declarative = declarative_scenario(acceptance, chosen.scenario)
-        chosen_engine = engine_for_profile(
-            chosen,
-            requested=engine or chosen.engine,
-            source="--engine" if engine else f"profile {profile!r}'s engine",
-            url_run=chosen.scenario == URL_SCENARIO,
-            declarative=declarative is not None,
-            http2=http2,
+            stages=stages,
+        ),
+        engine=EngineOptions(engine=engine, processes=processes_option, http2=http2),
+        tls=TlsFlags(insecure=insecure, ca_cert=ca_cert),
+        output=OutputOptions(out=out, html=html, quiet=quiet),
+        distributed=DistributedOptions(
+            master=master,
+            expect_workers=expect_workers,
+            expect_workers_max_wait=expect_workers_max_wait,
+            master_bind_host=master_bind_host,
             worker=worker,
+            master_host=master_host,
+            master_port=master_port,
+        ),
+    )
+    with exit_on_error(), sigterm_as_interrupt():
+        check_load_roles(ctx)
+        plan = plan_load(
+            options,
+            locust_args=locust_args_of(ctx),
+            locust_args_given=ctx.meta.get(LOCUST_ARGS) is not None,
         )
-        refuse_locust_args(chosen_engine, given=ctx.meta.get(LOCUST_ARGS) is not None)
-        # Checked before anything starts: its placeholders, and its ${ENV_VAR}s set here.
-        spec = describe(*declarative, os.environ) if declarative and not worker else None
-        if worker and chosen_engine == "native":
-            from loadkit.run.native import run_native_worker
-
-            if processes > 1:
-                raise ConfigError(
-                    "--processes on a native worker: start one `loadkit load --worker --engine "
-                    "native` per core instead (the master splits the run among them)"
-                )
-            tls_given = insecure or ca_cert is not None
-            done = run_native_worker(
-                master_host=master_host,
-                master_port=master_port,
-                tls=tls if tls_given else None,
-                quiet=quiet,
-            )
-            typer.echo(
-                f"{done.plan.source} of {done.plan.worker_count}: {done.requests} requests, "
-                f"{done.errors} errors; share sent to the master at {master_host}:{master_port}, "
-                "which writes the results"
-            )
-            return
-        target = url or host or DEFAULT_TARGET
-        request = request_spec(target, method=method, headers=header or (), body=body, tls=tls)
-        abort_on = _abort_criteria(config)
-        if target_profile is not None:
-            # The native engine reads error kinds and sends the trace header as [target] says.
-            request = replace(request, target=target_profile)
         if worker:
-            code = run_worker(
-                # A declarative scenario's description comes from the master with each spawn.
-                scenario=str(DECLARATIVE_SCENARIO) if declarative else chosen.scenario,
-                master_host=master_host,
-                master_port=master_port,
-                processes=processes,
-                locust_args=locust_args,
-                tls=tls,
-                http2=http2,
-                target_profile=target_profile,
-            )
-            raise typer.Exit(code=code)
+            raise typer.Exit(code=_run_load_worker(plan, options))
         try:
-            if chosen_engine == "native":
-                from loadkit.run.native import NativeMaster, run_native_load
-
-                results = run_native_load(
-                    request=request,
-                    profile=chosen,
-                    out=out,
-                    processes=processes,
-                    quiet=quiet,
-                    master=(
-                        NativeMaster(
-                            expect=expect_workers,
-                            bind_host=master_bind_host,
-                            bind_port=master_port,
-                            wait_s=expect_workers_max_wait,
-                        )
-                        if master
-                        else None
-                    ),
-                    abort_on=abort_on,
-                    scenario=spec,
-                )
-            else:
-                results = run_load(
-                    target=target,
-                    profile=chosen,
-                    out=out,
-                    processes=processes,
-                    quiet=quiet,
-                    master=master,
-                    expect_workers=expect_workers,
-                    master_bind_host=master_bind_host,
-                    master_bind_port=master_port,
-                    master_wait_s=expect_workers_max_wait,
-                    locust_args=locust_args,
-                    request=request,
-                    tls=tls,
-                    http2=http2,
-                    abort_on=abort_on,
-                    target_profile=target_profile,
-                    declarative=spec,
-                )
+            results = _run_load(plan, options)
         except (InvalidLoadRunError, GeneratorCrashedError, LoadInterrupted) as stopped:
             if stopped.results is not None:
-                typer.echo(
-                    render_load_table(stopped.results, path=str(stopped.path), criteria=abort_on)
-                )
-                _write_load_html(html, str(stopped.path), stopped.results)
+                _show_load(stopped.results, str(stopped.path), plan, html=html)
             raise
-        typer.echo(render_load_table(results, path=str(out), criteria=abort_on))
-        _write_load_html(html, str(out), results)
-        _raise_if_stopped_by_a_criterion(results, abort_on)
-        if results.locust_exit_code:
-            # Locust's own verdict (the locustfile's process_exit_code, 2 after an exception in
-            # its event handlers or greenlets): exited with, as plain Locust does.
-            raise typer.Exit(code=results.locust_exit_code)
+        _show_load(results, str(out), plan, html=html)
+        _raise_for_load_outcome(results, plan.abort_on)
+
+
+def _run_load_worker(plan: LoadPlan, options: LoadOptions) -> int:
+    """``--worker``: measure this machine's share of the master's run and send it there (the
+    master writes the results); the exit code."""
+    distributed = options.distributed
+    if plan.engine == "native":
+        from loadkit.run.native import run_native_worker
+
+        done = run_native_worker(
+            master_host=distributed.master_host,
+            master_port=distributed.master_port,
+            tls=plan.tls if options.tls.given else None,
+            quiet=options.output.quiet,
+        )
+        typer.echo(
+            f"{done.plan.source} of {done.plan.worker_count}: {done.requests} requests, "
+            f"{done.errors} errors; share sent to the master at {distributed.master_host}:"
+            f"{distributed.master_port}, which writes the results"
+        )
+        return 0
+    from loadkit.run.load import DECLARATIVE_SCENARIO, run_worker
+
+    return run_worker(
+        # A declarative scenario's description comes from the master with each spawn.
+        scenario=str(DECLARATIVE_SCENARIO) if plan.declarative else plan.profile.scenario,
+        master_host=distributed.master_host,
+        master_port=distributed.master_port,
+        processes=plan.processes,
+        locust_args=plan.locust_args,
+        tls=plan.tls,
+        http2=plan.http2,
+        target_profile=plan.target_profile,
+    )
+
+
+def _run_load(plan: LoadPlan, options: LoadOptions) -> LoadResults:
+    """Run ``plan`` on its engine, locally or as the master; its results (also at --out)."""
+    output, distributed = options.output, options.distributed
+    if plan.engine == "native":
+        from loadkit.run.native import NativeMaster, run_native_load
+
+        return run_native_load(
+            request=plan.request,
+            profile=plan.profile,
+            out=output.out,
+            processes=plan.processes,
+            quiet=output.quiet,
+            master=(
+                NativeMaster(
+                    expect=distributed.expect_workers,
+                    bind_host=distributed.master_bind_host,
+                    bind_port=distributed.master_port,
+                    wait_s=distributed.expect_workers_max_wait,
+                )
+                if distributed.master
+                else None
+            ),
+            abort_on=plan.abort_on,
+            scenario=plan.description,
+        )
+    from loadkit.run.load import run_load
+
+    return run_load(
+        target=plan.target,
+        profile=plan.profile,
+        out=output.out,
+        processes=plan.processes,
+        quiet=output.quiet,
+        master=distributed.master,
+        expect_workers=distributed.expect_workers,
+        master_bind_host=distributed.master_bind_host,
+        master_bind_port=distributed.master_port,
+        master_wait_s=distributed.expect_workers_max_wait,
+        locust_args=plan.locust_args,
+        request=plan.request,
+        tls=plan.tls,
+        http2=plan.http2,
+        abort_on=plan.abort_on,
+        target_profile=plan.target_profile,
+        declarative=plan.description,
+    )
+
+
+def _show_load(results: LoadResults, path: str, plan: LoadPlan, *, html: Path | None) -> None:
+    """A load run's summary table, and its HTML report with ``--html``."""
+    from loadkit.report.load import render_load_table
+
+    typer.echo(render_load_table(results, path=path, criteria=plan.abort_on))
+    _write_load_html(html, path, results)
+
+
+def _raise_for_load_outcome(results: LoadResults, abort_on: tuple[Criterion, ...]) -> None:
+    """A valid run's exit code: 1 when an abort-on-fail criterion stopped it, else Locust's own
+    verdict when nonzero (as plain Locust exits), else 0."""
+    _raise_if_stopped_by_a_criterion(results, abort_on)
+    if results.locust_exit_code:
+        # Locust's own verdict (the locustfile's process_exit_code, 2 after an exception in
+        # its event handlers or greenlets): exited with, as plain Locust does.
+        raise typer.Exit(code=results.locust_exit_code)
 
 
 def _write_load_html(html: Path | None, source: str, results: LoadResults) -> None:
@@ -680,17 +683,6 @@ def _write_load_html(html: Path | None, source: str, results: LoadResults) -> No
     )
 
 
-def _abort_criteria(config: Path | None) -> tuple[Criterion, ...]:
-    """The abort-on-fail criteria of ``--config`` (given explicitly: a load run does not gate,
-    and ./acceptance.toml's criteria do not stop runs nobody asked to stop)."""
-    if config is None:
-        return ()
-    from loadkit.config import load_config
-    from loadkit.gate.abort import abort_criteria
-
-    return abort_criteria(load_config(config).criteria)
-
-
 def _raise_if_stopped_by_a_criterion(results: LoadResults, abort_on: tuple[Criterion, ...]) -> None:
     """A run an abort-on-fail criterion stopped failed (exit 1), saying when and on what."""
     stopped = results.stopped
@@ -699,72 +691,6 @@ def _raise_if_stopped_by_a_criterion(results: LoadResults, abort_on: tuple[Crite
     from loadkit.report.abort import stopped_early
 
     raise CriteriaNotMetError(stopped_early(stopped, abort_on))
-
-
-# Options that only one role of `loadkit load` reads: given to another, they would be ignored
-# silently (or, --master with --worker, leave a worker waiting for a master that never comes).
-_RUN_OPTIONS = (
-    *("url", "host", "concurrency", "duration", "spawn_rate", "rate", "max_in_flight", "stages"),
-    "out",
-)
-_ROLE_ONLY = {
-    "expect_workers": ("master",),
-    "expect_workers_max_wait": ("master",),
-    "master_bind_host": ("master",),
-    "master_host": ("worker",),
-    "master_port": ("master", "worker"),
-}
-
-
-def check_load_roles(ctx: typer.Context) -> None:
-    """Refuse options of `loadkit load` that cannot go together (exit 2), naming them."""
-    # By name: typer vendors its own click, whose ParameterSource is not click's.
-    sources = {name: ctx.get_parameter_source(name) for name in ctx.params}
-    given = {name for name, source in sources.items() if source and source.name != "DEFAULT"}
-    roles = {role for role in ("master", "worker") if ctx.params.get(role)}
-    if roles == {"master", "worker"}:
-        raise ConfigError(
-            "--master and --worker cannot go together: run `loadkit load --master` on one "
-            "machine and `loadkit load --worker --master-host H` on each of the others"
-        )
-    if "worker" in roles and (ignored := [n for n in _RUN_OPTIONS if n in given]):
-        raise ConfigError(
-            f"--worker takes the target, the load (users, rate, stages), duration and results "
-            f"from its master; "
-            f"give {_flags(ignored)} to `loadkit load --master` instead"
-        )
-    for name, needs in _ROLE_ONLY.items():
-        if name in given and not roles & set(needs):
-            raise ConfigError(
-                f"{_flags([name])} is for {' or '.join(f'--{role}' for role in needs)} only"
-            )
-    from loadkit.engines.target import check_host
-
-    # Locust would take a malformed host to its socket layer and die with a traceback (exit 4).
-    if "worker" in roles:
-        check_host(str(ctx.params["master_host"]), option="--master-host")
-    if "master" in roles:
-        check_host(
-            str(ctx.params["master_bind_host"]), option="--master-bind-host", any_address=True
-        )
-
-
-def processes_count(value: str) -> int:
-    """``--processes``: a whole number of at least 1, or ``auto`` (one per core); a ConfigError
-    naming the value otherwise."""
-    if value.strip().lower() == "auto":
-        return os.cpu_count() or 1
-    try:
-        count = int(value)
-    except ValueError:
-        count = 0
-    if count < 1:
-        raise ConfigError(f"--processes {value!r}: give a whole number of at least 1, or auto")
-    return count
-
-
-def _flags(names: list[str]) -> str:
-    return ", ".join("the URL" if n == "url" else "--" + n.replace("_", "-") for n in names)
 
 
 @app.command(cls=LocustArgsCommand)

@@ -38,9 +38,11 @@ ALLOWED: dict[str, set[str]] = {
     "run": BASE | {"measure", "gate", "logs", "lockaudit", "report", "engines", "traces"},
     # cli_options: the commands' option declarations (typer aliases), under cli alone.
     "cli_options": {"defaults"},
+    # cli_load_plan: `loadkit load`'s options bundled, checked and resolved into its run.
+    "cli_load_plan": BASE | {"gate", "engines", "run"},
     "cli": BASE
     | {"measure", "gate", "logs", "lockaudit", "report", "engines", "run", "traces"}
-    | {"cli_options"},
+    | {"cli_options", "cli_load_plan"},
     "__main__": {"cli"},
     "__init__": set(),
 }
