@@ -94,6 +94,7 @@ if TYPE_CHECKING:
     from loadkit.config import AcceptanceConfig, Criterion
     from loadkit.gate.evaluate import GateReport
     from loadkit.measure.results import LoadResults, LockAuditResults, SmokeResults
+    from loadkit.run.accept import AcceptanceRun
     from loadkit.run.baseline import Baselines
 
 EXIT_FAILED = 1
@@ -1051,16 +1052,11 @@ def accept(
     from loadkit.config import load_config
     from loadkit.engines.tls import tls_options
     from loadkit.gate.evaluate import raise_for_outcome
-    from loadkit.report.gate import render_gate_headline, render_gate_table
-    from loadkit.run.accept import HTML_FILE, run_acceptance
+    from loadkit.report.gate import render_gate_headline
+    from loadkit.run.accept import run_acceptance
 
     with exit_on_error(), sigterm_as_interrupt():
-        env: dict[str, str] = {}
-        for entry in service_env or []:
-            key, sep, value = entry.partition("=")
-            if not sep or not key:
-                raise ConfigError(f"--service-env {entry!r} must look like KEY=VALUE")
-            env[key] = value
+        env = _service_env(service_env or [])
         # Read before anything runs: a missing or invalid baseline is exit 2 at once, not
         # after minutes of load.
         baselines = _baselines(baseline, load_config(config), config, force=force_baseline)
@@ -1078,15 +1074,35 @@ def accept(
             baselines=baselines,
             save_baseline_to=save_baseline,
         )
-        typer.echo("")
-        typer.echo(render_gate_table(run.report), nl=False)
-        typer.echo(f"reports: {run.folder}")
-        if run.saved_baseline is not None:
-            typer.echo(f"baseline saved: {run.saved_baseline}")
-        elif save_baseline is not None:
-            typer.echo(f"baseline not saved to {save_baseline}: the gate did not pass")
-        typer.echo(f"HTML report: {run.folder / HTML_FILE}")
+        _show_acceptance(run, save_baseline)
         raise_for_outcome(run.report, message=render_gate_headline(run.report))
+
+
+def _service_env(entries: list[str]) -> dict[str, str]:
+    """``--service-env KEY=VALUE`` entries as the bundled service's settings; a ConfigError
+    naming an entry of another shape."""
+    env: dict[str, str] = {}
+    for entry in entries:
+        key, sep, value = entry.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--service-env {entry!r} must look like KEY=VALUE")
+        env[key] = value
+    return env
+
+
+def _show_acceptance(run: AcceptanceRun, save_baseline: Path | None) -> None:
+    """The gate's table after the run, and where its reports (and baseline) went."""
+    from loadkit.report.gate import render_gate_table
+    from loadkit.run.accept import HTML_FILE
+
+    typer.echo("")
+    typer.echo(render_gate_table(run.report), nl=False)
+    typer.echo(f"reports: {run.folder}")
+    if run.saved_baseline is not None:
+        typer.echo(f"baseline saved: {run.saved_baseline}")
+    elif save_baseline is not None:
+        typer.echo(f"baseline not saved to {save_baseline}: the gate did not pass")
+    typer.echo(f"HTML report: {run.folder / HTML_FILE}")
 
 
 # --- audit-locks -------------------------------------------------------------------------------
