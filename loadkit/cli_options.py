@@ -18,8 +18,9 @@ from loadkit.defaults import DEFAULT_TARGET
 
 MAX_PORT = 65_535
 
-# The panels, in the order ``loadkit load --help`` lists them.
+# The panels, in the order ``loadkit load --help`` lists them (SERVICE_PANEL: accept's).
 TARGET_PANEL = "Target and request"
+SERVICE_PANEL = "Target or bundled service"
 PROFILE_PANEL = "Load profile"
 MODEL_PANEL = "Load model"
 ENGINE_PANEL = "Engine"
@@ -338,7 +339,7 @@ AcceptHostOption = Annotated[
         help="Base URL of the API under test (default: start the bundled service on a free "
         "loopback port with a fresh SQLite database).",
         show_default=False,
-        rich_help_panel=TARGET_PANEL,
+        rich_help_panel=SERVICE_PANEL,
     ),
 ]
 ServiceEnvOption = Annotated[
@@ -347,7 +348,7 @@ ServiceEnvOption = Annotated[
         "--service-env",
         help="KEY=VALUE setting for the bundled service (repeatable), e.g. a fault switch.",
         show_default=False,
-        rich_help_panel=TARGET_PANEL,
+        rich_help_panel=SERVICE_PANEL,
     ),
 ]
 AcceptHttp2Option = Annotated[
@@ -356,7 +357,7 @@ AcceptHttp2Option = Annotated[
         "--http2",
         help="Smoke and load speak HTTP/2; the bundled service is served over h2c through "
         "nginx (which must be installed) in front of uvicorn.",
-        rich_help_panel=TARGET_PANEL,
+        rich_help_panel=SERVICE_PANEL,
     ),
 ]
 AcceptEdgeTimeoutOption = Annotated[
@@ -368,7 +369,7 @@ AcceptEdgeTimeoutOption = Annotated[
         "(proxy_read_timeout): 504 before its headers, a stream reset with INTERNAL_ERROR "
         "after them.  [default: 60]",
         show_default=False,
-        rich_help_panel=TARGET_PANEL,
+        rich_help_panel=SERVICE_PANEL,
     ),
 ]
 AcceptProfileOption = Annotated[
