@@ -13,7 +13,6 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any
@@ -21,6 +20,49 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from typer.core import TyperCommand
 
+from loadkit.cli_options import (
+    MAX_PORT,
+    AcceptDurationOption,
+    AcceptEdgeTimeoutOption,
+    AcceptHostOption,
+    AcceptHttp2Option,
+    AcceptProfileOption,
+    BaselineOption,
+    BodyOption,
+    CaCertOption,
+    ConcurrencyOption,
+    ConfigOption,
+    DurationOption,
+    EngineOption,
+    ExpectWorkersMaxWaitOption,
+    ExpectWorkersOption,
+    ForceBaselineOption,
+    HeaderOption,
+    InsecureOption,
+    LoadConfigOption,
+    LoadHostOption,
+    LoadHtmlOption,
+    LoadHttp2Option,
+    LoadOutOption,
+    LoadProfileOption,
+    LoadUrlArgument,
+    MasterBindHostOption,
+    MasterHostOption,
+    MasterOption,
+    MasterPortOption,
+    MaxInFlightOption,
+    MethodOption,
+    OutDirOption,
+    ProcessesOption,
+    QuietOption,
+    RateOption,
+    SaveBaselineOption,
+    ScenarioOption,
+    ServiceEnvOption,
+    SpawnRateOption,
+    StagesOption,
+    WorkerOption,
+)
 from loadkit.defaults import (
     DEFAULT_CONFIG,
     DEFAULT_LOAD_OUT,
@@ -48,9 +90,11 @@ from loadkit.exceptions import (
 )
 
 if TYPE_CHECKING:
+    from loadkit.cli_load_plan import LoadOptions, LoadPlan
     from loadkit.config import AcceptanceConfig, Criterion
     from loadkit.gate.evaluate import GateReport
     from loadkit.measure.results import LoadResults, LockAuditResults, SmokeResults
+    from loadkit.run.accept import AcceptanceRun
     from loadkit.run.baseline import Baselines
 
 EXIT_FAILED = 1
@@ -58,8 +102,6 @@ EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 EXIT_INVALID_RUN = 4
 EXIT_INTERRUPTED = 130
-
-MAX_PORT = 65_535
 
 EXIT_CODES: dict[type[BaseException], int] = {
     CriteriaNotMetError: EXIT_FAILED,
@@ -129,6 +171,40 @@ def _as_sigint(signum: int, frame: FrameType | None) -> None:
     signal.raise_signal(signal.SIGINT)
 
 
+# --- help panels -------------------------------------------------------------------------------
+
+DEFAULT_PANEL = "Options"
+"""Where an option without a ``rich_help_panel`` is listed."""
+
+
+class PanelledCommand(TyperCommand):
+    """A command whose ``--help`` lists its options under their ``rich_help_panel`` headings.
+
+    Typer draws panels in rich mode only, and this app's help is plain click (see ``app``):
+    options without a panel come first under "Options", then each panel in the order its first
+    option is declared, as typer's rich help orders them.
+    """
+
+    # ctx and formatter are typer's vendored click objects (not public API to name).
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        """The arguments, then the options panel by panel."""
+        arguments: list[tuple[str, str]] = []
+        panels: dict[str, list[tuple[str, str]]] = {DEFAULT_PANEL: []}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if param.param_type_name == "argument":
+                arguments.append(record)
+            elif param.param_type_name == "option":
+                panel = getattr(param, "rich_help_panel", None) or DEFAULT_PANEL
+                panels.setdefault(panel, []).append(record)
+        for title, records in [("Arguments", arguments), *panels.items()]:
+            if records:
+                with formatter.section(title):
+                    formatter.write_dl(records)
+
+
 # --- `--`: the arguments for Locust ----------------------------------------------------------
 
 LOCUST_ARGS = "loadkit.locust_args"
@@ -136,7 +212,7 @@ LOCUST_ARGS = "loadkit.locust_args"
 SEPARATOR = "--"
 
 
-class LocustArgsCommand(TyperCommand):
+class LocustArgsCommand(PanelledCommand):
     """A command that hands everything after the first ``--`` to Locust (``load``, ``ui``).
 
     Split here, before click parses: click would give the first word after ``--`` to the
@@ -158,7 +234,7 @@ class LocustArgsCommand(TyperCommand):
         return [*super().collect_usage_pieces(ctx), "[-- LOCUST_ARGS...]"]
 
 
-class NoLocustArgsCommand(TyperCommand):
+class NoLocustArgsCommand(PanelledCommand):
     """A command without arguments of its own, that says so when given ``--`` (which passes
     arguments to Locust in ``load`` and ``ui`` only)."""
 
@@ -198,28 +274,6 @@ def locust_args_of(ctx: typer.Context) -> tuple[str, ...]:
     from loadkit.engines.locust.passthrough import check_locust_args
 
     return check_locust_args(ctx.meta.get(LOCUST_ARGS, ()))
-
-
-ConfigOption = Annotated[
-    Path,
-    typer.Option("--config", help="The acceptance file: criteria, smoke checks, load profiles."),
-]
-InsecureOption = Annotated[
-    bool,
-    typer.Option(
-        "--insecure",
-        help="https: check no certificate (by default they are verified against the system's "
-        "CAs, on every engine).",
-    ),
-]
-CaCertOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--ca-cert",
-        help="https: verify the target's certificate against this PEM file (e.g. a private CA).",
-        show_default=False,
-    ),
-]
 
 
 # --- serve -------------------------------------------------------------------------------------
@@ -392,172 +446,35 @@ def smoke(
 @app.command(cls=LocustArgsCommand)
 def load(
     ctx: typer.Context,
-    url: Annotated[
-        str | None,
-        typer.Argument(
-            help="A URL to hit again and again: on the native engine (or Locust's `url` "
-            "scenario with --engine locust).",
-            show_default=False,
-        ),
-    ] = None,
-    host: Annotated[
-        str | None,
-        typer.Option(
-            help=f"Base URL of the API under test (default: {DEFAULT_TARGET}).",
-            show_default=False,
-        ),
-    ] = None,
-    scenario: Annotated[
-        str | None,
-        typer.Option(
-            help="Scenario name (login, api, url), a declarative scenario [scenarios.NAME] of "
-            "the acceptance file, or path to a locustfile."
-        ),
-    ] = None,
-    concurrency: Annotated[
-        int | None,
-        typer.Option(
-            help="Closed model: simulated users on Locust, connections on the native engine "
-            "(profile default: 10)."
-        ),
-    ] = None,
-    duration: Annotated[
-        float | None, typer.Option(help="Seconds to run (profile default: 60).")
-    ] = None,
-    spawn_rate: Annotated[
-        float | None, typer.Option(help="Users started per second (default: all at once).")
-    ] = None,
-    rate: Annotated[
-        float | None,
-        typer.Option(
-            help="Open model: iterations (task runs) started per second, on a timetable; "
-            "latency is measured from when each was due. With --stages: the rate they ramp from.",
-            show_default=False,
-        ),
-    ] = None,
-    max_in_flight: Annotated[
-        int | None,
-        typer.Option(
-            help="Open model: the most iterations running at once; later ones wait, still "
-            "measured from when they were due (default: 30 s worth at the highest rate, at "
-            "most 2000).",
-            show_default=False,
-        ),
-    ] = None,
-    stages: Annotated[
-        str | None,
-        typer.Option(
-            help="Ramp the load in stages, e.g. 30s:50,60s:200,30s:0 (for 30 s to 50, for 60 s "
-            "to 200, for 30 s down to 0): users in a closed run, iterations/s with --rate. "
-            "Their total is the run's duration (not with --duration).",
-            show_default=False,
-        ),
-    ] = None,
-    processes_option: Annotated[
-        str,
-        typer.Option(
-            "--processes",
-            help="Generator processes on this machine, a number or `auto` (one per core): "
-            "native engine processes whose shares merge exactly, or Locust's master and N "
-            "workers.",
-        ),
-    ] = "1",
-    out: Annotated[Path, typer.Option(help="Where to write the results file.")] = DEFAULT_LOAD_OUT,
-    html: Annotated[
-        Path | None,
-        typer.Option(
-            help="Also write the run's HTML report here (charts and tables; `loadkit report "
-            "--html` makes one from a results file later, with a verdict).",
-            show_default=False,
-        ),
-    ] = None,
-    config: Annotated[
-        Path | None,
-        typer.Option(help="acceptance.toml with [profiles] (default: ./acceptance.toml if any)."),
-    ] = None,
-    profile: Annotated[
-        str, typer.Option(help="Load profile in [profiles.<name>].")
-    ] = DEFAULT_PROFILE,
-    master: Annotated[
-        bool,
-        typer.Option(
-            "--master",
-            help="Run as master; workers connect from elsewhere (either engine: a URL's native "
-            "run splits its connections or its rate among them).",
-        ),
-    ] = False,
-    expect_workers: Annotated[
-        int, typer.Option(min=1, help="--master: start once this many workers are connected.")
-    ] = 1,
-    expect_workers_max_wait: Annotated[
-        int,
-        typer.Option(
-            min=1,
-            help="--master: give up when the workers have not all connected within this many "
-            "seconds (exit 4, an aborted results file at --out).",
-        ),
-    ] = DEFAULT_WORKERS_WAIT_S,
-    worker: Annotated[
-        bool,
-        typer.Option(
-            "--worker",
-            help="Run as a worker of the master at --master-host (a native master's: add "
-            "--engine native; the URL and the load come from the master).",
-        ),
-    ] = False,
-    master_host: Annotated[str, typer.Option(help="--worker: the master's address.")] = LOOPBACK,
-    master_port: Annotated[
-        int, typer.Option(min=1, max=MAX_PORT, help="The master's port for workers.")
-    ] = DEFAULT_MASTER_PORT,
-    master_bind_host: Annotated[
-        str,
-        typer.Option(
-            help="--master: the address workers connect to; loopback by default, give the "
-            "machine's address (or 0.0.0.0) to accept workers from other machines."
-        ),
-    ] = LOOPBACK,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress line.")] = False,
-    engine: Annotated[
-        str | None,
-        typer.Option(
-            "--engine",
-            help="locust or native. A URL or a declarative scenario [scenarios.NAME] runs on "
-            "the native engine (asyncio + uvloop, about wrk's CPU per request, 12-14 µs here "
-            "for a URL) unless --engine locust, --http2 or it ramps users (--spawn-rate, closed "
-            "--stages); a locustfile always runs on Locust (~110-170 µs of CPU per request: one "
-            "process tops out near 8 k req/s). Default: the profile's engine, else that rule.",
-            show_default=False,
-        ),
-    ] = None,
-    method: Annotated[
-        str | None,
-        typer.Option(help="A URL run's HTTP method (default GET).", show_default=False),
-    ] = None,
-    header: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--header", help="A URL run's header, 'Name: value' (repeatable).", show_default=False
-        ),
-    ] = None,
-    body: Annotated[
-        str | None,
-        typer.Option(
-            help="A URL run's request body: the text, or @FILE for a file's bytes.",
-            show_default=False,
-        ),
-    ] = None,
+    url: LoadUrlArgument = None,
+    host: LoadHostOption = None,
+    method: MethodOption = None,
+    header: HeaderOption = None,
+    body: BodyOption = None,
+    scenario: ScenarioOption = None,
+    config: LoadConfigOption = None,
+    profile: LoadProfileOption = DEFAULT_PROFILE,
+    concurrency: ConcurrencyOption = None,
+    duration: DurationOption = None,
+    spawn_rate: SpawnRateOption = None,
+    rate: RateOption = None,
+    max_in_flight: MaxInFlightOption = None,
+    stages: StagesOption = None,
+    engine: EngineOption = None,
+    processes_option: ProcessesOption = "1",
+    http2: LoadHttp2Option = False,
     insecure: InsecureOption = False,
     ca_cert: CaCertOption = None,
-    http2: Annotated[
-        bool,
-        typer.Option(
-            "--http2",
-            help="Speak HTTP/2: h2c by prior knowledge on http://, ALPN h2 on https://. Runs on "
-            "Locust; the bundled scenarios switch, a locustfile must be written on "
-            "scenarios/http2_user.py (Http2User or FastOrHttp2User). Default: the profile's "
-            "http2.",
-        ),
-    ] = False,
+    out: LoadOutOption = DEFAULT_LOAD_OUT,
+    html: LoadHtmlOption = None,
+    quiet: QuietOption = False,
+    master: MasterOption = False,
+    expect_workers: ExpectWorkersOption = 1,
+    expect_workers_max_wait: ExpectWorkersMaxWaitOption = DEFAULT_WORKERS_WAIT_S,
+    master_bind_host: MasterBindHostOption = LOOPBACK,
+    worker: WorkerOption = False,
+    master_host: MasterHostOption = LOOPBACK,
+    master_port: MasterPortOption = DEFAULT_MASTER_PORT,
 ) -> None:
     """Run a URL or a Locust scenario with exact HDR latencies, freeze and overload detection.
 
@@ -594,160 +511,163 @@ def load(
     variables are read as plain Locust reads them: loadkit says which on stderr, records them
     in the results, and refuses a key it sets itself.
     """
-    from loadkit.engines.choice import engine_for_profile, refuse_locust_args
-    from loadkit.engines.declarative import declarative_scenario, describe
-    from loadkit.engines.tls import tls_options
-    from loadkit.engines.url_request import request_spec
-    from loadkit.report.load import render_load_table
-    from loadkit.run.load import DECLARATIVE_SCENARIO, URL_SCENARIO, run_load, run_worker
-    from loadkit.run.profile import find_config, load_profile, stages_option
+    from loadkit.cli_load_plan import (
+        DistributedOptions,
+        EngineOptions,
+        LoadOptions,
+        OutputOptions,
+        ProfileOptions,
+        RequestOptions,
+        TlsFlags,
+        check_load_roles,
+        plan_load,
+    )
 
-    with exit_on_error(), sigterm_as_interrupt():
-        check_load_roles(ctx)
-        locust_args = locust_args_of(ctx)
-        tls = tls_options(insecure=insecure, ca_cert=ca_cert)
-        shaping = [
-            flag
-            for flag, value in (("--method", method), ("--header", header), ("--body", body))
-            if value
-        ]
-        if shaping and scenario is not None:
-            raise ConfigError(
-                f"{shaping[0]} and --scenario cannot go together: {shaping[0]} shapes the "
-                "request of a URL run; a scenario's requests are its own (its locustfile)"
-            )
-        if shaping and url is None:
-            raise ConfigError(
-                f"{shaping[0]} shapes the request of a URL run: give the URL "
-                f"(`loadkit load URL {shaping[0]} ...`)"
-            )
-        if url is not None and scenario is None:
-            scenario = URL_SCENARIO
-        processes = processes_count(processes_option)
-        acceptance = find_config(config)
-        target_profile = acceptance.target if acceptance is not None else None
-        chosen = load_profile(
-            acceptance,
-            profile,
+    options = LoadOptions(
+        request=RequestOptions(
+            url=url, host=host, method=method, headers=tuple(header or ()), body=body
+        ),
+        profile=ProfileOptions(
+            config=config,
+            profile=profile,
             scenario=scenario,
             concurrency=concurrency,
             duration_s=duration,
             spawn_rate=spawn_rate,
             rate=rate,
             max_in_flight=max_in_flight,
-            stages=stages_option(stages),
-        )
-        http2 = http2 or chosen.http2
-        declarative = declarative_scenario(acceptance, chosen.scenario)
-        chosen_engine = engine_for_profile(
-            chosen,
-            requested=engine or chosen.engine,
-            source="--engine" if engine else f"profile {profile!r}'s engine",
-            url_run=chosen.scenario == URL_SCENARIO,
-            declarative=declarative is not None,
-            http2=http2,
+            stages=stages,
+        ),
+        engine=EngineOptions(engine=engine, processes=processes_option, http2=http2),
+        tls=TlsFlags(insecure=insecure, ca_cert=ca_cert),
+        output=OutputOptions(out=out, html=html, quiet=quiet),
+        distributed=DistributedOptions(
+            master=master,
+            expect_workers=expect_workers,
+            expect_workers_max_wait=expect_workers_max_wait,
+            master_bind_host=master_bind_host,
             worker=worker,
+            master_host=master_host,
+            master_port=master_port,
+        ),
+    )
+    with exit_on_error(), sigterm_as_interrupt():
+        check_load_roles(ctx)
+        plan = plan_load(
+            options,
+            locust_args=locust_args_of(ctx),
+            locust_args_given=ctx.meta.get(LOCUST_ARGS) is not None,
         )
-        refuse_locust_args(chosen_engine, given=ctx.meta.get(LOCUST_ARGS) is not None)
-        # Checked before anything starts: its placeholders, and its ${ENV_VAR}s set here.
-        spec = describe(*declarative, os.environ) if declarative and not worker else None
-        if worker and chosen_engine == "native":
-            from loadkit.run.native import run_native_worker
-
-            if processes > 1:
-                raise ConfigError(
-                    "--processes on a native worker: start one `loadkit load --worker --engine "
-                    "native` per core instead (the master splits the run among them)"
-                )
-            tls_given = insecure or ca_cert is not None
-            done = run_native_worker(
-                master_host=master_host,
-                master_port=master_port,
-                tls=tls if tls_given else None,
-                quiet=quiet,
-            )
-            typer.echo(
-                f"{done.plan.source} of {done.plan.worker_count}: {done.requests} requests, "
-                f"{done.errors} errors; share sent to the master at {master_host}:{master_port}, "
-                "which writes the results"
-            )
-            return
-        target = url or host or DEFAULT_TARGET
-        request = request_spec(target, method=method, headers=header or (), body=body, tls=tls)
-        abort_on = _abort_criteria(config)
-        if target_profile is not None:
-            # The native engine reads error kinds and sends the trace header as [target] says.
-            request = replace(request, target=target_profile)
         if worker:
-            code = run_worker(
-                # A declarative scenario's description comes from the master with each spawn.
-                scenario=str(DECLARATIVE_SCENARIO) if declarative else chosen.scenario,
-                master_host=master_host,
-                master_port=master_port,
-                processes=processes,
-                locust_args=locust_args,
-                tls=tls,
-                http2=http2,
-                target_profile=target_profile,
-            )
-            raise typer.Exit(code=code)
+            raise typer.Exit(code=_run_load_worker(plan, options))
         try:
-            if chosen_engine == "native":
-                from loadkit.run.native import NativeMaster, run_native_load
-
-                results = run_native_load(
-                    request=request,
-                    profile=chosen,
-                    out=out,
-                    processes=processes,
-                    quiet=quiet,
-                    master=(
-                        NativeMaster(
-                            expect=expect_workers,
-                            bind_host=master_bind_host,
-                            bind_port=master_port,
-                            wait_s=expect_workers_max_wait,
-                        )
-                        if master
-                        else None
-                    ),
-                    abort_on=abort_on,
-                    scenario=spec,
-                )
-            else:
-                results = run_load(
-                    target=target,
-                    profile=chosen,
-                    out=out,
-                    processes=processes,
-                    quiet=quiet,
-                    master=master,
-                    expect_workers=expect_workers,
-                    master_bind_host=master_bind_host,
-                    master_bind_port=master_port,
-                    master_wait_s=expect_workers_max_wait,
-                    locust_args=locust_args,
-                    request=request,
-                    tls=tls,
-                    http2=http2,
-                    abort_on=abort_on,
-                    target_profile=target_profile,
-                    declarative=spec,
-                )
+            results = _run_load(plan, options)
         except (InvalidLoadRunError, GeneratorCrashedError, LoadInterrupted) as stopped:
             if stopped.results is not None:
-                typer.echo(
-                    render_load_table(stopped.results, path=str(stopped.path), criteria=abort_on)
-                )
-                _write_load_html(html, str(stopped.path), stopped.results)
+                _show_load(stopped.results, str(stopped.path), plan, html=html)
             raise
-        typer.echo(render_load_table(results, path=str(out), criteria=abort_on))
-        _write_load_html(html, str(out), results)
-        _raise_if_stopped_by_a_criterion(results, abort_on)
-        if results.locust_exit_code:
-            # Locust's own verdict (the locustfile's process_exit_code, 2 after an exception in
-            # its event handlers or greenlets): exited with, as plain Locust does.
-            raise typer.Exit(code=results.locust_exit_code)
+        _show_load(results, str(out), plan, html=html)
+        _raise_for_load_outcome(results, plan.abort_on)
+
+
+def _run_load_worker(plan: LoadPlan, options: LoadOptions) -> int:
+    """``--worker``: measure this machine's share of the master's run and send it there (the
+    master writes the results); the exit code."""
+    distributed = options.distributed
+    if plan.engine == "native":
+        from loadkit.run.native import run_native_worker
+
+        done = run_native_worker(
+            master_host=distributed.master_host,
+            master_port=distributed.master_port,
+            tls=plan.tls if options.tls.given else None,
+            quiet=options.output.quiet,
+        )
+        typer.echo(
+            f"{done.plan.source} of {done.plan.worker_count}: {done.requests} requests, "
+            f"{done.errors} errors; share sent to the master at {distributed.master_host}:"
+            f"{distributed.master_port}, which writes the results"
+        )
+        return 0
+    from loadkit.run.load import DECLARATIVE_SCENARIO, run_worker
+
+    return run_worker(
+        # A declarative scenario's description comes from the master with each spawn.
+        scenario=str(DECLARATIVE_SCENARIO) if plan.declarative else plan.profile.scenario,
+        master_host=distributed.master_host,
+        master_port=distributed.master_port,
+        processes=plan.processes,
+        locust_args=plan.locust_args,
+        tls=plan.tls,
+        http2=plan.http2,
+        target_profile=plan.target_profile,
+    )
+
+
+def _run_load(plan: LoadPlan, options: LoadOptions) -> LoadResults:
+    """Run ``plan`` on its engine, locally or as the master; its results (also at --out)."""
+    output, distributed = options.output, options.distributed
+    if plan.engine == "native":
+        from loadkit.run.native import NativeMaster, run_native_load
+
+        return run_native_load(
+            request=plan.request,
+            profile=plan.profile,
+            out=output.out,
+            processes=plan.processes,
+            quiet=output.quiet,
+            master=(
+                NativeMaster(
+                    expect=distributed.expect_workers,
+                    bind_host=distributed.master_bind_host,
+                    bind_port=distributed.master_port,
+                    wait_s=distributed.expect_workers_max_wait,
+                )
+                if distributed.master
+                else None
+            ),
+            abort_on=plan.abort_on,
+            scenario=plan.description,
+        )
+    from loadkit.run.load import run_load
+
+    return run_load(
+        target=plan.target,
+        profile=plan.profile,
+        out=output.out,
+        processes=plan.processes,
+        quiet=output.quiet,
+        master=distributed.master,
+        expect_workers=distributed.expect_workers,
+        master_bind_host=distributed.master_bind_host,
+        master_bind_port=distributed.master_port,
+        master_wait_s=distributed.expect_workers_max_wait,
+        locust_args=plan.locust_args,
+        request=plan.request,
+        tls=plan.tls,
+        http2=plan.http2,
+        abort_on=plan.abort_on,
+        target_profile=plan.target_profile,
+        declarative=plan.description,
+    )
+
+
+def _show_load(results: LoadResults, path: str, plan: LoadPlan, *, html: Path | None) -> None:
+    """A load run's summary table, and its HTML report with ``--html``."""
+    from loadkit.report.load import render_load_table
+
+    typer.echo(render_load_table(results, path=path, criteria=plan.abort_on))
+    _write_load_html(html, path, results)
+
+
+def _raise_for_load_outcome(results: LoadResults, abort_on: tuple[Criterion, ...]) -> None:
+    """A valid run's exit code: 1 when an abort-on-fail criterion stopped it, else Locust's own
+    verdict when nonzero (as plain Locust exits), else 0."""
+    _raise_if_stopped_by_a_criterion(results, abort_on)
+    if results.locust_exit_code:
+        # Locust's own verdict (the locustfile's process_exit_code, 2 after an exception in
+        # its event handlers or greenlets): exited with, as plain Locust does.
+        raise typer.Exit(code=results.locust_exit_code)
 
 
 def _write_load_html(html: Path | None, source: str, results: LoadResults) -> None:
@@ -764,17 +684,6 @@ def _write_load_html(html: Path | None, source: str, results: LoadResults) -> No
     )
 
 
-def _abort_criteria(config: Path | None) -> tuple[Criterion, ...]:
-    """The abort-on-fail criteria of ``--config`` (given explicitly: a load run does not gate,
-    and ./acceptance.toml's criteria do not stop runs nobody asked to stop)."""
-    if config is None:
-        return ()
-    from loadkit.config import load_config
-    from loadkit.gate.abort import abort_criteria
-
-    return abort_criteria(load_config(config).criteria)
-
-
 def _raise_if_stopped_by_a_criterion(results: LoadResults, abort_on: tuple[Criterion, ...]) -> None:
     """A run an abort-on-fail criterion stopped failed (exit 1), saying when and on what."""
     stopped = results.stopped
@@ -783,72 +692,6 @@ def _raise_if_stopped_by_a_criterion(results: LoadResults, abort_on: tuple[Crite
     from loadkit.report.abort import stopped_early
 
     raise CriteriaNotMetError(stopped_early(stopped, abort_on))
-
-
-# Options that only one role of `loadkit load` reads: given to another, they would be ignored
-# silently (or, --master with --worker, leave a worker waiting for a master that never comes).
-_RUN_OPTIONS = (
-    *("url", "host", "concurrency", "duration", "spawn_rate", "rate", "max_in_flight", "stages"),
-    "out",
-)
-_ROLE_ONLY = {
-    "expect_workers": ("master",),
-    "expect_workers_max_wait": ("master",),
-    "master_bind_host": ("master",),
-    "master_host": ("worker",),
-    "master_port": ("master", "worker"),
-}
-
-
-def check_load_roles(ctx: typer.Context) -> None:
-    """Refuse options of `loadkit load` that cannot go together (exit 2), naming them."""
-    # By name: typer vendors its own click, whose ParameterSource is not click's.
-    sources = {name: ctx.get_parameter_source(name) for name in ctx.params}
-    given = {name for name, source in sources.items() if source and source.name != "DEFAULT"}
-    roles = {role for role in ("master", "worker") if ctx.params.get(role)}
-    if roles == {"master", "worker"}:
-        raise ConfigError(
-            "--master and --worker cannot go together: run `loadkit load --master` on one "
-            "machine and `loadkit load --worker --master-host H` on each of the others"
-        )
-    if "worker" in roles and (ignored := [n for n in _RUN_OPTIONS if n in given]):
-        raise ConfigError(
-            f"--worker takes the target, the load (users, rate, stages), duration and results "
-            f"from its master; "
-            f"give {_flags(ignored)} to `loadkit load --master` instead"
-        )
-    for name, needs in _ROLE_ONLY.items():
-        if name in given and not roles & set(needs):
-            raise ConfigError(
-                f"{_flags([name])} is for {' or '.join(f'--{role}' for role in needs)} only"
-            )
-    from loadkit.engines.target import check_host
-
-    # Locust would take a malformed host to its socket layer and die with a traceback (exit 4).
-    if "worker" in roles:
-        check_host(str(ctx.params["master_host"]), option="--master-host")
-    if "master" in roles:
-        check_host(
-            str(ctx.params["master_bind_host"]), option="--master-bind-host", any_address=True
-        )
-
-
-def processes_count(value: str) -> int:
-    """``--processes``: a whole number of at least 1, or ``auto`` (one per core); a ConfigError
-    naming the value otherwise."""
-    if value.strip().lower() == "auto":
-        return os.cpu_count() or 1
-    try:
-        count = int(value)
-    except ValueError:
-        count = 0
-    if count < 1:
-        raise ConfigError(f"--processes {value!r}: give a whole number of at least 1, or auto")
-    return count
-
-
-def _flags(names: list[str]) -> str:
-    return ", ".join("the URL" if n == "url" else "--" + n.replace("_", "-") for n in names)
 
 
 @app.command(cls=LocustArgsCommand)
@@ -929,24 +772,6 @@ def ui(
 
 
 # --- gate / accept / compare -------------------------------------------------------------------
-
-BaselineOption = Annotated[
-    list[Path] | None,
-    typer.Option(
-        "--baseline",
-        help='Results file of the baseline run the regression criteria (op = "regression") '
-        "are judged against; one per kind (default: [baseline] path of the acceptance file).",
-        show_default=False,
-    ),
-]
-ForceBaselineOption = Annotated[
-    bool,
-    typer.Option(
-        "--force-baseline",
-        help="Judge against a baseline whose run differs (scenario, model, engine, users or "
-        "rate, duration, stages) instead of refusing it (exit 2).",
-    ),
-]
 
 
 @app.command()
@@ -1198,66 +1023,19 @@ def _regression_report(
 
 @app.command(cls=NoLocustArgsCommand)
 def accept(
-    host: Annotated[
-        str | None,
-        typer.Option(
-            help="Base URL of the API under test (default: start the bundled service on a free "
-            "loopback port with a fresh SQLite database).",
-            show_default=False,
-        ),
-    ] = None,
-    profile: Annotated[
-        str, typer.Option(help="Which load profile of acceptance.toml to run (profiles.NAME).")
-    ] = DEFAULT_PROFILE,
-    duration: Annotated[
-        float | None,
-        typer.Option(
-            help="Seconds of load, overriding the profile's duration_s.", show_default=False
-        ),
-    ] = None,
-    out_dir: Annotated[
-        Path, typer.Option(help="Where the timestamped report folder is created.")
-    ] = DEFAULT_REPORTS_DIR,
-    service_env: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--service-env",
-            help="KEY=VALUE setting for the bundled service (repeatable), e.g. a fault switch.",
-            show_default=False,
-        ),
-    ] = None,
+    host: AcceptHostOption = None,
+    service_env: ServiceEnvOption = None,
+    http2: AcceptHttp2Option = False,
+    edge_timeout: AcceptEdgeTimeoutOption = None,
     config: ConfigOption = DEFAULT_CONFIG,
+    profile: AcceptProfileOption = DEFAULT_PROFILE,
+    duration: AcceptDurationOption = None,
     insecure: InsecureOption = False,
     ca_cert: CaCertOption = None,
-    http2: Annotated[
-        bool,
-        typer.Option(
-            "--http2",
-            help="Smoke and load speak HTTP/2; the bundled service is served over h2c through "
-            "nginx (which must be installed) in front of uvicorn.",
-        ),
-    ] = False,
-    edge_timeout: Annotated[
-        float | None,
-        typer.Option(
-            min=0.001,
-            help="--http2, bundled service: seconds nginx waits on a silent handler "
-            "(proxy_read_timeout): 504 before its headers, a stream reset with INTERNAL_ERROR "
-            "after them.  [default: 60]",
-            show_default=False,
-        ),
-    ] = None,
+    out_dir: OutDirOption = DEFAULT_REPORTS_DIR,
     baseline: BaselineOption = None,
     force_baseline: ForceBaselineOption = False,
-    save_baseline: Annotated[
-        Path | None,
-        typer.Option(
-            "--save-baseline",
-            help="After a pass, write the run's load results here as the new baseline (e.g. on "
-            "the main branch); nothing is written when the gate does not pass.",
-            show_default=False,
-        ),
-    ] = None,
+    save_baseline: SaveBaselineOption = None,
 ) -> None:
     """The whole acceptance: lock audit, smoke, load profile, gate; every report in one folder.
 
@@ -1274,16 +1052,11 @@ def accept(
     from loadkit.config import load_config
     from loadkit.engines.tls import tls_options
     from loadkit.gate.evaluate import raise_for_outcome
-    from loadkit.report.gate import render_gate_headline, render_gate_table
-    from loadkit.run.accept import HTML_FILE, run_acceptance
+    from loadkit.report.gate import render_gate_headline
+    from loadkit.run.accept import run_acceptance
 
     with exit_on_error(), sigterm_as_interrupt():
-        env: dict[str, str] = {}
-        for entry in service_env or []:
-            key, sep, value = entry.partition("=")
-            if not sep or not key:
-                raise ConfigError(f"--service-env {entry!r} must look like KEY=VALUE")
-            env[key] = value
+        env = _service_env(service_env or [])
         # Read before anything runs: a missing or invalid baseline is exit 2 at once, not
         # after minutes of load.
         baselines = _baselines(baseline, load_config(config), config, force=force_baseline)
@@ -1301,15 +1074,35 @@ def accept(
             baselines=baselines,
             save_baseline_to=save_baseline,
         )
-        typer.echo("")
-        typer.echo(render_gate_table(run.report), nl=False)
-        typer.echo(f"reports: {run.folder}")
-        if run.saved_baseline is not None:
-            typer.echo(f"baseline saved: {run.saved_baseline}")
-        elif save_baseline is not None:
-            typer.echo(f"baseline not saved to {save_baseline}: the gate did not pass")
-        typer.echo(f"HTML report: {run.folder / HTML_FILE}")
+        _show_acceptance(run, save_baseline)
         raise_for_outcome(run.report, message=render_gate_headline(run.report))
+
+
+def _service_env(entries: list[str]) -> dict[str, str]:
+    """``--service-env KEY=VALUE`` entries as the bundled service's settings; a ConfigError
+    naming an entry of another shape."""
+    env: dict[str, str] = {}
+    for entry in entries:
+        key, sep, value = entry.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--service-env {entry!r} must look like KEY=VALUE")
+        env[key] = value
+    return env
+
+
+def _show_acceptance(run: AcceptanceRun, save_baseline: Path | None) -> None:
+    """The gate's table after the run, and where its reports (and baseline) went."""
+    from loadkit.report.gate import render_gate_table
+    from loadkit.run.accept import HTML_FILE
+
+    typer.echo("")
+    typer.echo(render_gate_table(run.report), nl=False)
+    typer.echo(f"reports: {run.folder}")
+    if run.saved_baseline is not None:
+        typer.echo(f"baseline saved: {run.saved_baseline}")
+    elif save_baseline is not None:
+        typer.echo(f"baseline not saved to {save_baseline}: the gate did not pass")
+    typer.echo(f"HTML report: {run.folder / HTML_FILE}")
 
 
 # --- audit-locks -------------------------------------------------------------------------------

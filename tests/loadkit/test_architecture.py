@@ -36,7 +36,13 @@ ALLOWED: dict[str, set[str]] = {
     # gate: the Locust plugin judges abort-on-fail criteria as the gate reads them (gate.abort).
     "engines": BASE | {"measure", "gate", "report", "traces"},
     "run": BASE | {"measure", "gate", "logs", "lockaudit", "report", "engines", "traces"},
-    "cli": BASE | {"measure", "gate", "logs", "lockaudit", "report", "engines", "run", "traces"},
+    # cli_options: the commands' option declarations (typer aliases), under cli alone.
+    "cli_options": {"defaults"},
+    # cli_load_plan: `loadkit load`'s options bundled, checked and resolved into its run.
+    "cli_load_plan": BASE | {"gate", "engines", "run"},
+    "cli": BASE
+    | {"measure", "gate", "logs", "lockaudit", "report", "engines", "run", "traces"}
+    | {"cli_options", "cli_load_plan"},
     "__main__": {"cli"},
     "__init__": set(),
 }
