@@ -50,8 +50,8 @@ class Mismatch:
         """One line: what set which option, and what to use instead."""
         if self.variable is not None:
             advice = (
-                f"loadkit passes it in {self.variable} from the URL run's own options: give "
-                "the path and query in the URL, headers with --header, the body with --body"
+                f"in a URL run loadkit alone sets it ({self.variable}): give the path and query "
+                "in the URL, headers with --header, the body with --body"
             )
         else:
             advice = Refusal(self.option, self.option, REFUSED[self.option]).advice
