@@ -1,7 +1,9 @@
 """One clock for a multi-process native open run: every process's timetable is due from the
 common start, its users set up before it (``--processes``: a process says it is ready once its
-users are), so the merged duration, the iterations due and the achieved rate all tell the
-timetable the user asked for, however slow the setup (a login)."""
+users are; a distributed worker, whose plan fixes the start, sets them up in the lead), so the
+merged duration, the iterations due and the achieved rate all tell the timetable the user asked
+for, however slow the setup (a login). A setup that outlasts a fixed start delays iterations:
+their wait is lag, never a later timetable."""
 
 from __future__ import annotations
 
@@ -14,7 +16,9 @@ import pytest
 
 from loadkit.config import DeclarativeScenario, LoadProfile
 from loadkit.engines.declarative import describe
+from loadkit.engines.native.share import SharePlan, run_share
 from loadkit.engines.url_request import request_spec
+from loadkit.measure.recorder import RunClock
 from loadkit.run.native import run_native_load
 from tests.loadkit.misbehaving_servers import read_request, serve
 
@@ -74,3 +78,37 @@ def test_a_slow_setup_shifts_no_process_off_the_common_timetable(
     counts = {e.name: e.requests for e in results.endpoints}
     assert counts["POST /login"] == USERS
     assert counts["GET /items"] == schedule.iterations_dispatched
+
+
+@pytest.mark.parametrize(
+    ("lead_s", "late"), [(LOGIN_S + 0.2, False), (0.1, True)], ids=["in-the-lead", "past-the-start"]
+)
+def test_a_fixed_start_is_the_timetable_start_whatever_the_setup_takes(
+    slow_login_api: str, lead_s: float, late: bool
+) -> None:
+    # A distributed worker's plan carries the common start: its users are set up before it
+    # (in the lead), and its timetable is due from it even when the setup outlasts the lead.
+    start = RunClock().now() + lead_s
+    plan = SharePlan(
+        request=request_spec(slow_login_api),
+        model="open",
+        start=start,
+        duration_s=DURATION_S,
+        rate=RATE,
+        max_in_flight=2,
+        scenario=describe("slow", SCENARIO, {}),
+    )
+    outcome = run_share(plan)
+    recorder = outcome.recorder
+    schedule = recorder.schedule_results()
+    assert schedule is not None
+    assert recorder.start == start and recorder.span_start_s() is None
+    assert recorder.duration_s() == pytest.approx(DURATION_S, abs=0.05)
+    assert abs(schedule.iterations_due - RATE * DURATION_S) <= 1
+    assert recorder.endpoint_results(["POST /login"])[0].requests == 2
+    if late:
+        # The iterations due while the logins ran past the start waited for them: their wait
+        # is the generator's lag (the run is then judged by it), not hidden by a later start.
+        assert schedule.lag_ms.max >= (LOGIN_S - lead_s) * 1000 / 2
+    else:
+        assert schedule.lag_ms.max < LOGIN_S * 1000 / 4
