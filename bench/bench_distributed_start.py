@@ -108,10 +108,11 @@ def free_port() -> int:
 
 
 def lead_of(tree: Path) -> float:
-    """The start lead of ``tree``'s loadkit (read in a process of its own: the venv's editable
-    install would otherwise import another checkout's)."""
+    """The start lead of ``tree``'s loadkit (read in a process of its own: this one has
+    imported the venv's editable install already)."""
     done = subprocess.run(
         [sys.executable, "-c", READ_LEAD],
+        cwd=tree,  # ``-c`` puts the working folder first on the path
         env={**os.environ, "PYTHONPATH": str(tree)},
         capture_output=True,
         text=True,
