@@ -212,18 +212,24 @@ def main() -> None:
                     f"lag P99 {figures['lag_p99_ms']:.1f} ms, valid {figures['valid']}"
                 )
     rows = []
+    base_first = base_exit = 0.0
     for label, measured in runs.items():
 
         def column(key: str, measured: list[dict[str, float | bool]] = measured) -> list[float]:
             return [float(f[key]) for f in measured]
 
+        first, to_exit = (
+            statistics.median(column("to_first_s")),
+            statistics.median(column("exit_s")),
+        )
+        base_first, base_exit = base_first or first, base_exit or to_exit
         late, lag = column("late_ms"), column("lag_p99_ms")
         rows.append(
-            f"| {label} | {statistics.median(column('to_first_s')):.3f} | "
+            f"| {label} | {first:.3f} | {first / base_first:.2f} | "
             f"{statistics.median(late):.1f} (max {max(late):.1f}) | "
             f"{statistics.median(lag):.1f} (max {max(lag):.1f}) | "
             f"{sum(bool(f['valid']) for f in measured)}/{len(measured)} | "
-            f"{statistics.median(column('exit_s')):.2f} |"
+            f"{to_exit:.2f} | {to_exit / base_exit:.2f} |"
         )
     text = "\n".join(
         [
@@ -238,9 +244,10 @@ def main() -> None:
             "planned start\": the target's first request minus the results' `started_at` (the "
             "common start); the probe, with no lead at all, shows what the lead has to cover.",
             "",
-            "| variant | master launch → first request (s) | first request after the planned "
-            "start (ms) | lag P99 (ms) | valid | master launch → exit (s) |",
-            "|---|---:|---:|---:|---:|---:|",
+            "| variant | master launch → first request (s) | ratio to base | first request "
+            "after the planned start (ms) | lag P99 (ms) | valid | master launch → exit (s) | "
+            "ratio to base |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
             *rows,
         ]
     )
