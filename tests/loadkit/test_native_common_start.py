@@ -84,7 +84,7 @@ def test_a_slow_setup_shifts_no_process_off_the_common_timetable(
     ("lead_s", "late"), [(LOGIN_S + 0.2, False), (0.1, True)], ids=["in-the-lead", "past-the-start"]
 )
 def test_a_fixed_start_is_the_timetable_start_whatever_the_setup_takes(
-    slow_login_api: str, lead_s: float, late: bool
+    slow_login_api: str, lead_s: float, late: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
     # A distributed worker's plan carries the common start: its users are set up before it
     # (in the lead), and its timetable is due from it even when the setup outlasts the lead.
@@ -110,5 +110,7 @@ def test_a_fixed_start_is_the_timetable_start_whatever_the_setup_takes(
         # The iterations due while the logins ran past the start waited for them: their wait
         # is the generator's lag (the run is then judged by it), not hidden by a later start.
         assert (schedule.lag_ms.max or 0.0) >= (LOGIN_S - lead_s) * 1000 / 2
+        assert "the scenario's setup ended" in caplog.text  # the user is told why
     else:
+        assert "the scenario's setup ended" not in caplog.text
         assert (schedule.lag_ms.max or 0.0) < LOGIN_S * 1000 / 4

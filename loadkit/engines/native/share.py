@@ -284,8 +284,8 @@ class _ShareRun:
             if self.plan.start is not None or self.control.await_start is not None:
                 # A common start: this process's users are set up before it (an open run's
                 # timetable is due from it in every process), then it waits for it.
-                if self.plan.model == "open":
-                    await self._set_up_users()
+                if self.plan.model == "open" and await self._set_up_users():
+                    self._warn_if_set_up_late()
                 if self.plan.start is None:
                     await self._take_common_start(loop)
             start = self.start - self.offset
@@ -329,6 +329,18 @@ class _ShareRun:
             self.scenario_pool.halt()
         end = perf_counter()
         self.recorder.finish(end=end + self.offset, in_flight=self.pool.in_flight)
+
+    def _warn_if_set_up_late(self) -> None:
+        # Only a start fixed in advance (a distributed worker's) can come before the setup ends;
+        # the run's lag then says the timetable was not kept, and this says why.
+        late_s = perf_counter() - (self.start - self.offset)
+        if self.plan.start is not None and late_s > 0 and not self.stopped.is_set():
+            logger.warning(
+                "the scenario's setup ended %.3f s after the common start: the iterations due "
+                "meanwhile were sent late, and their wait counts as scheduler lag (fewer users "
+                "per worker, or --processes on one machine, set up before the start)",
+                late_s,
+            )
 
     async def _take_common_start(self, loop: asyncio.AbstractEventLoop) -> None:
         """Say this share is ready and wait (in a thread: the loop goes on answering signals)
