@@ -25,7 +25,7 @@ from tests.loadkit.misbehaving_servers import read_request, serve
 LOGIN_S = 0.4
 """The setup step's answer time: far beyond a timetable's slack (the lag bound is 10 ms)."""
 RATE = 40.0
-DURATION_S = 1.0
+DURATION_S = 0.5
 USERS = 4
 """The in-flight bound: a user per slot, two in each of the two processes."""
 
