@@ -12,6 +12,14 @@ scenario as for loadkit's native engine. With plain Locust::
     locust -f scenarios/url.py --host http://127.0.0.1:8080 --url-path /index.html
     locust -f scenarios/url.py --host http://127.0.0.1:8080 --url-path /items \\
         --url-method POST --url-header 'Content-Type: application/json' --url-body '{"a": 1}'
+
+Each option has a variable too (``LOCUST_URL_PATH``, ``LOCUST_URL_METHOD``,
+``LOCUST_URL_HEADER``, ``LOCUST_URL_BODY``), which loadkit uses for the path, headers and body:
+a process's command line is readable by every user of the machine (``ps``), its environment by
+its own user alone. ``LOCUST_URL_HEADER`` holds one header or a JSON list of them::
+
+    LOCUST_URL_HEADER='["Authorization: Bearer s3cret", "Accept: application/json"]' \\
+        locust -f scenarios/url.py --host http://127.0.0.1:8080 --url-path /private
 """
 
 from __future__ import annotations
@@ -44,9 +52,17 @@ def _add_arguments(parser: Any, **_kwargs: Any) -> None:
         "--url-header",
         action="append",
         default=None,
-        help="A header of the request, 'Name: value' (repeatable).",
+        help="A header of the request, 'Name: value' (repeatable; the variable: one header "
+        "or a JSON list of them).",
+        # configargparse gives an append option one value per item of a JSON list.
+        env_var="LOCUST_URL_HEADER",
     )
-    parser.add_argument("--url-body", default=None, help="The request's body, as text (UTF-8).")
+    parser.add_argument(
+        "--url-body",
+        default=None,
+        help="The request's body, as text (UTF-8).",
+        env_var="LOCUST_URL_BODY",
+    )
     parser.add_argument(
         "--url-body-file", default=None, help="The request's body: this file's bytes."
     )

@@ -33,7 +33,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from html import escape
-from typing import Any
+from typing import Any, TypeGuard
 
 from bokeh.embed import components
 from bokeh.resources import Component, Resources
@@ -367,17 +367,39 @@ def _lock_audit(source: str, results: LockAuditResults) -> str:
 # --- the page ----------------------------------------------------------------------------------
 
 
+def charted(results: AnyResults) -> TypeGuard[LoadResults]:
+    """Whether the page draws charts for ``results``: a load run with requests (a smoke run is a
+    handful of requests in a second: its tables say it all)."""
+    return isinstance(results, LoadResults) and results.totals.requests > 0
+
+
+def baselines_by_kind(
+    baselines: Sequence[tuple[str, AnyResults]],
+) -> dict[str, tuple[str, AnyResults]]:
+    """The baseline drawn beside each kind of run: the last one given of that kind."""
+    return {results.kind: (source, results) for source, results in baselines}
+
+
+def drawn_baselines(
+    results: Sequence[tuple[str, AnyResults]], baselines: Sequence[tuple[str, AnyResults]]
+) -> set[str]:
+    """The sources of the baselines the page draws (beside a charted run of their kind)."""
+    by_kind = baselines_by_kind(baselines)
+    return {by_kind[r.kind][0] for _, r in results if charted(r) and r.kind in by_kind}
+
+
 def render_html_report(report: ReportInput) -> str:
     """The whole page: verdict on top, then one section per results file."""
-    baselines = {results.kind: results for _, results in report.baselines}
+    baselines = {
+        kind: results for kind, (_, results) in baselines_by_kind(report.baselines).items()
+    }
     models: dict[str, Any] = {}
     sections: list[tuple[str, str, LoadResults | SmokeResults | None]] = []
     for index, (source, results) in enumerate(report.results):
         if isinstance(results, LockAuditResults):
             sections.append((source, _lock_audit(source, results), None))
             continue
-        if not isinstance(results, LoadResults) or not results.totals.requests:
-            # A smoke run is a handful of requests in a second: its tables say it all.
+        if not charted(results):
             sections.append((source, "", results))
             continue
         seconds = second_figures(results.timeline)

@@ -62,10 +62,18 @@ from loadkit.measure.worker_share import WorkerShare
 from loadkit.run.load import Target, check_reachable, check_writable
 
 ENGINE = "native"
-DISTRIBUTED_START_LEAD_S = 1.0
-"""A distributed run's common start after the master sent the plans: a message over the
-network and a worker's event loop starting take milliseconds; the clocks of the machines must
-agree within a small part of this (NTP does)."""
+DISTRIBUTED_START_LEAD_S = 0.25
+"""A distributed run's common start after the master sent the plans. The workers are up and
+waiting by then (each said it is native before any plan went), and each takes its master's
+clock on the plan's arrival (``sent_at``), so neither their start-up nor the network hop nor
+their own clocks are in it: only what a worker does between the plan's arrival and its first
+send (decode and check the plan; its loop, pool and recorder; an open run's users' setup). With
+no lead at all the first request reached the target 7.3 ms (at most 10 ms) after the planned
+start, against 4.8 ms (at most 7.7) with this lead: a worker's preparation is 2-3 ms, the rest
+the hop and the target's accept, which no lead removes (``bench/bench_distributed_start.py``, 2
+busy cores, docs/benchmarks.md). The rest of the lead is a busy machine's room, as
+``--processes`` leaves (``processes.START_MARGIN_S``). A scenario's setup that outlasts it
+makes the iterations due meanwhile late, counted as lag (``share``'s module docstring)."""
 
 LAG_P99_BOUND_MS = 10.0
 """The native engine's bound on scheduler lag P99 (half the Locust path's 20 ms, which a file

@@ -20,11 +20,11 @@ from loadkit.exceptions import InputError
 from loadkit.files import write_output
 from loadkit.gate.against_baseline import evaluate_gate
 from loadkit.gate.evaluate import AnyResults, GateReport
-from loadkit.measure.results import LoadResults, LockAuditResults
+from loadkit.measure.results import LockAuditResults
 from loadkit.measure.results_histograms import read_checked_results
 from loadkit.report.gate_regression import drawn_baselines_note
 from loadkit.report.hgrm import hgrm_file_names, hgrm_folder_names, render_hgrm
-from loadkit.report.html import ReportInput, render_html_report
+from loadkit.report.html import ReportInput, drawn_baselines, render_html_report
 from loadkit.report.timeline_csv import render_timeline_csv
 from loadkit.report.timeline_figures import second_figures
 from loadkit.run.baseline import read_baselines
@@ -86,14 +86,6 @@ def page_gate(report: LoadedReport) -> GateReport | None:
     unused = tuple(source for source in gate.unused_baselines if source not in drawn)
     notes = (drawn_baselines_note(shown),) if shown else ()
     return replace(gate, unused_baselines=unused, baseline_notes=gate.baseline_notes + notes)
-
-
-def drawn_baselines(results: Sequence[Sourced], baselines: Sequence[Sourced]) -> set[str]:
-    """The baselines the page draws: the last one of each kind (``render_html_report`` keys
-    them by kind), beside a load run of that kind with requests (the only runs it charts)."""
-    last_of_kind = {baseline.kind: source for source, baseline in baselines}
-    charted = {r.kind for _, r in results if isinstance(r, LoadResults) and r.totals.requests}
-    return {source for kind, source in last_of_kind.items() if kind in charted}
 
 
 def render_report(report: LoadedReport, *, now: datetime | None = None) -> str:

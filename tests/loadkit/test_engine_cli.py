@@ -15,7 +15,14 @@ from loadkit.cli import app
 from loadkit.config import load_config
 from loadkit.engines.choice import choose_engine
 from loadkit.engines.http_request import RequestSpec, TlsOptions
-from loadkit.engines.locust.launch import LocustLaunch, Users, Worker, _users_args, tls_args
+from loadkit.engines.locust.launch import (
+    LocustLaunch,
+    Users,
+    Worker,
+    _url_environ,
+    _users_args,
+    tls_args,
+)
 from loadkit.exceptions import ConfigError
 from tests.loadkit.crafted import crafted_load
 
@@ -168,9 +175,12 @@ def test_the_plugin_is_told_the_tls_choice_and_the_url_scenario_the_request() ->
         url_request=request,
     )  # fmt: skip
     args = _users_args(users)
-    assert args[args.index("--url-method") :] == [
-        "--url-method", "POST", "--url-header", "A: 1", "--url-body", "{}",
-    ]  # fmt: skip
+    # The method on the command line; headers and body in Locust's environment (they may hold
+    # secrets: test_locust_launch.py).
+    assert args[args.index("--url-method") :] == ["--url-method", "POST"]
+    assert _url_environ(users) == {
+        "LOCUST_URL_PATH": "/x", "LOCUST_URL_HEADER": '["A: 1"]', "LOCUST_URL_BODY": "{}",
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize("ramp", [["--spawn-rate", "2"], ["--stages", "1s:2,1s:0"]])

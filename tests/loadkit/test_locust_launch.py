@@ -9,6 +9,9 @@ from argparse import Namespace
 from dataclasses import replace
 from pathlib import Path
 
+import configargparse  # type: ignore[import-untyped]  # Locust's own parser
+
+from loadkit.engines.http_request import RequestSpec
 from loadkit.engines.locust.launch import (
     PLUGIN_PATH,
     Headless,
@@ -181,14 +184,142 @@ def test_worker_of_a_master_elsewhere() -> None:
     assert recorded(one) == recorded(several) == NOTHING_PASSED
 
 
-def test_the_url_scenario_gets_its_path_and_others_do_not() -> None:
+def test_the_url_scenario_gets_its_path_in_its_environment_and_others_do_not() -> None:
     url_users = Users(
         host="http://h:1", count=1, spawn_rate=1, scenario_label="url", url_path="/a?b=1"
     )
-    assert after(launch(replace(HEADLESS, users=url_users)).argv(), "--url-path") == "/a?b=1"
-    ui = WebUI(users=url_users, port=1, results_dir=Path("/r"))
-    assert after(launch(ui).argv(), "--url-path") == "/a?b=1"
-    assert "--url-path" not in launch(HEADLESS).argv()
+    for role in (
+        replace(HEADLESS, users=url_users),
+        WebUI(users=url_users, port=1, results_dir=Path("/r")),
+    ):
+        assert launch(role).environ() == {"LOCUST_HOST": "http://h:1", "LOCUST_URL_PATH": "/a?b=1"}
+        assert not [arg for arg in launch(role).argv() if arg.startswith("--url-")]
+    assert launch(HEADLESS).environ() == {"LOCUST_HOST": "http://127.0.0.1:8000"}
+    assert "from_env" not in json.loads(after(launch(HEADLESS).argv(), "--loadkit-launch"))
+
+
+TOKEN = "Bearer t0ken-5ecret"
+BODY = '{"password": "b0dy-5ecret", "list": [1, 2]}'
+QUERY_SECRET = "qu3ry-5ecret"
+URL_REQUEST = RequestSpec(
+    url=f"http://127.0.0.1:8000/private?token={QUERY_SECRET}",
+    method="POST",
+    headers=(("Authorization", TOKEN), ("X-Tags", "a, b=c, [d]")),
+    body=BODY.encode(),
+)
+URL_USERS = Users(
+    host="http://127.0.0.1:8000",
+    count=1,
+    spawn_rate=1,
+    scenario_label="url",
+    url_path=f"/private?token={QUERY_SECRET}",
+    url_request=URL_REQUEST,
+)
+
+
+def url_parser() -> configargparse.ArgumentParser:
+    """The url scenario's options as scenarios/url.py declares them (it imports Locust, which
+    monkey-patches the process with gevent: not here), on Locust's parser class's base."""
+    parser = configargparse.ArgumentParser()
+    parser.add_argument("--url-path", default="/", env_var="LOCUST_URL_PATH")
+    parser.add_argument("--url-method", default="GET", env_var="LOCUST_URL_METHOD")
+    parser.add_argument("--url-header", action="append", default=None, env_var="LOCUST_URL_HEADER")
+    parser.add_argument("--url-body", default=None, env_var="LOCUST_URL_BODY")
+    parser.add_argument("--url-body-file", default=None)
+    return parser
+
+
+def test_a_url_runs_headers_body_and_query_are_in_locusts_environment_never_its_command_line() -> (
+    None
+):
+    # Every user of the machine reads a process's command line (ps); its environment, only its
+    # own user. The launch record (on the command line) names the variables, not their values.
+    for role in (
+        replace(HEADLESS, users=URL_USERS),
+        replace(HEADLESS, users=URL_USERS, workers=LocalWorkers(count=2, port=1)),
+        replace(
+            HEADLESS, users=URL_USERS, workers=RemoteWorkers(expect=1, bind_host="h", bind_port=1)
+        ),
+        WebUI(users=URL_USERS, port=8089, results_dir=Path("/r")),
+    ):
+        started = launch(role)
+        argv = started.argv()
+        for secret in ("t0ken-5ecret", "b0dy-5ecret", QUERY_SECRET):
+            assert not any(secret in arg for arg in argv), (secret, argv)
+        assert after(argv, "--url-method") == "POST"  # no secret: stays where ps shows it
+        environ = started.environ()
+        assert json.loads(environ["LOCUST_URL_HEADER"]) == [
+            f"Authorization: {TOKEN}",
+            "X-Tags: a, b=c, [d]",
+        ]
+        assert environ["LOCUST_URL_BODY"] == BODY
+        assert environ["LOCUST_URL_PATH"] == f"/private?token={QUERY_SECRET}"
+        assert json.loads(after(argv, "--loadkit-launch"))["from_env"] == {
+            "url_body": "LOCUST_URL_BODY",
+            "url_header": "LOCUST_URL_HEADER",
+            "url_path": "LOCUST_URL_PATH",
+        }
+        # Locust's parser (configargparse) makes of the variables what the command line said.
+        parsed = url_parser().parse_args(["--url-method", "POST"], env_vars=environ)
+        assert parsed.url_header == [f"Authorization: {TOKEN}", "X-Tags: a, b=c, [d]"]
+        assert parsed.url_body == BODY and parsed.url_path == f"/private?token={QUERY_SECRET}"
+        assert launch_mismatch(parsed, json.loads(after(argv, "--loadkit-launch")), environ) is None
+    # A worker gets them from its master with each spawn (Locust sends its parsed options).
+    assert launch(Worker(master_host="h", master_port=1)).environ() == {}
+
+
+def test_a_body_no_variable_can_carry_goes_in_a_file_named_on_the_command_line() -> None:
+    request = replace(URL_REQUEST, body=b"\0\xff")
+    users = replace(URL_USERS, url_request=request, url_body_file=Path("/tmp/run/url-body"))
+    started = launch(replace(HEADLESS, users=users))
+    assert after(started.argv(), "--url-body-file") == "/tmp/run/url-body"
+    assert "LOCUST_URL_BODY" not in started.environ()
+
+
+def test_a_url_run_owns_the_url_scenarios_variables_in_locusts_environment() -> None:
+    # A user's own LOCUST_URL_BODY (exported for plain Locust) must not add a body to a URL run
+    # given none; other variables, and other scenarios' runs, keep the user's environment.
+    users = replace(URL_USERS, url_request=RequestSpec(url="http://127.0.0.1:8000/"))
+    mine = {"LOCUST_URL_BODY": "stray", "LOCUST_URL_HEADER": "X: stray", "LOCUST_TAGS": "a"}
+    child = launch(replace(HEADLESS, users=users)).child_environ({**mine, "HOME": "/h"})
+    assert child == {
+        "HOME": "/h",
+        "LOCUST_TAGS": "a",
+        "LOCUST_HOST": "http://127.0.0.1:8000",
+        "LOCUST_URL_PATH": f"/private?token={QUERY_SECRET}",
+    }
+    assert launch(HEADLESS).child_environ(mine) == {**mine, "LOCUST_HOST": "http://127.0.0.1:8000"}
+
+
+def test_the_plugin_refuses_an_option_that_undoes_a_variable_loadkit_passed() -> None:
+    # configargparse skips a variable whose option is on the command line: a --url-header
+    # after `--` would drop the headers loadkit was given, unseen. The plugin says so instead.
+    started = launch(replace(HEADLESS, users=URL_USERS), "--url-header", "X-Mine: 1")
+    record = json.loads(after(started.argv(), "--loadkit-launch"))
+    environ = started.environ()
+    parsed = url_parser().parse_args(["--url-header", "X-Mine: 1"], env_vars=environ)
+    assert parsed.url_header == ["X-Mine: 1"]
+    found = launch_mismatch(parsed, record, environ)
+    assert found is not None and found.option == "--url-header"
+    assert found.source == "`--url-header` after `--`"
+    assert "LOCUST_URL_HEADER" in found.describe() and "--header" in found.describe()
+    assert "t0ken" not in found.describe()
+    # A configuration file's key for an option loadkit passes none of (here: no body).
+    no_body = replace(URL_USERS, url_request=replace(URL_REQUEST, body=b""))
+    config = LocustConfig(files=(ConfigFile(path="locust.conf", keys=("url-body",)),))
+    started = LocustLaunch(
+        scenario=SCENARIO,
+        role=replace(HEADLESS, users=no_body),
+        parent_pid=77,
+        locust_config=config,
+    )
+    record = json.loads(after(started.argv(), "--loadkit-launch"))
+    parsed = url_parser().parse_args(["--url-body=from-the-file"], env_vars=started.environ())
+    found = launch_mismatch(parsed, record, started.environ())
+    assert found is not None and found.option == "--url-body"
+    assert found.source == "locust.conf: key 'url-body'"
+    parsed = url_parser().parse_args([], env_vars=started.environ())
+    assert launch_mismatch(parsed, record, started.environ()) is None
 
 
 def test_the_callers_locust_args_come_last_so_they_win() -> None:

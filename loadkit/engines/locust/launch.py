@@ -22,12 +22,24 @@ user's process list (``ps``), where ``/proc/PID/environ`` is readable by its own
 Locust takes the variable over its configuration files and under its command line, so a
 ``host`` key in a ``locust.conf`` is overridden as before, and the launch record carries the
 host masked (the plugin compares it masked).
+
+The bundled ``url`` scenario's request goes the same way, for the same reason (a bearer token
+in a header, a password in a body or a query string): its path and query, headers and text body
+are its options' variables (``URL_REQUEST_ENV``: the headers as one JSON list, which
+configargparse turns into one ``--url-header`` each), never its command line; only the method
+and a body file's path (in the run's private temp folder) are there. Locust's master sends its
+parsed options, these included, to its workers with each spawn, so forked and remote workers
+carry none of them on their command line either. The launch record names the variables
+(``from_env``), never their values, and the plugin checks that Locust's parsed options hold
+what they hold: a ``--url-header`` after ``--`` would make configargparse skip the variable and
+silently drop the headers loadkit was given.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -40,6 +52,15 @@ from loadkit.stages import Stage, stages_to_json
 from loadkit.url_credentials import mask_password
 
 PLUGIN_PATH = Path(__file__).with_name("loadkit_plugin.py")
+
+URL_REQUEST_ENV: dict[str, str] = {
+    "url_path": "LOCUST_URL_PATH",
+    "url_header": "LOCUST_URL_HEADER",
+    "url_body": "LOCUST_URL_BODY",
+}
+"""The bundled ``url`` scenario's options that may hold a secret (``dest`` → the ``env_var``
+``scenarios/url.py`` gives each): loadkit passes them in Locust's environment alone, and owns
+them there in a url run (a user's own ``LOCUST_URL_BODY`` never adds a body to it)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,13 +77,14 @@ class Users:
     scenario_label: str
     """The scenario as the user named it (``login``, a path), carried into the results."""
     url_path: str | None = None
-    """The path the bundled ``url`` scenario requests (its ``--url-path``); None for others."""
+    """The path and query the bundled ``url`` scenario requests (``LOCUST_URL_PATH``); None
+    for other scenarios."""
     url_request: RequestSpec | None = None
-    """The bundled ``url`` scenario's method, headers and body (``--url-method``,
-    ``--url-header``, ``--url-body``); None: a plain GET."""
+    """The bundled ``url`` scenario's method (``--url-method``), headers
+    (``LOCUST_URL_HEADER``) and body (``LOCUST_URL_BODY``); None: a plain GET."""
     url_body_file: Path | None = None
-    """Where ``url_request``'s body was written when it is not text a command line can carry
-    (``--url-body-file``)."""
+    """Where ``url_request``'s body was written when it is not text an environment variable
+    can carry (NUL, not UTF-8): ``--url-body-file``, a path in the run's private folder."""
     declarative_file: Path | None = None
     """The declarative scenario ``scenarios/declarative.py`` runs: its JSON description
     (``loadkit.engines.declarative.describe``) in a file of the run's own temp folder
@@ -207,9 +229,17 @@ class LocustLaunch:
         return command + list(self.locust_args)
 
     def environ(self) -> dict[str, str]:
-        """The variables Locust gets besides ours (``run_locust`` adds them to its
-        environment): the target, which may carry a password, as ``LOCUST_HOST``."""
+        """The variables Locust gets besides ours: the target, which may carry a password, as
+        ``LOCUST_HOST``; the ``url`` scenario's path, headers and body (``URL_REQUEST_ENV``)."""
         return _role_environ(self.role)
+
+    def child_environ(self, base: Mapping[str, str]) -> dict[str, str]:
+        """Locust's whole environment, from ``base`` (ours): the variables of ``environ()``
+        set, and in a ``url`` run those of ``URL_REQUEST_ENV`` that it does not set removed
+        (so that the request is the one loadkit was given, and the plugin's check agrees)."""
+        owned = _url_environ_owned(self.role)
+        kept = {name: value for name, value in base.items() if name not in owned}
+        return kept | self.environ()
 
     def expected_options(self) -> dict[str, object]:
         """Locust's parsed options (``dest`` → value) that the run loadkit measures needs, as
@@ -223,20 +253,51 @@ class LocustLaunch:
     def _launch_record(self) -> str:
         """What the results' config records of this launch (the master writes them), and what
         the plugin checks Locust's parsed options against (``expect``)."""
-        record = {
+        record: dict[str, object] = {
             "locust_args": list(self.locust_args),
             "locust_config": self.locust_config.to_results(),
             "expect": self.expected_options(),
         }
+        if owned := _url_environ_owned(self.role):
+            # Names only: the values may be secrets, and this record is on the command line.
+            record["from_env"] = {dest: URL_REQUEST_ENV[dest] for dest in sorted(owned.values())}
         return json.dumps(record, separators=(",", ":"))
 
 
 def _role_environ(role: Headless | WebUI | Worker) -> dict[str, str]:
     match role:
         case Headless(users=users) | WebUI(users=users):
-            return {"LOCUST_HOST": users.host}
+            return {"LOCUST_HOST": users.host} | _url_environ(users)
         case Worker():
-            return {}  # a worker takes the host from its master, with each spawn
+            # A worker takes the host and the url scenario's options from its master, with
+            # each spawn (Locust sends its parsed options).
+            return {}
+
+
+def _url_environ(users: Users) -> dict[str, str]:
+    """The ``url`` scenario's path, headers and text body as its options' variables (none for
+    other scenarios)."""
+    if users.url_path is None:
+        return {}
+    environ = {URL_REQUEST_ENV["url_path"]: users.url_path}
+    request = users.url_request
+    if request is not None and request.headers:
+        # One JSON list: configargparse gives an append option one value per item.
+        headers = [f"{name}: {value}" for name, value in request.headers]
+        environ[URL_REQUEST_ENV["url_header"]] = json.dumps(headers)
+    if request is not None and request.body and users.url_body_file is None:
+        environ[URL_REQUEST_ENV["url_body"]] = request.body.decode()
+    return environ
+
+
+def _url_environ_owned(role: Headless | WebUI | Worker) -> dict[str, str]:
+    """Variable → ``dest`` of the ``url`` scenario's options loadkit owns in Locust's
+    environment: set by ``_url_environ`` or else removed (none outside a ``url`` run)."""
+    match role:
+        case Headless(users=users) | WebUI(users=users) if users.url_path is not None:
+            return {variable: dest for dest, variable in URL_REQUEST_ENV.items()}
+        case _:
+            return {}
 
 
 def _role_args(role: Headless | WebUI | Worker) -> list[str]:
@@ -277,7 +338,7 @@ def options_loadkit_sets(command: Command) -> frozenset[str]:
     common: set[str] | None = None
     for role in _SAMPLES[command]:
         names = {SHORT.get(arg, arg) for arg in ["-f", *_role_args(role)] if arg.startswith("-")}
-        names |= {ENV_OPTIONS[name] for name in _role_environ(role)}
+        names |= {ENV_OPTIONS[name] for name in _role_environ(role) if name in ENV_OPTIONS}
         names = {name for name in names if name.startswith("--")}
         common = names if common is None else common & names
     return frozenset(name for name in common or () if not name.startswith(PLUGIN_PREFIX))
@@ -357,16 +418,13 @@ def tls_args(tls: TlsOptions) -> list[str]:
 
 
 def _url_request_args(request: RequestSpec, body_file: Path | None) -> list[str]:
-    """The bundled ``url`` scenario's options for what is not a plain GET."""
+    """The bundled ``url`` scenario's options for what is not a plain GET and may show in the
+    process list: the method, a body file's path (headers and a text body: ``_url_environ``)."""
     args: list[str] = []
     if request.method != "GET":
         args += ["--url-method", request.method]
-    for name, value in request.headers:
-        args += ["--url-header", f"{name}: {value}"]
     if body_file is not None:
         args += ["--url-body-file", str(body_file)]
-    elif request.body:
-        args += ["--url-body", request.body.decode()]
     return args
 
 
@@ -376,8 +434,7 @@ def _users_args(users: Users) -> list[str]:
     args += ["--spawn-rate", f"{users.spawn_rate:g}"]
     # A failed request is a measurement, not Locust's exit 1: loadkit judges the run itself.
     args += ["--exit-code-on-error", "0", "--loadkit-scenario", users.scenario_label]
-    if users.url_path is not None:
-        args += ["--url-path", users.url_path]
+    # No --url-path, --url-header, --url-body: they go in the environment (_url_environ).
     if users.url_request is not None:
         args += _url_request_args(users.url_request, users.url_body_file)
     if users.declarative_file is not None:

@@ -2,10 +2,11 @@
 
 Locust monkey-patches its process with gevent, so it never runs inside ``loadkit``: it runs as
 the command line of a ``LocustLaunch`` (``python -m locust -f <scenario>,<plugin> ...``), with
-the launch's variables (the target, ``LOCUST_HOST``) added to our environment. The
-child gets a session of its own, so a terminal's Ctrl-C reaches it once, through us (a
-distributed master then has the chance to collect its workers' shares before anything else is
-stopped); a second signal asks again with SIGINT, a third kills its process group.
+the launch's variables (the target, ``LOCUST_HOST``; the url scenario's path, headers and
+body) added to our environment. The child gets a session of its own, so a terminal's Ctrl-C
+reaches it once, through us (a distributed master then has the chance to collect its workers'
+shares before anything else is stopped); a second signal asks again with SIGINT, a third kills
+its process group.
 
 What reaches Locust first is SIGTERM, whatever we got: Locust handles it in a libev signal watcher
 (shutdown in a greenlet of its own), which always runs. Its Ctrl-C path depends on Python's signal
@@ -92,9 +93,10 @@ def run_locust(
             try:
                 process = subprocess.Popen(
                     command,
-                    # The target (a password in it too) goes in Locust's environment, which
-                    # only its own user can read, not on its command line, which anyone can.
-                    env={**os.environ, **launch.environ()},
+                    # The target (a password in it too) and the url scenario's headers, body
+                    # and query go in Locust's environment, which only its own user can read,
+                    # not on its command line, which anyone can.
+                    env=launch.child_environ(os.environ),
                     stdin=subprocess.DEVNULL,
                     stdout=log if log is not None else None,
                     stderr=subprocess.STDOUT if log is not None else subprocess.PIPE,

@@ -1,11 +1,14 @@
 """Several processes on this machine, each running a share of one native run (``--processes``).
 
 Each is a process of its own, started with the spawn method (a fresh interpreter: nothing of the
-parent's event loop or sockets is inherited). Once imported, each says it is ready; when all are,
-the parent sends them one common start a short margin ahead (``START_MARGIN_S``: a spawn takes
-from a fraction of a second to several on a busy machine, so a start fixed before the spawn
-would have to wait for the worst case every time). Each then runs ``run_share`` with its plan
-from that start, sending back over a pipe its live status every second and, at its end, its
+parent's event loop or sockets is inherited). Each runs ``run_share`` with its plan and says it
+is ready once its event loop runs and, in an open run of a declarative scenario, its users are
+set up (their logins: ``share.ShareControl.await_start``); when all are, the parent sends them
+one common start a short margin ahead (``START_MARGIN_S``: a spawn takes from a fraction of a
+second to several on a busy machine, and a setup as long as the target makes it, so a start
+fixed before the spawn would have to wait for the worst case every time). Every process's
+timetable is due from that start, the one the merged duration counts from. Each sends back over
+a pipe its live status every second and, at its end, its
 recorder's share (``LatencyRecorder.to_share``, histograms encoded) with its CPU health. The
 parent merges the shares exactly (``merge_share``). A plan with ``live_shares`` also sends its
 figures so far every second (without the per-second timeline): the parent's ``on_live`` judges
@@ -39,12 +42,13 @@ SHARE_GRACE_S = 30.0
 
 START_MARGIN_S = 0.25
 """The common start, after the last child said it is ready: the start message's way through
-a pipe and a share's set-up (its event loop, recorder and pool) take milliseconds; the rest is
-room for a busy machine's scheduling, so that no process begins late on the timetable."""
+a pipe to a child already running its event loop takes milliseconds; the rest is room for a
+busy machine's scheduling, so that no process begins late on the timetable."""
 
 READY_TIMEOUT_S = 60.0
-"""How long the children may take to start (spawn and import) before the run is given up as
-crashed: far beyond the 1-3 s a busy machine takes."""
+"""How long the children may take to get ready (spawn, import, and an open run's users' setup,
+itself bounded by ``share.SETUP_WAIT_S``) before the run is given up as crashed: far beyond
+the 1-3 s a busy machine takes to spawn."""
 
 _START_POLL_S = 0.05
 """How often a ready child, waiting for its start, looks whether it was stopped meanwhile."""
@@ -73,8 +77,8 @@ class ProcessShare:
 
 
 def _child(plan: SharePlan, pipe: Connection) -> None:
-    """A child's whole life: say it is ready, wait for the common start, run the share, send
-    its status and then its share."""
+    """A child's whole life: run the share (it says it is ready, then waits for the common
+    start), sending its status, and then its share."""
 
     def status(live: LiveStatus) -> None:
         with contextlib.suppress(OSError):
@@ -91,35 +95,31 @@ def _child(plan: SharePlan, pipe: Connection) -> None:
             pipe.send(("live", share.to_wire()))
         return False  # the parent decides, on every process's figures
 
-    control = ShareControl(watch=live if plan.live_shares else None)
-    stopped = threading.Event()
+    def await_start(stopped: threading.Event) -> float | None:
+        try:
+            pipe.send(("ready",))
+            return _await_start(pipe, stopped)
+        except (EOFError, OSError):
+            return None  # the parent is gone: nobody to measure for (the share stops)
 
-    def stop(_signum: int, _frame: object) -> None:
-        stopped.set()
-        control.stop()
-
+    control = ShareControl(watch=live if plan.live_shares else None, await_start=await_start)
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, stop)
-    pipe.send(("ready",))
-    try:
-        start = _await_start(pipe, stopped)
-    except (EOFError, OSError):
-        return  # the parent is gone: nobody to measure for
+        signal.signal(sig, lambda _signum, _frame: control.stop())
     # Stopped before the start: the share runs stopped at once and sends its (empty) share,
-    # an interruption as on any other stop.
-    if start is not None:
-        plan = replace(plan, start=start)
-    outcome = run_share(plan, on_status=status, control=control)
-    pipe.send(
-        (
-            "share",
-            outcome.recorder.to_share().to_wire(),
-            outcome.cpu_warnings,
-            outcome.max_cpu_percent,
-            outcome.interrupted,
-            outcome.crashed,
+    # an interruption as on any other stop. The plans' own start is not read: the common
+    # start comes once every process is ready.
+    outcome = run_share(replace(plan, start=None), on_status=status, control=control)
+    with contextlib.suppress(OSError):  # the parent is gone
+        pipe.send(
+            (
+                "share",
+                outcome.recorder.to_share().to_wire(),
+                outcome.cpu_warnings,
+                outcome.max_cpu_percent,
+                outcome.interrupted,
+                outcome.crashed,
+            )
         )
-    )
     pipe.close()
 
 

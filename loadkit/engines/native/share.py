@@ -5,6 +5,16 @@ begin together and their shares merge onto one timeline), runs the closed or ope
 the planned end or a stop (Ctrl-C, SIGTERM, ``ShareControl.stop``), drains an open run's requests
 in flight (each up to its timeout), and hands back the recorder, finished, with its CPU health.
 A live status goes to ``on_status`` about once a second.
+
+An open run's timetable is due from that one start in every process (``t0``): the start the
+plan fixed (a distributed worker's), or the one ``ShareControl.await_start`` brings (the
+processes of ``--processes``, which say they are ready once their loop runs). A declarative
+scenario's users are set up before it, so that no process's timetable begins later than the
+others' (the merged duration and rate count from the common start): with ``await_start`` the
+process says it is ready only once they are; against a fixed start they are set up in its lead,
+and an iteration a setup still running delays is late, its wait counted as lag. Alone (no
+common start) a process starts its timetable once its users are set up, as Locust's users run
+their ``on_start`` first.
 """
 
 from __future__ import annotations
@@ -108,6 +118,11 @@ class ShareControl:
     watch: Callable[[LatencyRecorder, float], bool] | None = None
     """Abort on fail: called in the share's loop once a second with the recorder and the
     seconds since the load began; True ends the run there, as planned (not interrupted)."""
+    await_start: Callable[[threading.Event], float | None] | None = None
+    """Several processes' handshake, for a plan without ``start``: called in a thread of its
+    own once this share is ready to load (its event loop running, an open run's users set up),
+    it says so and returns the common start (run clock) the load begins at, or None once the
+    event is set (the share was stopped) or nobody will send one (the share then stops)."""
 
     def stop(self) -> None:
         """Stop the share as an interruption (thread-safe; before it started: at once)."""
@@ -218,6 +233,8 @@ class _ShareRun:
         self.on_status = on_status
         self.control = control
         self.stopped = asyncio.Event()
+        self.halted = threading.Event()
+        """``stopped`` for other threads (a wait for the common start)."""
         self.interrupted = False
         self.crashed: str | None = None
         self._interrupted_at = 0.0
@@ -225,6 +242,7 @@ class _ShareRun:
         self._last_status = (0.0, 0, 0)
         self._last_dispatched = 0
         self._open: OpenModel | None = None
+        self._users_set_up = False
         self._load_over = False
         """The planned end (or a stop) came: a drain's completions never stop the run."""
 
@@ -237,6 +255,7 @@ class _ShareRun:
         self.interrupted = True
         self._interrupted_at = now
         self.stopped.set()
+        self.halted.set()
 
     def _crash(self, loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
         # An exception that reached the loop is a bug of ours (the target's failures are
@@ -253,6 +272,7 @@ class _ShareRun:
                 exc_info=error,
             )
         self.stopped.set()
+        self.halted.set()
 
     async def run(self) -> ShareOutcome:
         loop = asyncio.get_running_loop()
@@ -261,6 +281,13 @@ class _ShareRun:
         if self.control._pending:
             self._interrupt()
         with _stop_signals(loop, self._interrupt):
+            if self.plan.start is not None or self.control.await_start is not None:
+                # A common start: this process's users are set up before it (an open run's
+                # timetable is due from it in every process), then it waits for it.
+                if self.plan.model == "open" and await self._set_up_users():
+                    self._warn_if_set_up_late()
+                if self.plan.start is None:
+                    await self._take_common_start(loop)
             start = self.start - self.offset
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopped.wait(), max(start - perf_counter(), 0.0))
@@ -303,12 +330,50 @@ class _ShareRun:
         end = perf_counter()
         self.recorder.finish(end=end + self.offset, in_flight=self.pool.in_flight)
 
-    async def _set_up_users(self, t0: float) -> float:
+    def _warn_if_set_up_late(self) -> None:
+        # Only a start fixed in advance (a distributed worker's) can come before the setup ends;
+        # the run's lag then says the timetable was not kept, and this says why.
+        late_s = perf_counter() - (self.start - self.offset)
+        if self.plan.start is not None and late_s > 0 and not self.stopped.is_set():
+            logger.warning(
+                "the scenario's setup ended %.3f s after the common start: the iterations due "
+                "meanwhile were sent late, and their wait counts as scheduler lag (fewer users "
+                "per worker, or --processes on one machine, set up before the start)",
+                late_s,
+            )
+
+    async def _take_common_start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Say this share is ready and wait (in a thread: the loop goes on answering signals)
+        for the common start; the recorder then counts from it, the setup's requests (made
+        before it) in its first second, as a merged share's earlier seconds are."""
+        await_start = self.control.await_start
+        assert await_start is not None
+        if self.stopped.is_set():
+            return  # stopped already: the share ends at once, never ready
+        start = await loop.run_in_executor(None, await_start, self.halted)
+        if start is None:
+            self._interrupt()
+            return
+        self.start = start
+        setup = self.recorder
+        self.recorder = LatencyRecorder(
+            start=start,
+            source=setup.source,
+            stages=self.plan.stages if self.plan.model == "open" else (),
+        )
+        if setup.requests:
+            self.recorder.merge_share(setup.to_share())
+        self.pool.recorder = self.recorder
+
+    async def _set_up_users(self) -> bool:
         """A declarative scenario's users run their setup before the timetable starts (as
-        Locust's users run their on_start first): when it starts, ``t0`` or later."""
+        Locust's users run their on_start first), once; whether it ran now."""
         pool = self.scenario_pool
+        if self._users_set_up:
+            return False
+        self._users_set_up = True
         if pool is None or not pool.scenario.setup or self.stopped.is_set():
-            return t0
+            return False
         self.pool.start_sweeping()
         done = pool.run_setup()
         waits = [asyncio.ensure_future(e.wait()) for e in (done, self.stopped)]
@@ -321,11 +386,13 @@ class _ShareRun:
                 "timetable starts anyway (users still in their setup take no iteration)",
                 SETUP_WAIT_S,
             )
-        return max(t0, perf_counter())
+        return True
 
     async def _run_open(self, t0: float) -> None:
         plan = self.plan
-        t0 = await self._set_up_users(t0)
+        if await self._set_up_users():
+            # Alone (no common start): the timetable starts once the users are set up.
+            t0 = max(t0, perf_counter())
         timetable = Timetable(
             rate=plan.rate,
             stages=plan.stages,

@@ -10,12 +10,19 @@ The launch record (``--loadkit-launch``) carries the parsed values loadkit's com
 argparse's form, ``loadkit: error: …``, which loadkit's launcher reports as a usage error
 (``passthrough.locust_usage_error``).
 
+Options loadkit passes in Locust's environment because they may hold secrets (the ``url``
+scenario's path, headers and body) are named in the record with their variables
+(``from_env``), never with their values: they are compared with what the variables hold in
+Locust's own environment. configargparse skips a variable whose option is on the command line,
+so a ``--url-header`` after ``--`` would otherwise drop the headers loadkit was given unseen.
+
 Pure but for ``check_launch``, which writes that line and exits; imports no Locust.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from argparse import Namespace
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -35,19 +42,31 @@ class Mismatch:
     """Locust's option (``--run-time``)."""
     source: str
     """What set it, as far as the launch record tells (``\\`--run\\` after \\`--\\```)."""
+    variable: str | None = None
+    """The variable loadkit passed the option in (``LOCUST_URL_HEADER``), None when it passed
+    it on the command line."""
 
     def describe(self) -> str:
         """One line: what set which option, and what to use instead."""
-        advice = Refusal(self.option, self.option, REFUSED[self.option]).advice
+        if self.variable is not None:
+            advice = (
+                f"in a URL run loadkit alone sets it ({self.variable}): give the path and query "
+                "in the URL, headers with --header, the body with --body"
+            )
+        else:
+            advice = Refusal(self.option, self.option, REFUSED[self.option]).advice
         return (
             f"{self.source} sets Locust's {self.option}, which would change the run loadkit "
             f"measures: {advice}"
         )
 
 
-def launch_mismatch(options: Namespace, launch: Mapping[str, Any]) -> Mismatch | None:
+def launch_mismatch(
+    options: Namespace, launch: Mapping[str, Any], environ: Mapping[str, str] | None = None
+) -> Mismatch | None:
     """The first of Locust's parsed ``options`` that differs from the launch record's
-    ``expect``, or None (also when the record expects nothing)."""
+    ``expect``, or from what the variables its ``from_env`` names hold in ``environ`` (Locust's
+    environment), or None (also when the record expects nothing)."""
     expected = launch.get("expect")
     if not isinstance(expected, dict):
         return None
@@ -56,6 +75,14 @@ def launch_mismatch(options: Namespace, launch: Mapping[str, Any]) -> Mismatch |
         # A worker forked by --processes (Locust's main made it one): the parent checks the
         # options they share, once.
         return None
+    from_env = launch.get("from_env")
+    for dest, variable in (from_env if isinstance(from_env, dict) else {}).items():
+        if not isinstance(variable, str) or not hasattr(options, dest):
+            continue
+        if _as_the_variable_sets_it(getattr(options, dest), (environ or {}).get(variable)):
+            continue
+        option = "--" + dest.replace("_", "-")
+        return Mismatch(option=option, source=_source(option, launch, options), variable=variable)
     for dest, value in expected.items():
         if dest not in DESTS or not hasattr(options, dest):
             continue
@@ -71,6 +98,25 @@ def launch_mismatch(options: Namespace, launch: Mapping[str, Any]) -> Mismatch |
     return None
 
 
+def _as_the_variable_sets_it(parsed: object, text: str | None) -> bool:
+    """Whether Locust's parsed value is what configargparse makes of the variable's ``text``
+    (None: unset, so the option must be too): a string option takes it as it is, an append
+    option (a list) one item, or each item of a JSON list."""
+    if text is None:
+        return parsed is None or parsed == []
+    if parsed == text:
+        return True
+    if not isinstance(parsed, list):
+        return False
+    if text.startswith("[") and text.endswith("]"):
+        try:
+            items: object = json.loads(text)
+        except ValueError:
+            return False
+        return parsed == items
+    return parsed == [text]
+
+
 def _source(option: str, launch: Mapping[str, Any], options: Namespace) -> str:
     """What most likely set ``option``, in Locust's precedence: the command line after ``--``
     (an abbreviation: the exact spelling was refused before), a ``LOCUST_*`` variable, the
@@ -80,7 +126,8 @@ def _source(option: str, launch: Mapping[str, Any], options: Namespace) -> str:
         if not isinstance(arg, str) or arg == "--":
             break
         name = arg.split("=", 1)[0]
-        own = hasattr(options, name[2:].replace("-", "_"))  # the locustfile's option: it wins
+        # An abbreviation that is the locustfile's own option names that option: it wins.
+        own = name != option and hasattr(options, name[2:].replace("-", "_"))
         if name.startswith("--") and len(name) > 2 and option.startswith(name) and not own:
             return f"`{name}` after `--`"
     config = launch.get("locust_config")
@@ -109,7 +156,7 @@ def check_launch(options: Namespace | None) -> None:
         return
     if not isinstance(launch, dict):
         return
-    found = launch_mismatch(options, launch)
+    found = launch_mismatch(options, launch, os.environ)
     if found is None:
         return
     refuse(found.describe())
