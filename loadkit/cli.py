@@ -90,12 +90,14 @@ from loadkit.exceptions import (
 )
 
 if TYPE_CHECKING:
-    from loadkit.cli_load_plan import LoadOptions, LoadPlan
+    from loadkit.cli_load_plan import LoadOptions
     from loadkit.config import AcceptanceConfig, Criterion
+    from loadkit.engines.http_request import RequestSpec
     from loadkit.gate.evaluate import GateReport
     from loadkit.measure.results import LoadResults, LockAuditResults, SmokeResults
     from loadkit.run.accept import AcceptanceRun
     from loadkit.run.baseline import Baselines
+    from loadkit.run.load_plan import LoadPlan
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -553,7 +555,7 @@ def load(
     )
     with exit_on_error(), sigterm_as_interrupt():
         check_load_roles(ctx)
-        plan = plan_load(
+        plan, request = plan_load(
             options,
             locust_args=locust_args_of(ctx),
             locust_args_given=ctx.meta.get(LOCUST_ARGS) is not None,
@@ -561,7 +563,7 @@ def load(
         if worker:
             raise typer.Exit(code=_run_load_worker(plan, options))
         try:
-            results = _run_load(plan, options)
+            results = _run_load(plan, request, options)
         except (InvalidLoadRunError, GeneratorCrashedError, LoadInterrupted) as stopped:
             if stopped.results is not None:
                 _show_load(stopped.results, str(stopped.path), plan, html=html)
@@ -604,51 +606,26 @@ def _run_load_worker(plan: LoadPlan, options: LoadOptions) -> int:
     )
 
 
-def _run_load(plan: LoadPlan, options: LoadOptions) -> LoadResults:
+def _run_load(plan: LoadPlan, request: RequestSpec, options: LoadOptions) -> LoadResults:
     """Run ``plan`` on its engine, locally or as the master; its results (also at --out)."""
+    from loadkit.run.load_plan import MasterRole, run_load_plan
+
     output, distributed = options.output, options.distributed
-    if plan.engine == "native":
-        from loadkit.run.native import NativeMaster, run_native_load
-
-        return run_native_load(
-            request=plan.request,
-            profile=plan.profile,
-            out=output.out,
-            processes=plan.processes,
-            quiet=output.quiet,
-            master=(
-                NativeMaster(
-                    expect=distributed.expect_workers,
-                    bind_host=distributed.master_bind_host,
-                    bind_port=distributed.master_port,
-                    wait_s=distributed.expect_workers_max_wait,
-                )
-                if distributed.master
-                else None
-            ),
-            abort_on=plan.abort_on,
-            scenario=plan.description,
-        )
-    from loadkit.run.load import run_load
-
-    return run_load(
-        target=plan.target,
-        profile=plan.profile,
+    return run_load_plan(
+        plan,
+        request,
         out=output.out,
-        processes=plan.processes,
         quiet=output.quiet,
-        master=distributed.master,
-        expect_workers=distributed.expect_workers,
-        master_bind_host=distributed.master_bind_host,
-        master_bind_port=distributed.master_port,
-        master_wait_s=distributed.expect_workers_max_wait,
-        locust_args=plan.locust_args,
-        request=plan.request,
-        tls=plan.tls,
-        http2=plan.http2,
-        abort_on=plan.abort_on,
-        target_profile=plan.target_profile,
-        declarative=plan.description,
+        master=(
+            MasterRole(
+                expect=distributed.expect_workers,
+                bind_host=distributed.master_bind_host,
+                bind_port=distributed.master_port,
+                wait_s=distributed.expect_workers_max_wait,
+            )
+            if distributed.master
+            else None
+        ),
     )
 
 
@@ -736,17 +713,24 @@ def ui(
     class names); options loadkit sets itself are refused. Locust's configuration files and
     LOCUST_* variables are read, said on stderr and recorded, as for `loadkit load`.
     """
-    from loadkit.engines.declarative import declarative_scenario, describe
     from loadkit.engines.tls import tls_options
     from loadkit.run.load import run_ui
-    from loadkit.run.profile import find_config, load_profile
+    from loadkit.run.load_plan import ProfileFlags, plan_load_run
+    from loadkit.run.profile import find_config
 
     with exit_on_error():
         locust_args = locust_args_of(ctx)
         tls = tls_options(insecure=insecure, ca_cert=ca_cert)
-        acceptance = find_config(config)
-        chosen = load_profile(acceptance, profile, scenario=scenario)
-        declarative = declarative_scenario(acceptance, chosen.scenario)
+        plan = plan_load_run(
+            find_config(config),
+            profile,
+            flags=ProfileFlags(scenario=scenario),
+            tls=tls,
+            http2=http2,
+            engine="locust",  # the web UI is Locust's, whatever the profile's engine
+            locust_args=locust_args,
+        )
+        chosen = plan.profile
         if chosen.rate is not None or chosen.stages is not None:
             # The UI's form sets users and spawn rate; a rate or stages would not be what it runs.
             typer.echo(
@@ -762,11 +746,11 @@ def ui(
             concurrency=chosen.concurrency,
             spawn_rate=chosen.spawn_rate,
             announce=lambda line: typer.echo(line, err=True),
-            locust_args=locust_args,
-            tls=tls,
-            target_profile=acceptance.target if acceptance is not None else None,
-            http2=http2 or chosen.http2,
-            declarative=describe(*declarative, os.environ) if declarative else None,
+            locust_args=plan.locust_args,
+            tls=plan.tls,
+            target_profile=plan.target_profile,
+            http2=plan.http2,
+            declarative=plan.description,
         )
         raise typer.Exit(code=code)
 

@@ -1,9 +1,11 @@
 """What a ``loadkit load`` command line asks for: its options in typed bundles (one per help
 panel), checked together, and the run they describe (``LoadPlan``), ready for a runner.
 
-The command (``cli.load``) parses into the bundles, ``plan_load`` resolves the profile, the
-engine, the request and the criteria that may stop the run, and the command hands the plan to
-the runner of its role. Errors are ConfigErrors naming the option at fault; only the CLI turns
+The command (``cli.load``) parses into the bundles; ``plan_load`` resolves them into the plan
+``loadkit accept`` and ``loadkit ui`` resolve theirs into (``run/load_plan.py``: the profile,
+the engine, the scenario), with what only ``load`` has: request shaping, ``--processes``, the
+roles, the criteria that may stop the run; the command hands the plan to the runner of its
+role. Errors are ConfigErrors naming the option at fault; only the CLI turns
 them into exit codes. Everything heavy is imported inside the functions: ``loadkit --help``
 imports this module and must not pay for the engines.
 """
@@ -11,7 +13,7 @@ imports this module and must not pay for the engines.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,9 +23,9 @@ from loadkit.defaults import DEFAULT_TARGET
 from loadkit.exceptions import ConfigError
 
 if TYPE_CHECKING:
-    from loadkit.config import Criterion, LoadProfile, TargetProfile
-    from loadkit.engines.choice import Engine
-    from loadkit.engines.http_request import RequestSpec, TlsOptions
+    from loadkit.config import Criterion
+    from loadkit.engines.http_request import RequestSpec
+    from loadkit.run.load_plan import LoadPlan
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -115,108 +117,55 @@ class LoadOptions:
     distributed: DistributedOptions
 
 
-@dataclass(frozen=True, kw_only=True)
-class LoadPlan:
-    """The run a ``loadkit load`` command line describes, resolved and checked."""
-
-    engine: Engine
-    profile: LoadProfile
-    """The profile with the flags applied."""
-    target: str
-    """The URL of a URL run, else the base URL."""
-    request: RequestSpec
-    """A URL run's request (the native engine's target for a declarative scenario)."""
-    tls: TlsOptions
-    http2: bool
-    processes: int
-    declarative: bool
-    """Whether the scenario is a declarative one ([scenarios.NAME])."""
-    description: str | None
-    """A declarative scenario's description (None on a worker: its master sends it)."""
-    abort_on: tuple[Criterion, ...]
-    target_profile: TargetProfile | None
-    """[target] of the acceptance file, when there is one."""
-    locust_args: tuple[str, ...]
-
-
 def plan_load(
     options: LoadOptions, *, locust_args: tuple[str, ...], locust_args_given: bool
-) -> LoadPlan:
-    """The run ``options`` describe: profile, engine, request, abort criteria.
+) -> tuple[LoadPlan, RequestSpec]:
+    """The run ``options`` describe (profile, engine, scenario, abort criteria), and its request
+    against the URL or ``--host``.
 
     ``locust_args`` are the arguments after ``--`` (checked), ``locust_args_given`` whether a
     ``--`` was there at all (a native run refuses it). Checked in the order a user fixes them:
-    TLS, the request's shape, ``--processes``, the profile, the engine, the scenario; a
-    ConfigError names what is wrong.
+    TLS, the request's shape, ``--processes``, then the run as ``loadkit accept`` and ``loadkit
+    ui`` have theirs checked (``run/load_plan.py``: the profile, the engine, the scenario), the
+    roles, the request; a ConfigError names what is wrong.
     """
-    from loadkit.engines.choice import engine_for_profile, refuse_locust_args
-    from loadkit.engines.declarative import declarative_scenario, describe
     from loadkit.engines.tls import tls_options
-    from loadkit.engines.url_request import request_spec
     from loadkit.run.load import URL_SCENARIO
-    from loadkit.run.profile import find_config, load_profile, stages_option
+    from loadkit.run.load_plan import ProfileFlags, RequestShape, plan_load_run
+    from loadkit.run.profile import find_config, stages_option
 
-    shape, distributed = options.request, options.distributed
+    shape, distributed, profile = options.request, options.distributed, options.profile
     tls = tls_options(insecure=options.tls.insecure, ca_cert=options.tls.ca_cert)
-    scenario = _scenario(shape, options.profile.scenario, url_scenario=URL_SCENARIO)
+    scenario = _scenario(shape, profile.scenario, url_scenario=URL_SCENARIO)
     processes = processes_count(options.engine.processes)
-    acceptance = find_config(options.profile.config)
-    chosen = load_profile(
-        acceptance,
-        options.profile.profile,
-        scenario=scenario,
-        concurrency=options.profile.concurrency,
-        duration_s=options.profile.duration_s,
-        spawn_rate=options.profile.spawn_rate,
-        rate=options.profile.rate,
-        max_in_flight=options.profile.max_in_flight,
-        stages=stages_option(options.profile.stages),
-    )
-    http2 = options.engine.http2 or chosen.http2
-    declarative = declarative_scenario(acceptance, chosen.scenario)
-    engine = engine_for_profile(
-        chosen,
-        requested=options.engine.engine or chosen.engine,
-        source=(
-            "--engine" if options.engine.engine else f"profile {options.profile.profile!r}'s engine"
+    plan = plan_load_run(
+        find_config(profile.config),
+        profile.profile,
+        flags=ProfileFlags(
+            scenario=scenario,
+            concurrency=profile.concurrency,
+            duration_s=profile.duration_s,
+            spawn_rate=profile.spawn_rate,
+            rate=profile.rate,
+            max_in_flight=profile.max_in_flight,
+            stages=stages_option(profile.stages),
         ),
-        url_run=chosen.scenario == URL_SCENARIO,
-        declarative=declarative is not None,
-        http2=http2,
+        shape=RequestShape(method=shape.method, headers=shape.headers, body=shape.body),
+        tls=tls,
+        http2=options.engine.http2,
+        engine=options.engine.engine,
         worker=distributed.worker,
+        processes=processes,
+        abort_on=abort_criteria(profile.config),
+        locust_args=locust_args,
+        locust_args_given=locust_args_given,
     )
-    refuse_locust_args(engine, given=locust_args_given)
-    # Checked before anything starts: its placeholders, and its ${ENV_VAR}s set here.
-    description = (
-        describe(*declarative, os.environ) if declarative and not distributed.worker else None
-    )
-    if distributed.worker and engine == "native" and processes > 1:
+    if distributed.worker and plan.engine == "native" and processes > 1:
         raise ConfigError(
             "--processes on a native worker: start one `loadkit load --worker --engine "
             "native` per core instead (the master splits the run among them)"
         )
-    target = shape.url or shape.host or DEFAULT_TARGET
-    request = request_spec(
-        target, method=shape.method, headers=shape.headers, body=shape.body, tls=tls
-    )
-    target_profile = acceptance.target if acceptance is not None else None
-    if target_profile is not None:
-        # The native engine reads error kinds and sends the trace header as [target] says.
-        request = replace(request, target=target_profile)
-    return LoadPlan(
-        engine=engine,
-        profile=chosen,
-        target=target,
-        request=request,
-        tls=tls,
-        http2=http2,
-        processes=processes,
-        declarative=declarative is not None,
-        description=description,
-        abort_on=abort_criteria(options.profile.config),
-        target_profile=target_profile,
-        locust_args=locust_args,
-    )
+    return plan, plan.request_to(shape.url or shape.host or DEFAULT_TARGET)
 
 
 def _scenario(shape: RequestOptions, scenario: str | None, *, url_scenario: str) -> str | None:

@@ -1,5 +1,5 @@
 """Which engine runs a ``loadkit load``, and ``loadkit accept``'s load (DESIGN.md, "Two engines,
-one measurement"). Pure.
+one measurement"). Pure; ``run/load_plan.py`` applies it for every command that plans a load.
 
 A URL and the declarative scenario of acceptance.toml (``[scenarios.NAME]``) run on the native
 engine: no Python of the user's per request, about wrk's CPU each for a URL
@@ -83,7 +83,8 @@ def engine_for_profile(
     to_locust: str = "--engine locust",
 ) -> Engine:
     """``choose_engine`` for a run of ``profile``, which ramps users when it is closed-model
-    with stages or a spawn rate: the one rule ``loadkit load`` and ``loadkit accept`` share."""
+    with stages or a spawn rate (``run.load_plan.plan_load_run`` calls it for ``loadkit load``,
+    ``accept`` and ``ui``)."""
     return choose_engine(
         requested=requested,
         url_run=url_run,

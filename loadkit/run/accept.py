@@ -22,17 +22,14 @@ are raised for the CLI to map to exit codes.
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from loadkit.config import AcceptanceConfig, LoadProfile, TargetProfile, load_config
+from loadkit.config import AcceptanceConfig, load_config
 from loadkit.defaults import DEFAULT_PROFILE, DEFAULT_REPORTS_DIR
-from loadkit.engines.choice import Engine, engine_for_profile
-from loadkit.engines.declarative import declarative_scenario, describe
 from loadkit.engines.http_request import TlsOptions
 from loadkit.engines.target import parse_target
 from loadkit.exceptions import (
@@ -52,7 +49,7 @@ from loadkit.report.units import format_fraction, format_ms
 from loadkit.run.baseline import Baselines, save_baseline
 from loadkit.run.bundled_service import TRACE_FILE_ENV, BundledService, span_recording_env
 from loadkit.run.http2_edge import DEFAULT_UPSTREAM_TIMEOUT_S, Http2Edge
-from loadkit.run.profile import load_profile
+from loadkit.run.load_plan import LoadPlan, ProfileFlags, plan_load_run, run_load_plan
 from loadkit.traces.breakdown import ran_between
 
 LOCK_AUDIT_FILE = "lock_audit.json"
@@ -126,9 +123,9 @@ def run_acceptance(
     (nginx's 60 s when None; a ConfigError without HTTP/2 or with ``host``: there is no edge).
     ``baselines`` are what the regression criteria are judged against;
     ``save_baseline_to`` receives the load results as the new baseline when the gate passed.
-    The load runs on the engine ``loadkit load`` would choose (``engines.choice``): the
-    profile's ``engine``, else native for a declarative scenario without HTTP/2, Locust for a
-    locustfile (the bundled ``login``); a ConfigError before anything runs when it cannot.
+    The load is planned and run as ``loadkit load`` plans and runs it (``run/load_plan.py``):
+    on the profile's ``engine``, else native for a declarative scenario without HTTP/2, Locust
+    for a locustfile (the bundled ``login``); a ConfigError before anything runs when it cannot.
     """
     if host is not None:
         # Before anything is audited or written: a malformed --host is a usage error.
@@ -136,27 +133,19 @@ def run_acceptance(
     config = load_config(config_path)
     if not config.criteria and not config.regressions:
         raise ConfigError(f"{config_path}: no [[criteria]]: there is nothing to accept against")
-    load = load_profile(config, profile, duration_s=duration_s)
-    http2 = http2 or load.http2
-    if edge_timeout_s is not None and (not http2 or host is not None):
-        why = "add --http2" if host is None else "--host is served by its own edge, not loadkit's"
-        raise ConfigError(f"--edge-timeout is about the bundled service's HTTP/2 edge: {why}")
-    edge_timeout_s = edge_timeout_s or DEFAULT_UPSTREAM_TIMEOUT_S
-    # A declarative scenario is checked (its names, its secrets set) before anything runs.
-    found = declarative_scenario(config, load.scenario)
-    declarative = describe(*found, os.environ) if found is not None else None
-    from loadkit.run.load import URL_SCENARIO
-
-    # The engine `loadkit load` would choose for this profile (DESIGN.md, "Two engines").
-    engine = engine_for_profile(
-        load,
-        requested=load.engine,
-        source=f"profile {profile!r}'s engine",
-        url_run=load.scenario == URL_SCENARIO,
-        declarative=found is not None,
+    # The run `loadkit load` would plan for this profile (DESIGN.md, "Two engines"), checked
+    # before anything runs: the engine, a declarative scenario's names and secrets.
+    plan = plan_load_run(
+        config,
+        profile,
+        flags=ProfileFlags(duration_s=duration_s),
+        tls=tls or TlsOptions(),
         http2=http2,
         to_locust=f'engine = "locust" in [profiles.{profile}]',
     )
+    if edge_timeout_s is not None and (not plan.http2 or host is not None):
+        why = "add --http2" if host is None else "--host is served by its own edge, not loadkit's"
+        raise ConfigError(f"--edge-timeout is about the bundled service's HTTP/2 edge: {why}")
     folder = report_folder(out_dir)
     step = _Steps(5 if host is None else 4, progress)
     try:
@@ -164,19 +153,15 @@ def run_acceptance(
         return _run_stages(
             config,
             config_path,
-            load,
+            plan,
             folder=folder,
             host=host,
             service_env=service_env,
             step=step,
             quiet_load=quiet_load,
-            tls=tls or TlsOptions(),
-            http2=http2,
-            edge_timeout_s=edge_timeout_s,
+            edge_timeout_s=edge_timeout_s or DEFAULT_UPSTREAM_TIMEOUT_S,
             baselines=baselines or Baselines(files=(), force=False),
             save_baseline_to=save_baseline_to,
-            declarative=declarative,
-            engine=engine,
         )
     except BaseException as error:
         _leave_reason(folder, step, error)
@@ -186,20 +171,16 @@ def run_acceptance(
 def _run_stages(
     config: AcceptanceConfig,
     config_path: Path,
-    load: LoadProfile,
+    plan: LoadPlan,
     *,
     folder: Path,
     host: str | None,
     service_env: Mapping[str, str] | None,
     step: _Steps,
     quiet_load: bool,
-    tls: TlsOptions,
-    http2: bool = False,
-    edge_timeout_s: float = DEFAULT_UPSTREAM_TIMEOUT_S,
+    edge_timeout_s: float,
     baselines: Baselines,
     save_baseline_to: Path | None,
-    declarative: str | None = None,
-    engine: Engine,
 ) -> AcceptanceRun:
     with step("lock audit"):
         audit = _lock_audit(config, config_path)
@@ -212,26 +193,18 @@ def _run_stages(
         folder,
         service_env,
         step,
-        http2=http2,
+        http2=plan.http2,
         edge_timeout_s=edge_timeout_s,
         spans=spans,
     ) as target:
         with step(f"smoke against {target}"):
-            smoke = _smoke_or_aborted(config, target, folder / SMOKE_FILE, tls=tls, http2=http2)
+            smoke = _smoke_or_aborted(
+                config, target, folder / SMOKE_FILE, tls=plan.tls, http2=plan.http2
+            )
             write_results(folder / SMOKE_FILE, smoke)
             step.done(f"{smoke.checks_passed}/{len(smoke.checks)} checks passed")
-        with step(f"load: {describe_load(load, engine=engine)}"):
-            results = _load(
-                target,
-                load,
-                folder / LOAD_FILE,
-                quiet=quiet_load,
-                tls=tls,
-                http2=http2,
-                target_profile=config.target,
-                declarative=declarative,
-                engine=engine,
-            )
+        with step(f"load: {describe_load(plan.profile, engine=plan.engine)}"):
+            results = _load(plan, target, folder / LOAD_FILE, quiet=quiet_load)
             step.done(
                 f"{results.totals.requests} requests, "
                 f"{format_fraction(results.totals.error_rate)} errors, "
@@ -379,42 +352,11 @@ def _smoke_or_aborted(
         raise
 
 
-def _load(
-    target: str,
-    profile: LoadProfile,
-    out: Path,
-    *,
-    quiet: bool,
-    tls: TlsOptions,
-    http2: bool = False,
-    target_profile: TargetProfile,
-    declarative: str | None = None,
-    engine: Engine,
-) -> LoadResults:
-    """The load stage's results, on ``engine``: the native engine runs a URL or a declarative
-    scenario (its description ``declarative``) against ``target``, Locust the rest."""
+def _load(plan: LoadPlan, target: str, out: Path, *, quiet: bool) -> LoadResults:
+    """The load stage's results: ``plan`` run against ``target`` as ``loadkit load`` runs it
+    (``run_load_plan``), an invalid or crashed run's results included."""
     try:
-        if engine == "native":
-            from loadkit.engines.url_request import request_spec
-            from loadkit.run.native import run_native_load
-
-            # The native engine reads error kinds and sends the trace header as [target] says.
-            request = replace(request_spec(target, tls=tls), target=target_profile)
-            return run_native_load(
-                request=request, profile=profile, out=out, quiet=quiet, scenario=declarative
-            )
-        from loadkit.run.load import run_load
-
-        return run_load(
-            target=target,
-            profile=profile,
-            out=out,
-            quiet=quiet,
-            tls=tls,
-            http2=http2,
-            target_profile=target_profile,
-            declarative=declarative,
-        )
+        return run_load_plan(plan, plan.request_to(target), out=out, quiet=quiet)
     except InvalidLoadRunError as invalid:
         # The results were written; the gate shows the run as invalid (exit 4) with the
         # criteria measured on it, and writes its reports, rather than stopping here.

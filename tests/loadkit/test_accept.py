@@ -19,12 +19,12 @@ import pytest
 from typer.testing import CliRunner
 
 from loadkit.cli import app
-from loadkit.config import LoadProfile
 from loadkit.exceptions import TargetUnreachableError
 from loadkit.measure.results import LoadResults, SmokeResults, read_results, write_results
 from loadkit.run import accept as accept_module
 from loadkit.run.accept import report_folder, run_acceptance
 from loadkit.run.bundled_service import BundledService, free_port
+from loadkit.run.load_plan import LoadPlan
 from tests.loadkit.crafted import crafted_load, crafted_smoke, overloaded
 from tests.loadkit.misbehaving_servers import hangs, serve
 
@@ -215,7 +215,7 @@ def stubbed_runs(monkeypatch: pytest.MonkeyPatch) -> StubbedRuns:
     runs: StubbedRuns = {"smoke": crafted_smoke(), "load": crafted_load()}
     monkeypatch.setattr(accept_module, "_smoke", lambda *_a, **_k: runs["smoke"])
 
-    def load(_target: str, _profile: LoadProfile, out: Path, **_kwargs: object) -> LoadResults:
+    def load(_plan: LoadPlan, _target: str, out: Path, **_kwargs: object) -> LoadResults:
         # run_load's contract: the results are also written to `out`.
         write_results(out, runs["load"])
         return runs["load"]

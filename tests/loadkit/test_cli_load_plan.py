@@ -66,9 +66,9 @@ def with_request(**fields: object) -> LoadOptions:
 def test_a_url_with_its_request_options_plans_a_native_url_run() -> None:
     url = "http://127.0.0.1:9/items?x=1"
     options = with_request(url=url, method="post", headers=("X-A: 1",), body="hi")
-    plan = plan_load(options, locust_args=(), locust_args_given=False)
-    assert (plan.engine, plan.profile.scenario, plan.target) == ("native", "url", url)
-    assert (plan.request.method, plan.request.headers, plan.request.body) == (
+    plan, request = plan_load(options, locust_args=(), locust_args_given=False)
+    assert (plan.engine, plan.profile.scenario, request.url) == ("native", "url", url)
+    assert (request.method, request.headers, request.body) == (
         "POST",
         (("X-A", "1"),),
         b"hi",
@@ -77,16 +77,16 @@ def test_a_url_with_its_request_options_plans_a_native_url_run() -> None:
 
 
 def test_without_a_url_the_host_or_the_default_target_is_the_base_url() -> None:
-    plan = plan_load(OPTIONS, locust_args=("--tags", "a"), locust_args_given=True)
-    assert (plan.engine, plan.target, plan.locust_args) == (
+    plan, request = plan_load(OPTIONS, locust_args=("--tags", "a"), locust_args_given=True)
+    assert (plan.engine, request.url, plan.locust_args) == (
         "locust",
         DEFAULT_TARGET,
         ("--tags", "a"),
     )
-    hosted = plan_load(
+    _plan, hosted = plan_load(
         with_request(host="http://127.0.0.1:9"), locust_args=(), locust_args_given=False
     )
-    assert hosted.target == "http://127.0.0.1:9"
+    assert hosted.url == "http://127.0.0.1:9"
 
 
 @pytest.mark.parametrize(
@@ -113,7 +113,7 @@ def test_a_native_worker_refuses_processes_and_a_locust_worker_keeps_them() -> N
     with pytest.raises(ConfigError, match="--processes on a native worker"):
         plan_load(native, locust_args=(), locust_args_given=False)
     locust = replace(native, engine=replace(native.engine, engine="locust"))
-    assert plan_load(locust, locust_args=(), locust_args_given=False).processes == 2
+    assert plan_load(locust, locust_args=(), locust_args_given=False)[0].processes == 2
 
 
 def test_only_the_given_configs_abort_on_fail_criteria_can_stop_the_run(tmp_path: Path) -> None:
@@ -123,9 +123,9 @@ def test_only_the_given_configs_abort_on_fail_criteria_can_stop_the_run(tmp_path
     )
     # ./acceptance.toml is read for its profiles, never for criteria that stop a run.
     (tmp_path / "acceptance.toml").write_text(toml)
-    assert plan_load(OPTIONS, locust_args=(), locust_args_given=False).abort_on == ()
+    assert plan_load(OPTIONS, locust_args=(), locust_args_given=False)[0].abort_on == ()
     given = replace(OPTIONS, profile=replace(OPTIONS.profile, config=tmp_path / "acceptance.toml"))
-    plan = plan_load(given, locust_args=(), locust_args_given=False)
+    plan, _request = plan_load(given, locust_args=(), locust_args_given=False)
     assert [c.metric for c in plan.abort_on] == ["load.p95_ms"]
 
 

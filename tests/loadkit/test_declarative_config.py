@@ -270,8 +270,15 @@ def test_accept_refuses_a_missing_secret_first_and_runs_on_the_engine_load_would
 
     loads: list[dict[str, Any]] = []
 
-    def load(_target: str, profile: Any, out: Path, **kwargs: Any) -> Any:
-        loads.append({"scenario": profile.scenario, **kwargs})
+    def load(plan: Any, _target: str, out: Path, **_kwargs: Any) -> Any:
+        loads.append(
+            {
+                "scenario": plan.profile.scenario,
+                "declarative": plan.description,
+                "engine": plan.engine,
+                "http2": plan.http2,
+            }
+        )
         results = crafted_load(errors=())
         write_results(out, results)
         return results
