@@ -107,11 +107,11 @@ class TimerfdTimer:
         kernel refuses one (then use ``LoopTimer``)."""
         assert _TIMERFD is not None, "timerfd_available() is False here: use LoopTimer"
         self._settime = _TIMERFD.settime
-        fd = _TIMERFD.create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)
+        fd: int = _TIMERFD.create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)
         if fd < 0:
             errno = ctypes.get_errno()
             raise OSError(errno, f"timerfd_create: {os.strerror(errno)}")
-        self._fd = fd
+        self._fd: int = fd
         self._loop = loop
         self._callback = callback
         self._spec = _Itimerspec()
