@@ -11,9 +11,10 @@ iterations are sent by a response's dispatch within a loop turn of their due tim
 is ``precise_timer``'s: on Linux a ``timerfd`` armed at the absolute due time, which wakes an idle
 loop to the microsecond; uvloop's own timers count whole milliseconds and fired a median of
 1.0 ms after the due time at 5,000/s (lag P99 2.1-2.7 ms at every rate), and stay the fallback
-elsewhere. It is re-armed only when it fired or the next due time comes sooner than the time it
-is armed at (never per request): one that fires when a response has already sent what was due
-dispatches nothing and is armed at the next due time. Scheduler lag is
+elsewhere. After a wake-up it is armed at the next due time, but not sooner than
+``DISPATCH_GRAIN_S`` after that wake-up (iterations due closer together than that share one
+wake-up), and it is re-armed only when it fired, never per request: one that fires when a
+response has already sent what was due dispatches nothing and is armed again. Scheduler lag is
 a dispatch's time minus the later of its due time and the moment a slot became free: the
 generator's own delay, recorded in the run's ``ScheduleStats``. The loop probe, a timer re-armed
 every ``LOOP_PROBE_INTERVAL_S``, records how late each wake-up comes (the event loop's delay,
@@ -39,6 +40,14 @@ from loadkit.engines.native.precise_timer import LoopTimer, TimerfdTimer, precis
 from loadkit.engines.timetable import Timetable, share_rate
 from loadkit.measure.schedule import ScheduleStats
 from loadkit.measure.validity import LOOP_PROBE_INTERVAL_S
+
+DISPATCH_GRAIN_S = 0.0005
+"""The dispatcher's timer wakes the loop at most once per this span: an iteration it sends is at
+most this late (plus the wake-up's own delay), and at a rate above ``1 / DISPATCH_GRAIN_S`` the
+iterations due within a grain go out in one wake-up. Waking the loop once per due time cost up
+to 1.8 times the CPU per request at 5,000/s (every wake-up from idle is dear here; see
+docs/benchmarks.md, "Native engine"); uvloop's millisecond timers batched by accident, at a lag
+P99 of 2-3 ms."""
 
 
 class OpenModel:
@@ -98,10 +107,11 @@ class OpenModel:
     def _tick(self) -> None:
         if self.stop_time is not None:
             return
-        self._dispatch_due(perf_counter())
+        woke = perf_counter()
+        self._dispatch_due(woke)
         if self.next_due is not None:
             assert self.timer is not None
-            self.timer.arm_at(self.next_due)
+            self.timer.arm_at(max(self.next_due, woke + DISPATCH_GRAIN_S))
 
     def _dispatch_due(self, now: float) -> None:
         pool = self.pool
