@@ -5,16 +5,10 @@ shared with Locust's plugin). Each is sent when due on an idle connection, or on
 fewer than ``max_in_flight`` are in flight; beyond that it waits in a queue and is sent when a
 request ends, still timed from its due time (response time from due, service time from send).
 
-The dispatcher runs from two places: a timer armed at the next due time, and after every
-request that ends (at a high rate responses arrive far more often than due times, so most
-iterations are sent by a response's dispatch within a loop turn of their due time). The timer
-is ``precise_timer``'s: on Linux a ``timerfd`` armed at the absolute due time, which wakes an idle
-loop to the microsecond; uvloop's own timers count whole milliseconds and fired a median of
-1.0 ms after the due time at 5,000/s (lag P99 2.1-2.7 ms at every rate), and stay the fallback
-elsewhere. After a wake-up it is armed at the next due time, but not sooner than
-``DISPATCH_GRAIN_S`` after that wake-up (iterations due closer together than that share one
-wake-up), and it is re-armed only when it fired, never per request: one that fires when a
-response has already sent what was due dispatches nothing and is armed again. Scheduler lag is
+The dispatcher runs from two places: a timer at the next due time (uvloop's timers fire on
+millisecond ticks: at least ``TIMER_FLOOR_S`` ahead), and after every request that ends (at a
+high rate responses arrive far more often than that, so iterations are sent within a loop turn
+of their due time). Scheduler lag is
 a dispatch's time minus the later of its due time and the moment a slot became free: the
 generator's own delay, recorded in the run's ``ScheduleStats``. The loop probe, a timer re-armed
 every ``LOOP_PROBE_INTERVAL_S``, records how late each wake-up comes (the event loop's delay,
@@ -36,18 +30,13 @@ from collections import deque
 from time import perf_counter
 
 from loadkit.engines.native.pool import Pool
-from loadkit.engines.native.precise_timer import LoopTimer, TimerfdTimer, precise_timer
 from loadkit.engines.timetable import Timetable, share_rate
 from loadkit.measure.schedule import ScheduleStats
 from loadkit.measure.validity import LOOP_PROBE_INTERVAL_S
 
-DISPATCH_GRAIN_S = 0.0005
-"""The dispatcher's timer wakes the loop at most once per this span: an iteration it sends is at
-most this late (plus the wake-up's own delay), and at a rate above ``1 / DISPATCH_GRAIN_S`` the
-iterations due within a grain go out in one wake-up. Waking the loop once per due time cost up
-to 1.8 times the CPU per request at 5,000/s (every wake-up from idle is dear here; see
-docs/benchmarks.md, "Native engine"); uvloop's millisecond timers batched by accident, at a lag
-P99 of 2-3 ms."""
+TIMER_FLOOR_S = 0.001
+"""The dispatcher's timer waits at least this long (uvloop's timer resolution). An iteration due
+sooner is sent by the next response's dispatch, or by the timer a tick late at most."""
 
 
 class OpenModel:
@@ -82,8 +71,7 @@ class OpenModel:
         self.free_since = t0
         """Since when a slot has been free (the last time every slot was busy, or ``t0``)."""
         self.stop_time: float | None = None
-        self.timer: TimerfdTimer | LoopTimer | None = None
-        """The dispatcher's timer, from ``start`` on."""
+        self._timer: asyncio.TimerHandle | None = None
         self._probe: asyncio.TimerHandle | None = None
         self._clock_shift = 0.0
         """``perf_counter()`` minus the loop's clock (0 when they are one clock, as on Linux)."""
@@ -98,20 +86,21 @@ class OpenModel:
         # to the ns: they differ by under a millisecond. Another loop's clock may not share its
         # epoch: then it is placed by this one reading (good to its resolution).
         self._clock_shift = 0.0 if 0.0 <= shift < 0.002 else shift
-        self.timer = precise_timer(asyncio.get_running_loop(), self._tick)
         self._tick()
         self._arm_probe()
 
     # --- dispatching ------------------------------------------------------------------------
 
     def _tick(self) -> None:
+        self._timer = None
         if self.stop_time is not None:
             return
-        woke = perf_counter()
-        self._dispatch_due(woke)
+        self._dispatch_due(perf_counter())
         if self.next_due is not None:
-            assert self.timer is not None
-            self.timer.arm_at(max(self.next_due, woke + DISPATCH_GRAIN_S))
+            # Never sooner than a tick: uvloop runs a timer due in under a millisecond on the
+            # loop's next turn, and re-arming it so would spin the loop until the due time.
+            delay = max(self.next_due - perf_counter(), TIMER_FLOOR_S)
+            self._timer = asyncio.get_running_loop().call_later(delay, self._tick)
 
     def _dispatch_due(self, now: float) -> None:
         pool = self.pool
@@ -186,10 +175,9 @@ class OpenModel:
         self.stop_time = perf_counter()
         if not self.pool.in_flight:
             self.drained.set()
-        if self.timer is not None:
-            self.timer.close()
-        if self._probe is not None:
-            self._probe.cancel()
+        for handle in (self._timer, self._probe):
+            if handle is not None:
+                handle.cancel()
 
     def finish(self, *, drain_s: float) -> list[float]:
         """Complete the schedule figures after the drain; the due times (perf counter) of the
