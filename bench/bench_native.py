@@ -15,7 +15,10 @@ Prints figures; the peer comparison (ab, hey, autocannon, Locust) is bench/bench
    git worktree) runs in each round too, the order alternated, and the ratio of the medians is
    printed.
 2. Open model at ``--rate`` (default 50,000/s) for ``--seconds``: achieved rate, scheduler lag
-   P50/P99/max, loop delay P90, CPU µs per request.
+   P50/P99/max, loop delay P90, CPU µs per request. Then the lag table: the same at each of
+   ``--lag-rates``, ``--rounds`` runs each (a fresh process per run, the load average beside
+   each); with ``--base REV`` REV's engine alternated with this tree's (A B, B A) at each rate,
+   and the ratios of the medians (lag P99, loop delay P90, CPU per request).
 3. RSS of a native run sampled every second over ``--rss-seconds`` (closed, 10 connections):
    early against late, each minute's mean and the least-squares slope (with ``--base``, a run
    of the base revision first).
@@ -268,6 +271,79 @@ def closed_rounds(url: str, args: argparse.Namespace, base_tree: Path | None) ->
         print(f"ratio this / {args.base}: {medians['this'] / medians['base']:.3f}")
 
 
+def open_figures(native: dict[str, object]) -> dict[str, float | bool]:
+    """An open run's scheduler and cost figures, as the lag table shows them."""
+    results = native["results"]
+    assert isinstance(results, dict)
+    schedule = results["schedule"]
+    return {
+        "achieved": schedule["achieved_rate"],
+        "lag_p50": schedule["lag_ms"]["p50"],
+        "lag_p99": schedule["lag_ms"]["p99"],
+        "lag_max": schedule["lag_ms"]["max"],
+        "loop_p90": (schedule.get("loop_delay_ms") or {}).get("p90") or 0.0,
+        "cpu_us": float(native["cpu_s"]) / results["totals"]["requests"] * 1e6,  # type: ignore[arg-type]
+        "valid": not results["invalid_reasons"],
+        "load": os.getloadavg()[0],
+    }
+
+
+def lag_rounds(url: str, args: argparse.Namespace, base_tree: Path | None) -> None:
+    """Open runs at each of ``--lag-rates`` (in-flight bound 200), ``--rounds`` each, each run a
+    fresh process; with ``--base`` the base revision's engine too, alternated (A B, then B A)
+    rate by rate, and the ratios of the medians (this / base) printed."""
+    rates = [float(r) for r in args.lag_rates.split(",") if r]
+    print(
+        f"## scheduler lag by rate ({args.seconds:g} s each, in-flight bound 200, "
+        f"{args.rounds} rounds{', interleaved with ' + args.base if base_tree else ''})"
+    )
+    summary: list[str] = []
+    for rate in rates:
+        runs: dict[str, list[dict[str, float | bool]]] = {}
+        for round_ in range(args.rounds):
+            order = ["this"] + (["base"] if base_tree is not None else [])
+            for which in order if round_ % 2 == 0 else order[::-1]:
+                tree = base_tree if which == "base" and base_tree is not None else ROOT
+                figures = open_figures(
+                    run_native(url, args.seconds, concurrency=200, rate=rate, tree=tree)
+                )
+                runs.setdefault(which, []).append(figures)
+                label = args.base if which == "base" else "this tree"
+                print(
+                    f"{rate:>8,.0f}/s {label:>10}: achieved {figures['achieved']:,.0f}/s, lag P50 "
+                    f"{figures['lag_p50']} P99 {figures['lag_p99']} max {figures['lag_max']} ms, "
+                    f"loop delay P90 {figures['loop_p90']} ms, {figures['cpu_us']:.2f} µs "
+                    f"CPU/request, valid {figures['valid']}, load average {figures['load']:.2f}",
+                    flush=True,
+                )
+        medians = {
+            which: {key: statistics.median(float(f[key]) for f in values) for key in values[0]}
+            for which, values in runs.items()
+        }
+        for which, m in medians.items():
+            label = args.base if which == "base" else "this tree"
+            valid = sum(bool(f["valid"]) for f in runs[which])
+            summary.append(
+                f"| {rate:,.0f}/s | {label} | {m['achieved']:,.0f} | {m['lag_p50']:.3f} / "
+                f"{m['lag_p99']:.3f} / {m['lag_max']:.1f} | {m['loop_p90']:.2f} | "
+                f"{m['cpu_us']:.1f} | {valid}/{len(runs[which])} | {m['load']:.2f} |"
+            )
+        if "base" in medians:
+            this, base = medians["this"], medians["base"]
+            summary.append(
+                f"| {rate:,.0f}/s | ratio | | lag P99 {this['lag_p99'] / base['lag_p99']:.2f} | "
+                f"{this['loop_p90'] / base['loop_p90']:.2f} | "
+                f"{this['cpu_us'] / base['cpu_us']:.3f} | | |"
+            )
+    print("medians of the rounds:")
+    print(
+        "| rate | tree | achieved | lag P50 / P99 / max (ms) | loop delay P90 (ms) | "
+        "CPU µs/request | valid | load average |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    print("\n".join(summary), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=10.0)
@@ -315,22 +391,11 @@ def main() -> None:
                 flush=True,
             )
         if "lag" not in skip:
-            print(f"## scheduler lag by rate ({args.seconds:g} s each, in-flight bound 200)")
-            for rate in [float(r) for r in args.lag_rates.split(",") if r]:
-                native = run_native(url, args.seconds, concurrency=200, rate=rate)
-                results = native["results"]
-                assert isinstance(results, dict)
-                schedule = results["schedule"]
-                requests = results["totals"]["requests"]
-                print(
-                    f"{rate:>8,.0f}/s: achieved {schedule['achieved_rate']:,.0f}/s, lag P50 "
-                    f"{schedule['lag_ms']['p50']} P99 {schedule['lag_ms']['p99']} max "
-                    f"{schedule['lag_ms']['max']} ms, loop delay P90 "
-                    f"{schedule.get('loop_delay_ms', {}).get('p90')} ms, "
-                    f"{float(native['cpu_s']) / requests * 1e6:.2f} µs CPU/request, invalid: "  # type: ignore[arg-type]
-                    f"{[r['code'] for r in results['invalid_reasons']]}",
-                    flush=True,
-                )
+            if args.base:
+                with revision_tree(args.base) as base_tree:
+                    lag_rounds(url, args, base_tree)
+            else:
+                lag_rounds(url, args, None)
         if "startup" not in skip:
             native = run_native(url, 0.001)
             print(
