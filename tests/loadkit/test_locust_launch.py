@@ -109,6 +109,22 @@ def test_the_plugin_checks_the_host_locust_parsed_against_the_masked_record() ->
     assert found is not None and found.source == "`--ho` after `--`"
 
 
+def test_the_plugin_refuses_a_host_with_another_password_that_masks_alike() -> None:
+    # The record carries the host masked (it is on the command line): `http://bob:other@h`
+    # masks as loadkit's does. The plugin compares with LOCUST_HOST, password and all.
+    users = replace(USERS, host="http://bob:Pa55word@127.0.0.1:8000")
+    started = launch(replace(HEADLESS, users=users), "--hos", "http://bob:other@127.0.0.1:8000")
+    record = json.loads(after(started.argv(), "--loadkit-launch"))
+    options = Namespace(**started.expected_options())
+    options.host = "http://bob:other@127.0.0.1:8000"  # what the abbreviation made of it
+    found = launch_mismatch(options, record, started.environ())
+    assert found is not None and found.option == "--host"
+    assert found.source == "`--hos` after `--`"
+    assert "other" not in found.describe() and "Pa55word" not in found.describe()
+    options.host = "http://bob:Pa55word@127.0.0.1:8000"  # as Locust reads LOCUST_HOST
+    assert launch_mismatch(options, record, started.environ()) is None
+
+
 def test_a_headless_run_has_no_locust_run_time_to_count_the_test_start_hooks() -> None:
     # Locust's --run-time clock starts before the locustfile's test_start hooks, the plugin's
     # after them: a 10 s hook made a 10 s run "incomplete". The plugin alone stops the test.
