@@ -107,3 +107,9 @@ def test_the_page_is_masked_however_the_apps_json_writes_the_host() -> None:
     page = app.test_client().get("/")
     assert "päss" not in page.text and "p\\u00e4ss" not in page.text, page.text
     assert page.text.count("bob:***@127.0.0.1:8000/v2") == 2
+
+
+def test_the_host_shown_with_a_path_added_keeps_its_password(ui: tuple[Any, Any]) -> None:
+    environment, client = ui
+    client.post("/swarm", data={"host": SHOWN + "/orders?x=1", "user_count": "2"})
+    assert environment.host == HOST + "/orders?x=1"

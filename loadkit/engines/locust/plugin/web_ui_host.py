@@ -10,9 +10,11 @@ do it, and neither changes what the users send:
   password replaced by its masked form (``bob:Pa55word@`` → ``bob:***@``), also where the page
   quotes it JSON- or HTML-escaped;
 - a start (``POST /swarm``) whose "Host" is a masked form the UI showed is taken as the host it
-  masked, password and all: a user who leaves the field as shown tests what loadkit was given.
-  A host typed in with its own password is used as typed (and shown masked from then on); one
-  typed with ``***`` as its password that the UI never showed is used as typed too.
+  masked, password and all: a user who leaves the field as shown tests what loadkit was given;
+  one who adds a path or a query to it keeps that user's password on that scheme, host and port
+  (``url_credentials.unmask``). A host typed in with its own password is used as typed (and
+  shown masked from then on); one typed with ``***`` as its password for a user, host, port or
+  scheme the UI never showed is used as typed too.
 
 Files the UI sends as they are (loadkit's results and report, already masked; Locust's static
 assets) are left alone. Flask and Werkzeug, which Locust serves the UI with, are imported
