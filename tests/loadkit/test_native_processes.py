@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from loadkit.exceptions import ConfigError, InvalidLoadRunError, LoadInterrupted
 from loadkit.measure.recorder import LatencyRecorder
 from loadkit.measure.results import LoadResults, read_results
 from loadkit.run.native import run_native_load
+from tests.loadkit import native_children
 from tests.loadkit.misbehaving_servers import read_request, serve
 from tests.loadkit.native_servers import scheduled_server_process
 
@@ -322,3 +324,21 @@ def test_a_process_stopped_during_its_setup_ends_the_run_as_interrupted_at_once(
         ["no_requests", "aborted"],
     ), results.invalid_reasons
     assert "generator_crashed" not in {reason.code for reason in results.invalid_reasons}
+
+
+def test_a_process_whose_own_code_failed_during_its_setup_ends_the_run_as_crashed_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Its share comes before any start, crashed: the others are stopped at once (no wait for a
+    # ready that never comes), and the run is the crash, with its message, not an interruption
+    # of the user's.
+    monkeypatch.setattr("loadkit.engines.native.processes.READY_TIMEOUT_S", 15.0)
+    monkeypatch.setattr(
+        "loadkit.engines.native.processes._child", native_children.crash_in_setup_or_wait
+    )
+    plan = SharePlan(
+        request=RequestSpec(url="http://127.0.0.1:9/"), model="open", start=None, duration_s=5.0
+    )
+    run = run_processes([plan, replace(plan, worker_index=1, worker_count=2)])
+    assert [part.crashed for part in run.shares] == [native_children.SETUP_CRASH, None]
+    assert not any(part.interrupted for part in run.shares)
