@@ -73,7 +73,14 @@ start, against 4.8 ms (at most 7.7) with this lead: a worker's preparation is 2-
 the hop and the target's accept, which no lead removes (``bench/bench_distributed_start.py``, 2
 busy cores, docs/benchmarks.md). The rest of the lead is a busy machine's room, as
 ``--processes`` leaves (``processes.START_MARGIN_S``). A scenario's setup that outlasts it
-makes the iterations due meanwhile late, counted as lag (``share``'s module docstring)."""
+makes the iterations due meanwhile late, counted as lag (``share``'s module docstring): an open
+run whose users have a setup to run gets ``SETUP_START_LEAD_S`` instead."""
+
+SETUP_START_LEAD_S = 1.0
+"""A distributed open run's lead when its scenario's users have setup steps (a login) to run
+before the start: the lead of the releases before 0.25 s, which covered a setup of up to about
+that long (a bcrypt login is 56-290 ms a user), where a quarter of a second turns a slower one
+into lag."""
 
 LAG_P99_BOUND_MS = 10.0
 """The native engine's bound on scheduler lag P99 (half the Locust path's 20 ms, which a file
@@ -169,10 +176,9 @@ def run_native_load(
             "least one request in flight"
         )
     encode_request(request)  # a bad method or header is refused before anything connects
-    if scenario is not None:
-        # Its secrets set and its headers sendable, before anything connects.
-        plan_scenario(SharePlan(request=request, model=profile.model, start=None,
-                                duration_s=0.0, scenario=scenario))  # fmt: skip
+    # Its secrets set and its headers sendable, before anything connects.
+    compiled = plan_scenario(SharePlan(request=request, model=profile.model, start=None,
+                                       duration_s=0.0, scenario=scenario))  # fmt: skip
     target = parse_target(request.url, option="URL")
     check_writable(out)
     run_id = uuid.uuid4().hex
@@ -201,9 +207,12 @@ def run_native_load(
             progress = printer
         if master is not None:
             watch = _abort_watch(abort_on, target=request.url, stops=stops)
+            # An open run's users set up in the lead: a setup needs the longer one.
+            set_up = profile.model == "open" and compiled is not None and bool(compiled.setup)
             recorder, health, interrupted, shares_missing = _run_distributed(
-                master, request, profile, timeout_s, progress, watch, scenario
-            )
+                master, request, profile, timeout_s, progress, watch, scenario,
+                lead_s=SETUP_START_LEAD_S if set_up else DISTRIBUTED_START_LEAD_S,
+            )  # fmt: skip
             if stops:
                 interrupted = False  # the workers' stop was the criterion's, not a signal
         else:
@@ -388,14 +397,17 @@ def _run_distributed(
     progress: Progress | None,
     watch: Callable[[LatencyRecorder, float], bool] | None = None,
     scenario: str | None = None,
+    *,
+    lead_s: float = DISTRIBUTED_START_LEAD_S,
 ) -> tuple[LatencyRecorder, GeneratorHealth, bool, list[InvalidReason]]:
     """The run split across ``master.expect`` workers elsewhere: the merged recorder, the
     generator health, whether interrupted, and why shares are missing (if they are).
     ``watch``: abort on fail, on the workers' figures merged (each sends its own every
-    second). ``scenario``: a declarative scenario's description, sent with each plan."""
+    second). ``scenario``: a declarative scenario's description, sent with each plan.
+    ``lead_s``: the common start's lead after the plans go."""
 
     def make_plans(workers: int) -> list[SharePlan]:
-        start = RunClock().now() + DISTRIBUTED_START_LEAD_S
+        start = RunClock().now() + lead_s
         plans = _plans(request, profile, processes=workers, start=start, timeout_s=timeout_s)
         live_shares = watch is not None
         return [
