@@ -19,11 +19,15 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from loadkit.cli import EXIT_INVALID_RUN, EXIT_USAGE, app
+from loadkit.cli import EXIT_INVALID_RUN, EXIT_USAGE, app, exit_code_for
 from loadkit.config import DeclarativeScenario, LoadProfile
 from loadkit.engines.declarative import describe
 from loadkit.engines.http_request import RequestSpec, TlsOptions
-from loadkit.engines.native.distributed import plan_from_wire, plan_to_wire
+from loadkit.engines.native.distributed import (
+    WorkersNotReadyError,
+    plan_from_wire,
+    plan_to_wire,
+)
 from loadkit.engines.native.share import SharePlan
 from loadkit.exceptions import InputError
 from loadkit.measure.results import LoadResults, read_results
@@ -275,10 +279,14 @@ def test_a_plan_crosses_as_plain_data_and_back() -> None:
         live_shares=True,
         scenario='{"format":"loadkit.declarative/1","name":"s","setup":[],"requests":[]}',
     )
-    assert plan_from_wire(plan_to_wire(plan)) == plan
+    # All but the start, which the master sends once every worker is set up.
+    assert plan_from_wire(plan_to_wire(plan)) == replace(plan, start=None)
     assert plan_from_wire(plan_to_wire(replace(plan, scenario=None))).scenario is None
     with pytest.raises(InputError, match="same loadkit"):
         plan_from_wire({**plan_to_wire(plan), "version": "loadkit.native_plan/0"})
+    # A worker of the last version would wait for a start in its plan that never comes.
+    with pytest.raises(InputError, match=r"native_plan/3.*same loadkit"):
+        plan_from_wire({**plan_to_wire(plan), "version": "loadkit.native_plan/3"})
 
 
 def test_a_worker_whose_tls_contradicts_its_master_is_refused(tmp_path: Path) -> None:
@@ -353,3 +361,35 @@ def test_a_worker_whose_users_log_in_slowly_still_starts_on_the_common_timetable
     assert counts["POST /login"] == users
     assert counts["GET /items"] == schedule.iterations_dispatched
     assert "the scenario's setup ended" not in stderr
+
+
+def test_a_worker_never_set_up_ends_the_run_after_the_bound_naming_it(
+    login_api: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    out = tmp_path / "load.json"
+    with native_workers(port) as workers:
+        with pytest.raises(WorkersNotReadyError) as raised:
+            run_native_load(
+                request=RequestSpec(url=login_api),
+                profile=LoadProfile(scenario="hang", rate=20, duration_s=1, max_in_flight=2),
+                out=out,
+                quiet=True,
+                master=NativeMaster(
+                    expect=1, bind_host="127.0.0.1", bind_port=port, wait_s=30, ready_wait_s=1.0
+                ),
+                scenario=_scenario("/hang"),
+            )
+        # Told to stop, the worker leaves at once: neither a start nor its stuck login (out
+        # until its 60 s timeout) is waited for.
+        workers[0].communicate(timeout=10)
+    error = raised.value
+    assert exit_code_for(error) == EXIT_INVALID_RUN
+    (worker,) = error.not_ready
+    assert worker.startswith(socket.gethostname())  # Locust's id for it, as the logs name it
+    assert worker in str(error) and "not set up within 1 s" in str(error)
+    # Nothing ran: an aborted file replaces --out, saying why.
+    results = read_results(out)
+    assert isinstance(results, LoadResults)
+    assert not results.valid and results.totals.requests == 0
+    assert "could not start" in str(results.invalid_reasons[0]), results.invalid_reasons
