@@ -65,7 +65,7 @@ PLAN_VERSION = "loadkit.native_plan/4"
 run it with the bundled service's. /3: a declarative scenario's description (``scenario``),
 which a /2 worker would ignore, sending the bare host instead. /4: no start in the plan: the
 worker says when it is set up and the master sends the common start once all are (a /3 worker
-would wait for a start no plan carries, a /4 one for a ``start`` message a /3 master never
+would find no start in the plan, a /4 one wait for a ``start`` message a /3 master never
 sends)."""
 SENT_AT = "sent_at"
 """A plan's optional key: the master's wall clock when it sent the plan. The worker runs on
@@ -84,8 +84,8 @@ LOG_TAIL_CHARS = 2_000
 
 
 def plan_to_wire(plan: SharePlan) -> dict[str, Any]:
-    """A share's plan as JSON- and msgpack-safe data (``plan_from_wire`` reads it back). Its
-    ``start`` stays here: the master sends the common start once every worker is set up."""
+    """A share's plan as JSON- and msgpack-safe data (``plan_from_wire`` reads it back), but
+    for its ``start``, never sent: the master sends the common start once all are set up."""
     request = plan.request
     return {
         "version": PLAN_VERSION,
