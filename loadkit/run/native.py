@@ -473,7 +473,8 @@ def run_native_worker(
     a CA file lives on each machine, so the worker's ``--ca-cert`` replaces the master's path;
     checking certificates where the master does not (or the reverse) contradicts it and is a
     ConfigError (exit 2), as is a request this worker cannot encode. GeneratorCrashedError when
-    the master never answered (Locust's retries ran out) or went away."""
+    the master never answered (Locust's retries ran out) or went away; RunGivenUpError (exit 4)
+    when the master gave the run up before its start (a worker not set up in time)."""
 
     printers: list[Any] = []
 

@@ -380,9 +380,9 @@ def test_a_worker_never_set_up_ends_the_run_after_the_bound_naming_it(
                 ),
                 scenario=_scenario("/hang"),
             )
-        # Told to stop, the worker leaves at once: neither a start nor its stuck login (out
-        # until its 60 s timeout) is waited for.
-        workers[0].communicate(timeout=10)
+        # Told why, the worker leaves at once: neither a start nor its stuck login (out until
+        # its 60 s timeout) is waited for.
+        _, stderr = workers[0].communicate(timeout=10)
     error = raised.value
     assert exit_code_for(error) == EXIT_INVALID_RUN
     (worker,) = error.not_ready
@@ -393,3 +393,5 @@ def test_a_worker_never_set_up_ends_the_run_after_the_bound_naming_it(
     assert isinstance(results, LoadResults)
     assert not results.valid and results.totals.requests == 0
     assert "could not start" in str(results.invalid_reasons[0]), results.invalid_reasons
+    assert workers[0].returncode == EXIT_INVALID_RUN, stderr[-2000:]
+    assert "gave the run up before it started" in stderr and worker in stderr

@@ -286,6 +286,10 @@ class MasterOutcome:
         return [w for w, s in zip(self.workers, self.shares, strict=True) if s is None]
 
 
+class RunGivenUpError(InvalidRunError):
+    """A worker's master gave the run up before it started (exit 4): the master names why."""
+
+
 class WorkersNotReadyError(InvalidRunError):
     """Workers connected and got their plans but were not set up in time: nothing was run
     (exit 4, as for workers that never connected)."""
@@ -410,11 +414,13 @@ class _Collection:
         while len(self.ended) < len(self.workers):
             if time.monotonic() >= give_up:
                 if outcome.start is None and not outcome.interrupted:
-                    self.relay.send({"send": "stop"})  # the set-up ones wait for nothing
                     not_ready = [w for w in self.workers if w not in self.set_up | self.ended]
-                    raise WorkersNotReadyError(
+                    error = WorkersNotReadyError(
                         not_ready=not_ready, expect=len(self.workers), wait_s=ready_wait_s
                     )
+                    # No start will come: every worker stops, and says why.
+                    self.relay.send({"send": "stop", "data": {"gave_up": str(error)}})
+                    raise error
                 break
             try:
                 event = self.relay.next_event(give_up - time.monotonic())
@@ -493,7 +499,8 @@ def run_worker(
     once the master has quit (or a while after).
 
     Raises ConfigError when the master refuses this worker or its plan cannot run here,
-    GeneratorCrashedError when the relay died (the master never answered)."""
+    GeneratorCrashedError when the relay died (the master never answered), RunGivenUpError
+    when the master gave the run up before its start (a worker not set up in time)."""
     relay = Relay(
         relay_argv("worker", "--master-host", master_host, "--master-port", str(master_port))
     )
@@ -519,8 +526,9 @@ def run_worker(
             return None
 
         control = ShareControl(watch=live if plan.live_shares else None, await_start=await_start)
+        gave_up: list[str] = []
         follower = threading.Thread(
-            target=_follow_master, args=(relay, control, starts), daemon=True
+            target=_follow_master, args=(relay, control, starts, gave_up), daemon=True
         )
         follower.start()
 
@@ -530,6 +538,12 @@ def run_worker(
                 on_status(live)
 
         outcome = run_share(plan, on_status=status, control=control)
+        if gave_up:
+            # Nothing to send: the master has written its results and quit.
+            raise RunGivenUpError(
+                f"the master at {master_host}:{master_port} gave the run up before it "
+                f"started: {gave_up[0]}"
+            )
         if relay.process.poll() is not None:
             # The relay (and so the master's channel) is gone: the share cannot reach the
             # master, which counts this worker missing; say so rather than claim it was sent.
@@ -586,9 +600,11 @@ def _wait_for_plan(relay: Relay, master_host: str, master_port: int) -> SharePla
             raise relay.crashed(f"worker of {master_host}:{master_port}, before a plan came")
 
 
-def _follow_master(relay: Relay, control: ShareControl, starts: queue.Queue[float]) -> None:
+def _follow_master(
+    relay: Relay, control: ShareControl, starts: queue.Queue[float], gave_up: list[str]
+) -> None:
     """The master's word once the plan came: the common start goes to ``starts``; a stop
-    (Ctrl-C there, or the run given up) or the relay gone stops the share early."""
+    (Ctrl-C there; the run given up: why, to ``gave_up``) or the relay gone stops the share."""
     while True:
         event = relay.next_event(3600.0)
         if event is None:
@@ -600,5 +616,8 @@ def _follow_master(relay: Relay, control: ShareControl, starts: queue.Queue[floa
             if isinstance(start, int | float):
                 starts.put(float(start))
         elif kind in ("stop", "eof"):
+            data = event.get("data")
+            if isinstance(data, dict) and data.get("gave_up") is not None:
+                gave_up.append(str(data["gave_up"]))
             control.stop()
             return

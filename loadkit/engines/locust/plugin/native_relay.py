@@ -51,6 +51,8 @@ NATIVE_LIVE = "loadkit_native_live"
 """Worker → master every second in a run with abort-on-fail criteria: its figures so far."""
 NATIVE_SHARE = "loadkit_native_share"
 NATIVE_STOP = "loadkit_native_stop"
+"""Master → every worker: stop early (Ctrl-C there, an abort-on-fail criterion; with
+``{"gave_up": why}`` the run was given up before it started)."""
 LOST_CHECK_S = 0.5
 
 logger = logging.getLogger("loadkit")
@@ -137,7 +139,7 @@ class MasterRelay:
                     self.runner.send_message(NATIVE_START, message.get("data"), client_id=worker)
             elif send == "stop":
                 for worker in self.workers:
-                    self.runner.send_message(NATIVE_STOP, None, client_id=worker)
+                    self.runner.send_message(NATIVE_STOP, message.get("data"), client_id=worker)
             elif send == "quit":
                 break
         self.runner.quit()  # sends "quit" to every worker, waits for their last words
@@ -151,7 +153,7 @@ class WorkerRelay:
         self.runner = runner
         runner.register_message(NATIVE_PLAN, lambda msg, **_k: _print("plan", data=msg.data))
         runner.register_message(NATIVE_START, lambda msg, **_k: _print("start", data=msg.data))
-        runner.register_message(NATIVE_STOP, lambda msg, **_k: _print("stop"))
+        runner.register_message(NATIVE_STOP, lambda msg, **_k: _print("stop", data=msg.data))
         events: Any = runner.environment.events  # Locust's hooks are untyped
         events.test_start.add_listener(self._spawned)
         runner.send_message(NATIVE_READY)
