@@ -220,7 +220,7 @@ def run_native_load(
         else:
             # One process starts when its loop runs; several at the common start they are sent
             # once all are ready (``run_processes``).
-            plans = _plans(request, profile, processes=processes, start=None, timeout_s=timeout_s)
+            plans = _plans(request, profile, processes=processes, timeout_s=timeout_s)
             plans = [replace(plan, scenario=scenario) for plan in plans]
             watch = _abort_watch(abort_on, target=request.url, stops=stops)
             if watch is not None and processes > 1:
@@ -413,7 +413,7 @@ def _run_distributed(
     plans: list[SharePlan] = []
 
     def make_plans(workers: int) -> list[SharePlan]:
-        made = _plans(request, profile, processes=workers, start=None, timeout_s=timeout_s)
+        made = _plans(request, profile, processes=workers, timeout_s=timeout_s)
         live_shares = watch is not None
         plans.extend(
             replace(
@@ -577,16 +577,17 @@ def _plans(
     profile: LoadProfile,
     *,
     processes: int,
-    start: float | None,
     timeout_s: float | None,
 ) -> list[SharePlan]:
     """One plan per process: closed, the connections split as evenly as they go; open, the
     timetable interleaved (``Timetable(worker_index=k, worker_count=n)``) and the in-flight
-    bound split as the connections are (the shares add up to the bound)."""
+    bound split as the connections are (the shares add up to the bound). No plan fixes its
+    start: one process begins once its loop runs, several (processes or workers) at the
+    common start they are sent once all are ready."""
     base = SharePlan(
         request=request,
         model=profile.model,
-        start=start,
+        start=None,
         duration_s=profile.run_duration_s,
         rate=profile.rate,
         stages=profile.stage_list if profile.model == "open" else (),
