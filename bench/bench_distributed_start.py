@@ -1,19 +1,21 @@
 """A distributed native run's start: from the master's launch to the target's first request.
 
-The master sends each worker its plan with one common start ``DISTRIBUTED_START_LEAD_S`` ahead
-(``loadkit/run/native.py``); the workers have already connected and said they are native (the
-relay's ready handshake), so all the lead must cover is what a worker does between the plan's
-arrival and its first send (decoding and checking the plan, its event loop, pool and recorder,
-an open run's users' setup). The hop itself is not in it: a worker takes its master's clock on
-the plan's arrival (``sent_at``), one hop late, so it starts that hop late whatever the lead.
+The master sends each worker its plan; each worker sets its share up (its event loop, pool and
+recorder; an open run's users' setup, a declarative scenario's logins) and says so, and once
+all have, the master sends the common start ``DISTRIBUTED_START_LEAD_S`` ahead
+(``loadkit/run/native.py``; before that handshake the plan itself fixed the start that lead
+after it went, and a setup longer than the lead was lag). A worker takes its master's clock on
+the plan's arrival (``sent_at``), so the lead only covers the start message's way.
 
 Each round runs, on loopback, one master and two workers (``loadkit load URL --engine native
 --master --expect-workers 2 --rate 100 --duration 1`` and ``loadkit load --worker --engine
 native``; the workers launched first, the master 3 s later) against a tiny thread server that
-notes when the first request arrives (wall clock: one machine, one clock), for three variants
-alternated (A B C A B C ...): the revision ``--base`` (its own lead), this tree, and this tree
-with the lead forced to 0 (a probe: how late the first request comes when no lead is left,
-i.e. what the lead must cover). Figures per variant (medians, and the worst round):
+notes when the first request arrives (wall clock: one machine, one clock), for five variants
+alternated (A B C D E A B C D E ...): the revision ``--base`` (its own lead), this tree, this
+tree with the lead forced to 0 (a probe: how late the first request comes when no lead is
+left, i.e. what the lead must cover), and the base and this tree running a declarative scenario
+whose every user first logs in, each login answered after ``LOGIN_S`` (``--scenario slow``,
+five users per worker). Figures per variant (medians, and the worst round):
 
 - launch → first request: what a user waits for, from the master's launch;
 - planned start → first request: how late the first request came after the common start in
@@ -52,6 +54,27 @@ from benchmarks_page import write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTION = "## Distributed native run: the start lead (bench/bench_distributed_start.py)"
+LOGIN_S = 0.6
+"""The slow variants' login: more than twice the 0.25 s lead the plan alone used to give."""
+ACCEPTANCE = """
+[[criteria]]
+metric = "load.error_rate"
+op = "<"
+threshold = 0.5
+
+[lock_audit]
+paths = ["src"]
+
+[[scenarios.slow.setup]]
+method = "POST"
+path = "/login"
+json = {}
+expect_status = 200
+
+[[scenarios.slow.requests]]
+path = "/items"
+expect_status = 200
+"""
 WORKERS_FIRST_S = 3.0
 """The workers are launched this long before the master: their imports are not the start's."""
 RUN_BOUND_S = 120.0
@@ -68,6 +91,9 @@ PATCHED_LEAD = (
 
 class _FirstRequest(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's backlog of 5 drops the SYNs of a burst of users connecting at once, and
+    # their retries a second later would be charged to the start.
+    request_queue_size = 128
     first: float | None = None
 
 
@@ -78,7 +104,17 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.server.first is None:
             self.server.first = time.time()
+        self._answer()
+
+    def do_POST(self) -> None:
+        # A login (the slow variants' setup): not the timetable's first request.
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        time.sleep(LOGIN_S)
+        self._answer()
+
+    def _answer(self) -> None:
         self.send_response(200)
+        self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", "2")
         self.end_headers()
         self.wfile.write(b"{}")
@@ -121,9 +157,9 @@ def lead_of(tree: Path) -> float:
     return float(done.stdout)
 
 
-def one_run(tree: Path, lead: float | None) -> dict[str, float | bool]:
+def one_run(tree: Path, lead: float | None, *, login: bool = False) -> dict[str, float | bool]:
     """One master and two workers from ``tree`` (``lead``: forced onto the master, else its
-    own): the start's figures."""
+    own; ``login``: the slow-login scenario instead of the URL): the start's figures."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
     port = str(free_port())
     with (
@@ -139,8 +175,13 @@ def one_run(tree: Path, lead: float | None) -> dict[str, float | bool]:
         launch = [sys.executable, "-m", "loadkit"]
         if lead is not None:
             launch = [sys.executable, "-c", PATCHED_LEAD, str(lead)]
+        what = [url]
+        if login:
+            config = Path(tmp) / "acceptance.toml"
+            config.write_text(ACCEPTANCE)
+            what = ["--scenario", "slow", "--host", url, "--config", str(config)]
         master = [
-            *launch, "load", url, "--engine", "native", "--master", "--expect-workers", "2",
+            *launch, "load", *what, "--engine", "native", "--master", "--expect-workers", "2",
             "--master-bind-host", "127.0.0.1", "--master-port", port, "--rate", "100",
             "--duration", "1", "--max-in-flight", "10", "--out", str(out), "-q",
         ]  # fmt: skip
@@ -197,17 +238,21 @@ def main() -> None:
     ).stdout.strip()  # fmt: skip
     runs: dict[str, list[dict[str, float | bool]]] = {}
     with revision_tree(args.base) as base_tree:
+        base_lead, lead = lead_of(base_tree), lead_of(ROOT)
+        slow = f"logins of {LOGIN_S:g} s"
         variants = [
-            (f"base {base_name} (lead {lead_of(base_tree):g} s)", base_tree, None),
-            (f"this tree (lead {lead_of(ROOT):g} s)", ROOT, None),
-            ("this tree, lead forced to 0 (probe)", ROOT, 0.0),
+            (f"base {base_name} (lead {base_lead:g} s)", base_tree, None, False),
+            (f"this tree (lead {lead:g} s)", ROOT, None, False),
+            ("this tree, lead forced to 0 (probe)", ROOT, 0.0, False),
+            (f"base {base_name}, {slow}", base_tree, None, True),
+            (f"this tree, {slow}", ROOT, None, True),
         ]
         for round_no in range(1, args.rounds + 1):
-            for label, tree, lead in variants:
-                figures = one_run(tree, lead)
+            for label, tree, forced, login in variants:
+                figures = one_run(tree, forced, login=login)
                 runs.setdefault(label, []).append(figures)
                 print(
-                    f"round {round_no} {label:38} first request {figures['to_first_s']:.3f} s "
+                    f"round {round_no} {label:42} first request {figures['to_first_s']:.3f} s "
                     f"after launch, {figures['late_ms']:7.1f} ms after the planned start, "
                     f"lag P99 {figures['lag_p99_ms']:.1f} ms, valid {figures['valid']}"
                 )
@@ -239,10 +284,13 @@ def main() -> None:
             f"work), Python {platform.python_version()}, with `.venv/bin/python "
             f"bench/bench_distributed_start.py --base {args.base} --rounds {args.rounds}` (base "
             f"{base_name}). A native master and two workers on loopback, `--rate 100 --duration "
-            f"1`, the workers launched {WORKERS_FIRST_S:g} s before the master; the variants "
-            'alternated each round. Medians over the rounds (worst in brackets). "After the '
-            "planned start\": the target's first request minus the results' `started_at` (the "
-            "common start); the probe, with no lead at all, shows what the lead has to cover.",
+            f"1 --max-in-flight 10`, the workers launched {WORKERS_FIRST_S:g} s before the master; "
+            "the variants alternated each round; the last two run a declarative scenario whose "
+            f"every user (five per worker) first logs in, each login answered after {LOGIN_S:g} "
+            's. Medians over the rounds (worst in brackets). "After the planned start": the '
+            "target's first request (of the timetable, not a login) minus the results' "
+            "`started_at` (the common start); the probe, with no lead at all, shows what the "
+            "lead has to cover. Ratios are to the base's URL run.",
             "",
             "| variant | master launch → first request (s) | ratio to base | first request "
             "after the planned start (ms) | lag P99 (ms) | valid | master launch → exit (s) | "

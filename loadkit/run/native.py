@@ -23,8 +23,18 @@ from typing import Any
 from loadkit.config import Criterion, LoadProfile
 from loadkit.defaults import DEFAULT_WORKERS_WAIT_S
 from loadkit.engines.http_request import RequestSpec, TlsOptions
-from loadkit.engines.native.distributed import WorkerOutcome, run_master, run_worker
-from loadkit.engines.native.processes import ProcessesCrashed, ProcessShare, run_processes
+from loadkit.engines.native.distributed import (
+    WorkerOutcome,
+    WorkersNotReadyError,
+    run_master,
+    run_worker,
+)
+from loadkit.engines.native.processes import (
+    READY_TIMEOUT_S,
+    ProcessesCrashed,
+    ProcessShare,
+    run_processes,
+)
 from loadkit.engines.native.request_bytes import encode_request
 from loadkit.engines.native.share import (
     ShareControl,
@@ -63,17 +73,14 @@ from loadkit.run.load import Target, check_reachable, check_writable
 
 ENGINE = "native"
 DISTRIBUTED_START_LEAD_S = 0.25
-"""A distributed run's common start after the master sent the plans. The workers are up and
-waiting by then (each said it is native before any plan went), and each takes its master's
-clock on the plan's arrival (``sent_at``), so neither their start-up nor the network hop nor
-their own clocks are in it: only what a worker does between the plan's arrival and its first
-send (decode and check the plan; its loop, pool and recorder; an open run's users' setup). With
-no lead at all the first request reached the target 7.3 ms (at most 10 ms) after the planned
-start, against 4.8 ms (at most 7.7) with this lead: a worker's preparation is 2-3 ms, the rest
-the hop and the target's accept, which no lead removes (``bench/bench_distributed_start.py``, 2
-busy cores, docs/benchmarks.md). The rest of the lead is a busy machine's room, as
-``--processes`` leaves (``processes.START_MARGIN_S``). A scenario's setup that outlasts it
-makes the iterations due meanwhile late, counted as lag (``share``'s module docstring)."""
+"""A distributed run's common start after the last worker said its share is set up (its plan
+decoded and checked, its loop, pool and recorder built, an open run's users' setup done: a
+login takes what the target makes it take, so the master waits for it rather than guess).
+All the start message has left to cross is the master's relay, one network hop and the
+worker's relay, milliseconds; each worker is on its master's clock already (``sent_at``, taken
+when its plan arrived), so its own clock is not in it either. The rest is a busy machine's room,
+as ``--processes`` leaves (``processes.START_MARGIN_S``), so that no worker begins late on the
+timetable (``bench/bench_distributed_start.py``, docs/benchmarks.md)."""
 
 LAG_P99_BOUND_MS = 10.0
 """The native engine's bound on scheduler lag P99 (half the Locust path's 20 ms, which a file
@@ -103,6 +110,10 @@ class NativeMaster:
     wait_s: int = DEFAULT_WORKERS_WAIT_S
     """Give up (WorkersNotConnectedError, an aborted file at --out) when they have not all
     connected by then."""
+    ready_wait_s: float = READY_TIMEOUT_S
+    """Give up (WorkersNotReadyError, an aborted file at --out) when one is still not set up
+    this long after the plans went (a worker's setup is itself bounded by
+    ``share.SETUP_WAIT_S``, then it starts anyway): as long as ``--processes`` waits."""
 
 
 def run_native_load(
@@ -209,7 +220,7 @@ def run_native_load(
         else:
             # One process starts when its loop runs; several at the common start they are sent
             # once all are ready (``run_processes``).
-            plans = _plans(request, profile, processes=processes, start=None, timeout_s=timeout_s)
+            plans = _plans(request, profile, processes=processes, timeout_s=timeout_s)
             plans = [replace(plan, scenario=scenario) for plan in plans]
             watch = _abort_watch(abort_on, target=request.url, stops=stops)
             if watch is not None and processes > 1:
@@ -217,13 +228,18 @@ def run_native_load(
             recorder, health, interrupted, shares_missing = _run(plans, progress, watch)
             if stops and processes > 1:
                 interrupted = False  # the children's stop was the criterion's, not a signal
-    except (KeyboardInterrupt, GeneratorCrashedError, WorkersNotConnectedError) as stopped:
+    except (
+        KeyboardInterrupt,
+        GeneratorCrashedError,
+        WorkersNotConnectedError,
+        WorkersNotReadyError,
+    ) as stopped:
         # Stopped before any share was measured (Ctrl-C during the reachability check or while
         # the processes start, the generator lost): an invalid file replaces --out, as on the
         # Locust path, so that an earlier run's passing file is never judged for this one.
         if isinstance(stopped, KeyboardInterrupt):
             reason = aborted_reason(f"{INTERRUPTED} before the run measured anything")
-        elif isinstance(stopped, WorkersNotConnectedError):
+        elif isinstance(stopped, WorkersNotConnectedError | WorkersNotReadyError):
             reason = aborted_reason(f"the run could not start: {stopped}")
         else:
             reason = generator_crashed_reason(exit_code=stopped.exit_code)
@@ -389,55 +405,49 @@ def _run_distributed(
     watch: Callable[[LatencyRecorder, float], bool] | None = None,
     scenario: str | None = None,
 ) -> tuple[LatencyRecorder, GeneratorHealth, bool, list[InvalidReason]]:
-    """The run split across ``master.expect`` workers elsewhere: the merged recorder, the
-    generator health, whether interrupted, and why shares are missing (if they are).
-    ``watch``: abort on fail, on the workers' figures merged (each sends its own every
-    second). ``scenario``: a declarative scenario's description, sent with each plan."""
+    """The run split across ``master.expect`` workers elsewhere, from the common start the
+    master sends once all are set up: the merged recorder, the generator health, whether
+    interrupted, and why shares are missing (if they are). ``watch``: abort on fail, on the
+    workers' figures merged (each sends its own every second). ``scenario``: a declarative
+    scenario's description, sent with each plan."""
+    plans: list[SharePlan] = []
 
     def make_plans(workers: int) -> list[SharePlan]:
-        start = RunClock().now() + DISTRIBUTED_START_LEAD_S
-        plans = _plans(request, profile, processes=workers, start=start, timeout_s=timeout_s)
+        made = _plans(request, profile, processes=workers, timeout_s=timeout_s)
         live_shares = watch is not None
-        return [
+        plans.extend(
             replace(
                 plan,
                 source=f"worker-{plan.worker_index + 1}",
                 live_shares=live_shares,
                 scenario=scenario,
             )
-            for plan in plans
-        ]
+            for plan in made
+        )
+        return plans
 
     def merged_status(latest: list[LiveStatus | None]) -> None:
         if progress is not None:
             progress(_combine_status(latest))
 
-    plans: list[SharePlan] = []
-
-    judge: list[Callable[[Sequence[WorkerShare | None]], bool]] = []
-
-    def planned(workers: int) -> list[SharePlan]:
-        plans.extend(make_plans(workers))
-        if watch is not None:
-            assert plans[0].start is not None  # a distributed run's plans carry its start
-            judge.append(_merged_watch(plans[0].start, watch))
-        return plans
-
-    def live(latest: list[WorkerShare | None]) -> bool:
-        return bool(judge) and judge[0](latest)
+    def merged_live(latest: list[WorkerShare | None], start: float) -> bool:
+        assert watch is not None
+        return _merged_watch(start, watch)(latest)
 
     outcome = run_master(
         expect_workers=master.expect,
         bind_host=master.bind_host,
         bind_port=master.bind_port,
-        make_plans=planned,
+        make_plans=make_plans,
         on_status=merged_status,
-        on_live=live if watch is not None else None,
+        on_live=merged_live if watch is not None else None,
         wait_s=master.wait_s,
+        ready_wait_s=master.ready_wait_s,
+        start_lead_s=DISTRIBUTED_START_LEAD_S,
     )
     arrived = [share for share in outcome.shares if share is not None]
-    start = plans[0].start if plans else None
-    assert start is not None  # the workers' shares came from plans with a start
+    # Never started (stopped, or every worker gone before all were set up): empty shares.
+    start = outcome.start if outcome.start is not None else RunClock().now()
     recorder, health = _merged(plans[0], arrived, start=start)
     health = health.model_copy(
         update={"notes": [f"distributed: {len(outcome.workers)} native worker(s), shares merged"]}
@@ -463,7 +473,8 @@ def run_native_worker(
     a CA file lives on each machine, so the worker's ``--ca-cert`` replaces the master's path;
     checking certificates where the master does not (or the reverse) contradicts it and is a
     ConfigError (exit 2), as is a request this worker cannot encode. GeneratorCrashedError when
-    the master never answered (Locust's retries ran out) or went away."""
+    the master never answered (Locust's retries ran out) or went away; RunGivenUpError (exit 4)
+    when the master gave the run up before its start (a worker not set up in time)."""
 
     printers: list[Any] = []
 
@@ -566,16 +577,17 @@ def _plans(
     profile: LoadProfile,
     *,
     processes: int,
-    start: float | None,
     timeout_s: float | None,
 ) -> list[SharePlan]:
     """One plan per process: closed, the connections split as evenly as they go; open, the
     timetable interleaved (``Timetable(worker_index=k, worker_count=n)``) and the in-flight
-    bound split as the connections are (the shares add up to the bound)."""
+    bound split as the connections are (the shares add up to the bound). No plan fixes its
+    start: one process begins once its loop runs, several (processes or workers) at the
+    common start they are sent once all are ready."""
     base = SharePlan(
         request=request,
         model=profile.model,
-        start=start,
+        start=None,
         duration_s=profile.run_duration_s,
         rate=profile.rate,
         stages=profile.stage_list if profile.model == "open" else (),

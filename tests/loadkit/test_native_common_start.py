@@ -1,9 +1,10 @@
 """One clock for a multi-process native open run: every process's timetable is due from the
-common start, its users set up before it (``--processes``: a process says it is ready once its
-users are; a distributed worker, whose plan fixes the start, sets them up in the lead), so the
+common start, its users set up before it (a process of ``--processes`` or a distributed worker
+says it is ready once its users are; a plan with a fixed start sets them up in its lead), so the
 merged duration, the iterations due and the achieved rate all tell the timetable the user asked
 for, however slow the setup (a login). A setup that outlasts a fixed start delays iterations:
-their wait is lag, never a later timetable."""
+their wait is lag, never a later timetable. (The distributed handshake itself:
+test_native_distributed.py.)"""
 
 from __future__ import annotations
 
@@ -84,8 +85,8 @@ def test_a_slow_setup_shifts_no_process_off_the_common_timetable(
 def test_a_fixed_start_is_the_timetable_start_whatever_the_setup_takes(
     slow_login_api: str, lead_s: float, late: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # A distributed worker's plan carries the common start: its users are set up before it
-    # (in the lead), and its timetable is due from it even when the setup outlasts the lead.
+    # A plan that carries the common start: its users are set up before it (in the lead), and
+    # its timetable is due from it even when the setup outlasts the lead.
     start = RunClock().now() + lead_s
     plan = SharePlan(
         request=request_spec(slow_login_api),

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import re
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -17,16 +19,22 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from loadkit.cli import EXIT_INVALID_RUN, EXIT_USAGE, app
-from loadkit.config import LoadProfile
+from loadkit.cli import EXIT_INVALID_RUN, EXIT_USAGE, app, exit_code_for
+from loadkit.config import DeclarativeScenario, LoadProfile
+from loadkit.engines.declarative import describe
 from loadkit.engines.http_request import RequestSpec, TlsOptions
-from loadkit.engines.native.distributed import plan_from_wire, plan_to_wire
+from loadkit.engines.native.distributed import (
+    WorkersNotReadyError,
+    plan_from_wire,
+    plan_to_wire,
+)
 from loadkit.engines.native.share import SharePlan
 from loadkit.exceptions import InputError
 from loadkit.measure.results import LoadResults, read_results
 from loadkit.run.bundled_service import free_port
-from loadkit.run.native import run_native_load
+from loadkit.run.native import NativeMaster, run_native_load
 from loadkit.stages import Stage
+from tests.loadkit.misbehaving_servers import read_request, serve
 from tests.loadkit.native_servers import scheduled_server_process
 from tests.loadkit.scheduled_server import scheduled_server
 from tests.loadkit.test_abort_on_fail import ABORT, FAILS_FROM_S, could_first_fail_s, failing_later
@@ -35,6 +43,61 @@ MIX = (0.0,) * 8 + (0.1, 0.2)
 """Eight answers at once, then one of 100 ms and one of 200 ms: P95 and P99 are known."""
 RUN_BOUND_S = 90.0
 SUMMARY = re.compile(r"(worker-\d) of 2: (\d+) requests, (\d+) errors")
+
+
+LOGIN_S = 0.6
+"""A slow login: more than twice the quarter-second lead a worker's setup used to have."""
+OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+
+
+def _logins(released: threading.Event) -> Callable[[socket.socket], None]:
+    def answer(conn: socket.socket) -> None:
+        # /login answers after LOGIN_S, /hang once the module is done; anything else at once.
+        while request := read_request(conn):
+            if request.startswith(b"POST /login"):
+                time.sleep(LOGIN_S)
+            elif request.startswith(b"POST /hang"):
+                released.wait()
+            conn.sendall(OK)
+
+    return answer
+
+
+@pytest.fixture(scope="module")
+def login_api() -> Iterator[str]:
+    released = threading.Event()
+    with serve(_logins(released)) as url:
+        try:
+            yield url
+        finally:
+            released.set()
+
+
+def _scenario(login: str) -> str:
+    return describe(
+        "login",
+        DeclarativeScenario.model_validate(
+            {
+                "setup": [{"method": "POST", "path": login, "json": {}, "expect_status": 200}],
+                "requests": [{"path": "/items", "expect_status": 200}],
+            }
+        ),
+        {},
+    )
+
+
+@contextmanager
+def native_workers(port: int, count: int = 1) -> Iterator[list[subprocess.Popen[str]]]:
+    """``count`` native workers of the master on ``port`` (the master runs in this process)."""
+    worker = ("--worker", "--engine", "native", "--master-host", "127.0.0.1", "-q")
+    started = [loadkit(*worker, "--master-port", str(port)) for _ in range(count)]
+    try:
+        yield started
+    finally:
+        for process in started:
+            if process.poll() is None:
+                process.kill()
+            process.communicate()
 
 
 def loadkit(*args: str) -> subprocess.Popen[str]:
@@ -216,10 +279,14 @@ def test_a_plan_crosses_as_plain_data_and_back() -> None:
         live_shares=True,
         scenario='{"format":"loadkit.declarative/1","name":"s","setup":[],"requests":[]}',
     )
-    assert plan_from_wire(plan_to_wire(plan)) == plan
+    # All but the start, which the master sends once every worker is set up.
+    assert plan_from_wire(plan_to_wire(plan)) == replace(plan, start=None)
     assert plan_from_wire(plan_to_wire(replace(plan, scenario=None))).scenario is None
     with pytest.raises(InputError, match="same loadkit"):
         plan_from_wire({**plan_to_wire(plan), "version": "loadkit.native_plan/0"})
+    # A worker of the last version would wait for a start in its plan that never comes.
+    with pytest.raises(InputError, match=r"native_plan/3.*same loadkit"):
+        plan_from_wire({**plan_to_wire(plan), "version": "loadkit.native_plan/3"})
 
 
 def test_a_worker_whose_tls_contradicts_its_master_is_refused(tmp_path: Path) -> None:
@@ -263,3 +330,68 @@ def test_what_a_native_master_or_worker_cannot_do_is_refused(
     result = CliRunner().invoke(app, ["load", *args, *out])
     assert result.exit_code == EXIT_USAGE, result.output
     assert message in result.output
+
+
+def test_a_worker_whose_users_log_in_slowly_still_starts_on_the_common_timetable(
+    login_api: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    rate, duration_s, users = 40.0, 1.0, 4
+    with native_workers(port) as workers:
+        results = run_native_load(
+            request=RequestSpec(url=login_api),
+            profile=LoadProfile(
+                scenario="login", rate=rate, duration_s=duration_s, max_in_flight=users
+            ),
+            out=tmp_path / "load.json",
+            quiet=True,
+            master=NativeMaster(expect=1, bind_host="127.0.0.1", bind_port=port, wait_s=30),
+            scenario=_scenario("/login"),
+        )
+        _, stderr = workers[0].communicate(timeout=RUN_BOUND_S)
+    assert workers[0].returncode == 0, stderr[-2000:]
+    # Every user logged in before the start: the timetable ran whole from it, on time.
+    assert results.valid, results.invalid_reasons
+    schedule = results.schedule
+    assert schedule is not None
+    assert (schedule.lag_ms.max or 0.0) < LOGIN_S * 1000 / 10
+    assert abs(schedule.iterations_due - rate * duration_s) <= 1
+    assert results.duration_s == pytest.approx(duration_s, abs=0.1)
+    counts = {e.name: e.requests for e in results.endpoints}
+    assert counts["POST /login"] == users
+    assert counts["GET /items"] == schedule.iterations_dispatched
+    assert "the scenario's setup ended" not in stderr
+
+
+def test_a_worker_never_set_up_ends_the_run_after_the_bound_naming_it(
+    login_api: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    out = tmp_path / "load.json"
+    with native_workers(port) as workers:
+        with pytest.raises(WorkersNotReadyError) as raised:
+            run_native_load(
+                request=RequestSpec(url=login_api),
+                profile=LoadProfile(scenario="hang", rate=20, duration_s=1, max_in_flight=2),
+                out=out,
+                quiet=True,
+                master=NativeMaster(
+                    expect=1, bind_host="127.0.0.1", bind_port=port, wait_s=30, ready_wait_s=1.0
+                ),
+                scenario=_scenario("/hang"),
+            )
+        # Told why, the worker leaves at once: neither a start nor its stuck login (out until
+        # its 60 s timeout) is waited for.
+        _, stderr = workers[0].communicate(timeout=10)
+    error = raised.value
+    assert exit_code_for(error) == EXIT_INVALID_RUN
+    (worker,) = error.not_ready
+    assert worker.startswith(socket.gethostname())  # Locust's id for it, as the logs name it
+    assert worker in str(error) and "not set up within 1 s" in str(error)
+    # Nothing ran: an aborted file replaces --out, saying why.
+    results = read_results(out)
+    assert isinstance(results, LoadResults)
+    assert not results.valid and results.totals.requests == 0
+    assert "could not start" in str(results.invalid_reasons[0]), results.invalid_reasons
+    assert workers[0].returncode == EXIT_INVALID_RUN, stderr[-2000:]
+    assert "gave the run up before it started" in stderr and worker in stderr

@@ -7,18 +7,23 @@ next to asyncio), started here and spoken to over its stdin and stdout in JSON l
 process does the native work on either side:
 
 - **master** (``run_master``): waits for ``expect`` native workers, sends each its plan (closed:
-  its connections; open: ``Timetable(worker_index=k, worker_count=N)``, all from one start),
-  collects their live status and their final shares; a worker that quit or went missing
-  (Locust's heartbeats) before its share arrived is reported missing.
-- **worker** (``run_worker``): learns its plan from the master, runs it with ``run_share`` on
-  this process's event loop, sends its status each second and its share at the end; a "stop"
-  from the master (Ctrl-C there) ends it early, still sending its share.
+  its connections; open: ``Timetable(worker_index=k, worker_count=N)``), waits until every one
+  says its share is set up, then sends them all one common start a short lead ahead (as
+  ``--processes`` does), and collects their live status and their final shares; a worker that
+  quit or went missing (Locust's heartbeats) before its share arrived is reported missing, and
+  the run is given up (``WorkersNotReadyError``) when one is still not set up after a bound.
+- **worker** (``run_worker``): learns its plan from the master (and its master's clock with it),
+  runs it with ``run_share`` on this process's event loop, which sets the share up (an open
+  run's users log in) and says so, then starts at the common start the master sends; it sends
+  its status each second and its share at the end; a "stop" from the master (Ctrl-C there)
+  ends it early, still sending its share.
 
-Messages, relay → this process: ``ready`` (the workers, by index), ``plan``, ``status``,
-``live``, ``share``, ``lost``, ``stop``, ``refused``; this process → relay: ``plan``,
-``status``, ``live``, ``share``, ``stop``, ``quit`` (end of stdin: quit too). ``live`` is a
-worker's figures so far, every second, in a run with abort-on-fail criteria (its plan's
-``live_shares``): the master judges them merged and stops every worker when one fails.
+Messages, relay → this process: ``ready`` (the workers, by index), ``plan``, ``set_up``,
+``start``, ``status``, ``live``, ``share``, ``lost``, ``stop``, ``refused``; this process →
+relay: ``plan``, ``set_up``, ``start``, ``status``, ``live``, ``share``, ``stop``, ``quit``
+(end of stdin: quit too). ``live`` is a worker's figures so far, every second, in a run with
+abort-on-fail criteria (its plan's ``live_shares``): the master judges them merged and stops
+every worker when one fails.
 """
 
 from __future__ import annotations
@@ -39,25 +44,29 @@ from typing import IO, Any
 from loadkit.config import TargetProfile
 from loadkit.defaults import DEFAULT_WORKERS_WAIT_S
 from loadkit.engines.http_request import RequestSpec, TlsOptions
-from loadkit.engines.native.processes import SHARE_GRACE_S, ProcessShare
+from loadkit.engines.native.processes import READY_TIMEOUT_S, SHARE_GRACE_S, ProcessShare
 from loadkit.engines.native.share import ShareControl, SharePlan, run_share
 from loadkit.exceptions import (
     ConfigError,
     GeneratorCrashedError,
     InputError,
+    InvalidRunError,
     WorkersNotConnectedError,
 )
 from loadkit.files import scratch_file
 from loadkit.measure.live_status import LiveStatus
-from loadkit.measure.recorder import LatencyRecorder
+from loadkit.measure.recorder import LatencyRecorder, RunClock
 from loadkit.measure.worker_share import WorkerShare
 from loadkit.stages import Stage
 
 RELAY_MODULE = "loadkit.engines.locust.plugin.native_relay"
-PLAN_VERSION = "loadkit.native_plan/3"
+PLAN_VERSION = "loadkit.native_plan/4"
 """/2: the request carries the target profile (error kinds, trace header); a /1 worker would
 run it with the bundled service's. /3: a declarative scenario's description (``scenario``),
-which a /2 worker would ignore, sending the bare host instead."""
+which a /2 worker would ignore, sending the bare host instead. /4: no start in the plan: the
+worker says when it is set up and the master sends the common start once all are (a /3 worker
+would find no start in the plan, a /4 one wait for a ``start`` message a /3 master never
+sends)."""
 SENT_AT = "sent_at"
 """A plan's optional key: the master's wall clock when it sent the plan. The worker runs on
 its master's clock from then on (its offset measured on arrival, one hop late), so that a
@@ -66,6 +75,8 @@ RELAY_QUIT_S = 5.0
 """How long a relay has to quit once told to (it tells Locust's peers first)."""
 WORKER_QUIT_WAIT_S = 30.0
 """How long a worker that sent its share waits for its master's quit before it leaves."""
+START_POLL_S = 0.05
+"""How often a worker waiting for its start looks whether it was stopped meanwhile."""
 LOG_TAIL_CHARS = 2_000
 
 
@@ -73,7 +84,8 @@ LOG_TAIL_CHARS = 2_000
 
 
 def plan_to_wire(plan: SharePlan) -> dict[str, Any]:
-    """A share's plan as JSON- and msgpack-safe data (``plan_from_wire`` reads it back)."""
+    """A share's plan as JSON- and msgpack-safe data (``plan_from_wire`` reads it back), but
+    for its ``start``, never sent: the master sends the common start once all are set up."""
     request = plan.request
     return {
         "version": PLAN_VERSION,
@@ -88,7 +100,6 @@ def plan_to_wire(plan: SharePlan) -> dict[str, Any]:
             "target": request.target.model_dump(mode="json", exclude_defaults=True),
         },
         "model": plan.model,
-        "start": plan.start,
         "duration_s": plan.duration_s,
         "concurrency": plan.concurrency,
         "rate": plan.rate,
@@ -130,7 +141,7 @@ def plan_from_wire(data: object) -> SharePlan:
                 target=TargetProfile.model_validate(request["target"]),
             ),
             model=model,
-            start=float(data["start"]),
+            start=None,  # the master's ``start`` message brings it
             duration_s=float(data["duration_s"]),
             concurrency=int(data["concurrency"]),
             rate=float(data["rate"]) if data["rate"] is not None else None,
@@ -265,11 +276,35 @@ class MasterOutcome:
     """Workers whose share could not be read, and why."""
     interrupted: bool = False
     """Ctrl-C or SIGTERM here: the workers were told to stop early."""
+    start: float | None = None
+    """The common start sent to the workers (run clock); None: the run never started (every
+    worker ended, or the master was stopped, before all were set up)."""
 
     @property
     def missing(self) -> list[str]:
         """Workers whose share never arrived (quit, missing, or past the deadline)."""
         return [w for w, s in zip(self.workers, self.shares, strict=True) if s is None]
+
+
+class RunGivenUpError(InvalidRunError):
+    """A worker's master gave the run up before it started (exit 4): the master names why."""
+
+
+class WorkersNotReadyError(InvalidRunError):
+    """Workers connected and got their plans but were not set up in time: nothing was run
+    (exit 4, as for workers that never connected)."""
+
+    def __init__(self, *, not_ready: Sequence[str], expect: int, wait_s: float) -> None:
+        """The error for ``not_ready`` (Locust's worker ids) of ``expect`` after ``wait_s``."""
+        names = ", ".join(not_ready)
+        super().__init__(
+            f"--expect-workers {expect}: {len(not_ready)} worker(s) got their plan but were not "
+            f"set up within {wait_s:g} s: {names}; a worker sets up its users (a scenario's "
+            "setup steps, a login) before the common start: check that those machines reach "
+            "the target and that its setup steps answer there, and that their load is not "
+            "starving them"
+        )
+        self.not_ready = list(not_ready)
 
 
 def run_master(
@@ -279,18 +314,24 @@ def run_master(
     bind_port: int,
     make_plans: Callable[[int], list[SharePlan]],
     on_status: Callable[[list[LiveStatus | None]], None] | None = None,
-    on_live: Callable[[list[WorkerShare | None]], bool] | None = None,
+    on_live: Callable[[list[WorkerShare | None], float], bool] | None = None,
     wait_s: float = DEFAULT_WORKERS_WAIT_S,
+    ready_wait_s: float = READY_TIMEOUT_S,
+    start_lead_s: float,
 ) -> MasterOutcome:
     """Wait for ``expect_workers`` native workers on ``bind_host:bind_port``, send worker k
-    ``make_plans(n)[k]``, and collect their shares (a worker that quit or went missing first
-    is missing; none waits past its plan's end, drain and a grace). Ctrl-C or SIGTERM while
-    they run stops them early (their shares still come; ``interrupted``). ``on_live`` gets
-    every worker's latest figures so far (plans with ``live_shares``) as one arrives: True
-    stops every worker, as planned (their shares still come; not ``interrupted``).
+    ``make_plans(n)[k]`` (its ``start`` is not sent), and once every one says its share is set
+    up, the common start ``start_lead_s`` ahead; collect their shares (a worker that quit or
+    went missing first is missing; none waits past its plan's end, drain and a grace). Ctrl-C
+    or SIGTERM stops them early (their shares still come; ``interrupted``). ``on_live`` gets
+    every worker's latest figures so far (plans with ``live_shares``) as one arrives, with the
+    common start: True stops every worker, as planned (their shares still come; not
+    ``interrupted``).
 
     Raises ConfigError when the relay cannot listen there, GeneratorCrashedError when it died,
-    WorkersNotConnectedError when they had not all come after ``wait_s`` seconds.
+    WorkersNotConnectedError when they had not all come after ``wait_s`` seconds,
+    WorkersNotReadyError when one was still not set up ``ready_wait_s`` after the plans went
+    (the others are told to stop first).
     """
     relay = Relay(
         relay_argv(
@@ -311,7 +352,8 @@ def run_master(
             # Its master's clock now, for the worker to take (SENT_AT): the moment it is sent.
             data = {**plan_to_wire(plan), SENT_AT: time.time()}
             relay.send({"send": "plan", "worker": worker, "data": data})
-        return _collect(relay, workers, plans, on_status, on_live)
+        collection = _Collection(relay, workers, plans[0], on_status, on_live)
+        return collection.run(ready_wait_s=ready_wait_s, start_lead_s=start_lead_s)
     finally:
         relay.send({"send": "quit"})
         relay.close()
@@ -340,61 +382,95 @@ def _wait_for_workers(
             raise relay.crashed("master, before its workers connected")
 
 
-def _collect(
-    relay: Relay,
-    workers: list[str],
-    plans: list[SharePlan],
-    on_status: Callable[[list[LiveStatus | None]], None] | None,
-    on_live: Callable[[list[WorkerShare | None]], bool] | None = None,
-) -> MasterOutcome:
-    index = {worker: k for k, worker in enumerate(workers)}
-    outcome = MasterOutcome(workers=workers, shares=[None] * len(workers))
-    latest: list[LiveStatus | None] = [None] * len(workers)
-    live: list[WorkerShare | None] = [None] * len(workers)
-    live_stopped = False
-    ended: set[str] = set()
-    plan = plans[0]
-    start = plan.start if plan.start is not None else time.time()
-    bound = plan.duration_s + plan.timeout_s + SHARE_GRACE_S
-    give_up = time.monotonic() + max(start - time.time(), 0.0) + bound
-    while len(ended) < len(workers) and time.monotonic() < give_up:
-        try:
-            event = relay.next_event(give_up - time.monotonic())
-        except KeyboardInterrupt:
-            if outcome.interrupted:
-                break  # a second Ctrl-C: what arrived is what there is
-            outcome.interrupted = True
-            relay.send({"send": "stop"})
-            give_up = min(give_up, time.monotonic() + plan.timeout_s + SHARE_GRACE_S)
-            continue
-        if event is None:
-            continue
+class _Collection:
+    """The master's side of a run once the plans went: the workers' setup, the common start,
+    their statuses, figures and shares, as the relay's events arrive."""
+
+    def __init__(
+        self,
+        relay: Relay,
+        workers: list[str],
+        plan: SharePlan,
+        on_status: Callable[[list[LiveStatus | None]], None] | None,
+        on_live: Callable[[list[WorkerShare | None], float], bool] | None,
+    ) -> None:
+        self.relay = relay
+        self.workers = workers
+        self.plan = plan
+        self.on_status = on_status
+        self.on_live = on_live
+        self.index = {worker: k for k, worker in enumerate(workers)}
+        self.outcome = MasterOutcome(workers=workers, shares=[None] * len(workers))
+        self.latest: list[LiveStatus | None] = [None] * len(workers)
+        self.live: list[WorkerShare | None] = [None] * len(workers)
+        self.live_stopped = False
+        self.set_up: set[str] = set()
+        self.ended: set[str] = set()
+
+    def run(self, *, ready_wait_s: float, start_lead_s: float) -> MasterOutcome:
+        """Until every share is in (or lost, or past the bound); the outcome."""
+        outcome, plan = self.outcome, self.plan
+        give_up = time.monotonic() + ready_wait_s
+        while len(self.ended) < len(self.workers):
+            if time.monotonic() >= give_up:
+                if outcome.start is None and not outcome.interrupted:
+                    not_ready = [w for w in self.workers if w not in self.set_up | self.ended]
+                    error = WorkersNotReadyError(
+                        not_ready=not_ready, expect=len(self.workers), wait_s=ready_wait_s
+                    )
+                    # No start will come: every worker stops, and says why.
+                    self.relay.send({"send": "stop", "data": {"gave_up": str(error)}})
+                    raise error
+                break
+            try:
+                event = self.relay.next_event(give_up - time.monotonic())
+            except KeyboardInterrupt:
+                if outcome.interrupted:
+                    break  # a second Ctrl-C: what arrived is what there is
+                outcome.interrupted = True
+                self.relay.send({"send": "stop"})
+                give_up = min(give_up, time.monotonic() + plan.timeout_s + SHARE_GRACE_S)
+                continue
+            if event is None:
+                continue
+            if event.get("event") == "eof":
+                break
+            self._take(event)
+            waiting = set(self.workers) - self.set_up - self.ended
+            if outcome.start is None and self.set_up and not waiting and not outcome.interrupted:
+                # Every worker still in the run is set up: all start together, a lead ahead.
+                outcome.start = RunClock().now() + start_lead_s
+                self.relay.send({"send": "start", "data": {"start": outcome.start}})
+                bound = plan.duration_s + plan.timeout_s + SHARE_GRACE_S
+                give_up = time.monotonic() + start_lead_s + bound
+        return outcome
+
+    def _take(self, event: dict[str, Any]) -> None:
         kind, worker = event.get("event"), str(event.get("worker"))
-        if kind == "eof":
-            break
-        if worker not in index or worker in ended:
-            continue
-        k = index[worker]
-        if kind == "status":
+        if worker not in self.index or worker in self.ended:
+            return
+        k, outcome = self.index[worker], self.outcome
+        if kind == "set_up":
+            self.set_up.add(worker)
+        elif kind == "status":
             with contextlib.suppress(TypeError):
-                latest[k] = LiveStatus(**event["data"])
-                if on_status is not None:
-                    on_status(list(latest))
-        elif kind == "live" and on_live is not None and not live_stopped:
+                self.latest[k] = LiveStatus(**event["data"])
+                if self.on_status is not None:
+                    self.on_status(list(self.latest))
+        elif kind == "live" and self.on_live is not None and not self.live_stopped:
             with contextlib.suppress(InputError):
-                live[k] = WorkerShare.from_wire(event.get("data"))
-                if on_live(list(live)):
-                    live_stopped = True
-                    relay.send({"send": "stop"})
+                self.live[k] = WorkerShare.from_wire(event.get("data"))
+                if outcome.start is not None and self.on_live(list(self.live), outcome.start):
+                    self.live_stopped = True
+                    self.relay.send({"send": "stop"})
         elif kind == "share":
-            ended.add(worker)
+            self.ended.add(worker)
             try:
                 outcome.shares[k] = _share_from_wire(event.get("data"))
             except InputError as exc:
                 outcome.refused[worker] = str(exc)
         elif kind == "lost":
-            ended.add(worker)
-    return outcome
+            self.ended.add(worker)
 
 
 # --- worker -----------------------------------------------------------------------------------
@@ -418,11 +494,13 @@ def run_worker(
     on_status: Callable[[LiveStatus], None] | None = None,
 ) -> WorkerOutcome:
     """Connect to the native master at ``master_host:master_port`` (Locust's retries), learn
-    this worker's plan (``check_plan`` may refuse it with a ConfigError, or adapt it), run it
-    here and send the share; returns once the master has quit (or a while after).
+    this worker's plan (``check_plan`` may refuse it with a ConfigError, or adapt it), set it
+    up here, say so, run it from the common start the master sends and send the share; returns
+    once the master has quit (or a while after).
 
     Raises ConfigError when the master refuses this worker or its plan cannot run here,
-    GeneratorCrashedError when the relay died (the master never answered)."""
+    GeneratorCrashedError when the relay died (the master never answered), RunGivenUpError
+    when the master gave the run up before its start (a worker not set up in time)."""
     relay = Relay(
         relay_argv("worker", "--master-host", master_host, "--master-port", str(master_port))
     )
@@ -436,9 +514,23 @@ def run_worker(
             relay.send({"send": "live", "data": share.to_wire()})
             return False
 
-        control = ShareControl(watch=live if plan.live_shares else None)
-        stop_reader = threading.Thread(target=_stop_on_request, args=(relay, control), daemon=True)
-        stop_reader.start()
+        starts: queue.Queue[float] = queue.Queue()
+
+        def await_start(stopped: threading.Event) -> float | None:
+            # Set up (the share calls this once its loop runs and its users are): say so, and
+            # wait for the common start; None once stopped (the master's stop, its relay gone).
+            relay.send({"send": "set_up"})
+            while not stopped.is_set():
+                with contextlib.suppress(queue.Empty):
+                    return starts.get(timeout=START_POLL_S)
+            return None
+
+        control = ShareControl(watch=live if plan.live_shares else None, await_start=await_start)
+        gave_up: list[str] = []
+        follower = threading.Thread(
+            target=_follow_master, args=(relay, control, starts, gave_up), daemon=True
+        )
+        follower.start()
 
         def status(live: LiveStatus) -> None:
             relay.send({"send": "status", "data": asdict(live)})
@@ -446,6 +538,12 @@ def run_worker(
                 on_status(live)
 
         outcome = run_share(plan, on_status=status, control=control)
+        if gave_up:
+            # Nothing to send: the master has written its results and quit.
+            raise RunGivenUpError(
+                f"the master at {master_host}:{master_port} gave the run up before it "
+                f"started: {gave_up[0]}"
+            )
         if relay.process.poll() is not None:
             # The relay (and so the master's channel) is gone: the share cannot reach the
             # master, which counts this worker missing; say so rather than claim it was sent.
@@ -502,10 +600,24 @@ def _wait_for_plan(relay: Relay, master_host: str, master_port: int) -> SharePla
             raise relay.crashed(f"worker of {master_host}:{master_port}, before a plan came")
 
 
-def _stop_on_request(relay: Relay, control: ShareControl) -> None:
-    """The master said stop (Ctrl-C there), or the relay is gone: the share stops early."""
+def _follow_master(
+    relay: Relay, control: ShareControl, starts: queue.Queue[float], gave_up: list[str]
+) -> None:
+    """The master's word once the plan came: the common start goes to ``starts``; a stop
+    (Ctrl-C there; the run given up: why, to ``gave_up``) or the relay gone stops the share."""
     while True:
         event = relay.next_event(3600.0)
-        if event is not None and event.get("event") in ("stop", "eof"):
+        if event is None:
+            continue
+        kind = event.get("event")
+        if kind == "start":
+            data = event.get("data")
+            start = data.get("start") if isinstance(data, dict) else None
+            if isinstance(start, int | float):
+                starts.put(float(start))
+        elif kind in ("stop", "eof"):
+            data = event.get("data")
+            if isinstance(data, dict) and data.get("gave_up") is not None:
+                gave_up.append(str(data["gave_up"]))
             control.stop()
             return

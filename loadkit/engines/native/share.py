@@ -6,15 +6,15 @@ the planned end or a stop (Ctrl-C, SIGTERM, ``ShareControl.stop``), drains an op
 in flight (each up to its timeout), and hands back the recorder, finished, with its CPU health.
 A live status goes to ``on_status`` about once a second.
 
-An open run's timetable is due from that one start in every process (``t0``): the start the
-plan fixed (a distributed worker's), or the one ``ShareControl.await_start`` brings (the
-processes of ``--processes``, which say they are ready once their loop runs). A declarative
-scenario's users are set up before it, so that no process's timetable begins later than the
-others' (the merged duration and rate count from the common start): with ``await_start`` the
-process says it is ready only once they are; against a fixed start they are set up in its lead,
-and an iteration a setup still running delays is late, its wait counted as lag. Alone (no
-common start) a process starts its timetable once its users are set up, as Locust's users run
-their ``on_start`` first.
+An open run's timetable is due from that one start in every process (``t0``): the one
+``ShareControl.await_start`` brings (the processes of ``--processes`` and the workers of a
+distributed run, which say they are ready once their loop runs), or a start the plan fixed. A
+declarative scenario's users are set up before it, so that no process's timetable begins later
+than the others' (the merged duration and rate count from the common start): with
+``await_start`` the process says it is ready only once they are; against a fixed start they
+are set up in its lead, and an iteration a setup still running delays is late, its wait counted
+as lag. Alone (no common start) a process starts its timetable once its users are set up, as
+Locust's users run their ``on_start`` first.
 """
 
 from __future__ import annotations
@@ -119,10 +119,11 @@ class ShareControl:
     """Abort on fail: called in the share's loop once a second with the recorder and the
     seconds since the load began; True ends the run there, as planned (not interrupted)."""
     await_start: Callable[[threading.Event], float | None] | None = None
-    """Several processes' handshake, for a plan without ``start``: called in a thread of its
-    own once this share is ready to load (its event loop running, an open run's users set up),
-    it says so and returns the common start (run clock) the load begins at, or None once the
-    event is set (the share was stopped) or nobody will send one (the share then stops)."""
+    """Several processes' handshake (``--processes``' pipe, a distributed worker's relay), for
+    a plan without ``start``: called in a thread of its own once this share is ready to load
+    (its event loop running, an open run's users set up), it says so and returns the common
+    start (run clock) the load begins at, or None once the event is set (the share was stopped)
+    or nobody will send one (the share then stops)."""
 
     def stop(self) -> None:
         """Stop the share as an interruption (thread-safe; before it started: at once)."""
@@ -337,8 +338,8 @@ class _ShareRun:
         if self.plan.start is not None and late_s > 0 and not self.stopped.is_set():
             logger.warning(
                 "the scenario's setup ended %.3f s after the common start: the iterations due "
-                "meanwhile were sent late, and their wait counts as scheduler lag (fewer users "
-                "per worker, or --processes on one machine, set up before the start)",
+                "meanwhile were sent late, and their wait counts as scheduler lag (a plan "
+                "without a fixed start waits for the setup instead)",
                 late_s,
             )
 
@@ -411,7 +412,8 @@ class _ShareRun:
         self.recorder.count_span_from(t0 + self.offset)
         self.recorder.set_schedule(model.schedule)
         self.pool.start_sweeping()
-        if not self.stopped.is_set():
+        started = not self.stopped.is_set()
+        if started:
             model.start()
         await self._until(t0 + planned)
         self._load_over = True
@@ -423,7 +425,9 @@ class _ShareRun:
         # The drain, after the planned end or a first Ctrl-C or SIGTERM alike (as the Locust
         # path drains): requests in flight complete or time out (the sweep records them); the
         # next Ctrl-C or SIGTERM ends it at once (those still in flight are counted in_flight).
-        if self.crashed is None:
+        # Stopped before its start (while its users were set up, or waiting for the start),
+        # none of the timetable is in flight: a login still out is no load to wait for.
+        if self.crashed is None and started:
             self.stopped.clear()
             waits = [asyncio.ensure_future(e.wait()) for e in (model.drained, self.stopped)]
             # Each request in flight ends by its timeout (the sweep records it) at the latest.

@@ -13,12 +13,14 @@ on stdin/stdout and Locust's custom messages to its peers:
 
 - **master**: once ``expect`` workers said they are native (``NATIVE_READY``), prints
   ``ready`` with their ids (sorted, so that a worker's index is stable); forwards each ``plan``
-  to its worker; prints each worker's ``status`` and ``share``; prints ``lost`` for a worker
-  that quit or that Locust's heartbeats marked missing before its share came; forwards ``stop``
-  to every worker; quits (telling the workers to quit) on ``quit`` or the end of stdin.
-- **worker**: connects (Locust's retries), says it is native, prints the ``plan`` and a
-  ``stop``; forwards ``status`` and ``share`` lines to the master; quits on the master's quit
-  or the end of stdin. A master that spawns users (a Locust-engine master) is ``refused``.
+  to its worker; prints each worker's ``set_up`` (its share is ready to start), ``status`` and
+  ``share``; prints ``lost`` for a worker that quit or that Locust's heartbeats marked missing
+  before its share came; forwards ``start`` (the common start) and ``stop`` to every worker;
+  quits (telling the workers to quit) on ``quit`` or the end of stdin.
+- **worker**: connects (Locust's retries), says it is native, prints the ``plan``, the
+  ``start`` and a ``stop``; forwards ``set_up``, ``status`` and ``share`` lines to the master;
+  quits on the master's quit or the end of stdin. A master that spawns users (a Locust-engine
+  master) is ``refused``.
 """
 
 from __future__ import annotations
@@ -39,11 +41,18 @@ NATIVE_READY = "loadkit_native_ready"
 """Worker → master on connect: this worker runs native shares (a Locust-path worker never
 sends it, so a master never gives it a plan)."""
 NATIVE_PLAN = "loadkit_native_plan"
+NATIVE_SET_UP = "loadkit_native_set_up"
+"""Worker → master once its share is ready to start: its plan checked, its event loop running
+and, in an open run, its users set up (a declarative scenario's logins)."""
+NATIVE_START = "loadkit_native_start"
+"""Master → every worker once all are set up: the common start, on the master's clock."""
 NATIVE_STATUS = "loadkit_native_status"
 NATIVE_LIVE = "loadkit_native_live"
 """Worker → master every second in a run with abort-on-fail criteria: its figures so far."""
 NATIVE_SHARE = "loadkit_native_share"
 NATIVE_STOP = "loadkit_native_stop"
+"""Master → every worker: stop early (Ctrl-C there, an abort-on-fail criterion; with
+``{"gave_up": why}`` the run was given up before it started)."""
 LOST_CHECK_S = 0.5
 
 logger = logging.getLogger("loadkit")
@@ -77,6 +86,7 @@ class MasterRelay:
         self.workers: list[str] = []
         self.ended: set[str] = set()
         runner.register_message(NATIVE_READY, self._ready)
+        runner.register_message(NATIVE_SET_UP, self._relay("set_up"))
         runner.register_message(NATIVE_STATUS, self._relay("status"))
         runner.register_message(NATIVE_LIVE, self._relay("live"))
         runner.register_message(NATIVE_SHARE, self._relay("share", ends=True))
@@ -124,9 +134,12 @@ class MasterRelay:
                 self.runner.send_message(
                     NATIVE_PLAN, message.get("data"), client_id=str(message.get("worker"))
                 )
+            elif send == "start":
+                for worker in self.workers:
+                    self.runner.send_message(NATIVE_START, message.get("data"), client_id=worker)
             elif send == "stop":
                 for worker in self.workers:
-                    self.runner.send_message(NATIVE_STOP, None, client_id=worker)
+                    self.runner.send_message(NATIVE_STOP, message.get("data"), client_id=worker)
             elif send == "quit":
                 break
         self.runner.quit()  # sends "quit" to every worker, waits for their last words
@@ -139,7 +152,8 @@ class WorkerRelay:
         """Say "native" to the master (connected by now) and listen for its plan."""
         self.runner = runner
         runner.register_message(NATIVE_PLAN, lambda msg, **_k: _print("plan", data=msg.data))
-        runner.register_message(NATIVE_STOP, lambda msg, **_k: _print("stop"))
+        runner.register_message(NATIVE_START, lambda msg, **_k: _print("start", data=msg.data))
+        runner.register_message(NATIVE_STOP, lambda msg, **_k: _print("stop", data=msg.data))
         events: Any = runner.environment.events  # Locust's hooks are untyped
         events.test_start.add_listener(self._spawned)
         runner.send_message(NATIVE_READY)
@@ -172,7 +186,9 @@ class WorkerRelay:
     def _forward(self) -> None:
         for message in _lines():
             send = message.get("send")
-            if send == "status":
+            if send == "set_up":
+                self.runner.send_message(NATIVE_SET_UP, message.get("data"))
+            elif send == "status":
                 self.runner.send_message(NATIVE_STATUS, message.get("data"))
             elif send == "live":
                 self.runner.send_message(NATIVE_LIVE, message.get("data"))
