@@ -340,5 +340,8 @@ def test_a_process_whose_own_code_failed_during_its_setup_ends_the_run_as_crashe
         request=RequestSpec(url="http://127.0.0.1:9/"), model="open", start=None, duration_s=5.0
     )
     run = run_processes([plan, replace(plan, worker_index=1, worker_count=2)])
-    assert [part.crashed for part in run.shares] == [native_children.SETUP_CRASH, None]
+    # The other process sends its share once stopped, or, stopped while still importing, dies of
+    # the SIGTERM: neither is a crash of its own.
+    crashed = [part.crashed for part in run.shares]
+    assert crashed in ([native_children.SETUP_CRASH, None], [native_children.SETUP_CRASH])
     assert not any(part.interrupted for part in run.shares)
