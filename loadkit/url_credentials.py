@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from urllib.parse import urlsplit
 
 MASK = "***"
 
@@ -39,12 +40,33 @@ def userinfo(url: str) -> tuple[str, str] | None:
 
 
 def unmask(url: str, known: Iterable[str]) -> str:
-    """The URL of ``known`` whose masked form ``url`` is (the last such), else ``url`` itself:
-    a form that showed ``http://bob:***@host`` and came back unchanged means the host it
-    masked, with its password."""
-    found = url
-    if _USERINFO.match(url) is not None and not has_password(url):
-        for candidate in known:
-            if has_password(candidate) and mask_password(candidate) == url:
-                found = candidate
-    return found
+    """``url`` with the password of a URL of ``known`` in place of its ``***``, else ``url``
+    itself. A form that showed ``http://bob:***@host`` and came back unchanged means the host it
+    masked (the last such of ``known``); came back with another path or query
+    (``http://bob:***@host/v2``), the same user on the same scheme, host and port: that user's
+    password there (the last such), the rest as edited. Another user, host, port or scheme, or a
+    password typed in, is the user's own."""
+    match = _USERINFO.match(url)
+    if match is None or has_password(url):
+        return url
+    candidates = [candidate for candidate in known if has_password(candidate)]
+    for candidate in reversed(candidates):
+        if mask_password(candidate) == url:
+            return candidate
+    where = _authority(url)
+    for candidate in reversed(candidates):
+        found = _USERINFO.match(candidate)
+        if found is not None and where is not None and _authority(candidate) == where:
+            return f"{match['head']}:{found['password']}@{url[match.end() :]}"
+    return url
+
+
+def _authority(url: str) -> tuple[str, str | None, str | None, int | None] | None:
+    """The scheme, user, host and port of ``url`` as a browser compares them (scheme and host
+    without case); None when they cannot be read (a port that is no number)."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    return parts.scheme.lower(), parts.username, parts.hostname, port

@@ -46,6 +46,7 @@ from loadkit.measure.results import (
     Stopped,
     TimelinePoint,
 )
+from loadkit.measure.service_time import missing_service_time, service_summary
 from loadkit.measure.user_exceptions import UserException
 from loadkit.measure.validity import InvalidReason
 from loadkit.traces.breakdown import TailBreakdown
@@ -578,6 +579,7 @@ def _measure_load(
             latency=figures.latency,
             service=figures.service,
             source=source,
+            no_service=figures.no_service,
         )
     if metric == "max_stall_s":
         if results.longest_stall is not None:
@@ -625,16 +627,21 @@ def _measure_load(
         latency=results.latency_ms,
         service=service_time(results),
         source=source,
+        no_service=missing_service_time(results, sent=results.totals.requests - results.not_sent),
     )
 
 
 def service_time(results: LoadResults) -> LatencySummary | None:
     """The run's service times: ``service_time_ms`` in an open run; in a closed one (and every
     file written before open runs) the response times, which are the service times there; None
-    when no request was sent (only iterations never sent)."""
-    if results.service_time_ms is not None:
-        return results.service_time_ms
-    return None if results.not_sent else results.latency_ms
+    when no request was sent (only iterations never sent) or an open run's file kept none
+    (``measure.service_time``'s rule, as the windows judge it)."""
+    return service_summary(
+        results,
+        service=results.service_time_ms,
+        latency=results.latency_ms,
+        not_sent=results.not_sent,
+    )
 
 
 def endpoint_service_time(endpoint: EndpointResults) -> LatencySummary | None:
@@ -652,7 +659,10 @@ def _traffic_metric(
     latency: LatencySummary,
     service: LatencySummary | None,
     source: str,
+    no_service: str = "no request was sent, so there is no service time",
 ) -> float:
+    """``criterion``'s traffic metric from these figures; ``no_service``: why ``service`` is
+    None (or empty), as the gate then says."""
     metric = criterion.metric_name
     if metric == "requests":
         return float(requests)
@@ -667,7 +677,7 @@ def _traffic_metric(
     if service_field is not None:
         value = None if service is None else getattr(service, service_field)
         if value is None:
-            raise _missing(source, criterion, "no request was sent, so there is no service time")
+            raise _missing(source, criterion, no_service)
         return float(value)
     field_name = _LATENCY_FIELDS.get(metric)
     if field_name is None:

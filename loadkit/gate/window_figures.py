@@ -5,7 +5,8 @@ timeline's per-second histograms merged exactly (never from averaged per-second 
 window on that stage's own figures (the requests that began in it, as the stage table shows).
 Service times over seconds come from the seconds' ``service_histogram`` (open runs), merged
 exactly as the response times are; in a closed run they are its response times (docs/results.md);
-an open run's file without them is refused, never judged on its response times instead.
+an open run's file without them is refused, never judged on its response times instead. The
+rule is ``measure.service_time``'s, as for the whole run and a stage.
 "steady" is from the end of the ramp-up (the first stage, or spawning every user at the spawn
 rate) to the start of the last ramp-down (a last stage whose target is below the one before);
 a run with neither is judged whole. A window's requests per second count its seconds up to
@@ -22,6 +23,11 @@ from dataclasses import dataclass
 from loadkit.exceptions import InputError
 from loadkit.measure.histogram import LatencyHistogram
 from loadkit.measure.results import LatencySummary, LoadResults, StageResults
+from loadkit.measure.service_time import (
+    missing_service_time,
+    service_is_response_time,
+    service_summary,
+)
 from loadkit.windows import Window
 
 
@@ -39,6 +45,8 @@ class WindowFigures:
     """The service times; None for a window of seconds unless asked for (``service_times``)."""
     seconds: tuple[int, int]
     """The timeline's seconds [from, to) the window covers (its evidence shows only these)."""
+    no_service: str = "no request was sent, so there is no service time"
+    """Why ``service`` is None when it was asked for (``measure.service_time``)."""
 
     @property
     def rps(self) -> float:
@@ -150,7 +158,7 @@ def _seconds_figures(
         raise InputError(f"{source}: window {shown} holds no whole second of the run")
     histogram = LatencyHistogram()
     # A closed run's service times are its response times (no per-second service histograms).
-    apart = service_times and _keeps_service_times_apart(results)
+    apart = service_times and not service_is_response_time(results)
     service = LatencyHistogram() if apart else None
     requests = errors = 0
     for point in results.timeline[start:end]:
@@ -187,26 +195,21 @@ def _seconds_figures(
 
 
 def _no_service_times(results: LoadResults, second: int, shown: str, *, source: str) -> InputError:
-    """Why an open run's window cannot judge service times, and what can be judged instead."""
-    instead = 'over the whole run (window = "all")'
-    if results.stages:
-        instead += ' or a stage (window = "stage:N")'
+    """Why an open run's window cannot judge service times, and what can be judged instead:
+    the whole run or a stage only where the file holds their service times (the one rule,
+    ``measure.service_time``, would refuse them too otherwise)."""
+    instead = ""
+    if results.service_time_ms is not None:
+        instead = 'the service time over the whole run (window = "all")'
+        if results.stages:
+            instead += ' or a stage (window = "stage:N")'
+        instead += ", "
     return InputError(
         f"{source}: second {second} of window {shown} has no service_histogram, so the window's "
         "service times (from the send) cannot be judged exactly: the file was written before "
-        "an open run's timeline kept each second's service times. Judge the service time "
-        f"{instead}, the window's response time (load.p95_ms …), or run the load again "
-        "to record them"
-    )
-
-
-def _keeps_service_times_apart(results: LoadResults) -> bool:
-    """Whether the run's service times differ from its response times: an open run (it has a
-    timetable, or service times of its own). A closed run's service time is its response time."""
-    return (
-        results.service_histogram is not None
-        or results.schedule is not None
-        or results.config.get("model") == "open"
+        "an open run's timeline kept each second's service times, or past the size bound the "
+        f"writer keeps them to. Judge {instead}the window's response time (load.p95_ms …), or "
+        "run the load again to record them"
     )
 
 
@@ -237,13 +240,17 @@ def _stage_figures(
         duration_s=stage.end_s - stage.start_s,
         latency=stage.latency_ms,
         # A closed run's stages keep response times only: they are its service times.
-        service=stage.service_time_ms
-        if stage.service_time_ms is not None or stage.not_sent
-        else stage.latency_ms,
+        service=service_summary(
+            results,
+            service=stage.service_time_ms,
+            latency=stage.latency_ms,
+            not_sent=stage.not_sent,
+        ),
         seconds=(
             min(math.floor(stage.start_s + offset), last_second - 1),
             min(math.ceil(stage.end_s + offset), last_second),
         ),
+        no_service=missing_service_time(results, sent=stage.requests - stage.not_sent),
     )
 
 

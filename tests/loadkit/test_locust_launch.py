@@ -3,17 +3,20 @@ Locust is started or imported here)."""
 
 from __future__ import annotations
 
+import ast
 import json
 import sys
 from argparse import Namespace
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import configargparse  # type: ignore[import-untyped]  # Locust's own parser
 
 from loadkit.engines.http_request import RequestSpec
 from loadkit.engines.locust.launch import (
     PLUGIN_PATH,
+    URL_REQUEST_ENV,
     Headless,
     LocalWorkers,
     LocustLaunch,
@@ -107,6 +110,22 @@ def test_the_plugin_checks_the_host_locust_parsed_against_the_masked_record() ->
     options.host = "http://elsewhere"  # what the abbreviation after `--` made of it
     found = launch_mismatch(options, record)
     assert found is not None and found.source == "`--ho` after `--`"
+
+
+def test_the_plugin_refuses_a_host_with_another_password_that_masks_alike() -> None:
+    # The record carries the host masked (it is on the command line): `http://bob:other@h`
+    # masks as loadkit's does. The plugin compares with LOCUST_HOST, password and all.
+    users = replace(USERS, host="http://bob:Pa55word@127.0.0.1:8000")
+    started = launch(replace(HEADLESS, users=users), "--hos", "http://bob:other@127.0.0.1:8000")
+    record = json.loads(after(started.argv(), "--loadkit-launch"))
+    options = Namespace(**started.expected_options())
+    options.host = "http://bob:other@127.0.0.1:8000"  # what the abbreviation made of it
+    found = launch_mismatch(options, record, started.environ())
+    assert found is not None and found.option == "--host"
+    assert found.source == "`--hos` after `--`"
+    assert "other" not in found.describe() and "Pa55word" not in found.describe()
+    options.host = "http://bob:Pa55word@127.0.0.1:8000"  # as Locust reads LOCUST_HOST
+    assert launch_mismatch(options, record, started.environ()) is None
 
 
 def test_a_headless_run_has_no_locust_run_time_to_count_the_test_start_hooks() -> None:
@@ -217,16 +236,36 @@ URL_USERS = Users(
 )
 
 
+URL_SCENARIO = Path(__file__).parents[2] / "scenarios" / "url.py"
+
+
 def url_parser() -> configargparse.ArgumentParser:
-    """The url scenario's options as scenarios/url.py declares them (it imports Locust, which
-    monkey-patches the process with gevent: not here), on Locust's parser class's base."""
+    """The url scenario's options as scenarios/url.py declares them, on Locust's parser class's
+    base: its ``_add_arguments`` listener and the constants it reads, run from the file's own
+    source (importing it would import Locust, which monkey-patches the process with gevent), so
+    that a renamed option or variable there fails here."""
+    module = ast.parse(URL_SCENARIO.read_text())
+    kept: list[ast.stmt] = [
+        node
+        for node in module.body
+        if isinstance(node, ast.Assign)
+        or (isinstance(node, ast.FunctionDef) and node.name == "_add_arguments")
+    ]
+    for node in kept:
+        if isinstance(node, ast.FunctionDef):
+            node.decorator_list = []  # Locust's event hook: the parser is called directly here
+    assert any(isinstance(node, ast.FunctionDef) for node in kept), URL_SCENARIO
+    namespace: dict[str, Any] = {"Any": Any}
+    exec(compile(ast.Module(body=kept, type_ignores=[]), str(URL_SCENARIO), "exec"), namespace)
     parser = configargparse.ArgumentParser()
-    parser.add_argument("--url-path", default="/", env_var="LOCUST_URL_PATH")
-    parser.add_argument("--url-method", default="GET", env_var="LOCUST_URL_METHOD")
-    parser.add_argument("--url-header", action="append", default=None, env_var="LOCUST_URL_HEADER")
-    parser.add_argument("--url-body", default=None, env_var="LOCUST_URL_BODY")
-    parser.add_argument("--url-body-file", default=None)
+    namespace["_add_arguments"](parser)
     return parser
+
+
+def test_the_variables_loadkit_passes_are_those_of_the_url_scenarios_options() -> None:
+    variables = {action.dest: getattr(action, "env_var", None) for action in url_parser()._actions}
+    for dest, variable in URL_REQUEST_ENV.items():
+        assert variables.get(dest) == variable, (dest, variables)
 
 
 def test_a_url_runs_headers_body_and_query_are_in_locusts_environment_never_its_command_line() -> (

@@ -6,16 +6,20 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
 
-from loadkit.config import LoadProfile
+from loadkit.config import DeclarativeScenario, LoadProfile
+from loadkit.engines.declarative import describe
 from loadkit.engines.http_request import RequestSpec
 from loadkit.engines.native.processes import (
     ProcessesCrashed,
@@ -24,13 +28,17 @@ from loadkit.engines.native.processes import (
     run_processes,
 )
 from loadkit.engines.native.share import SharePlan
-from loadkit.exceptions import ConfigError, InvalidLoadRunError
+from loadkit.engines.url_request import request_spec
+from loadkit.exceptions import ConfigError, InvalidLoadRunError, LoadInterrupted
 from loadkit.measure.recorder import LatencyRecorder
 from loadkit.measure.results import LoadResults, read_results
 from loadkit.run.native import run_native_load
+from tests.loadkit import native_children
+from tests.loadkit.misbehaving_servers import read_request, serve
 from tests.loadkit.native_servers import scheduled_server_process
 
 MIX = (0.0,) * 8 + (0.15, 0.3)
+OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
 
 STARTED_S = 2.0
 """Past the spawn, children have imported loadkit and begun (a busy machine takes over a
@@ -252,3 +260,88 @@ def test_processes_not_ready_within_the_bound_are_a_crash_not_a_wait_forever(
         run_processes([plan, plan])
     assert not crash.value.interrupted
     assert all(part.share.endpoints == {} for part in crash.value.shares)
+
+
+def test_a_process_stopped_during_its_setup_ends_the_run_as_interrupted_at_once(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A process stopped while its users log in sends its share and never says it is ready:
+    # the others must not wait for it until the ready bound and call the run crashed. Its stop
+    # is the run's: interrupted (exit 130), the others stopped too.
+    monkeypatch.setattr("loadkit.engines.native.processes.READY_TIMEOUT_S", 15.0)
+    logins: list[float] = []
+    both_logging_in = threading.Event()
+    release = threading.Event()
+
+    def held_login(conn: socket.socket) -> None:
+        while request := read_request(conn):
+            if request.startswith(b"POST /login"):
+                logins.append(time.monotonic())
+                if len(logins) >= 2:
+                    both_logging_in.set()
+                release.wait(10.0)
+            conn.sendall(OK)
+
+    def stop_one_child() -> None:
+        if both_logging_in.wait(30.0):
+            children = [
+                child
+                for child in psutil.Process().children()
+                if "spawn_main" in " ".join(child.cmdline())
+            ]
+            os.kill(children[0].pid, signal.SIGTERM)
+            # The logins in flight are drained as any request (up to their timeout): answered
+            # once the stop surely came, they end the drain.
+            time.sleep(0.5)
+        release.set()
+
+    scenario = DeclarativeScenario.model_validate(
+        {
+            "setup": [{"method": "POST", "path": "/login", "json": {}, "expect_status": 200}],
+            "requests": [{"path": "/items", "expect_status": 200}],
+        }
+    )
+    stopper = threading.Thread(target=stop_one_child, daemon=True)
+    with serve(held_login) as url:
+        stopper.start()
+        try:
+            with pytest.raises(LoadInterrupted) as interrupted:
+                run_native_load(
+                    request=request_spec(url),
+                    profile=LoadProfile(scenario="s", rate=20, duration_s=1, max_in_flight=2),
+                    out=tmp_path / "load.json",
+                    processes=2,
+                    quiet=True,
+                    scenario=describe("s", scenario, {}),
+                )
+        finally:
+            release.set()
+            stopper.join(timeout=5)
+    results = interrupted.value.results
+    assert results is not None
+    assert [reason.code for reason in results.invalid_reasons] in (
+        ["aborted"],
+        ["no_requests", "aborted"],
+    ), results.invalid_reasons
+    assert "generator_crashed" not in {reason.code for reason in results.invalid_reasons}
+
+
+def test_a_process_whose_own_code_failed_during_its_setup_ends_the_run_as_crashed_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Its share comes before any start, crashed: the others are stopped at once (no wait for a
+    # ready that never comes), and the run is the crash, with its message, not an interruption
+    # of the user's.
+    monkeypatch.setattr("loadkit.engines.native.processes.READY_TIMEOUT_S", 15.0)
+    monkeypatch.setattr(
+        "loadkit.engines.native.processes._child", native_children.crash_in_setup_or_wait
+    )
+    plan = SharePlan(
+        request=RequestSpec(url="http://127.0.0.1:9/"), model="open", start=None, duration_s=5.0
+    )
+    run = run_processes([plan, replace(plan, worker_index=1, worker_count=2)])
+    # The other process sends its share once stopped, or, stopped while still importing, dies of
+    # the SIGTERM: neither is a crash of its own.
+    crashed = [part.crashed for part in run.shares]
+    assert crashed in ([native_children.SETUP_CRASH, None], [native_children.SETUP_CRASH])
+    assert not any(part.interrupted for part in run.shares)

@@ -59,7 +59,27 @@ def test_a_masked_form_shown_stands_for_the_url_it_masked_and_nothing_else() -> 
     assert userinfo("http://bob:***@api.test") is None and userinfo("http://h/") is None
     assert unmask("http://bob:***@api.test/v2", known) == known[0]
     assert unmask("http://eve:***@api.test/v2", known) == known[1]
-    # Another host, another path, or a password typed in: used as written.
+    # Another host, port, scheme or user, or a password typed in: used as written.
     assert unmask("http://bob:***@elsewhere/v2", known) == "http://bob:***@elsewhere/v2"
-    assert unmask("http://bob:***@api.test/v1", known) == "http://bob:***@api.test/v1"
+    assert unmask("http://bob:***@api.test:81/v2", known) == "http://bob:***@api.test:81/v2"
+    assert unmask("https://bob:***@api.test/v2", known) == "https://bob:***@api.test/v2"
+    assert unmask("http://al:***@api.test/v2", known) == "http://al:***@api.test/v2"
     assert unmask("http://bob:new@api.test/v2", known) == "http://bob:new@api.test/v2"
+
+
+def test_a_masked_form_edited_past_its_host_keeps_that_users_password() -> None:
+    # A user who adds a path or a query to the host the web UI showed masked tests that path
+    # with the password loadkit was given, never with a literal `***` (every request a 401).
+    known = ["http://bob:p@ss:w%2Frd@api.test:8000", "http://eve:other@api.test:8000/v1"]
+    assert (
+        unmask("http://bob:***@api.test:8000/v2", known)
+        == "http://bob:p@ss:w%2Frd@api.test:8000/v2"
+    )
+    assert unmask("http://eve:***@API.test:8000/v2?x=1", known) == (
+        "http://eve:other@API.test:8000/v2?x=1"
+    )
+    assert unmask("http://eve:***@api.test:8000", known) == "http://eve:other@api.test:8000"
+    # The last host the UI had for that user wins, as for a form left unchanged.
+    again = [*known, "http://bob:newer@api.test:8000/x"]
+    assert unmask("http://bob:***@api.test:8000/v3", again) == "http://bob:newer@api.test:8000/v3"
+    assert unmask("http://bob:***@api.test:bad/v2", known) == "http://bob:***@api.test:bad/v2"

@@ -93,3 +93,23 @@ def test_a_host_without_password_is_left_alone() -> None:
     assert mask_hosts("http://h/ and http://bob@h/", ["http://h/", "http://bob@h/"]) == (
         "http://h/ and http://bob@h/"
     )
+
+
+def test_the_page_is_masked_however_the_apps_json_writes_the_host() -> None:
+    # The encodings come from the libraries that write the page: an app whose JSON keeps
+    # non-ASCII text as it is (a setting or a library's default) quotes the password otherwise
+    # than the standard json module does, and still shows it masked.
+    host = "http://bob:pässw<rd@127.0.0.1:8000/v2"
+    environment = SimpleNamespace(host=host, users=None)
+    app = ui_app(environment)
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    WebUiHost(environment).install(SimpleNamespace(app=app))
+    page = app.test_client().get("/")
+    assert "päss" not in page.text and "p\\u00e4ss" not in page.text, page.text
+    assert page.text.count("bob:***@127.0.0.1:8000/v2") == 2
+
+
+def test_the_host_shown_with_a_path_added_keeps_its_password(ui: tuple[Any, Any]) -> None:
+    environment, client = ui
+    client.post("/swarm", data={"host": SHOWN + "/orders?x=1", "user_count": "2"})
+    assert environment.host == HOST + "/orders?x=1"

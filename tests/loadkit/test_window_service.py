@@ -19,6 +19,7 @@ from loadkit.measure.results import LoadResults, write_results
 from loadkit.report.gate import render_gate_table
 from tests.loadkit.crafted import criterion, judge, only
 from tests.loadkit.open_runs import (
+    STAGES,
     T0,
     Request,
     freeze_timetable,
@@ -154,3 +155,50 @@ def test_the_acceptance_file_takes_a_service_criterion_with_a_window_of_seconds(
     ]
     parsed = parse_config({"criteria": criteria}, source="acceptance.toml")
     assert [c.window for c in parsed.criteria] == ["from 10s", "10s-40s", "steady", "stage:2"]
+
+
+def _without_service_times(results: LoadResults) -> LoadResults:
+    """``results`` as a file written before open runs kept service times: its timetable, but no
+    service figure anywhere (run, endpoints, stages, seconds)."""
+    gone = {"service_time_ms": None, "service_histogram": None}
+    return results.model_copy(
+        update={
+            **gone,
+            "endpoints": [e.model_copy(update=gone) for e in results.endpoints],
+            "stages": [s.model_copy(update=gone) for s in results.stages]
+            if results.stages is not None
+            else None,
+            "timeline": [
+                p.model_copy(update={"service_histogram": None}) for p in results.timeline
+            ],
+        }
+    )
+
+
+def test_an_open_file_without_any_service_times_is_refused_for_the_run_and_its_stages_too() -> None:
+    # One rule for the whole run, its stages and its seconds: a closed run's service time is its
+    # response time, an open run's never is. The whole run and its stages were judged on their
+    # response times (the queue's wait included) while its windows of seconds were refused, and
+    # that refusal sent the user to window = "all", which then judged the wrong figure.
+    recorder = LatencyRecorder(start=T0, stages=STAGES)
+    recorder.start_stages_at(T0)
+    requests = freeze_timetable()
+    record_open(recorder, requests)
+    older = _without_service_times(
+        open_results(recorder, end=T0 + 3.0, schedule=schedule_of(requests, rate=100, lags_s=[]))
+    )
+    assert older.schedule is not None and older.stages
+    for window in (None, "all", "stage:1", "stage:warm"):
+        extra = {} if window is None else {"window": window}
+        crit = criterion("load.service_p95_ms", "<", 1e9, **extra)
+        with pytest.raises(InputError, match="holds no service times") as refused:
+            judge(crit, older)
+        assert "load.p95_ms" in str(refused.value)  # what can be judged instead
+    with pytest.raises(InputError, match="has no service_histogram") as seconds:
+        judge(criterion("load.service_p95_ms", "<", 1e9, window="from 2s"), older)
+    assert 'window = "all"' not in str(seconds.value)
+    assert "stage:N" not in str(seconds.value)
+    assert "load.p95_ms" in str(seconds.value)
+    # The response time is still judged, over the run and over a window.
+    assert only(judge(criterion("load.p95_ms", "<", 1e9), older)).status == "passed"
+    assert only(judge(criterion("load.p95_ms", "<", 1e9, window="stage:1"), older)).measured

@@ -21,7 +21,7 @@ command line: a password in the URL (``http://bob:Pa55word@host``) would show th
 user's process list (``ps``), where ``/proc/PID/environ`` is readable by its own user alone.
 Locust takes the variable over its configuration files and under its command line, so a
 ``host`` key in a ``locust.conf`` is overridden as before, and the launch record carries the
-host masked (the plugin compares it masked).
+host masked (the plugin compares Locust's with ``LOCUST_HOST`` itself).
 
 The bundled ``url`` scenario's request goes the same way, for the same reason (a bearer token
 in a header, a password in a body or a query string): its path and query, headers and text body
@@ -359,7 +359,7 @@ _OUTPUTS_UNSET: dict[str, object] = {
 
 def _users_expected(users: Users) -> dict[str, object]:
     return {
-        # Masked: the record is on the command line (plugin/launch_check.py compares it so).
+        # Masked: the record is on the command line (the plugin compares with LOCUST_HOST).
         "host": mask_password(users.host),
         "num_users": users.count,
         # As Locust parses what _users_args writes.

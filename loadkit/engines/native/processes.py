@@ -147,7 +147,9 @@ def run_processes(
     sends its share). A child that dies without sending its share, or that is not ready after
     ``READY_TIMEOUT_S``, stops the others (they still send theirs, so what they measured is
     kept); then ``ProcessesCrashed`` carries those shares, ``interrupted`` when a Ctrl-C or
-    SIGTERM came first (a child still starting dies of it)."""
+    SIGTERM came first (a child still starting dies of it). A child that sends its share before
+    any start (stopped by a signal of its own, or its own code failed, while it set up) stops
+    the others at once: its outcome, interrupted or crashed, is the run's."""
     context = multiprocessing.get_context("spawn")
     pipes: list[Connection] = []
     children: list[Any] = []
@@ -168,6 +170,9 @@ def run_processes(
     pipes_done: set[int] = set()
     crashed: tuple[int, int | None] | None = None
     not_ready: int | None = None
+    ended_early: int | None = None
+    """The child whose share came before any start: stopped, or its own code failed, while
+    it set up; its outcome is the run's."""
     results: list[ProcessShare | None] = [None] * len(plans)
     bound = max(plan.duration_s + plan.timeout_s for plan in plans) + SHARE_GRACE_S
     give_up = time.monotonic() + READY_TIMEOUT_S
@@ -175,7 +180,7 @@ def run_processes(
     with _pass_sigterm_on(children, signalled):
         while any(r is None and i not in pipes_done for i, r in enumerate(results)):
             if time.monotonic() >= give_up:
-                if start is None and crashed is None:
+                if start is None and crashed is None and ended_early is None:
                     # Never all ready: the run cannot start; those ready were told nothing.
                     not_ready = min(set(range(len(plans))) - ready)
                     _stop(children)
@@ -191,14 +196,16 @@ def run_processes(
                     message: tuple[Any, ...] = pipe.recv()
                 except (EOFError, OSError):
                     pipes_done.add(index)
-                    if results[index] is None and crashed is None:
+                    # Once a share ended the run before its start, a child still starting
+                    # dies of the SIGTERM that stopped it: no crash.
+                    if results[index] is None and crashed is None and ended_early is None:
                         children[index].join(timeout=5)
                         crashed = (index, children[index].exitcode)
                         _stop(children)  # the run is broken: the others end and report
                     continue
                 if message[0] == "ready":
                     ready.add(index)
-                    stopped = crashed is not None or signalled.is_set()
+                    stopped = crashed is not None or signalled.is_set() or ended_early is not None
                     if len(ready) == len(plans) and start is None and not stopped:
                         start = RunClock().now() + START_MARGIN_S
                         for other in pipes:
@@ -228,6 +235,13 @@ def run_processes(
                         interrupted=bool(interrupted),
                         crashed=crashed_with,
                     )
+                    if start is None and ended_early is None and crashed is None:
+                        # No start was sent: this child was stopped (a signal of its own) or
+                        # its code failed while it set up, and never said it is ready, or
+                        # could not wait for the start. The others would wait for it in vain.
+                        ended_early = index
+                        _stop(children)
+                        give_up = time.monotonic() + SHARE_GRACE_S
     for child in children:
         child.join(timeout=5)
         if child.is_alive():
@@ -236,6 +250,8 @@ def run_processes(
         # Stopped (or broken) before every process was ready: the shares, if any, are empty.
         start = RunClock().now()
     missing = [i for i, r in enumerate(results) if r is None]
+    if ended_early is not None:
+        return ProcessesRun(start=start, shares=_ended_early(results, ended_early, signalled))
     shares = [r for r in results if r is not None]
     if not_ready is not None:
         raise ProcessesCrashed(
@@ -258,6 +274,20 @@ def run_processes(
             interrupted=signalled.is_set(),
         )
     return ProcessesRun(start=start, shares=shares)
+
+
+def _ended_early(
+    results: Sequence[ProcessShare | None], early: int, signalled: threading.Event
+) -> list[ProcessShare]:
+    """The shares of a run that one child's share (``early``) ended before its start: that
+    share's outcome is the run's. Interrupted, the run is; crashed, the others' stop (the
+    parent's SIGTERM) was no interruption of the user's, unless one came (``signalled``)."""
+    shares = [r for r in results if r is not None]
+    first = results[early]
+    assert first is not None
+    if first.crashed is None or signalled.is_set():
+        return shares
+    return [r if r is first else replace(r, interrupted=False) for r in shares]
 
 
 class ProcessesCrashed(GeneratorCrashedError):

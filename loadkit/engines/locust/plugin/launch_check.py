@@ -15,6 +15,8 @@ scenario's path, headers and body) are named in the record with their variables
 (``from_env``), never with their values: they are compared with what the variables hold in
 Locust's own environment. configargparse skips a variable whose option is on the command line,
 so a ``--url-header`` after ``--`` would otherwise drop the headers loadkit was given unseen.
+The host, passed in ``LOCUST_HOST``, is compared with that variable too: the record carries it
+masked, and a host with another password masks alike.
 
 Pure but for ``check_launch``, which writes that line and exits; imports no Locust.
 """
@@ -32,6 +34,10 @@ from loadkit.engines.locust.locust_config import ENV_OPTIONS
 from loadkit.engines.locust.passthrough import DESTS, REFUSED, Refusal
 from loadkit.engines.locust.usage_error import refuse
 from loadkit.url_credentials import mask_password
+
+HOST_VARIABLE = "LOCUST_HOST"
+"""Where loadkit passes the target to Locust (``LocustLaunch.environ``): the host the plugin
+compares Locust's with, as it is, password and all."""
 
 
 @dataclass(frozen=True)
@@ -88,14 +94,28 @@ def launch_mismatch(
             continue
         parsed = getattr(options, dest)
         if dest == "host" and isinstance(parsed, str):
-            parsed = mask_password(parsed)  # the record carries it masked (launch.py)
-        if parsed == value:
+            if _as_loadkit_set_the_host(parsed, value, environ):
+                continue
+        elif parsed == value:
             continue
         option = DESTS[dest]
         if dest == "headless" and value is True:
             option = "--headful"  # loadkit passed --headless: only --headful undoes it
         return Mismatch(option=option, source=_source(option, launch, options))
     return None
+
+
+def _as_loadkit_set_the_host(
+    parsed: str, recorded: object, environ: Mapping[str, str] | None
+) -> bool:
+    """Whether Locust's parsed host is the one loadkit passed in ``LOCUST_HOST``, password
+    included: the record carries it masked (it is on the command line), which another password
+    would match too; only without that variable (a caller that gives no environment) is the
+    masked record all there is to compare with."""
+    variable = (environ or {}).get(HOST_VARIABLE)
+    if variable is not None:
+        return parsed == variable
+    return mask_password(parsed) == recorded
 
 
 def _as_the_variable_sets_it(parsed: object, text: str | None) -> bool:

@@ -10,9 +10,11 @@ do it, and neither changes what the users send:
   password replaced by its masked form (``bob:Pa55word@`` → ``bob:***@``), also where the page
   quotes it JSON- or HTML-escaped;
 - a start (``POST /swarm``) whose "Host" is a masked form the UI showed is taken as the host it
-  masked, password and all: a user who leaves the field as shown tests what loadkit was given.
-  A host typed in with its own password is used as typed (and shown masked from then on); one
-  typed with ``***`` as its password that the UI never showed is used as typed too.
+  masked, password and all: a user who leaves the field as shown tests what loadkit was given;
+  one who adds a path or a query to it keeps that user's password on that scheme, host and port
+  (``url_credentials.unmask``). A host typed in with its own password is used as typed (and
+  shown masked from then on); one typed with ``***`` as its password for a user, host, port or
+  scheme the UI never showed is used as typed too.
 
 Files the UI sends as they are (loadkit's results and report, already masked; Locust's static
 assets) are left alone. Flask and Werkzeug, which Locust serves the UI with, are imported
@@ -22,7 +24,6 @@ inside the hooks, in Locust's process.
 from __future__ import annotations
 
 import html
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -33,48 +34,47 @@ SWARM_ROUTE = "/swarm"
 _TEXT_TYPES = ("text/", "application/json", "application/javascript")
 
 
-def _json(text: str) -> str:
-    return json.dumps(text)[1:-1]
+def _encodings() -> tuple[Callable[[str], str], ...]:
+    """The ways a page or a JSON answer of the UI can quote a URL, each made by the library
+    that writes it, so that a change in one cannot let a password through unmasked: Flask's
+    JSON (``jsonify``: the app's JSON provider, within a request), its ``tojson`` filter
+    (Jinja's ``htmlsafe_json_dumps`` with the app's JSON policies, as the filter calls it),
+    Jinja's autoescape (``markupsafe.escape``) and the standard library's ``html.escape``."""
+    from flask import current_app, has_app_context
+    from flask import json as flask_json
+    from jinja2.utils import htmlsafe_json_dumps
+    from markupsafe import escape
 
+    dumps: Callable[..., str] = flask_json.dumps
+    options: dict[str, Any] = {}
+    if has_app_context():
+        policies = current_app.jinja_env.policies
+        dumps, options = policies["json.dumps_function"], policies["json.dumps_kwargs"]
 
-def _json_unicode(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False)[1:-1]
+    def inside(quoted: str) -> str:
+        return quoted[1:-1]  # a JSON string without its quotes: the URL is part of a value
 
-
-def _html_safe_json(text: str) -> str:
-    # As Flask's ``tojson`` filter writes a string into a page (its ``htmlsafe_json_dumps``).
-    escaped = _json(text)
-    for char, code in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("'", "\\u0027")):
-        escaped = escaped.replace(char, code)
-    return escaped
-
-
-def _markup(text: str) -> str:
-    # As Jinja's autoescape (markupsafe) writes it.
-    return html.escape(text, quote=False).replace('"', "&#34;").replace("'", "&#39;")
-
-
-_ENCODINGS: tuple[Callable[[str], str], ...] = (
-    lambda text: text,
-    _json,
-    _json_unicode,
-    _html_safe_json,
-    html.escape,
-    _markup,
-)
-"""The ways a page or a JSON answer of the UI can quote a URL."""
+    return (
+        lambda text: text,
+        lambda text: inside(flask_json.dumps(text)),
+        lambda text: inside(flask_json.dumps(text, ensure_ascii=False)),
+        lambda text: inside(str(htmlsafe_json_dumps(text, dumps=dumps, **options))),
+        html.escape,
+        lambda text: str(escape(text)),
+    )
 
 
 def mask_hosts(text: str, hosts: list[str]) -> str:
     """``text`` with the user info of each of ``hosts`` that has a password replaced by its
-    masked form (``bob:***@``), as written and in each of ``_ENCODINGS``."""
+    masked form (``bob:***@``), as written and in each of ``_encodings()``."""
     pairs: dict[str, str] = {}
+    encodings = _encodings()
     for host in hosts:
         found = userinfo(host)
         if found is None:
             continue
         secret, masked = found
-        for encode in _ENCODINGS:
+        for encode in encodings:
             pairs[encode(secret)] = encode(masked)
     # Longest first: a user info that contains another is masked whole.
     for secret in sorted(pairs, key=len, reverse=True):
