@@ -66,7 +66,8 @@ class LatencyHistogram:
         self._raw: list[float] = []
         # Folded values (integer µs, already clamped) not yet in ``_hist``, with their counts:
         # hdrh's record_value is pure Python and costs more than the rest of a record, so values
-        # wait here and go into ``_hist`` in bulk (``_synced``) before anything reads it.
+        # wait here and go into ``_hist`` in bulk: a chunk at a time when the owner asks
+        # (``sync_part``, off the per-request path), the rest before anything reads it.
         self._pending: Counter[int] = Counter()
         # Pending values on their way into ``_hist`` a chunk at a time (``sync_part``), taken
         # out of ``_pending`` at once (C-speed copies) so that new values pend beside them; as
