@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Iterable, Iterator
 from fractions import Fraction
-from itertools import accumulate
+from itertools import accumulate, islice
 
 from hdrh.histogram import HdrHistogram
 
@@ -52,6 +52,9 @@ class LatencyHistogram:
         "_hist",
         "_max_us",
         "_min_us",
+        "_moving",
+        "_moving_items",
+        "_moving_left",
         "_pending",
         "_raw",
         "_sum_ns",
@@ -68,6 +71,12 @@ class LatencyHistogram:
         # wait here and go into ``_hist`` in bulk: a chunk at a time when the owner asks
         # (``sync_part``, off the per-request path), the rest before anything reads it.
         self._pending: Counter[int] = Counter()
+        # Pending values on their way into ``_hist`` a chunk at a time (``sync_part``): the
+        # pending Counter itself, replaced by a fresh one (no copy), read by one iterator; its
+        # total, min and max go into ``_hist`` once its last value has.
+        self._moving: Counter[int] | None = None
+        self._moving_items: Iterator[tuple[int, int]] = iter(())
+        self._moving_left = 0
         self._count = 0
         # The sum is kept in integer nanoseconds so that adding shares in any order gives the
         # same total (float sums depend on the order), hence the same mean after a merge.
@@ -155,7 +164,7 @@ class LatencyHistogram:
     def backlog(self) -> int:
         """Distinct values waiting outside the HDR counts (folded ones only): past
         ``PENDING_LIMIT``, time for the owner to add them in (``sync_part``)."""
-        return len(self._pending)
+        return len(self._pending) + max(self._moving_left, 0)
 
     def sync_part(self, limit: int = SYNC_CHUNK) -> bool:
         """Fold the values recorded since the last fold and add up to ``limit`` distinct values
@@ -166,25 +175,43 @@ class LatencyHistogram:
         values and ``limit`` values' index arithmetic. Reading the histogram does the rest at
         once, so the figures are the same either way."""
         self._fold()
-        pending = self._pending
-        if len(pending) <= limit:
-            if pending:
-                _add_counts(self._hist, pending.keys(), pending.values())
-                pending.clear()
-            return True
-        # A chunk popped off the Counter (C-speed, the newest first): a value recorded again
-        # later simply waits again. Never a copy of all of them: that alone took 0.5 ms.
-        pop = pending.popitem
-        chunk = dict(pop() for _ in range(limit))
-        _add_counts(self._hist, chunk.keys(), chunk.values())
-        return False
+        if self._moving is None:
+            pending = self._pending
+            if len(pending) <= limit:
+                if pending:
+                    _add_counts(self._hist, pending.items())
+                    _add_totals(self._hist, pending)
+                    pending.clear()
+                return True
+            self._moving, self._pending = pending, Counter()
+            self._moving_items = iter(pending.items())
+            self._moving_left = len(pending)
+        _add_counts(self._hist, islice(self._moving_items, limit))
+        self._moving_left -= limit
+        if self._moving_left > 0:
+            return False
+        self._moved()
+        return not self._pending
+
+    def _moved(self) -> None:
+        """The values being moved into ``_hist`` are all in: their total, min and max too."""
+        moving = self._moving
+        assert moving is not None
+        _add_counts(self._hist, self._moving_items)  # any left (none after the last chunk)
+        _add_totals(self._hist, moving)
+        self._moving = None
+        self._moving_items = iter(())
+        self._moving_left = 0
 
     def _synced(self) -> HdrHistogram:
         """The HDR histogram with every recorded value in it."""
         self._fold()
+        if self._moving is not None:
+            self._moved()
         pending = self._pending
         if pending:
-            _add_counts(self._hist, pending.keys(), pending.values())
+            _add_counts(self._hist, pending.items())
+            _add_totals(self._hist, pending)
             pending.clear()
         return self._hist
 
@@ -335,9 +362,10 @@ class LatencyHistogram:
         return histogram
 
 
-def _add_counts(hist: HdrHistogram, values: Collection[int], counts: Collection[int]) -> None:
-    """Add ``counts[i]`` of ``values[i]`` (distinct, non-empty, every value in range) to
-    ``hist``, as its ``record_value(value, count)`` would one by one, at a fifth of the cost.
+def _add_counts(hist: HdrHistogram, items: Iterable[tuple[int, int]]) -> None:
+    """Add each ``(value, count)`` of ``items`` (distinct values, every one in range) to
+    ``hist``'s counters, as its ``record_value(value, count)`` would one by one, at a fifth of
+    the cost; its total, min and max are ``_add_totals``'s.
 
     hdrh's record_value is pure Python (1.6 µs, FACTS.md): an open run's spread of response
     times gives thousands of distinct values a second, and this ran in the generator's hot
@@ -349,12 +377,17 @@ def _add_counts(hist: HdrHistogram, values: Collection[int], counts: Collection[
     mask = hist.sub_bucket_mask
     unit = hist.unit_magnitude
     base = unit + half_magnitude + 1
-    for value, count in zip(values, counts, strict=True):
+    for value, count in items:
         bucket = (value | mask).bit_length() - base
         array[((bucket + 1) << half_magnitude) + (value >> (bucket + unit)) - half_count] += count
-    hist.total_count += sum(counts)
-    hist.min_value = min(hist.min_value, min(values))
-    hist.max_value = max(hist.max_value, max(values))
+
+
+def _add_totals(hist: HdrHistogram, counts: Counter[int]) -> None:
+    """Add the total, min and max of ``counts`` (value: how many; not empty) to ``hist``, whose
+    counters ``_add_counts`` updated."""
+    hist.total_count += sum(counts.values())
+    hist.min_value = min(hist.min_value, min(counts))
+    hist.max_value = max(hist.max_value, max(counts))
 
 
 def us_to_ms(value_us: float | None) -> float | None:
