@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterator
 from fractions import Fraction
 from itertools import accumulate, islice
 
@@ -33,9 +33,9 @@ RAW_LIMIT = 256
 """Values a histogram holds as recorded before it folds them into its figures: memory flat, and
 a fold short (about 0.05-0.1 ms: it runs inside the generator's per-request call, so it holds an
 event loop that long; 4,096 values held it for 1-2.5 ms, docs/benchmarks.md)."""
-SYNC_CHUNK = 256
-"""Distinct values added into the HDR counts by one ``sync_part`` (about 0.05-0.1 ms of hdrh
-index arithmetic; all 4,096 at once held the generator for 1-2 ms)."""
+SYNC_CHUNK = 128
+"""Distinct values added into the HDR counts by one ``sync_part``: about 0.05 ms of hdrh index
+arithmetic (all 4,096 at once held the generator for 1-2 ms)."""
 
 SCAN_BLOCK = 1024
 """Counters a percentile scan sums at a time (the scan stops at the block holding the last rank)."""
@@ -53,8 +53,8 @@ class LatencyHistogram:
         "_max_us",
         "_min_us",
         "_moving",
-        "_moving_items",
         "_moving_left",
+        "_moving_values",
         "_pending",
         "_raw",
         "_sum_ns",
@@ -72,10 +72,10 @@ class LatencyHistogram:
         # (``sync_part``, off the per-request path), the rest before anything reads it.
         self._pending: Counter[int] = Counter()
         # Pending values on their way into ``_hist`` a chunk at a time (``sync_part``): the
-        # pending Counter itself, replaced by a fresh one (no copy), read by one iterator; its
-        # total, min and max go into ``_hist`` once its last value has.
+        # pending Counter itself, replaced by a fresh one (no copy), its values read by one
+        # iterator (a pass over all of them at once, for a total or a min, took 1-2 ms).
         self._moving: Counter[int] | None = None
-        self._moving_items: Iterator[tuple[int, int]] = iter(())
+        self._moving_values: Iterator[int] = iter(())
         self._moving_left = 0
         self._count = 0
         # The sum is kept in integer nanoseconds so that adding shares in any order gives the
@@ -175,43 +175,38 @@ class LatencyHistogram:
         values and ``limit`` values' index arithmetic. Reading the histogram does the rest at
         once, so the figures are the same either way."""
         self._fold()
-        if self._moving is None:
+        moving = self._moving
+        if moving is None:
             pending = self._pending
             if len(pending) <= limit:
                 if pending:
-                    _add_counts(self._hist, pending.items())
-                    _add_totals(self._hist, pending)
+                    _add_counts(self._hist, pending.keys(), pending.values())
                     pending.clear()
                 return True
-            self._moving, self._pending = pending, Counter()
-            self._moving_items = iter(pending.items())
+            moving, self._moving, self._pending = pending, pending, Counter()
+            self._moving_values = iter(pending)
             self._moving_left = len(pending)
-        _add_counts(self._hist, islice(self._moving_items, limit))
-        self._moving_left -= limit
+        values = list(islice(self._moving_values, limit))
+        _add_counts(self._hist, values, list(map(moving.__getitem__, values)))
+        self._moving_left -= len(values)
         if self._moving_left > 0:
             return False
-        self._moved()
-        return not self._pending
-
-    def _moved(self) -> None:
-        """The values being moved into ``_hist`` are all in: their total, min and max too."""
-        moving = self._moving
-        assert moving is not None
-        _add_counts(self._hist, self._moving_items)  # any left (none after the last chunk)
-        _add_totals(self._hist, moving)
         self._moving = None
-        self._moving_items = iter(())
-        self._moving_left = 0
+        return not self._pending
 
     def _synced(self) -> HdrHistogram:
         """The HDR histogram with every recorded value in it."""
         self._fold()
-        if self._moving is not None:
-            self._moved()
+        moving = self._moving
+        if moving is not None:
+            values = list(self._moving_values)
+            if values:
+                _add_counts(self._hist, values, list(map(moving.__getitem__, values)))
+            self._moving = None
+            self._moving_left = 0
         pending = self._pending
         if pending:
-            _add_counts(self._hist, pending.items())
-            _add_totals(self._hist, pending)
+            _add_counts(self._hist, pending.keys(), pending.values())
             pending.clear()
         return self._hist
 
@@ -362,10 +357,9 @@ class LatencyHistogram:
         return histogram
 
 
-def _add_counts(hist: HdrHistogram, items: Iterable[tuple[int, int]]) -> None:
-    """Add each ``(value, count)`` of ``items`` (distinct values, every one in range) to
-    ``hist``'s counters, as its ``record_value(value, count)`` would one by one, at a fifth of
-    the cost; its total, min and max are ``_add_totals``'s.
+def _add_counts(hist: HdrHistogram, values: Collection[int], counts: Collection[int]) -> None:
+    """Add ``counts[i]`` of ``values[i]`` (distinct, not empty, every one in range) to ``hist``,
+    as its ``record_value(value, count)`` would one by one, at a fifth of the cost.
 
     hdrh's record_value is pure Python (1.6 µs, FACTS.md): an open run's spread of response
     times gives thousands of distinct values a second, and this ran in the generator's hot
@@ -377,17 +371,12 @@ def _add_counts(hist: HdrHistogram, items: Iterable[tuple[int, int]]) -> None:
     mask = hist.sub_bucket_mask
     unit = hist.unit_magnitude
     base = unit + half_magnitude + 1
-    for value, count in items:
+    for value, count in zip(values, counts, strict=True):
         bucket = (value | mask).bit_length() - base
         array[((bucket + 1) << half_magnitude) + (value >> (bucket + unit)) - half_count] += count
-
-
-def _add_totals(hist: HdrHistogram, counts: Counter[int]) -> None:
-    """Add the total, min and max of ``counts`` (value: how many; not empty) to ``hist``, whose
-    counters ``_add_counts`` updated."""
-    hist.total_count += sum(counts.values())
-    hist.min_value = min(hist.min_value, min(counts))
-    hist.max_value = max(hist.max_value, max(counts))
+    hist.total_count += sum(counts)
+    hist.min_value = min(hist.min_value, min(values))
+    hist.max_value = max(hist.max_value, max(values))
 
 
 def us_to_ms(value_us: float | None) -> float | None:

@@ -590,8 +590,11 @@ class LatencyRecorder:
 def _sync_pieces(histograms: list[LatencyHistogram]) -> Iterator[None]:
     """Add ``histograms``' waiting values into their HDR counts, pausing between chunks."""
     for histogram in histograms:
-        while not histogram.sync_part():
+        while True:
+            done = histogram.sync_part()
             yield
+            if done:
+                break
 
 
 def _next_piece(pieces: Iterator[None], schedule: Callable[[Callable[[], None]], object]) -> None:

@@ -228,9 +228,12 @@ class Timeline:
         fold and ``SYNC_CHUNK`` values into HDR counts, a P95 scan or an encoding)."""
         try:
             for part in (second.histogram, second.timed, second.service):
-                while part is not None and not part.sync_part():
+                # A chunk a piece (the last one of a part too, so no piece holds two).
+                while part is not None:
+                    done = part.sync_part()
                     yield
-            yield
+                    if done:
+                        break
             response = second.response()
             p95 = response.percentiles_us((95.0,)).get(95.0)
             yield
