@@ -7,8 +7,11 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable
+from dataclasses import replace
 from fractions import Fraction
 
+from loadkit.engines.http_request import RequestSpec
+from loadkit.engines.native.share import SharePlan, run_share
 from loadkit.measure import histogram as histogram_module
 from loadkit.measure.histogram import (
     PENDING_HARD_LIMIT,
@@ -16,7 +19,10 @@ from loadkit.measure.histogram import (
     RAW_LIMIT,
     LatencyHistogram,
 )
+from loadkit.measure.live_status import LiveStatus
 from loadkit.measure.recorder import LatencyRecorder
+from tests.loadkit.misbehaving_servers import serve
+from tests.loadkit.native_servers import answering
 from tests.loadkit.open_runs import ENDPOINT, T0, open_results
 
 Piece = Callable[[], None]
@@ -159,3 +165,35 @@ def test_percentiles_land_on_every_scan_block_boundary() -> None:
         rank = max(math.ceil(Fraction(str(percentile)) * len(values) / 100), 1)
         assert got[percentile] == float(values[rank - 1]), percentile
     assert {got[0.29], got[0.3]} == {float(block - 1), float(block)}
+
+
+def test_a_native_open_run_closes_its_seconds_in_pieces_and_its_live_line_shows_them() -> None:
+    # The share spreads each second's close over its loop; the live line waits for a close
+    # under way instead of finishing it, and still shows every second's P95; the results
+    # count every request.
+    statuses: list[LiveStatus] = []
+    plan = SharePlan(
+        request=RequestSpec(url=""),
+        model="open",
+        start=None,
+        duration_s=2.4,
+        rate=200.0,
+        max_in_flight=20,
+        timeout_s=1.0,
+    )
+    with serve(answering(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")) as url:
+        outcome = run_share(
+            replace(plan, request=RequestSpec(url=f"{url}/")), on_status=statuses.append
+        )
+    running = [status for status in statuses if status.state == "running"]
+    assert len(running) >= 2
+    # By the second tick (2 s) second 0 at least has closed: its P95 is on the line.
+    assert running[-1].p95_ms is not None and running[-1].service_p95_ms is not None
+    recorder = outcome.recorder
+    points = recorder.timeline()
+    # The run's last second was closed in pieces its ended loop never ran: reading finished it.
+    last = recorder.last_second
+    assert last is not None and not recorder.second_closing
+    assert last.t == max(point.t_s for point in points if point.completions)
+    assert sum(point.completions for point in points) == recorder.requests
+    assert recorder.requests >= 400
