@@ -7,6 +7,7 @@ exactly (``add``) and travel between processes encoded (``encode``/``decode``).
 
 from __future__ import annotations
 
+import itertools
 import math
 from bisect import bisect_left
 from collections import Counter
@@ -24,15 +25,20 @@ HIGHEST_US = 60_000_000
 SIGNIFICANT_DIGITS = 3
 PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
 PENDING_LIMIT = 4096
-"""Distinct values a histogram holds outside its HDR counts before its owner adds them in, off the
-per-request path (``LatencyRecorder`` does it at each second's close: ``backlog``)."""
+"""Distinct values a histogram counts in one Counter outside its HDR counts; past it the Counter
+is set aside whole (no work: a bigger one took 0.3-0.5 ms to grow) for its owner to add in, off
+the per-request path (``LatencyRecorder`` does it at each second's close: ``backlog``)."""
 PENDING_HARD_LIMIT = 32_768
-"""Distinct values past which the per-request path adds them in itself, all at once (several
-milliseconds): memory flat even for an owner that never does it (about 3 MB at most)."""
+"""Distinct values set aside past which the per-request path adds them in itself, all at once
+(several milliseconds): memory flat even for an owner that never does it (about 3 MB at most)."""
 RAW_LIMIT = 256
 """Values a histogram holds as recorded before it folds them into its figures: memory flat, and
 a fold short (about 0.05-0.1 ms: it runs inside the generator's per-request call, so it holds an
 event loop that long; 4,096 values held it for 1-2.5 ms, docs/benchmarks.md)."""
+_FOLD_PHASES = itertools.count()
+"""Each new histogram's first batch is shorter by a step of this count (see ``_fold_at``)."""
+_FOLD_PHASE_STEP = 97
+"""Coprime with RAW_LIMIT: histograms made one after the other fold on different requests."""
 SYNC_CHUNK = 128
 """Distinct values added into the HDR counts by one ``sync_part``: about 0.05 ms of hdrh index
 arithmetic (all 4,096 at once held the generator for 1-2 ms)."""
@@ -49,6 +55,7 @@ class LatencyHistogram:
     __slots__ = (
         "_clamped",
         "_count",
+        "_fold_at",
         "_hist",
         "_max_us",
         "_min_us",
@@ -58,6 +65,8 @@ class LatencyHistogram:
         "_pending",
         "_raw",
         "_sum_ns",
+        "_waiting",
+        "_waiting_left",
     )
 
     def __init__(self) -> None:
@@ -66,14 +75,21 @@ class LatencyHistogram:
         # load generator, so it only appends, and ``_fold`` takes a batch at a time in loops
         # that run in C (min, max, sum, a Counter's update): the same figures, a third the cost.
         self._raw: list[float] = []
+        # A request records into several histograms at once (an endpoint's response and service
+        # times, its second's), which would fill their batches on the same request and fold
+        # them all in one call (0.5 ms at 256 values each): the first batch of each is shorter
+        # by its own phase, so their folds fall on different requests.
+        self._fold_at = RAW_LIMIT - next(_FOLD_PHASES) * _FOLD_PHASE_STEP % RAW_LIMIT
         # Folded values (integer µs, already clamped) not yet in ``_hist``, with their counts:
         # hdrh's record_value is pure Python and costs more than the rest of a record, so values
         # wait here and go into ``_hist`` in bulk: a chunk at a time when the owner asks
         # (``sync_part``, off the per-request path), the rest before anything reads it.
         self._pending: Counter[int] = Counter()
-        # Pending values on their way into ``_hist`` a chunk at a time (``sync_part``): the
-        # pending Counter itself, replaced by a fresh one (no copy), its values read by one
-        # iterator (a pass over all of them at once, for a total or a min, took 1-2 ms).
+        # Full pending Counters set aside (PENDING_LIMIT), oldest first, and the one on its way
+        # into ``_hist`` a chunk at a time (``sync_part``), its values read by one iterator (a
+        # pass over all of them at once, for a total or a min, took 1-2 ms).
+        self._waiting: list[Counter[int]] = []
+        self._waiting_left = 0
         self._moving: Counter[int] | None = None
         self._moving_values: Iterator[int] = iter(())
         self._moving_left = 0
@@ -120,7 +136,7 @@ class LatencyHistogram:
         # The generator's hot path (once per request): an append; the figures follow in bulk.
         raw = self._raw
         raw.append(value_us)
-        if len(raw) >= RAW_LIMIT:
+        if len(raw) >= self._fold_at:
             self._fold()
 
     def _fold(self) -> None:
@@ -129,6 +145,7 @@ class LatencyHistogram:
         if not raw:
             return
         self._raw = []
+        self._fold_at = RAW_LIMIT
         low = min(raw)
         if low < 0.0:
             raw = [value if value >= 0.0 else 0.0 for value in raw]
@@ -157,14 +174,18 @@ class LatencyHistogram:
                 above = pending.pop(value)
                 pending[HIGHEST_US] += above
                 self._clamped += above
-        if len(pending) > PENDING_HARD_LIMIT:
-            self._synced()
+        if len(pending) > PENDING_LIMIT:
+            self._waiting.append(pending)
+            self._waiting_left += len(pending)
+            self._pending = Counter()
+            if self._waiting_left + self._moving_left > PENDING_HARD_LIMIT:
+                self._synced()
 
     @property
     def backlog(self) -> int:
         """Distinct values waiting outside the HDR counts (folded ones only): past
         ``PENDING_LIMIT``, time for the owner to add them in (``sync_part``)."""
-        return len(self._pending) + max(self._moving_left, 0)
+        return len(self._pending) + self._waiting_left + max(self._moving_left, 0)
 
     def sync_part(self, limit: int = SYNC_CHUNK) -> bool:
         """Fold the values recorded since the last fold and add up to ``limit`` distinct values
@@ -177,22 +198,27 @@ class LatencyHistogram:
         self._fold()
         moving = self._moving
         if moving is None:
-            pending = self._pending
-            if len(pending) <= limit:
-                if pending:
-                    _add_counts(self._hist, pending.keys(), pending.values())
-                    pending.clear()
-                return True
-            moving, self._moving, self._pending = pending, pending, Counter()
-            self._moving_values = iter(pending)
-            self._moving_left = len(pending)
+            if self._waiting:
+                moving = self._waiting.pop(0)
+                self._waiting_left -= len(moving)
+            else:
+                pending = self._pending
+                if len(pending) <= limit:
+                    if pending:
+                        _add_counts(self._hist, pending.keys(), pending.values())
+                        pending.clear()
+                    return True
+                moving, self._pending = pending, Counter()
+            self._moving = moving
+            self._moving_values = iter(moving)
+            self._moving_left = len(moving)
         values = list(islice(self._moving_values, limit))
         _add_counts(self._hist, values, list(map(moving.__getitem__, values)))
         self._moving_left -= len(values)
         if self._moving_left > 0:
             return False
         self._moving = None
-        return not self._pending
+        return not self._waiting and not self._pending
 
     def _synced(self) -> HdrHistogram:
         """The HDR histogram with every recorded value in it."""
@@ -204,6 +230,10 @@ class LatencyHistogram:
                 _add_counts(self._hist, values, list(map(moving.__getitem__, values)))
             self._moving = None
             self._moving_left = 0
+        for waiting in self._waiting:
+            _add_counts(self._hist, waiting.keys(), waiting.values())
+        self._waiting = []
+        self._waiting_left = 0
         pending = self._pending
         if pending:
             _add_counts(self._hist, pending.keys(), pending.values())
