@@ -1,21 +1,24 @@
 """Compare ``LatencyRecorder.record`` per call with the recorder of another git revision.
 
 A benchmark, not a test: no assertions. The other revision's ``loadkit/measure/recorder.py`` is
-loaded from ``git show REV:...`` into a module of its own (it imports today's histogram and
-results, which its code must still match), then both are timed on the same requests, alternating
-A B A B ... so that a machine shared with other work disturbs both alike. Prints each round and
-the ratio of the medians (this tree / the other revision).
+loaded from ``git show REV:...`` into a module of its own, with that revision's histogram, tally
+and timeline (it imports today's results, which its code must still match), then both are timed
+on the same requests, alternating A B, B A ... so that a machine shared with other work disturbs
+both alike. Prints each round and the ratio of the medians (this tree / the other revision).
 
 Run: .venv/bin/python bench/bench_recorder_ab.py [--base 9b253bc] [--values 200000] [--rounds 9]
-     [--model closed|open]
+     [--model closed|open] [--stalls]
 
-The other revision's timeline (``loadkit/measure/timeline.py``) is loaded with it; each timing
-includes closing the run and building its timeline, as the results file does.
+Each timing includes closing the run and building its timeline, as the results file does.
+``--stalls`` also prints the longest single ``record()`` call of each (thread CPU time): the
+event loop a native run's recorder holds; this tree's per-second closing is then spread as the
+native engine spreads it (each piece timed on its own, run between records).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib.util
 import random
 import statistics
@@ -33,7 +36,9 @@ ROOT = Path(__file__).resolve().parent.parent
 ENDPOINTS = ("POST /api/auth/login", "GET /api/items", "GET /api/items/{item_id}")
 
 
-def _module_at(revision: str, path: str, name: str, replace: tuple[str, str] | None = None) -> Any:
+def _module_at(
+    revision: str, path: str, name: str, replace: tuple[tuple[str, str], ...] = ()
+) -> Any:
     source = subprocess.run(
         ["git", "show", f"{revision}:{path}"],
         cwd=ROOT,
@@ -41,8 +46,8 @@ def _module_at(revision: str, path: str, name: str, replace: tuple[str, str] | N
         text=True,
         check=True,
     ).stdout
-    if replace is not None:
-        source = source.replace(*replace)
+    for old, new in replace:
+        source = source.replace(old, new)
     file = Path(tempfile.mkdtemp()) / f"{name}.py"
     file.write_text(source)
     spec = importlib.util.spec_from_file_location(name, file)
@@ -54,14 +59,25 @@ def _module_at(revision: str, path: str, name: str, replace: tuple[str, str] | N
 
 
 def recorder_at(revision: str) -> ModuleType:
-    """The recorder module as it was at ``revision``, with that revision's timeline (the open
-    second it updates inline, and what closing a second costs)."""
-    _module_at(revision, "loadkit/measure/timeline.py", "timeline_base")
+    """The recorder module as it was at ``revision``, with that revision's histogram, tally and
+    timeline (the open second it updates inline, what closing a second costs, and the batches
+    its histograms fold values in)."""
+    histogram = (
+        "from loadkit.measure.histogram import",
+        "from histogram_base import",
+    )
+    _module_at(revision, "loadkit/measure/histogram.py", "histogram_base")
+    _module_at(revision, "loadkit/measure/tally.py", "tally_base", (histogram,))
+    _module_at(revision, "loadkit/measure/timeline.py", "timeline_base", (histogram,))
     module: ModuleType = _module_at(
         revision,
         "loadkit/measure/recorder.py",
         "recorder_base",
-        ("from loadkit.measure.timeline import", "from timeline_base import"),
+        (
+            histogram,
+            ("from loadkit.measure.timeline import", "from timeline_base import"),
+            ("from loadkit.measure.tally import", "from tally_base import"),
+        ),
     )
     return module
 
@@ -90,6 +106,7 @@ def requests(n: int, *, open_model: bool) -> list[Request]:
 def per_call_us(module: Any, batch: list[Request]) -> float:
     """CPU microseconds per ``record`` call over ``batch``, in one fresh recorder, and its
     timeline (every second closed, as a run's results take it) per request."""
+    gc.collect()  # each side starts without the other's garbage to collect
     recorder = module.LatencyRecorder(start=0.0)
     record = recorder.record
     # CPU time of this process: time spent descheduled on a shared machine is not counted.
@@ -107,6 +124,32 @@ def per_call_us(module: Any, batch: list[Request]) -> float:
     return (time.process_time() - started) / len(batch) * 1e6
 
 
+def longest_holds(module: Any, batch: list[Request]) -> tuple[float, int, float]:
+    """The longest single ``record()`` call over ``batch`` (thread CPU ms), how many took over
+    0.3 ms, and the longest piece of a spread second's closing (ms; 0 for a recorder that
+    cannot spread it). Thread CPU time: a preemption on a shared machine is not counted."""
+    recorder = module.LatencyRecorder(start=0.0)
+    pieces: list[Any] = []
+    if hasattr(recorder, "spread_second_close"):
+        recorder.spread_second_close(pieces.append)
+    clock = time.thread_time
+    calls: list[float] = []
+    steps: list[float] = []
+    for endpoint, latency, end, kind, service in batch:
+        started = clock()
+        recorder.record(
+            endpoint=endpoint, latency_s=latency, end=end, error_kind=kind, service_s=service
+        )
+        calls.append(clock() - started)
+        while pieces:  # as the event loop would run them, between requests
+            piece = pieces.pop(0)
+            started = clock()
+            piece()
+            steps.append(clock() - started)
+    longest = max(calls) * 1e3
+    return longest, sum(call > 0.0003 for call in calls), max(steps, default=0.0) * 1e3
+
+
 def main() -> None:
     """Time both recorders, interleaved, and print the ratio."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -119,6 +162,11 @@ def main() -> None:
         default="closed",
         help="open: every request with a service time of its own (the open model's path)",
     )
+    parser.add_argument(
+        "--stalls",
+        action="store_true",
+        help="also print the longest single record() and closing piece of each (thread CPU)",
+    )
     args = parser.parse_args()
     base = recorder_at(args.base)
     batch = requests(args.values, open_model=args.model == "open")
@@ -126,12 +174,25 @@ def main() -> None:
     per_call_us(current, batch[:10_000])
     a_times, b_times = [], []
     for round_index in range(args.rounds):
-        a_times.append(per_call_us(base, batch))
-        b_times.append(per_call_us(current, batch))
+        # The order alternates (A B, B A, ...): the second of a pair ran measurably slower
+        # (about 5 % with the same code on both sides), whichever it was.
+        if round_index % 2:
+            b_times.append(per_call_us(current, batch))
+            a_times.append(per_call_us(base, batch))
+        else:
+            a_times.append(per_call_us(base, batch))
+            b_times.append(per_call_us(current, batch))
         print(
             f"round {round_index + 1}: {args.base} {a_times[-1]:.3f} µs, "
             f"this tree {b_times[-1]:.3f} µs"
         )
+    if args.stalls:
+        for name, module in ((args.base, base), ("this tree", current)):
+            longest, over, piece = longest_holds(module, batch)
+            print(
+                f"{name}: longest record() {longest:.3f} ms, {over} over 0.3 ms; "
+                f"longest piece of a spread second's closing {piece:.3f} ms"
+            )
     a, b = statistics.median(a_times), statistics.median(b_times)
     print(
         f"{args.model} model, median per record(): {args.base} {a:.3f} µs, this tree {b:.3f} µs; "

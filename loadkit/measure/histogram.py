@@ -7,9 +7,13 @@ exactly (``add``) and travel between processes encoded (``encode``/``decode``).
 
 from __future__ import annotations
 
+import itertools
 import math
+from bisect import bisect_left
 from collections import Counter
+from collections.abc import Collection, Iterator
 from fractions import Fraction
+from itertools import accumulate, islice
 
 from hdrh.histogram import HdrHistogram
 
@@ -21,9 +25,26 @@ HIGHEST_US = 60_000_000
 SIGNIFICANT_DIGITS = 3
 PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
 PENDING_LIMIT = 4096
-"""Distinct values a histogram holds outside its HDR counts before it adds them in: memory flat."""
-RAW_LIMIT = 4096
-"""Values a histogram holds as recorded before it folds them into its figures: memory flat."""
+"""Distinct values a histogram counts in one Counter outside its HDR counts; past it the Counter
+is set aside whole (no work: a bigger one took 0.3-0.5 ms to grow) for its owner to add in, off
+the per-request path (``LatencyRecorder`` does it at each second's close: ``backlog``)."""
+PENDING_HARD_LIMIT = 32_768
+"""Distinct values set aside past which the per-request path adds them in itself, all at once
+(several milliseconds): memory flat even for an owner that never does it (about 3 MB at most)."""
+RAW_LIMIT = 256
+"""Values a histogram holds as recorded before it folds them into its figures: memory flat, and
+a fold short (about 0.05-0.1 ms: it runs inside the generator's per-request call, so it holds an
+event loop that long; 4,096 values held it for 1-2.5 ms, docs/benchmarks.md)."""
+_FOLD_PHASES = itertools.count()
+"""Each new histogram's first batch is shorter by a step of this count (see ``_fold_at``)."""
+_FOLD_PHASE_STEP = 97
+"""Coprime with RAW_LIMIT: histograms made one after the other fold on different requests."""
+SYNC_CHUNK = 128
+"""Distinct values added into the HDR counts by one ``sync_part``: about 0.05 ms of hdrh index
+arithmetic (all 4,096 at once held the generator for 1-2 ms)."""
+
+SCAN_BLOCK = 1024
+"""Counters a percentile scan sums at a time (the scan stops at the block holding the last rank)."""
 
 _TO_NS = (1000.0).__mul__
 
@@ -31,7 +52,22 @@ _TO_NS = (1000.0).__mul__
 class LatencyHistogram:
     """An HDR histogram of latencies (µs) with the exact count, sum, min and max beside it."""
 
-    __slots__ = ("_clamped", "_count", "_hist", "_max_us", "_min_us", "_pending", "_raw", "_sum_ns")
+    __slots__ = (
+        "_clamped",
+        "_count",
+        "_fold_at",
+        "_hist",
+        "_max_us",
+        "_min_us",
+        "_moving",
+        "_moving_left",
+        "_moving_values",
+        "_pending",
+        "_raw",
+        "_sum_ns",
+        "_waiting",
+        "_waiting_left",
+    )
 
     def __init__(self) -> None:
         self._hist = HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
@@ -39,10 +75,24 @@ class LatencyHistogram:
         # load generator, so it only appends, and ``_fold`` takes a batch at a time in loops
         # that run in C (min, max, sum, a Counter's update): the same figures, a third the cost.
         self._raw: list[float] = []
+        # A request records into several histograms at once (an endpoint's response and service
+        # times, its second's), which would fill their batches on the same request and fold
+        # them all in one call (0.5 ms at 256 values each): the first batch of each is shorter
+        # by its own phase, so their folds fall on different requests.
+        self._fold_at = RAW_LIMIT - next(_FOLD_PHASES) * _FOLD_PHASE_STEP % RAW_LIMIT
         # Folded values (integer µs, already clamped) not yet in ``_hist``, with their counts:
         # hdrh's record_value is pure Python and costs more than the rest of a record, so values
-        # wait here and go into ``_hist`` in bulk (``_synced``) before anything reads it.
+        # wait here and go into ``_hist`` in bulk: a chunk at a time when the owner asks
+        # (``sync_part``, off the per-request path), the rest before anything reads it.
         self._pending: Counter[int] = Counter()
+        # Full pending Counters set aside (PENDING_LIMIT), oldest first, and the one on its way
+        # into ``_hist`` a chunk at a time (``sync_part``), its values read by one iterator (a
+        # pass over all of them at once, for a total or a min, took 1-2 ms).
+        self._waiting: list[Counter[int]] = []
+        self._waiting_left = 0
+        self._moving: Counter[int] | None = None
+        self._moving_values: Iterator[int] = iter(())
+        self._moving_left = 0
         self._count = 0
         # The sum is kept in integer nanoseconds so that adding shares in any order gives the
         # same total (float sums depend on the order), hence the same mean after a merge.
@@ -86,7 +136,7 @@ class LatencyHistogram:
         # The generator's hot path (once per request): an append; the figures follow in bulk.
         raw = self._raw
         raw.append(value_us)
-        if len(raw) >= RAW_LIMIT:
+        if len(raw) >= self._fold_at:
             self._fold()
 
     def _fold(self) -> None:
@@ -95,6 +145,7 @@ class LatencyHistogram:
         if not raw:
             return
         self._raw = []
+        self._fold_at = RAW_LIMIT
         low = min(raw)
         if low < 0.0:
             raw = [value if value >= 0.0 else 0.0 for value in raw]
@@ -124,14 +175,68 @@ class LatencyHistogram:
                 pending[HIGHEST_US] += above
                 self._clamped += above
         if len(pending) > PENDING_LIMIT:
-            self._synced()
+            self._waiting.append(pending)
+            self._waiting_left += len(pending)
+            self._pending = Counter()
+            if self._waiting_left + self._moving_left > PENDING_HARD_LIMIT:
+                self._synced()
+
+    @property
+    def backlog(self) -> int:
+        """Distinct values waiting outside the HDR counts (folded ones only): past
+        ``PENDING_LIMIT``, time for the owner to add them in (``sync_part``)."""
+        return len(self._pending) + self._waiting_left + max(self._moving_left, 0)
+
+    def sync_part(self, limit: int = SYNC_CHUNK) -> bool:
+        """Fold the values recorded since the last fold and add up to ``limit`` distinct values
+        into the HDR counts; whether every value is in them now.
+
+        For a caller that spreads a histogram's bookkeeping over several turns of an event loop
+        (closing a second of the timeline): each call costs at most a fold of ``RAW_LIMIT``
+        values and ``limit`` values' index arithmetic. Reading the histogram does the rest at
+        once, so the figures are the same either way."""
+        self._fold()
+        moving = self._moving
+        if moving is None:
+            if self._waiting:
+                moving = self._waiting.pop(0)
+                self._waiting_left -= len(moving)
+            else:
+                pending = self._pending
+                if len(pending) <= limit:
+                    if pending:
+                        _add_counts(self._hist, pending.keys(), pending.values())
+                        pending.clear()
+                    return True
+                moving, self._pending = pending, Counter()
+            self._moving = moving
+            self._moving_values = iter(moving)
+            self._moving_left = len(moving)
+        values = list(islice(self._moving_values, limit))
+        _add_counts(self._hist, values, list(map(moving.__getitem__, values)))
+        self._moving_left -= len(values)
+        if self._moving_left > 0:
+            return False
+        self._moving = None
+        return not self._waiting and not self._pending
 
     def _synced(self) -> HdrHistogram:
         """The HDR histogram with every recorded value in it."""
         self._fold()
+        moving = self._moving
+        if moving is not None:
+            values = list(self._moving_values)
+            if values:
+                _add_counts(self._hist, values, list(map(moving.__getitem__, values)))
+            self._moving = None
+            self._moving_left = 0
+        for waiting in self._waiting:
+            _add_counts(self._hist, waiting.keys(), waiting.values())
+        self._waiting = []
+        self._waiting_left = 0
         pending = self._pending
         if pending:
-            _add_counts(self._hist, pending)
+            _add_counts(self._hist, pending.keys(), pending.values())
             pending.clear()
         return self._hist
 
@@ -192,18 +297,22 @@ class LatencyHistogram:
         values: dict[float, float] = {}
         if total_count == 0:
             return values
-        counts = hist.counts
+        # The counters as plain integers to C code (hdrh keeps them in a ctypes array, whose
+        # type code is struct's), without copying them out.
+        counts = memoryview(hist.counts).cast("B").cast(hist.counts._type_._type_)
         seen = 0
         next_target = 0
-        # One scan for all percentiles, up to the highest bucket in use.
+        # One scan for all percentiles, up to the highest bucket in use, a block of counters at
+        # a time summed in C (a loop over each counter in Python cost about 1 ms a call).
         top_value = min(max(math.ceil(self.max_us), LOWEST_US), HIGHEST_US)
-        top_index = hist.get_counts_array_index(top_value) + 1
-        for index in range(min(top_index, hist.counts_len)):
-            count = counts[index]
-            if not count:
-                continue
-            seen += count
+        top_index = min(hist.get_counts_array_index(top_value) + 1, hist.counts_len)
+        for first in range(0, top_index, SCAN_BLOCK):
+            block = counts[first : min(first + SCAN_BLOCK, top_index)]
+            cumulative = list(accumulate(block, initial=seen))
+            seen = cumulative[-1]
             while next_target < len(targets) and seen >= targets[next_target][0]:
+                # The first counter at which the running count reaches the rank.
+                index = first + bisect_left(cumulative, targets[next_target][0], 1) - 1
                 value = hist.get_highest_equivalent_value(hist.get_value_from_index(index))
                 values[targets[next_target][1]] = float(value)
                 next_target += 1
@@ -278,9 +387,9 @@ class LatencyHistogram:
         return histogram
 
 
-def _add_counts(hist: HdrHistogram, counts: dict[int, int]) -> None:
-    """Add ``counts`` (value: how many; every value in range) to ``hist``, as its
-    ``record_value(value, count)`` would one by one, at a fifth of the cost.
+def _add_counts(hist: HdrHistogram, values: Collection[int], counts: Collection[int]) -> None:
+    """Add ``counts[i]`` of ``values[i]`` (distinct, not empty, every one in range) to ``hist``,
+    as its ``record_value(value, count)`` would one by one, at a fifth of the cost.
 
     hdrh's record_value is pure Python (1.6 µs, FACTS.md): an open run's spread of response
     times gives thousands of distinct values a second, and this ran in the generator's hot
@@ -292,12 +401,12 @@ def _add_counts(hist: HdrHistogram, counts: dict[int, int]) -> None:
     mask = hist.sub_bucket_mask
     unit = hist.unit_magnitude
     base = unit + half_magnitude + 1
-    for value, count in counts.items():
+    for value, count in zip(values, counts, strict=True):
         bucket = (value | mask).bit_length() - base
         array[((bucket + 1) << half_magnitude) + (value >> (bucket + unit)) - half_count] += count
-    hist.total_count += sum(counts.values())
-    hist.min_value = min(hist.min_value, min(counts))
-    hist.max_value = max(hist.max_value, max(counts))
+    hist.total_count += sum(counts)
+    hist.min_value = min(hist.min_value, min(values))
+    hist.max_value = max(hist.max_value, max(values))
 
 
 def us_to_ms(value_us: float | None) -> float | None:
