@@ -52,7 +52,9 @@ def test_login_runs_with_plain_locust(service: BundledService) -> None:
 def test_api_mix_counts_wrong_logins_as_expected(service: BundledService) -> None:
     stats = run_plain_locust("api", service.url)
     names = {str(s["name"]) for s in stats}
-    assert {"/api/auth/login", "/api/items", "/api/auth/me"} <= names
+    # Tasks are drawn at random: on a busy machine a 3 s run may never draw the rarer ones
+    # (``me``, weight 2 of 15), so only the logins of on_start and the most drawn are required.
+    assert {"/api/auth/login", "/api/items"} <= names
     assert all(s["num_failures"] == 0 for s in stats), stats
 
 
