@@ -294,16 +294,29 @@ class WorkersNotReadyError(InvalidRunError):
     """Workers connected and got their plans but were not set up in time: nothing was run
     (exit 4, as for workers that never connected)."""
 
-    def __init__(self, *, not_ready: Sequence[str], expect: int, wait_s: float) -> None:
-        """The error for ``not_ready`` (Locust's worker ids) of ``expect`` after ``wait_s``."""
+    def __init__(
+        self, *, not_ready: Sequence[str], expect: int, wait_s: float, ended: bool = False
+    ) -> None:
+        """The error for ``not_ready`` (Locust's worker ids) of ``expect`` after ``wait_s``;
+        ``ended``: they ended (lost, stopped, crashed, refused their plan) before they were set
+        up, and the others were stopped rather than started without them."""
         names = ", ".join(not_ready)
-        super().__init__(
-            f"--expect-workers {expect}: {len(not_ready)} worker(s) got their plan but were not "
-            f"set up within {wait_s:g} s: {names}; a worker sets up its users (a scenario's "
-            "setup steps, a login) before the common start: check that those machines reach "
-            "the target and that its setup steps answer there, and that their load is not "
-            "starving them"
-        )
+        if ended:
+            message = (
+                f"--expect-workers {expect}: {len(not_ready)} worker(s) ended before they were "
+                f"set up: {names}; the others were stopped before the common start, nothing was "
+                "run: see those workers' output (stopped, crashed, lost or refused their plan) "
+                "and start the run again"
+            )
+        else:
+            message = (
+                f"--expect-workers {expect}: {len(not_ready)} worker(s) got their plan but were "
+                f"not set up within {wait_s:g} s: {names}; a worker sets up its users (a "
+                "scenario's setup steps, a login) before the common start: check that those "
+                "machines reach the target and that its setup steps answer there, and that "
+                "their load is not starving them"
+            )
+        super().__init__(message)
         self.not_ready = list(not_ready)
 
 
@@ -330,8 +343,9 @@ def run_master(
 
     Raises ConfigError when the relay cannot listen there, GeneratorCrashedError when it died,
     WorkersNotConnectedError when they had not all come after ``wait_s`` seconds,
-    WorkersNotReadyError when one was still not set up ``ready_wait_s`` after the plans went
-    (the others are told to stop first).
+    WorkersNotReadyError when one was still not set up ``ready_wait_s`` after the plans went,
+    or ended (refused its plan, stopped, crashed, lost) before the start (the others are told
+    to stop first).
     """
     relay = Relay(
         relay_argv(
@@ -436,6 +450,15 @@ class _Collection:
             if event.get("event") == "eof":
                 break
             self._take(event)
+            if outcome.start is None and self.ended and not outcome.interrupted:
+                # A worker gone before the start (as a --processes child ended in its setup):
+                # the others are stopped rather than run a part of the timetable without it.
+                gone = [w for w in self.workers if w in self.ended]
+                error = WorkersNotReadyError(
+                    not_ready=gone, expect=len(self.workers), wait_s=ready_wait_s, ended=True
+                )
+                self.relay.send({"send": "stop", "data": {"gave_up": str(error)}})
+                raise error
             waiting = set(self.workers) - self.set_up - self.ended
             if outcome.start is None and self.set_up and not waiting and not outcome.interrupted:
                 # Every worker still in the run is set up: all start together, a lead ahead.
